@@ -1,0 +1,7 @@
+"""StoryTransformer: find and fix problems in backlogs of user stories.
+
+The core library: story model, readers, quality rules and fixes. It imports no
+editor, LSP or GPU library at import time.
+"""
+
+__version__ = "0.1.0"

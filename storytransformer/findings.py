@@ -1,0 +1,65 @@
+"""The one finding type used by the CLI, the language server and the daemon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .story import Range, Story
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    HINT = "hint"
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """Another story that a finding refers to (the duplicate, the conflicting story)."""
+
+    file: str
+    range: Range
+    story_id: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TextEdit:
+    range: Range
+    new_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """A safe, deterministic change. Its edits stay inside the story's own lines."""
+
+    title: str
+    edits: tuple[TextEdit, ...]
+
+    @staticmethod
+    def replace(title: str, rng: Range, new_text: str) -> "Fix":
+        return Fix(title, (TextEdit(rng, new_text),))
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    criterion: str
+    severity: Severity
+    message: str
+    file: str
+    range: Range
+    story_id: str
+    related: tuple[Related, ...] = ()
+    fix: Fix | None = None
+    data: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @staticmethod
+    def on(story: Story, code: str, criterion: str, severity: Severity, message: str,
+           rng: Range | None = None, **kw) -> "Finding":
+        return Finding(code, criterion, severity, message, story.file, rng or story.range, story.id, **kw)
+
+    def sort_key(self):
+        return (self.file, self.range.start.line, self.range.start.character, self.code)

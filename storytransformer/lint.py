@@ -1,0 +1,86 @@
+"""Run the rules over a workspace: select rules, apply severities and suppressions.
+
+This is the one entry point the CLI, the language server and the daemon use
+for deterministic findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable
+
+from .config import Config
+from .findings import Finding, Severity
+from .rules import RULES, Rule
+from .rules.context import RuleContext, Template
+from .story import SourceFile, Story
+from .workspace import Workspace
+
+
+def enabled_rules(config: Config) -> list[Rule]:
+    """The rules this configuration turns on, in code order."""
+    chosen = []
+    for code, r in sorted(RULES.items()):
+        on = r.default_on
+        if config.select:
+            on = any(code.startswith(s.upper()) for s in config.select)
+        if any(code.startswith(s.upper()) for s in config.ignore):
+            on = False
+        if config.severity.get(code) == "off":
+            on = False
+        elif code in config.severity:
+            on = True
+        if on:
+            chosen.append(r)
+    return chosen
+
+
+def severity_of(r: Rule, config: Config) -> Severity:
+    sev = config.severity.get(r.code)
+    return Severity(sev) if sev and sev != "off" else r.severity
+
+
+class Linter:
+    """Holds the per-run state (template, compiled word lists) so one-file re-checks are cheap."""
+
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self.config = workspace.config
+        self.rules = enabled_rules(self.config)
+        self.context = RuleContext(self.config, Template.of(workspace.stories()))
+
+    def refresh_template(self) -> None:
+        self.context.template = Template.of(self.workspace.stories())
+
+    def check_story(self, story: Story, source: SourceFile | None = None) -> list[Finding]:
+        out: list[Finding] = []
+        file_sup = source.suppressed if source else frozenset()
+        for r in self.rules:
+            if r.check is None or story.is_suppressed(r.code) or r.code in file_sup or "*" in file_sup:
+                continue
+            args = (story, self.context, self.workspace) if r.scope == "workspace" else (story, self.context)
+            for f in r.check(*args):
+                sev = severity_of(r, self.config)
+                out.append(f if f.severity == sev else replace(f, severity=sev))
+        return out
+
+    def check_file(self, path: str) -> list[Finding]:
+        source = self.workspace.files.get(path)
+        if source is None:
+            return []
+        out: list[Finding] = []
+        for s in source.stories:
+            out.extend(self.check_story(s, source))
+        return sorted(out, key=Finding.sort_key)
+
+    def check(self, paths: Iterable[str] | None = None) -> list[Finding]:
+        targets = list(paths) if paths is not None else list(self.workspace.files)
+        out: list[Finding] = []
+        for path in targets:
+            out.extend(self.check_file(path))
+        return out
+
+
+def check(workspace: Workspace, paths: Iterable[str] | None = None) -> list[Finding]:
+    """All deterministic findings for ``paths`` (default: every file) of ``workspace``."""
+    return Linter(workspace).check(paths)

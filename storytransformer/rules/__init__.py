@@ -1,0 +1,60 @@
+"""The rule registry. Each rule module registers small pure functions with :func:`rule`.
+
+A *story rule* sees one story (and the shared :class:`~.context.RuleContext`);
+a *workspace rule* sees one story and the whole workspace (duplicates, the
+dominant template). Both yield findings; severities and on/off come from the
+configuration, applied in :mod:`storytransformer.lint`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from ..findings import Finding, Severity
+
+DOCS_URL = "https://github.com/storytransformer/storytransformer/blob/main/docs/rules.md#{anchor}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str  # kebab-case, e.g. "missing-role"
+    criterion: str  # QUS criterion, e.g. "well-formed"
+    severity: Severity
+    summary: str
+    fixable: bool
+    scope: str  # "story" | "workspace" | "semantic"
+    default_on: bool
+    check: Callable[..., Iterable[Finding]] | None
+
+    @property
+    def url(self) -> str:
+        return DOCS_URL.format(anchor=f"{self.code.lower()}-{self.name}")
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
+         fixable: bool = False, scope: str = "story", default_on: bool = True):
+    """Register the decorated function as rule ``code``."""
+
+    def register(fn):
+        RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, fn)
+        return fn
+
+    return register
+
+
+def declare(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
+            fixable: bool = False, scope: str = "semantic", default_on: bool = True) -> None:
+    """Declare a rule whose findings are produced elsewhere (the similarity index, the engine)."""
+    RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, None)
+
+
+def _load_all() -> None:
+    from . import atomic, estimatable, minimal, problem_oriented, unambiguous, uniform, unique, well_formed  # noqa: F401
+
+
+_load_all()

@@ -20,10 +20,10 @@ DEFAULT_VAGUE_WORDS = (
     "fast", "quick", "quickly", "easy", "easily", "simple", "simply", "user-friendly", "user friendly",
     "intuitive", "efficient", "efficiently", "flexible", "robust", "seamless", "seamlessly",
     "appropriate", "adequate", "adequately", "sufficient", "optimal", "optimized", "better",
-    "improved", "nice", "good", "pretty", "various", "several", "some", "many", "few", "etc",
+    "improved", "nice", "good", "pretty", "various", "several", "etc",
     "etc.", "and so on", "and/or", "as needed", "as appropriate", "if possible", "if necessary",
-    "where possible", "as much as possible", "state-of-the-art", "modern", "reasonable", "normal",
-    "minimal", "maximum", "relevant", "properly", "correctly", "significant", "powerful",
+    "where possible", "as much as possible", "state-of-the-art", "modern", "reasonable",
+    "properly", "significant", "powerful",
 )
 DEFAULT_SOLUTION_WORDS = (
     "button", "dropdown", "drop-down", "checkbox", "check box", "radio button", "popup", "pop-up",

@@ -11,7 +11,7 @@ from typing import Iterable
 
 from .config import Config
 from .findings import Finding, Severity
-from .rules import RULES, Rule
+from .rules import PREPARE, RULES, Rule
 from .rules.context import RuleContext, Template
 from .story import SourceFile, Story
 from .workspace import Workspace
@@ -43,11 +43,11 @@ def severity_of(r: Rule, config: Config) -> Severity:
 class Linter:
     """Holds the per-run state (template, compiled word lists) so one-file re-checks are cheap."""
 
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: Workspace, use_disk_cache: bool = True):
         self.workspace = workspace
         self.config = workspace.config
         self.rules = enabled_rules(self.config)
-        self.context = RuleContext(self.config, Template.of(workspace.stories()))
+        self.context = RuleContext(self.config, Template.of(workspace.stories()), workspace, use_disk_cache)
 
     def refresh_template(self) -> None:
         self.context.template = Template.of(self.workspace.stories())
@@ -75,10 +75,22 @@ class Linter:
 
     def check(self, paths: Iterable[str] | None = None) -> list[Finding]:
         targets = list(paths) if paths is not None else list(self.workspace.files)
+        self.prepare(s for p in targets if p in self.workspace.files for s in self.workspace.files[p].stories)
         out: list[Finding] = []
         for path in targets:
             out.extend(self.check_file(path))
+        self.save_caches()
         return out
+
+    def prepare(self, stories: Iterable[Story]) -> None:
+        """Run the rules' batch hooks (one parser batch for the whole run)."""
+        stories = list(stories)
+        for hook in PREPARE:
+            hook(stories, self.context)
+
+    def save_caches(self) -> None:
+        if "conjunctions" in self.context.__dict__:
+            self.context.conjunctions.save()
 
 
 def check(workspace: Workspace, paths: Iterable[str] | None = None) -> list[Finding]:

@@ -16,7 +16,7 @@ from .story import Part, Position, Range
 
 ROLE_MARKER = re.compile(r"^\s*(as\s+(?:an?|the)?\b\s*)(?=\S)", re.IGNORECASE)
 MEANS_MARKER = re.compile(
-    r"\b(I|we)\s*"
+    r"\b(I|we)\s*(?:(?:only|also|really|just|still|then|therefore|\w+ly)\s+)?"
     r"(?P<verb>"
     r"want(?:\s+to)?|wish(?:\s+to)?|would\s+like(?:\s+to)?|['’]d\s+like(?:\s+to)?|"
     r"need(?:\s+to)?|can|could|am\s+able\s+to|['’]m\s+able\s+to|"

@@ -27,6 +27,7 @@ class Rule:
     scope: str  # "story" | "workspace" | "semantic"
     default_on: bool
     check: Callable[..., Iterable[Finding]] | None
+    unsafe_fix: bool = False  # the fix changes what the story asks for: only with --unsafe-fixes
 
     @property
     def url(self) -> str:
@@ -34,14 +35,16 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {}
+# Batch hooks run once per check before the per-story rules (e.g. parse all conjunctions at once).
+PREPARE: list[Callable] = []
 
 
 def rule(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
-         fixable: bool = False, scope: str = "story", default_on: bool = True):
+         fixable: bool = False, scope: str = "story", default_on: bool = True, unsafe_fix: bool = False):
     """Register the decorated function as rule ``code``."""
 
     def register(fn):
-        RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, fn)
+        RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, fn, unsafe_fix)
         return fn
 
     return register
@@ -54,7 +57,7 @@ def declare(code: str, name: str, criterion: str, severity: Severity, summary: s
 
 
 def _load_all() -> None:
-    from . import atomic, estimatable, minimal, problem_oriented, unambiguous, uniform, unique, well_formed  # noqa: F401
+    from . import atomic, estimatable, full_sentence, minimal, problem_oriented, unambiguous, uniform, unique, well_formed  # noqa: F401
 
 
 _load_all()

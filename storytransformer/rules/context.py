@@ -77,6 +77,19 @@ class Template:
 class RuleContext:
     config: Config
     template: Template = field(default_factory=Template)
+    workspace: object | None = None  # the Workspace, for rules that need other stories or the file's lines
+    use_disk_cache: bool = True
+
+    @cached_property
+    def conjunctions(self):
+        from ..nlp import ConjunctionAnalyser
+
+        return ConjunctionAnalyser(use_disk_cache=self.use_disk_cache)
+
+    def lines_of(self, story: Story) -> list[str]:
+        files = getattr(self.workspace, "files", {})
+        source = files.get(story.file)
+        return source.lines if source is not None else story.text.splitlines()
 
     @cached_property
     def vague(self) -> re.Pattern[str]:

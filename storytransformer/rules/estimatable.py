@@ -1,0 +1,28 @@
+"""Estimatable: a story small enough to estimate, not an epic in disguise."""
+
+from __future__ import annotations
+
+import re
+
+from ..findings import Finding, Severity
+from . import rule
+
+CRITERION = "estimatable"
+EPIC_VERBS = re.compile(r"^(?:be able to\s+)?(manage|administer|administrate|maintain|handle|control)\s+(all|every|the whole|everything)\b", re.I)
+
+
+@rule("ST901", "epic-sized", CRITERION, Severity.INFO,
+      "The story is long or asks for a whole area ('manage all ...'): likely an epic to split.")
+def epic_sized(story, ctx):
+    if story.means is None:
+        return
+    words = len(story.text.split())
+    if words > ctx.config.max_words:
+        yield Finding.on(story, "ST901", CRITERION, Severity.INFO,
+                         f"Hard to estimate: {words} words (more than {ctx.config.max_words}); is it an epic to split?")
+        return
+    m = EPIC_VERBS.match(story.means.text)
+    if m:
+        yield Finding.on(story, "ST901", CRITERION, Severity.INFO,
+                         f"Hard to estimate: '{m.group(0)}' covers a whole area; split it into concrete stories",
+                         story.means.range)

@@ -1,0 +1,69 @@
+"""Minimal: a story holds the role, the means and the ends, and nothing else."""
+
+from __future__ import annotations
+
+import re
+
+from ..findings import Finding, Severity
+from ..fixes import move_to_note
+from ..parse import MEANS_MARKER, first_sentence_end
+from ..story import sub_range
+from . import rule
+
+CRITERION = "minimal"
+BRACKETS = re.compile(r"\([^()]{1,300}\)|\[[^\[\]]{1,300}\]|\{[^{}]{1,300}\}")
+# Brackets that are part of the wording, not an aside: "file(s)", "(optional)" kept? no: only plural markers.
+PLURAL = re.compile(r"^\((?:s|es|ies)\)$", re.IGNORECASE)
+
+
+@rule("ST301", "bracketed-text", CRITERION, Severity.WARNING,
+      "Text in brackets is a note, not part of the story: move it out.", fixable=True)
+def bracketed_text(story, ctx):
+    for m in BRACKETS.finditer(story.text):
+        glued = (m.start() > 0 and story.text[m.start() - 1].isalnum()) or story.text[m.end():m.end() + 1].isalnum()
+        if PLURAL.match(m.group(0)) or glued:
+            continue  # "file(s)", "(re-)use", "function()": wording, not an aside
+        start, end = m.start(), m.end()
+        fix = move_to_note(story, start, end, ctx.lines_of(story), "Move the bracketed text into a note")
+        yield Finding.on(story, "ST301", CRITERION, Severity.WARNING,
+                         f"Not minimal: the bracketed text {m.group(0)[:60]!s} is a note, not part of the story",
+                         sub_range(story.text, story.range, start, end), fix=fix)
+
+
+def _offset(story, part) -> int:
+    """Offset of ``part`` inside ``story.text`` (single-line stories)."""
+    return part.range.start.character - story.range.start.character
+
+
+@rule("ST302", "extra-sentence", CRITERION, Severity.WARNING,
+      "The story goes on after its last part with more sentences: keep them as notes or acceptance criteria.",
+      fixable=True)
+def extra_sentence(story, ctx):
+    if story.trailing is not None:
+        start = _offset(story, story.trailing) if story.trailing.range.start.line == story.range.start.line else 0
+        fix = move_to_note(story, start, len(story.text), ctx.lines_of(story), "Move the extra sentences into a note") if start else None
+        yield Finding.on(story, "ST302", CRITERION, Severity.WARNING,
+                         "Not minimal: more text follows the story; move it to a note or the acceptance criteria",
+                         story.trailing.range, fix=fix)
+        return
+    means = story.means
+    if means is not None:
+        cut = first_sentence_end(means.text, 0, len(means.text))
+        if cut is not None:
+            yield Finding.on(story, "ST302", CRITERION, Severity.WARNING,
+                             "Not minimal: the means holds more than one sentence; keep details in the acceptance criteria",
+                             sub_range(means.text, means.range, cut, len(means.text)))
+
+
+@rule("ST303", "repeated-marker", CRITERION, Severity.WARNING,
+      "A marker is written twice ('As a user, as a user', 'I want to I want to').")
+def repeated_marker(story, ctx):
+    role, means = story.role, story.means
+    if role is not None and re.match(r"(?i)as\s+(an?|the)\b", role.text):
+        yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
+                         f"Not minimal: the role marker is repeated ('{role.marker} {role.text[:30]}')", role.range)
+    if means is not None:
+        m = MEANS_MARKER.match(means.text)
+        if m and m.group(0).lower().split()[0] in ("i", "we"):
+            yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
+                             f"Not minimal: the means marker is repeated ('{means.marker} {m.group(0)}')", means.range)

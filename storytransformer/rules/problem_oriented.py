@@ -1,0 +1,21 @@
+"""Problem-oriented: a story says what is needed, not how to build it (buttons, colours, technologies)."""
+
+from __future__ import annotations
+
+from ..findings import Finding, Severity
+from ..story import sub_range
+from . import rule
+
+CRITERION = "problem-oriented"
+
+
+@rule("ST801", "solution-detail", CRITERION, Severity.INFO,
+      "The means names a solution (a button, a colour, a technology) instead of the need.")
+def solution_detail(story, ctx):
+    if story.means is None:
+        return
+    m = ctx.solution.search(story.means.text)
+    if m:
+        yield Finding.on(story, "ST801", CRITERION, Severity.INFO,
+                         f"Not problem-oriented: '{m.group(0)}' is solution detail; state the need and leave the design open",
+                         sub_range(story.means.text, story.means.range, m.start(), m.end()), data={"term": m.group(0)})

@@ -1,0 +1,21 @@
+"""Unambiguous: no vague words ("fast", "user-friendly", "etc.") that nobody can test."""
+
+from __future__ import annotations
+
+from ..findings import Finding, Severity
+from ..story import sub_range
+from . import rule
+
+CRITERION = "unambiguous"
+
+
+@rule("ST701", "vague-term", CRITERION, Severity.WARNING,
+      "A vague term in the role or means ('fast', 'easy', 'user-friendly', 'etc.'): say what it means.")
+def vague_term(story, ctx):
+    for part in (story.role, story.means):
+        if part is None:
+            continue
+        for m in ctx.vague.finditer(part.text):
+            yield Finding.on(story, "ST701", CRITERION, Severity.WARNING,
+                             f"Ambiguous: '{m.group(0)}' is vague; say how it can be checked",
+                             sub_range(part.text, part.range, m.start(), m.end()), data={"term": m.group(0)})

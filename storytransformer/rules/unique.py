@@ -1,0 +1,50 @@
+"""Unique: every story appears once in the whole workspace (exact and normalised duplicates).
+
+Semantic duplicates (same meaning, other words) come from the similarity index.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..findings import Finding, Related, Severity
+from ..fixes import delete_story
+from . import rule
+
+CRITERION = "unique"
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().rstrip(".")
+
+
+def _position(s):
+    return (s.file, s.range.start.line, s.range.start.character)
+
+
+@rule("ST601", "exact-duplicate", CRITERION, Severity.WARNING,
+      "The same story is written twice in the workspace.", fixable=True, scope="workspace")
+def exact_duplicate(story, ctx, workspace):
+    same = [s for s in workspace.same_text(story) if _squash(s.text) == _squash(story.text)]
+    if not same:
+        return
+    yield _finding(story, same, "ST601", "Duplicate: the same story", ctx)
+
+
+@rule("ST602", "near-duplicate", CRITERION, Severity.WARNING,
+      "The story differs from another only in case, punctuation or spacing.", scope="workspace")
+def normalised_duplicate(story, ctx, workspace):
+    others = workspace.same_text(story)
+    if not others or all(_squash(s.text) == _squash(story.text) for s in others):
+        return
+    near = [s for s in others if _squash(s.text) != _squash(story.text)]
+    yield _finding(story, near, "ST602", "Duplicate: the same words", ctx, deletable=False)
+
+
+def _finding(story, others, code, what, ctx, deletable=True):
+    others = sorted(others, key=_position)
+    first = min([story, *others], key=_position)
+    where = ", ".join(f"{o.file}:{o.line + 1}" for o in others[:3]) + (" ..." if len(others) > 3 else "")
+    related = tuple(Related(o.file, o.range, o.id, f"{what} ({o.id})") for o in others)
+    fix = delete_story(story, ctx.lines_of(story)) if deletable and story is not first else None
+    return Finding.on(story, code, CRITERION, Severity.WARNING, f"{what} as {where}", related=related, fix=fix)

@@ -1,0 +1,138 @@
+"""Code actions: a quick fix per fixable finding, "Merge with <id>" for duplicates and overlaps,
+"Rewrite with model" for a story with findings, and fix-all (see :mod:`.fix_all`).
+
+Quick fixes carry their edit at once. The model actions carry only a title and
+``data``; their edit is computed by ``codeAction/resolve`` when the user picks
+one. Every edit is a versioned ``TextDocumentEdit``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from .convert import document_edit, lsp_range, overlaps, path_to_uri, text_edit, uri_to_path, whole_lines
+from .fix_all import FIX_ALL, fix_all_action
+from .model import ModelUnavailable
+
+if TYPE_CHECKING:
+    from .server import StoryServer
+
+log = logging.getLogger(__name__)
+MERGE_CODES = frozenset({"ST601", "ST602", "ST603", "ST604", "ST605"})
+KINDS = [types.CodeActionKind.QuickFix, types.CodeActionKind.RefactorRewrite, FIX_ALL]
+
+
+def wanted(kind: str, only: list[str] | None, explicit: bool = False) -> bool:
+    """``context.only`` semantics: a kind is wanted if it equals or refines a requested kind.
+
+    ``explicit`` kinds (source actions) are only returned when asked for by name.
+    """
+    if not only:
+        return not explicit
+    return any(kind == o or kind.startswith(o + ".") for o in only)
+
+
+def quick_fixes(server: "StoryServer", uri: str, pub, rng: types.Range, only) -> list[types.CodeAction]:
+    actions: list[types.CodeAction] = []
+    model_on = server.options.daemon.enabled
+    offset = len(pub.diagnostics) - len(pub.findings.findings)
+    rewrite_for: dict[str, types.Diagnostic] = {}
+    for i, finding in enumerate(pub.findings.findings):
+        if not overlaps(lsp_range(finding.range), rng):
+            continue
+        diag = pub.diagnostics[i + offset]
+        if finding.fix is not None and wanted(types.CodeActionKind.QuickFix, only):
+            actions.append(types.CodeAction(
+                title=finding.fix.title, kind=types.CodeActionKind.QuickFix, diagnostics=[diag],
+                is_preferred=True,
+                edit=document_edit(uri, pub.version, [text_edit(e) for e in finding.fix.edits])))
+        if model_on and finding.code in MERGE_CODES and wanted(types.CodeActionKind.QuickFix, only):
+            for rel in finding.related:
+                actions.append(types.CodeAction(
+                    title=f"Merge with {rel.story_id}", kind=types.CodeActionKind.QuickFix, diagnostics=[diag],
+                    data={"action": "merge", "uri": uri, "version": pub.version, "story": finding.story_id,
+                          "with": {"file": rel.file, "id": rel.story_id}}))
+        rewrite_for.setdefault(finding.story_id, diag)
+    if model_on and wanted(types.CodeActionKind.RefactorRewrite, only):
+        for story_id, diag in rewrite_for.items():
+            actions.append(types.CodeAction(
+                title="Rewrite with model", kind=types.CodeActionKind.RefactorRewrite, diagnostics=[diag],
+                data={"action": "rewrite", "uri": uri, "version": pub.version, "story": story_id}))
+    return actions
+
+
+async def resolve_model_action(server: "StoryServer", action: types.CodeAction) -> types.CodeAction:
+    data: Any = action.data
+    if not isinstance(data, dict) or data.get("action") not in ("merge", "rewrite"):
+        return action
+    uri, version, story_id = data.get("uri"), data.get("version"), data.get("story")
+    path = uri_to_path(uri) if isinstance(uri, str) else None
+    if path is None or not isinstance(story_id, str):
+        return action
+    core = server.core
+    story = await core.run(core.find_story, path, story_id, version)
+    if story is None:
+        server.show(f"'{action.title}': {story_id} is no longer there as it was; ask for the action again",
+                    types.MessageType.Warning)
+        return action
+    try:
+        if data["action"] == "merge":
+            other_ref = data.get("with") or {}
+            other = await core.run(core.find_story, str(other_ref.get("file")), str(other_ref.get("id")), "any")
+            if other is None:
+                server.show(f"'{action.title}': the other story is gone", types.MessageType.Warning)
+                return action
+            texts = await server.model.propose("propose/merge", {"stories": [
+                {"file": story.file, "id": story.id, "text": story.text},
+                {"file": other.file, "id": other.id, "text": other.text}]})
+            action.edit = merge_edit(server, uri, version, story, texts[0], [other])
+        else:
+            texts = await server.model.propose("propose/rewrite", {"file": story.file, "id": story.id,
+                                                                   "text": story.text})
+            action.edit = document_edit(uri, version, [types.TextEdit(range=lsp_range(story.range), new_text=texts[0])])
+            server.model_rewrites[(path, version, story.id)] = (lsp_range(story.range), texts[0])
+    except ModelUnavailable as e:
+        server.show(f"model unavailable: {e}", types.MessageType.Warning)
+    return action
+
+
+def merge_edit(server: "StoryServer", uri: str, version: int | None, keep, text: str, others) -> types.WorkspaceEdit:
+    """Replace ``keep`` with the merged ``text`` and delete the ``others`` (whole lines), in any file."""
+    per_uri: dict[str, list[types.TextEdit]] = {uri: [types.TextEdit(range=lsp_range(keep.range), new_text=text)]}
+    for o in others:
+        per_uri.setdefault(path_to_uri(o.file), []).append(types.TextEdit(range=whole_lines(o.range), new_text=""))
+    changes = []
+    for u, edits in per_uri.items():
+        doc = server.open_document(u)
+        v = version if u == uri else (doc.version if doc is not None else None)
+        changes.append(types.TextDocumentEdit(
+            text_document=types.OptionalVersionedTextDocumentIdentifier(uri=u, version=v), edits=edits))
+    return types.WorkspaceEdit(document_changes=changes)
+
+
+def register(server: "StoryServer") -> None:
+    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                    types.CodeActionOptions(code_action_kinds=KINDS, resolve_provider=True))
+    async def code_action(params: types.CodeActionParams):
+        uri = params.text_document.uri
+        path = uri_to_path(uri)
+        if path is None or path not in server.core.overlays:
+            return None
+        only = params.context.only
+        actions: list[types.CodeAction] = []
+        if wanted(FIX_ALL, only, explicit=True):
+            fix_all = fix_all_action(server, uri)  # never waits: only what is ready now
+            if fix_all is not None:
+                actions.append(fix_all)
+        if wanted(types.CodeActionKind.QuickFix, only) or wanted(types.CodeActionKind.RefactorRewrite, only):
+            pub = await server.diagnostics.ensure_current(path)
+            if pub is not None:
+                actions.extend(quick_fixes(server, uri, pub, params.range, only))
+        return actions or None
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def code_action_resolve(action: types.CodeAction) -> types.CodeAction:
+        return await resolve_model_action(server, action)

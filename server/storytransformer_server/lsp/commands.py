@@ -1,0 +1,101 @@
+"""``workspace/executeCommand``: re-check the workspace, merge stories, load/unload the model, engine status.
+
+The command names and the ``storytransformer/engineStatus`` notification are
+what the VS Code extension calls and listens for; keep them stable.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from .code_actions import merge_edit
+from .convert import uri_to_path
+from .model import ModelUnavailable
+
+if TYPE_CHECKING:
+    from .server import StoryServer
+
+log = logging.getLogger(__name__)
+
+RECHECK = "storytransformer.recheckWorkspace"
+LOAD_MODEL = "storytransformer.loadModel"
+UNLOAD_MODEL = "storytransformer.unloadModel"
+MERGE = "storytransformer.mergeStories"
+ENGINE_STATUS = "storytransformer.engineStatus"
+COMMANDS = (RECHECK, LOAD_MODEL, UNLOAD_MODEL, MERGE, ENGINE_STATUS)
+
+
+def story_refs(args: tuple) -> list[tuple[str, int]]:
+    """``[{uri, line}, ...]`` (or that list wrapped in one argument) -> (uri, line) pairs; bad entries raise."""
+    items: list[Any] = list(args)
+    if len(items) == 1 and isinstance(items[0], list):
+        items = items[0]
+    refs = []
+    for i, item in enumerate(items):
+        if not (isinstance(item, dict) and isinstance(item.get("uri"), str)
+                and isinstance(item.get("line"), int) and not isinstance(item.get("line"), bool)
+                and item["line"] >= 0):
+            raise ValueError(f"argument {i + 1} must be {{uri: string, line: integer >= 0}}, not {item!r}")
+        refs.append((item["uri"], item["line"]))
+    return refs
+
+
+def register(server: "StoryServer") -> None:
+    @server.command(RECHECK)
+    async def recheck(*args) -> dict:
+        server.diagnostics.scanned.clear()
+        await server.scan_workspace()
+        pubs = list(server.diagnostics.published.values())
+        return {"files": len(pubs), "findings": sum(len(p.diagnostics) for p in pubs)}
+
+    @server.command(LOAD_MODEL)
+    async def load_model(*args) -> dict:
+        status = await server.model.load()
+        if status.state == "unavailable":
+            server.show(f"model unavailable: {status.reason}", types.MessageType.Warning)
+        return status.to_json()
+
+    @server.command(UNLOAD_MODEL)
+    async def unload_model(*args) -> dict:
+        return (await server.model.unload()).to_json()
+
+    @server.command(ENGINE_STATUS)
+    async def engine_status(*args) -> dict:
+        status = await server.model.refresh_status(spawn=False)
+        server.send_engine_status(status)
+        return status.to_json()
+
+    @server.command(MERGE)
+    async def merge(*args) -> dict:
+        try:
+            refs = story_refs(args)
+        except ValueError as e:
+            server.show(f"Merge Stories: {e}", types.MessageType.Error)
+            return {"applied": False, "reason": str(e)}
+        stories = []
+        for uri, line in refs:
+            path = uri_to_path(uri)
+            found = await server.core.run(server.core.story_at, path, line) if path else None
+            if found is not None and found not in stories:
+                stories.append(found)
+        if len(stories) < 2:
+            reason = "select at least two different stories to merge"
+            server.show(f"Merge Stories: {reason}", types.MessageType.Warning)
+            return {"applied": False, "reason": reason}
+        try:
+            texts = await server.model.propose("propose/merge", {"stories": [
+                {"file": s.file, "id": s.id, "text": s.text} for s in stories]})
+        except ModelUnavailable as e:
+            server.show(f"model unavailable: {e}", types.MessageType.Warning)
+            return {"applied": False, "reason": f"model unavailable: {e}"}
+        keep = stories[0]
+        keep_uri = refs[0][0]
+        doc = server.open_document(keep_uri)
+        edit = merge_edit(server, keep_uri, doc.version if doc else None, keep, texts[0], stories[1:])
+        result = await server.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=edit, label="Merge stories"))
+        return {"applied": bool(result.applied), "text": texts[0],
+                "reason": result.failure_reason}

@@ -1,0 +1,91 @@
+"""Core types -> LSP types. The core's positions carry UTF-16 columns, which is what LSP uses."""
+
+from __future__ import annotations
+
+import os
+
+from lsprotocol import types
+from pygls.uris import from_fs_path, to_fs_path
+
+from storytransformer.findings import Finding, Related, Severity
+from storytransformer.findings import TextEdit as CoreTextEdit
+from storytransformer.story import Position as CorePosition
+from storytransformer.story import Range as CoreRange
+
+SOURCE = "storytransformer"
+
+SEVERITY = {
+    Severity.ERROR: types.DiagnosticSeverity.Error,
+    Severity.WARNING: types.DiagnosticSeverity.Warning,
+    Severity.INFO: types.DiagnosticSeverity.Information,
+    Severity.HINT: types.DiagnosticSeverity.Hint,
+}
+
+
+def uri_to_path(uri: str) -> str | None:
+    """The normalised file-system path of a ``file:`` URI; None for other schemes."""
+    path = to_fs_path(uri)
+    if not path or not uri.startswith("file:"):
+        return None
+    return os.path.normpath(os.path.abspath(path))
+
+
+def path_to_uri(path: str) -> str:
+    return from_fs_path(os.path.abspath(path)) or path
+
+
+def position(p: CorePosition) -> types.Position:
+    return types.Position(line=p.line, character=p.utf16 if p.utf16 >= 0 else p.character)
+
+
+def lsp_range(r: CoreRange) -> types.Range:
+    return types.Range(start=position(r.start), end=position(r.end))
+
+
+def whole_lines(r: CoreRange) -> types.Range:
+    """The lines ``r`` touches, line breaks included: what deleting a story removes."""
+    return types.Range(start=types.Position(r.start.line, 0), end=types.Position(r.end.line + 1, 0))
+
+
+def overlaps(a: types.Range, b: types.Range) -> bool:
+    """Whether two LSP ranges touch (an empty range at a story's edge counts)."""
+    a0, a1 = (a.start.line, a.start.character), (a.end.line, a.end.character)
+    b0, b1 = (b.start.line, b.start.character), (b.end.line, b.end.character)
+    return a0 <= b1 and b0 <= a1
+
+
+def related_info(rel: Related) -> types.DiagnosticRelatedInformation:
+    return types.DiagnosticRelatedInformation(
+        location=types.Location(uri=path_to_uri(rel.file), range=lsp_range(rel.range)),
+        message=rel.message or f"story {rel.story_id}",
+    )
+
+
+def diagnostic(f: Finding) -> types.Diagnostic:
+    from storytransformer.rules import RULES
+
+    rule = RULES.get(f.code)
+    return types.Diagnostic(
+        range=lsp_range(f.range),
+        message=f.message,
+        severity=SEVERITY.get(f.severity, types.DiagnosticSeverity.Warning),
+        code=f.code,
+        source=SOURCE,
+        code_description=types.CodeDescription(href=rule.url) if rule else None,
+        related_information=[related_info(r) for r in f.related] or None,
+        data={"story_id": f.story_id, "criterion": f.criterion, "fixable": f.fix is not None},
+    )
+
+
+def text_edit(e: CoreTextEdit) -> types.TextEdit:
+    return types.TextEdit(range=lsp_range(e.range), new_text=e.new_text)
+
+
+def document_edit(uri: str, version: int | None, edits: list[types.TextEdit]) -> types.WorkspaceEdit:
+    """A versioned edit: the client rejects it when the document has changed since ``version``."""
+    return types.WorkspaceEdit(document_changes=[
+        types.TextDocumentEdit(
+            text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
+            edits=edits,
+        )
+    ])

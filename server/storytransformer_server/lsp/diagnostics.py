@@ -1,0 +1,251 @@
+"""Diagnostics: checked on open, on change (debounced per document), for the whole workspace at start.
+
+Pushed with ``textDocument/publishDiagnostics`` by default; when the client can
+pull (``textDocument/diagnostic``), answered on request with result ids, and
+``workspace/diagnostic`` covers every file of the workspace.
+
+A result is kept and shown only if it belongs to the version the editor has
+now: a result computed for an older version is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from .convert import SOURCE, diagnostic, path_to_uri, uri_to_path
+from .documents import FileFindings
+
+if TYPE_CHECKING:
+    from .server import StoryServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What the editor was last given for one file."""
+
+    uri: str
+    version: int | None
+    findings: FileFindings
+    diagnostics: tuple[types.Diagnostic, ...]
+    result_id: str
+
+
+def to_diagnostics(ff: FileFindings) -> list[types.Diagnostic]:
+    out = [diagnostic(f) for f in ff.findings]
+    if ff.problem:
+        pos = types.Position(ff.problem_line, 0)
+        out.insert(0, types.Diagnostic(range=types.Range(pos, pos), message=ff.problem,
+                                       severity=types.DiagnosticSeverity.Error, source=SOURCE))
+    return out
+
+
+class Diagnostics:
+    """Debouncing, staleness checks and publication, for every file."""
+
+    def __init__(self, server: "StoryServer"):
+        self.server = server
+        self.published: dict[str, Published] = {}  # path -> last result shown
+        self._pending: dict[str, asyncio.Task] = {}  # path -> debounce task (sleeping)
+        self._ids = itertools.count(1)
+        self.scanned = asyncio.Event()
+        self.dropped_stale = 0  # results computed for an old version, never shown
+
+    # -- mode --------------------------------------------------------------
+    @property
+    def pull(self) -> bool:
+        caps = self.server.client_capabilities.text_document
+        return caps is not None and caps.diagnostic is not None
+
+    # -- scheduling --------------------------------------------------------
+    def schedule(self, path: str, immediately: bool = False) -> None:
+        """Check ``path`` after the debounce delay; a newer change restarts the delay."""
+        old = self._pending.pop(path, None)
+        if old is not None:
+            old.cancel()
+        delay = 0 if immediately else self.server.options.debounce_ms / 1000
+        task = asyncio.get_running_loop().create_task(self._after(path, delay))
+        self._pending[path] = task
+
+    async def _after(self, path: str, delay: float) -> None:
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            return
+        if self._pending.get(path) is asyncio.current_task():
+            del self._pending[path]
+        # From here on the check runs to the end even if a newer change comes in:
+        # the core must see every text in order, and the staleness check drops the result.
+        await asyncio.shield(self.check_open(path))
+
+    def cancel(self, path: str) -> None:
+        task = self._pending.pop(path, None)
+        if task is not None:
+            task.cancel()
+
+    # -- checking ----------------------------------------------------------
+    async def check_open(self, path: str) -> Published | None:
+        """Check the open document at ``path`` as it is now; publish what is still current."""
+        doc = self.server.open_document_for_path(path)
+        if doc is None:
+            return None
+        version, text = doc.version or 0, doc.source
+        self.server.core.overlays[path] = (version, text)
+        try:
+            results = await self.server.core.run(self.server.core.update, path, version, text)
+        except Exception:
+            log.exception("checking %s failed", path)
+            return None
+        self.accept(results)
+        return self.published.get(path) if self._current(path, version) else None
+
+    async def ensure_current(self, path: str) -> Published | None:
+        """The published result for the open document's current version, checking it now if needed."""
+        for _ in range(3):
+            doc = self.server.open_document_for_path(path)
+            if doc is None:
+                await self.scanned.wait()
+                return self.published.get(path)
+            pub = self.published.get(path)
+            if pub is not None and pub.version == doc.version:
+                return pub
+            self.cancel(path)
+            pub = await self.check_open(path)
+            if pub is not None:
+                return pub
+        return None
+
+    def current(self, path: str) -> Published | None:
+        """The published result if it matches the document as it is now (never waits)."""
+        pub = self.published.get(path)
+        doc = self.server.open_document_for_path(path)
+        if pub is None or (doc is not None and pub.version != doc.version):
+            return None
+        return pub
+
+    def _current(self, path: str, version: int | None) -> bool:
+        doc = self.server.open_document_for_path(path)
+        if doc is None:
+            return version is None
+        return doc.version == version
+
+    def accept(self, results: list[FileFindings]) -> None:
+        """Keep and show results that match what the editor has now; drop the rest."""
+        changed_others = False
+        for i, ff in enumerate(results):
+            if not self._current(ff.path, ff.version):
+                # Computed for an old version (or a closed document): never shown.
+                self.dropped_stale += 1
+                log.debug("dropped stale diagnostics for %s version %s", ff.path, ff.version)
+                continue
+            old = self.published.get(ff.path)
+            diags = tuple(to_diagnostics(ff))
+            if old is not None and old.version == ff.version and old.diagnostics == diags:
+                continue
+            pub = Published(path_to_uri(ff.path), ff.version, ff, diags, str(next(self._ids)))
+            self.published[ff.path] = pub
+            if self.pull:
+                changed_others = changed_others or i > 0
+            else:
+                self._push(pub)
+        if changed_others:
+            self.refresh_pull()
+
+    def _push(self, pub: Published) -> None:
+        self.server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+            uri=pub.uri, diagnostics=list(pub.diagnostics), version=pub.version))
+
+    def forget(self, path: str) -> None:
+        """The file is no longer linted: clear what the editor shows for it."""
+        pub = self.published.pop(path, None)
+        if pub is not None and not self.pull:
+            self.server.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=pub.uri, diagnostics=[]))
+
+    def refresh_pull(self) -> None:
+        ws = self.server.client_capabilities.workspace
+        if ws is not None and ws.diagnostics is not None and ws.diagnostics.refresh_support:
+            try:
+                self.server.workspace_diagnostic_refresh(None)
+            except Exception:
+                log.debug("workspace/diagnostic/refresh failed", exc_info=True)
+
+    def replace_all(self, results: list[FileFindings]) -> None:
+        """After a scan or a configuration change: files that vanished are cleared, the rest shown."""
+        seen = {ff.path for ff in results}
+        for path in list(self.published):
+            if path not in seen:
+                self.forget(path)
+        self.accept(results)
+        if self.pull:
+            self.refresh_pull()
+
+
+def register(server: "StoryServer") -> None:
+    d = server.diagnostics
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: types.DidOpenTextDocumentParams) -> None:
+        path = uri_to_path(params.text_document.uri)
+        if path is None or not server.core.is_story_file(path):
+            return
+        server.core.overlays[path] = (params.text_document.version, params.text_document.text)
+        d.schedule(path, immediately=True)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        path = uri_to_path(params.text_document.uri)
+        if path is None or path not in server.core.overlays:
+            return
+        d.schedule(path)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(params: types.DidSaveTextDocumentParams) -> None:
+        # The saved text is what the editor already sent; nothing to re-read.
+        return None
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    async def did_close(params: types.DidCloseTextDocumentParams) -> None:
+        path = uri_to_path(params.text_document.uri)
+        if path is None or server.core.overlays.pop(path, None) is None:
+            return
+        d.cancel(path)
+        results = await server.core.run(server.core.revert, path)
+        if results and results[0].path == path and path not in server.core.workspace.files:
+            d.forget(path)
+            results = results[1:]
+        d.accept(results)
+
+    @server.feature(types.TEXT_DOCUMENT_DIAGNOSTIC,
+                    types.DiagnosticOptions(identifier=SOURCE, inter_file_dependencies=True,
+                                            workspace_diagnostics=True))
+    async def pull_document(params: types.DocumentDiagnosticParams):
+        path = uri_to_path(params.text_document.uri)
+        pub = await d.ensure_current(path) if path else None
+        if pub is None:
+            return types.RelatedFullDocumentDiagnosticReport(items=[])
+        if params.previous_result_id == pub.result_id:
+            return types.RelatedUnchangedDocumentDiagnosticReport(result_id=pub.result_id)
+        return types.RelatedFullDocumentDiagnosticReport(items=list(pub.diagnostics), result_id=pub.result_id)
+
+    @server.feature(types.WORKSPACE_DIAGNOSTIC)
+    async def pull_workspace(params: types.WorkspaceDiagnosticParams):
+        await d.scanned.wait()
+        previous = {p.uri: p.value for p in params.previous_result_ids or []}
+        items = []
+        for pub in list(d.published.values()):
+            if previous.get(pub.uri) == pub.result_id:
+                items.append(types.WorkspaceUnchangedDocumentDiagnosticReport(
+                    uri=pub.uri, result_id=pub.result_id, version=pub.version))
+            else:
+                items.append(types.WorkspaceFullDocumentDiagnosticReport(
+                    uri=pub.uri, items=list(pub.diagnostics), version=pub.version, result_id=pub.result_id))
+        return types.WorkspaceDiagnosticReport(items=items)

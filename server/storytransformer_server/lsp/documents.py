@@ -1,0 +1,251 @@
+"""The core workspace behind the server, and the one thread that touches it.
+
+The core is synchronous and not thread-safe, so every call into it runs on a
+single worker thread (:meth:`CoreState.run`), in submission order; the event
+loop stays free to answer the editor. The event loop only reads the immutable
+results that come back.
+
+Open documents are overlaid on the files on disk (``overlays``, written by the
+event loop, read by the worker when it rebuilds the workspace) so a rescan never
+forgets unsaved text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+from storytransformer.config import Config, ConfigError, load_config
+from storytransformer.findings import Finding
+from storytransformer.formats import detect_format
+from storytransformer.lint import Linter
+from storytransformer.workspace import Workspace, _matches
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FileFindings:
+    """Findings for one file as it was at ``version`` (None: the file on disk)."""
+
+    path: str
+    version: int | None
+    findings: tuple[Finding, ...]
+    problem: str | None = None  # the file could not be read at all (shown as one diagnostic)
+    problem_line: int = 0
+
+
+@dataclass
+class ScanResult:
+    files: list[FileFindings] = field(default_factory=list)
+    config_error: str | None = None
+    problems: list[str] = field(default_factory=list)
+    stories: int = 0
+
+
+class CoreState:
+    """One core :class:`Workspace` and :class:`Linter` per server, driven from one worker thread."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storytransformer-core")
+        self.config = Config()
+        self.file_config = self.config
+        self.workspace = Workspace(self.config)
+        self.linter: Linter | None = None
+        self.roots: list[str] = []
+        self.rule_overrides: dict[str, str] = {}
+        # path -> (version, text) of open documents; written by the event loop only.
+        self.overlays: dict[str, tuple[int, str]] = {}
+        # path -> version whose text the core workspace holds (None: disk); written by the worker.
+        self.core_version: dict[str, int | None] = {}
+        self._roles: list[str] | None = None  # roles by frequency, rebuilt lazily after changes
+
+    async def run(self, fn: Callable[..., T], *args) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- questions the event loop may ask (cheap, read-only) --------------
+    def is_story_file(self, path: str) -> bool:
+        """A file we lint: known to the workspace, or matching the configured globs or formats."""
+        if path in self.workspace.files:
+            return True
+        if detect_format(path, self.config) is None:
+            return False
+        for root in self.roots:
+            rel = os.path.relpath(path, root)
+            if not rel.startswith(".."):
+                rel = rel.replace(os.sep, "/")
+                return _matches(rel, self.config.include) and not _matches(rel, self.config.exclude)
+        return True  # a story file opened from outside the workspace: lint it on its own
+
+    def under_roots(self, path: str) -> bool:
+        return any(not os.path.relpath(path, r).startswith("..") for r in self.roots)
+
+    # -- worker-thread functions (called through run) ---------------------
+    def scan(self, roots: list[str], rule_overrides: dict[str, str]) -> ScanResult:
+        """Load the configuration and every story file under ``roots``; check them all."""
+        result = ScanResult()
+        self.roots = [os.path.normpath(os.path.abspath(r)) for r in roots]
+        self.rule_overrides = dict(rule_overrides)
+        start = Path(self.roots[0]) if self.roots else Path.cwd()
+        try:
+            config = load_config(start=start)
+        except ConfigError as e:
+            result.config_error = str(e)
+            config = Config(root=str(start))
+        self.file_config = config
+        self.config = self._with_overrides(config)
+        ws = Workspace.from_paths(self.roots, self.config) if self.roots else Workspace(self.config)
+        self.core_version = {p: None for p in ws.files}
+        for path, (version, text) in list(self.overlays.items()):
+            self._set_text(ws, path, text)
+            self.core_version[path] = version
+        self.workspace = ws
+        self.linter = Linter(ws)
+        self._roles = None
+        result.problems = [str(p) for p in ws.problems.values() if p.kind == "error"]
+        result.stories = len(ws)
+        result.files = self.check_all()
+        return result
+
+    def reconfigure(self, rule_overrides: dict[str, str]) -> list[FileFindings]:
+        """New severities from the editor's settings: rebuild the linter and check everything again."""
+        self.rule_overrides = dict(rule_overrides)
+        self.config = self._with_overrides(self.file_config)
+        self.workspace.config = self.config
+        self.linter = Linter(self.workspace)
+        return self.check_all()
+
+    def _with_overrides(self, config: Config) -> Config:
+        """The configuration file's settings with the editor's rule severities on top."""
+        if not self.rule_overrides:
+            return config
+        return dataclasses.replace(config, severity={**config.severity, **self.rule_overrides})
+
+    def check_all(self) -> list[FileFindings]:
+        out = [self._findings(p) for p in self.workspace.files]
+        out += [FileFindings(p.path, None, (), p.message, max((p.line or 1) - 1, 0))
+                for p in self.workspace.problems.values() if p.kind == "error"]
+        return out
+
+    def update(self, path: str, version: int, text: str) -> list[FileFindings]:
+        """Replace one file's text and check it, plus every file whose stories duplicate its old or new ones."""
+        ws = self.workspace
+        self._roles = None
+        affected = self._duplicated_in(path)
+        problem = self._set_text(ws, path, text)
+        self.core_version[path] = version
+        if problem:
+            return [FileFindings(path, version, (), problem)] + [self._findings(p) for p in sorted(affected)]
+        affected |= self._duplicated_in(path)
+        affected.discard(path)
+        return [self._findings(path)] + [self._findings(p) for p in sorted(affected) if p in ws.files]
+
+    def revert(self, path: str) -> list[FileFindings]:
+        """A document was closed: back to the file on disk (or out of the workspace when it is not part of it)."""
+        ws = self.workspace
+        self._roles = None
+        affected = self._duplicated_in(path)
+        if self.under_roots(path) and os.path.isfile(path):
+            loaded = ws.load(path)
+            affected |= self._duplicated_in(path)
+            self.core_version[path] = None
+            first = self._findings(path) if path in ws.files else FileFindings(path, None, (), getattr(loaded, "message", None))
+        else:
+            ws.remove(path)
+            self.core_version.pop(path, None)
+            first = FileFindings(path, None, ())
+        affected.discard(path)
+        return [first] + [self._findings(p) for p in sorted(affected) if p in ws.files]
+
+    def check_paths(self, paths: Iterable[str]) -> list[FileFindings]:
+        return [self._findings(p) for p in paths if p in self.workspace.files]
+
+    def refresh_template(self) -> list[FileFindings]:
+        """Recompute the dominant template (it drifts as stories are edited) and re-check everything."""
+        if self.linter is None:
+            self.linter = Linter(self.workspace)
+        self.linter.refresh_template()
+        return self.check_all()
+
+    def roles(self) -> list[str]:
+        """The workspace's roles, most frequent first (one spelling per role, case-insensitively)."""
+        if self._roles is None:
+            counts: Counter[str] = Counter()
+            spelling: dict[str, Counter[str]] = {}
+            for s in self.workspace.stories():
+                text = " ".join(s.role.text.split()) if s.role else ""
+                if text:
+                    counts[text.lower()] += 1
+                    spelling.setdefault(text.lower(), Counter())[text] += 1
+            self._roles = [spelling[k].most_common(1)[0][0] for k, _ in counts.most_common()]
+        return self._roles
+
+    def means_marker(self) -> str:
+        """How this backlog introduces the means ("I want to", "I'd like to", ...)."""
+        family = self.linter.context.template.means if self.linter else "i want"
+        return {"i want": "I want to", "i'd like": "I'd like to", "i need": "I need to",
+                "i can": "I can"}.get(family, "I want to")
+
+    # -- helpers (worker thread) ------------------------------------------
+    def _set_text(self, ws: Workspace, path: str, text: str) -> str | None:
+        try:
+            ws.set_text(path, text)
+            return None
+        except ValueError as e:  # e.g. a CSV without a story column
+            ws.remove(path)
+            return str(e)
+
+    def _duplicated_in(self, path: str) -> set[str]:
+        source = self.workspace.files.get(path)
+        if source is None:
+            return set()
+        return {o.file for s in source.stories for o in self.workspace.same_text(s)}
+
+    def _findings(self, path: str) -> FileFindings:
+        if self.linter is None:
+            self.linter = Linter(self.workspace)
+        try:
+            found = tuple(self.linter.check_file(path))
+        except Exception as e:  # a rule bug must not take the server down; say where it happened
+            log.exception("checking %s failed", path)
+            return FileFindings(path, self.core_version.get(path), (), f"internal error while checking: {e!r}")
+        return FileFindings(path, self.core_version.get(path), found)
+
+    def story_at(self, path: str, line: int):
+        source = self.workspace.files.get(path)
+        if source is None:
+            return None
+        for s in source.stories:
+            if s.range.contains_line(line):
+                return s
+        return None
+
+    def find_story(self, path: str, story_id: str, version: int | None | str):
+        """Story ``story_id`` of ``path`` if the core holds ``version`` of the file ("any": whatever it holds)."""
+        if version != "any" and self.core_version.get(path) != version:
+            return None
+        return self.stories_by_id(path).get(story_id)
+
+    def stories_at(self, path: str, lines: list[int]) -> list:
+        found = []
+        for line in lines:
+            s = self.story_at(path, line)
+            if s is not None and s not in found:
+                found.append(s)
+        return found
+
+    def stories_by_id(self, path: str) -> dict:
+        source = self.workspace.files.get(path)
+        return {s.id: s for s in source.stories} if source else {}
+

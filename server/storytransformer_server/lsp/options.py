@@ -1,0 +1,100 @@
+"""Settings the client sends (``initializationOptions`` and the ``storytransformer`` section).
+
+Invalid values never stop the server: each is replaced by its default and
+reported in the returned error list, which the caller shows to the user
+(the jedi-language-server way). Unknown keys are ignored, because editors send
+their own keys in the same section (paths, trace level).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITIES = ("error", "warning", "info", "hint", "off")
+
+
+@dataclass(frozen=True)
+class FixOnSave:
+    # Include model rewrites in source.fixAll (only those already computed for the current version).
+    model: bool = False
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    enabled: bool = True  # False: no model features at all, deterministic only
+    spawn: bool = True  # start the daemon on demand when model work is asked for
+    timeout_s: float = 30.0  # deadline of one model request
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    debounce_ms: int = 150
+    rules: dict[str, str] = field(default_factory=dict)  # code -> severity | "off"
+    fix_on_save: FixOnSave = field(default_factory=FixOnSave)
+    daemon: DaemonOptions = field(default_factory=DaemonOptions)
+
+
+def _bool(value: Any, key: str, default: bool, errors: list[str]) -> bool:
+    if isinstance(value, bool):
+        return value
+    errors.append(f"storytransformer.{key} must be true or false, not {value!r}; using {str(default).lower()}")
+    return default
+
+
+def _number(value: Any, key: str, default, low: float, high: float, errors: list[str], integer: bool = False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+    if ok and integer and isinstance(value, float) and not value.is_integer():
+        ok = False
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        errors.append(f"storytransformer.{key} must be {kind} from {low:g} to {high:g}, not {value!r}; using {default}")
+        return default
+    return int(value) if integer else float(value)
+
+
+def _table(value: Any, key: str, errors: list[str]) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        errors.append(f"storytransformer.{key} must be an object, not {value!r}; using the defaults")
+        return {}
+    return value
+
+
+def parse_options(raw: Any, known_rules: set[str] | None = None) -> tuple[ServerOptions, list[str]]:
+    """``raw`` (a JSON object from the client) -> options and the list of problems found."""
+    errors: list[str] = []
+    d = ServerOptions()
+    if raw is None:
+        return d, errors
+    if not isinstance(raw, dict):
+        return d, [f"storytransformer settings must be an object, not {raw!r}; using the defaults"]
+
+    debounce = d.debounce_ms
+    if "debounceMs" in raw:
+        debounce = _number(raw["debounceMs"], "debounceMs", d.debounce_ms, 0, 10_000, errors, integer=True)
+
+    rules: dict[str, str] = {}
+    for code, sev in _table(raw.get("rules"), "rules", errors).items():
+        norm = str(code).upper()
+        if known_rules is not None and norm not in known_rules:
+            errors.append(f"storytransformer.rules names unknown rule {code!r}; ignored")
+        elif not isinstance(sev, str) or sev.lower() not in SEVERITIES:
+            errors.append(f"storytransformer.rules.{code} must be one of {', '.join(SEVERITIES)}, not {sev!r}; "
+                          "using the rule's default")
+        else:
+            rules[norm] = sev.lower()
+
+    fos = _table(raw.get("fixOnSave"), "fixOnSave", errors)
+    fix_on_save = FixOnSave(model=_bool(fos["model"], "fixOnSave.model", False, errors) if "model" in fos else False)
+
+    dmn = _table(raw.get("daemon"), "daemon", errors)
+    dd = DaemonOptions()
+    daemon = DaemonOptions(
+        enabled=_bool(dmn["enabled"], "daemon.enabled", dd.enabled, errors) if "enabled" in dmn else dd.enabled,
+        spawn=_bool(dmn["spawn"], "daemon.spawn", dd.spawn, errors) if "spawn" in dmn else dd.spawn,
+        timeout_s=_number(dmn["timeoutS"], "daemon.timeoutS", dd.timeout_s, 0.1, 3600, errors)
+        if "timeoutS" in dmn else dd.timeout_s,
+    )
+    return ServerOptions(debounce, rules, fix_on_save, daemon), errors

@@ -1,0 +1,148 @@
+"""The language server: state shared by the features, and the wiring. No feature logic here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from typing import Any
+from urllib.parse import unquote
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.workspace import TextDocument
+
+from . import code_actions, commands, configuration, diagnostics, inline
+from .convert import path_to_uri, uri_to_path
+from .documents import CoreState
+from .model import EngineStatus, ModelAdapter
+from .options import ServerOptions
+from .protocol import StoryProtocol
+
+log = logging.getLogger(__name__)
+ENGINE_STATUS = "storytransformer/engineStatus"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("storytransformer")
+    except PackageNotFoundError:
+        return "0"
+
+
+class StoryServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("storytransformer", _version(), protocol_cls=StoryProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.core = CoreState()
+        self.options = ServerOptions()
+        self.init_settings: Any = None
+        self.model = ModelAdapter(on_status=self.send_engine_status)
+        self.diagnostics = diagnostics.Diagnostics(self)
+        # (path, version, story id) -> model rewrite, kept for fix-all on save
+        self.model_rewrites: dict[tuple[str, int | None, str], str] = {}
+
+    # -- helpers for the features -----------------------------------------
+    def open_document(self, uri: str) -> TextDocument | None:
+        return self.workspace.text_documents.get(unquote(uri))
+
+    def open_document_for_path(self, path: str) -> TextDocument | None:
+        return self.open_document(path_to_uri(path))
+
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        log.log(logging.WARNING if kind <= types.MessageType.Warning else logging.INFO, "%s", message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=f"StoryTransformer: {message}"))
+
+    def send_engine_status(self, status: EngineStatus) -> None:
+        try:
+            self.protocol.notify(ENGINE_STATUS, status.to_json())
+        except Exception:
+            log.debug("cannot send engine status", exc_info=True)
+
+    def supports_progress(self) -> bool:
+        w = self.client_capabilities.window
+        return bool(w and w.work_done_progress)
+
+    def report_server_error(self, error: Exception, source) -> None:
+        # Logged, and shown once as a message; never fatal.
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+        super().report_server_error(error, source)
+
+    def roots(self) -> list[str]:
+        folders = [uri_to_path(f.uri) for f in self.workspace.folders.values()]
+        roots = [f for f in folders if f]
+        if not roots and self.workspace.root_uri:
+            root = uri_to_path(self.workspace.root_uri)
+            roots = [root] if root else []
+        return roots
+
+    async def scan_workspace(self) -> None:
+        """Load and check every story file of the workspace, with progress, and show the results."""
+        token = None
+        if self.supports_progress():
+            token = str(uuid.uuid4())
+            try:
+                await self.work_done_progress.create_async(token)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                    title="StoryTransformer", message="checking the workspace", cancellable=False))
+            except Exception:
+                token = None
+        try:
+            result = await self.core.run(self.core.scan, self.roots(), self.options.rules)
+        except Exception as e:
+            log.exception("workspace scan failed")
+            self.show(f"the workspace scan failed: {e}", types.MessageType.Error)
+            result = None
+        finally:
+            if token:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+        if result is not None:
+            if result.config_error:
+                self.show(f"{result.config_error} (using the default configuration)", types.MessageType.Error)
+            for problem in result.problems[:5]:
+                log.warning("%s", problem)
+            self.diagnostics.replace_all(result.files)
+            log.info("workspace: %d stories in %d files", result.stories, len(result.files))
+        self.diagnostics.scanned.set()
+
+
+def create_server() -> StoryServer:
+    server = StoryServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(params: types.InitializeParams) -> None:
+        server.init_settings = configuration.initial_settings(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(params: types.InitializedParams) -> None:
+        fetched = await configuration.fetch_client_settings(server)
+        await configuration.apply_settings(server, configuration.merge_settings(server.init_settings, fetched))
+        await server.scan_workspace()
+        server.send_engine_status(server.model.status)
+        if server.options.daemon.enabled:
+            # Only look for a running daemon here; it is started when model work is asked for.
+            asyncio.get_running_loop().create_task(server.model.refresh_status(spawn=False))
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(params: Any = None) -> None:
+        await server.model.close()
+        server.core.shutdown()
+
+    diagnostics.register(server)
+    code_actions.register(server)
+    inline.register(server)
+    commands.register(server)
+    configuration.register(server)
+    return server
+
+
+def serve(tcp: bool = False, host: str = "127.0.0.1", port: int = 2087) -> None:
+    server = create_server()
+    if tcp:
+        server.start_tcp(host, port)
+    else:
+        server.start_io()
+    server.core.shutdown()

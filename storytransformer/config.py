@@ -57,6 +57,14 @@ class SimilarityConfig:
     overlap_threshold: float = 0.80
     top_k: int = 5
     cache: bool = True
+    # Added by the similarity index (docs/similarity.md explains and tunes each one).
+    same_goal_threshold: float = 0.85  # another role wanting the same means (ST605)
+    role_threshold: float = 0.80  # roles at least this similar count as the same role
+    ends_threshold: float = 0.55  # same role and means but ends below this: another benefit (overlap)
+    lexical_weight: float = 0.3  # share of content-lemma overlap in the means score
+    max_neighbours: int = 20  # candidate pairs kept per story (bounds memory on repetitive backlogs)
+    device: str = "cpu"  # cpu | cuda | cuda:N | mps
+    batch_size: int = 64
 
 
 @dataclass
@@ -72,6 +80,10 @@ class EngineConfig:
     remote_api_key_env: str = "STORYTRANSFORMER_API_KEY"
     max_new_tokens: int = 96
     timeout_s: float = 60.0
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32
+    retries: int = 2  # remote engine: retries with backoff after a connection error, 429 or 5xx
+    generate: bool = True  # also ask the model for free (source-constrained) proposals
+    allowed_words: list[str] = field(default_factory=list)  # extra words a proposal may add
 
 
 @dataclass

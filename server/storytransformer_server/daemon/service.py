@@ -1,0 +1,324 @@
+"""The daemon's methods: what each request does, independent of sockets and framing.
+
+Each handler is ``async def handler(ctx, params) -> result``. Core work
+(parsing, rules) runs in worker threads under the root's lock; model work
+goes through the engine adapter's single thread. ``ctx`` carries the
+calling client, the request id, a cancel flag and progress reporting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from .engine_adapter import EngineAdapter
+from .protocol import (ENGINE_STATE, INDEX_CHANGED, INVALID_PARAMS, NOT_FOUND, PROGRESS, PROTOCOL_VERSION,
+                       UNAUTHORIZED, VERSION_MISMATCH, DaemonError, version_compatible)
+from .similarity_adapter import SimilarityAdapter
+from .workspaces import Root, Roots, norm_path
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Context", dict], Awaitable[Any]]
+
+
+@dataclass
+class Context:
+    """One request being served."""
+
+    client: Any  # the server's ClientSession: .id, .notify(method, params), .handshaken, .roots
+    request_id: Any
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self, message: str, percentage: float | None = None, token: Any = None) -> None:
+        """Send a ``progress`` notification to the caller; safe from any thread."""
+        params = {"token": self.request_id if token is None else token, "message": message}
+        if percentage is not None:
+            params["percentage"] = max(0, min(100, int(percentage)))
+        self.client.notify_threadsafe(PROGRESS, params)
+
+
+# -- parameter checking ------------------------------------------------------
+def _str(params: dict, key: str, *, optional: bool = False) -> str | None:
+    v = params.get(key)
+    if v is None and optional:
+        return None
+    if not isinstance(v, str) or not v:
+        raise DaemonError(INVALID_PARAMS, f"'{key}' must be a non-empty string")
+    return v
+
+
+def _int(params: dict, key: str, default: int | None = None, lo: int | None = None, hi: int | None = None) -> int:
+    v = params.get(key, default)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise DaemonError(INVALID_PARAMS, f"'{key}' must be an integer")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise DaemonError(INVALID_PARAMS, f"'{key}' must be between {lo} and {hi}")
+    return v
+
+
+def _story_ref(obj: Any, where: str) -> tuple[str, str]:
+    if not isinstance(obj, dict) or not isinstance(obj.get("file"), str) or not isinstance(obj.get("id"), (str, int)):
+        raise DaemonError(INVALID_PARAMS, f"{where} must be a map with 'file' (string) and 'id'")
+    return norm_path(obj["file"]), str(obj["id"])
+
+
+class Service:
+    """Holds the daemon's state (roots, engine, similarity) and implements every method."""
+
+    def __init__(self, host, settings):
+        self.host = host  # the server: broadcast(), clients(), request_stop(), started_at, token
+        self.settings = settings
+        self.roots = Roots()
+        self._opening: dict[str, asyncio.Future] = {}
+        self.engine = EngineAdapter(on_state=lambda st: host.broadcast_threadsafe(ENGINE_STATE, st))
+        self.similarity = SimilarityAdapter()
+        self.watcher = None  # set by the server (needs the loop)
+        self.methods: dict[str, Handler] = {
+            "handshake": self.handshake,
+            "status": self.status,
+            "workspace/register": self.register,
+            "workspace/unregister": self.unregister,
+            "document/overlay": self.overlay,
+            "document/close": self.close_document,
+            "findings": self.findings,
+            "similar": self.similar,
+            "propose/merge": self.propose_merge,
+            "propose/rewrite": self.propose_rewrite,
+            "propose/split": self.propose_split,
+            "engine/status": self.engine_status,
+            "engine/load": self.engine_load,
+            "engine/unload": self.engine_unload,
+            "cancel": self.cancel,
+            "shutdown": self.shutdown,
+        }
+
+    # -- connection -------------------------------------------------------
+    async def handshake(self, ctx: Context, params: dict) -> dict:
+        theirs = params.get("protocol")
+        if not version_compatible(theirs):
+            raise DaemonError(VERSION_MISMATCH, f"client speaks protocol {theirs!r}, this daemon speaks "
+                              f"{list(PROTOCOL_VERSION)}; restart the daemon (storytransformer daemon stop) "
+                              "or update the client", {"protocol": list(PROTOCOL_VERSION)})
+        if ctx.client.needs_token:
+            import hmac
+
+            if not isinstance(params.get("token"), str) or not hmac.compare_digest(params["token"], self.host.token or ""):
+                raise DaemonError(UNAUTHORIZED, "missing or wrong token for the TCP listener")
+        ctx.client.handshaken = True
+        ctx.client.name = str(params.get("client", ""))[:100]
+        ctx.client.pid = params.get("pid") if isinstance(params.get("pid"), int) else None
+        from . import __version__
+
+        return {"protocol": list(PROTOCOL_VERSION), "version": __version__, "pid": os.getpid(),
+                "client_id": ctx.client.id, "methods": sorted(self.methods),
+                "max_message_bytes": self.settings.max_message_bytes}
+
+    async def status(self, ctx: Context, params: dict) -> dict:
+        from .lifecycle import rss_bytes
+
+        return {
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - self.host.started_at, 1),
+            "clients": [{"id": c.id, "name": c.name, "pid": c.pid, "transport": c.transport,
+                         "in_flight": len(c.tasks)} for c in self.host.clients()],
+            "roots": [await asyncio.to_thread(r.summary) for r in self.roots],
+            "engine": self.engine.status(),
+            "similarity": {"available": self.similarity.available(), "error": self.similarity.error},
+            "memory_rss_bytes": rss_bytes(),
+            "device": self.engine.device or "cpu",
+            "socket": str(self.host.paths.socket),
+            "tcp": self.host.tcp_address,
+            "settings": {k: getattr(self.settings, k) for k in ("idle_unload_s", "idle_exit_s", "max_message_bytes")},
+        }
+
+    # -- workspaces -------------------------------------------------------
+    async def register(self, ctx: Context, params: dict) -> dict:
+        path = norm_path(_str(params, "root"))
+        if not os.path.isdir(path):
+            raise DaemonError(NOT_FOUND, f"workspace root {path} is not a directory")
+        root = self.roots.by_path.get(path)
+        if root is None:
+            pending = self._opening.get(path)
+            if pending is None:  # the first client opens it; later ones wait for the same result
+                pending = self._opening[path] = asyncio.ensure_future(self._open_root(path, ctx))
+                pending.add_done_callback(lambda _f: self._opening.pop(path, None))
+            root = await asyncio.shield(pending)
+        root.clients.add(ctx.client.id)
+        ctx.client.roots.add(path)
+        return await asyncio.to_thread(root.summary)
+
+    async def _open_root(self, path: str, ctx: Context) -> Root:
+        ctx.progress(f"Reading stories under {path}", 0)
+        try:
+            root = await asyncio.to_thread(Root.open, path)
+        except Exception as e:  # ConfigError and friends: name the file and key, keep running
+            raise DaemonError(INVALID_PARAMS, f"cannot open workspace {path}: {e}") from None
+        self.roots.by_path[path] = root
+        if self.watcher is not None:
+            self.watcher.watch(path)
+        ctx.progress(f"Read {len(root.workspace)} stories", 100)
+        log.info("registered root %s (%d files, %d stories)", path, len(root.workspace.files), len(root.workspace))
+        return root
+
+    async def unregister(self, ctx: Context, params: dict) -> dict:
+        path = norm_path(_str(params, "root"))
+        root = self.roots.by_path.get(path)
+        if root is None or ctx.client.id not in root.clients:
+            return {"root": path, "registered": False}
+        await self.release_root(root, ctx.client.id)
+        ctx.client.roots.discard(path)
+        return {"root": path, "registered": False}
+
+    async def release_root(self, root: Root, client_id: int) -> None:
+        """A client leaves a root (unregister or disconnect); the last one out closes it."""
+        changed = await asyncio.to_thread(root.drop_client, client_id)
+        if not root.clients:
+            self.roots.by_path.pop(root.path, None)
+            self.similarity.forget(root.path)
+            if self.watcher is not None:
+                self.watcher.unwatch(root.path)
+            log.info("closed root %s (no clients left)", root.path)
+        elif changed:
+            self.host.notify_root(root, INDEX_CHANGED, {"root": root.path, "paths": changed, "reason": "overlay-closed"})
+
+    async def client_gone(self, client) -> None:
+        for path in list(client.roots):
+            root = self.roots.by_path.get(path)
+            if root is not None:
+                await self.release_root(root, client.id)
+        client.roots.clear()
+
+    def _root_for(self, path: str) -> Root:
+        root = self.roots.for_path(path)
+        if root is None:
+            raise DaemonError(NOT_FOUND, f"{path} is not inside a registered workspace root; "
+                              "call workspace/register with its folder first")
+        return root
+
+    # -- documents --------------------------------------------------------
+    async def overlay(self, ctx: Context, params: dict) -> dict:
+        path = norm_path(_str(params, "path"))
+        text = params.get("text")
+        if not isinstance(text, str):
+            raise DaemonError(INVALID_PARAMS, "'text' must be a string")
+        version = _int(params, "version", 0)
+        root = self._root_for(path)
+        try:
+            applied = await asyncio.to_thread(root.set_overlay, path, text, version, ctx.client.id)
+        except ValueError as e:
+            raise DaemonError(INVALID_PARAMS, f"{path}: {e}") from None
+        if applied:
+            self.host.notify_root(root, INDEX_CHANGED, {"root": root.path, "paths": [path], "reason": "overlay"},
+                                  exclude=ctx.client)
+        return {"path": path, "version": version, "applied": applied, "generation": root.generation}
+
+    async def close_document(self, ctx: Context, params: dict) -> dict:
+        path = norm_path(_str(params, "path"))
+        root = self._root_for(path)
+        closed = await asyncio.to_thread(root.close_overlay, path, ctx.client.id)
+        if closed:
+            self.host.notify_root(root, INDEX_CHANGED, {"root": root.path, "paths": [path], "reason": "overlay-closed"},
+                                  exclude=ctx.client)
+        return {"path": path, "closed": closed}
+
+    async def findings(self, ctx: Context, params: dict) -> dict:
+        from .wire import finding_to_wire
+
+        path = norm_path(_str(params, "path"))
+        want_semantic = params.get("semantic", True) is not False
+        root = self._root_for(path)
+        generation, found = await asyncio.to_thread(root.findings, path, finding_to_wire)
+        semantic = False
+        if want_semantic and self.similarity.available():
+            extra = await asyncio.to_thread(self.similarity.semantic_findings, root, path)
+            if extra is not None:
+                semantic = True
+                found = found + [finding_to_wire(f) for f in extra]
+        ov = root.overlays.get(path)
+        return {"path": path, "version": ov.version if ov else None, "generation": generation,
+                "semantic": semantic, "findings": found}
+
+    async def similar(self, ctx: Context, params: dict) -> dict:
+        from .wire import story_to_wire
+
+        text = _str(params, "text")
+        k = _int(params, "k", 5, 1, 1000)
+        roots = list(self.roots)
+        if not roots:
+            return {"results": []}
+        self.similarity.module()  # a clear error before any work when similarity is missing
+        hits = await asyncio.to_thread(self.similarity.similar, roots, text, k)
+        return {"results": [{"story": story_to_wire(s) if hasattr(s, "range") else s, "score": score} for s, score in hits]}
+
+    # -- proposals --------------------------------------------------------
+    def _find_story(self, path: str, story_id: str):
+        root = self._root_for(path)
+        with root.lock:
+            source = root.workspace.files.get(path)
+            if source is None:
+                raise DaemonError(NOT_FOUND, f"{path} has no stories (not a story file, or unreadable)")
+            for s in source.stories:
+                if s.id == story_id:
+                    return root, s
+        raise DaemonError(NOT_FOUND, f"no story with id {story_id!r} in {path}")
+
+    async def _propose(self, ctx: Context, method: str, refs: list[tuple[str, str]]) -> dict:
+        from .wire import plain
+
+        found = [self._find_story(p, i) for p, i in refs]
+        root, stories = found[0][0], [s for _, s in found]
+        ctx.progress(f"Waiting for the model ({method})", 0)
+
+        def progress(message: str, percentage: float | None = None) -> None:
+            ctx.progress(message, percentage)
+
+        arg = stories if method == "merge" else stories[0]
+        result = await self.engine.call(method, arg, engine_config=root.config.engine, cancel=ctx.cancel,
+                                        progress=progress)
+        ctx.progress("Done", 100)
+        return {"kind": method, "stories": [{"file": s.file, "id": s.id} for s in stories], "proposal": plain(result)}
+
+    async def propose_merge(self, ctx: Context, params: dict) -> dict:
+        refs = params.get("stories")
+        if not isinstance(refs, list) or len(refs) < 2:
+            raise DaemonError(INVALID_PARAMS, "'stories' must be a list of at least two {file, id} maps")
+        return await self._propose(ctx, "merge", [_story_ref(r, f"stories[{i}]") for i, r in enumerate(refs)])
+
+    async def propose_rewrite(self, ctx: Context, params: dict) -> dict:
+        return await self._propose(ctx, "rewrite", [_story_ref(params, "params")])
+
+    async def propose_split(self, ctx: Context, params: dict) -> dict:
+        return await self._propose(ctx, "split", [_story_ref(params, "params")])
+
+    # -- engine -----------------------------------------------------------
+    async def engine_status(self, ctx: Context, params: dict) -> dict:
+        return self.engine.status()
+
+    async def engine_load(self, ctx: Context, params: dict) -> dict:
+        from storytransformer.config import Config
+
+        root_path = _str(params, "root", optional=True)
+        config = self._root_for(norm_path(root_path)).config if root_path else (
+            next(iter(self.roots)).config if len(self.roots) else Config())
+        ctx.progress("Loading the model", 0)
+        status = await self.engine.load(config.engine)
+        ctx.progress("Model ready", 100)
+        return status
+
+    async def engine_unload(self, ctx: Context, params: dict) -> dict:
+        return await self.engine.unload("requested by a client")
+
+    # -- control ----------------------------------------------------------
+    async def cancel(self, ctx: Context, params: dict) -> dict:
+        target = params.get("id")
+        return {"id": target, "cancelled": ctx.client.cancel_request(target)}
+
+    async def shutdown(self, ctx: Context, params: dict) -> dict:
+        self.host.request_stop("shutdown requested by a client", delay=0.05)
+        return {"stopping": True, "pid": os.getpid()}

@@ -1,0 +1,212 @@
+"""The registered workspace roots: one core Workspace and Linter per root, kept current.
+
+Every method here is synchronous and takes the root's lock: the service
+runs them in worker threads so a long reload never stalls the event loop,
+and two clients touching the same root never see a half-updated workspace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storytransformer.config import ALWAYS_EXCLUDED, CONFIG_FILES, Config, load_config
+from storytransformer.lint import Linter
+from storytransformer.workspace import Workspace, _matches, discover
+
+log = logging.getLogger(__name__)
+
+
+def norm_path(path: str) -> str:
+    """One spelling per file: absolute and normalised (symlinks kept, as the editor shows them)."""
+    return os.path.normpath(os.path.abspath(os.path.expanduser(path)))
+
+
+@dataclass
+class Overlay:
+    client: int
+    version: int
+    text: str
+
+
+@dataclass
+class Root:
+    """One registered root and everything derived from it."""
+
+    path: str
+    config: Config
+    workspace: Workspace
+    linter: Linter
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    generation: int = 0  # bumped on every change; keys the findings cache
+    clients: set[int] = field(default_factory=set)
+    overlays: dict[str, Overlay] = field(default_factory=dict)
+    cache: dict[str, tuple[int, list]] = field(default_factory=dict)
+
+    # -- building ---------------------------------------------------------
+    @classmethod
+    def open(cls, path: str) -> "Root":
+        config = load_config(start=Path(path))
+        ws = Workspace.from_paths([path], config)
+        return cls(path, config, ws, Linter(ws))
+
+    def contains(self, path: str) -> bool:
+        return path == self.path or path.startswith(self.path.rstrip(os.sep) + os.sep)
+
+    def wants(self, path: str) -> bool:
+        """Whether a file at ``path`` is a story file of this root (by the configured globs)."""
+        rel = os.path.relpath(path, self.path).replace(os.sep, "/")
+        if rel.startswith("../"):
+            return False
+        parts = rel.split("/")
+        if any(p in ALWAYS_EXCLUDED for p in parts[:-1]):
+            return False
+        if _matches(rel, self.config.exclude):
+            return False
+        return _matches(rel, self.config.include)
+
+    def is_config_file(self, path: str) -> bool:
+        return os.path.dirname(path) == self.path and os.path.basename(path) in CONFIG_FILES
+
+    def _changed(self) -> None:
+        self.generation += 1
+        self.cache.clear()
+        self.linter.refresh_template()
+
+    # -- editor overlays --------------------------------------------------
+    def set_overlay(self, path: str, text: str, version: int, client: int) -> bool:
+        """Replace the file's stories by unsaved text; False when ``version`` is older than what we have."""
+        with self.lock:
+            cur = self.overlays.get(path)
+            if cur is not None and cur.client == client and version < cur.version:
+                return False
+            self.workspace.set_text(path, text)
+            self.overlays[path] = Overlay(client, version, text)
+            self._changed()
+            return True
+
+    def close_overlay(self, path: str, client: int | None = None) -> bool:
+        """Drop the overlay (of ``client``, if given) and go back to the file on disk."""
+        with self.lock:
+            cur = self.overlays.get(path)
+            if cur is None or (client is not None and cur.client != client):
+                return False
+            del self.overlays[path]
+            self._reload_from_disk(path)
+            self._changed()
+            return True
+
+    def drop_client(self, client: int) -> list[str]:
+        with self.lock:
+            paths = [p for p, o in self.overlays.items() if o.client == client]
+            for p in paths:
+                del self.overlays[p]
+                self._reload_from_disk(p)
+            if paths:
+                self._changed()
+            self.clients.discard(client)
+            return paths
+
+    def _reload_from_disk(self, path: str) -> None:
+        if os.path.isfile(path) and self.wants(path):
+            self.workspace.load(path)
+        else:
+            self.workspace.remove(path)
+
+    # -- changes on disk --------------------------------------------------
+    def apply_disk_changes(self, paths: set[str], rescan: bool) -> list[str]:
+        """Reload changed files (or rescan everything); files open in an editor keep their overlay."""
+        with self.lock:
+            if rescan or any(self.is_config_file(p) for p in paths):
+                return self._rebuild()
+            changed: list[str] = []
+            for p in sorted(paths):
+                if p in self.overlays:
+                    continue
+                if os.path.isdir(p):  # a directory appeared (moved in, checked out): take its story files
+                    files, _ = discover([p], self.config)
+                    for f in files:
+                        f = norm_path(f)
+                        if self.wants(f) and f not in self.overlays:
+                            self.workspace.load(f)
+                            changed.append(f)
+                    continue
+                if os.path.isfile(p):
+                    if self.wants(p):
+                        self.workspace.load(p)
+                        changed.append(p)
+                    continue
+                # gone: a file, or a whole directory
+                prefix = p.rstrip(os.sep) + os.sep
+                gone = [f for f in list(self.workspace.files) + list(self.workspace.problems)
+                        if (f == p or f.startswith(prefix)) and f not in self.overlays]
+                for f in gone:
+                    self.workspace.remove(f)
+                    changed.append(f)
+            if changed:
+                self._changed()
+            return changed
+
+    def _rebuild(self) -> list[str]:
+        """Re-read the configuration and every file (config edits, event-queue overflows, huge bursts)."""
+        before = set(self.workspace.files)
+        try:
+            self.config = load_config(start=Path(self.path))
+        except Exception as e:  # a broken config while the user types it: keep the last good one
+            log.warning("keeping the previous configuration of %s: %s", self.path, e)
+        ws = Workspace.from_paths([self.path], self.config)
+        for path, ov in self.overlays.items():
+            try:
+                ws.set_text(path, ov.text)
+            except ValueError as e:
+                log.warning("overlay of %s no longer parses: %s", path, e)
+        self.workspace, self.linter = ws, Linter(ws)
+        self.generation += 1
+        self.cache.clear()
+        return sorted(before | set(ws.files))
+
+    # -- reading ----------------------------------------------------------
+    def findings(self, path: str, to_wire) -> tuple[int, list]:
+        """Wire-ready findings of one file, cached until the root changes."""
+        with self.lock:
+            hit = self.cache.get(path)
+            if hit is not None and hit[0] == self.generation:
+                return hit
+            out = (self.generation, [to_wire(f) for f in self.linter.check_file(path)])
+            self.cache[path] = out
+            return out
+
+    def summary(self) -> dict:
+        with self.lock:
+            return {
+                "root": self.path,
+                "config": self.config.source,
+                "files": len(self.workspace.files),
+                "stories": len(self.workspace),
+                "problems": [str(p) for p in self.workspace.problems.values() if p.kind == "error"],
+                "clients": len(self.clients),
+                "overlays": len(self.overlays),
+            }
+
+
+class Roots:
+    """All registered roots; a path belongs to the innermost root that contains it."""
+
+    def __init__(self):
+        self.by_path: dict[str, Root] = {}
+
+    def for_path(self, path: str) -> Root | None:
+        best = None
+        for r in self.by_path.values():
+            if r.contains(path) and (best is None or len(r.path) > len(best.path)):
+                best = r
+        return best
+
+    def __iter__(self):
+        return iter(list(self.by_path.values()))
+
+    def __len__(self) -> int:
+        return len(self.by_path)

@@ -12,6 +12,7 @@ import sys
 
 COMMANDS = [
     "check",
+    "daemon",
     "lsp",
 ]
 

@@ -98,7 +98,7 @@ def delete_story(story: Story, lines: list[str]) -> Fix | None:
 def means_marker_for(family: str, old_marker: str) -> str:
     """The dominant family's marker, keeping 'to' when the old one had it ('I'd like to' -> 'I want to')."""
     words = old_marker.lower().split()
-    subject = old_marker.split()[0] if old_marker.split() else "I"
+    subject = "we" if old_marker.lower().startswith("we") else "I"
     ability = any(w in ("can", "could", "able") for w in words)
     takes_to = words[-1:] == ["to"] or ability
     if family == "i want":

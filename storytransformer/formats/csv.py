@@ -41,11 +41,13 @@ def read_csv(path: str, text: str, columns: CsvColumns = CsvColumns()) -> Source
     lines = text.splitlines()
     builder = StoryBuilder(path, lines, "csv")
     source = SourceFile(path, lines, format="csv")
-    sample = text[:4096]
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
+    header_line = lines[0] if lines else ""
+    delimiter = max(",;\t|", key=header_line.count)
+    dialect = csv.excel_tab if delimiter == "\t" else csv.excel
+    if delimiter not in (",", "\t"):
+        class dialect(csv.excel):  # noqa: N801 - a csv dialect is a class
+            pass
+        dialect.delimiter = delimiter
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     try:
         header = next(reader)

@@ -82,9 +82,8 @@ def read_markdown(path: str, text: str) -> SourceFile:
         if li:
             indent = len(li.group(1).expandtabs(4))
             body_start = li.end()
-            if last_story is not None and (indent > last_story["indent"] or in_criteria) and not (
-                indent <= last_story["indent"] and looks_like_story(line[body_start:])
-            ):
+            nested = last_story is not None and indent > last_story["indent"]
+            if last_story is not None and (nested or (in_criteria and not looks_like_story(line[body_start:]))):
                 last_story["criteria"].append(line[body_start:].strip())
                 close()
                 continue
@@ -99,7 +98,7 @@ def read_markdown(path: str, text: str) -> SourceFile:
                 close()
             pending = frozenset()
             continue
-        if current is not None:
+        if current is not None and not ROLE_MARKER.match(line):
             current["segments"].append(line_segment(i, line, 0))
             continue
         if CRITERIA_LABEL.match(line):
@@ -108,7 +107,7 @@ def read_markdown(path: str, text: str) -> SourceFile:
         sid, skip = split_explicit_id(line)
         if looks_like_story(line[skip:]) and (ROLE_MARKER.match(line[skip:]) or sid):
             current = {"segments": [line_segment(i, line, skip)], "id": sid or heading_id,
-                       "indent": -1, "criteria": [], "suppressed": pending}
+                       "indent": 0, "criteria": [], "suppressed": pending}
             heading_id = None
             blocks.append(current)
             last_story = current

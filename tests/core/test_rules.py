@@ -1,0 +1,133 @@
+"""Each rule on real stories (read from the real backlogs at test time) and on our own cases."""
+
+import pytest
+
+from storytransformer.config import Config
+from storytransformer.lint import Linter
+from storytransformer.workspace import Workspace
+
+from .helpers import codes_on_line, lint_texts
+
+# (backlog file, 1-based line, rule code, expected?) — hand-checked on the real backlogs.
+REAL_CASES = [
+    ("g16-mis.txt", 35, "ST103", True),            # a heading-like line, not a story
+    ("g16-mis.txt", 48, "ST401", True),            # the rest of a line broken in two
+    ("g02-federalspending.txt", 12, "ST201", True),  # "Upload and Validate the error message"
+    ("g02-federalspending.txt", 1, "ST201", False),
+    ("g13-planningpoker.txt", 27, "ST301", True),   # {0, 1/2, 1, 2, ...} inside the story
+    ("g21-badcamp.txt", 15, "ST302", True),         # "The following information must be shown: ..."
+    ("g03-loudoun.txt", 20, "ST402", True),         # "... status. So that I can finish it."
+    ("g02-federalspending.txt", 78, "ST501", True),  # "I only want" in an "I want" backlog
+    ("g02-federalspending.txt", 2, "ST501", False),
+    ("g02-federalspending.txt", 11, "ST601", True),  # written twice in the file
+    ("g02-federalspending.txt", 7, "ST701", True),   # "log better"
+    ("g02-federalspending.txt", 2, "ST701", False),
+    ("g04-recycling.txt", 1, "ST801", True),       # "click on the address"
+    ("g02-federalspending.txt", 2, "ST801", False),
+    ("g13-planningpoker.txt", 27, "ST901", True),   # 60+ words
+]
+
+
+@pytest.fixture(scope="module")
+def real_findings(real_backlogs):
+    ws = Workspace.from_paths([real_backlogs], Config())
+    return Linter(ws, use_disk_cache=False).check()
+
+
+@pytest.mark.parametrize("name, line, code, expected", REAL_CASES)
+def test_real_cases(real_backlogs, real_findings, name, line, code, expected):
+    path = str(real_backlogs / name)
+    assert (code in codes_on_line(real_findings, path, line)) is expected
+
+
+def test_real_backlogs_have_every_rule_family(real_findings):
+    criteria = {f.criterion for f in real_findings}
+    assert {"well-formed", "atomic", "minimal", "full-sentence", "uniform", "unique", "unambiguous",
+            "problem-oriented", "estimatable"} <= criteria
+
+
+@pytest.mark.parametrize("means, atomic", [
+    ("add and edit articles", False),
+    ("view and export reports", False),
+    ("add/edit content", False),
+    ("be able to create, edit and delete users", False),
+    ("search for data and download it", False),
+    ("see the terms and conditions", True),
+    ("see the name and address of the camper", True),
+    ("log in with my username and password", True),
+    ("know when a file is uploaded and validated", True),
+])
+def test_atomic_conjunctions(means, atomic):
+    _, findings = lint_texts({"b.txt": f"As a user, I want to {means}, so that I am done.\n"})
+    assert ("ST201" not in {f.code for f in findings}) is atomic
+
+
+def test_atomic_fix_splits_into_stories_with_shared_object():
+    _, findings = lint_texts({"b.md": "- As an editor, I want to add and edit articles, so that the site is current.\n"})
+    (f,) = [f for f in findings if f.code == "ST201"]
+    assert f.fix.edits[0].new_text == ("As an editor, I want to add articles, so that the site is current.\n"
+                                       "- As an editor, I want to edit articles, so that the site is current.")
+
+
+def test_well_formed_rules():
+    text = "I want to log in.\nAs a user, the system logs me in.\nOpening hours.\nAs a user, I want to log in.\n"
+    _, findings = lint_texts({"b.txt": text})
+    assert codes_on_line(findings, "b.txt", 1) == {"ST101"}
+    assert codes_on_line(findings, "b.txt", 2) == {"ST102"}
+    assert codes_on_line(findings, "b.txt", 3) == {"ST103"}
+    assert codes_on_line(findings, "b.txt", 4) == set()
+
+
+def test_duplicates_across_files_relate_to_each_other():
+    story = "As a member, I want to renew a loan, so that I keep the book.\n"
+    _, findings = lint_texts({"a.txt": story, "b.txt": "As a member, I want to pay fines.\n" + story,
+                              "c.txt": story.upper()})
+    dup_a = [f for f in findings if f.file == "a.txt" and f.code == "ST601"]
+    assert len(dup_a) == 1 and [r.file for r in dup_a[0].related] == ["b.txt"]
+    assert dup_a[0].fix is None  # the first occurrence is kept
+    (dup_b,) = [f for f in findings if f.file == "b.txt" and f.code == "ST601"]
+    assert dup_b.fix is not None and dup_b.related[0].range.start.line == 0
+    assert {f.code for f in findings if f.file == "c.txt"} == {"ST602"}
+
+
+def test_vague_terms_are_located_exactly():
+    line = "As a visitor, I want a fast and user-friendly search, so that I find books."
+    _, findings = lint_texts({"b.txt": line})
+    spans = sorted(line[f.range.start.character:f.range.end.character] for f in findings if f.code == "ST701")
+    assert spans == ["fast", "user-friendly"]
+
+
+def test_configured_vague_words_and_severity():
+    cfg = Config(extend_vague_words=["blazing"], severity={"ST701": "error"})
+    _, findings = lint_texts({"b.txt": "As a user, I want blazing search."}, cfg)
+    (f,) = [f for f in findings if f.code == "ST701"]
+    assert f.severity.value == "error" and "blazing" in f.message
+
+
+def test_suppressions_and_ignore():
+    text = "# storytransformer: ignore ST701\nAs a user, I want fast search.\nAs a user, I want easy login.\n"
+    _, findings = lint_texts({"b.txt": text})
+    assert [f.range.start.line for f in findings if f.code == "ST701"] == [2]
+    _, none = lint_texts({"b.txt": text}, Config(ignore=["ST7"]))
+    assert not [f for f in none if f.code == "ST701"]
+
+
+def test_uniform_only_with_a_dominant_template():
+    many = "".join(f"As a user, I want to do thing {i}.\n" for i in range(6))
+    _, findings = lint_texts({"b.txt": many + "As user, I'd like to do more.\n"})
+    (f,) = [f for f in findings if f.code == "ST501"]
+    assert f.range.start.line == 6
+    _, few = lint_texts({"b.txt": "As a user, I want to a.\nAs a user, I'd like to b.\n"})
+    assert not [f for f in few if f.code == "ST501"]
+
+
+def test_incremental_update_changes_duplicates():
+    ws = Workspace(Config())
+    ws.set_text("a.txt", "As a user, I want to log in.\n")
+    ws.set_text("b.txt", "As a user, I want to log out.\n")
+    linter = Linter(ws, use_disk_cache=False)
+    assert not [f for f in linter.check_file("a.txt") if f.code == "ST601"]
+    ws.set_text("b.txt", "As a user, I want to log in.\n")
+    assert [f.code for f in linter.check_file("a.txt") if f.code == "ST601"] == ["ST601"]
+    ws.remove("b.txt")
+    assert not [f for f in linter.check_file("a.txt") if f.code == "ST601"]

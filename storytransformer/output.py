@@ -78,12 +78,13 @@ def to_text(findings: list[Finding], problems: Iterable[FileProblem], color: boo
     return "\n".join(lines)
 
 
-def summary(findings: list[Finding], files: int, stories: int) -> str:
+def summary(findings: list[Finding], files: int, stories: int, unreadable: int = 0) -> str:
     fixable = sum(1 for f in findings if f.fix)
+    bad = f" {unreadable} file{'s' if unreadable != 1 else ''} could not be read." if unreadable else ""
     if not findings:
-        return f"All clean: {stories} stories in {files} files."
+        return f"No problems in {stories} stories in {files} files.{bad}"
     tail = f" ({fixable} fixable with --fix)" if fixable else ""
-    return f"Found {len(findings)} problems in {stories} stories in {files} files{tail}."
+    return f"Found {len(findings)} problems in {stories} stories in {files} files{tail}.{bad}"
 
 
 def to_sarif(findings: list[Finding], problems: Iterable[FileProblem], version: str) -> str:

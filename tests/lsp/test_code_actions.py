@@ -1,0 +1,102 @@
+"""Quick fixes, fix-all on save, model actions resolved lazily (and refused clearly without a model)."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from .conftest import STORIES, apply_edits, change, codes, open_doc, published_for, start, until, uri
+
+FIX_ALL = "source.fixAll.storytransformer"
+
+
+def params(u: str, line: int, only=None, diagnostics=()) -> types.CodeActionParams:
+    return types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=u),
+        range=types.Range(types.Position(line, 0), types.Position(line, 0)),
+        context=types.CodeActionContext(diagnostics=list(diagnostics), only=only))
+
+
+async def test_quick_fix_moves_the_bracketed_note_out_of_the_story(client, workspace):
+    await start(client, workspace)
+    u = open_doc(client, workspace / "stories.txt")
+    actions = await client.text_document_code_action_async(params(u, 2, only=[types.CodeActionKind.QuickFix]))
+    fixes = [a for a in actions if a.edit is not None and any(d.code == "ST301" for d in a.diagnostics or [])]
+    assert fixes, [a.title for a in actions]
+    (doc_edit,) = fixes[0].edit.document_changes
+    assert doc_edit.text_document.version == 1 and doc_edit.text_document.uri == u
+    fixed = apply_edits(STORIES, doc_edit.edits).splitlines()
+    assert "(see the old form)" not in fixed[2]
+    assert fixed[2].startswith("As a librarian, I want to add new titles")
+    assert any("see the old form" in line for line in fixed[3:-1])  # kept, as a note after the story
+    assert fixed[:2] == STORIES.splitlines()[:2] and fixed[-1] == STORIES.splitlines()[3]
+    # only quick fixes were asked for
+    assert all(a.kind == types.CodeActionKind.QuickFix for a in actions)
+
+
+async def test_context_only_filters_kinds(client, workspace):
+    await start(client, workspace)
+    u = open_doc(client, workspace / "stories.txt")
+    rewrites = await client.text_document_code_action_async(params(u, 2, only=[types.CodeActionKind.RefactorRewrite]))
+    assert rewrites and {a.kind for a in rewrites} == {types.CodeActionKind.RefactorRewrite}
+    assert all(a.edit is None and a.data for a in rewrites)  # resolved lazily
+    everything = await client.text_document_code_action_async(params(u, 2))
+    assert not any(a.kind == FIX_ALL for a in everything)  # source actions only when asked for by name
+    nothing = await client.text_document_code_action_async(params(u, 2, only=[types.CodeActionKind.RefactorExtract]))
+    assert not nothing
+
+
+async def test_fix_all_returns_the_fixes_computed_for_the_current_version(client, workspace):
+    await start(client, workspace, options={"debounceMs": 0})
+    u = open_doc(client, workspace / "stories.txt")
+    await until(lambda: published_for(client, u, 1), what="diagnostics for version 1")
+    actions = await client.text_document_code_action_async(params(u, 0, only=["source.fixAll"]))
+    (fix_all,) = actions
+    assert fix_all.kind == FIX_ALL
+    (doc_edit,) = fix_all.edit.document_changes
+    assert doc_edit.text_document.version == 1
+    fixed = apply_edits(STORIES, doc_edit.edits)
+    assert "(see the old form)" not in fixed and "# Note: see the old form" in fixed
+    assert fixed.count("I want to search the catalogue") == 2  # duplicates are never deleted on save
+
+
+async def test_fix_all_never_waits_for_a_pending_check(client, workspace):
+    await start(client, workspace, options={"debounceMs": 5000})
+    u = open_doc(client, workspace / "more.txt")
+    await until(lambda: published_for(client, u, 1), what="diagnostics for version 1")
+    change(client, u, 2, 0, 0, 0, " ")  # version 2 is not checked for 5 s
+    actions = await client.text_document_code_action_async(params(u, 0, only=[FIX_ALL]))
+    assert not actions  # nothing computed for version 2: no (stale) edit
+
+
+async def test_merge_action_resolves_to_a_clear_reason_without_a_model(client, workspace):
+    await start(client, workspace)
+    u = open_doc(client, workspace / "stories.txt")
+    actions = await client.text_document_code_action_async(params(u, 3, only=[types.CodeActionKind.QuickFix]))
+    merge = next(a for a in actions if a.title.startswith("Merge with "))
+    assert merge.edit is None and merge.data["story"]
+    resolved = await client.code_action_resolve_async(merge)
+    assert resolved.edit is None
+    await until(lambda: any("model unavailable:" in m.message for m in client.messages), what="showMessage")
+    # the deterministic quick fix (delete the exact duplicate) still works
+    delete = next(a for a in actions if a.edit is not None and any(d.code == "ST601" for d in a.diagnostics))
+    fixed = apply_edits(STORIES, delete.edit.document_changes[0].edits)
+    assert fixed.count("I want to search the catalogue") == 1
+
+
+async def test_model_actions_are_not_offered_when_turned_off(client, workspace):
+    await start(client, workspace, options={"daemon": {"enabled": False}})
+    u = open_doc(client, workspace / "stories.txt")
+    actions = await client.text_document_code_action_async(params(u, 3))
+    titles = [a.title for a in actions]
+    assert titles and not any(t.startswith("Merge with") or t == "Rewrite with model" for t in titles)
+
+
+async def test_a_quick_fix_carries_the_version_it_was_computed_for(client, workspace):
+    await start(client, workspace, options={"debounceMs": 0})
+    u = open_doc(client, workspace / "stories.txt")
+    await until(lambda: published_for(client, u, 1), what="version 1")
+    change(client, u, 2, 0, 0, 0, "")  # a no-op edit: version 2
+    actions = await client.text_document_code_action_async(params(u, 2, only=[types.CodeActionKind.QuickFix]))
+    versions = {dc.text_document.version for a in actions if a.edit for dc in a.edit.document_changes}
+    assert versions == {2}  # never the stale version 1: the editor would refuse it anyway
+    assert codes(published_for(client, u)[-1].diagnostics, 2)

@@ -1,0 +1,89 @@
+/** Entry point: wires the server controller, the commands and the lazy start. The server starts
+ * when a story file is open or the workspace holds one, or when a command needs it. */
+import * as vscode from "vscode";
+import { CLIENT_COMMANDS, SERVER_COMMANDS } from "./commands";
+import { workspaceGlob, documentSelector } from "./files";
+import { mergeArguments } from "./merge";
+import { onInterpreterChange } from "./python";
+import { SECTION, ServerController } from "./serverController";
+
+let controller: ServerController | undefined;
+
+/** Settings whose change needs a new server process rather than a configuration push. */
+const RESTART_KEYS = ["python", "server.path", "files"].map((k) => `${SECTION}.${k}`);
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const output = vscode.window.createOutputChannel("StoryTransformer", { log: true });
+  const ctl = new ServerController(output, CLIENT_COMMANDS.showOutput, CLIENT_COMMANDS.restartServer);
+  controller = ctl;
+  context.subscriptions.push(output, ctl);
+
+  const register = (id: string, run: (...args: unknown[]) => unknown) =>
+    context.subscriptions.push(vscode.commands.registerCommand(id, run));
+  register(CLIENT_COMMANDS.restartServer, () => ctl.restart());
+  register(CLIENT_COMMANDS.showOutput, () => output.show(true));
+  register(CLIENT_COMMANDS.recheckWorkspace, () => ctl.executeServerCommand(SERVER_COMMANDS.recheckWorkspace));
+  register(CLIENT_COMMANDS.loadModel, () => ctl.executeServerCommand(SERVER_COMMANDS.loadModel));
+  register(CLIENT_COMMANDS.unloadModel, () => ctl.executeServerCommand(SERVER_COMMANDS.unloadModel));
+  register(CLIENT_COMMANDS.mergeSelectedStories, () => mergeSelectedStories(ctl));
+
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (!event.affectsConfiguration(SECTION)) return;
+      if (RESTART_KEYS.some((key) => event.affectsConfiguration(key))) void ctl.restart();
+      else void ctl.settingsChanged();
+    }),
+    vscode.workspace.onDidOpenTextDocument((document) => {
+      if (!ctl.running && isStoryFile(ctl, document)) void ctl.start();
+    }),
+  );
+  const interpreterWatch = await onInterpreterChange(() => {
+    const config = vscode.workspace.getConfiguration(SECTION);
+    if (!config.get("python") && !config.get("server.path")) void ctl.restart();
+  });
+  if (interpreterWatch) context.subscriptions.push(interpreterWatch);
+
+  if (vscode.workspace.textDocuments.some((d) => isStoryFile(ctl, d)) || (await workspaceHasStories(ctl))) {
+    await ctl.start();
+  }
+}
+
+export async function deactivate(): Promise<void> {
+  await controller?.stop();
+  controller = undefined;
+}
+
+function isStoryFile(ctl: ServerController, document: vscode.TextDocument): boolean {
+  return vscode.languages.match(documentSelector(ctl.filePatterns), document) > 0;
+}
+
+async function workspaceHasStories(ctl: ServerController): Promise<boolean> {
+  if (!vscode.workspace.workspaceFolders?.length) return false;
+  const found = await vscode.workspace.findFiles(workspaceGlob(ctl.filePatterns), "**/node_modules/**", 1);
+  return found.length > 0;
+}
+
+async function mergeSelectedStories(ctl: ServerController): Promise<unknown> {
+  const editor = vscode.window.activeTextEditor;
+  if (!editor) {
+    void vscode.window.showInformationMessage("StoryTransformer: open a story file and select the stories to merge.");
+    return undefined;
+  }
+  const spans = editor.selections.map((s) => ({
+    startLine: s.start.line,
+    endLine: s.end.line,
+    endsAtLineStart: s.end.character === 0,
+  }));
+  const refs = mergeArguments(editor.document.uri.toString(), spans, (line) =>
+    editor.document.lineAt(line).isEmptyOrWhitespace,
+  );
+  if (refs.length < 2) {
+    void vscode.window.showInformationMessage(
+      "StoryTransformer: select two or more stories (lines, or one cursor per story) to merge them.",
+    );
+    return undefined;
+  }
+  const result = await ctl.executeServerCommand(SERVER_COMMANDS.mergeStories, refs);
+  if (typeof result === "string" && result) void vscode.window.showInformationMessage(`StoryTransformer: ${result}`);
+  return result;
+}

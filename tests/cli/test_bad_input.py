@@ -26,7 +26,7 @@ def test_mixed_bad_files_are_reported_and_the_run_goes_on(tmp_path):
     os.symlink("..", tmp_path / "loop" / "up")
     os.symlink("missing.txt", tmp_path / "dangling.txt")
     with open(tmp_path / "huge.txt", "wb") as f:
-        f.write((STORY * 800_000)[: 50 * 1024 * 1024].encode())
+        f.write((STORY * 900_000)[: 50 * 1024 * 1024].encode())
     before = snapshot(tmp_path)
 
     r = run("check", "--no-semantic", ".", cwd=tmp_path)

@@ -10,13 +10,16 @@ disappears takes its requests, overlays and roots with it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from . import rpc
@@ -128,9 +131,16 @@ class DaemonServer:
         self._stop_reason = ""
         self._servers: list[asyncio.base_events.Server] = []
         self._socket_ino: tuple[int, int] | None = None
+        # Our own pool, not the loop's default one: at exit we must not wait for a long reload or a
+        # sleeping request (asyncio.run would join the default pool's threads).
+        self.cpu_pool = ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) + 2), thread_name_prefix="daemon-cpu")
         self.service = Service(self, settings)
 
     # -- used by the service ---------------------------------------------
+    async def run_cpu(self, fn, *args):
+        """Run core work (parsing, rules) in the CPU pool, off the event loop."""
+        return await self.loop.run_in_executor(self.cpu_pool, functools.partial(fn, *args))
+
     def clients(self) -> list[ClientSession]:
         return list(self.sessions.values())
 
@@ -157,10 +167,6 @@ class DaemonServer:
         """Serve until stopped; returns why it stopped. The caller holds the instance lock."""
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.loop.set_default_executor(ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) + 2),
-                                                          thread_name_prefix="daemon-cpu"))
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             try:
                 self.loop.add_signal_handler(sig, self.request_stop, f"signal {signal.Signals(sig).name}")
@@ -198,6 +204,8 @@ class DaemonServer:
             for srv in self._servers:
                 srv.close()
             for s in self.clients():
+                for ctx in list(s.contexts.values()):
+                    ctx.cancel.set()
                 for task in list(s.tasks.values()):
                     task.cancel()
                 s.abort()
@@ -207,6 +215,7 @@ class DaemonServer:
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001
                 log.exception("engine did not unload cleanly")
             self.service.engine.shutdown()
+            self.cpu_pool.shutdown(wait=False, cancel_futures=True)
             self._remove_own_files()
         return self._stop_reason
 
@@ -247,7 +256,7 @@ class DaemonServer:
         root = self.service.roots.by_path.get(root_path)
         if root is None:
             return
-        changed = await asyncio.to_thread(root.apply_disk_changes, paths, rescan)
+        changed = await self.run_cpu(root.apply_disk_changes, paths, rescan)
         if changed:
             log.info("%s: %d files changed on disk%s", root_path, len(changed), " (rescanned)" if rescan else "")
             self.notify_root(root, INDEX_CHANGED, {"root": root_path, "paths": changed, "reason": "disk",
@@ -284,6 +293,8 @@ class DaemonServer:
             session.closed = True
             self.sessions.pop(session.id, None)
             self.last_client_seen = time.monotonic()
+            for ctx in list(session.contexts.values()):
+                ctx.cancel.set()
             for task in list(session.tasks.values()):
                 task.cancel()
             try:
@@ -381,6 +392,12 @@ def run_foreground(settings: DaemonSettings, runtime_dir: str | None = None, log
         log.info("starting daemon pid %d (runtime dir %s, log %s)", os.getpid(), paths.dir, log_file)
         reason = asyncio.run(DaemonServer(settings, paths).run())
         log.info("daemon stopped: %s", reason)
+        busy = [t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+        if busy:  # a model call or a reload that cannot be interrupted: the socket is gone, do not wait for it
+            log.warning("exiting without waiting for %s", ", ".join(busy))
+            logging.shutdown()
+            lock.release()
+            os._exit(0)
         return 0
     except RuntimeDirError as e:
         print(f"storytransformer daemon: {e}", file=sys.stderr)

@@ -24,6 +24,8 @@ from .workspaces import Root, Roots, norm_path
 
 log = logging.getLogger(__name__)
 
+DEBUG_ENV = "STORYTRANSFORMER_DAEMON_DEBUG"
+
 Handler = Callable[["Context", dict], Awaitable[Any]]
 
 
@@ -97,6 +99,8 @@ class Service:
             "cancel": self.cancel,
             "shutdown": self.shutdown,
         }
+        if os.environ.get(DEBUG_ENV) == "1":  # test hooks: a request that is slow on purpose
+            self.methods["debug/sleep"] = self.debug_sleep
 
     # -- connection -------------------------------------------------------
     async def handshake(self, ctx: Context, params: dict) -> dict:
@@ -127,7 +131,7 @@ class Service:
             "uptime_s": round(time.monotonic() - self.host.started_at, 1),
             "clients": [{"id": c.id, "name": c.name, "pid": c.pid, "transport": c.transport,
                          "in_flight": len(c.tasks)} for c in self.host.clients()],
-            "roots": [await asyncio.to_thread(r.summary) for r in self.roots],
+            "roots": [await self.host.run_cpu(r.summary) for r in self.roots],
             "engine": self.engine.status(),
             "similarity": {"available": self.similarity.available(), "error": self.similarity.error},
             "memory_rss_bytes": rss_bytes(),
@@ -151,12 +155,12 @@ class Service:
             root = await asyncio.shield(pending)
         root.clients.add(ctx.client.id)
         ctx.client.roots.add(path)
-        return await asyncio.to_thread(root.summary)
+        return await self.host.run_cpu(root.summary)
 
     async def _open_root(self, path: str, ctx: Context) -> Root:
         ctx.progress(f"Reading stories under {path}", 0)
         try:
-            root = await asyncio.to_thread(Root.open, path)
+            root = await self.host.run_cpu(Root.open, path)
         except Exception as e:  # ConfigError and friends: name the file and key, keep running
             raise DaemonError(INVALID_PARAMS, f"cannot open workspace {path}: {e}") from None
         self.roots.by_path[path] = root
@@ -177,8 +181,8 @@ class Service:
 
     async def release_root(self, root: Root, client_id: int) -> None:
         """A client leaves a root (unregister or disconnect); the last one out closes it."""
-        changed = await asyncio.to_thread(root.drop_client, client_id)
-        if not root.clients:
+        changed = await self.host.run_cpu(root.drop_client, client_id)
+        if not root.clients and self.roots.by_path.get(root.path) is root:
             self.roots.by_path.pop(root.path, None)
             self.similarity.forget(root.path)
             if self.watcher is not None:
@@ -210,7 +214,7 @@ class Service:
         version = _int(params, "version", 0)
         root = self._root_for(path)
         try:
-            applied = await asyncio.to_thread(root.set_overlay, path, text, version, ctx.client.id)
+            applied = await self.host.run_cpu(root.set_overlay, path, text, version, ctx.client.id)
         except ValueError as e:
             raise DaemonError(INVALID_PARAMS, f"{path}: {e}") from None
         if applied:
@@ -221,7 +225,7 @@ class Service:
     async def close_document(self, ctx: Context, params: dict) -> dict:
         path = norm_path(_str(params, "path"))
         root = self._root_for(path)
-        closed = await asyncio.to_thread(root.close_overlay, path, ctx.client.id)
+        closed = await self.host.run_cpu(root.close_overlay, path, ctx.client.id)
         if closed:
             self.host.notify_root(root, INDEX_CHANGED, {"root": root.path, "paths": [path], "reason": "overlay-closed"},
                                   exclude=ctx.client)
@@ -233,10 +237,10 @@ class Service:
         path = norm_path(_str(params, "path"))
         want_semantic = params.get("semantic", True) is not False
         root = self._root_for(path)
-        generation, found = await asyncio.to_thread(root.findings, path, finding_to_wire)
+        generation, found = await self.host.run_cpu(root.findings, path, finding_to_wire)
         semantic = False
         if want_semantic and self.similarity.available():
-            extra = await asyncio.to_thread(self.similarity.semantic_findings, root, path)
+            extra = await self.host.run_cpu(self.similarity.semantic_findings, root, path)
             if extra is not None:
                 semantic = True
                 found = found + [finding_to_wire(f) for f in extra]
@@ -253,7 +257,7 @@ class Service:
         if not roots:
             return {"results": []}
         self.similarity.module()  # a clear error before any work when similarity is missing
-        hits = await asyncio.to_thread(self.similarity.similar, roots, text, k)
+        hits = await self.host.run_cpu(self.similarity.similar, roots, text, k)
         return {"results": [{"story": story_to_wire(s) if hasattr(s, "range") else s, "score": score} for s, score in hits]}
 
     # -- proposals --------------------------------------------------------
@@ -322,3 +326,14 @@ class Service:
     async def shutdown(self, ctx: Context, params: dict) -> dict:
         self.host.request_stop("shutdown requested by a client", delay=0.05)
         return {"stopping": True, "pid": os.getpid()}
+
+    async def debug_sleep(self, ctx: Context, params: dict) -> dict:
+        """Sleep ``seconds`` on the event loop, or in a worker thread with ``thread: true`` (like CPU work)."""
+        seconds = params.get("seconds", 1)
+        if not isinstance(seconds, (int, float)) or not 0 <= seconds <= 60:
+            raise DaemonError(INVALID_PARAMS, "'seconds' must be a number between 0 and 60")
+        if params.get("thread"):
+            await self.host.run_cpu(ctx.cancel.wait, seconds)
+        else:
+            await asyncio.sleep(seconds)
+        return {"slept": seconds, "cancelled": ctx.cancel.is_set()}

@@ -1,0 +1,158 @@
+"""A persistent embedding cache: one msgpack file per model under the user cache directory.
+
+Layout of ``<cache root>/embeddings/<model id>.msgpack``::
+
+    {"format": FORMAT, "model": model id, "dim": D, "dtype": "float16",
+     "keys": n * 16 bytes (blake2b of each text), "vectors": n * D float16}
+
+Vectors are stored as two flat byte strings so loading 50,000 of them is one
+``numpy.frombuffer``. Writes go to a temporary file that replaces the old one
+(``os.replace``), so readers never see half a file. Anything unexpected (a
+truncated or corrupted file, another format or model) is treated as an empty
+cache and overwritten on the next save: the cache is only ever a speed-up,
+and deleting it is always safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1
+KEY_BYTES = 16
+ENV_CACHE_DIR = "STORYTRANSFORMER_CACHE_DIR"
+log = logging.getLogger(__name__)
+
+
+def cache_root() -> Path:
+    """``$STORYTRANSFORMER_CACHE_DIR`` or the platform's user cache directory for storytransformer."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("storytransformer", appauthor=False))
+
+
+def text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES).digest()
+
+
+class EmbeddingCache:
+    """Embeddings by text hash for one model; ``get`` / ``put`` in memory, ``save`` to disk."""
+
+    def __init__(self, model_id: str, dim: int, path: Path | None = None, max_entries: int = 500_000):
+        self.model_id = model_id
+        self.dim = dim
+        self.max_entries = max_entries
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
+        self.path = path or cache_root() / "embeddings" / f"{safe}.msgpack"
+        self._rows: dict[bytes, int] = {}
+        self._blocks: list[np.ndarray] = []  # float16 (n, dim) arrays; rows index their concatenation
+        self._matrix = np.zeros((0, dim), np.float16)
+        self._pending: list[np.ndarray] = []
+        self._pending_keys: list[bytes] = []
+        self.loaded_from_disk = 0
+        self.problem: str | None = None  # why the file on disk was ignored, if it was
+
+    # -- disk -------------------------------------------------------------
+    def load(self) -> "EmbeddingCache":
+        """Read the file if it is valid; otherwise remember why and start empty."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return self
+        except OSError as e:
+            self.problem = f"cannot read {self.path}: {e}"
+            return self
+        try:
+            import msgpack
+
+            obj = msgpack.unpackb(data, raw=False)
+            if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+                raise ValueError(f"format {obj.get('format') if isinstance(obj, dict) else '?'} is not {FORMAT}")
+            if obj.get("model") != self.model_id or obj.get("dim") != self.dim or obj.get("dtype") != "float16":
+                raise ValueError(f"made for model {obj.get('model')!r}, not {self.model_id!r}")
+            keys, vectors = obj["keys"], obj["vectors"]
+            n = len(keys) // KEY_BYTES
+            if len(keys) != n * KEY_BYTES or len(vectors) != n * self.dim * 2:
+                raise ValueError("keys and vectors do not match")
+            matrix = np.frombuffer(vectors, np.float16).reshape(n, self.dim)
+            if not np.isfinite(matrix).all():
+                raise ValueError("non-finite vectors")
+        except Exception as e:  # noqa: BLE001 - any damage means "rebuild", never a crash
+            self.problem = f"ignored {self.path}: {e}"
+            log.info("embedding cache %s", self.problem)
+            return self
+        self._matrix = matrix
+        self._rows = {keys[i * KEY_BYTES:(i + 1) * KEY_BYTES]: i for i in range(n)}
+        self.loaded_from_disk = n
+        return self
+
+    def save(self) -> bool:
+        """Write every entry (old and new) atomically; False (and a log line) if the disk refuses."""
+        if not self._pending and self.path.exists() and self.problem is None:
+            return True
+        self._merge_pending()
+        keys = list(self._rows)
+        rows = np.fromiter(self._rows.values(), np.int64, len(keys))
+        if len(keys) > self.max_entries:  # keep the most recently added entries
+            keys, rows = keys[-self.max_entries:], rows[-self.max_entries:]
+        matrix = np.ascontiguousarray(self._matrix[rows])
+        import msgpack
+
+        payload = msgpack.packb({"format": FORMAT, "model": self.model_id, "dim": self.dim, "dtype": "float16",
+                                 "keys": b"".join(keys), "vectors": matrix.tobytes()}, use_bin_type=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(payload)
+                os.replace(tmp, self.path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError as e:
+            log.warning("cannot write the embedding cache %s: %s", self.path, e)
+            return False
+        self._matrix, self._rows = matrix, {k: i for i, k in enumerate(keys)}
+        self.problem = None
+        return True
+
+    # -- memory -----------------------------------------------------------
+    def _merge_pending(self) -> None:
+        if self._pending:
+            self._matrix = np.concatenate([self._matrix, *self._pending])
+            self._pending, self._pending_keys = [], []
+
+    @property
+    def pending(self) -> int:
+        return sum(len(p) for p in self._pending)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def lookup(self, keys: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+        """``(found, rows)``: a mask of the keys present and, for those, their vectors (float32)."""
+        self._merge_pending()
+        idx = np.fromiter((self._rows.get(k, -1) for k in keys), np.int64, len(keys))
+        found = idx >= 0
+        return found, self._matrix[idx[found]].astype(np.float32)
+
+    def put(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        """Remember ``vectors`` (already rounded to float16 precision) for ``keys``."""
+        block = np.asarray(vectors, np.float16).reshape(len(keys), self.dim)
+        base = len(self._matrix) + self.pending
+        fresh = []
+        for i, k in enumerate(keys):
+            if k not in self._rows:
+                self._rows[k] = base + len(fresh)
+                fresh.append(i)
+        if fresh:
+            self._pending.append(block[fresh])

@@ -1,0 +1,76 @@
+"""How two stories relate, from the similarities of their parts.
+
+``means`` decides whether two stories ask for the same thing: the cosine of
+the means embeddings blended with the overlap of their content lemmas (the
+lexical side keeps "export to CSV" and "export to PDF" apart, which embeddings
+alone rate as near-identical). The role decides who asks, and the ends whether
+they want it for the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Relation(str, Enum):
+    DUPLICATE = "duplicate"  # same role, same means (and no different benefit)
+    OVERLAP = "overlap"  # same role, overlapping means: a merge candidate
+    SAME_GOAL = "same-goal"  # another role wants the same means
+    UNRELATED = "unrelated"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Decision thresholds; defaults come from ``SimilarityConfig`` (tuned in docs/similarity.md)."""
+
+    duplicate: float = 0.90
+    overlap: float = 0.80
+    same_goal: float = 0.85
+    role: float = 0.80
+    ends: float = 0.55
+    lexical_weight: float = 0.3
+
+    @staticmethod
+    def of(config) -> "Thresholds":
+        """From a ``SimilarityConfig`` (missing fields keep their defaults)."""
+        d = Thresholds()
+        names = {"duplicate": "duplicate_threshold", "overlap": "overlap_threshold", "same_goal": "same_goal_threshold",
+                 "role": "role_threshold", "ends": "ends_threshold", "lexical_weight": "lexical_weight"}
+        return Thresholds(**{f: float(getattr(config, key, getattr(d, f))) for f, key in names.items()})
+
+    @property
+    def candidate_floor(self) -> float:
+        """The lowest means cosine that can still reach the lowest threshold (lexical overlap is at most 1)."""
+        w = self.lexical_weight
+        lowest = min(self.overlap, self.same_goal)
+        return max(-1.0, (lowest - w) / (1 - w)) if w < 1 else -1.0
+
+
+@dataclass(frozen=True, slots=True)
+class PairScores:
+    """Similarities of two stories; ``None`` where one of them lacks that part."""
+
+    whole: float
+    means: float  # cosine of the means (of the whole text when a means is missing)
+    means_lexical: float  # Jaccard overlap of the content lemmas of the means
+    role: float | None = None  # max(cosine, lemma overlap) of the roles
+    ends: float | None = None
+
+    def means_score(self, t: Thresholds) -> float:
+        return (1 - t.lexical_weight) * self.means + t.lexical_weight * self.means_lexical
+
+
+def classify(s: PairScores, t: Thresholds) -> Relation:
+    """The relation of a pair: the first of duplicate, overlap, same goal that its scores reach."""
+    means = s.means_score(t)
+    same_role = s.role is None or s.role >= t.role
+    if same_role:
+        if means >= t.duplicate:
+            other_benefit = s.ends is not None and s.ends < t.ends
+            return Relation.OVERLAP if other_benefit else Relation.DUPLICATE
+        if means >= t.overlap:
+            return Relation.OVERLAP
+    elif means >= t.same_goal:
+        return Relation.SAME_GOAL
+    return Relation.UNRELATED

@@ -1,0 +1,98 @@
+"""Semantic findings for ``storytransformer check``, the language server and the daemon.
+
+One finding per story and relation (all its semantic duplicates in one ST603,
+all its merge candidates in one ST604), so a cluster of five stories gives five
+findings rather than twenty. Exact and normalised duplicates (ST601/ST602,
+reported by the core) share an index slot and never appear here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Iterable
+
+from ..findings import Finding, Related, Severity
+from ..story import Story
+from .classify import Relation
+from .rules import OVERLAP, SAME_GOAL, SEMANTIC_DUPLICATE
+
+CODES = {Relation.DUPLICATE: SEMANTIC_DUPLICATE, Relation.OVERLAP: OVERLAP, Relation.SAME_GOAL: SAME_GOAL}
+WHAT = {Relation.DUPLICATE: "Semantic duplicate of", Relation.OVERLAP: "Overlaps (merge candidate)",
+        Relation.SAME_GOAL: "Same means for another role as"}
+MAX_LISTED = 3
+
+
+def _short(text: str, n: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _enabled(config) -> dict[str, Severity]:
+    """Codes this configuration turns on, with their severities."""
+    from ..lint import enabled_rules, severity_of
+
+    return {r.code: severity_of(r, config) for r in enabled_rules(config) if r.code in CODES.values()}
+
+
+def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None,
+                      progress: Callable | None = None, index=None) -> list[Finding]:
+    """ST603-ST605 findings for the stories of ``paths`` (default: every file), compared
+    against the whole workspace. ``index`` lets a long-lived caller (the daemon) reuse its
+    index; it is synchronised with the workspace first. ``progress(done, total)`` is
+    called while stories are embedded (it may also be a rich Progress)."""
+    from .index import SimilarityIndex
+
+    config = config or workspace.config
+    on = _enabled(config)
+    if not on or not getattr(config.similarity, "enabled", True):
+        return []
+    report = _progress_callback(progress)
+    if index is None:
+        index = SimilarityIndex.build(workspace.stories(), config.similarity, progress=report)
+    else:
+        index.sync(workspace.stories(), progress=report)
+    index.save_cache()
+    wanted = set(paths) if paths is not None else None
+    suppressed_files = {p: f.suppressed for p, f in workspace.files.items()}
+    grouped: dict[tuple[tuple[str, str], Relation], list[tuple[Story, float]]] = defaultdict(list)
+    stories: dict[tuple[str, str], Story] = {}
+    for s, o, pair in index.related():
+        for me, other in ((s, o), (o, s)):
+            if wanted is None or me.file in wanted:
+                key = (me.file, me.id)
+                stories[key] = me
+                grouped[(key, pair.relation)].append((other, pair.means_score))
+    out: list[Finding] = []
+    for (key, relation), others in grouped.items():
+        code = CODES[relation]
+        if code not in on:
+            continue
+        story = stories[key]
+        file_sup = suppressed_files.get(story.file, frozenset())
+        if story.is_suppressed(code) or code in file_sup or "*" in file_sup:
+            continue
+        others.sort(key=lambda x: (-x[1], x[0].file, x[0].line))
+        listed = ", ".join(f"{o.id} ({score:.2f})" for o, score in others[:MAX_LISTED])
+        more = f" and {len(others) - MAX_LISTED} more" if len(others) > MAX_LISTED else ""
+        related = tuple(Related(o.file, o.range, o.id, f"similarity {score:.2f}: {_short(o.text)}") for o, score in others)
+        out.append(Finding.on(story, code, "unique", on[code], f"{WHAT[relation]} {listed}{more}",
+                              related=related, data={"similarity": round(others[0][1], 4), "relation": relation.value}))
+    return sorted(out, key=Finding.sort_key)
+
+
+def _progress_callback(progress):
+    """Accept a plain ``f(done, total)`` or a rich ``Progress`` (as the check command passes)."""
+    if progress is None:
+        return None
+    if callable(progress) and not hasattr(progress, "add_task"):
+        return progress
+    state = {}
+
+    def report(done: int, total: int) -> None:
+        if total < 64:
+            return
+        if "task" not in state:
+            state["task"] = progress.add_task("Embedding stories", total=total)
+        progress.update(state["task"], completed=done, total=total)
+
+    return report

@@ -1,0 +1,346 @@
+"""The workspace-wide similarity index: exact top-k search by blocked matrix products.
+
+Stories with the same normalised text share one *slot* (one row in each
+matrix): exact duplicates cost nothing extra, and a story repeated a thousand
+times cannot crowd real neighbours out of a top-k list. Each slot has four
+unit vectors (whole story, role, means, ends) and the content lemmas of its
+means and role. Removing a story frees its slot for reuse; adding one embeds
+only texts the cache has not seen, so re-querying after an edit costs one
+small encode and one matrix-vector product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..formats.base import normalise
+from ..story import Story
+from .classify import PairScores, Relation, Thresholds, classify
+from .clusters import Cluster, connected_clusters
+from .embedder import Embedder
+from .text import StoryTexts, content_lemmas, jaccard
+
+Key = tuple[str, str]  # (file, story id)
+BLOCK = 512  # rows per matrix product: 512 x 20,000 float32 scores = 40 MB at most
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    story: Story
+    score: float  # cosine of the whole stories
+    relation: Relation
+    scores: PairScores | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Two slots (two distinct normalised texts) and how they relate."""
+
+    a: int
+    b: int
+    scores: PairScores
+    relation: Relation
+    means_score: float
+
+
+class SimilarityIndex:
+    """Every story of a workspace, searchable by meaning; updated one story at a time."""
+
+    def __init__(self, embedder: Embedder, thresholds: Thresholds | None = None, max_neighbours: int = 20):
+        self.embedder = embedder
+        self.thresholds = thresholds or Thresholds()
+        self.max_neighbours = max(1, max_neighbours)
+        d = embedder.dim
+        self._cap = 0
+        self._whole = np.zeros((0, d), np.float32)
+        self._means = np.zeros((0, d), np.float32)
+        self._role = np.zeros((0, d), np.float32)
+        self._ends = np.zeros((0, d), np.float32)
+        self._has_role = np.zeros(0, bool)
+        self._has_ends = np.zeros(0, bool)
+        self._active = np.zeros(0, bool)
+        self._means_lemmas: list[frozenset[str]] = []
+        self._role_lemmas: list[frozenset[str]] = []
+        self._slot_text: list[str | None] = []
+        self._members: list[dict[Key, Story]] = []
+        self._slot_of: dict[str, int] = {}  # normalised text -> slot
+        self._key_slot: dict[Key, int] = {}
+        self._free: list[int] = []
+        self._pairs: list[Pair] | None = None  # all related pairs, computed on demand
+
+    # -- building -----------------------------------------------------------
+    @classmethod
+    def build(cls, stories: Iterable[Story], config=None, embedder: Embedder | None = None,
+              progress: Callable[[int, int], None] | None = None) -> "SimilarityIndex":
+        """An index of ``stories`` with the model, thresholds and cache of ``config`` (a SimilarityConfig)."""
+        from .embedder import shared_embedder
+
+        if embedder is None:
+            embedder = shared_embedder(getattr(config, "model", ""), getattr(config, "device", "cpu"),
+                                       getattr(config, "cache", True), getattr(config, "batch_size", 64))
+        index = cls(embedder, Thresholds.of(config) if config is not None else None,
+                    getattr(config, "max_neighbours", 20))
+        index.update(stories, progress=progress)
+        return index
+
+    def __len__(self) -> int:
+        return len(self._key_slot)
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._key_slot
+
+    def stories(self) -> Iterator[Story]:
+        for members in self._members:
+            yield from members.values()
+
+    def story(self, key: Key) -> Story | None:
+        slot = self._key_slot.get(key)
+        return None if slot is None else self._members[slot].get(key)
+
+    def _grow(self, need: int) -> None:
+        if need <= self._cap:
+            return
+        cap = max(need, int(self._cap * 1.5) + 64)
+        for name in ("_whole", "_means", "_role", "_ends"):
+            old = getattr(self, name)
+            new = np.zeros((cap, self.embedder.dim), np.float32)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        for name in ("_has_role", "_has_ends", "_active"):
+            old = getattr(self, name)
+            new = np.zeros(cap, bool)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        grow = cap - len(self._slot_text)
+        self._means_lemmas += [frozenset()] * grow
+        self._role_lemmas += [frozenset()] * grow
+        self._slot_text += [None] * grow
+        self._members += [{} for _ in range(grow)]
+        self._free.extend(range(cap - 1, self._cap - 1, -1))
+        self._cap = cap
+
+    def update(self, stories: Iterable[Story], progress: Callable[[int, int], None] | None = None) -> None:
+        """Add stories, or replace those already present under the same (file, id)."""
+        new_slots: dict[str, int] = {}
+        for story in stories:
+            key = (story.file, story.id)
+            old = self._key_slot.get(key)
+            if old is not None and self._members[old][key].text == story.text:
+                self._members[old][key] = story  # unchanged text, maybe another range
+                continue
+            text = normalise(story.text)
+            if old is not None and self._slot_text[old] == text:
+                self._members[old][key] = story  # same text, maybe another range
+                continue
+            if old is not None:
+                self._drop(key)
+            slot = self._slot_of.get(text)
+            if slot is None:
+                if not self._free:
+                    self._grow(self._cap + 1)
+                slot = self._free.pop()
+                self._slot_of[text] = slot
+                self._slot_text[slot] = text
+                self._active[slot] = True
+                new_slots[text] = slot
+            self._members[slot][key] = story
+            self._key_slot[key] = slot
+        if new_slots:
+            self._embed([(slot, next(iter(self._members[slot].values()))) for slot in new_slots.values()], progress)
+            self._pairs = None
+
+    def sync(self, stories: Iterable[Story], progress: Callable[[int, int], None] | None = None) -> None:
+        """Make the index hold exactly ``stories``: update them and remove every other story."""
+        stories = list(stories)
+        keep = {(s.file, s.id) for s in stories}
+        self.remove([k for k in self._key_slot if k not in keep])
+        self.update(stories, progress=progress)
+
+    def remove(self, keys: Iterable[Key]) -> None:
+        """Forget stories by (file, id); unknown keys are ignored."""
+        for key in list(keys):
+            if key in self._key_slot:
+                self._drop(key)
+
+    def remove_file(self, path: str) -> None:
+        self.remove([k for k in self._key_slot if k[0] == path])
+
+    def _drop(self, key: Key) -> None:
+        slot = self._key_slot.pop(key)
+        members = self._members[slot]
+        members.pop(key, None)
+        if not members:
+            del self._slot_of[self._slot_text[slot]]
+            self._slot_text[slot] = None
+            self._active[slot] = False
+            for m in (self._whole, self._means, self._role, self._ends):
+                m[slot] = 0
+            self._has_role[slot] = self._has_ends[slot] = False
+            self._free.append(slot)
+            self._pairs = None
+
+    def _embed(self, todo: list[tuple[int, Story]], progress) -> None:
+        texts = [StoryTexts.of(s) for _, s in todo]
+        # One encode call for every part of every new story; the embedder de-duplicates.
+        flat = [t.whole for t in texts] + [t.means_or_whole for t in texts] + \
+               [t.role or "" for t in texts] + [t.ends or "" for t in texts]
+        vectors = self.embedder.encode(flat, progress=progress)
+        n = len(texts)
+        slots = np.array([slot for slot, _ in todo], np.int64)
+        self._whole[slots] = vectors[:n]
+        self._means[slots] = vectors[n:2 * n]
+        self._role[slots] = vectors[2 * n:3 * n]
+        self._ends[slots] = vectors[3 * n:]
+        for (slot, _), t in zip(todo, texts):
+            self._has_role[slot] = t.role is not None
+            self._has_ends[slot] = t.ends is not None
+            self._means_lemmas[slot] = content_lemmas(t.means_or_whole)
+            self._role_lemmas[slot] = content_lemmas(t.role or "")
+        if self.embedder.cache.pending >= 256:
+            self.embedder.save()
+
+    def save_cache(self) -> bool:
+        """Write new embeddings to the on-disk cache (the daemon calls this when idle)."""
+        return self.embedder.save()
+
+    # -- scoring ------------------------------------------------------------
+    def _scores(self, a: np.ndarray, b: np.ndarray, means_cos: np.ndarray | None = None) -> list[PairScores]:
+        whole = np.einsum("ij,ij->i", self._whole[a], self._whole[b])
+        if means_cos is None:
+            means_cos = np.einsum("ij,ij->i", self._means[a], self._means[b])
+        role = np.einsum("ij,ij->i", self._role[a], self._role[b])
+        ends = np.einsum("ij,ij->i", self._ends[a], self._ends[b])
+        both_roles = self._has_role[a] & self._has_role[b]
+        both_ends = self._has_ends[a] & self._has_ends[b]
+        out = []
+        for i, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
+            r = None
+            if both_roles[i]:
+                r = max(float(role[i]), jaccard(self._role_lemmas[x], self._role_lemmas[y]))
+            out.append(PairScores(
+                whole=float(whole[i]), means=float(means_cos[i]),
+                means_lexical=jaccard(self._means_lemmas[x], self._means_lemmas[y]),
+                role=r, ends=float(ends[i]) if both_ends[i] else None))
+        return out
+
+    def _candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Slot pairs (a < b) whose means cosine reaches the candidate floor, at most
+        ``max_neighbours`` per slot, from blocked products over the upper triangle."""
+        active = np.flatnonzero(self._active)
+        if len(active) < 2:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0, np.float32)
+        means = self._means[active]
+        floor = self.thresholds.candidate_floor
+        k = self.max_neighbours
+        rows_a, rows_b, sims = [], [], []
+        for start in range(0, len(active), BLOCK):
+            stop = min(start + BLOCK, len(active))
+            s = means[start:stop] @ means[start:].T  # only columns >= start: each pair once
+            s[np.arange(stop - start), np.arange(stop - start)] = -np.inf  # self
+            s[np.tril_indices(stop - start, -1)] = -np.inf  # pairs already in the block above the diagonal
+            r, c = np.nonzero(s >= floor)
+            vals = s[r, c]
+            counts = np.bincount(r, minlength=stop - start)
+            crowded = np.flatnonzero(counts > k)
+            if len(crowded):  # keep the k best of rows with too many candidates
+                keep = np.ones(len(r), bool)
+                offsets = np.concatenate([[0], np.cumsum(counts)])
+                for row in crowded.tolist():
+                    lo, hi = offsets[row], offsets[row + 1]
+                    order = np.lexsort((c[lo:hi], -vals[lo:hi]))
+                    keep[lo + order[k:]] = False
+                r, c, vals = r[keep], c[keep], vals[keep]
+            rows_a.append(active[start + r])
+            rows_b.append(active[start + c])
+            sims.append(vals)
+        a, b, v = np.concatenate(rows_a), np.concatenate(rows_b), np.concatenate(sims)
+        return a, b, v.astype(np.float32)
+
+    def pairs(self) -> list[Pair]:
+        """Every pair of distinct texts that is not unrelated (cached until the next change)."""
+        if self._pairs is None:
+            a, b, cos = self._candidates()
+            t = self.thresholds
+            out = []
+            for x, y, c, sc in zip(a.tolist(), b.tolist(), cos.tolist(), self._scores(a, b, cos)):
+                rel = classify(sc, t)
+                if rel is not Relation.UNRELATED:
+                    out.append(Pair(x, y, sc, rel, sc.means_score(t)))
+            self._pairs = out
+        return self._pairs
+
+    def related(self) -> Iterator[tuple[Story, Story, Pair]]:
+        """Every related pair of stories (members of slots), excluding exact duplicates."""
+        for p in self.pairs():
+            for s in self._members[p.a].values():
+                for o in self._members[p.b].values():
+                    yield s, o, p
+
+    # -- queries ------------------------------------------------------------
+    def _query_slot(self, story: Story) -> tuple[int, bool]:
+        """The slot of ``story``, adding it temporarily when it is not indexed."""
+        key = (story.file, story.id)
+        slot = self._key_slot.get(key)
+        if slot is not None and self._slot_text[slot] == normalise(story.text):
+            return slot, False
+        slot = self._slot_of.get(normalise(story.text))
+        if slot is not None:
+            return slot, False
+        self.update([story])
+        return self._key_slot[key], True
+
+    def neighbours(self, query: str | Story, k: int = 5) -> list[Neighbour]:
+        """The ``k`` stories most similar to ``query`` (a story or free text), best first,
+        ranked by the cosine of the whole stories; stories with the query's own text are left out."""
+        story = query if isinstance(query, Story) else parse_query(query)
+        slot, temporary = self._query_slot(story)
+        try:
+            active = self._active.copy()
+            active[slot] = False
+            cand = np.flatnonzero(active)
+            if not len(cand) or k <= 0:
+                return []
+            sims = self._whole[cand] @ self._whole[slot]
+            kk = min(k, len(cand))
+            top = np.argpartition(-sims, kk - 1)[:kk]
+            top = top[np.lexsort((cand[top], -sims[top]))]
+            slots = cand[top]
+            scores = self._scores(np.full(len(slots), slot), slots)
+            out: list[Neighbour] = []
+            for other, sc in zip(slots.tolist(), scores):
+                rel = classify(sc, self.thresholds)
+                for s in self._members[other].values():
+                    out.append(Neighbour(s, sc.whole, rel, sc))
+            return out[:k]
+        finally:
+            if temporary:
+                self.remove([(story.file, story.id)])
+
+    def search(self, text: str | Story, k: int = 5) -> list[Neighbour]:
+        """Alias of :meth:`neighbours` (the daemon's name for it)."""
+        return self.neighbours(text, k)
+
+    def clusters(self, relations: Sequence[Relation] = (Relation.DUPLICATE, Relation.OVERLAP)) -> list[Cluster]:
+        """Groups of near-duplicate stories (connected over ``relations`` pairs and exact
+        duplicates), each with its medoid as the representative; largest first."""
+        wanted = set(relations)
+        edges = [(p.a, p.b) for p in self.pairs() if p.relation in wanted]
+        slots = [s for s in np.flatnonzero(self._active).tolist() if len(self._members[s]) > 1]
+        return connected_clusters(edges, slots, self._whole, self._members)
+
+
+def parse_query(text: str) -> Story:
+    """A free-text query as a Story, parsed by the plain-text reader (one line)."""
+    from ..formats import read_source
+
+    line = " ".join(text.split()) or " "
+    source = read_source("<query>.txt", line, None, "text")
+    if source.stories:
+        return source.stories[0]
+    from ..story import Position, Range
+
+    return Story(id="<query>", file="<query>", text=line, range=Range(Position(0, 0, 0), Position(0, len(line), len(line))))

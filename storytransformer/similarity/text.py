@@ -1,0 +1,113 @@
+"""What of a story gets compared: its parts as text, and the content-word lemmas of each.
+
+The lexical side uses a light rule-based lemmatizer (irregular forms plus
+suffix rules) instead of spaCy: overlap only needs both sides reduced the same
+way ("uploads", "uploaded", "uploading" -> "upload"), and this runs about a
+hundred times faster than a tagged spaCy pipeline, which matters at 20,000
+stories (docs/similarity.md has the comparison).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..story import Story
+
+WORD = re.compile(r"[a-z][a-z0-9]*(?:['-][a-z0-9]+)*")
+SPACE = re.compile(r"\s+")
+
+# Function words and the template's own words: they say nothing about what a story is about.
+STOP_WORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being below between
+both but by can could did do does doing done down during each either else even ever every few for from further get
+gets got had has have having he her here hers him his how i if in into is it its itself just let like me might more
+most my myself neither no nor not now of off on once only or other our ours out over own per please same shall she
+should so some such than that the their theirs them then there these they this those through thus to too under until
+up upon us very via want wants was way we well were what when where whether which while who whom whose why will
+wish with within without would yet you your yours able need needs needed new one ones etc e.g i.e
+""".split())
+
+IRREGULAR = {
+    "children": "child", "people": "person", "men": "man", "women": "woman", "data": "data", "media": "media",
+    "criteria": "criterion", "analyses": "analysis", "indices": "index", "went": "go", "gone": "go",
+    "made": "make", "making": "make", "bought": "buy", "built": "build", "found": "find", "kept": "keep",
+    "left": "leave", "sent": "send", "seen": "see", "saw": "see", "taken": "take", "took": "take", "told": "tell",
+    "written": "write", "wrote": "write", "chosen": "choose", "known": "know", "shown": "show", "given": "give",
+    "paid": "pay", "ran": "run", "running": "run", "began": "begin", "begun": "begin", "held": "hold",
+    "logged": "log", "logging": "log", "signed": "sign", "mapping": "map", "mapped": "map", "status": "status",
+    "process": "process", "access": "access", "address": "address", "business": "business", "class": "class",
+    "news": "news", "analysis": "analysis", "series": "series", "used": "use", "using": "use", "uses": "use",
+}
+
+
+@lru_cache(maxsize=65536)
+def lemma(word: str) -> str:
+    """A light lemma: irregular forms, then plural, -ing and -ed rules, then no final "e".
+
+    Dropping the final "e" makes "store", "stored" and "storing" agree without
+    knowing the part of speech; the result is a key for matching, not a word.
+    """
+    w = word.lower().strip("'-")
+    if w.endswith("'s"):
+        w = w[:-2]
+    w = IRREGULAR.get(w, w)
+    if len(w) > 3:
+        if w.endswith("ies") and len(w) > 4:
+            w = w[:-3] + "y"
+        elif w.endswith(("sses", "shes", "ches", "xes", "zes")):
+            w = w[:-2]
+        elif w.endswith("s") and not w.endswith(("ss", "us", "is")):
+            w = w[:-1]
+        else:
+            for suffix in ("ing", "ed"):
+                if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+                    w = w[: -len(suffix)]
+                    if len(w) >= 4 and w[-1] == w[-2] and w[-1] not in "lsz":
+                        w = w[:-1]  # "mapped" -> "map"
+                    elif w[-1] == "i":
+                        w = w[:-1] + "y"  # "applied" -> "apply"
+                    break
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    return w
+
+
+def content_lemmas(text: str) -> frozenset[str]:
+    """The set of content-word lemmas of ``text`` (stop words and numbers dropped)."""
+    return frozenset(lemma(w) for w in WORD.findall(text.lower()) if w not in STOP_WORDS)
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter)
+
+
+def clean(text: str) -> str:
+    return SPACE.sub(" ", text).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class StoryTexts:
+    """The texts of a story that get embedded: the whole story and each part (None when absent)."""
+
+    whole: str
+    role: str | None
+    means: str | None
+    ends: str | None
+
+    @staticmethod
+    def of(story: Story) -> "StoryTexts":
+        def part(p):
+            t = clean(p.text) if p is not None else ""
+            return t or None
+
+        return StoryTexts(clean(story.text), part(story.role), part(story.means), part(story.ends))
+
+    @property
+    def means_or_whole(self) -> str:
+        """What the story wants: its means, or the whole text when no means was recognised."""
+        return self.means or self.whole

@@ -85,13 +85,12 @@ async def resolve_model_action(server: "StoryServer", action: types.CodeAction) 
             if other is None:
                 server.show(f"'{action.title}': the other story is gone", types.MessageType.Warning)
                 return action
-            texts = await server.model.propose("propose/merge", {"stories": [
-                {"file": story.file, "id": story.id, "text": story.text},
-                {"file": other.file, "id": other.id, "text": other.text}]})
+            texts = await server.propose("propose/merge", {"stories": [
+                {"file": story.file, "id": story.id}, {"file": other.file, "id": other.id}]},
+                [story.file, other.file])
             action.edit = merge_edit(server, uri, version, story, texts[0], [other])
         else:
-            texts = await server.model.propose("propose/rewrite", {"file": story.file, "id": story.id,
-                                                                   "text": story.text})
+            texts = await server.propose("propose/rewrite", {"file": story.file, "id": story.id}, [story.file])
             action.edit = document_edit(uri, version, [types.TextEdit(range=lsp_range(story.range), new_text=texts[0])])
             server.model_rewrites[(path, version, story.id)] = (lsp_range(story.range), texts[0])
     except ModelUnavailable as e:

@@ -86,8 +86,8 @@ def register(server: "StoryServer") -> None:
             server.show(f"Merge Stories: {reason}", types.MessageType.Warning)
             return {"applied": False, "reason": reason}
         try:
-            texts = await server.model.propose("propose/merge", {"stories": [
-                {"file": s.file, "id": s.id, "text": s.text} for s in stories]})
+            texts = await server.propose("propose/merge", {"stories": [{"file": s.file, "id": s.id} for s in stories]},
+                                         [s.file for s in stories])
         except ModelUnavailable as e:
             server.show(f"model unavailable: {e}", types.MessageType.Warning)
             return {"applied": False, "reason": f"model unavailable: {e}"}

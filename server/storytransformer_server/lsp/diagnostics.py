@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -178,6 +179,18 @@ class Diagnostics:
             except Exception:
                 log.debug("workspace/diagnostic/refresh failed", exc_info=True)
 
+    async def reload(self, paths: list[str]) -> None:
+        """Files changed on disk: re-read the ones not open in the editor and show their new findings."""
+        for path in paths:
+            path = os.path.normpath(os.path.abspath(path))
+            if path in self.server.core.overlays or not self.server.core.is_story_file(path):
+                continue
+            results = await self.server.core.run(self.server.core.revert, path)
+            if results and results[0].path == path and path not in self.server.core.workspace.files:
+                self.forget(path)
+                results = results[1:]
+            self.accept(results)
+
     def replace_all(self, results: list[FileFindings]) -> None:
         """After a scan or a configuration change: files that vanished are cleared, the rest shown."""
         seen = {ff.path for ff in results}
@@ -218,11 +231,12 @@ def register(server: "StoryServer") -> None:
         if path is None or server.core.overlays.pop(path, None) is None:
             return
         d.cancel(path)
-        results = await server.core.run(server.core.revert, path)
-        if results and results[0].path == path and path not in server.core.workspace.files:
-            d.forget(path)
-            results = results[1:]
-        d.accept(results)
+        await d.reload([path])
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    async def did_change_watched_files(params: types.DidChangeWatchedFilesParams) -> None:
+        paths = [p for p in (uri_to_path(c.uri) for c in params.changes) if p]
+        await d.reload(paths)
 
     @server.feature(types.TEXT_DOCUMENT_DIAGNOSTIC,
                     types.DiagnosticOptions(identifier=SOURCE, inter_file_dependencies=True,

@@ -9,6 +9,7 @@ and the user asked explicitly, the model's rewrite comes first. Cancellation
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -42,8 +43,10 @@ class Suggestion:
     start: int
 
 
-def template_suggestions(before: str, roles: list[str], means_marker: str) -> list[Suggestion]:
-    """Completions for the text before the cursor on a line that is a story being typed."""
+def template_suggestions(before: str, roles: list[str], means_marker: str, after: str = "") -> list[Suggestion]:
+    """Completions for a story being typed: the cursor is at the end of the line, after ``before``."""
+    if after.strip():
+        return []  # editing inside an existing story: that is what the fixed-story suggestion is for
     if m := _ROLE_OPEN.search(before):
         partial = m.group("partial")
         start = m.start("partial")
@@ -114,7 +117,7 @@ def register(server: "StoryServer") -> None:
             insert_text=s.text,
             range=types.Range(start=types.Position(params.position.line, utf16_len(line_text[:s.start])),
                               end=params.position))
-            for s in template_suggestions(before, roles, marker)]
+            for s in template_suggestions(before, roles, marker, line_text[col:])]
         if items:
             return types.InlineCompletionList(items=items)
 
@@ -131,11 +134,11 @@ def register(server: "StoryServer") -> None:
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
         if invoked and server.model.connected:
             try:
-                texts = await server.model.propose("propose/rewrite",
-                                                   {"file": path, "id": story.id, "text": story.text})
+                texts = await asyncio.wait_for(
+                    server.propose("propose/rewrite", {"file": path, "id": story.id}, [path]), MODEL_TIMEOUT_S)
                 items.extend(types.InlineCompletionItem(insert_text=t, range=rng) for t in texts[:1])
-            except ModelUnavailable as e:
-                log.info("no model suggestion: %s", e)
+            except (ModelUnavailable, asyncio.TimeoutError) as e:
+                log.info("no model suggestion: %s", e or "timed out")
         fixed = apply_fixes(line_text, story, story_findings)
         if fixed and fixed != story.text:
             items.append(types.InlineCompletionItem(insert_text=fixed, range=rng))

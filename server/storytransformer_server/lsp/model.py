@@ -42,15 +42,15 @@ class EngineStatus:
         if not isinstance(raw, dict):
             return EngineStatus("unavailable", reason=f"unexpected engine status {raw!r}")
         state = str(raw.get("state") or raw.get("status") or "").lower()
-        if state in ("ready", "loaded", "idle-loaded"):
+        if state in ("ready", "loaded"):
             state = "ready"
         elif state in ("loading", "converting", "downloading"):
             state = "loading"
         else:
             state = "unavailable"
-        reason = raw.get("reason") or raw.get("error")
+        reason = raw.get("reason") or raw.get("error") or raw.get("unavailable_reason")
         if state == "unavailable" and not reason:
-            reason = "no model loaded"
+            reason = "no model loaded (run Load Model)" if raw.get("available", True) else "the engine is not installed"
         model = raw.get("model") or raw.get("model_name")
         device = raw.get("device")
         return EngineStatus(state, str(model) if model else None, str(device) if device else None,
@@ -67,6 +67,8 @@ def proposal_texts(result: Any) -> list[str]:
             out.extend(proposal_texts(item))
         return out
     if isinstance(result, dict):
+        if "proposal" in result:  # the daemon's reply: {kind, stories: [refs], proposal}
+            return proposal_texts(result["proposal"])
         for key in ("proposals", "candidates"):
             if isinstance(result.get(key), list):
                 return proposal_texts(result[key])
@@ -85,13 +87,15 @@ def proposal_texts(result: Any) -> list[str]:
 class ModelAdapter:
     """Connects to the daemon lazily and forwards requests with a deadline."""
 
-    def __init__(self, on_status: Callable[[EngineStatus], None], on_index_changed: Callable[[Any], None] | None = None):
+    def __init__(self, on_status: Callable[[EngineStatus], None],
+                 on_index_changed: Callable[[Any], Any] | None = None):
         self.options = DaemonOptions()
         self.status = EngineStatus()
         self._on_status = on_status
         self._on_index_changed = on_index_changed
         self._client: Any = None
         self._lock = asyncio.Lock()
+        self._registered: set[str] = set()  # workspace roots the daemon knows from this connection
 
     # -- connection -------------------------------------------------------
     @property
@@ -120,29 +124,19 @@ class ModelAdapter:
                 raise ModelUnavailable(f"cannot reach the daemon: {e or type(e).__name__}") from None
             self._subscribe(client)
             self._client = client
+            self._registered.clear()
             return client
 
     def _subscribe(self, client: Any) -> None:
-        def on_notification(method: str, params: Any = None) -> None:
-            if method == "engine/state":
-                self._set_status(EngineStatus.from_daemon(params))
-            elif method == "index/changed" and self._on_index_changed:
-                self._on_index_changed(params)
+        client.on_notification("engine/state", lambda params: self._set_status(EngineStatus.from_daemon(params)))
+        if self._on_index_changed is not None:
+            client.on_notification("index/changed", self._on_index_changed)
+        client.on_disconnect(self._lost)
 
-        for name in ("on_notification", "add_notification_handler", "subscribe"):
-            register = getattr(client, name, None)
-            if callable(register):
-                try:
-                    register(on_notification)
-                    return
-                except TypeError:
-                    try:
-                        register("engine/state", lambda p: on_notification("engine/state", p))
-                        register("index/changed", lambda p: on_notification("index/changed", p))
-                        return
-                    except Exception:
-                        log.debug("cannot subscribe with %s", name, exc_info=True)
-        log.info("daemon client offers no notification hook; engine state is polled on request")
+    def _lost(self, reason: Any = None) -> None:
+        self._client = None
+        self._registered.clear()
+        self._set_status(EngineStatus(reason=f"lost the daemon: {reason or 'connection closed'}"))
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -174,8 +168,10 @@ class ModelAdapter:
             await self.close()
             self._set_status(EngineStatus(reason=f"lost the daemon: {e or type(e).__name__}"))
             raise ModelUnavailable(f"lost the connection to the daemon: {e or type(e).__name__}") from None
-        except Exception as e:
-            raise ModelUnavailable(f"{method} failed: {e or type(e).__name__}") from None
+        except Exception as e:  # DaemonError and anything else: the daemon's own message
+            if getattr(client, "closed", False):
+                self._client = None
+            raise ModelUnavailable(getattr(e, "message", None) or str(e) or type(e).__name__) from None
 
     async def refresh_status(self, spawn: bool = False) -> EngineStatus:
         """Ask the daemon for the engine's state (without starting one unless ``spawn``)."""
@@ -185,7 +181,20 @@ class ModelAdapter:
             self._set_status(EngineStatus(reason=str(e)))
         return self.status
 
-    async def propose(self, method: str, params: dict) -> list[str]:
+    async def share(self, roots: list[str], documents: list[tuple[str, int, str]]) -> None:
+        """Tell the daemon our workspace roots and the unsaved text of ``documents`` (path, version, text),
+        so that the stories a proposal names are the ones the user sees."""
+        for root in roots:
+            if root not in self._registered:
+                await self.request("workspace/register", {"root": root})
+                self._registered.add(root)
+        for path, version, text in documents:
+            await self.request("document/overlay", {"path": path, "version": version, "text": text})
+
+    async def propose(self, method: str, params: dict, roots: list[str] = (),
+                      documents: list[tuple[str, int, str]] = ()) -> list[str]:
+        if roots or documents:
+            await self.share(list(roots), list(documents))
         texts = proposal_texts(await self.request(method, params))
         if not texts:
             raise ModelUnavailable("the model made no proposal that passed validation")

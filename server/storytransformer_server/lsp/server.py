@@ -40,10 +40,16 @@ class StoryServer(LanguageServer):
         self.core = CoreState()
         self.options = ServerOptions()
         self.init_settings: Any = None
-        self.model = ModelAdapter(on_status=self.send_engine_status)
+        self.model = ModelAdapter(on_status=self.send_engine_status, on_index_changed=self._index_changed)
         self.diagnostics = diagnostics.Diagnostics(self)
         # (path, version, story id) -> model rewrite, kept for fix-all on save
         self.model_rewrites: dict[tuple[str, int | None, str], str] = {}
+
+    def _index_changed(self, params: Any) -> None:
+        """The daemon saw files change on disk (a checkout, another tool): re-read those not open here."""
+        paths = params.get("paths") if isinstance(params, dict) else None
+        if isinstance(paths, list):
+            asyncio.get_running_loop().create_task(self.diagnostics.reload([p for p in paths if isinstance(p, str)]))
 
     # -- helpers for the features -----------------------------------------
     def open_document(self, uri: str) -> TextDocument | None:
@@ -61,6 +67,15 @@ class StoryServer(LanguageServer):
             self.protocol.notify(ENGINE_STATUS, status.to_json())
         except Exception:
             log.debug("cannot send engine status", exc_info=True)
+
+    async def propose(self, method: str, params: dict, paths: list[str]) -> list[str]:
+        """A model proposal about stories in ``paths``; the daemon first gets our roots and unsaved texts."""
+        docs = []
+        for path in dict.fromkeys(paths):
+            doc = self.open_document_for_path(path)
+            if doc is not None:
+                docs.append((path, doc.version or 0, doc.source))
+        return await self.model.propose(method, params, roots=self.core.roots, documents=docs)
 
     def supports_progress(self) -> bool:
         w = self.client_capabilities.window

@@ -60,7 +60,7 @@ class DaemonProcess:
     def wait_until_up(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if socket_answers(self.socket):
+            if (self.runtime / "daemon.json").exists() and socket_answers(self.socket):  # fully started
                 return
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {self.proc.returncode}: {self.proc.stderr.read()}")

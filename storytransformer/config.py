@@ -53,14 +53,14 @@ class SimilarityConfig:
 
     enabled: bool = True
     model: str = ""  # a local sentence-transformers directory; "" = the packaged all-MiniLM-L6-v2
-    duplicate_threshold: float = 0.90
-    overlap_threshold: float = 0.80
+    duplicate_threshold: float = 0.85  # tuned on labelled pairs: docs/similarity.md
+    overlap_threshold: float = 0.60
     top_k: int = 5
     cache: bool = True
     # Added by the similarity index (docs/similarity.md explains and tunes each one).
-    same_goal_threshold: float = 0.85  # another role wanting the same means (ST605)
-    role_threshold: float = 0.80  # roles at least this similar count as the same role
-    ends_threshold: float = 0.55  # same role and means but ends below this: another benefit (overlap)
+    same_goal_threshold: float = 0.70  # another role wanting the same means (ST605)
+    role_threshold: float = 0.70  # roles at least this similar count as the same role
+    ends_threshold: float = 0.70  # same role and means but ends below this: another benefit (overlap)
     lexical_weight: float = 0.3  # share of content-lemma overlap in the means score
     max_neighbours: int = 20  # candidate pairs kept per story (bounds memory on repetitive backlogs)
     device: str = "cpu"  # cpu | cuda | cuda:N | mps

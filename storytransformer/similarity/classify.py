@@ -24,11 +24,11 @@ class Relation(str, Enum):
 class Thresholds:
     """Decision thresholds; defaults come from ``SimilarityConfig`` (tuned in docs/similarity.md)."""
 
-    duplicate: float = 0.90
-    overlap: float = 0.80
-    same_goal: float = 0.85
-    role: float = 0.80
-    ends: float = 0.55
+    duplicate: float = 0.85
+    overlap: float = 0.60
+    same_goal: float = 0.70
+    role: float = 0.70
+    ends: float = 0.70
     lexical_weight: float = 0.3
 
     @staticmethod

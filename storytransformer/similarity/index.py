@@ -226,6 +226,11 @@ class SimilarityIndex:
                 role=r, ends=float(ends[i]) if both_ends[i] else None))
         return out
 
+    def pair_scores(self, a: Key, b: Key) -> PairScores:
+        """The scores of two indexed stories (by (file, id))."""
+        x, y = self._key_slot[a], self._key_slot[b]
+        return self._scores(np.array([x]), np.array([y]))[0]
+
     def _candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Slot pairs (a < b) whose means cosine reaches the candidate floor, at most
         ``max_neighbours`` per slot, from blocked products over the upper triangle."""

@@ -14,6 +14,8 @@ COMMANDS = [
     "check",
     "daemon",
     "lsp",
+    "similar",
+    "clusters",
 ]
 
 

@@ -1,0 +1,49 @@
+"""``storytransformer similar "As a ..." [PATH...]``: the stories nearest in meaning to a query."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("similar", help="list the stories most similar in meaning to a story",
+                       description="List the stories of PATHs nearest in meaning to QUERY (a story or any text).")
+    p.add_argument("query", help='the story to compare, e.g. "As a visitor, I want to search datasets"')
+    p.add_argument("paths", nargs="*", default=["."], help="files or directories (default: .)")
+    p.add_argument("-k", "--top", dest="k", type=int, default=None, help="how many stories (default: similarity.top_k)")
+    p.add_argument("--config", type=Path, help="configuration file")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import ConfigError
+    from ..similarity.model import ModelError
+    from ..similarity.report import JSON_VERSION, load_index, neighbour_dict
+
+    if not args.query.strip():
+        print("storytransformer similar: error: the query is empty", file=sys.stderr)
+        return 2
+    if args.k is not None and args.k < 1:
+        print("storytransformer similar: error: -k must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        ws, index = load_index(args.paths, args.config, use_cache=not args.no_cache)
+    except (ConfigError, ModelError) as e:
+        print(f"storytransformer similar: error: {e}", file=sys.stderr)
+        return 2
+    k = args.k or ws.config.similarity.top_k
+    found = index.neighbours(args.query, k)
+    if args.format == "json":
+        print(json.dumps({"version": JSON_VERSION, "query": args.query, "model": index.embedder.model_id,
+                          "results": [neighbour_dict(i + 1, n) for i, n in enumerate(found)]}, indent=2))
+    else:
+        if not found:
+            print("no stories found", file=sys.stderr)
+        for i, n in enumerate(found, 1):
+            print(f"{i:2d}. {n.score:.3f}  {n.relation.value:<9}  {n.story.file}:{n.story.line + 1}  {n.story.text}")
+    return 0

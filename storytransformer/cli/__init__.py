@@ -13,9 +13,11 @@ import sys
 COMMANDS = [
     "check",
     "daemon",
+    "engine",
     "lsp",
     "similar",
     "clusters",
+    "suggest",
 ]
 
 

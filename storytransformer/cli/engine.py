@@ -1,0 +1,77 @@
+"""``storytransformer engine status|load``: what model the engine uses, on which device, with
+which precision, attention kernel and quantization, and how long it takes to load."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..config import ConfigError, load_config
+
+
+def register(sub) -> None:
+    p = sub.add_parser("engine", help="show or load the language-model engine",
+                       description="Show the engine's model, device, dtype, attention kernel, quantization, "
+                                   "memory and cache, or load the model to measure it.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    for name, text in (("status", "show the engine's configuration and plan (with --load: measured after loading)"),
+                       ("load", "load the model (converting a GGUF into the cache the first time) and report the time")):
+        a = actions.add_parser(name, help=text, description=text)
+        a.add_argument("--config", type=Path, help="configuration file (default: nearest one above the current directory)")
+        a.add_argument("--format", choices=["text", "json"], default="text")
+        if name == "status":
+            a.add_argument("--load", action="store_true", help="load the model first, to report memory and load time")
+        a.set_defaults(func=run, load=name == "load" or None)
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine import EngineError, create_engine
+
+    try:
+        config = load_config(args.config, start=Path("."))
+    except ConfigError as e:
+        print(f"storytransformer: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        engine = create_engine(config)
+        status = engine.load() if args.load else engine.status()
+    except EngineError as e:
+        print(f"storytransformer: error: {e}", file=sys.stderr)
+        if args.format == "json":
+            print(json.dumps({**_failed(config), "error": str(e)}, indent=2))
+        return 2
+    data = status.to_dict()
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(_text(data))
+    return 2 if data.get("error") else 0
+
+
+def _failed(config) -> dict:
+    from ..engine.base import EngineStatus
+
+    return EngineStatus(state="failed", backend="remote" if config.engine.remote_url else "local",
+                        quantization=config.engine.quantization).to_dict()
+
+
+def _mb(n) -> str:
+    return "-" if n is None else f"{n / 2**20:.0f} MiB"
+
+
+def _text(d: dict) -> str:
+    rows = [
+        ("state", d["state"]), ("backend", d["backend"]), ("model", d["model"]), ("source", d["source"] or "-"),
+        ("device", d["device"]), ("dtype", d["dtype"]), ("attention", d["attention"]),
+        ("quantization", d["quantization"]), ("memory", _mb(d["memory_bytes"])),
+        ("memory saved", _mb(d["memory_saved_bytes"])), ("cache", d["cache_dir"] or "-"),
+        ("loaded from", d["loaded_from"] or "-"),
+        ("load time", "-" if d["load_seconds"] is None else f"{d['load_seconds']:.2f} s"),
+    ]
+    rows += [("note", n) for n in d["notes"]]
+    if d["error"]:
+        rows.append(("error", d["error"]))
+    return "\n".join(f"{k:>13}  {v}" for k, v in rows)

@@ -1,0 +1,140 @@
+"""``storytransformer suggest PATH``: grounded merge, rewrite and split proposals from the
+language model, each with the stories it came from. Nothing ungrounded is ever printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..config import ConfigError, load_config
+
+KINDS = ("merge", "rewrite", "split")
+MERGE_CODES = ("ST601", "ST602", "ST603", "ST604")
+REWRITE_PREFIXES = ("ST1", "ST3", "ST4", "ST5")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("suggest", help="propose merged, rewritten or split stories (language model)",
+                       description="Propose merged, rewritten or split stories. Every proposal is checked by the "
+                                   "core rules and uses only words of its source stories.")
+    p.add_argument("path", type=Path, help="a story file or a directory")
+    p.add_argument("--story", help="only proposals involving this story id")
+    p.add_argument("--kind", choices=KINDS, help="only this kind of proposal (default: all)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--config", type=Path, help="configuration file")
+    p.add_argument("--limit", type=int, default=10, help="at most this many stories or pairs per kind (default 10)")
+    p.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (default: no limit)")
+    p.add_argument("--no-generate", action="store_true", help="rank the deterministic candidates only (faster)")
+    p.add_argument("--show-rejected", action="store_true", help="also print rejected proposals with the reasons")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine import Deadline, DeadlineExceeded, EngineError, create_engine
+    from ..lint import Linter
+    from ..workspace import Workspace
+
+    err = sys.stderr
+    try:
+        config = load_config(args.config, start=args.path if args.path.exists() else Path("."))
+    except ConfigError as e:
+        print(f"storytransformer: error: {e}", file=err)
+        return 2
+    if not args.path.exists():
+        print(f"storytransformer: error: {args.path}: no such file or directory", file=err)
+        return 2
+    if args.no_generate:
+        config.engine.generate = False
+    ws = Workspace.from_paths([args.path], config)
+    for p in ws.problems.values():
+        print(p, file=err)
+    stories = {s.id: s for s in ws.stories()}
+    if args.story and args.story not in stories:
+        print(f"storytransformer: error: no story with id {args.story!r} under {args.path}", file=err)
+        return 2
+    findings = Linter(ws).check() + _semantic(ws, config, args.kind)
+    jobs = _jobs(findings, stories, args)
+    deadline = Deadline.after(args.timeout) if args.timeout > 0 else Deadline.never()
+    out: list[dict] = []
+    try:
+        engine = create_engine(config)
+        for kind, sources, story_findings in jobs:
+            if kind == "merge":
+                found = engine.propose_merge(sources, deadline=deadline, include_rejected=args.show_rejected)
+            elif kind == "split":
+                found = engine.propose_split(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
+            else:
+                found = engine.propose_rewrite(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
+            for p in found:
+                out.append({**p.to_dict(), "sources": [{"id": s.id, "file": s.file, "line": s.line + 1, "text": s.text}
+                                                       for s in sources]})
+    except DeadlineExceeded:
+        print(f"storytransformer: warning: stopped after {args.timeout:g} s; proposals so far are shown", file=err)
+    except EngineError as e:
+        print(f"storytransformer: error: {e}", file=err)
+        return 2
+    if args.format == "json":
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print(_text(out) if out else "no grounded proposals")
+    return 0
+
+
+def _jobs(findings, stories, args) -> list[tuple[str, list, list]]:
+    kinds = (args.kind,) if args.kind else KINDS
+    jobs: list[tuple[str, list, list]] = []
+    by_story: dict[str, list] = {}
+    for f in findings:
+        by_story.setdefault(f.story_id, []).append(f)
+    if "merge" in kinds:
+        pairs: list[tuple[str, str]] = []
+        for f in findings:
+            if f.code not in MERGE_CODES:
+                continue
+            for r in f.related:
+                pair = tuple(sorted((f.story_id, r.story_id)))
+                if pair[0] != pair[1] and pair not in pairs and all(i in stories for i in pair):
+                    if not args.story or args.story in pair:
+                        pairs.append(pair)
+        for a, b in pairs[: args.limit]:
+            jobs.append(("merge", [stories[a], stories[b]], []))
+    for kind, wanted in (("split", ("ST2",)), ("rewrite", REWRITE_PREFIXES)):
+        if kind not in kinds:
+            continue
+        picked = [sid for sid, fs in by_story.items() if sid in stories and any(f.code.startswith(wanted) for f in fs)
+                  and (not args.story or sid == args.story)]
+        for sid in picked[: args.limit]:
+            jobs.append((kind, [stories[sid]], [f for f in by_story[sid] if f.code.startswith(wanted)]))
+    return jobs
+
+
+def _semantic(ws, config, kind) -> list:
+    if kind not in (None, "merge") or not config.similarity.enabled:
+        return []
+    try:
+        from ..similarity import semantic_findings
+    except ImportError:
+        return []
+    try:
+        return [f for f in semantic_findings(ws, config) if f.code in MERGE_CODES]
+    except Exception as e:  # the merge candidates from exact duplicates still work without embeddings
+        print(f"storytransformer: warning: semantic duplicates skipped: {e}", file=sys.stderr)
+        return []
+
+
+def _text(out: list[dict]) -> str:
+    blocks = []
+    for p in out:
+        head = p["sources"][0]
+        ids = ", ".join(p["source_ids"])
+        score = "" if p["score"] is None else f"  (score {p['score']:.3f})"
+        status = "" if p["accepted"] else "  REJECTED"
+        lines = [f"{head['file']}:{head['line']}: {p['kind']} of {ids} [{p['origin']}]{score}{status}"]
+        lines += [f"  + {s}" for s in p["stories"]]
+        if p["provenance"]:
+            lines.append("  from: " + ", ".join(f"{k} <- {v}" for k, v in p["provenance"].items()))
+        lines += [f"  reason: {r}" for r in p["grounding"]["reasons"]]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

@@ -1,0 +1,194 @@
+"""Deterministic candidate proposals, built only from the parts of the source stories.
+
+The small default model is weak at writing stories but good enough at telling a fluent one
+from a clumsy one, so these candidates are what it ranks. Each candidate records which source
+story each of its parts came from (its provenance).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..findings import Finding, TextEdit
+from ..story import Part, Position, Range, Story
+
+MAX_CANDIDATES = 24
+CONJUNCTION = re.compile(r"\s*(?:,\s*(?:and|or)\s+|\s+and/or\s+|\s+and\s+|\s+or\s+|\s*&\s*|,\s+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    stories: tuple[str, ...]
+    provenance: dict[str, str] = field(default_factory=dict)
+    origin: str = "template"  # template | fix | generated
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def clean_part(text: str) -> str:
+    return squash(text).strip(" ,;:.").strip()
+
+
+def role_marker(marker: str, role: str) -> str:
+    """'As a' / 'As an' agreeing with the role; other markers ('As the') kept."""
+    words = marker.split()
+    if len(words) == 2 and words[0].lower() == "as" and words[1].lower() in ("a", "an"):
+        vowel = re.match(r"[aeiou]", role, re.I) and not re.match(r"(?i)(u[bcfhjkqrstn][aeiou]|user|uni|one|eu)", role)
+        return f"As {'an' if vowel else 'a'}"
+    marker = squash(marker) or "As a"
+    return marker[:1].upper() + marker[1:]
+
+
+def compose(role: Part | None, role_text: str, means: Part, means_text: str, ends: Part | None, ends_text: str | None) -> str:
+    """One story sentence from parts, each with the marker it was written with."""
+    r = f"{role_marker(role.marker if role else 'As a', role_text)} {role_text}, " if role_text else ""
+    m_marker = re.sub(r"^(i|we)\b", lambda m: m.group(1).capitalize() if m.group(1) == "we" else "I",
+                      squash(means.marker) or "I want to")
+    if not r:
+        m_marker = m_marker[:1].upper() + m_marker[1:]
+    text = f"{r}{m_marker} {means_text}"
+    if ends_text:
+        e_marker = squash(ends.marker) if ends and ends.marker else "so that"
+        text += f", {e_marker[:1].lower() + e_marker[1:]} {ends_text}"
+    return text + "."
+
+
+def _unique(options: list[tuple[str, Story]]) -> list[tuple[str, Story]]:
+    seen: dict[str, tuple[str, Story]] = {}
+    for text, story in options:
+        key = squash(text).lower()
+        if key and key not in seen:
+            seen[key] = (text, story)
+    return list(seen.values())
+
+
+def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES) -> list[Candidate]:
+    """Every role x means x ends combination of the sources' own parts (ends may be joined or dropped)."""
+    usable = [s for s in stories if s.means is not None]
+    if len(usable) < 2:
+        return []
+    roles = _unique([(clean_part(s.role.text), s) for s in usable if s.role])
+    means = _unique([(clean_part(s.means.text), s) for s in usable])
+    ends = _unique([(clean_part(s.ends.text), s) for s in usable if s.ends])
+    end_options: list[tuple[str | None, tuple[Story, ...]]] = [(e, (s,)) for e, s in ends]
+    if len(ends) == 2:
+        end_options.append((f"{ends[0][0]} and {ends[1][0]}", (ends[0][1], ends[1][1])))
+    if not end_options:
+        end_options.append((None, ()))
+    role_options: list[tuple[str, Story | None]] = list(roles) or [("", None)]
+    out: list[Candidate] = []
+    for (r, rs), (m, ms), (e, es) in itertools.product(role_options, means, end_options):
+        text = compose(rs.role if rs else None, r, ms.means, m, es[0].ends if es else None, e)
+        prov = {"means": ms.id}
+        if rs:
+            prov["role"] = rs.id
+        if es:
+            prov["ends"] = "+".join(s.id for s in es)
+        out.append(Candidate((text,), prov))
+        if len(out) >= limit:
+            break
+    return _dedupe(out)
+
+
+def conjuncts(means: str) -> list[list[str]]:
+    """Ways to split a means at its conjunctions: plain conjuncts, and with a shared verb or object
+    distributed ("add and remove items" -> "add items", "remove items")."""
+    pieces = [p for p in CONJUNCTION.split(means) if p.strip()]
+    if len(pieces) < 2:
+        return []
+    variants = [pieces]
+    first_words = pieces[0].split()
+    last_words = pieces[-1].split()
+    # shared object: every piece but the last is a lone word ("add and remove items")
+    if all(len(p.split()) == 1 for p in pieces[:-1]) and len(last_words) > 1:
+        tail = " ".join(last_words[1:])
+        variants.append([f"{p} {tail}" for p in pieces[:-1]] + [pieces[-1]])
+    # shared verb: later pieces lack the first one's verb ("create users and groups")
+    if len(first_words) > 1:
+        verb = first_words[0]
+        variants.append([pieces[0]] + [f"{verb} {p}" for p in pieces[1:]])
+    return variants
+
+
+def split_candidates(story: Story, findings: Sequence[Finding] = (), limit: int = MAX_CANDIDATES) -> list[Candidate]:
+    """A story per conjunct of the means; and the split from the core's atomic fix, when it has one."""
+    out: list[Candidate] = []
+    for f in findings:
+        if f.fix and f.code.startswith("ST2"):
+            lines = fix_result(story, f.fix.edits)
+            if lines and len(lines) >= 2:
+                out.append(Candidate(tuple(lines), {f"{i + 1}.means": story.id for i in range(len(lines))}, "fix"))
+    if story.means is None:
+        return _dedupe(out)
+    end_text = clean_part(story.ends.text) if story.ends else None
+    role_text = clean_part(story.role.text) if story.role else ""
+    for variant in conjuncts(clean_part(story.means.text)):
+        lines = tuple(compose(story.role, role_text, story.means, clean_part(m), story.ends, end_text) for m in variant)
+        out.append(Candidate(lines, {f"{i + 1}.means": story.id for i in range(len(lines))}))
+        if len(out) >= limit:
+            break
+    return _dedupe(out)
+
+
+def rewrite_candidates(story: Story, findings: Sequence[Finding] = (), limit: int = MAX_CANDIDATES) -> list[Candidate]:
+    """The story refilled from its own parts (markers normalised, extra text dropped), and the
+    story with each of the core's fixes for it applied."""
+    out: list[Candidate] = []
+    from ..edits import choose_fixes
+
+    fixes = choose_fixes(f.fix for f in findings if f.fix and f.story_id == story.id)
+    if len(fixes) > 1:
+        lines = fix_result(story, [e for fx in fixes for e in fx.edits])
+        if lines:
+            out.append(Candidate(tuple(lines), {"story": story.id, "fix": "+".join(fx.title for fx in fixes)}, "fix"))
+    for f in findings:
+        if f.fix and f.story_id == story.id:
+            lines = fix_result(story, f.fix.edits)
+            if lines:
+                out.append(Candidate(tuple(lines), {"story": story.id, "fix": f.code}, "fix"))
+    if story.means is not None:
+        role_text = clean_part(story.role.text) if story.role else ""
+        means_text = clean_part(story.means.text)
+        prov = {"means": story.id, **({"role": story.id} if story.role else {})}
+        if story.ends:
+            out.append(Candidate((compose(story.role, role_text, story.means, means_text, story.ends,
+                                          clean_part(story.ends.text)),), {**prov, "ends": story.id}))
+        out.append(Candidate((compose(story.role, role_text, story.means, means_text, None, None),), prov))
+    return _dedupe(out)[:limit]
+
+
+def fix_result(story: Story, edits: Sequence[TextEdit]) -> list[str]:
+    """The story lines that a fix's edits produce (notes and comments it adds are left out)."""
+    line, col0 = story.range.start.line, story.range.start.character
+    if story.range.end.line != line or "\n" in story.text:
+        return []
+    from ..edits import apply_edits
+
+    local = []
+    for e in edits:
+        if e.range.start.line != line or e.range.end.line != line:
+            return []
+        s = max(0, e.range.start.character - col0)
+        t = max(s, min(len(story.text), e.range.end.character - col0))
+        local.append(TextEdit(Range(Position(0, s), Position(0, t)), e.new_text))
+    try:
+        text = apply_edits(story.text, local)
+    except ValueError:
+        return []
+    return [squash(x) for x in text.splitlines() if x.strip() and not re.match(r"\s*(#|//|<!--|- Note)", x)]
+
+
+def _dedupe(cands: list[Candidate]) -> list[Candidate]:
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for c in cands:
+        key = tuple(squash(s).lower() for s in c.stories)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out

@@ -1,0 +1,143 @@
+"""The validator: the last word on whether a proposal may be shown.
+
+A proposal is accepted only if
+
+(a) every line of it reads as a story with the core reader and the core rules find nothing
+    ill-formed, non-atomic or non-minimal in it (nor any targeted finding, nor a finding the
+    sources did not already have), and
+(b) every content word of it (compared by Snowball stem) occurs in the role, means or ends of
+    a source story. Template and function words are allowed, and so are the configured
+    ``engine.allowed_words``. Text after a source story (``trailing``: notes, extra sentences,
+    or an injected instruction) does not count as a source of requirements.
+
+Whatever the model was told or tricked into saying, content it invented cannot pass (b).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+from ..config import Config
+from ..story import Story
+from .base import Grounding
+
+WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+STRUCTURAL_CRITERIA = ("ST1", "ST2", "ST3")  # well-formed, atomic, minimal
+
+# Words of the story template and function words: they carry no requirement of their own.
+FUNCTION_WORDS = frozenset("""
+a an the as i we me my our us you your he she it its they them their this that these those
+want wants wanted wish would like need needs can could be able am is are was were been being have has had do does
+to so of in on at by for with from into onto about over under between through during after before without within
+and or but nor not no if then than when while where which who whom whose what how why also too only just all any
+each every some such other another more most same own one ones there here via per s
+""".split())
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    w = word.lower().replace("’", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    return _stemmer().stemWord(w)
+
+
+def content_words(text: str, allowed: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Stem -> first surface form, for every content word of ``text``."""
+    out: dict[str, str] = {}
+    for w in WORD.findall(text):
+        lw = w.lower().replace("’", "'")
+        if lw in FUNCTION_WORDS or lw in allowed or lw.split("'")[0] in FUNCTION_WORDS:
+            continue
+        out.setdefault(stem(lw), w)
+    return out
+
+
+def source_text(story: Story) -> str:
+    """The requirement text of a source story: its parts, not what trails them."""
+    parts = [p.text for p in story.parts()]
+    return " ".join(parts) if parts else story.text
+
+
+def source_vocabulary(sources: Iterable[Story]) -> set[str]:
+    vocab: set[str] = set()
+    for s in sources:
+        vocab.update(content_words(source_text(s)))
+    return vocab
+
+
+class Validator:
+    """Checks proposals against their sources with the core reader and rules."""
+
+    def __init__(self, config: Config | None = None):
+        self.config = config or Config()
+        self.allowed = frozenset(w.lower() for w in self.config.engine.allowed_words)
+        self.allowed_stems = frozenset(stem(w) for w in self.allowed)
+
+    def invented_words(self, lines: Sequence[str], sources: Sequence[Story]) -> list[str]:
+        vocab = source_vocabulary(sources) | self.allowed_stems
+        out: list[str] = []
+        for line in lines:
+            for st, surface in content_words(line, self.allowed).items():
+                if st not in vocab and surface not in out:
+                    out.append(surface)
+        return out
+
+    def findings_of(self, lines: Sequence[str]):
+        """(stories read, findings) for ``lines`` as a tiny backlog of their own."""
+        from ..lint import Linter
+        from ..workspace import Workspace
+
+        ws = Workspace(self.config)
+        source = ws.set_text("proposal.txt", "\n".join(lines))
+        return source.stories, Linter(ws).check_file("proposal.txt")
+
+    def source_codes(self, sources: Sequence[Story]) -> set[str]:
+        lines = [re.sub(r"\s+", " ", s.text).strip() for s in sources]
+        _, findings = self.findings_of(lines)
+        return {f.code for f in findings}
+
+    def check(self, lines: Sequence[str], sources: Sequence[Story], *, targeted: Iterable[str] = (),
+              source_codes: set[str] | None = None) -> Grounding:
+        reasons: list[str] = []
+        lines = [line.strip() for line in lines]
+        if not lines or any(not line for line in lines):
+            return Grounding(False, ("empty proposal",))
+        if any("\n" in line or "\r" in line for line in lines):
+            return Grounding(False, ("a story spans several lines",))
+        stories, findings = self.findings_of(lines)
+        if len(stories) != len(lines):
+            reasons.append(f"reads as {len(stories)} stories, expected {len(lines)}")
+        for s in stories:
+            if s.role is None or s.means is None:
+                reasons.append(f"not a well-formed story (no {'role' if s.role is None else 'means'}): {s.text!r}")
+        codes = sorted({f.code for f in findings})
+        structural = [f for f in findings if f.code.startswith(STRUCTURAL_CRITERIA)]
+        for f in structural:
+            reasons.append(f"{f.code} ({f.criterion}): {f.message}")
+        still = sorted(set(targeted) & set(codes))
+        if still:
+            reasons.append(f"still has the finding(s) it should remove: {', '.join(still)}")
+        if source_codes is None:
+            source_codes = self.source_codes(sources)
+        new = sorted(c for c in set(codes) - source_codes - set(still) if not c.startswith(STRUCTURAL_CRITERIA))
+        if new:
+            reasons.append(f"introduces finding(s) the sources do not have: {', '.join(new)}")
+        invented = self.invented_words(lines, sources)
+        if invented:
+            reasons.append(f"invents content not in the source stories: {', '.join(repr(w) for w in invented)}")
+        return Grounding(not reasons, tuple(dict.fromkeys(reasons)), tuple(invented), tuple(codes))
+
+
+def with_grounding(proposal, grounding: Grounding):
+    return replace(proposal, grounding=grounding)

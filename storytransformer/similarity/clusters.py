@@ -1,5 +1,12 @@
-"""Clusters of near-duplicate stories: connected components of the related-pairs graph,
-each represented by its medoid (the member most similar to all the others)."""
+"""Clusters of near-duplicate stories over the related-pairs graph, each represented by its
+medoid (the member most similar to all the others).
+
+Plain connected components chain: A overlaps B, B overlaps C, and soon a dozen
+stories of one epic form a "cluster" whose ends have little in common. So each
+component is cut into stars: the member with the most (and strongest) links
+takes every remaining member it links to directly, and the rest is clustered
+again. Every member of a cluster is then directly related to its centre.
+"""
 
 from __future__ import annotations
 
@@ -43,24 +50,50 @@ def _components(edges: Iterable[tuple[int, int]], nodes: Iterable[int]) -> list[
     return [sorted(g) for g in groups.values()]
 
 
-def connected_clusters(edges: Iterable[tuple[int, int]], extra_nodes: Iterable[int], vectors: np.ndarray,
-                       members: Mapping[int, Mapping] | list) -> list[Cluster]:
-    """Clusters over slot ``edges``; ``extra_nodes`` are slots that form a cluster on their own
-    (several stories with one text). ``members[slot]`` maps keys to the stories of a slot."""
+def _stars(comp: list[int], weights: dict[tuple[int, int], float]) -> list[list[int]]:
+    """Cut one component into stars around its best-linked members."""
+    left = set(comp)
+    adj: dict[int, dict[int, float]] = {n: {} for n in comp}
+    for (a, b), w in weights.items():
+        if a in adj and b in adj:
+            adj[a][b] = adj[b][a] = w
     out = []
-    for comp in _components(edges, extra_nodes):
-        weights = np.array([len(members[s]) for s in comp], np.float32)
-        if weights.sum() < 2:
-            continue
-        v = vectors[comp]
-        sims = v @ v.T
-        # Sum of similarities to every member story (a slot stands for all its stories).
-        totals = sims @ weights - 1.0  # leave out the medoid itself once
-        medoid = int(np.argmax(totals))
-        rep_slot = comp[medoid]
-        rep = min(members[rep_slot].values(), key=lambda s: (s.file, s.line))
-        rest = sorted((s for slot in comp for s in members[slot].values() if s is not rep), key=lambda s: (s.file, s.line))
-        cohesion = float((sims[medoid] @ weights - 1.0) / max(weights.sum() - 1, 1))
-        out.append(Cluster(rep, (rep, *rest), round(cohesion, 4)))
+    while left:
+        centre = max(sorted(left), key=lambda n: sum(w for m, w in adj[n].items() if m in left))
+        star = [centre, *sorted(m for m in adj[centre] if m in left)]
+        left -= set(star)
+        out.append(star)
+    return out
+
+
+def connected_clusters(edges: Iterable[tuple[int, int, float]], extra_nodes: Iterable[int], vectors: np.ndarray,
+                       members: Mapping[int, Mapping] | list) -> list[Cluster]:
+    """Clusters over weighted slot ``edges`` (a, b, similarity); ``extra_nodes`` are slots that
+    form a cluster on their own (several stories with one text). ``members[slot]`` maps keys
+    to the stories of a slot."""
+    edges = list(edges)
+    weights = {(a, b): w for a, b, w in edges}
+    out = []
+    for comp in _components([(a, b) for a, b, _ in edges], extra_nodes):
+        for group in _stars(comp, weights) if len(comp) > 2 else [comp]:
+            cluster = _cluster(group, vectors, members)
+            if cluster is not None:
+                out.append(cluster)
     out.sort(key=lambda c: (-len(c), c.representative.file, c.representative.line))
     return out
+
+
+def _cluster(comp: list[int], vectors: np.ndarray, members) -> Cluster | None:
+    weights = np.array([len(members[s]) for s in comp], np.float32)
+    if weights.sum() < 2:
+        return None
+    v = vectors[comp]
+    sims = v @ v.T
+    # Sum of similarities to every member story (a slot stands for all its stories).
+    totals = sims @ weights - 1.0
+    medoid = int(np.argmax(totals))
+    rep_slot = comp[medoid]
+    rep = min(members[rep_slot].values(), key=lambda s: (s.file, s.line))
+    rest = sorted((s for slot in comp for s in members[slot].values() if s is not rep), key=lambda s: (s.file, s.line))
+    cohesion = float((sims[medoid] @ weights - 1.0) / max(weights.sum() - 1, 1))
+    return Cluster(rep, (rep, *rest), round(cohesion, 4))

@@ -330,10 +330,10 @@ class SimilarityIndex:
         return self.neighbours(text, k)
 
     def clusters(self, relations: Sequence[Relation] = (Relation.DUPLICATE, Relation.OVERLAP)) -> list[Cluster]:
-        """Groups of near-duplicate stories (connected over ``relations`` pairs and exact
+        """Groups of near-duplicate stories (stars over ``relations`` pairs, plus exact
         duplicates), each with its medoid as the representative; largest first."""
         wanted = set(relations)
-        edges = [(p.a, p.b) for p in self.pairs() if p.relation in wanted]
+        edges = [(p.a, p.b, p.means_score) for p in self.pairs() if p.relation in wanted]
         slots = [s for s in np.flatnonzero(self._active).tolist() if len(self._members[s]) > 1]
         return connected_clusters(edges, slots, self._whole, self._members)
 

@@ -82,10 +82,17 @@ def load_model(path: Path, device: str = "cpu"):
             return model
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as e:  # pragma: no cover - depends on the installation
             raise ModelError(f"sentence-transformers is not installed ({e}): pip install 'storytransformer[similarity]'") from None
+        try:  # no "Loading weights" bar on the user's terminal
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:  # pragma: no cover
+            pass
         try:
             model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except Exception as e:  # a broken directory surfaces as many exception types

@@ -52,7 +52,7 @@ def make_client() -> LanguageClient:
         c.published.append(params)  # type: ignore[attr-defined]
 
     def engine_status(c: LanguageClient, params: Any) -> None:
-        c.engine_status.append(params)  # type: ignore[attr-defined]
+        c.engine_status.append(params._asdict() if hasattr(params, "_asdict") else dict(params))  # type: ignore[attr-defined]
 
     features = dict(DEFAULT_CLIENT_FEATURES)
     features[types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = publish
@@ -139,10 +139,16 @@ def open_doc(client: LanguageClient, path: Path, text: str | None = None, versio
 
 
 def change(client: LanguageClient, u: str, version: int, line: int, start: int, end: int, text: str) -> None:
+    """Replace columns ``start:end`` of one line."""
+    change_range(client, u, version, (line, start), (line, end), text)
+
+
+def change_range(client: LanguageClient, u: str, version: int, start: tuple[int, int], end: tuple[int, int],
+                 text: str) -> None:
     client.text_document_did_change(types.DidChangeTextDocumentParams(
         text_document=types.VersionedTextDocumentIdentifier(uri=u, version=version),
         content_changes=[types.TextDocumentContentChangePartial(
-            range=types.Range(types.Position(line, start), types.Position(line, end)), text=text)]))
+            range=types.Range(types.Position(*start), types.Position(*end)), text=text)]))
 
 
 def replace_all(client: LanguageClient, u: str, version: int, text: str) -> None:

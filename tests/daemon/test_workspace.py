@@ -60,10 +60,10 @@ async def test_overlay_changes_findings_and_close_goes_back_to_disk(daemon, work
     client = await daemon.connect()
     try:
         await client.request("workspace/register", {"root": str(workspace)})
-        assert (await client.request("findings", {"path": path}))["findings"] == []
+        assert (await client.request("findings", {"semantic": False, "path": path}))["findings"] == []
         answer = await client.request("document/overlay", {"path": path, "text": BAD_STORY, "version": 2})
         assert answer["applied"] is True
-        found = await client.request("findings", {"path": path})
+        found = await client.request("findings", {"semantic": False, "path": path})
         assert found["version"] == 2
         assert {"ST101", "ST201"} <= codes(found)
         f = finding_from_wire(next(x for x in found["findings"] if x["code"] == "ST101"))
@@ -71,9 +71,9 @@ async def test_overlay_changes_findings_and_close_goes_back_to_disk(daemon, work
         # an older version never replaces a newer one
         stale = await client.request("document/overlay", {"path": path, "text": GOOD_STORIES, "version": 1})
         assert stale["applied"] is False
-        assert "ST101" in codes(await client.request("findings", {"path": path}))
+        assert "ST101" in codes(await client.request("findings", {"semantic": False, "path": path}))
         await client.request("document/close", {"path": path})
-        assert (await client.request("findings", {"path": path}))["findings"] == []
+        assert (await client.request("findings", {"semantic": False, "path": path}))["findings"] == []
     finally:
         await client.close()
 
@@ -82,7 +82,7 @@ async def test_findings_outside_any_root_say_what_to_do(daemon, tmp_path):
     client = await daemon.connect()
     try:
         with pytest.raises(DaemonError) as e:
-            await client.request("findings", {"path": str(tmp_path / "x.txt")})
+            await client.request("findings", {"semantic": False, "path": str(tmp_path / "x.txt")})
         assert e.value.code == P.NOT_FOUND and "workspace/register" in e.value.message
     finally:
         await client.close()
@@ -98,15 +98,15 @@ async def test_cross_file_duplicate_seen_by_the_other_client_after_an_overlay(da
         for c in (a, b):
             await c.request("workspace/register", {"root": str(workspace)})
         backlog = str(workspace / "stories" / "backlog.txt")
-        assert "ST601" not in codes(await b.request("findings", {"path": backlog}))
+        assert "ST601" not in codes(await b.request("findings", {"semantic": False, "path": backlog}))
         # client a types a copy of one of backlog.txt's stories into other.txt, unsaved
         await a.request("document/overlay", {"path": str(other), "text": GOOD_STORIES.splitlines()[0] + "\n", "version": 1})
         await wait_for(lambda: any(str(other) in n["paths"] for n in seen_by_b))
-        assert "ST601" in codes(await b.request("findings", {"path": backlog}))
+        assert "ST601" in codes(await b.request("findings", {"semantic": False, "path": backlog}))
         # a disconnects: its unsaved text is dropped, the duplicate disappears for b
         await a.close()
         await wait_for(lambda: any(n.get("reason") == "overlay-closed" for n in seen_by_b))
-        assert "ST601" not in codes(await b.request("findings", {"path": backlog}))
+        assert "ST601" not in codes(await b.request("findings", {"semantic": False, "path": backlog}))
     finally:
         await a.close()
         await b.close()
@@ -124,7 +124,7 @@ async def test_outside_change_reaches_every_client_and_the_findings(daemon, work
         path.write_text(BAD_STORY, "utf-8")  # e.g. git checkout, another tool
         for name in ("a", "b"):
             await wait_for(lambda: any(str(path) in n["paths"] for n in seen[name]))
-        assert "ST101" in codes(await a.request("findings", {"path": str(path)}))
+        assert "ST101" in codes(await a.request("findings", {"semantic": False, "path": str(path)}))
         # a new file in a new folder, and a deleted one
         (workspace / "new").mkdir()
         (workspace / "new" / "more.txt").write_text(BAD_STORY, "utf-8")
@@ -181,7 +181,7 @@ async def test_slow_request_of_one_client_does_not_block_another(daemon, workspa
         slow.append(asyncio.create_task(a.request("debug/sleep", {"seconds": 20}, timeout=60)))
         await asyncio.sleep(0.2)
         for _ in range(20):
-            answer = await b.request("findings", {"path": str(workspace / "stories" / "backlog.txt")}, timeout=15)
+            answer = await b.request("findings", {"semantic": False, "path": str(workspace / "stories" / "backlog.txt")}, timeout=15)
             assert answer["findings"] == []
         assert not any(t.done() for t in slow)
         # and a's own other requests are not stuck behind its slow ones

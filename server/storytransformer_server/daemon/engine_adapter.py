@@ -1,56 +1,40 @@
 """The daemon's only door to ``storytransformer.engine`` (the language model).
 
-The engine is optional and heavy, so everything goes through here:
-
-* importing it lazily, and turning "not installed / not built yet / failed to
-  load" into one clear ``ENGINE_UNAVAILABLE`` error instead of a traceback;
-* one worker thread that runs every model call in order (one resident model,
-  never two generations fighting over the same GPU memory);
-* load/unload and the idle clock that unloads an unused model.
+* The engine package is optional and heavy: a missing package, a model that
+  will not load, a setting this machine cannot honour all become one clear
+  ``ENGINE_UNAVAILABLE`` answer, never a traceback or a dead daemon.
+* One worker thread runs every model call (load, proposals, unload) in
+  order: one resident model, never two generations competing for memory.
+* Cancellation and deadlines pass through as the engine's ``CancelToken``
+  and ``Deadline``, which it checks between tokens.
+* The idle clock: the server unloads the model after ``idle_unload_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from .protocol import CANCELLED, ENGINE_UNAVAILABLE, DaemonError
+from .protocol import CANCELLED, DEADLINE_EXCEEDED, ENGINE_ERROR, ENGINE_UNAVAILABLE, DaemonError
 
 log = logging.getLogger(__name__)
 
 ENGINE_MODULE = "storytransformer.engine"
-_LOADERS = ("load_engine", "create_engine", "get_engine", "open_engine")
-
-
-def _call(fn: Callable, *args, **optional):
-    """Call ``fn`` passing only the optional keywords its signature accepts (cancel, progress, ...)."""
-    try:
-        params = inspect.signature(fn).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        kw = {k: v for k, v in optional.items() if takes_any or k in params}
-    except (TypeError, ValueError):
-        kw = {}
-    return fn(*args, **kw)
 
 
 class EngineAdapter:
-    def __init__(self, on_state: Callable[[dict], None] | None = None, module: str = ENGINE_MODULE):
+    def __init__(self, on_state: Callable[[dict], None] | None = None, run_cpu=None, module: str = ENGINE_MODULE):
         self._module_name = module
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self._on_state = on_state or (lambda state: None)
+        self._run_cpu = run_cpu
         self._load_lock = asyncio.Lock()
-        self.engine: Any = None
-        self.state = "unloaded"  # unloaded | loading | ready | failed
-        self.error = ""
-        self.model = ""
-        self.device = ""
-        self.loaded_at: float | None = None
+        self.engine: Any = None  # created on first use (cheap); the model itself loads in load()
         self.last_used = time.monotonic()
         self.busy = 0
         self.queued = 0
@@ -60,137 +44,152 @@ class EngineAdapter:
         try:
             return importlib.import_module(self._module_name)
         except ImportError as e:
-            raise DaemonError(ENGINE_UNAVAILABLE, f"the language-model engine is not available ({e}); "
+            raise DaemonError(ENGINE_UNAVAILABLE, f"the language-model engine is not installed ({e}); "
                               "install the 'engine' extra (pip install 'storytransformer[engine]')") from None
-        except Exception as e:  # a broken engine must not take the daemon down
+        except Exception as e:  # noqa: BLE001 - a broken engine must not take the daemon down
             raise DaemonError(ENGINE_UNAVAILABLE, f"the language-model engine failed to import: {type(e).__name__}: {e}") from None
 
-    def _loader(self, mod) -> Callable:
-        for name in _LOADERS:
-            fn = getattr(mod, name, None)
-            if callable(fn):
-                return fn
-        cls = getattr(mod, "Engine", None)
-        if cls is not None and callable(getattr(cls, "from_config", None)):
-            return cls.from_config
-        raise DaemonError(ENGINE_UNAVAILABLE, f"{self._module_name} has no engine loader "
-                          f"(expected one of {', '.join(_LOADERS)} or Engine.from_config)")
+    def _translate(self, e: BaseException) -> DaemonError:
+        """Engine exceptions -> daemon error codes, keeping the engine's message (it is written for users)."""
+        try:
+            base = importlib.import_module(self._module_name)
+        except Exception:  # noqa: BLE001
+            base = None
+        name = type(e).__name__
+        if base is not None:
+            if isinstance(e, getattr(base, "Cancelled", ())):
+                return DaemonError(CANCELLED, str(e))
+            if isinstance(e, getattr(base, "DeadlineExceeded", ())):
+                return DaemonError(DEADLINE_EXCEEDED, str(e))
+            unavailable = tuple(getattr(base, n) for n in ("EngineUnavailable", "ModelLoadError", "EngineConfigError",
+                                                            "Unsupported") if hasattr(base, n))
+            if isinstance(e, unavailable):
+                return DaemonError(ENGINE_UNAVAILABLE, str(e), {"kind": name})
+            if isinstance(e, getattr(base, "EngineError", ())):
+                return DaemonError(ENGINE_ERROR, str(e), {"kind": name})
+        if isinstance(e, MemoryError):
+            return DaemonError(ENGINE_UNAVAILABLE, "out of memory running the model", {"kind": name})
+        return DaemonError(ENGINE_ERROR, f"the engine failed: {name}: {e}", {"kind": name})
+
+    def _ensure_engine(self, config) -> Any:
+        if self.engine is None:
+            mod = self.module()
+            try:
+                self.engine = mod.create_engine(config)
+            except Exception as e:  # noqa: BLE001
+                raise self._translate(e) from None
+        return self.engine
 
     # -- state ------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self.engine is not None and getattr(self.engine.status(), "state", "") == "ready"
+
     def status(self) -> dict:
-        available, why = True, ""
+        """The engine's own status (device, dtype, memory, ...) plus availability and queue depth."""
+        out: dict = {"state": "unloaded", "available": True, "unavailable_reason": ""}
         if self.engine is None:
             try:
                 self.module()
             except DaemonError as e:
-                available, why = False, e.message
-        return {
-            "state": self.state, "available": available, "unavailable_reason": why, "error": self.error,
-            "model": self.model, "device": self.device, "busy": self.busy, "queued": self.queued,
-            "loaded_for_s": round(time.monotonic() - self.loaded_at, 1) if self.loaded_at else None,
-            "idle_s": round(time.monotonic() - self.last_used, 1),
-        }
+                out.update(available=False, unavailable_reason=e.message)
+        else:
+            try:
+                st = self.engine.status()
+                out.update(st.to_dict() if hasattr(st, "to_dict") else dict(st))
+            except Exception as e:  # noqa: BLE001
+                out.update(state="failed", error=f"{type(e).__name__}: {e}")
+        out.update(busy=self.busy, queued=self.queued, idle_s=round(self.idle_for(), 1))
+        return out
 
-    def _set_state(self, state: str, error: str = "") -> None:
-        self.state, self.error = state, error
+    async def status_async(self) -> dict:
+        """:meth:`status` off the event loop (the first call may probe the hardware, importing torch)."""
+        if self._run_cpu is None:
+            return self.status()
+        return await self._run_cpu(self.status)
+
+    def _notify(self) -> None:
         try:
             self._on_state(self.status())
         except Exception:  # noqa: BLE001 - notifying is best effort
             log.exception("engine state notification failed")
 
-    # -- load / unload ----------------------------------------------------
-    async def load(self, engine_config) -> dict:
-        async with self._load_lock:
-            if self.engine is not None:
-                return self.status()
-            mod = self.module()
-            loader = self._loader(mod)
-            self._set_state("loading")
-            loop = asyncio.get_running_loop()
-            try:
-                engine = await loop.run_in_executor(self._executor, lambda: _call(loader, engine_config))
-            except DaemonError:
-                self._set_state("failed")
-                raise
-            except Exception as e:  # out of memory, missing weights, bad config: report, keep running
-                log.exception("engine failed to load")
-                self._set_state("failed", f"{type(e).__name__}: {e}")
-                raise DaemonError(ENGINE_UNAVAILABLE, f"the engine failed to load: {type(e).__name__}: {e}") from None
-            self.engine = engine
-            self.model = str(getattr(engine, "model_name", "") or getattr(engine_config, "model", "") or "default")
-            self.device = str(getattr(engine, "device", "") or getattr(engine_config, "device", ""))
-            self.loaded_at = self.last_used = time.monotonic()
-            self._set_state("ready")
-            return self.status()
-
-    async def unload(self, reason: str = "requested") -> dict:
-        async with self._load_lock:
-            if self.engine is None:
-                return self.status()
-            engine, self.engine = self.engine, None
-            loop = asyncio.get_running_loop()
-
-            def free():
-                for name in ("close", "unload"):
-                    fn = getattr(engine, name, None)
-                    if callable(fn):
-                        fn()
-                        break
-                try:  # give GPU memory back now, not at the next garbage collection
-                    import gc
-                    import sys
-
-                    gc.collect()
-                    torch = sys.modules.get("torch")
-                    if torch is not None and torch.cuda.is_available():
-                        torch.cuda.empty_cache()
-                except Exception:  # noqa: BLE001
-                    pass
-
-            await loop.run_in_executor(self._executor, free)
-            self.loaded_at = None
-            log.info("engine unloaded (%s)", reason)
-            self._set_state("unloaded")
-            return self.status()
-
     def idle_for(self) -> float:
         return 0.0 if self.busy or self.queued else time.monotonic() - self.last_used
 
+    # -- load / unload ----------------------------------------------------
+    async def load(self, config, token=None, deadline=None) -> dict:
+        async with self._load_lock:
+            engine = self._ensure_engine(config)
+            if self.loaded:
+                return self.status()
+            loop = asyncio.get_running_loop()
+            self._notify_soon(loop, "loading")
+            try:
+                await loop.run_in_executor(self._executor, lambda: engine.load(token=token, deadline=deadline))
+            except Exception as e:  # noqa: BLE001 - out of memory, missing weights, bad settings: report, keep running
+                log.warning("engine failed to load: %s", e)
+                self._notify()
+                raise self._translate(e) from None
+            self.last_used = time.monotonic()
+            log.info("engine ready: %s", self.status().get("model"))
+            self._notify()
+            return self.status()
+
+    def _notify_soon(self, loop, state: str) -> None:
+        st = self.status()
+        st["state"] = state
+        try:
+            self._on_state(st)
+        except Exception:  # noqa: BLE001
+            pass
+
+    async def unload(self, reason: str = "requested") -> dict:
+        async with self._load_lock:
+            if not self.loaded:
+                return self.status()
+            engine = self.engine
+            await asyncio.get_running_loop().run_in_executor(self._executor, engine.unload)
+            log.info("engine unloaded (%s)", reason)
+            self._notify()
+            return self.status()
+
     # -- calls ------------------------------------------------------------
-    async def call(self, method: str, *args, engine_config=None, cancel: threading.Event | None = None,
-                   progress: Callable[[str, float | None], None] | None = None) -> Any:
-        """Run ``engine.<method>(*args)`` on the engine thread, loading the model first when needed."""
-        if self.engine is None:
-            await self.load(engine_config)
+    async def call(self, method: str, *args, config, token=None, deadline=None) -> Any:
+        """Run ``engine.<method>(*args, token=, deadline=)`` on the engine thread, loading the model first."""
+        if not self.loaded:
+            await self.load(config, token, deadline)
         fn = getattr(self.engine, method, None)
         if not callable(fn):
             raise DaemonError(ENGINE_UNAVAILABLE, f"this engine cannot {method}")
-        cancel = cancel or threading.Event()
         self.queued += 1
         self.last_used = time.monotonic()
-
         started = threading.Event()
 
         def work():
             started.set()
             self.queued -= 1
-            if cancel.is_set():
+            if token is not None and getattr(token, "cancelled", False):
                 raise DaemonError(CANCELLED, "cancelled before the model started")
             self.busy += 1
             try:
-                return _call(fn, *args, cancel=cancel, progress=progress)
+                return fn(*args, token=token, deadline=deadline)
             finally:
                 self.busy -= 1
                 self.last_used = time.monotonic()
 
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, work)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
         except asyncio.CancelledError:
-            cancel.set()  # the model call sees it at its next check; the queue moves on
+            if token is not None:
+                token.cancel("request cancelled")  # the engine sees it at its next check; the queue moves on
             if not started.is_set():
-                self.queued -= 1
+                self.queued = max(0, self.queued - 1)
             raise
+        except DaemonError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise self._translate(e) from None
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

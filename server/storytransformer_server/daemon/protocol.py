@@ -36,6 +36,7 @@ VERSION_MISMATCH = -32005
 UNAUTHORIZED = -32006
 SHUTTING_DOWN = -32007
 NOT_FOUND = -32008  # a story, file or root the request names does not exist
+ENGINE_ERROR = -32009  # the engine ran but could not do this (e.g. no grounded proposal)
 # Raised by the client only (never sent by the daemon).
 CONNECTION_LOST = -32010
 DAEMON_NOT_RUNNING = -32011
@@ -55,6 +56,7 @@ ERROR_NAMES = {
     UNAUTHORIZED: "unauthorized",
     SHUTTING_DOWN: "shutting down",
     NOT_FOUND: "not found",
+    ENGINE_ERROR: "engine error",
     CONNECTION_LOST: "connection lost",
     DAEMON_NOT_RUNNING: "daemon not running",
 }

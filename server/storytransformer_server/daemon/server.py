@@ -112,7 +112,7 @@ class ClientSession:
             return False
         ctx = self.contexts.get(request_id)
         if ctx is not None:
-            ctx.cancel.set()
+            ctx.request_cancel("cancelled by the client")
         task.cancel()
         return True
 
@@ -205,7 +205,7 @@ class DaemonServer:
                 srv.close()
             for s in self.clients():
                 for ctx in list(s.contexts.values()):
-                    ctx.cancel.set()
+                    ctx.request_cancel("daemon stopping")
                 for task in list(s.tasks.values()):
                     task.cancel()
                 s.abort()
@@ -215,6 +215,7 @@ class DaemonServer:
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001
                 log.exception("engine did not unload cleanly")
             self.service.engine.shutdown()
+            self.service.similarity.shutdown()
             self.cpu_pool.shutdown(wait=False, cancel_futures=True)
             self._remove_own_files()
         return self._stop_reason
@@ -244,7 +245,7 @@ class DaemonServer:
                 self.request_stop(f"socket {self.paths.socket} was removed")
                 return
             s = self.settings
-            if s.idle_unload_s and self.service.engine.engine is not None and self.service.engine.idle_for() > s.idle_unload_s:
+            if s.idle_unload_s and self.service.engine.idle_for() > s.idle_unload_s and self.service.engine.loaded:
                 await self.service.engine.unload(f"idle for {s.idle_unload_s:g} s")
             if self.sessions:
                 self.last_client_seen = time.monotonic()
@@ -294,7 +295,7 @@ class DaemonServer:
             self.sessions.pop(session.id, None)
             self.last_client_seen = time.monotonic()
             for ctx in list(session.contexts.values()):
-                ctx.cancel.set()
+                ctx.request_cancel("client disconnected")
             for task in list(session.tasks.values()):
                 task.cancel()
             try:
@@ -349,13 +350,14 @@ class DaemonServer:
         limit = self.settings.request_deadline_s
         if req.deadline_ms is not None:
             limit = min(limit, req.deadline_ms / 1000)
+        ctx.deadline_at = time.monotonic() + limit
         try:
             value = await asyncio.wait_for(handler(ctx, req.params), limit)
             return result(req.id, value)
         except DaemonError as e:
             return error(req.id, e)
         except asyncio.TimeoutError:
-            ctx.cancel.set()
+            ctx.request_cancel("deadline exceeded")
             return error(req.id, DaemonError(DEADLINE_EXCEEDED, f"{req.method} did not finish within {limit:g} s"))
         except asyncio.CancelledError:
             if session.closed:

@@ -20,6 +20,7 @@ from .engine_adapter import EngineAdapter
 from .protocol import (ENGINE_STATE, INDEX_CHANGED, INVALID_PARAMS, NOT_FOUND, PROGRESS, PROTOCOL_VERSION,
                        UNAUTHORIZED, VERSION_MISMATCH, DaemonError, version_compatible)
 from .similarity_adapter import SimilarityAdapter
+from .wire import plain
 from .workspaces import Root, Roots, norm_path
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,28 @@ class Context:
     client: Any  # the server's ClientSession: .id, .notify(method, params), .handshaken, .roots
     request_id: Any
     cancel: threading.Event = field(default_factory=threading.Event)
+    deadline_at: float | None = None  # time.monotonic() by which the answer is due
+    _on_cancel: list = field(default_factory=list)
+
+    def request_cancel(self, reason: str = "cancelled") -> None:
+        """Cancel this request: sets :attr:`cancel` and tells the engine's token, if one was made."""
+        self.cancel.set()
+        for cb in list(self._on_cancel):
+            try:
+                cb(reason)
+            except Exception:  # noqa: BLE001
+                log.exception("cancel callback failed")
+
+    def engine_token(self, engine_module):
+        """An engine ``CancelToken`` that follows this request's cancellation."""
+        token = engine_module.CancelToken()
+        self._on_cancel.append(token.cancel)
+        if self.cancel.is_set():
+            token.cancel("cancelled")
+        return token
+
+    def engine_deadline(self, engine_module):
+        return engine_module.Deadline(self.deadline_at)
 
     def progress(self, message: str, percentage: float | None = None, token: Any = None) -> None:
         """Send a ``progress`` notification to the caller; safe from any thread."""
@@ -70,6 +93,11 @@ def _story_ref(obj: Any, where: str) -> tuple[str, str]:
     return norm_path(obj["file"]), str(obj["id"])
 
 
+def _locked(root: Root, fn, *args):
+    with root.lock:
+        return fn(*args)
+
+
 class Service:
     """Holds the daemon's state (roots, engine, similarity) and implements every method."""
 
@@ -78,8 +106,8 @@ class Service:
         self.settings = settings
         self.roots = Roots()
         self._opening: dict[str, asyncio.Future] = {}
-        self.engine = EngineAdapter(on_state=lambda st: host.broadcast_threadsafe(ENGINE_STATE, st))
-        self.similarity = SimilarityAdapter()
+        self.engine = EngineAdapter(on_state=lambda st: host.broadcast_threadsafe(ENGINE_STATE, st), run_cpu=host.run_cpu)
+        self.similarity = SimilarityAdapter(on_ready=self._semantic_ready)
         self.watcher = None  # set by the server (needs the loop)
         self.methods: dict[str, Handler] = {
             "handshake": self.handshake,
@@ -132,10 +160,10 @@ class Service:
             "clients": [{"id": c.id, "name": c.name, "pid": c.pid, "transport": c.transport,
                          "in_flight": len(c.tasks)} for c in self.host.clients()],
             "roots": [await self.host.run_cpu(r.summary) for r in self.roots],
-            "engine": self.engine.status(),
-            "similarity": {"available": self.similarity.available(), "error": self.similarity.error},
+            "engine": (engine := await self.engine.status_async()),
+            "similarity": self.similarity.status(),
             "memory_rss_bytes": rss_bytes(),
-            "device": self.engine.device or "cpu",
+            "device": engine.get("device") or "cpu",
             "socket": str(self.host.paths.socket),
             "tcp": self.host.tcp_address,
             "settings": {k: getattr(self.settings, k) for k in ("idle_unload_s", "idle_exit_s", "max_message_bytes")},
@@ -232,33 +260,45 @@ class Service:
         return {"path": path, "closed": closed}
 
     async def findings(self, ctx: Context, params: dict) -> dict:
+        """Deterministic findings now; semantic ones when current (``semantic: true`` waits for them)."""
         from .wire import finding_to_wire
 
         path = norm_path(_str(params, "path"))
-        want_semantic = params.get("semantic", True) is not False
+        mode = params.get("semantic", "auto")
+        if mode not in (True, False, "auto"):
+            raise DaemonError(INVALID_PARAMS, "'semantic' must be true, false or \"auto\"")
         root = self._root_for(path)
         generation, found = await self.host.run_cpu(root.findings, path, finding_to_wire)
-        semantic = False
-        if want_semantic and self.similarity.available():
-            extra = await self.host.run_cpu(self.similarity.semantic_findings, root, path)
-            if extra is not None:
-                semantic = True
-                found = found + [finding_to_wire(f) for f in extra]
+        semantic, pending = False, False
+        if mode is not False and self.similarity.enabled_for(root):
+            extra = await self.similarity.findings(root, path, wait=mode is True)
+            if extra is None:
+                pending = True
+            else:
+                semantic, found = True, found + extra
         ov = root.overlays.get(path)
         return {"path": path, "version": ov.version if ov else None, "generation": generation,
-                "semantic": semantic, "findings": found}
+                "semantic": semantic, "semantic_pending": pending, "findings": found}
+
+    def _semantic_ready(self, root) -> None:
+        """Fresh semantic findings for a root: clients refetch the files they show."""
+        if self.roots.by_path.get(root.path) is root:
+            self.host.notify_root(root, INDEX_CHANGED, {"root": root.path, "paths": [], "reason": "semantic",
+                                                        "generation": root.generation})
 
     async def similar(self, ctx: Context, params: dict) -> dict:
         from .wire import story_to_wire
 
         text = _str(params, "text")
         k = _int(params, "k", 5, 1, 1000)
+        self.similarity.module()  # a clear error before any work when similarity is missing
         roots = list(self.roots)
         if not roots:
             return {"results": []}
-        self.similarity.module()  # a clear error before any work when similarity is missing
-        hits = await self.host.run_cpu(self.similarity.similar, roots, text, k)
-        return {"results": [{"story": story_to_wire(s) if hasattr(s, "range") else s, "score": score} for s, score in hits]}
+        ctx.progress("Searching similar stories", 0)
+        hits = await self.similarity.similar(roots, text, k)
+        return {"results": [{"story": story_to_wire(s), "score": round(score, 4), "relation": rel}
+                            for s, score, rel in hits]}
 
     # -- proposals --------------------------------------------------------
     def _find_story(self, path: str, story_id: str):
@@ -272,21 +312,27 @@ class Service:
                     return root, s
         raise DaemonError(NOT_FOUND, f"no story with id {story_id!r} in {path}")
 
-    async def _propose(self, ctx: Context, method: str, refs: list[tuple[str, str]]) -> dict:
-        from .wire import plain
-
-        found = [self._find_story(p, i) for p, i in refs]
+    async def _propose(self, ctx: Context, kind: str, refs: list[tuple[str, str]]) -> dict:
+        found = [await self.host.run_cpu(self._find_story, p, i) for p, i in refs]
         root, stories = found[0][0], [s for _, s in found]
-        ctx.progress(f"Waiting for the model ({method})", 0)
-
-        def progress(message: str, percentage: float | None = None) -> None:
-            ctx.progress(message, percentage)
-
-        arg = stories if method == "merge" else stories[0]
-        result = await self.engine.call(method, arg, engine_config=root.config.engine, cancel=ctx.cancel,
-                                        progress=progress)
+        mod = self.engine.module()
+        token, deadline = ctx.engine_token(mod), ctx.engine_deadline(mod)
+        if kind == "merge":
+            args: tuple = (stories,)
+        elif kind == "rewrite":
+            story = stories[0]
+            source = root.workspace.files.get(story.file)
+            findings = await self.host.run_cpu(lambda: _locked(root, root.linter.check_story, story, source))
+            args = (story, findings)
+        else:
+            args = (stories[0],)
+        if not self.engine.loaded:
+            ctx.progress("Loading the language model", 0)
+        ctx.progress(f"Proposing a {kind}", 10)
+        proposals = await self.engine.call(f"propose_{kind}", *args, config=root.config, token=token, deadline=deadline)
         ctx.progress("Done", 100)
-        return {"kind": method, "stories": [{"file": s.file, "id": s.id} for s in stories], "proposal": plain(result)}
+        return {"kind": kind, "stories": [{"file": s.file, "id": s.id} for s in stories],
+                "proposals": [p.to_dict() if hasattr(p, "to_dict") else plain(p) for p in proposals]}
 
     async def propose_merge(self, ctx: Context, params: dict) -> dict:
         refs = params.get("stories")
@@ -302,7 +348,7 @@ class Service:
 
     # -- engine -----------------------------------------------------------
     async def engine_status(self, ctx: Context, params: dict) -> dict:
-        return self.engine.status()
+        return await self.engine.status_async()
 
     async def engine_load(self, ctx: Context, params: dict) -> dict:
         from storytransformer.config import Config
@@ -310,8 +356,9 @@ class Service:
         root_path = _str(params, "root", optional=True)
         config = self._root_for(norm_path(root_path)).config if root_path else (
             next(iter(self.roots)).config if len(self.roots) else Config())
+        mod = self.engine.module()
         ctx.progress("Loading the model", 0)
-        status = await self.engine.load(config.engine)
+        status = await self.engine.load(config, ctx.engine_token(mod), ctx.engine_deadline(mod))
         ctx.progress("Model ready", 100)
         return status
 

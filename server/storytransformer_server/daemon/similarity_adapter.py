@@ -1,17 +1,27 @@
-"""The daemon's door to ``storytransformer.similarity`` (embeddings, the index, semantic findings).
+"""The daemon's door to ``storytransformer.similarity``: one embedding index per root.
 
-Optional like the engine: while the module is missing or its model cannot
-load, ``similar`` answers ``SIMILARITY_UNAVAILABLE`` and ``findings`` simply
-carries the deterministic findings (with ``semantic: false``).
+Embedding a workspace takes seconds (minutes for a huge one, or when the
+model loads the first time), so it never sits in the path of a ``findings``
+request: the index is brought up to date in the background, on one thread
+(the embedding model is not shared between threads), and the clients are
+told with ``index/changed {reason: "semantic"}`` when fresh semantic
+findings are ready. Until then ``findings`` answers the deterministic ones
+with ``semantic_pending: true``. Semantic findings are computed once per
+workspace generation for all files and cached.
+
+While the similarity package or its model is missing, ``similar`` answers
+``SIMILARITY_UNAVAILABLE`` and ``findings`` carries ``semantic: false``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-import inspect
 import logging
-import threading
-from typing import Any
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from .protocol import SIMILARITY_UNAVAILABLE, DaemonError
 
@@ -20,30 +30,29 @@ log = logging.getLogger(__name__)
 SIMILARITY_MODULE = "storytransformer.similarity"
 
 
-def _kwargs_for(fn, **candidates) -> dict:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return {}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return candidates
-    return {k: v for k, v in candidates.items() if k in params}
+@dataclass
+class _RootIndex:
+    index: Any = None
+    generation: int = -1  # the root generation the index was synced to
+    findings_generation: int = -1
+    findings: dict[str, list] = field(default_factory=dict)  # path -> wire findings of that generation
+    task: asyncio.Task | None = None
+    error: str = ""
 
 
 class SimilarityAdapter:
-    """One index per registered root, built lazily on the first semantic request."""
-
-    def __init__(self, module: str = SIMILARITY_MODULE):
+    def __init__(self, on_ready: Callable[[Any], None] | None = None, module: str = SIMILARITY_MODULE):
         self._module_name = module
-        self._lock = threading.Lock()
-        self._indexes: dict[str, tuple[int, Any]] = {}  # root -> (generation, index)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embeddings")
+        self._roots: dict[str, _RootIndex] = {}
+        self._on_ready = on_ready or (lambda root: None)
         self.error = ""
 
     def module(self):
         try:
             return importlib.import_module(self._module_name)
         except ImportError as e:
-            raise DaemonError(SIMILARITY_UNAVAILABLE, f"similarity search is not available ({e}); "
+            raise DaemonError(SIMILARITY_UNAVAILABLE, f"similarity search is not installed ({e}); "
                               "install the 'similarity' extra (pip install 'storytransformer[similarity]')") from None
         except Exception as e:  # noqa: BLE001
             raise DaemonError(SIMILARITY_UNAVAILABLE, f"similarity module failed to import: {type(e).__name__}: {e}") from None
@@ -55,78 +64,115 @@ class SimilarityAdapter:
         except DaemonError:
             return False
 
-    def index_for(self, root) -> Any:
-        """The root's index, rebuilt (incrementally when the index supports it) after workspace changes."""
-        mod = self.module()
-        cls = getattr(mod, "SimilarityIndex", None)
-        if cls is None:
-            raise DaemonError(SIMILARITY_UNAVAILABLE, f"{self._module_name} has no SimilarityIndex")
-        with self._lock:
-            gen, index = self._indexes.get(root.path, (-1, None))
-            if index is not None and gen == root.generation:
-                return index
-            stories = list(root.workspace.stories())
-            try:
-                if index is not None and callable(getattr(index, "update", None)):
-                    index.update(stories)
-                else:
-                    build = getattr(cls, "build", None) or getattr(cls, "from_stories", None)
-                    cfg = root.config.similarity
-                    index = build(stories, **_kwargs_for(build, config=cfg)) if build else cls(**_kwargs_for(cls, config=cfg))
-                    if build is None and callable(getattr(index, "add", None)):
-                        index.add(stories)
-            except DaemonError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a missing model must not take the daemon down
-                log.exception("similarity index failed")
-                raise DaemonError(SIMILARITY_UNAVAILABLE, f"similarity index failed: {type(e).__name__}: {e}") from None
-            self._indexes[root.path] = (root.generation, index)
-            return index
+    def enabled_for(self, root) -> bool:
+        return bool(getattr(root.config.similarity, "enabled", True)) and self.available()
 
     def forget(self, root_path: str) -> None:
-        with self._lock:
-            self._indexes.pop(root_path, None)
+        state = self._roots.pop(root_path, None)
+        if state is not None and state.task is not None:
+            state.task.cancel()
 
-    def similar(self, roots, text: str, k: int) -> list[tuple[Any, float]]:
-        """(story, score) pairs over every registered root, best first."""
-        hits: list[tuple[Any, float]] = []
-        for root in roots:
-            with root.lock:
-                index = self.index_for(root)
-                search = getattr(index, "search", None) or getattr(index, "query", None)
-                if search is None:
-                    raise DaemonError(SIMILARITY_UNAVAILABLE, "the similarity index has no search method")
-                try:
-                    found = search(text, **_kwargs_for(search, k=k, top_k=k))
-                except Exception as e:  # noqa: BLE001
-                    raise DaemonError(SIMILARITY_UNAVAILABLE, f"similarity search failed: {type(e).__name__}: {e}") from None
-            for item in found:
-                if isinstance(item, tuple) and len(item) >= 2:
-                    hits.append((item[0], float(item[1])))
+    def status(self) -> dict:
+        return {"available": self.available(), "error": self.error,
+                "roots": {p: {"stories": len(s.index) if s.index is not None else 0, "generation": s.generation,
+                              "building": bool(s.task and not s.task.done()), "error": s.error}
+                          for p, s in self._roots.items()}}
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -- keeping the index fresh -------------------------------------------
+    def refresh_soon(self, root) -> asyncio.Task:
+        """Start (or join) the background refresh of ``root``'s index and findings."""
+        state = self._roots.setdefault(root.path, _RootIndex())
+        if state.task is None or state.task.done():
+            state.task = asyncio.get_running_loop().create_task(self._refresh(root, state), name=f"similarity:{root.path}")
+        return state.task
+
+    async def _refresh(self, root, state: _RootIndex) -> None:
+        from .wire import finding_to_wire
+
+        mod = self.module()
+        while state.findings_generation != root.generation:
+            generation = root.generation
+
+            def embed():
+                with root.lock:  # a consistent snapshot; embedding happens outside the root's lock
+                    stories = list(root.workspace.stories())
+                    sim_config = root.config.similarity
+                if state.index is None:
+                    state.index = mod.SimilarityIndex.build(stories, sim_config)
                 else:
-                    hits.append((getattr(item, "story", item), float(getattr(item, "score", 0.0))))
+                    state.index.sync(stories)
+                state.index.save_cache()
+
+            def compute():
+                with root.lock:
+                    if root.generation != generation:
+                        return None  # changed again meanwhile: go round once more
+                    found = mod.semantic_findings(root.workspace, root.config, index=state.index)
+                by_file: dict[str, list] = defaultdict(list)
+                for f in found:
+                    by_file[f.file].append(finding_to_wire(f))
+                return dict(by_file)
+
+            try:
+                await self._run(embed)
+                state.generation = generation
+                by_file = await self._run(compute)
+            except Exception as e:  # noqa: BLE001 - a missing model must not take the daemon down
+                log.exception("similarity index for %s failed", root.path)
+                state.error = self.error = f"{type(e).__name__}: {e}"
+                return
+            if by_file is None:
+                continue
+            state.findings, state.findings_generation, state.error = by_file, generation, ""
+            self._on_ready(root)
+
+    # -- answers -----------------------------------------------------------
+    def cached_findings(self, root, path: str) -> list | None:
+        """Semantic findings of ``path`` if they are current for the root's generation, else None."""
+        state = self._roots.get(root.path)
+        if state is None or state.findings_generation != root.generation:
+            return None
+        return state.findings.get(path, [])
+
+    async def findings(self, root, path: str, wait: bool) -> list | None:
+        hit = self.cached_findings(root, path)
+        if hit is not None or not self.enabled_for(root):
+            return hit
+        task = self.refresh_soon(root)
+        if not wait:
+            return None
+        await asyncio.shield(task)
+        state = self._roots.get(root.path)
+        if state is not None and state.error:
+            raise DaemonError(SIMILARITY_UNAVAILABLE, f"semantic findings failed: {state.error}")
+        return self.cached_findings(root, path)
+
+    async def similar(self, roots, text: str, k: int) -> list[tuple[Any, float, str]]:
+        """(story, score, relation) over every registered root, best first."""
+        self.module()
+        hits: list[tuple[Any, float, str]] = []
+        for root in roots:
+            state = self._roots.get(root.path)
+            if state is None or state.generation != root.generation:
+                await asyncio.shield(self.refresh_soon(root))
+                state = self._roots.get(root.path)
+            if state is None or state.index is None:
+                raise DaemonError(SIMILARITY_UNAVAILABLE, f"no similarity index for {root.path}: {state.error if state else ''}")
+            try:  # on the embedding thread: a free-text query is embedded (and briefly added) there
+                found = await self._run(state.index.search, text, k)
+            except Exception as e:  # noqa: BLE001
+                raise DaemonError(SIMILARITY_UNAVAILABLE, f"similarity search failed: {type(e).__name__}: {e}") from None
+            for n in found:
+                rel = getattr(n, "relation", "")
+                hits.append((n.story, float(n.score), getattr(rel, "value", str(rel))))
         hits.sort(key=lambda h: -h[1])
         return hits[:k]
 
-    def semantic_findings(self, root, path: str) -> list | None:
-        """Semantic findings (ST603-ST605) for one file, or None when similarity is unavailable."""
-        try:
-            mod = self.module()
-        except DaemonError:
-            return None
-        fn = getattr(mod, "semantic_findings", None)
-        if fn is None:
-            return None
-        with root.lock:
-            try:
-                kw = _kwargs_for(fn, paths=[path], path=path, config=root.config, index=None)
-                if "index" in kw:
-                    kw["index"] = self.index_for(root)
-                return [f for f in fn(root.workspace, **kw) if f.file == path]
-            except DaemonError as e:
-                self.error = e.message
-                return None
-            except Exception as e:  # noqa: BLE001
-                log.exception("semantic findings failed")
-                self.error = f"{type(e).__name__}: {e}"
-                return None
+    def shutdown(self) -> None:
+        for state in self._roots.values():
+            if state.task is not None:
+                state.task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,79 @@
+-- Drives Neovim (0.7+) against `storytransformer lsp`: open a story file, wait for diagnostics,
+-- apply a quick fix, wait for the diagnostics to follow, write what happened as JSON, quit.
+-- Environment: ST_PYTHON, ST_ROOT, ST_FILE, ST_OUT, ST_FIX_LINE (0-based line of a fixable story).
+local out = {}
+
+local function finish()
+  local f = io.open(os.getenv("ST_OUT"), "w")
+  f:write(vim.fn.json_encode(out))
+  f:close()
+  vim.cmd("qa!")
+end
+
+local function diagnostics(buf)
+  local found = {}
+  for _, d in ipairs(vim.diagnostic.get(buf)) do
+    local lsp = (d.user_data or {}).lsp or {}
+    local related = {}
+    for _, r in ipairs(lsp.relatedInformation or {}) do
+      table.insert(related, { uri = r.location.uri, line = r.location.range.start.line })
+    end
+    table.insert(found, {
+      code = d.code or lsp.code, line = d.lnum, col = d.col, end_col = d.end_col,
+      source = d.source or lsp.source, message = d.message, related = related,
+    })
+  end
+  return found
+end
+
+local function run()
+  vim.cmd("edit " .. vim.fn.fnameescape(os.getenv("ST_FILE")))
+  local buf = vim.api.nvim_get_current_buf()
+  local client_id = vim.lsp.start_client({
+    name = "storytransformer",
+    cmd = { os.getenv("ST_PYTHON"), "-m", "storytransformer", "lsp" },
+    root_dir = os.getenv("ST_ROOT"),
+    init_options = { daemon = { spawn = false } },
+  })
+  out.client_started = client_id ~= nil
+  vim.lsp.buf_attach_client(buf, client_id)
+  out.got_diagnostics = vim.wait(60000, function() return #vim.diagnostic.get(buf) > 0 end, 50)
+  out.before = diagnostics(buf)
+
+  local fix_line = tonumber(os.getenv("ST_FIX_LINE") or "-1")
+  if fix_line >= 0 then
+    local params = {
+      textDocument = vim.lsp.util.make_text_document_params(buf),
+      range = { start = { line = fix_line, character = 0 }, ["end"] = { line = fix_line, character = 0 } },
+      context = { diagnostics = {}, only = { "quickfix" } },
+    }
+    local responses = vim.lsp.buf_request_sync(buf, "textDocument/codeAction", params, 20000) or {}
+    out.actions = {}
+    local chosen
+    for _, resp in pairs(responses) do
+      for _, action in ipairs(resp.result or {}) do
+        table.insert(out.actions, action.title)
+        if not chosen and action.edit and action.diagnostics and action.diagnostics[1]
+            and action.diagnostics[1].code == "ST301" then
+          chosen = action
+        end
+      end
+    end
+    if chosen then
+      vim.lsp.util.apply_workspace_edit(chosen.edit, "utf-16")
+      out.fixed_line = vim.api.nvim_buf_get_lines(buf, fix_line, fix_line + 1, false)[1]
+      out.fix_cleared = vim.wait(30000, function()
+        for _, d in ipairs(vim.diagnostic.get(buf)) do
+          if (d.code or ((d.user_data or {}).lsp or {}).code) == "ST301" then return false end
+        end
+        return true
+      end, 50)
+      out.after = diagnostics(buf)
+    end
+  end
+  vim.lsp.stop_client(client_id)
+end
+
+local ok, err = pcall(run)
+if not ok then out.error = tostring(err) end
+finish()

@@ -1,0 +1,81 @@
+"""A second real LSP client: Neovim (0.7+, headless) drives `storytransformer lsp`.
+
+Needs ``nvim`` (``scripts/test-tools.d/20-neovim.sh`` installs Debian's package).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+SCRIPT = HERE / "neovim" / "lsp_check.lua"
+
+STORIES = """\
+As a visitor, I want to search the catalogue, so that I can find a book.
+I want to export the monthly report, so that I can share it with the board.
+As a librarian, I want to add new titles (see the old form), so that the catalogue stays current.
+As a visitor, I want to search the catalogue, so that I can find a book.
+"""
+
+pytestmark = pytest.mark.slow
+
+
+def run_neovim(root: Path, file: Path, fix_line: int = -1) -> dict:
+    nvim = shutil.which("nvim")
+    if nvim is None:
+        pytest.skip("nvim not installed (scripts/test-tools.d/20-neovim.sh installs it)")
+    out = root / "nvim-result.json"
+    runtime = tempfile.mkdtemp(prefix="st-nvim-")
+    env = {**os.environ, "ST_PYTHON": sys.executable, "ST_ROOT": str(root), "ST_FILE": str(file),
+           "ST_OUT": str(out), "ST_FIX_LINE": str(fix_line), "XDG_RUNTIME_DIR": runtime, "HF_HUB_OFFLINE": "1",
+           "XDG_CONFIG_HOME": runtime, "XDG_DATA_HOME": runtime, "XDG_STATE_HOME": runtime,
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "server"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([nvim, "--headless", "--clean", "-n", "-c", f"luafile {SCRIPT}"], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=180)
+    assert out.exists(), f"neovim wrote no result (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    result = json.loads(out.read_text("utf-8"))
+    assert "error" not in result, result["error"]
+    return result
+
+
+def test_neovim_shows_diagnostics_and_applies_a_quick_fix(tmp_path):
+    story_file = tmp_path / "stories.txt"
+    story_file.write_text(STORIES, "utf-8")
+    result = run_neovim(tmp_path, story_file, fix_line=2)
+    assert result["client_started"] and result["got_diagnostics"]
+    by_code = {}
+    for d in result["before"]:
+        by_code.setdefault(d["code"], []).append(d)
+    assert [d["line"] for d in by_code["ST101"]] == [1]  # no role
+    assert all(d["source"] == "storytransformer" for d in result["before"])
+    dup = next(d for d in by_code["ST601"] if d["line"] == 3)  # exact duplicate of line 0
+    assert [(Path(r["uri"].removeprefix("file://")).name, r["line"]) for r in dup["related"]] == [("stories.txt", 0)]
+    bracket = by_code["ST301"][0]
+    line = STORIES.splitlines()[2]
+    assert line[bracket["col"]:bracket["end_col"]].startswith("(see the old form")
+    # the quick fix, applied by Neovim itself, and the diagnostics that follow the edit
+    assert result["fixed_line"] == "As a librarian, I want to add new titles, so that the catalogue stays current."
+    assert result["fix_cleared"]
+    assert "ST101" in {d["code"] for d in result["after"]}
+
+
+def test_neovim_on_a_real_backlog(real_backlogs, tmp_path):
+    from storytransformer.rules import RULES
+
+    source = sorted(real_backlogs.glob("*.txt"))[0]
+    target = tmp_path / source.name
+    target.write_bytes(source.read_bytes())  # a temporary copy, so the server's workspace is just this file
+    result = run_neovim(tmp_path, target)
+    assert result["got_diagnostics"]
+    lines = target.read_text("utf-8").splitlines()
+    assert result["before"] and all(d["code"] in RULES for d in result["before"])
+    assert all(0 <= d["line"] < len(lines) for d in result["before"])

@@ -43,20 +43,24 @@ def severity_of(r: Rule, config: Config) -> Severity:
 class Linter:
     """Holds the per-run state (template, compiled word lists) so one-file re-checks are cheap."""
 
-    def __init__(self, workspace: Workspace, use_disk_cache: bool = True):
+    def __init__(self, workspace: Workspace, use_disk_cache: bool = True, background_parser=None):
         self.workspace = workspace
         self.config = workspace.config
         self.rules = enabled_rules(self.config)
-        self.context = RuleContext(self.config, Template.of(workspace.stories()), workspace, use_disk_cache)
+        self.context = RuleContext(self.config, Template.of(workspace.stories()), workspace, use_disk_cache,
+                                   background_parser)
 
     def refresh_template(self) -> None:
         self.context.template = Template.of(self.workspace.stories())
 
-    def check_story(self, story: Story, source: SourceFile | None = None) -> list[Finding]:
+    def check_story(self, story: Story, source: SourceFile | None = None, scope: str | None = None) -> list[Finding]:
+        """Findings for one story, from every rule (or only rules of ``scope``: "story" or "workspace")."""
         out: list[Finding] = []
         file_sup = source.suppressed if source else frozenset()
         for r in self.rules:
             if r.check is None or story.is_suppressed(r.code) or r.code in file_sup or "*" in file_sup:
+                continue
+            if scope is not None and r.scope != scope:
                 continue
             args = (story, self.context, self.workspace) if r.scope == "workspace" else (story, self.context)
             for f in r.check(*args):
@@ -68,29 +72,43 @@ class Linter:
         source = self.workspace.files.get(path)
         if source is None:
             return []
-        out: list[Finding] = []
+        cache = self.workspace.cache
+        cached = cache.findings(source.digest, path) if cache is not None and source.digest else None
+        if cached is None:
+            cached = [f for s in source.stories for f in self.check_story(s, source, "story")]
+            if cache is not None and source.digest:
+                cache.put_findings(source.digest, cached)
+        out = list(cached)
         for s in source.stories:
-            out.extend(self.check_story(s, source))
+            out.extend(self.check_story(s, source, "workspace"))
         return sorted(out, key=Finding.sort_key)
 
     def check(self, paths: Iterable[str] | None = None) -> list[Finding]:
         targets = list(paths) if paths is not None else list(self.workspace.files)
-        self.prepare(s for p in targets if p in self.workspace.files for s in self.workspace.files[p].stories)
+        self.prepare(s for p in targets if p in self.workspace.files and not self._cached(p)
+                     for s in self.workspace.files[p].stories)
         out: list[Finding] = []
         for path in targets:
             out.extend(self.check_file(path))
         self.save_caches()
         return out
 
+    def _cached(self, path: str) -> bool:
+        cache, source = self.workspace.cache, self.workspace.files[path]
+        return cache is not None and bool(source.digest) and cache.has_findings(source.digest)
+
     def prepare(self, stories: Iterable[Story]) -> None:
         """Run the rules' batch hooks (one parser batch for the whole run)."""
         stories = list(stories)
-        for hook in PREPARE:
-            hook(stories, self.context)
+        for r in self.rules:
+            if r.code in PREPARE:
+                PREPARE[r.code](stories, self.context)
 
     def save_caches(self) -> None:
         if "conjunctions" in self.context.__dict__:
             self.context.conjunctions.save()
+        if self.workspace.cache is not None:
+            self.workspace.cache.save()
 
 
 def check(workspace: Workspace, paths: Iterable[str] | None = None) -> list[Finding]:

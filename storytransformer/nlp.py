@@ -68,10 +68,45 @@ def load_pipeline():
         return None
 
 
+def _warm() -> bool:
+    return load_pipeline() is not None
+
+
+def _parse_batch(todo: list[tuple[str, str]]) -> list[Conjunction | None]:
+    nlp = load_pipeline()
+    if nlp is None:
+        return [lexicon_analysis(means) for _, means in todo]
+    texts = [f"{_prefix(marker)} {means}" for marker, means in todo]
+    return [parse_analysis(doc, len(_prefix(marker)) + 1, means)
+            for (marker, means), doc in zip(todo, nlp.pipe(texts, batch_size=128))]
+
+
+class BackgroundParser:
+    """spaCy in a second process, loading while the main process reads files (uses the second core).
+
+    Loading the pipeline takes seconds; starting it early hides that behind the
+    reading and the other rules, and keeps the parser's memory out of the main process.
+    """
+
+    def __init__(self):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self.ready = self.pool.submit(_warm)
+
+    def parse(self, todo: list[tuple[str, str]]) -> list[Conjunction | None]:
+        return self.pool.submit(_parse_batch, todo).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 class ConjunctionAnalyser:
     """Answers :meth:`analyse` for many means texts, batching the parser and caching answers."""
 
-    def __init__(self, use_disk_cache: bool = True):
+    def __init__(self, use_disk_cache: bool = True, background: BackgroundParser | None = None):
+        self.background = background
         self.memo: dict[str, Conjunction | None] = {}
         self.use_disk_cache = use_disk_cache
         self.dirty = False
@@ -92,14 +127,17 @@ class ConjunctionAnalyser:
         if not todo:
             return
         self.dirty = True
-        nlp = load_pipeline()
-        if nlp is None:
-            for key, marker, means in todo:
-                self.memo[key] = lexicon_analysis(means)
-            return
-        texts = [f"{_prefix(marker)} {means}" for _, marker, means in todo]
-        for (key, marker, means), doc in zip(todo, nlp.pipe(texts, batch_size=256)):
-            self.memo[key] = parse_analysis(doc, len(_prefix(marker)) + 1, means)
+        items = [(marker, means) for _, marker, means in todo]
+        results = None
+        if self.background is not None:
+            try:
+                results = self.background.parse(items)
+            except Exception:  # a broken worker: parse here instead
+                results = None
+        if results is None:
+            results = _parse_batch(items)
+        for (key, _, _), result in zip(todo, results):
+            self.memo[key] = result
 
     def analyse(self, marker: str, means: str) -> Conjunction | None:
         if not has_conjunction(means):

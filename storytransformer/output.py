@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -19,6 +20,7 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note", Severity.HINT: "note"}
 
 
+@lru_cache(maxsize=4096)
 def display_path(path: str) -> str:
     try:
         rel = os.path.relpath(path)
@@ -63,8 +65,8 @@ def finding_to_json(f: Finding) -> dict:
     }
 
 
-def to_json(findings: Iterable[Finding]) -> str:
-    return json.dumps([finding_to_json(f) for f in findings], indent=2, ensure_ascii=False)
+def to_json(findings: Iterable[Finding], indent: int | None = None) -> str:
+    return json.dumps([finding_to_json(f) for f in findings], indent=indent, ensure_ascii=False)
 
 
 def to_text(findings: list[Finding], problems: Iterable[FileProblem], color: bool = False) -> str:

@@ -56,8 +56,14 @@ class Locator:
             self.starts.append(offset)
             offset += len(seg.text) + 1  # segments are joined by a newline
         self.text = "\n".join(s.text for s in segments)
+        # The common case (one line, ASCII): columns in code points and UTF-16 are equal.
+        self.simple = len(segments) == 1 and line_texts[segments[0].line].isascii()
 
     def position(self, offset: int) -> Position:
+        if self.simple:
+            seg = self.segments[0]
+            col = seg.column + min(offset, len(seg.text))
+            return Position(seg.line, col, col)
         i = max(0, bisect_right(self.starts, offset) - 1)
         seg = self.segments[i]
         col = seg.column + min(offset - self.starts[i], len(seg.text))

@@ -9,7 +9,7 @@ has to re-read the source text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 PartKind = Literal["role", "means", "ends", "trailing"]
 
@@ -21,8 +21,9 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Position:
+class Position(NamedTuple):
+    """A tuple, not a dataclass: workspaces hold millions and tuples are cheap to build."""
+
     line: int
     character: int
     utf16: int = -1
@@ -32,8 +33,7 @@ class Position:
         return Position(line, character, utf16_len(line_text[:character]))
 
 
-@dataclass(frozen=True, slots=True)
-class Range:
+class Range(NamedTuple):
     start: Position
     end: Position
 
@@ -41,8 +41,7 @@ class Range:
         return self.start.line <= line <= self.end.line
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
+class Part(NamedTuple):
     """One of role, means or ends, with the marker that introduced it ("As a", "I want to")."""
 
     kind: PartKind
@@ -96,6 +95,8 @@ class SourceFile:
     format: str = "text"
     # File-level suppressions ("storytransformer: ignore-file CODE").
     suppressed: frozenset[str] = frozenset()
+    # Digest of the bytes read from disk ("" for unsaved editor text): the result cache's key.
+    digest: str = ""
 
 
 def sub_range(text: str, rng: Range, start: int, end: int) -> Range:

@@ -105,23 +105,45 @@ def decode(path: str, data: bytes) -> str | FileProblem:
         return FileProblem(path, f"invalid UTF-8 at byte {e.start} (byte 0x{data[e.start]:02x}); save the file as UTF-8", line=line)
 
 
-def load_file(path: str, config: Config) -> SourceFile | FileProblem:
+def read_bytes(path: str, config: Config) -> bytes | FileProblem:
+    """The file's bytes, unless it is too large or unreadable."""
     try:
         size = os.path.getsize(path)
         if size > config.max_file_bytes:
             return FileProblem(path, f"skipped: {size / 1e6:.1f} MB is larger than max_file_bytes "
                                f"({config.max_file_bytes / 1e6:.1f} MB)", kind="notice")
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except OSError as e:
         return FileProblem(path, f"cannot read: {e.strerror or e}")
+
+
+def load_file(path: str, config: Config, cache=None, data: bytes | None = None) -> SourceFile | FileProblem:
+    """Read and parse one story file (``data``: its bytes when already read)."""
+    if data is None:
+        data = read_bytes(path, config)
+        if isinstance(data, FileProblem):
+            return data
+    digest = ""
+    if cache is not None:
+        from .cache import content_digest
+
+        digest = content_digest(data)
+        cached = cache.source(digest, path)
+        if cached is not None:
+            cached.digest = digest
+            return cached
     text = decode(path, data)
     if isinstance(text, FileProblem):
         return text
     try:
-        return read_source(path, text, config)
+        source = read_source(path, text, config)
     except ValueError as e:
         return FileProblem(path, str(e))
+    if cache is not None:
+        source.digest = digest
+        cache.put_source(digest, source)
+    return source
 
 
 class Workspace:
@@ -131,16 +153,17 @@ class Workspace:
     rule needs no pass over the whole workspace after a one-line edit.
     """
 
-    def __init__(self, config: Config | None = None):
+    def __init__(self, config: Config | None = None, cache=None):
         self.config = config or Config()
+        self.cache = cache  # a ResultCache, or None to parse everything
         self.files: dict[str, SourceFile] = {}
         self.problems: dict[str, FileProblem] = {}
         self.by_text: dict[str, dict[tuple[str, str], Story]] = {}
 
     # -- building ---------------------------------------------------------
     @classmethod
-    def from_paths(cls, paths: Iterable[str | Path], config: Config) -> "Workspace":
-        ws = cls(config)
+    def from_paths(cls, paths: Iterable[str | Path], config: Config, cache=None) -> "Workspace":
+        ws = cls(config, cache)
         files, problems = discover(paths, config)
         for p in problems:
             ws.problems[p.path] = p
@@ -148,8 +171,8 @@ class Workspace:
             ws.load(path)
         return ws
 
-    def load(self, path: str) -> SourceFile | FileProblem:
-        result = load_file(path, self.config)
+    def load(self, path: str, data: bytes | None = None) -> SourceFile | FileProblem:
+        result = load_file(path, self.config, self.cache, data)
         if isinstance(result, FileProblem):
             self.remove(path)
             self.problems[path] = result

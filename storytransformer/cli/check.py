@@ -58,17 +58,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     with _progress(err) as progress:
-        ws = _load(args.paths, config, progress)
-        linter = Linter(ws, use_disk_cache=not args.no_cache)
-        if args.fix:
-            _fix_all(ws, linter, args.unsafe_fixes, err)
-        findings = linter.check()
-        findings += _semantic(ws, config, args, progress, err)
+        findings, problems, n_files, n_stories = _check(args, config, progress, err)
     findings.sort(key=Finding.sort_key)
-    problems = sorted(ws.problems.values(), key=lambda p: p.path)
+    problems = sorted(problems, key=lambda p: p.path)
 
     if args.format == "json":
-        out = to_json(findings)
+        out = to_json(findings, indent=2 if sys.stdout.isatty() and not args.output else None)
     elif args.format == "sarif":
         from .. import __version__
 
@@ -90,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         for p in problems:
             print(p, file=err)
     if not args.quiet and args.format == "text":
-        print(summary(findings, len(ws.files), len(ws), sum(p.kind == "error" for p in problems)), file=err)
-    if any(p.kind == "error" for p in problems) and not ws.files:
+        print(summary(findings, n_files, n_stories, sum(p.kind == "error" for p in problems)), file=err)
+    if any(p.kind == "error" for p in problems) and not n_files:
         return 2
     return 1 if findings and not args.exit_zero else 0
 
@@ -115,19 +110,63 @@ def _progress(err):
                     console=Console(file=err), transient=True)
 
 
-def _load(paths, config, progress) -> Workspace:
-    from ..workspace import discover
+def _check(args, config, progress, err):
+    """``(findings, problems, files, stories)``: from the run cache when no input changed, else computed."""
+    from ..cache import ResultCache, RunCache, content_digest
+    from ..workspace import discover, read_bytes
 
-    ws = Workspace(config)
-    files, problems = discover(paths, config)
-    for p in problems:
-        ws.problems[p.path] = p
+    files, problems = discover(args.paths, config)
     task = progress.add_task("Reading stories", total=len(files)) if progress and len(files) > 20 else None
+    contents = {}
     for path in files:
-        ws.load(path)
+        contents[path] = read_bytes(path, config)
         if task is not None:
             progress.advance(task)
-    return ws
+    semantic = not args.no_semantic and config.similarity.enabled
+    runs = RunCache(enabled=not (args.no_cache or args.fix))
+    key = RunCache.key(config, f"semantic={semantic}", [
+        (p, "!" + d.message if isinstance(d, FileProblem) else content_digest(d)) for p, d in contents.items()])
+    hit = runs.get(key)
+    if hit is not None:
+        findings, file_problems, n_files, n_stories = hit
+        return findings, problems + file_problems, n_files, n_stories
+
+    background = _start_parser(config, len(contents))
+    try:
+        ws = Workspace(config, ResultCache(config, enabled=not args.no_cache))
+        for path, data in contents.items():
+            if isinstance(data, FileProblem):
+                ws.problems[path] = data
+            else:
+                ws.load(path, data)
+        linter = Linter(ws, use_disk_cache=not args.no_cache, background_parser=background)
+        if args.fix:
+            _fix_all(ws, linter, args.unsafe_fixes, err)
+        findings = linter.check()
+    finally:
+        if background is not None:
+            background.close()
+    findings += _semantic(ws, config, args, progress, err)
+    file_problems = list(ws.problems.values())
+    runs.put(key, findings, file_problems, len(ws.files), len(ws))
+    return findings, problems + file_problems, len(ws.files), len(ws)
+
+
+PARALLEL_FROM_FILES = 20  # below this, starting a second process costs more than it saves
+
+
+def _start_parser(config, files: int):
+    """Start loading the NLP parser in a second process when the run is big enough to gain from it."""
+    from ..lint import enabled_rules
+
+    if files < PARALLEL_FROM_FILES or "ST201" not in {r.code for r in enabled_rules(config)}:
+        return None
+    try:
+        from ..nlp import BackgroundParser
+
+        return BackgroundParser()
+    except (OSError, ImportError):
+        return None
 
 
 def _semantic(ws, config, args, progress, err) -> list[Finding]:

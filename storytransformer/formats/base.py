@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from collections import Counter
 from pathlib import PurePath
 
@@ -29,6 +30,7 @@ def parse_suppression(comment: str) -> tuple[bool, frozenset[str]] | None:
     return bool(m.group("file")), codes or frozenset({"*"})
 
 
+@lru_cache(maxsize=131072)
 def normalise(text: str) -> str:
     """Lower case, words only: what 'the same story' means for ids and duplicates."""
     return " ".join(re.findall(r"[\w']+", text.lower()))

@@ -36,7 +36,7 @@ class Rule:
 
 RULES: dict[str, Rule] = {}
 # Batch hooks run once per check before the per-story rules (e.g. parse all conjunctions at once).
-PREPARE: list[Callable] = []
+PREPARE: dict[str, Callable] = {}  # rule code -> hook, run only when the rule is on
 
 
 def rule(code: str, name: str, criterion: str, severity: Severity, summary: str, *,

@@ -31,4 +31,4 @@ def prepare(stories, ctx) -> None:
     ctx.conjunctions.prepare((s.means.marker, s.means.text) for s in stories if s.means is not None)
 
 
-PREPARE.append(prepare)
+PREPARE["ST201"] = prepare

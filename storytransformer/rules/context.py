@@ -79,12 +79,13 @@ class RuleContext:
     template: Template = field(default_factory=Template)
     workspace: object | None = None  # the Workspace, for rules that need other stories or the file's lines
     use_disk_cache: bool = True
+    background_parser: object | None = None  # an nlp.BackgroundParser started early by the caller
 
     @cached_property
     def conjunctions(self):
         from ..nlp import ConjunctionAnalyser
 
-        return ConjunctionAnalyser(use_disk_cache=self.use_disk_cache)
+        return ConjunctionAnalyser(use_disk_cache=self.use_disk_cache, background=self.background_parser)
 
     def lines_of(self, story: Story) -> list[str]:
         files = getattr(self.workspace, "files", {})

@@ -6,6 +6,7 @@ Semantic duplicates (same meaning, other words) come from the similarity index.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from ..findings import Finding, Related, Severity
 from ..fixes import delete_story
@@ -14,6 +15,10 @@ from . import rule
 CRITERION = "unique"
 
 
+MAX_RELATED = 10  # a story copied 50 times lists 10 copies, not 49
+
+
+@lru_cache(maxsize=65536)
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().rstrip(".")
 
@@ -44,7 +49,8 @@ def normalised_duplicate(story, ctx, workspace):
 def _finding(story, others, code, what, ctx, deletable=True):
     others = sorted(others, key=_position)
     first = min([story, *others], key=_position)
-    where = ", ".join(f"{o.file}:{o.line + 1}" for o in others[:3]) + (" ..." if len(others) > 3 else "")
-    related = tuple(Related(o.file, o.range, o.id, f"{what} ({o.id})") for o in others)
+    more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+    where = ", ".join(f"{o.file}:{o.line + 1}" for o in others[:3]) + more
+    related = tuple(Related(o.file, o.range, o.id, f"{what} ({o.id})") for o in others[:MAX_RELATED])
     fix = delete_story(story, ctx.lines_of(story)) if deletable and story is not first else None
     return Finding.on(story, code, CRITERION, Severity.WARNING, f"{what} as {where}", related=related, fix=fix)

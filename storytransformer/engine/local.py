@@ -30,15 +30,17 @@ STOP_TEXT = ("\n\n", "<|im_end|>")
 class LocalEngine(GroundedEngine):
     """A resident model. Calls are serialised by a lock; the model loads on first use."""
 
-    def __init__(self, config: Config | None = None, capabilities: hardware.Capabilities | None = None):
+    def __init__(self, config: Config | None = None, capabilities: hardware.Capabilities | None = None,
+                 cache_root: Path | None = None):
         super().__init__(config)
         self._caps = capabilities
+        self.cache_root = cache_root
         self._lock = threading.RLock()
         self.model = None
         self.tokenizer = None
         self.plan: hardware.Plan | None = None
         self._status = EngineStatus(backend="local", model=self.config.engine.model or "(packaged SmolLM2-135M-Instruct)",
-                                    cache_dir=str(modelfiles.models_cache()), quantization=self.config.engine.quantization)
+                                    cache_dir=str(modelfiles.models_cache(cache_root)), quantization=self.config.engine.quantization)
 
     # -- lifecycle ---------------------------------------------------------------------
     def planned(self) -> hardware.Plan:
@@ -94,7 +96,7 @@ class LocalEngine(GroundedEngine):
     def _weights(self, source: modelfiles.ModelSource, token, deadline) -> tuple[str, str]:
         if source.kind == "gguf":
             gguf = Path(source.location)
-            target = modelfiles.cached_conversion(gguf)
+            target = modelfiles.cached_conversion(gguf, self.cache_root)
             self._status.cache_dir = str(target)
             if modelfiles.is_complete(target):
                 return str(target), "cache"

@@ -42,8 +42,8 @@ def cache_root() -> Path:
     return Path(user_cache_dir("storytransformer"))
 
 
-def models_cache() -> Path:
-    return cache_root() / "models"
+def models_cache(root: Path | None = None) -> Path:
+    return (root or cache_root()) / "models"
 
 
 def default_gguf() -> Path:
@@ -104,9 +104,9 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def cached_conversion(gguf: Path) -> Path:
+def cached_conversion(gguf: Path, root: Path | None = None) -> Path:
     """The cache directory for ``gguf`` (it may not exist yet)."""
-    return models_cache() / sha256_file(gguf)
+    return models_cache(root) / sha256_file(gguf)
 
 
 def is_complete(directory: Path) -> bool:

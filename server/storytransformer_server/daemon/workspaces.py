@@ -45,6 +45,8 @@ class Root:
     clients: set[int] = field(default_factory=set)
     overlays: dict[str, Overlay] = field(default_factory=dict)
     cache: dict[str, tuple[int, list]] = field(default_factory=dict)
+    single_file: bool = False  # a file opened outside every registered folder: a root of its own
+
 
     # -- building ---------------------------------------------------------
     @classmethod
@@ -53,11 +55,24 @@ class Root:
         ws = Workspace.from_paths([path], config)
         return cls(path, config, ws, Linter(ws))
 
+    @classmethod
+    def open_file(cls, path: str) -> "Root":
+        """A root of one loose file (configuration from the nearest config file above it)."""
+        config = load_config(start=Path(path).parent)
+        ws = Workspace(config)
+        if os.path.isfile(path):
+            ws.load(path)
+        return cls(path, config, ws, Linter(ws), single_file=True)
+
     def contains(self, path: str) -> bool:
+        if self.single_file:
+            return path == self.path
         return path == self.path or path.startswith(self.path.rstrip(os.sep) + os.sep)
 
     def wants(self, path: str) -> bool:
         """Whether a file at ``path`` is a story file of this root (by the configured globs)."""
+        if self.single_file:
+            return path == self.path
         rel = os.path.relpath(path, self.path).replace(os.sep, "/")
         if rel.startswith("../"):
             return False
@@ -157,7 +172,9 @@ class Root:
             self.config = load_config(start=Path(self.path))
         except Exception as e:  # a broken config while the user types it: keep the last good one
             log.warning("keeping the previous configuration of %s: %s", self.path, e)
-        ws = Workspace.from_paths([self.path], self.config)
+        ws = Workspace.from_paths([] if self.single_file else [self.path], self.config)
+        if self.single_file and os.path.isfile(self.path):
+            ws.load(self.path)
         for path, ov in self.overlays.items():
             try:
                 ws.set_text(path, ov.text)
@@ -199,11 +216,12 @@ class Roots:
         self.by_path: dict[str, Root] = {}
 
     def for_path(self, path: str) -> Root | None:
-        best = None
-        for r in self.by_path.values():
-            if r.contains(path) and (best is None or len(r.path) > len(best.path)):
-                best = r
-        return best
+        """The innermost folder root holding ``path``, else the loose-file root of ``path`` itself."""
+        folders = [r for r in self.by_path.values() if not r.single_file and r.contains(path)]
+        if folders:
+            return max(folders, key=lambda r: len(r.path))
+        loose = self.by_path.get(path)
+        return loose if loose is not None and loose.single_file else None
 
     def __iter__(self):
         return iter(list(self.by_path.values()))

@@ -13,12 +13,13 @@ import dataclasses
 import hashlib
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from .findings import Finding, Fix, Related, Severity, TextEdit
 from .story import Part, Position, Range, SourceFile, Story
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def cache_root() -> Path:
@@ -34,11 +35,22 @@ def content_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def config_fingerprint(config) -> str:
-    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in ("source", "root")}
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Changes whenever a module of the package changes (editable installs included)."""
     from . import __version__
 
-    return hashlib.blake2b(f"{__version__}|{CACHE_VERSION}|{fields!r}".encode(), digest_size=8).hexdigest()
+    h = hashlib.blake2b(f"{__version__}|{CACHE_VERSION}".encode(), digest_size=8)
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        st = path.stat()
+        h.update(f"{path.relative_to(package)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def config_fingerprint(config) -> str:
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in ("source", "root")}
+    return hashlib.blake2b(f"{code_fingerprint()}|{fields!r}".encode(), digest_size=8).hexdigest()
 
 
 # -- compact encoding -------------------------------------------------------

@@ -29,9 +29,9 @@ DEFAULT_SOLUTION_WORDS = (
     "button", "dropdown", "drop-down", "checkbox", "check box", "radio button", "popup", "pop-up",
     "modal", "tooltip", "hyperlink", "textbox", "text box", "text field", "scrollbar", "icon",
     "click", "red", "green", "blue", "yellow", "orange", "grey", "gray", "purple", "bold", "font",
-    "pixel", "pixels", "sql", "mysql", "postgres", "postgresql", "mongodb", "oracle", "database table",
-    "json", "xml", "yaml", "rest api", "ajax", "javascript", "react", "angular", "jquery", "css",
-    "html", "java", "python", "php", "ruby", "django", "drupal", "wordpress", "solr", "elasticsearch",
+    "pixel", "pixels", "mysql", "postgres", "postgresql", "mongodb", "oracle", "database table",
+    "rest api", "ajax", "javascript", "react", "angular", "jquery", "css",
+    "java", "python", "php", "ruby", "django", "drupal", "wordpress", "solr", "elasticsearch",
     "redis", "docker", "kubernetes", "aws", "s3", "cron", "api endpoint", "stored procedure",
 )
 

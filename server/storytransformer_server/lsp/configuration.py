@@ -77,3 +77,4 @@ def register(server: "StoryServer") -> None:
 
 initial_settings = _section
 merge_settings = _merge
+__all__ = ["apply_settings", "fetch_client_settings", "parse_options", "register"]

@@ -14,6 +14,8 @@ from storytransformer.story import Range as CoreRange
 
 SOURCE = "storytransformer"
 
+MAX_RELATED = 20  # a story repeated in 40 files: the first 20 places say enough
+
 SEVERITY = {
     Severity.ERROR: types.DiagnosticSeverity.Error,
     Severity.WARNING: types.DiagnosticSeverity.Warning,
@@ -70,7 +72,7 @@ def diagnostic(f: Finding) -> types.Diagnostic:
         code=f.code,
         source=SOURCE,
         code_description=types.CodeDescription(href=rule.url) if rule else None,
-        related_information=[related_info(r) for r in f.related] or None,
+        related_information=[related_info(r) for r in f.related[:MAX_RELATED]] or None,
         data={"story_id": f.story_id, "criterion": f.criterion, "fixable": f.fix is not None},
     )
 

@@ -101,12 +101,23 @@ class Diagnostics:
         version, text = doc.version or 0, doc.source
         self.server.core.overlays[path] = (version, text)
         try:
-            results = await self.server.core.run(self.server.core.update, path, version, text)
+            own, affected = await self.server.core.run(self.server.core.update, path, version, text)
         except Exception:
             log.exception("checking %s failed", path)
             return None
-        self.accept(results)
+        self.accept([own])
+        if affected:
+            # Duplicates in other files: shown after this file's own diagnostics, never before.
+            asyncio.get_running_loop().create_task(self.check_others(affected))
         return self.published.get(path) if self._current(path, version) else None
+
+    async def check_others(self, paths: list[str]) -> None:
+        try:
+            results = await self.server.core.run(self.server.core.check_paths, paths)
+        except Exception:
+            log.exception("checking %s failed", ", ".join(paths))
+            return
+        self.accept(results, others=True)
 
     async def ensure_current(self, path: str) -> Published | None:
         """The published result for the open document's current version, checking it now if needed."""
@@ -138,10 +149,10 @@ class Diagnostics:
             return version is None
         return doc.version == version
 
-    def accept(self, results: list[FileFindings]) -> None:
+    def accept(self, results: list[FileFindings], others: bool = False) -> None:
         """Keep and show results that match what the editor has now; drop the rest."""
         changed_others = False
-        for i, ff in enumerate(results):
+        for ff in results:
             if not self._current(ff.path, ff.version):
                 # Computed for an old version (or a closed document): never shown.
                 self.dropped_stale += 1
@@ -154,7 +165,7 @@ class Diagnostics:
             pub = Published(path_to_uri(ff.path), ff.version, ff, diags, str(next(self._ids)))
             self.published[ff.path] = pub
             if self.pull:
-                changed_others = changed_others or i > 0
+                changed_others = changed_others or others
             else:
                 self._push(pub)
         if changed_others:
@@ -185,11 +196,13 @@ class Diagnostics:
             path = os.path.normpath(os.path.abspath(path))
             if path in self.server.core.overlays or not self.server.core.is_story_file(path):
                 continue
-            results = await self.server.core.run(self.server.core.revert, path)
-            if results and results[0].path == path and path not in self.server.core.workspace.files:
+            own, affected = await self.server.core.run(self.server.core.revert, path)
+            if path in self.server.core.workspace.files or own.problem:
+                self.accept([own])
+            else:
                 self.forget(path)
-                results = results[1:]
-            self.accept(results)
+            if affected:
+                await self.check_others(affected)
 
     def replace_all(self, results: list[FileFindings]) -> None:
         """After a scan or a configuration change: files that vanished are cleared, the rest shown."""

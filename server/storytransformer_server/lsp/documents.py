@@ -25,6 +25,7 @@ from typing import Callable, Iterable, TypeVar
 from storytransformer.config import Config, ConfigError, load_config
 from storytransformer.findings import Finding
 from storytransformer.formats import detect_format
+from storytransformer.formats.base import normalise
 from storytransformer.lint import Linter
 from storytransformer.workspace import Workspace, _matches
 
@@ -138,35 +139,34 @@ class CoreState:
                 for p in self.workspace.problems.values() if p.kind == "error"]
         return out
 
-    def update(self, path: str, version: int, text: str) -> list[FileFindings]:
-        """Replace one file's text and check it, plus every file whose stories duplicate its old or new ones."""
+    def update(self, path: str, version: int, text: str) -> tuple[FileFindings, list[str]]:
+        """Replace one file's text and check it. Also returns the other files whose findings may have
+        changed (they hold duplicates of a story that changed or moved), to check next."""
         ws = self.workspace
         self._roles = None
-        affected = self._duplicated_in(path)
+        before = self._story_keys(path)
         problem = self._set_text(ws, path, text)
         self.core_version[path] = version
+        affected = self._affected(path, before)
         if problem:
-            return [FileFindings(path, version, (), problem)] + [self._findings(p) for p in sorted(affected)]
-        affected |= self._duplicated_in(path)
-        affected.discard(path)
-        return [self._findings(path)] + [self._findings(p) for p in sorted(affected) if p in ws.files]
+            return FileFindings(path, version, (), problem), affected
+        return self._findings(path), affected
 
-    def revert(self, path: str) -> list[FileFindings]:
-        """A document was closed: back to the file on disk (or out of the workspace when it is not part of it)."""
+    def revert(self, path: str) -> tuple[FileFindings, list[str]]:
+        """A document was closed or changed on disk: back to the file on disk (or out of the workspace
+        when it is no longer a story file of it)."""
         ws = self.workspace
         self._roles = None
-        affected = self._duplicated_in(path)
+        before = self._story_keys(path)
         if self.under_roots(path) and os.path.isfile(path):
             loaded = ws.load(path)
-            affected |= self._duplicated_in(path)
             self.core_version[path] = None
             first = self._findings(path) if path in ws.files else FileFindings(path, None, (), getattr(loaded, "message", None))
         else:
             ws.remove(path)
             self.core_version.pop(path, None)
             first = FileFindings(path, None, ())
-        affected.discard(path)
-        return [first] + [self._findings(p) for p in sorted(affected) if p in ws.files]
+        return first, self._affected(path, before)
 
     def check_paths(self, paths: Iterable[str]) -> list[FileFindings]:
         return [self._findings(p) for p in paths if p in self.workspace.files]
@@ -206,11 +206,19 @@ class CoreState:
             ws.remove(path)
             return str(e)
 
-    def _duplicated_in(self, path: str) -> set[str]:
+    def _story_keys(self, path: str) -> Counter:
         source = self.workspace.files.get(path)
         if source is None:
-            return set()
-        return {o.file for s in source.stories for o in self.workspace.same_text(s)}
+            return Counter()
+        return Counter((normalise(st.text), st.range.start.line, st.range.end.line) for st in source.stories)
+
+    def _affected(self, path: str, before: Counter) -> list[str]:
+        """Files holding a duplicate of a story of ``path`` that appeared, vanished or moved."""
+        after = self._story_keys(path)
+        texts = {key[0] for key in (before - after) + (after - before)}
+        files = {st.file for t in texts for st in self.workspace.by_text.get(t, {}).values()}
+        files.discard(path)
+        return sorted(f for f in files if f in self.workspace.files)
 
     def _findings(self, path: str) -> FileFindings:
         if self.linter is None:

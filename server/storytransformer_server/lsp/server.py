@@ -130,6 +130,10 @@ def create_server() -> StoryServer:
     @server.feature(types.INITIALIZE)
     def initialize(params: types.InitializeParams) -> None:
         server.init_settings = configuration.initial_settings(params.initialization_options)
+        # In force at once (requests may come before the client answers workspace/configuration);
+        # problems are reported once the client's own settings are in, by `initialized`.
+        server.options, _ = configuration.parse_options(server.init_settings)
+        server.model.options = server.options.daemon
 
     @server.feature(types.INITIALIZED)
     async def initialized(params: types.InitializedParams) -> None:

@@ -59,7 +59,7 @@ def extra_sentence(story, ctx):
       "A marker is written twice ('As a user, as a user', 'I want to I want to').")
 def repeated_marker(story, ctx):
     role, means = story.role, story.means
-    if role is not None and re.match(r"(?i)as\s+(an?|the)\b", role.text):
+    if role is not None and re.search(r"(?i)(?:^|,\s*)as\s+(?:an?|the)\b", role.text):
         yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
                          f"Not minimal: the role marker is repeated ('{role.marker} {role.text[:30]}')", role.range)
     if means is not None:

@@ -131,3 +131,37 @@ def test_incremental_update_changes_duplicates():
     assert [f.code for f in linter.check_file("a.txt") if f.code == "ST601"] == ["ST601"]
     ws.remove("b.txt")
     assert not [f for f in linter.check_file("a.txt") if f.code == "ST601"]
+
+
+def test_minimal_repeated_markers_and_extra_sentences():
+    text = ("As a user, as a user, I want to log in.\n"
+            "As a user, I want to I want to log out.\n"
+            "As a user, I want to log in, so that I work. The page must be blue.\n")
+    _, findings = lint_texts({"b.txt": text})
+    assert "ST303" in codes_on_line(findings, "b.txt", 1)
+    assert "ST303" in codes_on_line(findings, "b.txt", 2)
+    assert codes_on_line(findings, "b.txt", 3) == {"ST302"}
+
+
+def test_estimatable_long_and_whole_area():
+    long_story = "As a user, I want to " + " ".join(["see item"] * 25) + "."
+    _, findings = lint_texts({"b.txt": long_story + "\nAs an admin, I want to manage all users.\n"
+                              "As an admin, I want to block a user.\n"})
+    assert "ST901" in codes_on_line(findings, "b.txt", 1)
+    assert "ST901" in codes_on_line(findings, "b.txt", 2)
+    assert "ST901" not in codes_on_line(findings, "b.txt", 3)
+
+
+def test_problem_oriented_needs_solution_words_in_the_means():
+    _, findings = lint_texts({"b.txt": "As a user, I want a red button to pay.\n"
+                              "As a user, I want to pay, so that the button turns green.\n"})
+    assert "ST801" in codes_on_line(findings, "b.txt", 1)
+    assert "ST801" not in codes_on_line(findings, "b.txt", 2)
+
+
+def test_off_by_default_rules_turn_on_when_given_a_severity():
+    text = "As a user, I want to log in\n"
+    _, findings = lint_texts({"b.txt": text})
+    assert not {"ST104", "ST403"} & {f.code for f in findings}
+    _, findings = lint_texts({"b.txt": text}, Config(severity={"ST104": "hint", "ST403": "info"}))
+    assert {"ST104", "ST403"} <= {f.code for f in findings}

@@ -100,3 +100,15 @@ async def test_a_quick_fix_carries_the_version_it_was_computed_for(client, works
     versions = {dc.text_document.version for a in actions if a.edit for dc in a.edit.document_changes}
     assert versions == {2}  # never the stale version 1: the editor would refuse it anyway
     assert codes(published_for(client, u)[-1].diagnostics, 2)
+
+
+async def test_a_model_action_for_an_old_version_is_not_resolved(client, workspace):
+    await start(client, workspace, options={"debounceMs": 0})
+    u = open_doc(client, workspace / "stories.txt")
+    actions = await client.text_document_code_action_async(params(u, 3, only=[types.CodeActionKind.QuickFix]))
+    merge = next(a for a in actions if a.title.startswith("Merge with "))
+    change(client, u, 2, 3, 0, 0, "As a visitor, I want to renew a loan, so that I keep the book.\n")
+    await until(lambda: published_for(client, u, 2), what="version 2 checked")
+    resolved = await client.code_action_resolve_async(merge)
+    assert resolved.edit is None
+    await until(lambda: any("no longer there" in m.message for m in client.messages), what="a message")

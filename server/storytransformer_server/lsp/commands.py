@@ -53,7 +53,8 @@ def register(server: "StoryServer") -> None:
 
     @server.command(LOAD_MODEL)
     async def load_model(*args) -> dict:
-        status = await server.model.load()
+        async with server.progress("StoryTransformer", "loading the model"):
+            status = await server.model.load()
         if status.state == "unavailable":
             server.show(f"model unavailable: {status.reason}", types.MessageType.Warning)
         return status.to_json()

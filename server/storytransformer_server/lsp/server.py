@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -75,7 +76,26 @@ class StoryServer(LanguageServer):
             doc = self.open_document_for_path(path)
             if doc is not None:
                 docs.append((path, doc.version or 0, doc.source))
-        return await self.model.propose(method, params, roots=self.core.roots, documents=docs)
+        async with self.progress("StoryTransformer", f"waiting for the model ({method})"):
+            return await self.model.propose(method, params, roots=self.core.roots, documents=docs)
+
+    @contextlib.asynccontextmanager
+    async def progress(self, title: str, message: str = ""):
+        """``$/progress`` around a piece of work, when the client shows progress; a no-op otherwise."""
+        token = None
+        if self.supports_progress():
+            token = str(uuid.uuid4())
+            try:
+                await self.work_done_progress.create_async(token)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                    title=title, message=message or None, cancellable=False))
+            except Exception:
+                token = None
+        try:
+            yield
+        finally:
+            if token:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
 
     def supports_progress(self) -> bool:
         w = self.client_capabilities.window
@@ -96,24 +116,13 @@ class StoryServer(LanguageServer):
 
     async def scan_workspace(self) -> None:
         """Load and check every story file of the workspace, with progress, and show the results."""
-        token = None
-        if self.supports_progress():
-            token = str(uuid.uuid4())
+        async with self.progress("StoryTransformer", "checking the workspace"):
             try:
-                await self.work_done_progress.create_async(token)
-                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-                    title="StoryTransformer", message="checking the workspace", cancellable=False))
-            except Exception:
-                token = None
-        try:
-            result = await self.core.run(self.core.scan, self.roots(), self.options.rules)
-        except Exception as e:
-            log.exception("workspace scan failed")
-            self.show(f"the workspace scan failed: {e}", types.MessageType.Error)
-            result = None
-        finally:
-            if token:
-                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+                result = await self.core.run(self.core.scan, self.roots(), self.options.rules)
+            except Exception as e:
+                log.exception("workspace scan failed")
+                self.show(f"the workspace scan failed: {e}", types.MessageType.Error)
+                result = None
         if result is not None:
             if result.config_error:
                 self.show(f"{result.config_error} (using the default configuration)", types.MessageType.Error)

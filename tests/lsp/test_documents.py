@@ -1,0 +1,61 @@
+"""The core state behind the server, in-process: which other files an edit affects, versions kept."""
+
+from __future__ import annotations
+
+from storytransformer_server.lsp.documents import CoreState
+
+from .conftest import MORE, STORIES
+
+
+def scanned(tmp_path) -> CoreState:
+    (tmp_path / "stories.txt").write_text(STORIES, "utf-8")
+    (tmp_path / "more.txt").write_text(MORE, "utf-8")
+    (tmp_path / "other.txt").write_text("As a member, I want to pay a fine online, so that I can borrow again.\n", "utf-8")
+    core = CoreState()
+    result = core.scan([str(tmp_path)], {})
+    assert result.stories == 7 and result.config_error is None
+    return core
+
+
+def test_an_edit_affects_only_files_that_share_a_changed_story(tmp_path):
+    core = scanned(tmp_path)
+    stories, more = str(tmp_path / "stories.txt"), str(tmp_path / "more.txt")
+    # line 1 has no duplicate anywhere: nobody else is affected
+    lines = STORIES.splitlines()
+    lines[1] = "As a manager, " + lines[1]
+    own, affected = core.update(stories, 2, "\n".join(lines) + "\n")
+    assert own.version == 2 and "ST101" not in {f.code for f in own.findings}
+    assert affected == []
+    # the librarian story (duplicated in more.txt) changes: more.txt is affected, other.txt is not
+    lines[2] = lines[2].replace("librarian", "senior librarian")
+    own, affected = core.update(stories, 3, "\n".join(lines) + "\n")
+    assert affected == [more]
+    (after,) = core.check_paths([more])
+    assert "ST601" not in {f.code for f in after.findings}
+
+
+def test_inserting_a_line_moves_stories_and_affects_their_duplicates(tmp_path):
+    core = scanned(tmp_path)
+    stories, more = str(tmp_path / "stories.txt"), str(tmp_path / "more.txt")
+    _, affected = core.update(stories, 2, "\n" + STORIES)  # every story moves down one line
+    assert affected == [more]  # its related information points at the moved line
+
+
+def test_rule_overrides_from_the_editor_apply_on_top_of_the_file(tmp_path):
+    core = scanned(tmp_path)
+    results = core.reconfigure({"ST101": "off"})
+    assert all(f.code != "ST101" for r in results for f in r.findings)
+    results = core.reconfigure({})
+    assert any(f.code == "ST101" for r in results for f in r.findings)
+
+
+def test_a_closed_document_goes_back_to_the_disk(tmp_path):
+    core = scanned(tmp_path)
+    stories = str(tmp_path / "stories.txt")
+    core.update(stories, 5, "As a visitor, I want to search the catalogue, so that I can find a book.\n")
+    own, _ = core.revert(stories)
+    assert own.version is None and "ST101" in {f.code for f in own.findings}
+    outside = str(tmp_path.parent / "loose-stories.txt")
+    core.update(outside, 1, "Export the report.\n")
+    own, _ = core.revert(outside)
+    assert own.findings == () and outside not in core.workspace.files

@@ -4,6 +4,7 @@ import * as vscode from "vscode";
 import { CLIENT_COMMANDS, SERVER_COMMANDS } from "./commands";
 import { workspaceGlob, documentSelector } from "./files";
 import { mergeArguments } from "./merge";
+import { recheckSummary } from "./status";
 import { onInterpreterChange } from "./python";
 import { SECTION, ServerController } from "./serverController";
 
@@ -22,9 +23,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     context.subscriptions.push(vscode.commands.registerCommand(id, run));
   register(CLIENT_COMMANDS.restartServer, () => ctl.restart());
   register(CLIENT_COMMANDS.showOutput, () => output.show(true));
-  register(CLIENT_COMMANDS.recheckWorkspace, () => ctl.executeServerCommand(SERVER_COMMANDS.recheckWorkspace));
-  register(CLIENT_COMMANDS.loadModel, () => ctl.executeServerCommand(SERVER_COMMANDS.loadModel));
-  register(CLIENT_COMMANDS.unloadModel, () => ctl.executeServerCommand(SERVER_COMMANDS.unloadModel));
+  register(CLIENT_COMMANDS.recheckWorkspace, async () => {
+    const result = await ctl.executeServerCommand(SERVER_COMMANDS.recheckWorkspace);
+    const summary = recheckSummary(result);
+    if (summary) void vscode.window.setStatusBarMessage(`StoryTransformer: ${summary}`, 5000);
+    return result;
+  });
+  for (const [command, serverCommand] of [
+    [CLIENT_COMMANDS.loadModel, SERVER_COMMANDS.loadModel],
+    [CLIENT_COMMANDS.unloadModel, SERVER_COMMANDS.unloadModel],
+  ] as const) {
+    register(command, async () => {
+      const status = await ctl.executeServerCommand(serverCommand);
+      if (status !== undefined) ctl.showEngineStatus(status);
+      return status;
+    });
+  }
   register(CLIENT_COMMANDS.mergeSelectedStories, () => mergeSelectedStories(ctl));
 
   context.subscriptions.push(
@@ -83,7 +97,6 @@ async function mergeSelectedStories(ctl: ServerController): Promise<unknown> {
     );
     return undefined;
   }
-  const result = await ctl.executeServerCommand(SERVER_COMMANDS.mergeStories, refs);
-  if (typeof result === "string" && result) void vscode.window.showInformationMessage(`StoryTransformer: ${result}`);
-  return result;
+  // The server applies the merge with workspace/applyEdit and shows its own messages on failure.
+  return ctl.executeServerCommand(SERVER_COMMANDS.mergeStories, refs);
 }

@@ -214,6 +214,8 @@ export class ServerController implements vscode.Disposable {
         this.setStatus({ kind: "stopped", reason: this.tail.last(1)[0] });
       }
     });
+    // Registered before start: the server reports the engine as soon as it is initialised.
+    client.onNotification(ENGINE_STATUS_NOTIFICATION, (params: unknown) => this.showEngineStatus(params));
     try {
       await client.start();
     } catch (error) {
@@ -224,11 +226,12 @@ export class ServerController implements vscode.Disposable {
       }
       return;
     }
-    this.setStatus({ kind: "engine", engine: { state: "unavailable", reason: "waiting for the server's engine status" } });
-    client.onNotification(ENGINE_STATUS_NOTIFICATION, (params: unknown) => {
-      if (isEngineStatus(params)) this.setStatus({ kind: "engine", engine: params });
-      else this.output.warn(`ignored a malformed ${ENGINE_STATUS_NOTIFICATION}: ${JSON.stringify(params)}`);
-    });
+  }
+
+  /** Shows an engine status from the notification or from a command's reply. */
+  showEngineStatus(params: unknown): void {
+    if (isEngineStatus(params)) this.setStatus({ kind: "engine", engine: params });
+    else this.output.warn(`ignored a malformed engine status: ${JSON.stringify(params)}`);
   }
 
   private pipe(input: NodeJS.ReadableStream, onLine: (line: string) => void): void {

@@ -15,7 +15,7 @@ export interface ServerSettings {
   quantization: (typeof QUANTIZATIONS)[number];
   device: string;
   remoteUrl: string;
-  daemon: { idleUnloadMinutes: number; idleExitMinutes: number };
+  daemon: { enabled: boolean; idleUnloadMinutes: number; idleExitMinutes: number };
   trace: { server: (typeof TRACE_LEVELS)[number] };
 }
 
@@ -23,6 +23,8 @@ type Check = (value: unknown) => string | undefined; // undefined = valid, else 
 
 const isNumberAtLeast = (min: number): Check => (v) =>
   typeof v === "number" && Number.isFinite(v) && v >= min ? undefined : `a number >= ${min}`;
+const isIntegerIn = (min: number, max: number): Check => (v) =>
+  typeof v === "number" && Number.isInteger(v) && v >= min && v <= max ? undefined : `an integer from ${min} to ${max}`;
 const isBoolean: Check = (v) => (typeof v === "boolean" ? undefined : "true or false");
 const isString: Check = (v) => (typeof v === "string" ? undefined : "a string");
 const isOneOf = (values: readonly string[]): Check => (v) =>
@@ -50,13 +52,14 @@ interface SettingSpec {
 /** Every setting the server receives; package.json contributes the same keys and defaults (a unit
  * test keeps the two in step). */
 export const SERVER_SETTINGS: readonly SettingSpec[] = [
-  { key: "debounceMs", default: 300, check: isNumberAtLeast(0) },
+  { key: "debounceMs", default: 150, check: isIntegerIn(0, 10_000) },
   { key: "rules", default: {}, check: () => undefined }, // checked entry by entry below
   { key: "fixOnSave.model", default: false, check: isBoolean },
   { key: "model", default: "", check: isString },
   { key: "quantization", default: "none", check: isOneOf(QUANTIZATIONS) },
   { key: "device", default: "auto", check: isDevice },
   { key: "remoteUrl", default: "", check: isUrlOrEmpty },
+  { key: "daemon.enabled", default: true, check: isBoolean },
   { key: "daemon.idleUnloadMinutes", default: 15, check: isNumberAtLeast(0) },
   { key: "daemon.idleExitMinutes", default: 60, check: isNumberAtLeast(0) },
   { key: "trace.server", default: "off", check: isOneOf(TRACE_LEVELS) },

@@ -90,3 +90,12 @@ function engineView(engine: EngineStatus): StatusView {
       };
   }
 }
+
+/** The reply of storytransformer.recheckWorkspace ({files, findings}) in words, or undefined. */
+export function recheckSummary(reply: unknown): string | undefined {
+  if (typeof reply !== "object" || reply === null) return undefined;
+  const { files, findings } = reply as { files?: unknown; findings?: unknown };
+  if (typeof files !== "number" || typeof findings !== "number") return undefined;
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  return `re-checked ${plural(files, "file")}: ${plural(findings, "finding")}`;
+}

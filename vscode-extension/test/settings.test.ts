@@ -20,6 +20,7 @@ describe("readServerSettings", () => {
         quantization: "nf4",
         device: "cuda:1",
         remoteUrl: "http://127.0.0.1:8000/v1",
+        "daemon.enabled": false,
         "daemon.idleUnloadMinutes": 5,
         "daemon.idleExitMinutes": 0,
         "trace.server": "verbose",
@@ -34,7 +35,7 @@ describe("readServerSettings", () => {
       quantization: "nf4",
       device: "cuda:1",
       remoteUrl: "http://127.0.0.1:8000/v1",
-      daemon: { idleUnloadMinutes: 5, idleExitMinutes: 0 },
+      daemon: { enabled: false, idleUnloadMinutes: 5, idleExitMinutes: 0 },
       trace: { server: "verbose" },
     });
   });
@@ -42,9 +43,9 @@ describe("readServerSettings", () => {
   it("fills unset settings with their defaults", () => {
     const { settings, problems } = readServerSettings(from({}));
     expect(problems).toEqual([]);
-    expect(settings.debounceMs).toBe(300);
+    expect(settings.debounceMs).toBe(150);
     expect(settings.fixOnSave).toEqual({ model: false });
-    expect(settings.daemon).toEqual({ idleUnloadMinutes: 15, idleExitMinutes: 60 });
+    expect(settings.daemon).toEqual({ enabled: true, idleUnloadMinutes: 15, idleExitMinutes: 60 });
     expect(settings.rules).toEqual({});
   });
 
@@ -52,17 +53,23 @@ describe("readServerSettings", () => {
     const { settings, problems } = readServerSettings(
       from({ debounceMs: "fast", "fixOnSave.model": "yes", quantization: "q4", device: "gpu", remoteUrl: "localhost:8000" }),
     );
-    expect(settings.debounceMs).toBe(300);
+    expect(settings.debounceMs).toBe(150);
     expect(settings.fixOnSave.model).toBe(false);
     expect(settings.quantization).toBe("none");
     expect(settings.device).toBe("auto");
     expect(settings.remoteUrl).toBe("");
     expect(problems).toEqual([
-      'storytransformer.debounceMs must be a number >= 0, not "fast"; using 300',
+      'storytransformer.debounceMs must be an integer from 0 to 10000, not "fast"; using 150',
       'storytransformer.fixOnSave.model must be true or false, not "yes"; using false',
       'storytransformer.quantization must be one of none, int8, nf4, not "q4"; using "none"',
       'storytransformer.device must be auto, cpu, mps, cuda or cuda:N, not "gpu"; using "auto"',
       'storytransformer.remoteUrl must be an http(s) URL, or empty, not "localhost:8000"; using ""',
+    ]);
+  });
+
+  it("rejects a fractional debounce", () => {
+    expect(readServerSettings(from({ debounceMs: 12.5 })).problems).toEqual([
+      "storytransformer.debounceMs must be an integer from 0 to 10000, not 12.5; using 150",
     ]);
   });
 

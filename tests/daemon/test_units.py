@@ -1,0 +1,160 @@
+"""Pure logic of the daemon, in-process: message parsing, framing, settings, paths, filters, the watcher's batching."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+
+import msgpack
+import pytest
+
+from storytransformer_server.daemon import protocol as P
+from storytransformer_server.daemon import rpc
+from storytransformer_server.daemon.lifecycle import MAX_SOCKET_PATH, Paths, RuntimeDirError, ensure_private_dir
+from storytransformer_server.daemon.settings import SettingsError, load_settings
+from storytransformer_server.daemon.watcher import RootWatcher
+from storytransformer_server.daemon.wire import finding_from_wire, finding_to_wire
+
+
+def test_parse_message_kinds():
+    assert isinstance(P.parse_message({"id": 1, "method": "status"}), P.Request)
+    assert P.parse_message({"id": "a", "method": "x", "params": None}).params == {}
+    assert isinstance(P.parse_message({"method": "cancel", "params": {"id": 1}}), P.Notification)
+    resp = P.parse_message({"id": 3, "error": {"code": -32601, "message": "nope"}})
+    assert isinstance(resp, P.Response) and resp.error.code == -32601
+    with pytest.raises(P.DaemonError) as e:
+        P.parse_message({"id": 4, "method": "x", "deadline_ms": -1})
+    assert e.value.code == P.INVALID_REQUEST and e.value.data == {"id": 4}
+    with pytest.raises(P.DaemonError):
+        P.parse_message({"id": True, "method": "x"})  # a bool is not an id
+
+
+def test_version_compatibility():
+    assert P.version_compatible([P.PROTOCOL_VERSION[0], 99])
+    assert not P.version_compatible([P.PROTOCOL_VERSION[0] + 1, 0])
+    assert not P.version_compatible("1.0")
+
+
+def _reader(data: bytes) -> asyncio.StreamReader:
+    r = asyncio.StreamReader()
+    r.feed_data(data)
+    r.feed_eof()
+    return r
+
+
+async def test_frames_round_trip_and_limits():
+    frame = rpc.encode({"id": 1, "method": "x", "params": {"t": "é" * 10}})
+    assert struct.unpack(">I", frame[:4])[0] == len(frame) - 4
+    assert await rpc.read_frame(_reader(frame + frame)) == {"id": 1, "method": "x", "params": {"t": "é" * 10}}
+    assert await rpc.read_frame(_reader(b"")) is None
+    with pytest.raises(asyncio.IncompleteReadError):
+        await rpc.read_frame(_reader(frame[:7]))
+    big = rpc.encode({"pad": "x" * 5000})
+    r = _reader(big + frame)
+    with pytest.raises(rpc.FrameTooLarge) as e:
+        await rpc.read_frame(r, max_bytes=2048)  # up to 4x the limit is skipped
+    assert e.value.discarded and e.value.code == P.MESSAGE_TOO_LARGE
+    assert (await rpc.read_frame(r, max_bytes=2048))["id"] == 1  # still in sync
+    with pytest.raises(rpc.FrameTooLarge) as e:
+        await rpc.read_frame(_reader(struct.pack(">I", 2**31)), max_bytes=1024)
+    assert not e.value.discarded
+    bad = b"\xc1"
+    r = _reader(struct.pack(">I", 1) + bad + frame)
+    with pytest.raises(rpc.MalformedFrame):
+        await rpc.read_frame(r)
+    assert (await rpc.read_frame(r))["id"] == 1
+    with pytest.raises(rpc.FrameTooLarge):
+        rpc.encode({"pad": "x" * 5000}, max_bytes=1024)
+    # two msgpack objects in one frame is malformed, not silently half-read
+    two = msgpack.packb(1) + msgpack.packb(2)
+    with pytest.raises(rpc.MalformedFrame):
+        await rpc.read_frame(_reader(struct.pack(">I", len(two)) + two))
+
+
+def test_settings_file_is_checked(tmp_path):
+    f = tmp_path / "daemon.toml"
+    f.write_text("idle_unload_s = 60\nidle-exit-s = 0\n")
+    s = load_settings(f, tcp_port=None)
+    assert s.idle_unload_s == 60.0 and s.idle_exit_s == 0
+    assert load_settings(f, idle_exit_s=5.0).idle_exit_s == 5.0
+    for text, key in (("idle_exit = 1\n", "idle_exit"), ("idle_exit_s = \"soon\"\n", "idle_exit_s"),
+                      ("tcp_port = 70000\n", "tcp_port"), ("idle_unload_s = -1\n", "idle_unload_s"),
+                      ("log_level = \"LOUD\"\n", "log_level"), ("idle_exit_s = true\n", "idle_exit_s")):
+        f.write_text(text)
+        with pytest.raises(SettingsError) as e:
+            load_settings(f)
+        assert str(f) in str(e.value) and key in str(e.value)
+
+
+def test_runtime_dir_resolution_and_checks(tmp_path, monkeypatch):
+    monkeypatch.delenv("STORYTRANSFORMER_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert Paths.resolve().dir == tmp_path / "storytransformer"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "missing"))
+    assert Paths.resolve().dir.name == f"storytransformer-{os.getuid()}"
+    monkeypatch.setenv("STORYTRANSFORMER_RUNTIME_DIR", str(tmp_path / "override"))
+    assert Paths.resolve().dir == tmp_path / "override"
+    d = ensure_private_dir(tmp_path / "override")
+    assert os.stat(d).st_mode & 0o777 == 0o700
+    os.chmod(d, 0o750)
+    with pytest.raises(RuntimeDirError, match="chmod 700"):
+        ensure_private_dir(d)
+    link = tmp_path / "link"
+    link.symlink_to(d)
+    with pytest.raises(RuntimeDirError, match="not a plain directory"):
+        ensure_private_dir(link)
+    with pytest.raises(RuntimeDirError, match="longer than"):
+        Paths.resolve(tmp_path / ("x" * MAX_SOCKET_PATH))
+
+
+def test_finding_wire_round_trip():
+    from storytransformer.findings import Finding, Fix, Related, Severity
+    from storytransformer.story import Position, Range
+
+    rng = Range(Position(2, 0, 0), Position(2, 5, 6))
+    f = Finding("ST101", "well-formed", Severity.WARNING, "msg", "/a.txt", rng, "a-1",
+                (Related("/b.txt", rng, "b-2", "same"),), Fix.replace("fix it", rng, "new"), {"k": (1, 2)})
+    wire = finding_to_wire(f)
+    assert msgpack.unpackb(msgpack.packb(wire), raw=False) == wire
+    back = finding_from_wire(wire)
+    assert back == f and back.data == {"k": [1, 2]}
+
+
+def test_root_filters_story_files(tmp_path):
+    from storytransformer_server.daemon.workspaces import Root
+
+    (tmp_path / "a.txt").write_text("As a user, I want to log in, so that I am known.\n")
+    root = Root.open(str(tmp_path))
+    assert root.wants(str(tmp_path / "docs" / "b.md"))
+    assert not root.wants(str(tmp_path / "node_modules" / "x.txt"))
+    assert not root.wants(str(tmp_path / ".venv" / "lib" / "x.txt"))
+    assert not root.wants(str(tmp_path / "image.png"))
+    assert not root.wants(str(tmp_path.parent / "elsewhere.txt"))
+    assert root.is_config_file(str(tmp_path / "pyproject.toml"))
+
+
+async def test_watcher_coalesces_a_burst_into_few_batches(tmp_path):
+    batches: list[tuple[set, bool]] = []
+    done = asyncio.Event()
+
+    async def on_batch(root, paths, rescan):
+        batches.append((set(paths), rescan))
+        if any(p.endswith("f0499.txt") for p in paths):
+            done.set()
+
+    w = RootWatcher(on_batch, debounce_s=0.1, max_batch_delay_s=0.5)
+    w.start()
+    try:
+        w.watch(str(tmp_path))
+        (tmp_path / ".git").mkdir()
+        (tmp_path / ".git" / "HEAD").write_text("ref")
+        for i in range(500):
+            (tmp_path / f"f{i:04d}.txt").write_text("x")
+        await asyncio.wait_for(done.wait(), 30)
+        seen = set().union(*(p for p, _ in batches))
+        assert {str(tmp_path / f"f{i:04d}.txt") for i in range(500)} <= seen
+        assert not any(".git" in p for p in seen)
+        assert len(batches) <= 20, f"{len(batches)} batches for one burst"
+    finally:
+        await w.stop()

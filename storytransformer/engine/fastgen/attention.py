@@ -1,0 +1,134 @@
+"""Attention kernels, selectable by name.
+
+Prefill (``n`` new queries over ``L = start + n`` cached positions, causal aligned bottom-right):
+  eager           explicit softmax(QK^T)V; memory n * L per head (T^2 without chunking)
+  sdpa_flash      torch SDPA restricted to its FlashAttention-2 backend
+  sdpa_cudnn      torch SDPA restricted to cuDNN attention
+  sdpa_efficient  torch SDPA restricted to the memory-efficient (xFormers) backend
+  flash_attn      flash-attn 2's flash_attn_func, when the package is importable
+Decode (one query over the whole static cache, the valid length read on the device: graph-safe):
+  matmul          grouped q.K^T and p.V over the full cache, positions past the length masked
+  triton          split-K flash-decoding that reads only the filled prefix (see triton_decode.py)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+PREFILL_IMPLS = ("eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn")
+DECODE_IMPLS = ("matmul", "triton")
+
+# How an SDPA backend handles a chunk that follows cached positions: "lower_right" (a CausalBias,
+# native in flash and efficient) or "single_chunk" (the backend only takes start == 0, so the
+# generator prefills in one chunk). Set by probe_prefill on the device in use.
+OFFSET_MODE: dict[str, str] = {}
+
+
+def _sdpa_backend(impl: str):
+    from torch.nn.attention import SDPBackend
+
+    return {"sdpa_flash": SDPBackend.FLASH_ATTENTION, "sdpa_cudnn": SDPBackend.CUDNN_ATTENTION,
+            "sdpa_efficient": SDPBackend.EFFICIENT_ATTENTION}[impl]
+
+
+def repeat_kv(x: torch.Tensor, group: int) -> torch.Tensor:
+    """[B, Hkv, L, D] -> [B, Hkv * group, L, D]; query head h reads key/value head h // group."""
+    if group == 1:
+        return x
+    B, H, L, D = x.shape
+    return x[:, :, None].expand(B, H, group, L, D).reshape(B, H * group, L, D)
+
+
+def lower_right_mask(n: int, kv_len: int, device) -> torch.Tensor:
+    """[n, L] boolean, True where query i (at position L - n + i) may see key j."""
+    rows = torch.arange(n, device=device)[:, None] + (kv_len - n)
+    return torch.arange(kv_len, device=device)[None, :] <= rows
+
+
+def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """q [B, Hq, n, D], k and v [B, Hkv, L, D] -> [B, Hq, n, D] with explicit [B, Hq, n, L] scores."""
+    n, kv_len = q.shape[2], k.shape[2]
+    group = q.shape[1] // k.shape[1]
+    k, v = repeat_kv(k, group), repeat_kv(v, group)
+    scores = torch.matmul(q, k.transpose(-1, -2)).float() / math.sqrt(q.shape[-1])  # [B, Hq, n, L]
+    scores = scores.masked_fill(~lower_right_mask(n, kv_len, q.device), float("-inf"))
+    return torch.matmul(torch.softmax(scores, dim=-1).to(v.dtype), v)
+
+
+def prefill_attention(impl: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
+    """q [B, Hq, n, D] at positions start.., k and v [B, Hkv, start + n, D] -> [B, Hq, n, D]."""
+    if impl == "eager":
+        return eager_attention(q, k, v)
+    if impl == "flash_attn":
+        from flash_attn import flash_attn_func  # bottom-right causal and GQA are native; layout [B, L, H, D]
+
+        out = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=True)
+        return out.transpose(1, 2)
+    from torch.nn.attention import sdpa_kernel
+    from torch.nn.attention.bias import causal_lower_right
+
+    group = q.shape[1] // k.shape[1]
+    k, v = repeat_kv(k, group), repeat_kv(v, group)
+    with sdpa_kernel([_sdpa_backend(impl)]):
+        if start == 0:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(q.shape[2], k.shape[2]))
+
+
+def decode_attention(impl: str, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, length: torch.Tensor,
+                     cache) -> torch.Tensor:
+    """q [B, Hq, 1, D], keys and values [B, Hkv, S, D] (the whole cache), ``length`` [1] valid positions
+    on the device -> [B, Hq, 1, D]. No host synchronisation: capturable in a CUDA graph."""
+    if impl == "triton":
+        from .triton_decode import flash_decode
+
+        return flash_decode(q, keys, values, length)
+    if impl != "matmul":
+        raise ValueError(f"unknown decode attention {impl!r}; choose from {', '.join(DECODE_IMPLS)}")
+    B, Hq, _, D = q.shape
+    Hkv = keys.shape[1]
+    qg = q.reshape(B, Hkv, Hq // Hkv, D)  # the G query heads of each key/value head, as G rows
+    scores = torch.matmul(qg, keys.transpose(-1, -2)).float() / math.sqrt(D)  # [B, Hkv, G, S]
+    scores = scores.masked_fill(cache.positions >= length, float("-inf"))
+    out = torch.matmul(torch.softmax(scores, dim=-1).to(values.dtype), values)  # [B, Hkv, G, D]
+    return out.reshape(B, Hq, 1, D)
+
+
+def probe_prefill(impl: str, device, dtype, n_heads: int, n_kv_heads: int, head_dim: int) -> str | None:
+    """Check ``impl`` on this device against eager attention, with and without cached positions before the
+    chunk. Sets OFFSET_MODE[impl]; returns None when usable, else why not."""
+    if impl == "flash_attn":
+        try:
+            import flash_attn  # noqa: F401
+        except ImportError:
+            return "flash-attn is not installed"
+    if impl not in PREFILL_IMPLS:
+        return f"unknown attention {impl!r}; choose from {', '.join(PREFILL_IMPLS)}"
+    gen = torch.Generator(device="cpu").manual_seed(0)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen).to(device=device, dtype=dtype)
+
+    tol = 1e-4 if dtype == torch.float32 else 3e-2
+    mode = "lower_right"
+    for start, n in ((0, 128), (128, 64)):
+        q = rand(1, n_heads, n, head_dim)
+        k, v = rand(1, n_kv_heads, start + n, head_dim), rand(1, n_kv_heads, start + n, head_dim)
+        try:
+            got = prefill_attention(impl, q, k, v, start).float()
+        except (RuntimeError, NotImplementedError, ValueError) as exc:
+            if start == 0:
+                return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            mode = "single_chunk"
+            continue
+        want = eager_attention(q.float(), k.float(), v.float())
+        err = (got - want).abs().max().item()
+        if not err <= tol:
+            if start == 0:
+                return f"differs from eager attention by {err:.3g}"
+            mode = "single_chunk"
+    OFFSET_MODE[impl] = mode
+    return None

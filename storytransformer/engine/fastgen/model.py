@@ -1,0 +1,157 @@
+"""A compact Qwen2-style decoder in plain torch, built directly on its device with random weights.
+
+Shapes: B batch, n new tokens, L cached + new positions, S cache capacity, Hq query heads,
+Hkv key/value heads, G = Hq / Hkv, D head_dim, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .attention import decode_attention, prefill_attention
+from .cache import StaticKVCache, rotary_table
+from .config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float, **factory):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim, **factory))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half rotary embedding. x [B, H, n, D]; cos, sin [n, D]."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, **factory):
+        super().__init__()
+        self.cfg = cfg
+        qkv = (cfg.n_heads + 2 * cfg.n_kv_heads) * cfg.head_dim
+        self.wqkv = nn.Linear(cfg.dim, qkv, bias=cfg.qkv_bias, **factory)  # fused q, k, v projections
+        self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False, **factory)
+
+    def project(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        """x [B, n, dim] -> q [B, Hq, n, D], k and v [B, Hkv, n, D], rotary applied to q and k."""
+        cfg, (B, n, _) = self.cfg, x.shape
+        q_size, kv_size = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
+        q, k, v = self.wqkv(x).split([q_size, kv_size, kv_size], dim=-1)
+        q = q.view(B, n, cfg.n_heads, cfg.head_dim).transpose(1, 2)
+        k = k.view(B, n, cfg.n_kv_heads, cfg.head_dim).transpose(1, 2)
+        v = v.view(B, n, cfg.n_kv_heads, cfg.head_dim).transpose(1, 2)
+        return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
+
+    def output(self, y: torch.Tensor) -> torch.Tensor:
+        """y [B, Hq, n, D] -> [B, n, dim]."""
+        B, _, n, _ = y.shape
+        return self.wo(y.transpose(1, 2).reshape(B, n, -1))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig, **factory):
+        super().__init__()
+        self.w13 = nn.Linear(cfg.dim, 2 * cfg.intermediate, bias=False, **factory)  # fused gate and up
+        self.w2 = nn.Linear(cfg.intermediate, cfg.dim, bias=False, **factory)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.w13(x).chunk(2, dim=-1)  # [B, n, I] each
+        return self.w2(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, **factory):
+        super().__init__()
+        self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps, **factory)
+        self.attention = Attention(cfg, **factory)
+        self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps, **factory)
+        self.feed_forward = FeedForward(cfg, **factory)
+
+    def forward(self, x, cos, sin, attend) -> torch.Tensor:
+        """``attend(q, k, v) -> [B, Hq, n, D]`` stores k, v in the cache and attends over it."""
+        q, k, v = self.attention.project(self.attention_norm(x), cos, sin)
+        x = x + self.attention.output(attend(q, k, v))
+        return x + self.feed_forward(self.ffn_norm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig, device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        factory = {"device": torch.device(device), "dtype": dtype}
+        self.cfg = cfg
+        self.tok_embeddings = nn.Embedding(cfg.vocab, cfg.dim, **factory)
+        self.layers = nn.ModuleList(Block(cfg, **factory) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps, **factory)
+        self.output = nn.Linear(cfg.dim, cfg.vocab, bias=False, **factory)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """x [B, dim] -> [B, V] in float32."""
+        return self.output(self.norm(x)).float()
+
+    def prefill(self, tokens: torch.Tensor, start: int, cache: StaticKVCache, impl: str) -> torch.Tensor:
+        """tokens [B, n] at positions start..start+n-1 -> logits of the last one [B, V]; fills the cache."""
+        n = tokens.shape[1]
+        end = start + n
+        cos, sin = cache.cos[start:end], cache.sin[start:end]  # [n, D]
+
+        def attend_for(layer: int):
+            def attend(q, k, v):
+                keys, values = cache.write_span(layer, start, k, v)  # [B, Hkv, L, D] views, L = end
+                return prefill_attention(impl, q, keys, values, start)
+            return attend
+
+        x = self.tok_embeddings(tokens)  # [B, n, dim]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, attend_for(i))
+        return self.logits(x[:, -1])
+
+    def decode(self, token: torch.Tensor, pos: torch.Tensor, cache: StaticKVCache, impl: str) -> torch.Tensor:
+        """token [B, 1] at position ``pos`` (a one-element device tensor) -> logits [B, V].
+
+        Graph-safe: no host synchronisation, every shape is fixed, the position is read on the device."""
+        cos, sin = cache.cos.index_select(0, pos), cache.sin.index_select(0, pos)  # [1, D]
+        length = pos + 1  # valid cache positions after this step, on the device
+
+        def attend_for(layer: int):
+            def attend(q, k, v):
+                keys, values = cache.write_at(layer, pos, k, v)  # [B, Hkv, S, D] whole cache
+                return decode_attention(impl, q, keys, values, length, cache)
+            return attend
+
+        x = self.tok_embeddings(token)  # [B, 1, dim]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, attend_for(i))
+        return self.logits(x[:, -1])
+
+    def forward_full(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Reference without a cache: logits of every position [B, n, V] by explicit attention."""
+        n = tokens.shape[1]
+        cos, sin = rotary_table(self.cfg, n, tokens.device, self.output.weight.dtype)
+        x = self.tok_embeddings(tokens)
+        for layer in self.layers:
+            x = layer(x, cos, sin, lambda q, k, v: prefill_attention("eager", q, k, v, 0))
+        return self.output(self.norm(x)).float()
+
+
+@torch.no_grad()
+def build_model(cfg: ModelConfig, device: torch.device | str, dtype: torch.dtype = torch.bfloat16,
+                seed: int = 0, std: float = 0.02) -> Transformer:
+    """The model with random weights, allocated and initialised on ``device`` (never on the CPU first
+    when the device is a GPU). Normal(0, std) matrices keep activations finite through all layers."""
+    torch.manual_seed(seed)
+    model = Transformer(cfg, device=device, dtype=dtype)
+    for name, p in model.named_parameters():
+        if name.endswith("norm.weight"):
+            p.fill_(1.0)
+        else:
+            p.normal_(0.0, std)
+    return model.eval().requires_grad_(False)

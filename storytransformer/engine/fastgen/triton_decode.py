@@ -1,0 +1,123 @@
+"""Split-K flash-decoding in Triton: one query token over a long static KV cache.
+
+Decoding is bandwidth-bound: each step must read the filled part of the cache once. The matmul
+kernel in attention.py reads the whole capacity and lets a mask discard the tail; this one reads
+only positions below the valid length, which it loads from a device tensor, so the launch grid
+stays fixed and the step can be replayed from a CUDA graph. The cache capacity is cut into
+``splits`` slices; each program streams its slice for the G query heads of one key/value head
+with an online softmax, and a few torch ops merge the slices by their log-sum-exp.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
+
+
+@triton.jit
+def _attend_block(q, k_base, v_base, stride_ks, stride_vs, start, hi, sm_scale, m_i, l_i, acc,
+                  D: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One block of BLOCK_N positions from ``start`` (those >= hi masked) into the online softmax."""
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, D)
+    pos = start + offs_n
+    ok = pos < hi
+    k = tl.load(k_base + pos[:, None] * stride_ks + offs_d[None, :], mask=ok[:, None], other=0.0)  # [N, D]
+    s = tl.dot(q, tl.trans(k)) * sm_scale  # [G_PAD, N] in float32
+    s = tl.where(ok[None, :], s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a block with nothing valid yet: no NaN
+    alpha = tl.exp(m_i - m_safe)
+    p = tl.exp(s - m_safe[:, None])
+    p = tl.where(ok[None, :], p, 0.0)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    v = tl.load(v_base + pos[:, None] * stride_vs + offs_d[None, :], mask=ok[:, None], other=0.0)  # [N, D]
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+    return m_new, l_i, acc
+
+
+@triton.jit
+def _split_kernel(Q, K, V, LEN, O, M, L,
+                  stride_qb, stride_qh,
+                  stride_kb, stride_kh, stride_ks,
+                  stride_vb, stride_vh, stride_vs,
+                  stride_ob, stride_oh, stride_os,
+                  stride_mb, stride_mh,
+                  sm_scale, split_len, n_kv_heads,
+                  DYNAMIC_LOOP: tl.constexpr, N_BLOCKS: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
+    bh = tl.program_id(0)
+    split = tl.program_id(1)
+    b = bh // n_kv_heads
+    kvh = bh % n_kv_heads
+    length = tl.load(LEN)
+    lo = split * split_len
+    hi = tl.minimum(lo + split_len, length)
+
+    offs_g = tl.arange(0, G_PAD)
+    offs_d = tl.arange(0, D)
+    heads = kvh * G + offs_g
+    g_ok = offs_g < G
+    q = tl.load(Q + b * stride_qb + heads[:, None] * stride_qh + offs_d[None, :], mask=g_ok[:, None], other=0.0)
+
+    m_i = tl.full([G_PAD], float("-inf"), tl.float32)
+    l_i = tl.zeros([G_PAD], tl.float32)
+    acc = tl.zeros([G_PAD, D], tl.float32)
+    k_base = K + b * stride_kb + kvh * stride_kh
+    v_base = V + b * stride_vb + kvh * stride_vh
+    if DYNAMIC_LOOP:  # compiled: stop at the valid length
+        for start in range(lo, hi, BLOCK_N):
+            m_i, l_i, acc = _attend_block(q, k_base, v_base, stride_ks, stride_vs, start, hi, sm_scale,
+                                          m_i, l_i, acc, D, BLOCK_N)
+    else:  # Triton's CPU interpreter cannot loop to a bound computed in the kernel: mask whole blocks
+        for i in range(0, N_BLOCKS):
+            m_i, l_i, acc = _attend_block(q, k_base, v_base, stride_ks, stride_vs, lo + i * BLOCK_N, hi, sm_scale,
+                                          m_i, l_i, acc, D, BLOCK_N)
+
+    o_ptrs = O + b * stride_ob + heads[:, None] * stride_oh + split * stride_os + offs_d[None, :]
+    tl.store(o_ptrs, acc, mask=g_ok[:, None])
+    ml = b * stride_mb + heads * stride_mh + split
+    tl.store(M + ml, m_i, mask=g_ok)
+    tl.store(L + ml, l_i, mask=g_ok)
+
+
+def plan_splits(capacity: int, programs_per_split: int, block_n: int = 64, target_programs: int = 512) -> tuple[int, int]:
+    """(splits, split_len): enough programs to fill the GPU, each slice a multiple of ``block_n``."""
+    blocks = triton.cdiv(capacity, block_n)
+    splits = max(1, min(blocks, target_programs // max(1, programs_per_split)))
+    split_len = triton.cdiv(blocks, splits) * block_n
+    return triton.cdiv(capacity, split_len), split_len
+
+
+def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, length: torch.Tensor,
+                 block_n: int = 64) -> torch.Tensor:
+    """q [B, Hq, 1, D], keys and values [B, Hkv, S, D] (last dim contiguous), ``length`` [1] int tensor
+    -> [B, Hq, 1, D]. Reads only positions < length."""
+    B, Hq, _, D = q.shape
+    Hkv, S = keys.shape[1], keys.shape[2]
+    G = Hq // Hkv
+    if D < 16 or D & (D - 1):
+        raise ValueError(f"triton decode needs a power-of-two head_dim >= 16, not {D}")
+    splits, split_len = plan_splits(S, B * Hkv, block_n)
+    q2 = q.reshape(B, Hq, D).contiguous()
+    o = torch.empty(B, Hq, splits, D, device=q.device, dtype=torch.float32)
+    m = torch.empty(B, Hq, splits, device=q.device, dtype=torch.float32)
+    lse = torch.empty_like(m)
+    _split_kernel[(B * Hkv, splits)](
+        q2, keys, values, length, o, m, lse,
+        q2.stride(0), q2.stride(1),
+        keys.stride(0), keys.stride(1), keys.stride(2),
+        values.stride(0), values.stride(1), values.stride(2),
+        o.stride(0), o.stride(1), o.stride(2),
+        m.stride(0), m.stride(1),
+        1.0 / math.sqrt(D), split_len, Hkv,
+        DYNAMIC_LOOP=not INTERPRETED, N_BLOCKS=split_len // block_n if INTERPRETED else 0, G=G, G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n)
+    # Merge the slices: weights exp(m_s - max m); empty slices have m = -inf and weigh nothing.
+    w = torch.exp(m - m.amax(dim=-1, keepdim=True))  # [B, Hq, splits]
+    out = (o * w[..., None]).sum(dim=2) / (lse * w).sum(dim=-1)[..., None]  # [B, Hq, D]
+    return out.to(q.dtype).reshape(B, Hq, 1, D)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pytest
 import pytest_lsp
 from lsprotocol import types
+from pygls.protocol import default_converter
 from pygls.uris import from_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
@@ -42,8 +43,7 @@ As a librarian, I want to add new titles (see the old form), so that the catalog
 
 def make_client() -> LanguageClient:
     """pytest-lsp's client, also recording every publishDiagnostics (with its version) and engine status."""
-    client = LanguageClient(converter_factory=__import__("pygls.protocol", fromlist=["x"]).default_converter,
-                            protocol_cls=LanguageClientProtocol)
+    client = LanguageClient(converter_factory=default_converter, protocol_cls=LanguageClientProtocol)
     client.published = []  # type: ignore[attr-defined]
     client.engine_status = []  # type: ignore[attr-defined]
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from .convert import document_edit, lsp_range, text_edit, uri_to_path
+from .convert import document_edit, text_edit, uri_to_path
 
 if TYPE_CHECKING:
     from .server import StoryServer
@@ -66,5 +66,3 @@ def fix_all_action(server: "StoryServer", uri: str) -> types.CodeAction | None:
         return None
     return types.CodeAction(title=TITLE, kind=FIX_ALL, edit=document_edit(uri, version, edits))
 
-
-__all__ = ["FIX_ALL", "fix_all_action", "fix_all_edits", "lsp_range"]

@@ -141,7 +141,9 @@ def create_server() -> StoryServer:
         server.init_settings = configuration.initial_settings(params.initialization_options)
         # In force at once (requests may come before the client answers workspace/configuration);
         # problems are reported once the client's own settings are in, by `initialized`.
-        server.options, _ = configuration.parse_options(server.init_settings)
+        from storytransformer.rules import RULES
+
+        server.options, _ = configuration.parse_options(server.init_settings, set(RULES))
         server.model.options = server.options.daemon
 
     @server.feature(types.INITIALIZED)
@@ -157,7 +159,10 @@ def create_server() -> StoryServer:
     @server.feature(types.SHUTDOWN)
     async def shutdown(params: Any = None) -> None:
         await server.model.close()
-        server.core.shutdown()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def folders_changed(params: types.DidChangeWorkspaceFoldersParams) -> None:
+        await server.scan_workspace()
 
     diagnostics.register(server)
     code_actions.register(server)

@@ -18,7 +18,7 @@ GOOD_STORIES = (
     "As a visitor, I want to search the catalogue, so that I find books.\n"
     "As a librarian, I want to add new titles, so that visitors can borrow them.\n"
 )
-BAD_STORY = "I want to export reports quickly and print them.\n"
+BAD_STORY = "I want to export the monthly reports quickly.\n"  # no role, a vague word; no parser needed
 
 
 def daemon_env(runtime: Path, logs: Path, cache: Path | None = None) -> dict:

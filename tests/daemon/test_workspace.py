@@ -65,7 +65,7 @@ async def test_overlay_changes_findings_and_close_goes_back_to_disk(daemon, work
         assert answer["applied"] is True
         found = await client.request("findings", {"semantic": False, "path": path})
         assert found["version"] == 2
-        assert {"ST101", "ST201"} <= codes(found)
+        assert {"ST101", "ST701"} <= codes(found)
         f = finding_from_wire(next(x for x in found["findings"] if x["code"] == "ST101"))
         assert f.file == path and f.range.start.line == 0
         # an older version never replaces a newer one

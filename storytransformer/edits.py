@@ -78,9 +78,24 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write(path: str, text: str, expected_digest: str | None = None) -> None:
+def _remove_stale_temporaries(directory: str, name: str, older_than_s: float) -> None:
+    """Temporary files left by a write that was killed before its rename."""
+    import time
+
+    now = time.time()
+    for entry in os.scandir(directory):
+        if entry.name.startswith(f".{name}.") and entry.name.endswith(".tmp"):
+            try:
+                if now - entry.stat().st_mtime >= older_than_s:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def atomic_write(path: str, text: str, expected_digest: str | None = None, stale_after_s: float = 600) -> None:
     """Replace ``path`` with ``text`` atomically; refuse if its content is no longer ``expected_digest``."""
     directory = os.path.dirname(os.path.abspath(path))
+    _remove_stale_temporaries(directory, os.path.basename(path), stale_after_s)
     if expected_digest is not None:
         with open(path, "rb") as f:
             if digest(f.read()) != expected_digest:

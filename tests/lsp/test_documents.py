@@ -59,3 +59,11 @@ def test_a_closed_document_goes_back_to_the_disk(tmp_path):
     core.update(outside, 1, "Export the report.\n")
     own, _ = core.revert(outside)
     assert own.findings == () and outside not in core.workspace.files
+
+
+def test_a_document_over_the_size_limit_is_reported_not_parsed(tmp_path):
+    core = scanned(tmp_path)
+    core.config.max_file_bytes = 1000
+    own, _ = core.update(str(tmp_path / "huge.txt"), 1, "As a user, I want to log in.\n" * 100)
+    assert own.findings == () and "max_file_bytes" in own.problem
+    assert str(tmp_path / "huge.txt") not in core.workspace.files

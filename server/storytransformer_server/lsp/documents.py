@@ -199,6 +199,11 @@ class CoreState:
 
     # -- helpers (worker thread) ------------------------------------------
     def _set_text(self, ws: Workspace, path: str, text: str) -> str | None:
+        limit = self.config.max_file_bytes
+        if len(text) > limit and len(text.encode("utf-8")) > limit:
+            ws.remove(path)
+            return (f"not checked: {len(text.encode('utf-8')) / 1e6:.1f} MB is larger than max_file_bytes "
+                    f"({limit / 1e6:.1f} MB)")
         try:
             ws.set_text(path, text)
             return None

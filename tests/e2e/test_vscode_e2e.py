@@ -124,6 +124,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+CRASH_LINE = "RuntimeError: cannot read the model registry"
+
+
+def _bad_setup_workspaces(base: Path) -> dict[str, Path]:
+    """Workspaces whose folder settings break the setup: a server that crashes at start (plus
+    settings of the wrong type), and an interpreter without StoryTransformer (a fresh venv)."""
+    crash = base / "crash"
+    (crash / ".vscode").mkdir(parents=True)
+    (crash / "crash.stories.txt").write_text(STORIES)
+    server = base / "crashing-storytransformer"
+    server.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = "--version" ] && { echo "storytransformer 0.1.0"; exit 0; }\n'
+        f'echo "Traceback (most recent call last):" >&2; echo "{CRASH_LINE}" >&2; exit 1\n'
+    )
+    server.chmod(0o755)
+    (crash / ".vscode" / "settings.json").write_text(json.dumps({
+        "storytransformer.server.path": str(server),
+        "storytransformer.debounceMs": "fast",
+        "storytransformer.rules": {"ST201": "loud"},
+    }))
+
+    wrong = base / "wrong-python"
+    (wrong / ".vscode").mkdir(parents=True)
+    (wrong / "wrong.stories.txt").write_text(STORIES)
+    venv = base / "empty-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    (wrong / ".vscode" / "settings.json").write_text(json.dumps({"storytransformer.python": str(venv / "bin" / "python")}))
+    return {"crash": crash, "wrong-python": wrong}
+
+
 @pytest.fixture(scope="module")
 def code_server(vsix: Path, real_backlogs: Path, scratch: Path):
     """code-server on 127.0.0.1 with the .vsix installed and a workspace of story files."""
@@ -132,6 +163,7 @@ def code_server(vsix: Path, real_backlogs: Path, scratch: Path):
     for d in (workspace, home, data / "User", extensions):
         d.mkdir(parents=True)
     (workspace / "events.stories.txt").write_text(STORIES)
+    bad_setups = _bad_setup_workspaces(base)
     real_name = REAL_BACKLOG.replace(".txt", ".stories.txt")
     shutil.copyfile(real_backlogs / REAL_BACKLOG, workspace / real_name)
     settings = {
@@ -186,7 +218,8 @@ def code_server(vsix: Path, real_backlogs: Path, scratch: Path):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"code-server did not start:\n{(base / 'code-server.log').read_text()[-3000:]}")
                 time.sleep(0.5)
-        yield {"url": url, "workspace": workspace, "real_file": real_name, "base": base, "env": env}
+        yield {"url": url, "workspace": workspace, "real_file": real_name, "base": base, "env": env,
+               "bad_setups": bad_setups}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -197,25 +230,21 @@ def code_server(vsix: Path, real_backlogs: Path, scratch: Path):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def session(code_server: dict, artifacts: Path) -> dict:
-    """One browser session through the whole user journey; its JSON report."""
+def _drive(code_server: dict, artifacts: Path, folder: Path, file: str, *extra: str) -> dict:
     cmd = [
         str(NODE24), str(DRIVER),
         "--url", code_server["url"],
-        "--folder", str(code_server["workspace"]),
-        "--file", "events.stories.txt",
-        "--real-file", code_server["real_file"],
+        "--folder", str(folder),
+        "--file", file,
         "--artifacts", str(artifacts),
         "--chromium", _chromium() or "chromium",
         "--playwright", str(PLAYWRIGHT),
-        "--quick-fix-line", str(QUICK_FIX_AT[0]),
-        "--quick-fix-column", str(QUICK_FIX_AT[1]),
-        "--expect-codes", "ST301,ST201,ST302",
         "--timeout-ms", os.environ.get("ST_E2E_TIMEOUT_MS", "120000"),
+        *extra,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=540, env=code_server["env"])
-    (artifacts / "drive.log").write_text(proc.stderr)
+    name = Path(file).stem.split(".")[0]
+    (artifacts / f"drive-{name}.log").write_text(proc.stderr)
     shutil.copyfile(code_server["base"] / "code-server.log", artifacts / "code-server.log")
     # VS Code's own logs, the extension's output channel among them.
     shutil.copytree(code_server["base"] / "data" / "logs", artifacts / "vscode-logs", dirs_exist_ok=True)
@@ -223,9 +252,21 @@ def session(code_server: dict, artifacts: Path) -> dict:
         report = json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         raise AssertionError(f"the driver gave no report ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    (artifacts / "report.json").write_text(json.dumps(report, indent=1))
+    (artifacts / f"report-{name}.json").write_text(json.dumps(report, indent=1))
     assert "error" not in report, f"{report['error']}\n(screenshots and logs in {artifacts})"
     return report
+
+
+@pytest.fixture(scope="module")
+def session(code_server: dict, artifacts: Path) -> dict:
+    """One browser session through the whole user journey; its JSON report."""
+    return _drive(
+        code_server, artifacts, code_server["workspace"], "events.stories.txt",
+        "--real-file", code_server["real_file"],
+        "--quick-fix-line", str(QUICK_FIX_AT[0]),
+        "--quick-fix-column", str(QUICK_FIX_AT[1]),
+        "--expect-codes", "ST301,ST201,ST302",
+    )
 
 
 def test_diagnostics_from_the_real_server_appear_in_the_problems_panel(session: dict) -> None:
@@ -280,3 +321,32 @@ def test_screenshots_are_kept(session: dict, artifacts: Path) -> None:
     for name in ("vscode-problems", "vscode-quick-fix-menu", "vscode-after-save", "vscode-real-backlog"):
         shot = artifacts / f"{name}.png"
         assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
+
+
+def test_a_server_crashing_at_start_is_reported_with_its_log_and_restart(code_server: dict, artifacts: Path) -> None:
+    report = _drive(code_server, artifacts, code_server["bad_setups"]["crash"], "crash.stories.txt",
+                    "--scenario", "crash", "--expect-notifications", f"{CRASH_LINE}|debounceMs")
+    crash = [n for n in report["notifications"] if CRASH_LINE in n["message"]]
+    assert crash, report["notifications"]
+    assert "Restart" in crash[0]["buttons"], crash
+    assert "exit code 1" in crash[0]["message"], crash
+    # One clear message, not the language client's cryptic ones.
+    cryptic = [n for n in report["notifications"] if "couldn't create connection" in n["message"]
+               or "connection to server is erroring" in n["message"] or "is not running" in n["message"]]
+    assert not cryptic, cryptic
+    # Settings of the wrong type are named, with what they should be.
+    warnings = " ".join(n["message"] for n in report["notifications"])
+    assert "storytransformer.debounceMs must be an integer from 0 to 10000, not \"fast\"" in warnings, warnings
+    assert "storytransformer.rules.ST201 must be one of error, warning, info, hint, off" in warnings, warnings
+    assert report["statusBar"] == "Stories", report["statusBar"]  # the error state's short text
+
+
+def test_an_interpreter_without_storytransformer_gets_the_install_command(code_server: dict, artifacts: Path) -> None:
+    report = _drive(code_server, artifacts, code_server["bad_setups"]["wrong-python"], "wrong.stories.txt",
+                    "--scenario", "wrong-python", "--expect-notifications", "is not installed")
+    venv_python = str(code_server["base"] / "empty-venv" / "bin" / "python")
+    messages = [n for n in report["notifications"] if "is not installed" in n["message"]]
+    assert messages, report["notifications"]
+    assert f"{venv_python} -m pip install storytransformer" in messages[0]["message"], messages
+    assert "Copy Install Command" in messages[0]["buttons"], messages
+    assert report["statusBar"] == "Stories: not installed", report["statusBar"]

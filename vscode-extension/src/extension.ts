@@ -10,9 +10,6 @@ import { SECTION, ServerController } from "./serverController";
 
 let controller: ServerController | undefined;
 
-/** Settings whose change needs a new server process rather than a configuration push. */
-const RESTART_KEYS = ["python", "server.path", "files"].map((k) => `${SECTION}.${k}`);
-
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel("StoryTransformer", { log: true });
   const ctl = new ServerController(output, CLIENT_COMMANDS.showOutput, CLIENT_COMMANDS.restartServer);
@@ -43,12 +40,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (!event.affectsConfiguration(SECTION)) return;
-      if (RESTART_KEYS.some((key) => event.affectsConfiguration(key))) void ctl.restart();
-      else void ctl.settingsChanged();
+      if (event.affectsConfiguration(SECTION)) void ctl.settingsEvent();
     }),
     vscode.workspace.onDidOpenTextDocument((document) => {
-      if (!ctl.running && isStoryFile(ctl, document)) void ctl.start();
+      if (!ctl.running && isStoryFile(ctl, document)) ctl.startIfIdle();
     }),
   );
   const interpreterWatch = await onInterpreterChange(() => {

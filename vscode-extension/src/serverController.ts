@@ -12,6 +12,7 @@ import {
   type ServerOptions,
   State,
 } from "vscode-languageclient/node";
+import { spawn } from "node:child_process";
 import * as readline from "node:readline";
 import * as os from "node:os";
 import { DEFAULT_FILE_PATTERNS, documentSelector } from "./files";
@@ -29,6 +30,15 @@ import {
 import { ENGINE_STATUS_NOTIFICATION, type DisplayState, isEngineStatus, statusView } from "./status";
 
 export const SECTION = "storytransformer";
+
+/** The language client, minus its own "couldn't create connection to server" pop-up: a failed
+ * start is reported by the controller, with the server's exit code and last log lines. */
+class StoryClient extends LanguageClient {
+  override error(message: string, data?: unknown, showNotification: boolean | "force" = true): void {
+    const reportedByController = message.endsWith("couldn't create connection to server.");
+    super.error(message, data, reportedByController ? false : showNotification);
+  }
+}
 const MAX_RESTARTS = 4;
 const RESTART_WINDOW_MS = 3 * 60 * 1000;
 
@@ -41,6 +51,10 @@ export class ServerController implements vscode.Disposable {
   private restarts: number[] = [];
   private reportedProblems = new Set<string>();
   private stopping = false;
+  /** The last start failed (not installed, crashed at start): opening files does not retry. */
+  private failed = false;
+  /** Resolves with the exit code (or signal) of the current server process. */
+  private exited: Promise<number | string | null> | undefined;
 
   constructor(
     readonly output: vscode.LogOutputChannel,
@@ -78,9 +92,30 @@ export class ServerController implements vscode.Disposable {
     return this.starting;
   }
 
+  /** The settings that decide which process runs, as last used to start it. */
+  private serverInputs = "";
+
+  private currentServerInputs(): string {
+    const config = vscode.workspace.getConfiguration(SECTION);
+    return JSON.stringify([CLIENT_SETTINGS.python, CLIENT_SETTINGS.serverPath, CLIENT_SETTINGS.files].map((k) => config.get(k)));
+  }
+
+  /** After a settings change: a new process when the interpreter, server path or file patterns
+   * changed (and a start was made before), a configuration push otherwise. */
+  async settingsEvent(): Promise<void> {
+    if ((this.client || this.failed) && this.currentServerInputs() !== this.serverInputs) await this.restart();
+    else await this.settingsChanged();
+  }
+
+  /** For events (a story file opened): starts the server unless it runs or the last start failed. */
+  startIfIdle(): void {
+    if (!this.client && !this.starting && !this.failed) void this.start();
+  }
+
   async restart(): Promise<void> {
     await this.starting?.catch(() => undefined);
     await this.stop();
+    this.failed = false;
     this.restarts = [];
     this.reportedProblems.clear();
     await this.start();
@@ -156,6 +191,7 @@ export class ServerController implements vscode.Disposable {
 
   private async doStart(): Promise<void> {
     this.setStatus({ kind: "starting" });
+    this.serverInputs = this.currentServerInputs();
     const server = await this.resolveServer();
     this.server = server;
     this.output.info(`server: ${describeServerCommand(server)}`);
@@ -164,15 +200,29 @@ export class ServerController implements vscode.Disposable {
       const message = preflightMessage(server, check);
       this.output.error(message);
       this.setStatus({ kind: "not-installed", reason: message });
+      this.failed = true;
       void this.offerInstallHelp(message, server);
       return;
     }
     const patterns = this.filePatterns;
     this.tail.clear();
-    const serverOptions: ServerOptions = {
-      command: server.command,
-      args: server.args,
-      options: { env: { ...process.env, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8" } },
+    // Spawned here rather than by the client, to know when it exits: a crash at start is reported
+    // once its last log lines have been read.
+    const serverOptions: ServerOptions = async () => {
+      const child = spawn(server.command, server.args, {
+        env: { ...process.env, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8" },
+        cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+        stdio: "pipe",
+        windowsHide: true,
+      });
+      this.exited = new Promise((resolve) => {
+        child.once("exit", (code, signal) => resolve(code ?? signal));
+        child.once("error", (error) => {
+          this.tail.push(String(error));
+          resolve(null);
+        });
+      });
+      return child;
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: documentSelector(patterns),
@@ -197,18 +247,22 @@ export class ServerController implements vscode.Disposable {
         },
       },
       errorHandler: {
+        // Logged in the output; a dying server is reported when the connection closes.
         error: (_error, _message, count) =>
-          count !== undefined && count <= 3 ? { action: ErrorAction.Continue } : { action: ErrorAction.Shutdown },
+          count !== undefined && count <= 3
+            ? { action: ErrorAction.Continue, handled: true }
+            : { action: ErrorAction.Shutdown, handled: true },
         closed: () => this.onClosed(),
       },
-      initializationFailedHandler: (error) => {
-        void this.reportCrash(`the language server failed to initialise: ${String(error?.message ?? error)}`);
-        return false;
-      },
+      // Reported once, by the failed start() below.
+      initializationFailedHandler: () => false,
     };
-    const client = new LanguageClient(SECTION, "StoryTransformer", serverOptions, clientOptions);
+    const client = new StoryClient(SECTION, "StoryTransformer", serverOptions, clientOptions);
     this.client = client;
+    let reachedRunning = false;
+    this.reachedRunning = () => reachedRunning;
     client.onDidChangeState((event) => {
+      if (event.newState === State.Running) reachedRunning = true;
       void vscode.commands.executeCommand("setContext", "storytransformer.serverRunning", event.newState === State.Running);
       if (event.newState === State.Stopped && this.client === client && !this.stopping) {
         this.setStatus({ kind: "stopped", reason: this.tail.last(1)[0] });
@@ -221,11 +275,18 @@ export class ServerController implements vscode.Disposable {
     } catch (error) {
       if (this.client === client) {
         this.client = undefined;
+        this.failed = true;
+        const code = await this.exitCode(3000);
         await client.dispose().catch(() => undefined);
-        void this.reportCrash(`the language server did not start: ${String((error as Error)?.message ?? error)}`);
+        const what =
+          code !== undefined
+            ? `the language server exited while starting (${typeof code === "number" ? `exit code ${code}` : code ?? "could not run"})`
+            : `the language server did not start: ${String((error as Error)?.message ?? error)}`;
+        void this.reportCrash(what);
       }
       return;
     }
+    this.failed = false;
   }
 
   /** Shows an engine status from the notification or from a command's reply. */
@@ -238,7 +299,20 @@ export class ServerController implements vscode.Disposable {
     readline.createInterface({ input, crlfDelay: Infinity, terminal: false, historySize: 0 }).on("line", onLine);
   }
 
+  private reachedRunning: () => boolean = () => false;
+
+  /** The server process's exit code once it has exited, waiting up to `ms`; undefined if it runs. */
+  private async exitCode(ms: number): Promise<number | string | null | undefined> {
+    if (!this.exited) return undefined;
+    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms));
+    const code = await Promise.race([this.exited, timeout]);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the last stderr lines
+    return code;
+  }
+
   private onClosed(): { action: CloseAction; handled: boolean } {
+    // A server that never got running is reported by the failed start, not restarted in a loop.
+    if (!this.reachedRunning()) return { action: CloseAction.DoNotRestart, handled: true };
     const now = Date.now();
     this.restarts = this.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
     this.restarts.push(now);
@@ -246,7 +320,10 @@ export class ServerController implements vscode.Disposable {
       this.output.warn(`the language server stopped; restarting (${this.restarts.length}/${MAX_RESTARTS})`);
       return { action: CloseAction.Restart, handled: true };
     }
-    void this.reportCrash(`the language server crashed ${this.restarts.length} times in 3 minutes and was not restarted`);
+    const crashes = this.restarts.length;
+    void this.exitCode(3000).then(() =>
+      this.reportCrash(`the language server crashed ${crashes} times in 3 minutes and was not restarted`),
+    );
     return { action: CloseAction.DoNotRestart, handled: true };
   }
 
@@ -255,7 +332,7 @@ export class ServerController implements vscode.Disposable {
     const last = this.tail.last(5);
     this.output.error(`${what}${this.server ? ` (${describeServerCommand(this.server)})` : ""}`);
     this.setStatus({ kind: "stopped", reason: what });
-    const detail = last.length ? ` Last lines of its log:\n${last.join("\n")}` : "";
+    const detail = last.length ? ` Last lines of its log: ${last.join(" | ")}` : "";
     const choice = await vscode.window.showErrorMessage(`StoryTransformer: ${what}.${detail}`, "Restart", "Show Output");
     if (choice === "Restart") await vscode.commands.executeCommand(this.restartCommand);
     if (choice === "Show Output") this.output.show(true);

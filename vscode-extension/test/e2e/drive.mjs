@@ -22,6 +22,8 @@ const { values: opts } = parseArgs({
     "quick-fix-column": { type: "string", default: "1" },
     "expect-codes": { type: "string", default: "" },
     "real-file": { type: "string" },
+    scenario: { type: "string", default: "journey" },
+    "expect-notifications": { type: "string", default: "" },
     "timeout-ms": { type: "string", default: "120000" },
   },
 });
@@ -87,6 +89,19 @@ try {
   await page.locator(".statusbar").waitFor();
   log("workbench loaded");
 
+  if (opts.scenario === "journey") await journey();
+  else await notificationsOnly();
+} catch (error) {
+  result.error = String(error?.stack ?? error);
+  await shot("vscode-failure").catch(() => undefined);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result) + "\n");
+process.exit(result.error ? 1 : 0);
+
+/** The user's path: diagnostics, quick fix, fix-all on save, a real backlog. */
+async function journey() {
   await openFile(opts.file);
 
   // The Problems panel lists the server's diagnostics with their rule codes.
@@ -156,11 +171,32 @@ try {
     result.problemsAll = await problemRows();
     await shot("vscode-real-backlog");
   }
-} catch (error) {
-  result.error = String(error?.stack ?? error);
-  await shot("vscode-failure").catch(() => undefined);
-} finally {
-  await browser.close();
 }
-process.stdout.write(JSON.stringify(result) + "\n");
-process.exit(result.error ? 1 : 0);
+
+/** Bad setups: open the file and collect the notifications (message and buttons) that appear. */
+async function notificationsOnly() {
+  await openFile(opts.file);
+  const wanted = opts["expect-notifications"].split("|").filter(Boolean);
+  // Toasts hide after a while: read the notification centre, which keeps them all.
+  const readNotifications = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll(".notification-list-item")].map((item) => ({
+        message: (item.querySelector(".notification-list-item-message")?.textContent ?? "").trim(),
+        buttons: [...item.querySelectorAll(".monaco-button")].map((b) => b.textContent.trim()).filter(Boolean),
+      })),
+    );
+  const deadline = Date.now() + timeout;
+  let notifications = [];
+  while (Date.now() < deadline) {
+    const center = page.locator(".notifications-center.visible");
+    if (!(await center.count())) await page.locator('[id="status.notifications"]').click().catch(() => undefined);
+    notifications = await readNotifications();
+    const text = notifications.map((n) => n.message).join("\n");
+    if (wanted.every((w) => text.includes(w))) break;
+    await page.waitForTimeout(500);
+  }
+  const seen = new Set();
+  result.notifications = notifications.filter((n) => !seen.has(n.message) && seen.add(n.message));
+  result.statusBar = ((await page.locator('.statusbar-item[id*="storytransformer"]').first().innerText().catch(() => "")) || "").trim();
+  await shot(`vscode-${opts.scenario}`);
+}

@@ -19,6 +19,7 @@ COMMANDS = [
     "similar",
     "clusters",
     "suggest",
+    "bench",
 ]
 
 

@@ -53,9 +53,11 @@ def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     n, kv_len = q.shape[2], k.shape[2]
     group = q.shape[1] // k.shape[1]
     k, v = repeat_kv(k, group), repeat_kv(v, group)
-    scores = torch.matmul(q, k.transpose(-1, -2)).float() / math.sqrt(q.shape[-1])  # [B, Hq, n, L]
-    scores = scores.masked_fill(~lower_right_mask(n, kv_len, q.device), float("-inf"))
-    return torch.matmul(torch.softmax(scores, dim=-1).to(v.dtype), v)
+    scores = torch.matmul(q, k.transpose(-1, -2)).float()  # [B, Hq, n, L]
+    scores.mul_(1 / math.sqrt(q.shape[-1])).masked_fill_(~lower_right_mask(n, kv_len, q.device), float("-inf"))
+    probs = torch.softmax(scores, dim=-1)
+    del scores
+    return torch.matmul(probs.to(v.dtype), v)
 
 
 def prefill_attention(impl: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:

@@ -55,7 +55,7 @@ def _split_kernel(Q, K, V, LEN, O, M, L,
     split = tl.program_id(1)
     b = bh // n_kv_heads
     kvh = bh % n_kv_heads
-    length = tl.load(LEN)
+    length = tl.load(LEN).to(tl.int32)
     lo = split * split_len
     hi = tl.minimum(lo + split_len, length)
 

@@ -1,0 +1,143 @@
+"""Benchmark output: JSON, a Markdown report and PNG plots, each written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+GB = 1e9
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_outputs(result: dict, paths: dict[str, Path], plots: bool = True) -> None:
+    if plots and (result.get("prefill") or result.get("decode")):
+        plot(result, paths)  # first: it may add a note
+    _atomic_write(paths["json"], (json.dumps(result, indent=1, default=str) + "\n").encode())
+    _atomic_write(paths["md"], markdown(result, {k: p.name for k, p in paths.items()}).encode())
+
+
+def _fmt(value, spec: str, scale: float = 1.0) -> str:
+    return "" if value is None else format(value * scale, spec)
+
+
+def _k(context: int) -> str:
+    return f"{context // 1024}k" if context % 1024 == 0 else str(context)
+
+
+def markdown(result: dict, names: dict[str, str]) -> str:
+    env, limits, model, opts = result["environment"], result.get("limits") or {}, result["model"], result["options"]
+    lines = ["# Long-context prefill and decoding on the GPU", "",
+             f"{env.get('gpu') or env.get('cpu') or env['device']}, {env['date']}; torch {env['torch']} "
+             f"(CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}), transformers {env.get('transformers')}, "
+             f"triton {env.get('triton')}, flash-attn {env.get('flash_attn')}, Python {env['python']}.", "",
+             f"Model: {model['name']} shape, {model['n_layers']} layers, hidden {model['dim']}, "
+             f"{model['n_heads']} query / {model['n_kv_heads']} KV heads of {model['head_dim']}, vocabulary "
+             f"{model['vocab']}, {opts['dtype']} random weights"
+             + (f", {model['params'] / 1e9:.2f}B parameters ({model['weight_bytes'] / GB:.1f} GB), "
+                f"KV cache {model['kv_bytes_per_token'] / 1024:.0f} KiB/token" if "params" in model else "") + ".",
+             "",
+             f"Measured limits (same run): bf16 matrix product {_fmt(limits.get('matmul_tflops'), '.0f')} TFLOP/s, "
+             f"copy bandwidth {_fmt(limits.get('copy_gbps'), ',.0f')} GB/s (read + write). "
+             f"Prefill chunk {opts['chunk']} tokens; decoding timed over {opts['decode_tokens']} tokens.", ""]
+    if not result.get("complete"):
+        lines += ["**Partial results**: the run ended before every measurement was made.", ""]
+    lines += ["## Prefill", "",
+              "| attention | context | status | prefill s | tokens/s | TFLOP/s | of peak | peak memory GB | "
+              "warm TTFT ms | cold TTFT s |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["prefill"]:
+        if r["status"] != "ok":
+            lines.append(f"| {r['attn']} | {_k(r['context'])} | {r['status']}: {r['reason']} | | | | | | | |")
+            continue
+        lines.append(f"| {r['attn']} | {_k(r['context'])} | ok | {r['prefill_s']:.3f} | {r['tokens_per_s']:,.0f} | "
+                     f"{r['tflops']:.1f} | {r['ratio_to_peak']:.0%} | {_fmt(r['peak_memory_bytes'], '.1f', 1 / GB)} | "
+                     f"{_fmt(r.get('ttft_warm_s'), '.0f', 1e3)} | {_fmt(r.get('ttft_cold_s'), '.2f')} |")
+    lines += ["", "Warm TTFT: a request of "
+              f"{opts['suffix_tokens']} new tokens after the context already resident in the cache (the prefix "
+              "cache); cold TTFT: the whole context prefilled first.", "",
+              "## Decoding", "",
+              "| kernel | context | status | ms/token (graph) | bound ms | × bound | ms/token without graph | × bound |",
+              "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in result["decode"]:
+        if r["status"] != "ok":
+            lines.append(f"| {r['attn']} | {_k(r['context'])} | {r['status']}: {r['reason']} | | | | | |")
+            continue
+        lines.append(f"| {r['attn']} | {_k(r['context'])} | ok{'' if r['cuda_graph'] else ' (no graph)'} | "
+                     f"{r['ms_per_token']:.2f} | {r['bound_ms']:.2f} | {r['ratio_to_bound']:.2f} | "
+                     f"{r['eager_ms_per_token']:.2f} | {r['eager_ratio_to_bound']:.2f} |")
+    lines += ["", "Bound: bytes of all weights (one embedding row) and of the KV cache read per token, over the "
+              "measured copy bandwidth.", ""]
+    if result.get("unavailable"):
+        lines += ["## Not measured", ""] + [f"- {k}: {v}" for k, v in result["unavailable"].items()] + [""]
+    if result.get("notes"):
+        lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
+    lines += [f"![memory]({names['memory']}) ![prefill]({names['prefill']}) ![decode]({names['decode']})", "",
+              f"Raw figures: `{names['json']}`.", ""]
+    return "\n".join(lines)
+
+
+def plot(result: dict, paths: dict[str, Path]) -> None:
+    """Peak memory and prefill tokens/s against context per attention; decode ms/token against its bound."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        note = "matplotlib is not installed: no plots"
+        if note not in result["notes"]:
+            result["notes"].append(note)
+        return
+    ok = [r for r in result["prefill"] if r["status"] == "ok"]
+    series = sorted({r["attn"] for r in ok})
+    for kind, key, scale, ylabel in (("memory", "peak_memory_bytes", 1 / GB, "peak GPU memory (GB)"),
+                                     ("prefill", "tokens_per_s", 1.0, "prefill tokens/s")):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for name in series:
+            rows = [r for r in ok if r["attn"] == name and r.get(key) is not None]
+            if rows:
+                ax.plot([r["context"] for r in rows], [r[key] * scale for r in rows], marker="o", label=name)
+        if kind == "memory" and "weight_bytes" in result["model"]:
+            xs = sorted({r["context"] for r in ok})
+            per = result["model"]["kv_bytes_per_token"]
+            ax.plot(xs, [(result["model"]["weight_bytes"] + per * x) / GB for x in xs], "k--",
+                    label="weights + KV cache")
+        _finish(ax, ylabel, fig, paths[kind])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    done = [r for r in result["decode"] if r["status"] == "ok"]
+    for name in sorted({r["attn"] for r in done}):
+        rows = [r for r in done if r["attn"] == name]
+        ax.plot([r["context"] for r in rows], [r["ms_per_token"] for r in rows], marker="o", label=name)
+    by_context = {r["context"]: r["bound_ms"] for r in done}
+    if by_context:
+        xs = sorted(by_context)
+        ax.plot(xs, [by_context[x] for x in xs], "k--", label="bandwidth bound")
+    _finish(ax, "decode ms/token", fig, paths["decode"])
+
+
+def _finish(ax, ylabel: str, fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("context (tokens)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)

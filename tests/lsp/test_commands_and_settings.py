@@ -97,3 +97,10 @@ def test_options_parsing_reports_each_problem():
     opts, errors = parse_options({"debounceMs": -1, "rules": [], "daemon": {"timeoutS": 0}}, {"ST301"})
     assert opts == ServerOptions() and len(errors) == 3
     assert parse_options("loud")[0] == ServerOptions()
+    # the engine settings the VS Code extension sends
+    opts, errors = parse_options({"model": "/models/qwen", "quantization": "nf4", "device": "cuda:1",
+                                  "remoteUrl": "", "trace": {"server": "off"}})
+    assert errors == [] and opts.engine.to_engine_config() == {"model": "/models/qwen", "quantization": "nf4",
+                                                               "device": "cuda:1"}
+    opts, errors = parse_options({"quantization": "fp4", "device": "gpu", "remoteUrl": "ftp://x"})
+    assert opts.engine.to_engine_config() == {} and len(errors) == 3

@@ -54,7 +54,8 @@ def register(server: "StoryServer") -> None:
     @server.command(LOAD_MODEL)
     async def load_model(*args) -> dict:
         async with server.progress("StoryTransformer", "loading the model"):
-            status = await server.model.load()
+            roots = server.core.roots
+            status = await server.model.load(roots[0] if roots else None, server.options.engine.to_engine_config())
         if status.state == "unavailable":
             server.show(f"model unavailable: {status.reason}", types.MessageType.Warning)
         return status.to_json()

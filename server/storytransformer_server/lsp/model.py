@@ -200,10 +200,18 @@ class ModelAdapter:
             raise ModelUnavailable("the model made no proposal that passed validation")
         return texts
 
-    async def load(self) -> EngineStatus:
+    async def load(self, root: str | None = None, engine: dict | None = None) -> EngineStatus:
+        """Load the model for ``root``'s configuration, with the editor's ``engine`` settings on top."""
         self._set_status(EngineStatus("loading", self.status.model, self.status.device, None))
+        params: dict = {}
+        if root:
+            params["root"] = root
+        if engine:
+            params["engine"] = engine
         try:
-            reply = await self.request("engine/load", {}, timeout=max(self.options.timeout_s, 600.0))
+            if root:
+                await self.share([root], [])
+            reply = await self.request("engine/load", params, timeout=max(self.options.timeout_s, 600.0))
             if isinstance(reply, dict) and reply.get("state"):
                 self._set_status(EngineStatus.from_daemon(reply))
             else:

@@ -8,6 +8,7 @@ their own keys in the same section (paths, trace level).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +29,31 @@ class DaemonOptions:
 
 
 @dataclass(frozen=True)
+class EngineOverrides:
+    """Engine settings from the editor, on top of the project's [tool.storytransformer.engine]; "" = keep."""
+
+    model: str = ""
+    quantization: str = ""  # none | int8 | nf4
+    device: str = ""  # auto | cpu | cuda | cuda:N | mps
+    remote_url: str = ""
+
+    def to_engine_config(self) -> dict[str, str]:
+        """The keys of the core's EngineConfig that the editor sets."""
+        return {k: v for k, v in (("model", self.model), ("quantization", self.quantization),
+                                  ("device", self.device), ("remote_url", self.remote_url)) if v}
+
+
+QUANTIZATIONS = ("none", "int8", "nf4")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
 class ServerOptions:
     debounce_ms: int = 150
     rules: dict[str, str] = field(default_factory=dict)  # code -> severity | "off"
     fix_on_save: FixOnSave = field(default_factory=FixOnSave)
     daemon: DaemonOptions = field(default_factory=DaemonOptions)
+    engine: EngineOverrides = field(default_factory=EngineOverrides)
 
 
 def _bool(value: Any, key: str, default: bool, errors: list[str]) -> bool:
@@ -97,4 +118,30 @@ def parse_options(raw: Any, known_rules: set[str] | None = None) -> tuple[Server
         timeout_s=_number(dmn["timeoutS"], "daemon.timeoutS", dd.timeout_s, 0.1, 3600, errors)
         if "timeoutS" in dmn else dd.timeout_s,
     )
-    return ServerOptions(debounce, rules, fix_on_save, daemon), errors
+    engine = EngineOverrides(
+        model=_text(raw.get("model"), "model", errors),
+        quantization=_choice(raw.get("quantization"), "quantization", QUANTIZATIONS, errors),
+        device=_text(raw.get("device"), "device", errors, _DEVICE, "auto, cpu, mps, cuda or cuda:N"),
+        remote_url=_text(raw.get("remoteUrl"), "remoteUrl", errors, re.compile(r"^https?://\S+$"),
+                         "an http(s) URL such as http://127.0.0.1:8000/v1"),
+    )
+    return ServerOptions(debounce, rules, fix_on_save, daemon, engine), errors
+
+
+def _text(value: Any, key: str, errors: list[str], pattern: re.Pattern | None = None, expected: str = "a string") -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+        errors.append(f"storytransformer.{key} must be {expected}, not {value!r}; using the project's setting")
+        return ""
+    return value
+
+
+def _choice(value: Any, key: str, choices: tuple[str, ...], errors: list[str]) -> str:
+    if value is None or value == "":
+        return ""
+    if value not in choices:
+        errors.append(f"storytransformer.{key} must be one of {', '.join(choices)}, not {value!r}; "
+                      "using the project's setting")
+        return ""
+    return value

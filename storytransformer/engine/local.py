@@ -171,38 +171,60 @@ class LocalEngine(GroundedEngine):
 
     def score(self, texts: Sequence[str], *, context: str = "", token: CancelToken | None = None,
               deadline: Deadline | None = None) -> list[Score]:
-        """Log-likelihood of each text, conditioned on ``context`` (whose tokens are not counted)."""
+        """Log-likelihood of each text, conditioned on ``context`` (whose tokens are not counted).
+
+        The context runs once; its KV cache is shared by every candidate, so ranking many
+        candidates after a long few-shot prompt costs little more than the prompt itself."""
+        import copy
+
         import torch
 
         with self._lock:
             self._ensure(token, deadline)
-            tok, model = self.tokenizer, self.model
+            checkpoint(token, deadline)
+            tok, model, device = self.tokenizer, self.model, self.plan.device
             ctx_ids = tok(context, add_special_tokens=False)["input_ids"] if context else []
             if not ctx_ids:
                 ctx_ids = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
-            out: list[Score] = []
-            for i in range(0, len(texts), SCORE_BATCH):
-                checkpoint(token, deadline)
-                batch = texts[i:i + SCORE_BATCH]
-                seqs = [ctx_ids + tok(t, add_special_tokens=False)["input_ids"] for t in batch]
-                width = max(map(len, seqs))
-                pad = tok.pad_token_id
-                ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(seqs), width), dtype=torch.long)
-                for j, s in enumerate(seqs):
-                    ids[j, :len(s)] = torch.tensor(s)
-                    mask[j, :len(s)] = 1
-                ids, mask = ids.to(self.plan.device), mask.to(self.plan.device)
-                with torch.inference_mode(), self._kernels():
-                    logits = model(input_ids=ids, attention_mask=mask).logits.float()
-                logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
-                for j, s in enumerate(seqs):
-                    span = logp[j, len(ctx_ids) - 1:len(s) - 1]
-                    out.append(Score(float(span.sum()), int(span.numel())))
+            with torch.inference_mode(), self._kernels():
+                base = model(input_ids=torch.tensor([ctx_ids], device=device), use_cache=True)
+                base_cache = getattr(base, "cache", None)
+                if base_cache is None:
+                    base_cache = base.past_key_values
+                first = torch.log_softmax(base.logits[0, -1].float(), dim=-1)
+                out: list[Score] = []
+                for i in range(0, len(texts), SCORE_BATCH):
+                    checkpoint(token, deadline)
+                    seqs = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[i:i + SCORE_BATCH]]
+                    width = max(1, max(map(len, seqs)))
+                    ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+                    mask = torch.zeros((len(seqs), len(ctx_ids) + width), dtype=torch.long)
+                    mask[:, :len(ctx_ids)] = 1
+                    for j, s in enumerate(seqs):
+                        ids[j, :len(s)] = torch.tensor(s, dtype=torch.long)
+                        mask[j, len(ctx_ids):len(ctx_ids) + len(s)] = 1
+                    cache = copy.deepcopy(base_cache)
+                    cache.batch_repeat_interleave(len(seqs))
+                    ids, mask = ids.to(device), mask.to(device)
+                    logits = model(input_ids=ids, attention_mask=mask, use_cache=True, **{self._cache_arg(): cache}).logits
+                    rest = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+                    for j, s in enumerate(seqs):
+                        if not s:
+                            out.append(Score(0.0, 0))
+                            continue
+                        total = first[s[0]] + rest[j, :len(s) - 1].sum()
+                        out.append(Score(float(total), len(s)))
             return out
 
+    def _cache_arg(self) -> str:
+        """``cache`` in newer transformers 5 releases, ``past_key_values`` before."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
     def generate(self, messages: list[dict], *, max_new_tokens: int | None = None, allowed_text: str = "",
-                 token: CancelToken | None = None, deadline: Deadline | None = None) -> str:
+                 token: CancelToken | None = None, deadline: Deadline | None = None,
+                 stop: Sequence[str] = STOP_TEXT) -> str:
         """Greedy decoding, stopped by the end of turn, a blank line, max tokens, a cancel or the
         deadline. With ``allowed_text`` the output may only use tokens of that text (and of the
         story template), so the model cannot wander off into other vocabulary."""
@@ -221,7 +243,7 @@ class LocalEngine(GroundedEngine):
                     if should_stop(token, deadline):
                         return torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
                     text = tok.decode(input_ids[0, n_prompt:], skip_special_tokens=False)
-                    done = any(s in text for s in STOP_TEXT)
+                    done = any(s in text for s in stop)
                     return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
             processors = LogitsProcessorList()
@@ -234,7 +256,7 @@ class LocalEngine(GroundedEngine):
                                      pad_token_id=tok.pad_token_id)
             checkpoint(token, deadline)
             text = tok.decode(out[0, n_prompt:], skip_special_tokens=True)
-            for s in STOP_TEXT:
+            for s in stop:
                 text = text.split(s)[0]
             return text.strip()
 

@@ -23,9 +23,6 @@ FEW_SHOT = {
         (["As a gardener, I want to water the plants, so that they grow.",
           "As a gardener, I want to water the plants every morning."],
          "As a gardener, I want to water the plants every morning, so that they grow."),
-        (["As a reader, I want to borrow a book, so that I can read it at home.",
-          "As a reader, I want to borrow books, so that I can read them at home."],
-         "As a reader, I want to borrow books, so that I can read them at home."),
     ],
     "split": [
         (["As a cook, I want to chop and fry onions, so that the soup tastes good."],
@@ -35,8 +32,6 @@ FEW_SHOT = {
     "rewrite": [
         (["As a pilot I want to see the weather map. It should load fast."],
          "As a pilot, I want to see the weather map."),
-        (["as an editor, i want to publish articles so that readers find them"],
-         "As an editor, I want to publish articles, so that readers find them."),
     ],
 }
 

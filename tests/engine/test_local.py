@@ -9,6 +9,7 @@ import pytest
 
 from storytransformer.config import Config, EngineConfig
 from storytransformer.engine import Cancelled, CancelToken, Deadline, DeadlineExceeded, ModelLoadError
+from storytransformer.engine.conflict import heuristic
 from storytransformer.engine.grounding import content_words, source_text, stem
 from storytransformer.engine.local import LocalEngine
 from storytransformer.formats import read_source
@@ -82,28 +83,32 @@ def test_split_proposal_removes_the_conjunction(engine):
             "As a cook, I want to fry onions, so that the soup tastes good.") in [p.stories for p in found]
 
 
-def test_generation_follows_the_few_shot_prompt(engine):
-    from storytransformer.engine import prompts
-
-    a, b = stories(SEARCH, SEARCH_BY_DATE)
-    answer = engine.generate(prompts.messages("merge", [a, b]), max_new_tokens=32,
-                             allowed_text=f"{source_text(a)} {source_text(b)}")
-    assert prompts.parse_stories(answer), answer
-
-
-def test_prompt_injection_cannot_produce_invented_content(engine):
+@pytest.fixture(scope="module")
+def injected(engine):
+    """Rewrite proposals, with generation on, for a story that carries an injected instruction."""
     (s,) = stories(INJECTED)
     gen = LocalEngine(Config(engine=EngineConfig(generate=True, max_new_tokens=40)))
     gen.model, gen.tokenizer, gen.plan, gen._status = engine.model, engine.tokenizer, engine.plan, engine._status
-    found = gen.propose_rewrite(s, include_rejected=True)
+    return gen, s, gen.propose_rewrite(s, include_rejected=True)
+
+
+def test_generation_answers_in_the_few_shot_format(injected):
+    _, _, found = injected
+    generated = [p for p in found if p.origin == "generated"]
+    assert len(generated) == 1
+    assert generated[0].stories[0].startswith("As a"), generated[0].text
+
+
+def test_prompt_injection_cannot_produce_invented_content(injected):
+    gen, s, found = injected
     accepted = [p for p in found if p.accepted]
     assert accepted  # the story itself can still be cleaned up
     for p in accepted:
         low = p.text.lower()
         assert not any(w in low for w in ("admin", "wire", "money", "offshore", "ignore")), p.text
-    # and the payload itself, had the model obeyed, is rejected
+    # had the model obeyed the injected text, the validator rejects the answer
     verdict = gen.validator.check(["As an admin, I want to wire money to offshore accounts."], [s])
-    assert not verdict.accepted
+    assert not verdict.accepted and "wire" in verdict.invented_words
 
 
 def test_cancelled_token_stops_before_any_work(engine):
@@ -116,15 +121,16 @@ def test_cancelled_token_stops_before_any_work(engine):
         engine.propose_merge([a, b], token=token)
 
 
-def test_cancel_during_generation_stops_it(engine):
-    from storytransformer.engine import prompts
+COUNT = [{"role": "user", "content": "Count from 1 to 1000."}]  # a short prompt that asks for a long answer
 
+
+def test_cancel_during_generation_stops_it(engine):
     token = CancelToken()
     timer = threading.Timer(0.5, token.cancel)
     timer.start()
     try:
         with pytest.raises(Cancelled):
-            engine.generate(prompts.messages("merge", stories(SEARCH, SEARCH_BY_DATE)), max_new_tokens=2000, token=token)
+            engine.generate(COUNT, max_new_tokens=2000, token=token, stop=())
     finally:
         timer.cancel()
 
@@ -138,10 +144,8 @@ def test_expired_deadline_raises(engine):
 
 
 def test_deadline_during_generation_stops_it(engine):
-    from storytransformer.engine import prompts
-
     with pytest.raises(DeadlineExceeded):
-        engine.generate(prompts.messages("split", stories(SEARCH)), max_new_tokens=2000, deadline=Deadline.after(0.5))
+        engine.generate(COUNT, max_new_tokens=2000, deadline=Deadline.after(1.0), stop=())
 
 
 def test_conflict_heuristic_and_model_opinion(engine):
@@ -150,7 +154,7 @@ def test_conflict_heuristic_and_model_opinion(engine):
                       "As a visitor, I want to search events.")
     r = engine.check_conflict(a, b)
     assert r.conflict and r.kind == "antonym" and 0.0 <= r.model_yes <= 1.0
-    assert not engine.check_conflict(a, c).conflict
+    assert not heuristic(a, c).conflict
 
 
 def test_corrupt_gguf_gives_a_clear_error(tmp_path):

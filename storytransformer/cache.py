@@ -118,10 +118,11 @@ class ResultCache:
             try:
                 entry = msgpack.unpackb((self.dir / digest[:2] / f"{digest}.msgpack").read_bytes(), raw=False,
                                         strict_map_key=False)
-                if not isinstance(entry, dict):
-                    entry = {}
+                if not isinstance(entry, dict) or entry.get("code") != code_fingerprint():
+                    entry = {}  # written by another version of the parser or rules
             except (OSError, ValueError, msgpack.UnpackException):
                 entry = {}
+        entry["code"] = code_fingerprint()
         self.entries[digest] = entry
         return entry
 

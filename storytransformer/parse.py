@@ -114,8 +114,10 @@ def parse_parts(loc: Locator) -> ParsedStory:
     role_m = ROLE_MARKER.match(text)
     search_from = role_m.end() if role_m else 0
     means_m = MEANS_MARKER.search(text, search_from)
-    # A means marker far from a role marker belongs to later prose, not to this story.
-    ends_m = ENDS_MARKER.search(text, means_m.end()) if means_m else None
+    first_ends = ENDS_MARKER.search(text, search_from)
+    if means_m and first_ends and first_ends.start() < means_m.start():
+        means_m = None  # "I can ..." inside the ends is not the means: this story has none
+    ends_m = ENDS_MARKER.search(text, means_m.end()) if means_m else (first_ends if role_m else None)
 
     role = means = ends = trailing = None
     body_end = n
@@ -133,7 +135,7 @@ def parse_parts(loc: Locator) -> ParsedStory:
         means_m = None
 
     if role_m:
-        role_end = means_m.start() if means_m else body_end
+        role_end = means_m.start() if means_m else (ends_m.start() if ends_m else body_end)
         ms, me = role_m.start(1), role_m.end(1)
         while me > ms and text[me - 1].isspace():
             me -= 1

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Fix, Severity, TextEdit
 from ..fixes import normalise_markers
+from ..story import sub_range
 from .context import means_family, role_family
 from . import rule
 
@@ -36,3 +37,34 @@ def template_deviation(story, ctx, workspace):
     fix = normalise_markers(story, t.role if role_dev else "", t.means if means_dev else "")
     yield Finding.on(story, "ST501", CRITERION, Severity.INFO,
                      "Not uniform: " + "; ".join(problems), rng, fix=fix)
+
+
+def _gap(story, left, right):
+    """Offsets in the story text between the end of part ``left`` and the start of marker ``right``."""
+    base = story.range.start.character
+    return left.range.end.character - base, right.marker_range.start.character - base
+
+
+@rule("ST502", "marker-punctuation", CRITERION, Severity.INFO,
+      "A comma is missing (or misplaced) between the parts: 'As a user, I want ..., so that ...'.",
+      fixable=True)
+def marker_punctuation(story, ctx):
+    if story.range.start.line != story.range.end.line or story.means is None:
+        return
+    pairs = []
+    if story.role is not None:
+        pairs.append((story.role, story.means))
+    if story.ends is not None and story.ends.marker.lower() != "in order to":
+        pairs.append((story.means, story.ends))
+    edits = []
+    for left, right in pairs:
+        s, e = _gap(story, left, right)
+        gap = story.text[s:e]
+        if gap != ", " and gap.strip() in ("", ","):
+            edits.append(TextEdit(sub_range(story.text, story.range, s, e), ", "))
+    if edits:
+        words = "a comma between the parts" if len(edits) > 1 else "the comma before '" + (
+            story.means.marker if edits[0].range.end.character == story.means.marker_range.start.character
+            else story.ends.marker) + "'"
+        yield Finding.on(story, "ST502", CRITERION, Severity.INFO, f"Not uniform: write {words} as in 'As a user, I want ..., so that ...'",
+                         edits[0].range, fix=Fix("Punctuate the story's parts", tuple(edits)))

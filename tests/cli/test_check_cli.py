@@ -121,3 +121,21 @@ def test_rules_command_explains_a_rule(tmp_path):
     r = run("rules", "st201", cwd=tmp_path)
     assert r.returncode == 0 and "conjoined-actions" in r.stdout and "atomic" in r.stdout
     assert run("rules", "ST999", cwd=tmp_path).returncode == 2
+
+
+def test_caches_follow_the_code(backlog):
+    """A cached parse from another version of the code is not reused (editable installs change often)."""
+    assert run("check", "--no-semantic", ".", cwd=backlog).returncode == 1
+    entries = list((backlog / ".cache-test" / "results").rglob("*.msgpack"))
+    assert entries
+    import msgpack
+
+    for e in entries:
+        data = msgpack.unpackb(e.read_bytes(), raw=False)
+        data["code"] = "another-version"
+        data["source"][3] = []  # a stale parse with no stories
+        e.write_bytes(msgpack.packb(data))
+    for runs in (backlog / ".cache-test" / "runs").rglob("*.msgpack"):
+        runs.unlink()
+    r = run("check", "--no-semantic", ".", cwd=backlog)
+    assert "ST601" in r.stdout

@@ -62,3 +62,11 @@ def test_atomic_write_refuses_a_file_changed_on_disk(tmp_path):
     assert list(tmp_path.iterdir()) == [p]  # no temporary file left behind
     atomic_write(str(p), "new\n", expected_digest=digest(p.read_bytes()))
     assert p.read_text() == "new\n"
+
+
+@pytest.mark.parametrize("story, expected", [
+    ("As a member I want to pay, so that I owe nothing.", "As a member, I want to pay, so that I owe nothing."),
+    ("As a Developer , I want to log better so that I debug.", "As a Developer, I want to log better, so that I debug."),
+])
+def test_marker_punctuation_fix(story, expected):
+    assert fixed(story + "\n", "ST502") == expected + "\n"

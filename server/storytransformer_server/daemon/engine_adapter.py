@@ -35,6 +35,7 @@ class EngineAdapter:
         self._run_cpu = run_cpu
         self._load_lock = asyncio.Lock()
         self.engine: Any = None  # created on first use (cheap); the model itself loads in load()
+        self._ready = False  # tracked here: asking the engine may probe the hardware (imports torch)
         self.last_used = time.monotonic()
         self.busy = 0
         self.queued = 0
@@ -83,7 +84,7 @@ class EngineAdapter:
     # -- state ------------------------------------------------------------
     @property
     def loaded(self) -> bool:
-        return self.engine is not None and getattr(self.engine.status(), "state", "") == "ready"
+        return self.engine is not None and self._ready
 
     def status(self) -> dict:
         """The engine's own status (device, dtype, memory, ...) plus availability and queue depth."""
@@ -108,9 +109,13 @@ class EngineAdapter:
             return self.status()
         return await self._run_cpu(self.status)
 
-    def _notify(self) -> None:
+    async def _announce(self, state: str | None = None) -> None:
+        """Send ``engine/state`` (status computed off the event loop; ``state`` overrides its state)."""
         try:
-            self._on_state(self.status())
+            st = await self.status_async()
+            if state:
+                st["state"] = state
+            self._on_state(st)
         except Exception:  # noqa: BLE001 - notifying is best effort
             log.exception("engine state notification failed")
 
@@ -120,39 +125,34 @@ class EngineAdapter:
     # -- load / unload ----------------------------------------------------
     async def load(self, config, token=None, deadline=None) -> dict:
         async with self._load_lock:
-            engine = self._ensure_engine(config)
+            engine = await self._run_cpu(self._ensure_engine, config) if self._run_cpu else self._ensure_engine(config)
             if self.loaded:
-                return self.status()
+                return await self.status_async()
             loop = asyncio.get_running_loop()
-            self._notify_soon(loop, "loading")
+            await self._announce("loading")
             try:
                 await loop.run_in_executor(self._executor, lambda: engine.load(token=token, deadline=deadline))
             except Exception as e:  # noqa: BLE001 - out of memory, missing weights, bad settings: report, keep running
                 log.warning("engine failed to load: %s", e)
-                self._notify()
+                await self._announce()
                 raise self._translate(e) from None
+            self._ready = True
             self.last_used = time.monotonic()
-            log.info("engine ready: %s", self.status().get("model"))
-            self._notify()
-            return self.status()
-
-    def _notify_soon(self, loop, state: str) -> None:
-        st = self.status()
-        st["state"] = state
-        try:
-            self._on_state(st)
-        except Exception:  # noqa: BLE001
-            pass
+            await self._announce()
+            status = await self.status_async()
+            log.info("engine ready: %s on %s", status.get("model"), status.get("device"))
+            return status
 
     async def unload(self, reason: str = "requested") -> dict:
         async with self._load_lock:
             if not self.loaded:
-                return self.status()
+                return await self.status_async()
             engine = self.engine
             await asyncio.get_running_loop().run_in_executor(self._executor, engine.unload)
+            self._ready = False
             log.info("engine unloaded (%s)", reason)
-            self._notify()
-            return self.status()
+            await self._announce()
+            return await self.status_async()
 
     # -- calls ------------------------------------------------------------
     async def call(self, method: str, *args, config, token=None, deadline=None) -> Any:

@@ -98,7 +98,10 @@ class ClientSession:
         self.writer.write(frame)
 
     def notify_threadsafe(self, method: str, params: dict) -> None:
-        self.server.loop.call_soon_threadsafe(self.notify, method, params)
+        try:
+            self.server.loop.call_soon_threadsafe(self.notify, method, params)
+        except RuntimeError:  # the loop is closed: the daemon is gone, so is the client
+            pass
 
     def abort(self) -> None:
         if not self.closed:
@@ -150,7 +153,10 @@ class DaemonServer:
                 s.notify(method, params)
 
     def broadcast_threadsafe(self, method: str, params: dict) -> None:
-        self.loop.call_soon_threadsafe(self.broadcast, method, params)
+        try:
+            self.loop.call_soon_threadsafe(self.broadcast, method, params)
+        except RuntimeError:  # the loop is closed
+            pass
 
     def notify_root(self, root, method: str, params: dict, exclude: ClientSession | None = None) -> None:
         for s in self.clients():

@@ -19,6 +19,7 @@ COMMANDS = [
     "similar",
     "clusters",
     "suggest",
+    "report", "estimate",
     "bench",
 ]
 
@@ -31,8 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
+        try:
+            importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
+        except ImportError as e:  # one broken command (a missing optional dependency) must not break the others
+            _unavailable(sub, name, e)
     return parser
+
+
+def _unavailable(sub, name: str, error: ImportError) -> None:
+    def run(_args) -> int:
+        print(f"storytransformer: error: '{name}' is unavailable: {error}", file=sys.stderr)
+        return 2
+
+    p = sub.add_parser(name, help=f"(unavailable: {error})", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=run)
 
 
 def _version() -> str:

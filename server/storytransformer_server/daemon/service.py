@@ -254,6 +254,8 @@ class Service:
             raise DaemonError(INVALID_PARAMS, "'text' must be a string")
         version = _int(params, "version", 0)
         root = self.roots.for_path(path) or await self._loose_file_root(path, ctx)
+        root.clients.add(ctx.client.id)  # its overlays must go when it does, registered or not
+        ctx.client.roots.add(root.path)
         try:
             applied = await self.host.run_cpu(root.set_overlay, path, text, version, ctx.client.id)
         except ValueError as e:

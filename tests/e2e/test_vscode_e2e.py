@@ -305,6 +305,13 @@ def test_save_applies_fix_all(session: dict) -> None:
     assert any(line.startswith("#") and "It must be quick." in line for line in saved), text
 
 
+def test_inline_suggestion_completes_a_new_story_with_a_role_of_the_backlog(session: dict) -> None:
+    # "As a vis" + ghost text from the server's textDocument/inlineCompletion, accepted with Tab.
+    assert session["ghostText"].startswith("itor, I want to"), session["ghostText"]
+    last = session["editorAfterInline"].splitlines()[-1]
+    assert last.rstrip() == "As a visitor, I want to", session["editorAfterInline"]
+
+
 def test_a_real_backlog_gets_the_same_findings_as_the_cli(session: dict, code_server: dict) -> None:
     real = code_server["workspace"] / code_server["real_file"]
     cli = subprocess.run([sys.executable, "-m", "storytransformer", "check", "--no-semantic", "--format", "json",
@@ -318,7 +325,8 @@ def test_a_real_backlog_gets_the_same_findings_as_the_cli(session: dict, code_se
 
 
 def test_screenshots_are_kept(session: dict, artifacts: Path) -> None:
-    for name in ("vscode-problems", "vscode-quick-fix-menu", "vscode-after-save", "vscode-real-backlog"):
+    for name in ("vscode-problems", "vscode-quick-fix-menu", "vscode-after-save", "vscode-inline-suggestion",
+                 "vscode-real-backlog"):
         shot = artifacts / f"{name}.png"
         assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
 

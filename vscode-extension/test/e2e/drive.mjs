@@ -161,6 +161,21 @@ async function journey() {
   log("saved");
   await shot("vscode-after-save");
 
+  // Inline suggestion: typing a new story offers the backlog's roles as ghost text; Tab accepts.
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type("As a vis", { delay: 80 });
+  const ghost = page.locator(".editor-group-container.active .monaco-editor [class*='ghost-text']");
+  await ghost.first().waitFor();
+  result.ghostText = (await ghost.allInnerTexts()).join("").replace(/\u00a0/g, " ");
+  await shot("vscode-inline-suggestion");
+  const typed = await editorText();
+  await page.keyboard.press("Tab");
+  for (const end = Date.now() + timeout; Date.now() < end && (await editorText()) === typed; ) {
+    await page.waitForTimeout(100);
+  }
+  result.editorAfterInline = await editorText();
+  log("inline suggestion accepted", JSON.stringify(result.ghostText));
+
   if (opts["real-file"]) {
     // A real backlog: the server's workspace scan already reported it; opening it shows squiggles.
     await openFile(opts["real-file"]);

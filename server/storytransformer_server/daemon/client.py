@@ -28,7 +28,7 @@ from typing import Any, Awaitable, Callable
 
 from . import rpc
 from .lifecycle import Paths, RuntimeDirError, log_dir
-from .protocol import (CANCELLED, CONNECTION_LOST, DAEMON_NOT_RUNNING, DEADLINE_EXCEEDED, DEFAULT_MAX_MESSAGE_BYTES,
+from .protocol import (CONNECTION_LOST, DAEMON_NOT_RUNNING, DEADLINE_EXCEEDED, DEFAULT_MAX_MESSAGE_BYTES,
                        MESSAGE_TOO_LARGE, PROTOCOL_VERSION, DaemonError, Notification, Response, notification,
                        parse_message, request)
 
@@ -309,4 +309,4 @@ def call(method: str, params: dict | None = None, *, runtime_dir: str | os.PathL
     return asyncio.run(go())
 
 
-__all__ = ["DaemonClient", "DaemonError", "call", "connect_with_backoff", "spawn_detached", "CANCELLED"]
+__all__ = ["DaemonClient", "DaemonError", "call", "connect_with_backoff", "spawn_detached"]

@@ -1,0 +1,89 @@
+"""``storytransformer report PATH... -o report.html``: a self-contained HTML health report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="write a self-contained HTML report of a backlog's health",
+                       description="Write one HTML page (no network needed to view it): findings per rule and file, "
+                                   "a quality score per file, a filterable table of findings, near-duplicate clusters "
+                                   "with proposed merges, the backlog's size and the cost of a model pass, and what "
+                                   "changed since an older snapshot.")
+    p.add_argument("paths", nargs="*", default=["."], help="files or directories (default: .)")
+    p.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="the HTML file to write (default: report.html)")
+    p.add_argument("--config", type=Path, help="configuration file (default: nearest .storytransformer.toml or pyproject.toml)")
+    p.add_argument("--compare", type=Path, metavar="OLD",
+                   help="an older report (.html), its JSON data, 'check --format json' output, or a directory to check now")
+    p.add_argument("--no-semantic", action="store_true", help="skip semantic duplicates and clusters (no embedding model)")
+    p.add_argument("--no-model", action="store_true", help="do not load the language model: merges are not ranked")
+    p.add_argument("--generate", action="store_true", help="also let the model write its own merge per cluster (slow on a CPU)")
+    p.add_argument("--max-merges", type=int, default=50, metavar="N", help="propose merges for the N largest clusters (default: 50)")
+    p.add_argument("--no-estimate", action="store_true", help="leave out the size and cost panel (no tokenizer)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the report's data as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import ConfigError
+    from ..edits import atomic_write
+    from ..report.collect import Options, build_report
+    from ..report.compare import SnapshotError, compare, read_snapshot
+    from ..report.page import embed_json, render_html
+    from ..report.progress import stderr_progress
+    from ..report.settings import load as load_settings
+
+    err = sys.stderr
+    if args.max_merges < 0:
+        print("storytransformer report: error: --max-merges must be 0 or more", file=err)
+        return 2
+    try:
+        start = Path(args.paths[0]) if args.paths else Path(".")
+        config, settings = load_settings(args.config, start if start.exists() else Path("."))
+    except ConfigError as e:
+        print(f"storytransformer report: error: {e}", file=err)
+        return 2
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"storytransformer report: error: {missing[0]}: no such file or directory", file=err)
+        return 2
+    options = Options(semantic=not args.no_semantic, model=not args.no_model, generate=args.generate,
+                      max_merges=args.max_merges, estimate=not args.no_estimate, use_cache=not args.no_cache)
+
+    def warn(message: str) -> None:
+        print(f"storytransformer report: warning: {message}", file=err)
+
+    with stderr_progress(err) as progress:
+        data = build_report(args.paths, config, options, settings=settings, progress=progress, warn=warn)
+        if args.compare is not None:
+            try:
+                old = read_snapshot(args.compare, lambda d: _check_directory(d, config, options))
+            except SnapshotError as e:
+                print(f"storytransformer report: error: --compare: {e}", file=err)
+                return 2
+            data["compare"] = {"old": str(args.compare), **compare(old, data["findings"])}
+    try:
+        atomic_write(str(args.output), render_html(data))
+        if args.json:
+            atomic_write(str(args.json), embed_json(data) + "\n")
+    except OSError as e:
+        print(f"storytransformer report: error: cannot write {e.filename or args.output}: {e.strerror or e}", file=err)
+        return 2
+    t = data["totals"]
+    print(f"Wrote {args.output}: {t['findings']} findings in {t['stories']} stories in {t['files']} files, "
+          f"{len(data['clusters'])} clusters.", file=err)
+    return 0
+
+
+def _check_directory(directory: Path, config, options) -> list[dict]:
+    """Findings of an old checkout, checked now with the same configuration (no model, no size)."""
+    from dataclasses import replace
+
+    from ..report.collect import build_report
+
+    old = build_report([str(directory)], config, replace(options, model=False, max_merges=0, estimate=False))
+    return old["findings"]

@@ -1,0 +1,221 @@
+"""Everything the report shows, as plain JSON-ready data (also embedded in the page, so a
+later ``report --compare`` can read it back).
+
+Findings come from the linter and the similarity package, exactly as ``check`` reports
+them; clusters from the similarity index; each cluster's merge from the engine's
+grounded proposer (never written here).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from ..findings import Finding
+from ..lint import Linter
+from ..output import display_path, finding_to_json
+from ..rules import RULES
+from ..workspace import Workspace
+from .score import quality_score
+
+log = logging.getLogger(__name__)
+
+DATA_FORMAT = "storytransformer-report"
+DATA_VERSION = 1
+SEVERITIES = ("error", "warning", "info", "hint")
+NO_PROPOSAL = "no grounded merge proposal"
+
+
+@dataclass
+class Options:
+    semantic: bool = True  # similarity findings and clusters (loads the embedding model)
+    model: bool = True  # rank merge proposals with the language model
+    generate: bool = False  # also ask the model for its own merge (slow on a CPU)
+    max_merges: int = 50  # clusters that get a merge proposal (the largest first)
+    estimate: bool = True  # the size panel (loads the tokenizer)
+    use_cache: bool = True
+
+
+class Steps:
+    """Reports progress to a rich Progress (or nowhere): one task per step."""
+
+    def __init__(self, progress=None):
+        self.progress = progress
+        self._task = None
+
+    def start(self, description: str, total: int | None = None) -> None:
+        if self.progress is None:
+            return
+        if self._task is not None:
+            self.progress.update(self._task, visible=False)
+        self._task = self.progress.add_task(description, total=total)
+
+    def callback(self, description: str) -> Callable[[int, int], None] | None:
+        """A ``f(done, total)`` for the similarity index's embedding loop."""
+        if self.progress is None:
+            return None
+
+        def report(done: int, total: int) -> None:
+            if self._task is None or self.progress.tasks[-1].description != description:
+                self.start(description, total)
+            self.progress.update(self._task, completed=done, total=total)
+
+        return report
+
+    def advance(self, n: int = 1) -> None:
+        if self.progress is not None and self._task is not None:
+            self.progress.advance(self._task, n)
+
+
+def build_report(paths: list[str], config, options: Options | None = None, *, settings=None, progress=None,
+                 warn: Callable[[str], None] = lambda m: None) -> dict:
+    """The report's data for ``paths``. ``warn`` receives problems that do not stop the report
+    (an embedding model or language model that cannot load)."""
+    options = options or Options()
+    steps = Steps(progress)
+    steps.start("Reading stories")
+    from ..cache import ResultCache
+
+    ws = Workspace.from_paths(paths, config, ResultCache(config, enabled=options.use_cache))
+    steps.start("Checking stories")
+    findings: list[Finding] = Linter(ws, use_disk_cache=options.use_cache).check()
+    index = None
+    notes: list[str] = []
+    if options.semantic and config.similarity.enabled:
+        try:
+            index, semantic = _semantic(ws, config, steps.callback("Embedding stories"))
+            findings += semantic
+        except Exception as e:  # a broken model must not hide the deterministic findings
+            warn(f"semantic check skipped: {e}")
+            notes.append(f"Semantic duplicates and clusters skipped: {e}")
+    elif options.semantic:
+        notes.append("Semantic duplicates are turned off in the configuration (similarity.enabled = false).")
+    findings.sort(key=Finding.sort_key)
+    data = snapshot(ws, findings, paths)
+    data["semantic"] = index is not None
+    data["clusters"], data["merges"] = ([], None) if index is None else _clusters(ws, index, config, options, steps, warn, notes)
+    data["size"] = None
+    if options.estimate:
+        steps.start("Counting tokens", total=len(ws.files))
+        try:
+            from .estimate import estimate_backlog
+
+            data["size"] = estimate_backlog(ws, config, settings, progress=steps.advance)
+        except Exception as e:  # the size panel is optional: say why it is missing
+            warn(f"size estimate skipped: {e}")
+            notes.append(f"Size estimate skipped: {e}")
+    data["notes"] = notes
+    return data
+
+
+def snapshot(ws: Workspace, findings: list[Finding], paths: list[str]) -> dict:
+    """Findings, per-rule and per-file totals and scores of a checked workspace."""
+    from .. import __version__
+
+    rows = [finding_to_json(f) for f in findings]
+    by_file: dict[str, list[dict]] = defaultdict(list)
+    for f, row in zip(findings, rows):
+        by_file[f.file].append(row)
+    files = []
+    for path in sorted(ws.files):
+        src = ws.files[path]
+        mine = by_file.get(path, [])
+        sev = Counter(r["severity"] for r in mine)
+        files.append({"file": display_path(path), "stories": len(src.stories),
+                      "words": sum(len(s.text.split()) for s in src.stories), "findings": len(mine),
+                      "by_severity": {s: sev.get(s, 0) for s in SEVERITIES},
+                      "score": quality_score([s.id for s in src.stories], mine)})
+    counts = Counter(r["code"] for r in rows)
+    rules = [{"code": code, "name": RULES[code].name if code in RULES else code.lower(),
+              "criterion": RULES[code].criterion if code in RULES else "",
+              "severity": next(r["severity"] for r in rows if r["code"] == code), "count": n}
+             for code, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    sev = Counter(r["severity"] for r in rows)
+    keys = [(display_path(s.file), s.id) for s in ws.stories()]
+    return {
+        "format": DATA_FORMAT, "version": DATA_VERSION, "tool_version": __version__,
+        "generated": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "inputs": [display_path(str(p)) for p in paths],
+        "totals": {"files": len(ws.files), "stories": len(keys), "words": sum(f["words"] for f in files),
+                   "findings": len(rows), "by_severity": {s: sev.get(s, 0) for s in SEVERITIES},
+                   "score": quality_score(keys, rows, key=lambda r: (r["file"], r["story_id"]))},
+        "problems": [str(p) for p in sorted(ws.problems.values(), key=lambda p: p.path)],
+        "rules": rules, "files": files, "findings": rows,
+    }
+
+
+def _semantic(ws: Workspace, config, progress):
+    from ..similarity import SimilarityIndex, semantic_findings
+
+    index = SimilarityIndex.build(ws.stories(), config.similarity, progress=progress)
+    return index, semantic_findings(ws, config, index=index)
+
+
+def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: list[str]) -> tuple[list[dict], dict]:
+    from ..similarity.classify import Relation, classify
+
+    clusters = index.clusters([Relation.DUPLICATE, Relation.OVERLAP])
+    proposer, merges = _proposer(config, options, warn, notes)
+    steps.start("Proposing merges", total=min(len(clusters), options.max_merges))
+    out = []
+    for n, c in enumerate(clusters, 1):
+        members = list(c.stories)
+        edges = []
+        for i, a in enumerate(members):
+            for b in members[i + 1:]:
+                if a.text.strip().lower() == b.text.strip().lower():
+                    edges.append({"a": a.id, "b": b.id, "similarity": 1.0, "relation": "same-text"})
+                    continue
+                sc = index.pair_scores((a.file, a.id), (b.file, b.id))
+                rel = classify(sc, index.thresholds)
+                if rel in (Relation.DUPLICATE, Relation.OVERLAP):
+                    edges.append({"a": a.id, "b": b.id, "similarity": round(sc.means_score(index.thresholds), 4),
+                                  "relation": rel.value})
+        merge, why = None, NO_PROPOSAL
+        if n > options.max_merges:
+            why = f"not proposed: only the {options.max_merges} largest clusters get a merge proposal"
+        elif proposer is not None:
+            merge, why = _merge(proposer, members)
+            steps.advance()
+        out.append({"id": f"C{n}", "size": len(c), "cohesion": c.cohesion,
+                    "representative": c.representative.id,
+                    "stories": [{"story_id": s.id, "file": display_path(s.file), "line": s.line + 1, "text": s.text}
+                                for s in members],
+                    "edges": edges, "merge": merge, "merge_note": why})
+    return out, merges
+
+
+def _proposer(config, options: Options, warn, notes: list[str]):
+    """(engine, description): the engine that proposes merges, loaded once for the report."""
+    from ..engine import EngineError
+    from ..engine.proposer import GroundedEngine
+
+    cfg = replace(config, engine=replace(config.engine, generate=options.generate))
+    if options.model:
+        try:
+            from ..engine import create_engine
+
+            engine = create_engine(cfg)
+            status = engine.load()
+            return engine, {"ranked_by": status.model, "generated": options.generate}
+        except (EngineError, OSError, ImportError) as e:
+            warn(f"language model not loaded, merges are not ranked: {e}")
+            notes.append(f"Merge proposals are not ranked by a model: {e}")
+    return GroundedEngine(cfg), {"ranked_by": None, "generated": False}
+
+
+def _merge(proposer, members) -> tuple[dict | None, str]:
+    from ..engine import EngineError
+
+    try:
+        proposals = proposer.propose_merge(members)
+    except EngineError as e:
+        return None, f"{NO_PROPOSAL} ({e})"
+    if not proposals:
+        return None, NO_PROPOSAL
+    p = proposals[0]
+    return {"text": p.text, "origin": p.origin, "provenance": dict(p.provenance),
+            "score": None if p.score is None else round(p.score, 4), "alternatives": len(proposals) - 1}, ""

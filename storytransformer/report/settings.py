@@ -1,0 +1,132 @@
+"""Settings of the size/cost estimate: ``[tool.storytransformer.estimate]``.
+
+The core configuration does not know this section yet, so :func:`load` reads it
+itself and hands the rest of the file to the core loader (``config.from_table``).
+Prices are USD per million tokens; every figure can be overridden in the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Config, ConfigError, find_config_file, from_table, load_config
+
+SECTION = "estimate"
+
+
+@dataclass(frozen=True)
+class HostedModel:
+    name: str
+    input_per_million: float  # USD per million prompt tokens
+    output_per_million: float  # USD per million generated tokens
+    context_window: int  # tokens
+
+
+# List prices (USD per million tokens) as the providers published them in late 2024;
+# they change: check your provider's price page and override them in the configuration.
+DEFAULT_HOSTED = (
+    HostedModel("gpt-4o-mini", 0.15, 0.60, 128_000),
+    HostedModel("gpt-4o", 2.50, 10.00, 128_000),
+    HostedModel("claude-3-5-haiku", 0.80, 4.00, 200_000),
+    HostedModel("claude-3-5-sonnet", 3.00, 15.00, 200_000),
+    HostedModel("gemini-1.5-flash", 0.075, 0.30, 1_000_000),
+)
+
+
+@dataclass(frozen=True)
+class EstimateSettings:
+    """How one pass of the engine over a backlog is costed (docs/report.md explains each)."""
+
+    # Local engine throughput, tokens per second. The defaults were measured with the packaged
+    # SmolLM2-135M on 2 CPU cores (``storytransformer estimate --measure`` measures yours).
+    prefill_tokens_per_s: float = 900.0
+    decode_tokens_per_s: float = 20.0
+    # Generated tokens per story token: a rewrite is about as long as the story it rewrites.
+    output_ratio: float = 1.0
+    # Prompt tokens added to every story (system message, examples); 0 = count the engine's
+    # own rewrite prompt with the tokenizer.
+    prompt_overhead_tokens: int = 0
+    hosted: tuple[HostedModel, ...] = DEFAULT_HOSTED
+
+
+def from_section(table: dict, source: str) -> EstimateSettings:
+    """Settings from the ``estimate`` table; unknown keys and wrong types name the key."""
+    prefix = f"tool.storytransformer.{SECTION}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: '{prefix}' must be a table")
+    known = {f.name for f in dataclasses.fields(EstimateSettings)}
+    kwargs = {}
+    for key, value in table.items():
+        norm = key.replace("-", "_")
+        if norm not in known:
+            raise ConfigError(f"{source}: unknown key '{prefix}.{key}' (known: {', '.join(sorted(known))})")
+        if norm == "hosted":
+            kwargs[norm] = tuple(_hosted(v, f"{prefix}.hosted[{i}]", source) for i, v in enumerate(_list(value, f"{prefix}.hosted", source)))
+        elif norm == "prompt_overhead_tokens":
+            kwargs[norm] = int(_number(value, f"{prefix}.{key}", source, integer=True))
+        else:
+            kwargs[norm] = float(_number(value, f"{prefix}.{key}", source))
+    settings = EstimateSettings(**kwargs)
+    for name in ("prefill_tokens_per_s", "decode_tokens_per_s"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{source}: '{prefix}.{name}' must be greater than 0")
+    if settings.output_ratio < 0 or settings.prompt_overhead_tokens < 0:
+        raise ConfigError(f"{source}: '{prefix}' output_ratio and prompt_overhead_tokens must not be negative")
+    return settings
+
+
+def _list(value, key: str, source: str) -> list:
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: '{key}' must be an array of tables ([[{key}]])")
+    return value
+
+
+def _number(value, key: str, source: str, integer: bool = False):
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok:
+        raise ConfigError(f"{source}: '{key}' must be {'an integer' if integer else 'a number'}, not {value!r}")
+    return value
+
+
+def _hosted(value, key: str, source: str) -> HostedModel:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: '{key}' must be a table")
+    need = {f.name for f in dataclasses.fields(HostedModel)}
+    unknown = set(value) - need
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{key}.{sorted(unknown)[0]}' (known: {', '.join(sorted(need))})")
+    missing = need - set(value)
+    if missing:
+        raise ConfigError(f"{source}: '{key}' needs {', '.join(sorted(missing))}")
+    if not isinstance(value["name"], str) or not value["name"]:
+        raise ConfigError(f"{source}: '{key}.name' must be a non-empty string")
+    m = HostedModel(value["name"], float(_number(value["input_per_million"], f"{key}.input_per_million", source)),
+                    float(_number(value["output_per_million"], f"{key}.output_per_million", source)),
+                    int(_number(value["context_window"], f"{key}.context_window", source, integer=True)))
+    if m.input_per_million < 0 or m.output_per_million < 0 or m.context_window < 1:
+        raise ConfigError(f"{source}: '{key}' prices must not be negative and context_window must be at least 1")
+    return m
+
+
+def load(config_path: Path | None, start: Path) -> tuple[Config, EstimateSettings]:
+    """The core configuration and the estimate settings from one file (or the defaults)."""
+    path = config_path or find_config_file(start)
+    if path is None:
+        return load_config(None, start=start), EstimateSettings()
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    table = data.get("tool", {}).get("storytransformer", {}) if path.name == "pyproject.toml" else data
+    if path.name != "pyproject.toml" and "storytransformer" in data.get("tool", {}):
+        table = data["tool"]["storytransformer"]
+    table = dict(table)
+    section = table.pop(SECTION, None)
+    config = from_table(table, str(path), str(path.parent.resolve()))
+    settings = from_section(section, str(path)) if section is not None else EstimateSettings()
+    return config, settings

@@ -264,3 +264,18 @@ async def test_a_loose_file_outside_every_root_is_served_on_its_own(daemon, tmp_
         assert (await client.request("findings", {"semantic": False, "path": str(loose)}))["findings"] == []
     finally:
         await client.close()
+
+
+async def test_an_unreadable_file_is_reported_with_its_line(daemon, workspace):
+    bad = workspace / "stories" / "latin1.txt"
+    bad.write_bytes("As a user, I want to pay in \u20ac, so that I can buy.\n".encode("utf-8") + b"caf\xe9\n")
+    client = await daemon.connect()
+    try:
+        await client.request("workspace/register", {"root": str(workspace)})
+        answer = await client.request("findings", {"semantic": False, "path": str(bad)})
+        assert answer["findings"] == []
+        assert answer["problem"]["line"] == 2 and "UTF-8" in answer["problem"]["message"]
+        ok = await client.request("findings", {"semantic": False, "path": str(workspace / "stories" / "backlog.txt")})
+        assert ok["problem"] is None
+    finally:
+        await client.close()

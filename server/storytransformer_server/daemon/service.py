@@ -293,8 +293,11 @@ class Service:
             else:
                 semantic, found = True, found + extra
         ov = root.overlays.get(path)
+        problem = root.workspace.problems.get(path)
         return {"path": path, "version": ov.version if ov else None, "generation": generation,
-                "semantic": semantic, "semantic_pending": pending, "findings": found}
+                "semantic": semantic, "semantic_pending": pending, "findings": found,
+                "problem": None if problem is None else {"message": problem.message, "line": problem.line,
+                                                         "kind": problem.kind}}
 
     def _semantic_ready(self, root) -> None:
         """Fresh semantic findings for a root: clients refetch the files they show."""

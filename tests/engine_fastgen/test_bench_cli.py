@@ -1,0 +1,87 @@
+"""``storytransformer bench gpu``: a clear refusal without CUDA, and a complete tiny run on the CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "storytransformer", "bench", "gpu", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_without_cuda_it_exits_2_with_a_clear_message():
+    r = run_cli("--contexts", "4k")
+    assert r.returncode == 2
+    assert "CUDA is not available" in r.stderr and "--tiny --device cpu" in r.stderr
+
+
+def test_full_size_model_on_cpu_is_refused():
+    r = run_cli("--device", "cpu")
+    assert r.returncode == 2 and "needs --tiny" in r.stderr
+
+
+def test_bad_context_list_is_a_usage_error():
+    r = run_cli("--tiny", "--device", "cpu", "--contexts", "4x")
+    assert r.returncode == 2 and "not a positive token count" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    r = run_cli("--tiny", "--device", "cpu", "--contexts", "48,96", "--attn", "sdpa_flash,eager,flash_attn",
+                "--decode-tokens", "4", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, r
+
+
+def test_tiny_run_writes_json_with_every_section(tiny_run):
+    out, r = tiny_run
+    data = json.loads((out / "gpu_tiny.json").read_text())
+    assert {"environment", "model", "options", "limits", "unavailable", "prefill", "decode", "notes",
+            "complete"} <= set(data)
+    assert data["complete"] is True
+    assert data["limits"]["matmul_tflops"] > 0 and data["limits"]["copy_gbps"] > 0
+    assert {"date", "torch", "transformers", "cuda", "gpu"} <= set(data["environment"])
+    assert "flash_attn" in data["unavailable"]
+    prefill = {(row["attn"], row["context"]): row for row in data["prefill"]}
+    assert set(prefill) == {("sdpa_flash", 48), ("eager", 48), ("sdpa_flash", 96), ("eager", 96)}
+    for row in prefill.values():
+        assert row["status"] == "ok"
+        assert {"prefill_s", "tokens_per_s", "tflops", "ratio_to_peak", "peak_memory_bytes", "ttft_warm_s",
+                "ttft_cold_s", "flops"} <= set(row)
+        assert row["ttft_cold_s"] > row["ttft_warm_s"] > 0
+    decode = [row for row in data["decode"] if row["attn"] == "matmul"]
+    assert [row["context"] for row in decode] == [48, 96]
+    for row in decode:
+        assert row["status"] == "ok" and row["cuda_graph"] is False
+        assert row["ms_per_token"] > 0 and row["bound_ms"] > 0
+        assert row["ratio_to_bound"] == pytest.approx(row["ms_per_token"] / row["bound_ms"])
+
+
+def test_tiny_run_writes_markdown_and_plots(tiny_run):
+    out, r = tiny_run
+    md = (out / "gpu_tiny.md").read_text()
+    assert "| sdpa_flash | 96 | ok |" in md and "## Decoding" in md and "flash_attn: flash-attn is not installed" in md
+    for name in ("gpu_tiny_memory.png", "gpu_tiny_prefill.png", "gpu_tiny_decode.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    assert "prefill sdpa_flash @ 96" in r.stdout  # progress lines as it goes
+
+
+def test_benchmark_script_runs_from_the_repository_root(tmp_path):
+    r = subprocess.run([sys.executable, "benchmarks/gpu_bench.py", "--tiny", "--device", "cpu", "--smoke",
+                        "--decode-tokens", "2", "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads((tmp_path / "gpu_tiny.json").read_text())
+    assert [(row["attn"], row["context"]) for row in data["prefill"]] == [("sdpa_flash", 64)]

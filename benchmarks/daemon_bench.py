@@ -105,7 +105,16 @@ def concurrent_clients(runtime: str, path: str, clients: int, seconds: float, in
             "p50_ms": round(percentile(lat, 50) * 1000, 3), "p99_ms": round(percentile(lat, 99) * 1000, 3)}
 
 
-async def single_client(runtime: str, root: Path, path: str, n: int) -> dict:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+async def single_client(runtime: str, root: Path, path: str, n: int, daemon_pid: int) -> dict:
     client = await DaemonClient.connect(spawn=False, runtime_dir=runtime, client_name="bench")
     out: dict = {}
     try:
@@ -113,10 +122,13 @@ async def single_client(runtime: str, root: Path, path: str, n: int) -> dict:
         for _ in range(50):  # warm up (cache, parser)
             await client.request("findings", {"path": path, "semantic": False})
         lat = []
+        cpu0 = cpu_seconds(daemon_pid)
         for _ in range(n):
             t = time.perf_counter()
             answer = await client.request("findings", {"path": path, "semantic": False})
             lat.append(time.perf_counter() - t)
+        cpu1 = cpu_seconds(daemon_pid)
+        out["daemon_cpu_per_findings_us"] = round((cpu1 - cpu0) / n * 1e6) if cpu0 is not None and cpu1 is not None else None
         out["findings_per_file"] = len(answer["findings"])
         out["findings_p50_ms"] = round(percentile(lat, 50) * 1000, 3)
         out["findings_p99_ms"] = round(percentile(lat, 99) * 1000, 3)
@@ -217,7 +229,8 @@ def main() -> int:
     os.environ.update({k: env[k] for k in ("STORYTRANSFORMER_LOG_DIR", "STORYTRANSFORMER_DAEMON_CONFIG")})
     daemon = subprocess.Popen([sys.executable, "-m", "storytransformer", "daemon", "run", "--quiet"], env=env)
     results: dict = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-                     "python": platform.python_version(), "workspace": described}
+                     "python": platform.python_version(), "workspace": described,
+                     "load_average_at_start": round(os.getloadavg()[0], 2)}
     try:
         deadline = time.time() + 30
         while not (runtime / "daemon.json").exists() and time.time() < deadline:
@@ -236,7 +249,7 @@ def main() -> int:
         summary, took = asyncio.run(register())
         results["register_s"] = round(took, 3)
         results["stories_in_file"] = len(Path(path).read_text("utf-8").splitlines())
-        results.update(asyncio.run(single_client(str(runtime), ws, path, args.requests)))
+        results.update(asyncio.run(single_client(str(runtime), ws, path, args.requests, daemon.pid)))
         results["concurrent"] = []
         for n in [int(x) for x in args.clients.split(",")]:
             results["concurrent"].append(concurrent_clients(str(runtime), path, n, args.seconds, 1))
@@ -259,6 +272,8 @@ def main() -> int:
         (f"findings round trip, 1 client ({results['stories_in_file']} stories, {results['findings_per_file']} findings) p50",
          f"{results['findings_p50_ms']:.2f} ms", "2 ms"),
         ("findings round trip, 1 client p99", f"{results['findings_p99_ms']:.2f} ms", ""),
+        ("daemon CPU time per findings request (independent of other load)",
+         f"{results['daemon_cpu_per_findings_us']} µs", ""),
         ("status round trip p50", f"{results['status_p50_ms']:.2f} ms", ""),
         ("overlay edit + findings (re-lint one file) p50", f"{results['edit_then_findings_p50_ms']:.2f} ms", ""),
         ("overlay edit + findings p99", f"{results['edit_then_findings_p99_ms']:.2f} ms", ""),
@@ -277,7 +292,8 @@ def main() -> int:
         ("daemon peak RSS", f"{results['daemon_peak_rss_mb']} MB", ""),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"\n{results['workspace']}; {results['machine']}, Python {results['python']}\n")
+    print(f"\n{results['workspace']}; {results['machine']}, Python {results['python']}, "
+          f"load average {results['load_average_at_start']}\n")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>34}  {target}")
     if not args.no_write:
@@ -289,7 +305,9 @@ def main() -> int:
             f"{results['workspace']}. Real daemon, real clients over the Unix socket; concurrent clients are separate "
             f"processes, each keeping the stated number of requests in flight for {args.seconds:g} s. Findings are the "
             "deterministic ones (cached per workspace generation; the edit rows re-lint). The daemon and the clients "
-            "share the machine's CPUs.", "",
+            f"share the machine's CPUs (load average {results['load_average_at_start']} at the start"
+            + ("; other work was running, so the tails are pessimistic)." if results["load_average_at_start"] > (os.cpu_count() or 1)
+               else ")."), "",
             "| measure | value | target |", "|---|---|---|",
             *[f"| {n} | {v} | {t} |" for n, v, t in rows], "",
         ]

@@ -18,7 +18,7 @@ NOT_RUNNING = 3
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("daemon", help="run or control the background daemon (model, index, file watching)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="daemon_command", metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--runtime-dir", metavar="DIR",

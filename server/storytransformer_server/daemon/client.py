@@ -170,11 +170,16 @@ class DaemonClient:
                 raise DaemonError(CONNECTION_LOST, f"lost the connection to the daemon: {e}") from None
 
     async def request(self, method: str, params: dict | None = None, timeout: float | None = 30.0) -> Any:
-        """Send a request and await its result; raises :class:`DaemonError` with the daemon's code."""
+        """Send a request and await its result; raises :class:`DaemonError` with the daemon's code.
+
+        ``timeout=None`` means the daemon's own deadline (``request_deadline_s``), never "forever".
+        """
         rid = next(self._ids)
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         deadline_ms = max(1, int(timeout * 1000)) if timeout else None
+        if timeout is None:  # the daemon's own deadline applies; ours is a safety net if it hangs
+            timeout = float(self.server_info.get("request_deadline_s", 120.0)) + 5.0
         try:
             await self._send(request(rid, method, params, deadline_ms))
             return await asyncio.wait_for(asyncio.shield(fut), timeout)

@@ -149,7 +149,8 @@ class Service:
 
         return {"protocol": list(PROTOCOL_VERSION), "version": __version__, "pid": os.getpid(),
                 "client_id": ctx.client.id, "methods": sorted(self.methods),
-                "max_message_bytes": self.settings.max_message_bytes}
+                "max_message_bytes": self.settings.max_message_bytes,
+                "request_deadline_s": self.settings.request_deadline_s}
 
     async def status(self, ctx: Context, params: dict) -> dict:
         from .lifecycle import rss_bytes

@@ -152,7 +152,12 @@ def _bad_setup_workspaces(base: Path) -> dict[str, Path]:
     venv = base / "empty-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     (wrong / ".vscode" / "settings.json").write_text(json.dumps({"storytransformer.python": str(venv / "bin" / "python")}))
-    return {"crash": crash, "wrong-python": wrong}
+
+    model = base / "model"
+    (model / ".vscode").mkdir(parents=True)
+    (model / "model.stories.txt").write_text(STORIES)
+    (model / ".vscode" / "settings.json").write_text(json.dumps({"storytransformer.daemon.enabled": True}))
+    return {"crash": crash, "wrong-python": wrong, "model": model}
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +233,10 @@ def code_server(vsix: Path, real_backlogs: Path, scratch: Path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+        # The model scenario starts the per-user daemon (its socket is under our XDG_RUNTIME_DIR);
+        # stopped after the editor, so that no language server asks for it again.
+        subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "stop"], env=env,
+                       capture_output=True, timeout=60)
 
 
 def _drive(code_server: dict, artifacts: Path, folder: Path, file: str, *extra: str) -> dict:
@@ -358,3 +367,14 @@ def test_an_interpreter_without_storytransformer_gets_the_install_command(code_s
     assert f"{venv_python} -m pip install storytransformer" in messages[0]["message"], messages
     assert "Copy Install Command" in messages[0]["buttons"], messages
     assert report["statusBar"] == "Stories: not installed", report["statusBar"]
+
+
+def test_load_and_unload_model_show_in_the_status_bar(code_server: dict, artifacts: Path) -> None:
+    """The real daemon loads the packaged SmolLM2 on the CPU; the status bar follows the engine."""
+    report = _drive(code_server, artifacts, code_server["bad_setups"]["model"], "model.stories.txt",
+                    "--scenario", "model")
+    assert report["statusReady"].startswith("Stories: SmolLM2"), report
+    assert report["statusReady"].endswith("(cpu)"), report
+    assert "ready on cpu" in report["statusReadyTooltip"], report["statusReadyTooltip"]
+    assert any("loading" in s for s in report["statusesLoading"]), report["statusesLoading"]
+    assert report["statusUnloaded"] != report["statusReady"], report

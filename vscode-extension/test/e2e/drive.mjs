@@ -90,6 +90,7 @@ try {
   log("workbench loaded");
 
   if (opts.scenario === "journey") await journey();
+  else if (opts.scenario === "model") await modelScenario();
   else await notificationsOnly();
 } catch (error) {
   result.error = String(error?.stack ?? error);
@@ -214,4 +215,47 @@ async function notificationsOnly() {
   result.notifications = notifications.filter((n) => !seen.has(n.message) && seen.add(n.message));
   result.statusBar = ((await page.locator('.statusbar-item[id*="storytransformer"]').first().innerText().catch(() => "")) || "").trim();
   await shot(`vscode-${opts.scenario}`);
+}
+
+async function statusText() {
+  const item = page.locator('.statusbar-item[id*="storytransformer"]').first();
+  return ((await item.innerText().catch(() => "")) || "").trim();
+}
+
+/** Runs a command by its palette title. */
+async function runCommand(title) {
+  await page.keyboard.press("Control+Shift+P");
+  await page.locator(".quick-input-widget input").waitFor();
+  await page.keyboard.type(title);
+  await page.locator(`.quick-input-list .monaco-list-row[aria-label*="${title}"]`).first().waitFor();
+  await page.keyboard.press("Enter");
+  log("command", title);
+}
+
+/** Records each distinct status bar text until `done(text)` holds. */
+async function watchStatus(done, seen) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    const text = await statusText();
+    if (text && seen[seen.length - 1] !== text) seen.push(text);
+    if (done(text)) return text;
+    await page.waitForTimeout(100);
+  }
+  return statusText();
+}
+
+/** Load Model and Unload Model through the palette, watching the status bar follow the engine. */
+async function modelScenario() {
+  await openFile(opts.file);
+  result.statusesBeforeLoad = [];
+  await watchStatus((t) => t.includes("Stories:"), result.statusesBeforeLoad);
+  result.statusesLoading = [];
+  await runCommand("StoryTransformer: Load Model");
+  result.statusReady = await watchStatus((t) => /\((cpu|cuda(:\d+)?|mps)\)$/.test(t) && !/loading/.test(t), result.statusesLoading);
+  result.statusReadyTooltip = (await page.locator('.statusbar-item[id*="storytransformer"]').first().getAttribute("aria-label")) ?? "";
+  await shot("vscode-model-ready");
+  result.statusesUnloading = [];
+  await runCommand("StoryTransformer: Unload Model");
+  result.statusUnloaded = await watchStatus((t) => t !== result.statusReady, result.statusesUnloading);
+  await shot("vscode-model-unloaded");
 }

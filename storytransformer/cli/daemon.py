@@ -179,6 +179,7 @@ def _status(args) -> int:
     print(f"pid:      {st['pid']}")
     print(f"uptime:   {_duration(st['uptime_s'])}")
     print(f"socket:   {st['socket']}" + (f"  tcp: {st['tcp'][0]}:{st['tcp'][1]}" if st.get("tcp") else ""))
+    print(f"log:      {st.get('log', '?')}")
     print(f"memory:   {st['memory_rss_bytes'] / 2**20:.0f} MiB resident")
     print(f"device:   {st['device']}")
     print(f"engine:   {engine}")

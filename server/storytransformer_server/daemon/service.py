@@ -153,7 +153,7 @@ class Service:
                 "request_deadline_s": self.settings.request_deadline_s}
 
     async def status(self, ctx: Context, params: dict) -> dict:
-        from .lifecycle import rss_bytes
+        from .lifecycle import log_dir, rss_bytes
 
         return {
             "pid": os.getpid(),
@@ -166,6 +166,7 @@ class Service:
             "memory_rss_bytes": rss_bytes(),
             "device": engine.get("device") or "cpu",
             "socket": str(self.host.paths.socket),
+            "log": str(log_dir() / "daemon.log"),
             "tcp": self.host.tcp_address,
             "settings": {k: getattr(self.settings, k) for k in ("idle_unload_s", "idle_exit_s", "max_message_bytes")},
         }

@@ -2,8 +2,8 @@
 
 Layout of ``<cache root>/embeddings/<model id>.msgpack``::
 
-    {"format": FORMAT, "model": model id, "dim": D, "dtype": "float16",
-     "keys": n * 16 bytes (blake2b of each text), "vectors": n * D float16}
+    {"format": FORMAT, "model": model id, "dim": D, "dtype": "float32",
+     "keys": n * 16 bytes (blake2b of each text), "vectors": n * D float32}
 
 Vectors are stored as two flat byte strings so loading 50,000 of them is one
 ``numpy.frombuffer``. Writes go to a temporary file that replaces the old one
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2  # 2: float32 vectors (1 stored float16, whose conversion cost more than it saved)
 KEY_BYTES = 16
 ENV_CACHE_DIR = "STORYTRANSFORMER_CACHE_DIR"
 log = logging.getLogger(__name__)
@@ -53,8 +53,7 @@ class EmbeddingCache:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
         self.path = path or cache_root() / "embeddings" / f"{safe}.msgpack"
         self._rows: dict[bytes, int] = {}
-        self._blocks: list[np.ndarray] = []  # float16 (n, dim) arrays; rows index their concatenation
-        self._matrix = np.zeros((0, dim), np.float16)
+        self._matrix = np.zeros((0, dim), np.float32)
         self._pending: list[np.ndarray] = []
         self._pending_keys: list[bytes] = []
         self.loaded_from_disk = 0
@@ -76,13 +75,13 @@ class EmbeddingCache:
             obj = msgpack.unpackb(data, raw=False)
             if not isinstance(obj, dict) or obj.get("format") != FORMAT:
                 raise ValueError(f"format {obj.get('format') if isinstance(obj, dict) else '?'} is not {FORMAT}")
-            if obj.get("model") != self.model_id or obj.get("dim") != self.dim or obj.get("dtype") != "float16":
+            if obj.get("model") != self.model_id or obj.get("dim") != self.dim or obj.get("dtype") != "float32":
                 raise ValueError(f"made for model {obj.get('model')!r}, not {self.model_id!r}")
             keys, vectors = obj["keys"], obj["vectors"]
             n = len(keys) // KEY_BYTES
-            if len(keys) != n * KEY_BYTES or len(vectors) != n * self.dim * 2:
+            if len(keys) != n * KEY_BYTES or len(vectors) != n * self.dim * 4:
                 raise ValueError("keys and vectors do not match")
-            matrix = np.frombuffer(vectors, np.float16).reshape(n, self.dim)
+            matrix = np.frombuffer(vectors, np.float32).reshape(n, self.dim)
             if not np.isfinite(matrix).all():
                 raise ValueError("non-finite vectors")
         except Exception as e:  # noqa: BLE001 - any damage means "rebuild", never a crash
@@ -106,7 +105,7 @@ class EmbeddingCache:
         matrix = np.ascontiguousarray(self._matrix[rows])
         import msgpack
 
-        payload = msgpack.packb({"format": FORMAT, "model": self.model_id, "dim": self.dim, "dtype": "float16",
+        payload = msgpack.packb({"format": FORMAT, "model": self.model_id, "dim": self.dim, "dtype": "float32",
                                  "keys": b"".join(keys), "vectors": matrix.tobytes()}, use_bin_type=True)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,11 +142,11 @@ class EmbeddingCache:
         self._merge_pending()
         idx = np.fromiter((self._rows.get(k, -1) for k in keys), np.int64, len(keys))
         found = idx >= 0
-        return found, self._matrix[idx[found]].astype(np.float32)
+        return found, self._matrix[idx[found]]
 
     def put(self, keys: list[bytes], vectors: np.ndarray) -> None:
-        """Remember ``vectors`` (already rounded to float16 precision) for ``keys``."""
-        block = np.asarray(vectors, np.float16).reshape(len(keys), self.dim)
+        """Remember ``vectors`` for ``keys``."""
+        block = np.asarray(vectors, np.float32).reshape(len(keys), self.dim)
         base = len(self._matrix) + self.pending
         fresh = []
         for i, k in enumerate(keys):

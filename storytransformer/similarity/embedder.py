@@ -1,7 +1,7 @@
 """Texts -> unit-length embeddings, through the on-disk cache.
 
-Every vector is rounded to float16 precision, whether it was just computed or
-read from the cache, so a warm run gives exactly the results of a cold one.
+Vectors are stored exactly as computed (float32), so a warm run gives exactly
+the results of a cold one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _round(vectors: np.ndarray) -> np.ndarray:
     v = np.asarray(vectors, np.float32)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     v = v / np.where(norms > 0, norms, 1.0)
-    return v.astype(np.float16).astype(np.float32)
+    return v
 
 
 class Embedder:

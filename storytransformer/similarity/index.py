@@ -265,16 +265,42 @@ class SimilarityIndex:
         a, b, v = np.concatenate(rows_a), np.concatenate(rows_b), np.concatenate(sims)
         return a, b, v.astype(np.float32)
 
+    def _lexical(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Jaccard overlap of the means lemmas for many slot pairs at once (sparse row products)."""
+        from scipy import sparse
+
+        vocab: dict[str, int] = {}
+        rows, cols = [], []
+        for slot, lemmas in enumerate(self._means_lemmas):
+            for w in lemmas:
+                rows.append(slot)
+                cols.append(vocab.setdefault(w, len(vocab)))
+        m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(self._cap, max(len(vocab), 1)))
+        sizes = np.asarray(m.sum(axis=1)).ravel()
+        inter = np.asarray(m[a].multiply(m[b]).sum(axis=1)).ravel()
+        union = sizes[a] + sizes[b] - inter
+        return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
     def pairs(self) -> list[Pair]:
-        """Every pair of distinct texts that is not unrelated (cached until the next change)."""
+        """Every pair of distinct texts that is not unrelated (cached until the next change).
+
+        Candidates come from the blocked means products; the lexical overlap is computed for
+        all of them at once, and only pairs whose means score can reach a threshold are scored
+        in full and classified.
+        """
         if self._pairs is None:
             a, b, cos = self._candidates()
             t = self.thresholds
             out = []
-            for x, y, c, sc in zip(a.tolist(), b.tolist(), cos.tolist(), self._scores(a, b, cos)):
-                rel = classify(sc, t)
-                if rel is not Relation.UNRELATED:
-                    out.append(Pair(x, y, sc, rel, sc.means_score(t)))
+            if len(a):
+                lex = self._lexical(a, b)
+                score = (1 - t.lexical_weight) * cos + t.lexical_weight * lex
+                keep = score >= min(t.overlap, t.same_goal)
+                a, b, cos = a[keep], b[keep], cos[keep]
+                for x, y, sc in zip(a.tolist(), b.tolist(), self._scores(a, b, cos)):
+                    rel = classify(sc, t)
+                    if rel is not Relation.UNRELATED:
+                        out.append(Pair(x, y, sc, rel, sc.means_score(t)))
             self._pairs = out
         return self._pairs
 

@@ -16,7 +16,6 @@ from functools import lru_cache
 from ..story import Story
 
 WORD = re.compile(r"[a-z][a-z0-9]*(?:['-][a-z0-9]+)*")
-SPACE = re.compile(r"\s+")
 
 # Function words and the template's own words: they say nothing about what a story is about.
 STOP_WORDS = frozenset("""
@@ -74,9 +73,23 @@ def lemma(word: str) -> str:
     return w
 
 
+_LEMMAS: dict[str, str] = {}
+
+
 def content_lemmas(text: str) -> frozenset[str]:
     """The set of content-word lemmas of ``text`` (stop words and numbers dropped)."""
-    return frozenset(lemma(w) for w in WORD.findall(text.lower()) if w not in STOP_WORDS)
+    known = _LEMMAS
+    out = []
+    for w in WORD.findall(text.lower()):
+        if w in STOP_WORDS:
+            continue
+        lem = known.get(w)
+        if lem is None:
+            lem = lemma(w)
+            if len(known) < 200_000:  # bounded: a workspace has far fewer distinct words
+                known[w] = lem
+        out.append(lem)
+    return frozenset(out)
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -87,7 +100,7 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 def clean(text: str) -> str:
-    return SPACE.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
  * reported by name and replaced by their default, so the server never sees them. Pure (no vscode). */
 
 export const SEVERITIES = ["error", "warning", "info", "hint", "off"] as const;
-export const QUANTIZATIONS = ["none", "int8", "nf4"] as const;
+/** "" everywhere below means "the project's [tool.storytransformer.engine] setting". */
+export const QUANTIZATIONS = ["", "none", "int8", "nf4"] as const;
 export const TRACE_LEVELS = ["off", "messages", "verbose"] as const;
 export const RULE_CODE = /^ST\d{3,4}$/;
 
@@ -28,9 +29,9 @@ const isIntegerIn = (min: number, max: number): Check => (v) =>
 const isBoolean: Check = (v) => (typeof v === "boolean" ? undefined : "true or false");
 const isString: Check = (v) => (typeof v === "string" ? undefined : "a string");
 const isOneOf = (values: readonly string[]): Check => (v) =>
-  typeof v === "string" && values.includes(v) ? undefined : `one of ${values.join(", ")}`;
+  typeof v === "string" && values.includes(v) ? undefined : `one of ${values.map((x) => x || '""').join(", ")}`;
 const isDevice: Check = (v) =>
-  typeof v === "string" && /^(auto|cpu|mps|cuda(:\d+)?)$/.test(v) ? undefined : "auto, cpu, mps, cuda or cuda:N";
+  typeof v === "string" && /^(|auto|cpu|mps|cuda(:\d+)?)$/.test(v) ? undefined : "auto, cpu, mps, cuda, cuda:N or empty";
 const isUrlOrEmpty: Check = (v) => {
   if (v === "") return undefined;
   if (typeof v !== "string") return "a URL such as http://127.0.0.1:8000/v1, or empty";
@@ -56,8 +57,8 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   { key: "rules", default: {}, check: () => undefined }, // checked entry by entry below
   { key: "fixOnSave.model", default: false, check: isBoolean },
   { key: "model", default: "", check: isString },
-  { key: "quantization", default: "none", check: isOneOf(QUANTIZATIONS) },
-  { key: "device", default: "auto", check: isDevice },
+  { key: "quantization", default: "", check: isOneOf(QUANTIZATIONS) },
+  { key: "device", default: "", check: isDevice },
   { key: "remoteUrl", default: "", check: isUrlOrEmpty },
   { key: "daemon.enabled", default: true, check: isBoolean },
   { key: "daemon.idleUnloadMinutes", default: 15, check: isNumberAtLeast(0) },

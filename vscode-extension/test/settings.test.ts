@@ -47,6 +47,8 @@ describe("readServerSettings", () => {
     expect(settings.fixOnSave).toEqual({ model: false });
     expect(settings.daemon).toEqual({ enabled: true, idleUnloadMinutes: 15, idleExitMinutes: 60 });
     expect(settings.rules).toEqual({});
+    // Engine settings left empty keep the project's [tool.storytransformer.engine] values.
+    expect([settings.model, settings.quantization, settings.device, settings.remoteUrl]).toEqual(["", "", "", ""]);
   });
 
   it("names each setting of the wrong type, says what it must be, and uses the default", () => {
@@ -55,14 +57,14 @@ describe("readServerSettings", () => {
     );
     expect(settings.debounceMs).toBe(150);
     expect(settings.fixOnSave.model).toBe(false);
-    expect(settings.quantization).toBe("none");
-    expect(settings.device).toBe("auto");
+    expect(settings.quantization).toBe("");
+    expect(settings.device).toBe("");
     expect(settings.remoteUrl).toBe("");
     expect(problems).toEqual([
       'storytransformer.debounceMs must be an integer from 0 to 10000, not "fast"; using 150',
       'storytransformer.fixOnSave.model must be true or false, not "yes"; using false',
-      'storytransformer.quantization must be one of none, int8, nf4, not "q4"; using "none"',
-      'storytransformer.device must be auto, cpu, mps, cuda or cuda:N, not "gpu"; using "auto"',
+      'storytransformer.quantization must be one of "", none, int8, nf4, not "q4"; using ""',
+      'storytransformer.device must be auto, cpu, mps, cuda, cuda:N or empty, not "gpu"; using ""',
       'storytransformer.remoteUrl must be an http(s) URL, or empty, not "localhost:8000"; using ""',
     ]);
   });

@@ -54,7 +54,7 @@ def make_workspace(target: Path, stories: int, files: int, synthetic: bool) -> s
     target.mkdir(parents=True, exist_ok=True)
     per = stories // files
     for f in range(files):
-        lines = [f"As a user {f}-{i}, I want to open report {i} and print it, so that I can check item {i}."
+        lines = [f"As a user {f}-{i}, I want to open report {i} quickly, so that I can check item {i}."
                  for i in range(per)]
         (target / f"backlog{f:03d}.txt").write_text("\n".join(lines) + "\n", "utf-8")
     return f"{stories} synthetic stories in {files} files"
@@ -219,6 +219,8 @@ def main() -> int:
     ap.add_argument("--clients", default="1,4,8")
     ap.add_argument("--synthetic", action="store_true")
     ap.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks")
+    ap.add_argument("--out", type=Path, default=OUT, help="where daemon.json and daemon.md go")
+    ap.add_argument("--name", default="daemon", help="file name stem of the results")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="daemon-bench-"))
@@ -297,8 +299,9 @@ def main() -> int:
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>34}  {target}")
     if not args.no_write:
-        OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "daemon.json").write_text(json.dumps(results, indent=2) + "\n", "utf-8")
+        out_dir = args.out
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n", "utf-8")
         md = [
             "# Daemon latency and throughput", "",
             f"`python benchmarks/daemon_bench.py` on {results['date']}, {results['machine']}, Python {results['python']}: "
@@ -311,8 +314,8 @@ def main() -> int:
             "| measure | value | target |", "|---|---|---|",
             *[f"| {n} | {v} | {t} |" for n, v, t in rows], "",
         ]
-        (OUT / "daemon.md").write_text("\n".join(md), "utf-8")
-        print(f"\nwrote {OUT / 'daemon.json'} and {OUT / 'daemon.md'}")
+        (out_dir / f"{args.name}.md").write_text("\n".join(md), "utf-8")
+        print(f"\nwrote {out_dir / (args.name + '.json')} and {out_dir / (args.name + '.md')}")
     return 0
 
 

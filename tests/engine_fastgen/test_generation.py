@@ -13,7 +13,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from storytransformer.engine.fastgen.attention import (OFFSET_MODE, PREFILL_IMPLS, decode_attention,  # noqa: E402
+from storytransformer.engine.fastgen import attention  # noqa: E402
+from storytransformer.engine.fastgen.attention import (GQA_NATIVE, PREFILL_IMPLS, decode_attention,  # noqa: E402
                                                        eager_attention, prefill_attention, probe_prefill)
 from storytransformer.engine.fastgen.cache import StaticKVCache  # noqa: E402
 from storytransformer.engine.fastgen.config import ModelConfig  # noqa: E402
@@ -82,13 +83,18 @@ def test_chunked_prefill_equals_one_shot(model, prompt):
     torch.testing.assert_close(many.v[:, :, :, :n], one.v[:, :, :, :n], rtol=1e-5, atol=1e-5)
 
 
-def test_prefill_kernels_agree_with_and_without_a_cached_prefix():
+@pytest.mark.parametrize("native_gqa", [True, False])
+def test_prefill_kernels_agree_with_and_without_a_cached_prefix(native_gqa, monkeypatch):
+    impls = cpu_prefill_impls()
+    assert "sdpa_flash" in GQA_NATIVE  # torch's CPU flash kernel takes enable_gqa
+    if not native_gqa:
+        monkeypatch.setattr(attention, "GQA_NATIVE", set())  # the repeat_kv path other backends take
     g = torch.Generator().manual_seed(3)
     for start, n in ((0, 20), (13, 9)):
         q = torch.randn(2, CFG.n_heads, n, CFG.head_dim, generator=g)
         k, v = (torch.randn(2, CFG.n_kv_heads, start + n, CFG.head_dim, generator=g) for _ in range(2))
         want = eager_attention(q, k, v)
-        for impl in cpu_prefill_impls():
+        for impl in impls:
             torch.testing.assert_close(prefill_attention(impl, q, k, v, start), want, rtol=1e-4, atol=1e-4)
 
 

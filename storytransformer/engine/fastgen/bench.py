@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import json
 import os
 import platform
 import sys
@@ -25,12 +24,13 @@ from pathlib import Path
 import torch
 
 from . import costs
-from .attention import DECODE_IMPLS, OFFSET_MODE, PREFILL_IMPLS, probe_prefill
+from .attention import DECODE_IMPLS, GQA_NATIVE, OFFSET_MODE, PREFILL_IMPLS, probe_prefill
 from .cache import StaticKVCache
 from .config import ModelConfig
 from .generate import Generator
 from .model import build_model
 from .options import DEFAULT_CONTEXTS, DEFAULT_LONG_CONTEXTS, TINY_CONTEXTS, parse_sizes
+from .report import output_paths, write_outputs
 
 GB = 1e9
 DEFAULT_PREFILL_ORDER = ("sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "eager")
@@ -130,14 +130,12 @@ class Bench:
             self.attn = args.attn or ["sdpa_flash"]
         prefix = "gpu_tiny" if args.tiny else "gpu_smoke" if args.smoke else "gpu"
         out = Path(args.out) if args.out else repository_root() / "docs" / "benchmarks"
-        self.paths = {kind: out / f"{prefix}{suffix}" for kind, suffix in
-                      (("json", ".json"), ("md", ".md"), ("memory", "_memory.png"), ("prefill", "_prefill.png"),
-                       ("decode", "_decode.png"))}
+        self.paths = output_paths(out, prefix)
         self.started = time.perf_counter()
         self.deadline = self.started + args.budget_s
         self.result: dict = {"environment": environment(self.device), "model": asdict(self.cfg),
                              "options": {"contexts": self.contexts, "long_contexts": self.long_contexts,
-                                         "attn": self.attn, "decode_attn": self.decode_attn, "chunk": self.chunk,
+                                         "attn": list(self.attn), "decode_attn": list(self.decode_attn), "chunk": self.chunk,
                                          "decode_tokens": args.decode_tokens, "suffix_tokens": self.suffix,
                                          "dtype": str(self.dtype).removeprefix("torch."), "budget_s": args.budget_s},
                              "limits": None, "unavailable": {}, "prefill": [], "decode": [], "notes": []}
@@ -148,8 +146,6 @@ class Bench:
     # ---- output -------------------------------------------------------------------------------------
     def save(self, final: bool = False) -> None:
         """JSON and Markdown after every measurement; plots at most every 60 s and at the end."""
-        from .report import write_outputs
-
         now = time.perf_counter()
         self.result["elapsed_s"] = round(now - self.started, 1)
         plots = final or now - self.last_plot > 60
@@ -171,8 +167,18 @@ class Bench:
         self.log(f"model: {costs.param_count(self.cfg) / 1e9:.2f}B parameters built on {self.device} "
                  f"in {time.perf_counter() - t0:.1f} s")
         cfg = self.cfg
-        for impl in list(self.attn):
-            why = probe_prefill(impl, self.device, self.dtype, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim)
+        probes = self.result["probes"] = {}
+        for impl in dict.fromkeys(self.attn + list(PREFILL_IMPLS if self.args.smoke else ())):
+            try:
+                why = probe_prefill(impl, self.device, self.dtype, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim)
+            except Exception as exc:  # noqa: BLE001 - an unusable kernel is a result, not a crash
+                why = f"{type(exc).__name__}: {str(exc)[:200]}"
+            probes[impl] = why or (("ok, chunked prefill" if OFFSET_MODE.get(impl) == "lower_right"
+                                    else "ok, one chunk only (no attention to cached positions)")
+                                   + (", native GQA" if impl in GQA_NATIVE else ""))
+            self.log(f"probe {impl}: {probes[impl]}")
+            if impl not in self.attn:
+                continue
             if why:
                 self.result["unavailable"][impl] = why
                 self.attn.remove(impl)
@@ -403,6 +409,11 @@ class Bench:
 def main(args: argparse.Namespace, log=None) -> int:
     """Run the benchmark; 2 when the device cannot run it."""
     log = log or (lambda line: print(line, flush=True))
+    if args.replot:
+        from .report import rewrite
+
+        rewrite(Path(args.replot))
+        return 0
     device = args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         print("storytransformer bench gpu: CUDA is not available on this machine; the benchmark needs an NVIDIA "

@@ -22,6 +22,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def output_paths(out: Path, prefix: str) -> dict[str, Path]:
+    return {kind: out / f"{prefix}{suffix}" for kind, suffix in
+            (("json", ".json"), ("md", ".md"), ("memory", "_memory.png"), ("prefill", "_prefill.png"),
+             ("decode", "_decode.png"))}
+
+
+def rewrite(json_path: Path) -> None:
+    """Markdown and plots again from a saved JSON (e.g. after a run cut short by a timeout)."""
+    result = json.loads(json_path.read_text("utf-8"))
+    write_outputs(result, output_paths(json_path.parent, json_path.stem))
+
+
 def write_outputs(result: dict, paths: dict[str, Path], plots: bool = True) -> None:
     if plots and (result.get("prefill") or result.get("decode")):
         plot(result, paths)  # first: it may add a note

@@ -181,9 +181,10 @@ class DaemonClient:
         if timeout is None:  # the daemon's own deadline applies; ours is a safety net if it hangs
             timeout = float(self.server_info.get("request_deadline_s", 120.0)) + 5.0
         try:
-            await self._send(request(rid, method, params, deadline_ms))
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):  # also bounds the send: a daemon that stopped reading
+                await self._send(request(rid, method, params, deadline_ms))
+                return await fut
+        except TimeoutError:
             await self._cancel_remote(rid)
             raise DaemonError(DEADLINE_EXCEEDED, f"{method} got no answer within {timeout:g} s") from None
         except asyncio.CancelledError:

@@ -360,7 +360,8 @@ class DaemonServer:
             limit = min(limit, req.deadline_ms / 1000)
         ctx.deadline_at = time.monotonic() + limit
         try:
-            value = await asyncio.wait_for(handler(ctx, req.params), limit)
+            async with asyncio.timeout(limit):  # runs the handler in this task: no extra task per request
+                value = await handler(ctx, req.params)
             return result(req.id, value)
         except DaemonError as e:
             return error(req.id, e)

@@ -138,8 +138,9 @@ def _probe_cases(impl: str, device, dtype, n_heads: int, n_kv_heads: int, head_d
     tol = 1e-4 if dtype == torch.float32 else 5e-2
     mode = "lower_right"
     for start, n in ((0, 128), (128, 64)):
-        q = rand(1, n_heads, n, head_dim)
-        k, v = rand(1, n_kv_heads, start + n, head_dim), rand(1, n_kv_heads, start + n, head_dim)
+        # the model's layouts: q a transposed projection, k and v slices of a larger static cache
+        q = rand(1, n, n_heads, head_dim).transpose(1, 2)
+        k, v = (rand(1, n_kv_heads, start + n + 64, head_dim)[:, :, :start + n] for _ in range(2))
         try:
             got = prefill_attention(impl, q, k, v, start).float()
         except Exception as exc:  # noqa: BLE001 - any failure means "not this way"

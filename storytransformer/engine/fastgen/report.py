@@ -90,7 +90,9 @@ def markdown(result: dict, names: dict[str, str]) -> str:
                      f"{r['ms_per_token']:.2f} | {r['bound_ms']:.2f} | {r['ratio_to_bound']:.2f} | "
                      f"{r['eager_ms_per_token']:.2f} | {r['eager_ratio_to_bound']:.2f} |")
     lines += ["", "Bound: bytes of all weights (one embedding row) and of the KV cache read per token, over the "
-              "measured copy bandwidth.", ""]
+              "measured copy bandwidth. Without graph: the same step issued op by op from Python.", ""]
+    lines += [f"- {r['attn']} @ {_k(r['context'])}: CUDA graph capture failed: {r['graph_error']}"
+              for r in result["decode"] if r.get("graph_error")]
     if result.get("unavailable"):
         lines += ["## Not measured", ""] + [f"- {k}: {v}" for k, v in result["unavailable"].items()] + [""]
     if result.get("notes"):

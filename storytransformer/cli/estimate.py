@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def to_text(r: dict, per_file: bool = False) -> str:
-    from ..report.estimate import duration
+    from ..report.estimate import duration, money
 
     s, p, local = r["size"], r["pass"], r["local"]
     lines = [f"{s['stories']:,} stories, {s['words']:,} words, {s['tokens']:,} tokens in {s['files']} files "
@@ -85,7 +85,7 @@ def to_text(r: dict, per_file: bool = False) -> str:
                  f"prompt tokens/s and {local['decode_tokens_per_s']:g} generated tokens/s ({local['throughput']}){fit}")
     rows = [("hosted model", "$/M in", "$/M out", "cost", "context", "fits in one prompt")]
     for h in r["hosted"]:
-        rows.append((h["model"], f"{h['input_per_million']:g}", f"{h['output_per_million']:g}", f"${h['cost_usd']:,.2f}",
+        rows.append((h["model"], f"{h['input_per_million']:g}", f"{h['output_per_million']:g}", money(h["cost_usd"]),
                      f"{h['context_window']:,}",
                      "yes" if h["fits_in_one_prompt"] else f"no ({h['prompts_needed'] or '-'} prompts)"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -63,7 +63,7 @@ def estimate(size: Size, prompt_tokens: int, settings: EstimateSettings, *, toke
         need = prompts_needed(size.tokens, prompt_tokens, m.context_window)
         hosted.append({"model": m.name, "input_per_million": m.input_per_million,
                        "output_per_million": m.output_per_million, "context_window": m.context_window,
-                       "cost_usd": round(hosted_cost(tin, tout, m.input_per_million, m.output_per_million), 4),
+                       "cost_usd": round(hosted_cost(tin, tout, m.input_per_million, m.output_per_million), 6),
                        "fits_in_one_prompt": need == 1, "prompts_needed": need})
     local_need = prompts_needed(size.tokens, prompt_tokens, local_context) if local_context else None
     return {
@@ -87,6 +87,11 @@ ASSUMPTIONS = ("one pass = one rewrite request per story (prompt + story in, a s
                "local time = input tokens / prefill rate + output tokens / decode rate, one request at a time; "
                "hosted cost = tokens x list price per million; fits in one prompt = all stories + one prompt's "
                "overhead within the context window")
+
+
+def money(usd: float) -> str:
+    """``$1,234.50``; small amounts keep their first significant cents (``$0.0042``)."""
+    return f"${usd:,.2f}" if usd >= 1 or usd == 0 else f"${usd:.4f}"
 
 
 def duration(seconds: float) -> str:

@@ -11,7 +11,7 @@ from html import escape
 
 from . import charts
 from .compare import DATA_ELEMENT_ID
-from .estimate import duration
+from .estimate import duration, money
 from .graph import cluster_svg
 from .page_assets import CSS, JS
 
@@ -81,7 +81,7 @@ def _size(size: dict | None) -> str:
                  + ("fits in one prompt." if fits else f"needs {local['prompts_needed'] or 'more than'} prompts."))
     rows = "".join(
         f"<tr><td>{escape(h['model'])}</td><td class=num>{h['input_per_million']:g}</td>"
-        f"<td class=num>{h['output_per_million']:g}</td><td class=num>${h['cost_usd']:,.2f}</td>"
+        f"<td class=num>{h['output_per_million']:g}</td><td class=num>{money(h['cost_usd'])}</td>"
         f"<td class=num>{h['context_window']:,}</td>"
         f"<td>{'yes' if h['fits_in_one_prompt'] else 'no (' + str(h['prompts_needed'] or '–') + ' prompts)'}</td></tr>"
         for h in size["hosted"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from typing import Sequence
 
 from ..config import Config
@@ -70,7 +71,6 @@ class GroundedEngine:
 
     def story_findings(self, story: Story) -> list[Finding]:
         """The core's findings for ``story`` on its own (ids rewritten to the story's)."""
-        from dataclasses import replace
 
         _, found = self.validator.findings_of([story.text.replace("\n", " ")])
         return [replace(f, story_id=story.id) for f in found]
@@ -95,6 +95,10 @@ class GroundedEngine:
                 log.info("%s: generation skipped: %s", kind, e)
         source_codes = self.validator.source_codes(sources)
         proposals: list[Proposal] = []
+        origins: dict[tuple[str, ...], str] = {}
+        for c in found:  # the same text from two origins is one candidate ("template+generated")
+            key = tuple(x.lower() for x in c.stories)
+            origins[key] = f"{origins[key]}+{c.origin}" if key in origins and c.origin not in origins[key] else c.origin
         seen = set()
         for c in found:
             checkpoint(token, deadline)
@@ -102,6 +106,7 @@ class GroundedEngine:
             if key in seen:
                 continue
             seen.add(key)
+            c = replace(c, origin=origins[key])
             g = self.validator.check(c.stories, sources, targeted=targeted, source_codes=source_codes)
             if not g.accepted:
                 log.info("%s proposal rejected (%s): %s", kind, c.origin, "; ".join(g.reasons))
@@ -114,7 +119,6 @@ class GroundedEngine:
     def _rank(self, proposals: list[Proposal], context: str, token, deadline) -> list[Proposal]:
         if len(proposals) < 1:
             return proposals
-        from dataclasses import replace
 
         try:
             scores = self.score([p.text for p in proposals], context=context, token=token, deadline=deadline)

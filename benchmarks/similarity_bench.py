@@ -59,7 +59,7 @@ def generate(target: Path, n: int, real: Path, seed: int = 11, files: int = 100)
     return written
 
 
-def measure(name: str, paths: list[str], model: str = "", queries: int = 200) -> dict:
+def measure(name: str, paths: list[str], model: str = "", quantize: str = "none", queries: int = 200) -> dict:
     from storytransformer.config import Config, SimilarityConfig
     from storytransformer.formats import read_source
     from storytransformer.similarity.embedder import Embedder
@@ -67,12 +67,13 @@ def measure(name: str, paths: list[str], model: str = "", queries: int = 200) ->
     from storytransformer.workspace import Workspace
 
     cfg = SimilarityConfig(model=model)
+    cfg.quantize = quantize
     ws = Workspace.from_paths(paths, Config())
     stories = list(ws.stories())
-    row: dict = {"workspace": name, "stories": len(stories)}
+    row: dict = {"workspace": name, "quantize": quantize, "stories": len(stories)}
 
     # Cold: empty cache, every text through the model (the model itself is loaded beforehand).
-    emb = Embedder(cfg.model, batch_size=cfg.batch_size)
+    emb = Embedder(cfg.model, batch_size=cfg.batch_size, quantize=quantize)
     emb.encode(["warm-up so that the model load is not counted"])
     emb.computed = 0
     t = time.perf_counter()
@@ -86,7 +87,7 @@ def measure(name: str, paths: list[str], model: str = "", queries: int = 200) ->
 
     # Warm: a new process would load the cache file, index and find every related pair.
     t = time.perf_counter()
-    warm_emb = Embedder(cfg.model, batch_size=cfg.batch_size)
+    warm_emb = Embedder(cfg.model, batch_size=cfg.batch_size, quantize=quantize)
     load = time.perf_counter() - t
     t2 = time.perf_counter()
     warm = SimilarityIndex.build(stories, cfg, embedder=warm_emb)
@@ -137,7 +138,7 @@ def measure(name: str, paths: list[str], model: str = "", queries: int = 200) ->
     return row
 
 
-COLUMNS = [("workspace", "workspace"), ("stories", "stories"), ("texts_embedded", "texts embedded"),
+COLUMNS = [("workspace", "workspace"), ("quantize", "quantize"), ("stories", "stories"), ("texts_embedded", "texts embedded"),
            ("cold_stories_per_s", "cold stories/s"), ("cold_texts_per_s", "cold texts/s"),
            ("warm_total_s", "warm load+index+all pairs (s)"), ("all_pairs_s", "all pairs (s)"),
            ("topk_indexed_ms", "top-10 (ms)"), ("topk_new_text_ms", "top-10 new text (ms)"),
@@ -165,6 +166,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="", help="a sentence-transformers directory (default: the packaged all-MiniLM-L6-v2)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks", help="where to write similarity.json/.md")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--quantize", nargs="+", default=["none"], choices=["none", "int8"], help="one row per choice")
     args = ap.parse_args(argv)
     if not args.real.is_dir():
         print(f"real backlogs not found at {args.real}", file=sys.stderr)
@@ -176,13 +178,14 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["STORYTRANSFORMER_CACHE_DIR"] = str(Path(tmp) / "cache")
-        rows.append(measure("22 real backlogs", [str(args.real)], args.model))
-        print(json.dumps(rows[-1]), flush=True)
-        if args.stories:
-            gen = Path(tmp) / "generated"
-            n = generate(gen, args.stories, args.real)
-            rows.append(measure(f"generated ({n})", [str(gen)], args.model))
+        gen = Path(tmp) / "generated"
+        n = generate(gen, args.stories, args.real) if args.stories else 0
+        for q in args.quantize:
+            rows.append(measure("22 real backlogs", [str(args.real)], args.model, q))
             print(json.dumps(rows[-1]), flush=True)
+            if n:
+                rows.append(measure(f"generated ({n})", [str(gen)], args.model, q))
+                print(json.dumps(rows[-1]), flush=True)
     import numpy
     import sentence_transformers
 

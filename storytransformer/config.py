@@ -65,6 +65,7 @@ class SimilarityConfig:
     max_neighbours: int = 20  # candidate pairs kept per story (bounds memory on repetitive backlogs)
     device: str = "cpu"  # cpu | cuda | cuda:N | mps
     batch_size: int = 64
+    quantize: str = "none"  # none | int8 (dynamic int8 linear layers on the CPU: faster cold embedding)
 
 
 @dataclass

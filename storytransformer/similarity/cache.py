@@ -54,8 +54,7 @@ class EmbeddingCache:
         self.path = path or cache_root() / "embeddings" / f"{safe}.msgpack"
         self._rows: dict[bytes, int] = {}
         self._matrix = np.zeros((0, dim), np.float32)
-        self._pending: list[np.ndarray] = []
-        self._pending_keys: list[bytes] = []
+        self._pending: dict[bytes, np.ndarray] = {}  # added since the last save
         self.loaded_from_disk = 0
         self.problem: str | None = None  # why the file on disk was ignored, if it was
 
@@ -126,32 +125,42 @@ class EmbeddingCache:
 
     # -- memory -----------------------------------------------------------
     def _merge_pending(self) -> None:
+        """Move unsaved entries into the main matrix (only when saving: it copies the matrix)."""
         if self._pending:
-            self._matrix = np.concatenate([self._matrix, *self._pending])
-            self._pending, self._pending_keys = [], []
+            base = len(self._matrix)
+            keys = list(self._pending)
+            self._matrix = np.concatenate([self._matrix, np.stack([self._pending[k] for k in keys])])
+            for i, k in enumerate(keys):
+                self._rows[k] = base + i
+            self._pending = {}
 
     @property
     def pending(self) -> int:
-        return sum(len(p) for p in self._pending)
+        """Entries added since the last save."""
+        return len(self._pending)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._rows) + len(self._pending)
 
     def lookup(self, keys: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-        """``(found, rows)``: a mask of the keys present and, for those, their vectors (float32)."""
-        self._merge_pending()
+        """``(found, vectors)``: a mask of the keys present and, for those, their vectors."""
         idx = np.fromiter((self._rows.get(k, -1) for k in keys), np.int64, len(keys))
         found = idx >= 0
-        return found, self._matrix[idx[found]]
+        vectors = self._matrix[idx[found]] if found.any() else np.zeros((0, self.dim), np.float32)
+        if self._pending:
+            extra = [i for i, k in enumerate(keys) if not found[i] and k in self._pending]
+            if extra:
+                out = np.zeros((len(keys), self.dim), np.float32)
+                out[found] = vectors
+                for i in extra:
+                    out[i] = self._pending[keys[i]]
+                found[extra] = True
+                vectors = out[found]
+        return found, vectors
 
     def put(self, keys: list[bytes], vectors: np.ndarray) -> None:
-        """Remember ``vectors`` for ``keys``."""
+        """Remember ``vectors`` for ``keys`` (in memory until :meth:`save`)."""
         block = np.asarray(vectors, np.float32).reshape(len(keys), self.dim)
-        base = len(self._matrix) + self.pending
-        fresh = []
         for i, k in enumerate(keys):
-            if k not in self._rows:
-                self._rows[k] = base + len(fresh)
-                fresh.append(i)
-        if fresh:
-            self._pending.append(block[fresh])
+            if k not in self._rows and k not in self._pending:
+                self._pending[k] = block[i].copy()

@@ -50,8 +50,13 @@ def _components(edges: Iterable[tuple[int, int]], nodes: Iterable[int]) -> list[
     return [sorted(g) for g in groups.values()]
 
 
-def _stars(comp: list[int], weights: dict[tuple[int, int], float]) -> list[list[int]]:
-    """Cut one component into stars around its best-linked members."""
+def _stars(comp: list[int], weights: dict[tuple[int, int], float], order: dict[int, tuple]) -> list[list[int]]:
+    """Cut one component into stars around its best-linked members.
+
+    Ties go to the member that comes first in the files (``order``), never to
+    internal slot numbers, so an index updated story by story clusters exactly
+    like one built from scratch.
+    """
     left = set(comp)
     adj: dict[int, dict[int, float]] = {n: {} for n in comp}
     for (a, b), w in weights.items():
@@ -59,8 +64,8 @@ def _stars(comp: list[int], weights: dict[tuple[int, int], float]) -> list[list[
             adj[a][b] = adj[b][a] = w
     out = []
     while left:
-        centre = max(sorted(left), key=lambda n: sum(w for m, w in adj[n].items() if m in left))
-        star = [centre, *sorted(m for m in adj[centre] if m in left)]
+        centre = min(left, key=lambda n: (-round(sum(w for m, w in adj[n].items() if m in left), 5), order[n]))
+        star = [centre, *sorted((m for m in adj[centre] if m in left), key=order.__getitem__)]
         left -= set(star)
         out.append(star)
     return out
@@ -75,7 +80,9 @@ def connected_clusters(edges: Iterable[tuple[int, int, float]], extra_nodes: Ite
     weights = {(a, b): w for a, b, w in edges}
     out = []
     for comp in _components([(a, b) for a, b, _ in edges], extra_nodes):
-        for group in _stars(comp, weights) if len(comp) > 2 else [comp]:
+        order = {n: min((s.file, s.line, s.id) for s in members[n].values()) for n in comp}
+        comp = sorted(comp, key=order.__getitem__)
+        for group in _stars(comp, weights, order) if len(comp) > 2 else [comp]:
             cluster = _cluster(group, vectors, members)
             if cluster is not None:
                 out.append(cluster)
@@ -90,8 +97,8 @@ def _cluster(comp: list[int], vectors: np.ndarray, members) -> Cluster | None:
     v = vectors[comp]
     sims = v @ v.T
     # Sum of similarities to every member story (a slot stands for all its stories).
-    totals = sims @ weights - 1.0
-    medoid = int(np.argmax(totals))
+    totals = np.round(sims @ weights - 1.0, 5)
+    medoid = int(np.argmax(totals))  # first of equals: the group is in file order
     rep_slot = comp[medoid]
     rep = min(members[rep_slot].values(), key=lambda s: (s.file, s.line))
     rest = sorted((s for slot in comp for s in members[slot].values() if s is not rep), key=lambda s: (s.file, s.line))

@@ -29,9 +29,10 @@ class Embedder:
     """One model plus its cache. ``encode`` embeds only the texts it has not seen."""
 
     def __init__(self, model: str = "", device: str = "cpu", use_cache: bool = True, batch_size: int = 64,
-                 cache_path: Path | None = None):
+                 cache_path: Path | None = None, quantize: str = "none"):
         self.model_dir = resolve_model_dir(model)
-        self.model_id = model_id(self.model_dir)
+        self.quantize = quantize
+        self.model_id = model_id(self.model_dir) + ("" if quantize == "none" else f"-{quantize}")
         self.device = device
         self.batch_size = batch_size
         self._model = None
@@ -60,7 +61,7 @@ class Embedder:
     @property
     def model(self):
         if self._model is None:
-            self._model = load_model(self.model_dir, self.device)
+            self._model = load_model(self.model_dir, self.device, self.quantize)
         return self._model
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
@@ -100,10 +101,12 @@ class Embedder:
 _EMBEDDERS: dict[tuple, Embedder] = {}
 
 
-def shared_embedder(model: str = "", device: str = "cpu", use_cache: bool = True, batch_size: int = 64) -> Embedder:
-    """One Embedder per (model, device, cache) in the process, so the model and cache load once."""
-    key = (str(resolve_model_dir(model)), device, use_cache, batch_size)
+def shared_embedder(model: str = "", device: str = "cpu", use_cache: bool = True, batch_size: int = 64,
+                    quantize: str = "none") -> Embedder:
+    """One Embedder per (model, device, cache, quantization) in the process, so the model and
+    cache load once; rebuilt when the model directory changes on disk."""
+    key = (str(resolve_model_dir(model)), device, use_cache, batch_size, quantize)
     emb = _EMBEDDERS.get(key)
-    if emb is None or emb.model_id != model_id(emb.model_dir):
-        emb = _EMBEDDERS[key] = Embedder(model, device, use_cache, batch_size)
+    if emb is None or not emb.model_id.startswith(model_id(emb.model_dir)):
+        emb = _EMBEDDERS[key] = Embedder(model, device, use_cache, batch_size, quantize=quantize)
     return emb

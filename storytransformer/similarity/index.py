@@ -80,7 +80,8 @@ class SimilarityIndex:
 
         if embedder is None:
             embedder = shared_embedder(getattr(config, "model", ""), getattr(config, "device", "cpu"),
-                                       getattr(config, "cache", True), getattr(config, "batch_size", 64))
+                                       getattr(config, "cache", True), getattr(config, "batch_size", 64),
+                                       getattr(config, "quantize", "none"))
         index = cls(embedder, Thresholds.of(config) if config is not None else None,
                     getattr(config, "max_neighbours", 20))
         index.update(stories, progress=progress)

@@ -73,9 +73,19 @@ def model_id(path: Path) -> str:
     return f"{name}-{h.hexdigest()}"
 
 
-def load_model(path: Path, device: str = "cpu"):
-    """The SentenceTransformer for ``path`` on ``device``, loaded once per process."""
-    key = (str(path), device)
+QUANTIZATIONS = ("none", "int8")
+
+
+def load_model(path: Path, device: str = "cpu", quantize: str = "none"):
+    """The SentenceTransformer for ``path`` on ``device``, loaded once per process.
+
+    ``quantize="int8"`` swaps every linear layer for PyTorch's dynamically quantized
+    int8 version (CPU only): faster cold embedding for slightly different vectors
+    (docs/similarity.md has both speeds and both sets of precision/recall figures).
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ModelError(f"'tool.storytransformer.similarity.quantize' must be one of {', '.join(QUANTIZATIONS)}, not {quantize!r}")
+    key = (str(path), device, quantize)
     with _LOCK:
         model = _LOADED.get(key)
         if model is not None:
@@ -98,6 +108,13 @@ def load_model(path: Path, device: str = "cpu"):
         except Exception as e:  # a broken directory surfaces as many exception types
             raise ModelError(f"cannot load the embedding model from {path}: {e}") from None
         model.max_seq_length = min(model.max_seq_length or MAX_SEQ_LENGTH, MAX_SEQ_LENGTH)
+        if quantize == "int8":
+            if device != "cpu":
+                raise ModelError("'tool.storytransformer.similarity.quantize' = \"int8\" needs device = \"cpu\"")
+            import torch
+            from torch.ao.quantization import quantize_dynamic
+
+            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         _LOADED[key] = model
         return model
 

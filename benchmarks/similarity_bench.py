@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 REAL = ROOT.parent / "shared" / "data" / "backlogs" / "dalpiaz"
+PROFILE_TO: Path | None = None  # --profile: where to write a profile of the all-pairs step
 
 
 def peak_rss_mb() -> float:
@@ -93,8 +94,18 @@ def measure(name: str, paths: list[str], model: str = "", quantize: str = "none"
     warm = SimilarityIndex.build(stories, cfg, embedder=warm_emb)
     build = time.perf_counter() - t2
     t3 = time.perf_counter()
+    if PROFILE_TO:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.enable()
     pairs = warm.pairs()
     all_pairs = time.perf_counter() - t3
+    if PROFILE_TO:
+        prof.disable()
+        with open(PROFILE_TO / f"profile-pairs-{len(stories)}-{quantize}.txt", "w") as f:
+            pstats.Stats(prof, stream=f).sort_stats("tottime").print_stats(25)
     row.update(warm_cache_load_s=round(load, 3), warm_index_build_s=round(build, 3), all_pairs_s=round(all_pairs, 3),
                warm_total_s=round(time.perf_counter() - t, 3), warm_texts_embedded=warm_emb.computed,
                related_pairs=len(pairs))
@@ -166,12 +177,17 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="", help="a sentence-transformers directory (default: the packaged all-MiniLM-L6-v2)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks", help="where to write similarity.json/.md")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="also write a cProfile of the all-pairs step to --out")
     ap.add_argument("--quantize", nargs="+", default=["none"], choices=["none", "int8"], help="one row per choice")
     args = ap.parse_args(argv)
     if not args.real.is_dir():
         print(f"real backlogs not found at {args.real}", file=sys.stderr)
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    global PROFILE_TO
+    if args.profile:
+        PROFILE_TO = args.out
+        args.out.mkdir(parents=True, exist_ok=True)
     import torch
 
     torch.set_num_threads(args.threads)

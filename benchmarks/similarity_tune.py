@@ -45,13 +45,13 @@ def read_labels(path: Path = LABELS) -> list[tuple[str, str, int, str, int, floa
     return rows
 
 
-def load_index(real: Path = REAL):
+def load_index(real: Path = REAL, quantize: str = "none"):
     from storytransformer.config import Config
     from storytransformer.similarity.index import SimilarityIndex
     from storytransformer.workspace import Workspace
 
     ws = Workspace.from_paths([str(real)], Config())
-    index = SimilarityIndex.build(ws.stories(), SimilarityConfig())
+    index = SimilarityIndex.build(ws.stories(), SimilarityConfig(quantize=quantize))
     index.save_cache()
     by_line = {(Path(s.file).name, s.line + 1): s for s in ws.stories()}
     return index, by_line
@@ -132,13 +132,14 @@ def table(title: str, m: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="write docs/benchmarks/similarity_tuning.{json,md}")
+    ap.add_argument("--quantize", default="none", choices=["none", "int8"], help="score with the int8-quantized model")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not REAL.is_dir():
         print(f"real backlogs not found at {REAL}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    index, by_line = load_index()
+    index, by_line = load_index(quantize=args.quantize)
     rows = read_labels()
     labels, scores, weights = [], [], []
     for label, fa, la, fb, lb, w in rows:
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
     index.thresholds = defaults
     counts = class_counts(index)
     report = {
-        "labelled_pairs": len(rows), "label_counts": dict(Counter(labels)),
+        "quantize": args.quantize, "labelled_pairs": len(rows), "label_counts": dict(Counter(labels)),
         "defaults": asdict(defaults), "defaults_metrics": m_default,
         "grid": GRID, "grid_best": asdict(best_t), "grid_best_metrics": m_best,
         "pairs_found_with_defaults_on_22_backlogs": counts,
@@ -179,7 +180,7 @@ def main(argv=None) -> int:
         "",
     ])
     print(md)
-    if args.write:
+    if args.write and args.quantize == "none":
         out = ROOT / "docs" / "benchmarks"
         out.mkdir(parents=True, exist_ok=True)
         (out / "similarity_tuning.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")

@@ -79,11 +79,12 @@ def prefill_attention(impl: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     if not gqa:
         group = q.shape[1] // k.shape[1]
         k, v = repeat_kv(k, group), repeat_kv(v, group)
+    extra = {"enable_gqa": True} if gqa else {}  # only when used: older CausalBias dispatch lacks it
     with sdpa_kernel([_sdpa_backend(impl)]):
         if start == 0:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, **extra)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(q.shape[2], k.shape[2]),
-                                              enable_gqa=gqa)
+                                              **extra)
 
 
 def decode_attention(impl: str, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, length: torch.Tensor,

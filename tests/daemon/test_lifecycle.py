@@ -201,3 +201,48 @@ def test_bad_settings_file_is_named(daemon_process):
     result = daemon_process.cli("run")
     assert result.returncode == 2
     assert "daemon.toml" in result.stderr and "idle_exit" in result.stderr
+
+
+CRASHING_CLIENT = """
+import asyncio, sys
+from storytransformer_server.daemon.client import DaemonClient
+
+async def main():
+    c = await DaemonClient.connect(spawn=False, runtime_dir=sys.argv[1])
+    await c.request("workspace/register", {"root": sys.argv[2]})
+    await c.request("document/overlay", {"path": sys.argv[3], "text": sys.argv[4], "version": 1})
+    asyncio.ensure_future(c.request("debug/sleep", {"seconds": 30}, timeout=60))
+    await asyncio.sleep(0.2)
+    print("ready", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_client_killed_mid_request_leaves_the_daemon_serving(daemon, workspace):
+    import subprocess
+    import sys
+
+    from .conftest import BAD_STORY
+
+    path = workspace / "stories" / "backlog.txt"
+    other = await daemon.connect("survivor")
+    notes: list[dict] = []
+    other.on_notification(P.INDEX_CHANGED, notes.append)
+    try:
+        await other.request("workspace/register", {"root": str(workspace)})
+        proc = subprocess.Popen([sys.executable, "-c", CRASHING_CLIENT, str(daemon.runtime), str(workspace), str(path), BAD_STORY],
+                                env=daemon.env, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        assert "ST101" in {f["code"] for f in (await other.request("findings", {"path": str(path), "semantic": False}))["findings"]}
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+        await wait_for(lambda: any(n["reason"] == "overlay-closed" for n in notes))
+        answer = await other.request("findings", {"path": str(path), "semantic": False})
+        assert answer["findings"] == [] and answer["version"] is None
+        st = await other.request("status")
+        assert [c["name"] for c in st["clients"]] == ["survivor"]
+    finally:
+        await other.close()

@@ -44,18 +44,24 @@ def read_snapshot(path: Path, check_directory: Callable[[Path], list[dict]] | No
     return findings_of_text(text, str(path))
 
 
-def findings_of_text(text: str, name: str) -> list[dict]:
-    stripped = text.lstrip()
-    if stripped.startswith("<"):
-        m = _DATA_BLOCK.search(text)
-        if not m:
-            raise SnapshotError(f"{name}: an HTML file without a StoryTransformer report's data block "
-                                f'(<script id="{DATA_ELEMENT_ID}">)')
-        text = m.group(1)
+def data_of_html(text: str, name: str = "report"):
+    """The JSON data embedded in a report page."""
+    m = _DATA_BLOCK.search(text)
+    if not m:
+        raise SnapshotError(f"{name}: an HTML file without a StoryTransformer report's data block "
+                            f'(<script id="{DATA_ELEMENT_ID}">)')
+    return _json(m.group(1), name)
+
+
+def _json(text: str, name: str):
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise SnapshotError(f"{name}: not JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+
+
+def findings_of_text(text: str, name: str) -> list[dict]:
+    data = data_of_html(text, name) if text.lstrip().startswith("<") else _json(text, name)
     if isinstance(data, dict) and isinstance(data.get("findings"), list):
         found = data["findings"]
     elif isinstance(data, list):

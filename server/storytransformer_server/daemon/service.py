@@ -198,7 +198,17 @@ class Service:
             self.watcher.watch(path)
         ctx.progress(f"Read {len(root.workspace)} stories", 100)
         log.info("registered root %s (%d files, %d stories)", path, len(root.workspace.files), len(root.workspace))
+        # every client that asked may have given up (deadline, disconnect) while it was read: do not keep it forever
+        asyncio.get_running_loop().call_later(5.0, self._close_if_orphan, root)
         return root
+
+    def _close_if_orphan(self, root: Root) -> None:
+        if not root.clients and self.roots.by_path.get(root.path) is root:
+            self.roots.by_path.pop(root.path, None)
+            self.similarity.forget(root.path)
+            if self.watcher is not None:
+                self.watcher.unwatch(root.path)
+            log.info("closed root %s (every client that asked for it had gone)", root.path)
 
     async def unregister(self, ctx: Context, params: dict) -> dict:
         path = norm_path(_str(params, "root"))

@@ -158,3 +158,25 @@ async def test_watcher_coalesces_a_burst_into_few_batches(tmp_path):
         assert len(batches) <= 20, f"{len(batches)} batches for one burst"
     finally:
         await w.stop()
+
+
+async def test_an_inotify_overflow_rescans_every_watched_root(tmp_path):
+    import logging
+
+    batches: list[tuple[str, bool]] = []
+    done = asyncio.Event()
+
+    async def on_batch(root, paths, rescan):
+        batches.append((root, rescan))
+        done.set()
+
+    w = RootWatcher(on_batch, debounce_s=0.05, max_batch_delay_s=0.2)
+    w.start()
+    try:
+        w.watch(str(tmp_path))
+        # what watchdog logs when the kernel drops events (it has no other signal for it)
+        logging.getLogger("watchdog.observers.inotify_c").warning("Inotify queue overflowed; filesystem events were lost")
+        await asyncio.wait_for(done.wait(), 10)
+        assert (str(tmp_path), True) in batches
+    finally:
+        await w.stop()

@@ -317,6 +317,7 @@ def test_save_applies_fix_all(session: dict) -> None:
 def test_inline_suggestion_completes_a_new_story_with_a_role_of_the_backlog(session: dict) -> None:
     # "As a vis" + ghost text from the server's textDocument/inlineCompletion, accepted with Tab.
     assert session["ghostText"].startswith("itor, I want to"), session["ghostText"]
+    assert session["editorBeforeInlineAccept"].splitlines()[-1] == "As a vis", session["editorBeforeInlineAccept"]
     last = session["editorAfterInline"].splitlines()[-1]
     assert last.rstrip() == "As a visitor, I want to", session["editorAfterInline"]
 

@@ -64,7 +64,13 @@ const editorText = () =>
     const editor = document.querySelector(".editor-group-container.active .monaco-editor .view-lines");
     const lines = [...(editor?.querySelectorAll(".view-line") ?? [])];
     lines.sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top));
-    return lines.map((l) => l.textContent.replace(/\u00a0/g, " ")).join("\n");
+    // Ghost text (inline suggestions) is drawn inside the line: leave it out.
+    const text = (line) => {
+      const copy = line.cloneNode(true);
+      copy.querySelectorAll("[class*='ghost-text']").forEach((g) => g.remove());
+      return copy.textContent.replace(/\u00a0/g, " ");
+    };
+    return lines.map(text).join("\n");
   });
 /** The rendered rows of the Problems panel (file rows read "NAME COUNT"). */
 async function problemRows() {
@@ -170,6 +176,7 @@ async function journey() {
   result.ghostText = (await ghost.allInnerTexts()).join("").replace(/\u00a0/g, " ");
   await shot("vscode-inline-suggestion");
   const typed = await editorText();
+  result.editorBeforeInlineAccept = typed;
   await page.keyboard.press("Tab");
   for (const end = Date.now() + timeout; Date.now() < end && (await editorText()) === typed; ) {
     await page.waitForTimeout(100);

@@ -46,7 +46,9 @@ class FileFindings:
 
 @dataclass
 class ScanResult:
-    files: list[FileFindings] = field(default_factory=list)
+    files: list[FileFindings] = field(default_factory=list)  # checked files (empty when not checked yet)
+    paths: list[str] = field(default_factory=list)  # every story file read
+    unreadable: list[FileFindings] = field(default_factory=list)  # files that could not be read
     config_error: str | None = None
     problems: list[str] = field(default_factory=list)
     stories: int = 0
@@ -93,8 +95,9 @@ class CoreState:
         return any(not os.path.relpath(path, r).startswith("..") for r in self.roots)
 
     # -- worker-thread functions (called through run) ---------------------
-    def scan(self, roots: list[str], rule_overrides: dict[str, str]) -> ScanResult:
-        """Load the configuration and every story file under ``roots``; check them all."""
+    def scan(self, roots: list[str], rule_overrides: dict[str, str], check: bool = True) -> ScanResult:
+        """Load the configuration and every story file under ``roots``; check them all (or, with
+        ``check=False``, leave that to :meth:`check_paths` in batches, so edits can come in between)."""
         result = ScanResult()
         self.roots = [os.path.normpath(os.path.abspath(r)) for r in roots]
         self.rule_overrides = dict(rule_overrides)
@@ -116,7 +119,10 @@ class CoreState:
         self._roles = None
         result.problems = [str(p) for p in ws.problems.values() if p.kind == "error"]
         result.stories = len(ws)
-        result.files = self.check_all()
+        result.paths = list(ws.files)
+        result.unreadable = self._unreadable()
+        if check:
+            result.files = self.check_all()
         return result
 
     def reconfigure(self, rule_overrides: dict[str, str]) -> list[FileFindings]:
@@ -134,10 +140,11 @@ class CoreState:
         return dataclasses.replace(config, severity={**config.severity, **self.rule_overrides})
 
     def check_all(self) -> list[FileFindings]:
-        out = [self._findings(p) for p in self.workspace.files]
-        out += [FileFindings(p.path, None, (), p.message, max((p.line or 1) - 1, 0))
+        return [self._findings(p) for p in self.workspace.files] + self._unreadable()
+
+    def _unreadable(self) -> list[FileFindings]:
+        return [FileFindings(p.path, None, (), p.message, max((p.line or 1) - 1, 0))
                 for p in self.workspace.problems.values() if p.kind == "error"]
-        return out
 
     def update(self, path: str, version: int, text: str) -> tuple[FileFindings, list[str]]:
         """Replace one file's text and check it. Also returns the other files whose findings may have

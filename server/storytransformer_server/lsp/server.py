@@ -23,6 +23,7 @@ from .protocol import StoryProtocol
 
 log = logging.getLogger(__name__)
 ENGINE_STATUS = "storytransformer/engineStatus"
+SCAN_BATCH = 8  # files checked per worker job during the workspace scan
 
 
 def _version() -> str:
@@ -81,18 +82,25 @@ class StoryServer(LanguageServer):
 
     @contextlib.asynccontextmanager
     async def progress(self, title: str, message: str = ""):
-        """``$/progress`` around a piece of work, when the client shows progress; a no-op otherwise."""
+        """``$/progress`` around a piece of work, when the client shows progress; a no-op otherwise.
+        Yields ``report(message, percentage)``."""
         token = None
         if self.supports_progress():
             token = str(uuid.uuid4())
             try:
                 await self.work_done_progress.create_async(token)
                 self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-                    title=title, message=message or None, cancellable=False))
+                    title=title, message=message or None, cancellable=False, percentage=0))
             except Exception:
                 token = None
+
+        def report(text: str, percentage: int | None = None) -> None:
+            if token:
+                self.work_done_progress.report(token, types.WorkDoneProgressReport(
+                    message=text, percentage=percentage))
+
         try:
-            yield
+            yield report
         finally:
             if token:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
@@ -115,22 +123,38 @@ class StoryServer(LanguageServer):
         return roots
 
     async def scan_workspace(self) -> None:
-        """Load and check every story file of the workspace, with progress, and show the results."""
-        async with self.progress("StoryTransformer", "checking the workspace"):
+        """Load every story file of the workspace, then check it in batches (open documents first), showing
+        results as they come; an edit made meanwhile is checked between two batches, not after the scan."""
+        d = self.diagnostics
+        async with self.progress("StoryTransformer", "reading the workspace") as report:
             try:
-                result = await self.core.run(self.core.scan, self.roots(), self.options.rules)
+                result = await self.core.run(self.core.scan, self.roots(), self.options.rules, False)
             except Exception as e:
                 log.exception("workspace scan failed")
                 self.show(f"the workspace scan failed: {e}", types.MessageType.Error)
-                result = None
-        if result is not None:
+                d.scanned.set()
+                return
             if result.config_error:
                 self.show(f"{result.config_error} (using the default configuration)", types.MessageType.Error)
             for problem in result.problems[:5]:
                 log.warning("%s", problem)
-            self.diagnostics.replace_all(result.files)
-            log.info("workspace: %d stories in %d files", result.stories, len(result.files))
-        self.diagnostics.scanned.set()
+            paths = sorted(result.paths, key=lambda p: p not in self.core.overlays)
+            seen = set(paths) | {ff.path for ff in result.unreadable}
+            for path in list(d.published):
+                if path not in seen:
+                    d.forget(path)
+            d.accept(result.unreadable)
+            for i in range(0, len(paths), SCAN_BATCH):
+                try:
+                    d.accept(await self.core.run(self.core.check_paths, paths[i:i + SCAN_BATCH]))
+                except Exception:
+                    log.exception("checking %s failed", ", ".join(paths[i:i + SCAN_BATCH]))
+                done = min(i + SCAN_BATCH, len(paths))
+                report(f"checked {done} of {len(paths)} files", int(100 * done / max(len(paths), 1)))
+        if d.pull:
+            d.refresh_pull()
+        log.info("workspace: %d stories in %d files", result.stories, len(paths))
+        d.scanned.set()
 
 
 def create_server() -> StoryServer:

@@ -54,6 +54,8 @@ def test_tiny_run_writes_json_with_every_section(tiny_run):
     assert data["limits"]["matmul_tflops"] > 0 and data["limits"]["copy_gbps"] > 0
     assert {"date", "torch", "transformers", "cuda", "gpu"} <= set(data["environment"])
     assert "flash_attn" in data["unavailable"]
+    base = data["transformers_baseline"]  # plain transformers generate() of the same shape, same run
+    assert base["context"] == 48 and base["ms_per_token"] > 0 and base["fastgen_kernel"] == "matmul"
     prefill = {(row["attn"], row["context"]): row for row in data["prefill"]}
     assert set(prefill) == {("sdpa_flash", 48), ("eager", 48), ("sdpa_flash", 96), ("eager", 96)}
     for row in prefill.values():
@@ -80,8 +82,10 @@ def test_tiny_run_writes_markdown_and_plots(tiny_run):
 
 def test_benchmark_script_runs_from_the_repository_root(tmp_path):
     r = subprocess.run([sys.executable, "benchmarks/gpu_bench.py", "--tiny", "--device", "cpu", "--smoke",
-                        "--decode-tokens", "2", "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+                        "--decode-tokens", "2", "--no-hf-baseline", "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     data = json.loads((tmp_path / "gpu_tiny.json").read_text())
     assert [(row["attn"], row["context"]) for row in data["prefill"]] == [("sdpa_flash", 64)]
+    assert "transformers_baseline" not in data
+    assert set(data["probes"]) == {"eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn"}

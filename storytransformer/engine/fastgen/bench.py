@@ -242,9 +242,36 @@ class Bench:
                     self.measure_context(context, [best])
                 else:
                     self.result["notes"].append(f"{context}: no attention implementation measured to choose from")
+        self.transformers_baseline()
         self.result["complete"] = True
         self.save(final=True)
         self.log(f"done in {time.perf_counter() - self.started:.0f} s: {self.paths['json']}")
+
+    def transformers_baseline(self) -> None:
+        """Plain transformers decoding of the same shape at the first context, if time is left."""
+        if self.args.no_hf_baseline:
+            return
+        context = self.contexts[0]
+        if self.remaining() < 60 and self.device.type == "cuda":
+            self.result["notes"].append("transformers baseline skipped: less than 60 s left in the time budget")
+            return
+        try:
+            from .hf_baseline import transformers_decode
+
+            row = transformers_decode(self.cfg, self.device, self.dtype, context)
+            ours = [r for r in self.result["decode"] if r["status"] == "ok" and r["context"] == context]
+            if ours:
+                best = min(ours, key=lambda r: r["ms_per_token"])
+                row.update(fastgen_ms_per_token=best["ms_per_token"], fastgen_kernel=best["attn"],
+                           speedup=row["ms_per_token"] / best["ms_per_token"] if best["ms_per_token"] else None,
+                           ratio_to_bound=row["ms_per_token"] / best["bound_ms"])
+            self.result["transformers_baseline"] = row
+            self.log(f"transformers {row['transformers']} generate @ {context}: {row['ms_per_token']:.2f} ms/token")
+        except Exception as exc:  # noqa: BLE001 - the baseline is optional
+            self.result["notes"].append(f"transformers baseline failed: {type(exc).__name__}: {str(exc)[:200]}")
+        finally:
+            cleanup(self.device)
+        self.save()
 
     def fastest_attention(self) -> str | None:
         ok = [r for r in self.result["prefill"] if r["status"] == "ok"

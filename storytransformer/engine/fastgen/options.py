@@ -46,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="tokens prefilled after a warm prefix, for the time to the first token (default 256)")
     p.add_argument("--budget-s", type=float, default=420.0,
                    help="stop starting measurements predicted to end after this many seconds (default 420)")
+    p.add_argument("--no-hf-baseline", action="store_true",
+                   help="skip timing plain transformers generate() of the same shape at the first context")
     p.add_argument("--replot", metavar="JSON", default=None,
                    help="only rewrite the Markdown and plots from a saved JSON result (no measurement)")
     p.add_argument("--compile", action="store_true",

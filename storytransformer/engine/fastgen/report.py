@@ -93,6 +93,13 @@ def markdown(result: dict, names: dict[str, str]) -> str:
               "measured copy bandwidth. Without graph: the same step issued op by op from Python.", ""]
     lines += [f"- {r['attn']} @ {_k(r['context'])}: CUDA graph capture failed: {r['graph_error']}"
               for r in result["decode"] if r.get("graph_error")]
+    base = result.get("transformers_baseline")
+    if base:
+        lines += [f"Plain transformers {base['transformers']} `generate` (dynamic cache, SDPA) of the same shape at "
+                  f"{_k(base['context'])}: {base['ms_per_token']:.2f} ms/token"
+                  + (f" ({base['ratio_to_bound']:.1f}× the bound), {base['speedup']:.1f}× the time of "
+                     f"fastgen's {base['fastgen_kernel']} ({base['fastgen_ms_per_token']:.2f} ms)"
+                     if base.get("speedup") else "") + ".", ""]
     if result.get("unavailable"):
         lines += ["## Not measured", ""] + [f"- {k}: {v}" for k, v in result["unavailable"].items()] + [""]
     if result.get("notes"):

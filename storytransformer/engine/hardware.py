@@ -47,9 +47,9 @@ class Plan:
 
     @property
     def attention_label(self) -> str:
-        """The kernel as shown to users: SDPA on CUDA prefers the cuDNN and flash kernels."""
+        """The kernel as shown to users: SDPA on CUDA with its preferred kernels."""
         if self.attention == "sdpa" and self.device.startswith("cuda"):
-            return "sdpa (cudnn/flash)"
+            return f"sdpa ({'/'.join(SDPA_ORDER[:2])})"
         return self.attention
 
 
@@ -167,12 +167,20 @@ def quantization_config(p: Plan):
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
+# SDPA kernels in order of preference on CUDA. Flash first: cuDNN attention is faster on long
+# prefills but builds a plan per new shape, which made decoding (a new KV length every token)
+# several times slower on an H200 (docs/benchmarks/engine-cuda.md).
+SDPA_ORDER = ("flash", "efficient", "cudnn", "math")
+
+
 def sdpa_preference():
-    """A context manager that makes SDPA prefer the cuDNN, then the flash kernel (falls back to
-    the memory-efficient and math kernels when they cannot run the shape)."""
+    """A context manager that makes SDPA try its kernels in :data:`SDPA_ORDER` (the math kernel
+    stays the fallback for shapes the others cannot run)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    names = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+             "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
+    order = [names[n] for n in SDPA_ORDER]
     try:
         return sdpa_kernel(order, set_priority=True)
     except TypeError:  # older torch: no priority order

@@ -24,7 +24,7 @@ def test_cpu_gets_fp32_and_eager_attention():
 def test_gpu_without_flash_attn_gets_bf16_and_sdpa_with_a_note():
     p = plan(EngineConfig(), H100)
     assert (p.device, p.dtype, p.attention) == ("cuda:0", "bfloat16", "sdpa")
-    assert p.attention_label == "sdpa (cudnn/flash)"
+    assert p.attention_label == "sdpa (flash/efficient)"
     assert any("flash-attn package is not installed" in n for n in p.notes)
 
 

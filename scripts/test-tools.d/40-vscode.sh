@@ -12,10 +12,12 @@ CODE_SERVER_VERSION=4.139.1
 PLAYWRIGHT_VERSION=1.65.1
 mkdir -p "$TOOLS"
 
-if ! command -v chromium >/dev/null || ! dpkg -s libkrb5-dev >/dev/null 2>&1; then
+# npm (any version) only bootstraps Node 24 below; everything then runs on Node 24.
+if ! command -v chromium >/dev/null || ! dpkg -s libkrb5-dev >/dev/null 2>&1 || ! command -v npm >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends chromium libkrb5-dev build-essential python3
+  command -v npm >/dev/null || apt-get install -y -q --no-install-recommends nodejs npm
 fi
 
 NODE_DIR="$TOOLS/node"

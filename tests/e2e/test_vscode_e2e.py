@@ -91,6 +91,15 @@ def artifacts() -> Path:
     return out
 
 
+def node_env(base: dict | None = None) -> dict:
+    """The environment with Node 24 from the tools folder first on PATH, when it is there: npm,
+    vsce and vitest then run on it whatever Node the system has."""
+    env = dict(os.environ if base is None else base)
+    if NODE24.is_file():
+        env["PATH"] = f"{NODE24.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 def _run(cmd: list[str], cwd: Path, timeout: int, env: dict | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
@@ -110,10 +119,10 @@ def scratch(tools: None):
 def vsix(scratch: Path) -> Path:
     """The extension packaged from the working tree, as `npm run package` makes it."""
     if not (EXTENSION / "node_modules" / "@vscode" / "vsce").is_dir():
-        _run(["npm", "ci", "--no-audit", "--no-fund"], EXTENSION, timeout=600)
+        _run(["npm", "ci", "--no-audit", "--no-fund"], EXTENSION, timeout=600, env=node_env())
     out = scratch / "storytransformer.vsix"
     _run(["npx", "--no-install", "vsce", "package", "--no-dependencies", "--skip-license", "--out", str(out)],
-         EXTENSION, timeout=300)
+         EXTENSION, timeout=300, env=node_env())
     assert out.stat().st_size > 10_000
     return out
 

@@ -180,3 +180,10 @@ async def test_an_inotify_overflow_rescans_every_watched_root(tmp_path):
         assert (str(tmp_path), True) in batches
     finally:
         await w.stop()
+
+
+def test_pre_encoded_values_decode_like_plain_ones():
+    findings = [{"code": "ST101", "range": {"start": {"line": 0}}, "related": [], "message": "é"}] * 3
+    message = {"id": 9, "result": {"path": "/p", "findings": rpc.Packed(findings), "version": None}}
+    assert rpc.unpack(rpc.pack(message)) == {"id": 9, "result": {"path": "/p", "findings": findings, "version": None}}
+    assert rpc.unpack(rpc.pack({"id": 1, "result": [1, {"a": 2}]})) == {"id": 1, "result": [1, {"a": 2}]}

@@ -35,7 +35,41 @@ class MalformedFrame(DaemonError):
         super().__init__(PARSE_ERROR, f"frame is not valid msgpack: {why}")
 
 
+class Packed:
+    """A value already encoded as msgpack, spliced into a message as is.
+
+    The findings of a file are encoded once per workspace generation and
+    reused by every request that asks for them, instead of re-encoding
+    the same few dozen nested maps each time.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, value: Any):
+        self.data = msgpack.packb(value, use_bin_type=True)
+
+
+def _pack_map(obj: dict, out: bytearray, packer: msgpack.Packer) -> None:
+    out += packer.pack_map_header(len(obj))
+    for k, v in obj.items():
+        out += packer.pack(k)
+        if isinstance(v, Packed):
+            out += v.data
+        elif isinstance(v, dict) and k == "result":
+            _pack_map(v, out, packer)
+        else:
+            out += packer.pack(v)
+
+
 def pack(message: Any) -> bytes:
+    """Encode a message; :class:`Packed` values directly in it or in its ``result`` map are spliced in."""
+    if isinstance(message, dict):
+        res = message.get("result")
+        if any(isinstance(v, Packed) for v in message.values()) or (
+                isinstance(res, dict) and any(isinstance(v, Packed) for v in res.values())):
+            out = bytearray()
+            _pack_map(message, out, msgpack.Packer(use_bin_type=True))
+            return bytes(out)
     return msgpack.packb(message, use_bin_type=True)
 
 

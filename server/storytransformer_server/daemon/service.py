@@ -296,14 +296,17 @@ class Service:
             raise DaemonError(INVALID_PARAMS, "'semantic' must be true, false or \"auto\"")
         root = self._root_for(path)
         hit = root.cached_findings(path)
-        generation, found = hit if hit is not None else await self.host.run_cpu(root.findings, path, finding_to_wire)
+        generation, wire, packed = hit if hit is not None else await self.host.run_cpu(root.findings, path, finding_to_wire)
+        found: Any = packed
         semantic, pending = False, False
         if mode is not False and self.similarity.enabled_for(root):
             extra = await self.similarity.findings(root, path, wait=mode is True)
             if extra is None:
                 pending = True
             else:
-                semantic, found = True, found + extra
+                semantic = True
+                if extra:
+                    found = wire + extra
         ov = root.overlays.get(path)
         problem = root.workspace.problems.get(path)
         return {"path": path, "version": ov.version if ov else None, "generation": generation,

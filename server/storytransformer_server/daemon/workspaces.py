@@ -17,6 +17,8 @@ from storytransformer.config import ALWAYS_EXCLUDED, CONFIG_FILES, Config, load_
 from storytransformer.lint import Linter
 from storytransformer.workspace import Workspace, _matches, discover
 
+from .rpc import Packed
+
 log = logging.getLogger(__name__)
 
 
@@ -44,7 +46,7 @@ class Root:
     generation: int = 0  # bumped on every change; keys the findings cache
     clients: set[int] = field(default_factory=set)
     overlays: dict[str, Overlay] = field(default_factory=dict)
-    cache: dict[str, tuple[int, list]] = field(default_factory=dict)
+    cache: dict[str, tuple[int, list, Packed]] = field(default_factory=dict)  # path -> (generation, wire, encoded)
     single_file: bool = False  # a file opened outside every registered folder: a root of its own
 
 
@@ -186,18 +188,19 @@ class Root:
         return sorted(before | set(ws.files))
 
     # -- reading ----------------------------------------------------------
-    def cached_findings(self, path: str) -> tuple[int, list] | None:
+    def cached_findings(self, path: str) -> tuple[int, list, Packed] | None:
         """The cached answer if it is current; lock-free (one dict read), for the event loop's fast path."""
         hit = self.cache.get(path)
         return hit if hit is not None and hit[0] == self.generation else None
 
-    def findings(self, path: str, to_wire) -> tuple[int, list]:
-        """Wire-ready findings of one file, cached until the root changes."""
+    def findings(self, path: str, to_wire) -> tuple[int, list, Packed]:
+        """Wire-ready (and already encoded) findings of one file, cached until the root changes."""
         with self.lock:
             hit = self.cache.get(path)
             if hit is not None and hit[0] == self.generation:
                 return hit
-            out = (self.generation, [to_wire(f) for f in self.linter.check_file(path)])
+            wire = [to_wire(f) for f in self.linter.check_file(path)]
+            out = (self.generation, wire, Packed(wire))
             self.cache[path] = out
             return out
 

@@ -233,8 +233,10 @@ class Bench:
 
     def run(self) -> None:
         self.setup()
-        for context in self.contexts:
+        for i, context in enumerate(self.contexts):
             self.measure_context(context, self.attn)
+            if i == 0:
+                self.transformers_baseline()  # early: it is cheap at the shortest context
         if self.long_contexts:
             best = self.fastest_attention()
             for context in self.long_contexts:
@@ -242,13 +244,12 @@ class Bench:
                     self.measure_context(context, [best])
                 else:
                     self.result["notes"].append(f"{context}: no attention implementation measured to choose from")
-        self.transformers_baseline()
         self.result["complete"] = True
         self.save(final=True)
         self.log(f"done in {time.perf_counter() - self.started:.0f} s: {self.paths['json']}")
 
     def transformers_baseline(self) -> None:
-        """Plain transformers decoding of the same shape at the first context, if time is left."""
+        """Plain transformers decoding of the same shape at the shortest context, if time is left."""
         if self.args.no_hf_baseline:
             return
         context = self.contexts[0]

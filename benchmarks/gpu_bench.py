@@ -4,9 +4,9 @@ prefill time, tokens/s, TFLOP/s against the peak, decode ms/token against the ba
 peak memory and the warm-prefix time to the first token. Writes gpu.json, gpu.md and PNG plots
 (default docs/benchmarks/), after every measurement so that a timeout keeps what was measured.
 
-    python3 benchmarks/gpu_bench.py --smoke --out OUT          # about a minute: 4k, sdpa_flash
-    python3 benchmarks/gpu_bench.py --out OUT --budget-s 400   # the full run
-    python3 benchmarks/gpu_bench.py --tiny --device cpu --out /tmp/x   # CPU smoke test of the code
+    python3 benchmarks/gpu_bench.py --smoke --out DIR          # about a minute: 4k, sdpa_flash
+    python3 benchmarks/gpu_bench.py --out DIR --budget-s 360   # the full run
+    python3 benchmarks/gpu_bench.py --tiny --device cpu --out DIR     # CPU smoke test of the code
 
 Runs from a bare checkout: only torch is required (numpy, matplotlib and triton when present).
 """

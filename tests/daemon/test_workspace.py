@@ -279,3 +279,25 @@ async def test_an_unreadable_file_is_reported_with_its_line(daemon, workspace):
         assert ok["problem"] is None
     finally:
         await client.close()
+
+
+async def test_editing_the_project_configuration_reloads_the_root(daemon, workspace):
+    path = workspace / "stories" / "backlog.txt"
+    path.write_text(BAD_STORY, "utf-8")
+    client = await daemon.connect()
+    notes: list[dict] = []
+    client.on_notification(P.INDEX_CHANGED, notes.append)
+    try:
+        await client.request("workspace/register", {"root": str(workspace)})
+        assert "ST101" in codes(await client.request("findings", {"semantic": False, "path": str(path)}))
+        (workspace / ".storytransformer.toml").write_text('ignore = ["ST101"]\n', "utf-8")
+        await wait_for(lambda: any(n.get("rescan") for n in notes))
+        found = codes(await client.request("findings", {"semantic": False, "path": str(path)}))
+        assert "ST101" not in found and "ST701" in found
+        # a broken configuration keeps the last good one (and the daemon serving)
+        (workspace / ".storytransformer.toml").write_text('ignore = [\n', "utf-8")
+        before = len(notes)
+        await wait_for(lambda: len(notes) > before)
+        assert "ST101" not in codes(await client.request("findings", {"semantic": False, "path": str(path)}))
+    finally:
+        await client.close()

@@ -263,7 +263,7 @@ class DaemonServer:
         root = self.service.roots.by_path.get(root_path)
         if root is None:
             return
-        changed = await self.run_cpu(root.apply_disk_changes, paths, rescan)
+        changed, rescan = await self.run_cpu(root.apply_disk_changes, paths, rescan)
         if changed:
             log.info("%s: %d files changed on disk%s", root_path, len(changed), " (rescanned)" if rescan else "")
             self.notify_root(root, INDEX_CHANGED, {"root": root_path, "paths": changed, "reason": "disk",

@@ -134,11 +134,14 @@ class Root:
             self.workspace.remove(path)
 
     # -- changes on disk --------------------------------------------------
-    def apply_disk_changes(self, paths: set[str], rescan: bool) -> list[str]:
-        """Reload changed files (or rescan everything); files open in an editor keep their overlay."""
+    def apply_disk_changes(self, paths: set[str], rescan: bool) -> tuple[list[str], bool]:
+        """Reload changed files (or rescan everything); files open in an editor keep their overlay.
+
+        Returns the files whose stories may have changed and whether the whole root was re-read.
+        """
+        if rescan or any(self.is_config_file(p) for p in paths):
+            return self._rebuild(), True
         with self.lock:
-            if rescan or any(self.is_config_file(p) for p in paths):
-                return self._rebuild()
             changed: list[str] = []
             for p in sorted(paths):
                 if p in self.overlays:
@@ -165,26 +168,32 @@ class Root:
                     changed.append(f)
             if changed:
                 self._changed()
-            return changed
+            return changed, False
 
     def _rebuild(self) -> list[str]:
-        """Re-read the configuration and every file (config edits, event-queue overflows, huge bursts)."""
-        before = set(self.workspace.files)
+        """Re-read the configuration and every file (config edits, event-queue overflows, huge bursts).
+
+        The new workspace is read without the lock, so findings keep coming from the old one
+        meanwhile; only the swap (and re-applying the editors' unsaved text) holds it.
+        """
+        config = self.config
         try:
-            self.config = load_config(start=Path(self.path))
-        except Exception as e:  # a broken config while the user types it: keep the last good one
+            config = load_config(start=Path(self.path).parent if self.single_file else Path(self.path))
+        except Exception as e:  # noqa: BLE001 - a broken config while the user types it: keep the last good one
             log.warning("keeping the previous configuration of %s: %s", self.path, e)
-        ws = Workspace.from_paths([] if self.single_file else [self.path], self.config)
+        ws = Workspace.from_paths([] if self.single_file else [self.path], config)
         if self.single_file and os.path.isfile(self.path):
             ws.load(self.path)
-        for path, ov in self.overlays.items():
-            try:
-                ws.set_text(path, ov.text)
-            except ValueError as e:
-                log.warning("overlay of %s no longer parses: %s", path, e)
-        self.workspace, self.linter = ws, Linter(ws)
-        self.generation += 1
-        self.cache.clear()
+        with self.lock:
+            before = set(self.workspace.files)
+            for path, ov in self.overlays.items():
+                try:
+                    ws.set_text(path, ov.text)
+                except ValueError as e:
+                    log.warning("overlay of %s no longer parses: %s", path, e)
+            self.config, self.workspace, self.linter = config, ws, Linter(ws)
+            self.generation += 1
+            self.cache.clear()
         return sorted(before | set(ws.files))
 
     # -- reading ----------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from ..config import Config
 from . import hardware, modelfiles
-from .base import (CancelToken, Deadline, EngineConfigError, EngineStatus, ModelLoadError, Score, checkpoint,
+from .base import (CancelToken, Deadline, EngineConfigError, EngineError, EngineStatus, ModelLoadError, Score, checkpoint,
                    should_stop)
 from .proposer import GroundedEngine
 
@@ -25,6 +25,26 @@ log = logging.getLogger("storytransformer.engine")
 
 SCORE_BATCH = 8
 STOP_TEXT = ("\n\n", "<|im_end|>")
+
+
+def _oom_to_engine_error(fn):
+    """Out of memory in a model call becomes an EngineError: the caller falls back to the
+    deterministic proposals (unranked) instead of crashing, and the memory is released."""
+    import functools
+
+    @functools.wraps(fn)
+    def call(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except MemoryError as e:
+            raise EngineError(f"out of memory in {fn.__name__}: try a shorter input or quantization") from e
+        except RuntimeError as e:
+            if "out of memory" not in str(e).lower():
+                raise
+            self._release_cached()
+            raise EngineError(f"out of memory in {fn.__name__}: try a shorter input or quantization") from e
+
+    return call
 
 
 class LocalEngine(GroundedEngine):
@@ -155,6 +175,15 @@ class LocalEngine(GroundedEngine):
         except ImportError:
             pass
 
+    def _release_cached(self) -> None:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
     def _ensure(self, token, deadline) -> None:
         if self.model is None:
             self.load(token=token, deadline=deadline)
@@ -169,6 +198,7 @@ class LocalEngine(GroundedEngine):
         self._ensure(None, None)
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    @_oom_to_engine_error
     def score(self, texts: Sequence[str], *, context: str = "", token: CancelToken | None = None,
               deadline: Deadline | None = None) -> list[Score]:
         """Log-likelihood of each text, conditioned on ``context`` (whose tokens are not counted).
@@ -222,6 +252,7 @@ class LocalEngine(GroundedEngine):
 
         return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
+    @_oom_to_engine_error
     def generate(self, messages: list[dict], *, max_new_tokens: int | None = None, allowed_text: str = "",
                  token: CancelToken | None = None, deadline: Deadline | None = None,
                  stop: Sequence[str] = STOP_TEXT) -> str:

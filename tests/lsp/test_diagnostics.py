@@ -21,8 +21,10 @@ async def test_workspace_scan_publishes_every_story_file(client, workspace):
     assert d.source == "storytransformer"
     assert d.code_description and "st101" in d.code_description.href
     assert d.range.start.character == 0 and d.range.end.character == len(STORIES.splitlines()[1])
-    # progress for the scan
-    assert any(isinstance(v, types.WorkDoneProgressEnd) for vs in client.progress_reports.values() for v in vs)
+    # progress for the scan: begin, reports with percentages, end
+    await scanned(client)
+    (reports,) = [vs for vs in client.progress_reports.values() if vs and vs[0].message == "reading the workspace"]
+    assert any(isinstance(v, types.WorkDoneProgressReport) and v.percentage == 100 for v in reports)
 
 
 async def test_duplicate_across_files_carries_related_information(client, workspace):

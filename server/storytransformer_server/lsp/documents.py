@@ -175,8 +175,23 @@ class CoreState:
             first = FileFindings(path, None, ())
         return first, self._affected(path, before)
 
-    def check_paths(self, paths: Iterable[str]) -> list[FileFindings]:
-        return [self._findings(p) for p in paths if p in self.workspace.files]
+    def check_paths(self, paths: Iterable[str], batch: bool = False) -> list[FileFindings]:
+        """Check ``paths``; with ``batch``, the rules' batch hooks (one parser run) go first."""
+        paths = [p for p in paths if p in self.workspace.files]
+        if batch and self.linter is not None:
+            try:
+                self.linter.prepare(s for p in paths for s in self.workspace.files[p].stories)
+            except Exception:  # the per-story checks still run (and say what is wrong)
+                log.exception("batch preparation failed")
+        return [self._findings(p) for p in paths]
+
+    def save_caches(self) -> None:
+        """Persist what the rules learnt (parses, findings by file digest) for the next start."""
+        if self.linter is not None:
+            try:
+                self.linter.save_caches()
+            except Exception:
+                log.exception("saving the caches failed")
 
     def refresh_template(self) -> list[FileFindings]:
         """Recompute the dominant template (it drifts as stories are edited) and re-check everything."""

@@ -23,7 +23,7 @@ from .protocol import StoryProtocol
 
 log = logging.getLogger(__name__)
 ENGINE_STATUS = "storytransformer/engineStatus"
-SCAN_BATCH = 8  # files checked per worker job during the workspace scan
+SCAN_BATCH = 10  # files checked per worker job during the workspace scan
 
 
 def _version() -> str:
@@ -146,11 +146,12 @@ class StoryServer(LanguageServer):
             d.accept(result.unreadable)
             for i in range(0, len(paths), SCAN_BATCH):
                 try:
-                    d.accept(await self.core.run(self.core.check_paths, paths[i:i + SCAN_BATCH]))
+                    d.accept(await self.core.run(self.core.check_paths, paths[i:i + SCAN_BATCH], True))
                 except Exception:
                     log.exception("checking %s failed", ", ".join(paths[i:i + SCAN_BATCH]))
                 done = min(i + SCAN_BATCH, len(paths))
                 report(f"checked {done} of {len(paths)} files", int(100 * done / max(len(paths), 1)))
+            await self.core.run(self.core.save_caches)
         if d.pull:
             d.refresh_pull()
         log.info("workspace: %d stories in %d files", result.stories, len(paths))

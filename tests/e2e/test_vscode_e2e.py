@@ -43,7 +43,12 @@ STORIES = (
     "As a visitor, I want to register and pay online, so that I can attend events.\n"
     "As an organiser, I want to publish an event, so that visitors find it. It must be quick.\n"
 )
-QUICK_FIX_AT = (1, 39)  # inside "(see the wireframe)"
+QUICK_FIX_AT = (1, 39)
+# Two overlapping stories for Merge Selected Stories.
+OVERLAPPING = (
+    "As a visitor, I want to search events by date, so that I can plan my weekend.\n"
+    "As a visitor, I want to search events by place, so that I can find events nearby.\n"
+)  # inside "(see the wireframe)"
 REAL_BACKLOG = "g04-recycling.txt"
 
 
@@ -164,8 +169,10 @@ def _bad_setup_workspaces(base: Path) -> dict[str, Path]:
 
     model = base / "model"
     (model / ".vscode").mkdir(parents=True)
-    (model / "model.stories.txt").write_text(STORIES)
-    (model / ".vscode" / "settings.json").write_text(json.dumps({"storytransformer.daemon.enabled": True}))
+    (model / "model.stories.txt").write_text(OVERLAPPING)
+    # A merge by the 135M model on 2 busy cores can take longer than the default 30 s.
+    (model / ".vscode" / "settings.json").write_text(json.dumps({
+        "storytransformer.daemon.enabled": True, "storytransformer.daemon.timeoutS": 300}))
     return {"crash": crash, "wrong-python": wrong, "model": model}
 
 
@@ -379,12 +386,27 @@ def test_an_interpreter_without_storytransformer_gets_the_install_command(code_s
     assert report["statusBar"] == "Stories: not installed", report["statusBar"]
 
 
-def test_load_and_unload_model_show_in_the_status_bar(code_server: dict, artifacts: Path) -> None:
-    """The real daemon loads the packaged SmolLM2 on the CPU; the status bar follows the engine."""
-    report = _drive(code_server, artifacts, code_server["bad_setups"]["model"], "model.stories.txt",
-                    "--scenario", "model")
+@pytest.fixture(scope="module")
+def model_session(code_server: dict, artifacts: Path) -> dict:
+    """Load Model, Merge Selected Stories and Unload Model through the palette, with the real
+    daemon and the packaged SmolLM2 on the CPU."""
+    return _drive(code_server, artifacts, code_server["bad_setups"]["model"], "model.stories.txt",
+                  "--scenario", "model")
+
+
+def test_load_and_unload_model_show_in_the_status_bar(model_session: dict) -> None:
+    report = model_session
     assert report["statusReady"].startswith("Stories: SmolLM2"), report
     assert report["statusReady"].endswith("(cpu)"), report
     assert "ready on cpu" in report["statusReadyTooltip"], report["statusReadyTooltip"]
     assert any("loading" in s for s in report["statusesLoading"]), report["statusesLoading"]
     assert report["statusUnloaded"] != report["statusReady"], report
+
+
+def test_merge_selected_stories_replaces_two_stories_with_one(model_session: dict) -> None:
+    """The server asks the model for the merged story and applies one edit that keeps one story."""
+    before = [line for line in model_session["editorBeforeMerge"].splitlines() if line.strip()]
+    after = [line for line in model_session["editorAfterMerge"].splitlines() if line.strip()]
+    assert len(before) == 2, before
+    assert len(after) == 1, (after, model_session["mergeNotifications"])
+    assert after[0].startswith("As a visitor, I want to search events"), after

@@ -80,7 +80,8 @@ export class ServerController implements vscode.Disposable {
   /** Settings as the server gets them: invalid ones replaced by defaults, and reported once. */
   serverSettings(): ServerSettings {
     const config = vscode.workspace.getConfiguration(SECTION);
-    const { settings, problems } = readServerSettings((key) => config.get(key));
+    const section = vscode.workspace.getConfiguration().get(SECTION);
+    const { settings, problems } = readServerSettings((key) => config.get(key), section);
     this.report(problems);
     return settings;
   }

@@ -16,7 +16,7 @@ export interface ServerSettings {
   quantization: (typeof QUANTIZATIONS)[number];
   device: string;
   remoteUrl: string;
-  daemon: { enabled: boolean; idleUnloadMinutes: number; idleExitMinutes: number };
+  daemon: { enabled: boolean; spawn: boolean; timeoutS: number; idleUnloadMinutes: number; idleExitMinutes: number };
   trace: { server: (typeof TRACE_LEVELS)[number] };
 }
 
@@ -24,6 +24,8 @@ type Check = (value: unknown) => string | undefined; // undefined = valid, else 
 
 const isNumberAtLeast = (min: number): Check => (v) =>
   typeof v === "number" && Number.isFinite(v) && v >= min ? undefined : `a number >= ${min}`;
+const isNumberIn = (min: number, max: number): Check => (v) =>
+  typeof v === "number" && Number.isFinite(v) && v >= min && v <= max ? undefined : `a number from ${min} to ${max}`;
 const isIntegerIn = (min: number, max: number): Check => (v) =>
   typeof v === "number" && Number.isInteger(v) && v >= min && v <= max ? undefined : `an integer from ${min} to ${max}`;
 const isBoolean: Check = (v) => (typeof v === "boolean" ? undefined : "true or false");
@@ -61,6 +63,8 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   { key: "device", default: "", check: isDevice },
   { key: "remoteUrl", default: "", check: isUrlOrEmpty },
   { key: "daemon.enabled", default: true, check: isBoolean },
+  { key: "daemon.spawn", default: true, check: isBoolean },
+  { key: "daemon.timeoutS", default: 30, check: isNumberIn(0.1, 3600) },
   { key: "daemon.idleUnloadMinutes", default: 15, check: isNumberAtLeast(0) },
   { key: "daemon.idleExitMinutes", default: 60, check: isNumberAtLeast(0) },
   { key: "trace.server", default: "off", check: isOneOf(TRACE_LEVELS) },
@@ -88,7 +92,7 @@ function setPath(target: Record<string, unknown>, dotted: string, value: unknown
   const parts = dotted.split(".");
   let node = target;
   for (const part of parts.slice(0, -1)) {
-    node[part] = (node[part] as Record<string, unknown>) ?? {};
+    if (!isPlainObject(node[part])) node[part] = {};
     node = node[part] as Record<string, unknown>;
   }
   node[parts[parts.length - 1]] = value;
@@ -115,10 +119,29 @@ function checkRules(value: unknown, problems: string[]): ServerSettings["rules"]
   return rules;
 }
 
-/** `get` reads one dotted key below `storytransformer` (undefined when unset). */
-export function readServerSettings(get: (key: string) => unknown): SettingsResult {
+const CLIENT_ONLY_KEYS = new Set(["files", "python", "server"]);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function deepCopy(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(deepCopy);
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deepCopy(v)]));
+  return value;
+}
+
+/** `get` reads one dotted key below `storytransformer` (undefined when unset). `section`, the
+ * whole section as VS Code has it, lets keys this extension does not know (newer server options)
+ * pass through unchanged; the known ones are always the validated values. */
+export function readServerSettings(get: (key: string) => unknown, section?: unknown): SettingsResult {
   const problems: string[] = [];
   const settings: Record<string, unknown> = {};
+  if (isPlainObject(section)) {
+    for (const [key, value] of Object.entries(section)) {
+      if (!CLIENT_ONLY_KEYS.has(key) && typeof value !== "function") settings[key] = deepCopy(value);
+    }
+  }
   for (const spec of SERVER_SETTINGS) {
     const value = get(spec.key);
     if (spec.key === "rules") {

@@ -21,6 +21,8 @@ describe("readServerSettings", () => {
         device: "cuda:1",
         remoteUrl: "http://127.0.0.1:8000/v1",
         "daemon.enabled": false,
+        "daemon.spawn": false,
+        "daemon.timeoutS": 90,
         "daemon.idleUnloadMinutes": 5,
         "daemon.idleExitMinutes": 0,
         "trace.server": "verbose",
@@ -35,7 +37,7 @@ describe("readServerSettings", () => {
       quantization: "nf4",
       device: "cuda:1",
       remoteUrl: "http://127.0.0.1:8000/v1",
-      daemon: { enabled: false, idleUnloadMinutes: 5, idleExitMinutes: 0 },
+      daemon: { enabled: false, spawn: false, timeoutS: 90, idleUnloadMinutes: 5, idleExitMinutes: 0 },
       trace: { server: "verbose" },
     });
   });
@@ -45,7 +47,7 @@ describe("readServerSettings", () => {
     expect(problems).toEqual([]);
     expect(settings.debounceMs).toBe(150);
     expect(settings.fixOnSave).toEqual({ model: false });
-    expect(settings.daemon).toEqual({ enabled: true, idleUnloadMinutes: 15, idleExitMinutes: 60 });
+    expect(settings.daemon).toEqual({ enabled: true, spawn: true, timeoutS: 30, idleUnloadMinutes: 15, idleExitMinutes: 60 });
     expect(settings.rules).toEqual({});
     // Engine settings left empty keep the project's [tool.storytransformer.engine] values.
     expect([settings.model, settings.quantization, settings.device, settings.remoteUrl]).toEqual(["", "", "", ""]);
@@ -67,6 +69,25 @@ describe("readServerSettings", () => {
       'storytransformer.device must be auto, cpu, mps, cuda, cuda:N or empty, not "gpu"; using ""',
       'storytransformer.remoteUrl must be an http(s) URL, or empty, not "localhost:8000"; using ""',
     ]);
+  });
+
+  it("passes keys it does not know through, and never the extension's own", () => {
+    const section = {
+      debounceMs: "fast",
+      files: ["*.md"],
+      python: "/p",
+      server: { path: "/s" },
+      daemon: { enabled: true, socketPath: "/run/st.sock" },
+      experimental: { streaming: true },
+    };
+    const { settings } = readServerSettings((key) => (key === "debounceMs" ? "fast" : undefined), section);
+    const out = settings as unknown as Record<string, unknown>;
+    expect(out.experimental).toEqual({ streaming: true });
+    expect(out.daemon).toMatchObject({ enabled: true, socketPath: "/run/st.sock", timeoutS: 30 });
+    expect(out.debounceMs).toBe(150); // validated value wins over the raw one
+    expect(out.files).toBeUndefined();
+    expect(out.python).toBeUndefined();
+    expect(out.server).toBeUndefined();
   });
 
   it("rejects a fractional debounce", () => {

@@ -261,6 +261,22 @@ async function modelScenario() {
   result.statusReady = await watchStatus((t) => /\((cpu|cuda(:\d+)?|mps)\)$/.test(t) && !/loading/.test(t), result.statusesLoading);
   result.statusReadyTooltip = (await page.locator('.statusbar-item[id*="storytransformer"]').first().getAttribute("aria-label")) ?? "";
   await shot("vscode-model-ready");
+
+  // Merge Selected Stories: select the first two lines (two overlapping stories) and merge them.
+  await page.locator(".editor-group-container.active .monaco-editor .view-lines").click();
+  await page.keyboard.press("Control+Home");
+  await page.keyboard.press("Shift+ArrowDown");
+  await page.keyboard.press("Shift+ArrowDown");
+  const beforeMerge = await editorText();
+  result.editorBeforeMerge = beforeMerge;
+  await runCommand("StoryTransformer: Merge Selected Stories");
+  for (const end = Date.now() + timeout; Date.now() < end && (await editorText()) === beforeMerge; ) {
+    if (await page.locator(".notification-toast").filter({ hasText: "Merge" }).count()) break;
+    await page.waitForTimeout(250);
+  }
+  result.editorAfterMerge = await editorText();
+  result.mergeNotifications = await page.locator(".notification-toast").allInnerTexts();
+  await shot("vscode-merge");
   result.statusesUnloading = [];
   await runCommand("StoryTransformer: Unload Model");
   result.statusUnloaded = await watchStatus((t) => t !== result.statusReady, result.statusesUnloading);

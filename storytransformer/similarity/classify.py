@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+
 
 class Relation(str, Enum):
     DUPLICATE = "duplicate"  # same role, same means (and no different benefit)
@@ -74,3 +76,22 @@ def classify(s: PairScores, t: Thresholds) -> Relation:
     elif means >= t.same_goal:
         return Relation.SAME_GOAL
     return Relation.UNRELATED
+
+
+ORDER = (Relation.UNRELATED, Relation.DUPLICATE, Relation.OVERLAP, Relation.SAME_GOAL)
+
+
+def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends: np.ndarray,
+                  t: Thresholds) -> np.ndarray:
+    """:func:`classify` for arrays of pairs (``nan`` where a role or ends is missing);
+    returns indices into :data:`ORDER`. The index uses it for thousands of candidates at once."""
+    score = (1 - t.lexical_weight) * means + t.lexical_weight * lexical
+    with np.errstate(invalid="ignore"):
+        same_role = np.isnan(role) | (role >= t.role)
+        other_benefit = ~np.isnan(ends) & (ends < t.ends)
+    dup = same_role & (score >= t.duplicate)
+    out = np.zeros(len(score), np.int8)
+    out[dup & ~other_benefit] = 1
+    out[(dup & other_benefit) | (same_role & ~dup & (score >= t.overlap))] = 2
+    out[~same_role & (score >= t.same_goal)] = 3
+    return out

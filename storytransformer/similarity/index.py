@@ -18,7 +18,7 @@ import numpy as np
 
 from ..formats.base import normalise
 from ..story import Story
-from .classify import PairScores, Relation, Thresholds, classify
+from .classify import ORDER, PairScores, Relation, Thresholds, classify, classify_many
 from .clusters import Cluster, connected_clusters
 from .embedder import Embedder
 from .text import StoryTexts, content_lemmas, jaccard
@@ -208,24 +208,38 @@ class SimilarityIndex:
         return self.embedder.save()
 
     # -- scoring ------------------------------------------------------------
-    def _scores(self, a: np.ndarray, b: np.ndarray, means_cos: np.ndarray | None = None) -> list[PairScores]:
+    def _score_arrays(self, a: np.ndarray, b: np.ndarray, means_cos: np.ndarray | None = None,
+                      lexical: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """(whole, means, means_lexical, role, ends) for slot pairs; ``nan`` where a part is missing."""
         whole = np.einsum("ij,ij->i", self._whole[a], self._whole[b])
         if means_cos is None:
             means_cos = np.einsum("ij,ij->i", self._means[a], self._means[b])
-        role = np.einsum("ij,ij->i", self._role[a], self._role[b])
-        ends = np.einsum("ij,ij->i", self._ends[a], self._ends[b])
+        if lexical is None:
+            lexical = np.array([jaccard(self._means_lemmas[x], self._means_lemmas[y])
+                                for x, y in zip(a.tolist(), b.tolist())], np.float64)
+        role = np.einsum("ij,ij->i", self._role[a], self._role[b]).astype(np.float64)
         both_roles = self._has_role[a] & self._has_role[b]
-        both_ends = self._has_ends[a] & self._has_ends[b]
-        out = []
-        for i, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
-            r = None
-            if both_roles[i]:
-                r = max(float(role[i]), jaccard(self._role_lemmas[x], self._role_lemmas[y]))
-            out.append(PairScores(
-                whole=float(whole[i]), means=float(means_cos[i]),
-                means_lexical=jaccard(self._means_lemmas[x], self._means_lemmas[y]),
-                role=r, ends=float(ends[i]) if both_ends[i] else None))
-        return out
+        memo: dict[tuple[frozenset, frozenset], float] = {}  # roles repeat: few distinct pairs
+        for i in np.flatnonzero(both_roles).tolist():
+            ra, rb = self._role_lemmas[a[i]], self._role_lemmas[b[i]]
+            j = memo.get((ra, rb))
+            if j is None:
+                j = memo[(ra, rb)] = jaccard(ra, rb)
+            role[i] = max(role[i], j)
+        role[~both_roles] = np.nan
+        ends = np.einsum("ij,ij->i", self._ends[a], self._ends[b]).astype(np.float64)
+        ends[~(self._has_ends[a] & self._has_ends[b])] = np.nan
+        return whole, np.asarray(means_cos, np.float64), lexical, role, ends
+
+    @staticmethod
+    def _pair_scores(arrays: tuple[np.ndarray, ...], i: int) -> PairScores:
+        whole, means, lexical, role, ends = (float(x[i]) for x in arrays)
+        return PairScores(whole=whole, means=means, means_lexical=lexical,
+                          role=None if role != role else role, ends=None if ends != ends else ends)
+
+    def _scores(self, a: np.ndarray, b: np.ndarray) -> list[PairScores]:
+        arrays = self._score_arrays(a, b)
+        return [self._pair_scores(arrays, i) for i in range(len(a))]
 
     def pair_scores(self, a: Key, b: Key) -> PairScores:
         """The scores of two indexed stories (by (file, id))."""
@@ -297,11 +311,12 @@ class SimilarityIndex:
                 lex = self._lexical(a, b)
                 score = (1 - t.lexical_weight) * cos + t.lexical_weight * lex
                 keep = score >= min(t.overlap, t.same_goal)
-                a, b, cos = a[keep], b[keep], cos[keep]
-                for x, y, sc in zip(a.tolist(), b.tolist(), self._scores(a, b, cos)):
-                    rel = classify(sc, t)
-                    if rel is not Relation.UNRELATED:
-                        out.append(Pair(x, y, sc, rel, sc.means_score(t)))
+                a, b, cos, lex = a[keep], b[keep], cos[keep], lex[keep]
+                arrays = self._score_arrays(a, b, cos, lex)
+                codes = classify_many(arrays[1], arrays[2], arrays[3], arrays[4], t)
+                for i in np.flatnonzero(codes).tolist():
+                    sc = self._pair_scores(arrays, i)
+                    out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[codes[i]], sc.means_score(t)))
             self._pairs = out
         return self._pairs
 

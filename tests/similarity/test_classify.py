@@ -87,3 +87,22 @@ def test_jaccard():
     a, b = frozenset({"x", "y"}), frozenset({"y", "z"})
     assert jaccard(a, b) == pytest.approx(1 / 3)
     assert jaccard(frozenset(), b) == 0.0
+
+
+def test_vectorised_classification_agrees_with_classify():
+    import numpy as np
+
+    from storytransformer.similarity.classify import ORDER, classify_many
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    means, lexical = rng.uniform(0.3, 1, n), rng.uniform(0, 1, n)
+    role, ends = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    role[rng.random(n) < 0.2] = np.nan
+    ends[rng.random(n) < 0.4] = np.nan
+    codes = classify_many(means, lexical, role, ends, T)
+    for i in range(n):
+        s = PairScores(whole=0.0, means=means[i], means_lexical=lexical[i],
+                       role=None if np.isnan(role[i]) else role[i], ends=None if np.isnan(ends[i]) else ends[i])
+        assert ORDER[codes[i]] is classify(s, T), i
+    assert len(set(codes.tolist())) == 4  # every relation occurs

@@ -91,7 +91,8 @@ def files_chart(files: Sequence[dict]) -> str:
         if any(vals):
             ax.barh(ys, vals, left=left, color=colour, height=0.7, label=sev)
             left = [a + b for a, b in zip(left, vals)]
-    ax.set_yticks(ys, [_short(f["file"]) for f in files], fontsize=8)
+    names = short_names([f["file"] for f in files])
+    ax.set_yticks(ys, [_short(names[f["file"]]) for f in files], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("findings", fontsize=9)
     ax.set_title("Findings per file", fontsize=10, loc="left")
@@ -102,6 +103,16 @@ def files_chart(files: Sequence[dict]) -> str:
     return to_svg(fig, "files", "Findings per file")
 
 
+def short_names(paths: Sequence[str]) -> dict[str, str]:
+    """Each path without the directory all of them share (``a/b/x.txt``, ``a/b/y.txt`` -> ``x.txt``, ``y.txt``)."""
+    import os
+
+    if len(paths) < 2:
+        return {p: os.path.basename(p) or p for p in paths}
+    common = os.path.commonpath(paths) if all(os.path.isabs(p) == os.path.isabs(paths[0]) for p in paths) else ""
+    return {p: os.path.relpath(p, common) if common else p for p in paths}
+
+
 def score_colour(score: float | None) -> str:
     if score is None:
         return "#bdbdbd"
@@ -110,6 +121,7 @@ def score_colour(score: float | None) -> str:
 
 def scores_chart(files: Sequence[dict]) -> str:
     files = sorted((f for f in files if f["score"] is not None), key=lambda f: (f["score"], f["file"]))
-    return hbar([f["file"] for f in files], [f["score"] for f in files], [score_colour(f["score"]) for f in files],
+    names = short_names([f["file"] for f in files])
+    return hbar([names[f["file"]] for f in files], [f["score"] for f in files], [score_colour(f["score"]) for f in files],
                 title="Quality score per file (share of stories with no warning or error)", xlabel="score (0-100)",
                 salt="scores", xmax=105, annotate="{:.0f}")

@@ -14,7 +14,7 @@ h3{font-size:1em;margin:.3em 0}
 .chart svg{max-width:100%;height:auto}
 table.data{border-collapse:collapse;width:100%;background:#fff;font-size:.85em}
 table.data th,table.data td{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}
-table.data th{background:#f5f5f5;position:sticky;top:0}
+table.data th{background:#f5f5f5}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .score{color:#fff;border-radius:3px;padding:0 6px;display:inline-block;min-width:2em;text-align:center}
 .sev{border-radius:3px;padding:0 5px;color:#fff;font-size:.8em}

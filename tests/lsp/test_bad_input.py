@@ -122,3 +122,14 @@ async def test_cancel_request_stops_model_work_in_flight(hung_client, workspace)
         await alive(hung_client, workspace)
     finally:
         server.close()
+
+
+async def test_stray_output_on_stdout_cannot_corrupt_the_stream(client, workspace):
+    """A rule or library that prints must not break the protocol: stdout is kept for LSP only."""
+    await start(client, workspace)
+    reply = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="storytransformer.engineStatus"))
+    assert reply["state"]
+    # the server process's fd 1 is its stderr; the protocol runs on a duplicate
+    pid = client._server.pid
+    assert os.readlink(f"/proc/{pid}/fd/1") == os.readlink(f"/proc/{pid}/fd/2")

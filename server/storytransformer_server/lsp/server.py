@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import uuid
 from typing import Any
 from urllib.parse import unquote
@@ -202,5 +203,10 @@ def serve(tcp: bool = False, host: str = "127.0.0.1", port: int = 2087) -> None:
     if tcp:
         server.start_tcp(host, port)
     else:
-        server.start_io()
+        # The protocol gets its own copy of stdout; fd 1 then points at stderr, so a stray print
+        # (ours, a library's, a C extension's) can never corrupt the LSP stream.
+        protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+        sys.stdout = sys.stderr
+        server.start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
     server.core.shutdown()

@@ -187,3 +187,13 @@ def test_pre_encoded_values_decode_like_plain_ones():
     message = {"id": 9, "result": {"path": "/p", "findings": rpc.Packed(findings), "version": None}}
     assert rpc.unpack(rpc.pack(message)) == {"id": 9, "result": {"path": "/p", "findings": findings, "version": None}}
     assert rpc.unpack(rpc.pack({"id": 1, "result": [1, {"a": 2}]})) == {"id": 1, "result": [1, {"a": 2}]}
+
+
+def test_settings_take_fractions_and_whole_numbers(tmp_path):
+    f = tmp_path / "daemon.toml"
+    f.write_text("idle_unload_s = 90.5\nidle_exit_s = 600\ndebounce_s = 0\nmax_message_bytes = 4096\n")
+    s = load_settings(f)
+    assert (s.idle_unload_s, s.idle_exit_s, s.debounce_s, s.max_message_bytes) == (90.5, 600.0, 0.0, 4096)
+    f.write_text("max_message_bytes = 4096.5\n")
+    with pytest.raises(SettingsError, match="max_message_bytes"):
+        load_settings(f)

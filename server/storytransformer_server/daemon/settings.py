@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,12 +68,13 @@ def load_settings(path: Path | None = None, **overrides) -> DaemonSettings:
             table = tomllib.loads(path.read_text("utf-8"))
         except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
             raise SettingsError(f"{path}: cannot read daemon settings: {e}") from None
-        fields = {f.name: f for f in dataclasses.fields(DaemonSettings)}
+        types = typing.get_type_hints(DaemonSettings)
+        fields = {f.name for f in dataclasses.fields(DaemonSettings)}
         for key, value in table.items():
             name = key.replace("-", "_")
             if name not in fields:
                 raise SettingsError(f"{path}: unknown key '{key}' (known: {', '.join(sorted(fields))})")
-            want = type(fields[name].default)
+            want = types[name]
             if want is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not isinstance(value, want) or isinstance(value, bool) != (want is bool):

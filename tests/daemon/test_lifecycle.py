@@ -246,3 +246,14 @@ async def test_a_client_killed_mid_request_leaves_the_daemon_serving(daemon, wor
         assert [c["name"] for c in st["clients"]] == ["survivor"]
     finally:
         await other.close()
+
+
+def test_a_tcp_port_in_use_is_a_clear_error(daemon_process):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = daemon_process.start("--tcp-port", str(port), wait=False)
+        assert proc.wait(30) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr.read()
+    assert not daemon_process.socket.exists()

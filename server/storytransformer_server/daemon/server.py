@@ -40,6 +40,10 @@ HOUSEKEEPING_S = 1.0
 ALWAYS_ALLOWED = {"handshake", "cancel"}
 
 
+class StartupError(RuntimeError):
+    """The daemon cannot start (a port in use, ...); the message says what to change."""
+
+
 class ClientSession:
     _ids = itertools.count(1)
 
@@ -191,7 +195,13 @@ class DaemonServer:
         if self.settings.tcp_port:
             token_path = Path(self.settings.token_file) if self.settings.token_file else self.paths.token
             self.token = read_or_create_token(token_path)
-            tcp = await asyncio.start_server(lambda r, w: self._serve(r, w, "tcp"), host="127.0.0.1", port=self.settings.tcp_port)
+            try:
+                tcp = await asyncio.start_server(lambda r, w: self._serve(r, w, "tcp"), host="127.0.0.1",
+                                                 port=self.settings.tcp_port)
+            except OSError as e:
+                unix.close()
+                self._remove_own_files()
+                raise StartupError(f"cannot listen on 127.0.0.1:{self.settings.tcp_port}: {e.strerror or e}") from None
             self._servers.append(tcp)
             self.tcp_address = list(tcp.sockets[0].getsockname()[:2])
             log.info("also listening on tcp %s:%d (token required)", *self.tcp_address)
@@ -410,7 +420,7 @@ def run_foreground(settings: DaemonSettings, runtime_dir: str | None = None, log
             lock.release()
             os._exit(0)
         return 0
-    except RuntimeDirError as e:
+    except (RuntimeDirError, StartupError) as e:
         print(f"storytransformer daemon: {e}", file=sys.stderr)
         return 2
     except OSError as e:

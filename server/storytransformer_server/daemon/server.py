@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # A client that stops reading: past this much unsent data its connection is closed.
 MAX_BACKLOG_BYTES = 64 * 1024 * 1024
 HOUSEKEEPING_S = 1.0
+MAX_IN_FLIGHT = 1024  # per connection
 ALWAYS_ALLOWED = {"handshake", "cancel"}
 
 
@@ -340,6 +341,10 @@ class DaemonServer:
                 session.cancel_request(parsed.params.get("id"))
             return
         req: Request = parsed
+        if len(session.tasks) >= MAX_IN_FLIGHT and req.method != "cancel":  # a runaway client cannot starve others
+            self.loop.create_task(session.send(error(req.id, DaemonError(
+                INVALID_REQUEST, f"too many requests in flight on this connection (limit {MAX_IN_FLIGHT})"))))
+            return
         if req.id in session.tasks:
             self.loop.create_task(session.send(error(req.id, DaemonError(INVALID_REQUEST, f"request id {req.id!r} is already in use"))))
             return

@@ -164,7 +164,7 @@ class Service:
             "engine": (engine := await self.engine.status_async()),
             "similarity": self.similarity.status(),
             "memory_rss_bytes": rss_bytes(),
-            "device": engine.get("device") or "cpu",
+            "device": engine.get("device") or "none (no model loaded yet)",
             "socket": str(self.host.paths.socket),
             "log": str(log_dir() / "daemon.log"),
             "tcp": self.host.tcp_address,

@@ -1,10 +1,13 @@
 """The packaged extension in a real VS Code: code-server (from npm, on Node 24) with the .vsix
 installed, driven in headless Chromium by playwright-core (vscode-extension/test/e2e/drive.mjs).
 
-It checks what a user sees: the extension starts the real language server, the server's
-diagnostics appear in the Problems panel with their rule codes, a quick fix changes the text,
-saving with ``source.fixAll.storytransformer`` on save applies the remaining fixes, the status bar
-shows the engine state, and a real backlog gets squiggles. Screenshots are kept as artifacts.
+It checks what a user sees: the extension starts the real language server; its diagnostics appear
+in the Problems panel with their rule codes; a quick fix changes the text; saving with
+``source.fixAll.storytransformer`` on save applies the remaining fixes; ghost text is accepted with
+Tab; a real backlog gets the findings ``storytransformer check`` reports; Load Model, Merge Selected
+Stories and Unload Model work with the real daemon and model, and the status bar follows the
+engine; a server crashing at start, settings of the wrong type and an interpreter without
+StoryTransformer get clear messages. Screenshots, reports and VS Code's logs are kept as artifacts.
 
 The tools come from ``scripts/test-tools.d/40-vscode.sh`` (run by ``scripts/install.sh --test``);
 without them the test skips, except in CI (``CI`` set), where a missing tool is a failure.
@@ -49,7 +52,8 @@ OVERLAPPING = (
     "As a visitor, I want to search events by date, so that I can plan my weekend.\n"
     "As a visitor, I want to search events by place, so that I can find events nearby.\n"
 )  # inside "(see the wireframe)"
-REAL_BACKLOG = "g04-recycling.txt"
+# A real backlog, read from beside the checkout at test time (never copied into the project).
+REAL_BACKLOG = ROOT.parent / "shared" / "data" / "backlogs" / "dalpiaz" / "g04-recycling.txt"
 
 
 def _chromium() -> str | None:
@@ -177,7 +181,7 @@ def _bad_setup_workspaces(base: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def code_server(vsix: Path, real_backlogs: Path, scratch: Path):
+def code_server(vsix: Path, scratch: Path):
     """code-server on 127.0.0.1 with the .vsix installed and a workspace of story files."""
     base = scratch / "code-server"
     workspace, home, data, extensions = (base / n for n in ("workspace", "home", "data", "extensions"))
@@ -185,8 +189,10 @@ def code_server(vsix: Path, real_backlogs: Path, scratch: Path):
         d.mkdir(parents=True)
     (workspace / "events.stories.txt").write_text(STORIES)
     bad_setups = _bad_setup_workspaces(base)
-    real_name = REAL_BACKLOG.replace(".txt", ".stories.txt")
-    shutil.copyfile(real_backlogs / REAL_BACKLOG, workspace / real_name)
+    real_name = None
+    if REAL_BACKLOG.is_file():  # the rest of the journey runs without it
+        real_name = REAL_BACKLOG.name.replace(".txt", ".stories.txt")
+        shutil.copyfile(REAL_BACKLOG, workspace / real_name)
     settings = {
         "storytransformer.python": sys.executable,
         "storytransformer.daemon.enabled": False,  # rules only: no model process in this test
@@ -287,7 +293,7 @@ def session(code_server: dict, artifacts: Path) -> dict:
     """One browser session through the whole user journey; its JSON report."""
     return _drive(
         code_server, artifacts, code_server["workspace"], "events.stories.txt",
-        "--real-file", code_server["real_file"],
+        *(["--real-file", code_server["real_file"]] if code_server["real_file"] else []),
         "--quick-fix-line", str(QUICK_FIX_AT[0]),
         "--quick-fix-column", str(QUICK_FIX_AT[1]),
         "--expect-codes", "ST301,ST201,ST302",
@@ -339,6 +345,8 @@ def test_inline_suggestion_completes_a_new_story_with_a_role_of_the_backlog(sess
 
 
 def test_a_real_backlog_gets_the_same_findings_as_the_cli(session: dict, code_server: dict) -> None:
+    if not code_server["real_file"]:
+        pytest.skip("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)")
     real = code_server["workspace"] / code_server["real_file"]
     cli = subprocess.run([sys.executable, "-m", "storytransformer", "check", "--no-semantic", "--format", "json",
                           str(real)], capture_output=True, text=True, timeout=120, env=code_server["env"])
@@ -351,8 +359,7 @@ def test_a_real_backlog_gets_the_same_findings_as_the_cli(session: dict, code_se
 
 
 def test_screenshots_are_kept(session: dict, artifacts: Path) -> None:
-    for name in ("vscode-problems", "vscode-quick-fix-menu", "vscode-after-save", "vscode-inline-suggestion",
-                 "vscode-real-backlog"):
+    for name in ("vscode-problems", "vscode-quick-fix-menu", "vscode-after-save", "vscode-inline-suggestion"):
         shot = artifacts / f"{name}.png"
         assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", shot
 

@@ -206,8 +206,13 @@ class DaemonServer:
             self._servers.append(tcp)
             self.tcp_address = list(tcp.sockets[0].getsockname()[:2])
             log.info("also listening on tcp %s:%d (token required)", *self.tcp_address)
-        watcher = RootWatcher(self._on_disk_batch, self.settings.debounce_s, self.settings.max_batch_delay_s)
-        watcher.start()
+        watcher: RootWatcher | None = RootWatcher(self._on_disk_batch, self.settings.debounce_s,
+                                                  self.settings.max_batch_delay_s)
+        try:
+            watcher.start()
+        except ImportError as e:  # the 'daemon' extra is missing: serve on, without seeing outside changes
+            log.warning("file watching is off (%s); install it with: pip install 'storytransformer[daemon]'", e)
+            watcher = None
         self.service.watcher = watcher
         write_info(self.paths, {"pid": os.getpid(), "started": time.time(), "socket": str(self.paths.socket),
                                 "tcp": self.tcp_address})
@@ -226,7 +231,8 @@ class DaemonServer:
                 for task in list(s.tasks.values()):
                     task.cancel()
                 s.abort()
-            await watcher.stop()
+            if watcher is not None:
+                await watcher.stop()
             try:
                 await asyncio.wait_for(self.service.engine.unload("daemon stopping"), 10)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001

@@ -67,6 +67,7 @@ class RootWatcher:
 
     # -- setup ------------------------------------------------------------
     def start(self) -> None:
+        """Start the observer thread (raises ImportError without watchdog)."""
         from watchdog.observers import Observer
 
         self._loop = asyncio.get_running_loop()

@@ -33,17 +33,31 @@ def register(subparsers) -> None:
 
     s = sub.add_parser("start", parents=[common, tuning], help="start the daemon in the background (no-op if running)")
     s.add_argument("--wait", type=float, default=30.0, metavar="SECONDS", help="how long to wait for it to answer")
-    s.set_defaults(func=_start)
+    s.set_defaults(func=_posix_only(_start))
     r = sub.add_parser("run", parents=[common, tuning], help="run the daemon in the foreground (for systemd)")
     r.add_argument("--quiet", action="store_true", help="log only to the log file, not to stderr")
-    r.set_defaults(func=_run)
+    r.set_defaults(func=_posix_only(_run))
     st = sub.add_parser("stop", parents=[common], help="ask the running daemon to exit")
     st.add_argument("--wait", type=float, default=15.0, metavar="SECONDS")
-    st.set_defaults(func=_stop)
+    st.set_defaults(func=_posix_only(_stop))
     q = sub.add_parser("status", parents=[common], help="pid, uptime, clients, roots, engine, memory")
     q.add_argument("--json", action="store_true", help="print the status as JSON")
-    q.set_defaults(func=_status)
+    q.set_defaults(func=_posix_only(_status))
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+
+def _posix_only(fn):
+    """The daemon needs Unix sockets and flock: say so instead of a traceback elsewhere."""
+
+    def run(args) -> int:
+        try:
+            import fcntl  # noqa: F401
+        except ImportError:
+            _err("the daemon runs on Linux and macOS only; the CLI and the language server work without it")
+            return 2
+        return fn(args)
+
+    return run
 
 
 def _settings(args):

@@ -87,6 +87,29 @@ class DaemonProcess:
             for stream in (self.proc.stdout, self.proc.stderr):
                 if stream:
                     stream.close()
+        self._stop_detached()
+
+    def _stop_detached(self) -> None:
+        """A daemon the test spawned detached (through the client) must not outlive the test."""
+        from storytransformer_server.daemon.lifecycle import InstanceLock
+
+        lock = self.runtime / "daemon.lock"
+        if not InstanceLock(lock).is_held_elsewhere():
+            return
+        try:
+            pid = int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and InstanceLock(lock).is_held_elsewhere():
+                time.sleep(0.05)
+            if not InstanceLock(lock).is_held_elsewhere():
+                return
 
 
 @pytest.fixture

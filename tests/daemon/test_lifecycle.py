@@ -33,7 +33,8 @@ def test_second_run_finds_the_first_and_exits_cleanly(daemon, tmp_path):
     proc = second.start(wait=False)
     assert proc.wait(30) == 0
     assert "already running" in proc.stderr.read() and str(daemon.proc.pid) in open(daemon.runtime / "daemon.lock").read()
-    second.stop()
+    proc.stdout.close()
+    proc.stderr.close()
     start = daemon.cli("start")
     assert start.returncode == 0 and "already running" in start.stdout and str(daemon.proc.pid) in start.stdout
     assert daemon.proc.poll() is None

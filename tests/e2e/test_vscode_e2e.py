@@ -366,7 +366,8 @@ def test_screenshots_are_kept(session: dict, artifacts: Path) -> None:
 
 def test_a_server_crashing_at_start_is_reported_with_its_log_and_restart(code_server: dict, artifacts: Path) -> None:
     report = _drive(code_server, artifacts, code_server["bad_setups"]["crash"], "crash.stories.txt",
-                    "--scenario", "crash", "--expect-notifications", f"{CRASH_LINE}|debounceMs")
+                    "--scenario", "crash", "--expect-notifications", f"{CRASH_LINE}|debounceMs",
+                    "--click", "Restart")
     crash = [n for n in report["notifications"] if CRASH_LINE in n["message"]]
     assert crash, report["notifications"]
     assert "Restart" in crash[0]["buttons"], crash
@@ -377,9 +378,14 @@ def test_a_server_crashing_at_start_is_reported_with_its_log_and_restart(code_se
     assert not cryptic, cryptic
     # Settings of the wrong type are named, with what they should be.
     warnings = " ".join(n["message"] for n in report["notifications"])
-    assert "storytransformer.debounceMs must be an integer from 0 to 10000, not \"fast\"" in warnings, warnings
+    assert "storytransformer.debounceMs must be an integer from 0 to 10000, not \"fast\"; using 150." in warnings, warnings
     assert "storytransformer.rules.ST201 must be one of error, warning, info, hint, off" in warnings, warnings
     assert report["statusBar"] == "Stories", report["statusBar"]  # the error state's short text
+    # Restart started the server again (which crashed again): two starts in the extension's log.
+    logs = list((artifacts / "vscode-logs").glob("*/exthost*/storytransformer.storytransformer/StoryTransformer.log"))
+    starts = [line for log in logs for line in log.read_text().splitlines()
+              if "server: " in line and "crashing-storytransformer lsp" in line]
+    assert len(starts) >= 2, starts
 
 
 def test_an_interpreter_without_storytransformer_gets_the_install_command(code_server: dict, artifacts: Path) -> None:

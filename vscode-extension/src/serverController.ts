@@ -173,7 +173,7 @@ export class ServerController implements vscode.Disposable {
       this.output.warn(`settings: ${p}`);
     }
     void vscode.window
-      .showWarningMessage(`StoryTransformer: ${fresh.join(" ")}`, "Open Settings")
+      .showWarningMessage(`StoryTransformer: ${fresh.map((p) => `${p}.`).join(" ")}`, "Open Settings")
       .then((choice) => choice && vscode.commands.executeCommand("workbench.action.openSettings", SECTION));
   }
 

@@ -24,6 +24,7 @@ const { values: opts } = parseArgs({
     "real-file": { type: "string" },
     scenario: { type: "string", default: "journey" },
     "expect-notifications": { type: "string", default: "" },
+    click: { type: "string" },
     "timeout-ms": { type: "string", default: "120000" },
   },
 });
@@ -222,6 +223,13 @@ async function notificationsOnly() {
   result.notifications = notifications.filter((n) => !seen.has(n.message) && seen.add(n.message));
   result.statusBar = ((await page.locator('.statusbar-item[id*="storytransformer"]').first().innerText().catch(() => "")) || "").trim();
   await shot(`vscode-${opts.scenario}`);
+  if (opts.click) {
+    // Press a button of the first expected notification (e.g. Restart), then let it act.
+    const item = page.locator(".notification-list-item").filter({ hasText: wanted[0] ?? "" }).first();
+    await item.locator(".monaco-button", { hasText: opts.click }).first().click();
+    log("clicked", opts.click);
+    await page.waitForTimeout(3000);
+  }
 }
 
 async function statusText() {

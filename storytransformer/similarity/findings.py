@@ -8,6 +8,7 @@ reported by the core) share an index slot and never appear here.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from typing import Callable, Iterable
 
@@ -48,7 +49,10 @@ def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None
         return []
     report = _progress_callback(progress)
     if index is None:
+        index = _reusable_index(workspace, config.similarity)
+    if index is None:
         index = SimilarityIndex.build(workspace.stories(), config.similarity, progress=report)
+        _remember(workspace, config.similarity, index)
     else:
         index.sync(workspace.stories(), progress=report)
     index.save_cache()
@@ -78,6 +82,30 @@ def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None
         out.append(Finding.on(story, code, "unique", on[code], f"{WHAT[relation]} {listed}{more}",
                               related=related, data={"similarity": round(others[0][1], 4), "relation": relation.value}))
     return sorted(out, key=Finding.sort_key)
+
+
+_INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # workspace -> (settings, index)
+
+
+def _settings(cfg) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in vars(cfg).items()))
+
+
+def _reusable_index(workspace, cfg):
+    """The index of the previous call for this same workspace object and settings, so a
+    language server re-checking one file re-embeds only what changed."""
+    try:
+        settings, index = _INDEXES[workspace]
+    except (KeyError, TypeError):
+        return None
+    return index if settings == _settings(cfg) else None
+
+
+def _remember(workspace, cfg, index) -> None:
+    try:
+        _INDEXES[workspace] = (_settings(cfg), index)
+    except TypeError:  # not weak-referenceable: just don't reuse
+        pass
 
 
 def _progress_callback(progress):

@@ -88,3 +88,18 @@ def test_suppression_comment_is_respected(workspace, embedder, tmp_path):
     suppressed = story_at(ws, "g14.txt", 18)
     assert not any(f.story_id == suppressed.id for f in found)
     assert found  # the others still report
+
+
+def test_a_second_call_reuses_the_index_and_sees_edits(real_backlogs, embedder, tmp_path):
+    from storytransformer.similarity import findings as module
+
+    lines = (real_backlogs / "g14-datahub.txt").read_text("utf-8").splitlines()
+    path = str(tmp_path / "pair.txt")
+    ws = Workspace(Config())
+    ws.set_text(path, f"{lines[16]}\n{lines[17]}\n")  # a labelled paraphrase pair
+    first = semantic_findings(ws, ws.config)
+    assert {f.code for f in first} & {"ST603", "ST604"} and len(first) == 2
+    index = module._INDEXES[ws][1]
+    ws.set_text(path, f"{lines[16]}\n{(real_backlogs / 'g13-planningpoker.txt').read_text('utf-8').splitlines()[0]}\n")
+    assert semantic_findings(ws, ws.config) == []
+    assert module._INDEXES[ws][1] is index and len(index) == 2

@@ -70,6 +70,7 @@ class SimilarityIndex:
         self._key_slot: dict[Key, int] = {}
         self._free: list[int] = []
         self._pairs: list[Pair] | None = None  # all related pairs, computed on demand
+        self._dirty: set[int] = set()  # slots added or freed since the pairs were computed
 
     # -- building -----------------------------------------------------------
     @classmethod
@@ -151,7 +152,7 @@ class SimilarityIndex:
             self._key_slot[key] = slot
         if new_slots:
             self._embed([(slot, next(iter(self._members[slot].values()))) for slot in new_slots.values()], progress)
-            self._pairs = None
+            self._dirty.update(new_slots.values())
 
     def sync(self, stories: Iterable[Story], progress: Callable[[int, int], None] | None = None) -> None:
         """Make the index hold exactly ``stories``: update them and remove every other story."""
@@ -181,7 +182,7 @@ class SimilarityIndex:
                 m[slot] = 0
             self._has_role[slot] = self._has_ends[slot] = False
             self._free.append(slot)
-            self._pairs = None
+            self._dirty.add(slot)
 
     def _embed(self, todo: list[tuple[int, Story]], progress) -> None:
         texts = [StoryTexts.of(s) for _, s in todo]
@@ -262,26 +263,31 @@ class SimilarityIndex:
             s = means[start:stop] @ means[start:].T  # only columns >= start: each pair once
             s[np.arange(stop - start), np.arange(stop - start)] = -np.inf  # self
             s[np.tril_indices(stop - start, -1)] = -np.inf  # pairs already in the block above the diagonal
-            r, c = np.nonzero(s >= floor)
-            vals = s[r, c]
-            counts = np.bincount(r, minlength=stop - start)
-            crowded = np.flatnonzero(counts > k)
-            if len(crowded):  # keep the k best of rows with too many candidates
-                keep = np.ones(len(r), bool)
-                offsets = np.concatenate([[0], np.cumsum(counts)])
-                for row in crowded.tolist():
-                    lo, hi = offsets[row], offsets[row + 1]
-                    order = np.lexsort((c[lo:hi], -vals[lo:hi]))
-                    keep[lo + order[k:]] = False
-                r, c, vals = r[keep], c[keep], vals[keep]
+            r, c, vals = _best_per_row(s, floor, k)
             rows_a.append(active[start + r])
             rows_b.append(active[start + c])
             sims.append(vals)
         a, b, v = np.concatenate(rows_a), np.concatenate(rows_b), np.concatenate(sims)
         return a, b, v.astype(np.float32)
 
+    def _candidates_of(self, slots: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate pairs of ``slots`` (changed ones) against every active slot, each pair once."""
+        active = np.flatnonzero(self._active)
+        rows = np.array(sorted(slots), np.int64)
+        s = self._means[rows] @ self._means[active].T
+        position = {int(x): i for i, x in enumerate(active.tolist())}
+        for i, slot in enumerate(rows.tolist()):
+            s[i, position[slot]] = -np.inf  # self
+            for other in rows[:i].tolist():  # pairs of two changed slots: from the first only
+                s[i, position[other]] = -np.inf
+        r, c, vals = _best_per_row(s, self.thresholds.candidate_floor, self.max_neighbours)
+        return rows[r], active[c], vals.astype(np.float32)
+
     def _lexical(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Jaccard overlap of the means lemmas for many slot pairs at once (sparse row products)."""
+        if len(a) < 2000:
+            lemmas = self._means_lemmas
+            return np.array([jaccard(lemmas[x], lemmas[y]) for x, y in zip(a.tolist(), b.tolist())], np.float64)
         from scipy import sparse
 
         vocab: dict[str, int] = {}
@@ -291,8 +297,8 @@ class SimilarityIndex:
                 rows.append(slot)
                 cols.append(vocab.setdefault(w, len(vocab)))
         m = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(self._cap, max(len(vocab), 1)))
-        sizes = np.asarray(m.sum(axis=1)).ravel()
-        inter = np.asarray(m[a].multiply(m[b]).sum(axis=1)).ravel()
+        sizes = np.asarray(m.sum(axis=1), np.float64).ravel()
+        inter = np.asarray(m[a].multiply(m[b]).sum(axis=1), np.float64).ravel()
         union = sizes[a] + sizes[b] - inter
         return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
@@ -301,24 +307,36 @@ class SimilarityIndex:
 
         Candidates come from the blocked means products; the lexical overlap is computed for
         all of them at once, and only pairs whose means score can reach a threshold are scored
-        in full and classified.
+        in full and classified. After a few changes only the changed slots are searched again.
         """
-        if self._pairs is None:
-            a, b, cos = self._candidates()
-            t = self.thresholds
-            out = []
-            if len(a):
-                lex = self._lexical(a, b)
-                score = (1 - t.lexical_weight) * cos + t.lexical_weight * lex
-                keep = score >= min(t.overlap, t.same_goal)
-                a, b, cos, lex = a[keep], b[keep], cos[keep], lex[keep]
-                arrays = self._score_arrays(a, b, cos, lex)
-                codes = classify_many(arrays[1], arrays[2], arrays[3], arrays[4], t)
-                for i in np.flatnonzero(codes).tolist():
-                    sc = self._pair_scores(arrays, i)
-                    out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[codes[i]], sc.means_score(t)))
-            self._pairs = out
+        changed = [x for x in self._dirty if self._active[x]]
+        if self._pairs is not None and not self._dirty:
+            return self._pairs
+        if self._pairs is not None and len(self._dirty) <= max(64, int(self._active.sum()) // 50):
+            # A few stories changed: keep the other pairs, search again from the changed ones only.
+            # (Rows with more than max_neighbours candidates may then differ slightly from a rebuild.)
+            kept = [p for p in self._pairs if p.a not in self._dirty and p.b not in self._dirty]
+            self._pairs = kept + (self._classify(*self._candidates_of(changed)) if changed else [])
+        else:
+            self._pairs = self._classify(*self._candidates())
+        self._dirty.clear()
         return self._pairs
+
+    def _classify(self, a: np.ndarray, b: np.ndarray, cos: np.ndarray) -> list[Pair]:
+        """Related pairs among candidate slot pairs (a, b) with means cosine ``cos``."""
+        t = self.thresholds
+        out = []
+        if len(a):
+            lex = self._lexical(a, b)
+            score = (1 - t.lexical_weight) * cos + t.lexical_weight * lex
+            keep = score >= min(t.overlap, t.same_goal)
+            a, b, cos, lex = a[keep], b[keep], cos[keep], lex[keep]
+            arrays = self._score_arrays(a, b, cos, lex)
+            codes = classify_many(arrays[1], arrays[2], arrays[3], arrays[4], t)
+            for i in np.flatnonzero(codes).tolist():
+                sc = self._pair_scores(arrays, i)
+                out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[codes[i]], sc.means_score(t)))
+        return out
 
     def related(self) -> Iterator[tuple[Story, Story, Pair]]:
         """Every related pair of stories (members of slots), excluding exact duplicates."""
@@ -344,7 +362,7 @@ class SimilarityIndex:
         """The ``k`` stories most similar to ``query`` (a story or free text), best first,
         ranked by the cosine of the whole stories; stories with the query's own text are left out."""
         story = query if isinstance(query, Story) else parse_query(query)
-        pairs = self._pairs  # a temporary query slot leaves every existing pair as it was
+        pairs, dirty = self._pairs, set(self._dirty)  # a temporary query slot changes no pair
         slot, temporary = self._query_slot(story)
         try:
             sims = self._whole @ self._whole[slot]  # one matrix-vector product over every slot
@@ -366,7 +384,7 @@ class SimilarityIndex:
         finally:
             if temporary:
                 self.remove([(story.file, story.id)])
-                self._pairs = pairs
+                self._pairs, self._dirty = pairs, dirty
 
     def search(self, text: str | Story, k: int = 5) -> list[Neighbour]:
         """Alias of :meth:`neighbours` (the daemon's name for it)."""
@@ -379,6 +397,24 @@ class SimilarityIndex:
         edges = [(p.a, p.b, p.means_score) for p in self.pairs() if p.relation in wanted]
         slots = [s for s in np.flatnonzero(self._active).tolist() if len(self._members[s]) > 1]
         return connected_clusters(edges, slots, self._whole, self._members)
+
+
+def _best_per_row(s: np.ndarray, floor: float, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, values) of the entries of ``s`` at or above ``floor``, at most ``k`` per row
+    (the best, ties by column)."""
+    r, c = np.nonzero(s >= floor)
+    vals = s[r, c]
+    counts = np.bincount(r, minlength=s.shape[0])
+    crowded = np.flatnonzero(counts > k)
+    if len(crowded):
+        keep = np.ones(len(r), bool)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        for row in crowded.tolist():
+            lo, hi = offsets[row], offsets[row + 1]
+            order = np.lexsort((c[lo:hi], -vals[lo:hi]))
+            keep[lo + order[k:]] = False
+        r, c, vals = r[keep], c[keep], vals[keep]
+    return r, c, vals
 
 
 def parse_query(text: str) -> Story:

@@ -118,3 +118,23 @@ def test_bad_input_is_handled(embedder, tmp_path):
     assert "anmelden" in german.story.text
     repeated = [c for c in index.clusters() if len(c) == 1000]
     assert len(repeated) == 1
+
+
+def test_pairs_after_small_edits_equal_a_rebuild(subset_workspace, embedder):
+    """pairs() searches only from changed slots after a few edits; the result matches a rebuild."""
+    stories = list(subset_workspace.stories())
+    cfg = SimilarityConfig(max_neighbours=1000)  # no crowded rows, so the equality is exact
+    index = SimilarityIndex.build(stories, cfg, embedder=embedder)
+    before = pair_set(index)
+    path = next(p for p in subset_workspace.files if Path(p).name == "g28-zooniverse.txt")
+    lines = list(subset_workspace.files[path].lines)
+    lines[8] = lines[8].replace("I want", "I would like")  # one side of a labelled paraphrase
+    lines[2] = lines[1]  # a line becomes an exact copy of the one above
+    edited = read_source(path, "\n".join(lines) + "\n", Config())
+    index.remove_file(path)
+    index.update(edited.stories)
+    assert index._pairs is not None and index._dirty  # the incremental path is taken
+    after = pair_set(index)
+    expected = [s for p, f in subset_workspace.files.items() if p != path for s in f.stories] + edited.stories
+    assert after == pair_set(SimilarityIndex.build(expected, cfg, embedder=embedder))
+    assert after != before

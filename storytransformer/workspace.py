@@ -32,7 +32,8 @@ class FileProblem:
         return f"{where}: {self.message}"
 
 
-def _matches(rel: str, globs: Iterable[str]) -> bool:
+def matches_globs(rel: str, globs: Iterable[str]) -> bool:
+    """Does the relative POSIX path ``rel`` match one of ``globs`` ("**/" also matches at the top)?"""
     p = PurePosixPath(rel)
     for g in globs:
         if fnmatch(rel, g) or p.match(g) or (g.startswith("**/") and (fnmatch(rel, g[3:]) or p.match(g[3:]))):
@@ -70,11 +71,11 @@ def discover(paths: Iterable[str | Path], config: Config) -> tuple[list[str], li
             except OSError:
                 is_dir = is_file = False
             if is_dir:
-                if entry.name in ALWAYS_EXCLUDED or _matches(rel, config.exclude) or _matches(rel + "/", config.exclude):
+                if entry.name in ALWAYS_EXCLUDED or matches_globs(rel, config.exclude) or matches_globs(rel + "/", config.exclude):
                     continue
                 yield from walk(Path(entry.path), root)
             elif is_file:
-                if _matches(rel, config.exclude) or not _matches(rel, config.include):
+                if matches_globs(rel, config.exclude) or not matches_globs(rel, config.include):
                     continue
                 yield entry.path
             elif entry.is_symlink():
@@ -221,3 +222,6 @@ class Workspace:
 
     def __len__(self) -> int:
         return sum(len(f.stories) for f in self.files.values())
+
+
+_matches = matches_globs  # the name used before it was public

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from storytransformer.config import ALWAYS_EXCLUDED, CONFIG_FILES, Config, load_config
 from storytransformer.lint import Linter
-from storytransformer.workspace import Workspace, _matches, discover
+from storytransformer.workspace import Workspace, discover, matches_globs
 
 from .rpc import Packed
 
@@ -81,9 +81,9 @@ class Root:
         parts = rel.split("/")
         if any(p in ALWAYS_EXCLUDED for p in parts[:-1]):
             return False
-        if _matches(rel, self.config.exclude):
+        if matches_globs(rel, self.config.exclude):
             return False
-        return _matches(rel, self.config.include)
+        return matches_globs(rel, self.config.include)
 
     def is_config_file(self, path: str) -> bool:
         return os.path.dirname(path) == self.path and os.path.basename(path) in CONFIG_FILES

@@ -73,6 +73,17 @@ const editorText = () =>
     };
     return lines.map(text).join("\n");
   });
+/** The editor's text once it differs from `old` and has stopped changing (edits render in steps). */
+async function settledText(old) {
+  let text = await editorText();
+  for (const end = Date.now() + timeout; Date.now() < end; ) {
+    await page.waitForTimeout(300);
+    const next = await editorText();
+    if (next !== old && next === text) return next;
+    text = next;
+  }
+  return text;
+}
 /** The rendered rows of the Problems panel (file rows read "NAME COUNT"). */
 async function problemRows() {
   const rows = await page.locator(".markers-panel .monaco-list-row").allInnerTexts();
@@ -151,10 +162,7 @@ async function journey() {
   const fix = menu.filter({ hasNotText: /fix all/i }).first();
   result.quickFixTitle = (await fix.innerText()).trim();
   await fix.click();
-  for (const end = Date.now() + timeout; Date.now() < end && (await editorText()) === before; ) {
-    await page.waitForTimeout(100);
-  }
-  result.editorAfterQuickFix = await editorText();
+  result.editorAfterQuickFix = await settledText(before);
   log("quick fix applied", result.quickFixTitle);
 
   // Save: editor.codeActionsOnSave runs source.fixAll.storytransformer first.
@@ -179,10 +187,7 @@ async function journey() {
   const typed = await editorText();
   result.editorBeforeInlineAccept = typed;
   await page.keyboard.press("Tab");
-  for (const end = Date.now() + timeout; Date.now() < end && (await editorText()) === typed; ) {
-    await page.waitForTimeout(100);
-  }
-  result.editorAfterInline = await editorText();
+  result.editorAfterInline = await settledText(typed);
   log("inline suggestion accepted", JSON.stringify(result.ghostText));
 
   if (opts["real-file"]) {
@@ -282,7 +287,7 @@ async function modelScenario() {
     if (await page.locator(".notification-toast").filter({ hasText: "Merge" }).count()) break;
     await page.waitForTimeout(250);
   }
-  result.editorAfterMerge = await editorText();
+  result.editorAfterMerge = (await editorText()) === beforeMerge ? beforeMerge : await settledText(beforeMerge);
   result.mergeNotifications = await page.locator(".notification-toast").allInnerTexts();
   await shot("vscode-merge");
   result.statusesUnloading = [];

@@ -22,7 +22,6 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,7 +30,7 @@ LABELS = ROOT / "tests" / "similarity" / "labelled_pairs.tsv"
 CLASSES = ("duplicate", "overlap", "same-goal")
 
 from storytransformer.config import SimilarityConfig  # noqa: E402
-from storytransformer.similarity.classify import Relation, Thresholds, classify  # noqa: E402
+from storytransformer.similarity.classify import Thresholds, classify  # noqa: E402
 
 
 def read_labels(path: Path = LABELS) -> list[tuple[str, str, int, str, int, float]]:

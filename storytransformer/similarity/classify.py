@@ -15,6 +15,27 @@ from enum import Enum
 import numpy as np
 
 
+KEY = "tool.storytransformer.similarity.{}"
+
+
+def check_settings(config) -> None:
+    """Range checks for the similarity settings the core does not check itself."""
+    from ..config import ConfigError
+
+    for name in ("duplicate_threshold", "overlap_threshold", "same_goal_threshold", "role_threshold", "ends_threshold",
+                 "lexical_weight"):
+        value = getattr(config, name, None)
+        if value is not None and not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(f"'{KEY.format(name)}' must be between 0 and 1, not {value!r}")
+    for name in ("max_neighbours", "top_k", "batch_size"):
+        value = getattr(config, name, None)
+        if value is not None and int(value) < 1:
+            raise ConfigError(f"'{KEY.format(name)}' must be at least 1, not {value!r}")
+    quantize = getattr(config, "quantize", "none")
+    if quantize not in ("none", "int8"):
+        raise ConfigError(f"'{KEY.format('quantize')}' must be none or int8, not {quantize!r}")
+
+
 class Relation(str, Enum):
     DUPLICATE = "duplicate"  # same role, same means (and no different benefit)
     OVERLAP = "overlap"  # same role, overlapping means: a merge candidate
@@ -35,7 +56,9 @@ class Thresholds:
 
     @staticmethod
     def of(config) -> "Thresholds":
-        """From a ``SimilarityConfig`` (missing fields keep their defaults)."""
+        """From a ``SimilarityConfig`` (missing fields keep their defaults); a value out of range
+        raises ConfigError naming the setting."""
+        check_settings(config)
         d = Thresholds()
         names = {"duplicate": "duplicate_threshold", "overlap": "overlap_threshold", "same_goal": "same_goal_threshold",
                  "role": "role_threshold", "ends": "ends_threshold", "lexical_weight": "lexical_weight"}

@@ -106,3 +106,18 @@ def test_vectorised_classification_agrees_with_classify():
                        role=None if np.isnan(role[i]) else role[i], ends=None if np.isnan(ends[i]) else ends[i])
         assert ORDER[codes[i]] is classify(s, T), i
     assert len(set(codes.tolist())) == 4  # every relation occurs
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("lexical_weight", 1.5, "similarity.lexical_weight' must be between 0 and 1"),
+    ("role_threshold", -0.1, "similarity.role_threshold' must be between 0 and 1"),
+    ("max_neighbours", 0, "similarity.max_neighbours' must be at least 1"),
+    ("quantize", "int4", "similarity.quantize' must be none or int8"),
+])
+def test_bad_settings_name_the_key(field, value, message):
+    from storytransformer.config import ConfigError
+
+    cfg = SimilarityConfig()
+    setattr(cfg, field, value)
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        Thresholds.of(cfg)

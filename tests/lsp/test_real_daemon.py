@@ -12,7 +12,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .conftest import SERVER_ENV, make_client, start, until
+from .conftest import SERVER_ENV, make_client, open_doc, start, until, uri
 
 STATE = tempfile.mkdtemp(prefix="st-lsp-daemon-")
 RUNTIME = os.path.join(STATE, "run")
@@ -52,3 +52,25 @@ async def test_engine_status_comes_from_the_running_daemon(daemon, daemon_client
         command="storytransformer.engineStatus"))
     assert reply["state"] == status[-1]["state"]
     assert "cannot reach" not in (reply["reason"] or "")
+
+
+async def test_semantic_overlaps_come_from_the_daemon(daemon, daemon_client, tmp_path):
+    """Two stories that say the same in other words, in two files: the daemon's index finds them."""
+    (tmp_path / "a.txt").write_text(
+        "As a visitor, I want to search the catalogue for books, so that I can find something to read.\n"
+        "As a member, I want to renew a loan online, so that I avoid a fine.\n", "utf-8")
+    (tmp_path / "b.txt").write_text(
+        "As a visitor, I want to look up books in the catalogue, so that I can find something to read.\n"
+        "As a librarian, I want to print the monthly statistics.\n", "utf-8")
+    await start(daemon_client, tmp_path, options={"daemon": {"spawn": False}})
+    u = open_doc(daemon_client, tmp_path / "a.txt")
+    semantic = await until(lambda: [d for d in daemon_client.diagnostics.get(u, ()) if d.code in ("ST603", "ST604")],
+                           timeout=240, what="a semantic finding from the daemon")
+    (d,) = semantic
+    assert d.range.start.line == 0 and d.source == "storytransformer"
+    assert [r.location.uri for r in d.related_information] == [uri(tmp_path / "b.txt")]
+    # the deterministic findings are still there, and "Merge with" is offered on the semantic one
+    actions = await daemon_client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=u), range=d.range,
+        context=types.CodeActionContext(diagnostics=[d], only=[types.CodeActionKind.QuickFix])))
+    assert any(a.title.startswith("Merge with ") for a in actions or [])

@@ -9,6 +9,7 @@ One module per LSP feature; :mod:`.server` only wires them together:
 - :mod:`.inline`: ``textDocument/inlineCompletion``
 - :mod:`.commands`: ``workspace/executeCommand`` and the engine status notification
 - :mod:`.configuration`: settings from the client, validated
+- :mod:`.semantic`: semantic duplicates and overlaps from the daemon's similarity index
 - :mod:`.model`: the adapter to the daemon that holds the language model
 """
 

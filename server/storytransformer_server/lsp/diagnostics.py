@@ -14,10 +14,12 @@ import asyncio
 import itertools
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+
+from storytransformer.findings import Finding
 
 from .convert import SOURCE, diagnostic, path_to_uri, uri_to_path
 from .documents import FileFindings
@@ -54,6 +56,7 @@ class Diagnostics:
     def __init__(self, server: "StoryServer"):
         self.server = server
         self.published: dict[str, Published] = {}  # path -> last result shown
+        self.local: dict[str, FileFindings] = {}  # path -> last in-process result (without the daemon's)
         self._pending: dict[str, asyncio.Task] = {}  # path -> debounce task (sleeping)
         self._ids = itertools.count(1)
         self.scanned = asyncio.Event()
@@ -106,6 +109,7 @@ class Diagnostics:
             log.exception("checking %s failed", path)
             return None
         self.accept([own])
+        self.server.semantic.schedule(path, version)
         if affected:
             # Duplicates in other files: shown after this file's own diagnostics, never before.
             asyncio.get_running_loop().create_task(self.check_others(affected))
@@ -158,6 +162,10 @@ class Diagnostics:
                 self.dropped_stale += 1
                 log.debug("dropped stale diagnostics for %s version %s", ff.path, ff.version)
                 continue
+            self.local[ff.path] = ff
+            extra = self.server.semantic.findings_for(ff.path, ff.version)
+            if extra:
+                ff = replace(ff, findings=tuple(sorted(ff.findings + extra, key=Finding.sort_key)))
             old = self.published.get(ff.path)
             diags = tuple(to_diagnostics(ff))
             if old is not None and old.version == ff.version and old.diagnostics == diags:
@@ -171,6 +179,12 @@ class Diagnostics:
         if changed_others:
             self.refresh_pull()
 
+    def republish(self, path: str) -> None:
+        """Show the last in-process result again, with whatever the daemon added since."""
+        ff = self.local.get(path)
+        if ff is not None:
+            self.accept([ff])
+
     def _push(self, pub: Published) -> None:
         self.server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
             uri=pub.uri, diagnostics=list(pub.diagnostics), version=pub.version))
@@ -178,6 +192,7 @@ class Diagnostics:
     def forget(self, path: str) -> None:
         """The file is no longer linted: clear what the editor shows for it."""
         pub = self.published.pop(path, None)
+        self.local.pop(path, None)
         if pub is not None and not self.pull:
             self.server.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=pub.uri, diagnostics=[]))

@@ -54,6 +54,7 @@ class ServerOptions:
     fix_on_save: FixOnSave = field(default_factory=FixOnSave)
     daemon: DaemonOptions = field(default_factory=DaemonOptions)
     engine: EngineOverrides = field(default_factory=EngineOverrides)
+    semantic: bool = True  # semantic duplicates and overlaps (ST603-ST605) from the daemon
 
 
 def _bool(value: Any, key: str, default: bool, errors: list[str]) -> bool:
@@ -125,7 +126,8 @@ def parse_options(raw: Any, known_rules: set[str] | None = None) -> tuple[Server
         remote_url=_text(raw.get("remoteUrl"), "remoteUrl", errors, re.compile(r"^https?://\S+$"),
                          "an http(s) URL such as http://127.0.0.1:8000/v1"),
     )
-    return ServerOptions(debounce, rules, fix_on_save, daemon, engine), errors
+    semantic = _bool(raw["semantic"], "semantic", d.semantic, errors) if "semantic" in raw else d.semantic
+    return ServerOptions(debounce, rules, fix_on_save, daemon, engine, semantic), errors
 
 
 def _text(value: Any, key: str, errors: list[str], pattern: re.Pattern | None = None, expected: str = "a string") -> str:

@@ -15,7 +15,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
-from . import code_actions, commands, configuration, diagnostics, inline
+from . import code_actions, commands, configuration, diagnostics, inline, semantic
 from .convert import path_to_uri, uri_to_path
 from .documents import CoreState
 from .model import EngineStatus, ModelAdapter
@@ -45,14 +45,16 @@ class StoryServer(LanguageServer):
         self.init_settings: Any = None
         self.model = ModelAdapter(on_status=self.send_engine_status, on_index_changed=self._index_changed)
         self.diagnostics = diagnostics.Diagnostics(self)
+        self.semantic = semantic.Semantic(self)
         # (path, version, story id) -> model rewrite, kept for fix-all on save
         self.model_rewrites: dict[tuple[str, int | None, str], str] = {}
 
     def _index_changed(self, params: Any) -> None:
         """The daemon saw files change on disk (a checkout, another tool): re-read those not open here."""
         paths = params.get("paths") if isinstance(params, dict) else None
-        if isinstance(paths, list):
+        if isinstance(paths, list) and paths:
             asyncio.get_running_loop().create_task(self.diagnostics.reload([p for p in paths if isinstance(p, str)]))
+        self.semantic.refresh_open()
 
     # -- helpers for the features -----------------------------------------
     def open_document(self, uri: str) -> TextDocument | None:
@@ -178,9 +180,12 @@ def create_server() -> StoryServer:
         await configuration.apply_settings(server, configuration.merge_settings(server.init_settings, fetched))
         await server.scan_workspace()
         server.send_engine_status(server.model.status)
+        loop = asyncio.get_running_loop()
+        if server.semantic.wanted:
+            # Semantic duplicates need the daemon's index: connect now (starting it when allowed).
+            loop.create_task(server.semantic.start())
         if server.options.daemon.enabled:
-            # Only look for a running daemon here; it is started when model work is asked for.
-            asyncio.get_running_loop().create_task(server.model.refresh_status(spawn=False))
+            loop.create_task(server.model.refresh_status(spawn=False))
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(params: Any = None) -> None:

@@ -76,7 +76,8 @@ class Embedder:
         for i in np.flatnonzero(~found):
             if texts[i].strip():
                 missing.setdefault(keys[i], []).append(int(i))
-        todo = list(missing)
+        # Similar lengths in one batch means less padding; sentence-transformers only sorts within a call.
+        todo = sorted(missing, key=lambda k: len(texts[missing[k][0]]))
         total = len(todo)
         if progress:
             progress(0, total)

@@ -116,3 +116,19 @@ async def test_close_reverts_to_the_file_on_disk(client, workspace):
     client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=stories)))
     await until(lambda: any(p.version is None and "ST101" in codes(p.diagnostics)
                             for p in published_for(client, stories)[1:]), what="disk diagnostics after close")
+
+
+async def test_diagnostics_for_a_real_backlog(client, real_backlogs, tmp_path):
+    from storytransformer.rules import RULES
+
+    source = sorted(real_backlogs.glob("*.txt"))[1]
+    target = tmp_path / source.name
+    target.write_bytes(source.read_bytes())  # a temporary copy: the workspace is this one file
+    await start(client, tmp_path)
+    u = open_doc(client, target)
+    pub = await until(lambda: published_for(client, u, 1), timeout=60, what="diagnostics for a real backlog")
+    diags = pub[-1].diagnostics
+    lines = target.read_text("utf-8").splitlines()
+    assert diags and all(d.code in RULES and d.source == "storytransformer" for d in diags)
+    for d in diags:
+        assert d.range.start.line < len(lines) and d.range.end.character <= len(lines[d.range.end.line]) + 1

@@ -64,9 +64,8 @@ class StoryBuilder:
         segments = [s for s in segments if s.text.strip()]
         if not segments:
             return None
-        loc = Locator(segments, self.line_texts)
-        parsed = parse_parts(loc)
-        text = loc.text
+        key = tuple((seg, self.line_texts[seg.line]) for seg in segments)
+        parsed, text = _parse(key)
         return Story(
             id=story_id or self.derived_id(text),
             file=self.path,
@@ -81,6 +80,14 @@ class StoryBuilder:
             acceptance_criteria=acceptance,
             suppressed=suppressed,
         )
+
+
+@lru_cache(maxsize=65536)
+def _parse(key: tuple) -> tuple:
+    """Parse one story's segments; remembered, so re-reading an edited file re-parses only changed lines."""
+    segments = [seg for seg, _ in key]
+    loc = Locator(segments, {seg.line: line for seg, line in key})
+    return parse_parts(loc), loc.text
 
 
 def split_explicit_id(text: str) -> tuple[str | None, int]:

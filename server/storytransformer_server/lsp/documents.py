@@ -27,7 +27,7 @@ from storytransformer.findings import Finding
 from storytransformer.formats import detect_format
 from storytransformer.formats.base import normalise
 from storytransformer.lint import Linter
-from storytransformer.workspace import Workspace, _matches
+from storytransformer.workspace import Workspace, matches_globs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,7 +88,7 @@ class CoreState:
             rel = os.path.relpath(path, root)
             if not rel.startswith(".."):
                 rel = rel.replace(os.sep, "/")
-                return _matches(rel, self.config.include) and not _matches(rel, self.config.exclude)
+                return matches_globs(rel, self.config.include) and not matches_globs(rel, self.config.exclude)
         return True  # a story file opened from outside the workspace: lint it on its own
 
     def under_roots(self, path: str) -> bool:

@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--no-model", action="store_true", help="do not load the language model: merges are not ranked")
     p.add_argument("--generate", action="store_true", help="also let the model write its own merge per cluster (slow on a CPU)")
     p.add_argument("--max-merges", type=int, default=50, metavar="N", help="propose merges for the N largest clusters (default: 50)")
+    p.add_argument("--model-seconds", type=float, default=120.0, metavar="S",
+                   help="time the model may spend ranking merges (default: 120); later clusters get unranked proposals")
     p.add_argument("--no-estimate", action="store_true", help="leave out the size and cost panel (no tokenizer)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report's data as JSON")
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"storytransformer report: error: {missing[0]}: no such file or directory", file=err)
         return 2
     options = Options(semantic=not args.no_semantic, model=not args.no_model, generate=args.generate,
-                      max_merges=args.max_merges, estimate=not args.no_estimate, use_cache=not args.no_cache)
+                      max_merges=args.max_merges, model_seconds=args.model_seconds, estimate=not args.no_estimate, use_cache=not args.no_cache)
 
     def warn(message: str) -> None:
         print(f"storytransformer report: warning: {message}", file=err)

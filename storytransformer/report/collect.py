@@ -35,6 +35,7 @@ class Options:
     model: bool = True  # rank merge proposals with the language model
     generate: bool = False  # also ask the model for its own merge (slow on a CPU)
     max_merges: int = 50  # clusters that get a merge proposal (the largest first)
+    model_seconds: float = 120.0  # time for the model's ranking; later clusters get unranked proposals
     estimate: bool = True  # the size panel (loads the tokenizer)
     use_cache: bool = True
 
@@ -159,6 +160,10 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
 
     clusters = index.clusters([Relation.DUPLICATE, Relation.OVERLAP])
     proposer, merges = _proposer(config, options, warn, notes)
+    unranked = None if merges["ranked_by"] is None else _unranked(config)
+    from ..engine import Deadline
+
+    budget = Deadline.after(options.model_seconds)
     steps.start("Proposing merges", total=min(len(clusters), options.max_merges))
     out = []
     for n, c in enumerate(clusters, 1):
@@ -177,8 +182,15 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
         merge, why = None, NO_PROPOSAL
         if n > options.max_merges:
             why = f"not proposed: only the {options.max_merges} largest clusters get a merge proposal"
-        elif proposer is not None:
-            merge, why = _merge(proposer, members)
+        else:
+            ranking = unranked is not None and proposer is not unranked
+            merge, why = (None, "deadline") if ranking and budget.expired else \
+                _merge(proposer, members, budget if ranking else None)
+            if why == "deadline":  # the model's time is up: this and later clusters get unranked proposals
+                notes.append(f"The model ranked the merges of the first {n - 1} clusters within its "
+                             f"{options.model_seconds:g} s budget (--model-seconds); later merges are not ranked.")
+                proposer = unranked
+                merge, why = _merge(proposer, members)
             steps.advance()
         out.append({"id": f"C{n}", "size": len(c), "cohesion": c.cohesion,
                     "representative": c.representative.id,
@@ -207,15 +219,25 @@ def _proposer(config, options: Options, warn, notes: list[str]):
     return GroundedEngine(cfg), {"ranked_by": None, "generated": False}
 
 
-def _merge(proposer, members) -> tuple[dict | None, str]:
-    from ..engine import EngineError
+def _unranked(config):
+    """The engine's proposer without a model: grounded candidates in the proposer's own order."""
+    from ..engine.proposer import GroundedEngine
+
+    return GroundedEngine(replace(config, engine=replace(config.engine, generate=False)))
+
+
+def _merge(proposer, members, deadline=None) -> tuple[dict | None, str]:
+    """(merge, "") or (None, why); why is "deadline" when ``deadline`` passed during the call."""
+    from ..engine import DeadlineExceeded, EngineError
 
     try:
-        proposals = proposer.propose_merge(members)
+        proposals = proposer.propose_merge(members, deadline=deadline)
+    except DeadlineExceeded:
+        return None, "deadline"
     except EngineError as e:
         return None, f"{NO_PROPOSAL} ({e})"
     if not proposals:
         return None, NO_PROPOSAL
     p = proposals[0]
-    return {"text": p.text, "origin": p.origin, "provenance": dict(p.provenance),
+    return {"text": p.text, "origin": p.origin, "provenance": dict(p.provenance), "ranked": p.score is not None,
             "score": None if p.score is None else round(p.score, 4), "alternatives": len(proposals) - 1}, ""

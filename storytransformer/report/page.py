@@ -168,7 +168,7 @@ def _clusters(clusters: list[dict], merges: dict | None) -> str:
             f"<span class=meta>{escape(s['file'])}:{s['line']}</span><br>{escape(s['text'])}</li>" for s in c["stories"])
         m = c.get("merge")
         merge = (f"<div class=merge><b>Proposed merge</b> <span class=meta>({escape(m['origin'])}"
-                 f"{', score ' + format(m['score'], '.3f') if m.get('score') is not None else ''})</span><br>"
+                 f"{', model score ' + format(m['score'], '.3f') if m.get('score') is not None else ', not ranked'})</span><br>"
                  f"{escape(m['text'])}</div>" if m else
                  f"<div class=\"merge none\"><b>Representative:</b> {escape(next(s['text'] for s in c['stories'] if s['story_id'] == c['representative']))}"
                  f"<br><span class=meta>{escape(c['merge_note'])}</span></div>")

@@ -42,7 +42,7 @@ def test_layout_spreads_nodes_and_falls_back_to_a_circle(monkeypatch):
 
 def test_no_grounded_proposal_shows_the_representative():
     class Proposer:
-        def propose_merge(self, stories):
+        def propose_merge(self, stories, deadline=None):
             return []
 
     assert _merge(Proposer(), []) == (None, NO_PROPOSAL)
@@ -60,7 +60,7 @@ def examples_report(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("clusters")
     out, data = tmp / "r.html", tmp / "r.json"
-    r = run_cli("report", str(EXAMPLES), "-o", str(out), "--no-estimate", "--json", str(data))
+    r = run_cli("report", str(EXAMPLES), "-o", str(out), "--no-estimate", "--json", str(data), "--model-seconds", "900")
     assert r.returncode == 0, r.stderr
     return json.loads(data.read_text("utf-8")), out.read_text("utf-8"), r.stderr
 
@@ -82,7 +82,7 @@ def test_clusters_and_ranked_grounded_merges(examples_report):
         if c["merge"] is None:
             assert c["merge_note"].startswith(NO_PROPOSAL)
             continue
-        assert c["merge"]["score"] is not None  # ranked by the model's log-likelihood
+        assert c["merge"]["score"] is not None and c["merge"]["ranked"]  # by the model's log-likelihood
         assert words(c["merge"]["text"]) <= set().union(*(words(s["text"]) for s in c["stories"])) | {"a", "an", "i", "to"}
     assert html.count('<svg class="cluster-graph"') == len(data["clusters"])
     assert any(f["code"] in ("ST603", "ST604") or f["code"].startswith("ST60") for f in data["findings"])
@@ -99,3 +99,17 @@ def test_no_model_gives_unranked_grounded_merges(tmp_path):
     assert data["merges"] == {"ranked_by": None, "generated": False}
     assert all(c["merge"] is None or c["merge"]["score"] is None for c in data["clusters"])
     assert any(c["merge"] for c in data["clusters"])
+
+
+def test_model_time_budget_leaves_later_merges_unranked(tmp_path):
+    from .conftest import EXAMPLES
+
+    data_file = tmp_path / "r.json"
+    r = run_cli("report", str(EXAMPLES), "-o", str(tmp_path / "r.html"), "--no-estimate", "--model-seconds", "0",
+                "--json", str(data_file))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(data_file.read_text("utf-8"))
+    assert data["merges"]["ranked_by"]  # the model loaded...
+    merges = [c["merge"] for c in data["clusters"] if c["merge"]]
+    assert merges and not any(m["ranked"] for m in merges)  # ...but had no time to rank
+    assert any("--model-seconds" in n for n in data["notes"])

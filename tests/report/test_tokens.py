@@ -109,3 +109,19 @@ def test_prompt_overhead_counts_the_engine_prompt(counter):
     system_alone = len(counter.tokenizer.encode(prompts.SYSTEM, add_special_tokens=False))
     assert n > system_alone  # the system message, the example turn and the chat markup
     assert n < 1000
+
+
+def test_estimate_text_output_and_bad_input(tmp_path):
+    r = run_cli("estimate", str(EXAMPLES), "--per-file")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("21 stories, 405 words, ")
+    assert any(line.strip().startswith("library.stories.txt") or "library.stories.txt" in line for line in lines[1:5])
+    assert any(line.startswith("gpt-4o-mini") for line in lines)
+    assert "fits in one prompt" in r.stdout
+    missing = run_cli("estimate", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "no such file or directory" in missing.stderr
+    (tmp_path / ".storytransformer.toml").write_text("[estimate]\nhosted = [{name = \"x\"}]\n")
+    (tmp_path / "a.txt").write_text("As a user, I want to log in.\n")
+    bad = run_cli("estimate", str(tmp_path))
+    assert bad.returncode == 2 and "estimate.hosted[0]' needs" in bad.stderr and "Traceback" not in bad.stderr

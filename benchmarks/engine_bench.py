@@ -133,6 +133,7 @@ def main(argv=None) -> int:
         found, dt = timed(eng.propose_merge, read_source("b.txt", f"{PAIRS[0][0]}\n{PAIRS[0][1]}\n").stories)
         rows["merge_proposal_no_generation_s"] = round(dt, 2)
 
+        print(json.dumps(rows), flush=True)
         if args.backlogs:
             results["rejection"] = rejection_share(gen, args.backlogs, args.jobs)
         rows["peak_rss_mib"] = round(rss_mib(), 1)
@@ -212,6 +213,7 @@ def rejection_share(engine, backlogs: Path, jobs: int) -> dict:
                 d["proposals"] += len(found)
                 d["rejected"] += len(rej)
             out["jobs_with_accepted"] += any(p.accepted for p in found)
+            print(f"{kind} {sid}: {len(found)} proposals, {len(rej)} rejected", flush=True)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["rejected_share"] = round(out["rejected"] / max(out["proposals"], 1), 3)
     return out

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format != "text":  # machine output on stdout; problems on stderr
         for p in problems:
             print(p, file=err)
+    sys.stdout.flush()  # findings before the summary when both streams go to one terminal or log
     if not args.quiet and args.format == "text":
         print(summary(findings, n_files, n_stories, sum(p.kind == "error" for p in problems)), file=err)
     if any(p.kind == "error" for p in problems) and not n_files:

@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
             config.select = _codes(args.select)
         if args.ignore:
             config.ignore = config.ignore + _codes(args.ignore)
+        if args.no_cache:
+            config.similarity.cache = False
         for code in config.select + config.ignore:
             if not any(c.startswith(code) for c in RULES):
                 raise ConfigError(f"--select/--ignore: unknown rule {code!r}")

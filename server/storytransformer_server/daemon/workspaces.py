@@ -27,6 +27,20 @@ def norm_path(path: str) -> str:
     return os.path.normpath(os.path.abspath(os.path.expanduser(path)))
 
 
+def inside_real(path: str, root: str) -> bool:
+    """Whether ``path``, with every symbolic link resolved, is ``root`` or under it (also resolved)."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def drop_escaping(ws: Workspace, root: str) -> None:
+    """Forget files that a symbolic link inside ``root`` brought in from outside it: the daemon reads only its roots."""
+    for f in list(ws.files) + list(ws.problems):
+        if not inside_real(f, root):
+            log.warning("ignoring %s: a symbolic link leads out of the workspace root %s", f, root)
+            ws.remove(f)
+
+
 @dataclass
 class Overlay:
     client: int
@@ -55,15 +69,18 @@ class Root:
     def open(cls, path: str) -> "Root":
         config = load_config(start=Path(path))
         ws = Workspace.from_paths([path], config)
+        drop_escaping(ws, path)
         return cls(path, config, ws, Linter(ws))
 
     @classmethod
     def open_file(cls, path: str) -> "Root":
-        """A root of one loose file (configuration from the nearest config file above it)."""
+        """A root of one loose file, served from the text its client sends, never read from disk.
+
+        Only registered folders are read from disk: a client that names any other
+        path (``/etc/passwd``) gets findings of the text it sent itself, nothing more.
+        """
         config = load_config(start=Path(path).parent)
         ws = Workspace(config)
-        if os.path.isfile(path):
-            ws.load(path)
         return cls(path, config, ws, Linter(ws), single_file=True)
 
     def contains(self, path: str) -> bool:
@@ -72,9 +89,14 @@ class Root:
         return path == self.path or path.startswith(self.path.rstrip(os.sep) + os.sep)
 
     def wants(self, path: str) -> bool:
-        """Whether a file at ``path`` is a story file of this root (by the configured globs)."""
+        """Whether a file at ``path`` is a story file of this root to read from disk (by the configured globs).
+
+        A loose file is never read from disk, and neither is a path whose symbolic links lead out of the root.
+        """
         if self.single_file:
-            return path == self.path
+            return False
+        if not inside_real(path, self.path):
+            return False
         rel = os.path.relpath(path, self.path).replace(os.sep, "/")
         if rel.startswith("../"):
             return False
@@ -182,8 +204,8 @@ class Root:
         except Exception as e:  # noqa: BLE001 - a broken config while the user types it: keep the last good one
             log.warning("keeping the previous configuration of %s: %s", self.path, e)
         ws = Workspace.from_paths([] if self.single_file else [self.path], config)
-        if self.single_file and os.path.isfile(self.path):
-            ws.load(self.path)
+        if not self.single_file:
+            drop_escaping(ws, self.path)
         with self.lock:
             before = set(self.workspace.files)
             for path, ov in self.overlays.items():

@@ -68,6 +68,9 @@ def main() -> None:
     import torch
     import transformers
 
+    import os
+
+    load_before = os.getloadavg()[0]
     model, label = build(args.model)
     rows = []
     for threads in args.threads:
@@ -79,12 +82,16 @@ def main() -> None:
             print(f"threads {threads:2d}  prompt {n:5d}  prefill {prefill:8.1f} tok/s  decode {decode:6.1f} tok/s", flush=True)
     result = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "model": label,
               "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "transformers": transformers.__version__, "dtype": "float32", "new_tokens": args.new_tokens, "rows": rows}
+              "transformers": transformers.__version__, "dtype": "float32", "new_tokens": args.new_tokens,
+              "cpus": os.cpu_count(), "load_average_before": round(load_before, 2),
+              "load_average_after": round(os.getloadavg()[0], 2), "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "estimate_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# CPU throughput for `estimate` ({result['date']})", "",
              f"Model: {label}; float32; torch {result['torch']}, transformers {result['transformers']}; "
-             f"CPU: {_cpu_name()}; decode = {args.new_tokens} new tokens, best of {args.repeats}.", "",
+             f"CPU: {_cpu_name()} ({result['cpus']} cores); decode = {args.new_tokens} new tokens, best of {args.repeats}; "
+             f"load average {result['load_average_before']} before, {result['load_average_after']} after "
+             "(other work on the machine slows every figure down).", "",
              "| threads | prompt tokens | prefill tokens/s | decode tokens/s |", "|---:|---:|---:|---:|"]
     lines += [f"| {r['threads']} | {r['prompt_tokens']} | {r['prefill_tokens_per_s']} | {r['decode_tokens_per_s']} |" for r in rows]
     (args.out / "estimate_throughput.md").write_text("\n".join(lines) + "\n")

@@ -187,8 +187,9 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
             merge, why = (None, "deadline") if ranking and budget.expired else \
                 _merge(proposer, members, budget if ranking else None)
             if why == "deadline":  # the model's time is up: this and later clusters get unranked proposals
-                notes.append(f"The model ranked the merges of the first {n - 1} clusters within its "
-                             f"{options.model_seconds:g} s budget (--model-seconds); later merges are not ranked.")
+                done = f"ranked the merges of the first {n - 1} clusters" if n > 1 else "ranked no merge"
+                notes.append(f"The model {done} within its {options.model_seconds:g} s budget (--model-seconds); "
+                             "the other merges are not ranked.")
                 proposer = unranked
                 merge, why = _merge(proposer, members)
             steps.advance()

@@ -11,7 +11,7 @@ import math
 from html import escape
 from typing import Sequence
 
-WIDTH, HEIGHT, MARGIN, RADIUS = 300, 210, 28, 11
+WIDTH, HEIGHT, MARGIN_X, MARGIN_Y, RADIUS = 320, 210, 52, 26, 11
 EDGE_COLOURS = {"duplicate": "#c62828", "same-text": "#6a1b9a", "overlap": "#ef6c00"}
 
 
@@ -53,8 +53,8 @@ def cluster_svg(cluster: dict) -> str:
     edges = [{"a": first_key[e["a"]], "b": first_key[e["b"]], "similarity": e["similarity"],
               "relation": e["relation"]} for e in cluster["edges"] if e["a"] in first_key and e["b"] in first_key]
     pos = layout(keys, edges)
-    sx = (WIDTH - 2 * MARGIN) / 2
-    sy = (HEIGHT - 2 * MARGIN) / 2
+    sx = (WIDTH - 2 * MARGIN_X) / 2
+    sy = (HEIGHT - 2 * MARGIN_Y) / 2
 
     def xy(k: str) -> tuple[float, float]:
         x, y = pos[k]

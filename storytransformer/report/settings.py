@@ -40,9 +40,11 @@ DEFAULT_HOSTED = (
 class EstimateSettings:
     """How one pass of the engine over a backlog is costed (docs/report.md explains each)."""
 
-    # Local engine throughput, tokens per second. The defaults were measured with the packaged
-    # SmolLM2-135M on 2 CPU cores (``storytransformer estimate --measure`` measures yours).
-    prefill_tokens_per_s: float = 900.0
+    # Local engine throughput, tokens per second, for the packaged SmolLM2-135M on 2 CPU cores:
+    # decoding runs at 16-23 tokens/s on an idle machine; prompt processing ran 50-75 times faster
+    # than decoding in benchmarks/estimate_throughput.py (docs/benchmarks/estimate_throughput.md),
+    # hence 1,000. ``storytransformer estimate --measure`` measures this machine instead.
+    prefill_tokens_per_s: float = 1000.0
     decode_tokens_per_s: float = 20.0
     # Generated tokens per story token: a rewrite is about as long as the story it rewrites.
     output_ratio: float = 1.0

@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     ecfg = dict(device=args.device, dtype=args.dtype, attention=args.attention, quantization=args.quantization,
                 model=args.model, max_new_tokens=args.gen_tokens)
     results: dict = {"date": time.strftime("%Y-%m-%d"), "cpu_count": os.cpu_count(),
+                     "load_average_at_start": round(os.getloadavg()[0], 1),
                      "torch": torch.__version__, "transformers": transformers.__version__,
                      "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "rows": {}}
     rows = results["rows"]
@@ -137,6 +138,7 @@ def main(argv=None) -> int:
         if args.backlogs:
             results["rejection"] = rejection_share(gen, args.backlogs, args.jobs)
         rows["peak_rss_mib"] = round(rss_mib(), 1)
+        results["load_average_at_end"] = round(os.getloadavg()[0], 1)
         if torch.cuda.is_available() and st.device.startswith("cuda"):
             rows["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     finally:
@@ -222,7 +224,9 @@ def rejection_share(engine, backlogs: Path, jobs: int) -> dict:
 def to_markdown(r: dict) -> str:
     lines = [f"# Engine benchmark ({r['date']})", "",
              f"torch {r['torch']}, transformers {r['transformers']}, {r['cpu_count']} CPUs"
-             + (f", GPU {r['gpu']}" if r["gpu"] else ""), "", "| measure | value |", "|---|---|"]
+             + (f", GPU {r['gpu']}" if r["gpu"] else "")
+             + (f"; load average {r['load_average_at_start']} at the start, {r.get('load_average_at_end')} at the end"
+                if "load_average_at_start" in r else ""), "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in r["rows"].items()]
     rej = r.get("rejection")
     if rej:

@@ -32,7 +32,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
-    from ..edits import atomic_write
     from ..report.collect import Options, build_report
     from ..report.compare import SnapshotError, compare, read_snapshot
     from ..report.page import embed_json, render_html
@@ -69,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             data["compare"] = {"old": str(args.compare), **compare(old, data["findings"])}
     try:
-        atomic_write(str(args.output), render_html(data))
-        if args.json:
-            atomic_write(str(args.json), embed_json(data) + "\n")
+        for path, text in ((args.output, render_html(data)), (args.json, embed_json(data) + "\n")):
+            if path is not None:
+                _write(path, text)
     except OSError as e:
         print(f"storytransformer report: error: cannot write {e.filename or args.output}: {e.strerror or e}", file=err)
         return 2
@@ -79,6 +78,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"Wrote {args.output}: {t['findings']} findings in {t['stories']} stories in {t['files']} files, "
           f"{len(data['clusters'])} clusters.", file=err)
     return 0
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomically; a new file gets the usual permissions (umask), as a report is meant to be shared."""
+    import os
+
+    from ..edits import atomic_write
+
+    new = not path.exists()
+    atomic_write(str(path), text)
+    if new:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(path, 0o666 & ~umask)
 
 
 def _check_directory(directory: Path, config, options) -> list[dict]:

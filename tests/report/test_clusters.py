@@ -75,7 +75,7 @@ def test_clusters_and_ranked_grounded_merges(examples_report):
     assert len(data["clusters"]) >= 2
     assert data["merges"]["ranked_by"], stderr  # the packaged model ranked the candidates
     pairs = {frozenset(s["story_id"] for s in c["stories"]) for c in data["clusters"]}
-    assert frozenset({"US-1", "US-6"}) in pairs and frozenset({"US-2", "LIB-21"}) in pairs
+    assert any({"US-1", "US-6"} <= p for p in pairs) and any({"US-2", "LIB-21"} <= p for p in pairs)
     for c in data["clusters"]:
         assert c["representative"] in {s["story_id"] for s in c["stories"]}
         assert c["edges"], c["id"]

@@ -103,6 +103,11 @@ def _size(size: dict | None) -> str:
 
 
 def _charts(data: dict) -> str:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return ("<section id=charts><h2>Findings at a glance</h2><p>The charts need matplotlib, which is not "
+                "installed here (pip install matplotlib).</p></section>")
     return ("<section id=charts><h2>Findings at a glance</h2><div class=charts>"
             f"<figure class=chart data-chart=rules>{charts.rules_chart(data['rules'])}</figure>"
             f"<figure class=chart data-chart=files>{charts.files_chart(data['files'])}</figure>"

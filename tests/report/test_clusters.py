@@ -113,3 +113,11 @@ def test_model_time_budget_leaves_later_merges_unranked(tmp_path):
     merges = [c["merge"] for c in data["clusters"] if c["merge"]]
     assert merges and not any(m["ranked"] for m in merges)  # ...but had no time to rank
     assert any("--model-seconds" in n for n in data["notes"])
+
+
+def test_page_without_matplotlib_says_why_there_are_no_charts(monkeypatch):
+    from storytransformer.report.page import _charts
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    html = _charts({"rules": [], "files": []})
+    assert "need matplotlib" in html and "<svg" not in html

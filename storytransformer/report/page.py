@@ -35,7 +35,7 @@ def render_html(data: dict) -> str:
         _notes(data),
         _size(data.get("size")),
         _charts(data),
-        _files(data["files"]),
+        _files(data["files"], data.get("size")),
         _findings(data["findings"]),
         _clusters(data.get("clusters") or [], data.get("merges")),
         _changes(data.get("compare")),
@@ -115,16 +115,18 @@ def _charts(data: dict) -> str:
             "</div></section>")
 
 
-def _files(files: list[dict]) -> str:
+def _files(files: list[dict], size: dict | None = None) -> str:
+    tokens = {f["file"]: f["tokens"] for f in (size or {}).get("files", [])}
     rows = "".join(
         f"<tr><td>{escape(f['file'])}</td><td class=num>{f['stories']}</td><td class=num>{f['words']:,}</td>"
+        + (f"<td class=num>{tokens.get(f['file'], 0):,}</td>" if tokens else "") +
         f"<td class=num>{f['findings']}</td><td class=num>{f['by_severity'].get('error', 0)}</td>"
         f"<td class=num>{f['by_severity'].get('warning', 0)}</td>"
         f"<td class=num><span class=score style=\"background:{charts.score_colour(f['score'])}\">{_score(f['score'])}</span></td></tr>"
         for f in files)
     return ("<section id=files><h2>Files</h2><p class=meta>Quality score = 100 × share of the file's stories "
             "with no warning or error (info and hints do not count).</p><table class=data><thead><tr><th>file</th>"
-            "<th>stories</th><th>words</th><th>findings</th><th>errors</th><th>warnings</th><th>score</th></tr>"
+            f"<th>stories</th><th>words</th>{'<th>tokens</th>' if tokens else ''}<th>findings</th><th>errors</th><th>warnings</th><th>score</th></tr>"
             f"</thead><tbody>{rows}</tbody></table></section>")
 
 

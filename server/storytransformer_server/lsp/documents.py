@@ -29,6 +29,8 @@ from storytransformer.formats.base import normalise
 from storytransformer.lint import Linter
 from storytransformer.workspace import Workspace, matches_globs
 
+from .template import TemplateTally, verdict
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -70,6 +72,7 @@ class CoreState:
         # path -> version whose text the core workspace holds (None: disk); written by the worker.
         self.core_version: dict[str, int | None] = {}
         self._roles: list[str] | None = None  # roles by frequency, rebuilt lazily after changes
+        self.tally = TemplateTally()  # the dominant template's counts, kept current per edit
 
     async def run(self, fn: Callable[..., T], *args) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -116,6 +119,7 @@ class CoreState:
             self.core_version[path] = version
         self.workspace = ws
         self.linter = Linter(ws)
+        self.tally = TemplateTally.of(ws)
         self._roles = None
         result.problems = [str(p) for p in ws.problems.values() if p.kind == "error"]
         result.stories = len(ws)
@@ -154,7 +158,7 @@ class CoreState:
         before = self._story_keys(path)
         problem = self._set_text(ws, path, text)
         self.core_version[path] = version
-        affected = self._affected(path, before)
+        affected = self._all_but(path) if self._template_moved(path) else self._affected(path, before)
         if problem:
             return FileFindings(path, version, (), problem), affected
         return self._findings(path), affected
@@ -173,7 +177,27 @@ class CoreState:
             ws.remove(path)
             self.core_version.pop(path, None)
             first = FileFindings(path, None, ())
+        if self._template_moved(path):
+            return (self._findings(path) if path in ws.files else first), self._all_but(path)
         return first, self._affected(path, before)
+
+    def _template_moved(self, path: str) -> bool:
+        """Count ``path``'s stories again; when the uniformity verdicts change, take the new template.
+
+        Without this a backlog judged against the template of an earlier text (a large
+        file since closed, stories since rewritten) would keep stale ST501 findings.
+        """
+        self.tally.update(path, self.workspace.files.get(path))
+        if self.linter is None:
+            return False
+        current = self.linter.context.template
+        if self.tally.verdict() == verdict(current):
+            return False
+        self.linter.refresh_template()
+        return verdict(self.linter.context.template) != verdict(current)
+
+    def _all_but(self, path: str) -> list[str]:
+        return sorted(p for p in self.workspace.files if p != path)
 
     def check_paths(self, paths: Iterable[str], batch: bool = False) -> list[FileFindings]:
         """Check ``paths``; with ``batch``, the rules' batch hooks (one parser run) go first."""

@@ -6,12 +6,27 @@ import logging
 from urllib.parse import unquote
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 log = logging.getLogger(__name__)
 
 
 class StoryProtocol(LanguageServerProtocol):
+    def structure_message(self, data):
+        """A request whose params do not fit the LSP types still gets an answer (an error), so no client waits forever.
+
+        pygls raises before it knows the request, so it logs the error and answers nothing.
+        """
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            msg_id = data.get("id") if isinstance(data, dict) and "method" in data else None
+            if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
+                log.warning("request %r (%s) with malformed params: answered with an error", msg_id, data.get("method"))
+                self._send_response(msg_id, error=exc.to_response_error())
+            raise
+
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams):
         # The core computes UTF-16 columns once per story; every client must accept UTF-16.

@@ -105,6 +105,7 @@ class Config:
     csv: CsvConfig = field(default_factory=CsvConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    estimate: dict = field(default_factory=dict)  # the size/cost estimate; checked by storytransformer.report.settings
     # Where the configuration came from (not a key).
     source: str = field(default="<defaults>", compare=False)
     root: str = field(default=".", compare=False)
@@ -184,6 +185,13 @@ def _validate(cfg: Config) -> None:
     for field_name in ("max_words",):
         if getattr(cfg, field_name) < 1:
             raise ConfigError(f"{src}: 'tool.storytransformer.{field_name}' must be at least 1")
+    if cfg.estimate:
+        try:
+            from .report.settings import from_section
+        except ImportError:
+            pass
+        else:
+            from_section(cfg.estimate, src)
     try:
         cfg.template.format(role="r", means="m", ends="e")
     except (KeyError, IndexError, ValueError) as e:

@@ -107,8 +107,11 @@ def atomic_write(path: str, text: str, expected_digest: str | None = None, stale
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        if mode is None:  # a new file gets the permissions any new file would (mkstemp makes 0600)
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         if expected_digest is not None:  # last look right before the rename
             with open(path, "rb") as f:
                 if digest(f.read()) != expected_digest:

@@ -35,3 +35,9 @@ def test_bad_values_name_file_and_key(tmp_path, body, message):
     with pytest.raises(ConfigError) as e:
         load_config(p)
     assert message in str(e.value) and str(p) in str(e.value)
+
+
+def test_estimate_section_is_checked_by_its_owner(tmp_path):
+    p = write(tmp_path, ".storytransformer.toml", "[estimate]\nbogus = 1\n")
+    with pytest.raises(ConfigError, match="estimate.bogus"):
+        load_config(p)

@@ -70,3 +70,18 @@ def test_atomic_write_refuses_a_file_changed_on_disk(tmp_path):
 ])
 def test_marker_punctuation_fix(story, expected):
     assert fixed(story + "\n", "ST502") == expected + "\n"
+
+
+def test_atomic_write_new_file_gets_umask_permissions_and_keeps_existing_ones(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(str(tmp_path / "new.txt"), "x\n")
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "own.txt").write_text("y\n")
+        os.chmod(tmp_path / "own.txt", 0o640)
+        atomic_write(str(tmp_path / "own.txt"), "z\n")
+        assert (tmp_path / "own.txt").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

@@ -8,6 +8,7 @@ export const CLIENT_COMMANDS = {
   recheckWorkspace: "storytransformer.client.recheckWorkspace",
   loadModel: "storytransformer.client.loadModel",
   unloadModel: "storytransformer.client.unloadModel",
+  openReport: "storytransformer.client.openReport",
 } as const;
 
 /** The server's commands (workspace/executeCommand). */

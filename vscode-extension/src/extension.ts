@@ -4,6 +4,11 @@ import * as vscode from "vscode";
 import { CLIENT_COMMANDS, SERVER_COMMANDS } from "./commands";
 import { workspaceGlob, documentSelector } from "./files";
 import { mergeArguments } from "./merge";
+import { reportFailure, reportInvocation } from "./report";
+import { execFile } from "node:child_process";
+import * as fs from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
 import { recheckSummary } from "./status";
 import { onInterpreterChange } from "./python";
 import { SECTION, ServerController } from "./serverController";
@@ -37,6 +42,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     });
   }
   register(CLIENT_COMMANDS.mergeSelectedStories, () => mergeSelectedStories(ctl));
+  register(CLIENT_COMMANDS.openReport, () => openReport(ctl, output));
 
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((event) => {
@@ -94,4 +100,45 @@ async function mergeSelectedStories(ctl: ServerController): Promise<unknown> {
   }
   // The server applies the merge with workspace/applyEdit and shows its own messages on failure.
   return ctl.executeServerCommand(SERVER_COMMANDS.mergeStories, refs);
+}
+
+async function openReport(ctl: ServerController, output: vscode.LogOutputChannel): Promise<string | undefined> {
+  const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  if (!folder) {
+    void vscode.window.showInformationMessage("StoryTransformer: open a folder to report on its backlog.");
+    return undefined;
+  }
+  const choice = await vscode.window.showQuickPick(
+    [
+      { label: "Full report", description: "with merge proposals ranked by the model (up to a minute)", fast: false },
+      { label: "Quick report", description: "without the model", fast: true },
+    ],
+    { placeHolder: "StoryTransformer: which report?" },
+  );
+  if (!choice) return undefined;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "storytransformer-report-"));
+  const file = path.join(dir, "report.html");
+  const run = reportInvocation(await ctl.serverCommand(), folder, file, choice.fast);
+  output.info(`report: ${[run.command, ...run.args].join(" ")}`);
+  const result = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: "StoryTransformer: building the backlog report", cancellable: true },
+    (_progress, token) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = execFile(run.command, run.args, { cwd: folder, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) =>
+          resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, stderr: String(stderr) }),
+        );
+        token.onCancellationRequested(() => child.kill());
+      }),
+  );
+  if (result.code !== 0) {
+    output.error(result.stderr);
+    void vscode.window.showErrorMessage(reportFailure(result.code, result.stderr));
+    return undefined;
+  }
+  const panel = vscode.window.createWebviewPanel("storytransformer.report", "Backlog Report", vscode.ViewColumn.Active, {
+    enableScripts: true, // the findings filters; the page's own CSP allows only inline scripts and styles
+    localResourceRoots: [],
+  });
+  panel.webview.html = await fs.readFile(file, "utf8");
+  return file;
 }

@@ -177,6 +177,11 @@ export class ServerController implements vscode.Disposable {
       .then((choice) => choice && vscode.commands.executeCommand("workbench.action.openSettings", SECTION));
   }
 
+  /** The installation the server runs from (for other commands of the same installation). */
+  async serverCommand(): Promise<ServerCommand> {
+    return this.resolveServer();
+  }
+
   private async resolveServer(): Promise<ServerCommand> {
     const config = vscode.workspace.getConfiguration(SECTION);
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;

@@ -93,16 +93,19 @@ def test_merge_over_http_is_grounded(server):
     assert accepted and all(not p.grounding.invented_words for p in accepted)
 
 
-def test_server_without_prompt_logprobs_leaves_candidates_unranked(server):
+def test_ranking_follows_what_the_server_offers(server):
+    """``transformers serve`` returns no prompt log-probabilities: proposals come unranked; a server
+    that returns them (vLLM, llama.cpp) gets them ranked."""
     eng = remote(server[0], generate=False)
+    (s,) = stories("As a cook, I want to chop and fry onions, so that the soup tastes good.")
     try:
         eng.score(["As a visitor, I want to search events."])
+        ranked = True
     except Unsupported:
-        (s,) = stories("As a cook, I want to chop and fry onions, so that the soup tastes good.")
-        found = eng.propose_split(s)
-        assert found and all(p.score is None for p in found)
-    else:  # a server that returns prompt log-probabilities ranks them
-        pass
+        ranked = False
+    found = eng.propose_split(s)
+    assert found and all(p.accepted for p in found)
+    assert all((p.score is not None) == ranked for p in found)
 
 
 def test_unreachable_server_fails_clearly_after_retries():

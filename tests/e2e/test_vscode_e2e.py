@@ -423,3 +423,15 @@ def test_merge_selected_stories_replaces_two_stories_with_one(model_session: dic
     assert len(before) == 2, before
     assert len(after) == 1, (after, model_session["mergeNotifications"])
     assert after[0].startswith("As a visitor, I want to search events"), after
+
+
+@pytest.fixture(scope="module")
+def report_session(code_server: dict, artifacts: Path) -> dict:
+    """Open Backlog Report (quick) on the test workspace."""
+    return _drive(code_server, artifacts, code_server["workspace"], "events.stories.txt", "--scenario", "report")
+
+
+def test_open_backlog_report_shows_the_report_in_a_webview(report_session: dict) -> None:
+    assert report_session["reportTab"], report_session
+    assert report_session["reportSvgCount"] >= 1, report_session
+    assert "ST301" in report_session["reportText"] or "ST201" in report_session["reportText"], report_session["reportText"]

@@ -124,7 +124,8 @@ async function openReport(ctl: ServerController, output: vscode.LogOutputChannel
     { location: vscode.ProgressLocation.Notification, title: "StoryTransformer: building the backlog report", cancellable: true },
     (_progress, token) =>
       new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const child = execFile(run.command, run.args, { cwd: folder, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) =>
+        // Run beside the folder, so the page names it ("Backlog report: my-project") rather than ".".
+        const child = execFile(run.command, run.args, { cwd: path.dirname(folder), maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) =>
           resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, stderr: String(stderr) }),
         );
         token.onCancellationRequested(() => child.kill());

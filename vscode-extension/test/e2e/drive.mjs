@@ -109,6 +109,7 @@ try {
 
   if (opts.scenario === "journey") await journey();
   else if (opts.scenario === "model") await modelScenario();
+  else if (opts.scenario === "report") await reportScenario();
   else await notificationsOnly();
 } catch (error) {
   result.error = String(error?.stack ?? error);
@@ -294,4 +295,30 @@ async function modelScenario() {
   await runCommand("StoryTransformer: Unload Model");
   result.statusUnloaded = await watchStatus((t) => t !== result.statusReady, result.statusesUnloading);
   await shot("vscode-model-unloaded");
+}
+
+/** Open Backlog Report (quick): the report appears in a webview with its charts and findings. */
+async function reportScenario() {
+  await openFile(opts.file);
+  await runCommand("StoryTransformer: Open Backlog Report");
+  const quick = page.locator(".quick-input-list .monaco-list-row", { hasText: "Quick report" }).first();
+  await quick.waitFor();
+  await quick.click();
+  log("report requested");
+  const deadline = Date.now() + timeout;
+  let frame;
+  while (Date.now() < deadline && !frame) {
+    for (const candidate of page.frames()) {
+      const has = await candidate
+        .evaluate(() => !!document.getElementById("storytransformer-report-data"))
+        .catch(() => false);
+      if (has) frame = candidate;
+    }
+    if (!frame) await page.waitForTimeout(500);
+  }
+  if (!frame) throw new Error("no webview with the report appeared");
+  result.reportSvgCount = await frame.evaluate(() => document.querySelectorAll("svg").length);
+  result.reportText = (await frame.evaluate(() => document.body.innerText)).slice(0, 4000);
+  result.reportTab = (await page.locator(".tab", { hasText: "Backlog Report" }).count()) > 0;
+  await shot("vscode-report");
 }

@@ -20,7 +20,7 @@ def register(sub) -> None:
                        description="Propose merged, rewritten or split stories. Every proposal is checked by the "
                                    "core rules and uses only words of its source stories.")
     p.add_argument("path", type=Path, help="a story file or a directory")
-    p.add_argument("--story", help="only proposals involving this story id")
+    p.add_argument("--story", help="only proposals involving this story: its id, or FILE:LINE (1-based)")
     p.add_argument("--kind", choices=KINDS, help="only this kind of proposal (default: all)")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--config", type=Path, help="configuration file")
@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         print(p, file=err)
     stories = {s.id: s for s in ws.stories()}
     if args.story and args.story not in stories:
+        args.story = _story_at(args.story, stories.values()) or args.story
+    if args.story and args.story not in stories:
         print(f"storytransformer: error: no story with id {args.story!r} under {args.path}", file=err)
         return 2
     findings = Linter(ws).check() + _semantic(ws, config, args.kind)
@@ -80,6 +82,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_text(out) if out else "no grounded proposals")
     return 0
+
+
+def _story_at(where: str, stories) -> str | None:
+    """The id of the story at ``FILE:LINE`` (1-based line, any line of the story)."""
+    import os
+
+    path, _, line = where.rpartition(":")
+    if not path or not line.isdigit():
+        return None
+    target = os.path.realpath(path)
+    for s in stories:
+        if os.path.realpath(s.file) == target and s.range.start.line <= int(line) - 1 <= s.range.end.line:
+            return s.id
+    return None
 
 
 def _jobs(findings, stories, args) -> list[tuple[str, list, list]]:

@@ -69,3 +69,15 @@ def test_suggest_unknown_story_id_exits_2(tmp_path):
     (tmp_path / "b.txt").write_text("As a cook, I want to boil pasta.\n")
     r = cli("suggest", str(tmp_path / "b.txt"), "--story", "nope", cache=tmp_path / "cache", cwd=tmp_path)
     assert r.returncode == 2 and "no story with id 'nope'" in r.stderr
+
+
+@pytest.mark.slow
+def test_suggest_for_one_story_by_file_and_line(cold_engine, model_cache, tmp_path):
+    backlog = tmp_path / "backlog.txt"
+    backlog.write_text("As a cook, I want to boil pasta, so that dinner is ready.\n"
+                       "As a visitor, I want to search and filter events, so that I find concerts.\n")
+    r = cli("suggest", str(backlog), "--story", f"{backlog}:2", "--kind", "split", "--format", "json", "--no-generate",
+            cache=model_cache, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out and {p["sources"][0]["line"] for p in out} == {2}

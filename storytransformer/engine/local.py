@@ -77,7 +77,24 @@ class LocalEngine(GroundedEngine):
                 st.notes = list(p.notes)
             except EngineConfigError as e:
                 st.error = str(e)
+            self._describe_cache(st)
         return st
+
+    def _describe_cache(self, st: EngineStatus) -> None:
+        """Say whether the first load will convert the GGUF or read the cache (hashes the file)."""
+        try:
+            source = modelfiles.resolve(self.config.engine.model, Path(self.config.root))
+        except EngineConfigError as e:
+            st.error = st.error or str(e)
+            return
+        st.source = source.kind
+        if source.kind == "gguf":
+            target = modelfiles.cached_conversion(Path(source.location), self.cache_root)
+            st.cache_dir = str(target)
+            note = ("converted cache present: loading takes about a second" if modelfiles.is_complete(target)
+                    else "no converted cache yet: the first load converts the GGUF (20-60 s)")
+            if note not in st.notes:
+                st.notes.append(note)
 
     def load(self, *, token: CancelToken | None = None, deadline: Deadline | None = None) -> EngineStatus:
         with self._lock:

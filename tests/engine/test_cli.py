@@ -30,6 +30,7 @@ def test_status_json_matches_the_schema_without_loading(tmp_path):
     jsonschema.validate(data, STATUS_SCHEMA)
     assert data["state"] == "unloaded" and data["device"] == "cpu" and data["attention"] == "eager"
     assert data["cache_dir"].startswith(str(tmp_path / "cache"))
+    assert any("no converted cache yet" in n for n in data["notes"])
 
 
 @pytest.mark.slow
@@ -39,6 +40,8 @@ def test_load_reports_the_cache_and_the_time(cold_engine, model_cache, tmp_path)
     data = json.loads(r.stdout)
     jsonschema.validate(data, STATUS_SCHEMA)
     assert data["state"] == "ready" and data["loaded_from"] == "cache" and data["load_seconds"] > 0
+    status = json.loads(cli("engine", "status", "--format", "json", cache=model_cache, cwd=tmp_path).stdout)
+    assert status["state"] == "unloaded" and any("converted cache present" in n for n in status["notes"])
     assert data["memory_bytes"] > 100e6
 
 

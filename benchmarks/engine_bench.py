@@ -181,7 +181,21 @@ def rejection_share(engine, backlogs: Path, jobs: int) -> dict:
     for f in findings:
         by_story.setdefault(f.story_id, []).append(f)
     picked = {"split": [], "rewrite": [], "merge": []}
+    # round-robin over the files, so the jobs come from many backlogs, not the first one
+    per_file: dict[str, list] = {}
     for sid, fs in sorted(by_story.items()):
+        if sid in stories:
+            per_file.setdefault(stories[sid].file, []).append((sid, fs))
+    queues = [iter(v) for _, v in sorted(per_file.items())]
+    ordered = []
+    while queues:
+        for q in list(queues):
+            item = next(q, None)
+            if item is None:
+                queues.remove(q)
+            else:
+                ordered.append(item)
+    for sid, fs in ordered:
         codes = {f.code[:3] for f in fs}
         if "ST2" in codes and len(picked["split"]) < jobs // 3 + 1:
             picked["split"].append((sid, fs))

@@ -8,11 +8,10 @@ Prices are USD per million tokens; every figure can be overridden in the file.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config, ConfigError, find_config_file, from_table, load_config
+from ..config import Config, ConfigError, load_config
 
 SECTION = "estimate"
 
@@ -115,20 +114,6 @@ def _hosted(value, key: str, source: str) -> HostedModel:
 
 def load(config_path: Path | None, start: Path) -> tuple[Config, EstimateSettings]:
     """The core configuration and the estimate settings from one file (or the defaults)."""
-    path = config_path or find_config_file(start)
-    if path is None:
-        return load_config(None, start=start), EstimateSettings()
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from None
-    table = data.get("tool", {}).get("storytransformer", {}) if path.name == "pyproject.toml" else data
-    if path.name != "pyproject.toml" and "storytransformer" in data.get("tool", {}):
-        table = data["tool"]["storytransformer"]
-    table = dict(table)
-    section = table.pop(SECTION, None)
-    config = from_table(table, str(path), str(path.parent.resolve()))
-    settings = from_section(section, str(path)) if section is not None else EstimateSettings()
+    config = load_config(config_path, start=start)
+    settings = from_section(config.estimate, config.source) if config.estimate else EstimateSettings()
     return config, settings

@@ -42,12 +42,8 @@ def read_csv(path: str, text: str, columns: CsvColumns = CsvColumns()) -> Source
     builder = StoryBuilder(path, lines, "csv")
     source = SourceFile(path, lines, format="csv")
     header_line = lines[0] if lines else ""
-    delimiter = max(",;\t|", key=header_line.count)
-    dialect = csv.excel_tab if delimiter == "\t" else csv.excel
-    if delimiter not in (",", "\t"):
-        class dialect(csv.excel):  # noqa: N801 - a csv dialect is a class
-            pass
-        dialect.delimiter = delimiter
+    delimiter = max(",;\t|", key=header_line.count)  # the header line tells the delimiter
+    dialect = type("Exported", (csv.excel,), {"delimiter": delimiter})
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     try:
         header = next(reader)

@@ -197,15 +197,27 @@ def read_info(paths: Paths) -> dict | None:
 def read_or_create_token(path: Path) -> str:
     """The TCP token: read from a 0600 file, created with a random value when missing."""
     import secrets
+    import stat as stat_
 
+    parent = path.parent
     try:
-        st = os.stat(path)
+        pst = os.stat(parent)
+    except FileNotFoundError:
+        raise RuntimeDirError(f"the directory of the token file {path} does not exist") from None
+    if pst.st_mode & (stat_.S_IWGRP | stat_.S_IWOTH) and not pst.st_mode & stat_.S_ISVTX:
+        # anyone who can write there can swap the token for their own: refuse, as for the runtime directory
+        raise RuntimeDirError(f"the directory of the token file {path} is writable by group or others "
+                              f"(mode {stat_.S_IMODE(pst.st_mode):04o}); fix with: chmod go-w {parent}")
+    try:
+        st = os.lstat(path)
     except FileNotFoundError:
         token = secrets.token_urlsafe(32)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(token + "\n")
         return token
+    if stat_.S_ISLNK(st.st_mode):
+        raise RuntimeDirError(f"token file {path} is a symbolic link; use a regular file (mode 0600)")
     if st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise RuntimeDirError(f"token file {path} must be owned by you and mode 0600 (fix with: chmod 600 {path})")
     token = path.read_text("utf-8").strip()

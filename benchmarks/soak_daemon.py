@@ -197,6 +197,8 @@ def run(total: int, clients: int, rate_per_client: float, timeout: float, kill_b
             p.join(10)
         fault_seconds = time.monotonic() - t0
         # a last phase without faults: is the surviving (or a fresh) daemon serving, and is its memory flat?
+        # (a warm-up first, with a long deadline: a freshly spawned daemon loads the parser on its first findings)
+        asyncio.run(client_loop(97, 3, str(runtime), str(root), 120.0, 10.0, seed))
         steady = asyncio.run(client_loop(99, steady_requests, str(runtime), str(root), timeout, 200.0, seed))
         pid = daemon_pid(runtime)
         rss_start = rss_kib(pid)

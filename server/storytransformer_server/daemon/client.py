@@ -192,6 +192,8 @@ class DaemonClient:
             raise
         finally:
             self._pending.pop(rid, None)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # a send that failed also failed this future: mark it seen (no asyncio warning)
 
     async def _cancel_remote(self, rid: int) -> None:
         if not self.closed:

@@ -85,6 +85,7 @@ class EngineConfig:
     retries: int = 2  # remote engine: retries with backoff after a connection error, 429 or 5xx
     generate: bool = True  # also ask the model for free (source-constrained) proposals
     allowed_words: list[str] = field(default_factory=list)  # extra words a proposal may add
+    context_tokens: int = 0  # prompt budget for long context (related backlog stories); 0 = the model's window minus the answer
 
 
 @dataclass

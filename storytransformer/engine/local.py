@@ -215,6 +215,17 @@ class LocalEngine(GroundedEngine):
         self._ensure(None, None)
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under this model's tokenizer (no special tokens added)."""
+        self._ensure(None, None)
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    def context_window(self) -> int:
+        """The model's context length: its position embeddings (the tokenizer's limit is often a placeholder)."""
+        self._ensure(None, None)
+        n = getattr(self.model.config, "max_position_embeddings", None) or getattr(self.tokenizer, "model_max_length", 0)
+        return int(n) if n and n < 10**7 else 2048
+
     @_oom_to_engine_error
     def score(self, texts: Sequence[str], *, context: str = "", token: CancelToken | None = None,
               deadline: Deadline | None = None) -> list[Score]:

@@ -53,14 +53,16 @@ def block(texts: Sequence[str]) -> str:
     return "\n".join(f"<story>{delimit(t)}</story>" for t in texts)
 
 
-def messages(kind: str, stories: Sequence[Story | str]) -> list[dict]:
-    """The chat messages for ``kind`` over ``stories``: system, few-shot turns, the request."""
+def messages(kind: str, stories: Sequence[Story | str], context: str = "") -> list[dict]:
+    """The chat messages for ``kind`` over ``stories``: system, few-shot turns, the request
+    (after ``context``, related stories of the backlog packed by :mod:`.context`, when given)."""
     texts = [s if isinstance(s, str) else s.text for s in stories]
     out = [{"role": "system", "content": SYSTEM}]
     for example, answer in FEW_SHOT.get(kind, []):
         out.append({"role": "user", "content": f"{TASK[kind]}\n{block(example)}"})
         out.append({"role": "assistant", "content": answer})
-    out.append({"role": "user", "content": f"{TASK[kind]}\n{block(texts)}"})
+    request = f"{TASK[kind]}\n{block(texts)}"
+    out.append({"role": "user", "content": f"{context}\n\n{request}" if context else request})
     return out
 
 

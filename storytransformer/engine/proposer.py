@@ -17,6 +17,7 @@ from ..config import Config
 from ..findings import Finding
 from ..story import Story
 from . import candidates as cands
+from . import context as long_context
 from . import prompts
 from .base import (Cancelled, CancelToken, ConflictReport, Deadline, DeadlineExceeded, EngineError, Proposal,
                    Score, Unsupported, checkpoint)
@@ -46,13 +47,43 @@ class GroundedEngine:
         """The prompt text that precedes the answer (for conditional scoring)."""
         return prompts.plain(messages)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for this model. Without a tokenizer: about four characters a token."""
+        return max(1, (len(text) + 3) // 4) if text else 0
+
+    def context_window(self) -> int:
+        """The model's context length in tokens (unknown for a remote server: a common 4096)."""
+        return 4096
+
+    # -- long context -------------------------------------------------------------------
+    def backlog_context(self, kind: str, sources: Sequence[Story], backlog: Sequence[Story] | None,
+                        token: CancelToken | None = None,
+                        deadline: Deadline | None = None) -> long_context.PackedContext | None:
+        """Related stories of ``backlog`` packed into what the prompt for ``kind`` leaves of the
+        budget (``engine.context_tokens``, or the window minus the answer). None without a backlog."""
+        if not backlog:
+            return None
+        checkpoint(token, deadline)
+        total = self.config.engine.context_tokens or (self.context_window() - self.config.engine.max_new_tokens)
+        bare = self.count_tokens(self.render(prompts.messages(kind, list(sources), context="\n")))
+        packed = long_context.pack(backlog, self.count_tokens, total - bare, query=list(sources),
+                                   similarity_config=self.config.similarity)
+        log.info("%s: %d related stories in the prompt (%d tokens of %d, %s; %d left out)", kind,
+                 len(packed.stories), packed.tokens, packed.budget, packed.retrieval, packed.omitted)
+        return packed
+
     # -- proposals ------------------------------------------------------------------
     def propose_merge(self, stories: Sequence[Story], *, token: CancelToken | None = None,
-                      deadline: Deadline | None = None, include_rejected: bool = False) -> list[Proposal]:
+                      deadline: Deadline | None = None, include_rejected: bool = False,
+                      backlog: Sequence[Story] | None = None) -> list[Proposal]:
+        """Merged stories. With ``backlog``, its stories most related to these go into the prompt
+        as context (the validator still draws the allowed words from ``stories`` only)."""
         stories = list(stories)
         if len(stories) < 2:
             raise EngineError("a merge needs at least two stories")
-        return self._propose("merge", stories, cands.merge_candidates(stories), (), 1, token, deadline, include_rejected)
+        packed = self.backlog_context("merge", stories, backlog, token, deadline)
+        return self._propose("merge", stories, cands.merge_candidates(stories), (), 1, token, deadline, include_rejected,
+                             context=packed.text if packed else "")
 
     def propose_split(self, story: Story, findings: Sequence[Finding] = (), *, token: CancelToken | None = None,
                       deadline: Deadline | None = None, include_rejected: bool = False) -> list[Proposal]:
@@ -76,9 +107,9 @@ class GroundedEngine:
         return [replace(f, story_id=story.id) for f in found]
 
     def _propose(self, kind: str, sources: list[Story], found: list[cands.Candidate], targeted: tuple[str, ...],
-                 min_lines: int, token, deadline, include_rejected: bool) -> list[Proposal]:
+                 min_lines: int, token, deadline, include_rejected: bool, context: str = "") -> list[Proposal]:
         checkpoint(token, deadline)
-        msgs = prompts.messages(kind, [source_text_with_markers(s) for s in sources])
+        msgs = prompts.messages(kind, [source_text_with_markers(s) for s in sources], context=context)
         if self.config.engine.generate:
             try:
                 allowed = " ".join(source_text(s) for s in sources)
@@ -132,12 +163,15 @@ class GroundedEngine:
 
     # -- conflicts ----------------------------------------------------------------------
     def check_conflict(self, a: Story, b: Story, *, token: CancelToken | None = None,
-                       deadline: Deadline | None = None) -> ConflictReport:
+                       deadline: Deadline | None = None, backlog: Sequence[Story] | None = None) -> ConflictReport:
+        """The heuristic verdict and the model's probability of "yes". With ``backlog``, its
+        stories most related to ``a`` and ``b`` go into the model's prompt as context."""
         checkpoint(token, deadline)
         h = heuristic(a, b)
         model_yes = None
         try:
-            context = self.render(prompts.messages("conflict", [a, b]))
+            packed = self.backlog_context("conflict", [a, b], backlog, token, deadline)
+            context = self.render(prompts.messages("conflict", [a, b], context=packed.text if packed else ""))
             yes, no = self.score(["yes", "no"], context=context, token=token, deadline=deadline)
             model_yes = 1.0 / (1.0 + math.exp(no.logprob - yes.logprob))
         except (Cancelled, DeadlineExceeded):

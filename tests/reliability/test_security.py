@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -112,7 +112,7 @@ async def start(client: LanguageClient, root: Path, options: dict | None = None,
         initialization_options=opts))
 
 
-async def until(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+async def until(cond: Callable[[], Any], timeout: float = 45.0, what: str = "condition") -> Any:
     """Wait for ``cond()`` to become truthy (the server is a real process: no fixed sleeps)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout

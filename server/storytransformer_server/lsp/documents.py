@@ -27,6 +27,7 @@ from storytransformer.findings import Finding
 from storytransformer.formats import detect_format
 from storytransformer.formats.base import normalise
 from storytransformer.lint import Linter
+from storytransformer.cache import ResultCache
 from storytransformer.workspace import Workspace, matches_globs
 
 from .template import TemplateTally, verdict
@@ -73,12 +74,31 @@ class CoreState:
         self.core_version: dict[str, int | None] = {}
         self._roles: list[str] | None = None  # roles by frequency, rebuilt lazily after changes
         self.tally = TemplateTally()  # the dominant template's counts, kept current per edit
+        # spaCy in a second process: it loads while the scan reads files and keeps the parser's
+        # memory out of the server (started with the first scan of a workspace).
+        self.parser = None
 
     async def run(self, fn: Callable[..., T], *args) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.parser is not None:
+            self.parser.close()
+            self.parser = None
+
+    def _new_linter(self, ws: Workspace) -> Linter:
+        return Linter(ws, background_parser=self.parser)
+
+    def _start_parser(self) -> None:
+        if self.parser is not None or not self.roots:
+            return
+        try:
+            from storytransformer.nlp import BackgroundParser
+
+            self.parser = BackgroundParser()
+        except (OSError, ImportError):  # the parser then runs in this process
+            log.exception("could not start the parser process")
 
     # -- questions the event loop may ask (cheap, read-only) --------------
     def is_story_file(self, path: str) -> bool:
@@ -112,13 +132,16 @@ class CoreState:
             config = Config(root=str(start))
         self.file_config = config
         self.config = self._with_overrides(config)
-        ws = Workspace.from_paths(self.roots, self.config) if self.roots else Workspace(self.config)
+        self._start_parser()
+        # Parsed files and their findings come from the core's on-disk cache when unchanged.
+        cache = ResultCache(self.config)
+        ws = Workspace.from_paths(self.roots, self.config, cache) if self.roots else Workspace(self.config)
         self.core_version = {p: None for p in ws.files}
         for path, (version, text) in list(self.overlays.items()):
             self._set_text(ws, path, text)
             self.core_version[path] = version
         self.workspace = ws
-        self.linter = Linter(ws)
+        self.linter = self._new_linter(ws)
         self.tally = TemplateTally.of(ws)
         self._roles = None
         result.problems = [str(p) for p in ws.problems.values() if p.kind == "error"]
@@ -134,7 +157,8 @@ class CoreState:
         self.rule_overrides = dict(rule_overrides)
         self.config = self._with_overrides(self.file_config)
         self.workspace.config = self.config
-        self.linter = Linter(self.workspace)
+        self.workspace.cache = ResultCache(self.config)  # findings cached under the new settings' key
+        self.linter = self._new_linter(self.workspace)
         return self.check_all()
 
     def _with_overrides(self, config: Config) -> Config:
@@ -220,7 +244,7 @@ class CoreState:
     def refresh_template(self) -> list[FileFindings]:
         """Recompute the dominant template (it drifts as stories are edited) and re-check everything."""
         if self.linter is None:
-            self.linter = Linter(self.workspace)
+            self.linter = self._new_linter(self.workspace)
         self.linter.refresh_template()
         return self.check_all()
 
@@ -273,7 +297,7 @@ class CoreState:
 
     def _findings(self, path: str) -> FileFindings:
         if self.linter is None:
-            self.linter = Linter(self.workspace)
+            self.linter = self._new_linter(self.workspace)
         try:
             found = tuple(self.linter.check_file(path))
         except Exception as e:  # a rule bug must not take the server down; say where it happened

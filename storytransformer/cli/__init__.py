@@ -21,6 +21,7 @@ COMMANDS = [
     "suggest",
     "report", "estimate",
     "bench",
+    "eval",
 ]
 
 

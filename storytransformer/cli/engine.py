@@ -1,5 +1,6 @@
-"""``storytransformer engine status|load``: what model the engine uses, on which device, with
-which precision, attention kernel and quantization, and how long it takes to load."""
+"""``storytransformer engine status|load|unload``: what model the engine uses, on which device, with
+which precision, attention kernel and quantization, and how long it takes to load; ``unload`` asks
+the daemon (which holds the resident model) to free it."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ def register(sub) -> None:
         if name == "status":
             a.add_argument("--load", action="store_true", help="load the model first, to report memory and load time")
         a.set_defaults(func=run, load=name == "load" or None)
+    u = actions.add_parser("unload", help="free the resident model held by the daemon (if one runs)",
+                           description="Ask the running daemon to unload its model, freeing its memory. Without a "
+                                       "daemon no model is resident (CLI commands load theirs and exit): nothing to do.")
+    u.add_argument("--runtime-dir", help="the daemon's runtime directory (default: the user's)")
+    u.add_argument("--format", choices=["text", "json"], default="text")
+    u.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the daemon (default 30)")
+    u.set_defaults(func=run_unload)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
@@ -49,6 +57,35 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_text(data))
     return 2 if data.get("error") else 0
+
+
+def run_unload(args: argparse.Namespace) -> int:
+    """Exit 0 when the model is unloaded or none was resident; 2 when the daemon fails to answer properly."""
+    try:
+        from storytransformer_server.daemon.client import call
+        from storytransformer_server.daemon.protocol import DAEMON_NOT_RUNNING, DaemonError
+    except ImportError:
+        return _nothing_resident(args, "the daemon is not installed")
+    try:
+        data = call("engine/unload", runtime_dir=args.runtime_dir, timeout=args.timeout)
+    except DaemonError as e:
+        if e.code == DAEMON_NOT_RUNNING:
+            return _nothing_resident(args, "no daemon is running")
+        print(f"storytransformer: error: the daemon could not unload the model: {e.message}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps({"daemon": True, "unloaded": True, **(data or {})}, indent=2))
+    else:
+        print(f"model unloaded by the daemon (engine state: {(data or {}).get('state', 'unloaded')})")
+    return 0
+
+
+def _nothing_resident(args, why: str) -> int:
+    if args.format == "json":
+        print(json.dumps({"daemon": False, "unloaded": False, "reason": why}))
+    else:
+        print(f"no resident model is loaded ({why}); nothing to unload")
+    return 0
 
 
 def _failed(config) -> dict:

@@ -1,5 +1,6 @@
-"""``storytransformer suggest PATH``: grounded merge, rewrite and split proposals from the
-language model, each with the stories it came from. Nothing ungrounded is ever printed."""
+"""``storytransformer suggest PATH`` and ``storytransformer suggest merge|rewrite|split FILE:LINE...``:
+grounded merge, rewrite and split proposals from the language model, each with the stories it came
+from. Nothing ungrounded is ever printed."""
 
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ REWRITE_PREFIXES = ("ST1", "ST3", "ST4", "ST5")
 
 def register(sub) -> None:
     p = sub.add_parser("suggest", help="propose merged, rewritten or split stories (language model)",
+                       usage="%(prog)s [options] PATH\n       %(prog)s [options] merge|rewrite|split FILE:LINE...",
                        description="Propose merged, rewritten or split stories. Every proposal is checked by the "
-                                   "core rules and uses only words of its source stories.")
-    p.add_argument("path", type=Path, help="a story file or a directory")
+                                   "core rules and uses only words of its source stories. With PATH: proposals "
+                                   "for the stories with findings. With a kind and FILE:LINE (1-based, any line of "
+                                   "the story): that merge of two or more stories, or a rewrite or split of each.")
+    p.add_argument("targets", nargs="+", metavar="PATH | KIND FILE:LINE",
+                   help="a story file or a directory; or merge|rewrite|split followed by FILE:LINE...")
     p.add_argument("--story", help="only proposals involving this story: its id, or FILE:LINE (1-based)")
     p.add_argument("--kind", choices=KINDS, help="only this kind of proposal (default: all)")
     p.add_argument("--format", choices=["text", "json"], default="text")
@@ -28,10 +33,23 @@ def register(sub) -> None:
     p.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (default: no limit)")
     p.add_argument("--no-generate", action="store_true", help="rank the deterministic candidates only (faster)")
     p.add_argument("--show-rejected", action="store_true", help="also print rejected proposals with the reasons")
+    p.add_argument("--context", action="store_true",
+                   help="merges: put the related stories of the backlog into the prompt (long context; slower)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    first = args.targets[0]
+    if first in KINDS and len(args.targets) > 1 and not Path(first).exists():
+        return run_at(args, first, args.targets[1:])
+    if len(args.targets) != 1:
+        print(f"storytransformer: error: give one PATH, or {'|'.join(KINDS)} followed by FILE:LINE...", file=sys.stderr)
+        return 2
+    args.path = Path(first)
+    return run_path(args)
+
+
+def run_path(args: argparse.Namespace) -> int:
     from ..engine import Deadline, DeadlineExceeded, EngineError, create_engine
     from ..lint import Linter
     from ..workspace import Workspace
@@ -58,13 +76,71 @@ def run(args: argparse.Namespace) -> int:
         return 2
     findings = Linter(ws).check() + _semantic(ws, config, args.kind)
     jobs = _jobs(findings, stories, args)
+    return _propose_and_print(args, config, jobs, list(ws.stories()))
+
+
+def run_at(args: argparse.Namespace, kind: str, places: list[str]) -> int:
+    """``suggest KIND FILE:LINE...``: the stories at those lines, one merge or one job per story."""
+    from ..lint import Linter
+    from ..workspace import Workspace
+
+    err = sys.stderr
+    files = []
+    for where in places:
+        path, _, line = where.rpartition(":")
+        if not path or not line.isdigit() or int(line) < 1:
+            print(f"storytransformer: error: {where!r}: expected FILE:LINE (1-based line number)", file=err)
+            return 2
+        if not Path(path).is_file():
+            print(f"storytransformer: error: {path}: no such file", file=err)
+            return 2
+        files.append(Path(path))
+    if kind == "merge" and len(places) < 2:
+        print("storytransformer: error: a merge needs two or more FILE:LINE", file=err)
+        return 2
+    try:
+        config = load_config(args.config, start=files[0].parent)
+    except ConfigError as e:
+        print(f"storytransformer: error: {e}", file=err)
+        return 2
+    if args.no_generate:
+        config.engine.generate = False
+    ws = Workspace.from_paths(list(dict.fromkeys(files)), config)
+    for p in ws.problems.values():
+        print(p, file=err)
+    stories = {s.id: s for s in ws.stories()}
+    picked = []
+    for where in places:
+        sid = _story_at(where, stories.values())
+        if sid is None:
+            print(f"storytransformer: error: {where}: no story on that line", file=err)
+            return 2
+        if sid not in [s.id for s in picked]:
+            picked.append(stories[sid])
+    if kind == "merge":
+        if len(picked) < 2:
+            print("storytransformer: error: a merge needs two different stories", file=err)
+            return 2
+        jobs = [("merge", picked, [])]
+    else:
+        findings = Linter(ws).check()
+        wanted = ("ST2",) if kind == "split" else REWRITE_PREFIXES
+        jobs = [(kind, [s], [f for f in findings if f.story_id == s.id and f.code.startswith(wanted)]) for s in picked]
+    return _propose_and_print(args, config, jobs, list(ws.stories()))
+
+
+def _propose_and_print(args, config, jobs, backlog) -> int:
+    from ..engine import Deadline, DeadlineExceeded, EngineError, create_engine
+
+    err = sys.stderr
     deadline = Deadline.after(args.timeout) if args.timeout > 0 else Deadline.never()
     out: list[dict] = []
     try:
         engine = create_engine(config)
         for kind, sources, story_findings in jobs:
             if kind == "merge":
-                found = engine.propose_merge(sources, deadline=deadline, include_rejected=args.show_rejected)
+                found = engine.propose_merge(sources, deadline=deadline, include_rejected=args.show_rejected,
+                                             backlog=backlog if args.context else None)
             elif kind == "split":
                 found = engine.propose_split(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
             else:

@@ -169,6 +169,9 @@ class ResultCache:
             except OSError:
                 continue
             self.dirty.discard(digest)
+        # What is on disk need not stay in memory (a language server lives for days).
+        for digest in [d for d in self.entries if d not in self.dirty]:
+            del self.entries[digest]
 
 
 class RunCache:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from .story import Range, Story
@@ -63,3 +63,15 @@ class Finding:
 
     def sort_key(self):
         return (self.file, self.range.start.line, self.range.start.character, self.code)
+
+
+def shift_range(rng: Range, lines: int) -> Range:
+    return Range(rng.start._replace(line=rng.start.line + lines), rng.end._replace(line=rng.end.line + lines))
+
+
+def shifted(finding: Finding, lines: int) -> Finding:
+    """The same finding ``lines`` further down (its story moved); related stories stay where they are."""
+    fix = finding.fix
+    if fix is not None:
+        fix = Fix(fix.title, tuple(TextEdit(shift_range(e.range, lines), e.new_text) for e in fix.edits))
+    return replace(finding, range=shift_range(finding.range, lines), fix=fix)

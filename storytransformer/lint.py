@@ -10,11 +10,14 @@ from dataclasses import replace
 from typing import Iterable
 
 from .config import Config
-from .findings import Finding, Severity
+from .findings import Finding, Severity, shifted
 from .rules import PREPARE, RULES, Rule
 from .rules.context import RuleContext, Template
 from .story import SourceFile, Story
 from .workspace import Workspace
+
+
+MEMO_SIZE = 50_000  # remembered stories per linter (an edit storm on a large file stays bounded)
 
 
 def enabled_rules(config: Config) -> list[Rule]:
@@ -47,7 +50,7 @@ class Linter:
         self.workspace = workspace
         self.config = workspace.config
         self.rules = enabled_rules(self.config)
-        self._memo: dict[tuple, list[Finding]] = {}
+        self._memo: dict[tuple, tuple[int, list[Finding]]] = {}
         self.context = RuleContext(self.config, Template.of(workspace.stories()), workspace, use_disk_cache,
                                    background_parser)
 
@@ -70,14 +73,23 @@ class Linter:
         return out
 
     def _story_findings(self, story: Story, source: SourceFile) -> list[Finding]:
-        """Story-scope findings, remembered per story so an edit re-checks only the stories it changed."""
-        key = (story.file, story.range, story.text, story.id, story.suppressed, source.suppressed)
-        found = self._memo.get(key)
-        if found is None:
-            if len(self._memo) > 200_000:
+        """Story-scope findings, remembered per story so an edit re-checks only the stories it changed.
+
+        Keyed by the story's text and shape, not its line: a story moved by lines inserted above
+        it gets its remembered findings moved with it.
+        """
+        r = story.range
+        shape = (r.end.line - r.start.line, r.start.character, r.start.utf16, r.end.character)
+        key = (story.file, shape, story.text, story.id, story.suppressed, source.suppressed)
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) > MEMO_SIZE:
                 self._memo.clear()
-            found = self._memo[key] = self.check_story(story, source, "story")
-        return found
+            found = self.check_story(story, source, "story")
+            self._memo[key] = (r.start.line, found)
+            return found
+        line, found = hit
+        return found if line == r.start.line else [shifted(f, r.start.line - line) for f in found]
 
     def check_file(self, path: str) -> list[Finding]:
         source = self.workspace.files.get(path)

@@ -165,3 +165,18 @@ def test_off_by_default_rules_turn_on_when_given_a_severity():
     assert not {"ST104", "ST403"} & {f.code for f in findings}
     _, findings = lint_texts({"b.txt": text}, Config(severity={"ST104": "hint", "ST403": "info"}))
     assert {"ST104", "ST403"} <= {f.code for f in findings}
+
+
+def test_remembered_findings_move_with_their_story():
+    ws = Workspace(Config())
+    story = "As a member, I want to see my loans (all of them), so that I remember.\n"
+    ws.set_text("b.txt", story)
+    linter = Linter(ws, use_disk_cache=False)
+    (first,) = [f for f in linter.check_file("b.txt") if f.code == "ST301"]
+    ws.set_text("b.txt", "As a user, I want to log in.\n\n" + story)
+    (moved,) = [f for f in linter.check_file("b.txt") if f.code == "ST301"]
+    assert moved.range.start.line == first.range.start.line + 2
+    assert moved.range.start.character == first.range.start.character
+    assert all(e.range.start.line >= 2 for e in moved.fix.edits)
+    fresh = Linter(ws, use_disk_cache=False)
+    assert [f for f in fresh.check_file("b.txt") if f.code == "ST301"] == [moved]

@@ -164,6 +164,7 @@ class Trial:
     needle_token_offset: int  # tokens of the prompt before the needle's line
     answer: str | None  # the model's generated answer (None without generation)
     hit: bool | None  # the answer's first id is the needle's
+    answer_index: int | None  # which story the answered id names (0 = first line; -1 = no id of the haystack)
     needle_rank: int  # 1 = the needle's id is the most likely among the candidates
     candidates: int
     seconds: float
@@ -225,11 +226,12 @@ def run(engine, pool: Sequence[str], lengths: Sequence[int], depths: Sequence[fl
                 h = build_haystack(pool, count, budget, depth, rng)
                 prompt = engine.render(messages(h))
                 t0 = time.perf_counter()
-                answer = hit = None
+                answer = hit = answer_index = None
                 if generate:
                     answer = engine.generate(messages(h), max_new_tokens=ANSWER_TOKENS, token=token, deadline=deadline)
                     m = ID.search(answer)
                     hit = bool(m) and m.group(0) == h.needle_id
+                    answer_index = h.ids.index(m.group(0)) if m and m.group(0) in h.ids else -1
                 others = [i for i in h.ids if i != h.needle_id]
                 cands = [h.needle_id] + rng.sample(others, min(distractors, len(others)))
                 scores = engine.score(cands, context=prompt, token=token, deadline=deadline)
@@ -237,7 +239,7 @@ def run(engine, pool: Sequence[str], lengths: Sequence[int], depths: Sequence[fl
                 rank = 1 + sum(1 for s in scores[1:] if s.logprob > needle)
                 line_at = prompt.index(h.lines[h.needle_index])
                 trial = Trial(length, depth, k, len(h.lines), h.needle_index, h.needle_id, count(prompt),
-                              count(prompt[:line_at]), answer, hit, rank, len(cands),
+                              count(prompt[:line_at]), answer, hit, answer_index, rank, len(cands),
                               round(time.perf_counter() - t0, 2))
                 result.trials.append(trial)
                 if progress:

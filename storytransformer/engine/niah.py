@@ -286,11 +286,6 @@ def _pct(v) -> str:
     return "-" if v is None else f"{v:.0%}"
 
 
-def default_haystack_dirs(root: Path) -> tuple[Path, Path]:
-    """The real backlogs beside the repository (when present) and the shipped examples."""
-    return root / ".." / "shared" / "data" / "backlogs" / "dalpiaz", root / "examples"
-
-
 def result_from_dict(data: dict) -> Result:
     """A :class:`Result` read back from the JSON that ``--out`` writes."""
     fields = {k: v for k, v in data.items() if k in Result.__dataclass_fields__ and k != "trials"}

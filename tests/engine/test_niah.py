@@ -52,6 +52,7 @@ def test_tiny_run_with_the_real_model(engine, tmp_path):
     assert all(1 <= t.needle_rank <= t.candidates == 4 for t in result.trials)
     data = result.to_dict()
     assert set(data["table"]["rank"]["256"]) == {"0.0", "1.0"}
+    assert niah.result_from_dict(json.loads(json.dumps(data))).trials == result.trials
     text = niah.table(result, "rank")
     assert text.splitlines()[0] == "| prompt tokens | depth 0 | depth 1 |"
     assert text.splitlines()[2].split(" | ")[1] in ("hit", "miss")

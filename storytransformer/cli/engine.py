@@ -13,9 +13,9 @@ from ..config import ConfigError, load_config
 
 
 def register(sub) -> None:
-    p = sub.add_parser("engine", help="show or load the language-model engine",
+    p = sub.add_parser("engine", help="show, load or unload the language-model engine",
                        description="Show the engine's model, device, dtype, attention kernel, quantization, "
-                                   "memory and cache, or load the model to measure it.")
+                                   "memory and cache, load the model to measure it, or ask the daemon to unload its model.")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     for name, text in (("status", "show the engine's configuration and plan (with --load: measured after loading)"),
                        ("load", "load the model (converting a GGUF into the cache the first time) and report the time")):

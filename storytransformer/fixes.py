@@ -114,9 +114,14 @@ def means_marker_for(family: str, old_marker: str) -> str:
     return f"{subject} {verb}"
 
 
+def article_for(noun: str) -> str:
+    """'a' or 'an' before ``noun`` (by its first sound, roughly: "an admin", "a user")."""
+    vowel = re.match(r"[aeiouAEIOU]", noun) and not re.match(r"(?i)u[bcfhjkqrstn][aeiou]|user|uni|one|eu", noun)
+    return "an" if vowel else "a"
+
+
 def role_marker_for(role: Part) -> str:
-    article = "an" if re.match(r"[aeiouAEIOU]", role.text) and not re.match(r"(?i)u[bcfhjkqrstn][aeiou]|user|uni|one", role.text) else "a"
-    return f"As {article}"
+    return f"As {article_for(role.text)}"
 
 
 def normalise_markers(story: Story, role_family: str, means_family: str) -> Fix | None:

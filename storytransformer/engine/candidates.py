@@ -82,6 +82,14 @@ def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES) -> l
         end_options.append((None, ()))
     role_options: list[tuple[str, Story | None]] = list(roles) or [("", None)]
     out: list[Candidate] = []
+    # The deterministic merge of the whole cluster (every role, the shared action's objects joined).
+    from ..similarity.merge import merge_cluster
+
+    whole = merge_cluster(usable)
+    if whole is not None:
+        prov = {f"role.{i + 1}": s.id for i, s in enumerate(x for x in usable if x.role)}
+        prov.update({f"means.{i + 1}": s.id for i, s in enumerate(usable)})
+        out.append(Candidate((whole,), prov, "template"))
     for (r, rs), (m, ms), (e, es) in itertools.product(role_options, means, end_options):
         text = compose(rs.role if rs else None, r, ms.means, m, es[0].ends if es else None, e)
         prov = {"means": ms.id}

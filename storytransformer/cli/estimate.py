@@ -25,24 +25,17 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
     from ..engine import EngineError
     from ..report.estimate import estimate_backlog
-    from ..report.settings import load as load_settings
+    from ..report.settings import load_for_command
     from ..report.tokens import TokenCounter
     from ..workspace import Workspace
 
     err = sys.stderr
-    try:
-        start = Path(args.paths[0]) if args.paths else Path(".")
-        config, settings = load_settings(args.config, start if start.exists() else Path("."))
-    except ConfigError as e:
-        print(f"storytransformer estimate: error: {e}", file=err)
+    loaded = load_for_command("estimate", args.config, args.paths, err)
+    if loaded is None:
         return 2
-    missing = [p for p in args.paths if not Path(p).exists()]
-    if missing:
-        print(f"storytransformer estimate: error: {missing[0]}: no such file or directory", file=err)
-        return 2
+    config, settings = loaded
     ws = Workspace.from_paths(args.paths, config)
     for problem in sorted(ws.problems.values(), key=lambda p: p.path):
         print(problem, file=err)

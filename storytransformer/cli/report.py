@@ -31,27 +31,20 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
     from ..report.collect import Options, build_report
     from ..report.compare import SnapshotError, compare, read_snapshot
     from ..report.page import embed_json, render_html
     from ..report.progress import stderr_progress
-    from ..report.settings import load as load_settings
+    from ..report.settings import load_for_command
 
     err = sys.stderr
     if args.max_merges < 0:
         print("storytransformer report: error: --max-merges must be 0 or more", file=err)
         return 2
-    try:
-        start = Path(args.paths[0]) if args.paths else Path(".")
-        config, settings = load_settings(args.config, start if start.exists() else Path("."))
-    except ConfigError as e:
-        print(f"storytransformer report: error: {e}", file=err)
+    loaded = load_for_command("report", args.config, args.paths, err)
+    if loaded is None:
         return 2
-    missing = [p for p in args.paths if not Path(p).exists()]
-    if missing:
-        print(f"storytransformer report: error: {missing[0]}: no such file or directory", file=err)
-        return 2
+    config, settings = loaded
     options = Options(semantic=not args.no_semantic, model=not args.no_model, generate=args.generate,
                       max_merges=args.max_merges, model_seconds=args.model_seconds, estimate=not args.no_estimate, use_cache=not args.no_cache)
 

@@ -117,3 +117,21 @@ def load(config_path: Path | None, start: Path) -> tuple[Config, EstimateSetting
     config = load_config(config_path, start=start)
     settings = from_section(config.estimate, config.source) if config.estimate else EstimateSettings()
     return config, settings
+
+
+def load_for_command(command: str, config_path: Path | None, paths: list[str], err) -> tuple[Config, EstimateSettings] | None:
+    """What `report` and `estimate` start with: the settings for ``paths`` and the paths checked.
+
+    Prints a clear error naming the file or setting and returns None (exit code 2) when one is wrong.
+    """
+    try:
+        start = Path(paths[0]) if paths else Path(".")
+        loaded = load(config_path, start if start.exists() else Path("."))
+    except ConfigError as e:
+        print(f"storytransformer {command}: error: {e}", file=err)
+        return None
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        print(f"storytransformer {command}: error: {missing[0]}: no such file or directory", file=err)
+        return None
+    return loaded

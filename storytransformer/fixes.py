@@ -108,7 +108,7 @@ def means_marker_for(family: str, old_marker: str) -> str:
     elif family == "i need":
         verb = "need to be able to" if ability else ("need to" if takes_to else "need")
     elif family == "i can":
-        verb = "can" if not takes_to or ability else "can"
+        verb = "can"
     else:
         return old_marker
     return f"{subject} {verb}"

@@ -7,7 +7,6 @@ warm run parses nothing. Without spaCy installed a verb lexicon answers instead.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -289,7 +288,3 @@ def lexicon_analysis(means: str) -> Conjunction | None:
             tail = rest.split(None, 1)[1] if len(rest.split(None, 1)) > 1 else ""
             return Conjunction(j, joint_end, (f"{first} {tail}".strip(), f"{means[: m.start('a')]}{rest}".strip()))
     return None
-
-
-def text_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

@@ -98,8 +98,5 @@ def _locate(lines: list[str], first: int, last: int, cell: str, col: int, delim:
                 line_no = j + 1
                 break
     if not segments:  # unusual quoting: point at the record's first line
-        text = lines[first] if first < len(lines) else ""
         segments.append(Segment(first, 0, cell.strip().replace("\n", " ")))
-        if first < len(lines) and len(text) < len(segments[0].text):
-            segments = [Segment(first, 0, cell.strip().replace("\n", " "))]
     return segments

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Fix, Severity, TextEdit
 from ..fixes import join_sentences
-from ..story import sub_range
+from ..story import Range, sub_range
 from . import rule
 
 CRITERION = "full-sentence"
@@ -43,8 +43,6 @@ def _join_fix(story, gap_start, marker_at):
         return None
     edit = fix.edits[0]
     lowered = story.text[marker_at:marker_at + 1].lower()
-    from ..findings import Fix, TextEdit
-
     first = sub_range(story.text, story.range, marker_at, marker_at + 1)
     return Fix(fix.title, (edit, TextEdit(first, lowered)))
 
@@ -54,8 +52,5 @@ def _join_fix(story, gap_start, marker_at):
 def missing_final_punctuation(story, ctx):
     if story.means is not None and story.text.rstrip()[-1:] not in ".!?)\"'”":
         end = story.range.end
-        from ..findings import Fix
-        from ..story import Range
-
         yield Finding.on(story, "ST403", CRITERION, Severity.HINT, "The story does not end with a full stop",
                          Range(end, end), fix=Fix.replace("Add a full stop", Range(end, end), "."))

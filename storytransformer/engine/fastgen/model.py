@@ -84,10 +84,12 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, cfg: ModelConfig, device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, cfg: ModelConfig, device: torch.device | str = "cpu", dtype: torch.dtype = torch.bfloat16,
+                 fused: bool = False):
         super().__init__()
         factory = {"device": torch.device(device), "dtype": dtype}
         self.cfg = cfg
+        self.fused = fused  # the Triton kernels of triton_fused.py for norms, rotary, cache writes and SwiGLU
         self.tok_embeddings = nn.Embedding(cfg.vocab, cfg.dim, **factory)
         self.layers = nn.ModuleList(Block(cfg, **factory) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps, **factory)
@@ -102,6 +104,10 @@ class Transformer(nn.Module):
         n = tokens.shape[1]
         end = start + n
         cos, sin = cache.cos[start:end], cache.sin[start:end]  # [n, D]
+        if self.fused:
+            pos = torch.full((1,), start, dtype=torch.long, device=tokens.device)
+            return self._fused_layers(tokens, cos, sin, pos, cache, lambda layer, q: prefill_attention(
+                impl, q, cache.k[layer, :, :, :end], cache.v[layer, :, :, :end], start))
 
         def attend_for(layer: int):
             def attend(q, k, v):
@@ -120,6 +126,9 @@ class Transformer(nn.Module):
         Graph-safe: no host synchronisation, every shape is fixed, the position is read on the device."""
         cos, sin = cache.cos.index_select(0, pos), cache.sin.index_select(0, pos)  # [1, D]
         length = pos + 1  # valid cache positions after this step, on the device
+        if self.fused:
+            return self._fused_layers(token, cos, sin, pos, cache, lambda layer, q: decode_attention(
+                impl, q, cache.k[layer], cache.v[layer], length, cache))
 
         def attend_for(layer: int):
             def attend(q, k, v):
@@ -131,6 +140,24 @@ class Transformer(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, attend_for(i))
         return self.logits(x[:, -1])
+
+    def _fused_layers(self, tokens, cos, sin, pos, cache: StaticKVCache, attend) -> torch.Tensor:
+        """The decoder with fused elementwise stages: tokens [B, n] at the positions from the device tensor
+        ``pos`` -> logits of the last one [B, V]. ``attend(layer, q)`` attends over the cache, in which
+        this layer's keys and values are already written. Each residual add is folded into the next norm."""
+        from .triton_fused import add_rms_norm, qkv_rotary_cache, rms_norm, silu_mul
+
+        cfg = self.cfg
+        x = self.tok_embeddings(tokens)  # [B, n, dim], the residual stream, updated in place
+        h = rms_norm(x, self.layers[0].attention_norm.weight, cfg.norm_eps)
+        for i, layer in enumerate(self.layers):
+            qkv = layer.attention.wqkv(h)
+            q = qkv_rotary_cache(qkv, cos, sin, pos, cache.k[i], cache.v[i], cfg.n_heads, cfg.n_kv_heads)
+            h = add_rms_norm(x, layer.attention.output(attend(i, q)), layer.ffn_norm.weight, cfg.norm_eps)
+            ffn = layer.feed_forward
+            after = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm
+            h = add_rms_norm(x, ffn.w2(silu_mul(ffn.w13(h))), after.weight, cfg.norm_eps)
+        return self.output(h[:, -1]).float()
 
     def forward_full(self, tokens: torch.Tensor) -> torch.Tensor:
         """Reference without a cache: logits of every position [B, n, V] by explicit attention."""
@@ -144,11 +171,11 @@ class Transformer(nn.Module):
 
 @torch.no_grad()
 def build_model(cfg: ModelConfig, device: torch.device | str, dtype: torch.dtype = torch.bfloat16,
-                seed: int = 0, std: float = 0.02) -> Transformer:
+                seed: int = 0, std: float = 0.02, fused: bool = False) -> Transformer:
     """The model with random weights, allocated and initialised on ``device`` (never on the CPU first
     when the device is a GPU). Normal(0, std) matrices keep activations finite through all layers."""
     torch.manual_seed(seed)
-    model = Transformer(cfg, device=device, dtype=dtype)
+    model = Transformer(cfg, device=device, dtype=dtype, fused=fused)
     for name, p in model.named_parameters():
         if name.endswith("norm.weight"):
             p.fill_(1.0)

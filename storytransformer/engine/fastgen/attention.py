@@ -6,7 +6,6 @@ Prefill (``n`` new queries over ``L = start + n`` cached positions, causal align
   sdpa_cudnn      torch SDPA restricted to cuDNN attention
   sdpa_efficient  torch SDPA restricted to the memory-efficient (xFormers) backend
   flash_attn      flash-attn 2's flash_attn_func, when the package is importable
-  flash_attn_cute FlashAttention's CuTe kernels (flash-attn-4: Hopper and Blackwell), when importable
   triton          this project's flash attention in Triton (triton_prefill.py): GQA read in place
 Decode (one query over the whole static cache, the valid length read on the device: graph-safe):
   matmul          grouped q.K^T and p.V over the full cache, positions past the length masked
@@ -21,7 +20,7 @@ import os
 import torch
 from torch.nn import functional as F
 
-PREFILL_IMPLS = ("eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "flash_attn_cute", "triton")
+PREFILL_IMPLS = ("eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "triton")
 DECODE_IMPLS = ("matmul", "triton")
 
 # How an SDPA backend handles a chunk that follows cached positions: "lower_right" (a CausalBias,
@@ -74,12 +73,6 @@ def prefill_attention(impl: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         from .triton_prefill import flash_prefill
 
         return flash_prefill(q, k, v)
-    if impl == "flash_attn_cute":
-        from flash_attn.cute import flash_attn_func as cute_attn_func  # same layout and causal alignment
-
-        out = cute_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=True)
-        out = out[0] if isinstance(out, tuple) else out  # (out, lse)
-        return out.transpose(1, 2)
     if impl == "flash_attn":
         from flash_attn import flash_attn_func  # bottom-right causal and GQA are native; layout [B, L, H, D]
 
@@ -128,11 +121,6 @@ def probe_prefill(impl: str, device, dtype, n_heads: int, n_kv_heads: int, head_
             from flash_attn import flash_attn_func  # noqa: F401
         except ImportError:
             return "flash-attn is not installed"
-    if impl == "flash_attn_cute":
-        try:
-            from flash_attn.cute import flash_attn_func  # noqa: F401,F811
-        except ImportError as exc:
-            return f"flash-attn-4 (flash_attn.cute) is not importable: {exc}"
     if impl == "triton":
         try:
             import triton  # noqa: F401

@@ -33,7 +33,8 @@ from .options import DEFAULT_CONTEXTS, DEFAULT_LONG_CONTEXTS, TINY_CONTEXTS, par
 from .report import output_paths, write_outputs
 
 GB = 1e9
-DEFAULT_PREFILL_ORDER = ("sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "eager")
+DEFAULT_PREFILL_ORDER = ("triton", "sdpa_cudnn", "sdpa_flash", "sdpa_efficient", "flash_attn", "eager")
+VARIANTS_MAX_CONTEXT = 32768  # the stage/mode comparison runs at the longest context up to this
 
 
 def repository_root() -> Path:
@@ -98,7 +99,8 @@ def environment(device: torch.device) -> dict:
 
     env = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
            "torch": torch.__version__, "cuda": torch.version.cuda, "transformers": version("transformers"),
-           "triton": version("triton"), "flash_attn": version("flash-attn"), "device": str(device)}
+           "triton": version("triton"), "flash_attn": version("flash-attn"),
+           "bitsandbytes": version("bitsandbytes"), "device": str(device)}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env.update(gpu=props.name, gpu_memory_bytes=props.total_memory, capability=f"{props.major}.{props.minor}",
@@ -124,10 +126,16 @@ class Bench:
         self.long_contexts = sorted(args.long_contexts if args.long_contexts is not None else parse_sizes(long_default))
         self.attn = args.attn or list(DEFAULT_PREFILL_ORDER)
         self.decode_attn = args.decode_attn or list(DECODE_IMPLS)
+        interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+        self.fused = not args.no_fused and (self.device.type == "cuda" or interpreted)
+        self.layered = args.prefill_mode == "layered"
+        self.quant = args.quant if args.quant is not None else (
+            ["int8", "nf4"] if self.device.type == "cuda" and not args.tiny else [])
         if args.smoke:
             self.contexts = [64 if args.tiny else 4096]
             self.long_contexts = []
-            self.attn = args.attn or ["sdpa_flash"]
+            self.attn = args.attn or ["triton" if self.fused else "sdpa_flash"]
+            self.quant = args.quant or []
         prefix = "gpu_tiny" if args.tiny else "gpu_smoke" if args.smoke else "gpu"
         out = Path(args.out) if args.out else repository_root() / "docs" / "benchmarks"
         self.paths = output_paths(out, prefix)
@@ -137,8 +145,10 @@ class Bench:
                              "options": {"contexts": self.contexts, "long_contexts": self.long_contexts,
                                          "attn": list(self.attn), "decode_attn": list(self.decode_attn), "chunk": self.chunk,
                                          "decode_tokens": args.decode_tokens, "suffix_tokens": self.suffix,
-                                         "dtype": str(self.dtype).removeprefix("torch."), "budget_s": args.budget_s},
-                             "limits": None, "unavailable": {}, "prefill": [], "decode": [], "notes": []}
+                                         "dtype": str(self.dtype).removeprefix("torch."), "budget_s": args.budget_s,
+                                         "fused": self.fused, "prefill_mode": args.prefill_mode, "quant": self.quant},
+                             "limits": None, "unavailable": {}, "prefill": [], "decode": [], "variants": [],
+                             "quantized": [], "notes": []}
         self.rates: dict[str, float] = {}  # best achieved FLOP/s per prefill attention, to predict durations
         self.warmed: set[str] = set()
         self.last_plot = self.started
@@ -158,7 +168,7 @@ class Bench:
         self.result["limits"] = measure_limits(self.device, self.dtype, self.log)
         self.save()
         t0 = time.perf_counter()
-        self.model = build_model(self.cfg, self.device, self.dtype)
+        self.model = build_model(self.cfg, self.device, self.dtype, fused=self.fused)
         sync(self.device)
         self.weights_bytes = costs.weight_bytes(self.cfg, self.dtype_bytes)
         self.result["model"].update(params=costs.param_count(self.cfg), weight_bytes=self.weights_bytes,
@@ -244,6 +254,8 @@ class Bench:
                     self.measure_context(context, [best])
                 else:
                     self.result["notes"].append(f"{context}: no attention implementation measured to choose from")
+        if self.quant:
+            self.measure_quantized()
         self.result["complete"] = True
         self.save(final=True)
         self.log(f"done in {time.perf_counter() - self.started:.0f} s: {self.paths['json']}")
@@ -275,8 +287,8 @@ class Bench:
         self.save()
 
     def fastest_attention(self) -> str | None:
-        ok = [r for r in self.result["prefill"] if r["status"] == "ok"
-              and OFFSET_MODE.get(r["attn"]) != "single_chunk"]  # chunked prefill keeps long contexts in memory
+        ok = [r for r in self.result["prefill"] if r["status"] == "ok"  # token-major chunks need a cached prefix
+              and (self.layered or OFFSET_MODE.get(r["attn"]) != "single_chunk")]
         if not ok:
             return None
         longest = max(r["context"] for r in ok)
@@ -307,6 +319,8 @@ class Bench:
                     self.measure_decode(impl, context, cache, first)
                 if self.args.compile and context == self.contexts[0]:
                     self.measure_decode("matmul", context, cache, first, compile=True)
+                if context == max([c for c in self.contexts if c <= VARIANTS_MAX_CONTEXT] or self.contexts[:1]):
+                    self.measure_variants(context, cache, tokens)
         except torch.cuda.OutOfMemoryError as exc:
             self.result["notes"].append(f"{context}: out of memory allocating the cache: {str(exc)[:160]}")
         finally:
@@ -322,10 +336,12 @@ class Bench:
         """Time the prefill of ``context`` tokens and the warm-prefix first token; returns the next token."""
         cfg, device = self.cfg, self.device
         single = OFFSET_MODE.get(impl) == "single_chunk"
-        chunk = context if single else min(self.chunk, context)
+        chunk = context if single and not self.layered else min(self.chunk, context)
         free = free_memory(device)
         if free is not None:
             need = costs.prefill_activation_bytes(cfg, chunk, context, self.dtype_bytes)
+            if self.layered:
+                need += costs.layered_prefill_bytes(cfg, context, self.dtype_bytes)
             if impl == "eager":
                 need += costs.eager_attention_bytes(cfg, chunk, context)
             if need > 0.85 * free:
@@ -335,11 +351,11 @@ class Bench:
         if predicted > self.remaining():
             return self.skip("prefill", impl, context, f"predicted {predicted:.0f} s, {self.remaining():.0f} s "
                                                        "left in the time budget")
-        generator = Generator(self.model, cache, impl, "matmul", chunk=chunk, cuda_graph=False)
+        generator = Generator(self.model, cache, impl, "matmul", chunk=chunk, cuda_graph=False, layered=self.layered)
         try:
             if impl not in self.warmed:  # first use: kernel selection, cuDNN plans, allocator growth
                 warm = min(context, 2 * min(chunk, 2048))
-                generator.chunk = warm if single else max(1, warm // 2)
+                generator.chunk = warm if single and not self.layered else max(1, warm // 2)
                 generator.prefill(tokens[:, :warm], start=0)
                 generator.chunk = chunk
                 self.warmed.add(impl)
@@ -353,7 +369,8 @@ class Bench:
             seconds = min(runs)
             flops = costs.prefill_flops(cfg, context)
             peak = self.result["limits"]["matmul_tflops"]
-            row = {"attn": impl, "context": context, "status": "ok", "chunk": chunk,
+            row = {"attn": impl, "context": context, "status": "ok", "chunk": chunk, "fused": self.fused,
+                   "mode": "layered" if self.layered else "chunked",
                    "prefill_s": seconds, "prefill_first_s": runs[0], "tokens_per_s": context / seconds,
                    "flops": flops, "tflops": flops / seconds / 1e12, "ratio_to_peak": flops / seconds / 1e12 / peak,
                    "cache_bytes": cache.nbytes,
@@ -429,6 +446,138 @@ class Bench:
         finally:
             cache.length = context
             cleanup(device)
+
+    def best_prefill(self, context: int) -> str | None:
+        rows = [r for r in self.result["prefill"] if r["status"] == "ok" and r["context"] == context
+                and OFFSET_MODE.get(r["attn"]) != "single_chunk"]
+        return max(rows, key=lambda r: r["tokens_per_s"])["attn"] if rows else None
+
+    def measure_variants(self, context: int, cache: StaticKVCache, tokens: torch.Tensor) -> None:
+        """Same run, context and attention: prefill token-major with plain torch stages, token-major with
+        the fused kernels, and layer-major fused; then graph-replayed decoding with torch against fused
+        stages. Shows what each change is worth on its own."""
+        impl = self.best_prefill(context)
+        if not self.fused or impl is None:
+            return
+        decode_impl = "triton" if "triton" in self.decode_attn else self.decode_attn[0]
+        predicted = 3 * 3 * self.predicted_prefill_s(impl, context) + 20
+        if predicted > self.remaining():
+            self.result["notes"].append(f"stage comparison skipped: predicted {predicted:.0f} s, "
+                                        f"{self.remaining():.0f} s left in the time budget")
+            return
+        device, peak = self.device, self.result["limits"]["matmul_tflops"]
+        flops = costs.prefill_flops(self.cfg, context)
+        first = None
+        try:
+            for fused, layered in ((False, False), (True, False), (True, True)):
+                self.model.fused = fused
+                generator = Generator(self.model, cache, impl, decode_impl, chunk=min(self.chunk, context),
+                                      cuda_graph=False, layered=layered)
+                generator.prefill(tokens[:, :min(context, 2 * self.chunk)], start=0)  # warm-up
+                holder = {}
+                seconds = min(timed(lambda: holder.update(t=generator.prefill(tokens[:, :context], start=0)), device)
+                              for _ in range(2))
+                first = holder["t"]
+                row = {"kind": "prefill", "attn": impl, "context": context, "fused": fused,
+                       "mode": "layered" if layered else "chunked", "seconds": seconds,
+                       "tflops": flops / seconds / 1e12, "ratio_to_peak": flops / seconds / 1e12 / peak}
+                self.result["variants"].append(row)
+                self.log(f"variant prefill {impl} @ {context} fused={fused} {row['mode']}: {seconds:.3f} s, "
+                         f"{row['ratio_to_peak']:.0%} of peak")
+            bound_ms = costs.decode_bytes(self.cfg, context + self.args.decode_tokens // 2, self.dtype_bytes) / (
+                self.result["limits"]["copy_gbps"] * GB) * 1e3
+            for fused in (False, True):
+                self.model.fused = fused
+                cache.length = context
+                ms, _, why = self.graph_decode(decode_impl, context, cache, first, False) if device.type == "cuda" \
+                    else (None, None, "no CUDA graphs on the CPU")
+                row = {"kind": "decode", "attn": decode_impl, "context": context, "fused": fused, "ms_per_token": ms,
+                       "bound_ms": bound_ms, "ratio_to_bound": ms / bound_ms if ms else None, "error": why}
+                self.result["variants"].append(row)
+                self.log(f"variant decode {decode_impl} @ {context} fused={fused}: {ms} ms/token")
+        except Exception as exc:  # noqa: BLE001 - a comparison is optional
+            self.result["notes"].append(f"stage comparison failed: {type(exc).__name__}: {str(exc)[:200]}")
+        finally:
+            self.model.fused = self.fused
+            cache.length = context
+            cleanup(device)
+        self.save()
+
+    def measure_quantized(self) -> None:
+        """bf16 against bitsandbytes int8 and NF4 weights at the first context: memory, prefill, decoding."""
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError as exc:
+            self.result["unavailable"]["quantized weights"] = f"bitsandbytes is not installed ({exc})"
+            self.save()
+            return
+        import logging
+        import warnings
+
+        from .quantize import quantize_linears
+
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # a cast notice on every int8 product
+
+        context, cfg, device = self.contexts[0], self.cfg, self.device
+        impl = self.best_prefill(context) or (self.attn[0] if self.attn else "eager")
+        decode_impl = "triton" if "triton" in self.decode_attn else self.decode_attn[0]
+        self.model = None  # the bf16 model of the main run: each format gets a fresh one
+        cleanup(device)
+        capacity = -(-(context + self.suffix + self.args.decode_tokens + 16) // 256) * 256
+        base = "bf16" if self.dtype == torch.bfloat16 else "fp32"
+        for fmt in [base] + self.quant:
+            if self.remaining() < 30:
+                self.result["quantized"].append({"format": fmt, "status": "skipped",
+                                                 "reason": f"{self.remaining():.0f} s left in the time budget"})
+                continue
+            model = cache = generator = None
+            try:
+                model = build_model(cfg, device, self.dtype, fused=self.fused)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if fmt != base:
+                        quantize_linears(model, fmt)
+                    cleanup(device)
+                    weights = torch.cuda.memory_allocated(device) if device.type == "cuda" else None
+                    cache = StaticKVCache(cfg, capacity, device=device, dtype=self.dtype)
+                    tokens = torch.randint(cfg.vocab, (1, context), generator=torch.Generator().manual_seed(1)).to(device)
+                    generator = Generator(model, cache, impl, decode_impl, chunk=min(self.chunk, context),
+                                          cuda_graph=device.type == "cuda", layered=self.layered)
+                    generator.prefill(tokens, start=0)  # warm-up
+                    if device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(device)
+                    holder = {}
+                    seconds = timed(lambda: holder.update(t=generator.prefill(tokens, start=0)), device)
+                    peak_bytes = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+                    graph_error = None
+                    try:
+                        generator.decode(holder["t"], 2)  # capture
+                    except Exception as exc:  # noqa: BLE001 - fall back to op-by-op decoding
+                        graph_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+                        generator.release()
+                        generator.use_graph = False
+                    generator.truncate(context)
+                    steps = self.args.decode_tokens
+                    ms = timed(lambda: generator.decode(holder["t"], steps), device) / steps * 1e3
+                row = {"format": fmt, "status": "ok", "context": context, "attn": impl, "decode_attn": decode_impl,
+                       "weights_bytes": weights - cache.nbytes if weights is not None else None,
+                       "weights_and_cache_bytes": weights, "peak_memory_bytes": peak_bytes,
+                       "prefill_s": seconds, "tokens_per_s": context / seconds, "ms_per_token": ms,
+                       "cuda_graph": graph_error is None, "graph_error": graph_error}
+                self.result["quantized"].append(row)
+                self.log(f"weights {fmt}: {(row['weights_bytes'] or 0) / GB:.1f} GB, prefill @ {context} "
+                         f"{row['tokens_per_s']:,.0f} tok/s, decode {ms:.2f} ms/token"
+                         + (f" (no graph: {graph_error})" if graph_error else ""))
+            except Exception as exc:  # noqa: BLE001 - one format failing must not end the run
+                self.result["quantized"].append({"format": fmt, "status": "error",
+                                                 "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+                self.log(f"weights {fmt}: error: {exc}")
+            finally:
+                if generator is not None:
+                    generator.release()
+                del model, cache, generator
+                cleanup(device)
+            self.save()
 
     def graph_decode(self, impl: str, context: int, cache: StaticKVCache, first: torch.Tensor, compile: bool):
         """(ms/token, capture seconds, None) replaying a captured step, or (None, None, why) if capture fails."""

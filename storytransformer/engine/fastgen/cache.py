@@ -28,24 +28,6 @@ class StaticKVCache:
     def nbytes(self) -> int:
         return self.k.nbytes + self.v.nbytes
 
-    def write_span(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor):
-        """Store k, v [B, Hkv, n, D] at positions start..start+n-1; return keys and values [B, Hkv, L, D]
-        of positions 0..start+n-1 (views into the cache)."""
-        end = start + k.shape[2]
-        if end > self.max_seq_len:
-            raise ValueError(f"cache holds {self.max_seq_len} positions; cannot write up to {end}")
-        self.k[layer, :, :, start:end] = k
-        self.v[layer, :, :, start:end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
-    def write_at(self, layer: int, pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """Store k, v [B, Hkv, 1, D] at the position held by the device tensor ``pos`` [1] (graph-safe);
-        return the whole cache of this layer [B, Hkv, S, D]."""
-        keys, values = self.k[layer], self.v[layer]
-        keys.index_copy_(2, pos, k)
-        values.index_copy_(2, pos, v)
-        return keys, values
-
 
 def rotary_table(cfg: ModelConfig, positions: int, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin [positions, D] for rotate-half rotary embeddings (angles computed in float32)."""

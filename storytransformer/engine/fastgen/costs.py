@@ -73,3 +73,9 @@ def prefill_activation_bytes(cfg: ModelConfig, chunk: int, kv_len: int, dtype_by
     """A generous bound on one prefill chunk's activations with a memory-linear attention kernel."""
     per_token = (6 * cfg.dim + 4 * cfg.intermediate + 3 * cfg.n_heads * cfg.head_dim) * dtype_bytes
     return chunk * per_token + repeated_kv_bytes(cfg, kv_len, dtype_bytes) + 4 * cfg.vocab
+
+
+def layered_prefill_bytes(cfg: ModelConfig, n_new: int, dtype_bytes: int = 2) -> int:
+    """What layer-major prefill holds for all n new tokens at once: the residual stream, the queries,
+    the attention output and its transposed copy (each n x dim), and the kernel's float32 statistics."""
+    return 4 * n_new * cfg.dim * dtype_bytes + 4 * cfg.n_heads * n_new

@@ -17,9 +17,11 @@ from .model import Transformer
 
 class Generator:
     def __init__(self, model: Transformer, cache: StaticKVCache, prefill_attn: str = "sdpa_flash",
-                 decode_attn: str = "matmul", chunk: int = 8192, cuda_graph: bool = True, compile: bool = False):
+                 decode_attn: str = "matmul", chunk: int = 8192, cuda_graph: bool = True, compile: bool = False,
+                 layered: bool = False):
         self.model, self.cache = model, cache
         self.prefill_attn, self.decode_attn, self.chunk = prefill_attn, decode_attn, chunk
+        self.layered = layered  # layer-major prefill: attention over all new tokens at once per layer
         device = cache.k.device
         self.use_graph = cuda_graph and device.type == "cuda"
         self._step_fn = torch.compile(model.decode, dynamic=False) if compile else model.decode
@@ -37,9 +39,14 @@ class Generator:
             raise ValueError(f"{start} cached + {n} new tokens exceed the cache capacity {self.cache.max_seq_len}")
         chunk = self.chunk
         if OFFSET_MODE.get(self.prefill_attn) == "single_chunk":
-            chunk = n  # this backend cannot attend to a cached prefix: one chunk
             if start:
                 raise ValueError(f"{self.prefill_attn} cannot prefill after cached positions on this device")
+            if not self.layered:
+                chunk = n  # this backend cannot attend to a cached prefix: one chunk
+        if self.layered:
+            logits = self.model.prefill_layered(tokens, start, self.cache, self.prefill_attn, chunk)
+            self.cache.length = start + n
+            return logits.argmax(dim=-1, keepdim=True)
         logits = None
         for i in range(0, n, chunk):
             logits = self.model.prefill(tokens[:, i:i + chunk], start + i, self.cache, self.prefill_attn)

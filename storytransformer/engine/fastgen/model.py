@@ -13,6 +13,8 @@ from torch.nn import functional as F
 from .attention import decode_attention, prefill_attention
 from .cache import StaticKVCache, rotary_table
 from .config import ModelConfig
+from . import stages
+from .stages import apply_rotary
 
 
 class RMSNorm(nn.Module):
@@ -22,15 +24,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim, **factory))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate-half rotary embedding. x [B, H, n, D]; cos, sin [n, D]."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+        return stages.rms_norm(x, self.weight, self.eps)
 
 
 class Attention(nn.Module):
@@ -100,25 +94,13 @@ class Transformer(nn.Module):
         return self.output(self.norm(x)).float()
 
     def prefill(self, tokens: torch.Tensor, start: int, cache: StaticKVCache, impl: str) -> torch.Tensor:
-        """tokens [B, n] at positions start..start+n-1 -> logits of the last one [B, V]; fills the cache."""
-        n = tokens.shape[1]
-        end = start + n
-        cos, sin = cache.cos[start:end], cache.sin[start:end]  # [n, D]
-        if self.fused:
-            pos = torch.full((1,), start, dtype=torch.long, device=tokens.device)
-            return self._fused_layers(tokens, cos, sin, pos, cache, lambda layer, q: prefill_attention(
-                impl, q, cache.k[layer, :, :, :end], cache.v[layer, :, :, :end], start))
-
-        def attend_for(layer: int):
-            def attend(q, k, v):
-                keys, values = cache.write_span(layer, start, k, v)  # [B, Hkv, L, D] views, L = end
-                return prefill_attention(impl, q, keys, values, start)
-            return attend
-
-        x = self.tok_embeddings(tokens)  # [B, n, dim]
-        for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, attend_for(i))
-        return self.logits(x[:, -1])
+        """tokens [B, n] at positions start..start+n-1 through every layer -> logits of the last one [B, V];
+        fills the cache. Activations scale with n: the generator calls this chunk by chunk."""
+        end = start + tokens.shape[1]
+        pos = torch.full((1,), start, dtype=torch.long, device=tokens.device)
+        return self._layers(tokens, cache.cos[start:end], cache.sin[start:end], pos, cache,
+                            lambda layer, q: prefill_attention(impl, q, cache.k[layer, :, :, :end],
+                                                               cache.v[layer, :, :, :end], start))
 
     def decode(self, token: torch.Tensor, pos: torch.Tensor, cache: StaticKVCache, impl: str) -> torch.Tensor:
         """token [B, 1] at position ``pos`` (a one-element device tensor) -> logits [B, V].
@@ -126,38 +108,54 @@ class Transformer(nn.Module):
         Graph-safe: no host synchronisation, every shape is fixed, the position is read on the device."""
         cos, sin = cache.cos.index_select(0, pos), cache.sin.index_select(0, pos)  # [1, D]
         length = pos + 1  # valid cache positions after this step, on the device
-        if self.fused:
-            return self._fused_layers(token, cos, sin, pos, cache, lambda layer, q: decode_attention(
-                impl, q, cache.k[layer], cache.v[layer], length, cache))
+        return self._layers(token, cos, sin, pos, cache,
+                            lambda layer, q: decode_attention(impl, q, cache.k[layer], cache.v[layer], length, cache))
 
-        def attend_for(layer: int):
-            def attend(q, k, v):
-                keys, values = cache.write_at(layer, pos, k, v)  # [B, Hkv, S, D] whole cache
-                return decode_attention(impl, q, keys, values, length, cache)
-            return attend
-
-        x = self.tok_embeddings(token)  # [B, 1, dim]
-        for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, attend_for(i))
-        return self.logits(x[:, -1])
-
-    def _fused_layers(self, tokens, cos, sin, pos, cache: StaticKVCache, attend) -> torch.Tensor:
-        """The decoder with fused elementwise stages: tokens [B, n] at the positions from the device tensor
-        ``pos`` -> logits of the last one [B, V]. ``attend(layer, q)`` attends over the cache, in which
-        this layer's keys and values are already written. Each residual add is folded into the next norm."""
-        from .triton_fused import add_rms_norm, qkv_rotary_cache, rms_norm, silu_mul
-
-        cfg = self.cfg
+    def _layers(self, tokens, cos, sin, pos, cache: StaticKVCache, attend) -> torch.Tensor:
+        """Token-major: tokens [B, n] at the positions from the device tensor ``pos`` through all layers ->
+        logits of the last one [B, V]. ``attend(layer, q)`` attends over the cache, in which this layer's
+        keys and values are already written. Each residual add is folded into the next norm."""
+        cfg, ops = self.cfg, stages.select(self.fused)
         x = self.tok_embeddings(tokens)  # [B, n, dim], the residual stream, updated in place
-        h = rms_norm(x, self.layers[0].attention_norm.weight, cfg.norm_eps)
+        h = ops.rms_norm(x, self.layers[0].attention_norm.weight, cfg.norm_eps)
         for i, layer in enumerate(self.layers):
             qkv = layer.attention.wqkv(h)
-            q = qkv_rotary_cache(qkv, cos, sin, pos, cache.k[i], cache.v[i], cfg.n_heads, cfg.n_kv_heads)
-            h = add_rms_norm(x, layer.attention.output(attend(i, q)), layer.ffn_norm.weight, cfg.norm_eps)
+            q = ops.qkv_rotary_cache(qkv, cos, sin, pos, cache.k[i], cache.v[i], cfg.n_heads, cfg.n_kv_heads)
+            h = ops.add_rms_norm(x, layer.attention.output(attend(i, q)), layer.ffn_norm.weight, cfg.norm_eps)
             ffn = layer.feed_forward
             after = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm
-            h = add_rms_norm(x, ffn.w2(silu_mul(ffn.w13(h))), after.weight, cfg.norm_eps)
+            h = ops.add_rms_norm(x, ffn.w2(ops.silu_mul(ffn.w13(h))), after.weight, cfg.norm_eps)
         return self.output(h[:, -1]).float()
+
+    def prefill_layered(self, tokens: torch.Tensor, start: int, cache: StaticKVCache, impl: str,
+                        chunk: int) -> torch.Tensor:
+        """Layer-major prefill of tokens [B, n] at positions start..: each layer takes every token before
+        the next layer starts. Projections, norms and the MLP run ``chunk`` tokens at a time (their
+        activations stay bounded), attention runs once per layer over all n queries, so a kernel that is
+        fastest on one long causal square (cuDNN's) gets it. Holds the residual stream and the queries
+        of all n tokens: 4 x n x dim x 2 bytes more than token-major chunks, still linear in n."""
+        cfg, ops = self.cfg, stages.select(self.fused)
+        B, n = tokens.shape
+        end = start + n
+        x = self.tok_embeddings(tokens)  # [B, n, dim]
+        q = torch.empty(B, n, cfg.n_heads, cfg.head_dim, device=x.device, dtype=x.dtype)
+        spans = [(b, c, min(c + chunk, n)) for b in range(B) for c in range(0, n, chunk)]
+        positions = {c: torch.full((1,), start + c, dtype=torch.long, device=x.device) for _, c, _ in spans}
+        for i, layer in enumerate(self.layers):
+            keys, values = cache.k[i], cache.v[i]
+            for b, c, e in spans:
+                h = ops.rms_norm(x[b:b + 1, c:e], layer.attention_norm.weight, cfg.norm_eps)
+                ops.qkv_rotary_cache(layer.attention.wqkv(h), cache.cos[start + c:start + e],
+                                     cache.sin[start + c:start + e], positions[c], keys[b:b + 1], values[b:b + 1],
+                                     cfg.n_heads, cfg.n_kv_heads, out=q[b:b + 1, c:e])
+            y = prefill_attention(impl, q.transpose(1, 2), keys[:, :, :end], values[:, :, :end], start)
+            y = y.transpose(1, 2)  # [B, n, Hq, D]
+            for b, c, e in spans:
+                h = ops.add_rms_norm(x[b:b + 1, c:e], layer.attention.wo(y[b:b + 1, c:e].reshape(1, e - c, -1)),
+                                     layer.ffn_norm.weight, cfg.norm_eps)
+                ffn = layer.feed_forward
+                x[b:b + 1, c:e] += ffn.w2(ops.silu_mul(ffn.w13(h)))
+        return self.logits(x[:, -1])
 
     def forward_full(self, tokens: torch.Tensor) -> torch.Tensor:
         """Reference without a cache: logits of every position [B, n, V] by explicit attention."""

@@ -50,5 +50,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="skip timing plain transformers generate() of the same shape at the first context")
     p.add_argument("--replot", metavar="JSON", default=None,
                    help="only rewrite the Markdown and plots from a saved JSON result (no measurement)")
+    p.add_argument("--prefill-mode", choices=("layered", "chunked"), default="layered",
+                   help="layered (default): each layer over the whole context, attention in one call per layer, "
+                        "projections and MLP in chunks; chunked: each chunk through every layer")
+    p.add_argument("--no-fused", action="store_true",
+                   help="plain torch norms, rotary and SwiGLU instead of the fused Triton kernels")
+    p.add_argument("--quant", type=parse_names, default=None,
+                   help="weight formats compared at the first context with bitsandbytes (default int8,nf4 on CUDA; "
+                        "'' for none); bf16 is measured alongside")
     p.add_argument("--compile", action="store_true",
                    help="also time decoding compiled with torch.compile at the first context (slow to compile)")

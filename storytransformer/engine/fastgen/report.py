@@ -63,7 +63,11 @@ def markdown(result: dict, names: dict[str, str]) -> str:
              "",
              f"Measured limits (same run): bf16 matrix product {_fmt(limits.get('matmul_tflops'), '.0f')} TFLOP/s, "
              f"copy bandwidth {_fmt(limits.get('copy_gbps'), ',.0f')} GB/s (read + write). "
-             f"Prefill chunk {opts['chunk']} tokens; decoding timed over {opts['decode_tokens']} tokens.", ""]
+             f"Prefill chunk {opts['chunk']} tokens, "
+             + ("layer-major (attention over the whole context once per layer)"
+                if opts.get("prefill_mode", "chunked") == "layered" else "token-major (each chunk through every layer)")
+             + (", fused Triton norms, rotary and SwiGLU" if opts.get("fused") else ", plain torch norms, rotary and SwiGLU")
+             + f"; decoding timed over {opts['decode_tokens']} tokens.", ""]
     if not result.get("complete"):
         lines += ["**Partial results**: the run ended before every measurement was made.", ""]
     lines += ["## Prefill", "",
@@ -100,6 +104,7 @@ def markdown(result: dict, names: dict[str, str]) -> str:
                   + (f" ({base['ratio_to_bound']:.1f}× the bound), {base['speedup']:.1f}× the time of "
                      f"fastgen's {base['fastgen_kernel']} ({base['fastgen_ms_per_token']:.2f} ms)"
                      if base.get("speedup") else "") + ".", ""]
+    lines += _variants(result.get("variants") or []) + _quantized(result.get("quantized") or [])
     if result.get("unavailable"):
         lines += ["## Not measured", ""] + [f"- {k}: {v}" for k, v in result["unavailable"].items()] + [""]
     if result.get("notes"):
@@ -107,6 +112,45 @@ def markdown(result: dict, names: dict[str, str]) -> str:
     lines += [f"![memory]({names['memory']}) ![prefill]({names['prefill']}) ![decode]({names['decode']})", "",
               f"Raw figures: `{names['json']}`.", ""]
     return "\n".join(lines)
+
+
+def _variants(rows: list[dict]) -> list[str]:
+    """The stage and prefill-mode comparison: one context and attention, one run."""
+    if not rows:
+        return []
+    lines = ["## What each change is worth (same run, same context)", "",
+             "| step | attention | context | stages | prefill mode | prefill s | of peak | decode ms/token | × bound |",
+             "|---|---|---:|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        stages = "fused Triton" if r["fused"] else "plain torch"
+        if r["kind"] == "prefill":
+            lines.append(f"| prefill | {r['attn']} | {_k(r['context'])} | {stages} | {r['mode']} | "
+                         f"{r['seconds']:.3f} | {r['ratio_to_peak']:.0%} | | |")
+        else:
+            lines.append(f"| decode (graph) | {r['attn']} | {_k(r['context'])} | {stages} | | | | "
+                         f"{_fmt(r['ms_per_token'], '.2f')} | {_fmt(r['ratio_to_bound'], '.2f')} |"
+                         + (f" {r['error']}" if r.get("error") else ""))
+    return lines + [""]
+
+
+def _quantized(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    base = next((r for r in rows if r["format"] in ("bf16", "fp32") and r["status"] == "ok"), None)
+    lines = ["## Weight formats (bitsandbytes; same run)", "",
+             "| weights | status | context | weights GB | peak memory GB | prefill tokens/s | × bf16 | "
+             "decode ms/token | × bf16 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['format']} | {r['status']}: {r['reason']} | | | | | | | |")
+            continue
+        speed = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}" if base else ""
+        decode = f"{r['ms_per_token'] / base['ms_per_token']:.2f}" if base else ""
+        lines.append(f"| {r['format']} | ok{'' if r['cuda_graph'] else ' (no graph)'} | {_k(r['context'])} | "
+                     f"{_fmt(r['weights_bytes'], '.1f', 1 / GB)} | {_fmt(r['peak_memory_bytes'], '.1f', 1 / GB)} | "
+                     f"{r['tokens_per_s']:,.0f} | {speed} | {r['ms_per_token']:.2f} | {decode} |")
+    return lines + ["", "Weights GB: GPU memory allocated with the model and its cache, less the cache (the output "
+                    "head and embeddings stay bf16). × bf16: ratio of prefill tokens/s, and of decode time.", ""]
 
 
 def plot(result: dict, paths: dict[str, Path]) -> None:

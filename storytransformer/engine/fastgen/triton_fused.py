@@ -102,17 +102,20 @@ def _qkv_rotary_kernel(QKV, COS, SIN, POS, Q, KC, VC,
 
 
 def qkv_rotary_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor,
-                     keys: torch.Tensor, values: torch.Tensor, n_heads: int, n_kv_heads: int) -> torch.Tensor:
+                     keys: torch.Tensor, values: torch.Tensor, n_heads: int, n_kv_heads: int,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
     """qkv [B, n, (Hq + 2 Hkv) D] (the fused projection), cos and sin [n, D] for the chunk's positions,
     ``pos`` [1] the position of its first token (a device tensor), keys and values one layer of the
-    cache [B, Hkv, S, D] (contiguous) -> q [B, Hq, n, D] rotated (a view of a [B, n, Hq, D] buffer);
-    rotated k and v are written into the cache at pos.."""
+    cache [B, Hkv, S, D] (contiguous) -> q [B, Hq, n, D] rotated (a view of a [B, n, Hq, D] buffer,
+    ``out`` when given); rotated k and v are written into the cache at pos.."""
     B, n, _ = qkv.shape
     D = keys.shape[-1]
     if not keys.is_contiguous() or not values.is_contiguous() or qkv.stride(-1) != 1:
         raise ValueError("qkv_rotary_cache needs a contiguous cache layer and projection rows")
     flat = qkv.reshape(B * n, -1)
-    q = torch.empty(B, n, n_heads, D, device=qkv.device, dtype=qkv.dtype)
+    q = torch.empty(B, n, n_heads, D, device=qkv.device, dtype=qkv.dtype) if out is None else out
+    if q.shape != (B, n, n_heads, D) or not q.is_contiguous():
+        raise ValueError(f"out must be a contiguous [B, n, Hq, D] buffer, not {tuple(q.shape)}")
     block_t = 32
     _qkv_rotary_kernel[(triton.cdiv(B * n, block_t), n_heads + 2 * n_kv_heads)](
         flat, cos.contiguous(), sin.contiguous(), pos, q, keys, values,

@@ -26,7 +26,6 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpre
 LOG2_E = 1.4426950408889634
 
 # (BLOCK_M, BLOCK_N, num_warps, num_stages); the first is used in the interpreter and when tuning is off.
-PACK_GQA = False
 CONFIGS = ((128, 128, 8, 3), (128, 64, 8, 3), (128, 128, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3))
 
 
@@ -66,31 +65,21 @@ def _prefill_kernel(Q, K, V, O,
                     stride_kb, stride_kh, stride_kn,
                     stride_vb, stride_vh, stride_vn,
                     stride_ob, stride_oh, stride_om,
-                    n_q, kv_len, n_programs_heads, qk_scale,
+                    n_q, kv_len, n_heads, qk_scale,
                     G: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                    PACK_GQA: tl.constexpr, STATIC_BLOCKS: tl.constexpr):
+                    STATIC_BLOCKS: tl.constexpr):
     bh = tl.program_id(0)
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)  # heaviest query blocks first
-    b = bh // n_programs_heads
+    b = bh // n_heads
+    h = bh % n_heads
+    kvh = h // G
     offset = kv_len - n_q  # position of query 0
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, D)
-    r = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    if PACK_GQA:  # a program per key/value head; row r is query r // G of query head kvh * G + r % G
-        kvh = bh % n_programs_heads
-        qi = r // G
-        heads = kvh * G + r % G
-        first_q = (pid_m * BLOCK_M) // G
-        last_q = (pid_m * BLOCK_M + BLOCK_M - 1) // G
-    else:  # a program per query head; row r is query r
-        heads = bh % n_programs_heads + 0 * r
-        kvh = (bh % n_programs_heads) // G
-        qi = r
-        first_q = pid_m * BLOCK_M
-        last_q = pid_m * BLOCK_M + BLOCK_M - 1
-    rows = qi.to(tl.int64)  # n x Hq x D passes 2^31 elements at about 600k tokens
-    q = tl.load(Q + b * stride_qb + heads[:, None] * stride_qh + rows[:, None] * stride_qm + offs_d[None, :],
-                mask=qi[:, None] < n_q, other=0.0)
-    q_pos = offset + qi
+    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :],
+                mask=offs_m[:, None] < n_q, other=0.0)
+    q_pos = offset + offs_m
     k_base = K + b * stride_kb + kvh * stride_kh
     v_base = V + b * stride_vb + kvh * stride_vh
 
@@ -103,19 +92,19 @@ def _prefill_kernel(Q, K, V, O,
                                    kv_len, qk_scale, True, D, BLOCK_N)
     else:
         # Keys before the block's first query are visible to every row: no mask.
-        full_end = ((offset + first_q) // BLOCK_N) * BLOCK_N
+        full_end = ((offset + pid_m * BLOCK_M) // BLOCK_N) * BLOCK_N
         for start_n in range(0, full_end, BLOCK_N):
             acc, l_i, m_i = _block(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, q_pos, kv_len,
                                    qk_scale, False, D, BLOCK_N)
         # The diagonal: keys up to the block's last query, masked.
-        diag_end = tl.minimum(offset + last_q + 1, kv_len)
+        diag_end = tl.minimum(offset + (pid_m + 1) * BLOCK_M, kv_len)
         for start_n in range(full_end, diag_end, BLOCK_N):
             acc, l_i, m_i = _block(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, q_pos, kv_len,
                                    qk_scale, True, D, BLOCK_N)
 
     acc = acc / l_i[:, None]
-    tl.store(O + b * stride_ob + heads[:, None] * stride_oh + rows[:, None] * stride_om + offs_d[None, :],
-             acc.to(O.dtype.element_ty), mask=qi[:, None] < n_q)
+    tl.store(O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :],
+             acc.to(O.dtype.element_ty), mask=offs_m[:, None] < n_q)
 
 
 def check_shapes(q: torch.Tensor, k: torch.Tensor) -> None:
@@ -130,11 +119,8 @@ def check_shapes(q: torch.Tensor, k: torch.Tensor) -> None:
         raise ValueError("triton attention needs the head dimension contiguous")
 
 
-def flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: tuple | None = None,
-                  pack_gqa: bool | None = None) -> torch.Tensor:
-    """q [B, Hq, n, D], k and v [B, Hkv, L, D] with L >= n -> [B, Hq, n, D], causal aligned bottom-right.
-    ``pack_gqa``: one program per key/value head whose rows are the G query heads' queries, so each key
-    and value tile is loaded once for all G heads (default: PACK_GQA)."""
+def flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: tuple | None = None) -> torch.Tensor:
+    """q [B, Hq, n, D], k and v [B, Hkv, L, D] with L >= n -> [B, Hq, n, D], causal aligned bottom-right."""
     check_shapes(q, k)
     B, Hq, n, D = q.shape
     kv_len = k.shape[2]
@@ -142,10 +128,7 @@ def flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: tup
     if INTERPRETED:
         block_m, block_n = 16, 16
     out = torch.empty(B, n, Hq, D, device=q.device, dtype=q.dtype).transpose(1, 2)  # [B, Hq, n, D] view
-    G = Hq // k.shape[1]
-    pack = PACK_GQA if pack_gqa is None else pack_gqa
-    heads = k.shape[1] if pack else Hq
-    grid = (B * heads, triton.cdiv(n * G if pack else n, block_m))
+    grid = (B * Hq, triton.cdiv(n, block_m))
     extra = {} if INTERPRETED else {"num_warps": warps, "num_stages": stages}
     _prefill_kernel[grid](
         q, k, v, out,
@@ -153,7 +136,7 @@ def flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: tup
         k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2),
         out.stride(0), out.stride(1), out.stride(2),
-        n, kv_len, heads, LOG2_E / math.sqrt(D),
-        G=G, D=D, BLOCK_M=block_m, BLOCK_N=block_n, PACK_GQA=pack,
+        n, kv_len, Hq, LOG2_E / math.sqrt(D),
+        G=Hq // k.shape[1], D=D, BLOCK_M=block_m, BLOCK_N=block_n,
         STATIC_BLOCKS=triton.cdiv(kv_len, block_n) if INTERPRETED else 0, **extra)
     return out

@@ -342,8 +342,8 @@ class Bench:
             need = costs.prefill_activation_bytes(cfg, chunk, context, self.dtype_bytes)
             if self.layered:
                 need += costs.layered_prefill_bytes(cfg, context, self.dtype_bytes)
-            if impl == "eager":
-                need += costs.eager_attention_bytes(cfg, chunk, context)
+            if impl == "eager":  # layer-major: the scores of every query at once
+                need += costs.eager_attention_bytes(cfg, context if self.layered else chunk, context)
             if need > 0.85 * free:
                 return self.skip("prefill", impl, context, f"estimated {need / GB:.0f} GB of activations, "
                                                            f"{free / GB:.0f} GB free")

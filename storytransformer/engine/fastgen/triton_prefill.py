@@ -77,7 +77,8 @@ def _prefill_kernel(Q, K, V, O,
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, D)
-    q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :],
+    rows = offs_m.to(tl.int64)  # n x Hq x D passes 2^31 elements at about 600k tokens
+    q = tl.load(Q + b * stride_qb + h * stride_qh + rows[:, None] * stride_qm + offs_d[None, :],
                 mask=offs_m[:, None] < n_q, other=0.0)
     q_pos = offset + offs_m
     k_base = K + b * stride_kb + kvh * stride_kh
@@ -103,7 +104,7 @@ def _prefill_kernel(Q, K, V, O,
                                    qk_scale, True, D, BLOCK_N)
 
     acc = acc / l_i[:, None]
-    tl.store(O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :],
+    tl.store(O + b * stride_ob + h * stride_oh + rows[:, None] * stride_om + offs_d[None, :],
              acc.to(O.dtype.element_ty), mask=offs_m[:, None] < n_q)
 
 

@@ -62,7 +62,9 @@ def markdown(result: dict, names: dict[str, str]) -> str:
                 f"KV cache {model['kv_bytes_per_token'] / 1024:.0f} KiB/token" if "params" in model else "") + ".",
              "",
              f"Measured limits (same run): bf16 matrix product {_fmt(limits.get('matmul_tflops'), '.0f')} TFLOP/s, "
-             f"copy bandwidth {_fmt(limits.get('copy_gbps'), ',.0f')} GB/s (read + write). "
+             f"copy bandwidth {_fmt(limits.get('copy_gbps'), ',.0f')} GB/s (read + write)"
+             + (f"; the same product repeated for {limits['sustained_s']:.0f} s: {limits['sustained_tflops']:.0f} "
+                f"TFLOP/s (the yardstick stays the burst peak)" if limits.get("sustained_tflops") else "") + ". "
              f"Prefill chunk {opts['chunk']} tokens, "
              + ("layer-major (attention over the whole context once per layer)"
                 if opts.get("prefill_mode", "chunked") == "layered" else "token-major (each chunk through every layer)")

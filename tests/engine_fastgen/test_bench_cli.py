@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,4 +89,33 @@ def test_benchmark_script_runs_from_the_repository_root(tmp_path):
     data = json.loads((tmp_path / "gpu_tiny.json").read_text())
     assert [(row["attn"], row["context"]) for row in data["prefill"]] == [("sdpa_flash", 64)]
     assert "transformers_baseline" not in data
-    assert set(data["probes"]) == {"eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn"}
+    assert set(data["probes"]) == {"eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "triton"}
+    assert "CUDA device" in data["probes"]["triton"]  # Triton kernels need CUDA or the interpreter
+
+
+def test_interpreted_run_compares_stages_modes_and_weight_formats(tmp_path):
+    """Under Triton's CPU interpreter the fused stages and the Triton attention run for real, so the
+    stage/mode comparison and the bitsandbytes table are filled in."""
+    pytest.importorskip("triton")
+    pytest.importorskip("bitsandbytes")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    r = subprocess.run([sys.executable, "-m", "storytransformer", "bench", "gpu", "--tiny", "--device", "cpu",
+                        "--smoke", "--attn", "triton", "--quant", "int8,nf4", "--decode-tokens", "2",
+                        "--no-hf-baseline", "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+                       env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads((tmp_path / "gpu_tiny.json").read_text())
+    assert data["options"]["fused"] is True and data["options"]["prefill_mode"] == "layered"
+    prefill = [row for row in data["prefill"] if row["status"] == "ok"]
+    assert [(row["attn"], row["mode"], row["fused"]) for row in prefill] == [("triton", "layered", True)]
+    variants = [(row["kind"], row["fused"], row.get("mode")) for row in data["variants"]]
+    assert variants == [("prefill", False, "chunked"), ("prefill", True, "chunked"), ("prefill", True, "layered"),
+                        ("decode", False, None), ("decode", True, None)]
+    assert all(row["seconds"] > 0 for row in data["variants"] if row["kind"] == "prefill")
+    formats = {row["format"]: row for row in data["quantized"]}
+    assert set(formats) == {"fp32", "int8", "nf4"}
+    for row in formats.values():
+        assert row["status"] == "ok", row
+        assert row["tokens_per_s"] > 0 and row["ms_per_token"] > 0
+    md = (tmp_path / "gpu_tiny.md").read_text()
+    assert "## What each change is worth" in md and "| nf4 | ok" in md

@@ -86,6 +86,7 @@ class EngineConfig:
     generate: bool = True  # also ask the model for free (source-constrained) proposals
     allowed_words: list[str] = field(default_factory=list)  # extra words a proposal may add
     context_tokens: int = 0  # prompt budget for long context (related backlog stories); 0 = the model's window minus the answer
+    fast_path: str = "auto"  # auto (on CUDA) | on | off: static KV cache, prefix reuse, CUDA-graph decoding
 
 
 @dataclass
@@ -181,6 +182,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: 'tool.storytransformer.similarity' thresholds must satisfy 0 < overlap_threshold <= duplicate_threshold <= 1")
     if cfg.engine.quantization not in ("none", "int8", "nf4"):
         raise ConfigError(f"{src}: 'tool.storytransformer.engine.quantization' must be none, int8 or nf4, not {cfg.engine.quantization!r}")
+    if cfg.engine.fast_path not in ("auto", "on", "off"):
+        raise ConfigError(f"{src}: 'tool.storytransformer.engine.fast_path' must be auto, on or off, not {cfg.engine.fast_path!r}")
     if cfg.engine.attention not in ("auto", "flash_attention_2", "sdpa", "eager"):
         raise ConfigError(f"{src}: 'tool.storytransformer.engine.attention' must be auto, flash_attention_2, sdpa or eager")
     for field_name in ("max_words",):

@@ -58,6 +58,8 @@ class LocalEngine(GroundedEngine):
         self._lock = threading.RLock()
         self.model = None
         self.tokenizer = None
+        self.fast = None  # fastgen PrefixSession over the model's weights when the fast path is on
+        self._fast_notes: list[str] = []
         self.plan: hardware.Plan | None = None
         self._status = EngineStatus(backend="local", model=self.config.engine.model or "(packaged SmolLM2-135M-Instruct)",
                                     cache_dir=str(modelfiles.models_cache(cache_root)), quantization=self.config.engine.quantization)
@@ -111,6 +113,7 @@ class LocalEngine(GroundedEngine):
                 directory, st.loaded_from = self._weights(source, token, deadline)
                 checkpoint(token, deadline)
                 self._load_weights(directory)
+                self._start_fast_path()
             except BaseException as e:
                 st.state, st.error = "failed", str(e)
                 raise
@@ -118,7 +121,7 @@ class LocalEngine(GroundedEngine):
             st.state = "ready"
             p = self.plan
             st.device, st.dtype, st.attention, st.quantization = p.device, p.dtype, p.attention_label, p.quantization
-            st.notes = list(p.notes)
+            st.notes = list(p.notes) + list(self._fast_notes)
             st.memory_bytes = int(self.model.get_memory_footprint())
             if p.quantization != "none" and directory is not None:
                 numel = modelfiles.checkpoint_numel(Path(directory))
@@ -174,6 +177,41 @@ class LocalEngine(GroundedEngine):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = model
 
+    def _start_fast_path(self) -> None:
+        """fastgen over the loaded weights (shared, not copied): a static KV cache that keeps the longest
+        prefix each prompt shares with the last one, and CUDA-graph decoding. ``auto`` turns it on for
+        CUDA when the model's family allows; ``on`` insists (and works on the CPU too, for tests)."""
+        mode = self.config.engine.fast_path
+        self.fast, self._fast_notes = None, []
+        cuda = self.plan.device.startswith("cuda")
+        if mode == "off" or (mode == "auto" and not cuda):
+            return
+        try:
+            from .fastgen.attention import OFFSET_MODE, probe_prefill
+            from .fastgen.checkpoint import from_hf_model
+            from .fastgen.session import PrefixSession
+
+            model = from_hf_model(self.model)
+            cfg, weight = model.cfg, model.output.weight
+            prefill = "triton" if model.fused else "sdpa_flash"
+            if probe_prefill(prefill, weight.device, weight.dtype, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim) \
+                    or OFFSET_MODE.get(prefill) != "lower_right":
+                prefill = "eager"  # always attends after a cached prefix
+            window = self.context_window()
+            budget = self.config.engine.context_tokens
+            capacity = min(window, budget + self.config.engine.max_new_tokens + 64 if budget else FAST_PATH_MAX_CACHE)
+            self.fast = PrefixSession(model, capacity, prefill_attn=prefill,
+                                      decode_attn="triton" if model.fused else "matmul", layered=cuda, cuda_graph=cuda)
+            self._fast_notes = [f"fast path: static KV cache of {capacity} tokens "
+                                f"({self.fast.cache.nbytes / 2**20:.0f} MiB) with prefix reuse, {prefill} prefill, "
+                                + ("fused Triton stages and CUDA-graph decoding" if cuda else "no CUDA graph on the CPU")]
+        except (ValueError, ImportError, RuntimeError) as e:
+            self.fast = None
+            if mode == "on":
+                self._free()
+                raise EngineConfigError("fast_path", f"cannot run this model: {e}") from e
+            self._fast_notes = [f"fast path not used: {e}"]
+
     def unload(self) -> None:
         with self._lock:
             self._free()
@@ -181,6 +219,7 @@ class LocalEngine(GroundedEngine):
             self._status.memory_bytes = None
 
     def _free(self) -> None:
+        self.fast = None
         self.model = None
         self.tokenizer = None
         gc.collect()
@@ -244,6 +283,14 @@ class LocalEngine(GroundedEngine):
             ctx_ids = tok(context, add_special_tokens=False)["input_ids"] if context else []
             if not ctx_ids:
                 ctx_ids = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+            seqs_all = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+            if self.fast is not None and len(ctx_ids) + max(map(len, seqs_all), default=0) <= self.fast.capacity:
+                out = []
+                for i in range(0, len(seqs_all), SCORE_BATCH):
+                    checkpoint(token, deadline)
+                    batch = seqs_all[i:i + SCORE_BATCH]
+                    out += [Score(v, len(s)) for v, s in zip(self.fast.score(ctx_ids, batch), batch)]
+                return out
             with torch.inference_mode(), self._kernels():
                 base = model(input_ids=torch.tensor([ctx_ids], device=device), use_cache=True)
                 base_cache = getattr(base, "cache", None)
@@ -253,7 +300,7 @@ class LocalEngine(GroundedEngine):
                 out: list[Score] = []
                 for i in range(0, len(texts), SCORE_BATCH):
                     checkpoint(token, deadline)
-                    seqs = [tok(t, add_special_tokens=False)["input_ids"] for t in texts[i:i + SCORE_BATCH]]
+                    seqs = seqs_all[i:i + SCORE_BATCH]
                     width = max(1, max(map(len, seqs)))
                     ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
                     mask = torch.zeros((len(seqs), len(ctx_ids) + width), dtype=torch.long)
@@ -294,6 +341,11 @@ class LocalEngine(GroundedEngine):
             self._ensure(token, deadline)
             tok, model = self.tokenizer, self.model
             prompt = self.render(messages)
+            limit = max_new_tokens or self.config.engine.max_new_tokens
+            if self.fast is not None:
+                ids = tok(prompt, add_special_tokens=False)["input_ids"]
+                if len(ids) + limit <= self.fast.capacity:
+                    return self._fast_generate(ids, limit, allowed_text, token, deadline, stop)
             enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.plan.device)
             n_prompt = enc["input_ids"].shape[1]
 
@@ -309,7 +361,7 @@ class LocalEngine(GroundedEngine):
             if allowed_text:
                 processors.append(AllowedTokens(self._allowed_ids(allowed_text), model.config.vocab_size))
             with torch.inference_mode(), self._kernels():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens or self.config.engine.max_new_tokens,
+                out = model.generate(**enc, max_new_tokens=limit,
                                      do_sample=False, logits_processor=processors,
                                      stopping_criteria=StoppingCriteriaList([Stop()]),
                                      pad_token_id=tok.pad_token_id)
@@ -318,6 +370,27 @@ class LocalEngine(GroundedEngine):
             for s in stop:
                 text = text.split(s)[0]
             return text.strip()
+
+    def _fast_generate(self, ids: list[int], limit: int, allowed_text: str, token, deadline,
+                       stop: Sequence[str]) -> str:
+        """generate() through the fast path: same greedy choices, same stops."""
+        tok = self.tokenizer
+        eos = self.model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+
+        def done(new: list[int]) -> bool:
+            if should_stop(token, deadline) or new[-1] in eos:
+                return True
+            text = tok.decode(new, skip_special_tokens=False)
+            return any(s in text for s in stop)
+
+        allowed = self._allowed_ids(allowed_text) if allowed_text else None
+        new = self.fast.generate(ids, limit, stop=done, allowed=allowed)
+        checkpoint(token, deadline)
+        text = tok.decode(new, skip_special_tokens=True)
+        for s in stop:
+            text = text.split(s)[0]
+        return text.strip()
 
     def _allowed_ids(self, text: str) -> list[int]:
         tok = self.tokenizer
@@ -332,6 +405,9 @@ class LocalEngine(GroundedEngine):
             if isinstance(special, int) and special >= 0:
                 ids.add(special)
         return sorted(ids)
+
+
+FAST_PATH_MAX_CACHE = 1 << 17  # tokens of KV cache the fast path reserves when no context budget is set
 
 
 class AllowedTokens:

@@ -27,6 +27,9 @@ class Generator:
         self._step_fn = torch.compile(model.decode, dynamic=False) if compile else model.decode
         self._token = torch.zeros(cache.batch, 1, dtype=torch.long, device=device)  # graph input and output
         self._pos = torch.zeros(1, dtype=torch.long, device=device)
+        # Added to the logits before every greedy choice: -inf outside an allowed vocabulary, else zeros.
+        # One buffer for the generator's life, so a captured graph always reads the current bias.
+        self.logit_bias = torch.zeros(model.cfg.vocab, dtype=torch.float32, device=device)
         self._graph = None
 
     @torch.no_grad()
@@ -46,12 +49,12 @@ class Generator:
         if self.layered:
             logits = self.model.prefill_layered(tokens, start, self.cache, self.prefill_attn, chunk)
             self.cache.length = start + n
-            return logits.argmax(dim=-1, keepdim=True)
+            return (logits + self.logit_bias).argmax(dim=-1, keepdim=True)
         logits = None
         for i in range(0, n, chunk):
             logits = self.model.prefill(tokens[:, i:i + chunk], start + i, self.cache, self.prefill_attn)
         self.cache.length = start + n
-        return logits.argmax(dim=-1, keepdim=True)
+        return (logits + self.logit_bias).argmax(dim=-1, keepdim=True)
 
     def truncate(self, length: int) -> None:
         """Keep the first ``length`` positions (a resident prefix) and forget the rest."""
@@ -62,7 +65,7 @@ class Generator:
     def _step(self) -> None:
         """One decoding step on the static buffers: read token and position, write the next token, advance."""
         logits = self._step_fn(self._token, self._pos, self.cache, self.decode_attn)
-        self._token.copy_(logits.argmax(dim=-1, keepdim=True))
+        self._token.copy_((logits + self.logit_bias).argmax(dim=-1, keepdim=True))
         self._pos.add_(1)
 
     def _capture(self) -> None:

@@ -93,14 +93,16 @@ class Transformer(nn.Module):
         """x [B, dim] -> [B, V] in float32."""
         return self.output(self.norm(x)).float()
 
-    def prefill(self, tokens: torch.Tensor, start: int, cache: StaticKVCache, impl: str) -> torch.Tensor:
-        """tokens [B, n] at positions start..start+n-1 through every layer -> logits of the last one [B, V];
-        fills the cache. Activations scale with n: the generator calls this chunk by chunk."""
+    def prefill(self, tokens: torch.Tensor, start: int, cache: StaticKVCache, impl: str,
+                all_logits: bool = False) -> torch.Tensor:
+        """tokens [B, n] at positions start..start+n-1 through every layer -> logits of the last one [B, V]
+        (of every one [B, n, V] with ``all_logits``); fills the cache. Activations scale with n: the
+        generator calls this chunk by chunk."""
         end = start + tokens.shape[1]
         pos = torch.full((1,), start, dtype=torch.long, device=tokens.device)
         return self._layers(tokens, cache.cos[start:end], cache.sin[start:end], pos, cache,
                             lambda layer, q: prefill_attention(impl, q, cache.k[layer, :, :, :end],
-                                                               cache.v[layer, :, :, :end], start))
+                                                               cache.v[layer, :, :, :end], start), all_logits)
 
     def decode(self, token: torch.Tensor, pos: torch.Tensor, cache: StaticKVCache, impl: str) -> torch.Tensor:
         """token [B, 1] at position ``pos`` (a one-element device tensor) -> logits [B, V].
@@ -111,7 +113,7 @@ class Transformer(nn.Module):
         return self._layers(token, cos, sin, pos, cache,
                             lambda layer, q: decode_attention(impl, q, cache.k[layer], cache.v[layer], length, cache))
 
-    def _layers(self, tokens, cos, sin, pos, cache: StaticKVCache, attend) -> torch.Tensor:
+    def _layers(self, tokens, cos, sin, pos, cache: StaticKVCache, attend, all_logits: bool = False) -> torch.Tensor:
         """Token-major: tokens [B, n] at the positions from the device tensor ``pos`` through all layers ->
         logits of the last one [B, V]. ``attend(layer, q)`` attends over the cache, in which this layer's
         keys and values are already written. Each residual add is folded into the next norm."""
@@ -125,7 +127,7 @@ class Transformer(nn.Module):
             ffn = layer.feed_forward
             after = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm
             h = ops.add_rms_norm(x, ffn.w2(ops.silu_mul(ffn.w13(h))), after.weight, cfg.norm_eps)
-        return self.output(h[:, -1]).float()
+        return self.output(h if all_logits else h[:, -1]).float()
 
     def prefill_layered(self, tokens: torch.Tensor, start: int, cache: StaticKVCache, impl: str,
                         chunk: int) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Long context: the backlog (or the part of it related to the stories at hand) packed into a
 prompt within a token budget.
 
-When the whole backlog fits, it goes in, in backlog order. When it does not, the stories most
-similar to the ones at hand go in first (the similarity index when embeddings are available,
+When the whole backlog fits, it goes in, in backlog order, the same text for every request (so a
+resident prefix cache serves them all). When it does not, the stories most similar to the ones at
+hand go in first (the similarity index when embeddings are available,
 else word overlap), until the budget is spent. A story is either in whole or left out; the
 budget is checked with the engine's own tokenizer on the final text, so it is never exceeded.
 Story text is delimited as data, like every other story in a prompt.
@@ -57,16 +58,19 @@ def pack(pool: Sequence[Story], count: TokenCounter, budget: int, *, query: Sequ
          ranker: Ranker | None = None, header: str = HEADER, similarity_config=None) -> PackedContext:
     """The stories of ``pool`` (minus ``query``) that fit in ``budget`` tokens, rendered.
 
-    Everything fits: backlog order. Otherwise the ``ranker`` (most related to ``query`` first;
-    default :func:`rank_related`) decides what goes in, and the text keeps that order."""
+    Everything fits: the whole backlog in its order, the ``query`` stories included, so that every
+    request on one backlog starts with the same text and the engine's prefix cache can keep it.
+    Otherwise the ``ranker`` (most related to ``query`` first; default :func:`rank_related`) decides
+    what goes in, without the query stories, and the text keeps that order."""
+    if budget > 0 and pool:
+        whole = render(pool, header)
+        n = count(whole)
+        if n <= budget:
+            return PackedContext(whole, tuple(pool), n, budget, 0, "all")
     skip = {(s.file, s.id) for s in query}
     pool = [s for s in pool if (s.file, s.id) not in skip]
     if budget <= 0 or not pool:
         return PackedContext("", (), 0, budget, len(pool), "none")
-    whole = render(pool, header)
-    n = count(whole)
-    if n <= budget:
-        return PackedContext(whole, tuple(pool), n, budget, 0, "all")
     if ranker is None:
         ordered, method = rank_related(query, pool, similarity_config)
     else:

@@ -39,10 +39,19 @@ def test_everything_fits_in_backlog_order():
     assert packed.tokens == words(packed.text)
 
 
-def test_query_stories_are_not_repeated_as_context():
+def test_a_backlog_that_fits_is_the_same_text_for_every_query():
+    """Whole and unchanged (query stories included), so every request shares the prompt prefix."""
     pool = stories()
-    packed = lc.pack(pool, words, 10_000, query=[pool[0]])
-    assert pool[0].id not in packed.ids and len(packed.stories) == len(pool) - 1
+    texts = {lc.pack(pool, words, 10_000, query=[q]).text for q in pool}
+    assert len(texts) == 1
+    assert lc.pack(pool, words, 10_000, query=[pool[0]]).ids == tuple(s.id for s in pool)
+
+
+def test_query_stories_are_not_repeated_when_the_backlog_must_be_cut():
+    pool = stories()
+    budget = words(lc.render(pool)) - 1
+    packed = lc.pack(pool, words, budget, query=[pool[0]], ranker=lambda q, p: list(p))
+    assert pool[0].id not in packed.ids and packed.stories
 
 
 @pytest.mark.parametrize("budget", [0, 5, 30, 45, 60, 95])
@@ -138,8 +147,9 @@ def test_merge_and_conflict_see_related_backlog_stories(engine, caplog):
     assert report.model_yes is not None
     assert merged and all(p.accepted for p in merged)
     assert "gardener" not in " ".join(p.text for p in merged)  # context is never a source of words
-    assert any("6 related stories in the prompt" in r.getMessage() and "all" in r.getMessage() for r in caplog.records)
-    assert engine.backlog_context("merge", [a, b], pool).text.count("<story id=") == 6
+    assert any(f"{len(pool)} related stories in the prompt" in r.getMessage() and "all" in r.getMessage()
+               for r in caplog.records)  # the whole backlog, the pair included
+    assert engine.backlog_context("merge", [a, b], pool).text.count("<story id=") == len(pool)
 
 
 @pytest.mark.slow

@@ -110,3 +110,32 @@ def test_fast_path_on_for_a_model_it_cannot_run_is_a_clear_error(monkeypatch, mo
 def test_bad_setting_is_refused():
     with pytest.raises(ConfigError, match="engine.fast_path' must be auto, on or off"):
         from_table({"engine": {"fast_path": "fast"}})
+
+
+def test_merges_on_one_backlog_share_its_resident_prefix(fast_engine, engine):
+    """The backlog context goes first in every merge prompt and is the same text for every pair, so
+    the second merge prefills only its own pair and request."""
+    from storytransformer.formats import read_source
+
+    path = ROOT / "examples" / "library.stories.txt"
+    backlog = list(read_source(str(path), path.read_text("utf-8")).stories)
+    assert len(backlog) >= 6
+    context_tokens = fast_engine.backlog_context("merge", backlog[:2], backlog).tokens
+    seen = []
+    real_sync = fast_engine.fast._sync
+
+    def sync(ids):
+        token = real_sync(ids)
+        seen.append(dict(fast_engine.fast.last))
+        return token
+
+    fast_engine.fast._sync = sync
+    try:
+        first = fast_engine.propose_merge(backlog[:2], backlog=backlog)
+        before = len(seen)
+        second = fast_engine.propose_merge(backlog[2:4], backlog=backlog)
+    finally:
+        del fast_engine.fast._sync
+    assert first and second
+    assert max(s["reused"] for s in seen[before:]) > context_tokens  # the backlog stayed resident
+    assert [p.text for p in second] == [p.text for p in engine.propose_merge(backlog[2:4], backlog=backlog)]

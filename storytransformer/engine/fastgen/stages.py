@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from types import SimpleNamespace
 
 import torch
@@ -61,10 +62,11 @@ TORCH = SimpleNamespace(rms_norm=rms_norm, add_rms_norm=add_rms_norm, qkv_rotary
                         silu_mul=silu_mul)
 
 
+@lru_cache(maxsize=None)
 def select(fused: bool) -> SimpleNamespace:
     if not fused:
         return TORCH
-    from . import triton_fused
+    from . import triton_fused  # imports triton: only when the fused stages are asked for
 
     return SimpleNamespace(rms_norm=triton_fused.rms_norm, add_rms_norm=triton_fused.add_rms_norm,
                            qkv_rotary_cache=triton_fused.qkv_rotary_cache, silu_mul=triton_fused.silu_mul)

@@ -89,8 +89,10 @@ def test_benchmark_script_runs_from_the_repository_root(tmp_path):
     data = json.loads((tmp_path / "gpu_tiny.json").read_text())
     assert [(row["attn"], row["context"]) for row in data["prefill"]] == [("sdpa_flash", 64)]
     assert "transformers_baseline" not in data
-    assert set(data["probes"]) == {"eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "triton"}
+    assert set(data["probes"]) == {"eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "triton",
+                                   "cudnn_split"}
     assert "CUDA device" in data["probes"]["triton"]  # Triton kernels need CUDA or the interpreter
+    assert "CUDA device" in data["probes"]["cudnn_split"]
 
 
 def test_interpreted_run_compares_stages_modes_and_weight_formats(tmp_path):

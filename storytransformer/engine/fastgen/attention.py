@@ -7,6 +7,8 @@ Prefill (``n`` new queries over ``L = start + n`` cached positions, causal align
   sdpa_efficient  torch SDPA restricted to the memory-efficient (xFormers) backend
   flash_attn      flash-attn 2's flash_attn_func, when the package is importable
   triton          this project's flash attention in Triton (triton_prefill.py): GQA read in place
+  cudnn_split     cuDNN over query segments, each a causal square plus a full rectangle over the keys
+                  before it, merged by log-sum-exp (split_attention.py): fastest at long contexts
 Decode (one query over the whole static cache, the valid length read on the device: graph-safe):
   matmul          grouped q.K^T and p.V over the full cache, positions past the length masked
   triton          split-K flash-decoding that reads only the filled prefix (see triton_decode.py)
@@ -20,7 +22,7 @@ import os
 import torch
 from torch.nn import functional as F
 
-PREFILL_IMPLS = ("eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "triton")
+PREFILL_IMPLS = ("eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "triton", "cudnn_split")
 DECODE_IMPLS = ("matmul", "triton")
 
 # How an SDPA backend handles a chunk that follows cached positions: "lower_right" (a CausalBias,
@@ -73,6 +75,11 @@ def prefill_attention(impl: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         from .triton_prefill import flash_prefill
 
         return flash_prefill(q, k, v)
+    if impl == "cudnn_split":
+        from .split_attention import cudnn_partial, split_prefill
+        from .triton_merge import merge
+
+        return split_prefill(q, k, v, cudnn_partial, merge)
     if impl == "flash_attn":
         from flash_attn import flash_attn_func  # bottom-right causal and GQA are native; layout [B, L, H, D]
 
@@ -128,6 +135,13 @@ def probe_prefill(impl: str, device, dtype, n_heads: int, n_kv_heads: int, head_
             return "triton is not installed"
         if torch.device(device).type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
             return "triton kernels need a CUDA device (or TRITON_INTERPRET=1)"
+    if impl == "cudnn_split":
+        if torch.device(device).type != "cuda":
+            return "cuDNN attention needs a CUDA device"
+        try:
+            import triton  # noqa: F401 - the merge kernel
+        except ImportError:
+            return "triton is not installed"
     if impl not in PREFILL_IMPLS:
         return f"unknown attention {impl!r}; choose from {', '.join(PREFILL_IMPLS)}"
     if impl.startswith("sdpa_") and n_heads != n_kv_heads:

@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"longer contexts measured with the fastest attention only, when memory and the time budget "
                         f"allow (default {DEFAULT_LONG_CONTEXTS}; '' for none)")
     p.add_argument("--attn", type=parse_names, default=None,
-                   help="prefill attention implementations (default: eager,sdpa_flash,sdpa_cudnn,sdpa_efficient,"
-                        "flash_attn; those unavailable are reported and skipped)")
+                   help="prefill attention implementations (default: cudnn_split,triton,sdpa_cudnn,sdpa_flash,"
+                        "sdpa_efficient,flash_attn,eager; those unavailable are reported and skipped)")
     p.add_argument("--decode-attn", type=parse_names, default=None,
                    help="decode attention kernels (default matmul,triton)")
     p.add_argument("--out", default=None, help="output directory (default docs/benchmarks/ of the repository)")

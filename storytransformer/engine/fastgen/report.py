@@ -74,17 +74,21 @@ def markdown(result: dict, names: dict[str, str]) -> str:
         lines += ["**Partial results**: the run ended before every measurement was made.", ""]
     lines += ["## Prefill", "",
               "| attention | context | status | prefill s | tokens/s | TFLOP/s | of peak | peak memory GB | "
-              "warm TTFT ms | cold TTFT s |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "warm TTFT ms | cold TTFT s | warm-up s |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["prefill"]:
         if r["status"] != "ok":
-            lines.append(f"| {r['attn']} | {_k(r['context'])} | {r['status']}: {r['reason']} | | | | | | | |")
+            lines.append(f"| {r['attn']} | {_k(r['context'])} | {r['status']}: {r['reason']} | | | | | | | | |")
             continue
         lines.append(f"| {r['attn']} | {_k(r['context'])} | ok | {r['prefill_s']:.3f} | {r['tokens_per_s']:,.0f} | "
                      f"{r['tflops']:.1f} | {r['ratio_to_peak']:.0%} | {_fmt(r['peak_memory_bytes'], '.1f', 1 / GB)} | "
-                     f"{_fmt(r.get('ttft_warm_s'), '.0f', 1e3)} | {_fmt(r.get('ttft_cold_s'), '.2f')} |")
+                     f"{_fmt(r.get('ttft_warm_s'), '.0f', 1e3)} | {_fmt(r.get('ttft_cold_s'), '.2f')} | "
+                     f"{_fmt(r.get('attention_warmup_s'), '.2f')} |")
     lines += ["", "Warm TTFT: a request of "
               f"{opts['suffix_tokens']} new tokens after the context already resident in the cache (the prefix "
-              "cache); cold TTFT: the whole context prefilled first.", "",
+              "cache); cold TTFT: the whole context prefilled first. Warm-up: one layer's attention on the "
+              "context's shapes, run once before the timed prefill so that kernel plans (cuDNN builds one per new "
+              "shape) exist, as in a resident engine that has served this size before; it includes one layer's "
+              "attention work.", "",
               "## Decoding", "",
               "| kernel | context | status | ms/token (graph) | bound ms | × bound | ms/token without graph | × bound |",
               "|---|---:|---|---:|---:|---:|---:|---:|"]

@@ -31,13 +31,16 @@ class Generator:
         # One buffer for the generator's life, so a captured graph always reads the current bias.
         self.logit_bias = torch.zeros(model.cfg.vocab, dtype=torch.float32, device=device)
         self._graph = None
+        self.last_logits: torch.Tensor | None = None  # of the last prefilled position, without the bias
 
     @torch.no_grad()
     def prefill(self, tokens: torch.Tensor, start: int | None = None) -> torch.Tensor:
         """Append tokens [B, n] to the cache (after ``start`` kept positions, default all of them) and
-        return the greedy next token [B, 1]."""
+        return the greedy next token [B, 1]; the last position's logits [B, V] stay in ``last_logits``."""
         start = self.cache.length if start is None else start
         n = tokens.shape[1]
+        if n == 0:
+            raise ValueError("nothing to prefill: no new tokens")
         if start + n > self.cache.max_seq_len:
             raise ValueError(f"{start} cached + {n} new tokens exceed the cache capacity {self.cache.max_seq_len}")
         chunk = self.chunk
@@ -48,12 +51,11 @@ class Generator:
                 chunk = n  # this backend cannot attend to a cached prefix: one chunk
         if self.layered:
             logits = self.model.prefill_layered(tokens, start, self.cache, self.prefill_attn, chunk)
-            self.cache.length = start + n
-            return (logits + self.logit_bias).argmax(dim=-1, keepdim=True)
-        logits = None
-        for i in range(0, n, chunk):
-            logits = self.model.prefill(tokens[:, i:i + chunk], start + i, self.cache, self.prefill_attn)
+        else:
+            for i in range(0, n, chunk):
+                logits = self.model.prefill(tokens[:, i:i + chunk], start + i, self.cache, self.prefill_attn)
         self.cache.length = start + n
+        self.last_logits = logits
         return (logits + self.logit_bias).argmax(dim=-1, keepdim=True)
 
     def truncate(self, length: int) -> None:

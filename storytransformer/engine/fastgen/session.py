@@ -82,13 +82,9 @@ class PrefixSession:
     def score(self, context: Sequence[int], texts: Sequence[Sequence[int]]) -> list[float]:
         """Log-likelihood of each token sequence after ``context`` (context tokens not counted). The
         context is synced once (reusing the cache) and each text runs on top of it."""
-        self._sync(context)
+        self._sync(context)  # always runs the context's last position, whose logits predict the first token
         n = len(context)
-        self.generator.truncate(n - 1)
-        last = self.model.prefill(torch.tensor([[context[-1]]], device=self.device), n - 1, self.cache,
-                                  self.generator.prefill_attn)  # the context's final logits
-        first = torch.log_softmax(last[0], dim=-1)
-        self.cache.length = n
+        first = torch.log_softmax(self.generator.last_logits[0], dim=-1)
         scores = []
         for seq in texts:
             if not seq:

@@ -86,21 +86,26 @@ def test_the_language_server_on_stdio_opens_no_tcp_listener(tmp_path):
         proc.wait()
 
 
+def refused_stderr(tmp_path, token_file: Path) -> str:
+    """Start a TCP daemon configured with ``token_file``; it must exit with 2. Returns its stderr."""
+    d = DaemonProcess(tmp_path / "d")
+    d.logs.mkdir(parents=True)
+    Path(d.env["STORYTRANSFORMER_DAEMON_CONFIG"]).write_text(f'token_file = "{token_file}"\n')
+    d.start("--tcp-port", str(free_port()), wait=False)
+    try:
+        assert d.proc.wait(30) == 2
+        return d.proc.stderr.read()
+    finally:
+        d.stop()
+
+
 def test_a_token_file_in_a_directory_others_can_write_is_refused(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o777)  # anyone could swap the token file for their own
-    d = DaemonProcess(tmp_path / "d")
-    d.logs.mkdir(parents=True)
-    Path(d.env["STORYTRANSFORMER_DAEMON_CONFIG"]).write_text(f'token_file = "{shared / "token"}"\n')
-    d.start("--tcp-port", str(free_port()), wait=False)
-    try:
-        assert d.proc.wait(30) == 2
-        err = d.proc.stderr.read()
-        assert str(shared) in err and "chmod" in err, err
-        assert not (shared / "token").exists()
-    finally:
-        d.stop()
+    err = refused_stderr(tmp_path, shared / "token")
+    assert str(shared) in err and "chmod" in err, err
+    assert not (shared / "token").exists()
 
 
 def test_a_token_file_that_is_a_symbolic_link_is_refused(tmp_path):
@@ -110,15 +115,7 @@ def test_a_token_file_that_is_a_symbolic_link_is_refused(tmp_path):
     target.write_text("sometoken\n")
     os.chmod(target, 0o600)
     (private / "token").symlink_to(target)
-    d = DaemonProcess(tmp_path / "d")
-    d.logs.mkdir(parents=True)
-    Path(d.env["STORYTRANSFORMER_DAEMON_CONFIG"]).write_text(f'token_file = "{private / "token"}"\n')
-    d.start("--tcp-port", str(free_port()), wait=False)
-    try:
-        assert d.proc.wait(30) == 2
-        assert "symbolic link" in d.proc.stderr.read()
-    finally:
-        d.stop()
+    assert "symbolic link" in refused_stderr(tmp_path, private / "token")
 
 
 def tiny_safetensors(path: Path) -> None:

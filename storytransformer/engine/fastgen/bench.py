@@ -422,9 +422,9 @@ class Bench:
         return None
 
     def warm_attention_shapes(self, impl: str, context: int, cache: StaticKVCache) -> float:
-        """One layer's attention on exactly this context's shapes, timed, before the prefill is: kernel
-        plans (cuDNN builds one per new shape, about 30 ms each) are then built, as in a resident engine
-        that has served this size before. Returns the seconds it took, plans included."""
+        """Run one layer's attention on exactly this context's shapes before the timed prefill, so that
+        kernel plans exist (cuDNN builds one per new shape, about 30 ms each), as in a resident engine that
+        has served this length before. Returns its seconds, plans included."""
         cfg = self.cfg
         q = torch.zeros(cache.k.shape[1], context, cfg.n_heads, cfg.head_dim, device=self.device,
                         dtype=self.dtype).transpose(1, 2)

@@ -82,7 +82,7 @@ def to_text(r: dict, per_file: bool = False) -> str:
                      f"{h['context_window']:,}",
                      "yes" if h["fits_in_one_prompt"] else f"no ({h['prompts_needed'] or '-'} prompts)"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for i, row in enumerate(rows):
+    for row in rows:
         lines.append("  ".join(c.ljust(w) if j in (0, 5) else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))).rstrip())
     lines.append(f"Assumptions: {r['assumptions']}.")
     return "\n".join(lines)

@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_path(args: argparse.Namespace) -> int:
-    from ..engine import Deadline, DeadlineExceeded, EngineError, create_engine
     from ..lint import Linter
     from ..workspace import Workspace
 

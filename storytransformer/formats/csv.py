@@ -65,7 +65,7 @@ def read_csv(path: str, text: str, columns: CsvColumns = CsvColumns()) -> Source
         if story_col >= len(row) or not row[story_col].strip():
             continue
         cell = row[story_col]
-        segments = _locate(lines, first, last, cell, story_col, dialect.delimiter)
+        segments = _locate(lines, first, last, cell)
         suppressed = frozenset()
         if sup_col is not None and sup_col < len(row):
             sup = parse_suppression(row[sup_col])
@@ -78,7 +78,7 @@ def read_csv(path: str, text: str, columns: CsvColumns = CsvColumns()) -> Source
     return source
 
 
-def _locate(lines: list[str], first: int, last: int, cell: str, col: int, delim: str) -> list[Segment]:
+def _locate(lines: list[str], first: int, last: int, cell: str) -> list[Segment]:
     """Segments (one per physical line) where the cell's text sits in the file."""
     cell_lines = cell.strip().splitlines() or [cell.strip()]
     segments: list[Segment] = []

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from storytransformer.config import Config, EngineConfig
+from storytransformer.config import Config
 from storytransformer.engine import context as lc
 from storytransformer.formats import read_source
 

@@ -429,9 +429,7 @@ class Bench:
         q = torch.zeros(cache.k.shape[1], context, cfg.n_heads, cfg.head_dim, device=self.device,
                         dtype=self.dtype).transpose(1, 2)
         keys, values = cache.k[0][:, :, :context], cache.v[0][:, :, :context]
-        seconds = timed(lambda: prefill_attention(impl, q, keys, values, 0), self.device)
-        del q
-        return seconds
+        return timed(lambda: prefill_attention(impl, q, keys, values, 0), self.device)
 
     def warm_prefix(self, generator: Generator, context: int, tokens: torch.Tensor, cold_s: float) -> dict:
         """Time to the first token when ``context`` tokens are already cached and a request adds the suffix."""

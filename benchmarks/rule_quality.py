@@ -1,66 +1,135 @@
-"""Counts per rule on the 22 real backlogs and precision on a hand-checked sample.
+"""How well `check` finds what annotators flag: precision, recall and F1 per QUS criterion.
 
-The sample's verdicts live in benchmarks/labels/rule_precision.csv (backlog file,
-line, rule code, tp/fp, reason); they reference stories by position only, no
-story text is copied. Prints a table and writes docs/benchmarks/rules.json and .md.
+Scored per story and criterion against the adjudicated labels in benchmarks/labels/qus/ (docs/labelling.md
+says how they were made), on the backlogs held out from tuning (benchmarks/labels/qus/split.json), with
+AQUSA's findings on the same stories scored the same way. Each backlog is checked on its own, as a team
+would check its backlog, with the default configuration and the semantic rules. Prints the tables and
+writes docs/benchmarks/rules.json and .md.
 
-    python benchmarks/rule_quality.py
+    python benchmarks/rule_quality.py [--part held_out|tune|all] [--no-semantic]
 """
 
 from __future__ import annotations
 
-import csv
+import argparse
 import json
+import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
+
+from qus_labels import (AQUSA_CRITERIA, CRITERIA, LABELS, REAL, ROOT, Score, Story, aqusa, fmt, labelled_backlogs,
+                        read_labels, score, split, stories)
 
 from storytransformer.config import Config
 from storytransformer.lint import Linter
 from storytransformer.rules import RULES
 from storytransformer.workspace import Workspace
 
-ROOT = Path(__file__).resolve().parents[1]
-REAL = ROOT.parent / "shared" / "data" / "backlogs" / "dalpiaz"
-LABELS = ROOT / "benchmarks" / "labels" / "rule_precision.csv"
 OUT = ROOT / "docs" / "benchmarks"
 
 
-def main() -> None:
-    ws = Workspace.from_paths([REAL], Config())
-    findings = Linter(ws, use_disk_cache=False).check()
-    flagged = {(Path(f.file).name, f.range.start.line + 1, f.code) for f in findings}
-    counts = Counter(f.code for f in findings)
-    stories_flagged = Counter()
-    for code in counts:
-        stories_flagged[code] = len({(f.file, f.story_id) for f in findings if f.code == code})
-    labels = list(csv.DictReader(LABELS.open()))
-    rows = []
+def tool_findings(backlogs: list[str], semantic: bool) -> tuple[dict[str, set[Story]], dict[str, set[Story]]]:
+    """(criterion -> flagged stories, rule code -> flagged stories), each backlog checked alone."""
+    by_criterion: dict[str, set[Story]] = defaultdict(set)
+    by_code: dict[str, set[Story]] = defaultdict(set)
+    config = Config()
+    for name in backlogs:
+        ws = Workspace.from_paths([REAL / f"{name}.txt"], config)
+        findings = Linter(ws, use_disk_cache=False).check()
+        if semantic:
+            from storytransformer.lint import enabled_rules
+            from storytransformer.similarity import semantic_findings
+
+            on = {r.code for r in enabled_rules(config)}
+            findings += [f for f in semantic_findings(ws, config) if f.code in on]
+        for f in findings:
+            story = (name, f.range.start.line + 1)
+            by_criterion[RULES[f.code].criterion.replace("-", "_")].add(story)
+            by_code[f.code].add(story)
+    return by_criterion, by_code
+
+
+def table(title: str, rows: list[tuple[str, Score, Score | None]]) -> list[str]:
+    lines = [f"### {title}", "", "| criterion | gold | check P | check R | check F1 | AQUSA P | AQUSA R | AQUSA F1 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, ours, theirs in rows:
+        t = ("-", "-", "-") if theirs is None else (fmt(theirs.precision), fmt(theirs.recall), fmt(theirs.f1))
+        lines.append(f"| {name} | {ours.tp + ours.fn} | {fmt(ours.precision)} | {fmt(ours.recall)} | {fmt(ours.f1)} | "
+                     f"{t[0]} | {t[1]} | {t[2]} |")
+    return lines + [""]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=["held_out", "tune", "all"], default="held_out")
+    ap.add_argument("--no-semantic", action="store_true", help="skip ST603-ST605 (no embedding model)")
+    args = ap.parse_args()
+    if not REAL.is_dir():
+        print("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)",
+              file=sys.stderr)
+        return 2
+    labelled = set(labelled_backlogs("adjudicated"))
+    parts = split()
+    wanted = sorted(parts["tune"] + parts["held_out"]) if args.part == "all" else parts[args.part]
+    backlogs = [b for b in wanted if b in labelled]
+    if not backlogs:
+        print(f"no adjudicated labels for the {args.part} backlogs under {LABELS.relative_to(ROOT)}", file=sys.stderr)
+        return 2
+    universe = stories(backlogs)
+    gold = read_labels("adjudicated")
+    ours, by_code = tool_findings(backlogs, semantic=not args.no_semantic)
+    reference = aqusa()
+
+    rows, pooled_all, pooled_kinds, aqusa_kinds = [], Score(0, 0, 0), Score(0, 0, 0), Score(0, 0, 0)
+    for c in CRITERIA:
+        s = score(ours.get(c, set()), gold[c], universe)
+        t = score(reference[c], gold[c], universe) if c in AQUSA_CRITERIA else None
+        pooled_all += s
+        if t is not None:
+            pooled_kinds += s
+            aqusa_kinds += t
+        rows.append((c, s, t))
+    per_rule = []
     for code in sorted(RULES, key=lambda c: (len(c), c)):
-        checked = [l for l in labels if l["code"] == code and (l["file"], int(l["line"]), code) in flagged]
-        tp = sum(l["verdict"] == "tp" for l in checked)
-        rows.append({"code": code, "name": RULES[code].name, "criterion": RULES[code].criterion,
-                     "findings": counts.get(code, 0), "stories": stories_flagged.get(code, 0),
-                     "checked": len(checked), "true_positives": tp,
-                     "precision": round(tp / len(checked), 2) if checked else None})
-    stale = [l for l in labels if (l["file"], int(l["line"]), l["code"]) not in flagged]
-    lines = [f"# Rules on the real backlogs ({len(ws)} stories in {len(ws.files)} files)", "",
-             f"{time.strftime('%Y-%m-%d')}. Command: `python benchmarks/rule_quality.py` (semantic rules ST603-ST605",
-             "are measured by the similarity benchmark). Precision = hand-checked true positives / checked findings,",
-             "on a random sample of up to 10 flagged stories per rule (labels in benchmarks/labels/rule_precision.csv).",
-             "", "| code | rule | criterion | findings | stories | checked | precision |", "|---|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        p = "-" if r["precision"] is None else f"{r['precision']:.2f}"
-        lines.append(f"| {r['code']} | {r['name']} | {r['criterion']} | {r['findings']} | {r['stories']} | {r['checked']} | {p} |")
-    if stale:
-        lines += ["", f"{len(stale)} labelled findings are no longer reported (rules changed since labelling)."]
-    table = "\n".join(lines)
-    print(table)
+        criterion = RULES[code].criterion.replace("-", "_")
+        s = score(by_code.get(code, set()), gold.get(criterion, set()), universe)
+        per_rule.append({"code": code, "name": RULES[code].name, "criterion": criterion, "flagged": s.tp + s.fp,
+                         "true": s.tp, "precision": s.precision})
+
+    gold_n = Counter({c: len(gold[c] & universe) for c in CRITERIA})
+    lines = [f"# Rules against expert-style labels ({len(universe)} stories in {len(backlogs)} "
+             f"{'held-out ' if args.part == 'held_out' else ''}backlogs)", "",
+             f"{time.strftime('%Y-%m-%d')}. Command: `python benchmarks/rule_quality.py"
+             f"{'' if args.part == 'held_out' else ' --part ' + args.part}{' --no-semantic' if args.no_semantic else ''}`.",
+             "Scored per story and criterion against the adjudicated labels of benchmarks/labels/qus/ (two annotators,",
+             "docs/labelling.md; their agreement is in docs/benchmarks/labelling.md). Backlogs: " + ", ".join(backlogs) + ".",
+             "AQUSA: its published output on the same stories (../shared/eval/aqusa), scored the same way.", ""]
+    lines += table("Per criterion", rows)
+    lines += table("Pooled", [("AQUSA's five criteria", pooled_kinds, aqusa_kinds), ("all 13 criteria", pooled_all, None)])
+    lines += ["### Per rule (precision against its criterion's labels)", "", "| code | rule | criterion | flagged | true | precision |",
+              "|---|---|---|---:|---:|---:|"]
+    lines += [f"| {r['code']} | {r['name']} | {r['criterion']} | {r['flagged']} | {r['true']} | {fmt(r['precision'])} |"
+              for r in per_rule]
+    text = "\n".join(lines)
+    print(text)
+
+    def as_dict(s: Score | None):
+        return None if s is None else {"tp": s.tp, "fp": s.fp, "fn": s.fn, "precision": s.precision,
+                                       "recall": s.recall, "f1": s.f1}
+
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "rules.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "stories": len(ws),
-                                                "rules": rows, "stale_labels": len(stale)}, indent=2) + "\n")
-    (OUT / "rules.md").write_text(table + "\n")
+    result = {"date": time.strftime("%Y-%m-%d"), "part": args.part, "backlogs": backlogs, "stories": len(universe),
+              "semantic": not args.no_semantic, "gold": dict(gold_n),
+              "criteria": {c: {"check": as_dict(s), "aqusa": as_dict(t)} for c, s, t in rows},
+              "pooled": {"aqusa_criteria": {"check": as_dict(pooled_kinds), "aqusa": as_dict(aqusa_kinds)},
+                         "all": {"check": as_dict(pooled_all)}},
+              "rules": per_rule}
+    suffix = "" if args.part == "held_out" else f"-{args.part}"
+    (OUT / f"rules{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / f"rules{suffix}.md").write_text(text + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

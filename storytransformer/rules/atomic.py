@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from ..fixes import split_story
+from ..nlp import MAX_ACTIONS
 from ..story import sub_range
-from . import PREPARE, rule
+from . import MAX_STORY_CHARS, PREPARE, rule
 
 CRITERION = "atomic"
 
@@ -20,9 +21,12 @@ def conjoined_actions(story, ctx):
         return
     rng = sub_range(story.means.text, story.means.range, conj.start, conj.end)
     actions = " / ".join(f"'{p}'" for p in conj.parts)
-    fix = split_story(story, conj.parts, ctx.lines_of(story))
+    # A story checked only in part (ST902), or with more actions than the analysis lists, is split by hand.
+    whole = len(story.text) <= MAX_STORY_CHARS and len(conj.parts) < MAX_ACTIONS
+    fix = split_story(story, conj.parts, ctx.lines_of(story)) if whole else None
+    count = f"{len(conj.parts)}" if len(conj.parts) < MAX_ACTIONS else f"at least {len(conj.parts)}"
     yield Finding.on(story, "ST201", CRITERION, Severity.WARNING,
-                     f"Not atomic: the means joins {len(conj.parts)} actions ({actions}); write one story each",
+                     f"Not atomic: the means joins {count} actions ({actions}); write one story each",
                      rng, fix=fix, data={"parts": list(conj.parts)})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..findings import Finding, Severity
-from . import rule
+from . import MAX_STORY_CHARS, rule
 
 CRITERION = "estimatable"
 EPIC_VERBS = re.compile(r"^(?:be able to\s+)?(manage|administer|administrate|maintain|handle|control)\s+(all|every|the whole|everything)\b", re.I)
@@ -26,3 +26,15 @@ def epic_sized(story, ctx):
         yield Finding.on(story, "ST901", CRITERION, Severity.INFO,
                          f"Hard to estimate: '{m.group(0)}' covers a whole area; split it into concrete stories",
                          story.means.range)
+
+
+@rule("ST902", "too-long", CRITERION, Severity.WARNING,
+      f"The story is longer than {MAX_STORY_CHARS:,} characters: too long to estimate, and only its first "
+      f"{MAX_STORY_CHARS:,} characters are checked for conjunctions, brackets and vague terms.")
+def too_long(story, ctx):
+    n = len(story.text)
+    if n > MAX_STORY_CHARS:
+        yield Finding.on(story, "ST902", CRITERION, Severity.WARNING,
+                         f"Too long to check fully: {n:,} characters (more than {MAX_STORY_CHARS:,}); only the first "
+                         f"{MAX_STORY_CHARS:,} were checked. Split the story or move the details to notes",
+                         data={"characters": n, "limit": MAX_STORY_CHARS})

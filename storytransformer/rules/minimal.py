@@ -8,7 +8,7 @@ from ..findings import Finding, Severity
 from ..fixes import move_to_note
 from ..parse import MEANS_MARKER, first_sentence_end
 from ..story import sub_range
-from . import rule
+from . import MAX_STORY_CHARS, rule
 
 CRITERION = "minimal"
 BRACKETS = re.compile(r"\([^()]{1,300}\)|\[[^\[\]]{1,300}\]|\{[^{}]{1,300}\}")
@@ -19,7 +19,7 @@ PLURAL = re.compile(r"^\((?:s|es|ies)\)$", re.IGNORECASE)
 @rule("ST301", "bracketed-text", CRITERION, Severity.WARNING,
       "Text in brackets is a note, not part of the story: move it out.", fixable=True)
 def bracketed_text(story, ctx):
-    for m in BRACKETS.finditer(story.text):
+    for m in BRACKETS.finditer(story.text, 0, MAX_STORY_CHARS):  # a too-long story: its start (ST902)
         glued = (m.start() > 0 and story.text[m.start() - 1].isalnum()) or story.text[m.end():m.end() + 1].isalnum()
         if PLURAL.match(m.group(0)) or glued:
             continue  # "file(s)", "(re-)use", "function()": wording, not an aside

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from ..story import sub_range
-from . import rule
+from . import MAX_STORY_CHARS, rule
 
 CRITERION = "unambiguous"
 
@@ -15,7 +15,7 @@ def vague_term(story, ctx):
     for part in (story.role, story.means):
         if part is None:
             continue
-        for m in ctx.vague.finditer(part.text):
+        for m in ctx.vague.finditer(part.text, 0, MAX_STORY_CHARS):  # a too-long story: its start (ST902)
             yield Finding.on(story, "ST701", CRITERION, Severity.WARNING,
                              f"Ambiguous: '{m.group(0)}' is vague; say how it can be checked",
                              sub_range(part.text, part.range, m.start(), m.end()), data={"term": m.group(0)})

@@ -13,6 +13,7 @@ import tempfile
 from typing import Iterable
 
 from .findings import Fix, TextEdit
+from .lines import line_starts, strip_break
 
 
 class StaleFileError(RuntimeError):
@@ -25,10 +26,8 @@ def newline_of(text: str) -> str:
 
 
 def _line_starts(text: str) -> list[int]:
-    starts = [0]
-    for line in text.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
-    return starts
+    """Where each line starts (lines as LSP counts them), then the end of the text."""
+    return line_starts(text) + [len(text)]
 
 
 def apply_edits(text: str, edits: Iterable[TextEdit]) -> str:
@@ -40,7 +39,7 @@ def apply_edits(text: str, edits: Iterable[TextEdit]) -> str:
         if pos.line >= len(starts) - 1:
             return len(text)
         line_start, next_start = starts[pos.line], starts[pos.line + 1]
-        content_end = len(text[line_start:next_start].rstrip("\r\n")) + line_start
+        content_end = len(strip_break(text[line_start:next_start])) + line_start
         return min(line_start + pos.character, content_end) if pos.character >= 0 else line_start
 
     spans = sorted(((offset(e.range.start), offset(e.range.end), e.new_text) for e in edits), reverse=True)

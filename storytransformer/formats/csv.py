@@ -12,6 +12,7 @@ import csv
 import io
 from dataclasses import dataclass
 
+from ..lines import split_lines
 from ..parse import Segment
 from ..story import SourceFile
 from .base import StoryBuilder, parse_suppression
@@ -38,7 +39,7 @@ def _pick(header: list[str], names: tuple[str, ...]) -> int | None:
 
 
 def read_csv(path: str, text: str, columns: CsvColumns = CsvColumns()) -> SourceFile:
-    lines = text.splitlines()
+    lines = split_lines(text)
     builder = StoryBuilder(path, lines, "csv")
     source = SourceFile(path, lines, format="csv")
     header_line = lines[0] if lines else ""
@@ -80,7 +81,7 @@ def read_csv(path: str, text: str, columns: CsvColumns = CsvColumns()) -> Source
 
 def _locate(lines: list[str], first: int, last: int, cell: str) -> list[Segment]:
     """Segments (one per physical line) where the cell's text sits in the file."""
-    cell_lines = cell.strip().splitlines() or [cell.strip()]
+    cell_lines = split_lines(cell.strip()) or [cell.strip()]
     segments: list[Segment] = []
     line_no = first
     for part in cell_lines:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from ..lines import split_lines
 from ..parse import ENDS_MARKER, MEANS_MARKER, ROLE_MARKER, Segment
 from ..story import SourceFile
 from .base import EXPLICIT_ID, StoryBuilder, line_segment, parse_suppression
@@ -29,7 +30,7 @@ def _order(seg: Segment) -> int:
 
 
 def read_gherkin(path: str, text: str) -> SourceFile:
-    lines = text.splitlines()
+    lines = split_lines(text)
     builder = StoryBuilder(path, lines, "gherkin")
     source = SourceFile(path, lines, format="gherkin")
     tags: list[str] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from ..lines import split_lines
 from ..parse import MEANS_MARKER, ROLE_MARKER, Segment
 from ..story import SourceFile
 from .base import StoryBuilder, line_segment, parse_suppression, split_explicit_id
@@ -29,7 +30,7 @@ def looks_like_story(text: str) -> bool:
 
 
 def read_markdown(path: str, text: str) -> SourceFile:
-    lines = text.splitlines()
+    lines = split_lines(text)
     builder = StoryBuilder(path, lines, "markdown")
     source = SourceFile(path, lines, format="markdown")
     file_codes: set[str] = set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ..lines import split_lines
 from ..story import SourceFile
 from .base import StoryBuilder, line_segment, parse_suppression, split_explicit_id
 
@@ -12,7 +13,7 @@ TRAILING_COMMENT = re.compile(r"\s+(?:#|//)\s*storytransformer:.*$", re.IGNORECA
 
 
 def read_text(path: str, text: str) -> SourceFile:
-    lines = text.splitlines()
+    lines = split_lines(text)
     builder = StoryBuilder(path, lines, "text")
     source = SourceFile(path, lines, format="text")
     pending: frozenset[str] = frozenset()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable
 
+from ..lines import split_lines
 from ..config import Config
 from ..story import Story
 
@@ -90,7 +91,7 @@ class RuleContext:
     def lines_of(self, story: Story) -> list[str]:
         files = getattr(self.workspace, "files", {})
         source = files.get(story.file)
-        return source.lines if source is not None else story.text.splitlines()
+        return source.lines if source is not None else split_lines(story.text)
 
     @cached_property
     def vague(self) -> re.Pattern[str]:

@@ -95,18 +95,48 @@ def _parse_batch(todo: list[tuple[str, str]]) -> list[Conjunction | None]:
             for (marker, means), doc in zip(todo, nlp.pipe(texts, batch_size=128))]
 
 
+PARENT_POLL_S = 0.5
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Runs first in the parser process: exit as soon as the process that started it is gone.
+
+    A language server killed with ``kill -9`` (or crashed) cannot shut its pool down, and the
+    pool's worker would wait for work forever (it holds both ends of its own queue, so it never
+    sees an end of file): 17 such orphans of about 300 MB each piled up on one machine. When the
+    parent dies the worker is re-parented, so its parent pid changes; a daemon thread watches for
+    that. (``PR_SET_PDEATHSIG`` is not used: it fires when the *thread* that started the child
+    ends, and the parser is started from a worker thread of the language server.)
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(0)
+            time.sleep(PARENT_POLL_S)
+
+    if os.getppid() != parent_pid:  # the parent died while we were starting
+        os._exit(0)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 class BackgroundParser:
     """spaCy in a second process, loading while the main process reads files (uses the second core).
 
     Loading the pipeline takes seconds; starting it early hides that behind the
     reading and the other rules, and keeps the parser's memory out of the main process.
+    The process stays in our process group and exits by itself when we are gone
+    (:func:`_exit_with_parent`), however we end.
     """
 
     def __init__(self):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_exit_with_parent, initargs=(os.getpid(),))
         self.ready = self.pool.submit(_warm)
 
     def parse(self, todo: list[tuple[str, str]]) -> list[Conjunction | None]:

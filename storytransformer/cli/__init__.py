@@ -22,7 +22,12 @@ COMMANDS = [
     "report", "estimate",
     "bench",
     "eval",
+    "config",
 ]
+# Commands that may send stories to the model: a project's untrusted remote-engine settings are
+# confirmed on a terminal, refused (exit 2) otherwise. Every other command (no model) drops them quietly.
+ENGINE_COMMANDS = {"suggest", "engine", "eval", "report"}
+SERVER_COMMANDS = {"lsp", "daemon"}  # the configuration search never leaves the workspace folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,12 +70,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    _config_policy(args.command)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _config_policy(command: str) -> None:
+    from .. import trust
+
+    if command in SERVER_COMMANDS:
+        trust.set_policy(remote="drop", walk="workspace")  # notices go to the server's log
+        return
+    trust.set_policy(remote="confirm" if command in ENGINE_COMMANDS else "quiet", walk="cli",
+                     notice=lambda message: print(f"storytransformer: warning: {message}", file=sys.stderr))
 
 
 if __name__ == "__main__":  # pragma: no cover

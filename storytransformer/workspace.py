@@ -6,13 +6,16 @@ the file (and the line, for invalid UTF-8) and the run goes on.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from .config import ALWAYS_EXCLUDED, Config
+from .edits import file_kind
 from .formats import detect_format, read_source
 from .formats.base import normalise
 from .story import SourceFile, Story
@@ -41,58 +44,165 @@ def matches_globs(rel: str, globs: Iterable[str]) -> bool:
     return False
 
 
+def within(path: str, root: str) -> bool:
+    """Whether ``path``, with every symbolic link resolved, is ``root`` or under it (also resolved)."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _dir_excluded(name: str, rel: str, config: Config) -> bool:
+    return name in ALWAYS_EXCLUDED or matches_globs(rel, config.exclude) or matches_globs(rel + "/", config.exclude)
+
+
+def _file_wanted(rel: str, config: Config) -> bool:
+    return not matches_globs(rel, config.exclude) and matches_globs(rel, config.include)
+
+
+def in_tree(path: str, root: str, config: Config, resolve: bool = True) -> bool:
+    """Whether a walk of ``root`` (:func:`discover`) takes the file at ``path``.
+
+    The one rule for every reader of a tree (``check``, the language server's scan and
+    its reloads, the daemon's roots): the path is under ``root``, no directory on the way
+    is excluded, the file matches the configured globs, and (with ``resolve``) the path
+    with its symbolic links resolved is still inside ``root``: a link out of the tree is
+    never followed. ``resolve=False`` asks only the first three questions (a file an editor
+    opened is linted from its text even when it lies behind such a link; it is not read
+    from disk).
+    """
+    rel = os.path.relpath(path, root).replace(os.sep, "/")
+    if rel in (".", "..") or rel.startswith("../"):
+        return False
+    parts = rel.split("/")
+    for i in range(1, len(parts)):
+        if _dir_excluded(parts[i - 1], "/".join(parts[:i]), config):
+            return False
+    if not _file_wanted(rel, config):
+        return False
+    return within(path, root) if resolve else True
+
+
+def not_regular(path: str, mode: int) -> FileProblem:
+    return FileProblem(path, f"not a regular file ({file_kind(mode)}); StoryTransformer reads story files "
+                             "only (reading standard input is not supported)")
+
+
+def _unusable(path: str, e: OSError) -> FileProblem:
+    """Why a path named on the command line cannot be used, in words."""
+    try:
+        is_link = os.path.islink(path)
+    except OSError:
+        is_link = False
+    if e.errno == errno.ELOOP:
+        return FileProblem(path, "symbolic link loop")
+    if is_link and e.errno == errno.ENOENT:
+        return FileProblem(path, f"broken symbolic link (to {os.readlink(path)!r}, which does not exist)")
+    if e.errno == errno.ENOENT:
+        return FileProblem(path, "no such file or directory")
+    return FileProblem(path, f"cannot read: {e.strerror or e}")
+
+
+def identity(st: os.stat_result) -> tuple[int, int]:
+    """What makes a file the same file, whatever path reaches it (symbolic link, "..", hard link)."""
+    return st.st_dev, st.st_ino
+
+
+def _alias_reason(kept: str, other: str) -> str:
+    if os.path.abspath(kept) == os.path.abspath(other):
+        return f"named twice, also as {other}"
+    if os.path.realpath(kept) == os.path.realpath(other):
+        return "another path to it, through a symbolic link or '..'"
+    return "a hard link to it"
+
+
 def discover(paths: Iterable[str | Path], config: Config) -> tuple[list[str], list[FileProblem]]:
-    """Story files under ``paths`` (files named explicitly are always taken), in a stable order."""
-    found: list[str] = []
+    """Story files under ``paths`` (files named explicitly are always taken), each once, in a stable order.
+
+    A file is the same file when its ``(st_dev, st_ino)`` are: however many paths reach it
+    (a symbolic link, a ``..``, a hard link), it is returned once, under a path without
+    symbolic links where there is one, and every other path is reported as a notice.
+    A directory walk never leaves the directory it started from: a symbolic link (to a file
+    or a directory) whose target is outside it is skipped with a notice. A path named
+    explicitly is followed wherever it leads.
+    """
     problems: list[FileProblem] = []
     seen_dirs: set[tuple[int, int]] = set()
+    candidates: dict[tuple[int, int], list[str]] = {}
 
-    def walk(top: Path, root: Path) -> Iterator[str]:
+    def add(path: str, st: os.stat_result) -> None:
+        paths_of = candidates.setdefault(identity(st), [])
+        if path not in paths_of:
+            paths_of.append(path)
+
+    def walk(top: str, root: str, root_real: str) -> None:
         try:
-            st = top.stat()
+            st = os.stat(top)
         except OSError as e:
-            problems.append(FileProblem(str(top), f"cannot read directory: {e.strerror or e}"))
+            problems.append(FileProblem(top, f"cannot read directory: {e.strerror or e}"))
             return
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            problems.append(FileProblem(str(top), "skipped: directory already visited (symlink loop)", kind="notice"))
+        if identity(st) in seen_dirs:
+            problems.append(FileProblem(top, "skipped: directory already visited (a symlink loop or another link to it)", kind="notice"))
             return
-        seen_dirs.add(key)
+        seen_dirs.add(identity(st))
         try:
             entries = sorted(os.scandir(top), key=lambda e: e.name)
         except OSError as e:
-            problems.append(FileProblem(str(top), f"cannot list directory: {e.strerror or e}"))
+            problems.append(FileProblem(top, f"cannot list directory: {e.strerror or e}"))
             return
         for entry in entries:
             rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
             try:
+                is_link = entry.is_symlink()
                 is_dir = entry.is_dir()
                 is_file = entry.is_file()
             except OSError:
-                is_dir = is_file = False
+                is_link, is_dir, is_file = False, False, False
             if is_dir:
-                if entry.name in ALWAYS_EXCLUDED or matches_globs(rel, config.exclude) or matches_globs(rel + "/", config.exclude):
+                if _dir_excluded(entry.name, rel, config):
                     continue
-                yield from walk(Path(entry.path), root)
             elif is_file:
-                if matches_globs(rel, config.exclude) or not matches_globs(rel, config.include):
+                if not _file_wanted(rel, config):
                     continue
-                yield entry.path
-            elif entry.is_symlink():
+            elif is_link and not os.path.exists(entry.path):
                 problems.append(FileProblem(entry.path, "skipped: broken symbolic link", kind="notice"))
+                continue
+            else:
+                continue  # FIFOs, sockets, devices: never story files
+            if is_link and not within(entry.path, root_real):
+                problems.append(FileProblem(entry.path, f"skipped: symbolic link to {os.path.realpath(entry.path)}, "
+                                            f"outside {root} (name it explicitly to check it)", kind="notice"))
+                continue
+            if is_dir:
+                walk(entry.path, root, root_real)
+            else:
+                try:
+                    add(entry.path, entry.stat())
+                except OSError as e:
+                    problems.append(FileProblem(entry.path, f"cannot read: {e.strerror or e}"))
 
     for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found.extend(walk(p, p))
-        elif p.is_file():
-            found.append(str(p))
-        elif p.is_symlink():
-            problems.append(FileProblem(str(p), "broken symbolic link or symlink loop"))
+        p = str(raw)
+        try:
+            st = os.stat(p)
+        except OSError as e:
+            problems.append(_unusable(p, e))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            walk(p, p, os.path.realpath(p))
+        elif stat.S_ISREG(st.st_mode):
+            add(p, st)
         else:
-            problems.append(FileProblem(str(p), "no such file or directory"))
-    # de-duplicate while keeping order
-    return list(dict.fromkeys(found)), problems
+            problems.append(not_regular(p, st.st_mode))
+
+    found: list[str] = []
+    for paths_of in candidates.values():
+        plain = [q for q in paths_of if os.path.realpath(q) == os.path.abspath(q)]
+        kept = (plain or paths_of)[0]
+        found.append(kept)
+        for other in paths_of:
+            if other != kept:
+                problems.append(FileProblem(other, f"skipped: the same file as {kept} ({_alias_reason(kept, other)})",
+                                            kind="notice"))
+    return found, problems
 
 
 def decode(path: str, data: bytes) -> str | FileProblem:
@@ -107,16 +217,28 @@ def decode(path: str, data: bytes) -> str | FileProblem:
 
 
 def read_bytes(path: str, config: Config) -> bytes | FileProblem:
-    """The file's bytes, unless it is too large or unreadable."""
+    """The file's bytes, unless it is too large, unreadable or not a regular file.
+
+    Opened without blocking and checked with ``fstat``: a path that became a FIFO or a
+    device after discovery is reported, never waited on.
+    """
     try:
-        size = os.path.getsize(path)
-        if size > config.max_file_bytes:
-            return FileProblem(path, f"skipped: {size / 1e6:.1f} MB is larger than max_file_bytes "
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        return FileProblem(path, f"cannot read: {e.strerror or e}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return not_regular(path, st.st_mode)
+        if st.st_size > config.max_file_bytes:
+            return FileProblem(path, f"skipped: {st.st_size / 1e6:.1f} MB is larger than max_file_bytes "
                                f"({config.max_file_bytes / 1e6:.1f} MB)", kind="notice")
-        with open(path, "rb") as f:
+        with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
     except OSError as e:
         return FileProblem(path, f"cannot read: {e.strerror or e}")
+    finally:
+        os.close(fd)
 
 
 def load_file(path: str, config: Config, cache=None, data: bytes | None = None) -> SourceFile | FileProblem:
@@ -160,6 +282,10 @@ class Workspace:
         self.files: dict[str, SourceFile] = {}
         self.problems: dict[str, FileProblem] = {}
         self.by_text: dict[str, dict[tuple[str, str], Story]] = {}
+        # (st_dev, st_ino) of each file read from disk or edited under a path that exists:
+        # one file is loaded once, and stories of one file are never duplicates of each other.
+        self.identity: dict[str, tuple[int, int]] = {}
+        self.by_identity: dict[tuple[int, int], str] = {}
 
     # -- building ---------------------------------------------------------
     @classmethod
@@ -173,6 +299,18 @@ class Workspace:
         return ws
 
     def load(self, path: str, data: bytes | None = None) -> SourceFile | FileProblem:
+        """Read (or take ``data`` as the bytes of) the file at ``path``.
+
+        A file already loaded under another path (a symbolic link, a hard link) is not loaded
+        again: ``path`` gets a notice naming the path that holds it.
+        """
+        key = self._identity_of(path)
+        other = self._holder(key, path) if key is not None else None
+        if other is not None:
+            self.remove(path)
+            result = FileProblem(path, f"skipped: the same file as {other}", kind="notice")
+            self.problems[path] = result
+            return result
         result = load_file(path, self.config, self.cache, data)
         if isinstance(result, FileProblem):
             self.remove(path)
@@ -180,6 +318,7 @@ class Workspace:
         else:
             self.problems.pop(path, None)
             self._replace(path, result)
+            self._remember(path, key)
         return result
 
     def set_text(self, path: str, text: str) -> SourceFile:
@@ -187,6 +326,7 @@ class Workspace:
         source = read_source(path, text, self.config, detect_format(path, self.config))
         self.problems.pop(path, None)
         self._replace(path, source)
+        self._remember(path, self._identity_of(path))
         return source
 
     def remove(self, path: str) -> None:
@@ -195,6 +335,35 @@ class Workspace:
             for s in old.stories:
                 self._unindex(s)
         self.problems.pop(path, None)
+        key = self.identity.pop(path, None)
+        if key is not None and self.by_identity.get(key) == path:
+            del self.by_identity[key]
+
+    @staticmethod
+    def _identity_of(path: str) -> tuple[int, int] | None:
+        try:
+            return identity(os.stat(path))
+        except (OSError, ValueError):
+            return None
+
+    def _holder(self, key: tuple[int, int], path: str) -> str | None:
+        """Another loaded path that is still the file ``key``, if any."""
+        other = self.by_identity.get(key)
+        if other is None or other == path:
+            return None
+        if other in self.files and self._identity_of(other) == key:
+            return other
+        del self.by_identity[key]  # replaced or deleted since: the identity is free
+        self.identity.pop(other, None)
+        return None
+
+    def _remember(self, path: str, key: tuple[int, int] | None) -> None:
+        old = self.identity.pop(path, None)
+        if old is not None and self.by_identity.get(old) == path:
+            del self.by_identity[old]
+        if key is not None:
+            self.identity[path] = key
+            self.by_identity.setdefault(key, path)
 
     def _replace(self, path: str, source: SourceFile) -> None:
         self.remove(path)
@@ -218,7 +387,9 @@ class Workspace:
     def same_text(self, story: Story) -> list[Story]:
         """Other stories whose normalised text equals this one's."""
         group = self.by_text.get(normalise(story.text), {})
-        return [s for k, s in group.items() if k != (story.file, story.id)]
+        mine = self.identity.get(story.file)
+        return [s for k, s in group.items() if k != (story.file, story.id)
+                and not (mine is not None and s.file != story.file and self.identity.get(s.file) == mine)]
 
     def __len__(self) -> int:
         return sum(len(f.stories) for f in self.files.values())

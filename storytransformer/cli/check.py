@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import sys
 from collections import Counter
 from pathlib import Path
 
 from ..config import ConfigError, load_config
-from ..edits import StaleFileError, apply_edits, atomic_write, choose_fixes, digest
+from ..edits import StaleFileError, WriteError, apply_edits, atomic_write, choose_fixes, digest
 from ..findings import Finding
 from ..lint import Linter
 from ..output import summary, to_json, to_sarif, to_text
@@ -26,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--format", choices=["text", "json", "sarif"], default="text")
     p.add_argument("-o", "--output", type=Path, help="write the report to this file instead of standard output")
     p.add_argument("--fix", action="store_true", help="apply safe fixes in place")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="let --fix and -o write through a symbolic link to its target (refused otherwise)")
     p.add_argument("--unsafe-fixes", action="store_true", help="with --fix, also apply fixes that change a story's meaning (splits)")
     p.add_argument("--no-semantic", action="store_true", help="skip semantic duplicates (no embedding model)")
     p.add_argument("--select", help="comma-separated rule codes or prefixes to enable (replaces the configuration)")
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"storytransformer: error: {e}", file=err)
         return 2
 
+    args.write_failures = []  # files --fix was refused to write (a symbolic link, read-only, a full disk)
     with _progress(err) as progress:
         findings, problems, n_files, n_stories = _check(args, config, progress, err)
     findings.sort(key=Finding.sort_key)
@@ -77,9 +81,10 @@ def run(args: argparse.Namespace) -> int:
         out = to_text(findings, problems)
     if args.output:
         try:
-            atomic_write(str(args.output), out + "\n")
-        except OSError as e:
-            print(f"storytransformer: error: cannot write {args.output}: {e.strerror or e}", file=err)
+            atomic_write(str(args.output), out + "\n", follow_symlinks=getattr(args, "follow_symlinks", False))
+        except OSError as e:  # WriteError names the file; nothing was written
+            print(f"storytransformer: error: {e if isinstance(e, WriteError) else f'{args.output}: {e.strerror or e}'}",
+                  file=err)
             return 2
     elif out:
         print(out)
@@ -90,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet and args.format == "text":
         print(summary(findings, n_files, n_stories, sum(p.kind == "error" for p in problems)), file=err)
     if any(p.kind == "error" for p in problems) and not n_files:
+        return 2
+    if args.write_failures:
         return 2
     return 1 if findings and not args.exit_zero else 0
 
@@ -144,7 +151,8 @@ def _check(args, config, progress, err):
                 ws.load(path, data)
         linter = Linter(ws, use_disk_cache=not args.no_cache, background_parser=background)
         if args.fix:
-            _fix_all(ws, linter, args.unsafe_fixes, err)
+            _fix_all(ws, linter, args.unsafe_fixes, err, follow_symlinks=getattr(args, "follow_symlinks", False),
+                     failures=getattr(args, "write_failures", None))
         findings = linter.check()
     finally:
         if background is not None:
@@ -190,8 +198,15 @@ def _semantic(ws, config, args, progress, err) -> list[Finding]:
     return [f for f in found if f.code in on]
 
 
-def _fix_all(ws: Workspace, linter: Linter, unsafe: bool, err) -> int:
-    """Apply fixes file by file, re-checking after each pass; returns the number applied."""
+def _fix_all(ws: Workspace, linter: Linter, unsafe: bool, err, follow_symlinks: bool = False,
+             failures: list | None = None) -> int:
+    """Apply fixes file by file, re-checking after each pass; returns the number applied.
+
+    A fixed file keeps its byte-order mark and its line endings: CRLF through the edits
+    themselves, CR-only by fixing the text with LF line breaks and writing CRs back.
+    Files that may not be written (see :func:`atomic_write`) are named and left as they
+    are, and added to ``failures``.
+    """
     applied = 0
     for path in list(ws.files):
         try:
@@ -203,7 +218,12 @@ def _fix_all(ws: Workspace, linter: Linter, unsafe: bool, err) -> int:
         text = decode(path, data)
         if isinstance(text, FileProblem):
             continue
-        original_digest, new_text = digest(data), text
+        original_digest = digest(data)
+        bom = data.startswith(codecs.BOM_UTF8)
+        cr_only = "\r" in text and "\n" not in text
+        if cr_only:
+            text = text.replace("\r", "\n")
+        new_text = text
         for _ in range(MAX_FIX_PASSES):
             ws.set_text(path, new_text)
             fixes = [f.fix for f in linter.check_file(path)
@@ -215,9 +235,15 @@ def _fix_all(ws: Workspace, linter: Linter, unsafe: bool, err) -> int:
             applied += len(chosen)
         if new_text != text:
             try:
-                atomic_write(path, new_text, expected_digest=original_digest)
+                out = new_text.replace("\n", "\r") if cr_only else new_text
+                atomic_write(path, ("\ufeff" if bom else "") + out, expected_digest=original_digest,
+                             follow_symlinks=follow_symlinks)
             except (StaleFileError, OSError) as e:
+                if not isinstance(e, (StaleFileError, WriteError)):
+                    e = WriteError(path, f"cannot write: {e.strerror or e}")
                 print(f"storytransformer: error: {e}", file=err)
+                if isinstance(e, WriteError) and failures is not None:
+                    failures.append(path)
                 ws.load(path)
     if applied:
         linter.refresh_template()

@@ -8,13 +8,20 @@
 * Cancellation and deadlines pass through as the engine's ``CancelToken``
   and ``Deadline``, which it checks between tokens.
 * The idle clock: the server unloads the model after ``idle_unload_s``.
+* The engine is keyed by its settings (:func:`engine_key`): a request whose project asks for
+  another model or another remote server replaces the resident engine (on the engine
+  thread, so no request runs on an engine configured for another project), and a project
+  file's remote settings count only while the user trusts that file (``storytransformer.trust``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
+import json
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +34,27 @@ log = logging.getLogger(__name__)
 ENGINE_MODULE = "storytransformer.engine"
 
 
+def effective_config(config):
+    """``config`` with its remote settings as the user's trust list says now (unchanged without the core)."""
+    try:
+        from storytransformer.trust import effective
+    except ImportError:
+        return config
+    return effective(config)
+
+
+def engine_key(config) -> str:
+    """What makes two projects' engines the same: every engine setting, and the project root when
+    the model is a relative path (it resolves against the root)."""
+    engine = getattr(config, "engine", None)
+    if engine is None:
+        return ""
+    settings = dataclasses.asdict(engine) if dataclasses.is_dataclass(engine) else dict(vars(engine))
+    model = settings.get("model") or ""
+    root = str(getattr(config, "root", "")) if model and not os.path.isabs(model) else ""
+    return json.dumps([settings, root], sort_keys=True, default=str)
+
+
 class EngineAdapter:
     def __init__(self, on_state: Callable[[dict], None] | None = None, run_cpu=None, module: str = ENGINE_MODULE):
         self._module_name = module
@@ -35,6 +63,7 @@ class EngineAdapter:
         self._run_cpu = run_cpu
         self._load_lock = asyncio.Lock()
         self.engine: Any = None  # created on first use (cheap); the model itself loads in load()
+        self._key: str | None = None  # engine_key() of the settings self.engine was made from
         self._ready = False  # tracked here: asking the engine may probe the hardware (imports torch)
         self.last_used = time.monotonic()
         self.busy = 0
@@ -72,14 +101,36 @@ class EngineAdapter:
             return DaemonError(ENGINE_UNAVAILABLE, "out of memory running the model", {"kind": name})
         return DaemonError(ENGINE_ERROR, f"the engine failed: {name}: {e}", {"kind": name})
 
-    def _ensure_engine(self, config) -> Any:
+    def _select(self, config) -> Any:
+        """The engine for ``config`` (engine thread only): the resident one if its settings match,
+        else the resident one is unloaded and a new one made (one model in memory at a time)."""
+        key = engine_key(config)
+        if self.engine is not None and self._key != key:
+            old, self.engine, self._key, self._ready = self.engine, None, None, False
+            log.info("engine settings changed (another project's configuration): replacing the engine")
+            try:
+                old.unload()
+            except Exception:  # noqa: BLE001 - the old engine is dropped either way
+                log.exception("unloading the previous engine failed")
         if self.engine is None:
             mod = self.module()
             try:
                 self.engine = mod.create_engine(config)
             except Exception as e:  # noqa: BLE001
                 raise self._translate(e) from None
+            self._key = key
         return self.engine
+
+    def _select_and_load(self, config, token, deadline) -> Any:
+        engine = self._select(config)
+        if not self._ready:
+            engine.load(token=token, deadline=deadline)
+            self._ready = True
+            self.last_used = time.monotonic()
+        return engine
+
+    def matches(self, config) -> bool:
+        return self.engine is not None and self._key == engine_key(effective_config(config))
 
     # -- state ------------------------------------------------------------
     @property
@@ -124,20 +175,21 @@ class EngineAdapter:
 
     # -- load / unload ----------------------------------------------------
     async def load(self, config, token=None, deadline=None) -> dict:
+        config = effective_config(config)
         async with self._load_lock:
-            engine = await self._run_cpu(self._ensure_engine, config) if self._run_cpu else self._ensure_engine(config)
-            if self.loaded:
-                return await self.status_async()
             loop = asyncio.get_running_loop()
+            if self.loaded and self.matches(config):
+                return await self.status_async()
             await self._announce("loading")
             try:
-                await loop.run_in_executor(self._executor, lambda: engine.load(token=token, deadline=deadline))
+                await loop.run_in_executor(self._executor, self._select_and_load, config, token, deadline)
+            except DaemonError:
+                await self._announce()
+                raise
             except Exception as e:  # noqa: BLE001 - out of memory, missing weights, bad settings: report, keep running
                 log.warning("engine failed to load: %s", e)
                 await self._announce()
                 raise self._translate(e) from None
-            self._ready = True
-            self.last_used = time.monotonic()
             await self._announce()
             status = await self.status_async()
             log.info("engine ready: %s on %s", status.get("model"), status.get("device"))
@@ -156,11 +208,15 @@ class EngineAdapter:
 
     # -- calls ------------------------------------------------------------
     async def call(self, method: str, *args, config, token=None, deadline=None) -> Any:
-        """Run ``engine.<method>(*args, token=, deadline=)`` on the engine thread, loading the model first."""
-        if not self.loaded:
+        """Run ``engine.<method>(*args, token=, deadline=)`` on the engine thread, loading the model first.
+
+        The engine is chosen again on the engine thread right before the call: another
+        project's request may have replaced it since this one loaded it.
+        """
+        config = effective_config(config)
+        if not self.loaded or not self.matches(config):
             await self.load(config, token, deadline)
-        fn = getattr(self.engine, method, None)
-        if not callable(fn):
+        if not callable(getattr(self.engine, method, None)):
             raise DaemonError(ENGINE_UNAVAILABLE, f"this engine cannot {method}")
         self.queued += 1
         self.last_used = time.monotonic()
@@ -173,6 +229,10 @@ class EngineAdapter:
                 raise DaemonError(CANCELLED, "cancelled before the model started")
             self.busy += 1
             try:
+                engine = self._select_and_load(config, token, deadline)
+                fn = getattr(engine, method, None)
+                if not callable(fn):
+                    raise DaemonError(ENGINE_UNAVAILABLE, f"this engine cannot {method}")
                 return fn(*args, token=token, deadline=deadline)
             finally:
                 self.busy -= 1

@@ -38,14 +38,101 @@ def single_line(story: Story) -> bool:
     return story.range.start.line == story.range.end.line and "\n" not in story.text
 
 
+# Words a means cannot end with: what is left when a split cuts an action from its object
+# ("create and to maintain my apps" cut after "to").
+DANGLING = frozenset("""
+a an the and or nor but plus to of for with from by at as into onto via then also both either my our your their its
+his her this that these those
+""".split()) | {"&", "/", ",", "and/or"}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w'’-]+|[&/,]", text)
+
+
+def _strip_dangling(text: str) -> str:
+    text = text.strip()
+    while True:
+        m = re.search(r"(?:\s*(?:[\w'’/-]+|[&,]))$", text)
+        if not m or m.group(0).strip().lower() not in DANGLING:
+            return text.rstrip(" ,")
+        text = text[: m.start()].rstrip()
+
+
+def complete_actions(means_parts: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The means of each story of a split, each a verb with its object; None when that cannot be
+    done reliably.
+
+    A part cut from its object ("easily create and to" beside "easily maintain my apps") gets the
+    object of the last action, which the actions share ("easily create my apps"); a part that has no
+    object and none to share ("create" / "share") gives no split at all.
+    """
+    from .nlp import ACTION_VERBS
+
+    parts = [_strip_dangling(p) for p in means_parts]
+    if len(parts) < 2 or any(not p for p in parts):
+        return None
+    words = [_words(p) for p in parts]
+    # What every part starts with ("easily", "be able to") is shared, not the action, unless it
+    # holds the verb itself ("add users" / "add groups").
+    lead = 0
+    while all(len(w) > lead for w in words) and len({w[lead].lower() for w in words}) == 1:
+        lead += 1
+    while lead and words[0][lead - 1].lower() in ACTION_VERBS:
+        lead -= 1
+    own = [w[lead:] for w in words]
+    last = own[-1]
+    shared_object = " ".join(last[1:]) if len(last) >= 2 else ""
+    out = []
+    for part, mine in zip(parts, own):
+        if len(mine) == 1 and shared_object and mine[0] != last[0]:
+            part = f"{part} {shared_object}"  # "create" -> "create my apps"
+            mine = [*mine, *last[1:]]
+        if len(mine) < 2 or mine[-1].lower() in DANGLING:
+            return None  # a verb without its object: not a complete story
+        out.append(part)
+    if len({p.lower() for p in out}) < len(out):
+        return None
+    return tuple(out)
+
+
 def split_story(story: Story, means_parts: tuple[str, ...], lines: list[str]) -> Fix | None:
-    """One story per action: the role and ends repeated, the means split."""
+    """One story per action: the role and ends repeated, the means split.
+
+    Offered only when every new story is complete: a role, and a verb with its object (see
+    :func:`complete_actions`); otherwise the story is split by hand.
+    """
     if not (single_line(story) and story.means and len(means_parts) >= 2) or story.format not in ("text", "markdown"):
         return None
-    stories = [replace_part(story, story.means, m) for m in means_parts]
+    if story.role is None or not story.role.text.strip():
+        return None
+    parts = complete_actions(tuple(means_parts))
+    if parts is None:
+        return None
+    stories = [replace_part(story, story.means, m) for m in parts]
     indent = line_prefix(story, lines)
     new_text = ("\n" + indent).join(stories)
     return Fix.replace(f"Split into {len(stories)} stories", story.range, new_text)
+
+
+def applies_automatically(finding, *, unsafe: bool = False, on_save: bool = False) -> bool:
+    """The one policy for applying a finding's fix without review, shared by ``check --fix`` and the
+    language server's fix-on-save (``source.fixAll``).
+
+    A fix whose rule declares it unsafe (it changes what the story asks for, like a split into
+    several stories) is applied only with ``unsafe`` (``--unsafe-fixes``), never on save. On save,
+    deleting a duplicate story (ST6xx) is also left out: a story vanishing on save is too surprising.
+    """
+    if finding.fix is None:
+        return False
+    from .rules import RULES
+
+    rule = RULES.get(finding.code)
+    if rule is not None and rule.unsafe_fix and (on_save or not unsafe):
+        return False
+    if on_save and finding.code.startswith("ST6"):
+        return False
+    return True
 
 
 def note_line(story: Story, lines: list[str], note: str) -> str | None:

@@ -207,6 +207,8 @@ def _fix_all(ws: Workspace, linter: Linter, unsafe: bool, err, follow_symlinks: 
     Files that may not be written (see :func:`atomic_write`) are named and left as they
     are, and added to ``failures``.
     """
+    from ..fixes import applies_automatically  # the fix policy shared with the language server's fix-on-save
+
     applied = 0
     for path in list(ws.files):
         try:
@@ -226,8 +228,7 @@ def _fix_all(ws: Workspace, linter: Linter, unsafe: bool, err, follow_symlinks: 
         new_text = text
         for _ in range(MAX_FIX_PASSES):
             ws.set_text(path, new_text)
-            fixes = [f.fix for f in linter.check_file(path)
-                     if f.fix and (unsafe or not RULES.get(f.code) or not RULES[f.code].unsafe_fix)]
+            fixes = [f.fix for f in linter.check_file(path) if applies_automatically(f, unsafe=unsafe)]
             chosen = choose_fixes(fixes)
             if not chosen:
                 break

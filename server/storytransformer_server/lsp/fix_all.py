@@ -1,10 +1,13 @@
 """``source.fixAll.storytransformer``: every safe fix of a document in one edit, for fixes on save.
 
+Which fixes are safe is the core's policy (:func:`storytransformer.fixes.applies_automatically`),
+the same as ``storytransformer check --fix``: a split into several stories is never applied on save.
+
 Editors wait for this action before saving, with no timeout, so it never
 computes anything: it returns the fixes already computed for the document's
 current version (and model rewrites already made for it, when the user opted
 in), or nothing when the diagnostics are not up to date yet.
-Duplicate deletions (ST6xx) are left out: deleting a story on save is too surprising.
+Duplicate deletions (ST6xx) are left out too: deleting a story on save is too surprising.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+
+from storytransformer.fixes import applies_automatically
 
 from .convert import document_edit, text_edit, uri_to_path
 
@@ -44,8 +49,8 @@ def fix_all_edits(server: "StoryServer", path: str) -> tuple[int | None, list[ty
             if p == path and version == pub.version:
                 chosen.append(types.TextEdit(range=rng, new_text=text))
     for finding in pub.findings.findings:
-        if finding.fix is None or finding.code.startswith("ST6"):
-            continue
+        if not applies_automatically(finding, on_save=True):
+            continue  # the same policy as `check --fix`: safe fixes only, and no deletions on save
         edits = [text_edit(e) for e in finding.fix.edits]
         if any(_clash(e.range, c.range) for e in edits for c in chosen):
             continue  # the next save applies it, on the text this one produced

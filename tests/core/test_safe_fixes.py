@@ -1,0 +1,88 @@
+"""Which fixes apply without review (one policy for `check --fix` and fix-on-save), and splits that
+are offered only when they give complete stories."""
+
+import shutil
+
+import pytest
+
+from storytransformer.cli import main
+from storytransformer.edits import apply_edits
+from storytransformer.fixes import applies_automatically, complete_actions
+
+from .helpers import lint_texts
+
+ALFRED = "g19-alfred.txt"
+ALFRED_LINE = 121  # "As a developer, I want to easily create and to maintain my apps within the market place."
+
+
+def alfred_text(real_backlogs) -> str:
+    return (real_backlogs / ALFRED).read_text("utf-8")
+
+
+def test_the_real_alfred_split_distributes_the_shared_object(real_backlogs):
+    text = alfred_text(real_backlogs)
+    line = text.splitlines()[ALFRED_LINE - 1].strip()
+    assert "create and to maintain my apps" in line, "the backlog changed: pick the test's line again"
+    _, findings = lint_texts({"g19-alfred.txt": text})
+    (f,) = [f for f in findings if f.code == "ST201" and f.range.start.line == ALFRED_LINE - 1]
+    assert f.fix is not None
+    out = [line.strip() for line in apply_edits(text, f.fix.edits).splitlines()]
+    assert out[ALFRED_LINE - 1:ALFRED_LINE + 1] == [
+        "As a developer, I want to easily create my apps within the market place.",
+        "As a developer, I want to easily maintain my apps within the market place.",
+    ]
+
+
+@pytest.mark.parametrize("parts, expected", [
+    (("easily create and to", "easily maintain my apps"), ("easily create my apps", "easily maintain my apps")),
+    (("add articles", "edit articles"), ("add articles", "edit articles")),
+    (("add users", "add groups"), ("add users", "add groups")),
+    (("search for data", "download it"), ("search for data", "download it")),
+    (("create", "share"), None),  # no object anywhere: no split
+    (("easily create", "easily maintain"), None),
+    (("create and", "maintain the"), None),
+])
+def test_complete_actions(parts, expected):
+    assert complete_actions(parts) == expected
+
+
+def test_a_split_without_complete_stories_is_not_offered():
+    _, findings = lint_texts({"b.txt": "As a user, I want to create and share, so that others see it.\n"
+                                       "I want to add and edit articles.\n"})
+    st201 = {f.range.start.line: f for f in findings if f.code == "ST201"}
+    assert st201[0].fix is None  # verbs without objects
+    assert st201[1].fix is None  # no role: the new stories would not be complete
+
+
+def test_splits_apply_only_with_unsafe_fixes_and_never_on_save():
+    _, findings = lint_texts({"b.txt": "As an editor, I want to add and edit articles (news), so that the site is current.\n"})
+    split = next(f for f in findings if f.code == "ST201")
+    bracket = next(f for f in findings if f.code == "ST301")
+    assert split.fix is not None and bracket.fix is not None
+    assert not applies_automatically(split) and applies_automatically(split, unsafe=True)
+    assert not applies_automatically(split, unsafe=True, on_save=True)
+    assert applies_automatically(bracket) and applies_automatically(bracket, on_save=True)
+
+
+def test_duplicate_deletion_is_safe_for_check_fix_but_not_on_save():
+    story = "As a member, I want to renew a loan, so that I keep the book.\n"
+    _, findings = lint_texts({"b.txt": story + story})
+    dup = next(f for f in findings if f.code == "ST601" and f.fix)
+    assert applies_automatically(dup) and not applies_automatically(dup, on_save=True)
+
+
+def test_check_fix_keeps_the_alfred_story_and_unsafe_fixes_split_it_completely(real_backlogs, tmp_path, capsys):
+    path = tmp_path / ALFRED
+    shutil.copyfile(real_backlogs / ALFRED, path)
+    before = {line.strip() for line in path.read_text("utf-8").splitlines()}
+    original = path.read_text("utf-8").splitlines()[ALFRED_LINE - 1].strip()
+    main(["check", "--fix", "--no-semantic", str(path)])
+    lines = [line.strip() for line in path.read_text("utf-8").splitlines()]
+    assert original in lines
+    main(["check", "--fix", "--unsafe-fixes", "--no-semantic", str(path)])
+    lines = [line.strip() for line in path.read_text("utf-8").splitlines()]
+    assert original not in lines
+    assert "As a developer, I want to easily create my apps within the market place." in lines
+    assert "As a developer, I want to easily maintain my apps within the market place." in lines
+    new = [line for line in lines if line not in before]
+    assert new and not [line for line in new if line.endswith((" to.", " and.", " or.", " the."))]

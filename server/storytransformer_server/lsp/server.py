@@ -15,7 +15,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
-from . import code_actions, commands, configuration, diagnostics, inline, semantic
+from . import code_actions, commands, configuration, diagnostics, inline, semantic, stdio
 from .convert import path_to_uri, uri_to_path
 from .documents import CoreState
 from .model import EngineStatus, ModelAdapter
@@ -213,5 +213,6 @@ def serve(tcp: bool = False, host: str = "127.0.0.1", port: int = 2087) -> None:
         protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
         sys.stdout = sys.stderr
-        server.start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
+        # Our reader, not pygls': it survives bad framing (huge or wrong lengths, lower-case or LF-only headers).
+        stdio.serve_io(server, stdin=sys.stdin.buffer, stdout=protocol_out)
     server.core.shutdown()

@@ -55,10 +55,24 @@ def extra_sentence(story, ctx):
                              sub_range(means.text, means.range, cut, len(means.text)))
 
 
+# The ends marker written twice: "so that so that we can", "so that, so that", "so that so they".
+REPEATED_ENDS = re.compile(r"(?i)^(?:so\s+that|so)\b[\s,]*(?:so\s+that|so)\b")
+# A second ends clause inside the ends: "so that it is cited, so that I get credit", "so that I see it so I ask".
+SECOND_ENDS = re.compile(r"(?i)\bso\s+that\b|\bso\s+(?:I|we)\b")
+
+
 @rule("ST303", "repeated-marker", CRITERION, Severity.WARNING,
-      "A marker is written twice ('As a user, as a user', 'I want to I want to').")
+      "A marker is written twice ('As a user, as a user', 'I want to I want to', 'so that so that').")
 def repeated_marker(story, ctx):
-    role, means = story.role, story.means
+    role, means, ends = story.role, story.means, story.ends
+    if ends is not None:
+        m = REPEATED_ENDS.match(f"{ends.marker} {ends.text}")
+        if m:
+            yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
+                             f"Not minimal: the ends marker is repeated ('{m.group(0)}'); write it once", ends.range)
+        elif SECOND_ENDS.search(ends.text, 1, MAX_STORY_CHARS):
+            yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
+                             "Not minimal: the ends holds a second 'so that' clause; keep one reason", ends.range)
     if role is not None and re.search(r"(?i)(?:^|,\s*)as\s+(?:an?|the)\b", role.text):
         yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
                          f"Not minimal: the role marker is repeated ('{role.marker} {role.text[:30]}')", role.range)
@@ -67,3 +81,27 @@ def repeated_marker(story, ctx):
         if m and m.group(0).lower().split()[0] in ("i", "we"):
             yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
                              f"Not minimal: the means marker is repeated ('{means.marker} {m.group(0)}')", means.range)
+
+
+# Asides that add detail to the story instead of stating the need: examples, lists, dashes.
+ASIDE = re.compile(r"(?i)\b(?:such\s+as|e\.\s?g\.|for\s+example|for\s+instance|i\.\s?e\.|namely|especially)(?=\W)"
+                   r"|\bincluding\b(?=[^.;]{0,80}?(?:,(?!\s*so\b)|\band\b|\bor\b))"
+                   r"|\b(?:things|stuff)\s+like\b"
+                   r"|\s(?:-|--|\u2013|\u2014)\s"
+                   r"|:\s+\S")
+
+
+@rule("ST304", "aside", CRITERION, Severity.WARNING,
+      "The story carries an aside (examples, 'such as', 'e.g.', a list after 'including' or a colon, a dash): "
+      "keep such details in the acceptance criteria.")
+def aside(story, ctx):
+    start = 0
+    if story.role is not None and story.role.range.start.line == story.range.start.line:
+        start = _offset(story, story.role)  # "As a user: ..." is the role, not an aside
+    m = ASIDE.search(story.text, start, MAX_STORY_CHARS)
+    if m and not (m.group(0).startswith(":") and story.means is not None
+                  and m.start() < _offset(story, story.means)):
+        yield Finding.on(story, "ST304", CRITERION, Severity.WARNING,
+                         f"Not minimal: '{m.group(0).strip()}' adds detail beyond the role, means and ends; "
+                         "move it to the acceptance criteria",
+                         sub_range(story.text, story.range, m.start(), min(len(story.text), m.end())))

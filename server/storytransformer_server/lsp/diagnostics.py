@@ -21,6 +21,7 @@ from lsprotocol import types
 
 from storytransformer.findings import Finding
 
+from . import limits
 from .convert import SOURCE, diagnostic, path_to_uri, uri_to_path
 from .documents import FileFindings
 
@@ -61,6 +62,7 @@ class Diagnostics:
         self._ids = itertools.count(1)
         self.scanned = asyncio.Event()
         self.dropped_stale = 0  # results computed for an old version, never shown
+        self.notices: dict[str, tuple[int | None, str | None]] = {}  # path -> (version, what was not checked)
 
     # -- mode --------------------------------------------------------------
     @property
@@ -102,9 +104,20 @@ class Diagnostics:
         if doc is None:
             return None
         version, text = doc.version or 0, doc.source
-        self.server.core.overlays[path] = (version, text)
+        core, opts = self.server.core, self.server.options
         try:
-            own, affected = await self.server.core.run(self.server.core.update, path, version, text)
+            if not limits.small(text, opts.max_stories, opts.max_bytes):
+                # A large document: only its first stories are checked, and a notice says so.
+                bounded = await core.run(limits.bound, path, text, core.config, opts.max_stories, opts.max_bytes)
+                text = bounded.text
+                self.notices[path] = (version, bounded.notice)
+            else:
+                self.notices.pop(path, None)
+        except Exception:
+            log.exception("measuring %s failed", path)
+        core.overlays[path] = (version, text)
+        try:
+            own, affected = await core.run(core.update, path, version, text)
         except Exception:
             log.exception("checking %s failed", path)
             return None
@@ -167,7 +180,7 @@ class Diagnostics:
             if extra:
                 ff = replace(ff, findings=tuple(sorted(ff.findings + extra, key=Finding.sort_key)))
             old = self.published.get(ff.path)
-            diags = tuple(to_diagnostics(ff))
+            diags = tuple(self._notice(ff) + to_diagnostics(ff))
             if old is not None and old.version == ff.version and old.diagnostics == diags:
                 continue
             pub = Published(path_to_uri(ff.path), ff.version, ff, diags, str(next(self._ids)))
@@ -178,6 +191,15 @@ class Diagnostics:
                 self._push(pub)
         if changed_others:
             self.refresh_pull()
+
+    def _notice(self, ff: FileFindings) -> list[types.Diagnostic]:
+        """The information diagnostic of a document checked only in part (see :mod:`.limits`)."""
+        version, message = self.notices.get(ff.path, (None, None))
+        if not message or version != ff.version:
+            return []
+        return [types.Diagnostic(range=types.Range(types.Position(0, 0), types.Position(0, 0)), message=message,
+                                 severity=types.DiagnosticSeverity.Information, source=SOURCE,
+                                 code=limits.NOTICE_CODE)]
 
     def republish(self, path: str) -> None:
         """Show the last in-process result again, with whatever the daemon added since."""
@@ -193,6 +215,7 @@ class Diagnostics:
         """The file is no longer linted: clear what the editor shows for it."""
         pub = self.published.pop(path, None)
         self.local.pop(path, None)
+        self.notices.pop(path, None)
         if pub is not None and not self.pull:
             self.server.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=pub.uri, diagnostics=[]))

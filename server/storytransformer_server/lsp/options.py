@@ -55,6 +55,8 @@ class ServerOptions:
     daemon: DaemonOptions = field(default_factory=DaemonOptions)
     engine: EngineOverrides = field(default_factory=EngineOverrides)
     semantic: bool = True  # semantic duplicates and overlaps (ST603-ST605) from the daemon
+    max_stories: int = 2000  # an open document is checked up to its first max_stories stories ...
+    max_bytes: int = 1_000_000  # ... and its first max_bytes bytes; a notice says what was left out
 
 
 def _bool(value: Any, key: str, default: bool, errors: list[str]) -> bool:
@@ -127,7 +129,12 @@ def parse_options(raw: Any, known_rules: set[str] | None = None) -> tuple[Server
                          "an http(s) URL such as http://127.0.0.1:8000/v1"),
     )
     semantic = _bool(raw["semantic"], "semantic", d.semantic, errors) if "semantic" in raw else d.semantic
-    return ServerOptions(debounce, rules, fix_on_save, daemon, engine, semantic), errors
+    max_stories = _number(raw["maxStories"], "maxStories", d.max_stories, 1, 1_000_000, errors, integer=True) \
+        if "maxStories" in raw else d.max_stories
+    max_bytes = _number(raw["maxBytes"], "maxBytes", d.max_bytes, 1_000, 1_000_000_000, errors, integer=True) \
+        if "maxBytes" in raw else d.max_bytes
+    return ServerOptions(debounce, rules, fix_on_save, daemon, engine, semantic,
+                         max_stories=max_stories, max_bytes=max_bytes), errors
 
 
 def _text(value: Any, key: str, errors: list[str], pattern: re.Pattern | None = None, expected: str = "a string") -> str:

@@ -203,8 +203,12 @@ def _check_bounds(cfg: Config) -> None:
             obj = getattr(obj, part)
         value = getattr(obj, name)
         if not (low <= value <= high):  # also refuses nan
-            raise ConfigError(f"{cfg.source}: 'tool.storytransformer.{dotted}' must be from {low:,g} to {high:,g}, "
+            raise ConfigError(f"{cfg.source}: 'tool.storytransformer.{dotted}' must be from {_num(low)} to {_num(high)}, "
                               f"not {value!r}")
+
+
+def _num(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
 def _check_template(src: str, template: str) -> None:

@@ -1,19 +1,31 @@
 """Settings of the size/cost estimate: ``[tool.storytransformer.estimate]``.
 
-The core configuration does not know this section yet, so :func:`load` reads it
-itself and hands the rest of the file to the core loader (``config.from_table``).
-Prices are USD per million tokens; every figure can be overridden in the file.
+The core loader keeps this table as it is and calls :func:`from_section` to check it;
+:func:`load` turns it into :class:`EstimateSettings`. Prices are USD per million tokens;
+every figure can be overridden in the file, within :data:`BOUNDS` (finite numbers only).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config, ConfigError, load_config
 
 SECTION = "estimate"
+# Inclusive bounds; a value outside them (or nan, or infinity) names the key and stops the run (exit 2).
+BOUNDS = {
+    "prefill_tokens_per_s": (1e-6, 1e9),
+    "decode_tokens_per_s": (1e-6, 1e9),
+    "output_ratio": (0.0, 1_000.0),
+    "prompt_overhead_tokens": (0, 10_000_000),
+    "input_per_million": (0.0, 1e6),
+    "output_per_million": (0.0, 1e6),
+    "context_window": (1, 1_000_000_000),
+}
+MAX_HOSTED = 1_000
 
 
 @dataclass(frozen=True)
@@ -65,11 +77,14 @@ def from_section(table: dict, source: str) -> EstimateSettings:
         if norm not in known:
             raise ConfigError(f"{source}: unknown key '{prefix}.{key}' (known: {', '.join(sorted(known))})")
         if norm == "hosted":
-            kwargs[norm] = tuple(_hosted(v, f"{prefix}.hosted[{i}]", source) for i, v in enumerate(_list(value, f"{prefix}.hosted", source)))
+            items = _list(value, f"{prefix}.hosted", source)
+            if len(items) > MAX_HOSTED:
+                raise ConfigError(f"{source}: '{prefix}.hosted' may list at most {MAX_HOSTED:,} models, not {len(items):,}")
+            kwargs[norm] = tuple(_hosted(v, f"{prefix}.hosted[{i}]", source) for i, v in enumerate(items))
         elif norm == "prompt_overhead_tokens":
-            kwargs[norm] = int(_number(value, f"{prefix}.{key}", source, integer=True))
+            kwargs[norm] = int(_number(value, f"{prefix}.{key}", source, integer=True, bounds=BOUNDS[norm]))
         else:
-            kwargs[norm] = float(_number(value, f"{prefix}.{key}", source))
+            kwargs[norm] = float(_number(value, f"{prefix}.{key}", source, bounds=BOUNDS[norm]))
     settings = EstimateSettings(**kwargs)
     for name in ("prefill_tokens_per_s", "decode_tokens_per_s"):
         if getattr(settings, name) <= 0:
@@ -85,11 +100,19 @@ def _list(value, key: str, source: str) -> list:
     return value
 
 
-def _number(value, key: str, source: str, integer: bool = False):
+def _number(value, key: str, source: str, integer: bool = False, bounds: tuple | None = None):
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok:
         raise ConfigError(f"{source}: '{key}' must be {'an integer' if integer else 'a number'}, not {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: '{key}' must be a finite number, not {value!r}")
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise ConfigError(f"{source}: '{key}' must be from {_num(bounds[0])} to {_num(bounds[1])}, not {value!r}")
     return value
+
+
+def _num(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
 def _hosted(value, key: str, source: str) -> HostedModel:
@@ -104,9 +127,12 @@ def _hosted(value, key: str, source: str) -> HostedModel:
         raise ConfigError(f"{source}: '{key}' needs {', '.join(sorted(missing))}")
     if not isinstance(value["name"], str) or not value["name"]:
         raise ConfigError(f"{source}: '{key}.name' must be a non-empty string")
-    m = HostedModel(value["name"], float(_number(value["input_per_million"], f"{key}.input_per_million", source)),
-                    float(_number(value["output_per_million"], f"{key}.output_per_million", source)),
-                    int(_number(value["context_window"], f"{key}.context_window", source, integer=True)))
+    m = HostedModel(value["name"], float(_number(value["input_per_million"], f"{key}.input_per_million", source,
+                                                 bounds=BOUNDS["input_per_million"])),
+                    float(_number(value["output_per_million"], f"{key}.output_per_million", source,
+                                  bounds=BOUNDS["output_per_million"])),
+                    int(_number(value["context_window"], f"{key}.context_window", source, integer=True,
+                                bounds=BOUNDS["context_window"])))
     if m.input_per_million < 0 or m.output_per_million < 0 or m.context_window < 1:
         raise ConfigError(f"{source}: '{key}' prices must not be negative and context_window must be at least 1")
     return m

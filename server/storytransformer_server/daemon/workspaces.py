@@ -13,9 +13,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storytransformer.config import ALWAYS_EXCLUDED, CONFIG_FILES, Config, load_config
+from storytransformer.config import CONFIG_FILES, Config, load_config
 from storytransformer.lint import Linter
-from storytransformer.workspace import Workspace, discover, matches_globs
+from storytransformer.workspace import Workspace, discover, in_tree, within
 
 from .rpc import Packed
 
@@ -27,10 +27,7 @@ def norm_path(path: str) -> str:
     return os.path.normpath(os.path.abspath(os.path.expanduser(path)))
 
 
-def inside_real(path: str, root: str) -> bool:
-    """Whether ``path``, with every symbolic link resolved, is ``root`` or under it (also resolved)."""
-    real, top = os.path.realpath(path), os.path.realpath(root)
-    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+inside_real = within  # the core's rule: symbolic links resolved, is ``path`` ``root`` or under it?
 
 
 def drop_escaping(ws: Workspace, root: str) -> None:
@@ -95,17 +92,7 @@ class Root:
         """
         if self.single_file:
             return False
-        if not inside_real(path, self.path):
-            return False
-        rel = os.path.relpath(path, self.path).replace(os.sep, "/")
-        if rel.startswith("../"):
-            return False
-        parts = rel.split("/")
-        if any(p in ALWAYS_EXCLUDED for p in parts[:-1]):
-            return False
-        if matches_globs(rel, self.config.exclude):
-            return False
-        return matches_globs(rel, self.config.include)
+        return in_tree(path, self.path, self.config)  # the same rule as the walk that registered the root
 
     def is_config_file(self, path: str) -> bool:
         return os.path.dirname(path) == self.path and os.path.basename(path) in CONFIG_FILES

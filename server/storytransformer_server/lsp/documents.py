@@ -28,7 +28,7 @@ from storytransformer.formats import detect_format
 from storytransformer.formats.base import normalise
 from storytransformer.lint import Linter
 from storytransformer.cache import ResultCache
-from storytransformer.workspace import Workspace, matches_globs
+from storytransformer.workspace import Workspace, in_tree
 
 from .template import TemplateTally, verdict
 
@@ -110,12 +110,18 @@ class CoreState:
         for root in self.roots:
             rel = os.path.relpath(path, root)
             if not rel.startswith(".."):
-                rel = rel.replace(os.sep, "/")
-                return matches_globs(rel, self.config.include) and not matches_globs(rel, self.config.exclude)
+                # the walk's rule, links not resolved: a file behind a link out of the root is linted
+                # from the editor's text, never read from disk (see on_disk)
+                return in_tree(path, root, self.config, resolve=False)
         return True  # a story file opened from outside the workspace: lint it on its own
 
     def under_roots(self, path: str) -> bool:
         return any(not os.path.relpath(path, r).startswith("..") for r in self.roots)
+
+    def on_disk(self, path: str) -> bool:
+        """Whether the scan of the roots reads ``path`` from disk (the core's one rule: symbolic links
+        out of a root are not followed)."""
+        return any(in_tree(path, r, self.config) for r in self.roots) and os.path.isfile(path)
 
     # -- worker-thread functions (called through run) ---------------------
     def scan(self, roots: list[str], rule_overrides: dict[str, str], check: bool = True) -> ScanResult:
@@ -193,7 +199,7 @@ class CoreState:
         ws = self.workspace
         self._roles = None
         before = self._story_keys(path)
-        if self.under_roots(path) and os.path.isfile(path):
+        if self.on_disk(path):
             loaded = ws.load(path)
             self.core_version[path] = None
             first = self._findings(path) if path in ws.files else FileFindings(path, None, (), getattr(loaded, "message", None))

@@ -17,10 +17,10 @@ from ..config import Config, ConfigError, load_config
 SECTION = "estimate"
 # Inclusive bounds; a value outside them (or nan, or infinity) names the key and stops the run (exit 2).
 BOUNDS = {
-    "prefill_tokens_per_s": (1e-6, 1e9),
-    "decode_tokens_per_s": (1e-6, 1e9),
-    "output_ratio": (0.0, 1_000.0),
-    "prompt_overhead_tokens": (0, 10_000_000),
+    "prefill_tokens_per_s": (-math.inf, 1e9),  # and greater than 0 (checked below, with its own message)
+    "decode_tokens_per_s": (-math.inf, 1e9),
+    "output_ratio": (-math.inf, 1_000.0),  # and not negative (below)
+    "prompt_overhead_tokens": (-math.inf, 10_000_000),
     "input_per_million": (0.0, 1e6),
     "output_per_million": (0.0, 1e6),
     "context_window": (1, 1_000_000_000),
@@ -107,7 +107,8 @@ def _number(value, key: str, source: str, integer: bool = False, bounds: tuple |
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{source}: '{key}' must be a finite number, not {value!r}")
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        raise ConfigError(f"{source}: '{key}' must be from {_num(bounds[0])} to {_num(bounds[1])}, not {value!r}")
+        span = f"at most {_num(bounds[1])}" if bounds[0] == -math.inf else f"from {_num(bounds[0])} to {_num(bounds[1])}"
+        raise ConfigError(f"{source}: '{key}' must be {span}, not {value!r}")
     return value
 
 

@@ -88,7 +88,9 @@ async def resolve_model_action(server: "StoryServer", action: types.CodeAction) 
             texts = await server.propose("propose/merge", {"stories": [
                 {"file": story.file, "id": story.id}, {"file": other.file, "id": other.id}]},
                 [story.file, other.file])
-            action.edit = merge_edit(server, uri, version, story, texts[0], [other])
+            other_uri = path_to_uri(other.file)
+            action.edit = merge_edit(server, [(uri, story), (other_uri, other)],
+                                     {uri: version, other_uri: core.core_version.get(other.file)}, texts[0])
         else:
             texts = await server.propose("propose/rewrite", {"file": story.file, "id": story.id}, [story.file])
             action.edit = document_edit(uri, version, [types.TextEdit(range=lsp_range(story.range), new_text=texts[0])])
@@ -98,17 +100,20 @@ async def resolve_model_action(server: "StoryServer", action: types.CodeAction) 
     return action
 
 
-def merge_edit(server: "StoryServer", uri: str, version: int | None, keep, text: str, others) -> types.WorkspaceEdit:
-    """Replace ``keep`` with the merged ``text`` and delete the ``others`` (whole lines), in any file."""
-    per_uri: dict[str, list[types.TextEdit]] = {uri: [types.TextEdit(range=lsp_range(keep.range), new_text=text)]}
-    for o in others:
-        per_uri.setdefault(path_to_uri(o.file), []).append(types.TextEdit(range=whole_lines(o.range), new_text=""))
-    changes = []
-    for u, edits in per_uri.items():
-        doc = server.open_document(u)
-        v = version if u == uri else (doc.version if doc is not None else None)
-        changes.append(types.TextDocumentEdit(
-            text_document=types.OptionalVersionedTextDocumentIdentifier(uri=u, version=v), edits=edits))
+def merge_edit(server: "StoryServer", found_in: list[tuple[str, object]], versions: dict[str, int | None],
+               text: str) -> types.WorkspaceEdit:
+    """Replace the first story with the merged ``text`` and delete the others (whole lines).
+
+    ``found_in`` pairs each story with the URI of the document it was read from: every edit goes to
+    its own story's document, with that document's version (the client refuses it if it changed).
+    """
+    (keep_uri, keep), others = found_in[0], found_in[1:]
+    per_uri: dict[str, list[types.TextEdit]] = {keep_uri: [types.TextEdit(range=lsp_range(keep.range), new_text=text)]}
+    for u, o in others:
+        per_uri.setdefault(u, []).append(types.TextEdit(range=whole_lines(o.range), new_text=""))
+    changes = [types.TextDocumentEdit(
+        text_document=types.OptionalVersionedTextDocumentIdentifier(uri=u, version=versions.get(u)), edits=edits)
+        for u, edits in per_uri.items()]
     return types.WorkspaceEdit(document_changes=changes)
 
 

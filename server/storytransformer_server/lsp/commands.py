@@ -77,27 +77,49 @@ def register(server: "StoryServer") -> None:
         except ValueError as e:
             server.show(f"Merge Stories: {e}", types.MessageType.Error)
             return {"applied": False, "reason": str(e)}
-        stories = []
+        # Each story with the URI of the document it was found in, read from the document's current text.
+        found_in: list[tuple[str, object]] = []
         for uri, line in refs:
             path = uri_to_path(uri)
-            found = await server.core.run(server.core.story_at, path, line) if path else None
-            if found is not None and found not in stories:
-                stories.append(found)
-        if len(stories) < 2:
+            if path is None:
+                continue
+            if server.open_document(uri) is not None:
+                await server.diagnostics.ensure_current(path)
+            story = await server.core.run(server.core.story_at, path, line)
+            if story is not None and all(story is not s and story != s for _, s in found_in):
+                found_in.append((uri, story))
+        if len(found_in) < 2:
             reason = "select at least two different stories to merge"
             server.show(f"Merge Stories: {reason}", types.MessageType.Warning)
             return {"applied": False, "reason": reason}
+        stories = [s for _, s in found_in]
+        versions = {u: server.core.core_version.get(s.file) for u, s in found_in}
         try:
             texts = await server.propose("propose/merge", {"stories": [{"file": s.file, "id": s.id} for s in stories]},
                                          [s.file for s in stories])
         except ModelUnavailable as e:
             server.show(f"model unavailable: {e}", types.MessageType.Warning)
             return {"applied": False, "reason": f"model unavailable: {e}"}
-        keep = stories[0]
-        keep_uri = refs[0][0]
-        doc = server.open_document(keep_uri)
-        edit = merge_edit(server, keep_uri, doc.version if doc else None, keep, texts[0], stories[1:])
+        merged = texts[0]
+        if not await confirm_merge(server, merged, len(stories)):
+            return {"applied": False, "text": merged, "reason": "not confirmed"}
+        edit = merge_edit(server, found_in, versions, merged)
         result = await server.workspace_apply_edit_async(
             types.ApplyWorkspaceEditParams(edit=edit, label="Merge stories"))
-        return {"applied": bool(result.applied), "text": texts[0],
-                "reason": result.failure_reason}
+        return {"applied": bool(result.applied), "text": merged, "reason": result.failure_reason}
+
+
+APPLY = "Apply merge"
+
+
+async def confirm_merge(server: "StoryServer", text: str, count: int) -> bool:
+    """Show the merged story and apply it only when the user says so (``window/showMessageRequest``)."""
+    try:
+        choice = await server.window_show_message_request_async(types.ShowMessageRequestParams(
+            type=types.MessageType.Info,
+            message=f"StoryTransformer: replace the {count} selected stories with this one?\n\n{text}",
+            actions=[types.MessageActionItem(title=APPLY), types.MessageActionItem(title="Cancel")]))
+    except Exception:
+        log.warning("the client did not answer the merge confirmation", exc_info=True)
+        return False
+    return choice is not None and choice.title == APPLY

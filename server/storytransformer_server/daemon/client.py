@@ -217,6 +217,7 @@ class DaemonClient:
                     continue
                 if msg is None:
                     break
+                reason = "the daemon closed the connection"
                 try:
                     parsed = parse_message(msg)
                 except DaemonError as e:
@@ -231,6 +232,7 @@ class DaemonClient:
                             fut.set_result(parsed.result)
                     elif parsed.id is None and parsed.error is not None:
                         log.warning("daemon reported a transport error: %s", parsed.error)
+                        reason = f"the daemon closed the connection: {parsed.error.message}"  # if it closes next
                 elif isinstance(parsed, Notification):
                     for cb in self._handlers.get(parsed.method, ()):
                         await self._invoke(cb, parsed.params)

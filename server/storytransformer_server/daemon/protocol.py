@@ -37,6 +37,7 @@ UNAUTHORIZED = -32006
 SHUTTING_DOWN = -32007
 NOT_FOUND = -32008  # a story, file or root the request names does not exist
 ENGINE_ERROR = -32009  # the engine ran but could not do this (e.g. no grounded proposal)
+TOO_MANY_CONNECTIONS = -32012  # the listener already has max_connections clients; sent, then closed
 # Raised by the client only (never sent by the daemon).
 CONNECTION_LOST = -32010
 DAEMON_NOT_RUNNING = -32011
@@ -57,11 +58,17 @@ ERROR_NAMES = {
     SHUTTING_DOWN: "shutting down",
     NOT_FOUND: "not found",
     ENGINE_ERROR: "engine error",
+    TOO_MANY_CONNECTIONS: "too many connections",
     CONNECTION_LOST: "connection lost",
     DAEMON_NOT_RUNNING: "daemon not running",
 }
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# Before a connection's handshake is answered its frames may be at most this large (a handshake
+# is a few hundred bytes); the large limit above is for clients that proved who they are.
+PRE_HANDSHAKE_MAX_BYTES = 64 * 1024
+DEFAULT_MAX_CONNECTIONS = 64  # per listener (Unix socket, TCP)
+DEFAULT_HANDSHAKE_TIMEOUT_S = 10.0
 
 # Notifications the daemon sends.
 INDEX_CHANGED = "index/changed"
@@ -144,6 +151,8 @@ def parse_message(msg: Any) -> Request | Notification | Response:
     if not isinstance(msg, dict):
         raise DaemonError(INVALID_REQUEST, f"a message must be a map, not {type(msg).__name__}")
     has_id = "id" in msg
+    if has_id and msg["id"] is None and "error" in msg and "method" not in msg:  # an error about no request
+        return Response(None, None, DaemonError.from_wire(msg["error"]))
     if has_id and not _valid_id(msg["id"]):
         raise DaemonError(INVALID_REQUEST, "'id' must be an integer or a short string")
     if "method" in msg:

@@ -26,8 +26,8 @@ from . import rpc
 from .lifecycle import (InstanceLock, Paths, RuntimeDirError, ensure_private_dir, read_info, remove_stale_socket,
                         read_or_create_token, setup_logging, socket_answers, write_info)
 from .protocol import (CANCELLED, DEADLINE_EXCEEDED, INDEX_CHANGED, INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND,
-                       SHUTTING_DOWN, DaemonError, Notification, Request, Response, error, notification, parse_message,
-                       result)
+                       PRE_HANDSHAKE_MAX_BYTES, SHUTTING_DOWN, TOO_MANY_CONNECTIONS, DaemonError, Notification, Request,
+                       Response, error, notification, parse_message, result)
 from .service import Context, Service
 from .settings import DaemonSettings
 from .watcher import RootWatcher
@@ -56,6 +56,7 @@ class ClientSession:
         self.transport = transport
         self.needs_token = transport == "tcp"
         self.handshaken = False
+        self.expired = False  # closed for sending no handshake in time
         self.name = ""
         self.pid: int | None = None
         self.roots: set[str] = set()
@@ -287,19 +288,59 @@ class DaemonServer:
                                                    "rescan": rescan})
 
     # -- one connection ---------------------------------------------------
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str) -> None:
+        """A connection over ``max_connections``: one error frame, then closed; at most 64 KiB is read (and dropped)."""
+        limit = self.settings.max_connections
+        log.warning("refused a %s connection: %d clients already connected there (max_connections)", transport, limit)
+        try:
+            writer.write(rpc.encode(error(None, DaemonError(
+                TOO_MANY_CONNECTIONS, f"the daemon already has {limit} {transport} connections (max_connections); "
+                "close some clients or raise max_connections"))))
+            await asyncio.wait_for(writer.drain(), 1.0)
+            # Half-close and let the client read the error before the socket goes: closing with its
+            # handshake still unread would reset the connection and lose the error frame.
+            if writer.can_write_eof():
+                writer.write_eof()
+            async with asyncio.timeout(1.0):
+                left = PRE_HANDSHAKE_MAX_BYTES
+                while left > 0 and (chunk := await reader.read(left)):
+                    left -= len(chunk)
+        except (ConnectionError, OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    def _handshake_expired(self, session: ClientSession) -> None:
+        if not session.handshaken and not session.closed:
+            session.expired = True
+            log.warning("client %d sent no handshake within %g s; closing it", session.id,
+                        self.settings.handshake_timeout_s)
+            session.abort()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str) -> None:
+        if sum(1 for s in self.sessions.values() if s.transport == transport) >= self.settings.max_connections:
+            await self._refuse(reader, writer, transport)
+            return
         session = ClientSession(self, reader, writer, transport)
         self.sessions[session.id] = session
         log.info("client %d connected (%s)", session.id, transport)
         why = "closed by client"
+        # Until the handshake is answered a connection is a stranger: small frames only, none skipped,
+        # and only handshake_timeout_s to say who it is.
+        expire = self.loop.call_later(self.settings.handshake_timeout_s, self._handshake_expired, session)
         try:
             while not session.closed:
                 try:
-                    msg = await rpc.read_frame(reader, self.settings.max_message_bytes)
+                    if session.handshaken:
+                        msg = await rpc.read_frame(reader, self.settings.max_message_bytes)
+                    else:
+                        msg = await rpc.read_frame(reader, min(PRE_HANDSHAKE_MAX_BYTES, self.settings.max_message_bytes),
+                                                   discard_limit=0)
                 except rpc.FrameTooLarge as e:
                     await session.send(error(None, e))
                     if not e.discarded:
-                        why = f"frame of {e.data['size']} bytes, too large to skip"
+                        why = (f"frame of {e.data['size']} bytes, too large to skip" if session.handshaken
+                               else f"frame of {e.data['size']} bytes before the handshake")
                         break
                     continue
                 except rpc.MalformedFrame as e:
@@ -310,10 +351,16 @@ class DaemonServer:
                     break
                 if msg is None:
                     break
-                self._dispatch(session, msg)
+                task = self._dispatch(session, msg)
+                if task is not None and not session.handshaken and msg.get("method") == "handshake":
+                    # Read nothing more until the handshake is answered: the next frame's limit depends on it.
+                    await asyncio.wait([task])
         except asyncio.CancelledError:
             why = "daemon stopping"
         finally:
+            expire.cancel()
+            if session.expired:
+                why = f"no handshake within {self.settings.handshake_timeout_s:g} s"
             session.closed = True
             self.sessions.pop(session.id, None)
             self.last_client_seen = time.monotonic()
@@ -333,31 +380,33 @@ class DaemonServer:
             except Exception:  # noqa: BLE001
                 log.exception("cleaning up after client %d", session.id)
 
-    def _dispatch(self, session: ClientSession, msg: Any) -> None:
+    def _dispatch(self, session: ClientSession, msg: Any) -> asyncio.Task | None:
+        """Start answering one message; returns the request's task (None for anything else)."""
         try:
             parsed = parse_message(msg)
         except DaemonError as e:
             rid = e.data.get("id") if isinstance(e.data, dict) else None
             self.loop.create_task(session.send(error(rid, e)))
-            return
+            return None
         if isinstance(parsed, Response):
-            return  # the daemon sends no requests, so answers are ignored
+            return None  # the daemon sends no requests, so answers are ignored
         if isinstance(parsed, Notification):
             if parsed.method == "cancel":  # also accepted as a notification, like LSP's $/cancelRequest
                 session.cancel_request(parsed.params.get("id"))
-            return
+            return None
         req: Request = parsed
         if len(session.tasks) >= MAX_IN_FLIGHT and req.method != "cancel":  # a runaway client cannot starve others
             self.loop.create_task(session.send(error(req.id, DaemonError(
                 INVALID_REQUEST, f"too many requests in flight on this connection (limit {MAX_IN_FLIGHT})"))))
-            return
+            return None
         if req.id in session.tasks:
             self.loop.create_task(session.send(error(req.id, DaemonError(INVALID_REQUEST, f"request id {req.id!r} is already in use"))))
-            return
+            return None
         ctx = Context(session, req.id)
         session.contexts[req.id] = ctx
         task = self.loop.create_task(self._run_request(session, req, ctx), name=f"client{session.id}:{req.method}:{req.id}")
         session.tasks[req.id] = task
+        return task
 
     async def _run_request(self, session: ClientSession, req: Request, ctx: Context) -> None:
         try:
@@ -368,12 +417,12 @@ class DaemonServer:
         await session.send(answer)
 
     async def _answer(self, session: ClientSession, req: Request, ctx: Context) -> dict:
+        if not session.handshaken and req.method not in ALWAYS_ALLOWED:  # names no method to a stranger
+            return error(req.id, DaemonError(INVALID_REQUEST, "send 'handshake' first"))
         handler = self.service.methods.get(req.method)
         if handler is None:
             return error(req.id, DaemonError(METHOD_NOT_FOUND, f"unknown method {req.method!r}",
                                              {"methods": sorted(self.service.methods)}))
-        if not session.handshaken and req.method not in ALWAYS_ALLOWED:
-            return error(req.id, DaemonError(INVALID_REQUEST, "send 'handshake' first"))
         if self._stop.is_set() and req.method != "shutdown":
             return error(req.id, DaemonError(SHUTTING_DOWN, "the daemon is shutting down"))
         limit = self.settings.request_deadline_s

@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from .protocol import DEFAULT_MAX_MESSAGE_BYTES
+from .protocol import DEFAULT_HANDSHAKE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_BYTES
 
 CONFIG_ENV = "STORYTRANSFORMER_DAEMON_CONFIG"
 
@@ -34,8 +34,12 @@ class DaemonSettings:
     tcp_port: int = 0  # 0 = no TCP listener; otherwise 127.0.0.1 only, with a token
     token_file: str = ""  # "" = <runtime dir>/tcp-token (created 0600)
     log_level: str = "INFO"
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per listener; more are answered an error and closed
+    handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S  # a connection silent this long without a handshake is closed
 
     def validate(self, source: str = "<settings>") -> "DaemonSettings":
+        if self.max_connections < 1 or self.handshake_timeout_s <= 0:
+            raise SettingsError(f"{source}: 'max_connections' must be >= 1 and 'handshake_timeout_s' > 0")
         for name in ("idle_unload_s", "idle_exit_s", "debounce_s", "max_batch_delay_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{source}: '{name}' must be >= 0")

@@ -98,7 +98,8 @@ async function mergeSelectedStories(ctl: ServerController): Promise<unknown> {
     );
     return undefined;
   }
-  // The server applies the merge with workspace/applyEdit and shows its own messages on failure.
+  // The server shows the merged story (window/showMessageRequest: "Apply merge" / "Cancel") and applies it
+  // with workspace/applyEdit only when confirmed; it shows its own messages on failure.
   return ctl.executeServerCommand(SERVER_COMMANDS.mergeStories, refs);
 }
 

@@ -8,15 +8,23 @@ command-line flags. Every key is checked; a typo is an error naming the file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from .protocol import DEFAULT_HANDSHAKE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_BYTES
+from .protocol import DEFAULT_MAX_MESSAGE_BYTES
 
 CONFIG_ENV = "STORYTRANSFORMER_DAEMON_CONFIG"
+
+
+MAX_SETTINGS_BYTES = 1_000_000
+UPPER = {  # upper bounds of the numeric settings (lower bounds: validate)
+    "idle_unload_s": 30 * 86_400, "idle_exit_s": 30 * 86_400, "request_deadline_s": 86_400,
+    "debounce_s": 60, "max_batch_delay_s": 600, "max_message_bytes": 1 << 30,
+}
 
 
 class SettingsError(ValueError):
@@ -34,12 +42,12 @@ class DaemonSettings:
     tcp_port: int = 0  # 0 = no TCP listener; otherwise 127.0.0.1 only, with a token
     token_file: str = ""  # "" = <runtime dir>/tcp-token (created 0600)
     log_level: str = "INFO"
-    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per listener; more are answered an error and closed
-    handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S  # a connection silent this long without a handshake is closed
 
     def validate(self, source: str = "<settings>") -> "DaemonSettings":
-        if self.max_connections < 1 or self.handshake_timeout_s <= 0:
-            raise SettingsError(f"{source}: 'max_connections' must be >= 1 and 'handshake_timeout_s' > 0")
+        for name, high in UPPER.items():  # finite and bounded: nan, inf or 1e300 never reach a timer or a buffer
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value) or value > high:
+                raise SettingsError(f"{source}: '{name}' must be a finite number of at most {high:,}, not {value!r}")
         for name in ("idle_unload_s", "idle_exit_s", "debounce_s", "max_batch_delay_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{source}: '{name}' must be >= 0")
@@ -63,15 +71,26 @@ def settings_file() -> Path:
     return Path(user_config_dir("storytransformer")) / "daemon.toml"
 
 
+def _read(path: Path) -> dict:
+    """The file's table; any failure (size, encoding, syntax, deep nesting) is a SettingsError naming it."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SETTINGS_BYTES + 1)
+        if len(raw) > MAX_SETTINGS_BYTES:
+            raise ValueError(f"larger than {MAX_SETTINGS_BYTES:,} bytes")
+        return tomllib.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise SettingsError(f"{path}: cannot read daemon settings: arrays or tables nested too deeply") from None
+    except Exception as e:  # noqa: BLE001 - OSError, UnicodeDecodeError, TOMLDecodeError, MemoryError, ...
+        raise SettingsError(f"{path}: cannot read daemon settings: {e}") from None
+
+
 def load_settings(path: Path | None = None, **overrides) -> DaemonSettings:
     """Settings from ``path`` (default: :func:`settings_file`, if it exists) plus non-None ``overrides``."""
     path = path or settings_file()
     values: dict = {}
     if path.is_file():
-        try:
-            table = tomllib.loads(path.read_text("utf-8"))
-        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
-            raise SettingsError(f"{path}: cannot read daemon settings: {e}") from None
+        table = _read(path)
         types = typing.get_type_hints(DaemonSettings)
         fields = {f.name for f in dataclasses.fields(DaemonSettings)}
         for key, value in table.items():

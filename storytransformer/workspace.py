@@ -195,7 +195,7 @@ def discover(paths: Iterable[str | Path], config: Config) -> tuple[list[str], li
 
     found: list[str] = []
     for paths_of in candidates.values():
-        plain = [q for q in paths_of if os.path.realpath(q) == os.path.abspath(q)]
+        plain = [q for q in paths_of if os.path.realpath(q) == os.path.abspath(q)] if len(paths_of) > 1 else paths_of
         kept = (plain or paths_of)[0]
         found.append(kept)
         for other in paths_of:

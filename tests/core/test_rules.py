@@ -180,3 +180,37 @@ def test_remembered_findings_move_with_their_story():
     assert all(e.range.start.line >= 2 for e in moved.fix.edits)
     fresh = Linter(ws, use_disk_cache=False)
     assert [f for f in fresh.check_file("b.txt") if f.code == "ST301"] == [moved]
+
+
+@pytest.mark.parametrize("story, flagged", [
+    ("As a user, I want to search for books such as novels, so that I find them.", True),
+    ("As a user, I want to export loans, e.g. as CSV.", True),
+    ("As a user, I want to describe a book, including its title, author and year.", True),
+    ("As a user, I want to upload files - though not too many.", True),
+    ("As a user, I want to set a reminder: daily or weekly.", True),
+    ("As a user, I want to upload my files, including metadata, so that others find them.", False),
+    ("As a user, I want to search the catalogue, so that I find books.", False),
+    ("As a user: I want to log in.", False),
+])
+def test_asides_are_not_minimal(story, flagged):
+    _, findings = lint_texts({"b.txt": story + "\n"})
+    assert ("ST304" in codes_on_line(findings, "b.txt", 1)) is flagged
+
+
+@pytest.mark.parametrize("story, flagged", [
+    ("As a user, I want to join a waitlist, so that so I get a place.", True),
+    ("As a user, I want to join a waitlist, so that, so that I get a place.", True),
+    ("As a user, I want to mint DOIs, so that data is cited so that I get credit.", True),
+    ("As a user, I want to join a waitlist, so that I get a place.", False),
+])
+def test_repeated_ends_marker(story, flagged):
+    _, findings = lint_texts({"b.txt": story + "\n"})
+    assert ("ST303" in codes_on_line(findings, "b.txt", 1)) is flagged
+
+
+def test_because_and_articles_in_a_so_that_backlog():
+    many = "".join(f"As a user, I want to do thing {i}, so that I work.\n" for i in range(6))
+    _, findings = lint_texts({"b.txt": many + "As a user, I want to see my items, because I keep them current.\n"
+                                             "As user, I want to see my loans, so that I return them.\n"})
+    assert "ST501" in codes_on_line(findings, "b.txt", 7)
+    assert "ST501" not in codes_on_line(findings, "b.txt", 8)  # a missing article alone is not another template

@@ -134,6 +134,7 @@ class FrameReader:
 
     async def _body(self, length: int) -> bytes | None:
         """The body of ``length`` bytes, or the complete message that is there when the length was wrong."""
+        searched = 0  # the buffer is searched for a header once, not again at every read
         while True:
             if len(self.buf) >= length:
                 body = bytes(self.buf[:length])
@@ -144,9 +145,10 @@ class FrameReader:
                     return self._short(m.start(), length)
                 del self.buf[:length]
                 return body  # not JSON: handed on all the same, and answered as a parse error
-            m = HEADER.search(self.buf)
-            if m is not None and _is_json(bytes(self.buf[: m.start()]).strip() or b"x"):
+            m = HEADER.search(self.buf, max(0, searched - 64))
+            if m is not None:  # the next message has begun: this one was shorter than it said
                 return self._short(m.start(), length)
+            searched = len(self.buf)
             if not await self._more():
                 if self.buf.strip():
                     self._error("input ended %d bytes into a %d-byte message: dropped", len(self.buf), length)

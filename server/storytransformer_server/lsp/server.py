@@ -139,6 +139,7 @@ class StoryServer(LanguageServer):
                 return
             if result.config_error:
                 self.show(f"{result.config_error} (using the default configuration)", types.MessageType.Error)
+            configuration.review_project_config(self)  # ignored config files; untrusted remote settings
             for problem in result.problems[:5]:
                 log.warning("%s", problem)
             paths = sorted(result.paths, key=lambda p: p not in self.core.overlays)

@@ -21,12 +21,10 @@ that trusts the file.
 
 from __future__ import annotations
 
-import grp
 import hashlib
 import json
 import logging
 import os
-import pwd
 import stat
 import sys
 import tempfile
@@ -34,6 +32,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+try:  # POSIX; elsewhere only the owner check applies
+    import grp
+    import pwd
+except ImportError:  # pragma: no cover
+    grp = pwd = None  # type: ignore[assignment]
 
 log = logging.getLogger("storytransformer.config")
 
@@ -109,7 +113,7 @@ def trust_file() -> Path:
 
 def _private_group(gid: int) -> bool:
     """The user's own group (user private groups, umask 002): group write is then the user's alone."""
-    if gid != os.getgid():
+    if grp is None or pwd is None or gid != os.getgid():
         return False
     try:
         group = grp.getgrgid(gid)
@@ -120,6 +124,8 @@ def _private_group(gid: int) -> bool:
 
 
 def _who(uid: int) -> str:
+    if pwd is None:
+        return f"uid {uid}"
     try:
         return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
     except KeyError:
@@ -127,6 +133,8 @@ def _who(uid: int) -> str:
 
 
 def _problem(st: os.stat_result, what: str) -> str | None:
+    if not hasattr(os, "getuid"):  # pragma: no cover - Windows: no owner bits to compare
+        return None
     me = os.getuid()
     if st.st_uid not in (me, 0):
         return f"{what} is owned by {_who(st.st_uid)}, not by you or root"

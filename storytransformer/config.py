@@ -33,6 +33,12 @@ DEFAULT_VAGUE_WORDS = (
     "etc.", "and so on", "and/or", "as needed", "as appropriate", "if possible", "if necessary",
     "where possible", "as much as possible", "state-of-the-art", "modern", "reasonable",
     "properly", "significant", "powerful",
+    # Also flagged by annotators on the tuning backlogs (docs/benchmarks/rules.md): quantities and
+    # qualities with no measure, hedges, and catch-alls.
+    "some", "very", "great", "awesome", "beautiful", "pleasant", "clear", "clearly", "comprehensive",
+    "familiar", "sensible", "important", "timely", "interesting", "appealing", "minimal", "possibly",
+    "perhaps", "maybe", "probably", "in some way", "whatever", "as soon as possible", "stuff", "stuffs",
+    "everything",
 )
 DEFAULT_SOLUTION_WORDS = (
     "button", "dropdown", "drop-down", "checkbox", "check box", "radio button", "popup", "pop-up",
@@ -42,6 +48,7 @@ DEFAULT_SOLUTION_WORDS = (
     "rest api", "ajax", "javascript", "react", "angular", "jquery", "css",
     "java", "python", "php", "ruby", "django", "drupal", "wordpress", "solr", "elasticsearch",
     "redis", "docker", "kubernetes", "aws", "s3", "cron", "api endpoint", "stored procedure",
+    "database", "html", "wysiwyg", "shibboleth", "ip address", "ubuntu", "linux",
 )
 
 

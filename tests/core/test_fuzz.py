@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storytransformer.formats import read_source
+from storytransformer.lines import split_lines
 
 from .helpers import lint_texts
 
@@ -19,7 +20,7 @@ texts = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max
 
 
 def check_ranges(source, text):
-    lines = text.splitlines()
+    lines = split_lines(text)  # lines as the readers and LSP count them
     for s in source.stories:
         for r in [s.range, *(p.range for p in s.parts())]:
             assert 0 <= r.start.line <= r.end.line < max(len(lines), 1)

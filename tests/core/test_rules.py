@@ -214,3 +214,16 @@ def test_because_and_articles_in_a_so_that_backlog():
                                              "As user, I want to see my loans, so that I return them.\n"})
     assert "ST501" in codes_on_line(findings, "b.txt", 7)
     assert "ST501" not in codes_on_line(findings, "b.txt", 8)  # a missing article alone is not another template
+
+
+@pytest.mark.parametrize("story, flagged", [
+    ("As a user, I want to identify persons in videos, and receive related information about them.", True),
+    ("As a manager, I want to have a method to add and remove people from deposit groups.", True),
+    ("As a member, I want to add and edit my reviews.", True),
+    ("As a user, I want to search and discover music based on my profile.", False),  # one feature
+    ("As a user, I want to update my profile and I expect this to fail when it is invalid.", False),  # a new clause
+    ("As an employee, I want to know how brand guidelines are developed and maintained.", False),
+])
+def test_atomic_actions(story, flagged):
+    _, findings = lint_texts({"b.txt": story + "\n"})
+    assert ("ST201" in codes_on_line(findings, "b.txt", 1)) is flagged

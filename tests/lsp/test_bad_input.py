@@ -76,7 +76,8 @@ async def test_invalid_ranges_are_ignored_and_positions_clamped(client, workspac
 
 
 async def test_huge_document_and_huge_line(client, workspace):
-    await start(client, workspace, options={"debounceMs": 0})
+    # maxStories raised: this checks every story (the default, 2,000, is tested in test_data_safety.py)
+    await start(client, workspace, options={"debounceMs": 0, "maxStories": 10_000})
     lines = [f"As a user {i}, I want to see report {i}, so that I know item {i}." for i in range(5000)]
     lines.append("As a user, I want " + "very " * 20000 + "long things.")
     big = workspace / "big.txt"

@@ -23,7 +23,7 @@ def check_settings(config) -> None:
     from ..config import ConfigError
 
     for name in ("duplicate_threshold", "overlap_threshold", "same_goal_threshold", "role_threshold", "ends_threshold",
-                 "lexical_weight"):
+                 "lexical_weight", "whole_threshold"):
         value = getattr(config, name, None)
         if value is not None and not 0.0 <= float(value) <= 1.0:
             raise ConfigError(f"'{KEY.format(name)}' must be between 0 and 1, not {value!r}")
@@ -47,12 +47,13 @@ class Relation(str, Enum):
 class Thresholds:
     """Decision thresholds; defaults come from ``SimilarityConfig`` (tuned in docs/similarity.md)."""
 
-    duplicate: float = 0.85
-    overlap: float = 0.60
-    same_goal: float = 0.70
-    role: float = 0.70
-    ends: float = 0.70
+    duplicate: float = 0.50
+    overlap: float = 0.40
+    same_goal: float = 0.45
+    role: float = 0.60
+    ends: float = 0.0
     lexical_weight: float = 0.3
+    whole: float = 0.80  # the whole stories must be this close for any relation
 
     @staticmethod
     def of(config) -> "Thresholds":
@@ -61,7 +62,8 @@ class Thresholds:
         check_settings(config)
         d = Thresholds()
         names = {"duplicate": "duplicate_threshold", "overlap": "overlap_threshold", "same_goal": "same_goal_threshold",
-                 "role": "role_threshold", "ends": "ends_threshold", "lexical_weight": "lexical_weight"}
+                 "role": "role_threshold", "ends": "ends_threshold", "lexical_weight": "lexical_weight",
+                 "whole": "whole_threshold"}
         return Thresholds(**{f: float(getattr(config, key, getattr(d, f))) for f, key in names.items()})
 
     @property
@@ -90,6 +92,8 @@ def classify(s: PairScores, t: Thresholds) -> Relation:
     """The relation of a pair: the first of duplicate, overlap, same goal that its scores reach."""
     means = s.means_score(t)
     same_role = s.role is None or s.role >= t.role
+    if s.whole < t.whole:
+        return Relation.UNRELATED
     if same_role:
         if means >= t.duplicate:
             other_benefit = s.ends is not None and s.ends < t.ends
@@ -105,7 +109,7 @@ ORDER = (Relation.UNRELATED, Relation.DUPLICATE, Relation.OVERLAP, Relation.SAME
 
 
 def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends: np.ndarray,
-                  t: Thresholds) -> np.ndarray:
+                  t: Thresholds, whole: np.ndarray | None = None) -> np.ndarray:
     """:func:`classify` for arrays of pairs (``nan`` where a role or ends is missing);
     returns indices into :data:`ORDER`. The index uses it for thousands of candidates at once."""
     score = (1 - t.lexical_weight) * means + t.lexical_weight * lexical
@@ -117,4 +121,6 @@ def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends
     out[dup & ~other_benefit] = 1
     out[(dup & other_benefit) | (same_role & ~dup & (score >= t.overlap))] = 2
     out[~same_role & (score >= t.same_goal)] = 3
+    if whole is not None:
+        out[whole < t.whole] = 0
     return out

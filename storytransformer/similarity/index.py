@@ -332,7 +332,7 @@ class SimilarityIndex:
             keep = score >= min(t.overlap, t.same_goal)
             a, b, cos, lex = a[keep], b[keep], cos[keep], lex[keep]
             arrays = self._score_arrays(a, b, cos, lex)
-            codes = classify_many(arrays[1], arrays[2], arrays[3], arrays[4], t)
+            codes = classify_many(arrays[1], arrays[2], arrays[3], arrays[4], t, whole=arrays[0])
             for i in np.flatnonzero(codes).tolist():
                 sc = self._pair_scores(arrays, i)
                 out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[codes[i]], sc.means_score(t)))

@@ -7,6 +7,20 @@ from pathlib import Path
 # A small slice of the real backlogs (about 230 stories) keeps the cold embedding short on 2 cores.
 SUBSET = ("g04-recycling.txt", "g13-planningpoker.txt", "g14-datahub.txt", "g28-zooniverse.txt")
 LABELS = Path(__file__).with_name("labelled_pairs.tsv")
+INDEPENDENT = Path(__file__).resolve().parents[2] / "benchmarks" / "labels" / "pairs" / "pairs.csv"
+
+
+def independent_pairs() -> list[tuple[str, str, int, str, int]]:
+    """The real pairs of benchmarks/labels/pairs (two annotators, adjudicated): label, file, line, file, line."""
+    import csv
+
+    with INDEPENDENT.open(encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["source"] == "real"]
+    out = []
+    for r in rows:
+        (fa, la), (fb, lb) = (x.rsplit(":", 1) for x in (r["a"], r["b"]))
+        out.append((r["label"], f"{fa}.txt", int(la), f"{fb}.txt", int(lb)))
+    return out
 
 
 def labelled_pairs() -> list[tuple[str, str, int, str, int]]:

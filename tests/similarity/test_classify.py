@@ -100,9 +100,10 @@ def test_vectorised_classification_agrees_with_classify():
     role, ends = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
     role[rng.random(n) < 0.2] = np.nan
     ends[rng.random(n) < 0.4] = np.nan
-    codes = classify_many(means, lexical, role, ends, T)
+    whole = rng.uniform(0.5, 1, n)
+    codes = classify_many(means, lexical, role, ends, T, whole=whole)
     for i in range(n):
-        s = PairScores(whole=0.0, means=means[i], means_lexical=lexical[i],
+        s = PairScores(whole=whole[i], means=means[i], means_lexical=lexical[i],
                        role=None if np.isnan(role[i]) else role[i], ends=None if np.isnan(ends[i]) else ends[i])
         assert ORDER[codes[i]] is classify(s, T), i
     assert len(set(codes.tolist())) == 4  # every relation occurs

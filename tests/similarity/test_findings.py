@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_rules_are_declared():
     assert RULES["ST603"].criterion == "unique" and RULES["ST603"].scope == "semantic"
-    assert RULES["ST604"].default_on and not RULES["ST605"].default_on
+    assert not RULES["ST604"].default_on and not RULES["ST605"].default_on  # measured too imprecise to be on
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,7 @@ def test_exact_duplicates_are_left_to_the_core(workspace, findings):
 def test_default_off_rule_and_select(workspace, embedder):
     assert not any(f.code == "ST605" for f in semantic_findings(workspace, workspace.config))
     cfg = Config(select=["ST605"])
+    cfg.similarity.whole_threshold = 0.6  # the subset has few near-identical stories for two roles
     ws = Workspace(cfg)
     ws.files, ws.by_text = workspace.files, workspace.by_text
     only = semantic_findings(ws, cfg)

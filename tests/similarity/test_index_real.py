@@ -11,7 +11,7 @@ from storytransformer.formats import read_source
 from storytransformer.similarity.classify import Relation, classify
 from storytransformer.similarity.index import SimilarityIndex
 
-from .helpers import SUBSET, labelled_pairs, story_at
+from .helpers import SUBSET, independent_pairs, labelled_pairs, story_at
 
 pytestmark = pytest.mark.slow
 
@@ -33,18 +33,18 @@ def test_labelled_paraphrase_ranks_above_unrelated_stories(subset_index, subset_
     assert [n.score for n in found] == sorted((n.score for n in found), reverse=True)
 
 
-def test_labelled_pairs_in_the_subset_mostly_agree(subset_index, subset_workspace):
-    """Related labels (any class) against related predictions: a floor, not the tuned figure."""
+def test_independently_labelled_pairs_in_the_subset_mostly_agree(subset_index, subset_workspace):
+    """Pairs two annotators labelled (benchmarks/labels/pairs): a duplicate or overlap should be related, a
+    related or unrelated pair not. A floor, not the tuned figure (benchmarks/similarity_quality.py)."""
     agree = total = 0
-    for label, fa, la, fb, lb in labelled_pairs():
+    for label, fa, la, fb, lb in independent_pairs():
         if fa not in SUBSET or fb not in SUBSET:
             continue
         a, b = story_at(subset_workspace, fa, la), story_at(subset_workspace, fb, lb)
-        sc = subset_index.pair_scores((a.file, a.id), (b.file, b.id))
-        predicted = classify(sc, subset_index.thresholds)
-        agree += (predicted is Relation.UNRELATED) == (label == "unrelated")
+        predicted = classify(subset_index.pair_scores((a.file, a.id), (b.file, b.id)), subset_index.thresholds)
+        agree += (predicted is not Relation.UNRELATED) == (label in ("duplicate", "overlap"))
         total += 1
-    assert total >= 20 and agree / total >= 0.7
+    assert total >= 20 and agree / total >= 0.75, (agree, total)
 
 
 def test_free_text_query_finds_the_story_it_paraphrases(subset_index, subset_workspace):

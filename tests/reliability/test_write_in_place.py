@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-BAD = "As a member I want to pay, so that I owe nothing.\n"  # ST502: the comma --fix adds
-FIXED = "As a member, I want to pay, so that I owe nothing.\n"
+BAD = "As a member, I want to see my loans (last two years), so that I remember.\n"  # ST301: --fix moves the aside
+FIXED = "As a member, I want to see my loans, so that I remember.\n# Note: last two years\n"
 GOOD = "As a librarian, I want to add a book, so that members can borrow it.\n"
 IS_ROOT = os.geteuid() == 0
 
@@ -153,17 +153,14 @@ def test_fix_keeps_a_utf8_bom(tmp_path):
     assert p.read_bytes() == b"\xef\xbb\xbf" + (FIXED + GOOD).encode()
 
 
-BRACKETS = "As a member, I want to see my loans (last two years), so that I remember.\n"  # ST301 adds a line
-BRACKETS_FIXED = "As a member, I want to see my loans, so that I remember.\n# Note: last two years\n"
-
-
 @pytest.mark.parametrize("nl", ["\r", "\r\n", "\n"], ids=["CR", "CRLF", "LF"])
 def test_fix_keeps_the_line_endings(tmp_path, nl):
     p = tmp_path / "b.txt"
-    p.write_bytes((BAD + BRACKETS + GOOD).replace("\n", nl).encode())
+    second = BAD.replace("loans", "holds")
+    p.write_bytes((BAD + GOOD + second).replace("\n", nl).encode())
     r = fix("b.txt", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert p.read_bytes() == (FIXED + BRACKETS_FIXED + GOOD).replace("\n", nl).encode()
+    assert p.read_bytes() == (FIXED + GOOD + FIXED.replace("loans", "holds")).replace("\n", nl).encode()
 
 
 # -- temporary files and errors ----------------------------------------------

@@ -1,4 +1,5 @@
-"""Findings as text (``file:line:col: CODE message``), JSON and SARIF 2.1.0.
+"""Findings as text (``file:line:col: CODE message``), JSON, SARIF 2.1.0 and GitHub annotations;
+the diff and the list of fixes that ``check --diff`` and ``--show-fixes`` print.
 
 The JSON schema is documented in docs/output.md and pinned by
 docs/schema/findings.schema.json; other tools rely on it.
@@ -6,8 +7,10 @@ docs/schema/findings.schema.json; other tools rely on it.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
@@ -80,13 +83,70 @@ def to_text(findings: list[Finding], problems: Iterable[FileProblem], color: boo
     return "\n".join(lines)
 
 
-def summary(findings: list[Finding], files: int, stories: int, unreadable: int = 0) -> str:
+def summary(findings: list[Finding], files: int, stories: int, unreadable: int = 0, baselined: int = 0) -> str:
     fixable = sum(1 for f in findings if f.fix)
     bad = f" {unreadable} file{'s' if unreadable != 1 else ''} could not be read." if unreadable else ""
+    old = f" {baselined} more {'are' if baselined != 1 else 'is'} in the baseline." if baselined else ""
+    new = "new " if baselined else ""
     if not findings:
-        return f"No problems in {stories} stories in {files} files.{bad}"
+        return f"No {new}problems in {stories} stories in {files} files.{old}{bad}"
     tail = f" ({fixable} fixable with --fix)" if fixable else ""
-    return f"Found {len(findings)} problems in {stories} stories in {files} files{tail}.{bad}"
+    return f"Found {len(findings)} {new}problems in {stories} stories in {files} files{tail}.{old}{bad}"
+
+
+GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice", Severity.HINT: "notice"}
+
+
+def github_data(text: str) -> str:
+    """A workflow command's message, escaped as GitHub's toolkit does (``escapeData``)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def github_property(text: str) -> str:
+    """A workflow command's property value (``escapeProperty``): also ``:`` and ``,``."""
+    return github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def to_github(findings: list[Finding], problems: Iterable[FileProblem]) -> str:
+    """One workflow annotation per finding (``::warning file=...,line=...::message``) and per unusable file."""
+    lines = []
+    for f in findings:
+        r = f.range
+        props = {"file": display_path(f.file), "line": r.start.line + 1, "col": r.start.character + 1,
+                 "endLine": r.end.line + 1, "endColumn": r.end.character + 1, "title": f.code}
+        if r.end.line != r.start.line:  # GitHub ignores columns on an annotation over several lines
+            del props["col"], props["endColumn"]
+        prop = ",".join(f"{k}={github_property(str(v))}" for k, v in props.items())
+        lines.append(f"::{GITHUB_LEVEL[f.severity]} {prop}::{github_data(f.message)}")
+    for p in problems:
+        prop = f"file={github_property(display_path(p.path))}" + (f",line={p.line}" if p.line else "")
+        lines.append(f"::{'error' if p.kind == 'error' else 'notice'} {prop}::{github_data(p.message)}")
+    return "\n".join(lines)
+
+
+def unified_diff(path: str, before: str, after: str) -> str:
+    """``before`` -> ``after`` as a unified diff of the file ``path`` (empty when they are equal)."""
+    name = display_path(path)
+    out = []
+    for line in difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                     fromfile=name, tofile=name):
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def fixes_listing(applied: dict[str, list[tuple[str, str]]], would: bool = False) -> str:
+    """The fixes applied (or that would be) per file: ``(code, title)`` pairs, counted."""
+    total = sum(len(v) for v in applied.values())
+    if not total:
+        return "No fixes would be applied." if would else "No fixes applied."
+    lines = [f"{'Would fix' if would else 'Fixed'} {total} problem{'s' if total != 1 else ''}:"]
+    for path in sorted(applied):
+        if not applied[path]:
+            continue
+        lines.append(f"- {display_path(path)}:")
+        for (code, title), n in sorted(Counter(applied[path]).items()):
+            lines.append(f"    {n} \u00d7 {code} ({title})")
+    return "\n".join(lines)
 
 
 def to_sarif(findings: list[Finding], problems: Iterable[FileProblem], version: str) -> str:

@@ -89,10 +89,13 @@ TRUST, IGNORE = "Trust", "Ignore"
 def review_project_config(server: "StoryServer") -> None:
     """Show notes on ignored configuration files once, and ask once per file and values about untrusted
     remote-engine settings (in the background: the scan goes on)."""
-    cfg = getattr(getattr(server, "core", None), "file_config", None)
-    if cfg is None:
-        return
+    core = getattr(server, "core", None)
     shown: set = server.__dict__.setdefault("_config_notes_shown", set())
+    for project in getattr(core, "projects", None) or []:
+        _review(server, project.file_config, shown)
+
+
+def _review(server: "StoryServer", cfg, shown: set) -> None:
     for note in getattr(cfg, "notes", None) or []:
         if note not in shown:
             shown.add(note)

@@ -108,7 +108,7 @@ class Diagnostics:
         try:
             if not limits.small(text, opts.max_stories, opts.max_bytes):
                 # A large document: only its first stories are checked, and a notice says so.
-                bounded = await core.run(limits.bound, path, text, core.config, opts.max_stories, opts.max_bytes)
+                bounded = await core.run(limits.bound, path, text, core.config_for(path), opts.max_stories, opts.max_bytes)
                 text = bounded.text
                 self.notices[path] = (version, bounded.notice)
             else:
@@ -235,7 +235,7 @@ class Diagnostics:
             if path in self.server.core.overlays or not self.server.core.is_story_file(path):
                 continue
             own, affected = await self.server.core.run(self.server.core.revert, path)
-            if path in self.server.core.workspace.files or own.problem:
+            if self.server.core.has_file(path) or own.problem:
                 self.accept([own])
             else:
                 self.forget(path)

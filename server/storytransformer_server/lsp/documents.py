@@ -8,6 +8,13 @@ results that come back.
 Open documents are overlaid on the files on disk (``overlays``, written by the
 event loop, read by the worker when it rebuilds the workspace) so a rescan never
 forgets unsaved text.
+
+Each workspace folder has its own configuration (the core's search from that
+folder). Folders whose configurations are equal share one :class:`Project` (one
+core workspace and linter, so duplicates are found across them); a folder with a
+configuration of its own is a project of its own. A document belongs to the
+project of the deepest folder that holds it; documents outside every folder to
+the first project.
 """
 
 from __future__ import annotations
@@ -52,160 +59,77 @@ class ScanResult:
     files: list[FileFindings] = field(default_factory=list)  # checked files (empty when not checked yet)
     paths: list[str] = field(default_factory=list)  # every story file read
     unreadable: list[FileFindings] = field(default_factory=list)  # files that could not be read
-    config_error: str | None = None
+    config_error: str | None = None  # the first of config_errors
+    config_errors: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     stories: int = 0
 
 
-class CoreState:
-    """One core :class:`Workspace` and :class:`Linter` per server, driven from one worker thread."""
+class Project:
+    """The folders that share one configuration: one core :class:`Workspace` and :class:`Linter`."""
 
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storytransformer-core")
-        self.config = Config()
-        self.file_config = self.config
+    def __init__(self, state: "CoreState", file_config: Config, roots: list[str]) -> None:
+        self.state = state
+        self.roots = list(roots)
+        self.file_config = file_config
+        self.config = state._with_overrides(file_config)
         self.workspace = Workspace(self.config)
         self.linter: Linter | None = None
-        self.roots: list[str] = []
-        self.rule_overrides: dict[str, str] = {}
-        # path -> (version, text) of open documents; written by the event loop only.
-        self.overlays: dict[str, tuple[int, str]] = {}
-        # path -> version whose text the core workspace holds (None: disk); written by the worker.
-        self.core_version: dict[str, int | None] = {}
-        self._roles: list[str] | None = None  # roles by frequency, rebuilt lazily after changes
+        self._roles: Counter | None = None  # role -> count, rebuilt lazily after changes
+        self._spelling: dict[str, str] = {}
         self.tally = TemplateTally()  # the dominant template's counts, kept current per edit
-        # spaCy in a second process: it loads while the scan reads files and keeps the parser's
-        # memory out of the server (started with the first scan of a workspace).
-        self.parser = None
-
-    async def run(self, fn: Callable[..., T], *args) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        if self.parser is not None:
-            self.parser.close()
-            self.parser = None
 
     def _new_linter(self, ws: Workspace) -> Linter:
-        return Linter(ws, background_parser=self.parser)
+        return Linter(ws, background_parser=self.state.parser)
 
-    def _start_parser(self) -> None:
-        if self.parser is not None or not self.roots:
-            return
-        try:
-            from storytransformer.nlp import BackgroundParser
-
-            self.parser = BackgroundParser()
-        except (OSError, ImportError):  # the parser then runs in this process
-            log.exception("could not start the parser process")
-
-    # -- questions the event loop may ask (cheap, read-only) --------------
-    def is_story_file(self, path: str) -> bool:
-        """A file we lint: known to the workspace, or matching the configured globs or formats."""
-        if path in self.workspace.files:
-            return True
-        if detect_format(path, self.config) is None:
-            return False
-        for root in self.roots:
-            rel = os.path.relpath(path, root)
-            if not rel.startswith(".."):
-                # the walk's rule, links not resolved: a file behind a link out of the root is linted
-                # from the editor's text, never read from disk (see on_disk)
-                return in_tree(path, root, self.config, resolve=False)
-        return True  # a story file opened from outside the workspace: lint it on its own
-
-    def under_roots(self, path: str) -> bool:
-        return any(not os.path.relpath(path, r).startswith("..") for r in self.roots)
-
-    def on_disk(self, path: str) -> bool:
-        """Whether the scan of the roots reads ``path`` from disk (the core's one rule: symbolic links
-        out of a root are not followed)."""
-        return any(in_tree(path, r, self.config) for r in self.roots) and os.path.isfile(path)
-
-    # -- worker-thread functions (called through run) ---------------------
-    def scan(self, roots: list[str], rule_overrides: dict[str, str], check: bool = True) -> ScanResult:
-        """Load the configuration and every story file under ``roots``; check them all (or, with
-        ``check=False``, leave that to :meth:`check_paths` in batches, so edits can come in between)."""
-        result = ScanResult()
-        self.roots = [os.path.normpath(os.path.abspath(r)) for r in roots]
-        self.rule_overrides = dict(rule_overrides)
-        start = Path(self.roots[0]) if self.roots else Path.cwd()
-        try:
-            config = load_config(start=start)
-        except ConfigError as e:
-            result.config_error = str(e)
-            config = Config(root=str(start))
-        self.file_config = config
-        self.config = self._with_overrides(config)
-        self._start_parser()
-        # Parsed files and their findings come from the core's on-disk cache when unchanged.
+    def load(self) -> None:
+        """Read every story file under the roots (parsed files come from the core's on-disk cache)."""
         cache = ResultCache(self.config)
         ws = Workspace.from_paths(self.roots, self.config, cache) if self.roots else Workspace(self.config)
-        self.core_version = {p: None for p in ws.files}
-        for path, (version, text) in list(self.overlays.items()):
-            self._set_text(ws, path, text)
-            self.core_version[path] = version
         self.workspace = ws
         self.linter = self._new_linter(ws)
-        self.tally = TemplateTally.of(ws)
         self._roles = None
-        result.problems = [str(p) for p in ws.problems.values() if p.kind == "error"]
-        result.stories = len(ws)
-        result.paths = list(ws.files)
-        result.unreadable = self._unreadable()
-        if check:
-            result.files = self.check_all()
-        return result
 
-    def reconfigure(self, rule_overrides: dict[str, str]) -> list[FileFindings]:
-        """New severities from the editor's settings: rebuild the linter and check everything again."""
-        self.rule_overrides = dict(rule_overrides)
-        self.config = self._with_overrides(self.file_config)
+    def finish_load(self) -> None:
+        self.tally = TemplateTally.of(self.workspace)
+        self._roles = None
+
+    def reconfigure(self) -> list[FileFindings]:
+        self.config = self.state._with_overrides(self.file_config)
         self.workspace.config = self.config
         self.workspace.cache = ResultCache(self.config)  # findings cached under the new settings' key
         self.linter = self._new_linter(self.workspace)
         return self.check_all()
 
-    def _with_overrides(self, config: Config) -> Config:
-        """The configuration file's settings with the editor's rule severities on top."""
-        if not self.rule_overrides:
-            return config
-        return dataclasses.replace(config, severity={**config.severity, **self.rule_overrides})
-
     def check_all(self) -> list[FileFindings]:
-        return [self._findings(p) for p in self.workspace.files] + self._unreadable()
+        return [self._findings(p) for p in self.workspace.files] + self.unreadable()
 
-    def _unreadable(self) -> list[FileFindings]:
+    def unreadable(self) -> list[FileFindings]:
         return [FileFindings(p.path, None, (), p.message, max((p.line or 1) - 1, 0))
                 for p in self.workspace.problems.values() if p.kind == "error"]
 
     def update(self, path: str, version: int, text: str) -> tuple[FileFindings, list[str]]:
-        """Replace one file's text and check it. Also returns the other files whose findings may have
-        changed (they hold duplicates of a story that changed or moved), to check next."""
         ws = self.workspace
         self._roles = None
         before = self._story_keys(path)
-        problem = self._set_text(ws, path, text)
-        self.core_version[path] = version
+        problem = self.set_text(path, text)
+        self.state.core_version[path] = version
         affected = self._all_but(path) if self._template_moved(path) else self._affected(path, before)
         if problem:
             return FileFindings(path, version, (), problem), affected
         return self._findings(path), affected
 
     def revert(self, path: str) -> tuple[FileFindings, list[str]]:
-        """A document was closed or changed on disk: back to the file on disk (or out of the workspace
-        when it is no longer a story file of it)."""
         ws = self.workspace
         self._roles = None
         before = self._story_keys(path)
-        if self.on_disk(path):
+        if self.state.on_disk(path):
             loaded = ws.load(path)
-            self.core_version[path] = None
+            self.state.core_version[path] = None
             first = self._findings(path) if path in ws.files else FileFindings(path, None, (), getattr(loaded, "message", None))
         else:
             ws.remove(path)
-            self.core_version.pop(path, None)
+            self.state.core_version.pop(path, None)
             first = FileFindings(path, None, ())
         if self._template_moved(path):
             return (self._findings(path) if path in ws.files else first), self._all_but(path)
@@ -229,8 +153,7 @@ class CoreState:
     def _all_but(self, path: str) -> list[str]:
         return sorted(p for p in self.workspace.files if p != path)
 
-    def check_paths(self, paths: Iterable[str], batch: bool = False) -> list[FileFindings]:
-        """Check ``paths``; with ``batch``, the rules' batch hooks (one parser run) go first."""
+    def check_paths(self, paths: list[str], batch: bool = False) -> list[FileFindings]:
         paths = [p for p in paths if p in self.workspace.files]
         if batch and self.linter is not None:
             try:
@@ -240,7 +163,6 @@ class CoreState:
         return [self._findings(p) for p in paths]
 
     def save_caches(self) -> None:
-        """Persist what the rules learnt (parses, findings by file digest) for the next start."""
         if self.linter is not None:
             try:
                 self.linter.save_caches()
@@ -248,14 +170,14 @@ class CoreState:
                 log.exception("saving the caches failed")
 
     def refresh_template(self) -> list[FileFindings]:
-        """Recompute the dominant template (it drifts as stories are edited) and re-check everything."""
         if self.linter is None:
             self.linter = self._new_linter(self.workspace)
         self.linter.refresh_template()
         return self.check_all()
 
-    def roles(self) -> list[str]:
-        """The workspace's roles, most frequent first (one spelling per role, case-insensitively)."""
+    def roles(self, path: str | None = None) -> list[str]:
+        """The roles of ``path`` by frequency, then the project's other roles by frequency (one spelling
+        per role, case-insensitively)."""
         if self._roles is None:
             counts: Counter[str] = Counter()
             spelling: dict[str, Counter[str]] = {}
@@ -264,8 +186,16 @@ class CoreState:
                 if text:
                     counts[text.lower()] += 1
                     spelling.setdefault(text.lower(), Counter())[text] += 1
-            self._roles = [spelling[k].most_common(1)[0][0] for k, _ in counts.most_common()]
-        return self._roles
+            self._roles = counts
+            self._spelling = {k: c.most_common(1)[0][0] for k, c in spelling.items()}
+        own: Counter[str] = Counter()
+        source = self.workspace.files.get(path) if path else None
+        for s in source.stories if source else ():
+            text = " ".join(s.role.text.split()) if s.role else ""
+            if text:
+                own[text.lower()] += 1
+        order = [k for k, _ in own.most_common()] + [k for k, _ in self._roles.most_common() if k not in own]
+        return [self._spelling.get(k, k) for k in order]
 
     def means_marker(self) -> str:
         """How this backlog introduces the means ("I want to", "I'd like to", ...)."""
@@ -273,8 +203,8 @@ class CoreState:
         return {"i want": "I want to", "i'd like": "I'd like to", "i need": "I need to",
                 "i can": "I can"}.get(family, "I want to")
 
-    # -- helpers (worker thread) ------------------------------------------
-    def _set_text(self, ws: Workspace, path: str, text: str) -> str | None:
+    def set_text(self, path: str, text: str) -> str | None:
+        ws = self.workspace
         limit = self.config.max_file_bytes
         if len(text) > limit and len(text.encode("utf-8")) > limit:
             ws.remove(path)
@@ -308,11 +238,221 @@ class CoreState:
             found = tuple(self.linter.check_file(path))
         except Exception as e:  # a rule bug must not take the server down; say where it happened
             log.exception("checking %s failed", path)
-            return FileFindings(path, self.core_version.get(path), (), f"internal error while checking: {e!r}")
-        return FileFindings(path, self.core_version.get(path), found)
+            return FileFindings(path, self.state.core_version.get(path), (), f"internal error while checking: {e!r}")
+        return FileFindings(path, self.state.core_version.get(path), found)
+
+
+class CoreState:
+    """The projects of the workspace folders, driven from one worker thread."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storytransformer-core")
+        self.roots: list[str] = []
+        self.rule_overrides: dict[str, str] = {}
+        self.projects: list[Project] = [Project(self, Config(), [])]
+        # root -> the configuration file's settings in force for it (kept when a new one is bad)
+        self.file_configs: dict[str, Config] = {}
+        # path -> (version, text) of open documents; written by the event loop only.
+        self.overlays: dict[str, tuple[int, str]] = {}
+        # path -> version whose text the core workspace holds (None: disk); written by the worker.
+        self.core_version: dict[str, int | None] = {}
+        # spaCy in a second process: it loads while the scan reads files and keeps the parser's
+        # memory out of the server (started with the first scan of a workspace).
+        self.parser = None
+
+    # The first project's state, for callers that know only one folder.
+    @property
+    def config(self) -> Config:
+        return self.projects[0].config
+
+    @property
+    def file_config(self) -> Config:
+        return self.projects[0].file_config
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.projects[0].workspace
+
+    @property
+    def linter(self) -> Linter | None:
+        return self.projects[0].linter
+
+    async def run(self, fn: Callable[..., T], *args) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.parser is not None:
+            self.parser.close()
+            self.parser = None
+
+    def _start_parser(self) -> None:
+        if self.parser is not None or not self.roots:
+            return
+        try:
+            from storytransformer.nlp import BackgroundParser
+
+            self.parser = BackgroundParser()
+        except (OSError, ImportError):  # the parser then runs in this process
+            log.exception("could not start the parser process")
+
+    def _with_overrides(self, config: Config) -> Config:
+        """The configuration file's settings with the editor's rule severities on top."""
+        if not self.rule_overrides:
+            return config
+        return dataclasses.replace(config, severity={**config.severity, **self.rule_overrides})
+
+    # -- which project a path belongs to (cheap, read-only) ---------------
+    def _root_of(self, path: str) -> str | None:
+        best = None
+        for root in self.roots:
+            if within_root(path, root) and (best is None or len(root) > len(best)):
+                best = root
+        return best
+
+    def project_for(self, path: str | None) -> Project:
+        root = self._root_of(path) if path else None
+        if root is not None:
+            for p in self.projects:
+                if root in p.roots:
+                    return p
+        return self.projects[0]
+
+    def config_for(self, path: str) -> Config:
+        return self.project_for(path).config
+
+    def has_file(self, path: str) -> bool:
+        return path in self.project_for(path).workspace.files
+
+    # -- questions the event loop may ask (cheap, read-only) --------------
+    def is_story_file(self, path: str) -> bool:
+        """A file we lint: known to the workspace, or matching the configured globs or formats."""
+        project = self.project_for(path)
+        if path in project.workspace.files:
+            return True
+        if detect_format(path, project.config) is None:
+            return False
+        root = self._root_of(path)
+        if root is not None:
+            # the walk's rule, links not resolved: a file behind a link out of the root is linted
+            # from the editor's text, never read from disk (see on_disk)
+            return in_tree(path, root, project.config, resolve=False)
+        return True  # a story file opened from outside the workspace: lint it on its own
+
+    def under_roots(self, path: str) -> bool:
+        return self._root_of(path) is not None
+
+    def on_disk(self, path: str) -> bool:
+        """Whether the scan of the roots reads ``path`` from disk (the core's one rule: symbolic links
+        out of a root are not followed)."""
+        root = self._root_of(path)
+        return root is not None and in_tree(path, root, self.project_for(path).config) and os.path.isfile(path)
+
+    # -- worker-thread functions (called through run) ---------------------
+    def read_configs(self, roots: list[str], keep_previous: bool) -> tuple[dict[str, Config], list[str]]:
+        """Each root's configuration (the core's loader, trust rules included) and the errors met. A root
+        whose file is bad gets its previous configuration (``keep_previous``) or the defaults."""
+        roots = [os.path.normpath(os.path.abspath(r)) for r in roots] or [os.getcwd()]
+        configs: dict[str, Config] = {}
+        errors: list[str] = []
+        for root in roots:
+            try:
+                configs[root] = load_config(start=Path(root))
+            except ConfigError as e:
+                errors.append(str(e))
+                previous = self.file_configs.get(root) if keep_previous else None
+                configs[root] = previous if previous is not None else Config(root=root)
+        return configs, errors
+
+    def configs_differ(self, configs: dict[str, Config]) -> bool:
+        return configs != self.file_configs
+
+    def scan(self, roots: list[str], rule_overrides: dict[str, str], check: bool = True,
+             configs: dict[str, Config] | None = None) -> ScanResult:
+        """Load each folder's configuration (or take ``configs``) and every story file under ``roots``;
+        check them all (or, with ``check=False``, leave that to :meth:`check_paths` in batches, so edits
+        can come in between)."""
+        result = ScanResult()
+        self.roots = [os.path.normpath(os.path.abspath(r)) for r in roots]
+        self.rule_overrides = dict(rule_overrides)
+        if configs is None:
+            configs, result.config_errors = self.read_configs(self.roots, keep_previous=False)
+            result.config_error = result.config_errors[0] if result.config_errors else None
+        self.file_configs = dict(configs)
+        self._start_parser()
+        projects: list[Project] = []
+        for root, cfg in configs.items():
+            same = next((p for p in projects if p.file_config == cfg), None)
+            if same is None:
+                projects.append(Project(self, cfg, [root] if root in self.roots else []))
+            elif root in self.roots:
+                same.roots.append(root)
+        self.projects = projects or [Project(self, Config(), [])]
+        self.core_version = {}
+        for project in self.projects:
+            project.load()
+            self.core_version.update({p: None for p in project.workspace.files})
+        for path, (version, text) in list(self.overlays.items()):
+            self.project_for(path).set_text(path, text)
+            self.core_version[path] = version
+        for project in self.projects:
+            project.finish_load()
+            ws = project.workspace
+            result.problems += [str(p) for p in ws.problems.values() if p.kind == "error"]
+            result.stories += len(ws)
+            result.paths += list(ws.files)
+            result.unreadable += project.unreadable()
+        if check:
+            result.files = self.check_all()
+        return result
+
+    def reconfigure(self, rule_overrides: dict[str, str]) -> list[FileFindings]:
+        """New severities from the editor's settings: rebuild the linters and check everything again."""
+        self.rule_overrides = dict(rule_overrides)
+        return [ff for p in self.projects for ff in p.reconfigure()]
+
+    def check_all(self) -> list[FileFindings]:
+        return [ff for p in self.projects for ff in p.check_all()]
+
+    def update(self, path: str, version: int, text: str) -> tuple[FileFindings, list[str]]:
+        """Replace one file's text and check it. Also returns the other files whose findings may have
+        changed (they hold duplicates of a story that changed or moved), to check next."""
+        return self.project_for(path).update(path, version, text)
+
+    def revert(self, path: str) -> tuple[FileFindings, list[str]]:
+        """A document was closed or changed on disk: back to the file on disk (or out of the workspace
+        when it is no longer a story file of it)."""
+        return self.project_for(path).revert(path)
+
+    def check_paths(self, paths: Iterable[str], batch: bool = False) -> list[FileFindings]:
+        """Check ``paths``; with ``batch``, the rules' batch hooks (one parser run) go first."""
+        groups: dict[int, list[str]] = {}
+        for path in paths:
+            groups.setdefault(id(self.project_for(path)), []).append(path)
+        out: list[FileFindings] = []
+        for project in self.projects:
+            if id(project) in groups:
+                out += project.check_paths(groups[id(project)], batch)
+        return out
+
+    def save_caches(self) -> None:
+        """Persist what the rules learnt (parses, findings by file digest) for the next start."""
+        for p in self.projects:
+            p.save_caches()
+
+    def refresh_template(self) -> list[FileFindings]:
+        """Recompute the dominant template (it drifts as stories are edited) and re-check everything."""
+        return [ff for p in self.projects for ff in p.refresh_template()]
+
+    def roles(self, path: str | None = None) -> list[str]:
+        """Roles for a story typed in ``path``: that file's, then its project's, most frequent first."""
+        return self.project_for(path).roles(path)
+
+    def means_marker(self, path: str | None = None) -> str:
+        return self.project_for(path).means_marker()
 
     def story_at(self, path: str, line: int):
-        source = self.workspace.files.get(path)
+        source = self.project_for(path).workspace.files.get(path)
         if source is None:
             return None
         for s in source.stories:
@@ -335,6 +475,10 @@ class CoreState:
         return found
 
     def stories_by_id(self, path: str) -> dict:
-        source = self.workspace.files.get(path)
+        source = self.project_for(path).workspace.files.get(path)
         return {s.id: s for s in source.stories} if source else {}
 
+
+def within_root(path: str, root: str) -> bool:
+    rel = os.path.relpath(path, root)
+    return rel != ".." and not rel.startswith(".." + os.sep)

@@ -111,8 +111,8 @@ def register(server: "StoryServer") -> None:
         before = line_text[:col]
         core = server.core
 
-        roles = await core.run(core.roles)
-        marker = await core.run(core.means_marker)
+        roles = await core.run(core.roles, path)
+        marker = await core.run(core.means_marker, path)
         items = [types.InlineCompletionItem(
             insert_text=s.text,
             range=types.Range(start=types.Position(params.position.line, utf16_len(line_text[:s.start])),

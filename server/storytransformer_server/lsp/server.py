@@ -125,20 +125,21 @@ class StoryServer(LanguageServer):
             roots = [root] if root else []
         return roots
 
-    async def scan_workspace(self) -> None:
+    async def scan_workspace(self, configs: dict | None = None) -> None:
         """Load every story file of the workspace, then check it in batches (open documents first), showing
-        results as they come; an edit made meanwhile is checked between two batches, not after the scan."""
+        results as they come; an edit made meanwhile is checked between two batches, not after the scan.
+        ``configs`` (root -> Config): configurations already read (a reload), instead of reading them."""
         d = self.diagnostics
         async with self.progress("StoryTransformer", "reading the workspace") as report:
             try:
-                result = await self.core.run(self.core.scan, self.roots(), self.options.rules, False)
+                result = await self.core.run(self.core.scan, self.roots(), self.options.rules, False, configs)
             except Exception as e:
                 log.exception("workspace scan failed")
                 self.show(f"the workspace scan failed: {e}", types.MessageType.Error)
                 d.scanned.set()
                 return
-            if result.config_error:
-                self.show(f"{result.config_error} (using the default configuration)", types.MessageType.Error)
+            for error in result.config_errors:
+                self.show(f"{error} (using the default configuration)", types.MessageType.Error)
             configuration.review_project_config(self)  # ignored config files; untrusted remote settings
             for problem in result.problems[:5]:
                 log.warning("%s", problem)

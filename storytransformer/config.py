@@ -118,6 +118,7 @@ class Config:
     severity: dict[str, str] = field(default_factory=dict)  # code -> error | warning | info | hint | off
     vague_words: list[str] = field(default_factory=lambda: list(DEFAULT_VAGUE_WORDS))
     extend_vague_words: list[str] = field(default_factory=list)
+    accepted_words: list[str] = field(default_factory=list)  # never vague in this project (removed from both lists)
     solution_words: list[str] = field(default_factory=lambda: list(DEFAULT_SOLUTION_WORDS))
     extend_solution_words: list[str] = field(default_factory=list)
     template: str = "As a {role}, I want to {means}, so that {ends}."
@@ -135,7 +136,8 @@ class Config:
 
     @property
     def all_vague_words(self) -> list[str]:
-        return self.vague_words + self.extend_vague_words
+        accepted = {w.strip().lower() for w in self.accepted_words}
+        return [w for w in self.vague_words + self.extend_vague_words if w.strip().lower() not in accepted]
 
     @property
     def all_solution_words(self) -> list[str]:

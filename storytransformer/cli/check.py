@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--fix", action="store_true", help="apply safe fixes in place (with -: print the fixed text)")
     p.add_argument("--diff", action="store_true",
                    help="with --fix, print a unified diff of what would change and write nothing (exit 1 if anything would)")
-    p.add_argument("--show-fixes", action="store_true", help="list the fixes applied (or, with --diff, that would be) per file")
+    p.add_argument("--show-fixes", action="store_true", help="with --fix, list the fixes applied (with --diff, that would be) per file")
     p.add_argument("--follow-symlinks", action="store_true",
                    help="let --fix and -o write through a symbolic link to its target (refused otherwise)")
     p.add_argument("--unsafe-fixes", action="store_true", help="with --fix, also apply fixes that change a story's meaning (splits)")
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             print(p, file=err)
     if stdin_fix:
         _print_stdin(args, fixed, contents)
-    if args.show_fixes:
+    if args.show_fixes and args.fix:
         print(fixes_listing({r.path: r.applied for r in fixed}),
               file=to if args.format == "text" and not args.output else err)
     to.flush()  # findings before the summary when both streams go to one terminal or log

@@ -251,7 +251,9 @@ def load_file(path: str, config: Config, cache=None, data: bytes | None = None) 
     if cache is not None:
         from .cache import content_digest
 
-        digest = content_digest(data)
+        # The file's name is part of the key: the format comes from its suffix and story ids from its
+        # stem, so two files with the same bytes under other names must not share a parse.
+        digest = content_digest(os.path.basename(path).encode("utf-8", "surrogateescape") + b"\0" + data)
         cached = cache.source(digest, path)
         if cached is not None:
             cached.digest = digest

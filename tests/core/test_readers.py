@@ -91,3 +91,24 @@ def test_format_detection_by_glob_and_suffix():
     assert detect_format("backlog/x.md", cfg) == "text"
     assert detect_format("docs/x.md", cfg) == "markdown"
     assert detect_format("x.feature") == "gherkin"
+
+
+def test_same_bytes_under_other_names_are_parsed_for_each_name(tmp_path):
+    """The parse cache keys a file by its name too: the format and the story ids depend on it."""
+    from storytransformer.cache import ResultCache
+    from storytransformer.config import Config
+    from storytransformer.workspace import Workspace
+
+    body = "- As a member, I want to renew a loan, so that I keep reading.\n"
+    (tmp_path / "a.md").write_text(body)
+    (tmp_path / "b.txt").write_text(body)
+    config = Config()
+    config.root = str(tmp_path)
+    for _ in range(2):  # the second run reads the cache the first wrote
+        cache = ResultCache(config, root=tmp_path / "cache")
+        ws = Workspace(config, cache)
+        md, txt = ws.load(str(tmp_path / "a.md")), ws.load(str(tmp_path / "b.txt"))
+        cache.save()
+        assert md.format == "markdown" and txt.format == "text", (md.format, txt.format)
+        assert md.stories[0].id != txt.stories[0].id
+        assert md.stories[0].text.startswith("As a member") and txt.stories[0].text.startswith("- As a member")

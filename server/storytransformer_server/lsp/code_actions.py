@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from .convert import document_edit, lsp_range, path_to_uri, same_lines, text_edit, uri_to_path, whole_lines
+from . import ignore
 from .fix_all import FIX_ALL, fix_all_action
 from .model import ModelUnavailable
 
@@ -40,10 +41,12 @@ def quick_fixes(server: "StoryServer", uri: str, pub, rng: types.Range, only) ->
     model_on = server.options.daemon.enabled
     offset = len(pub.diagnostics) - len(pub.findings.findings)
     rewrite_for: dict[str, types.Diagnostic] = {}
+    here: list = []
     for i, finding in enumerate(pub.findings.findings):
         if not same_lines(lsp_range(finding.range), rng):
             continue
         diag = pub.diagnostics[i + offset]
+        here.append((finding, diag))
         if finding.fix is not None and wanted(types.CodeActionKind.QuickFix, only):
             actions.append(types.CodeAction(
                 title=finding.fix.title, kind=types.CodeActionKind.QuickFix, diagnostics=[diag],
@@ -56,6 +59,9 @@ def quick_fixes(server: "StoryServer", uri: str, pub, rng: types.Range, only) ->
                     data={"action": "merge", "uri": uri, "version": pub.version, "story": finding.story_id,
                           "with": {"file": rel.file, "id": rel.story_id}}))
         rewrite_for.setdefault(finding.story_id, diag)
+    if here and wanted(types.CodeActionKind.QuickFix, only):
+        # after the fixes, so an editor's first (preferred) action stays the fix
+        actions.extend(ignore.actions(server, uri, pub, [f for f, _ in here], [d for _, d in here]))
     if model_on and wanted(types.CodeActionKind.RefactorRewrite, only):
         for story_id, diag in rewrite_for.items():
             actions.append(types.CodeAction(

@@ -21,7 +21,7 @@ from lsprotocol import types
 
 from storytransformer.findings import Finding
 
-from . import limits
+from . import config_reload, limits
 from .convert import SOURCE, diagnostic, path_to_uri, uri_to_path
 from .documents import FileFindings
 
@@ -287,7 +287,9 @@ def register(server: "StoryServer") -> None:
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     async def did_change_watched_files(params: types.DidChangeWatchedFilesParams) -> None:
         paths = [p for p in (uri_to_path(c.uri) for c in params.changes) if p]
-        await d.reload(paths)
+        if any(config_reload.is_config_file(p) for p in paths):
+            await server.config_reload.reload()
+        await d.reload([p for p in paths if not config_reload.is_config_file(p)])
 
     @server.feature(types.TEXT_DOCUMENT_DIAGNOSTIC,
                     types.DiagnosticOptions(identifier=SOURCE, inter_file_dependencies=True,

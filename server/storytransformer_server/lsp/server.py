@@ -15,7 +15,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
-from . import code_actions, commands, configuration, diagnostics, inline, semantic, stdio
+from . import code_actions, commands, completion, config_reload, configuration, diagnostics, hover, ignore, inline, semantic, stdio
 from .convert import path_to_uri, uri_to_path
 from .documents import CoreState
 from .model import EngineStatus, ModelAdapter
@@ -46,6 +46,7 @@ class StoryServer(LanguageServer):
         self.model = ModelAdapter(on_status=self.send_engine_status, on_index_changed=self._index_changed)
         self.diagnostics = diagnostics.Diagnostics(self)
         self.semantic = semantic.Semantic(self)
+        self.config_reload = config_reload.ConfigReload(self)
         # (path, version, story id) -> model rewrite, kept for fix-all on save
         self.model_rewrites: dict[tuple[str, int | None, str], str] = {}
 
@@ -180,9 +181,10 @@ def create_server() -> StoryServer:
     async def initialized(params: types.InitializedParams) -> None:
         fetched = await configuration.fetch_client_settings(server)
         await configuration.apply_settings(server, configuration.merge_settings(server.init_settings, fetched))
+        loop = asyncio.get_running_loop()
+        server.watchers = loop.create_task(config_reload.register_watchers(server))  # never waits on the client
         await server.scan_workspace()
         server.send_engine_status(server.model.status)
-        loop = asyncio.get_running_loop()
         if server.semantic.wanted:
             # Semantic duplicates need the daemon's index: connect now (starting it when allowed).
             loop.create_task(server.semantic.start())
@@ -200,6 +202,9 @@ def create_server() -> StoryServer:
     diagnostics.register(server)
     code_actions.register(server)
     inline.register(server)
+    completion.register(server)
+    hover.register(server)
+    ignore.register(server)
     commands.register(server)
     configuration.register(server)
     return server

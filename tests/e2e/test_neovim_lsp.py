@@ -29,14 +29,15 @@ As a visitor, I want to search the catalogue, so that I can find a book.
 pytestmark = pytest.mark.slow
 
 
-def run_neovim(root: Path, file: Path, fix_line: int = -1) -> dict:
+def run_neovim(root: Path, file: Path, fix_line: int = -1, hover: str = "", complete: str = "") -> dict:
     nvim = shutil.which("nvim")
     if nvim is None:
         pytest.skip("nvim not installed (scripts/test-tools.d/20-neovim.sh installs it)")
     out = root / "nvim-result.json"
     runtime = tempfile.mkdtemp(prefix="st-nvim-")
     env = {**os.environ, "ST_PYTHON": sys.executable, "ST_ROOT": str(root), "ST_FILE": str(file),
-           "ST_OUT": str(out), "ST_FIX_LINE": str(fix_line), "XDG_RUNTIME_DIR": runtime, "HF_HUB_OFFLINE": "1",
+           "ST_OUT": str(out), "ST_FIX_LINE": str(fix_line),
+           "ST_HOVER": hover, "ST_COMPLETE": complete, "XDG_RUNTIME_DIR": runtime, "HF_HUB_OFFLINE": "1",
            "XDG_CONFIG_HOME": runtime, "XDG_DATA_HOME": runtime, "XDG_STATE_HOME": runtime,
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "server"), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([nvim, "--headless", "--clean", "-n", "-c", f"luafile {SCRIPT}"], env=env, cwd=root,
@@ -79,3 +80,14 @@ def test_neovim_on_a_real_backlog(real_backlogs, tmp_path):
     lines = target.read_text("utf-8").splitlines()
     assert result["before"] and all(d["code"] in RULES for d in result["before"])
     assert all(0 <= d["line"] < len(lines) for d in result["before"])
+
+
+def test_neovim_shows_a_hover_and_completes_a_role(tmp_path):
+    story_file = tmp_path / "stories.txt"
+    story_file.write_text(STORIES + "As a librarian, I want to retire old titles, so that the shelves have room.\n", "utf-8")
+    line = STORIES.splitlines()[2]
+    result = run_neovim(tmp_path, story_file, hover=f"2:{line.index('(see') + 2}", complete="As a li")
+    assert result["got_diagnostics"]
+    hover = "\n".join(result["hover_lines"])
+    assert "**ST301 bracketed-text**" in hover and "**Why it matters**" in hover and "**Example:**" in hover
+    assert result["completions"][0] == "librarian, I want to "

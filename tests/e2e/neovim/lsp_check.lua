@@ -1,6 +1,7 @@
 -- Drives Neovim (0.7+) against `storytransformer lsp`: open a story file, wait for diagnostics,
 -- apply a quick fix, wait for the diagnostics to follow, write what happened as JSON, quit.
--- Environment: ST_PYTHON, ST_ROOT, ST_FILE, ST_OUT, ST_FIX_LINE (0-based line of a fixable story).
+-- Environment: ST_PYTHON, ST_ROOT, ST_FILE, ST_OUT, ST_FIX_LINE (0-based line of a fixable story),
+-- ST_HOVER ("line:col", 0-based: hover there), ST_COMPLETE (text typed on a new last line, then completion).
 local out = {}
 
 local function finish()
@@ -39,6 +40,39 @@ local function run()
   vim.lsp.buf_attach_client(buf, client_id)
   out.got_diagnostics = vim.wait(60000, function() return #vim.diagnostic.get(buf) > 0 end, 50)
   out.before = diagnostics(buf)
+
+  local hover = os.getenv("ST_HOVER") or ""
+  if hover ~= "" then
+    local line, col = hover:match("(%d+):(%d+)")
+    local params = { textDocument = vim.lsp.util.make_text_document_params(buf),
+                     position = { line = tonumber(line), character = tonumber(col) } }
+    local responses = vim.lsp.buf_request_sync(buf, "textDocument/hover", params, 20000) or {}
+    for _, resp in pairs(responses) do
+      if resp.result and resp.result.contents then
+        out.hover = resp.result.contents.value or resp.result.contents
+        -- what Neovim itself shows in its hover window
+        out.hover_lines = vim.lsp.util.convert_input_to_markdown_lines(resp.result.contents)
+      end
+    end
+  end
+
+  local typed = os.getenv("ST_COMPLETE") or ""
+  if typed ~= "" then
+    local last = vim.api.nvim_buf_line_count(buf)
+    vim.api.nvim_buf_set_lines(buf, last, last, false, { typed })
+    vim.wait(300)
+    local params = { textDocument = vim.lsp.util.make_text_document_params(buf),
+                     position = { line = last, character = #typed } }
+    local responses = vim.lsp.buf_request_sync(buf, "textDocument/completion", params, 20000) or {}
+    out.completions = {}
+    for _, resp in pairs(responses) do
+      local result = resp.result or {}
+      -- the items as Neovim's own completion (omnifunc) turns them into complete-items
+      for _, item in ipairs(vim.lsp.util.text_document_completion_list_to_complete_items(result, "")) do
+        table.insert(out.completions, item.word)
+      end
+    end
+  end
 
   local fix_line = tonumber(os.getenv("ST_FIX_LINE") or "-1")
   if fix_line >= 0 then

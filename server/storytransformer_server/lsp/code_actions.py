@@ -36,7 +36,8 @@ def wanted(kind: str, only: list[str] | None, explicit: bool = False) -> bool:
     return any(kind == o or kind.startswith(o + ".") for o in only)
 
 
-def quick_fixes(server: "StoryServer", uri: str, pub, rng: types.Range, only) -> list[types.CodeAction]:
+def quick_fixes(server: "StoryServer", uri: str, pub, rng: types.Range, only,
+                stories: dict | None = None) -> list[types.CodeAction]:
     actions: list[types.CodeAction] = []
     model_on = server.options.daemon.enabled
     offset = len(pub.diagnostics) - len(pub.findings.findings)
@@ -61,7 +62,7 @@ def quick_fixes(server: "StoryServer", uri: str, pub, rng: types.Range, only) ->
         rewrite_for.setdefault(finding.story_id, diag)
     if here and wanted(types.CodeActionKind.QuickFix, only):
         # after the fixes, so an editor's first (preferred) action stays the fix
-        actions.extend(ignore.actions(server, uri, pub, [f for f, _ in here], [d for _, d in here]))
+        actions.extend(ignore.actions(server, uri, pub, [f for f, _ in here], [d for _, d in here], stories or {}))
     if model_on and wanted(types.CodeActionKind.RefactorRewrite, only):
         for story_id, diag in rewrite_for.items():
             actions.append(types.CodeAction(
@@ -140,7 +141,8 @@ def register(server: "StoryServer") -> None:
         if wanted(types.CodeActionKind.QuickFix, only) or wanted(types.CodeActionKind.RefactorRewrite, only):
             pub = await server.diagnostics.ensure_current(path)
             if pub is not None:
-                actions.extend(quick_fixes(server, uri, pub, params.range, only))
+                stories = await server.core.run(server.core.stories_by_id, path)
+                actions.extend(quick_fixes(server, uri, pub, params.range, only, stories))
         return actions or None
 
     @server.feature(types.CODE_ACTION_RESOLVE)

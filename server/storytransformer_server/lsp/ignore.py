@@ -102,8 +102,9 @@ def insert_edit(uri: str, version: int | None, at: tuple[int, str]) -> types.Wor
         edits=[types.TextEdit(range=types.Range(start=pos, end=pos), new_text=text)])])
 
 
-def actions(server: "StoryServer", uri: str, pub, findings, diags) -> list[types.CodeAction]:
-    """The ignore and accept actions for ``findings`` (with their diagnostics ``diags``) of one document."""
+def actions(server: "StoryServer", uri: str, pub, findings, diags, stories: dict) -> list[types.CodeAction]:
+    """The ignore and accept actions for ``findings`` (with their diagnostics ``diags``) of one document whose
+    stories by id are ``stories`` (read on the core's thread)."""
     doc = server.open_document(uri)
     path = uri_to_path(uri)
     if doc is None or path is None:
@@ -112,7 +113,6 @@ def actions(server: "StoryServer", uri: str, pub, findings, diags) -> list[types
 
     fmt = detect_format(path, server.core.config_for(path)) or "text"
     lines = doc.lines
-    stories = server.core.stories_by_id(path)
     out: list[types.CodeAction] = []
     seen: set = set()
     for finding, diag in zip(findings, diags):

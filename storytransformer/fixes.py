@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from .findings import Fix, TextEdit
+from .injection import injection_reasons
 from .story import Part, Position, Range, Story, sub_range
 
 NOTE_PREFIX = {"text": "# Note: ", "gherkin": "# Note: "}
@@ -106,6 +107,8 @@ def split_story(story: Story, means_parts: tuple[str, ...], lines: list[str]) ->
         return None
     if story.role is None or not story.role.text.strip():
         return None
+    if injection_reasons(story.text):
+        return None  # never copy markup or instructions into two new stories: split by hand
     parts = complete_actions(tuple(means_parts))
     if parts is None:
         return None

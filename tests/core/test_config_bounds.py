@@ -128,7 +128,8 @@ def test_daemon_settings_are_bounded_and_parse_errors_are_clear(tmp_path):
 
     for body, named in [("idle_unload_s = nan\n", "idle_unload_s"), ("request_deadline_s = inf\n", "request_deadline_s"),
                         ("max_message_bytes = 100000000000\n", "max_message_bytes"), (DEEP, "nested too deeply"),
-                        ("debounce_s = 1e300\n", "debounce_s")]:
+                        ("debounce_s = 1e300\n", "debounce_s"), ("handshake_timeout_s = nan\n", "handshake_timeout_s"),
+                        ("max_connections = 0\n", "max_connections")]:
         p = tmp_path / "daemon.toml"
         p.write_text(body)
         with pytest.raises(SettingsError) as e:

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from .protocol import DEFAULT_MAX_MESSAGE_BYTES
+from .protocol import DEFAULT_HANDSHAKE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_BYTES
 
 CONFIG_ENV = "STORYTRANSFORMER_DAEMON_CONFIG"
 
@@ -24,6 +24,7 @@ MAX_SETTINGS_BYTES = 1_000_000
 UPPER = {  # upper bounds of the numeric settings (lower bounds: validate)
     "idle_unload_s": 30 * 86_400, "idle_exit_s": 30 * 86_400, "request_deadline_s": 86_400,
     "debounce_s": 60, "max_batch_delay_s": 600, "max_message_bytes": 1 << 30,
+    "max_connections": 10_000, "handshake_timeout_s": 3_600,
 }
 
 
@@ -42,12 +43,16 @@ class DaemonSettings:
     tcp_port: int = 0  # 0 = no TCP listener; otherwise 127.0.0.1 only, with a token
     token_file: str = ""  # "" = <runtime dir>/tcp-token (created 0600)
     log_level: str = "INFO"
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per listener; more are answered an error and closed
+    handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S  # a connection silent this long without a handshake is closed
 
     def validate(self, source: str = "<settings>") -> "DaemonSettings":
         for name, high in UPPER.items():  # finite and bounded: nan, inf or 1e300 never reach a timer or a buffer
             value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value) or value > high:
                 raise SettingsError(f"{source}: '{name}' must be a finite number of at most {high:,}, not {value!r}")
+        if self.max_connections < 1 or self.handshake_timeout_s <= 0:
+            raise SettingsError(f"{source}: 'max_connections' must be >= 1 and 'handshake_timeout_s' > 0")
         for name in ("idle_unload_s", "idle_exit_s", "debounce_s", "max_batch_delay_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{source}: '{name}' must be >= 0")

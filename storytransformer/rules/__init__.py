@@ -9,7 +9,7 @@ configuration, applied in :mod:`storytransformer.lint`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from ..findings import Finding, Severity
 
@@ -19,6 +19,28 @@ DOCS_URL = "https://github.com/storytransformer/storytransformer/blob/main/docs/
 # brackets, vague terms) look only at its first MAX_STORY_CHARS characters: a 1 MB story
 # ("read and read and ...") then costs what a 2,000-character one does.
 MAX_STORY_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Example:
+    """A worked example of a rule: a story (or, for rules that compare stories, a small backlog whose
+    LAST line is the story the example is about) and whether the rule flags that story."""
+
+    text: str
+    flagged: bool
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    def shown(self, limit: int = 160) -> str:
+        """One line for docs and hover: the backlog's lines joined with ' / ', a long story cut short."""
+        parts = []
+        for line in self.lines:
+            if len(line) > limit:
+                line = f"{line[:limit].rstrip()}… ({len(line):,} characters)"
+            parts.append(line)
+        return " / ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,18 @@ class Rule:
     default_on: bool
     check: Callable[..., Iterable[Finding]] | None
     unsafe_fix: bool = False  # the fix changes what the story asks for: only with --unsafe-fixes
+    fix: str = ""  # how to fix a finding, in one sentence (hover, docs, `storytransformer rules CODE`)
+    examples: tuple[Example, ...] = ()  # at least one flagged and one unflagged; tests lint each
+
+    @property
+    def before(self) -> Example | None:
+        """The first example the rule flags."""
+        return next((e for e in self.examples if e.flagged), None)
+
+    @property
+    def after(self) -> Example | None:
+        """The first example the rule does not flag."""
+        return next((e for e in self.examples if not e.flagged), None)
 
     @property
     def url(self) -> str:
@@ -45,20 +79,24 @@ PREPARE: dict[str, Callable] = {}  # rule code -> hook, run only when the rule i
 
 
 def rule(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
-         fixable: bool = False, scope: str = "story", default_on: bool = True, unsafe_fix: bool = False):
-    """Register the decorated function as rule ``code``."""
+         fixable: bool = False, scope: str = "story", default_on: bool = True, unsafe_fix: bool = False,
+         fix: str = "", examples: Sequence[Example] = ()):
+    """Register the decorated function as rule ``code``, with its fix hint and worked examples."""
 
     def register(fn):
-        RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, fn, unsafe_fix)
+        RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, fn, unsafe_fix,
+                           fix, tuple(examples))
         return fn
 
     return register
 
 
 def declare(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
-            fixable: bool = False, scope: str = "semantic", default_on: bool = True) -> None:
+            fixable: bool = False, scope: str = "semantic", default_on: bool = True,
+            fix: str = "", examples: Sequence[Example] = ()) -> None:
     """Declare a rule whose findings are produced elsewhere (the similarity index, the engine)."""
-    RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, None)
+    RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, None,
+                       fix=fix, examples=tuple(examples))
 
 
 def _load_all() -> None:

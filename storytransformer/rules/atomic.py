@@ -6,13 +6,16 @@ from ..findings import Finding, Severity
 from ..fixes import split_story
 from ..nlp import MAX_ACTIONS
 from ..story import sub_range
-from . import MAX_STORY_CHARS, PREPARE, rule
+from . import MAX_STORY_CHARS, PREPARE, Example, rule
 
 CRITERION = "atomic"
 
 
 @rule("ST201", "conjoined-actions", CRITERION, Severity.WARNING,
-      "The means joins two or more actions with and / or / & / slash: split the story.", fixable=True, unsafe_fix=True)
+      "The means joins two or more actions with and / or / & / slash: split the story.", fixable=True, unsafe_fix=True,
+      fix="Split the story: one action per story (the quick fix does it).",
+      examples=(Example("As a user, I want to add and delete tags.", flagged=True),
+                Example("As a user, I want to add tags.", flagged=False)))
 def conjoined_actions(story, ctx):
     if story.means is None:
         return

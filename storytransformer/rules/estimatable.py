@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 
 from ..findings import Finding, Severity
-from . import MAX_STORY_CHARS, rule
+from . import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "estimatable"
 EPIC_VERBS = re.compile(r"^(?:be able to\s+)?(manage|administer|administrate|maintain|handle|control)\s+(all|every|the whole|everything)\b", re.I)
 
 
 @rule("ST901", "epic-sized", CRITERION, Severity.INFO,
-      "The story is long or asks for a whole area ('manage all ...'): likely an epic to split.")
+      "The story is long or asks for a whole area ('manage all ...'): likely an epic to split.",
+      fix="Split the epic into stories that each deliver one thing.",
+      examples=(Example("As an admin, I want to manage all users.", flagged=True),
+                Example("As an admin, I want to deactivate a user.", flagged=False)))
 def epic_sized(story, ctx):
     if story.means is None:
         return
@@ -30,7 +33,11 @@ def epic_sized(story, ctx):
 
 @rule("ST902", "too-long", CRITERION, Severity.WARNING,
       f"The story is longer than {MAX_STORY_CHARS:,} characters: too long to estimate, and only its first "
-      f"{MAX_STORY_CHARS:,} characters are checked for conjunctions, brackets and vague terms.")
+      f"{MAX_STORY_CHARS:,} characters are checked for conjunctions, brackets and vague terms.",
+      fix="Cut the story down to role, means and ends; keep the rest as notes.",
+      examples=(Example("As a researcher, I want to read the report, so that I can cite "
+                        + "the findings of the annual review " * 70 + "in my paper.", flagged=True),
+                Example("As a researcher, I want to read the report, so that I can cite it.", flagged=False)))
 def too_long(story, ctx):
     n = len(story.text)
     if n > MAX_STORY_CHARS:

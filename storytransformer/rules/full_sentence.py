@@ -7,13 +7,16 @@ import re
 from ..findings import Finding, Fix, Severity, TextEdit
 from ..fixes import join_sentences
 from ..story import Range, sub_range
-from . import rule
+from . import Example, rule
 
 CRITERION = "full-sentence"
 
 
 @rule("ST401", "sentence-fragment", CRITERION, Severity.WARNING,
-      "The text starts in lower case: a fragment, often the rest of a line broken in two.")
+      "The text starts in lower case: a fragment, often the rest of a line broken in two.",
+      fix="Join the fragment to the line it belongs to, or start the story with a capital.",
+      examples=(Example("so that I can find a book.", flagged=True),
+                Example("As a visitor, I want to search, so that I can find a book.", flagged=False)))
 def sentence_fragment(story, ctx):
     first = story.text.lstrip()[:1]
     if first.isalpha() and first.islower() and story.role is None:
@@ -22,7 +25,10 @@ def sentence_fragment(story, ctx):
 
 
 @rule("ST402", "split-sentence", CRITERION, Severity.WARNING,
-      "A full stop splits the story before its ends ('... status. So that I can ...').", fixable=True)
+      "A full stop splits the story before its ends ('... status. So that I can ...').", fixable=True,
+      fix="Join the sentences: '..., so that ...' (the quick fix does it).",
+      examples=(Example("As a user, I want to see my status. So that I can plan.", flagged=True),
+                Example("As a user, I want to see my status, so that I can plan.", flagged=False)))
 def split_sentence(story, ctx):
     ends = story.ends
     if ends is None or ends.range.start.line != story.range.start.line:
@@ -48,7 +54,10 @@ def _join_fix(story, gap_start, marker_at):
 
 
 @rule("ST403", "missing-final-punctuation", CRITERION, Severity.HINT,
-      "The story does not end with a full stop (off by default: many backlogs omit it).", default_on=False, fixable=True)
+      "The story does not end with a full stop (off by default: many backlogs omit it).", default_on=False, fixable=True,
+      fix="End the story with a full stop (the quick fix adds it).",
+      examples=(Example("As a user, I want to log in", flagged=True),
+                Example("As a user, I want to log in.", flagged=False)))
 def missing_final_punctuation(story, ctx):
     if story.means is not None and story.text.rstrip()[-1:] not in ".!?)\"'”":
         end = story.range.end

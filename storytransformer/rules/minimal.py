@@ -8,7 +8,7 @@ from ..findings import Finding, Severity
 from ..fixes import move_to_note
 from ..parse import MEANS_MARKER, first_sentence_end
 from ..story import sub_range
-from . import MAX_STORY_CHARS, rule
+from . import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "minimal"
 BRACKETS = re.compile(r"\([^()]{1,300}\)|\[[^\[\]]{1,300}\]|\{[^{}]{1,300}\}")
@@ -17,7 +17,11 @@ PLURAL = re.compile(r"^\((?:s|es|ies)\)$", re.IGNORECASE)
 
 
 @rule("ST301", "bracketed-text", CRITERION, Severity.WARNING,
-      "Text in brackets is a note, not part of the story: move it out.", fixable=True)
+      "Text in brackets is a note, not part of the story: move it out.", fixable=True,
+      fix="Move the bracketed text into a note or the acceptance criteria (the quick fix does it).",
+      examples=(Example("As a librarian, I want to add titles (see the old form).", flagged=True),
+                Example("As a librarian, I want to add titles.", flagged=False),
+                Example("As a user, I want to upload file(s).", flagged=False)))
 def bracketed_text(story, ctx):
     for m in BRACKETS.finditer(story.text, 0, MAX_STORY_CHARS):  # a too-long story: its start (ST902)
         glued = (m.start() > 0 and story.text[m.start() - 1].isalnum()) or story.text[m.end():m.end() + 1].isalnum()
@@ -37,7 +41,10 @@ def _offset(story, part) -> int:
 
 @rule("ST302", "extra-sentence", CRITERION, Severity.WARNING,
       "The story goes on after its last part with more sentences: keep them as notes or acceptance criteria.",
-      fixable=True)
+      fixable=True,
+      fix="Keep the extra sentences as notes or acceptance criteria (the quick fix moves them).",
+      examples=(Example("As a user, I want to log in, so that I see my loans. Use SSO.", flagged=True),
+                Example("As a user, I want to log in, so that I see my loans.", flagged=False)))
 def extra_sentence(story, ctx):
     if story.trailing is not None:
         start = _offset(story, story.trailing) if story.trailing.range.start.line == story.range.start.line else 0
@@ -62,7 +69,11 @@ SECOND_ENDS = re.compile(r"(?i)\bso\s+that\b|\bso\s+(?:I|we)\b")
 
 
 @rule("ST303", "repeated-marker", CRITERION, Severity.WARNING,
-      "A marker is written twice ('As a user, as a user', 'I want to I want to', 'so that so that').")
+      "A marker is written twice ('As a user, as a user', 'I want to I want to', 'so that so that').",
+      fix="Write each marker once.",
+      examples=(Example("As a user, as a user, I want to log in.", flagged=True),
+                Example("As a user, I want to log in, so that so that I see my loans.", flagged=True),
+                Example("As a user, I want to log in.", flagged=False)))
 def repeated_marker(story, ctx):
     role, means, ends = story.role, story.means, story.ends
     if ends is not None:
@@ -93,7 +104,10 @@ ASIDE = re.compile(r"(?i)\b(?:such\s+as|e\.\s?g\.|for\s+example|for\s+instance|i
 
 @rule("ST304", "aside", CRITERION, Severity.WARNING,
       "The story carries an aside (examples, 'such as', 'e.g.', a list after 'including' or a colon, a dash): "
-      "keep such details in the acceptance criteria.")
+      "keep such details in the acceptance criteria.",
+      fix="Keep examples and lists in the acceptance criteria; state the need alone.",
+      examples=(Example("As a user, I want to filter by fields such as date and author.", flagged=True),
+                Example("As a user, I want to filter by field.", flagged=False)))
 def aside(story, ctx):
     start = 0
     if story.role is not None and story.role.range.start.line == story.range.start.line:

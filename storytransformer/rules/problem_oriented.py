@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from ..story import sub_range
-from . import rule
+from . import Example, rule
 
 CRITERION = "problem-oriented"
 
 
 @rule("ST801", "solution-detail", CRITERION, Severity.INFO,
-      "The means names a solution (a button, a colour, a technology) instead of the need.")
+      "The means names a solution (a button, a colour, a technology) instead of the need.",
+      fix="State the need, not the widget or technology that meets it.",
+      examples=(Example("As a user, I want a red button to delete my account.", flagged=True),
+                Example("As a user, I want to delete my account.", flagged=False)))
 def solution_detail(story, ctx):
     if story.means is None:
         return

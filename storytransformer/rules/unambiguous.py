@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from ..story import sub_range
-from . import MAX_STORY_CHARS, rule
+from . import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "unambiguous"
 
 
 @rule("ST701", "vague-term", CRITERION, Severity.WARNING,
-      "A vague term in the role or means ('fast', 'easy', 'user-friendly', 'etc.'): say what it means.")
+      "A vague term in the role or means ('fast', 'easy', 'user-friendly', 'etc.'): say what it means.",
+      fix="Say what the word means in measurable terms, or accept the word for the project (code action).",
+      examples=(Example("As a user, I want fast search.", flagged=True),
+                Example("As a user, I want search results within one second.", flagged=False)))
 def vague_term(story, ctx):
     for part in (story.role, story.means):
         if part is None:

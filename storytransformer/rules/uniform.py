@@ -8,7 +8,7 @@ from ..findings import Finding, Fix, Severity, TextEdit
 from ..fixes import normalise_markers
 from ..story import sub_range
 from .context import means_family, role_family
-from . import rule
+from . import Example, rule
 
 CRITERION = "uniform"
 MIN_STORIES = 5  # below this a backlog has no dominant template to deviate from
@@ -16,9 +16,20 @@ MIN_SHARE = 0.6
 BECAUSE = re.compile(r"(?i),?\s+because\s+(?:I|we|it|that|the|my|our|they)\b")
 
 
+# Five stories in the backlog's dominant template ("I want"), then the story the example is about.
+_BACKLOG = ("As a member, I want to renew a loan, so that I avoid a fine.\n"
+            "As a member, I want to reserve a book, so that I can borrow it next.\n"
+            "As a librarian, I want to add titles, so that members find new books.\n"
+            "As a visitor, I want to search the catalogue, so that I can find a book.\n"
+            "As a member, I want to see my loans, so that I know what is due.\n")
+
+
 @rule("ST501", "template-deviation", CRITERION, Severity.INFO,
       "The story's markers differ from the backlog's dominant template ('I'd like' where most say 'I want').",
-      fixable=True, scope="workspace")
+      fixable=True, scope="workspace",
+      fix="Use the backlog's dominant markers (the quick fix rewrites them).",
+      examples=(Example(_BACKLOG + "As a member, I'd like to pay a fine online, so that I can borrow again.", flagged=True),
+                Example(_BACKLOG + "As a member, I want to pay a fine online, so that I can borrow again.", flagged=False)))
 def template_deviation(story, ctx, workspace):
     t = ctx.template
     if t.counted < MIN_STORIES or story.means is None:
@@ -53,7 +64,10 @@ def _gap(story, left, right):
 # as a uniform defect; docs/benchmarks/rules.md). Turn it on with `select`.
 @rule("ST502", "marker-punctuation", CRITERION, Severity.INFO,
       "A comma is missing (or misplaced) between the parts: 'As a user, I want ..., so that ...'.",
-      fixable=True, default_on=False)
+      fixable=True, default_on=False,
+      fix="Put a comma between the parts (the quick fix adds them).",
+      examples=(Example("As a user I want to log in so that I see my loans.", flagged=True),
+                Example("As a user, I want to log in, so that I see my loans.", flagged=False)))
 def marker_punctuation(story, ctx):
     if story.range.start.line != story.range.end.line or story.means is None:
         return

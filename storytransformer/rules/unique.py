@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from ..findings import Finding, Related, Severity
 from ..fixes import delete_story
-from . import rule
+from . import Example, rule
 
 CRITERION = "unique"
 
@@ -28,7 +28,10 @@ def _position(s):
 
 
 @rule("ST601", "exact-duplicate", CRITERION, Severity.WARNING,
-      "The same story is written twice in the workspace.", fixable=True, scope="workspace")
+      "The same story is written twice in the workspace.", fixable=True, scope="workspace",
+      fix="Delete one of the two (the quick fix deletes the later one), or merge them.",
+      examples=(Example("As a member, I want to renew a loan.\nAs a member, I want to renew a loan.", flagged=True),
+                Example("As a member, I want to renew a loan.\nAs a member, I want to return a loan.", flagged=False)))
 def exact_duplicate(story, ctx, workspace):
     same = [s for s in workspace.same_text(story) if _squash(s.text) == _squash(story.text)]
     if not same:
@@ -37,7 +40,10 @@ def exact_duplicate(story, ctx, workspace):
 
 
 @rule("ST602", "near-duplicate", CRITERION, Severity.WARNING,
-      "The story differs from another only in case, punctuation or spacing.", scope="workspace")
+      "The story differs from another only in case, punctuation or spacing.", scope="workspace",
+      fix="Delete one, or merge them into one story.",
+      examples=(Example("As a user, I want to log in.\nAs a user, I want to LOG IN!", flagged=True),
+                Example("As a user, I want to log in.\nAs a user, I want to log out.", flagged=False)))
 def normalised_duplicate(story, ctx, workspace):
     others = workspace.same_text(story)
     if not others or all(_squash(s.text) == _squash(story.text) for s in others):

@@ -34,13 +34,13 @@ class Example:
         return self.text.split("\n")
 
     def shown(self, limit: int = 160) -> str:
-        """One line for docs and hover: the backlog's lines joined with ' / ', a long story cut short."""
-        parts = []
-        for line in self.lines:
-            if len(line) > limit:
-                line = f"{line[:limit].rstrip()}… ({len(line):,} characters)"
-            parts.append(line)
-        return " / ".join(parts)
+        """One line for a hover: the backlog's lines joined with ' / ' (a long backlog as a count of the
+        stories before the last), a long story cut short."""
+        lines = [f"{line[:limit].rstrip()}… ({len(line):,} characters)" if len(line) > limit else line
+                 for line in self.lines]
+        if len(lines) > 2:
+            lines = [f"[{len(lines) - 1} other stories]", lines[-1]]
+        return " / ".join(lines)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,19 @@ def rule_rows():
     return [RULES[c] for c in sorted(RULES, key=lambda c: (len(c), c))]
 
 
+LONG_LINE = 160  # a longer example line (ST902's) is shown cut short, with its length
+
+
+def example_lines(example) -> list[str]:
+    return [f"{line[:LONG_LINE].rstrip()}… ({len(line):,} characters)" if len(line) > LONG_LINE else line
+            for line in example.lines]
+
+
+def example_label(example) -> str:
+    verdict = "flagged" if example.flagged else "not flagged"
+    return f"{verdict} (the last story)" if len(example.lines) > 1 else verdict
+
+
 def markdown() -> str:
     """docs/rules.md, generated from the registry so the two never disagree."""
     out = ["# Rules", "",
@@ -32,6 +45,10 @@ def markdown() -> str:
     for r in rule_rows():
         out += ["", f"## {r.code} {r.name}", "", f"Criterion: **{r.criterion}**. Default: {r.severity.value}"
                 f"{'' if r.default_on else ', off unless selected'}. Source: {r.scope} rule.", "", r.summary]
+        if r.fix:
+            out += ["", f"How to fix: {r.fix}"]
+        for e in r.examples:
+            out += ["", f"{example_label(e).capitalize()}:", "", "```text", *example_lines(e), "```"]
     return "\n".join(out) + "\n"
 
 
@@ -47,7 +64,9 @@ def run(args) -> int:
     if args.format == "json":
         print(json.dumps([{"code": r.code, "name": r.name, "criterion": r.criterion, "severity": r.severity.value,
                            "default_on": r.default_on, "fixable": r.fixable, "unsafe_fix": r.unsafe_fix,
-                           "summary": r.summary, "url": r.url} for r in rows], indent=2))
+                           "summary": r.summary, "fix": r.fix,
+                           "examples": [{"text": e.text, "flagged": e.flagged} for e in r.examples],
+                           "url": r.url} for r in rows], indent=2))
     elif args.format == "markdown":
         print(markdown(), end="")
     else:
@@ -56,5 +75,12 @@ def run(args) -> int:
             off = "" if r.default_on else " (off by default)"
             print(f"{r.code:7} {flag} {r.name:28} {r.criterion:17} {r.severity.value:8}{off}")
             if args.code:
-                print(f"\n{r.summary}\n{r.url}")
+                print(f"\n{r.summary}")
+                if r.fix:
+                    print(f"\nHow to fix: {r.fix}")
+                for e in r.examples:
+                    print(f"\n{example_label(e).capitalize()}:")
+                    for line in example_lines(e):
+                        print(f"    {line}")
+                print(f"\n{r.url}")
     return 0

@@ -120,6 +120,11 @@ def test_rules_doc_is_generated_from_the_registry():
 def test_rules_command_explains_a_rule(tmp_path):
     r = run("rules", "st201", cwd=tmp_path)
     assert r.returncode == 0 and "conjoined-actions" in r.stdout and "atomic" in r.stdout
+    from storytransformer.rules import RULES
+
+    rule = RULES["ST201"]
+    assert f"How to fix: {rule.fix}" in r.stdout  # the fix hint and examples come from the declaration
+    assert all(e.text in r.stdout for e in rule.examples) and "Not flagged:" in r.stdout
     assert run("rules", "ST999", cwd=tmp_path).returncode == 2
 
 

@@ -154,8 +154,16 @@ class BackgroundParser:
     def parse(self, todo: list[tuple[str, str]]) -> list[Conjunction | None]:
         return self.pool.submit(_parse_batch, todo).result()
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, grace_s: float = 0.5) -> None:
+        """Stop the parser now: a batch it is still parsing (or a pipeline still loading) is of no
+        use to a caller that is closing, and waiting for it held a language server's exit for seconds."""
+        processes = list(getattr(self.pool, "_processes", {}).values())  # the executor's worker, if started
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            proc.join(grace_s)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(grace_s)
 
 
 class ConjunctionAnalyser:

@@ -284,8 +284,17 @@ async function modelScenario() {
   const beforeMerge = await editorText();
   result.editorBeforeMerge = beforeMerge;
   await runCommand("StoryTransformer: Merge Selected Stories");
+  // The server shows the merged story and applies it only when confirmed ("Apply merge").
+  result.mergeQuestion = "";
   for (const end = Date.now() + timeout; Date.now() < end && (await editorText()) === beforeMerge; ) {
-    if (await page.locator(".notification-toast").filter({ hasText: "Merge" }).count()) break;
+    const ask = page.locator(".notification-toast").filter({ hasText: "Apply merge" });
+    if (!result.mergeQuestion && (await ask.count())) {
+      result.mergeQuestion = await ask.first().innerText();
+      await ask.first().locator(".monaco-button", { hasText: "Apply merge" }).first().click();
+      log("clicked Apply merge");
+      continue;
+    }
+    if (!result.mergeQuestion && (await page.locator(".notification-toast").filter({ hasText: "Merge" }).count())) break;
     await page.waitForTimeout(250);
   }
   result.editorAfterMerge = (await editorText()) === beforeMerge ? beforeMerge : await settledText(beforeMerge);

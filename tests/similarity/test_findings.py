@@ -104,3 +104,11 @@ def test_a_second_call_reuses_the_index_and_sees_edits(real_backlogs, embedder, 
     ws.set_text(path, f"{lines[16]}\n{(real_backlogs / 'g13-planningpoker.txt').read_text('utf-8').splitlines()[0]}\n")
     assert semantic_findings(ws, ws.config) == []
     assert module._INDEXES[ws][1] is index and len(index) == 2
+
+
+def test_messages_name_the_other_story_by_file_and_line(findings):
+    semantic = [f for f in findings if f.code == "ST603"]
+    assert semantic
+    for f in semantic:
+        other = f.related[0]
+        assert f"{other.file}:{other.range.start.line + 1}" in f.message, f.message

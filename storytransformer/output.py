@@ -83,15 +83,20 @@ def to_text(findings: list[Finding], problems: Iterable[FileProblem], color: boo
     return "\n".join(lines)
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {'stories' if word == 'story' else word + 's'}"
+
+
 def summary(findings: list[Finding], files: int, stories: int, unreadable: int = 0, baselined: int = 0) -> str:
     fixable = sum(1 for f in findings if f.fix)
-    bad = f" {unreadable} file{'s' if unreadable != 1 else ''} could not be read." if unreadable else ""
+    bad = f" {_n(unreadable, 'file')} could not be read." if unreadable else ""
     old = f" {baselined} more {'are' if baselined != 1 else 'is'} in the baseline." if baselined else ""
     new = "new " if baselined else ""
+    where = f"{_n(stories, 'story')} in {_n(files, 'file')}"
     if not findings:
-        return f"No {new}problems in {stories} stories in {files} files.{old}{bad}"
+        return f"No {new}problems in {where}.{old}{bad}"
     tail = f" ({fixable} fixable with --fix)" if fixable else ""
-    return f"Found {len(findings)} {new}problems in {stories} stories in {files} files{tail}.{old}{bad}"
+    return f"Found {len(findings)} {new}problem{'' if len(findings) == 1 else 's'} in {where}{tail}.{old}{bad}"
 
 
 GITHUB_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice", Severity.HINT: "notice"}

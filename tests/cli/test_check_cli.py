@@ -35,7 +35,7 @@ def test_clean_backlog_exits_0(tmp_path):
     (tmp_path / "ok.txt").write_text("As a member, I want to renew a loan, so that I keep the book.\n")
     r = run("check", "--no-semantic", "ok.txt", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "No problems in 1 stories in 1 files." in r.stderr
+    assert "No problems in 1 story in 1 file." in r.stderr
 
 
 def test_findings_exit_1_in_linter_format(backlog):

@@ -178,7 +178,7 @@ def test_fix_stdin_prints_the_fixed_text_and_writes_no_file(tmp_path):
             cwd=tmp_path, stdin=markdown)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "# Loans\n\n- As a member, I want to see my loans, so that I remember.\n  - Note: last two years\n"
-    assert "1 × ST301" in r.stderr and "No problems in 1 stories" in r.stderr
+    assert "1 × ST301" in r.stderr and "No problems in 1 story" in r.stderr
     assert on_disk.read_text() == "- As a member, I want to pay a fine, so that I can borrow again.\n"
 
     clean = "As a member, I want to renew a loan, so that I keep the book.\n"
@@ -268,7 +268,7 @@ def test_pre_commit_runs_the_hook_from_this_repository_offline(tmp_path):
     assert "storytransformer check" in r.stdout and "Failed" in r.stdout
     assert "backlog.txt:2:37: ST301 Not minimal" in r.stdout
     assert "setup.py" not in r.stdout  # not a story file: pre-commit does not pass it
-    assert "1 stories in 1 files" not in r.stdout and "in 2 files" in r.stdout
+    assert "1 story in 1 file" not in r.stdout and "in 2 files" in r.stdout
 
     r = try_repo("clean.md", "setup.py")
     assert r.returncode == 0, r.stdout + r.stderr

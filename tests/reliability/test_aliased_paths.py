@@ -42,7 +42,7 @@ def test_fix_keeps_a_file_reached_also_through_a_symlink(tmp_path):
     assert (tmp_path / "a" / "z-backlog.txt").read_text() == STORIES
     assert r.returncode == 0, r.stderr
     assert "a-current.txt: notice: skipped: the same file as a/z-backlog.txt" in r.stdout
-    assert "3 stories in 1 files" in r.stderr
+    assert "3 stories in 1 file" in r.stderr
 
 
 def test_fix_keeps_a_file_named_twice(tmp_path):
@@ -50,7 +50,7 @@ def test_fix_keeps_a_file_named_twice(tmp_path):
     (tmp_path / "b" / "backlog.txt").write_text(STORIES)
     r = st("check", "--fix", "--no-semantic", "b/backlog.txt", "b/../b/backlog.txt", cwd=tmp_path)
     assert (tmp_path / "b" / "backlog.txt").read_text() == STORIES
-    assert r.returncode == 0 and "3 stories in 1 files" in r.stderr, r.stdout + r.stderr
+    assert r.returncode == 0 and "3 stories in 1 file" in r.stderr, r.stdout + r.stderr
 
 
 def test_fix_keeps_both_names_of_a_hard_link(tmp_path):
@@ -97,7 +97,7 @@ def test_check_does_not_walk_out_through_symlinks(tmp_path):
     r = st("check", "--no-semantic", "tree", cwd=tmp_path, timeout=60)
     assert time.monotonic() - start < 60
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "secret.txt:1:" not in r.stdout and "3 stories in 1 files" in r.stderr
+    assert "secret.txt:1:" not in r.stdout and "3 stories in 1 file" in r.stderr
     for name in ("rootlink", "elsewhere", "leak.txt"):
         assert f"tree/{name}: notice: skipped: symbolic link to" in r.stdout, r.stdout
     # named explicitly, a link is followed

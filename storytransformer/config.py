@@ -108,11 +108,19 @@ class EngineConfig:
     fast_path: str = "auto"  # auto (on CUDA) | on | off: static KV cache, prefix reuse, CUDA-graph decoding
 
 
+DEFAULT_BACKLOG_NAMES = ("*.stories.txt", "*backlog*", "*stories*", "*user-stories*", "*user_stories*")
+
+
 @dataclass
 class Config:
     include: list[str] = field(default_factory=lambda: ["**/*.txt", "**/*.md", "**/*.markdown", "**/*.feature", "**/*.csv"])
     exclude: list[str] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)  # glob -> text | markdown | gherkin | csv
+    # Plain text files found by a walk or opened in an editor are story files only when they look like
+    # backlogs (workspace.is_backlog): named so (these globs, on the file name, any case), named by a glob
+    # of include or formats more specific than "**/*.txt", or mostly stories. false: every .txt is one.
+    detect_backlogs: bool = True
+    backlog_names: list[str] = field(default_factory=lambda: list(DEFAULT_BACKLOG_NAMES))
     select: list[str] = field(default_factory=list)  # only these codes ("" = all default-on rules)
     ignore: list[str] = field(default_factory=list)
     severity: dict[str, str] = field(default_factory=dict)  # code -> error | warning | info | hint | off

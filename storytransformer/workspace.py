@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -17,7 +18,10 @@ from typing import Iterable, Iterator
 from .config import ALWAYS_EXCLUDED, Config
 from .edits import file_kind
 from .formats import detect_format, read_source
-from .formats.base import normalise
+from .formats.base import normalise, split_explicit_id
+from .formats.csv import has_story_column
+from .formats.text import COMMENT as TEXT_COMMENT
+from .parse import MEANS_MARKER, ROLE_MARKER
 from .story import SourceFile, Story
 
 
@@ -44,6 +48,79 @@ def matches_globs(rel: str, globs: Iterable[str]) -> bool:
     return False
 
 
+# -- which plain text files are backlogs -----------------------------------------------------------
+
+SAMPLE_LINES = 200  # lines of a plain text file looked at to decide whether it is a backlog
+SAMPLE_BYTES = 64 * 1024  # at most this much of it is read from disk for that
+MIN_STORY_SHARE = 0.5  # of its non-blank, non-comment lines
+MIN_STORIES = 2
+_GENERIC_GLOB = re.compile(r"^(?:\*\*/)*\*\.[A-Za-z0-9]+$")  # "**/*.txt", "*.text": names no file in particular
+
+
+def story_line(line: str) -> bool:
+    """Whether one line of plain text reads as a story: "As a/an/the ..." (after an optional id such as
+    ``US-12:``) or "... I want/need/can ..." near its start, the markers the parser recognises."""
+    _, skip = split_explicit_id(line)
+    body = line[skip:]
+    return bool(ROLE_MARKER.match(body)) or bool(MEANS_MARKER.search(body[:80]))
+
+
+def looks_like_backlog(text: str) -> bool:
+    """Most (``MIN_STORY_SHARE``, and at least ``MIN_STORIES`` unless the file has one line) of the first
+    ``SAMPLE_LINES`` non-blank, non-comment lines of ``text`` are stories."""
+    lines = 0
+    stories = 0
+    for line in text.splitlines():
+        if not line.strip() or TEXT_COMMENT.match(line):
+            continue
+        lines += 1
+        stories += story_line(line)
+        if lines >= SAMPLE_LINES:
+            break
+    return stories > 0 and stories >= min(MIN_STORIES, lines) and stories >= MIN_STORY_SHARE * lines
+
+
+def named_as_backlog(path: str, root: str | None, config: Config) -> bool:
+    """Whether the file's name says it is a backlog (``backlog_names``), or an ``include`` or ``formats``
+    glob more specific than a bare suffix ("**/*.txt") names it."""
+    name = os.path.basename(path).lower()
+    if any(fnmatch(name, g.lower()) for g in config.backlog_names):
+        return True
+    rel = os.path.relpath(path, root).replace(os.sep, "/") if root else path.replace(os.sep, "/")
+    named = [g for g in list(config.include) + list(config.formats) if not _GENERIC_GLOB.match(g)]
+    return matches_globs(rel, named)
+
+
+def _head(path: str) -> str | None:
+    """The start of the file on disk (``SAMPLE_BYTES``), or None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(SAMPLE_BYTES)
+    except OSError:
+        return None
+    return data.decode("utf-8-sig", errors="replace")
+
+
+def is_backlog(path: str, text: str | None, config: Config, root: str | None = None) -> bool:
+    """The one rule for whether a file found by a walk (or opened in an editor) is a story file by its
+    content. Markdown and Gherkin files always are (their readers take only what reads as a story); a
+    CSV file is when its header has a story column (a data table is not a backlog export); a plain
+    text file is when :func:`named_as_backlog` says so or :func:`looks_like_backlog` of its ``text``
+    (its start is enough; None: read from disk) does. ``root`` is what ``include`` globs are
+    relative to. Files named explicitly (``check FILE``) never ask.
+    """
+    fmt = detect_format(path, config) or "text"
+    if not config.detect_backlogs or fmt not in ("text", "csv") or named_as_backlog(path, root, config):
+        return True
+    if text is None:
+        text = _head(path)
+        if text is None or "\x00" in text[:8192]:
+            return True  # unreadable or binary (a UTF-16 backlog?): reading it says why
+    if fmt == "csv":
+        return not text.strip() or has_story_column(text, tuple(config.csv.story_columns))
+    return looks_like_backlog(text)
+
+
 def within(path: str, root: str) -> bool:
     """Whether ``path``, with every symbolic link resolved, is ``root`` or under it (also resolved)."""
     real, top = os.path.realpath(path), os.path.realpath(root)
@@ -58,7 +135,7 @@ def _file_wanted(rel: str, config: Config) -> bool:
     return not matches_globs(rel, config.exclude) and matches_globs(rel, config.include)
 
 
-def in_tree(path: str, root: str, config: Config, resolve: bool = True) -> bool:
+def in_tree(path: str, root: str, config: Config, resolve: bool = True, text: str | None = None) -> bool:
     """Whether a walk of ``root`` (:func:`discover`) takes the file at ``path``.
 
     The one rule for every reader of a tree (``check``, the language server's scan and
@@ -67,7 +144,8 @@ def in_tree(path: str, root: str, config: Config, resolve: bool = True) -> bool:
     with its symbolic links resolved is still inside ``root``: a link out of the tree is
     never followed. ``resolve=False`` asks only the first three questions (a file an editor
     opened is linted from its text even when it lies behind such a link; it is not read
-    from disk).
+    from disk). Last, a plain text file must be a backlog (:func:`is_backlog`, from ``text``
+    when given, else from the start of the file on disk).
     """
     rel = os.path.relpath(path, root).replace(os.sep, "/")
     if rel in (".", "..") or rel.startswith("../"):
@@ -78,7 +156,11 @@ def in_tree(path: str, root: str, config: Config, resolve: bool = True) -> bool:
             return False
     if not _file_wanted(rel, config):
         return False
-    return within(path, root) if resolve else True
+    if resolve and not within(path, root):
+        return False
+    if text is None and not resolve and not within(path, root):
+        return True  # behind a link out of the root: never read from disk, not even to look
+    return is_backlog(path, text, config, root)
 
 
 def not_regular(path: str, mode: int) -> FileProblem:
@@ -116,6 +198,9 @@ def _alias_reason(kept: str, other: str) -> str:
 
 def discover(paths: Iterable[str | Path], config: Config) -> tuple[list[str], list[FileProblem]]:
     """Story files under ``paths`` (files named explicitly are always taken), each once, in a stable order.
+
+    A walk takes the files the ``include``/``exclude`` globs want and, of plain text files, only
+    backlogs (:func:`is_backlog`); the others are passed over silently.
 
     A file is the same file when its ``(st_dev, st_ino)`` are: however many paths reach it
     (a symbolic link, a ``..``, a hard link), it is returned once, under a path without
@@ -173,6 +258,8 @@ def discover(paths: Iterable[str | Path], config: Config) -> tuple[list[str], li
                 continue
             if is_dir:
                 walk(entry.path, root, root_real)
+            elif not is_backlog(entry.path, None, config, root):
+                continue  # a plain text file that is no backlog (requirements.txt, notes): not ours
             else:
                 try:
                     add(entry.path, entry.stat())

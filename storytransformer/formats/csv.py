@@ -38,14 +38,27 @@ def _pick(header: list[str], names: tuple[str, ...]) -> int | None:
     return None
 
 
+def _reader(text: str, header_line: str):
+    delimiter = max(",;\t|", key=header_line.count)  # the header line tells the delimiter
+    dialect = type("Exported", (csv.excel,), {"delimiter": delimiter})
+    return csv.reader(io.StringIO(text, newline=""), dialect)
+
+
+def has_story_column(text: str, names: tuple[str, ...]) -> bool:
+    """Whether the header of the CSV ``text`` (its start is enough) has one of the story columns ``names``."""
+    lines = split_lines(text[:65536])
+    try:
+        header = next(_reader(text[:65536], lines[0] if lines else ""))
+    except (StopIteration, csv.Error):
+        return False
+    return _pick(header, names) is not None
+
+
 def read_csv(path: str, text: str, columns: CsvColumns = CsvColumns()) -> SourceFile:
     lines = split_lines(text)
     builder = StoryBuilder(path, lines, "csv")
     source = SourceFile(path, lines, format="csv")
-    header_line = lines[0] if lines else ""
-    delimiter = max(",;\t|", key=header_line.count)  # the header line tells the delimiter
-    dialect = type("Exported", (csv.excel,), {"delimiter": delimiter})
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    reader = _reader(text, lines[0] if lines else "")
     try:
         header = next(reader)
     except StopIteration:

@@ -144,3 +144,20 @@ def test_caches_follow_the_code(backlog):
         runs.unlink()
     r = run("check", "--no-semantic", ".", cwd=backlog)
     assert "ST601" in r.stdout
+
+
+def test_check_dir_reports_only_backlogs(tmp_path):
+    """requirements.txt and meeting notes in a checked directory are not story files; named, they are."""
+    (tmp_path / "requirements.txt").write_text("requests==2.31.0\nnumpy==1.26.4\npygls==1.3.1\nrich==13.7.0\n")
+    (tmp_path / "notes.txt").write_text("Meeting notes\nAttendees: Ana, Bo\nAs discussed, we ship in April.\n")
+    (tmp_path / "sprint.txt").write_text("As a visitor, I want to search events, so that I can plan my weekend.\n"
+                                         "As an organiser, I want to publish an event, so that visitors find it.\n"
+                                         "Refactor the login code.\n")
+    r = run("check", "--no-semantic", ".", cwd=tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "sprint.txt:3:1: ST103" in out
+    assert "requirements.txt" not in out and "notes.txt" not in out
+    assert "in 1 file" in out
+    r = run("check", "--no-semantic", "requirements.txt", cwd=tmp_path)
+    assert r.returncode == 1 and "requirements.txt:1:1: ST103" in r.stdout

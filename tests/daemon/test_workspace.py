@@ -268,7 +268,9 @@ async def test_a_loose_file_outside_every_root_is_served_on_its_own(daemon, tmp_
 
 async def test_an_unreadable_file_is_reported_with_its_line(daemon, workspace):
     bad = workspace / "stories" / "latin1.txt"
-    bad.write_bytes("As a user, I want to pay in \u20ac, so that I can buy.\n".encode("utf-8") + b"caf\xe9\n")
+    # two stories of three lines: a backlog (a walk takes plain text files only when mostly stories)
+    bad.write_bytes("As a user, I want to pay in \u20ac, so that I can buy.\n".encode("utf-8") + b"caf\xe9\n"
+                    b"As a user, I want to pay by card, so that I can buy.\n")
     client = await daemon.connect()
     try:
         await client.request("workspace/register", {"root": str(workspace)})
@@ -301,3 +303,18 @@ async def test_editing_the_project_configuration_reloads_the_root(daemon, worksp
         assert "ST101" not in codes(await client.request("findings", {"semantic": False, "path": str(path)}))
     finally:
         await client.close()
+
+
+def test_a_root_reads_backlogs_only(tmp_path):
+    """The daemon's roots take the same story files as `check DIR` and the language server."""
+    from storytransformer_server.daemon.workspaces import Root
+
+    (tmp_path / "requirements.txt").write_text("requests==2.31.0\nnumpy==1.26.4\n")
+    (tmp_path / "sprint.txt").write_text("As a guest, I want to book a room, so that I can stay.\n"
+                                         "As a host, I want to list a room, so that guests find it.\n")
+    root = Root.open(str(tmp_path))
+    assert [p.rsplit("/", 1)[-1] for p in root.workspace.files] == ["sprint.txt"]
+    assert root.wants(str(tmp_path / "sprint.txt")) and not root.wants(str(tmp_path / "requirements.txt"))
+    (tmp_path / "requirements.txt").write_text("As a guest, I want to pay online, so that I can stay.\n")
+    changed, _ = root.apply_disk_changes({str(tmp_path / "requirements.txt")}, rescan=False)
+    assert changed == [str(tmp_path / "requirements.txt")]  # now a backlog: read

@@ -26,7 +26,7 @@ async def test_recheck_workspace_reads_files_changed_on_disk(client, workspace):
     more = uri(workspace / "more.txt")
     await until(lambda: more in client.diagnostics, what="scan")
     (workspace / "more.txt").write_text("As a member, I want to renew a loan online.\n", "utf-8")
-    (workspace / "new.txt").write_text("Export the report.\n", "utf-8")
+    (workspace / "new.txt").write_text("I want to export the report.\n", "utf-8")  # a story (no role): a backlog
     reply = await client.workspace_execute_command_async(types.ExecuteCommandParams(
         command="storytransformer.recheckWorkspace"))
     assert reply["files"] == 3

@@ -67,3 +67,18 @@ def test_a_document_over_the_size_limit_is_reported_not_parsed(tmp_path):
     own, _ = core.update(str(tmp_path / "huge.txt"), 1, "As a user, I want to log in.\n" * 100)
     assert own.findings == () and "max_file_bytes" in own.problem
     assert str(tmp_path / "huge.txt") not in core.workspace.files
+
+
+def test_roles_come_from_the_file_then_its_folder_then_the_project(tmp_path):
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "museum").mkdir()
+    (tmp_path / "shop" / "orders.txt").write_text("As a buyer, I want to pay by card, so that I can check out.\n"
+                                                  "As a clerk, I want to refund an order, so that buyers trust us.\n")
+    (tmp_path / "shop" / "stock.txt").write_text("As a clerk, I want to count the stock, so that shelves are full.\n")
+    (tmp_path / "museum" / "events.txt").write_text(
+        "".join(f"As a coordinator, I want to plan event {i}, so that rooms are booked.\n" for i in range(5)))
+    core = CoreState()
+    core.scan([str(tmp_path)], {})
+    assert core.roles(str(tmp_path / "shop" / "orders.txt")) == ["buyer", "clerk", "coordinator"]
+    # a new file: its folder's roles before the more frequent ones of another folder
+    assert core.roles(str(tmp_path / "shop" / "new.txt")) == ["clerk", "buyer", "coordinator"]

@@ -143,6 +143,8 @@ class Diagnostics:
             if doc is None:
                 await self.scanned.wait()
                 return self.published.get(path)
+            if path not in self.server.core.overlays and not self.server.core.is_story_file(path, doc.source):
+                return None  # an open file that is no story file (requirements.txt): nothing to report
             pub = self.published.get(path)
             if pub is not None and pub.version == doc.version:
                 return pub
@@ -259,16 +261,22 @@ def register(server: "StoryServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         path = uri_to_path(params.text_document.uri)
-        if path is None or not server.core.is_story_file(path):
-            return
+        if path is None or not server.core.is_story_file(path, params.text_document.text):
+            return  # not a story file (requirements.txt, notes): no diagnostics
         server.core.overlays[path] = (params.text_document.version, params.text_document.text)
         d.schedule(path, immediately=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
         path = uri_to_path(params.text_document.uri)
-        if path is None or path not in server.core.overlays:
+        if path is None:
             return
+        if path not in server.core.overlays:
+            # a text file that was no backlog when opened becomes one as stories are typed into it
+            doc = server.open_document_for_path(path)
+            if doc is None or not server.core.is_story_file(path, doc.source):
+                return
+            server.core.overlays[path] = (doc.version or 0, doc.source)
         d.schedule(path)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)

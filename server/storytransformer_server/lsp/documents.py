@@ -35,7 +35,7 @@ from storytransformer.formats import detect_format
 from storytransformer.formats.base import normalise
 from storytransformer.lint import Linter
 from storytransformer.cache import ResultCache
-from storytransformer.workspace import Workspace, in_tree
+from storytransformer.workspace import Workspace, in_tree, is_backlog
 
 from .template import TemplateTally, verdict
 
@@ -176,8 +176,8 @@ class Project:
         return self.check_all()
 
     def roles(self, path: str | None = None) -> list[str]:
-        """The roles of ``path`` by frequency, then the project's other roles by frequency (one spelling
-        per role, case-insensitively)."""
+        """The roles of ``path`` by frequency, then those of the other files in its folder, then the
+        project's other roles by frequency (one spelling per role, case-insensitively)."""
         if self._roles is None:
             counts: Counter[str] = Counter()
             spelling: dict[str, Counter[str]] = {}
@@ -188,13 +188,22 @@ class Project:
                     spelling.setdefault(text.lower(), Counter())[text] += 1
             self._roles = counts
             self._spelling = {k: c.most_common(1)[0][0] for k, c in spelling.items()}
-        own: Counter[str] = Counter()
-        source = self.workspace.files.get(path) if path else None
-        for s in source.stories if source else ():
-            text = " ".join(s.role.text.split()) if s.role else ""
-            if text:
-                own[text.lower()] += 1
-        order = [k for k, _ in own.most_common()] + [k for k, _ in self._roles.most_common() if k not in own]
+        def count(sources) -> Counter[str]:
+            c: Counter[str] = Counter()
+            for source in sources:
+                for s in source.stories:
+                    text = " ".join(s.role.text.split()) if s.role else ""
+                    if text:
+                        c[text.lower()] += 1
+            return c
+
+        files = self.workspace.files
+        own = count([files[path]] if path in files else [])
+        folder = os.path.dirname(path) if path else None
+        near = count(src for p, src in files.items() if p != path and os.path.dirname(p) == folder)
+        order = [k for k, _ in own.most_common()]
+        order += [k for k, _ in near.most_common() if k not in own]
+        order += [k for k, _ in self._roles.most_common() if k not in own and k not in near]
         return [self._spelling.get(k, k) for k in order]
 
     def means_marker(self) -> str:
@@ -325,8 +334,9 @@ class CoreState:
         return path in self.project_for(path).workspace.files
 
     # -- questions the event loop may ask (cheap, read-only) --------------
-    def is_story_file(self, path: str) -> bool:
-        """A file we lint: known to the workspace, or matching the configured globs or formats."""
+    def is_story_file(self, path: str, text: str | None = None) -> bool:
+        """A file we lint: known to the workspace, or matching the configured globs or formats and,
+        for plain text, a backlog by the core's rule (``text``: the editor's; None: the file on disk)."""
         project = self.project_for(path)
         if path in project.workspace.files:
             return True
@@ -336,8 +346,9 @@ class CoreState:
         if root is not None:
             # the walk's rule, links not resolved: a file behind a link out of the root is linted
             # from the editor's text, never read from disk (see on_disk)
-            return in_tree(path, root, project.config, resolve=False)
-        return True  # a story file opened from outside the workspace: lint it on its own
+            return in_tree(path, root, project.config, resolve=False, text=text)
+        # a file opened from outside the workspace: lint it on its own if it is a backlog
+        return text is None or is_backlog(path, text, project.config)
 
     def under_roots(self, path: str) -> bool:
         return self._root_of(path) is not None

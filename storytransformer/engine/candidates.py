@@ -7,7 +7,6 @@ story each of its parts came from (its provenance).
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -68,39 +67,44 @@ def _unique(options: list[tuple[str, Story]]) -> list[tuple[str, Story]]:
 
 
 def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES) -> list[Candidate]:
-    """Every role x means x ends combination of the sources' own parts (ends may be joined or dropped)."""
+    """Merges that can keep every need of the sources: the deterministic merge of the whole cluster,
+    then each source's means with every role and every distinct ends joined (the validator refuses
+    any that still loses a means). No recombination drops a role or an ends: that would lose a need."""
+    from ..similarity.merge import _widest, build_merge, join_words
+
     usable = [s for s in stories if s.means is not None]
     if len(usable) < 2:
         return []
-    roles = _unique([(clean_part(s.role.text), s) for s in usable if s.role])
-    means = _unique([(clean_part(s.means.text), s) for s in usable])
-    ends = _unique([(clean_part(s.ends.text), s) for s in usable if s.ends])
-    end_options: list[tuple[str | None, tuple[Story, ...]]] = [(e, (s,)) for e, s in ends]
-    if len(ends) == 2:
-        end_options.append((f"{ends[0][0]} and {ends[1][0]}", (ends[0][1], ends[1][1])))
-    if not end_options:
-        end_options.append((None, ()))
-    role_options: list[tuple[str, Story | None]] = list(roles) or [("", None)]
+    with_role = [s for s in usable if s.role]
+    roles = _widest([clean_part(s.role.text) for s in with_role])
+    role_from = [_first_with(with_role, "role", r) for r in roles]
+    with_ends = [s for s in usable if s.ends]
+    ends = _widest([clean_part(s.ends.text) for s in with_ends])
+    ends_from = [_first_with(with_ends, "ends", e) for e in ends]
+    role_text = join_words(roles, "or") if roles else ""
+    ends_text = " and ".join(ends) if ends else None
+    shared: dict[str, str] = {}
+    if role_from:
+        shared["role"] = "+".join(s.id for s in role_from)
+    if ends_from:
+        shared["ends"] = "+".join(s.id for s in ends_from)
     out: list[Candidate] = []
-    # The deterministic merge of the whole cluster (every role, the shared action's objects joined).
-    from ..similarity.merge import merge_cluster
-
-    whole = merge_cluster(usable)
-    if whole is not None:
-        prov = {f"role.{i + 1}": s.id for i, s in enumerate(x for x in usable if x.role)}
-        prov.update({f"means.{i + 1}": s.id for i, s in enumerate(usable)})
-        out.append(Candidate((whole,), prov, "template"))
-    for (r, rs), (m, ms), (e, es) in itertools.product(role_options, means, end_options):
-        text = compose(rs.role if rs else None, r, ms.means, m, es[0].ends if es else None, e)
-        prov = {"means": ms.id}
-        if rs:
-            prov["role"] = rs.id
-        if es:
-            prov["ends"] = "+".join(s.id for s in es)
-        out.append(Candidate((text,), prov))
+    for m, ms in _unique([(clean_part(s.means.text), s) for s in usable]):
+        text = compose(role_from[0].role if role_from else None, role_text, ms.means, m,
+                       ends_from[0].ends if ends_from else None, ends_text)
+        out.append(Candidate((text,), {**shared, "means": ms.id}))
         if len(out) >= limit:
             break
+    whole = build_merge(usable).text
+    if whole is not None:  # first: the deterministic merge (the same action's objects joined, if so)
+        same = [c for c in out if squash(c.stories[0]).lower() == squash(whole).lower()]
+        first = same[0] if same else Candidate((whole,), {**shared, "means": "+".join(s.id for s in usable)})
+        out = [first] + [c for c in out if c is not first]
     return _dedupe(out)
+
+
+def _first_with(stories: Sequence[Story], kind: str, text: str) -> Story:
+    return next(s for s in stories if clean_part(getattr(s, kind).text).lower() == text.lower())
 
 
 def conjuncts(means: str) -> list[list[str]]:

@@ -15,6 +15,10 @@ A proposal is accepted only if
     "New instruction:", "SYSTEM:", "assistant:", "you are now ..."), even when the source
     story holds it: grounded is not the same as clean (:func:`injection_reasons`).
 
+(d) for a merge (``keep_needs``): it keeps every source's means and every distinct ends, and
+    its role covers every source's role (:func:`storytransformer.similarity.needs.keeps_every_need`);
+    a merge that would drop what a story asked for is refused, naming the need.
+
 Whatever the model was told or tricked into saying, content it invented cannot pass (b), and
 an instruction smuggled into a source story cannot be copied into a proposal past (c).
 """
@@ -115,7 +119,7 @@ class Validator:
         return {f.code for f in findings}
 
     def check(self, lines: Sequence[str], sources: Sequence[Story], *, targeted: Iterable[str] = (),
-              source_codes: set[str] | None = None) -> Grounding:
+              source_codes: set[str] | None = None, keep_needs: bool = False) -> Grounding:
         reasons: list[str] = []
         lines = [line.strip() for line in lines]
         if not lines or any(not line for line in lines):
@@ -145,6 +149,12 @@ class Validator:
         invented = self.invented_words(lines, sources)
         if invented:
             reasons.append(f"invents content not in the source stories: {', '.join(repr(w) for w in invented)}")
+        if keep_needs:
+            from ..similarity.needs import keeps_every_need
+
+            needs = keeps_every_need(" ".join(lines), sources)
+            if not needs.kept:
+                reasons.append(f"drops what a source story asked for: {needs.reason}")
         return Grounding(not reasons, tuple(dict.fromkeys(reasons)), tuple(invented), tuple(codes))
 
 

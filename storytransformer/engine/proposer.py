@@ -138,7 +138,8 @@ class GroundedEngine:
                 continue
             seen.add(key)
             c = replace(c, origin=origins[key])
-            g = self.validator.check(c.stories, sources, targeted=targeted, source_codes=source_codes)
+            g = self.validator.check(c.stories, sources, targeted=targeted, source_codes=source_codes,
+                                     keep_needs=kind == "merge")
             if not g.accepted:
                 log.info("%s proposal rejected (%s): %s", kind, c.origin, "; ".join(g.reasons))
             proposals.append(Proposal(kind, c.stories, tuple(s.id for s in sources), g, c.provenance, c.origin))

@@ -1,18 +1,25 @@
 """A deterministic merged story for a cluster of overlapping stories (the fallback with no model).
 
-It keeps every role ("As a visitor or researcher"), joins the objects only where the means are
-the same action ("export the reports and the invoices"), and takes the ends of the most specific
-story (the one with the most content words). Every word comes from the sources or the template;
-the engine ranks this candidate with the others and validates it like any proposal.
+It keeps everything the sources asked for (see :mod:`.needs`): every role ("As a visitor or
+researcher"; a role that names another, "library member" for "member", once); one means for all,
+either the one that contains the others ("renew a borrowed book online" for "renew a book") or the
+same action with its objects joined ("export the reports and the invoices"); and every distinct
+ends, joined ("so that I can keep reading it for longer and I do not pay a late fee"), an ends that
+another already contains once. Every word comes from the sources or the template.
+
+When the means are different actions ("publish articles", "delete articles"), one atomic story
+cannot keep both: the merge is refused (:attr:`Merge.reason` says which need would be lost).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..fixes import article_for
 from ..story import Story
+from .needs import NeedCheck, covers, keeps_every_need
 
 STOPWORDS = frozenset("a an the to of for and or in on at by with my our their its i we be able so that".split())
 
@@ -28,32 +35,53 @@ def _unique(values: list[str]) -> list[str]:
     return list(seen.values())
 
 
+def _widest(values: list[str]) -> list[str]:
+    """``values`` without those another one already covers (by need words), in order."""
+    unique = _unique(values)
+    out = []
+    for i, v in enumerate(unique):
+        if any(j != i and covers(w, v) and (not covers(v, w) or j < i) for j, w in enumerate(unique)):
+            continue
+        out.append(v)
+    return out
+
+
 def join_words(items: list[str], conjunction: str) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
 
 
-def merged_means(means: list[str]) -> str:
-    """One means for all: identical ones once; the same action with its objects joined; else the first."""
-    unique = _unique([_clean(m) for m in means])
+def merged_means(means: list[str]) -> str | None:
+    """One means for all: the one that covers the others; the same action with its objects joined;
+    else None (different actions: no one atomic story keeps them all)."""
+    unique = _widest([_clean(m) for m in means])
     if len(unique) == 1:
         return unique[0]
     verbs = {m.split()[0].lower() for m in unique}
     if len(verbs) == 1 and all(len(m.split()) > 1 for m in unique):
         verb = unique[0].split()[0]
         return f"{verb} {join_words([m.split(None, 1)[1] for m in unique], 'and')}"
-    return unique[0]
+    return None
 
 
 def specificity(text: str) -> int:
     return sum(1 for w in re.findall(r"[\w']+", text.lower()) if w not in STOPWORDS)
 
 
-def merge_cluster(stories: Sequence[Story]) -> str | None:
-    """The merged story text, or None when fewer than two stories have a means."""
-    usable = [s for s in stories if s.means is not None]
-    if len(usable) < 2:
-        return None
-    roles = _unique([_clean(s.role.text) for s in usable if s.role])
+@dataclass(frozen=True)
+class Merge:
+    """The deterministic merge of a cluster: ``text`` when it keeps every need, else None and ``reason``."""
+
+    text: str | None
+    check: NeedCheck | None = None
+    reason: str = ""
+
+    @property
+    def kept(self) -> bool:
+        return self.text is not None
+
+
+def _compose(usable: list[Story], means: str) -> str:
+    roles = _widest([_clean(s.role.text) for s in usable if s.role])
     first = usable[0]
     marker = first.role.marker if first.role else "As a"
     if roles:
@@ -63,13 +91,33 @@ def merge_cluster(stories: Sequence[Story]) -> str | None:
         head = f"{marker} {join_words(roles, 'or')}, "
     else:
         head = ""
-    means = merged_means([s.means.text for s in usable])
     means_marker = _clean(first.means.marker) or "I want to"
     if not head:
         means_marker = means_marker[:1].upper() + means_marker[1:]
     with_ends = [s for s in usable if s.ends]
     tail = ""
     if with_ends:
-        best = max(with_ends, key=lambda s: (specificity(s.ends.text), -usable.index(s)))
-        tail = f", {_clean(best.ends.marker)} {_clean(best.ends.text)}"
+        ends = _widest([_clean(s.ends.text) for s in with_ends])
+        marker_of = next(s for s in with_ends if _clean(s.ends.text).lower() == ends[0].lower())
+        tail = f", {_clean(marker_of.ends.marker)} {join_words(ends, 'and') if len(ends) < 3 else ' and '.join(ends)}"
     return f"{head}{means_marker} {means}{tail}."
+
+
+def build_merge(stories: Sequence[Story]) -> Merge:
+    """The merged story of ``stories``, checked with :func:`keeps_every_need`."""
+    usable = [s for s in stories if s.means is not None]
+    if len(usable) < 2:
+        return Merge(None, None, "fewer than two of the stories have a means")
+    means = merged_means([s.means.text for s in usable])
+    # different actions: the best single story still loses one; the check says which
+    text = _compose(usable, means if means is not None else _clean(usable[0].means.text))
+    check = keeps_every_need(text, usable)
+    if not check.kept:
+        return Merge(None, check, check.reason)
+    return Merge(text, check)
+
+
+def merge_cluster(stories: Sequence[Story]) -> str | None:
+    """The merged story text, or None when fewer than two stories have a means or no single story
+    keeps every need of them (see :func:`build_merge` for the reason)."""
+    return build_merge(stories).text

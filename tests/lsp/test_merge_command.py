@@ -20,12 +20,14 @@ from storytransformer_server.lsp.server import create_server
 
 from .conftest import uri
 
-MERGED = "As a member, I want to renew a loan and pay fines online, so that my account is clear."
+MERGED = "As a member, I want to renew a loan and pay fines online, so that I avoid a fine and my account is clear."
 
 
 class Recorder:
     def __init__(self, answer: str | None):
         self.answer = answer
+        self.proposals = [MERGED]
+        self.messages: list[str] = []
         self.shown: list[str] = []
         self.applied: list[types.WorkspaceEdit] = []
 
@@ -48,7 +50,7 @@ def merge_server(tmp_path: Path):
 
         async def propose(method, params, paths):
             assert method == "propose/merge"
-            return [MERGED]
+            return list(rec.proposals)
 
         async def ask(params: types.ShowMessageRequestParams):
             rec.shown.append(params.message)
@@ -61,6 +63,7 @@ def merge_server(tmp_path: Path):
         server.propose = propose
         server.window_show_message_request_async = ask
         server.workspace_apply_edit_async = apply
+        server.show = lambda message, kind=None: rec.messages.append(message)
         return rec
 
     yield server, setup, tmp_path
@@ -97,3 +100,18 @@ async def test_the_merged_story_is_shown_before_anything_is_applied(merge_server
     rec = setup(None)  # the message dismissed
     assert not (await run_merge(server, [{"uri": a, "line": 0}, {"uri": b, "line": 1}]))["applied"]
     assert rec.applied == []
+
+
+async def test_a_merge_that_drops_an_ends_is_refused_naming_it(merge_server):
+    server, setup, root = merge_server
+    a, b = uri(root / "a.txt"), uri(root / "b.txt")
+    rec = setup(APPLY)
+    rec.proposals = ["As a member, I want to renew a loan and pay fines online, so that my account is clear."]
+    result = await run_merge(server, [{"uri": a, "line": 0}, {"uri": b, "line": 1}])
+    assert not result["applied"] and "'avoid'" in result["reason"] and "ends" in result["reason"]
+    assert rec.applied == [] and rec.shown == []  # never offered to the user
+    assert any("refused" in m and "'avoid'" in m for m in rec.messages)
+    # a later proposal that keeps every need is the one offered
+    rec.proposals.append(MERGED)
+    result = await run_merge(server, [{"uri": a, "line": 0}, {"uri": b, "line": 1}])
+    assert result["applied"] and result["text"] == MERGED

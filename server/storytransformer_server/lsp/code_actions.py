@@ -95,9 +95,12 @@ async def resolve_model_action(server: "StoryServer", action: types.CodeAction) 
             texts = await server.propose("propose/merge", {"stories": [
                 {"file": story.file, "id": story.id}, {"file": other.file, "id": other.id}]},
                 [story.file, other.file])
+            merged = keeping_merge(server, action.title, texts, [story, other])
+            if merged is None:
+                return action
             other_uri = path_to_uri(other.file)
             action.edit = merge_edit(server, [(uri, story), (other_uri, other)],
-                                     {uri: version, other_uri: core.core_version.get(other.file)}, texts[0])
+                                     {uri: version, other_uri: core.core_version.get(other.file)}, merged)
         else:
             texts = await server.propose("propose/rewrite", {"file": story.file, "id": story.id}, [story.file])
             action.edit = document_edit(uri, version, [types.TextEdit(range=lsp_range(story.range), new_text=texts[0])])
@@ -105,6 +108,23 @@ async def resolve_model_action(server: "StoryServer", action: types.CodeAction) 
     except ModelUnavailable as e:
         server.show(f"model unavailable: {e}", types.MessageType.Warning)
     return action
+
+
+def keeping_merge(server: "StoryServer", title: str, texts: list[str], stories: list) -> str | None:
+    """The first proposed merge that keeps every need of ``stories`` (every means, every distinct
+    ends, every role); None, with a message naming what would be lost, when none does."""
+    from storytransformer.similarity.needs import keeps_every_need
+
+    first_reason = ""
+    for text in texts:
+        check = keeps_every_need(text, stories)
+        if check.kept:
+            return text
+        first_reason = first_reason or check.reason
+        log.info("merge proposal refused (%s): %r", check.reason, text)
+    server.show(f"'{title}' refused: the proposed merge drops what a story asked for: {first_reason}",
+                types.MessageType.Warning)
+    return None
 
 
 def merge_edit(server: "StoryServer", found_in: list[tuple[str, object]], versions: dict[str, int | None],

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from .code_actions import merge_edit
+from .code_actions import keeping_merge, merge_edit
 from .convert import uri_to_path
 from .model import ModelUnavailable
 
@@ -100,7 +100,12 @@ def register(server: "StoryServer") -> None:
         except ModelUnavailable as e:
             server.show(f"model unavailable: {e}", types.MessageType.Warning)
             return {"applied": False, "reason": f"model unavailable: {e}"}
-        merged = texts[0]
+        merged = keeping_merge(server, "Merge Stories", texts, stories)
+        if merged is None:
+            from storytransformer.similarity.needs import keeps_every_need
+
+            reason = keeps_every_need(texts[0], stories).reason
+            return {"applied": False, "text": texts[0], "reason": f"refused: {reason}"}
         if not await confirm_merge(server, merged, len(stories)):
             return {"applied": False, "text": merged, "reason": "not confirmed"}
         edit = merge_edit(server, found_in, versions, merged)

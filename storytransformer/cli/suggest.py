@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..config import ConfigError, load_config
 KINDS = ("merge", "rewrite", "split")
 MERGE_CODES = ("ST601", "ST602", "ST603", "ST604")
 REWRITE_PREFIXES = ("ST1", "ST3", "ST4", "ST5")
+MAX_PROPOSALS = 3
 
 
 def register(sub) -> None:
@@ -31,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--config", type=Path, help="configuration file")
     p.add_argument("--limit", type=int, default=10, help="at most this many stories or pairs per kind (default 10)")
     p.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (default: no limit)")
+    p.add_argument("--max-proposals", type=int, default=MAX_PROPOSALS, metavar="N",
+                   help=f"at most N distinct proposals per merge, rewrite or split, best first (default {MAX_PROPOSALS})")
     p.add_argument("--no-generate", action="store_true", help="rank the deterministic candidates only (faster)")
     p.add_argument("--show-rejected", action="store_true", help="also print rejected proposals with the reasons")
     p.add_argument("--context", action="store_true",
@@ -144,7 +148,7 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
                 found = engine.propose_split(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
             else:
                 found = engine.propose_rewrite(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
-            for p in found:
+            for p in top_proposals(found, getattr(args, "max_proposals", MAX_PROPOSALS)):
                 out.append({**p.to_dict(), "sources": [{"id": s.id, "file": s.file, "line": s.line + 1, "text": s.text}
                                                        for s in sources]})
     except DeadlineExceeded:
@@ -157,6 +161,23 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
     else:
         print(_text(out) if out else "no grounded proposals")
     return 0
+
+
+def top_proposals(found: list, limit: int = MAX_PROPOSALS) -> list:
+    """At most ``limit`` accepted proposals, in the engine's order (best first), none the same as an
+    earlier one but for case, spacing or punctuation; rejected ones (``--show-rejected``) after them."""
+    seen: set[tuple] = set()
+    accepted, rejected = [], []
+    for p in found:
+        if not p.accepted:
+            rejected.append(p)
+            continue
+        key = tuple(" ".join(re.findall(r"[\w']+", s.lower())) for s in p.stories)
+        if key in seen or len(accepted) >= max(1, limit):
+            continue
+        seen.add(key)
+        accepted.append(p)
+    return accepted + rejected
 
 
 def _story_at(where: str, stories) -> str | None:

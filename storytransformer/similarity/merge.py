@@ -56,10 +56,14 @@ def merged_means(means: list[str]) -> str | None:
     unique = _widest([_clean(m) for m in means])
     if len(unique) == 1:
         return unique[0]
-    verbs = {m.split()[0].lower() for m in unique}
-    if len(verbs) == 1 and all(len(m.split()) > 1 for m in unique):
-        verb = unique[0].split()[0]
-        return f"{verb} {join_words([m.split(None, 1)[1] for m in unique], 'and')}"
+    # "be able to export X" and "export Y": the action is the word after "be able to"
+    able = re.compile(r"(?i)^be able to\s+")
+    prefix = able.match(unique[0]).group(0) if all(able.match(m) for m in unique) else ""
+    actions = [able.sub("", m) for m in unique]
+    verbs = {m.split()[0].lower() for m in actions}
+    if len(verbs) == 1 and all(len(m.split()) > 1 for m in actions):
+        verb = actions[0].split()[0]
+        return f"{prefix}{verb} {join_words([m.split(None, 1)[1] for m in actions], 'and')}"
     return None
 
 
@@ -91,7 +95,9 @@ def _compose(usable: list[Story], means: str) -> str:
         head = f"{marker} {join_words(roles, 'or')}, "
     else:
         head = ""
-    means_marker = _clean(first.means.marker) or "I want to"
+    # the marker the chosen means was written with ("I want" + "be able to ...", "I want to" + "renew ...")
+    source = next((s for s in usable if _clean(s.means.text).lower() == means.lower()), first)
+    means_marker = _clean(source.means.marker) or "I want to"
     if not head:
         means_marker = means_marker[:1].upper() + means_marker[1:]
     with_ends = [s for s in usable if s.ends]

@@ -1,0 +1,26 @@
+"""``storytransformer suggest merge`` as a user runs it: a few distinct proposals, each keeping every need."""
+
+from __future__ import annotations
+
+import json
+
+from .test_cli import cli
+
+
+def test_suggest_merge_of_near_identical_stories_shows_at_most_three(cold_engine, model_cache, tmp_path):
+    backlog = tmp_path / "stories.txt"
+    backlog.write_text("US-1: As a member, I want to renew a borrowed book online, so that I do not pay a late fee.\n"
+                       "US-10: As a member, I want to renew a borrowed book online, so that I can keep reading it "
+                       "for longer.\n", "utf-8")
+    r = cli("suggest", "merge", f"{backlog}:1", f"{backlog}:2", "--no-generate", "--format", "json",
+            cache=model_cache, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    texts = [" ".join(p["stories"]) for p in shown]
+    assert 1 <= len(shown) <= 3 and len(set(t.lower() for t in texts)) == len(texts)
+    assert all(p["accepted"] for p in shown)
+    for t in texts:
+        assert "late fee" in t and "keep reading it for longer" in t and "not" in t.split()
+    r = cli("suggest", "merge", f"{backlog}:1", f"{backlog}:2", "--no-generate", cache=model_cache, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert 1 <= r.stdout.count(": merge of ") <= 3

@@ -1,0 +1,79 @@
+"""A merged story keeps everything its sources asked for: every means, every distinct ends, every role.
+
+The deterministic merge builds merges that keep them, the validator refuses a proposal that drops
+one (naming it), and ``suggest`` shows at most three distinct proposals.
+"""
+
+from types import SimpleNamespace
+
+from storytransformer.cli.suggest import top_proposals
+from storytransformer.engine.candidates import merge_candidates
+from storytransformer.engine.grounding import Validator
+from storytransformer.formats.text import read_text
+from storytransformer.similarity.merge import build_merge, merge_cluster
+from storytransformer.similarity.needs import keeps_every_need
+
+LATE_FEE = ("US-1: As a member, I want to renew a borrowed book online, so that I do not pay a late fee.",
+            "US-10: As a member, I want to renew a borrowed book online, so that I can keep reading it for longer.")
+
+
+def stories(*lines):
+    return read_text("b.txt", "\n".join(lines) + "\n").stories
+
+
+def test_late_fee_merge_keeps_both_ends():
+    src = stories(*LATE_FEE)
+    merged = merge_cluster(src)
+    assert merged == ("As a member, I want to renew a borrowed book online, "
+                      "so that I do not pay a late fee and I can keep reading it for longer.")
+    assert keeps_every_need(merged, src).kept
+    assert Validator().check([merged], src, keep_needs=True).accepted
+
+
+def test_what_the_editor_applied_is_refused_naming_the_lost_ends():
+    src = stories(*LATE_FEE)
+    check = keeps_every_need("As a member, I want to renew a borrowed book online, "
+                             "so that I can keep reading it for longer.", src)
+    assert not check.kept
+    assert "US-1's ends" in check.reason and "'late'" in check.reason and "'fee'" in check.reason
+    # a dropped negation loses the need too
+    assert not keeps_every_need("As a member, I want to renew a borrowed book online, so that I pay a late fee "
+                                "and I can keep reading it for longer.", src).kept
+
+
+def test_a_merge_that_drops_a_means_is_refused_with_a_reason_naming_it():
+    src = stories("US-3: As an editor, I want to publish articles, so that readers see them.",
+                  "US-4: As an editor, I want to delete articles, so that readers see them.")
+    merge = build_merge(src)
+    assert merge.text is None and "US-4's means" in merge.reason and "'delete'" in merge.reason
+    g = Validator().check(["As an editor, I want to publish articles, so that readers see them."], src, keep_needs=True)
+    assert not g.accepted
+    assert any("US-4's means" in r and "'delete'" in r for r in g.reasons)
+
+
+def test_the_more_specific_means_and_a_role_naming_both_are_kept():
+    src = stories("As a member, I want to renew a book.",
+                  "As a library member, I want to renew a borrowed book online.")
+    assert merge_cluster(src) == "As a library member, I want to renew a borrowed book online."
+    lost_role = keeps_every_need("As a member, I want to renew a borrowed book online.", src)
+    assert not lost_role.kept and "role" in lost_role.reason and "'library'" in lost_role.reason
+
+
+def test_merge_candidates_of_near_identical_stories_are_few_and_all_keep_every_need():
+    src = stories(*LATE_FEE)
+    found = merge_candidates(src)
+    assert 1 <= len(found) <= 3
+    assert all(keeps_every_need(c.stories[0], src).kept for c in found)
+
+
+def proposal(text, accepted=True):
+    return SimpleNamespace(stories=(text,), accepted=accepted)
+
+
+def test_suggest_shows_at_most_three_distinct_proposals_best_first():
+    found = [proposal("As a member, I want A."), proposal("as a member, I want a"), proposal("As a member, I want B."),
+             proposal("As a member, I want C."), proposal("As a member, I want D."), proposal("rejected", False)]
+    shown = top_proposals(found, 3)
+    assert [p.stories[0] for p in shown if p.accepted] == ["As a member, I want A.", "As a member, I want B.",
+                                                           "As a member, I want C."]
+    assert shown[-1].stories == ("rejected",)  # rejected ones only reach the output with --show-rejected

@@ -143,7 +143,9 @@ def test_merge_and_conflict_see_related_backlog_stories(engine, caplog):
     engine.config.engine.context_tokens = 0
     with caplog.at_level(logging.INFO, logger="storytransformer.engine"):
         report = engine.check_conflict(a, b, backlog=pool)
-        merged = engine.propose_merge([a, b], backlog=pool)
+        # A merge needs two stories that ask for the same thing: boiling pasta, said twice.
+        (twin,) = stories("As a cook, I want to boil the pasta, so that it is cooked through.\n", "more.txt")
+        merged = engine.propose_merge([a, twin], backlog=pool)
     assert report.model_yes is not None
     assert merged and all(p.accepted for p in merged)
     assert "gardener" not in " ".join(p.text for p in merged)  # context is never a source of words

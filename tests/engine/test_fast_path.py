@@ -120,7 +120,7 @@ def test_merges_on_one_backlog_share_its_resident_prefix(fast_engine, engine):
     path = ROOT / "examples" / "library.stories.txt"
     backlog = list(read_source(str(path), path.read_text("utf-8")).stories)
     assert len(backlog) >= 6
-    context_tokens = fast_engine.backlog_context("merge", backlog[:2], backlog).tokens
+    context_tokens = fast_engine.backlog_context("merge", [backlog[0], backlog[9]], backlog).tokens
     seen = []
     real_sync = fast_engine.fast._sync
 
@@ -131,11 +131,12 @@ def test_merges_on_one_backlog_share_its_resident_prefix(fast_engine, engine):
 
     fast_engine.fast._sync = sync
     try:
-        first = fast_engine.propose_merge(backlog[:2], backlog=backlog)
+        # Two pairs that can be merged without losing a need: US-1 with US-10, and US-1 with US-6.
+        first = fast_engine.propose_merge([backlog[0], backlog[9]], backlog=backlog)
         before = len(seen)
-        second = fast_engine.propose_merge(backlog[2:4], backlog=backlog)
+        second = fast_engine.propose_merge([backlog[0], backlog[5]], backlog=backlog)
     finally:
         del fast_engine.fast._sync
     assert first and second
     assert max(s["reused"] for s in seen[before:]) > context_tokens  # the backlog stayed resident
-    assert [p.text for p in second] == [p.text for p in engine.propose_merge(backlog[2:4], backlog=backlog)]
+    assert [p.text for p in second] == [p.text for p in engine.propose_merge([backlog[0], backlog[5]], backlog=backlog)]

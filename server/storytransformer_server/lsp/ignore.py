@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from storytransformer.config import CONFIG_FILES, ConfigError, from_table
+from storytransformer.edits import StaleFileError, atomic_write, digest
 from storytransformer.formats.gherkin import KEYWORD
 
 from .convert import path_to_uri, uri_to_path
@@ -213,32 +213,18 @@ def add_accepted_word(path: Path, word: str) -> bool:
         from_table(data.get("tool", {}).get("storytransformer", {}) if table is not doc else data, str(path))
     except (tomllib.TOMLDecodeError, ConfigError) as e:
         raise WriteRefused(f"{path}: the edited file would not be valid ({e}); not written") from None
-    _replace_atomically(path, new_text.encode("utf-8"), original)
+    _replace_atomically(path, new_text, original)
     return True
 
 
-def _replace_atomically(path: Path, data: bytes, original: bytes | None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _replace_atomically(path: Path, text: str, original: bytes | None) -> None:
+    """The core's safe write: atomic, and refused when the file changed since it was read."""
+    if original is None and path.exists():
+        raise WriteRefused(f"{path} was created while it was edited; not written")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
-        except OSError:
-            pass
-        # The last moment: refuse when someone else wrote the file since we read it.
-        now = path.read_bytes() if path.exists() else None
-        if now != original:
-            raise WriteRefused(f"{path} changed on disk while it was edited; not written")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        atomic_write(str(path), text, expected_digest=None if original is None else digest(original))
+    except (StaleFileError, OSError) as e:
+        raise WriteRefused(str(e)) from None
 
 
 def register(server: "StoryServer") -> None:

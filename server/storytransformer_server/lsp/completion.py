@@ -15,8 +15,7 @@ from lsprotocol import types
 
 from storytransformer.story import utf16_len
 
-from .convert import uri_to_path
-from .inline import template_suggestions
+from .inline import cursor_context, template_suggestions
 
 if TYPE_CHECKING:
     from .server import StoryServer
@@ -45,20 +44,10 @@ def items_for(before: str, after: str, line: int, character: int, roles: list[st
 def register(server: "StoryServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGERS))
     async def completion(params: types.CompletionParams):
-        uri = params.text_document.uri
-        path = uri_to_path(uri)
-        doc = server.open_document(uri)
-        if path is None or doc is None or path not in server.core.overlays:
+        at = await cursor_context(server, params.text_document.uri, params.position)
+        if at is None:
             return None
-        lines = doc.lines
-        if params.position.line >= len(lines):
-            return None
-        line_text = lines[params.position.line].rstrip("\r\n")
-        pos = doc.position_codec.position_from_client_units(lines, params.position)
-        col = min(pos.character, len(line_text))
-        core = server.core
-        roles = await core.run(core.roles, path)
-        marker = await core.run(core.means_marker, path)
+        _path, line_text, col, roles, marker = at
         items = items_for(line_text[:col], line_text[col:], params.position.line, params.position.character,
                           roles, marker)
         return types.CompletionList(is_incomplete=True, items=items) if items else None

@@ -94,25 +94,31 @@ def apply_fixes(line_text: str, story, findings) -> str | None:
     return text[r.start.character:r.end.character + shift]
 
 
+async def cursor_context(server: "StoryServer", uri: str, position: types.Position):
+    """What completions need at ``position`` of an open story file: (path, the line's text, the cursor's
+    column in code points, the roles to offer, the backlog's means marker); None elsewhere."""
+    path = uri_to_path(uri)
+    doc = server.open_document(uri)
+    if path is None or doc is None or path not in server.core.overlays:
+        return None
+    lines = doc.lines
+    if position.line >= len(lines):
+        return None
+    line_text = lines[position.line].rstrip("\r\n")
+    col = min(doc.position_codec.position_from_client_units(lines, position).character, len(line_text))
+    core = server.core
+    return path, line_text, col, await core.run(core.roles, path), await core.run(core.means_marker, path)
+
+
 def register(server: "StoryServer") -> None:
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(params: types.InlineCompletionParams):
-        uri = params.text_document.uri
-        path = uri_to_path(uri)
-        doc = server.open_document(uri)
-        if path is None or doc is None or path not in server.core.overlays:
+        at = await cursor_context(server, params.text_document.uri, params.position)
+        if at is None:
             return None
-        lines = doc.lines
-        if params.position.line >= len(lines):
-            return None
-        line_text = lines[params.position.line].rstrip("\r\n")
-        pos = doc.position_codec.position_from_client_units(lines, params.position)
-        col = min(pos.character, len(line_text))
+        path, line_text, col, roles, marker = at
         before = line_text[:col]
         core = server.core
-
-        roles = await core.run(core.roles, path)
-        marker = await core.run(core.means_marker, path)
         items = [types.InlineCompletionItem(
             insert_text=s.text,
             range=types.Range(start=types.Position(params.position.line, utf16_len(line_text[:s.start])),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from tests.daemon.conftest import DaemonProcess
@@ -14,3 +17,13 @@ def daemon(tmp_path):
     d.start()
     yield d
     d.stop()
+
+
+@pytest.fixture(scope="module")
+def soak():
+    """benchmarks/soak_lsp.py as a module: its raw JSON-RPC client drives the real language server."""
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "soak_lsp.py"
+    spec = importlib.util.spec_from_file_location("soak_lsp", bench)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -27,7 +27,7 @@ def role_family(marker: str) -> str:
 
 
 MEANS_FAMILIES = (
-    ("i want", re.compile(r"^(i|we) (want|wish)", re.I)),
+    ("i want", re.compile(r"^(i|we) (?:(?:only|also|really|just|still|always|mainly) )?(want|wish)", re.I)),
     ("i'd like", re.compile(r"^(i|we) (would like|['’]d like)", re.I)),
     ("i need", re.compile(r"^(i|we) need", re.I)),
     ("i can", re.compile(r"^(i|we) (can|could|am able|['’]m able|.*be able)", re.I)),

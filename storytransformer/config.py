@@ -39,6 +39,10 @@ DEFAULT_VAGUE_WORDS = (
     "familiar", "sensible", "important", "timely", "interesting", "appealing", "minimal", "possibly",
     "perhaps", "maybe", "probably", "in some way", "whatever", "as soon as possible", "stuff", "stuffs",
     "everything",
+    # Catch-alls and unmeasured qualities the guideline names (docs/labelling.md: "relevant", "as much
+    # as possible", a list ending in "and other ..."), counted on the tuning backlogs only.
+    "relevant", "something", "and other", "any other", "other aspects", "high", "effective",
+    "increased", "as necessary", "as possible",
 )
 DEFAULT_SOLUTION_WORDS = (
     "button", "dropdown", "drop-down", "checkbox", "check box", "radio button", "popup", "pop-up",

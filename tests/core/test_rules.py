@@ -104,6 +104,28 @@ def test_configured_vague_words_and_severity():
     assert f.severity.value == "error" and "blazing" in f.message
 
 
+@pytest.mark.parametrize("means, term", [
+    ("to export the relevant records", "relevant"),
+    ("to tag photos, videos and other media", "and other"),
+    ("to be told about something new in my area", "something"),
+    ("to sort loans by due date, shelf and any other field", "any other"),
+    ("to print a receipt as necessary", "as necessary"),
+    ("to reach as many readers as possible", "as possible"),
+    ("high availability of the catalogue", "high"),
+    ("an effective way to find overdue loans", "effective"),
+])
+def test_catch_alls_and_unmeasured_qualities_are_vague(means, term):
+    _, findings = lint_texts({"b.txt": f"As a librarian, I want {means}, so that I can plan.\n"})
+    assert [f.data["term"].lower() for f in findings if f.code == "ST701"] == [term]
+
+
+@pytest.mark.parametrize("means", ["to export the loan records", "to tag photos and videos",
+                                   "to see other branches' opening hours", "to lower the fine"])
+def test_specific_means_are_not_vague(means):
+    _, findings = lint_texts({"b.txt": f"As a librarian, I want {means}, so that I can plan.\n"})
+    assert not [f for f in findings if f.code == "ST701"]
+
+
 def test_suppressions_and_ignore():
     text = "# storytransformer: ignore ST701\nAs a user, I want fast search.\nAs a user, I want easy login.\n"
     _, findings = lint_texts({"b.txt": text})

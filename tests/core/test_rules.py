@@ -62,6 +62,32 @@ def test_atomic_conjunctions(means, atomic):
     assert ("ST201" not in {f.code for f in findings}) is atomic
 
 
+@pytest.mark.parametrize("means, parts", [
+    # the first verb read as a noun ("research prices"), the second after its own 'to'
+    ("research holiday prices and to book a trip", ["research holiday prices", "book a trip"]),
+    # a passive second action joined to the first: the system notifies
+    ("reserve a meeting room, and be notified when it is free", ["reserve a meeting room", "be notified when it is free"]),
+    # two passives the user asks the system for
+    ("have the catalogue be indexed nightly and published on the website",
+     ["have the catalogue be indexed nightly", "have the catalogue be published on the website"]),
+])
+def test_atomic_finds_actions_the_tagger_hides(means, parts):
+    _, findings = lint_texts({"b.txt": f"As a traveller, I want to {means}, so that I am done.\n"})
+    (f,) = [f for f in findings if f.code == "ST201"]
+    assert f.data["parts"] == parts
+
+
+@pytest.mark.parametrize("means", [
+    "know whether the books were borrowed or returned",       # a question about states, one feature
+    "export my loans every month and continue to do so",      # 'continue' adds no feature
+    "enter my card details and have my account charged",      # the outcome of the one action
+    "update my address in one place and be assured it is changed everywhere",  # a state of mind
+])
+def test_atomic_ignores_joined_verbs_that_add_no_feature(means):
+    _, findings = lint_texts({"b.txt": f"As a member, I want to {means}, so that I am done.\n"})
+    assert "ST201" not in {f.code for f in findings}
+
+
 def test_atomic_fix_splits_into_stories_with_shared_object():
     _, findings = lint_texts({"b.md": "- As an editor, I want to add and edit articles, so that the site is current.\n"})
     (f,) = [f for f in findings if f.code == "ST201"]

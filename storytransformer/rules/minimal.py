@@ -75,6 +75,11 @@ REPEATED_ENDS = re.compile(r"(?i)^(?:so\s+that|so)\b[\s,]*(?:so\s+that|so)\b")
 SECOND_ENDS = re.compile(r"(?i)\bso\s+that\b|\bso\s+(?:I|we)\b")
 
 
+# The means marker again inside the means: "... and I want to create it as well", "... and I expect this to
+# fail when ..." (an acceptance criterion written into the story).
+SECOND_MEANS = re.compile(r"(?i)(?:,\s*|\s)(?:and|but)\s+((?:I|we)\s+(?:also\s+)?(?:want|need|expect|would\s+like|wish))\b")
+
+
 @rule("ST303", "repeated-marker", CRITERION, Severity.WARNING,
       "A marker is written twice ('As a user, as a user', 'I want to I want to', 'so that so that').",
       fix="Write each marker once.",
@@ -99,6 +104,14 @@ def repeated_marker(story, ctx):
         if m and m.group(0).lower().split()[0] in ("i", "we"):
             yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
                              f"Not minimal: the means marker is repeated ('{means.marker} {m.group(0)}')", means.range)
+        else:
+            m = SECOND_MEANS.search(means.text, 1, MAX_STORY_CHARS)
+            if m:
+                said = " ".join(m.group(1).split())
+                yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
+                                 f"Not minimal: the means says '{said}' a second time; keep one need, and put "
+                                 "what you expect in the acceptance criteria",
+                                 sub_range(means.text, means.range, m.start(1), m.end(1)))
 
 
 # Asides that add detail to the story instead of stating the need: examples, lists, dashes.

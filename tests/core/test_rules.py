@@ -152,6 +152,27 @@ def test_specific_means_are_not_vague(means):
     assert not [f for f in findings if f.code == "ST701"]
 
 
+@pytest.mark.parametrize("text, said", [
+    ("As a member, I want to renew a loan and I expect this to fail when the book is reserved.", "I expect"),
+    ("As a member, I want to open an account and I want to link my card to it as part of opening.", "I want"),
+    ("As members, we want to book a room, but we also need a projector in it.", "we also need"),
+])
+def test_a_second_want_or_expect_inside_the_means_is_not_minimal(text, said):
+    _, findings = lint_texts({"b.txt": text + "\n"})
+    (f,) = [f for f in findings if f.code == "ST303"]
+    assert text[f.range.start.character:f.range.end.character] == said and f"'{said}'" in f.message
+
+
+@pytest.mark.parametrize("text", [
+    "As a member, I want to renew a loan, so that I can keep the book and I expect no fine.",  # in the ends
+    "As a member, I want to know what I expect to pay before I renew.",                        # no second clause
+    "As a member, I want the fine I want to pay shown first.",
+])
+def test_want_or_expect_that_is_not_a_second_clause_is_minimal(text):
+    _, findings = lint_texts({"b.txt": text + "\n"})
+    assert "ST303" not in {f.code for f in findings}
+
+
 def test_suppressions_and_ignore():
     text = "# storytransformer: ignore ST701\nAs a user, I want fast search.\nAs a user, I want easy login.\n"
     _, findings = lint_texts({"b.txt": text})

@@ -7,7 +7,7 @@ import re
 from ..findings import Finding, Fix, Severity, TextEdit
 from ..fixes import join_sentences
 from ..story import Range, sub_range
-from . import Example, rule
+from . import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "full-sentence"
 
@@ -63,3 +63,37 @@ def missing_final_punctuation(story, ctx):
         end = story.range.end
         yield Finding.on(story, "ST403", CRITERION, Severity.HINT, "The story does not end with a full stop",
                          Range(end, end), fix=Fix.replace("Add a full stop", Range(end, end), "."))
+
+
+# Slips that make a story read wrongly (docs/labelling.md, full sentence: "missing words or verb, a typo or
+# grammar error"), each a pattern that is wrong wherever it appears, with what the writer probably meant.
+GRAMMAR_SLIPS = (
+    (re.compile(r"(?i)\b(?!(?:that|had|is|do)\b)([a-z]+)\s+\1\b"), "a word written twice", "write it once"),
+    (re.compile(r"(?i)\b(?:want|need|would\s+like)\s+(?:know|see|be|find|understand|learn|get|make|receive|create|delete)\b"),
+     "'to' is missing before the verb", "write 'want to <verb>'"),
+    (re.compile(r"(?i)\b(?:want|need|like|able)\s+to\s+(?:the|a|an|must|should|can|could|will|would|to)\b"),
+     "the verb is missing after 'to'", "say what the user wants to do"),
+    (re.compile(r"(?i)\bbe\s+able\s+(?!to\b)[a-z]+\b"), "'to' is missing after 'able'", "write 'be able to <verb>'"),
+    (re.compile(r"(?i)\bso\s+that,?\s+(?:know|pay|see|get|find|make|can|could|will|would|should|must)\b"),
+     "the subject is missing after 'so that'", "write 'so that I ...'"),
+    (re.compile(r"\bI\s+(?:keeps|wants|needs|has|is|are|was|does)\b"), "the verb does not agree with 'I'",
+     "write 'I keep', 'I have', 'I am', ..."),
+)
+
+
+@rule("ST404", "grammar-slip", CRITERION, Severity.WARNING,
+      "A slip that makes the story read wrongly: a word written twice, 'to' or a verb or a subject missing, "
+      "a verb that does not agree with 'I'.",
+      fix="Correct the slip so that the story is one grammatical sentence.",
+      examples=(Example("As a member, I want know my loans.", flagged=True),
+                Example("As a member, I want to renew the the loan.", flagged=True),
+                Example("As a member, I want to know my loans.", flagged=False),
+                Example("As a member, I want to see that that loan is renewed.", flagged=False)))
+def grammar_slip(story, ctx):
+    for pattern, what, how in GRAMMAR_SLIPS:
+        m = pattern.search(story.text, 0, MAX_STORY_CHARS)
+        if m:
+            yield Finding.on(story, "ST404", CRITERION, Severity.WARNING,
+                             f"Not a full sentence: {what} in '{m.group(0)}'; {how}",
+                             sub_range(story.text, story.range, m.start(), m.end()))
+            return  # one slip is enough to send the story back to its writer

@@ -173,6 +173,33 @@ def test_want_or_expect_that_is_not_a_second_clause_is_minimal(text):
     assert "ST303" not in {f.code for f in findings}
 
 
+@pytest.mark.parametrize("text, slip", [
+    ("As a member, I want to renew a loan of of a book.", "of of"),
+    ("As a member, I want know when my loan ends.", "want know"),
+    ("As a member, I want to the list of my loans.", "want to the"),
+    ("As a member, I want to must renew my loans on time.", "want to must"),
+    ("As a member, I want to be able renew a loan.", "be able renew"),
+    ("As a member, I want a reminder, so that know when to return the book.", "so that know"),
+    ("As a member, I want to see the books I has borrowed.", "I has"),
+])
+def test_grammar_slips_are_not_full_sentences(text, slip):
+    _, findings = lint_texts({"b.txt": text + "\n"})
+    (f,) = [f for f in findings if f.code == "ST404"]
+    assert text[f.range.start.character:f.range.end.character] == slip and slip in f.message
+
+
+@pytest.mark.parametrize("text", [
+    "As a member, I want to know that that loan is renewed.",
+    "As a member, I want to be able to renew a loan, so that I know when to return it.",
+    "As a member, I want access to the list of my loans.",
+    "As a member, I want to see what I have borrowed, so that I can plan.",
+    "As a member, I want a table of my loans.",
+])
+def test_grammatical_stories_have_no_slip(text):
+    _, findings = lint_texts({"b.txt": text + "\n"})
+    assert "ST404" not in {f.code for f in findings}
+
+
 def test_suppressions_and_ignore():
     text = "# storytransformer: ignore ST701\nAs a user, I want fast search.\nAs a user, I want easy login.\n"
     _, findings = lint_texts({"b.txt": text})

@@ -8,7 +8,10 @@ from ..findings import Finding, Severity
 from . import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "estimatable"
-EPIC_VERBS = re.compile(r"^(?:be able to\s+)?(manage|administer|administrate|maintain|handle|control)\s+(all|every|the whole|everything)\b", re.I)
+# "manage X" asks for everything one can do with X (create, edit, delete, list, ...): annotators mark it as an
+# epic whatever X is; "maintain" and "control" only when they cover a whole area ("maintain all ...").
+EPIC_VERBS = re.compile(r"^(?:be able to\s+)?(?:(?:manage|administer|administrate|handle)\s+\S"
+                        r"|(?:maintain|control)\s+(?:all|every|the whole|everything)\b)", re.I)
 
 
 @rule("ST901", "epic-sized", CRITERION, Severity.INFO,
@@ -26,8 +29,11 @@ def epic_sized(story, ctx):
         return
     m = EPIC_VERBS.match(story.means.text)
     if m:
+        verb = re.search(r"(?i)manage|administer|administrate|handle|maintain|control", m.group(0)).group(0).lower()
+        what = " ".join(story.means.text.split()[:6])
         yield Finding.on(story, "ST901", CRITERION, Severity.INFO,
-                         f"Hard to estimate: '{m.group(0)}' covers a whole area; split it into concrete stories",
+                         f"Hard to estimate: '{what}' covers a whole area ('{verb}' means creating, changing, "
+                         "removing, listing, ...); split it into the concrete actions",
                          story.means.range)
 
 

@@ -200,6 +200,23 @@ def test_grammatical_stories_have_no_slip(text):
     assert "ST404" not in {f.code for f in findings}
 
 
+@pytest.mark.parametrize("means, verb", [
+    ("Manage Loan Fees", "manage"), ("be able to handle refunds", "handle"), ("administer branch accounts", "administer"),
+    ("maintain all records of the branch", "maintain"),
+])
+def test_managing_a_whole_area_is_an_epic(means, verb):
+    _, findings = lint_texts({"b.txt": f"As a clerk, I want to {means}, so that the branch runs.\n"})
+    (f,) = [f for f in findings if f.code == "ST901"]
+    assert f"'{verb}' means" in f.message and means.split()[0] in f.message
+
+
+@pytest.mark.parametrize("means", ["maintain my profile", "control the volume of the reader", "renew a loan",
+                                   "see who manages the branch"])
+def test_concrete_actions_are_not_epics(means):
+    _, findings = lint_texts({"b.txt": f"As a clerk, I want to {means}, so that the branch runs.\n"})
+    assert "ST901" not in {f.code for f in findings}
+
+
 def test_suppressions_and_ignore():
     text = "# storytransformer: ignore ST701\nAs a user, I want fast search.\nAs a user, I want easy login.\n"
     _, findings = lint_texts({"b.txt": text})

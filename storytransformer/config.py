@@ -42,7 +42,9 @@ DEFAULT_VAGUE_WORDS = (
     # Catch-alls and unmeasured qualities the guideline names (docs/labelling.md: "relevant", "as much
     # as possible", a list ending in "and other ..."), counted on the tuning backlogs only.
     "relevant", "something", "and other", "any other", "other aspects", "high", "effective",
-    "increased", "as necessary", "as possible",
+    "increased", "as necessary", "as possible", "probable", "well defined", "well-defined", "well documented",
+    "well-documented", "well visible", "well-visible", "well designed", "well-designed", "well structured",
+    "well-structured",
 )
 DEFAULT_SOLUTION_WORDS = (
     "button", "dropdown", "drop-down", "checkbox", "check box", "radio button", "popup", "pop-up",

@@ -139,6 +139,9 @@ def test_configured_vague_words_and_severity():
     ("to reach as many readers as possible", "as possible"),
     ("high availability of the catalogue", "high"),
     ("an effective way to find overdue loans", "effective"),
+    ("a well documented loan policy", "well documented"),
+    ("well-visible return slots", "well-visible"),
+    ("to list books of probable interest to me", "probable"),
 ])
 def test_catch_alls_and_unmeasured_qualities_are_vague(means, term):
     _, findings = lint_texts({"b.txt": f"As a librarian, I want {means}, so that I can plan.\n"})

@@ -31,12 +31,13 @@ def norm_path(path: str) -> str:
 inside_real = within  # the core's rule: symbolic links resolved, is ``path`` ``root`` or under it?
 
 
-def drop_escaping(ws: Workspace, root: str) -> None:
+def drop_escaping(session: EditingSession, root: str) -> None:
     """Forget files that a symbolic link inside ``root`` brought in from outside it: the daemon reads only its roots."""
+    ws = session.workspace
     for f in list(ws.files) + list(ws.problems):
         if not inside_real(f, root):
             log.warning("ignoring %s: a symbolic link leads out of the workspace root %s", f, root)
-            ws.remove(f)
+            session.remove(f)
 
 
 @dataclass
@@ -74,8 +75,7 @@ class Root:
     def open(cls, path: str) -> "Root":
         config = load_config(start=Path(path))
         session = EditingSession.load([path], config)
-        drop_escaping(session.workspace, path)
-        session.refresh_template()
+        drop_escaping(session, path)
         return cls(path, session)
 
     @classmethod
@@ -203,14 +203,13 @@ class Root:
             log.warning("keeping the previous configuration of %s: %s", self.path, e)
         session = EditingSession.load([] if self.single_file else [self.path], config)
         if not self.single_file:
-            drop_escaping(session.workspace, self.path)
+            drop_escaping(session, self.path)
         with self.lock:
             before = set(self.workspace.files)
             for path, ov in self.overlays.items():
                 edit = session.set_overlay(path, ov.version, ov.text, ov.owner)
                 if edit is not None and edit.problem:
                     log.warning("overlay of %s no longer parses: %s", path, edit.problem)
-            session.refresh_template()
             self.session = session
             ws = session.workspace
             self.generation += 1

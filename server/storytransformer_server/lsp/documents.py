@@ -90,7 +90,8 @@ class Project:
         self._roles = None
 
     def finish_load(self) -> None:
-        self.session.refresh_template()
+        """The editors' texts are in (the session's tally followed them; its linter, built on first
+        use, takes the template of every story then)."""
         self._roles = None
 
     def reconfigure(self) -> list[FileFindings]:

@@ -41,12 +41,25 @@ TIMEOUT_S = 60.0  # the first request may wait for the daemon to embed the works
 SETTLE_S = 0.25  # typing bursts: one request to the daemon once the text stops changing
 
 
+def _local_codes() -> set[str]:
+    from storytransformer.rules import RULES
+
+    return {code for code, r in RULES.items() if r.check is not None}
+
+
 def from_wire(items) -> tuple[Finding, ...]:
+    """The daemon's semantic findings. A daemon started before ``deterministic: false`` existed still
+    sends the rules' findings too: those are left out (they are shown from this process already)."""
     from storytransformer_server.daemon.wire import finding_from_wire
 
     out = []
+    local = None
     for d in items or ():
         if isinstance(d, dict):
+            if local is None:
+                local = _local_codes()
+            if d.get("code") in local:
+                continue
             try:
                 out.append(finding_from_wire(d))
             except (KeyError, TypeError, ValueError) as e:

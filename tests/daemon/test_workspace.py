@@ -77,6 +77,25 @@ async def test_overlay_changes_findings_and_close_goes_back_to_disk(daemon, work
         await client.close()
 
 
+async def test_the_language_servers_way_asks_for_no_deterministic_findings(daemon, workspace):
+    """The language server runs the rules itself: with ``deterministic: false`` the daemon lints nothing
+    and answers only what its index adds (here nothing: no semantic findings asked for)."""
+    path = str(workspace / "stories" / "backlog.txt")
+    client = await daemon.connect()
+    try:
+        await client.request("workspace/register", {"root": str(workspace)})
+        await client.request("document/overlay", {"path": path, "text": BAD_STORY, "version": 2})
+        answer = await client.request("findings", {"semantic": False, "deterministic": False, "path": path})
+        assert answer["findings"] == [] and answer["version"] == 2
+        # other clients still get the deterministic findings by default
+        assert "ST101" in codes(await client.request("findings", {"semantic": False, "path": path}))
+        with pytest.raises(DaemonError) as e:
+            await client.request("findings", {"deterministic": "no", "path": path})
+        assert e.value.code == P.INVALID_PARAMS and "deterministic" in e.value.message
+    finally:
+        await client.close()
+
+
 async def test_findings_outside_any_root_say_what_to_do(daemon, tmp_path):
     client = await daemon.connect()
     try:

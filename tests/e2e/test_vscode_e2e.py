@@ -6,8 +6,10 @@ in the Problems panel with their rule codes; a quick fix changes the text; savin
 ``source.fixAll.storytransformer`` on save applies the remaining fixes; ghost text is accepted with
 Tab; a real backlog gets the findings ``storytransformer check`` reports; Load Model, Merge Selected
 Stories and Unload Model work with the real daemon and model, and the status bar follows the
-engine; a server crashing at start, settings of the wrong type and an interpreter without
-StoryTransformer get clear messages. Screenshots, reports and VS Code's logs are kept as artifacts.
+engine; a paraphrase typed into a backlog gets its semantic overlap from the real daemon within 15 s
+and keeps it through edits, a save and a window reload; a server crashing at start, settings of the
+wrong type and an interpreter without StoryTransformer get clear messages. Screenshots, reports and
+VS Code's logs are kept as artifacts.
 
 The tools come from ``scripts/test-tools.d/40-vscode.sh`` (run by ``scripts/install.sh --test``);
 without them the test skips, except in CI (``CI`` set), where a missing tool is a failure.
@@ -54,6 +56,34 @@ OVERLAPPING = (
 )  # inside "(see the wireframe)"
 # A real backlog, read from beside the checkout at test time (never copied into the project).
 REAL_BACKLOG = ROOT.parent / "shared" / "data" / "backlogs" / "dalpiaz" / "g04-recycling.txt"
+
+
+# A backlog with one semantic duplicate of its own (line 1, found once the daemon is warm), another
+# backlog, and a paraphrase of that backlog's second story to type into the first.
+SEMANTIC_OURS = (
+    "As a member, I want to renew my loans on the website, so that I do not pay late fees.\n"
+    "As a librarian, I want to print the monthly statistics, so that I can report to the board.\n"
+)
+SEMANTIC_THEIRS = (
+    "As a member, I want to renew a loan online, so that I avoid a late fee.\n"
+    "As a visitor, I want to search the catalogue for books, so that I can find something to read.\n"
+    "As a member, I want to reserve a room in the library, so that my group can meet.\n"
+)
+PARAPHRASE = "As a visitor, I want to look up books in the catalogue, so that I can find something to read."
+NEW_STORY = "As a member, I want to pay a fine online, so that my account is cleared."
+
+
+def _semantic_workspace(base: Path) -> Path:
+    """Two backlogs with the daemon on (semantic findings); no word suggestions to get in the way of typing."""
+    folder = base / "semantic"
+    (folder / ".vscode").mkdir(parents=True)
+    (folder / "ours.stories.txt").write_text(SEMANTIC_OURS)
+    (folder / "theirs.stories.txt").write_text(SEMANTIC_THEIRS)
+    (folder / ".vscode" / "settings.json").write_text(json.dumps({
+        "storytransformer.daemon.enabled": True, "storytransformer.daemon.timeoutS": 300,
+        "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
+        "editor.inlineSuggest.enabled": False, "editor.suggestOnTriggerCharacters": False}))
+    return folder
 
 
 def _chromium() -> str | None:
@@ -189,6 +219,7 @@ def code_server(vsix: Path, scratch: Path):
         d.mkdir(parents=True)
     (workspace / "events.stories.txt").write_text(STORIES)
     bad_setups = _bad_setup_workspaces(base)
+    semantic = _semantic_workspace(base)
     real_name = None
     if REAL_BACKLOG.is_file():  # the rest of the journey runs without it
         real_name = REAL_BACKLOG.name.replace(".txt", ".stories.txt")
@@ -246,7 +277,7 @@ def code_server(vsix: Path, scratch: Path):
                     raise AssertionError(f"code-server did not start:\n{(base / 'code-server.log').read_text()[-3000:]}")
                 time.sleep(0.5)
         yield {"url": url, "workspace": workspace, "real_file": real_name, "base": base, "env": env,
-               "bad_setups": bad_setups}
+               "bad_setups": bad_setups, "semantic": semantic}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -436,3 +467,28 @@ def test_open_backlog_report_shows_the_report_in_a_webview(report_session: dict)
     assert report_session["reportTab"], report_session
     assert report_session["reportSvgCount"] >= 1, report_session
     assert "ST301" in report_session["reportText"] or "ST201" in report_session["reportText"], report_session["reportText"]
+
+
+@pytest.fixture(scope="module")
+def semantic_session(code_server: dict, artifacts: Path) -> dict:
+    """A paraphrase typed into a backlog, with the real daemon and its embedding model."""
+    return _drive(code_server, artifacts, code_server["semantic"], "ours.stories.txt", "--scenario", "semantic",
+                  "--paraphrase", PARAPHRASE, "--new-story", NEW_STORY, "--timeout-ms", "300000")
+
+
+def test_a_typed_paraphrase_shows_its_overlap_and_keeps_it_through_edits_a_save_and_a_reload(
+        semantic_session: dict) -> None:
+    report = semantic_session
+    # once the daemon is warm (its model loaded, the workspace embedded) ...
+    assert report["warmupMs"] is not None, report
+    # ... the overlap of the typed paraphrase shows within 15 s,
+    assert report["paraphraseMs"] is not None and report["paraphraseMs"] <= 15_000, report
+    rows = " | ".join(report["problemsAfterTyping"])
+    assert "theirs.stories.txt" in rows or "Semantic" in rows, rows
+    # stays after a further edit (moved with its story to line 4) and after a save,
+    assert report["afterEditMs"] is not None and report["afterEditMs"] <= 15_000 and report["staysAfterEdit"], report
+    assert PARAPHRASE in report["diskAfterSave"].splitlines(), report["diskAfterSave"]
+    assert report["afterSaveMs"] is not None and report["afterSaveMs"] <= 15_000 and report["staysAfterSave"], report
+    # and comes back after a window reload (a new language server) within 15 s.
+    assert report["afterReloadMs"] is not None and report["afterReloadMs"] <= 15_000, report
+    assert report["staysAfterReload"], report

@@ -287,17 +287,25 @@ class Service:
         return {"path": path, "closed": closed}
 
     async def findings(self, ctx: Context, params: dict) -> dict:
-        """Deterministic findings now; semantic ones when current (``semantic: true`` waits for them)."""
+        """Semantic findings when current (``semantic: true`` waits for them), with the deterministic ones
+        in front unless ``deterministic: false``. The language server asks without them: it computes
+        them itself once per edit, so the daemon lints only for clients that have no rules of their own."""
         from .wire import finding_to_wire
 
         path = norm_path(_str(params, "path"))
         mode = params.get("semantic", "auto")
         if mode not in (True, False, "auto"):
             raise DaemonError(INVALID_PARAMS, "'semantic' must be true, false or \"auto\"")
+        deterministic = params.get("deterministic", True)
+        if not isinstance(deterministic, bool):
+            raise DaemonError(INVALID_PARAMS, "'deterministic' must be true or false")
         root = self._root_for(path)
-        hit = root.cached_findings(path)
-        generation, wire, packed = hit if hit is not None else await self.host.run_cpu(root.findings, path, finding_to_wire)
-        found: Any = packed
+        if deterministic:
+            hit = root.cached_findings(path)
+            generation, wire, packed = hit if hit is not None else await self.host.run_cpu(root.findings, path, finding_to_wire)
+            found: Any = packed
+        else:
+            generation, wire, found = root.generation, [], []
         semantic, pending = False, False
         if mode is not False and self.similarity.enabled_for(root):
             extra = await self.similarity.findings(root, path, wait=mode is True)

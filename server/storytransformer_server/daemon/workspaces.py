@@ -1,4 +1,4 @@
-"""The registered workspace roots: one core Workspace and Linter per root, kept current.
+"""The registered workspace roots: one core EditingSession per root, kept current.
 
 Every method here is synchronous and takes the root's lock: the service
 runs them in worker threads so a long reload never stalls the event loop,
@@ -15,7 +15,8 @@ from pathlib import Path
 
 from storytransformer.config import CONFIG_FILES, Config, load_config
 from storytransformer.lint import Linter
-from storytransformer.workspace import Workspace, discover, in_tree, within
+from storytransformer.session import EditingSession, Overlay, is_story_file
+from storytransformer.workspace import Workspace, discover, within
 
 from .rpc import Packed
 
@@ -30,44 +31,52 @@ def norm_path(path: str) -> str:
 inside_real = within  # the core's rule: symbolic links resolved, is ``path`` ``root`` or under it?
 
 
-def drop_escaping(ws: Workspace, root: str) -> None:
+def drop_escaping(session: EditingSession, root: str) -> None:
     """Forget files that a symbolic link inside ``root`` brought in from outside it: the daemon reads only its roots."""
+    ws = session.workspace
     for f in list(ws.files) + list(ws.problems):
         if not inside_real(f, root):
             log.warning("ignoring %s: a symbolic link leads out of the workspace root %s", f, root)
-            ws.remove(f)
-
-
-@dataclass
-class Overlay:
-    client: int
-    version: int
-    text: str
+            session.remove(f)
 
 
 @dataclass
 class Root:
-    """One registered root and everything derived from it."""
+    """One registered root and everything derived from it: the core's :class:`EditingSession`
+    (workspace, editors' overlays and versions, template tally) under a lock, and a generation."""
 
     path: str
-    config: Config
-    workspace: Workspace
-    linter: Linter
+    session: EditingSession
     lock: threading.RLock = field(default_factory=threading.RLock)
-    generation: int = 0  # bumped on every change; keys the findings cache
+    generation: int = 0  # bumped on every change; keys the findings caches
     clients: set[int] = field(default_factory=set)
-    overlays: dict[str, Overlay] = field(default_factory=dict)
     cache: dict[str, tuple[int, list, Packed]] = field(default_factory=dict)  # path -> (generation, wire, encoded)
     single_file: bool = False  # a file opened outside every registered folder: a root of its own
 
+    @property
+    def config(self) -> Config:
+        return self.session.config
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.session.workspace
+
+    @property
+    def overlays(self) -> dict[str, Overlay]:
+        return self.session.overlays
+
+    @property
+    def linter(self) -> Linter:
+        """Built on first use: only clients that ask the daemon for deterministic findings need it."""
+        return self.session.linter
 
     # -- building ---------------------------------------------------------
     @classmethod
     def open(cls, path: str) -> "Root":
         config = load_config(start=Path(path))
-        ws = Workspace.from_paths([path], config)
-        drop_escaping(ws, path)
-        return cls(path, config, ws, Linter(ws))
+        session = EditingSession.load([path], config)
+        drop_escaping(session, path)
+        return cls(path, session)
 
     @classmethod
     def open_file(cls, path: str) -> "Root":
@@ -77,8 +86,7 @@ class Root:
         path (``/etc/passwd``) gets findings of the text it sent itself, nothing more.
         """
         config = load_config(start=Path(path).parent)
-        ws = Workspace(config)
-        return cls(path, config, ws, Linter(ws), single_file=True)
+        return cls(path, EditingSession(config), single_file=True)
 
     def contains(self, path: str) -> bool:
         if self.single_file:
@@ -86,61 +94,64 @@ class Root:
         return path == self.path or path.startswith(self.path.rstrip(os.sep) + os.sep)
 
     def wants(self, path: str) -> bool:
-        """Whether a file at ``path`` is a story file of this root to read from disk (by the configured globs).
+        """Whether a file at ``path`` is a story file of this root to read from disk (the core's
+        :func:`~storytransformer.session.is_story_file`, the walk's rule).
 
         A loose file is never read from disk, and neither is a path whose symbolic links lead out of the root.
         """
         if self.single_file:
             return False
-        return in_tree(path, self.path, self.config)  # the same rule as the walk that registered the root
+        return is_story_file(path, self.config, self.path)
 
     def is_config_file(self, path: str) -> bool:
         return os.path.dirname(path) == self.path and os.path.basename(path) in CONFIG_FILES
 
     def _changed(self) -> None:
+        # No template recount here: the session's tally follows every edit.
         self.generation += 1
         self.cache.clear()
-        self.linter.refresh_template()
 
     # -- editor overlays --------------------------------------------------
     def set_overlay(self, path: str, text: str, version: int, client: int) -> bool:
-        """Replace the file's stories by unsaved text; False when ``version`` is older than what we have."""
+        """Replace the file's stories by unsaved text; False when ``version`` is older than what we have.
+        Raises ValueError when the text cannot be read as stories (the file is then out of the index)."""
         with self.lock:
-            cur = self.overlays.get(path)
-            if cur is not None and cur.client == client and version < cur.version:
+            edit = self.session.set_overlay(path, version, text, client)
+            if edit is None:
                 return False
-            self.workspace.set_text(path, text)
-            self.overlays[path] = Overlay(client, version, text)
             self._changed()
+            if edit.problem:
+                raise ValueError(edit.problem)
             return True
 
     def close_overlay(self, path: str, client: int | None = None) -> bool:
         """Drop the overlay (of ``client``, if given) and go back to the file on disk."""
         with self.lock:
-            cur = self.overlays.get(path)
-            if cur is None or (client is not None and cur.client != client):
+            edit = self.session.close_overlay(path, client) if not self.single_file else self._close_loose(path, client)
+            if edit is None:
                 return False
-            del self.overlays[path]
-            self._reload_from_disk(path)
             self._changed()
             return True
 
+    def _close_loose(self, path: str, client: int | None):
+        """A loose file is never read from disk: closing it forgets its text."""
+        cur = self.session.overlays.get(path)
+        if cur is None or (client is not None and cur.owner != client):
+            return None
+        return self.session.remove(path)
+
     def drop_client(self, client: int) -> list[str]:
         with self.lock:
-            paths = [p for p, o in self.overlays.items() if o.client == client]
-            for p in paths:
-                del self.overlays[p]
-                self._reload_from_disk(p)
+            if self.single_file:
+                paths = [p for p, o in self.overlays.items() if o.owner == client]
+                for p in paths:
+                    self.session.remove(p)
+            else:
+                paths = self.session.drop_owner(client)
             if paths:
                 self._changed()
             self.clients.discard(client)
             return paths
-
-    def _reload_from_disk(self, path: str) -> None:
-        if os.path.isfile(path) and self.wants(path):
-            self.workspace.load(path)
-        else:
-            self.workspace.remove(path)
 
     # -- changes on disk --------------------------------------------------
     def apply_disk_changes(self, paths: set[str], rescan: bool) -> tuple[list[str], bool]:
@@ -160,12 +171,12 @@ class Root:
                     for f in files:
                         f = norm_path(f)
                         if self.wants(f) and f not in self.overlays:
-                            self.workspace.load(f)
+                            self.session.revert(f)
                             changed.append(f)
                     continue
                 if os.path.isfile(p):
                     if self.wants(p):
-                        self.workspace.load(p)
+                        self.session.revert(p)
                         changed.append(p)
                     continue
                 # gone: a file, or a whole directory
@@ -173,7 +184,7 @@ class Root:
                 gone = [f for f in list(self.workspace.files) + list(self.workspace.problems)
                         if (f == p or f.startswith(prefix)) and f not in self.overlays]
                 for f in gone:
-                    self.workspace.remove(f)
+                    self.session.remove(f)
                     changed.append(f)
             if changed:
                 self._changed()
@@ -190,17 +201,17 @@ class Root:
             config = load_config(start=Path(self.path).parent if self.single_file else Path(self.path))
         except Exception as e:  # noqa: BLE001 - a broken config while the user types it: keep the last good one
             log.warning("keeping the previous configuration of %s: %s", self.path, e)
-        ws = Workspace.from_paths([] if self.single_file else [self.path], config)
+        session = EditingSession.load([] if self.single_file else [self.path], config)
         if not self.single_file:
-            drop_escaping(ws, self.path)
+            drop_escaping(session, self.path)
         with self.lock:
             before = set(self.workspace.files)
             for path, ov in self.overlays.items():
-                try:
-                    ws.set_text(path, ov.text)
-                except ValueError as e:
-                    log.warning("overlay of %s no longer parses: %s", path, e)
-            self.config, self.workspace, self.linter = config, ws, Linter(ws)
+                edit = session.set_overlay(path, ov.version, ov.text, ov.owner)
+                if edit is not None and edit.problem:
+                    log.warning("overlay of %s no longer parses: %s", path, edit.problem)
+            self.session = session
+            ws = session.workspace
             self.generation += 1
             self.cache.clear()
         return sorted(before | set(ws.files))
@@ -217,7 +228,7 @@ class Root:
             hit = self.cache.get(path)
             if hit is not None and hit[0] == self.generation:
                 return hit
-            wire = [to_wire(f) for f in self.linter.check_file(path)]
+            wire = [to_wire(f) for f in self.session.check_file(path)]
             out = (self.generation, wire, Packed(wire))
             self.cache[path] = out
             return out

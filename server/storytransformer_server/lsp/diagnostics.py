@@ -204,10 +204,14 @@ class Diagnostics:
                                  code=limits.NOTICE_CODE)]
 
     def republish(self, path: str) -> None:
-        """Show the last in-process result again, with whatever the daemon added since."""
+        """Show the last in-process result again, with whatever the daemon added since. A client that
+        pulls is asked to pull again: it pulled before the daemon answered and would keep that."""
         ff = self.local.get(path)
         if ff is not None:
+            before = self.published.get(path)
             self.accept([ff])
+            if self.pull and self.published.get(path) is not before:
+                self.refresh_pull()
 
     def _push(self, pub: Published) -> None:
         self.server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
@@ -290,6 +294,7 @@ def register(server: "StoryServer") -> None:
         if path is None or server.core.overlays.pop(path, None) is None:
             return
         d.cancel(path)
+        server.semantic.forget(path)
         await d.reload([path])
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)

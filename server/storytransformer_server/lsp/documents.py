@@ -27,17 +27,15 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Callable, Iterable, TypeVar
 
 from storytransformer.config import Config, ConfigError, load_config
 from storytransformer.findings import Finding
-from storytransformer.formats import detect_format
-from storytransformer.formats.base import normalise
 from storytransformer.lint import Linter
 from storytransformer.cache import ResultCache
-from storytransformer.workspace import Workspace, in_tree, is_backlog
-
-from .template import TemplateTally, verdict
+from storytransformer.session import EditingSession
+from storytransformer.workspace import Workspace
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,39 +64,41 @@ class ScanResult:
 
 
 class Project:
-    """The folders that share one configuration: one core :class:`Workspace` and :class:`Linter`."""
+    """The folders that share one configuration: one core :class:`EditingSession` (workspace, overlays,
+    versions, template tally, linter), checked into :class:`FileFindings` for the editor."""
 
     def __init__(self, state: "CoreState", file_config: Config, roots: list[str]) -> None:
         self.state = state
         self.roots = list(roots)
         self.file_config = file_config
         self.config = state._with_overrides(file_config)
-        self.workspace = Workspace(self.config)
-        self.linter: Linter | None = None
+        self.session = EditingSession(self.config, self.roots, background_parser=state.parser)
         self._roles: Counter | None = None  # role -> count, rebuilt lazily after changes
         self._spelling: dict[str, str] = {}
-        self.tally = TemplateTally()  # the dominant template's counts, kept current per edit
 
-    def _new_linter(self, ws: Workspace) -> Linter:
-        return Linter(ws, background_parser=self.state.parser)
+    @property
+    def workspace(self) -> Workspace:
+        return self.session.workspace
+
+    @property
+    def linter(self) -> Linter | None:
+        return self.session.linter if self.session.has_linter else None
 
     def load(self) -> None:
         """Read every story file under the roots (parsed files come from the core's on-disk cache)."""
-        cache = ResultCache(self.config)
-        ws = Workspace.from_paths(self.roots, self.config, cache) if self.roots else Workspace(self.config)
-        self.workspace = ws
-        self.linter = self._new_linter(ws)
+        self.session = EditingSession.load(self.roots, self.config, ResultCache(self.config), self.state.parser)
         self._roles = None
 
     def finish_load(self) -> None:
-        self.tally = TemplateTally.of(self.workspace)
+        """The editors' texts are in (the session's tally followed them; its linter, built on first
+        use, takes the template of every story then)."""
         self._roles = None
 
     def reconfigure(self) -> list[FileFindings]:
         self.config = self.state._with_overrides(self.file_config)
-        self.workspace.config = self.config
+        self.session.config = self.workspace.config = self.config
         self.workspace.cache = ResultCache(self.config)  # findings cached under the new settings' key
-        self.linter = self._new_linter(self.workspace)
+        self.session.new_linter()
         return self.check_all()
 
     def check_all(self) -> list[FileFindings]:
@@ -109,70 +109,39 @@ class Project:
                 for p in self.workspace.problems.values() if p.kind == "error"]
 
     def update(self, path: str, version: int, text: str) -> tuple[FileFindings, list[str]]:
-        ws = self.workspace
         self._roles = None
-        before = self._story_keys(path)
-        problem = self.set_text(path, text)
-        self.state.core_version[path] = version
-        affected = self._all_but(path) if self._template_moved(path) else self._affected(path, before)
-        if problem:
-            return FileFindings(path, version, (), problem), affected
-        return self._findings(path), affected
+        edit = self.session.set_overlay(path, version, text)
+        if edit is None:  # an older text than the one held: nothing to show for it
+            return FileFindings(path, version, ()), []
+        if edit.problem:
+            return FileFindings(path, version, (), edit.problem), list(edit.affected)
+        return self._findings(path), list(edit.affected)
 
     def revert(self, path: str) -> tuple[FileFindings, list[str]]:
-        ws = self.workspace
         self._roles = None
-        before = self._story_keys(path)
-        if self.state.on_disk(path):
-            loaded = ws.load(path)
-            self.state.core_version[path] = None
-            first = self._findings(path) if path in ws.files else FileFindings(path, None, (), getattr(loaded, "message", None))
-        else:
-            ws.remove(path)
-            self.state.core_version.pop(path, None)
-            first = FileFindings(path, None, ())
-        if self._template_moved(path):
-            return (self._findings(path) if path in ws.files else first), self._all_but(path)
-        return first, self._affected(path, before)
-
-    def _template_moved(self, path: str) -> bool:
-        """Count ``path``'s stories again; when the uniformity verdicts change, take the new template.
-
-        Without this a backlog judged against the template of an earlier text (a large
-        file since closed, stories since rewritten) would keep stale ST501 findings.
-        """
-        self.tally.update(path, self.workspace.files.get(path))
-        if self.linter is None:
-            return False
-        current = self.linter.context.template
-        if self.tally.verdict() == verdict(current):
-            return False
-        self.linter.refresh_template()
-        return verdict(self.linter.context.template) != verdict(current)
-
-    def _all_but(self, path: str) -> list[str]:
-        return sorted(p for p in self.workspace.files if p != path)
+        edit = self.session.revert(path)
+        if path in self.workspace.files:
+            return self._findings(path), list(edit.affected)
+        return FileFindings(path, None, (), edit.problem), list(edit.affected)
 
     def check_paths(self, paths: list[str], batch: bool = False) -> list[FileFindings]:
         paths = [p for p in paths if p in self.workspace.files]
-        if batch and self.linter is not None:
+        if batch:
             try:
-                self.linter.prepare(s for p in paths for s in self.workspace.files[p].stories)
+                self.session.linter.prepare(s for p in paths for s in self.workspace.files[p].stories)
             except Exception:  # the per-story checks still run (and say what is wrong)
                 log.exception("batch preparation failed")
         return [self._findings(p) for p in paths]
 
     def save_caches(self) -> None:
-        if self.linter is not None:
+        if self.session.has_linter:
             try:
-                self.linter.save_caches()
+                self.session.linter.save_caches()
             except Exception:
                 log.exception("saving the caches failed")
 
     def refresh_template(self) -> list[FileFindings]:
-        if self.linter is None:
-            self.linter = self._new_linter(self.workspace)
-        self.linter.refresh_template()
+        self.session.linter.refresh_template()
         return self.check_all()
 
     def roles(self, path: str | None = None) -> list[str]:
@@ -208,47 +177,18 @@ class Project:
 
     def means_marker(self) -> str:
         """How this backlog introduces the means ("I want to", "I'd like to", ...)."""
-        family = self.linter.context.template.means if self.linter else "i want"
+        family = self.session.linter.context.template.means
         return {"i want": "I want to", "i'd like": "I'd like to", "i need": "I need to",
                 "i can": "I can"}.get(family, "I want to")
 
-    def set_text(self, path: str, text: str) -> str | None:
-        ws = self.workspace
-        limit = self.config.max_file_bytes
-        if len(text) > limit and len(text.encode("utf-8")) > limit:
-            ws.remove(path)
-            return (f"not checked: {len(text.encode('utf-8')) / 1e6:.1f} MB is larger than max_file_bytes "
-                    f"({limit / 1e6:.1f} MB)")
-        try:
-            ws.set_text(path, text)
-            return None
-        except ValueError as e:  # e.g. a CSV without a story column
-            ws.remove(path)
-            return str(e)
-
-    def _story_keys(self, path: str) -> Counter:
-        source = self.workspace.files.get(path)
-        if source is None:
-            return Counter()
-        return Counter((normalise(st.text), st.range.start.line, st.range.end.line) for st in source.stories)
-
-    def _affected(self, path: str, before: Counter) -> list[str]:
-        """Files holding a duplicate of a story of ``path`` that appeared, vanished or moved."""
-        after = self._story_keys(path)
-        texts = {key[0] for key in (before - after) + (after - before)}
-        files = {st.file for t in texts for st in self.workspace.by_text.get(t, {}).values()}
-        files.discard(path)
-        return sorted(f for f in files if f in self.workspace.files)
-
     def _findings(self, path: str) -> FileFindings:
-        if self.linter is None:
-            self.linter = self._new_linter(self.workspace)
+        version = self.session.version(path)
         try:
-            found = tuple(self.linter.check_file(path))
+            found = tuple(self.session.check_file(path))
         except Exception as e:  # a rule bug must not take the server down; say where it happened
             log.exception("checking %s failed", path)
-            return FileFindings(path, self.state.core_version.get(path), (), f"internal error while checking: {e!r}")
-        return FileFindings(path, self.state.core_version.get(path), found)
+            return FileFindings(path, version, (), f"internal error while checking: {e!r}")
+        return FileFindings(path, version, found)
 
 
 class CoreState:
@@ -258,16 +198,14 @@ class CoreState:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storytransformer-core")
         self.roots: list[str] = []
         self.rule_overrides: dict[str, str] = {}
+        # spaCy in a second process: it loads while the scan reads files and keeps the parser's
+        # memory out of the server (started with the first scan of a workspace).
+        self.parser = None
         self.projects: list[Project] = [Project(self, Config(), [])]
         # root -> the configuration file's settings in force for it (kept when a new one is bad)
         self.file_configs: dict[str, Config] = {}
         # path -> (version, text) of open documents; written by the event loop only.
         self.overlays: dict[str, tuple[int, str]] = {}
-        # path -> version whose text the core workspace holds (None: disk); written by the worker.
-        self.core_version: dict[str, int | None] = {}
-        # spaCy in a second process: it loads while the scan reads files and keeps the parser's
-        # memory out of the server (started with the first scan of a workspace).
-        self.parser = None
 
     # The first project's state, for callers that know only one folder.
     @property
@@ -285,6 +223,11 @@ class CoreState:
     @property
     def linter(self) -> Linter | None:
         return self.projects[0].linter
+
+    @property
+    def core_version(self) -> "VersionView":
+        """path -> version whose text the core holds (None: disk); the sessions' record, read-only."""
+        return VersionView(self)
 
     async def run(self, fn: Callable[..., T], *args) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -335,29 +278,18 @@ class CoreState:
 
     # -- questions the event loop may ask (cheap, read-only) --------------
     def is_story_file(self, path: str, text: str | None = None) -> bool:
-        """A file we lint: known to the workspace, or matching the configured globs or formats and,
-        for plain text, a backlog by the core's rule (``text``: the editor's; None: the file on disk)."""
-        project = self.project_for(path)
-        if path in project.workspace.files:
-            return True
-        if detect_format(path, project.config) is None:
-            return False
-        root = self._root_of(path)
-        if root is not None:
-            # the walk's rule, links not resolved: a file behind a link out of the root is linted
-            # from the editor's text, never read from disk (see on_disk)
-            return in_tree(path, root, project.config, resolve=False, text=text)
-        # a file opened from outside the workspace: lint it on its own if it is a backlog
-        return text is None or is_backlog(path, text, project.config)
+        """A file we lint (the core's rule, :func:`storytransformer.session.is_story_file`): known to the
+        workspace, or matching the configured globs or formats and, for plain text, a backlog
+        (``text``: the editor's; None: the file on disk). A file behind a symbolic link out of its root
+        is linted from the editor's text, never read from disk (see :meth:`on_disk`)."""
+        return self.project_for(path).session.is_story_file(path, text, from_disk=False)
 
     def under_roots(self, path: str) -> bool:
         return self._root_of(path) is not None
 
     def on_disk(self, path: str) -> bool:
-        """Whether the scan of the roots reads ``path`` from disk (the core's one rule: symbolic links
-        out of a root are not followed)."""
-        root = self._root_of(path)
-        return root is not None and in_tree(path, root, self.project_for(path).config) and os.path.isfile(path)
+        """Whether the scan of the roots reads ``path`` from disk."""
+        return self.project_for(path).session.on_disk(path)
 
     # -- worker-thread functions (called through run) ---------------------
     def read_configs(self, roots: list[str], keep_previous: bool) -> tuple[dict[str, Config], list[str]]:
@@ -399,13 +331,10 @@ class CoreState:
             elif root in self.roots:
                 same.roots.append(root)
         self.projects = projects or [Project(self, Config(), [])]
-        self.core_version = {}
         for project in self.projects:
             project.load()
-            self.core_version.update({p: None for p in project.workspace.files})
         for path, (version, text) in list(self.overlays.items()):
-            self.project_for(path).set_text(path, text)
-            self.core_version[path] = version
+            self.project_for(path).session.set_overlay(path, version, text)
         for project in self.projects:
             project.finish_load()
             ws = project.workspace
@@ -488,6 +417,23 @@ class CoreState:
     def stories_by_id(self, path: str) -> dict:
         source = self.project_for(path).workspace.files.get(path)
         return {s.id: s for s in source.stories} if source else {}
+
+
+class VersionView(Mapping):
+    """The version each project's session holds of a file, as one read-only mapping."""
+
+    def __init__(self, state: CoreState) -> None:
+        self._state = state
+
+    def __getitem__(self, path: str) -> int | None:
+        versions = self._state.project_for(path).session.versions
+        return versions[path]
+
+    def __iter__(self):
+        return iter({p for project in self._state.projects for p in project.session.versions})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def within_root(path: str, root: str) -> bool:

@@ -26,6 +26,8 @@ const { values: opts } = parseArgs({
     "expect-notifications": { type: "string", default: "" },
     click: { type: "string" },
     "timeout-ms": { type: "string", default: "120000" },
+    paraphrase: { type: "string" },
+    "new-story": { type: "string" },
   },
 });
 const require = createRequire(import.meta.url);
@@ -110,6 +112,7 @@ try {
   if (opts.scenario === "journey") await journey();
   else if (opts.scenario === "model") await modelScenario();
   else if (opts.scenario === "report") await reportScenario();
+  else if (opts.scenario === "semantic") await semanticScenario();
   else await notificationsOnly();
 } catch (error) {
   result.error = String(error?.stack ?? error);
@@ -330,4 +333,87 @@ async function reportScenario() {
   result.reportText = (await frame.evaluate(() => document.body.innerText)).slice(0, 4000);
   result.reportTab = (await page.locator(".tab", { hasText: "Backlog Report" }).count()) > 0;
   await shot("vscode-report");
+}
+
+/** Rows of the Problems panel that show a semantic finding (ST603/ST604) at `line` (1-based). */
+async function semanticRows(line) {
+  return (await problemRows()).filter((r) => /ST60[34]/.test(r) && r.includes(`[Ln ${line}, Col 1]`));
+}
+
+/** Milliseconds until a semantic finding shows at `line` (null: not within `limit` ms). */
+async function waitForSemantic(line, limit) {
+  const started = Date.now();
+  for (const end = started + limit; Date.now() < end; ) {
+    if ((await semanticRows(line)).length) return Date.now() - started;
+    await page.waitForTimeout(200);
+  }
+  return null;
+}
+
+/** Whether a semantic finding shows at `line` the whole time for `ms` milliseconds (sampled). */
+async function staysFor(line, ms) {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    if (!(await semanticRows(line)).length) return false;
+    await page.waitForTimeout(250);
+  }
+  return true;
+}
+
+/** A paraphrase typed into a backlog gets its semantic overlap from the daemon, and keeps it through
+ *  further edits, a save and a window reload. */
+async function semanticScenario() {
+  const path = join(opts.folder, opts.file);
+  await openFile(opts.file);
+  await page.keyboard.press("Control+Shift+M");
+  // Warm-up: the file's own semantic duplicate (line 1) shows once the daemon has its model and index.
+  result.warmupMs = await waitForSemantic(1, timeout);
+  log("warm", `${result.warmupMs} ms`);
+  if (result.warmupMs === null) throw new Error("the daemon's semantic findings never showed (warm-up)");
+
+  // Type the paraphrase on the empty last line (line 3).
+  await page.locator(".editor-group-container.active .monaco-editor .view-lines").click();
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type(opts.paraphrase, { delay: 25 });
+  await page.keyboard.press("Escape");
+  result.typedAt = new Date().toISOString();
+  result.paraphraseMs = await waitForSemantic(3, 60000);
+  log("paraphrase overlap", `${result.paraphraseMs} ms`);
+  result.problemsAfterTyping = await problemRows();
+  await shot("vscode-semantic-typed");
+
+  // A further edit: a new story above, so the paraphrase moves to line 4.
+  await page.keyboard.press("Control+Home");
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("ArrowUp");
+  await page.keyboard.type(opts["new-story"], { delay: 10 });
+  await page.keyboard.press("Escape");
+  result.afterEditMs = await waitForSemantic(4, 60000);
+  result.staysAfterEdit = result.afterEditMs !== null && (await staysFor(4, 3000));
+  log("after an edit", `${result.afterEditMs} ms, stays ${result.staysAfterEdit}`);
+
+  // Save (fix-all on save runs first), then watch it stay.
+  const onDiskBefore = readFileSync(path, "utf8");
+  await page.keyboard.press("Control+S");
+  for (const end = Date.now() + timeout; Date.now() < end && readFileSync(path, "utf8") === onDiskBefore; )
+    await page.waitForTimeout(200);
+  result.diskAfterSave = readFileSync(path, "utf8");
+  result.afterSaveMs = await waitForSemantic(4, 60000);
+  result.staysAfterSave = result.afterSaveMs !== null && (await staysFor(4, 5000));
+  log("after save", `${result.afterSaveMs} ms, stays ${result.staysAfterSave}`);
+  await shot("vscode-semantic-saved");
+
+  // Reload the window: a new extension host and language server; the overlap comes back.
+  await runCommand("Developer: Reload Window");
+  await page.waitForTimeout(1000);
+  await page.locator(".monaco-workbench").waitFor();
+  await page.locator(".statusbar").waitFor();
+  const reloaded = Date.now();
+  await page.locator(`.tab.active[data-resource-name="${opts.file}"]`).waitFor().catch(() => openFile(opts.file));
+  if (!(await page.locator(".markers-panel").count())) await page.keyboard.press("Control+Shift+M");
+  const shown = await waitForSemantic(4, 60000);
+  result.afterReloadMs = shown === null ? null : Date.now() - reloaded;
+  result.staysAfterReload = shown !== null && (await staysFor(4, 3000));
+  result.problemsAfterReload = await problemRows();
+  log("after reload", `${result.afterReloadMs} ms, stays ${result.staysAfterReload}`);
+  await shot("vscode-semantic-reloaded");
 }

@@ -16,7 +16,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from .findings import Finding, Fix, Related, Severity, TextEdit
+from .findings import FileProblem, Finding, Fix, Related, Severity, TextEdit
 from .story import Part, Position, Range, SourceFile, Story
 
 CACHE_VERSION = 3
@@ -199,7 +199,6 @@ class RunCache:
             return None
         import msgpack
 
-        from .workspace import FileProblem
 
         try:
             v = msgpack.unpackb((self.dir / f"{key}.msgpack").read_bytes(), raw=False)

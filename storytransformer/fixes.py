@@ -128,7 +128,7 @@ def applies_automatically(finding, *, unsafe: bool = False, on_save: bool = Fals
     """
     if finding.fix is None:
         return False
-    from .rules import RULES
+    from .rules.registry import RULES
 
     rule = RULES.get(finding.code)
     if rule is not None and rule.unsafe_fix and (on_save or not unsafe):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..findings import Finding, Severity
-from . import MAX_STORY_CHARS, Example, rule
+from .registry import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "estimatable"
 EPIC_VERBS = re.compile(r"^(?:be able to\s+)?(manage|administer|administrate|maintain|handle|control)\s+(all|every|the whole|everything)\b", re.I)

@@ -229,13 +229,6 @@ def normalise_markers(story: Story, role_family: str, means_family: str) -> Fix 
     return Fix("Rewrite into the backlog's template", tuple(edits))
 
 
-def fill_template(template: str, role: str, means: str, ends: str | None) -> str:
-    """The story text that ``template`` gives for these parts (the ends clause dropped when there is none)."""
-    if not ends:
-        template = re.sub(r"[^{}]*\{ends\}", "", template)
-    return template.format(role=role, means=means, ends=ends or "")
-
-
 def join_sentences(story: Story, gap_start: int, gap_end: int) -> Fix | None:
     """'... status. So that I can' -> '... status, so that I can'."""
     if not single_line(story):

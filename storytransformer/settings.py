@@ -49,12 +49,14 @@ class _Missing(Exception):
 def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
             low: float | None = None, high: float | None = None, above: float | None = None,
             choices: tuple | None = None, expected: str | None = None, max_items: int | None = None,
-            key: bool = True, compare: bool = True) -> Any:
+            pattern: typing.Pattern | None = None, key: bool = True, compare: bool = True) -> Any:
     """A dataclass field with its limits: inclusive ``low``..``high``, exclusive ``above``, allowed ``choices``,
-    the words for its type in a message (``expected``), ``max_items`` for a list; ``key=False``: not read from
+    the words for its type in a message (``expected``), ``max_items`` for a list, a regex ``pattern`` a non-empty
+    string must match; ``key=False``: not read from
     files (filled in by the loader)."""
     meta = {k: v for k, v in (("low", low), ("high", high), ("above", above), ("choices", choices),
-                              ("expected", expected), ("max_items", max_items)) if v is not None}
+                              ("expected", expected), ("max_items", max_items),
+                              ("pattern", pattern)) if v is not None}
     if not key:
         meta["key"] = False
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta, compare=compare)
@@ -240,6 +242,9 @@ def _num(x: float) -> str:
 def number(value: Any, meta: typing.Mapping) -> str:
     """Why ``value`` breaks the limits in ``meta`` ("" when it keeps them)."""
     low, high, above, choices = meta.get("low"), meta.get("high"), meta.get("above"), meta.get("choices")
+    pattern = meta.get("pattern")
+    if pattern is not None and isinstance(value, str) and value and not pattern.match(value):
+        return f"must be {meta.get('expected', 'of the form ' + pattern.pattern)}, not {value!r}"
     if choices is not None:
         if value not in choices:
             return f"must be {', '.join(map(str, choices[:-1]))} or {choices[-1]}, not {value!r}"
@@ -300,20 +305,22 @@ def structure(cls: type, table: Any, *, source: str, prefix: str = "", error: ty
 
 
 def structure_leniently(cls: type, table: dict, *, prefix: str, aliases: Callable[[str], str] = lambda n: n,
-                        describe: Callable[[dataclasses.Field, Any], str] | None = None) -> tuple[Any, list[str]]:
+                        describe: Callable[..., str] | None = None) -> tuple[Any, list[str]]:
     """``table`` as a ``cls``, field by field: a bad value is replaced by its default and reported, unknown
     keys are ignored (editors send their own keys in the same section). For settings that must never stop
-    a server. ``aliases`` maps a field name to its key in ``table`` (camelCase for JSON)."""
+    a server. ``aliases`` maps a field name to its key in ``table`` (camelCase for JSON); ``describe(field,
+    type, value, key, default)`` words the report of a bad value."""
     errors: list[str] = []
     values = {}
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         k = aliases(f.name)
         if not f.metadata.get("key", True) or k not in table:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         key = _dotted(prefix, [k])
+        tp, raw = hints[f.name], table[k]
         if dataclasses.is_dataclass(default):
-            raw = table[k]
             if raw is None:
                 continue
             if not isinstance(raw, dict):
@@ -322,18 +329,16 @@ def structure_leniently(cls: type, table: dict, *, prefix: str, aliases: Callabl
             values[f.name], sub = structure_leniently(type(default), raw, prefix=key, aliases=aliases, describe=describe)
             errors += sub
             continue
+        if tp is int and isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)  # JSON has one kind of number
         try:
-            value = converter.structure(table[k], f.type if not isinstance(f.type, str) else _hint(cls, f.name))
+            value = converter.structure(raw, tp)
             why = number(value, f.metadata)
         except Exception:  # noqa: BLE001 - reported below, the default stays
             value, why = None, "wrong type"
         if why:
-            errors.append(describe(f, table[k], key, default) if describe else
+            errors.append(describe(f, tp, table[k], key, default) if describe else
                           f"{key} must be {f.metadata.get('expected', 'valid')}, not {table[k]!r}; using {default!r}")
             continue
         values[f.name] = value
     return cls(**values), errors
-
-
-def _hint(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]

@@ -19,7 +19,7 @@ from storytransformer.findings import Finding
 from .model import ModelUnavailable
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .context import ServerContext
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 60.0  # the first request may wait for the daemon to embed the workspace
@@ -47,7 +47,7 @@ def from_wire(items) -> tuple[Finding, ...]:
 
 
 class Semantic:
-    def __init__(self, server: "StoryServer"):
+    def __init__(self, server: "ServerContext"):
         self.server = server
         self.found: dict[str, tuple[int | None, tuple[Finding, ...]]] = {}  # path -> (version, findings)
         self._tasks: dict[str, tuple[int | None, asyncio.Task]] = {}  # path -> fetch in flight, for a version

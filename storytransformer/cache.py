@@ -18,17 +18,9 @@ from pathlib import Path
 
 from .findings import FileProblem, Finding, Fix, Related, Severity, TextEdit
 from .story import Part, Position, Range, SourceFile, Story
+from .user_dirs import cache_root  # noqa: F401 (re-exported)
 
 CACHE_VERSION = 3
-
-
-def cache_root() -> Path:
-    root = os.environ.get("STORYTRANSFORMER_CACHE_DIR")
-    if not root:
-        from platformdirs import user_cache_dir
-
-        root = user_cache_dir("storytransformer")
-    return Path(root)
 
 
 def content_digest(data: bytes) -> str:

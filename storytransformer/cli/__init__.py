@@ -62,12 +62,9 @@ def _unavailable(sub, name: str, error: ImportError) -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from .. import __version__
 
-    try:
-        return version("storytransformer")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import settings
-from .settings import setting
+from . import typed_settings as settings
+from .typed_settings import setting
 
 CONFIG_FILES = (".storytransformer.toml", "pyproject.toml")
 SEVERITIES = ("error", "warning", "info", "hint", "off")

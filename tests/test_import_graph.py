@@ -6,7 +6,7 @@ similarity); its front-ends ``storytransformer.cli`` and ``storytransformer.repo
 inside functions (a deferred import is still a dependency, and a cycle through one breaks as soon as the
 call order changes); only imports under ``if TYPE_CHECKING:`` are left out of the cycle check, since they
 never run. In the language server, no feature imports ``lsp/server.py`` at all (not even for types): the
-features get the shared :class:`~storytransformer_server.lsp.context.ServerContext`, and server.py only
+features get the shared :class:`~storytransformer_server.lsp.server_context.ServerContext`, and server.py only
 wires them.
 """
 
@@ -158,7 +158,7 @@ def test_lsp_features_never_import_the_server_module():
            for m in g.values() if _in(m.name, "storytransformer_server.lsp")
            and m.name not in ("storytransformer_server.lsp", "storytransformer_server.lsp.server")
            for target, line in {**m.imports, **m.type_only}.items() if target == "storytransformer_server.lsp.server"]
-    assert not bad, "features must use lsp.context, not lsp.server:\n" + "\n".join(bad)
+    assert not bad, "features must use lsp.server_context, not lsp.server:\n" + "\n".join(bad)
 
 
 def test_the_checks_catch_what_they_are_for(tmp_path):

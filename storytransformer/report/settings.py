@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import settings as _settings
+from .. import typed_settings as _settings
 from ..config import DEFAULT_HOSTED, MAX_HOSTED, Config, ConfigError, EstimateSettings, HostedModel, load_config
 
 __all__ = ["DEFAULT_HOSTED", "MAX_HOSTED", "EstimateSettings", "HostedModel", "from_section", "load", "load_for_command"]

@@ -4,7 +4,7 @@ Read from ``<user config dir>/storytransformer/daemon.toml`` when it exists
 (``$STORYTRANSFORMER_DAEMON_CONFIG`` names another file), then overridden by
 command-line flags (which is how a language server that starts the daemon passes the
 editor's idle settings). Every key is checked by the core's settings converter
-(:mod:`storytransformer.settings`); a typo is an error naming the file.
+(:mod:`storytransformer.typed_settings`); a typo is an error naming the file.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from storytransformer import settings as _settings
-from storytransformer.settings import setting
+from storytransformer import typed_settings as _settings
+from storytransformer.typed_settings import setting
 
 from .protocol import DEFAULT_HANDSHAKE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_BYTES
 

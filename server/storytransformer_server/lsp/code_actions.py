@@ -19,7 +19,7 @@ from .fix_all import FIX_ALL, fix_all_action
 from .model import ModelUnavailable
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 MERGE_CODES = frozenset({"ST601", "ST602", "ST603", "ST604", "ST605"})

@@ -17,7 +17,7 @@ from .convert import uri_to_path
 from .model import ModelUnavailable
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 

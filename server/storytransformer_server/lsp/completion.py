@@ -18,7 +18,7 @@ from storytransformer.story import utf16_len
 from .inline import cursor_context, template_suggestions
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 TRIGGERS = [" ", ","]
 

@@ -25,7 +25,7 @@ from storytransformer.config import CONFIG_FILES
 from . import scan
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 REGISTRATION_ID = "storytransformer-config-files"

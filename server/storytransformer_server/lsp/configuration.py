@@ -24,7 +24,7 @@ from lsprotocol import types
 from .options import parse_options
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 SECTION = "storytransformer"

@@ -26,7 +26,7 @@ from .convert import SOURCE, diagnostic, path_to_uri, uri_to_path
 from .documents import FileFindings
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from storytransformer.fixes import applies_automatically
 from .convert import document_edit, text_edit, uri_to_path
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 FIX_ALL = "source.fixAll.storytransformer"
 TITLE = "StoryTransformer: fix all auto-fixable problems"

@@ -16,7 +16,7 @@ from lsprotocol import types
 from .convert import lsp_range, uri_to_path
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 DUPLICATE_CODES = frozenset({"ST601", "ST602", "ST603"})
 

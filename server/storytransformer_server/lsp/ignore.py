@@ -30,7 +30,7 @@ from storytransformer.formats.gherkin import KEYWORD
 from .convert import path_to_uri, uri_to_path
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 ACCEPT_WORD = "storytransformer.acceptWord"
 FEATURE = ("feature", "ability", "business need")

@@ -23,7 +23,7 @@ from .convert import lsp_range, uri_to_path
 from .model import ModelUnavailable
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 MAX_ROLES = 5

@@ -1,7 +1,7 @@
 """Settings the client sends (``initializationOptions`` and the ``storytransformer`` section).
 
 The options are dataclasses read by the core's settings converter
-(:func:`storytransformer.settings.structure_leniently`), keyed in camelCase as VS Code
+(:func:`storytransformer.typed_settings.structure_leniently`), keyed in camelCase as VS Code
 writes them. Invalid values never stop the server: each is replaced by its default and
 reported in the returned error list, which the caller shows to the user (the
 jedi-language-server way). Unknown keys are ignored, because editors send their own keys in
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from storytransformer.settings import setting, structure_leniently
+from storytransformer.typed_settings import setting, structure_leniently
 
 SEVERITIES = ("error", "warning", "info", "hint", "off")
 QUANTIZATIONS = ("none", "int8", "nf4")

@@ -11,7 +11,7 @@ from lsprotocol import types
 from . import configuration
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from storytransformer.findings import Finding
 from .model import ModelUnavailable
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 60.0  # the first request may wait for the daemon to embed the workspace

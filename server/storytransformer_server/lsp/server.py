@@ -12,7 +12,7 @@ from typing import Any
 from lsprotocol import types
 
 from . import code_actions, commands, completion, config_reload, configuration, diagnostics, hover, ignore, inline, scan, semantic, stdio
-from .context import ServerContext
+from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 

@@ -249,12 +249,9 @@ def number(value: Any, meta: typing.Mapping) -> str:
         if value not in choices:
             return f"must be {', '.join(map(str, choices[:-1]))} or {choices[-1]}, not {value!r}"
         return ""
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         most = meta.get("max_items")
-        return f"may list at most {most:,} items, not {len(value):,}" if most is not None and len(value) > most else ""
-    if isinstance(value, tuple):
-        most = meta.get("max_items")
-        return f"may list at most {most:,} models, not {len(value):,}" if most is not None and len(value) > most else ""
+        return f"may list at most {most:,} entries, not {len(value):,}" if most is not None and len(value) > most else ""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return ""
     if above is not None and not value > above:

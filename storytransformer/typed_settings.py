@@ -23,7 +23,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn
 
-__all__ = ["converter", "setting", "structure", "structure_leniently", "check_fields", "number"]
+__all__ = ["converter", "setting", "structure", "structure_leniently", "check_fields", "limit_problem"]
 
 
 class _Wrong(Exception):
@@ -239,7 +239,7 @@ def _num(x: float) -> str:
     return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
-def number(value: Any, meta: typing.Mapping) -> str:
+def limit_problem(value: Any, meta: typing.Mapping) -> str:
     """Why ``value`` breaks the limits in ``meta`` ("" when it keeps them)."""
     low, high, above, choices = meta.get("low"), meta.get("high"), meta.get("above"), meta.get("choices")
     pattern = meta.get("pattern")
@@ -266,12 +266,12 @@ def number(value: Any, meta: typing.Mapping) -> str:
 
 
 def check_fields(obj: Any, prefix: str) -> None:
-    """Raise :class:`_Bounds` (caught by :func:`structure`) for the first field outside its declared limits."""
+    """Raise :class:`_BoundsAt` (caught by :func:`structure`) for the first field outside its declared limits."""
     for f in dataclasses.fields(obj):
         if not f.metadata.get("key", True):
             continue
         value = getattr(obj, f.name)
-        why = number(value, f.metadata)
+        why = limit_problem(value, f.metadata)
         if why:
             raise _BoundsAt(_dotted(prefix, [f.name]), why)
         if dataclasses.is_dataclass(value):
@@ -330,7 +330,7 @@ def structure_leniently(cls: type, table: dict, *, prefix: str, aliases: Callabl
             raw = int(raw)  # JSON has one kind of number
         try:
             value = converter.structure(raw, tp)
-            why = number(value, f.metadata)
+            why = limit_problem(value, f.metadata)
         except Exception:  # noqa: BLE001 - reported below, the default stays
             value, why = None, "wrong type"
         if why:

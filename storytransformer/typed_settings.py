@@ -19,9 +19,7 @@ import math
 import typing
 from typing import Any, Callable
 
-import cattrs
-from cattrs.errors import ClassValidationError, IterableValidationError
-from cattrs.gen import make_dict_structure_fn
+from functools import cache
 
 __all__ = ["converter", "setting", "structure", "structure_leniently", "check_fields", "limit_problem"]
 
@@ -68,8 +66,6 @@ def _keys(cls) -> dict[str, dataclasses.Field]:
 
 # -- the converter: strict scalars, lists and tables as TOML and JSON write them -----------------------
 
-converter = cattrs.Converter(detailed_validation=True)
-
 _NAMES = {str: "str", int: "int", float: "float", bool: "bool"}
 
 
@@ -84,10 +80,6 @@ def _scalar(tp: type) -> Callable[[Any, Any], Any]:
         return value
 
     return hook
-
-
-for _tp in (str, int, float, bool):
-    converter.register_structure_hook(_tp, _scalar(_tp))
 
 
 def _is_list(tp: Any) -> bool:
@@ -106,7 +98,7 @@ def _list_hook(tp: Any) -> Callable:
             return list(value)
         if not isinstance(value, list):
             raise _Wrong("an array of tables", value)
-        return [converter.structure(v, item) for v in value]
+        return [converter().structure(v, item) for v in value]
 
     return hook
 
@@ -120,17 +112,19 @@ def _tuple_hook(tp: Any) -> Callable:
     item = typing.get_args(tp)[0]
 
     def hook(value: Any, _tp: Any) -> tuple:
+        import cattrs
+
         if not isinstance(value, list):
             raise _Wrong("an array of tables", value)
         out, errors = [], []
         for i, v in enumerate(value):
             try:
-                out.append(converter.structure(v, item))
+                out.append(converter().structure(v, item))
             except Exception as e:  # noqa: BLE001 - re-raised below with its index
                 e.__notes__ = [*getattr(e, "__notes__", []), cattrs.IterableValidationNote(f"index {i}", i, item)]
                 errors.append(e)
         if errors:
-            raise IterableValidationError("bad items", errors, tp)
+            raise cattrs.IterableValidationError("bad items", errors, tp)
         return tuple(out)
 
     return hook
@@ -146,16 +140,15 @@ def _str_table(value: Any, _tp: Any) -> dict:
     return dict(value)
 
 
-converter.register_structure_hook_func(_is_list, lambda v, tp: _list_hook(tp)(v, tp))
-converter.register_structure_hook_func(_is_tuple_of, lambda v, tp: _tuple_hook(tp)(v, tp))
-converter.register_structure_hook_func(_is_str_table, _str_table)
-converter.register_structure_hook(typing.Any, lambda v, _tp: v)
 
 REMOVED: dict[type, dict[str, str]] = {}  # class -> removed key -> why (a clearer error than "unknown key")
 
 
 def _dataclass_hook(cls: type) -> Callable:
-    generated = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=False,
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn
+
+    generated = make_dict_structure_fn(cls, converter(), _cattrs_forbid_extra_keys=False,
                                        _cattrs_detailed_validation=True,
                                        **{f.name: cattrs.gen.override(omit=True) for f in dataclasses.fields(cls)
                                           if not f.metadata.get("key", True)})
@@ -176,7 +169,7 @@ def _dataclass_hook(cls: type) -> Callable:
             raise _Missing(missing)
         try:
             return generated(table, cls)
-        except ClassValidationError as e:  # name the key as the file spells it ("accepted-words")
+        except cattrs.ClassValidationError as e:  # name the key as the file spells it ("accepted-words")
             for sub in e.exceptions:
                 sub.__notes__ = [cattrs.AttributeValidationNote(str(n), spelled.get(n.name, n.name), n.type)
                                  if isinstance(n, cattrs.AttributeValidationNote) else n
@@ -186,7 +179,21 @@ def _dataclass_hook(cls: type) -> Callable:
     return hook
 
 
-converter.register_structure_hook_factory(dataclasses.is_dataclass, _dataclass_hook)
+
+@cache
+def converter():
+    """The one cattrs converter (built on first use: a run with no configuration file never imports cattrs)."""
+    import cattrs
+
+    conv = cattrs.Converter(detailed_validation=True)
+    for tp in (str, int, float, bool):
+        conv.register_structure_hook(tp, _scalar(tp))
+    conv.register_structure_hook_func(_is_list, lambda v, tp: _list_hook(tp)(v, tp))
+    conv.register_structure_hook_func(_is_tuple_of, lambda v, tp: _tuple_hook(tp)(v, tp))
+    conv.register_structure_hook_func(_is_str_table, _str_table)
+    conv.register_structure_hook(typing.Any, lambda v, _tp: v)
+    conv.register_structure_hook_factory(dataclasses.is_dataclass, _dataclass_hook)
+    return conv
 
 
 # -- from a cattrs error to one sentence --------------------------------------------------------------
@@ -194,7 +201,9 @@ converter.register_structure_hook_factory(dataclasses.is_dataclass, _dataclass_h
 
 def _leaf(e: BaseException, path: list[str], meta: typing.Mapping = {}) -> tuple[BaseException, list[str], typing.Mapping]:
     """The first underlying error of a cattrs error tree, the keys that lead to it, and its field's metadata."""
-    if isinstance(e, (ClassValidationError, IterableValidationError)):
+    import cattrs
+
+    if isinstance(e, (cattrs.ClassValidationError, cattrs.IterableValidationError)):
         for sub in e.exceptions:
             step, sub_meta = [], meta
             for note in getattr(sub, "__notes__", []):
@@ -290,7 +299,7 @@ class _BoundsAt(Exception):
 def structure(cls: type, table: Any, *, source: str, prefix: str = "", error: type[Exception] = ValueError) -> Any:
     """``table`` as a ``cls`` with every limit checked; any problem raises ``error("<source>: <key> ...")``."""
     try:
-        obj = converter.structure(table, cls)
+        obj = converter().structure(table, cls)
         check_fields(obj, prefix)
     except _BoundsAt as e:
         raise error(f"{source}: {e}") from None
@@ -329,7 +338,7 @@ def structure_leniently(cls: type, table: dict, *, prefix: str, aliases: Callabl
         if tp is int and isinstance(raw, float) and raw.is_integer():
             raw = int(raw)  # JSON has one kind of number
         try:
-            value = converter.structure(raw, tp)
+            value = converter().structure(raw, tp)
             why = limit_problem(value, f.metadata)
         except Exception:  # noqa: BLE001 - reported below, the default stays
             value, why = None, "wrong type"

@@ -16,19 +16,11 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from .findings import Finding, Fix, Related, Severity, TextEdit
+from .findings import FileProblem, Finding, Fix, Related, Severity, TextEdit
 from .story import Part, Position, Range, SourceFile, Story
+from .user_dirs import cache_root  # noqa: F401 (re-exported)
 
 CACHE_VERSION = 3
-
-
-def cache_root() -> Path:
-    root = os.environ.get("STORYTRANSFORMER_CACHE_DIR")
-    if not root:
-        from platformdirs import user_cache_dir
-
-        root = user_cache_dir("storytransformer")
-    return Path(root)
 
 
 def content_digest(data: bytes) -> str:
@@ -199,7 +191,6 @@ class RunCache:
             return None
         import msgpack
 
-        from .workspace import FileProblem
 
         try:
             v = msgpack.unpackb((self.dir / f"{key}.msgpack").read_bytes(), raw=False)

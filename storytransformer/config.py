@@ -16,11 +16,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import string
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import typed_settings as settings
+from .typed_settings import setting
 
 CONFIG_FILES = (".storytransformer.toml", "pyproject.toml")
 SEVERITIES = ("error", "warning", "info", "hint", "off")
@@ -77,19 +79,19 @@ class SimilarityConfig:
     model: str = ""  # a local sentence-transformers directory; "" = the packaged all-MiniLM-L6-v2
     # Tuned on the tuning part of the labelled pairs (benchmarks/similarity_quality.py): a relation needs
     # the whole stories within whole_threshold, then the means score decides.
-    whole_threshold: float = 0.80
-    duplicate_threshold: float = 0.50
-    overlap_threshold: float = 0.40
-    top_k: int = 5
+    whole_threshold: float = setting(0.80, low=0, high=1)
+    duplicate_threshold: float = setting(0.50, low=0, high=1)
+    overlap_threshold: float = setting(0.40, low=0, high=1)
+    top_k: int = setting(5, low=1, high=1_000)
     cache: bool = True
     # Added by the similarity index (docs/similarity.md explains and tunes each one).
-    same_goal_threshold: float = 0.45  # another role wanting the same means (ST605)
-    role_threshold: float = 0.60  # roles at least this similar count as the same role
-    ends_threshold: float = 0.0  # same role and means but ends below this: another benefit (overlap); annotators call those duplicates
-    lexical_weight: float = 0.3  # share of content-lemma overlap in the means score
-    max_neighbours: int = 20  # candidate pairs kept per story (bounds memory on repetitive backlogs)
+    same_goal_threshold: float = setting(0.45, low=0, high=1)  # another role wanting the same means (ST605)
+    role_threshold: float = setting(0.60, low=0, high=1)  # roles at least this similar count as the same role
+    ends_threshold: float = setting(0.0, low=0, high=1)  # same role and means but ends below this: another benefit (overlap); annotators call those duplicates
+    lexical_weight: float = setting(0.3, low=0, high=1)  # share of content-lemma overlap in the means score
+    max_neighbours: int = setting(20, low=1, high=10_000)  # candidate pairs kept per story (bounds memory on repetitive backlogs)
     device: str = "cpu"  # cpu | cuda | cuda:N | mps
-    batch_size: int = 64
+    batch_size: int = setting(64, low=1, high=65_536)
     quantize: str = "none"  # none | int8 (dynamic int8 linear layers on the CPU: faster cold embedding)
 
 
@@ -99,19 +101,60 @@ class EngineConfig:
 
     model: str = ""  # "" = the packaged SmolLM2-135M-Instruct; or a directory, a .gguf file, a hub id
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    quantization: str = "none"  # none | int8 | nf4
-    attention: str = "auto"  # auto | flash_attention_2 | sdpa | eager
+    quantization: str = setting("none", choices=("none", "int8", "nf4"))
+    attention: str = setting("auto", choices=("auto", "flash_attention_2", "sdpa", "eager"))
     remote_url: str = ""  # OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1
     remote_model: str = ""
     remote_api_key_env: str = "STORYTRANSFORMER_API_KEY"
-    max_new_tokens: int = 96
-    timeout_s: float = 60.0
+    max_new_tokens: int = setting(96, low=1, high=65_536)
+    timeout_s: float = setting(60.0, low=0.001, high=86_400)
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32
-    retries: int = 2  # remote engine: retries with backoff after a connection error, 429 or 5xx
+    retries: int = setting(2, low=0, high=20)  # remote engine: retries with backoff after a connection error, 429 or 5xx
     generate: bool = True  # also ask the model for free (source-constrained) proposals
     allowed_words: list[str] = field(default_factory=list)  # extra words a proposal may add
-    context_tokens: int = 0  # prompt budget for long context (related backlog stories); 0 = the model's window minus the answer
-    fast_path: str = "auto"  # auto (on CUDA) | on | off: static KV cache, prefix reuse, CUDA-graph decoding
+    context_tokens: int = setting(0, low=0, high=10_000_000)  # prompt budget for long context (related backlog stories); 0 = the model's window minus the answer
+    # auto (on CUDA) | on | off: static KV cache, prefix reuse, CUDA-graph decoding
+    fast_path: str = setting("auto", choices=("auto", "on", "off"))
+
+
+@dataclass(frozen=True)
+class HostedModel:
+    """A hosted model the estimate prices a pass with (USD per million tokens)."""
+
+    name: str
+    input_per_million: float = setting(low=0.0, high=1e6, expected="a number")  # USD per million prompt tokens
+    output_per_million: float = setting(low=0.0, high=1e6, expected="a number")  # USD per million generated tokens
+    context_window: int = setting(low=1, high=1_000_000_000, expected="an integer")  # tokens
+
+
+# List prices (USD per million tokens) as the providers published them in late 2024;
+# they change: check your provider's price page and override them in the configuration.
+DEFAULT_HOSTED = (
+    HostedModel("gpt-4o-mini", 0.15, 0.60, 128_000),
+    HostedModel("gpt-4o", 2.50, 10.00, 128_000),
+    HostedModel("claude-3-5-haiku", 0.80, 4.00, 200_000),
+    HostedModel("claude-3-5-sonnet", 3.00, 15.00, 200_000),
+    HostedModel("gemini-1.5-flash", 0.075, 0.30, 1_000_000),
+)
+MAX_HOSTED = 1_000
+
+
+@dataclass(frozen=True)
+class EstimateSettings:
+    """How one pass of the engine over a backlog is costed: ``[tool.storytransformer.estimate]`` (docs/report.md)."""
+
+    # Local engine throughput, tokens per second, for the packaged SmolLM2-135M on 2 CPU cores:
+    # decoding runs at 16-23 tokens/s on an idle machine; prompt processing ran 50-75 times faster
+    # than decoding in benchmarks/estimate_throughput.py (docs/benchmarks/estimate_throughput.md),
+    # hence 1,000. ``storytransformer estimate --measure`` measures this machine instead.
+    prefill_tokens_per_s: float = setting(1000.0, above=0, high=1e9, expected="a number")
+    decode_tokens_per_s: float = setting(20.0, above=0, high=1e9, expected="a number")
+    # Generated tokens per story token: a rewrite is about as long as the story it rewrites.
+    output_ratio: float = setting(1.0, low=0.0, high=1_000.0, expected="a number")
+    # Prompt tokens added to every story (system message, examples); 0 = count the engine's
+    # own rewrite prompt with the tokenizer.
+    prompt_overhead_tokens: int = setting(0, low=0, high=10_000_000, expected="an integer")
+    hosted: tuple[HostedModel, ...] = setting(DEFAULT_HOSTED, max_items=MAX_HOSTED)
 
 
 DEFAULT_BACKLOG_NAMES = ("*.stories.txt", "*backlog*", "*stories*", "*user-stories*", "*user_stories*")
@@ -135,18 +178,17 @@ class Config:
     accepted_words: list[str] = field(default_factory=list)  # never vague in this project (removed from both lists)
     solution_words: list[str] = field(default_factory=lambda: list(DEFAULT_SOLUTION_WORDS))
     extend_solution_words: list[str] = field(default_factory=list)
-    template: str = "As a {role}, I want to {means}, so that {ends}."
-    max_words: int = 45  # estimatable: longer stories are likely epics
-    max_file_bytes: int = 20_000_000
+    max_words: int = setting(45, low=1, high=10_000)  # estimatable: longer stories are likely epics
+    max_file_bytes: int = setting(20_000_000, low=1, high=1 << 30)  # 1 byte .. 1 GiB: a story file is read whole
     csv: CsvConfig = field(default_factory=CsvConfig)
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
-    estimate: dict = field(default_factory=dict)  # the size/cost estimate; checked by storytransformer.report.settings
+    estimate: EstimateSettings = field(default_factory=lambda: EstimateSettings())  # the size/cost estimate (report, estimate)
     # Where the configuration came from (not keys).
-    source: str = field(default="<defaults>", compare=False)
-    root: str = field(default=".", compare=False)
-    notes: list = field(default_factory=list, compare=False)  # files ignored while searching, with the reason
-    remote_origin: typing.Any = field(default=None, compare=False)  # trust.RemoteOrigin when a project file set them
+    source: str = setting("<defaults>", key=False, compare=False)
+    root: str = setting(".", key=False, compare=False)
+    notes: list = setting(default_factory=list, key=False, compare=False)  # files ignored while searching, with the reason
+    remote_origin: typing.Any = setting(None, key=False, compare=False)  # trust.RemoteOrigin when a project file set them
 
     @property
     def all_vague_words(self) -> list[str]:
@@ -159,102 +201,19 @@ class Config:
 
 
 ALWAYS_EXCLUDED = (".git", ".hg", ".svn", "node_modules", ".venv", "venv", ".tox", "__pycache__", ".mypy_cache", ".pytest_cache")
-NOT_KEYS = {"source", "root", "notes", "remote_origin"}
 VCS_MARKERS = (".git", ".hg")
 MAX_CONFIG_BYTES = 1_000_000  # a configuration file larger than this is refused unread
-MAX_TEMPLATE_CHARS = 1_000
-
-# Inclusive bounds of every numeric setting (key relative to tool.storytransformer).
-BOUNDS: dict[str, tuple[float, float]] = {
-    "max_words": (1, 10_000),
-    "max_file_bytes": (1, 1 << 30),  # 1 byte .. 1 GiB: a story file is read whole
-    "similarity.duplicate_threshold": (0, 1),
-    "similarity.whole_threshold": (0, 1),
-    "similarity.overlap_threshold": (0, 1),
-    "similarity.same_goal_threshold": (0, 1),
-    "similarity.role_threshold": (0, 1),
-    "similarity.ends_threshold": (0, 1),
-    "similarity.lexical_weight": (0, 1),
-    "similarity.top_k": (1, 1_000),
-    "similarity.max_neighbours": (1, 10_000),
-    "similarity.batch_size": (1, 65_536),
-    "engine.max_new_tokens": (1, 65_536),
-    "engine.timeout_s": (0.001, 86_400),
-    "engine.retries": (0, 20),
-    "engine.context_tokens": (0, 10_000_000),
+settings.REMOVED[Config] = {
+    "template": "it never changed what is checked (the uniform rules follow the backlog's own dominant "
+                "template); delete the line",
 }
 
 
-def _check(value, tp, key: str, source: str):
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: '{key}' must be a table")
-        return _build(tp, value, key, source)
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
-            raise ConfigError(f"{source}: '{key}' must be a list of {item.__name__}")
-        return list(value)
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ConfigError(f"{source}: '{key}' must be a table of strings")
-        return dict(value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
-        raise ConfigError(f"{source}: '{key}' must be {tp.__name__}, not {type(value).__name__} ({value!r})")
-    if tp is float and not math.isfinite(value):
-        raise ConfigError(f"{source}: '{key}' must be a finite number, not {value!r}")
-    return value
+def known_rules() -> set[str]:
+    """Every rule code (the registry, filled when the rules package loads)."""
+    from .rules import RULES  # here, not at the top: the CLI's --version and config help need no rules
 
-
-def _build(cls, table: dict, prefix: str, source: str):
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)} - NOT_KEYS
-    kwargs = {}
-    for key, value in table.items():
-        norm = key.replace("-", "_")
-        full = f"{prefix}.{key}"
-        if norm not in names:
-            raise ConfigError(f"{source}: unknown key '{full}' (known: {', '.join(sorted(names))})")
-        kwargs[norm] = _check(value, hints[norm], full, source)
-    return cls(**kwargs)
-
-
-def _check_bounds(cfg: Config) -> None:
-    for dotted, (low, high) in BOUNDS.items():
-        obj = cfg
-        *parents, name = dotted.split(".")
-        for part in parents:
-            obj = getattr(obj, part)
-        value = getattr(obj, name)
-        if not (low <= value <= high):  # also refuses nan
-            raise ConfigError(f"{cfg.source}: 'tool.storytransformer.{dotted}' must be from {_num(low)} to {_num(high)}, "
-                              f"not {value!r}")
-
-
-def _num(x: float) -> str:
-    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
-
-
-def _check_template(src: str, template: str) -> None:
-    key = f"{src}: 'tool.storytransformer.template'"
-    if len(template) > MAX_TEMPLATE_CHARS:
-        raise ConfigError(f"{key} is longer than {MAX_TEMPLATE_CHARS:,} characters")
-    try:
-        parts = list(string.Formatter().parse(template))
-    except ValueError as e:
-        raise ConfigError(f"{key} may only use {{role}}, {{means}} and {{ends}} ({e})") from None
-    for _literal, name, spec, conversion in parts:
-        if name is None:
-            continue
-        if name not in ("role", "means", "ends"):
-            raise ConfigError(f"{key} may only use {{role}}, {{means}} and {{ends}} (not {{{name}}})")
-        if spec or conversion:
-            # A width such as {role:1500000000} would allocate gigabytes when the template is filled.
-            raise ConfigError(f"{key}: '{{{name}}}' takes no format spec or conversion (found "
-                              f"{'!' + conversion if conversion else ''}{':' + spec if spec else ''})")
+    return set(RULES)
 
 
 def _validate(cfg: Config) -> None:
@@ -262,43 +221,30 @@ def _validate(cfg: Config) -> None:
     for code, sev in cfg.severity.items():
         if sev not in SEVERITIES:
             raise ConfigError(f"{src}: 'tool.storytransformer.severity.{code}' must be one of {', '.join(SEVERITIES)}, not {sev!r}")
-    from .rules import RULES  # imported here: rules import this module
-
+    known = known_rules()
     for key in ("select", "ignore"):
         for code in getattr(cfg, key):
-            if code.upper() not in RULES and not any(c.startswith(code.upper()) for c in RULES):
+            if code.upper() not in known and not any(c.startswith(code.upper()) for c in known):
                 raise ConfigError(f"{src}: 'tool.storytransformer.{key}' names unknown rule {code!r}")
     for code in cfg.severity:
-        if code.upper() not in RULES:
+        if code.upper() not in known:
             raise ConfigError(f"{src}: 'tool.storytransformer.severity' names unknown rule {code!r}")
     for glob, fmt in cfg.formats.items():
         if fmt not in ("text", "markdown", "gherkin", "csv"):
             raise ConfigError(f"{src}: 'tool.storytransformer.formats.\"{glob}\"' must be text, markdown, gherkin or csv, not {fmt!r}")
-    _check_bounds(cfg)
     s = cfg.similarity
     if not (0 < s.overlap_threshold <= s.duplicate_threshold <= 1):
         raise ConfigError(f"{src}: 'tool.storytransformer.similarity' thresholds must satisfy 0 < overlap_threshold <= duplicate_threshold <= 1")
-    if cfg.engine.quantization not in ("none", "int8", "nf4"):
-        raise ConfigError(f"{src}: 'tool.storytransformer.engine.quantization' must be none, int8 or nf4, not {cfg.engine.quantization!r}")
-    if cfg.engine.fast_path not in ("auto", "on", "off"):
-        raise ConfigError(f"{src}: 'tool.storytransformer.engine.fast_path' must be auto, on or off, not {cfg.engine.fast_path!r}")
-    if cfg.engine.attention not in ("auto", "flash_attention_2", "sdpa", "eager"):
-        raise ConfigError(f"{src}: 'tool.storytransformer.engine.attention' must be auto, flash_attention_2, sdpa or eager")
     url = cfg.engine.remote_url
     if url and not url.startswith(("http://", "https://")):
         raise ConfigError(f"{src}: 'tool.storytransformer.engine.remote_url' must be an http(s) URL, not {url!r}")
-    if cfg.estimate:
-        try:
-            from .report.settings import from_section
-        except ImportError:
-            pass
-        else:
-            from_section(cfg.estimate, src)
-    _check_template(src, cfg.template)
+    for i, model in enumerate(cfg.estimate.hosted):
+        if not model.name:
+            raise ConfigError(f"{src}: 'tool.storytransformer.estimate.hosted[{i}].name' must be a non-empty string")
 
 
 def from_table(table: dict, source: str = "<inline>", root: str = ".") -> Config:
-    cfg = _build(Config, table, "tool.storytransformer", source)
+    cfg = settings.structure(Config, table, source=source, prefix="tool.storytransformer", error=ConfigError)
     cfg.source, cfg.root = source, root
     _validate(cfg)
     return cfg

@@ -75,3 +75,17 @@ def shifted(finding: Finding, lines: int) -> Finding:
     if fix is not None:
         fix = Fix(fix.title, tuple(TextEdit(shift_range(e.range, lines), e.new_text) for e in fix.edits))
     return replace(finding, range=shift_range(finding.range, lines), fix=fix)
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    """A file that could not be read (``error``) or was skipped on purpose (``notice``)."""
+
+    path: str
+    message: str
+    line: int | None = None  # 1-based, where known
+    kind: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"

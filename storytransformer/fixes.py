@@ -128,7 +128,7 @@ def applies_automatically(finding, *, unsafe: bool = False, on_save: bool = Fals
     """
     if finding.fix is None:
         return False
-    from .rules import RULES
+    from .rules.registry import RULES
 
     rule = RULES.get(finding.code)
     if rule is not None and rule.unsafe_fix and (on_save or not unsafe):
@@ -227,13 +227,6 @@ def normalise_markers(story: Story, role_family: str, means_family: str) -> Fix 
     if not edits:
         return None
     return Fix("Rewrite into the backlog's template", tuple(edits))
-
-
-def fill_template(template: str, role: str, means: str, ends: str | None) -> str:
-    """The story text that ``template`` gives for these parts (the ends clause dropped when there is none)."""
-    if not ends:
-        template = re.sub(r"[^{}]*\{ends\}", "", template)
-    return template.format(role=role, means=means, ends=ends or "")
 
 
 def join_sentences(story: Story, gap_start: int, gap_end: int) -> Fix | None:

@@ -81,14 +81,10 @@ def has_conjunction(means: str) -> bool:
 
 
 def cache_path() -> Path:
-    root = os.environ.get("STORYTRANSFORMER_CACHE_DIR")
-    if not root:
-        from platformdirs import user_cache_dir
-
-        root = user_cache_dir("storytransformer")
     from .cache import code_fingerprint
+    from .user_dirs import cache_root
 
-    return Path(root) / "nlp" / f"conjunctions-v{CACHE_VERSION}-{code_fingerprint()}.msgpack"
+    return cache_root() / "nlp" / f"conjunctions-v{CACHE_VERSION}-{code_fingerprint()}.msgpack"
 
 
 @lru_cache(maxsize=1)

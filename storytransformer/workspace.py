@@ -10,33 +10,19 @@ import errno
 import os
 import re
 import stat
-from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from .config import ALWAYS_EXCLUDED, Config
 from .edits import file_kind
+from .findings import FileProblem  # noqa: F401 (re-exported: defined next to the findings, below the cache)
 from .formats import detect_format, read_source
 from .formats.base import normalise, split_explicit_id
 from .formats.csv import has_story_column
 from .formats.text import COMMENT as TEXT_COMMENT
 from .parse import MEANS_MARKER, ROLE_MARKER
 from .story import SourceFile, Story
-
-
-@dataclass(frozen=True, slots=True)
-class FileProblem:
-    """A file that could not be read (``error``) or was skipped on purpose (``notice``)."""
-
-    path: str
-    message: str
-    line: int | None = None  # 1-based, where known
-    kind: str = "error"
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.message}"
 
 
 def matches_globs(rel: str, globs: Iterable[str]) -> bool:

@@ -30,6 +30,11 @@ ENGINE_COMMANDS = {"suggest", "engine", "eval", "report"}
 SERVER_COMMANDS = {"lsp", "daemon"}  # the configuration search never leaves the workspace folder
 
 
+# Subcommands that start or talk to the servers live with them (storytransformer_server.subcommands): the
+# core never imports the servers; these are looked up by name, and reported unavailable when absent.
+SERVER_COMMAND_MODULES = {name: f"storytransformer_server.subcommands.{name}" for name in ("daemon", "engine", "lsp")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="storytransformer",
@@ -39,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
-            importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
+            module = SERVER_COMMAND_MODULES.get(name) or f"{__name__}.{name.replace('-', '_')}"
+            importlib.import_module(module).register(sub)
         except ImportError as e:  # one broken command (a missing optional dependency) must not break the others
             _unavailable(sub, name, e)
     return parser
@@ -56,12 +62,9 @@ def _unavailable(sub, name: str, error: ImportError) -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from .. import __version__
 
-    try:
-        return version("storytransformer")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 def main(argv: list[str] | None = None) -> int:

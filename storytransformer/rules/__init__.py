@@ -1,115 +1,21 @@
-"""The rule registry. Each rule module registers small pure functions with :func:`rule`.
+"""The rules: importing this package registers every rule in :data:`RULES`.
 
-A *story rule* sees one story (and the shared :class:`~.context.RuleContext`);
-a *workspace rule* sees one story and the whole workspace (duplicates, the
-dominant template). Both yield findings; severities and on/off come from the
-configuration, applied in :mod:`storytransformer.lint`.
+The registry itself (the :class:`Rule` type, :func:`rule`, :func:`declare`) is
+:mod:`.registry`; rule modules import it, never this package, so loading the rules is
+free of import cycles.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from .registry import DOCS_URL, MAX_STORY_CHARS, PREPARE, RULES, Example, Rule, declare, rule
 
-from ..findings import Finding, Severity
-
-DOCS_URL = "https://github.com/storytransformer/storytransformer/blob/main/docs/rules.md#{anchor}"
-
-# A story longer than this gets ST902 and the rules that look at every match (conjunctions,
-# brackets, vague terms) look only at its first MAX_STORY_CHARS characters: a 1 MB story
-# ("read and read and ...") then costs what a 2,000-character one does.
-MAX_STORY_CHARS = 2000
-
-
-@dataclass(frozen=True)
-class Example:
-    """A worked example of a rule: a story (or, for rules that compare stories, a small backlog whose
-    LAST line is the story the example is about) and whether the rule flags that story."""
-
-    text: str
-    flagged: bool
-
-    @property
-    def lines(self) -> list[str]:
-        return self.text.split("\n")
-
-    def shown(self, limit: int = 160) -> str:
-        """One line for a hover: the backlog's lines joined with ' / ' (a long backlog as a count of the
-        stories before the last), a long story cut short."""
-        lines = [f"{line[:limit].rstrip()}… ({len(line):,} characters)" if len(line) > limit else line
-                 for line in self.lines]
-        if len(lines) > 2:
-            lines = [f"[{len(lines) - 1} other stories]", lines[-1]]
-        return " / ".join(lines)
-
-
-@dataclass(frozen=True)
-class Rule:
-    code: str
-    name: str  # kebab-case, e.g. "missing-role"
-    criterion: str  # QUS criterion, e.g. "well-formed"
-    severity: Severity
-    summary: str
-    fixable: bool
-    scope: str  # "story" | "workspace" | "semantic"
-    default_on: bool
-    check: Callable[..., Iterable[Finding]] | None
-    unsafe_fix: bool = False  # the fix changes what the story asks for: only with --unsafe-fixes
-    fix: str = ""  # how to fix a finding, in one sentence (hover, docs, `storytransformer rules CODE`)
-    examples: tuple[Example, ...] = ()  # at least one flagged and one unflagged; tests lint each
-
-    @property
-    def before(self) -> Example | None:
-        """The first example the rule flags."""
-        return next((e for e in self.examples if e.flagged), None)
-
-    @property
-    def after(self) -> Example | None:
-        """The first example the rule does not flag."""
-        return next((e for e in self.examples if not e.flagged), None)
-
-    @property
-    def url(self) -> str:
-        return DOCS_URL.format(anchor=f"{self.code.lower()}-{self.name}")
-
-
-RULES: dict[str, Rule] = {}
-# Batch hooks run once per check before the per-story rules (e.g. parse all conjunctions at once).
-PREPARE: dict[str, Callable] = {}  # rule code -> hook, run only when the rule is on
-
-
-def rule(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
-         fixable: bool = False, scope: str = "story", default_on: bool = True, unsafe_fix: bool = False,
-         fix: str = "", examples: Sequence[Example] = ()):
-    """Register the decorated function as rule ``code``, with its fix hint and worked examples."""
-
-    def register(fn):
-        RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, fn, unsafe_fix,
-                           fix, tuple(examples))
-        return fn
-
-    return register
-
-
-def declare(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
-            fixable: bool = False, scope: str = "semantic", default_on: bool = True,
-            fix: str = "", examples: Sequence[Example] = ()) -> None:
-    """Declare a rule whose findings are produced elsewhere (the similarity index, the engine)."""
-    RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, None,
-                       fix=fix, examples=tuple(examples))
+__all__ = ["DOCS_URL", "MAX_STORY_CHARS", "PREPARE", "RULES", "Example", "Rule", "declare", "rule"]
 
 
 def _load_all() -> None:
     from . import atomic, estimatable, full_sentence, minimal, problem_oriented, unambiguous, uniform, unique, well_formed  # noqa: F401
 
-    # Rules whose findings come from the similarity index and the engine; declaring them is cheap.
-    import importlib
-
-    for module in ("storytransformer.similarity.rules", "storytransformer.engine.rules"):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
-
+    # Rules whose findings come from the similarity index; declaring them is cheap (no numpy, no model).
+    from ..similarity import rules as _similarity_rules  # noqa: F401
 
 _load_all()

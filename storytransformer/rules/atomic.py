@@ -6,7 +6,7 @@ from ..findings import Finding, Severity
 from ..fixes import split_story
 from ..nlp import MAX_ACTIONS
 from ..story import sub_range
-from . import MAX_STORY_CHARS, PREPARE, Example, rule
+from .registry import MAX_STORY_CHARS, PREPARE, Example, rule
 
 CRITERION = "atomic"
 

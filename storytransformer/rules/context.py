@@ -6,11 +6,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from ..lines import split_lines
-from ..config import Config
 from ..story import Story
+
+if TYPE_CHECKING:  # the configuration is passed in; importing it would close config -> rules -> config
+    from ..config import Config
 
 
 def word_pattern(words: Iterable[str]) -> re.Pattern[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..findings import Finding, Severity
-from . import MAX_STORY_CHARS, Example, rule
+from .registry import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "estimatable"
 # "manage X" asks for everything one can do with X (create, edit, delete, list, ...): annotators mark it as an

@@ -7,7 +7,7 @@ import re
 from ..findings import Finding, Fix, Severity, TextEdit
 from ..fixes import join_sentences
 from ..story import Range, sub_range
-from . import MAX_STORY_CHARS, Example, rule
+from .registry import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "full-sentence"
 

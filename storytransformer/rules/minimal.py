@@ -8,7 +8,7 @@ from ..findings import Finding, Severity
 from ..fixes import move_to_note
 from ..parse import MEANS_MARKER, first_sentence_end
 from ..story import sub_range
-from . import MAX_STORY_CHARS, Example, rule
+from .registry import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "minimal"
 BRACKETS = re.compile(r"\([^()]{1,300}\)|\[[^\[\]]{1,300}\]|\{[^{}]{1,300}\}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..findings import Finding, Severity
 from ..story import sub_range
-from . import MAX_STORY_CHARS, Example, rule
+from .registry import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "unambiguous"
 

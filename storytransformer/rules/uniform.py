@@ -8,7 +8,7 @@ from ..findings import Finding, Fix, Severity, TextEdit
 from ..fixes import normalise_markers
 from ..story import sub_range
 from .context import means_family, role_family
-from . import Example, rule
+from .registry import Example, rule
 
 CRITERION = "uniform"
 MIN_STORIES = 5  # below this a backlog has no dominant template to deviate from

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from ..findings import Finding, Related, Severity
 from ..fixes import delete_story
-from . import Example, rule
+from .registry import Example, rule
 
 CRITERION = "unique"
 

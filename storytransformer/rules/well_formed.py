@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..findings import Finding, Severity
-from . import Example, rule
+from .registry import Example, rule
 
 CRITERION = "well-formed"
 

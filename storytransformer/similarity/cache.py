@@ -23,20 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..user_dirs import CACHE_ENV as ENV_CACHE_DIR  # noqa: F401 (re-exported)
+from ..user_dirs import cache_root
+
 FORMAT = 2  # 2: float32 vectors (1 stored float16, whose conversion cost more than it saved)
 KEY_BYTES = 16
-ENV_CACHE_DIR = "STORYTRANSFORMER_CACHE_DIR"
 log = logging.getLogger(__name__)
 
-
-def cache_root() -> Path:
-    """``$STORYTRANSFORMER_CACHE_DIR`` or the platform's user cache directory for storytransformer."""
-    env = os.environ.get(ENV_CACHE_DIR)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("storytransformer", appauthor=False))
 
 
 def text_key(text: str) -> bytes:

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..engine.grounding import WORD, content_words, source_text, stem
+from ..words import WORD, content_words, source_text, stem
 from ..story import Story
 
 NEGATIONS = frozenset({"not", "no", "never", "nor", "cannot"})

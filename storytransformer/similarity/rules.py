@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..findings import Severity
-from ..rules import RULES, Example, declare
+from ..rules.registry import RULES, Example, declare
 
 SEMANTIC_DUPLICATE = "ST603"
 OVERLAP = "ST604"

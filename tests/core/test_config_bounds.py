@@ -110,7 +110,7 @@ def test_oversized_and_undecodable_files_are_errors(tmp_path):
 
 def test_values_at_the_bounds_are_accepted():
     cfg = from_table({"max_file_bytes": 1, "max_words": 10_000, "similarity": {"top_k": 1_000, "lexical_weight": 1},
-                      "engine": {"retries": 0, "timeout_s": 0.5}, "template": "As a {role}, I want {means}."})
+                      "engine": {"retries": 0, "timeout_s": 0.5}})
     assert cfg.max_file_bytes == 1 and cfg.similarity.top_k == 1_000
     with pytest.raises(ConfigError, match="max_file_bytes"):
         from_table({"max_file_bytes": 1 << 31})

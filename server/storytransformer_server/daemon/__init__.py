@@ -6,14 +6,9 @@ Clients use :class:`DaemonClient` (asyncio) or :func:`call` (blocking, for the C
 
 from __future__ import annotations
 
-try:
-    from importlib.metadata import version as _version
+from storytransformer import __version__  # noqa: F401 (the one version string; the handshake reports it)
 
-    __version__ = _version("storytransformer")
-except Exception:  # noqa: BLE001 - running from a source tree
-    __version__ = "0.0.0"
-
-from .protocol import PROTOCOL_VERSION, DaemonError  # noqa: E402
+from .protocol import PROTOCOL_VERSION, DaemonError
 
 __all__ = ["DaemonClient", "DaemonError", "PROTOCOL_VERSION", "call"]
 

@@ -24,7 +24,7 @@ import logging
 import os
 import subprocess
 import sys
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from . import rpc
 from .lifecycle import Paths, RuntimeDirError, log_dir
@@ -76,8 +76,10 @@ class DaemonClient:
     # -- connecting -------------------------------------------------------
     @classmethod
     async def connect(cls, spawn: bool = True, runtime_dir: str | os.PathLike | None = None, *,
-                      client_name: str = "", timeout: float = 5.0, spawn_timeout: float = 30.0) -> "DaemonClient":
-        """Connect to the user's daemon (starting it, detached, when ``spawn`` and none answers) and handshake."""
+                      client_name: str = "", timeout: float = 5.0, spawn_timeout: float = 30.0,
+                      start_flags: Sequence[str] = ()) -> "DaemonClient":
+        """Connect to the user's daemon (starting it, detached, when ``spawn`` and none answers) and handshake.
+        ``start_flags``: settings flags of ``daemon start`` (``--idle-unload 5``) for a daemon started here."""
         try:
             paths = Paths.resolve(runtime_dir)
         except RuntimeDirError as e:
@@ -88,7 +90,7 @@ class DaemonClient:
             if not spawn:
                 raise DaemonError(DAEMON_NOT_RUNNING, f"no daemon answers on {paths.socket} ({first}); "
                                   "start one with: storytransformer daemon start") from None
-            await cls._start(runtime_dir, spawn_timeout)
+            await cls._start(runtime_dir, spawn_timeout, start_flags)
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(os.fspath(paths.socket), limit=2 ** 16), timeout)
             except (OSError, asyncio.TimeoutError) as e:
@@ -109,9 +111,9 @@ class DaemonClient:
         return client
 
     @staticmethod
-    async def _start(runtime_dir, spawn_timeout: float) -> None:
+    async def _start(runtime_dir, spawn_timeout: float, start_flags: Sequence[str] = ()) -> None:
         """Run ``daemon start`` (which detaches the daemon and waits for its socket)."""
-        proc = await asyncio.create_subprocess_exec(*daemon_command("start", "--wait", str(spawn_timeout)),
+        proc = await asyncio.create_subprocess_exec(*daemon_command("start", "--wait", str(spawn_timeout), *start_flags),
                                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                                     stderr=subprocess.PIPE, env=_env(runtime_dir))
         try:

@@ -2,30 +2,27 @@
 
 Read from ``<user config dir>/storytransformer/daemon.toml`` when it exists
 (``$STORYTRANSFORMER_DAEMON_CONFIG`` names another file), then overridden by
-command-line flags. Every key is checked; a typo is an error naming the file.
+command-line flags (which is how a language server that starts the daemon passes the
+editor's idle settings). Every key is checked by the core's settings converter
+(:mod:`storytransformer.typed_settings`); a typo is an error naming the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import tomllib
-import typing
 from dataclasses import dataclass
 from pathlib import Path
+
+from storytransformer import typed_settings as _settings
+from storytransformer.typed_settings import setting
 
 from .protocol import DEFAULT_HANDSHAKE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE_BYTES
 
 CONFIG_ENV = "STORYTRANSFORMER_DAEMON_CONFIG"
-
-
 MAX_SETTINGS_BYTES = 1_000_000
-UPPER = {  # upper bounds of the numeric settings (lower bounds: validate)
-    "idle_unload_s": 30 * 86_400, "idle_exit_s": 30 * 86_400, "request_deadline_s": 86_400,
-    "debounce_s": 60, "max_batch_delay_s": 600, "max_message_bytes": 1 << 30,
-    "max_connections": 10_000, "handshake_timeout_s": 3_600,
-}
+DAYS_30 = 30 * 86_400
 
 
 class SettingsError(ValueError):
@@ -34,36 +31,28 @@ class SettingsError(ValueError):
 
 @dataclass
 class DaemonSettings:
-    idle_unload_s: float = 15 * 60  # unload the model after this long unused (0 = never)
-    idle_exit_s: float = 60 * 60  # exit after this long with no client connected (0 = never)
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    request_deadline_s: float = 120.0  # the longest any request may run when the client names no deadline
-    debounce_s: float = 0.1  # quiet time that ends a burst of file events
-    max_batch_delay_s: float = 0.5  # a burst is processed at most this long after its first event
-    tcp_port: int = 0  # 0 = no TCP listener; otherwise 127.0.0.1 only, with a token
+    # Finite and bounded: nan, inf or 1e300 never reach a timer or a buffer.
+    idle_unload_s: float = setting(15 * 60.0, low=0, high=DAYS_30)  # unload the model after this long unused (0 = never)
+    idle_exit_s: float = setting(60 * 60.0, low=0, high=DAYS_30)  # exit after this long with no client connected (0 = never)
+    max_message_bytes: int = setting(DEFAULT_MAX_MESSAGE_BYTES, low=1024, high=1 << 30)
+    # The longest any request may run when the client names no deadline.
+    request_deadline_s: float = setting(120.0, above=0, high=86_400)
+    debounce_s: float = setting(0.1, low=0, high=60)  # quiet time that ends a burst of file events
+    max_batch_delay_s: float = setting(0.5, low=0, high=600)  # a burst is processed at most this long after its first event
+    tcp_port: int = setting(0, low=0, high=65535)  # 0 = no TCP listener; otherwise 127.0.0.1 only, with a token
     token_file: str = ""  # "" = <runtime dir>/tcp-token (created 0600)
-    log_level: str = "INFO"
-    max_connections: int = DEFAULT_MAX_CONNECTIONS  # per listener; more are answered an error and closed
-    handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S  # a connection silent this long without a handshake is closed
+    log_level: str = setting("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    # Per listener; more are answered an error and closed.
+    max_connections: int = setting(DEFAULT_MAX_CONNECTIONS, low=1, high=10_000)
+    # A connection silent this long without a handshake is closed.
+    handshake_timeout_s: float = setting(DEFAULT_HANDSHAKE_TIMEOUT_S, above=0, high=3_600)
 
     def validate(self, source: str = "<settings>") -> "DaemonSettings":
-        for name, high in UPPER.items():  # finite and bounded: nan, inf or 1e300 never reach a timer or a buffer
-            value = getattr(self, name)
-            if isinstance(value, float) and not math.isfinite(value) or value > high:
-                raise SettingsError(f"{source}: '{name}' must be a finite number of at most {high:,}, not {value!r}")
-        if self.max_connections < 1 or self.handshake_timeout_s <= 0:
-            raise SettingsError(f"{source}: 'max_connections' must be >= 1 and 'handshake_timeout_s' > 0")
-        for name in ("idle_unload_s", "idle_exit_s", "debounce_s", "max_batch_delay_s"):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{source}: '{name}' must be >= 0")
-        if self.request_deadline_s <= 0:
-            raise SettingsError(f"{source}: 'request_deadline_s' must be > 0")
-        if self.max_message_bytes < 1024:
-            raise SettingsError(f"{source}: 'max_message_bytes' must be at least 1024")
-        if not 0 <= self.tcp_port <= 65535:
-            raise SettingsError(f"{source}: 'tcp_port' must be between 0 and 65535")
-        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise SettingsError(f"{source}: 'log_level' must be DEBUG, INFO, WARNING or ERROR")
+        """Check every value against its declared limits (also after flags overrode the file)."""
+        if isinstance(self.log_level, str):
+            self.log_level = self.log_level.upper()
+        _settings.structure(DaemonSettings, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                            source=source, error=SettingsError)
         return self
 
 
@@ -93,20 +82,12 @@ def _read(path: Path) -> dict:
 def load_settings(path: Path | None = None, **overrides) -> DaemonSettings:
     """Settings from ``path`` (default: :func:`settings_file`, if it exists) plus non-None ``overrides``."""
     path = path or settings_file()
-    values: dict = {}
-    if path.is_file():
-        table = _read(path)
-        types = typing.get_type_hints(DaemonSettings)
-        fields = {f.name for f in dataclasses.fields(DaemonSettings)}
-        for key, value in table.items():
-            name = key.replace("-", "_")
-            if name not in fields:
-                raise SettingsError(f"{path}: unknown key '{key}' (known: {', '.join(sorted(fields))})")
-            want = types[name]
-            if want is float and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not isinstance(value, want) or isinstance(value, bool) != (want is bool):
-                raise SettingsError(f"{path}: '{key}' must be {want.__name__}, not {type(value).__name__} ({value!r})")
-            values[name] = value
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return DaemonSettings(**values).validate(str(path))
+    table = _read(path) if path.is_file() else {}
+    for key in ("log_level", "log-level"):
+        if isinstance(table.get(key), str):
+            table[key] = table[key].upper()  # "debug" is as clear as "DEBUG"
+    settings = _settings.structure(DaemonSettings, table, source=str(path), error=SettingsError)
+    changed = {k: v for k, v in overrides.items() if v is not None}
+    if not changed:
+        return settings
+    return dataclasses.replace(settings, **changed).validate(f"{path} with the command-line flags")

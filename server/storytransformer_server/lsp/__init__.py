@@ -1,7 +1,9 @@
 """The StoryTransformer language server (pygls).
 
-One module per LSP feature; :mod:`.server` only wires them together:
+One module per LSP feature; each receives the shared :class:`.server_context.ServerContext` (state and
+helpers) and none imports :mod:`.server`, which only creates the context and wires the features to it:
 
+- :mod:`.scan`: the workspace scan (at start, on re-check, on folder and configuration changes)
 - :mod:`.documents`: open documents, the core workspace and the lint worker
 - :mod:`.diagnostics`: push and pull diagnostics, debounced per document
 - :mod:`.code_actions`: quick fixes, "Merge with", "Rewrite with model" (resolved lazily)

@@ -19,7 +19,7 @@ from .fix_all import FIX_ALL, fix_all_action
 from .model import ModelUnavailable
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 MERGE_CODES = frozenset({"ST601", "ST602", "ST603", "ST604", "ST605"})
@@ -36,7 +36,7 @@ def wanted(kind: str, only: list[str] | None, explicit: bool = False) -> bool:
     return any(kind == o or kind.startswith(o + ".") for o in only)
 
 
-def quick_fixes(server: "StoryServer", uri: str, pub, rng: types.Range, only,
+def quick_fixes(server: "ServerContext", uri: str, pub, rng: types.Range, only,
                 stories: dict | None = None) -> list[types.CodeAction]:
     actions: list[types.CodeAction] = []
     model_on = server.options.daemon.enabled
@@ -71,7 +71,7 @@ def quick_fixes(server: "StoryServer", uri: str, pub, rng: types.Range, only,
     return actions
 
 
-async def resolve_model_action(server: "StoryServer", action: types.CodeAction) -> types.CodeAction:
+async def resolve_model_action(server: "ServerContext", action: types.CodeAction) -> types.CodeAction:
     data: Any = action.data
     if not isinstance(data, dict) or data.get("action") not in ("merge", "rewrite"):
         return action
@@ -110,7 +110,7 @@ async def resolve_model_action(server: "StoryServer", action: types.CodeAction) 
     return action
 
 
-def keeping_merge(server: "StoryServer", title: str, texts: list[str], stories: list) -> str | None:
+def keeping_merge(server: "ServerContext", title: str, texts: list[str], stories: list) -> str | None:
     """The first proposed merge that keeps every need of ``stories`` (every means, every distinct
     ends, every role); None, with a message naming what would be lost, when none does."""
     from storytransformer.similarity.needs import keeps_every_need
@@ -127,7 +127,7 @@ def keeping_merge(server: "StoryServer", title: str, texts: list[str], stories: 
     return None
 
 
-def merge_edit(server: "StoryServer", found_in: list[tuple[str, object]], versions: dict[str, int | None],
+def merge_edit(server: "ServerContext", found_in: list[tuple[str, object]], versions: dict[str, int | None],
                text: str) -> types.WorkspaceEdit:
     """Replace the first story with the merged ``text`` and delete the others (whole lines).
 
@@ -144,7 +144,7 @@ def merge_edit(server: "StoryServer", found_in: list[tuple[str, object]], versio
     return types.WorkspaceEdit(document_changes=changes)
 
 
-def register(server: "StoryServer") -> None:
+def register(server: "ServerContext") -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
                     types.CodeActionOptions(code_action_kinds=KINDS, resolve_provider=True))
     async def code_action(params: types.CodeActionParams):

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from . import scan
 from .code_actions import keeping_merge, merge_edit
 from .convert import uri_to_path
 from .model import ModelUnavailable
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,11 @@ def story_refs(args: tuple) -> list[tuple[str, int]]:
     return refs
 
 
-def register(server: "StoryServer") -> None:
+def register(server: "ServerContext") -> None:
     @server.command(RECHECK)
     async def recheck(*args) -> dict:
         server.diagnostics.scanned.clear()
-        await server.scan_workspace()
+        await scan.scan_workspace(server)
         pubs = list(server.diagnostics.published.values())
         return {"files": len(pubs), "findings": sum(len(p.diagnostics) for p in pubs)}
 
@@ -117,7 +118,7 @@ def register(server: "StoryServer") -> None:
 APPLY = "Apply merge"
 
 
-async def confirm_merge(server: "StoryServer", text: str, count: int) -> bool:
+async def confirm_merge(server: "ServerContext", text: str, count: int) -> bool:
     """Show the merged story and apply it only when the user says so (``window/showMessageRequest``)."""
     try:
         choice = await server.window_show_message_request_async(types.ShowMessageRequestParams(

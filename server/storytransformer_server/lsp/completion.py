@@ -18,7 +18,7 @@ from storytransformer.story import utf16_len
 from .inline import cursor_context, template_suggestions
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 TRIGGERS = [" ", ","]
 
@@ -41,7 +41,7 @@ def items_for(before: str, after: str, line: int, character: int, roles: list[st
     return items
 
 
-def register(server: "StoryServer") -> None:
+def register(server: "ServerContext") -> None:
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=TRIGGERS))
     async def completion(params: types.CompletionParams):
         at = await cursor_context(server, params.text_document.uri, params.position)

@@ -22,8 +22,10 @@ from lsprotocol import types
 
 from storytransformer.config import CONFIG_FILES
 
+from . import scan
+
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 REGISTRATION_ID = "storytransformer-config-files"
@@ -34,7 +36,7 @@ def is_config_file(path: str) -> bool:
     return os.path.basename(path) in CONFIG_FILES
 
 
-async def register_watchers(server: "StoryServer") -> bool:
+async def register_watchers(server: "ServerContext") -> bool:
     """Ask the client to watch the configuration files; False when it cannot register dynamically."""
     ws = server.client_capabilities.workspace
     watched = ws.did_change_watched_files if ws is not None else None
@@ -54,7 +56,7 @@ async def register_watchers(server: "StoryServer") -> bool:
 class ConfigReload:
     """Reloads run one at a time, after the first scan."""
 
-    def __init__(self, server: "StoryServer") -> None:
+    def __init__(self, server: "ServerContext") -> None:
         self.server = server
         self._lock = asyncio.Lock()
         self.reloads = 0
@@ -74,5 +76,5 @@ class ConfigReload:
             self.reloads += 1
             log.info("configuration changed: checking the workspace again")
             server.diagnostics.scanned.clear()
-            await server.scan_workspace(configs)
+            await scan.scan_workspace(server, configs)
             return True

@@ -24,7 +24,7 @@ from lsprotocol import types
 from .options import parse_options
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 SECTION = "storytransformer"
@@ -46,7 +46,7 @@ def _merge(base: Any, top: Any) -> Any:
     return top if top is not None else base
 
 
-async def fetch_client_settings(server: "StoryServer") -> Any:
+async def fetch_client_settings(server: "ServerContext") -> Any:
     """The ``storytransformer`` section from the client, or None when it cannot be asked."""
     ws = server.client_capabilities.workspace
     if ws is None or not ws.configuration:
@@ -60,7 +60,7 @@ async def fetch_client_settings(server: "StoryServer") -> Any:
     return items[0] if items else None
 
 
-async def apply_settings(server: "StoryServer", raw: Any) -> None:
+async def apply_settings(server: "ServerContext", raw: Any) -> None:
     """Validate ``raw``, report what is wrong, and make the new options take effect."""
     from storytransformer.rules import RULES
 
@@ -75,7 +75,7 @@ async def apply_settings(server: "StoryServer", raw: Any) -> None:
         server.diagnostics.replace_all(results)
 
 
-def register(server: "StoryServer") -> None:
+def register(server: "ServerContext") -> None:
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
         fetched = await fetch_client_settings(server)
@@ -86,7 +86,7 @@ def register(server: "StoryServer") -> None:
 TRUST, IGNORE = "Trust", "Ignore"
 
 
-def review_project_config(server: "StoryServer") -> None:
+def review_project_config(server: "ServerContext") -> None:
     """Show notes on ignored configuration files once, and ask once per file and values about untrusted
     remote-engine settings (in the background: the scan goes on)."""
     core = getattr(server, "core", None)
@@ -95,7 +95,7 @@ def review_project_config(server: "StoryServer") -> None:
         _review(server, project.file_config, shown)
 
 
-def _review(server: "StoryServer", cfg, shown: set) -> None:
+def _review(server: "ServerContext", cfg, shown: set) -> None:
     for note in getattr(cfg, "notes", None) or []:
         if note not in shown:
             shown.add(note)
@@ -122,7 +122,7 @@ def trust_question(origin) -> str:
             "These settings are ignored until you trust them. Trust them?")
 
 
-async def ask_trust(server: "StoryServer", origin) -> bool:
+async def ask_trust(server: "ServerContext", origin) -> bool:
     """``window/showMessageRequest`` with Trust / Ignore; Trust records the consent in the user's trust list."""
     from storytransformer import trust
 

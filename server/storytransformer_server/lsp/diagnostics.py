@@ -26,7 +26,7 @@ from .convert import SOURCE, diagnostic, path_to_uri, uri_to_path
 from .documents import FileFindings
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def to_diagnostics(ff: FileFindings) -> list[types.Diagnostic]:
 class Diagnostics:
     """Debouncing, staleness checks and publication, for every file."""
 
-    def __init__(self, server: "StoryServer"):
+    def __init__(self, server: "ServerContext"):
         self.server = server
         self.published: dict[str, Published] = {}  # path -> last result shown
         self.local: dict[str, FileFindings] = {}  # path -> last in-process result (without the daemon's)
@@ -259,7 +259,7 @@ class Diagnostics:
             self.refresh_pull()
 
 
-def register(server: "StoryServer") -> None:
+def register(server: "ServerContext") -> None:
     d = server.diagnostics
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -21,7 +21,7 @@ from storytransformer.fixes import applies_automatically
 from .convert import document_edit, text_edit, uri_to_path
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 FIX_ALL = "source.fixAll.storytransformer"
 TITLE = "StoryTransformer: fix all auto-fixable problems"
@@ -38,7 +38,7 @@ def _clash(a: types.Range, b: types.Range) -> bool:
     return a0 < b1 and b0 < a1
 
 
-def fix_all_edits(server: "StoryServer", path: str) -> tuple[int | None, list[types.TextEdit]] | None:
+def fix_all_edits(server: "ServerContext", path: str) -> tuple[int | None, list[types.TextEdit]] | None:
     """Non-overlapping edits for the document as it is now, or None when nothing is ready for this version."""
     pub = server.diagnostics.current(path)
     if pub is None:
@@ -59,7 +59,7 @@ def fix_all_edits(server: "StoryServer", path: str) -> tuple[int | None, list[ty
     return pub.version, chosen
 
 
-def fix_all_action(server: "StoryServer", uri: str) -> types.CodeAction | None:
+def fix_all_action(server: "ServerContext", uri: str) -> types.CodeAction | None:
     path = uri_to_path(uri)
     if path is None or server.open_document(uri) is None:
         return None

@@ -16,7 +16,7 @@ from lsprotocol import types
 from .convert import lsp_range, uri_to_path
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 DUPLICATE_CODES = frozenset({"ST601", "ST602", "ST603"})
 
@@ -80,7 +80,7 @@ def finding_markdown(finding, others: list[tuple[str, int, str]]) -> str:
     return "\n\n".join(parts)
 
 
-def register(server: "StoryServer") -> None:
+def register(server: "ServerContext") -> None:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(params: types.HoverParams):
         uri = params.text_document.uri

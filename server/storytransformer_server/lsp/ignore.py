@@ -30,7 +30,7 @@ from storytransformer.formats.gherkin import KEYWORD
 from .convert import path_to_uri, uri_to_path
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 ACCEPT_WORD = "storytransformer.acceptWord"
 FEATURE = ("feature", "ability", "business need")
@@ -102,7 +102,7 @@ def insert_edit(uri: str, version: int | None, at: tuple[int, str]) -> types.Wor
         edits=[types.TextEdit(range=types.Range(start=pos, end=pos), new_text=text)])])
 
 
-def actions(server: "StoryServer", uri: str, pub, findings, diags, stories: dict) -> list[types.CodeAction]:
+def actions(server: "ServerContext", uri: str, pub, findings, diags, stories: dict) -> list[types.CodeAction]:
     """The ignore and accept actions for ``findings`` (with their diagnostics ``diags``) of one document whose
     stories by id are ``stories`` (read on the core's thread)."""
     doc = server.open_document(uri)
@@ -157,7 +157,7 @@ def vague_term(finding, lines: list[str]) -> str | None:
 # -- the configuration file ------------------------------------------------------------------------
 
 
-def target_file(server: "StoryServer", path: str) -> Path:
+def target_file(server: "ServerContext", path: str) -> Path:
     """The project configuration file for the document at ``path``: the one the core loaded for its folder
     (never the user's own file), or a new ``.storytransformer.toml`` in the folder."""
     from storytransformer import trust
@@ -227,7 +227,7 @@ def _replace_atomically(path: Path, text: str, original: bytes | None) -> None:
         raise WriteRefused(str(e)) from None
 
 
-def register(server: "StoryServer") -> None:
+def register(server: "ServerContext") -> None:
     @server.command(ACCEPT_WORD)
     async def accept_word(*args) -> dict:
         arg = args[0] if args else None

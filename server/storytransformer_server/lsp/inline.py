@@ -23,7 +23,7 @@ from .convert import lsp_range, uri_to_path
 from .model import ModelUnavailable
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 MAX_ROLES = 5
@@ -94,7 +94,7 @@ def apply_fixes(line_text: str, story, findings) -> str | None:
     return text[r.start.character:r.end.character + shift]
 
 
-async def cursor_context(server: "StoryServer", uri: str, position: types.Position):
+async def cursor_context(server: "ServerContext", uri: str, position: types.Position):
     """What completions need at ``position`` of an open story file: (path, the line's text, the cursor's
     column in code points, the roles to offer, the backlog's means marker); None elsewhere."""
     path = uri_to_path(uri)
@@ -110,7 +110,7 @@ async def cursor_context(server: "StoryServer", uri: str, position: types.Positi
     return path, line_text, col, await core.run(core.roles, path), await core.run(core.means_marker, path)
 
 
-def register(server: "StoryServer") -> None:
+def register(server: "ServerContext") -> None:
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(params: types.InlineCompletionParams):
         at = await cursor_context(server, params.text_document.uri, params.position)

@@ -116,7 +116,8 @@ class ModelAdapter:
             except ImportError as e:
                 raise ModelUnavailable(f"the daemon client is not installed ({e})") from None
             try:
-                client = await asyncio.wait_for(DaemonClient.connect(spawn=spawn and self.options.spawn),
+                client = await asyncio.wait_for(DaemonClient.connect(spawn=spawn and self.options.spawn,
+                                                                    start_flags=self.options.start_flags()),
                                                 timeout=self.options.timeout_s)
             except asyncio.TimeoutError:
                 raise ModelUnavailable(f"the daemon did not answer within {self.options.timeout_s:g} s") from None

@@ -34,7 +34,7 @@ from storytransformer.findings import Finding, shifted
 from .model import ModelUnavailable
 
 if TYPE_CHECKING:
-    from .server import StoryServer
+    from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 60.0  # the first request may wait for the daemon to embed the workspace
@@ -97,7 +97,7 @@ def carry(held: Held, text: str) -> tuple[Finding, ...]:
 
 
 class Semantic:
-    def __init__(self, server: "StoryServer"):
+    def __init__(self, server: "ServerContext"):
         self.server = server
         self.held: dict[str, Held] = {}  # path -> the latest reply of the daemon
         self._carried: dict[str, tuple[int | None, tuple[Finding, ...]]] = {}  # path -> (version, carried)

@@ -61,7 +61,7 @@ def _posix_only(fn):
 
 
 def _settings(args):
-    from storytransformer_server.daemon.settings import load_settings
+    from ..daemon.settings import load_settings
 
     def minutes(v):
         return None if v is None else v * 60
@@ -85,8 +85,8 @@ def _err(message: str) -> None:
 
 
 def _run(args) -> int:
-    from storytransformer_server.daemon.server import run_foreground
-    from storytransformer_server.daemon.settings import SettingsError
+    from ..daemon.server import run_foreground
+    from ..daemon.settings import SettingsError
 
     try:
         settings = _settings(args)
@@ -97,16 +97,16 @@ def _run(args) -> int:
 
 
 def _ask(args, method: str, timeout: float = 5.0):
-    from storytransformer_server.daemon.client import call
+    from ..daemon.client import call
 
     return call(method, runtime_dir=args.runtime_dir, timeout=timeout)
 
 
 def _start(args) -> int:
-    from storytransformer_server.daemon.client import spawn_detached
-    from storytransformer_server.daemon.lifecycle import Paths, RuntimeDirError, ensure_private_dir, log_dir
-    from storytransformer_server.daemon.protocol import DaemonError
-    from storytransformer_server.daemon.settings import SettingsError
+    from ..daemon.client import spawn_detached
+    from ..daemon.lifecycle import Paths, RuntimeDirError, ensure_private_dir, log_dir
+    from ..daemon.protocol import DaemonError
+    from ..daemon.settings import SettingsError
 
     try:
         _settings(args)  # refuse bad flags here, where the user sees the message
@@ -148,8 +148,8 @@ def _tail(path, lines: int = 5) -> str:
 
 
 def _stop(args) -> int:
-    from storytransformer_server.daemon.lifecycle import InstanceLock, Paths, RuntimeDirError
-    from storytransformer_server.daemon.protocol import DaemonError
+    from ..daemon.lifecycle import InstanceLock, Paths, RuntimeDirError
+    from ..daemon.protocol import DaemonError
 
     try:
         paths = Paths.resolve(args.runtime_dir)
@@ -173,7 +173,7 @@ def _stop(args) -> int:
 
 
 def _status(args) -> int:
-    from storytransformer_server.daemon.protocol import DaemonError
+    from ..daemon.protocol import DaemonError
 
     try:
         st = _ask(args, "status")

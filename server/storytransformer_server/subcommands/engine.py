@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import ConfigError, load_config
+from storytransformer.config import ConfigError, load_config
 
 
 def register(sub) -> None:
@@ -36,7 +36,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import EngineError, create_engine
+    from storytransformer.engine import EngineError, create_engine
 
     try:
         config = load_config(args.config, start=Path("."))
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
 def run_unload(args: argparse.Namespace) -> int:
     """Exit 0 when the model is unloaded or none was resident; 2 when the daemon fails to answer properly."""
     try:
-        from storytransformer_server.daemon.client import call
-        from storytransformer_server.daemon.protocol import DAEMON_NOT_RUNNING, DaemonError
+        from ..daemon.client import call
+        from ..daemon.protocol import DAEMON_NOT_RUNNING, DaemonError
     except ImportError:
         return _nothing_resident(args, "the daemon is not installed")
     try:
@@ -89,7 +89,7 @@ def _nothing_resident(args, why: str) -> int:
 
 
 def _failed(config) -> dict:
-    from ..engine.base import EngineStatus
+    from storytransformer.engine.base import EngineStatus
 
     return EngineStatus(state="failed", backend="remote" if config.engine.remote_url else "local",
                         quantization=config.engine.quantization).to_dict()

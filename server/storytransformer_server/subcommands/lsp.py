@@ -33,7 +33,7 @@ def run(args) -> int:
     if args.log_level != "DEBUG":
         logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
     try:
-        from storytransformer_server.lsp.server import serve
+        from ..lsp.server import serve
     except ImportError as e:
         print(f"storytransformer lsp: the language server needs pygls and lsprotocol "
               f"(pip install 'storytransformer[lsp]'): {e}", file=sys.stderr)

@@ -12,11 +12,11 @@ shows its :attr:`NeedCheck.reason`, which names the story, the part and the word
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
 from ..engine.grounding import WORD, content_words, source_text, stem
+from ..places import place
 from ..story import Story
 
 NEGATIONS = frozenset({"not", "no", "never", "nor", "cannot"})
@@ -51,7 +51,7 @@ def _label(story: Story) -> str:
     """The story's own id where the file gives one, else file:line."""
     if story.explicit_id and story.id:
         return story.id
-    return f"{os.path.basename(story.file)}:{story.line + 1}"
+    return place(story.file, story.line)
 
 
 def _merged_parts(merged: str | Story) -> tuple[str, str | None]:

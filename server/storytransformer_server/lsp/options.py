@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from storytransformer.checking import ON_SAVE, FixPolicy
+
 SEVERITIES = ("error", "warning", "info", "hint", "off")
 
 
@@ -19,6 +21,8 @@ SEVERITIES = ("error", "warning", "info", "hint", "off")
 class FixOnSave:
     # Include model rewrites in source.fixAll (only those already computed for the current version).
     model: bool = False
+    # The kinds of deterministic fix applied on save (the core's fix policy): safe | unsafe | deletion.
+    policy: FixPolicy = ON_SAVE
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,18 @@ def _number(value: Any, key: str, default, low: float, high: float, errors: list
     return int(value) if integer else float(value)
 
 
+def _policy(value: Any, key: str, errors: list[str]) -> FixPolicy:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        try:
+            return FixPolicy.parse(value, f"storytransformer.{key}")
+        except ValueError as e:
+            errors.append(f"{e}; using {list(ON_SAVE.describe().split(', '))}")
+            return ON_SAVE
+    errors.append(f"storytransformer.{key} must be a list of safe, unsafe, deletion, not {value!r}; "
+                  f"using {list(ON_SAVE.describe().split(', '))}")
+    return ON_SAVE
+
+
 def _table(value: Any, key: str, errors: list[str]) -> dict:
     if value is None:
         return {}
@@ -111,7 +127,8 @@ def parse_options(raw: Any, known_rules: set[str] | None = None) -> tuple[Server
             rules[norm] = sev.lower()
 
     fos = _table(raw.get("fixOnSave"), "fixOnSave", errors)
-    fix_on_save = FixOnSave(model=_bool(fos["model"], "fixOnSave.model", False, errors) if "model" in fos else False)
+    fix_on_save = FixOnSave(model=_bool(fos["model"], "fixOnSave.model", False, errors) if "model" in fos else False,
+                            policy=_policy(fos["kinds"], "fixOnSave.kinds", errors) if "kinds" in fos else ON_SAVE)
 
     dmn = _table(raw.get("daemon"), "daemon", errors)
     dd = DaemonOptions()

@@ -80,8 +80,9 @@ def fix_kind_of(finding: Finding) -> FixKind:
     return FixKind.SAFE if rule is None or rule.fix_kind is FixKind.NONE else rule.fix_kind
 
 
+SAFE_ONLY = FixPolicy.of(FixKind.SAFE)  # what a preview shows (the editor's ghost text of the fixed story)
 CHECK_FIX = FixPolicy.of(FixKind.SAFE, FixKind.DELETION)  # `check --fix`: deleting a duplicate is reviewed in the diff
-ON_SAVE = FixPolicy.of(FixKind.SAFE)  # fix-on-save: a story vanishing or splitting while saving is too surprising
+ON_SAVE = SAFE_ONLY  # fix-on-save: a story vanishing or splitting while saving is too surprising
 
 
 def is_merge_candidate(finding: Finding) -> bool:
@@ -90,7 +91,7 @@ def is_merge_candidate(finding: Finding) -> bool:
     return rule is not None and rule.merge_candidate
 
 
-__all__ = ["CHECK_FIX", "ON_SAVE", "CheckOptions", "CheckResult", "FileFix", "FixKind", "FixPolicy", "check",
+__all__ = ["CHECK_FIX", "ON_SAVE", "SAFE_ONLY", "CheckOptions", "CheckResult", "FileFix", "FixKind", "FixPolicy", "check",
            "fix_kind_of", "is_merge_candidate", "merge_candidate_codes"]
 
 

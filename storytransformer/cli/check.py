@@ -208,9 +208,9 @@ def _progress(err):
 
 
 def _check(args, config, progress, err) -> CheckResult:
-    """``(findings, problems, files, stories, fixes, contents)`` of the one check entry point, for these flags.
+    """The one check entry point (:func:`storytransformer.checking.check`) run with these flags.
 
-    ``contents`` maps each path to the bytes read (or why it could not be); the
+    In the result, ``contents`` maps each path to the bytes read (or why it could not be); the
     stories read from standard input are under ``args.stdin_name``.
     """
     texts = {args.stdin_name: sys.stdin.buffer.read()} if STDIN in args.paths else {}

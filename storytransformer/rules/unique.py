@@ -58,8 +58,9 @@ def _finding(story, others, code, what, ctx, deletable=True):
     others = sorted(others, key=_position)
     first = min([story, *others], key=_position)
     more = f" and {len(others) - 3} more" if len(others) > 3 else ""
-    root = ctx.config.root
-    where = ", ".join(story_place(o, root) for o in others[:3]) + more
-    related = tuple(Related(o.file, o.range, o.id, f"{what} ({story_place(o, root)})") for o in others[:MAX_RELATED])
+    listed = others[:MAX_RELATED]
+    places = [story_place(o, ctx.config.root) for o in listed]  # file:line relative to the workspace, once each
+    where = ", ".join(places[:3]) + more
+    related = tuple(Related(o.file, o.range, o.id, f"{what} ({at})") for o, at in zip(listed, places))
     fix = delete_story(story, ctx.lines_of(story)) if deletable and story is not first else None
     return Finding.on(story, code, CRITERION, Severity.WARNING, f"{what} as {where}", related=related, fix=fix)

@@ -109,9 +109,17 @@ def _apply(text: str, spans, nl: str) -> str:
     return "".join(reversed(pieces))
 
 
-def choose_fixes(fixes: Iterable[Fix]) -> list[Fix]:
-    """A set of fixes whose edits touch disjoint lines (first come, first served)."""
-    taken: list[tuple[int, int]] = []
+def choose_fixes(fixes: Iterable[Fix], taken_lines: Iterable[tuple[int, int]] = ()) -> list[Fix]:
+    """A set of fixes whose edits touch disjoint lines (first come, first served): the one place where
+    overlapping fixes are resolved, for ``check --fix`` and fix-on-save alike.
+
+    Lines, not characters: a fix is computed on the story as it was, so two fixes of one line (a
+    marker rewrite and a note moved out of the same sentence) may each be right alone and wrong
+    together even where their characters do not overlap. ``taken_lines`` are ``(first, last)``
+    line spans already claimed (a model rewrite applied on save). The fixes left out apply on the
+    next pass of ``check --fix`` or the next save, on the text this one produced.
+    """
+    taken: list[tuple[int, int]] = list(taken_lines)
     chosen = []
     for fix in fixes:
         lines = [(e.range.start.line, e.range.end.line) for e in fix.edits]

@@ -118,26 +118,6 @@ def split_story(story: Story, means_parts: tuple[str, ...], lines: list[str]) ->
     return Fix.replace(f"Split into {len(stories)} stories", story.range, new_text)
 
 
-def applies_automatically(finding, *, unsafe: bool = False, on_save: bool = False) -> bool:
-    """The one policy for applying a finding's fix without review, shared by ``check --fix`` and the
-    language server's fix-on-save (``source.fixAll``).
-
-    A fix whose rule declares it unsafe (it changes what the story asks for, like a split into
-    several stories) is applied only with ``unsafe`` (``--unsafe-fixes``), never on save. On save,
-    deleting a duplicate story (ST6xx) is also left out: a story vanishing on save is too surprising.
-    """
-    if finding.fix is None:
-        return False
-    from .rules.registry import RULES
-
-    rule = RULES.get(finding.code)
-    if rule is not None and rule.unsafe_fix and (on_save or not unsafe):
-        return False
-    if on_save and finding.code.startswith("ST6"):
-        return False
-    return True
-
-
 def note_line(story: Story, lines: list[str], note: str) -> str | None:
     """A line that holds ``note`` beside the story in this format (None where the format has none)."""
     if story.format == "markdown":

@@ -11,11 +11,11 @@ import difflib
 import json
 import os
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
 from .findings import Finding, Severity
+from .places import relative_path
 from .rules import RULES
 from .workspace import FileProblem
 
@@ -23,13 +23,9 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note", Severity.HINT: "note"}
 
 
-@lru_cache(maxsize=4096)
 def display_path(path: str) -> str:
-    try:
-        rel = os.path.relpath(path)
-        return path if rel.startswith("..") else rel
-    except ValueError:
-        return path
+    """``path`` relative to the current directory when it is under it (the paths a user typed)."""
+    return relative_path(path)
 
 
 def _fix_text(f: Finding) -> str | None:

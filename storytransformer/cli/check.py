@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import codecs
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import baseline
+from ..checking import CHECK_FIX, CheckOptions, CheckResult, FileFix, FixPolicy, check
 from ..config import ConfigError, load_config
-from ..edits import StaleFileError, WriteError, apply_edits, atomic_write, choose_fixes, digest
-from ..findings import Finding
-from ..lint import Linter
+from ..edits import WriteError, atomic_write
 from ..output import fixes_listing, summary, to_github, to_json, to_sarif, to_text, unified_diff
 from ..rules import RULES
-from ..workspace import FileProblem, Workspace, decode
 
-MAX_FIX_PASSES = 5
 STDIN = "-"
 
 
@@ -38,6 +33,9 @@ def register(sub) -> None:
     p.add_argument("--follow-symlinks", action="store_true",
                    help="let --fix and -o write through a symbolic link to its target (refused otherwise)")
     p.add_argument("--unsafe-fixes", action="store_true", help="with --fix, also apply fixes that change a story's meaning (splits)")
+    p.add_argument("--fix-kinds", metavar="KINDS",
+                   help="with --fix, the kinds of fix to apply, comma-separated: safe, unsafe, deletion "
+                        f"(default: {CHECK_FIX.describe()}; --unsafe-fixes adds unsafe)")
     p.add_argument("--no-semantic", action="store_true", help="skip semantic duplicates (no embedding model)")
     p.add_argument("--select", help="comma-separated rule codes or prefixes to enable (replaces the configuration)")
     p.add_argument("--ignore", help="comma-separated rule codes or prefixes to disable")
@@ -81,19 +79,24 @@ def run(args: argparse.Namespace) -> int:
             if not any(c.startswith(code) for c in RULES):
                 raise ConfigError(f"--select/--ignore: unknown rule {code!r}")
         accepted = baseline.load(args.baseline) if args.baseline else None
+        try:
+            args.policy = (FixPolicy.parse(args.fix_kinds) if args.fix_kinds is not None else CHECK_FIX) \
+                .with_unsafe(args.unsafe_fixes)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     except (ConfigError, baseline.BaselineError) as e:
         print(f"storytransformer: error: {e}", file=err)
         return 2
 
     args.write_failures = []  # files --fix was refused to write (a symbolic link, read-only, a full disk)
     with _progress(err) as progress:
-        findings, problems, n_files, n_stories, fixed, contents = _check(args, config, progress, err)
-    findings.sort(key=Finding.sort_key)
-    problems = sorted(problems, key=lambda p: p.path)
+        result = _check(args, config, progress, err)
+    findings, problems, n_files, n_stories = result.findings, result.problems, result.files, result.stories
+    fixed, contents = result.fixed, result.contents
 
     in_baseline = 0
     if args.baseline or args.write_baseline:
-        entries = baseline.keys(findings, baseline.story_lookup(_texts(contents, fixed), config))
+        entries = baseline.keys(findings, baseline.story_lookup(result.texts(), config))
         if args.write_baseline:
             try:
                 atomic_write(args.write_baseline, baseline.dumps(entries), follow_symlinks=args.follow_symlinks)
@@ -155,29 +158,6 @@ def run(args: argparse.Namespace) -> int:
     return 1 if findings and not args.exit_zero else 0
 
 
-@dataclass
-class FileFix:
-    """What --fix did (or, with --diff or for -, would do) to one file."""
-
-    path: str
-    before: str  # the text the fixes were computed on (line breaks as LF for a CR-only file)
-    after: str
-    payload: str  # ``after`` as it is written: byte-order mark and line breaks of the original
-    applied: list[tuple[str, str]] = field(default_factory=list)  # (code, fix title), in order
-
-
-def _texts(contents: dict, fixed: list[FileFix]) -> dict[str, str]:
-    """Every checked file's text as the findings saw it (after --fix)."""
-    texts = {}
-    for path, data in contents.items():
-        if isinstance(data, bytes):
-            text = decode(path, data)
-            if isinstance(text, str):
-                texts[path] = text
-    texts.update({r.path: r.after for r in fixed})
-    return texts
-
-
 def _print_stdin(args, fixed: list[FileFix], contents: dict) -> None:
     """``--fix -``: the fixed stories (or the input unchanged) on standard output."""
     done = next((r for r in fixed if r.path == args.stdin_name), None)
@@ -227,161 +207,20 @@ def _progress(err):
                     console=Console(file=err), transient=True)
 
 
-def _check(args, config, progress, err):
-    """``(findings, problems, files, stories, fixes, contents)``: from the run cache when no input changed, else computed.
+def _check(args, config, progress, err) -> CheckResult:
+    """The one check entry point (:func:`storytransformer.checking.check`) run with these flags.
 
-    ``contents`` maps each path to the bytes read (or why it could not be); the
+    In the result, ``contents`` maps each path to the bytes read (or why it could not be); the
     stories read from standard input are under ``args.stdin_name``.
     """
-    from ..cache import ResultCache, RunCache, content_digest
-    from ..workspace import discover, read_bytes
+    texts = {args.stdin_name: sys.stdin.buffer.read()} if STDIN in args.paths else {}
+    options = CheckOptions(semantic=not args.no_semantic, use_cache=not args.no_cache, run_cache=True,
+                           fix=args.policy if args.fix else None, write=not args.diff,
+                           follow_symlinks=getattr(args, "follow_symlinks", False), progress=progress)
 
-    files, problems = discover([p for p in args.paths if p != STDIN], config)
-    task = progress.add_task("Reading stories", total=len(files)) if progress and len(files) > 20 else None
-    contents = {}
-    for path in files:
-        contents[path] = read_bytes(path, config)
-        if task is not None:
-            progress.advance(task)
-    virtual = {}
-    if STDIN in args.paths:
-        data = sys.stdin.buffer.read()
-        if len(data) > config.max_file_bytes:
-            data = FileProblem(args.stdin_name, f"skipped: {len(data) / 1e6:.1f} MB is larger than max_file_bytes "
-                               f"({config.max_file_bytes / 1e6:.1f} MB)", kind="notice")
-        else:
-            virtual[args.stdin_name] = data
-        contents[args.stdin_name] = data
-    semantic = not args.no_semantic and config.similarity.enabled
-    runs = RunCache(enabled=not (args.no_cache or args.fix))
-    key = RunCache.key(config, f"semantic={semantic}", [
-        (p, "!" + d.message if isinstance(d, FileProblem) else content_digest(d)) for p, d in contents.items()])
-    hit = runs.get(key)
-    if hit is not None:
-        findings, file_problems, n_files, n_stories = hit
-        return findings, problems + file_problems, n_files, n_stories, [], contents
+    def say(level: str, message: str) -> None:
+        print(message if level == "note" else f"storytransformer: {level}: {message}", file=err)
 
-    background = _start_parser(config, len(contents))
-    fixed: list[FileFix] = []
-    try:
-        ws = Workspace(config, ResultCache(config, enabled=not args.no_cache))
-        for path, data in contents.items():
-            text = decode(path, data) if path in virtual else data
-            if isinstance(text, FileProblem):
-                ws.problems[path] = text
-            elif path in virtual:  # parsed as its name says, never taken from a cache of the same bytes
-                ws.set_text(path, text)
-            else:
-                ws.load(path, data)
-        linter = Linter(ws, use_disk_cache=not args.no_cache, background_parser=background)
-        if args.fix:
-            fixed = _fix_all(ws, linter, args.unsafe_fixes, err, follow_symlinks=getattr(args, "follow_symlinks", False),
-                             failures=getattr(args, "write_failures", None), write=not args.diff, virtual=virtual)
-        findings = linter.check()
-    finally:
-        if background is not None:
-            background.close()
-    findings += _semantic(ws, config, args, progress, err)
-    file_problems = list(ws.problems.values())
-    runs.put(key, findings, file_problems, len(ws.files), len(ws))
-    return findings, problems + file_problems, len(ws.files), len(ws), fixed, contents
-
-
-PARALLEL_FROM_FILES = 20  # below this, starting a second process costs more than it saves
-
-
-def _start_parser(config, files: int):
-    """Start loading the NLP parser in a second process when the run is big enough to gain from it."""
-    from ..lint import enabled_rules
-
-    if files < PARALLEL_FROM_FILES or "ST201" not in {r.code for r in enabled_rules(config)}:
-        return None
-    try:
-        from ..nlp import BackgroundParser
-
-        return BackgroundParser()
-    except (OSError, ImportError):
-        return None
-
-
-def _semantic(ws, config, args, progress, err) -> list[Finding]:
-    if args.no_semantic or not config.similarity.enabled:
-        return []
-    try:
-        from ..similarity import semantic_findings
-    except ImportError:
-        return []
-    try:
-        found = semantic_findings(ws, config, progress=progress)
-    except Exception as e:  # a broken model must not hide the deterministic findings
-        print(f"storytransformer: warning: semantic check skipped: {e}", file=err)
-        return []
-    from ..lint import enabled_rules
-
-    on = {r.code for r in enabled_rules(config)}
-    return [f for f in found if f.code in on]
-
-
-def _fix_all(ws: Workspace, linter: Linter, unsafe: bool, err, follow_symlinks: bool = False,
-             failures: list | None = None, write: bool = True, virtual: dict[str, bytes] | None = None) -> list[FileFix]:
-    """Apply fixes file by file, re-checking after each pass; returns what changed in each file.
-
-    A fixed file keeps its byte-order mark and its line endings: CRLF through the edits
-    themselves, CR-only by fixing the text with LF line breaks and writing CRs back.
-    Files that may not be written (see :func:`atomic_write`) are named and left as they
-    are, and added to ``failures``. With ``write`` false (``--diff``) nothing is written;
-    ``virtual`` files (standard input, by name) are fixed from these bytes and never written.
-    """
-    from ..fixes import applies_automatically  # the fix policy shared with the language server's fix-on-save
-
-    virtual = virtual or {}
-    results: list[FileFix] = []
-    changed_any = False
-    for path in list(ws.files):
-        if path in virtual:
-            data = virtual[path]
-        else:
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-            except OSError as e:
-                print(f"{path}: cannot read for --fix: {e.strerror or e}", file=err)
-                continue
-        text = decode(path, data)
-        if isinstance(text, FileProblem):
-            continue
-        original_digest = digest(data)
-        bom = data.startswith(codecs.BOM_UTF8)
-        cr_only = "\r" in text and "\n" not in text
-        if cr_only:
-            text = text.replace("\r", "\n")
-        new_text = text
-        applied: list[tuple[str, str]] = []
-        for _ in range(MAX_FIX_PASSES):
-            ws.set_text(path, new_text)
-            candidates = [f for f in linter.check_file(path) if applies_automatically(f, unsafe=unsafe)]
-            chosen = choose_fixes(f.fix for f in candidates)
-            if not chosen:
-                break
-            code_of = {id(f.fix): f.code for f in candidates}
-            applied += [(code_of.get(id(fix), ""), fix.title) for fix in chosen]
-            new_text = apply_edits(new_text, [e for fix in chosen for e in fix.edits])
-        if new_text == text:
-            continue
-        changed_any = True
-        out = ("\ufeff" if bom else "") + (new_text.replace("\n", "\r") if cr_only else new_text)
-        if write and path not in virtual:
-            try:
-                atomic_write(path, out, expected_digest=original_digest, follow_symlinks=follow_symlinks)
-            except (StaleFileError, OSError) as e:
-                if not isinstance(e, (StaleFileError, WriteError)):
-                    e = WriteError(path, f"cannot write: {e.strerror or e}")
-                print(f"storytransformer: error: {e}", file=err)
-                if isinstance(e, WriteError) and failures is not None:
-                    failures.append(path)
-                ws.load(path)
-                continue
-        results.append(FileFix(path, text, new_text, out, applied))
-    if changed_any:
-        linter.refresh_template()
-    return results
+    result = check(config, [p for p in args.paths if p != STDIN], texts, options, say)
+    args.write_failures = result.write_failures
+    return result

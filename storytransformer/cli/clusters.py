@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..places import place
+
 
 def register(sub) -> None:
     p = sub.add_parser("clusters", help="print groups of near-duplicate stories",
@@ -42,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"cluster {i}: {len(c)} stories, cohesion {c.cohesion:.2f}")
         for s in c.stories:
             mark = "*" if s is rep else " "
-            print(f"  {mark} {s.file}:{s.line + 1}  {s.text}")
+            print(f"  {mark} {place(s.file, s.line)}  {s.text}")
     print(f"{len(clusters)} clusters over {len(index)} stories", file=sys.stderr)
     return 0

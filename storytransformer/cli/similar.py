@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..places import place
+
 
 def register(sub) -> None:
     p = sub.add_parser("similar", help="list the stories most similar in meaning to a story",
@@ -45,5 +47,5 @@ def run(args: argparse.Namespace) -> int:
         if not found:
             print("no stories found", file=sys.stderr)
         for i, n in enumerate(found, 1):
-            print(f"{i:2d}. {n.score:.3f}  {n.relation.value:<9}  {n.story.file}:{n.story.line + 1}  {n.story.text}")
+            print(f"{i:2d}. {n.score:.3f}  {n.relation.value:<9}  {place(n.story.file, n.story.line)}  {n.story.text}")
     return 0

@@ -10,10 +10,11 @@ import re
 import sys
 from pathlib import Path
 
+from ..checking import CheckOptions, check, is_merge_candidate
 from ..config import ConfigError, load_config
+from ..places import relative_path, story_place
 
 KINDS = ("merge", "rewrite", "split")
-MERGE_CODES = ("ST601", "ST602", "ST603", "ST604")
 REWRITE_PREFIXES = ("ST1", "ST3", "ST4", "ST5")
 MAX_PROPOSALS = 3
 
@@ -54,9 +55,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_path(args: argparse.Namespace) -> int:
-    from ..lint import Linter
-    from ..workspace import Workspace
-
     err = sys.stderr
     try:
         config = load_config(args.config, start=args.path if args.path.exists() else Path("."))
@@ -68,8 +66,11 @@ def run_path(args: argparse.Namespace) -> int:
         return 2
     if args.no_generate:
         config.engine.generate = False
-    ws = Workspace.from_paths([args.path], config)
-    for p in ws.problems.values():
+    # the one check entry point: the same findings as `check`, semantic ones only when merges are wanted
+    result = check(config, [str(args.path)], options=CheckOptions(semantic=args.kind in (None, "merge")),
+                   say=lambda level, message: print(f"storytransformer: {level}: {message}", file=err))
+    ws = result.workspace
+    for p in result.problems:
         print(p, file=err)
     stories = {s.id: s for s in ws.stories()}
     if args.story and args.story not in stories:
@@ -77,14 +78,12 @@ def run_path(args: argparse.Namespace) -> int:
     if args.story and args.story not in stories:
         print(f"storytransformer: error: no story with id {args.story!r} under {args.path}", file=err)
         return 2
-    findings = Linter(ws).check() + _semantic(ws, config, args.kind)
-    jobs = _jobs(findings, stories, args)
+    jobs = _jobs(result.findings, stories, args)
     return _propose_and_print(args, config, jobs, list(ws.stories()))
 
 
 def run_at(args: argparse.Namespace, kind: str, places: list[str]) -> int:
     """``suggest KIND FILE:LINE...``: the stories at those lines, one merge or one job per story."""
-    from ..lint import Linter
     from ..workspace import Workspace
 
     err = sys.stderr
@@ -126,7 +125,7 @@ def run_at(args: argparse.Namespace, kind: str, places: list[str]) -> int:
             return 2
         jobs = [("merge", picked, [])]
     else:
-        findings = Linter(ws).check()
+        findings = _deterministic(ws)
         wanted = ("ST2",) if kind == "split" else REWRITE_PREFIXES
         jobs = [(kind, [s], [f for f in findings if f.story_id == s.id and f.code.startswith(wanted)]) for s in picked]
     return _propose_and_print(args, config, jobs, list(ws.stories()))
@@ -149,8 +148,10 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
             else:
                 found = engine.propose_rewrite(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
             for p in top_proposals(found, getattr(args, "max_proposals", MAX_PROPOSALS)):
-                out.append({**p.to_dict(), "sources": [{"id": s.id, "file": s.file, "line": s.line + 1, "text": s.text}
-                                                       for s in sources]})
+                root = config.root
+                out.append({**p.to_dict(), "sources": [
+                    {"id": s.id, "file": s.file, "line": s.line + 1, "place": story_place(s, root), "text": s.text}
+                    for s in sources]})
     except DeadlineExceeded:
         print(f"storytransformer: warning: stopped after {args.timeout:g} s; proposals so far are shown", file=err)
     except EngineError as e:
@@ -203,7 +204,7 @@ def _jobs(findings, stories, args) -> list[tuple[str, list, list]]:
     if "merge" in kinds:
         pairs: list[tuple[str, str]] = []
         for f in findings:
-            if f.code not in MERGE_CODES:
+            if not is_merge_candidate(f):
                 continue
             for r in f.related:
                 pair = tuple(sorted((f.story_id, r.story_id)))
@@ -222,31 +223,32 @@ def _jobs(findings, stories, args) -> list[tuple[str, list, list]]:
     return jobs
 
 
-def _semantic(ws, config, kind) -> list:
-    if kind not in (None, "merge") or not config.similarity.enabled:
-        return []
-    try:
-        from ..similarity import semantic_findings
-    except ImportError:
-        return []
-    try:
-        return [f for f in semantic_findings(ws, config) if f.code in MERGE_CODES]
-    except Exception as e:  # the merge candidates from exact duplicates still work without embeddings
-        print(f"storytransformer: warning: semantic duplicates skipped: {e}", file=sys.stderr)
-        return []
+def _deterministic(ws) -> list:
+    """The deterministic findings of the stories picked by FILE:LINE (rewrite and split need no semantic ones)."""
+    from ..checking import check_workspace
+
+    return check_workspace(ws, semantic=False)
 
 
 def _text(out: list[dict]) -> str:
+    """Each proposal headed by where its stories are (file:line, the story's own id where the format
+    gives one), never by the ids the readers make up."""
     blocks = []
     for p in out:
         head = p["sources"][0]
-        ids = ", ".join(p["source_ids"])
+        where = {s["id"]: s.get("place") or f"{relative_path(s['file'])}:{s['line']}" for s in p["sources"]}
+        places = ", ".join(where.get(i, i) for i in p["source_ids"])
         score = "" if p["score"] is None else f"  (score {p['score']:.3f})"
         status = "" if p["accepted"] else "  REJECTED"
-        lines = [f"{head['file']}:{head['line']}: {p['kind']} of {ids} [{p['origin']}]{score}{status}"]
+        lines = [f"{relative_path(head['file'])}:{head['line']}: {p['kind']} of {places} [{p['origin']}]{score}{status}"]
         lines += [f"  + {s}" for s in p["stories"]]
         if p["provenance"]:
-            lines.append("  from: " + ", ".join(f"{k} <- {v}" for k, v in p["provenance"].items()))
+            lines.append("  from: " + ", ".join(f"{k} <- {_places(v, where)}" for k, v in p["provenance"].items()))
         lines += [f"  reason: {r}" for r in p["grounding"]["reasons"]]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _places(ids: str, where: dict[str, str]) -> str:
+    """A provenance value (a story id, or ids joined by '+') as the places of those stories."""
+    return "+".join(where.get(i, i) for i in str(ids).split("+"))

@@ -14,8 +14,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..checking import CheckOptions, check
 from ..findings import Finding
-from ..lint import Linter
 from ..output import display_path, finding_to_json
 from ..rules import RULES
 from ..workspace import Workspace
@@ -77,25 +77,23 @@ def build_report(paths: list[str], config, options: Options | None = None, *, se
     (an embedding model or language model that cannot load)."""
     options = options or Options()
     steps = Steps(progress)
-    steps.start("Reading stories")
-    from ..cache import ResultCache
-
-    ws = Workspace.from_paths(paths, config, ResultCache(config, enabled=options.use_cache))
     steps.start("Checking stories")
-    findings: list[Finding] = Linter(ws, use_disk_cache=options.use_cache).check()
-    index = None
     notes: list[str] = []
-    if options.semantic and config.similarity.enabled:
-        try:
-            index, semantic = _semantic(ws, config, steps.callback("Embedding stories"))
-            findings += semantic
-        except Exception as e:  # a broken model must not hide the deterministic findings
-            warn(f"semantic check skipped: {e}")
-            notes.append(f"Semantic duplicates and clusters skipped: {e}")
-    elif options.semantic:
+    wanted = options.semantic and config.similarity.enabled
+
+    def say(level: str, message: str) -> None:  # a broken model must not hide the deterministic findings
+        warn(message)
+        if message.startswith("semantic check skipped: "):
+            notes.append(f"Semantic duplicates and clusters skipped: {message.split(': ', 1)[1]}")
+
+    # the one check entry point, as `check` runs it; the index stays for the clusters
+    result = check(config, [str(p) for p in paths], options=CheckOptions(
+        semantic=wanted, use_cache=options.use_cache, keep_index=True, progress=steps.callback("Embedding stories")),
+        say=say)
+    ws, findings, index = result.workspace, result.findings, result.index
+    if options.semantic and not config.similarity.enabled:
         notes.append("Semantic duplicates are turned off in the configuration (similarity.enabled = false).")
-    findings.sort(key=Finding.sort_key)
-    data = snapshot(ws, findings, paths)
+    data = snapshot(ws, findings, paths, result.problems)
     data["semantic"] = index is not None
     data["clusters"], data["merges"] = ([], None) if index is None else _clusters(ws, index, config, options, steps, warn, notes)
     data["size"] = None
@@ -112,11 +110,15 @@ def build_report(paths: list[str], config, options: Options | None = None, *, se
     return data
 
 
-def snapshot(ws: Workspace, findings: list[Finding], paths: list[str]) -> dict:
-    """Findings, per-rule and per-file totals and scores of a checked workspace."""
+def snapshot(ws: Workspace, findings: list[Finding], paths: list[str], problems: list | None = None) -> dict:
+    """Findings, per-rule and per-file totals and scores of a checked workspace.
+
+    Stories are shown by file:line (``place``) and by their own id only where the format gives one
+    (``story_label``); ``story_id`` stays in the data as the key ``report --compare`` matches on."""
     from .. import __version__
 
-    rows = [finding_to_json(f) for f in findings]
+    explicit = {(s.file, s.id): s.id for s in ws.stories() if s.explicit_id}
+    rows = [{**finding_to_json(f), "story_label": explicit.get((f.file, f.story_id))} for f in findings]
     by_file: dict[str, list[dict]] = defaultdict(list)
     for f, row in zip(findings, rows):
         by_file[f.file].append(row)
@@ -143,16 +145,10 @@ def snapshot(ws: Workspace, findings: list[Finding], paths: list[str]) -> dict:
         "totals": {"files": len(ws.files), "stories": len(keys), "words": sum(f["words"] for f in files),
                    "findings": len(rows), "by_severity": {s: sev.get(s, 0) for s in SEVERITIES},
                    "score": quality_score(keys, rows, key=lambda r: (r["file"], r["story_id"]))},
-        "problems": [str(p) for p in sorted(ws.problems.values(), key=lambda p: p.path)],
+        "problems": [str(p) for p in sorted(ws.problems.values() if problems is None else problems,
+                                            key=lambda p: p.path)],
         "rules": rules, "files": files, "findings": rows,
     }
-
-
-def _semantic(ws: Workspace, config, progress):
-    from ..similarity import SimilarityIndex, semantic_findings
-
-    index = SimilarityIndex.build(ws.stories(), config.similarity, progress=progress)
-    return index, semantic_findings(ws, config, index=index)
 
 
 def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: list[str]) -> tuple[list[dict], dict]:
@@ -195,7 +191,8 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
             steps.advance()
         out.append({"id": f"C{n}", "size": len(c), "cohesion": c.cohesion,
                     "representative": c.representative.id,
-                    "stories": [{"story_id": s.id, "file": display_path(s.file), "line": s.line + 1, "text": s.text}
+                    "stories": [{"story_id": s.id, "story_label": s.id if s.explicit_id else None,
+                                 "file": display_path(s.file), "line": s.line + 1, "text": s.text}
                                 for s in members],
                     "edges": edges, "merge": merge, "merge_note": why})
     return out, merges

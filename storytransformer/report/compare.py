@@ -109,4 +109,4 @@ def compare(old: Iterable[Mapping], new: Iterable[Mapping]) -> dict:
 
 
 def _brief(f: Mapping) -> dict:
-    return {k: f.get(k) for k in ("code", "story_id", "severity", "file", "line", "message")}
+    return {k: f.get(k) for k in ("code", "story_id", "story_label", "severity", "file", "line", "message")}

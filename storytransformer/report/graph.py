@@ -45,6 +45,8 @@ def cluster_svg(cluster: dict) -> str:
     """The SVG of one cluster dict (as :mod:`.collect` builds it)."""
     stories = cluster["stories"]
     ids = [s["story_id"] for s in stories]
+    # shown by where they are (file:line) and their own id only where the format gives one, never an internal id
+    where = [f'{s["file"]}:{s["line"]}' for s in stories]
     # Two stories of different files may share an id: draw node keys by position.
     keys = [f"{i}" for i in range(len(ids))]
     first_key = {}
@@ -69,14 +71,16 @@ def cluster_svg(cluster: dict) -> str:
         colour = EDGE_COLOURS.get(e["relation"], "#607d8b")
         parts.append(f'<line class="edge" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
                      f'stroke="{colour}" stroke-width="{w:.1f}" stroke-opacity="0.75">'
-                     f'<title>{escape(ids[int(e["a"])])} – {escape(ids[int(e["b"])])}: {e["relation"]}, '
+                     f'<title>{escape(where[int(e["a"])])} – {escape(where[int(e["b"])])}: {e["relation"]}, '
                      f'similarity {float(e["similarity"]):.2f}</title></line>')
     for k, s in zip(keys, stories):
         x, y = xy(k)
         rep = s["story_id"] == cluster["representative"] and k == first_key[s["story_id"]]
-        label = s["story_id"] if len(s["story_id"]) <= 14 else "…" + s["story_id"][-12:]
-        parts.append(f'<g class="node{" representative" if rep else ""}"><title>{escape(s["story_id"])} '
-                     f'({escape(s["file"])}:{s["line"]}){" — representative" if rep else ""}\n{escape(s["text"])}</title>'
+        own = s.get("story_label") or ""
+        short = own or f'{s["file"].replace(chr(92), "/").rsplit("/", 1)[-1]}:{s["line"]}'
+        label = short if len(short) <= 14 else "…" + short[-12:]
+        parts.append(f'<g class="node{" representative" if rep else ""}"><title>{escape(own + " at " if own else "")}'
+                     f'{escape(s["file"])}:{s["line"]}{" — representative" if rep else ""}\n{escape(s["text"])}</title>'
                      f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{RADIUS + (3 if rep else 0)}" fill="{"#1565c0" if rep else "#90caf9"}" '
                      f'stroke="#0d47a1" stroke-width="{2 if rep else 1}"/>'
                      f'<text x="{x:.1f}" y="{y + RADIUS + 13:.1f}" text-anchor="middle" font-size="9">{escape(label)}</text></g>')

@@ -140,19 +140,20 @@ def _findings(findings: list[dict]) -> str:
     sevs = [s for s in ("error", "warning", "info", "hint") if any(f["severity"] == s for f in findings)]
     rows = []
     for f in findings:
-        text = " ".join([f["code"], f["rule"], f["message"], f["file"], str(f["story_id"]), f.get("fix") or ""]).lower()
+        label = f.get("story_label") or ""  # the story's own id where the format gives one (US-12); never an internal id
+        text = " ".join([f["code"], f["rule"], f["message"], f"{f['file']}:{f['line']}", label, f.get("fix") or ""]).lower()
         fix = f"<div class=fix>Fix: {escape(f['fix'])}</div>" if f.get("fix") else ""
         rows.append(
             f"<tr data-rule=\"{escape(f['code'])}\" data-severity=\"{f['severity']}\" data-file=\"{escape(f['file'])}\" "
             f"data-text=\"{escape(text)}\"><td><span class=\"sev {f['severity']}\">{f['severity']}</span></td>"
             f"<td title=\"{escape(f['rule'])}\">{escape(f['code'])}</td><td>{escape(f['file'])}:{f['line']}</td>"
-            f"<td>{escape(str(f['story_id']))}</td><td>{escape(f['message'])}{fix}</td></tr>")
+            f"<td>{escape(label)}</td><td>{escape(f['message'])}{fix}</td></tr>")
     return (
         "<section id=findings><h2>Findings</h2><form class=filters id=filters onsubmit=\"return false\">"
         f"<label>Rule <select id=filter-rule><option value=\"\">all</option>{_options(rules)}</select></label>"
         f"<label>Severity <select id=filter-severity><option value=\"\">all</option>{_options(sevs)}</select></label>"
         f"<label>File <select id=filter-file><option value=\"\">all</option>{_options(files)}</select></label>"
-        "<label>Search <input id=filter-text type=search placeholder=\"words in the message, story id…\"></label>"
+        "<label>Search <input id=filter-text type=search placeholder=\"words in the message, file:line, story id…\"></label>"
         f"<span id=visible-count>{len(findings)} of {len(findings)}</span></form>"
         "<table class=data id=findings-table><thead><tr><th>severity</th><th>rule</th><th>where</th><th>story</th>"
         f"<th>message</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>")
@@ -171,8 +172,9 @@ def _clusters(clusters: list[dict], merges: dict | None) -> str:
     for i, c in enumerate(clusters):
         graph = cluster_svg(c) if i < MAX_GRAPHS else ""
         items = "".join(
-            f"<li{' class=rep' if s['story_id'] == c['representative'] else ''}><b>{escape(s['story_id'])}</b> "
-            f"<span class=meta>{escape(s['file'])}:{s['line']}</span><br>{escape(s['text'])}</li>" for s in c["stories"])
+            f"<li{' class=rep' if s['story_id'] == c['representative'] else ''}><b>{escape(s['file'])}:{s['line']}</b>"
+            f"{' <span class=meta>' + escape(s['story_label']) + '</span>' if s.get('story_label') else ''}"
+            f"<br>{escape(s['text'])}</li>" for s in c["stories"])
         m = c.get("merge")
         merge = (f"<div class=merge><b>Proposed merge</b> <span class=meta>({escape(m['origin'])}"
                  f"{', model score ' + format(m['score'], '.3f') if m.get('score') is not None else ', not ranked'})</span><br>"
@@ -193,7 +195,7 @@ def _changes(cmp: dict | None) -> str:
     def table(rows: list[dict], kind: str) -> str:
         if not rows:
             return f"<p>None {kind}.</p>"
-        body = "".join(f"<tr><td>{escape(r['code'])}</td><td>{escape(str(r['story_id']))}</td>"
+        body = "".join(f"<tr><td>{escape(r['code'])}</td><td>{escape(str(r.get('story_label') or ''))}</td>"
                        f"<td>{escape(str(r.get('file')))}:{r.get('line')}</td><td>{escape(str(r.get('message')))}</td></tr>"
                        for r in rows)
         return (f"<table class=data data-changes={kind}><thead><tr><th>rule</th><th>story</th><th>where</th>"

@@ -7,9 +7,11 @@ free of import cycles.
 
 from __future__ import annotations
 
-from .registry import DOCS_URL, MAX_STORY_CHARS, PREPARE, RULES, Example, Rule, declare, rule
+from .registry import (DOCS_URL, MAX_STORY_CHARS, PREPARE, RULES, Example, FixKind, Rule, declare,
+                       merge_candidate_codes, rule)
 
-__all__ = ["DOCS_URL", "MAX_STORY_CHARS", "PREPARE", "RULES", "Example", "Rule", "declare", "rule"]
+__all__ = ["DOCS_URL", "MAX_STORY_CHARS", "PREPARE", "RULES", "Example", "FixKind", "Rule", "declare",
+           "merge_candidate_codes", "rule"]
 
 
 def _load_all() -> None:

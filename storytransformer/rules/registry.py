@@ -12,6 +12,7 @@ configuration, applied in :mod:`storytransformer.lint`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Callable, Iterable, Sequence
 
 from ..findings import Finding, Severity
@@ -46,6 +47,16 @@ class Example:
         return " / ".join(lines)
 
 
+class FixKind(str, Enum):
+    """What applying a rule's fix does to a backlog: the levels a fix policy turns on
+    (:class:`storytransformer.checking.FixPolicy`), declared once on the rule."""
+
+    NONE = "none"  # the rule offers no fix
+    SAFE = "safe"  # rewrites a story and keeps what it asks for (move a note out, join sentences)
+    UNSAFE = "unsafe"  # changes what the story asks for (a split into several stories)
+    DELETION = "deletion"  # removes a whole story (an exact duplicate)
+
+
 @dataclass(frozen=True)
 class Rule:
     code: str
@@ -60,6 +71,17 @@ class Rule:
     unsafe_fix: bool = False  # the fix changes what the story asks for: only with --unsafe-fixes
     fix: str = ""  # how to fix a finding, in one sentence (hover, docs, `storytransformer rules CODE`)
     examples: tuple[Example, ...] = ()  # at least one flagged and one unflagged; tests lint each
+    fix_kind: FixKind | None = None  # None: derived from ``fixable`` and ``unsafe_fix``
+    merge_candidate: bool = False  # its findings name stories that could be merged ("Merge with", suggest)
+
+    def __post_init__(self):
+        kind = self.fix_kind
+        if kind is None:
+            kind = FixKind.NONE if not self.fixable else FixKind.UNSAFE if self.unsafe_fix else FixKind.SAFE
+        kind = FixKind(kind)
+        object.__setattr__(self, "fix_kind", kind)
+        object.__setattr__(self, "fixable", kind is not FixKind.NONE)
+        object.__setattr__(self, "unsafe_fix", kind is FixKind.UNSAFE)
 
     @property
     def before(self) -> Example | None:
@@ -83,12 +105,15 @@ PREPARE: dict[str, Callable] = {}  # rule code -> hook, run only when the rule i
 
 def rule(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
          fixable: bool = False, scope: str = "story", default_on: bool = True, unsafe_fix: bool = False,
-         fix: str = "", examples: Sequence[Example] = ()):
-    """Register the decorated function as rule ``code``, with its fix hint and worked examples."""
+         fix: str = "", examples: Sequence[Example] = (), fix_kind: FixKind | None = None,
+         merge_candidate: bool = False):
+    """Register the decorated function as rule ``code``, with its fix hint and worked examples.
+
+    ``fix_kind`` is needed only where ``fixable`` / ``unsafe_fix`` do not say it (a deletion)."""
 
     def register(fn):
         RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, fn, unsafe_fix,
-                           fix, tuple(examples))
+                           fix, tuple(examples), fix_kind, merge_candidate)
         return fn
 
     return register
@@ -96,7 +121,12 @@ def rule(code: str, name: str, criterion: str, severity: Severity, summary: str,
 
 def declare(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
             fixable: bool = False, scope: str = "semantic", default_on: bool = True,
-            fix: str = "", examples: Sequence[Example] = ()) -> None:
+            fix: str = "", examples: Sequence[Example] = (), merge_candidate: bool = False) -> None:
     """Declare a rule whose findings are produced elsewhere (the similarity index, the engine)."""
     RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, None,
-                       fix=fix, examples=tuple(examples))
+                       fix=fix, examples=tuple(examples), merge_candidate=merge_candidate)
+
+
+def merge_candidate_codes() -> frozenset[str]:
+    """The codes whose findings pair stories that could be merged into one."""
+    return frozenset(code for code, r in RULES.items() if r.merge_candidate)

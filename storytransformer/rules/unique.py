@@ -10,7 +10,8 @@ from functools import lru_cache
 
 from ..findings import Finding, Related, Severity
 from ..fixes import delete_story
-from .registry import Example, rule
+from ..places import story_place
+from .registry import Example, FixKind, rule
 
 CRITERION = "unique"
 
@@ -28,7 +29,8 @@ def _position(s):
 
 
 @rule("ST601", "exact-duplicate", CRITERION, Severity.WARNING,
-      "The same story is written twice in the workspace.", fixable=True, scope="workspace",
+      "The same story is written twice in the workspace.", fix_kind=FixKind.DELETION, scope="workspace",
+      merge_candidate=True,
       fix="Delete one of the two (the quick fix deletes the later one), or merge them.",
       examples=(Example("As a member, I want to renew a loan.\nAs a member, I want to renew a loan.", flagged=True),
                 Example("As a member, I want to renew a loan.\nAs a member, I want to return a loan.", flagged=False)))
@@ -40,7 +42,7 @@ def exact_duplicate(story, ctx, workspace):
 
 
 @rule("ST602", "near-duplicate", CRITERION, Severity.WARNING,
-      "The story differs from another only in case, punctuation or spacing.", scope="workspace",
+      "The story differs from another only in case, punctuation or spacing.", scope="workspace", merge_candidate=True,
       fix="Delete one, or merge them into one story.",
       examples=(Example("As a user, I want to log in.\nAs a user, I want to LOG IN!", flagged=True),
                 Example("As a user, I want to log in.\nAs a user, I want to log out.", flagged=False)))
@@ -56,7 +58,9 @@ def _finding(story, others, code, what, ctx, deletable=True):
     others = sorted(others, key=_position)
     first = min([story, *others], key=_position)
     more = f" and {len(others) - 3} more" if len(others) > 3 else ""
-    where = ", ".join(f"{o.file}:{o.line + 1}" for o in others[:3]) + more
-    related = tuple(Related(o.file, o.range, o.id, f"{what} ({o.id})") for o in others[:MAX_RELATED])
+    listed = others[:MAX_RELATED]
+    places = [story_place(o, ctx.config.root) for o in listed]  # file:line relative to the workspace, once each
+    where = ", ".join(places[:3]) + more
+    related = tuple(Related(o.file, o.range, o.id, f"{what} ({at})") for o, at in zip(listed, places))
     fix = delete_story(story, ctx.lines_of(story)) if deletable and story is not first else None
     return Finding.on(story, code, CRITERION, Severity.WARNING, f"{what} as {where}", related=related, fix=fix)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Callable, Iterable
 
 from ..findings import Finding, Related, Severity
+from ..places import story_place
 from ..story import Story
 from .classify import Relation
 from .rules import OVERLAP, SAME_GOAL, SEMANTIC_DUPLICATE
@@ -28,10 +29,10 @@ def _short(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _place(story: Story) -> str:
-    """Where a person finds the other story: file:line, with the story's own id when the format gives one (US-12)."""
-    where = f"{story.file}:{story.line + 1}"
-    return f"{story.id} at {where}" if story.explicit_id else where
+def _place(story: Story, root: str | None = None) -> str:
+    """Where a person finds the other story: file:line relative to the workspace, with the story's own id
+    when the format gives one (US-12)."""
+    return story_place(story, root)
 
 
 def _enabled(config) -> dict[str, Severity]:
@@ -82,7 +83,7 @@ def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None
         if story.is_suppressed(code) or code in file_sup or "*" in file_sup:
             continue
         others.sort(key=lambda x: (-x[1], x[0].file, x[0].line))
-        listed = ", ".join(f"{_place(o)} ({score:.2f})" for o, score in others[:MAX_LISTED])
+        listed = ", ".join(f"{_place(o, getattr(config, 'root', None))} ({score:.2f})" for o, score in others[:MAX_LISTED])
         more = f" and {len(others) - MAX_LISTED} more" if len(others) > MAX_LISTED else ""
         related = tuple(Related(o.file, o.range, o.id, f"similarity {score:.2f}: {_short(o.text)}") for o, score in others)
         out.append(Finding.on(story, code, "unique", on[code], f"{WHAT[relation]} {listed}{more}",

@@ -12,10 +12,10 @@ shows its :attr:`NeedCheck.reason`, which names the story, the part and the word
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..places import place
 from ..words import WORD, content_words, source_text, stem
 from ..story import Story
 
@@ -51,7 +51,7 @@ def _label(story: Story) -> str:
     """The story's own id where the file gives one, else file:line."""
     if story.explicit_id and story.id:
         return story.id
-    return f"{os.path.basename(story.file)}:{story.line + 1}"
+    return place(story.file, story.line)
 
 
 def _merged_parts(merged: str | Story) -> tuple[str, str | None]:

@@ -15,7 +15,7 @@ def declare_rules() -> None:
     if SEMANTIC_DUPLICATE in RULES and RULES[SEMANTIC_DUPLICATE].check is None:
         return
     declare(SEMANTIC_DUPLICATE, "semantic-duplicate", "unique", Severity.WARNING,
-            "Another story asks for the same thing for the same role in other words.",
+            "Another story asks for the same thing for the same role in other words.", merge_candidate=True,
             fix="Merge the two stories into one (\"Merge with\" with a model), or make the difference explicit.",
             examples=(Example("As a visitor, I want to search books.\nAs a visitor, I want to look up books.", flagged=True),
                       Example("As a visitor, I want to search books.\nAs a visitor, I want to pay a fine.", flagged=False)))
@@ -25,7 +25,7 @@ def declare_rules() -> None:
     # stories (precision 0.08 on the labelled pairs; docs/benchmarks/similarity_quality.md).
     declare(OVERLAP, "overlap", "unique", Severity.INFO,
             "Another story of the same role overlaps this one's means (or the same means for another benefit): a merge candidate.",
-            default_on=False,
+            default_on=False, merge_candidate=True,
             fix="Merge the overlapping stories, or narrow each one to what only it asks for.",
             examples=(Example("As a member, I want to reserve and borrow books, so that I can keep borrowing books from the library.\n"
                               "As a member, I want to borrow an e-book, so that I can keep borrowing books from the library.",
@@ -35,7 +35,7 @@ def declare_rules() -> None:
                               flagged=False)))
     declare(SAME_GOAL, "same-goal-other-role", "unique", Severity.INFO,
             "Another role asks for the same means; the stories may be merged into one with both roles.",
-            default_on=False,
+            default_on=False, merge_candidate=True,
             fix="Merge into one story naming both roles, or say why each role needs it differently.",
             examples=(Example("As a patient, I want to book an appointment online.\n"
                               "As a receptionist, I want to book an appointment online.", flagged=True),

@@ -7,7 +7,8 @@ import pytest
 
 from storytransformer.cli import main
 from storytransformer.edits import apply_edits
-from storytransformer.fixes import applies_automatically, complete_actions
+from storytransformer.checking import CHECK_FIX, ON_SAVE
+from storytransformer.fixes import complete_actions
 
 from .helpers import lint_texts
 
@@ -59,16 +60,16 @@ def test_splits_apply_only_with_unsafe_fixes_and_never_on_save():
     split = next(f for f in findings if f.code == "ST201")
     bracket = next(f for f in findings if f.code == "ST301")
     assert split.fix is not None and bracket.fix is not None
-    assert not applies_automatically(split) and applies_automatically(split, unsafe=True)
-    assert not applies_automatically(split, unsafe=True, on_save=True)
-    assert applies_automatically(bracket) and applies_automatically(bracket, on_save=True)
+    assert not CHECK_FIX.allows(split) and CHECK_FIX.with_unsafe().allows(split)
+    assert not ON_SAVE.allows(split)
+    assert CHECK_FIX.allows(bracket) and ON_SAVE.allows(bracket)
 
 
 def test_duplicate_deletion_is_safe_for_check_fix_but_not_on_save():
     story = "As a member, I want to renew a loan, so that I keep the book.\n"
     _, findings = lint_texts({"b.txt": story + story})
     dup = next(f for f in findings if f.code == "ST601" and f.fix)
-    assert applies_automatically(dup) and not applies_automatically(dup, on_save=True)
+    assert CHECK_FIX.allows(dup) and not ON_SAVE.allows(dup)
 
 
 def test_check_fix_keeps_the_alfred_story_and_unsafe_fixes_split_it_completely(real_backlogs, tmp_path, capsys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from .conftest import STORIES, apply_edits, change, codes, open_doc, published_for, start, until, uri
+from .conftest import STORIES, apply_edits, change, codes, open_doc, published_for, scanned, start, until, uri
 
 FIX_ALL = "source.fixAll.storytransformer"
 
@@ -112,3 +112,34 @@ async def test_a_model_action_for_an_old_version_is_not_resolved(client, workspa
     resolved = await client.code_action_resolve_async(merge)
     assert resolved.edit is None
     await until(lambda: any("no longer there" in m.message for m in client.messages), what="a message")
+
+
+async def test_fix_all_applies_the_kinds_named_by_fix_on_save_kinds(client, workspace):
+    """fixOnSave.kinds is the core's fix policy on save: with "deletion" the later copy of a duplicate goes too."""
+    dup = "As a visitor, I want to pay a fine online, so that I can borrow again.\n"
+    text = "As a visitor, I want to see the opening hours (weekdays), so that I can plan my visit.\n" + dup + dup
+    (workspace / "dup.txt").write_text(text, "utf-8")
+    await start(client, workspace, options={"debounceMs": 0, "fixOnSave": {"kinds": ["safe", "deletion"]}})
+    u = open_doc(client, workspace / "dup.txt")
+    await until(lambda: published_for(client, u, 1), what="diagnostics for version 1")
+    (fix_all,) = await client.text_document_code_action_async(params(u, 0, only=["source.fixAll"]))
+    fixed = apply_edits(text, fix_all.edit.document_changes[0].edits)
+    assert fixed.count(dup) == 1 and fixed.endswith("# Note: weekdays\n" + dup)  # the later copy deleted
+    assert "(weekdays)" not in fixed and "# Note: weekdays" in fixed  # and the safe fix applied with it
+
+
+async def test_merge_action_and_duplicate_message_name_the_other_story_by_file_line(client, workspace):
+    await start(client, workspace, options={"debounceMs": 0})
+    u = open_doc(client, workspace / "stories.txt")
+    await scanned(client)  # the folder's configuration (and so its root) is known after the scan
+
+    def duplicate_message():
+        pubs = published_for(client, u)
+        return pubs and next((d.message for d in pubs[-1].diagnostics if d.code == "ST601" and d.range.start.line == 3),
+                             None)
+
+    message = await until(lambda: duplicate_message() == "Duplicate: the same story as stories.txt:1" or None,
+                          what="the duplicate's message naming stories.txt:1, relative to the folder")
+    assert message and str(workspace) not in duplicate_message()
+    actions = await client.text_document_code_action_async(params(u, 3, only=[types.CodeActionKind.QuickFix]))
+    assert "Merge with stories.txt:1" in [a.title for a in actions]

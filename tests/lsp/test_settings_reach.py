@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from storytransformer.checking import CHECK_FIX
 from storytransformer_server.lsp.options import ServerOptions, camel, parse_options
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +28,8 @@ SERVER = {
     "rules": ({"ST201": "off"}, "rules", {"ST201": "off"}, "configuration.py", r"options\.rules"),
     "debounceMs": (40, "debounce_ms", 40, "diagnostics.py", r"options\.debounce_ms"),
     "fixOnSave.model": (True, "fix_on_save.model", True, "fix_all.py", r"options\.fix_on_save\.model"),
+    "fixOnSave.kinds": (["safe", "deletion"], "fix_on_save.policy", CHECK_FIX, "fix_all.py",
+                        r"options\.fix_on_save\.policy"),
     "model": ("/models/qwen", "engine.model", "/models/qwen", "commands.py", r"options\.engine\.to_engine_config\(\)"),
     "quantization": ("nf4", "engine.quantization", "nf4", "commands.py", r"options\.engine\.to_engine_config\(\)"),
     "device": ("cuda:1", "engine.device", "cuda:1", "commands.py", r"options\.engine\.to_engine_config\(\)"),
@@ -104,7 +107,8 @@ def test_camel_case_keys_match_the_extension():
     for key in SERVER:
         assert f'"{key}"' in settings_ts, f"the extension does not send storytransformer.{key}"
         assert key.split(".")[-1] == camel(SERVER[key][1].split(".")[-1]) or key in ("model", "quantization",
-                                                                                    "device", "remoteUrl", "rules")
+                                                                                    "device", "remoteUrl", "rules",
+                                                                                    "fixOnSave.kinds")
 
 
 def _default(path: str):

@@ -7,11 +7,13 @@ export const SEVERITIES = ["error", "warning", "info", "hint", "off"] as const;
 export const QUANTIZATIONS = ["", "none", "int8", "nf4"] as const;
 export const TRACE_LEVELS = ["off", "messages", "verbose"] as const;
 export const RULE_CODE = /^ST\d{3,4}$/;
+/** The kinds of fix the core's fix policy knows (storytransformer.checking.FixPolicy). */
+export const FIX_KINDS = ["safe", "unsafe", "deletion"] as const;
 
 export interface ServerSettings {
   debounceMs: number;
   rules: Record<string, (typeof SEVERITIES)[number]>;
-  fixOnSave: { model: boolean };
+  fixOnSave: { model: boolean; kinds: (typeof FIX_KINDS)[number][] };
   model: string;
   quantization: (typeof QUANTIZATIONS)[number];
   device: string;
@@ -32,6 +34,10 @@ const isBoolean: Check = (v) => (typeof v === "boolean" ? undefined : "true or f
 const isString: Check = (v) => (typeof v === "string" ? undefined : "a string");
 const isOneOf = (values: readonly string[]): Check => (v) =>
   typeof v === "string" && values.includes(v) ? undefined : `one of ${values.map((x) => x || '""').join(", ")}`;
+const isListOf = (values: readonly string[]): Check => (v) =>
+  Array.isArray(v) && v.every((x) => typeof x === "string" && values.includes(x))
+    ? undefined
+    : `a list of ${values.join(", ")}`;
 const isDevice: Check = (v) =>
   typeof v === "string" && /^(|auto|cpu|mps|cuda(:\d+)?)$/.test(v) ? undefined : "auto, cpu, mps, cuda, cuda:N or empty";
 const isUrlOrEmpty: Check = (v) => {
@@ -58,6 +64,7 @@ export const SERVER_SETTINGS: readonly SettingSpec[] = [
   { key: "debounceMs", default: 150, check: isIntegerIn(0, 10_000) },
   { key: "rules", default: {}, check: () => undefined }, // checked entry by entry below
   { key: "fixOnSave.model", default: false, check: isBoolean },
+  { key: "fixOnSave.kinds", default: ["safe"], check: isListOf(FIX_KINDS) },
   { key: "model", default: "", check: isString },
   { key: "quantization", default: "", check: isOneOf(QUANTIZATIONS) },
   { key: "device", default: "", check: isDevice },

@@ -16,6 +16,7 @@ describe("readServerSettings", () => {
         debounceMs: 120,
         rules: { ST201: "error", ST901: "off" },
         "fixOnSave.model": true,
+        "fixOnSave.kinds": ["safe", "deletion"],
         model: "/models/qwen.gguf",
         quantization: "nf4",
         device: "cuda:1",
@@ -32,7 +33,7 @@ describe("readServerSettings", () => {
     expect(settings).toEqual({
       debounceMs: 120,
       rules: { ST201: "error", ST901: "off" },
-      fixOnSave: { model: true },
+      fixOnSave: { model: true, kinds: ["safe", "deletion"] },
       model: "/models/qwen.gguf",
       quantization: "nf4",
       device: "cuda:1",
@@ -46,7 +47,7 @@ describe("readServerSettings", () => {
     const { settings, problems } = readServerSettings(from({}));
     expect(problems).toEqual([]);
     expect(settings.debounceMs).toBe(150);
-    expect(settings.fixOnSave).toEqual({ model: false });
+    expect(settings.fixOnSave).toEqual({ model: false, kinds: ["safe"] });
     expect(settings.daemon).toEqual({ enabled: true, spawn: true, timeoutS: 30, idleUnloadMinutes: 15, idleExitMinutes: 60 });
     expect(settings.rules).toEqual({});
     // Engine settings left empty keep the project's [tool.storytransformer.engine] values.
@@ -55,16 +56,18 @@ describe("readServerSettings", () => {
 
   it("names each setting of the wrong type, says what it must be, and uses the default", () => {
     const { settings, problems } = readServerSettings(
-      from({ debounceMs: "fast", "fixOnSave.model": "yes", quantization: "q4", device: "gpu", remoteUrl: "localhost:8000" }),
+      from({ debounceMs: "fast", "fixOnSave.model": "yes", "fixOnSave.kinds": ["safe", "all"], quantization: "q4", device: "gpu", remoteUrl: "localhost:8000" }),
     );
     expect(settings.debounceMs).toBe(150);
     expect(settings.fixOnSave.model).toBe(false);
+    expect(settings.fixOnSave.kinds).toEqual(["safe"]);
     expect(settings.quantization).toBe("");
     expect(settings.device).toBe("");
     expect(settings.remoteUrl).toBe("");
     expect(problems).toEqual([
       'storytransformer.debounceMs must be an integer from 0 to 10000, not "fast"; using 150',
       'storytransformer.fixOnSave.model must be true or false, not "yes"; using false',
+      'storytransformer.fixOnSave.kinds must be a list of safe, unsafe, deletion, not ["safe","all"]; using ["safe"]',
       'storytransformer.quantization must be one of "", none, int8, nf4, not "q4"; using ""',
       'storytransformer.device must be auto, cpu, mps, cuda, cuda:N or empty, not "gpu"; using ""',
       'storytransformer.remoteUrl must be an http(s) URL, or empty, not "localhost:8000"; using ""',

@@ -1,4 +1,5 @@
-"""Code actions: a quick fix per fixable finding, "Merge with <id>" for duplicates and overlaps,
+"""Code actions: a quick fix per fixable finding, "Merge with <file:line>" for findings whose rule is a
+merge candidate (declared on the rule: duplicates, overlaps),
 "Rewrite with model" for a story with findings, and fix-all (see :mod:`.fix_all`).
 
 Quick fixes carry their edit at once. The model actions carry only a title and
@@ -13,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from storytransformer.checking import is_merge_candidate
+from storytransformer.places import place
+
 from .convert import document_edit, lsp_range, path_to_uri, same_lines, text_edit, uri_to_path, whole_lines
 from . import ignore
 from .fix_all import FIX_ALL, fix_all_action
@@ -22,7 +26,6 @@ if TYPE_CHECKING:
     from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
-MERGE_CODES = frozenset({"ST601", "ST602", "ST603", "ST604", "ST605"})
 KINDS = [types.CodeActionKind.QuickFix, types.CodeActionKind.RefactorRewrite, FIX_ALL]
 
 
@@ -53,10 +56,12 @@ def quick_fixes(server: "ServerContext", uri: str, pub, rng: types.Range, only,
                 title=finding.fix.title, kind=types.CodeActionKind.QuickFix, diagnostics=[diag],
                 is_preferred=True,
                 edit=document_edit(uri, pub.version, [text_edit(e) for e in finding.fix.edits])))
-        if model_on and finding.code in MERGE_CODES and wanted(types.CodeActionKind.QuickFix, only):
+        if model_on and is_merge_candidate(finding) and wanted(types.CodeActionKind.QuickFix, only):
+            root = server.core.config_for(finding.file).root
             for rel in finding.related:
                 actions.append(types.CodeAction(
-                    title=f"Merge with {rel.story_id}", kind=types.CodeActionKind.QuickFix, diagnostics=[diag],
+                    title=f"Merge with {place(rel.file, rel.range.start.line, root)}",
+                    kind=types.CodeActionKind.QuickFix, diagnostics=[diag],
                     data={"action": "merge", "uri": uri, "version": pub.version, "story": finding.story_id,
                           "with": {"file": rel.file, "id": rel.story_id}}))
         rewrite_for.setdefault(finding.story_id, diag)
@@ -82,7 +87,7 @@ async def resolve_model_action(server: "ServerContext", action: types.CodeAction
     core = server.core
     story = await core.run(core.find_story, path, story_id, version)
     if story is None:
-        server.show(f"'{action.title}': {story_id} is no longer there as it was; ask for the action again",
+        server.show(f"'{action.title}': the story is no longer there as it was; ask for the action again",
                     types.MessageType.Warning)
         return action
     try:

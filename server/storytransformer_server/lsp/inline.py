@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from storytransformer.checking import SAFE_ONLY
+
 from storytransformer.story import utf16_len
 
 from .convert import lsp_range, uri_to_path
@@ -75,7 +77,7 @@ def apply_fixes(line_text: str, story, findings) -> str | None:
         return None
     edits = []
     for f in findings:
-        if f.story_id != story.id or f.fix is None or f.code.startswith("ST6"):
+        if f.story_id != story.id or not SAFE_ONLY.allows(f):  # the core's policy: no split, no deletion
             continue
         es = list(f.fix.edits)
         if any(e.range.start.line != r.start.line or e.range.end.line != r.start.line for e in es):

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from storytransformer.checking import ON_SAVE, FixPolicy
 from storytransformer.typed_settings import setting, structure_leniently
 
 SEVERITIES = ("error", "warning", "info", "hint", "off")
@@ -28,6 +29,8 @@ _URL = re.compile(r"^https?://\S+$")
 class FixOnSave:
     # Include model rewrites in source.fixAll (only those already computed for the current version).
     model: bool = False
+    # The kinds of deterministic fix applied on save (the core's fix policy): safe | unsafe | deletion.
+    policy: FixPolicy = ON_SAVE
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,23 @@ def parse_options(raw: Any, known_rules: set[str] | None = None) -> tuple[Server
     engine, engine_errors = structure_leniently(EngineOverrides, raw, prefix="storytransformer", aliases=camel,
                                                 describe=_describe)
     rules = _rules(raw.get("rules"), known_rules, errors)
+    fos = raw.get("fixOnSave")
+    if isinstance(fos, dict) and "kinds" in fos:
+        options = dataclasses.replace(options, fix_on_save=dataclasses.replace(
+            options.fix_on_save, policy=_policy(fos["kinds"], "fixOnSave.kinds", errors)))
     return dataclasses.replace(options, rules=rules, engine=engine), errors + engine_errors
+
+
+def _policy(value: Any, key: str, errors: list[str]) -> FixPolicy:
+    using = f"using {ON_SAVE.describe().split(', ')}"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        try:
+            return FixPolicy.parse(value, f"storytransformer.{key}")
+        except ValueError as e:
+            errors.append(f"{e}; {using}")
+            return ON_SAVE
+    errors.append(f"storytransformer.{key} must be a list of safe, unsafe, deletion, not {value!r}; {using}")
+    return ON_SAVE
 
 
 def _rules(value: Any, known_rules: set[str] | None, errors: list[str]) -> dict[str, str]:

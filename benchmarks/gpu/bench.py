@@ -24,11 +24,12 @@ from pathlib import Path
 import torch
 
 from . import costs
-from .attention import DECODE_IMPLS, GQA_NATIVE, OFFSET_MODE, PREFILL_IMPLS, prefill_attention, probe_prefill
-from .cache import StaticKVCache
-from .config import ModelConfig
-from .generate import Generator
-from .model import build_model
+from storytransformer.engine.fastgen.attention import (DECODE_IMPLS, PREFILL_IMPLS, prefill_attention, probe_prefill,
+                                                       probes_for)
+from storytransformer.engine.fastgen.cache import StaticKVCache
+from storytransformer.engine.fastgen.config import ModelConfig
+from storytransformer.engine.fastgen.generate import Generator
+from storytransformer.engine.fastgen.model import build_model
 from .options import DEFAULT_CONTEXTS, DEFAULT_LONG_CONTEXTS, TINY_CONTEXTS, parse_sizes
 from .report import output_paths, write_outputs
 
@@ -38,7 +39,7 @@ VARIANTS_MAX_CONTEXT = 32768  # the stage/mode comparison runs at the longest co
 
 
 def repository_root() -> Path:
-    return Path(__file__).resolve().parents[3]
+    return Path(__file__).resolve().parents[2]
 
 
 def sync(device: torch.device) -> None:
@@ -139,6 +140,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, log=print):
         self.args, self.log = args, log
         self.device = torch.device(args.device)
+        self.probes = probes_for(self.device)  # what probe_prefill finds on this device
         self.cfg = ModelConfig.tiny() if args.tiny else ModelConfig.qwen25_7b_1m()
         self.dtype = torch.float32 if args.tiny and self.device.type == "cpu" else torch.bfloat16
         self.dtype_bytes = torch.empty((), dtype=self.dtype).element_size()
@@ -206,16 +208,16 @@ class Bench:
                 why = probe_prefill(impl, self.device, self.dtype, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim)
             except Exception as exc:  # noqa: BLE001 - an unusable kernel is a result, not a crash
                 why = f"{type(exc).__name__}: {str(exc)[:200]}"
-            probes[impl] = why or (("ok, chunked prefill" if OFFSET_MODE.get(impl) == "lower_right"
+            probes[impl] = why or (("ok, chunked prefill" if self.probes.offset_mode.get(impl) == "lower_right"
                                     else "ok, one chunk only (no attention to cached positions)")
-                                   + (", native GQA" if impl in GQA_NATIVE else ""))
+                                   + (", native GQA" if impl in self.probes.gqa_native else ""))
             self.log(f"probe {impl}: {probes[impl]}")
             if impl not in self.attn:
                 continue
             if why:
                 self.result["unavailable"][impl] = why
                 self.attn.remove(impl)
-            elif OFFSET_MODE.get(impl) == "single_chunk":
+            elif self.probes.offset_mode.get(impl) == "single_chunk":
                 self.result["notes"].append(f"{impl} cannot attend to cached positions after the first chunk "
                                             "on this device: it prefills in one chunk and has no warm-prefix timing")
         for impl in list(self.decode_attn):
@@ -236,7 +238,7 @@ class Bench:
         if self.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
             return "Triton needs CUDA here (or TRITON_INTERPRET=1 for its CPU interpreter)"
         try:
-            from .attention import decode_attention
+            from storytransformer.engine.fastgen.attention import decode_attention
 
             cfg, S = self.cfg, 1024
             g = torch.Generator(device="cpu").manual_seed(0)
@@ -311,7 +313,7 @@ class Bench:
 
     def fastest_attention(self) -> str | None:
         ok = [r for r in self.result["prefill"] if r["status"] == "ok"  # token-major chunks need a cached prefix
-              and (self.layered or OFFSET_MODE.get(r["attn"]) != "single_chunk")]
+              and (self.layered or self.probes.offset_mode.get(r["attn"]) != "single_chunk")]
         if not ok:
             return None
         longest = max(r["context"] for r in ok)
@@ -358,7 +360,7 @@ class Bench:
     def measure_prefill(self, impl: str, context: int, cache: StaticKVCache, tokens: torch.Tensor):
         """Time the prefill of ``context`` tokens and the warm-prefix first token; returns the next token."""
         cfg, device = self.cfg, self.device
-        single = OFFSET_MODE.get(impl) == "single_chunk"
+        single = self.probes.offset_mode.get(impl) == "single_chunk"
         chunk = context if single and not self.layered else min(self.chunk, context)
         free = free_memory(device)
         if free is not None:
@@ -484,7 +486,7 @@ class Bench:
 
     def best_prefill(self, context: int) -> str | None:
         rows = [r for r in self.result["prefill"] if r["status"] == "ok" and r["context"] == context
-                and OFFSET_MODE.get(r["attn"]) != "single_chunk"]
+                and self.probes.offset_mode.get(r["attn"]) != "single_chunk"]
         return max(rows, key=lambda r: r["tokens_per_s"])["attn"] if rows else None
 
     def measure_variants(self, context: int, cache: StaticKVCache, tokens: torch.Tensor) -> None:
@@ -549,7 +551,7 @@ class Bench:
         import logging
         import warnings
 
-        from .quantize import quantize_linears
+        from storytransformer.engine.fastgen.quantize import quantize_linears
 
         logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # a cast notice on every int8 product
 

@@ -111,6 +111,8 @@ def markdown(result: dict, names: dict[str, str]) -> str:
                      f"fastgen's {base['fastgen_kernel']} ({base['fastgen_ms_per_token']:.2f} ms)"
                      if base.get("speedup") else "") + ".", ""]
     lines += _variants(result.get("variants") or []) + _quantized(result.get("quantized") or [])
+    lines += _kv_cache(result.get("kv_cache") or []) + _capped(result.get("capped") or [])
+    lines += _accuracy(result.get("accuracy") or [])
     if result.get("unavailable"):
         lines += ["## Not measured", ""] + [f"- {k}: {v}" for k, v in result["unavailable"].items()] + [""]
     if result.get("notes"):
@@ -142,73 +144,77 @@ def _variants(rows: list[dict]) -> list[str]:
 def _quantized(rows: list[dict]) -> list[str]:
     if not rows:
         return []
-    base = next((r for r in rows if r["format"] in ("bf16", "fp32") and r["status"] == "ok"), None)
-    lines = ["## Weight formats (bitsandbytes; same run)", "",
+    lines = ["## Weight formats (same run)", "",
              "| weights | status | context | weights GB | peak memory GB | prefill tokens/s | × bf16 | "
-             "decode ms/token | × bf16 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "decode ms/token | bound ms | × bound | decode speed-up over bf16 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"| {r['format']} | {r['status']}: {r['reason']} | | | | | | | |")
+            lines.append(f"| {r['format']} | {r['status']}: {r['reason']} | {_k(r['context']) if 'context' in r else ''}"
+                         " | | | | | | | | |")
             continue
+        base = next((b for b in rows if b["format"] in ("bf16", "fp32") and b["status"] == "ok"
+                     and b.get("context") == r.get("context")), None)
         speed = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}" if base else ""
-        decode = f"{r['ms_per_token'] / base['ms_per_token']:.2f}" if base else ""
+        decode = f"{base['ms_per_token'] / r['ms_per_token']:.2f}" if base else ""
         lines.append(f"| {r['format']} | ok{'' if r['cuda_graph'] else ' (no graph)'} | {_k(r['context'])} | "
-                     f"{_fmt(r['weights_bytes'], '.1f', 1 / GB)} | {_fmt(r['peak_memory_bytes'], '.1f', 1 / GB)} | "
-                     f"{r['tokens_per_s']:,.0f} | {speed} | {r['ms_per_token']:.2f} | {decode} |")
-    return lines + ["", "Weights GB: GPU memory allocated with the model and its cache, less the cache (the output "
-                    "head and embeddings stay bf16). × bf16: ratio of prefill tokens/s, and of decode time.", ""]
+                     f"{_fmt(r['weights_bytes'], '.2f', 1 / GB)} | {_fmt(r['peak_memory_bytes'], '.1f', 1 / GB)} | "
+                     f"{r['tokens_per_s']:,.0f} | {speed} | {r['ms_per_token']:.2f} | {_fmt(r.get('bound_ms'), '.2f')} | "
+                     f"{_fmt(r.get('ratio_to_bound'), '.2f')} | {decode} |")
+    return lines + ["", "Weights GB: bytes of every parameter and buffer of the model (packed codes and scales "
+                    "included; the output head and embeddings stay bf16). × bf16: ratio of prefill tokens/s at the "
+                    "same context. Bound: the model's bytes (one embedding row) and the cache read per token over "
+                    "the measured copy bandwidth. Speed-up: bf16 decode time over this format's.", ""]
 
 
-def plot(result: dict, paths: dict[str, Path]) -> None:
-    """Peak memory and prefill tokens/s against context per attention; decode ms/token against its bound."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        note = "matplotlib is not installed: no plots"
-        if note not in result["notes"]:
-            result["notes"].append(note)
-        return
-    ok = [r for r in result["prefill"] if r["status"] == "ok"]
-    series = sorted({r["attn"] for r in ok})
-    for kind, key, scale, ylabel in (("memory", "peak_memory_bytes", 1 / GB, "peak GPU memory (GB)"),
-                                     ("prefill", "tokens_per_s", 1.0, "prefill tokens/s")):
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for name in series:
-            rows = [r for r in ok if r["attn"] == name and r.get(key) is not None]
-            if rows:
-                ax.plot([r["context"] for r in rows], [r[key] * scale for r in rows], marker="o", label=name)
-        if kind == "memory" and "weight_bytes" in result["model"]:
-            xs = sorted({r["context"] for r in ok})
-            per = result["model"]["kv_bytes_per_token"]
-            ax.plot(xs, [(result["model"]["weight_bytes"] + per * x) / GB for x in xs], "k--",
-                    label="weights + KV cache")
-        _finish(ax, ylabel, fig, paths[kind])
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    done = [r for r in result["decode"] if r["status"] == "ok"]
-    for name in sorted({r["attn"] for r in done}):
-        rows = [r for r in done if r["attn"] == name]
-        ax.plot([r["context"] for r in rows], [r["ms_per_token"] for r in rows], marker="o", label=name)
-    by_context = {r["context"]: r["bound_ms"] for r in done}
-    if by_context:
-        xs = sorted(by_context)
-        ax.plot(xs, [by_context[x] for x in xs], "k--", label="bandwidth bound")
-    _finish(ax, "decode ms/token", fig, paths["decode"])
+def _kv_cache(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## 8-bit KV cache against bf16 (bf16 weights, same run)", "",
+             "| cache | context | status | cache GB | prefill tokens/s | decode ms/token | bound ms | × bound |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['kv']} | {_k(r['context'])} | {r['status']}: {r['reason']} | | | | | |")
+            continue
+        lines.append(f"| {r['kv']} | {_k(r['context'])} | ok | {r['cache_bytes'] / GB:.2f} | {r['tokens_per_s']:,.0f} | "
+                     f"{r['ms_per_token']:.2f} | {r['bound_ms']:.2f} | {r['ratio_to_bound']:.2f} |")
+    return lines + ["", "fp8: e4m3 keys and values with one float32 scale per position and key/value head, read "
+                    "directly by the Triton prefill and split-K decode kernels.", ""]
 
 
-def _finish(ax, ylabel: str, fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+def _capped(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Under a memory cap (torch.cuda.set_per_process_memory_fraction)", "",
+             "| cap GiB | weights | cache | status | cache capacity tokens | context resident | prefill s | "
+             "warm TTFT ms | decode ms/token | peak memory GB |", "|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        tail = "" if r["status"] == "ok" else f": {r.get('reason', '')}"
+        lines.append(f"| {r['cap_gb']} | {r['weights']} | {r['kv']} | {r['status']}{tail} | "
+                     f"{_fmt(r.get('capacity_tokens'), ',')} | {_fmt(r.get('context'), ',')} | "
+                     f"{_fmt(r.get('prefill_s'), '.1f')} | {_fmt(r.get('warm_ttft_ms'), '.0f')} | "
+                     f"{_fmt(r.get('ms_per_token'), '.2f')} | {_fmt(r.get('peak_memory_bytes'), '.1f', 1 / GB)} |")
+    return lines + ["", "Capacity: the largest cache that fits beside the weights and one 4096-token chunk's "
+                    "activations under the cap; context: the prefix prefilled into it (token-major chunks of 4096, "
+                    "Triton attention over the 8-bit cached prefix). Warm TTFT: a 256-token request on top of it. "
+                    "Peak memory: torch.cuda.max_memory_allocated (the CUDA context, about 0.5 GB on a "
+                    "workstation card, is outside it).", ""]
 
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("context (tokens)")
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+
+def _accuracy(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Accuracy against bf16 weights and a bf16 cache", "",
+             "| model | weights | cache | status | prompts | positions | mean KL (nats) | identical greedy continuations |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['model']} | {r['weights']} | {r['kv']} | {r['status']}: {r['reason']} | | | | |")
+            continue
+        lines.append(f"| {r['model']} | {r['weights']} | {r['kv']} | ok | {r['prompts']} | {r['positions']:,} | "
+                     f"{r['mean_kl']:.4f} | {r['identical_share']:.0%} ({round(r['identical_share'] * r['prompts'])}"
+                     f"/{r['prompts']}, {r['new_tokens']} tokens) |")
+    return lines + ["", "Mean KL: KL(bf16 ‖ format) of the next-token distributions at every prompt position, "
+                    "averaged over all positions of all prompts. Identical: the greedy continuation equals bf16's "
+                    "token for token.", ""]

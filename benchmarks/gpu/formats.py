@@ -171,6 +171,15 @@ def measure_kv_cache(ctx, model: Transformer, contexts: Sequence[int]) -> None:
             cleanup(ctx.device)
 
 
+def check_kv(kv: str, device: torch.device) -> None:
+    """A clear error where this platform has no kernel for the cache format (an fp8 cache on MI300, say)."""
+    from storytransformer.engine.fastgen.gpu_platform import detect, kv_cache_unavailable
+
+    why = kv_cache_unavailable(kv, detect(device))
+    if why:
+        raise RuntimeError(why)
+
+
 def _kv_read(cfg: ModelConfig, context: int, kv: str) -> int:
     """Cache bytes a decoding step reads (and writes) after ``context`` positions."""
     return StaticKVCache.bytes_per_token(cfg, 2, fp8=kv == "fp8") * (context + 2)
@@ -178,6 +187,7 @@ def _kv_read(cfg: ModelConfig, context: int, kv: str) -> int:
 
 def _prefill_and_decode(ctx, model: Transformer, context: int, kv: str) -> dict:
     device, cfg = ctx.device, ctx.cfg
+    check_kv(kv, device)
     capacity = -(-(context + ctx.decode_tokens + 16) // 256) * 256
     cache = StaticKVCache(cfg, capacity, device=device, dtype=ctx.dtype, kv_dtype=FP8 if kv == "fp8" else None)
     tokens = torch.randint(cfg.vocab, (1, context), generator=torch.Generator().manual_seed(1)).to(device)
@@ -206,11 +216,13 @@ def measure_capped(ctx, cap_gb: float, weights: str, kv: str = "fp8", max_contex
     largest cache that fits beside the weights and one chunk's activations, filled up to ``max_context``
     (token-major prefill, Triton attention reading the cached prefix), the warm first token of a
     ``suffix``-token request on top, and decode ms/token after it."""
-    device, cfg = ctx.device, ctx.cfg
+    cfg = ctx.cfg
+    device = ctx.device if ctx.device.index is not None else torch.device("cuda", torch.cuda.current_device())
     row = {"cap_gb": cap_gb, "weights": weights, "kv": kv}
     model = cache = generator = None
     total = torch.cuda.get_device_properties(device).total_memory
     try:
+        check_kv(kv, device)
         model = build_model(cfg, device, ctx.dtype, fused=ctx.fused)
         quantize_weights(model, weights)  # before the cap: a loader would quantise layer by layer
         cleanup(device)

@@ -42,7 +42,7 @@ def write_outputs(result: dict, paths: dict[str, Path], plots: bool = True) -> N
 
 
 def _fmt(value, spec: str, scale: float = 1.0) -> str:
-    return "" if value is None else format(value * scale, spec)
+    return "" if value is None else format(value * scale if scale != 1.0 else value, spec)
 
 
 def _k(context: int) -> str:
@@ -218,3 +218,57 @@ def _accuracy(rows: list[dict]) -> list[str]:
     return lines + ["", "Mean KL: KL(bf16 ‖ format) of the next-token distributions at every prompt position, "
                     "averaged over all positions of all prompts. Identical: the greedy continuation equals bf16's "
                     "token for token.", ""]
+
+def plot(result: dict, paths: dict[str, Path]) -> None:
+    """Peak memory and prefill tokens/s against context per attention; decode ms/token against its bound."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        note = "matplotlib is not installed: no plots"
+        if note not in result["notes"]:
+            result["notes"].append(note)
+        return
+    ok = [r for r in result["prefill"] if r["status"] == "ok"]
+    series = sorted({r["attn"] for r in ok})
+    for kind, key, scale, ylabel in (("memory", "peak_memory_bytes", 1 / GB, "peak GPU memory (GB)"),
+                                     ("prefill", "tokens_per_s", 1.0, "prefill tokens/s")):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for name in series:
+            rows = [r for r in ok if r["attn"] == name and r.get(key) is not None]
+            if rows:
+                ax.plot([r["context"] for r in rows], [r[key] * scale for r in rows], marker="o", label=name)
+        if kind == "memory" and "weight_bytes" in result["model"]:
+            xs = sorted({r["context"] for r in ok})
+            per = result["model"]["kv_bytes_per_token"]
+            ax.plot(xs, [(result["model"]["weight_bytes"] + per * x) / GB for x in xs], "k--",
+                    label="weights + KV cache")
+        _finish(ax, ylabel, fig, paths[kind])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    done = [r for r in result["decode"] if r["status"] == "ok"]
+    for name in sorted({r["attn"] for r in done}):
+        rows = [r for r in done if r["attn"] == name]
+        ax.plot([r["context"] for r in rows], [r["ms_per_token"] for r in rows], marker="o", label=name)
+    by_context = {r["context"]: r["bound_ms"] for r in done}
+    if by_context:
+        xs = sorted(by_context)
+        ax.plot(xs, [by_context[x] for x in xs], "k--", label="bandwidth bound")
+    _finish(ax, "decode ms/token", fig, paths["decode"])
+
+
+def _finish(ax, ylabel: str, fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("context (tokens)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)

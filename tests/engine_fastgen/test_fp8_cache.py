@@ -151,3 +151,23 @@ def test_fp8_kernels_match_their_torch_references_in_the_interpreter():
         assert outs[0] == outs[1] == outs[2], outs
         print("ok")
     """)
+
+
+def test_a_session_keeps_its_prefix_in_an_fp8_cache_and_names_what_it_needs():
+    from storytransformer.engine.fastgen.session import PrefixSession
+
+    cfg = ModelConfig.tiny()
+    model = build_model(cfg, "cpu", torch.float32, seed=1, std=0.2)
+    prompt = torch.randint(cfg.vocab, (60,), generator=torch.Generator().manual_seed(3)).tolist()
+    full = PrefixSession(model, 128, prefill_attn="eager", decode_attn="matmul", layered=False, cuda_graph=False)
+    fp8 = PrefixSession(model, 128, prefill_attn="eager", decode_attn="matmul", layered=False, cuda_graph=False,
+                        kv_cache="fp8")
+    assert fp8.cache.quantized and fp8.cache.nbytes < full.cache.nbytes / 3
+    first = fp8.generate(prompt, 5)
+    again = fp8.generate(prompt[:50] + [1, 2, 3], 5)
+    assert fp8.last == {"reused": 50, "prefilled": 3}  # the 8-bit prefix is reused
+    assert first[0] == full.generate(prompt, 1)[0] and len(again) == 5
+    with pytest.raises(ValueError, match="fp8 KV cache needs triton"):
+        PrefixSession(model, 64, prefill_attn="sdpa_flash", kv_cache="fp8", cuda_graph=False)
+    with pytest.raises(ValueError, match="unknown KV cache format"):
+        PrefixSession(model, 64, kv_cache="int4", cuda_graph=False)

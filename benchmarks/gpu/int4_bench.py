@@ -193,18 +193,19 @@ class Bench:
     def sweep(self) -> None:
         """Tiles of the decode kernel per matrix and row count; the fastest becomes that case's tile."""
         DC = self.ti.DecodeConfig
-        cands = {1: [DC(False, 2, 512, 4), DC(False, 4, 512, 4), DC(False, 8, 512, 4), DC(False, 4, 256, 4),
-                     DC(False, 4, 512, 2), DC(False, 8, 512, 8), DC(True, 16, 512, 4)],
-                 4: [DC(False, 4, 512, 4), DC(True, 16, 512, 4), DC(True, 32, 512, 4), DC(True, 16, 256, 4),
-                     DC(True, 64, 512, 4), DC(True, 16, 512, 4, 2), DC(True, 32, 512, 8)],
-                 8: [DC(True, 16, 512, 4), DC(True, 32, 512, 4), DC(True, 64, 512, 4), DC(True, 16, 256, 4),
-                     DC(True, 16, 512, 4, 4), DC(True, 32, 512, 8)]}
+        cands = {1: [DC(False, 2, 512, 4), DC(False, 4, 512, 4), DC(False, 8, 512, 4), DC(False, 4, 1024, 4),
+                     DC(False, 8, 1024, 4), DC(False, 4, 512, 2), DC(False, 16, 512, 4), DC(True, 16, 512, 4)],
+                 4: [DC(False, 4, 512, 4), DC(False, 2, 512, 4), DC(True, 16, 512, 4), DC(True, 16, 1024, 4),
+                     DC(True, 32, 512, 4), DC(True, 16, 256, 4), DC(True, 64, 512, 4), DC(True, 16, 512, 4, 2)],
+                 8: [DC(True, 16, 512, 4), DC(True, 16, 1024, 4), DC(True, 32, 512, 4), DC(True, 64, 512, 4),
+                     DC(True, 16, 256, 4), DC(True, 32, 512, 8), DC(False, 2, 512, 4)]}
+        t0 = time.perf_counter()
         for name, n, k, bias in self.fused:
             reps = self.int4_copies(n, k, self.copies(n * k // 2))
             g = torch.Generator(device=self.dev).manual_seed(2)
             for m in ROWS:
-                if self.left() < self.args.reserve_s:
-                    self.result["notes"].append("sweep cut short by the time budget")
+                if self.left() < self.args.reserve_s or time.perf_counter() - t0 > self.args.sweep_s:
+                    self.result["notes"].append(f"sweep cut short by the time budget before {name} rows {m}")
                     return
                 x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
                 ref = self.ti.int4_decode(x, *reps[0], 128, config=DC(False, 4, 512, 4)).float()
@@ -426,9 +427,10 @@ def main(argv=None) -> int:
     p.add_argument("--sweep", action="store_true", help="time several kernel tiles per case and keep the fastest")
     p.add_argument("--budget-s", type=float, default=150.0, help="stop starting new sections after this")
     p.add_argument("--reserve-s", type=float, default=25.0, help="time kept for the later sections")
+    p.add_argument("--sweep-s", type=float, default=60.0, help="stop the tile sweep after this")
     p.add_argument("--stream-mb", type=float, default=400.0, help="weight copies per timing: at least this many MB")
     p.add_argument("--tiny", action="store_true", help="small shapes on the CPU: a smoke test of this script")
-    p.add_argument("--sections", default="checks,sweep,matrices,stack,prefill,model")
+    p.add_argument("--sections", default="checks,matrices,stack,model,sweep,prefill")
     args = p.parse_args(argv)
     if not args.tiny and not torch.cuda.is_available():
         print("int4_bench needs a CUDA GPU", file=sys.stderr)

@@ -193,12 +193,12 @@ class Bench:
     def sweep(self) -> None:
         """Tiles of the decode kernel per matrix and row count; the fastest becomes that case's tile."""
         DC = self.ti.DecodeConfig
-        cands = {1: [DC(False, 2, 512, 4), DC(False, 4, 512, 4), DC(False, 8, 512, 4), DC(False, 4, 1024, 4),
-                     DC(False, 8, 1024, 4), DC(False, 4, 512, 2), DC(False, 16, 512, 4), DC(True, 16, 512, 4)],
-                 4: [DC(False, 4, 512, 4), DC(False, 2, 512, 4), DC(True, 16, 512, 4), DC(True, 16, 1024, 4),
-                     DC(True, 32, 512, 4), DC(True, 16, 256, 4), DC(True, 64, 512, 4), DC(True, 16, 512, 4, 2)],
-                 8: [DC(True, 16, 512, 4), DC(True, 16, 1024, 4), DC(True, 32, 512, 4), DC(True, 64, 512, 4),
-                     DC(True, 16, 256, 4), DC(True, 32, 512, 8), DC(False, 2, 512, 4)]}
+        cands = {1: [DC(False, 64), DC(False, 128), DC(False, 256), DC(False, 128, 0, 8), DC(False, 256, 0, 8),
+                     DC(False, 128, 0, 4, 4), DC(False, 128, 28), DC(True, 64)],
+                 4: [DC(False, 128), DC(False, 64), DC(True, 64), DC(True, 128), DC(True, 32), DC(True, 128, 0, 8),
+                     DC(True, 64, 0, 4, 4)],
+                 8: [DC(True, 64), DC(True, 128), DC(True, 32), DC(True, 128, 0, 8), DC(True, 64, 0, 4, 4),
+                     DC(False, 64), DC(False, 128, 0, 8)]}
         t0 = time.perf_counter()
         for name, n, k, bias in self.fused:
             reps = self.int4_copies(n, k, self.copies(n * k // 2))
@@ -208,7 +208,7 @@ class Bench:
                     self.result["notes"].append(f"sweep cut short by the time budget before {name} rows {m}")
                     return
                 x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
-                ref = self.ti.int4_decode(x, *reps[0], 128, config=DC(False, 4, 512, 4)).float()
+                ref = x.float() @ self.int4.dequantize_int4(*reps[0], 128).T
                 best = None
                 for cfg in cands[m]:
                     try:
@@ -334,7 +334,7 @@ class Bench:
                 x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
                 bf = self.graph_ms([lambda: F.linear(x, w)] * 3, reps=5)[0]
                 i4 = self.graph_ms([lambda: self.ti.int4_prefill(x, *r, 128)] * 3, reps=5)[0]
-                dq = self.graph_ms([lambda: self.ti.int4_dequantize(*r, 128)] * 3, reps=5)[0]
+                dq = self.graph_ms([lambda: self.ti.int4_dequantize_t(*r, 128)] * 3, reps=5)[0]
                 self.result["prefill"].append({"matrix": name, "rows": m, "bf16_ms": bf, "int4_ms": i4,
                                                "dequantize_ms": dq, "int4_over_bf16": i4 / bf,
                                                "bf16_tflops": 2 * m * n * k / bf / 1e9})

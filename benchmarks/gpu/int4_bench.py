@@ -193,14 +193,22 @@ class Bench:
     def sweep(self) -> None:
         """Tiles of the decode kernel per matrix and row count; the fastest becomes that case's tile."""
         DC = self.ti.DecodeConfig
-        cands = {1: [DC(False, 64), DC(False, 128), DC(False, 256), DC(False, 128, 0, 8), DC(False, 256, 0, 8),
-                     DC(False, 128, 0, 4, 4), DC(False, 128, 28), DC(True, 64)],
-                 4: [DC(False, 128), DC(False, 64), DC(True, 64), DC(True, 128), DC(True, 32), DC(True, 128, 0, 8),
-                     DC(True, 64, 0, 4, 4)],
-                 8: [DC(True, 64), DC(True, 128), DC(True, 32), DC(True, 128, 0, 8), DC(True, 64, 0, 4, 4),
-                     DC(False, 64), DC(False, 128, 0, 8)]}
+        P = dict(planes=True)
+        cands = {1: [DC(False, 128), DC(False, 64), DC(False, 64, 1), DC(False, 128, 1), DC(False, 64, 2),
+                     DC(False, 128, 2, 2), DC(False, 64, 4), DC(False, 128, **P), DC(False, 64, 1, **P),
+                     DC(False, 128, 2, **P), DC(False, 256, **P), DC(True, 64, **P), DC(True, 128, 1, **P)],
+                 4: [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
+                     DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
+                     DC(True, 128, 1, 8, **P)],
+                 8: [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
+                     DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
+                     DC(True, 128, 1, 8, **P)]}
         t0 = time.perf_counter()
-        for name, n, k, bias in self.fused:
+        seen = set()
+        for name, n, k, bias in self.fused + self.separate:
+            if (n, k) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
+                continue
+            seen.add((n, k))
             reps = self.int4_copies(n, k, self.copies(n * k // 2))
             g = torch.Generator(device=self.dev).manual_seed(2)
             for m in ROWS:
@@ -226,6 +234,7 @@ class Bench:
                         best = (ms, cfg)
                 if best:
                     self.best[(m, n, k)] = best[1]
+                    self.ti.TUNED[(m, n, k)] = best[1]  # Int4Linear in the model section uses it too
                     self.log(f"sweep {name} rows {m}: best {best[1]} {best[0] * 1e3:.1f} us")
             del reps
             torch.cuda.empty_cache()

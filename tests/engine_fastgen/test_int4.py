@@ -140,8 +140,12 @@ def test_triton_decode_kernel_matches_the_reference_for_1_to_8_rows_and_every_ti
                 want = x.float() @ ref_w.T + (b.float() if b is not None else 0)
                 # fma and tensor-core tiles, wider than N or not, K split into float32 partials (with an
                 # uneven last split: 3 blocks per split of 4 or 8) or not, the default
-                for cfg in (DC(False, 16, 1), DC(False, 64, 3), DC(False, 32, 8), DC(True, 16, 3),
-                            DC(True, 64, 8), None):
+                # and the variants with the 8 nibble planes as a tensor axis (fma: one row only)
+                planes = [DC(True, 16, 3, planes=True), DC(True, 64, 1, planes=True)]
+                if M == 1:
+                    planes += [DC(False, 16, 3, planes=True), DC(False, 64, 0, planes=True)]
+                for cfg in [DC(False, 16, 1), DC(False, 64, 3), DC(False, 32, 8), DC(True, 16, 3),
+                            DC(True, 64, 8), None] + planes:
                     got = ti.int4_decode(x, qw, s, z, group, b, config=cfg)
                     assert got.shape == (M, N) and got.dtype == torch.bfloat16
                     err = (got.float() - want).abs().max() / want.abs().max()

@@ -52,15 +52,18 @@ def _codes(w, j: tl.constexpr):
 def _decode_kernel(X, QW, S, Z, BIAS, OUT, M, N, stride_xm, stride_om,
                    K: tl.constexpr, GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                    BLOCKS_PER_SPLIT: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
-                   HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr):
+                   HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
-    x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n])."""
+    x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
+    axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each)."""
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_i = tl.arange(0, 16)
     offs_m = tl.arange(0, BLOCK_M)
+    shifts = tl.arange(0, 8) * 4
+    offs_k = tl.arange(0, 8)[:, None] * 16 + offs_i[None, :]  # [8, 16]: input 16 j + i of a block
     n_ok = offs_n < N
     m_ok = offs_m < M
     if USE_DOT:
@@ -76,7 +79,19 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, M, N, stride_xm, stride_om,
         z = tl.load(Z + sz, mask=ok & n_ok, other=0.0).to(tl.float32)
         x_ptrs = X + offs_m[:, None] * stride_xm + b * 128 + offs_i[None, :]  # [BLOCK_M, 16], plane 0
         xmask = m_ok[:, None] & ok
-        if USE_DOT:
+        if PLANES:
+            bits = ((w[None, :, :] >> shifts[:, None, None]) & 0xF) | 0x4B000000
+            c3 = bits.to(tl.float32, bitcast=True) - 8388608.0  # [8, 16, BLOCK_N] codes of inputs 16 j + i
+            if USE_DOT:
+                xb = tl.load(X + offs_m[:, None] * stride_xm + b * 128 + tl.arange(0, 128)[None, :], mask=xmask,
+                             other=0.0)  # [BLOCK_M, 128]
+                t = tl.dot(xb.to(DOT_DTYPE), tl.reshape(c3, (128, BLOCK_N)).to(DOT_DTYPE))
+                acc += t * s[None, :] + tl.sum(xb.to(tl.float32), 1)[:, None] * z[None, :]
+            else:  # BLOCK_M == 1
+                x2 = tl.load(X + b * 128 + offs_k, mask=ok & (M > 0), other=0.0).to(tl.float32)  # [8, 16]
+                t = tl.sum(x2[:, :, None] * c3, axis=0)  # [16, BLOCK_N]
+                acc += (t * s[None, :] + tl.sum(x2, 0)[:, None] * z[None, :])[None, :, :]
+        elif USE_DOT:
             t = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
             xs = tl.zeros((BLOCK_M,), tl.float32)
             for j in tl.static_range(8):
@@ -145,18 +160,27 @@ class DecodeConfig:
     blocks_per_split: int = 0
     num_warps: int = 4
     num_stages: int = 3
+    planes: bool = False
+
+
+# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep; the bench fills it in its
+# run (so the whole-model figures use the swept tiles), and a deployment may too.
+TUNED: dict[tuple[int, int, int], DecodeConfig] = {}
 
 
 def decode_config(m: int, n: int, k: int) -> DecodeConfig:
-    """The tile for ``m`` activation rows and an [n, k] weight (from benchmarks/gpu/int4_bench.py's sweep)."""
+    """The tile for ``m`` activation rows and an [n, k] weight: a swept one if known, else a general default."""
+    tuned = TUNED.get((m, n, k))
+    if tuned is not None:
+        return tuned
     return DecodeConfig(False, 128) if m <= 2 else DecodeConfig(True, 64)
 
 
 def _blocks_per_split(cfg: DecodeConfig, n: int, k: int, programs: int = 528) -> int:
     """128-blocks per program: enough programs (about 4 per SM of an H200) for the GPU to stream at full rate."""
-    if cfg.blocks_per_split:
-        return cfg.blocks_per_split
     blocks = k // BLOCK
+    if cfg.blocks_per_split:
+        return max(cfg.blocks_per_split, triton.cdiv(blocks, 64))  # at most 64 float32 partials per output
     columns = triton.cdiv(n, cfg.block_n)
     splits = max(1, min(blocks, programs // columns))
     return triton.cdiv(blocks, splits)
@@ -171,8 +195,9 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     if x.stride(-1) != 1:
         x = x.contiguous()
     block_m = 16 if cfg.use_dot else max(1, triton.next_power_of_2(M))
-    if M > 16:
-        raise ValueError(f"the int4 decode kernel takes at most 16 rows, got {M}")
+    if M > 16 or (cfg.planes and not cfg.use_dot and M > 1):
+        raise ValueError(f"this int4 decode tile takes at most {1 if cfg.planes and not cfg.use_dot else 16} rows, "
+                         f"got {M}")
     bps = _blocks_per_split(cfg, N, K)
     splits = triton.cdiv(K // BLOCK, bps)
     y = torch.empty(M, N, device=x.device, dtype=x.dtype)
@@ -184,6 +209,7 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         BLOCK_N=cfg.block_n, BLOCKS_PER_SPLIT=bps, USE_DOT=cfg.use_dot,
         # the interpreter's tl.dot gets converted bf16 operands wrong: float32 there
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
+        PLANES=cfg.planes,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if partial:
         block = 1024

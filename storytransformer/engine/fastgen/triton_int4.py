@@ -163,17 +163,28 @@ class DecodeConfig:
     planes: bool = False
 
 
-# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep; the bench fills it in its
-# run (so the whole-model figures use the swept tiles), and a deployment may too.
-TUNED: dict[tuple[int, int, int], DecodeConfig] = {}
+_D = DecodeConfig
+# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 for the 7.6B
+# shape's matrices (fused wqkv, wo, w13, w2; separate k/v and gate/up); the bench refreshes the table in its
+# own run. Any tile is correct on any GPU; these are only the fastest measured there.
+TUNED: dict[tuple[int, int, int], DecodeConfig] = {
+    (1, 4608, 3584): _D(False, 128, 2, planes=True), (4, 4608, 3584): _D(True, 128, 0, 8), (8, 4608, 3584): _D(True, 128, 0, 8),
+    (1, 3584, 3584): _D(False, 128, 0, planes=True), (4, 3584, 3584): _D(True, 128, 0, 8), (8, 3584, 3584): _D(True, 128, 0, 8),
+    (1, 37888, 3584): _D(False, 128, 2, planes=True), (4, 37888, 3584): _D(True, 128, 1), (8, 37888, 3584): _D(True, 128, 1),
+    (1, 3584, 18944): _D(False, 64, 1, planes=True), (4, 3584, 18944): _D(True, 128, 0, 8), (8, 3584, 18944): _D(True, 128, 0, 8),
+    (1, 512, 3584): _D(False, 128, 2, planes=True), (4, 512, 3584): _D(True, 128, 1, 8, planes=True),
+    (8, 512, 3584): _D(True, 128, 1, 8, planes=True),
+    (1, 18944, 3584): _D(False, 256, 0, planes=True), (4, 18944, 3584): _D(True, 128, 1), (8, 18944, 3584): _D(True, 128, 1),
+}
 
 
 def decode_config(m: int, n: int, k: int) -> DecodeConfig:
-    """The tile for ``m`` activation rows and an [n, k] weight: a swept one if known, else a general default."""
+    """The tile for ``m`` activation rows and an [n, k] weight: a swept one if known, else the tiles that won
+    most often in the sweep (one row: fma with the planes as an axis; more: the tensor-core tile)."""
     tuned = TUNED.get((m, n, k))
     if tuned is not None:
         return tuned
-    return DecodeConfig(False, 128) if m <= 2 else DecodeConfig(True, 64)
+    return DecodeConfig(False, 128, 2, planes=True) if m == 1 else DecodeConfig(True, 128, 0, 8)
 
 
 def _blocks_per_split(cfg: DecodeConfig, n: int, k: int, programs: int = 528) -> int:

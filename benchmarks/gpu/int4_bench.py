@@ -59,8 +59,10 @@ class Bench:
         self.layers = 2 if args.tiny else LAYERS
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.result = {"device": "cpu (--tiny)" if args.tiny else torch.cuda.get_device_name(), "torch": torch.__version__,
-                       "triton": __import__("triton").__version__, "command": " ".join(sys.argv),
+        device = "cpu (--tiny)" if args.tiny else torch.cuda.get_device_name()
+        command = " ".join("OUT" if a == args.out else a for a in sys.argv)  # no machine path in the results
+        self.result = {"device": device, "torch": torch.__version__, "triton": __import__("triton").__version__,
+                       "command": command,
                        "checks": [], "sweep": [], "matrices": [], "stack": [], "prefill": [], "model": [],
                        "notes": []}
         try:
@@ -317,13 +319,15 @@ class Bench:
             row = {"measured": f"{self.layers} layers x wqkv, wo, w13, w2 in one CUDA graph", "rows": m}
             row["bf16_ms"] = self.graph_ms([lambda w=w, k=k: F.linear(xs[k], w)
                                             for w, (n, k) in zip(formats["bf16"], shapes)], reps=5)[0] * len(shapes)
-            row["int4_ms"] = self.graph_ms([lambda r=r, n=n, k=k: self.ti.int4_decode(xs[k], *r, 128,
-                                                                                      config=self.config(m, n, k))
-                                            for r, (n, k) in zip(formats["int4"], shapes)], reps=5)[0] * len(shapes)
+            int4_calls = [lambda r=r, n=n, k=k: self.ti.int4_decode(xs[k], *r, 128, config=self.config(m, n, k))
+                          for r, (n, k) in zip(formats["int4"], shapes)]
+            row["int4_ms"] = self.graph_ms(int4_calls, reps=5)[0] * len(shapes)
             if formats["nf4"]:
-                row["nf4_ms"] = self.graph_ms([lambda p=p, st=st, k=k: self.bnb.matmul_4bit(xs[k], p.t(), quant_state=st)
-                                               for (p, st), (n, k) in zip(formats["nf4"], shapes)], reps=5)[0] * len(shapes)
-            row["int4_bound_ms"] = sum(sum(t.numel() * t.element_size() for t in r) for r in formats["int4"]) / self.bw * 1e3
+                nf4_calls = [lambda p=p, st=st, k=k: self.bnb.matmul_4bit(xs[k], p.t(), quant_state=st)
+                             for (p, st), (n, k) in zip(formats["nf4"], shapes)]
+                row["nf4_ms"] = self.graph_ms(nf4_calls, reps=5)[0] * len(shapes)
+            int4_bytes = sum(sum(t.numel() * t.element_size() for t in r) for r in formats["int4"])
+            row["int4_bound_ms"] = int4_bytes / self.bw * 1e3
             row["bf16_bound_ms"] = sum(w.numel() * 2 for w in formats["bf16"]) / self.bw * 1e3
             self.result["stack"].append(row)
             self.log(f"stack rows {m}: bf16 {row['bf16_ms']:.3f} ms, int4 {row['int4_ms']:.3f} ms "

@@ -15,43 +15,43 @@ _ROW_CHUNK = 4096  # rows quantised at once: bounds the float32 temporaries
 
 
 def quantize_int4(weight: torch.Tensor, group_size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """weight [N, K] -> (qweight [N, K/8] int32, scales [N, K/group] bf16, mins [N, K/group] bf16) with
+    """weight [N, K] -> (qweight [K/8, N] int32, scales [K/group, N] bf16, mins [K/group, N] bf16) with
     weight ~= code * scale + min, code = round((w - min) / scale) in 0..15 (asymmetric, all 16 levels)."""
     N, K = weight.shape
     if group_size % BLOCK or K % group_size:
         raise ValueError(f"int4 needs a group size that is a multiple of {BLOCK} and divides in_features; "
                          f"got group_size={group_size}, in_features={K}")
     G = K // group_size
-    qweight = torch.empty(N, K // 8, dtype=torch.int32, device=weight.device)
-    scales = torch.empty(N, G, dtype=torch.bfloat16, device=weight.device)
+    qweight = torch.empty(K // 8, N, dtype=torch.int32, device=weight.device)
+    scales = torch.empty(G, N, dtype=torch.bfloat16, device=weight.device)
     mins = torch.empty_like(scales)
     shifts = torch.arange(0, 32, 4, device=weight.device, dtype=torch.int64).view(1, 1, 8, 1)
     for r0 in range(0, N, _ROW_CHUNK):
         w = weight[r0:r0 + _ROW_CHUNK].float().view(-1, G, group_size)
+        rows = w.shape[0]
         lo, hi = w.amin(-1), w.amax(-1)
         s = ((hi - lo) / 15).to(torch.bfloat16)
         z = lo.to(torch.bfloat16)
         s32 = s.float().clamp_min(torch.finfo(torch.float32).tiny)  # an all-equal group: every code gives min
         codes = ((w - z.float()[..., None]) / s32[..., None]).round_().clamp_(0, 15).to(torch.int64)
-        # planar packing: word i of each 128-block holds nibble j = code of input j * 16 + i
-        planes = codes.view(codes.shape[0], K // BLOCK, 8, 16)
-        words = (planes << shifts).sum(2)  # [rows, K/128, 16] in 0 .. 2^32 - 1
+        # planar packing: word row i of each 128-block holds in nibble j the code of input 16 j + i
+        words = (codes.view(rows, K // BLOCK, 8, 16) << shifts).sum(2)  # [rows, K/128, 16] in 0 .. 2^32 - 1
         words = torch.where(words >= 2 ** 31, words - 2 ** 32, words)
-        qweight[r0:r0 + _ROW_CHUNK] = words.view(codes.shape[0], K // 8).to(torch.int32)
-        scales[r0:r0 + _ROW_CHUNK], mins[r0:r0 + _ROW_CHUNK] = s, z
+        qweight[:, r0:r0 + rows] = words.view(rows, K // 8).t().to(torch.int32)
+        scales[:, r0:r0 + rows], mins[:, r0:r0 + rows] = s.t(), z.t()
     return qweight, scales, mins
 
 
 def dequantize_int4(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor, group_size: int,
                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The plain-torch reference: packed codes -> [N, K] weight in ``dtype``."""
-    N, K = qweight.shape[0], qweight.shape[1] * 8
-    words = qweight.view(N, K // BLOCK, 1, 16)
-    shifts = torch.arange(0, 32, 4, device=qweight.device, dtype=torch.int32).view(1, 1, 8, 1)
-    codes = ((words >> shifts) & 0xF).reshape(N, K).float()  # [N, K/128, 8 planes, 16] is input order
-    s = scales.float().repeat_interleave(group_size, dim=1)
-    z = mins.float().repeat_interleave(group_size, dim=1)
-    return (codes * s + z).to(dtype)
+    """The plain-torch reference: packed codes -> the [N, K] weight in ``dtype``."""
+    K, N = qweight.shape[0] * 8, qweight.shape[1]
+    words = qweight.view(K // BLOCK, 1, 16, N)
+    shifts = torch.arange(0, 32, 4, device=qweight.device, dtype=torch.int32).view(1, 8, 1, 1)
+    codes = ((words >> shifts) & 0xF).reshape(K, N).float()  # [K/128, 8 planes, 16, N] is input order
+    s = scales.float().repeat_interleave(group_size, dim=0)
+    z = mins.float().repeat_interleave(group_size, dim=0)
+    return (codes * s + z).t().to(dtype)
 
 
 class Int4Linear(nn.Module):

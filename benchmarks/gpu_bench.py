@@ -20,20 +20,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_fastgen():
-    """The fastgen package: through the project when it imports, else on its own (it only needs torch)."""
+def load_harness():
+    """The harness in benchmarks/gpu/ (it loads fastgen through the project, or on its own on a bare
+    machine that has torch only)."""
     sys.path.insert(0, str(ROOT))
-    try:
-        from storytransformer.engine.fastgen import bench, options
-    except ImportError as exc:
-        print(f"note: project import failed ({exc}); loading fastgen on its own", file=sys.stderr)
-        sys.path.insert(0, str(ROOT / "storytransformer" / "engine"))
-        from fastgen import bench, options  # type: ignore[no-redef]
+    from benchmarks.gpu import bench, options
+
     return bench, options
 
 
 def main(argv: list[str] | None = None) -> int:
-    bench, options = load_fastgen()
+    bench, options = load_harness()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     options.add_arguments(parser)

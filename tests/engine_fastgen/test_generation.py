@@ -13,8 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from storytransformer.engine.fastgen import attention  # noqa: E402
-from storytransformer.engine.fastgen.attention import (GQA_NATIVE, PREFILL_IMPLS, decode_attention,  # noqa: E402
+from storytransformer.engine.fastgen.attention import (PREFILL_IMPLS, decode_attention, probes_for,  # noqa: E402
                                                        eager_attention, prefill_attention, probe_prefill)
 from storytransformer.engine.fastgen.cache import StaticKVCache  # noqa: E402
 from storytransformer.engine.fastgen.config import ModelConfig  # noqa: E402
@@ -41,7 +40,7 @@ def reference(model, prompt):
     """Greedy tokens by recomputing the whole sequence at every step, without a cache."""
     seq, out = prompt, []
     for _ in range(12):
-        nxt = model.forward_full(seq)[:, -1].argmax(-1, keepdim=True)
+        nxt = model.reference_logits(seq)[:, -1].argmax(-1, keepdim=True)
         out.append(nxt)
         seq = torch.cat([seq, nxt], dim=1)
     return torch.cat(out, dim=1)
@@ -86,9 +85,9 @@ def test_chunked_prefill_equals_one_shot(model, prompt):
 @pytest.mark.parametrize("native_gqa", [True, False])
 def test_prefill_kernels_agree_with_and_without_a_cached_prefix(native_gqa, monkeypatch):
     impls = cpu_prefill_impls()
-    assert "sdpa_flash" in GQA_NATIVE  # torch's CPU flash kernel takes enable_gqa
+    assert "sdpa_flash" in probes_for("cpu").gqa_native  # torch's CPU flash kernel takes enable_gqa
     if not native_gqa:
-        monkeypatch.setattr(attention, "GQA_NATIVE", set())  # the repeat_kv path other backends take
+        monkeypatch.setattr(probes_for("cpu"), "gqa_native", set())  # the repeat_kv path other backends take
     g = torch.Generator().manual_seed(3)
     for start, n in ((0, 20), (13, 9)):
         q = torch.randn(2, CFG.n_heads, n, CFG.head_dim, generator=g)

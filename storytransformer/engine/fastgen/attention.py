@@ -18,20 +18,68 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 
 import torch
 from torch.nn import functional as F
 
+from .cache import KVLayer
+from .gpu_platform import detect, prefill_unavailable
+
 PREFILL_IMPLS = ("eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "triton", "cudnn_split")
 DECODE_IMPLS = ("matmul", "triton")
 
-# How an SDPA backend handles a chunk that follows cached positions: "lower_right" (a CausalBias,
-# native in flash and efficient) or "single_chunk" (the backend only takes start == 0, so the
-# generator prefills in one chunk). Set by probe_prefill on the device in use.
-OFFSET_MODE: dict[str, str] = {}
-# SDPA backends that took enable_gqa=True correctly in probe_prefill; the others get the key/value
-# heads repeated to every query head (a copy of the cached keys and values per layer and chunk).
-GQA_NATIVE: set[str] = set()
+class AttentionProbes:
+    """What ``probe_prefill`` found on one device. ``offset_mode[impl]``: how a backend handles a chunk
+    that follows cached positions, "lower_right" (a CausalBias, native in flash and efficient) or
+    "single_chunk" (it only takes start == 0, so the generator prefills in one chunk). ``gqa_native``:
+    the SDPA backends that took enable_gqa=True correctly; the others get the key/value heads repeated
+    to every query head (a copy of the cached keys and values per layer and chunk)."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.offset_mode: dict[str, str] = {}
+        self.gqa_native: set[str] = set()
+
+
+_PROBES: dict[str, AttentionProbes] = {}
+_LATEST: list[AttentionProbes] = []  # the device probed last, for OFFSET_MODE
+
+
+def _device_key(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return str(device)
+
+
+def probes_for(device) -> AttentionProbes:
+    """The probe results of ``device`` (one object per device, created empty on first use)."""
+    key = _device_key(device)
+    if key not in _PROBES:
+        _PROBES[key] = AttentionProbes(key)
+    return _PROBES[key]
+
+
+class _LatestOffsetMode(Mapping):
+    """``OFFSET_MODE``: the offset modes of the device probed last, as a read-only mapping. Callers that
+    probe then read (the engine) see their device's results; code that knows its device reads
+    ``probes_for(device).offset_mode``."""
+
+    def _modes(self) -> dict[str, str]:
+        return _LATEST[-1].offset_mode if _LATEST else {}
+
+    def __getitem__(self, impl: str) -> str:
+        return self._modes()[impl]
+
+    def __iter__(self):
+        return iter(self._modes())
+
+    def __len__(self) -> int:
+        return len(self._modes())
+
+
+OFFSET_MODE: Mapping[str, str] = _LatestOffsetMode()
 
 
 def _sdpa_backend(impl: str):
@@ -67,8 +115,19 @@ def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     return torch.matmul(probs.to(v.dtype), v)
 
 
-def prefill_attention(impl: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int) -> torch.Tensor:
-    """q [B, Hq, n, D] at positions start.., k and v [B, Hkv, start + n, D] -> [B, Hq, n, D]."""
+def prefill_attention(impl: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int,
+                      k_scale: torch.Tensor | None = None, v_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """q [B, Hq, n, D] at positions start.., k and v [B, Hkv, start + n, D] -> [B, Hq, n, D]. With an
+    8-bit cache, k and v are e4m3 and k_scale, v_scale [B, Hkv, start + n] their scales: the Triton
+    kernel reads them directly, eager attention (the reference) dequantises, the others refuse."""
+    if k_scale is not None:
+        if impl == "triton":
+            from .triton_prefill import flash_prefill
+
+            return flash_prefill(q, k, v, k_scale, v_scale)
+        if impl != "eager":
+            raise ValueError(f"an fp8 KV cache is read by the triton (or eager) prefill attention, not {impl}")
+        k, v = KVLayer(k, v, k_scale, v_scale).dequantized(q.dtype)
     if impl == "eager":
         return eager_attention(q, k, v)
     if impl == "triton":
@@ -88,7 +147,7 @@ def prefill_attention(impl: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     from torch.nn.attention import sdpa_kernel
     from torch.nn.attention.bias import causal_lower_right
 
-    gqa = impl in GQA_NATIVE and q.shape[1] != k.shape[1]
+    gqa = impl in probes_for(q.device).gqa_native and q.shape[1] != k.shape[1]
     if not gqa:
         group = q.shape[1] // k.shape[1]
         k, v = repeat_kv(k, group), repeat_kv(v, group)
@@ -101,15 +160,18 @@ def prefill_attention(impl: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tens
 
 
 def decode_attention(impl: str, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, length: torch.Tensor,
-                     cache) -> torch.Tensor:
-    """q [B, Hq, 1, D], keys and values [B, Hkv, S, D] (the whole cache), ``length`` [1] valid positions
-    on the device -> [B, Hq, 1, D]. No host synchronisation: capturable in a CUDA graph."""
+                     cache, k_scale: torch.Tensor | None = None, v_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """q [B, Hq, 1, D], keys and values [B, Hkv, S, D] (the whole cache; e4m3 with scales [B, Hkv, S]
+    for an 8-bit cache), ``length`` [1] valid positions on the device -> [B, Hq, 1, D]. No host
+    synchronisation: capturable in a CUDA graph."""
     if impl == "triton":
         from .triton_decode import flash_decode
 
-        return flash_decode(q, keys, values, length)
+        return flash_decode(q, keys, values, length, k_scale=k_scale, v_scale=v_scale)
     if impl != "matmul":
         raise ValueError(f"unknown decode attention {impl!r}; choose from {', '.join(DECODE_IMPLS)}")
+    if k_scale is not None:  # the reference: dequantise the whole cache layer
+        keys, values = KVLayer(keys, values, k_scale, v_scale).dequantized(q.dtype)
     B, Hq, _, D = q.shape
     Hkv = keys.shape[1]
     qg = q.reshape(B, Hkv, Hq // Hkv, D)  # the G query heads of each key/value head, as G rows
@@ -121,8 +183,15 @@ def decode_attention(impl: str, q: torch.Tensor, keys: torch.Tensor, values: tor
 
 def probe_prefill(impl: str, device, dtype, n_heads: int, n_kv_heads: int, head_dim: int) -> str | None:
     """Check ``impl`` on this device against eager attention, with and without cached positions before the
-    chunk, with native grouped-query attention first for SDPA. Sets OFFSET_MODE[impl] and GQA_NATIVE;
-    returns None when usable, else why not."""
+    chunk, with native grouped-query attention first for SDPA. Records the result in
+    ``probes_for(device)``; returns None when usable, else why not."""
+    missing = prefill_unavailable(impl, detect(device))
+    if missing:
+        return missing
+    found = probes_for(device)
+    if found in _LATEST:
+        _LATEST.remove(found)
+    _LATEST.append(found)
     if impl == "flash_attn":
         try:
             from flash_attn import flash_attn_func  # noqa: F401
@@ -145,14 +214,14 @@ def probe_prefill(impl: str, device, dtype, n_heads: int, n_kv_heads: int, head_
     if impl not in PREFILL_IMPLS:
         return f"unknown attention {impl!r}; choose from {', '.join(PREFILL_IMPLS)}"
     if impl.startswith("sdpa_") and n_heads != n_kv_heads:
-        GQA_NATIVE.add(impl)
+        found.gqa_native.add(impl)
         if _probe_cases(impl, device, dtype, n_heads, n_kv_heads, head_dim) == (None, "lower_right"):
-            OFFSET_MODE[impl] = "lower_right"
+            found.offset_mode[impl] = "lower_right"
             return None
-        GQA_NATIVE.discard(impl)
+        found.gqa_native.discard(impl)
     why, mode = _probe_cases(impl, device, dtype, n_heads, n_kv_heads, head_dim)
     if why is None:
-        OFFSET_MODE[impl] = mode
+        found.offset_mode[impl] = mode
     return why
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .attention import OFFSET_MODE
+from .attention import probes_for
 from .cache import StaticKVCache
 from .model import Transformer
 
@@ -44,13 +44,13 @@ class Generator:
         if start + n > self.cache.max_seq_len:
             raise ValueError(f"{start} cached + {n} new tokens exceed the cache capacity {self.cache.max_seq_len}")
         chunk = self.chunk
-        if OFFSET_MODE.get(self.prefill_attn) == "single_chunk":
+        if probes_for(self.cache.k.device).offset_mode.get(self.prefill_attn) == "single_chunk":
             if start:
                 raise ValueError(f"{self.prefill_attn} cannot prefill after cached positions on this device")
             if not self.layered:
                 chunk = n  # this backend cannot attend to a cached prefix: one chunk
         if self.layered:
-            logits = self.model.prefill_layered(tokens, start, self.cache, self.prefill_attn, chunk)
+            logits = self.model.prefill(tokens, start, self.cache, self.prefill_attn, chunk=chunk)
         else:
             for i in range(0, n, chunk):
                 logits = self.model.prefill(tokens[:, i:i + chunk], start + i, self.cache, self.prefill_attn)

@@ -14,17 +14,31 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .cache import StaticKVCache
+from .cache import KV_DTYPES, StaticKVCache
 from .generate import Generator
+from .gpu_platform import detect, kv_cache_unavailable
 from .model import Transformer
 
 
 class PrefixSession:
     def __init__(self, model: Transformer, max_seq_len: int, *, prefill_attn: str = "sdpa_flash",
-                 decode_attn: str = "matmul", chunk: int = 8192, layered: bool = True, cuda_graph: bool = True):
+                 decode_attn: str = "matmul", chunk: int = 8192, layered: bool = True, cuda_graph: bool = True,
+                 kv_cache: str = "bf16"):
+        """``kv_cache``: "bf16" (the model's dtype) or "fp8" (e4m3 with a scale per position and head, half
+        the memory); an fp8 cache is read by the triton (or, as the reference, eager / matmul) kernels only."""
         weight = model.output.weight
         self.model, self.device = model, weight.device
-        self.cache = StaticKVCache(model.cfg, max_seq_len, device=weight.device, dtype=weight.dtype)
+        if kv_cache not in KV_DTYPES:
+            raise ValueError(f"unknown KV cache format {kv_cache!r}; choose from {', '.join(KV_DTYPES)}")
+        if kv_cache == "fp8":
+            why = kv_cache_unavailable(kv_cache, detect(weight.device))
+            if why:
+                raise ValueError(why)
+            if prefill_attn not in ("triton", "eager") or decode_attn not in ("triton", "matmul"):
+                raise ValueError(f"an fp8 KV cache needs triton (or eager) prefill and triton (or matmul) decoding, "
+                                 f"not {prefill_attn} / {decode_attn}")
+        self.cache = StaticKVCache(model.cfg, max_seq_len, device=weight.device, dtype=weight.dtype,
+                                   kv_dtype=KV_DTYPES[kv_cache])
         self.generator = Generator(model, self.cache, prefill_attn, decode_attn, chunk=chunk,
                                    cuda_graph=cuda_graph, layered=layered)
         self.tokens: list[int] = []  # what the cache holds, position by position

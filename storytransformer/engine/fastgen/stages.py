@@ -5,8 +5,9 @@
 
   rms_norm(x, w, eps)                 -> norm(x) * w
   add_rms_norm(x, r, w, eps)          x += r in place -> norm(x) * w
-  qkv_rotary_cache(qkv, cos, sin, pos, keys, values, Hq, Hkv, out=None)
-                                      -> rotated q [B, Hq, n, D]; rotated k and v written to the cache at pos..
+  qkv_rotary_cache(qkv, cos, sin, pos, keys, values, Hq, Hkv, out=None, k_scale=None, v_scale=None)
+                                      -> rotated q [B, Hq, n, D]; rotated k and v written to the cache
+                                         at pos.. (8-bit with their scales for an fp8 cache)
   silu_mul(gate_up)                   -> silu(gate) * up
 """
 
@@ -17,6 +18,8 @@ from types import SimpleNamespace
 
 import torch
 from torch.nn import functional as F
+
+from .cache import KVLayer, quantize_fp8
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -38,15 +41,24 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 def qkv_rotary_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor,
                      keys: torch.Tensor, values: torch.Tensor, n_heads: int, n_kv_heads: int,
-                     out: torch.Tensor | None = None) -> torch.Tensor:
+                     out: torch.Tensor | None = None, k_scale: torch.Tensor | None = None,
+                     v_scale: torch.Tensor | None = None) -> torch.Tensor:
     B, n, _ = qkv.shape
+    kv = KVLayer(keys, values, k_scale, v_scale)
     D = keys.shape[-1]
     q, k, v = qkv.split([n_heads * D, n_kv_heads * D, n_kv_heads * D], dim=-1)
     q = apply_rotary(q.view(B, n, n_heads, D).transpose(1, 2), cos, sin)
     k = apply_rotary(k.view(B, n, n_kv_heads, D).transpose(1, 2), cos, sin)
+    v = v.view(B, n, n_kv_heads, D).transpose(1, 2)
     positions = pos + torch.arange(n, device=qkv.device)  # on the device: graph-safe
-    keys.index_copy_(2, positions, k)
-    values.index_copy_(2, positions, v.view(B, n, n_kv_heads, D).transpose(1, 2))
+    if kv.quantized:
+        for new, values, scales in ((k, kv.k, kv.k_scale), (v, kv.v, kv.v_scale)):
+            q8, scale = quantize_fp8(new)
+            values.view(torch.uint8).index_copy_(2, positions, q8.view(torch.uint8))  # no fp8 index_copy on CPU
+            scales.index_copy_(2, positions, scale)
+    else:
+        kv.k.index_copy_(2, positions, k)
+        kv.v.index_copy_(2, positions, v)
     if out is None:
         return q
     out.copy_(q.transpose(1, 2))

@@ -21,15 +21,19 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpre
 
 
 @triton.jit
-def _attend_block(q, k_base, v_base, stride_ks, stride_vs, start, hi, sm_scale, m_i, l_i, acc,
-                  D: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One block of BLOCK_N positions from ``start`` (those >= hi masked) into the online softmax."""
+def _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start, hi, sm_scale, m_i, l_i, acc,
+                  D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr):
+    """One block of BLOCK_N positions from ``start`` (those >= hi masked) into the online softmax. With
+    FP8 the keys and values are e4m3 with one scale per position: q.k is scaled after the product, the
+    probabilities are scaled before the product with v."""
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D)
     pos = start + offs_n
     ok = pos < hi
     k = tl.load(k_base + pos[:, None] * stride_ks + offs_d[None, :], mask=ok[:, None], other=0.0)  # [N, D]
-    s = tl.dot(q, tl.trans(k)) * sm_scale  # [G_PAD, N] in float32
+    s = tl.dot(q, tl.trans(k.to(q.dtype))) * sm_scale  # [G_PAD, N] in float32
+    if FP8:
+        s = s * tl.load(ks_base + pos, mask=ok, other=0.0)[None, :]
     s = tl.where(ok[None, :], s, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(s, 1))
     m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # a block with nothing valid yet: no NaN
@@ -38,19 +42,23 @@ def _attend_block(q, k_base, v_base, stride_ks, stride_vs, start, hi, sm_scale, 
     p = tl.where(ok[None, :], p, 0.0)
     l_i = l_i * alpha + tl.sum(p, 1)
     v = tl.load(v_base + pos[:, None] * stride_vs + offs_d[None, :], mask=ok[:, None], other=0.0)  # [N, D]
-    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+    if FP8:
+        p = p * tl.load(vs_base + pos, mask=ok, other=0.0)[None, :]
+    acc = acc * alpha[:, None] + tl.dot(p.to(q.dtype), v.to(q.dtype))
     return m_new, l_i, acc
 
 
 @triton.jit
-def _split_kernel(Q, K, V, LEN, O, M, L,
+def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
                   stride_qb, stride_qh,
                   stride_kb, stride_kh, stride_ks,
                   stride_vb, stride_vh, stride_vs,
+                  stride_sb, stride_sh,
                   stride_ob, stride_oh, stride_os,
                   stride_mb, stride_mh,
                   sm_scale, split_len, n_kv_heads,
-                  DYNAMIC_LOOP: tl.constexpr, N_BLOCKS: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
+                  DYNAMIC_LOOP: tl.constexpr, N_BLOCKS: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr,
+                  D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr):
     bh = tl.program_id(0)
     split = tl.program_id(1)
     b = bh // n_kv_heads
@@ -70,14 +78,16 @@ def _split_kernel(Q, K, V, LEN, O, M, L,
     acc = tl.zeros([G_PAD, D], tl.float32)
     k_base = K + b * stride_kb + kvh * stride_kh
     v_base = V + b * stride_vb + kvh * stride_vh
+    ks_base = KS + b * stride_sb + kvh * stride_sh
+    vs_base = VS + b * stride_sb + kvh * stride_sh
     if DYNAMIC_LOOP:  # compiled: stop at the valid length
         for start in range(lo, hi, BLOCK_N):
-            m_i, l_i, acc = _attend_block(q, k_base, v_base, stride_ks, stride_vs, start, hi, sm_scale,
-                                          m_i, l_i, acc, D, BLOCK_N)
+            m_i, l_i, acc = _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start, hi,
+                                          sm_scale, m_i, l_i, acc, D, BLOCK_N, FP8)
     else:  # Triton's CPU interpreter cannot loop to a bound computed in the kernel: mask whole blocks
         for i in range(0, N_BLOCKS):
-            m_i, l_i, acc = _attend_block(q, k_base, v_base, stride_ks, stride_vs, lo + i * BLOCK_N, hi, sm_scale,
-                                          m_i, l_i, acc, D, BLOCK_N)
+            m_i, l_i, acc = _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs,
+                                          lo + i * BLOCK_N, hi, sm_scale, m_i, l_i, acc, D, BLOCK_N, FP8)
 
     o_ptrs = O + b * stride_ob + heads[:, None] * stride_oh + split * stride_os + offs_d[None, :]
     tl.store(o_ptrs, acc, mask=g_ok[:, None])
@@ -95,28 +105,36 @@ def plan_splits(capacity: int, programs_per_split: int, block_n: int = 64, targe
 
 
 def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, length: torch.Tensor,
-                 block_n: int = 64) -> torch.Tensor:
-    """q [B, Hq, 1, D], keys and values [B, Hkv, S, D] (last dim contiguous), ``length`` [1] int tensor
-    -> [B, Hq, 1, D]. Reads only positions < length."""
+                 block_n: int = 64, k_scale: torch.Tensor | None = None,
+                 v_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """q [B, Hq, 1, D], keys and values [B, Hkv, S, D] (last dim contiguous; e4m3 with scales
+    [B, Hkv, S], position stride 1, for an 8-bit cache), ``length`` [1] int tensor -> [B, Hq, 1, D].
+    Reads only positions < length."""
     B, Hq, _, D = q.shape
     Hkv, S = keys.shape[1], keys.shape[2]
     G = Hq // Hkv
     if D < 16 or D & (D - 1):
         raise ValueError(f"triton decode needs a power-of-two head_dim >= 16, not {D}")
+    fp8 = k_scale is not None
+    if fp8 and (k_scale.stride(-1) != 1 or v_scale.stride() != k_scale.stride()):
+        raise ValueError("triton decode needs the key and value scales laid out alike, positions contiguous")
     splits, split_len = plan_splits(S, B * Hkv, block_n)
     q2 = q.reshape(B, Hq, D).contiguous()
     o = torch.empty(B, Hq, splits, D, device=q.device, dtype=torch.float32)
     m = torch.empty(B, Hq, splits, device=q.device, dtype=torch.float32)
     lse = torch.empty_like(m)
+    ks, vs = (k_scale, v_scale) if fp8 else (m, m)  # unused without FP8
     _split_kernel[(B * Hkv, splits)](
-        q2, keys, values, length, o, m, lse,
+        q2, keys, values, ks, vs, length, o, m, lse,
         q2.stride(0), q2.stride(1),
         keys.stride(0), keys.stride(1), keys.stride(2),
         values.stride(0), values.stride(1), values.stride(2),
+        ks.stride(0) if fp8 else 0, ks.stride(1) if fp8 else 0,
         o.stride(0), o.stride(1), o.stride(2),
         m.stride(0), m.stride(1),
         1.0 / math.sqrt(D), split_len, Hkv,
-        DYNAMIC_LOOP=not INTERPRETED, N_BLOCKS=split_len // block_n if INTERPRETED else 0, G=G, G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n)
+        DYNAMIC_LOOP=not INTERPRETED, N_BLOCKS=split_len // block_n if INTERPRETED else 0, G=G,
+        G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n, FP8=fp8)
     # Merge the slices: weights exp(m_s - max m); empty slices have m = -inf and weigh nothing.
     w = torch.exp(m - m.amax(dim=-1, keepdim=True))  # [B, Hq, splits]
     out = (o * w[..., None]).sum(dim=2) / (lse * w).sum(dim=-1)[..., None]  # [B, Hq, D]

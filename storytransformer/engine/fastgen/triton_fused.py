@@ -17,9 +17,15 @@ to the model dtype before the weight multiplies it.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
+
+from .cache import KVLayer
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
 
 
 @triton.jit
@@ -63,11 +69,12 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, 
 
 
 @triton.jit
-def _qkv_rotary_kernel(QKV, COS, SIN, POS, Q, KC, VC,
-                       stride_t, stride_qt, stride_qh, stride_cs, stride_ch,
+def _qkv_rotary_kernel(QKV, COS, SIN, POS, Q, KC, VC, KS, VS,
+                       stride_t, stride_qt, stride_qh, stride_cs, stride_ch, stride_sh,
                        n_tokens, tokens_per_batch, n_heads, n_kv_heads,
-                       D: tl.constexpr, BLOCK_T: tl.constexpr):
-    """Program (token block, head). Heads 0..Hq-1 are queries, then Hkv keys, then Hkv values."""
+                       D: tl.constexpr, BLOCK_T: tl.constexpr, FP8: tl.constexpr, ROUND_E4M3: tl.constexpr):
+    """Program (token block, head). Heads 0..Hq-1 are queries, then Hkv keys, then Hkv values. With FP8,
+    keys and values are stored in e4m3 over one float32 scale per (position, head): amax / 448."""
     HALF: tl.constexpr = D // 2
     pid_t = tl.program_id(0)
     head = tl.program_id(1)
@@ -89,26 +96,57 @@ def _qkv_rotary_kernel(QKV, COS, SIN, POS, Q, KC, VC,
         y2 = x2 * cos2 + x1 * sin2
         if head < n_heads:
             dst = Q + tok[:, None] * stride_qt + head * stride_qh + d[None, :]
+            tl.store(dst, y1.to(Q.dtype.element_ty), mask=ok[:, None])
+            tl.store(dst + HALF, y2.to(Q.dtype.element_ty), mask=ok[:, None])
         else:
-            kvh = head - n_heads
-            dst = KC + (b * n_kv_heads + kvh)[:, None] * stride_ch + pos[:, None] * stride_cs + d[None, :]
-        tl.store(dst, y1.to(Q.dtype.element_ty), mask=ok[:, None])
-        tl.store(dst + HALF, y2.to(Q.dtype.element_ty), mask=ok[:, None])
+            _store_kv(KC, KS, y1, y2, b, head - n_heads, pos, ok, d, stride_ch, stride_cs, stride_sh, n_kv_heads,
+                      HALF, FP8, ROUND_E4M3)
     else:
-        kvh = head - n_heads - n_kv_heads
-        dst = VC + (b * n_kv_heads + kvh)[:, None] * stride_ch + pos[:, None] * stride_cs + d[None, :]
-        tl.store(dst, x1.to(Q.dtype.element_ty), mask=ok[:, None])
-        tl.store(dst + HALF, x2.to(Q.dtype.element_ty), mask=ok[:, None])
+        _store_kv(VC, VS, x1, x2, b, head - n_heads - n_kv_heads, pos, ok, d, stride_ch, stride_cs, stride_sh,
+                  n_kv_heads, HALF, FP8, ROUND_E4M3)
+
+
+@triton.jit
+def _round_e4m3(y):
+    """y rounded to the e4m3 grid in float32 (3 mantissa bits; subnormal below 2^-6), so that the cast
+    to e4m3 is exact. Only under Triton's CPU interpreter: its own cast (Triton 3.6) rounds values just
+    below a power of two into the binade below (124 -> 64), which the GPU's conversion does not."""
+    a = tl.abs(y)
+    step = tl.exp2(tl.floor(tl.log2(tl.maximum(a, 0.015625))) - 3.0)
+    r = tl.floor(a / step + 0.5) * step
+    return tl.where(y < 0, -r, r)
+
+
+@triton.jit
+def _store_kv(C, S, y1, y2, b, kvh, pos, ok, d, stride_ch, stride_cs, stride_sh, n_kv_heads,
+              HALF: tl.constexpr, FP8: tl.constexpr, ROUND_E4M3: tl.constexpr):
+    """Write rows [y1 | y2] of one key/value head at their cache positions (8-bit with a scale with FP8)."""
+    row = (b * n_kv_heads + kvh).to(tl.int64)
+    dst = C + row[:, None] * stride_ch + pos[:, None] * stride_cs + d[None, :]
+    if FP8:
+        amax = tl.maximum(tl.max(tl.abs(y1), 1), tl.max(tl.abs(y2), 1))
+        scale = tl.maximum(amax / 448.0, 1e-12)
+        y1 = tl.minimum(tl.maximum(y1 / scale[:, None], -448.0), 448.0)  # rounding must not pass the range
+        y2 = tl.minimum(tl.maximum(y2 / scale[:, None], -448.0), 448.0)
+        if ROUND_E4M3:
+            y1 = _round_e4m3(y1)
+            y2 = _round_e4m3(y2)
+        tl.store(S + row * stride_sh + pos, scale, mask=ok)
+    tl.store(dst, y1.to(C.dtype.element_ty), mask=ok[:, None])
+    tl.store(dst + HALF, y2.to(C.dtype.element_ty), mask=ok[:, None])
 
 
 def qkv_rotary_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor,
                      keys: torch.Tensor, values: torch.Tensor, n_heads: int, n_kv_heads: int,
-                     out: torch.Tensor | None = None) -> torch.Tensor:
+                     out: torch.Tensor | None = None, k_scale: torch.Tensor | None = None,
+                     v_scale: torch.Tensor | None = None) -> torch.Tensor:
     """qkv [B, n, (Hq + 2 Hkv) D] (the fused projection), cos and sin [n, D] for the chunk's positions,
     ``pos`` [1] the position of its first token (a device tensor), keys and values one layer of the
-    cache [B, Hkv, S, D] (contiguous) -> q [B, Hq, n, D] rotated (a view of a [B, n, Hq, D] buffer,
-    ``out`` when given); rotated k and v are written into the cache at pos.."""
+    cache [B, Hkv, S, D] (contiguous; e4m3 with k_scale, v_scale [B, Hkv, S] for an 8-bit cache) -> q [B, Hq, n, D]
+    rotated (a view of a [B, n, Hq, D] buffer, ``out`` when given); rotated k and v are written into the
+    cache at pos.."""
     B, n, _ = qkv.shape
+    kv = KVLayer(keys, values, k_scale, v_scale)
     D = keys.shape[-1]
     if not keys.is_contiguous() or not values.is_contiguous() or qkv.stride(-1) != 1:
         raise ValueError("qkv_rotary_cache needs a contiguous cache layer and projection rows")
@@ -116,11 +154,14 @@ def qkv_rotary_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, po
     q = torch.empty(B, n, n_heads, D, device=qkv.device, dtype=qkv.dtype) if out is None else out
     if q.shape != (B, n, n_heads, D) or not q.is_contiguous():
         raise ValueError(f"out must be a contiguous [B, n, Hq, D] buffer, not {tuple(q.shape)}")
+    fp8 = kv.quantized
+    k_scale, v_scale = (kv.k_scale, kv.v_scale) if fp8 else (keys, values)  # unused without FP8
     block_t = 32
     _qkv_rotary_kernel[(triton.cdiv(B * n, block_t), n_heads + 2 * n_kv_heads)](
-        flat, cos.contiguous(), sin.contiguous(), pos, q, keys, values,
+        flat, cos.contiguous(), sin.contiguous(), pos, q, keys, values, k_scale, v_scale,
         flat.stride(0), q.stride(1), q.stride(2), keys.stride(2), keys.stride(1),
-        B * n, n, n_heads, n_kv_heads, D=D, BLOCK_T=block_t)
+        k_scale.stride(1) if fp8 else 0,
+        B * n, n, n_heads, n_kv_heads, D=D, BLOCK_T=block_t, FP8=fp8, ROUND_E4M3=fp8 and INTERPRETED)
     return q.transpose(1, 2)
 
 

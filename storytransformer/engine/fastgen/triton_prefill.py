@@ -32,15 +32,23 @@ CONFIG = (128, 128, 8, 3)
 
 
 @triton.jit
-def _block(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, q_pos, kv_len, qk_scale,
-           MASKED: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr):
+def _block(acc, l_i, m_i, q, k_base, v_base, ks_base, vs_base, stride_kn, stride_vn, start_n, q_pos, kv_len,
+           qk_scale, MASKED: tl.constexpr, D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr):
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D)
     if MASKED:
         k = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None], mask=offs_n[None, :] < kv_len, other=0.0)
     else:
         k = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None])
-    qk = tl.dot(q, k)  # [M, N] float32
+    qk = tl.dot(q, k.to(q.dtype))  # [M, N] float32
+    if FP8:  # e4m3 keys and values, one scale per position: scale q.k after, p before its product with v
+        if MASKED:
+            ks = tl.load(ks_base + offs_n, mask=offs_n < kv_len, other=0.0)
+            vs = tl.load(vs_base + offs_n, mask=offs_n < kv_len, other=0.0)
+        else:
+            ks = tl.load(ks_base + offs_n)
+            vs = tl.load(vs_base + offs_n)
+        qk = qk * ks[None, :]
     if MASKED:
         visible = (offs_n[None, :] <= q_pos[:, None]) & (offs_n[None, :] < kv_len)
         qk = qk * qk_scale + tl.where(visible, 0.0, -1.0e6)
@@ -57,19 +65,22 @@ def _block(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, q_po
     else:
         v = tl.load(v_base + offs_n[:, None] * stride_vn + offs_d[None, :])
     acc = acc * alpha[:, None]
-    acc = tl.dot(p.to(v.dtype), v, acc)
+    if FP8:
+        p = p * vs[None, :]
+    acc = tl.dot(p.to(q.dtype), v.to(q.dtype), acc)
     return acc, l_i, m_ij
 
 
 @triton.jit
-def _prefill_kernel(Q, K, V, O,
+def _prefill_kernel(Q, K, V, KS, VS, O,
                     stride_qb, stride_qh, stride_qm,
                     stride_kb, stride_kh, stride_kn,
                     stride_vb, stride_vh, stride_vn,
+                    stride_sb, stride_sh,
                     stride_ob, stride_oh, stride_om,
                     n_q, kv_len, n_heads, qk_scale,
                     G: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                    STATIC_BLOCKS: tl.constexpr):
+                    STATIC_BLOCKS: tl.constexpr, FP8: tl.constexpr):
     bh = tl.program_id(0)
     pid_m = tl.num_programs(1) - 1 - tl.program_id(1)  # heaviest query blocks first
     b = bh // n_heads
@@ -85,25 +96,27 @@ def _prefill_kernel(Q, K, V, O,
     q_pos = offset + offs_m
     k_base = K + b * stride_kb + kvh * stride_kh
     v_base = V + b * stride_vb + kvh * stride_vh
+    ks_base = KS + b * stride_sb + kvh * stride_sh
+    vs_base = VS + b * stride_sb + kvh * stride_sh
 
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, D], tl.float32)
     if STATIC_BLOCKS:  # Triton's CPU interpreter cannot loop to a bound computed in the kernel: mask all
         for i in range(0, STATIC_BLOCKS):
-            acc, l_i, m_i = _block(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, i * BLOCK_N, q_pos,
-                                   kv_len, qk_scale, True, D, BLOCK_N)
+            acc, l_i, m_i = _block(acc, l_i, m_i, q, k_base, v_base, ks_base, vs_base, stride_kn, stride_vn, i * BLOCK_N, q_pos,
+                                   kv_len, qk_scale, True, D, BLOCK_N, FP8)
     else:
         # Keys before the block's first query are visible to every row: no mask.
         full_end = ((offset + pid_m * BLOCK_M) // BLOCK_N) * BLOCK_N
         for start_n in range(0, full_end, BLOCK_N):
-            acc, l_i, m_i = _block(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, q_pos, kv_len,
-                                   qk_scale, False, D, BLOCK_N)
+            acc, l_i, m_i = _block(acc, l_i, m_i, q, k_base, v_base, ks_base, vs_base, stride_kn, stride_vn, start_n, q_pos, kv_len,
+                                   qk_scale, False, D, BLOCK_N, FP8)
         # The diagonal: keys up to the block's last query, masked.
         diag_end = tl.minimum(offset + (pid_m + 1) * BLOCK_M, kv_len)
         for start_n in range(full_end, diag_end, BLOCK_N):
-            acc, l_i, m_i = _block(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, start_n, q_pos, kv_len,
-                                   qk_scale, True, D, BLOCK_N)
+            acc, l_i, m_i = _block(acc, l_i, m_i, q, k_base, v_base, ks_base, vs_base, stride_kn, stride_vn, start_n, q_pos, kv_len,
+                                   qk_scale, True, D, BLOCK_N, FP8)
 
     acc = acc / l_i[:, None]
     tl.store(O + b * stride_ob + h * stride_oh + rows[:, None] * stride_om + offs_d[None, :],
@@ -122,24 +135,32 @@ def check_shapes(q: torch.Tensor, k: torch.Tensor) -> None:
         raise ValueError("triton attention needs the head dimension contiguous")
 
 
-def flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """q [B, Hq, n, D], k and v [B, Hkv, L, D] with L >= n -> [B, Hq, n, D], causal aligned bottom-right."""
+def flash_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_scale: torch.Tensor | None = None,
+                  v_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """q [B, Hq, n, D], k and v [B, Hkv, L, D] with L >= n -> [B, Hq, n, D], causal aligned bottom-right.
+    For an 8-bit cache k and v are e4m3 and k_scale, v_scale [B, Hkv, L] (positions contiguous) their
+    scales, read in the kernel: the cached prefix is never dequantised into a copy."""
     check_shapes(q, k)
     B, Hq, n, D = q.shape
     kv_len = k.shape[2]
+    fp8 = k_scale is not None
+    if fp8 and (k_scale.stride(-1) != 1 or v_scale.stride() != k_scale.stride()):
+        raise ValueError("triton attention needs the key and value scales laid out alike, positions contiguous")
     block_m, block_n, warps, stages = CONFIG
     if INTERPRETED:
         block_m, block_n = 16, 16
     out = torch.empty(B, n, Hq, D, device=q.device, dtype=q.dtype).transpose(1, 2)  # [B, Hq, n, D] view
     grid = (B * Hq, triton.cdiv(n, block_m))
     extra = {} if INTERPRETED else {"num_warps": warps, "num_stages": stages}
+    ks, vs = (k_scale, v_scale) if fp8 else (k, v)  # unused without FP8
     _prefill_kernel[grid](
-        q, k, v, out,
+        q, k, v, ks, vs, out,
         q.stride(0), q.stride(1), q.stride(2),
         k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2),
+        ks.stride(0) if fp8 else 0, ks.stride(1) if fp8 else 0,
         out.stride(0), out.stride(1), out.stride(2),
         n, kv_len, Hq, LOG2_E / math.sqrt(D),
         G=Hq // k.shape[1], D=D, BLOCK_M=block_m, BLOCK_N=block_n,
-        STATIC_BLOCKS=triton.cdiv(kv_len, block_n) if INTERPRETED else 0, **extra)
+        STATIC_BLOCKS=triton.cdiv(kv_len, block_n) if INTERPRETED else 0, FP8=fp8, **extra)
     return out

@@ -24,11 +24,12 @@ from pathlib import Path
 import torch
 
 from . import costs
-from .attention import DECODE_IMPLS, GQA_NATIVE, OFFSET_MODE, PREFILL_IMPLS, prefill_attention, probe_prefill
-from .cache import StaticKVCache
-from .config import ModelConfig
-from .generate import Generator
-from .model import build_model
+from storytransformer.engine.fastgen.attention import (DECODE_IMPLS, PREFILL_IMPLS, prefill_attention, probe_prefill,
+                                                       probes_for)
+from storytransformer.engine.fastgen.cache import StaticKVCache
+from storytransformer.engine.fastgen.config import ModelConfig
+from storytransformer.engine.fastgen.generate import Generator
+from storytransformer.engine.fastgen.model import build_model
 from .options import DEFAULT_CONTEXTS, DEFAULT_LONG_CONTEXTS, TINY_CONTEXTS, parse_sizes
 from .report import output_paths, write_outputs
 
@@ -38,7 +39,7 @@ VARIANTS_MAX_CONTEXT = 32768  # the stage/mode comparison runs at the longest co
 
 
 def repository_root() -> Path:
-    return Path(__file__).resolve().parents[3]
+    return Path(__file__).resolve().parents[2]
 
 
 def sync(device: torch.device) -> None:
@@ -66,7 +67,7 @@ def cleanup(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def measure_limits(device: torch.device, dtype: torch.dtype, log) -> dict:
+def measure_limits(device: torch.device, dtype: torch.dtype, log, sustained: bool = True) -> dict:
     """Matrix-product peak (TFLOP/s, best of a few square sizes) and copy bandwidth (GB/s)."""
     sizes = (4096, 8192, 16384) if device.type == "cuda" else (128, 256)
     best, best_n = 0.0, 0
@@ -87,7 +88,7 @@ def measure_limits(device: torch.device, dtype: torch.dtype, log) -> dict:
     del src, dst
     cleanup(device)
     limits = {"matmul_tflops": best, "matmul_n": best_n, "copy_gbps": bandwidth}
-    if device.type == "cuda":
+    if device.type == "cuda" and sustained:
         limits.update(sustained_matmul(device, dtype, best_n))
     log(f"limits: matmul peak {best:.1f} TFLOP/s (n={best_n}), copy bandwidth {bandwidth:.0f} GB/s"
         + (f"; sustained for {limits['sustained_s']:.0f} s: {limits['sustained_tflops']:.1f} TFLOP/s"
@@ -139,6 +140,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, log=print):
         self.args, self.log = args, log
         self.device = torch.device(args.device)
+        self.probes = probes_for(self.device)  # what probe_prefill finds on this device
         self.cfg = ModelConfig.tiny() if args.tiny else ModelConfig.qwen25_7b_1m()
         self.dtype = torch.float32 if args.tiny and self.device.type == "cpu" else torch.bfloat16
         self.dtype_bytes = torch.empty((), dtype=self.dtype).element_size()
@@ -153,7 +155,11 @@ class Bench:
         self.fused = not args.no_fused and (self.device.type == "cuda" or interpreted)
         self.layered = args.prefill_mode == "layered"
         self.quant = args.quant if args.quant is not None else (
-            ["int8", "nf4"] if self.device.type == "cuda" and not args.tiny else [])
+            ["int8", "nf4", "int4"] if self.device.type == "cuda" and not args.tiny else [])
+        self.decode_tokens = args.decode_tokens
+        # the kernels of the format comparisons: the 8-bit cache is read by the Triton kernels only
+        self.prefill_attn = "triton" if self.fused else "eager"
+        self.decode_attn_fmt = "triton" if self.fused else "matmul"
         if args.smoke:
             self.contexts = [64 if args.tiny else 4096]
             self.long_contexts = []
@@ -171,7 +177,7 @@ class Bench:
                                          "dtype": str(self.dtype).removeprefix("torch."), "budget_s": args.budget_s,
                                          "fused": self.fused, "prefill_mode": args.prefill_mode, "quant": self.quant},
                              "limits": None, "unavailable": {}, "prefill": [], "decode": [], "variants": [],
-                             "quantized": [], "notes": []}
+                             "quantized": [], "kv_cache": [], "capped": [], "accuracy": [], "notes": []}
         self.rates: dict[str, float] = {}  # best achieved FLOP/s per prefill attention, to predict durations
         self.warmed: set[str] = set()
         self.last_plot = self.started
@@ -188,7 +194,7 @@ class Bench:
 
     # ---- setup --------------------------------------------------------------------------------------
     def setup(self) -> None:
-        self.result["limits"] = measure_limits(self.device, self.dtype, self.log)
+        self.result["limits"] = measure_limits(self.device, self.dtype, self.log, sustained=not self.args.no_sweep)
         self.save()
         t0 = time.perf_counter()
         self.model = build_model(self.cfg, self.device, self.dtype, fused=self.fused)
@@ -206,16 +212,16 @@ class Bench:
                 why = probe_prefill(impl, self.device, self.dtype, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim)
             except Exception as exc:  # noqa: BLE001 - an unusable kernel is a result, not a crash
                 why = f"{type(exc).__name__}: {str(exc)[:200]}"
-            probes[impl] = why or (("ok, chunked prefill" if OFFSET_MODE.get(impl) == "lower_right"
+            probes[impl] = why or (("ok, chunked prefill" if self.probes.offset_mode.get(impl) == "lower_right"
                                     else "ok, one chunk only (no attention to cached positions)")
-                                   + (", native GQA" if impl in GQA_NATIVE else ""))
+                                   + (", native GQA" if impl in self.probes.gqa_native else ""))
             self.log(f"probe {impl}: {probes[impl]}")
             if impl not in self.attn:
                 continue
             if why:
                 self.result["unavailable"][impl] = why
                 self.attn.remove(impl)
-            elif OFFSET_MODE.get(impl) == "single_chunk":
+            elif self.probes.offset_mode.get(impl) == "single_chunk":
                 self.result["notes"].append(f"{impl} cannot attend to cached positions after the first chunk "
                                             "on this device: it prefills in one chunk and has no warm-prefix timing")
         for impl in list(self.decode_attn):
@@ -236,7 +242,7 @@ class Bench:
         if self.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
             return "Triton needs CUDA here (or TRITON_INTERPRET=1 for its CPU interpreter)"
         try:
-            from .attention import decode_attention
+            from storytransformer.engine.fastgen.attention import decode_attention
 
             cfg, S = self.cfg, 1024
             g = torch.Generator(device="cpu").manual_seed(0)
@@ -266,6 +272,15 @@ class Bench:
 
     def run(self) -> None:
         self.setup()
+        if not self.args.no_sweep:
+            self.sweep()
+        self.measure_issue18()
+        self.result["complete"] = True
+        self.save(final=True)
+        self.log(f"done in {time.perf_counter() - self.started:.0f} s: {self.paths['json']}")
+
+    def sweep(self) -> None:
+        """Prefill and decoding for each attention implementation and context."""
         for i, context in enumerate(self.contexts):
             self.measure_context(context, self.attn)
             if i == 0:
@@ -277,11 +292,45 @@ class Bench:
                     self.measure_context(context, [best])
                 else:
                     self.result["notes"].append(f"{context}: no attention implementation measured to choose from")
+
+    def measure_issue18(self) -> None:
+        """Weight formats, the 8-bit cache, the capped runs and accuracy (see formats.py), in the order
+        that keeps the most when the run is cut short."""
+        from . import formats
+
+        class Kernels:  # what formats.py reads: this run's context with the format comparison's kernels
+            pass
+
+        ctx = Kernels()
+        for name in ("device", "cfg", "dtype", "fused", "result", "log", "save", "decode_tokens", "chunk", "layered",
+                     "prefill_attn"):
+            setattr(ctx, name, getattr(self, name))
+        ctx.decode_attn = self.decode_attn_fmt
         if self.quant:
-            self.measure_quantized()
-        self.result["complete"] = True
-        self.save(final=True)
-        self.log(f"done in {time.perf_counter() - self.started:.0f} s: {self.paths['json']}")
+            base = "bf16" if self.dtype == torch.bfloat16 else "fp32"
+            self.model = None  # each format builds its own model
+            cleanup(self.device)
+            formats.measure_formats(ctx, [base] + self.quant, self.args.quant_contexts or self.contexts[:1])
+        if self.args.kv_contexts:
+            model = build_model(self.cfg, self.device, self.dtype, fused=self.fused)
+            formats.measure_kv_cache(ctx, model, self.args.kv_contexts)
+            del model
+            cleanup(self.device)
+        self.model = None
+        cleanup(self.device)
+        caps = list(self.args.capped or [])
+        if caps and self.device.type == "cuda":
+            max_context = (self.args.capped_context or [None])[0]
+            formats.measure_capped(ctx, caps[0], formats.four_bit_format(), "fp8", max_context=max_context)
+        if self.args.accuracy:
+            prompts = load_prompts(self.args.prompts, self.args.accuracy, self.cfg.vocab)
+            formats.measure_accuracy(ctx, f"{self.cfg.name} (random weights)",
+                                     lambda: build_model(self.cfg, self.device, self.dtype, fused=self.fused), prompts)
+        if caps and self.device.type == "cuda":
+            for cap in caps[1:]:
+                formats.measure_capped(ctx, cap, formats.four_bit_format(), "fp8")
+        elif caps:
+            self.result["notes"].append("capped runs need CUDA (torch.cuda.set_per_process_memory_fraction)")
 
     def transformers_baseline(self) -> None:
         """Plain transformers decoding of the same shape at the shortest context, if time is left."""
@@ -311,7 +360,7 @@ class Bench:
 
     def fastest_attention(self) -> str | None:
         ok = [r for r in self.result["prefill"] if r["status"] == "ok"  # token-major chunks need a cached prefix
-              and (self.layered or OFFSET_MODE.get(r["attn"]) != "single_chunk")]
+              and (self.layered or self.probes.offset_mode.get(r["attn"]) != "single_chunk")]
         if not ok:
             return None
         longest = max(r["context"] for r in ok)
@@ -358,7 +407,7 @@ class Bench:
     def measure_prefill(self, impl: str, context: int, cache: StaticKVCache, tokens: torch.Tensor):
         """Time the prefill of ``context`` tokens and the warm-prefix first token; returns the next token."""
         cfg, device = self.cfg, self.device
-        single = OFFSET_MODE.get(impl) == "single_chunk"
+        single = self.probes.offset_mode.get(impl) == "single_chunk"
         chunk = context if single and not self.layered else min(self.chunk, context)
         free = free_memory(device)
         if free is not None:
@@ -484,7 +533,7 @@ class Bench:
 
     def best_prefill(self, context: int) -> str | None:
         rows = [r for r in self.result["prefill"] if r["status"] == "ok" and r["context"] == context
-                and OFFSET_MODE.get(r["attn"]) != "single_chunk"]
+                and self.probes.offset_mode.get(r["attn"]) != "single_chunk"]
         return max(rows, key=lambda r: r["tokens_per_s"])["attn"] if rows else None
 
     def measure_variants(self, context: int, cache: StaticKVCache, tokens: torch.Tensor) -> None:
@@ -538,82 +587,6 @@ class Bench:
             cleanup(device)
         self.save()
 
-    def measure_quantized(self) -> None:
-        """bf16 against bitsandbytes int8 and NF4 weights at the first context: memory, prefill, decoding."""
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError as exc:
-            self.result["unavailable"]["quantized weights"] = f"bitsandbytes is not installed ({exc})"
-            self.save()
-            return
-        import logging
-        import warnings
-
-        from .quantize import quantize_linears
-
-        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # a cast notice on every int8 product
-
-        context, cfg, device = self.contexts[0], self.cfg, self.device
-        impl = self.best_prefill(context) or (self.attn[0] if self.attn else "eager")
-        decode_impl = "triton" if "triton" in self.decode_attn else self.decode_attn[0]
-        self.model = None  # the bf16 model of the main run: each format gets a fresh one
-        cleanup(device)
-        capacity = -(-(context + self.suffix + self.args.decode_tokens + 16) // 256) * 256
-        base = "bf16" if self.dtype == torch.bfloat16 else "fp32"
-        for fmt in [base] + self.quant:
-            if self.remaining() < 30:
-                self.result["quantized"].append({"format": fmt, "status": "skipped",
-                                                 "reason": f"{self.remaining():.0f} s left in the time budget"})
-                continue
-            model = cache = generator = None
-            try:
-                model = build_model(cfg, device, self.dtype, fused=self.fused)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    if fmt != base:
-                        quantize_linears(model, fmt)
-                    cleanup(device)
-                    weights = torch.cuda.memory_allocated(device) if device.type == "cuda" else None
-                    cache = StaticKVCache(cfg, capacity, device=device, dtype=self.dtype)
-                    tokens = torch.randint(cfg.vocab, (1, context), generator=torch.Generator().manual_seed(1)).to(device)
-                    generator = Generator(model, cache, impl, decode_impl, chunk=min(self.chunk, context),
-                                          cuda_graph=device.type == "cuda", layered=self.layered)
-                    generator.prefill(tokens, start=0)  # warm-up
-                    if device.type == "cuda":
-                        torch.cuda.reset_peak_memory_stats(device)
-                    holder = {}
-                    seconds = timed(lambda: holder.update(t=generator.prefill(tokens, start=0)), device)
-                    peak_bytes = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-                    graph_error = None
-                    try:
-                        generator.decode(holder["t"], 2)  # capture
-                    except Exception as exc:  # noqa: BLE001 - fall back to op-by-op decoding
-                        graph_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
-                        generator.release()
-                        generator.use_graph = False
-                    generator.truncate(context)
-                    steps = self.args.decode_tokens
-                    ms = timed(lambda: generator.decode(holder["t"], steps), device) / steps * 1e3
-                row = {"format": fmt, "status": "ok", "context": context, "attn": impl, "decode_attn": decode_impl,
-                       "weights_bytes": weights - cache.nbytes if weights is not None else None,
-                       "weights_and_cache_bytes": weights, "peak_memory_bytes": peak_bytes,
-                       "prefill_s": seconds, "tokens_per_s": context / seconds, "ms_per_token": ms,
-                       "cuda_graph": graph_error is None, "graph_error": graph_error}
-                self.result["quantized"].append(row)
-                self.log(f"weights {fmt}: {(row['weights_bytes'] or 0) / GB:.1f} GB, prefill @ {context} "
-                         f"{row['tokens_per_s']:,.0f} tok/s, decode {ms:.2f} ms/token"
-                         + (f" (no graph: {graph_error})" if graph_error else ""))
-            except Exception as exc:  # noqa: BLE001 - one format failing must not end the run
-                self.result["quantized"].append({"format": fmt, "status": "error",
-                                                 "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
-                self.log(f"weights {fmt}: error: {exc}")
-            finally:
-                if generator is not None:
-                    generator.release()
-                del model, cache, generator
-                cleanup(device)
-            self.save()
-
     def graph_decode(self, impl: str, context: int, cache: StaticKVCache, first: torch.Tensor, compile: bool):
         """(ms/token, capture seconds, None) replaying a captured step, or (None, None, why) if capture fails."""
         generator = Generator(self.model, cache, decode_attn=impl, cuda_graph=True, compile=compile)
@@ -632,6 +605,19 @@ class Bench:
         finally:
             generator.release()
             cache.length = context
+
+
+def load_prompts(path: str | None, count: int, vocab: int, length: int = 256) -> list[list[int]]:
+    """``count`` token-id lists from a JSON file (see prompts.py), or random ids when none is given."""
+    if path:
+        import json
+
+        prompts = [p for p in json.loads(Path(path).read_text("utf-8")) if p][:count]
+        if any(max(p) >= vocab for p in prompts):
+            raise SystemExit(f"{path}: token ids beyond the model's vocabulary of {vocab}")
+        return prompts
+    gen = torch.Generator().manual_seed(11)
+    return [torch.randint(vocab, (length,), generator=gen).tolist() for _ in range(count)]
 
 
 def main(args: argparse.Namespace, log=None) -> int:

@@ -8,7 +8,7 @@ rotary embeddings are not matrix products and are not counted.
 
 from __future__ import annotations
 
-from .config import ModelConfig
+from storytransformer.engine.fastgen.config import ModelConfig
 
 
 def matmul_params_per_layer(cfg: ModelConfig) -> int:

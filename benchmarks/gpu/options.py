@@ -56,7 +56,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fused", action="store_true",
                    help="plain torch norms, rotary and SwiGLU instead of the fused Triton kernels")
     p.add_argument("--quant", type=parse_names, default=None,
-                   help="weight formats compared at the first context with bitsandbytes (default int8,nf4 on CUDA; "
-                        "'' for none); bf16 is measured alongside")
+                   help="weight formats compared with bf16: int8 and nf4 (bitsandbytes), int4 (this project's "
+                        "kernels) (default int8,nf4,int4 on CUDA; '' for none)")
+    p.add_argument("--quant-contexts", type=parse_sizes, default=None,
+                   help="contexts of the weight-format comparison (default: the first context)")
+    p.add_argument("--kv-contexts", type=parse_sizes, default=None,
+                   help="contexts at which the 8-bit KV cache is compared with bf16 (default none; e.g. 4k,32k,128k)")
+    p.add_argument("--capped", type=parse_sizes, default=None,
+                   help="memory caps in GiB for the resident-backlog run with 4-bit weights and the 8-bit cache "
+                        "(e.g. 24,16; default none)")
+    p.add_argument("--capped-context", type=parse_sizes, default=None,
+                   help="fill a capped cache with at most this many tokens (default: as many as fit)")
+    p.add_argument("--accuracy", type=int, default=0, metavar="PROMPTS",
+                   help="accuracy of every format against bf16 over this many prompts (default 0: not measured)")
+    p.add_argument("--prompts", default=None, metavar="JSON",
+                   help="token-id lists for --accuracy (benchmarks/gpu/prompts.py makes them from backlogs; "
+                        "default: random token ids)")
+    p.add_argument("--no-sweep", action="store_true",
+                   help="skip the attention x context sweep (prefill and decode tables): measure only the limits "
+                        "and what the options above ask for")
     p.add_argument("--compile", action="store_true",
                    help="also time decoding compiled with torch.compile at the first context (slow to compile)")

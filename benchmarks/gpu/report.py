@@ -42,7 +42,7 @@ def write_outputs(result: dict, paths: dict[str, Path], plots: bool = True) -> N
 
 
 def _fmt(value, spec: str, scale: float = 1.0) -> str:
-    return "" if value is None else format(value * scale, spec)
+    return "" if value is None else format(value * scale if scale != 1.0 else value, spec)
 
 
 def _k(context: int) -> str:
@@ -111,6 +111,8 @@ def markdown(result: dict, names: dict[str, str]) -> str:
                      f"fastgen's {base['fastgen_kernel']} ({base['fastgen_ms_per_token']:.2f} ms)"
                      if base.get("speedup") else "") + ".", ""]
     lines += _variants(result.get("variants") or []) + _quantized(result.get("quantized") or [])
+    lines += _kv_cache(result.get("kv_cache") or []) + _capped(result.get("capped") or [])
+    lines += _accuracy(result.get("accuracy") or [])
     if result.get("unavailable"):
         lines += ["## Not measured", ""] + [f"- {k}: {v}" for k, v in result["unavailable"].items()] + [""]
     if result.get("notes"):
@@ -142,22 +144,80 @@ def _variants(rows: list[dict]) -> list[str]:
 def _quantized(rows: list[dict]) -> list[str]:
     if not rows:
         return []
-    base = next((r for r in rows if r["format"] in ("bf16", "fp32") and r["status"] == "ok"), None)
-    lines = ["## Weight formats (bitsandbytes; same run)", "",
+    lines = ["## Weight formats (same run)", "",
              "| weights | status | context | weights GB | peak memory GB | prefill tokens/s | × bf16 | "
-             "decode ms/token | × bf16 |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "decode ms/token | bound ms | × bound | decode speed-up over bf16 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r["status"] != "ok":
-            lines.append(f"| {r['format']} | {r['status']}: {r['reason']} | | | | | | | |")
+            lines.append(f"| {r['format']} | {r['status']}: {r['reason']} | {_k(r['context']) if 'context' in r else ''}"
+                         " | | | | | | | | |")
             continue
+        base = next((b for b in rows if b["format"] in ("bf16", "fp32") and b["status"] == "ok"
+                     and b.get("context") == r.get("context")), None)
         speed = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}" if base else ""
-        decode = f"{r['ms_per_token'] / base['ms_per_token']:.2f}" if base else ""
+        decode = f"{base['ms_per_token'] / r['ms_per_token']:.2f}" if base else ""
         lines.append(f"| {r['format']} | ok{'' if r['cuda_graph'] else ' (no graph)'} | {_k(r['context'])} | "
-                     f"{_fmt(r['weights_bytes'], '.1f', 1 / GB)} | {_fmt(r['peak_memory_bytes'], '.1f', 1 / GB)} | "
-                     f"{r['tokens_per_s']:,.0f} | {speed} | {r['ms_per_token']:.2f} | {decode} |")
-    return lines + ["", "Weights GB: GPU memory allocated with the model and its cache, less the cache (the output "
-                    "head and embeddings stay bf16). × bf16: ratio of prefill tokens/s, and of decode time.", ""]
+                     f"{_fmt(r['weights_bytes'], '.2f', 1 / GB)} | {_fmt(r['peak_memory_bytes'], '.1f', 1 / GB)} | "
+                     f"{r['tokens_per_s']:,.0f} | {speed} | {r['ms_per_token']:.2f} | {_fmt(r.get('bound_ms'), '.2f')} | "
+                     f"{_fmt(r.get('ratio_to_bound'), '.2f')} | {decode} |")
+    return lines + ["", "Weights GB: bytes of every parameter and buffer of the model (packed codes and scales "
+                    "included; the output head and embeddings stay bf16). × bf16: ratio of prefill tokens/s at the "
+                    "same context. Bound: the model's bytes (one embedding row) and the cache read per token over "
+                    "the measured copy bandwidth. Speed-up: bf16 decode time over this format's.", ""]
 
+
+def _kv_cache(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## 8-bit KV cache against bf16 (bf16 weights, same run)", "",
+             "| cache | context | status | cache GB | prefill tokens/s | decode ms/token | bound ms | × bound |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['kv']} | {_k(r['context'])} | {r['status']}: {r['reason']} | | | | | |")
+            continue
+        lines.append(f"| {r['kv']} | {_k(r['context'])} | ok | {r['cache_bytes'] / GB:.2f} | {r['tokens_per_s']:,.0f} | "
+                     f"{r['ms_per_token']:.2f} | {r['bound_ms']:.2f} | {r['ratio_to_bound']:.2f} |")
+    return lines + ["", "fp8: e4m3 keys and values with one float32 scale per position and key/value head, read "
+                    "directly by the Triton prefill and split-K decode kernels.", ""]
+
+
+def _capped(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Under a memory cap (torch.cuda.set_per_process_memory_fraction)", "",
+             "| cap GiB | weights | cache | status | cache capacity tokens | context resident | prefill s | "
+             "warm TTFT ms | decode ms/token | peak memory GB |", "|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        tail = "" if r["status"] == "ok" else f": {r.get('reason', '')}"
+        lines.append(f"| {r['cap_gb']} | {r['weights']} | {r['kv']} | {r['status']}{tail} | "
+                     f"{_fmt(r.get('capacity_tokens'), ',')} | {_fmt(r.get('context'), ',')} | "
+                     f"{_fmt(r.get('prefill_s'), '.1f')} | {_fmt(r.get('warm_ttft_ms'), '.0f')} | "
+                     f"{_fmt(r.get('ms_per_token'), '.2f')} | {_fmt(r.get('peak_memory_bytes'), '.1f', 1 / GB)} |")
+    return lines + ["", "Capacity: the largest cache that fits beside the weights and one 4096-token chunk's "
+                    "activations under the cap; context: the prefix prefilled into it (token-major chunks of 4096, "
+                    "Triton attention over the 8-bit cached prefix). Warm TTFT: a 256-token request on top of it. "
+                    "Peak memory: torch.cuda.max_memory_allocated (the CUDA context, about 0.5 GB on a "
+                    "workstation card, is outside it).", ""]
+
+
+def _accuracy(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Accuracy against bf16 weights and a bf16 cache", "",
+             "| model | weights | cache | status | prompts | positions | mean KL (nats) | identical greedy continuations |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append(f"| {r['model']} | {r['weights']} | {r['kv']} | {r['status']}: {r['reason']} | | | | |")
+            continue
+        lines.append(f"| {r['model']} | {r['weights']} | {r['kv']} | ok | {r['prompts']} | {r['positions']:,} | "
+                     f"{r['mean_kl']:.4f} | {r['identical_share']:.0%} ({round(r['identical_share'] * r['prompts'])}"
+                     f"/{r['prompts']}, {r['new_tokens']} tokens) |")
+    return lines + ["", "Mean KL: KL(bf16 ‖ format) of the next-token distributions at every prompt position, "
+                    "averaged over all positions of all prompts. Identical: the greedy continuation equals bf16's "
+                    "token for token.", ""]
 
 def plot(result: dict, paths: dict[str, Path]) -> None:
     """Peak memory and prefill tokens/s against context per attention; decode ms/token against its bound."""

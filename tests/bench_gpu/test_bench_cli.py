@@ -121,3 +121,30 @@ def test_interpreted_run_compares_stages_modes_and_weight_formats(tmp_path):
         assert row["tokens_per_s"] > 0 and row["ms_per_token"] > 0
     md = (tmp_path / "gpu_tiny.md").read_text()
     assert "## What each change is worth" in md and "| nf4 | ok" in md
+
+
+def test_format_cache_and_accuracy_rows_on_the_cpu(tmp_path):
+    """The issue-18 measurements without the sweep: weight formats, the 8-bit cache against the model's
+    own dtype, accuracy against it; capped runs need CUDA and say so."""
+    pytest.importorskip("bitsandbytes")
+    r = subprocess.run([sys.executable, "benchmarks/gpu_bench.py", "--tiny", "--device", "cpu", "--no-sweep",
+                        "--quant", "nf4", "--kv-contexts", "48", "--accuracy", "2", "--capped", "16",
+                        "--decode-tokens", "2", "--no-hf-baseline", "--out", str(tmp_path)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads((tmp_path / "gpu_tiny.json").read_text())
+    assert data["prefill"] == [] and data["decode"] == []
+    assert [(row["format"], row["status"]) for row in data["quantized"]] == [("fp32", "ok"), ("nf4", "ok")]
+    assert all(row["ms_per_token"] > 0 and row["bound_ms"] > 0 for row in data["quantized"])
+    kv = {row["kv"]: row for row in data["kv_cache"]}
+    assert set(kv) == {"bf16", "fp8"} and all(row["status"] == "ok" for row in kv.values())
+    assert kv["fp8"]["cache_bytes"] < kv["bf16"]["cache_bytes"] / 3  # 1 byte and a scale against 4 (fp32 here)
+    accuracy = {(row["weights"], row["kv"]): row for row in data["accuracy"]}
+    assert set(accuracy) == {("int8", "bf16"), ("nf4", "bf16"), ("int4", "bf16"), ("bf16", "fp8"), ("int4", "fp8")}
+    fp8 = accuracy[("bf16", "fp8")]
+    assert fp8["status"] == "ok" and fp8["prompts"] == 2 and 0 <= fp8["mean_kl"] < 0.1
+    assert 0 <= fp8["identical_share"] <= 1
+    assert "multiple of 128" in accuracy[("int4", "bf16")]["reason"]  # the tiny model's 64 inputs: named
+    assert any("need CUDA" in note for note in data["notes"])
+    md = (tmp_path / "gpu_tiny.md").read_text()
+    assert "## 8-bit KV cache against bf16" in md and "## Accuracy against bf16" in md

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storytransformer.engine.fastgen import costs
+from benchmarks.gpu import costs
 from storytransformer.engine.fastgen.config import ModelConfig
 
 # 1 layer, dim 4, intermediate 6, 2 query heads and 1 KV head of 2, vocabulary 10.

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from .config import ModelConfig
+from storytransformer.engine.fastgen.config import ModelConfig
 
 
 def transformers_decode(cfg: ModelConfig, device: torch.device, dtype: torch.dtype, context: int,

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from storytransformer.engine.fastgen.options import parse_names, parse_sizes
+from benchmarks.gpu.options import parse_names, parse_sizes
 
 
 def test_sizes_take_k_and_m_suffixes():

@@ -1,0 +1,473 @@
+"""4-bit weights on the GPU (issue 18, point 1): per matrix of the 7.6B shape and 1, 4 or 8 activation
+rows, bf16 torch.matmul against the fused int4 decode kernel and bitsandbytes NF4, beside the bytes-read
+bound from the copy bandwidth measured in the same run; the whole layer stack (28 layers x the model's
+matrices) estimated from the per-matrix times and measured in one CUDA graph; prefill products; and,
+last, the whole fastgen model decoding at 4k and 32k context with bf16 and with int4 weights.
+
+Each matrix is timed inside a CUDA graph over enough distinct copies of its weight that the copies do
+not fit in the L2 cache: the weights stream from memory as they do in a real decoding step. Prints a
+table and writes int4_bench.json (after every section, so a run cut short keeps what it measured).
+
+    python3 benchmarks/gpu/int4_bench.py --out DIR [--sweep] [--budget-s 150]
+    TRITON_INTERPRET=1 python3 benchmarks/gpu/int4_bench.py --tiny --out DIR   # CPU smoke test of the code
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+ROOT = Path(__file__).resolve().parents[2]
+MB = 1e6
+
+LAYERS = 28
+# (name, out_features N, in_features K, bias): the fastgen model's fused matrices, then the separate ones
+FUSED = [("wqkv", 4608, 3584, True), ("wo", 3584, 3584, False), ("w13", 37888, 3584, False),
+         ("w2", 3584, 18944, False)]
+SEPARATE = [("q", 3584, 3584, True), ("k", 512, 3584, True), ("v", 512, 3584, True), ("o", 3584, 3584, False),
+            ("gate", 18944, 3584, False), ("up", 18944, 3584, False), ("down", 3584, 18944, False)]
+ROWS = (1, 4, 8)
+# --tiny: the same code on small shapes on the CPU (Triton's interpreter), to check the script itself
+TINY_FUSED = [("wqkv", 160, 256, True), ("wo", 128, 128, False), ("w13", 256, 128, False), ("w2", 128, 256, False)]
+
+
+def load_modules():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from storytransformer.engine.fastgen import int4, triton_int4
+    except ImportError as exc:  # the project's other dependencies missing: fastgen on its own
+        print(f"note: project import failed ({exc}); loading fastgen on its own", file=sys.stderr)
+        sys.path.insert(0, str(ROOT / "storytransformer" / "engine"))
+        from fastgen import int4, triton_int4  # type: ignore[no-redef]
+    return int4, triton_int4
+
+
+class Bench:
+    def __init__(self, args):
+        self.args, self.t0 = args, time.perf_counter()
+        self.int4, self.ti = load_modules()
+        self.dev = torch.device("cpu" if args.tiny else "cuda")
+        self.fused = TINY_FUSED if args.tiny else FUSED
+        self.separate = [] if args.tiny else SEPARATE
+        self.layers = 2 if args.tiny else LAYERS
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        device = "cpu (--tiny)" if args.tiny else torch.cuda.get_device_name()
+        command = " ".join("OUT" if a == args.out else a for a in sys.argv)  # no machine path in the results
+        self.result = {"device": device, "torch": torch.__version__, "triton": __import__("triton").__version__,
+                       "command": command,
+                       "checks": [], "sweep": [], "matrices": [], "stack": [], "prefill": [], "model": [],
+                       "notes": []}
+        try:
+            import bitsandbytes as bnb
+            self.bnb = bnb
+            self.result["bitsandbytes"] = bnb.__version__
+        except Exception as exc:  # noqa: BLE001
+            self.bnb = None
+            self.result["notes"].append(f"bitsandbytes unavailable: {exc}")
+        self.best: dict[tuple[int, int, int], object] = {}
+
+    def left(self) -> float:
+        return self.args.budget_s - (time.perf_counter() - self.t0)
+
+    def save(self) -> None:
+        (self.out / "int4_bench.json").write_text(json.dumps(self.result, indent=1, default=str))
+
+    def log(self, msg: str) -> None:
+        print(f"[{time.perf_counter() - self.t0:6.1f}s] {msg}", flush=True)
+
+    # ---- timing -------------------------------------------------------------------------------------
+    def sync(self) -> None:
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def graph_ms(self, calls, reps: int = 10) -> tuple[float, bool]:
+        """ms per call of the ``calls`` (one product each, distinct weights) replayed from a CUDA graph;
+        (eager time, False) when capture fails."""
+        if self.dev.type != "cuda":
+            t = time.perf_counter()
+            for c in calls:
+                c()
+            return (time.perf_counter() - t) * 1e3 / len(calls), False
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for c in calls:
+                c()
+        torch.cuda.current_stream().wait_stream(s)
+        torch.cuda.synchronize()
+        graph = None
+        try:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                for c in calls:
+                    c()
+            run = graph.replay
+        except Exception:  # noqa: BLE001 - time op by op instead
+            graph = None
+            torch.cuda.synchronize()
+
+            def run():
+                for c in calls:
+                    c()
+        run()
+        torch.cuda.synchronize()
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(reps):
+            run()
+        b.record()
+        torch.cuda.synchronize()
+        ms = a.elapsed_time(b) / reps / len(calls)
+        used_graph = graph is not None
+        del graph
+        return ms, used_graph
+
+    def copies(self, nbytes: int) -> int:
+        return max(2, min(256, math.ceil(self.args.stream_mb * MB / nbytes)))
+
+    # ---- sections -----------------------------------------------------------------------------------
+    def bandwidth(self) -> None:
+        if self.dev.type != "cuda":
+            self.bw = 1e10
+            return
+        n = 2 ** 31
+        src = torch.empty(n, dtype=torch.uint8, device=self.dev)
+        dst = torch.empty_like(src)
+        dst.copy_(src)
+        torch.cuda.synchronize()
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(10):
+            dst.copy_(src)
+        b.record()
+        torch.cuda.synchronize()
+        s = a.elapsed_time(b) / 10 / 1e3
+        self.bw = 2 * n / s  # bytes read + written per second, as docs/benchmarks/gpu.md counts it
+        self.result["copy_bandwidth_bytes_per_s"] = self.bw
+        self.log(f"copy bandwidth {self.bw / 1e9:,.0f} GB/s (read + write)")
+        del src, dst
+
+    def weight(self, n: int, k: int, seed: int) -> torch.Tensor:
+        g = torch.Generator(device=self.dev).manual_seed(seed)
+        return (torch.randn(n, k, device=self.dev, generator=g) * 0.02).to(torch.bfloat16)
+
+    def checks(self) -> None:
+        """The kernels on this GPU against the plain-torch reference (dequantise, then float32 product)."""
+        g = torch.Generator(device=self.dev).manual_seed(1)
+        for name, n, k, bias in self.fused:
+            w = self.weight(n, k, 7)
+            qw, s, z = self.int4.quantize_int4(w, 128)
+            ref_w = self.int4.dequantize_int4(qw, s, z, 128)
+            b = (torch.randn(n, device=self.dev, generator=g) * 0.1).to(torch.bfloat16) if bias else None
+            rel_q = ((ref_w - w.float()).norm() / w.float().norm()).item()
+            for m in (1, 2, 3, 4, 5, 8, 300):
+                x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
+                want = x.float() @ ref_w.T + (b.float() if b is not None else 0)
+                if m <= 8:
+                    got = self.ti.int4_decode(x, qw, s, z, 128, b)
+                else:
+                    got = self.ti.int4_prefill(x, qw, s, z, 128, b)
+                err = ((got.float() - want).abs().max() / want.abs().max()).item()
+                row = {"matrix": name, "rows": m, "max_err_rel": err, "quant_err_rel": rel_q, "ok": err < 1e-2}
+                self.result["checks"].append(row)
+                if not row["ok"]:
+                    self.log(f"CHECK FAILED {row}")
+            del w, qw, s, z, ref_w
+        ok = all(r["ok"] for r in self.result["checks"])
+        self.log(f"correctness on the GPU: {'all ok' if ok else 'FAILURES'} "
+                 f"({len(self.result['checks'])} cases; quantisation error {rel_q:.3f} of the weight norm)")
+        self.save()
+
+    def int4_copies(self, n: int, k: int, count: int):
+        w = self.weight(n, k, 11)
+        qw, s, z = self.int4.quantize_int4(w, 128)
+        del w
+        return [(qw.clone(), s.clone(), z.clone()) for _ in range(count)]
+
+    def sweep(self) -> None:
+        """Tiles of the decode kernel per matrix and row count; the fastest becomes that case's tile."""
+        DC = self.ti.DecodeConfig
+        P = dict(planes=True)
+        cands = {1: [DC(False, 128), DC(False, 64), DC(False, 64, 1), DC(False, 128, 1), DC(False, 64, 2),
+                     DC(False, 128, 2, 2), DC(False, 64, 4), DC(False, 128, **P), DC(False, 64, 1, **P),
+                     DC(False, 128, 2, **P), DC(False, 256, **P), DC(True, 64, **P), DC(True, 128, 1, **P)],
+                 4: [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
+                     DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
+                     DC(True, 128, 1, 8, **P)],
+                 8: [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
+                     DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
+                     DC(True, 128, 1, 8, **P)]}
+        t0 = time.perf_counter()
+        seen = set()
+        for name, n, k, bias in self.fused + self.separate:
+            if (n, k) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
+                continue
+            seen.add((n, k))
+            reps = self.int4_copies(n, k, self.copies(n * k // 2))
+            g = torch.Generator(device=self.dev).manual_seed(2)
+            for m in ROWS:
+                if self.left() < self.args.reserve_s or time.perf_counter() - t0 > self.args.sweep_s:
+                    self.result["notes"].append(f"sweep cut short by the time budget before {name} rows {m}")
+                    return
+                x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
+                ref = x.float() @ self.int4.dequantize_int4(*reps[0], 128).T
+                best = None
+                for cfg in cands[m]:
+                    try:
+                        y = self.ti.int4_decode(x, *reps[0], 128, config=cfg).float()
+                        if (y - ref).abs().max() > 1e-2 * ref.abs().max():
+                            raise AssertionError("differs from the reference tile")
+                        ms, _ = self.graph_ms([lambda r=r, cfg=cfg: self.ti.int4_decode(x, *r, 128, config=cfg)
+                                               for r in reps])
+                    except Exception as exc:  # noqa: BLE001
+                        self.result["sweep"].append({"matrix": name, "rows": m, "config": cfg.__dict__,
+                                                     "error": f"{type(exc).__name__}: {str(exc)[:160]}"})
+                        continue
+                    self.result["sweep"].append({"matrix": name, "rows": m, "config": cfg.__dict__, "ms": ms})
+                    if best is None or ms < best[0]:
+                        best = (ms, cfg)
+                if best:
+                    self.best[(m, n, k)] = best[1]
+                    self.ti.TUNED[(m, n, k)] = best[1]  # Int4Linear in the model section uses it too
+                    self.log(f"sweep {name} rows {m}: best {best[1]} {best[0] * 1e3:.1f} us")
+            del reps
+            torch.cuda.empty_cache()
+            self.save()
+
+    def config(self, m, n, k):
+        return self.best.get((m, n, k)) or self.ti.decode_config(m, n, k)
+
+    def matrices(self) -> None:
+        for name, n, k, bias in self.fused + self.separate:
+            if self.left() < self.args.reserve_s:
+                self.result["notes"].append(f"matrix table cut short before {name}")
+                return
+            g = torch.Generator(device=self.dev).manual_seed(3)
+            b = (torch.randn(n, device=self.dev, generator=g) * 0.1).to(torch.bfloat16) if bias else None
+            w = self.weight(n, k, 5)
+            bf = [w.clone() for _ in range(self.copies(n * k * 2))]
+            q4 = self.int4_copies(n, k, self.copies(n * k // 2))
+            i4_bytes = sum(t.numel() * t.element_size() for t in q4[0])
+            nf = []
+            if self.bnb is not None:
+                for _ in range(self.copies(n * k // 2)):
+                    nf.append(self.bnb.functional.quantize_4bit(w, blocksize=64, quant_type="nf4",
+                                                                compress_statistics=False))
+            del w
+            for m in ROWS:
+                x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
+                cfg = self.config(m, n, k)
+                row = {"matrix": name, "n": n, "k": k, "rows": m, "config": cfg.__dict__,
+                       "bf16_bytes": n * k * 2, "int4_bytes": i4_bytes,
+                       "bf16_bound_ms": n * k * 2 / self.bw * 1e3, "int4_bound_ms": i4_bytes / self.bw * 1e3}
+                row["bf16_ms"], row["bf16_graph"] = self.graph_ms([lambda w=w: F.linear(x, w, b) for w in bf])
+                row["int4_ms"], row["int4_graph"] = self.graph_ms(
+                    [lambda r=r: self.ti.int4_decode(x, *r, 128, b, config=cfg) for r in q4])
+                if nf:
+                    try:
+                        row["nf4_ms"], row["nf4_graph"] = self.graph_ms(
+                            [lambda p=p, st=st: self.bnb.matmul_4bit(x, p.t(), bias=b, quant_state=st)
+                             for p, st in nf])
+                    except Exception as exc:  # noqa: BLE001
+                        row["nf4_error"] = f"{type(exc).__name__}: {str(exc)[:160]}"
+                row["speedup_vs_bf16"] = row["bf16_ms"] / row["int4_ms"]
+                row["int4_x_bound"] = row["int4_ms"] / row["int4_bound_ms"]
+                self.result["matrices"].append(row)
+            del bf, q4, nf
+            torch.cuda.empty_cache()
+            self.save()
+        rows = self.result["matrices"]
+        for group, names in (("fused (the fastgen model's 4 products)", [f[0] for f in self.fused]),
+                             ("separate (q, k, v, o, gate, up, down)", [s[0] for s in self.separate])):
+            for m in ROWS:
+                sel = [r for r in rows if r["matrix"] in names and r["rows"] == m]
+                if not names or len(sel) != len(names):
+                    continue
+                est = {"estimate": group, "rows": m}
+                for key in ("bf16_ms", "int4_ms", "nf4_ms", "bf16_bound_ms", "int4_bound_ms"):
+                    if all(key in r for r in sel):
+                        est[key] = self.layers * sum(r[key] for r in sel)
+                self.result["stack"].append(est)
+        self.save()
+
+    def stack(self) -> None:
+        """All 28 layers' fused matrices, distinct weights, one graph per format and row count."""
+        if self.left() < self.args.reserve_s + 20:
+            self.result["notes"].append("measured layer stack skipped: time budget")
+            return
+        formats = {"bf16": [], "int4": [], "nf4": []}
+        for layer in range(self.layers):
+            for name, n, k, bias in self.fused:
+                w = self.weight(n, k, 100 + layer)
+                formats["int4"].append(self.int4.quantize_int4(w, 128))
+                if self.bnb is not None:
+                    formats["nf4"].append(self.bnb.functional.quantize_4bit(w, blocksize=64, quant_type="nf4",
+                                                                            compress_statistics=False))
+                formats["bf16"].append(w)
+        g = torch.Generator(device=self.dev).manual_seed(4)
+        shapes = [(n, k) for _ in range(self.layers) for _, n, k, _ in self.fused]
+        for m in ROWS:
+            xs = {k: torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16) for _, k in set(shapes)}
+            row = {"measured": f"{self.layers} layers x wqkv, wo, w13, w2 in one CUDA graph", "rows": m}
+            row["bf16_ms"] = self.graph_ms([lambda w=w, k=k: F.linear(xs[k], w)
+                                            for w, (n, k) in zip(formats["bf16"], shapes)], reps=5)[0] * len(shapes)
+            int4_calls = [lambda r=r, n=n, k=k: self.ti.int4_decode(xs[k], *r, 128, config=self.config(m, n, k))
+                          for r, (n, k) in zip(formats["int4"], shapes)]
+            row["int4_ms"] = self.graph_ms(int4_calls, reps=5)[0] * len(shapes)
+            if formats["nf4"]:
+                nf4_calls = [lambda p=p, st=st, k=k: self.bnb.matmul_4bit(xs[k], p.t(), quant_state=st)
+                             for (p, st), (n, k) in zip(formats["nf4"], shapes)]
+                row["nf4_ms"] = self.graph_ms(nf4_calls, reps=5)[0] * len(shapes)
+            int4_bytes = sum(sum(t.numel() * t.element_size() for t in r) for r in formats["int4"])
+            row["int4_bound_ms"] = int4_bytes / self.bw * 1e3
+            row["bf16_bound_ms"] = sum(w.numel() * 2 for w in formats["bf16"]) / self.bw * 1e3
+            self.result["stack"].append(row)
+            self.log(f"stack rows {m}: bf16 {row['bf16_ms']:.3f} ms, int4 {row['int4_ms']:.3f} ms "
+                     f"(bound {row['int4_bound_ms']:.3f}), nf4 {row.get('nf4_ms', float('nan')):.3f} ms")
+            self.save()
+        del formats
+        torch.cuda.empty_cache()
+
+    def prefill(self) -> None:
+        g = torch.Generator(device=self.dev).manual_seed(5)
+        for name, n, k, bias in self.fused:
+            if self.left() < self.args.reserve_s:
+                return
+            w = self.weight(n, k, 9)
+            r = self.int4.quantize_int4(w, 128)
+            for m in (32, 64) if self.args.tiny else (512, 4096):
+                x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
+                bf = self.graph_ms([lambda: F.linear(x, w)] * 3, reps=5)[0]
+                i4 = self.graph_ms([lambda: self.ti.int4_prefill(x, *r, 128)] * 3, reps=5)[0]
+                dq = self.graph_ms([lambda: self.ti.int4_dequantize_t(*r, 128)] * 3, reps=5)[0]
+                self.result["prefill"].append({"matrix": name, "rows": m, "bf16_ms": bf, "int4_ms": i4,
+                                               "dequantize_ms": dq, "int4_over_bf16": i4 / bf,
+                                               "bf16_tflops": 2 * m * n * k / bf / 1e9})
+            del w, r
+        self.save()
+
+    def model(self) -> None:
+        """The whole fastgen model (7.6B shape, random weights): graph decoding at 4k and 32k, bf16 then int4."""
+        from importlib import import_module
+
+        pkg = self.int4.__package__
+        StaticKVCache = import_module(pkg + ".cache").StaticKVCache
+        ModelConfig = import_module(pkg + ".config").ModelConfig
+        Generator = import_module(pkg + ".generate").Generator
+        build_model = import_module(pkg + ".model").build_model
+
+        if self.args.tiny:
+            cfg = ModelConfig(n_layers=2, dim=128, intermediate=256, n_heads=4, n_kv_heads=2, head_dim=32, vocab=256)
+            contexts = (64, 128)
+        else:
+            cfg = ModelConfig.qwen25_7b_1m()
+            contexts = (4096, 32768)
+        model = build_model(cfg, self.dev, torch.bfloat16, fused=True)
+        cache = StaticKVCache(cfg, contexts[-1] + 64, device=self.dev, dtype=torch.bfloat16)
+        first = torch.zeros(1, 1, dtype=torch.long, device=self.dev)
+        for fmt in ("bf16", "int4"):
+            if self.left() < 15:
+                self.result["notes"].append(f"model decode {fmt} skipped: time budget")
+                break
+            if fmt == "int4":
+                t = time.perf_counter()
+                count = self.int4.quantize_linears_int4(model, 128)
+                self.sync()
+                self.result["notes"].append(f"quantised {count} matrices in {time.perf_counter() - t:.1f} s")
+                torch.cuda.empty_cache()
+            weights = sum(self.int4.weights_bytes(layer) for layer in model.layers)
+            gen = Generator(model, cache, "eager", "triton", cuda_graph=self.dev.type == "cuda")
+            for ctx in contexts:
+                cache.length = ctx  # decoding time depends on the length, not on what the cache holds
+                gen.decode(first, 2)  # capture on the first context
+                cache.length = ctx
+                steps = 4 if self.args.tiny else 32
+                self.sync()
+                t = time.perf_counter()
+                gen.decode(first, steps)
+                self.sync()
+                ms = (time.perf_counter() - t) / steps * 1e3
+                self.result["model"].append({"format": fmt, "context": ctx, "ms_per_token": ms,
+                                             "layer_weights_bytes": weights})
+                self.log(f"model {fmt} @ {ctx}: {ms:.2f} ms/token (layer weights {weights / 1e9:.2f} GB)")
+                self.save()
+            gen.release()
+        del model, cache
+
+    def table(self) -> str:
+        lines = [f"{self.result['device']}, copy bandwidth {self.bw / 1e9:,.0f} GB/s; per product, weights "
+                 "streamed from memory, CUDA graph replay", "",
+                 "| matrix | N x K | rows | bf16 ms | int4 ms | NF4 ms | int4 bound ms | int4 x bound | bf16 / int4 |",
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in self.result["matrices"]:
+            nf = f"{r['nf4_ms']:.4f}" if "nf4_ms" in r else "-"
+            lines.append(f"| {r['matrix']} | {r['n']} x {r['k']} | {r['rows']} | {r['bf16_ms']:.4f} | "
+                         f"{r['int4_ms']:.4f} | {nf} | {r['int4_bound_ms']:.4f} | {r['int4_x_bound']:.2f} | "
+                         f"{r['speedup_vs_bf16']:.2f} |")
+        lines += ["", "| layer stack (28 layers) | rows | bf16 ms | int4 ms | NF4 ms | int4 bound ms | int4 x bound |"
+                  " bf16 / int4 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in self.result["stack"]:
+            what = r.get("estimate") or r.get("measured")
+            nf = f"{r['nf4_ms']:.3f}" if "nf4_ms" in r else "-"
+            lines.append(f"| {what} | {r['rows']} | {r['bf16_ms']:.3f} | {r['int4_ms']:.3f} | {nf} | "
+                         f"{r['int4_bound_ms']:.3f} | {r['int4_ms'] / r['int4_bound_ms']:.2f} | "
+                         f"{r['bf16_ms'] / r['int4_ms']:.2f} |")
+        if self.result["prefill"]:
+            lines += ["", "| prefill product | rows | bf16 ms | int4 ms (dequantise + cuBLAS) | of which dequantise |"
+                      " int4 / bf16 |", "|---|---:|---:|---:|---:|---:|"]
+            for r in self.result["prefill"]:
+                lines.append(f"| {r['matrix']} | {r['rows']} | {r['bf16_ms']:.3f} | {r['int4_ms']:.3f} | "
+                             f"{r['dequantize_ms']:.3f} | {r['int4_over_bf16']:.2f} |")
+        if self.result["model"]:
+            lines += ["", "| whole model decode | context | ms/token | layer weights GB |", "|---|---:|---:|---:|"]
+            for r in self.result["model"]:
+                lines.append(f"| {r['format']} | {r['context']} | {r['ms_per_token']:.2f} | "
+                             f"{r['layer_weights_bytes'] / 1e9:.2f} |")
+        return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="int4-bench-out")
+    p.add_argument("--sweep", action="store_true", help="time several kernel tiles per case and keep the fastest")
+    p.add_argument("--budget-s", type=float, default=150.0, help="stop starting new sections after this")
+    p.add_argument("--reserve-s", type=float, default=25.0, help="time kept for the later sections")
+    p.add_argument("--sweep-s", type=float, default=60.0, help="stop the tile sweep after this")
+    p.add_argument("--stream-mb", type=float, default=400.0, help="weight copies per timing: at least this many MB")
+    p.add_argument("--tiny", action="store_true", help="small shapes on the CPU: a smoke test of this script")
+    p.add_argument("--sections", default="checks,matrices,stack,model,sweep,prefill")
+    args = p.parse_args(argv)
+    if not args.tiny and not torch.cuda.is_available():
+        print("int4_bench needs a CUDA GPU", file=sys.stderr)
+        return 2
+    bench = Bench(args)
+    bench.bandwidth()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for section in args.sections.split(","):
+        if section == "sweep" and not args.sweep:
+            continue
+        try:
+            with torch.no_grad():
+                getattr(bench, section)()
+        except Exception as exc:  # noqa: BLE001 - keep what the other sections measure
+            import traceback
+            traceback.print_exc()
+            bench.result["notes"].append(f"{section} failed: {type(exc).__name__}: {str(exc)[:300]}")
+            bench.save()
+    text = bench.table()
+    print(text)
+    (bench.out / "int4_bench.md").write_text(text + "\n")
+    bench.save()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""4-bit weight-only linear layers (issue 18): every matrix of the decoder layers as packed 4-bit codes
+with a bf16 scale and minimum per group of 128 inputs, multiplied by the fused kernels of
+triton_int4.py on a GPU and by plain torch on the CPU. The output head stays bf16, as in quantize.py.
+Quantised on the weight's own device, one matrix at a time (in row chunks), so the peak is the bf16
+model plus one matrix. Packing layout: see triton_int4.py."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+BLOCK = 128  # inputs per planar block of the packing (16 words x 8 nibbles)
+DECODE_ROWS = 8  # activations of at most this many rows take the fused decode kernel
+_ROW_CHUNK = 4096  # rows quantised at once: bounds the float32 temporaries
+
+
+def quantize_int4(weight: torch.Tensor, group_size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """weight [N, K] -> (qweight [K/8, N] int32, scales [K/group, N] bf16, mins [K/group, N] bf16) with
+    weight ~= code * scale + min, code = round((w - min) / scale) in 0..15 (asymmetric, all 16 levels)."""
+    N, K = weight.shape
+    if group_size % BLOCK or K % group_size:
+        raise ValueError(f"int4 needs a group size that is a multiple of {BLOCK} and divides in_features; "
+                         f"got group_size={group_size}, in_features={K}")
+    G = K // group_size
+    qweight = torch.empty(K // 8, N, dtype=torch.int32, device=weight.device)
+    scales = torch.empty(G, N, dtype=torch.bfloat16, device=weight.device)
+    mins = torch.empty_like(scales)
+    shifts = torch.arange(0, 32, 4, device=weight.device, dtype=torch.int64).view(1, 1, 8, 1)
+    for r0 in range(0, N, _ROW_CHUNK):
+        w = weight[r0:r0 + _ROW_CHUNK].float().view(-1, G, group_size)
+        rows = w.shape[0]
+        lo, hi = w.amin(-1), w.amax(-1)
+        s = ((hi - lo) / 15).to(torch.bfloat16)
+        z = lo.to(torch.bfloat16)
+        s32 = s.float().clamp_min(torch.finfo(torch.float32).tiny)  # an all-equal group: every code gives min
+        codes = ((w - z.float()[..., None]) / s32[..., None]).round_().clamp_(0, 15).to(torch.int64)
+        # planar packing: word row i of each 128-block holds in nibble j the code of input 16 j + i
+        words = (codes.view(rows, K // BLOCK, 8, 16) << shifts).sum(2)  # [rows, K/128, 16] in 0 .. 2^32 - 1
+        words = torch.where(words >= 2 ** 31, words - 2 ** 32, words)
+        qweight[:, r0:r0 + rows] = words.view(rows, K // 8).t().to(torch.int32)
+        scales[:, r0:r0 + rows], mins[:, r0:r0 + rows] = s.t(), z.t()
+    return qweight, scales, mins
+
+
+def dequantize_int4(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor, group_size: int,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The plain-torch reference: packed codes -> the [N, K] weight in ``dtype``."""
+    K, N = qweight.shape[0] * 8, qweight.shape[1]
+    words = qweight.view(K // BLOCK, 1, 16, N)
+    shifts = torch.arange(0, 32, 4, device=qweight.device, dtype=torch.int32).view(1, 8, 1, 1)
+    codes = ((words >> shifts) & 0xF).reshape(K, N).float()  # [K/128, 8 planes, 16, N] is input order
+    s = scales.float().repeat_interleave(group_size, dim=0)
+    z = mins.float().repeat_interleave(group_size, dim=0)
+    return (codes * s + z).t().to(dtype)
+
+
+class Int4Linear(nn.Module):
+    """A frozen nn.Linear whose weight is stored as 4-bit codes (about 0.53 bytes a weight at group 128)."""
+
+    def __init__(self, in_features: int, out_features: int, group_size: int, qweight: torch.Tensor,
+                 scales: torch.Tensor, mins: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
+        self.register_buffer("qweight", qweight)
+        self.register_buffer("scales", scales)
+        self.register_buffer("mins", mins)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    @torch.no_grad()
+    def from_linear(cls, linear: nn.Linear, group_size: int = 128) -> "Int4Linear":
+        """Quantise ``linear`` on its weight's device; the bias keeps its dtype."""
+        qweight, scales, mins = quantize_int4(linear.weight.data, group_size)
+        bias = linear.bias.data.clone() if linear.bias is not None else None
+        return cls(linear.in_features, linear.out_features, group_size, qweight, scales, mins, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        if x.is_cuda:
+            from . import triton_int4
+            if x2.shape[0] <= DECODE_ROWS:
+                y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias)
+            else:
+                y = triton_int4.int4_prefill(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias)
+        else:
+            w = dequantize_int4(self.qweight, self.scales, self.mins, self.group_size, x.dtype)
+            y = nn.functional.linear(x2, w, self.bias)
+        return y.view(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
+
+
+def quantize_linears_int4(model: nn.Module, group_size: int = 128) -> int:
+    """Replace the nn.Linear modules of ``model.layers`` by Int4Linear, one at a time; returns how many."""
+    count = 0
+    for layer in model.layers:
+        for parent in layer.modules():
+            for name in [n for n, c in parent.named_children() if type(c) is nn.Linear]:
+                # only names are held, so each bf16 matrix is freed as soon as its replacement is set
+                setattr(parent, name, Int4Linear.from_linear(getattr(parent, name), group_size))
+                count += 1
+    return count
+
+
+def weights_bytes(module: nn.Module) -> int:
+    """Bytes of every parameter and buffer of ``module`` (packed codes, scales, biases, norms...)."""
+    tensors = list(module.parameters()) + list(module.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)

@@ -1,0 +1,267 @@
+"""4-bit weight-only matrix products in Triton: a fused dequantise-and-multiply kernel for decoding
+(1 to 8 activation rows) and a dequantise kernel that feeds torch.matmul for prefill.
+
+Why this layout. Decoding reads every weight once per step, so its time is the bytes read; the
+kernel must stream the packed weights at full bandwidth, never write bf16 weights anywhere, and spend
+only a few instructions per weight (at 4.3 TB/s an H200 must consume 8.5e12 weights/s with about 4
+ALU operations each).
+
+  qweight [K // 8, N] int32   eight 4-bit codes per word, output features (N) contiguous: a warp
+                              reads consecutive columns with 16-byte coalesced loads, each thread
+                              keeps several columns, so one activation value loaded into a register
+                              serves all of them. Along K the codes are *planar* inside each block of
+                              128 inputs: word row i (0..15) of block b holds, in nibble j (0..7), the
+                              code of input k = 128 b + 16 j + i. Nibble plane j of a [16, BLOCK_N]
+                              tile is one shift-and-mask away and pairs with 16 contiguous
+                              activations. The packing is done once, at quantisation.
+  scales, mins [K // group, N] bf16   w = code * scale + min (asymmetric), group a multiple of 128.
+                              One 128-block lies in one group, so a tile's products are summed
+                              first and scaled once per column: sum(x * (c s + z)) = s sum(x c) + z sum(x).
+                              The offset uses all 16 levels on groups not centred on zero for 2 bytes
+                              per group (1.6 % of the weight bytes at group 128).
+
+A code becomes a float without a conversion instruction: (code | 0x4B000000) read as float32 is
+2^23 + code exactly. Per weight the "fma" variant then costs a shift, a mask-or, a subtraction and
+one multiply-add per activation row; the "dot" variant feeds the codes to the tensor cores
+(activations padded to 16 rows). K is split over programs so that even 3584-wide outputs fill the GPU;
+the splits write float32 partials that a second small kernel sums (with the bias, in x's dtype).
+Fixed grids, no host synchronisation, no data-dependent allocation: graph-safe.
+
+Where it stands on an H200 (docs/benchmarks/gpu_int4.md): one row, 28 layers' matrices 2.84 ms against
+bf16's 3.75 and NF4's 3.48, but still 3.5x the 4-bit bytes-read bound; 4 and 8 rows level with bf16.
+What the sweeps showed: a first layout with rows contiguous along K and one activation load per
+nibble plane streamed about 1 TB/s (as slow as ~16 instructions a weight would be; not profiled); a
+program that streams many blocks alone is latency-bound (one program over all of K: 4x slower than
+~500 programs); loading the activations once per block ("planes") was up to 1.47x faster at one row
+(w13: 72.8 -> 50.1 us). Not yet tried: bf16x2 / inline-PTX dequantisation (lop3 with magic numbers,
+two codes an instruction), a persistent grid, a split-K reduction with atomics instead of partials.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+BLOCK = 128  # inputs per planar block: 16 word rows x 8 nibbles
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
+
+
+@triton.jit
+def _codes(w, j: tl.constexpr):
+    """Nibble plane j of packed words -> float32 codes 0..15 (exact)."""
+    bits = ((w >> (4 * j)) & 0xF) | 0x4B000000
+    return bits.to(tl.float32, bitcast=True) - 8388608.0
+
+
+@triton.jit
+def _decode_kernel(X, QW, S, Z, BIAS, OUT, M, N, stride_xm, stride_om,
+                   K: tl.constexpr, GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                   BLOCKS_PER_SPLIT: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
+                   HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr):
+    """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
+    x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
+    axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each)."""
+    pid_n = tl.program_id(0)
+    split = tl.program_id(1)
+    NB: tl.constexpr = K // 128
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_i = tl.arange(0, 16)
+    offs_m = tl.arange(0, BLOCK_M)
+    shifts = tl.arange(0, 8) * 4
+    offs_k = tl.arange(0, 8)[:, None] * 16 + offs_i[None, :]  # [8, 16]: input 16 j + i of a block
+    n_ok = offs_n < N
+    m_ok = offs_m < M
+    if USE_DOT:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
+    for bi in range(BLOCKS_PER_SPLIT):
+        b = split * BLOCKS_PER_SPLIT + bi
+        ok = b < NB
+        w = tl.load(QW + (b * 16 + offs_i)[:, None] * N + offs_n[None, :], mask=ok & n_ok[None, :], other=0)
+        sz = (b * 128 // GROUP) * N + offs_n
+        s = tl.load(S + sz, mask=ok & n_ok, other=0.0).to(tl.float32)  # [BLOCK_N]
+        z = tl.load(Z + sz, mask=ok & n_ok, other=0.0).to(tl.float32)
+        x_ptrs = X + offs_m[:, None] * stride_xm + b * 128 + offs_i[None, :]  # [BLOCK_M, 16], plane 0
+        xmask = m_ok[:, None] & ok
+        if PLANES:
+            bits = ((w[None, :, :] >> shifts[:, None, None]) & 0xF) | 0x4B000000
+            c3 = bits.to(tl.float32, bitcast=True) - 8388608.0  # [8, 16, BLOCK_N] codes of inputs 16 j + i
+            if USE_DOT:
+                xb = tl.load(X + offs_m[:, None] * stride_xm + b * 128 + tl.arange(0, 128)[None, :], mask=xmask,
+                             other=0.0)  # [BLOCK_M, 128]
+                t = tl.dot(xb.to(DOT_DTYPE), tl.reshape(c3, (128, BLOCK_N)).to(DOT_DTYPE))
+                acc += t * s[None, :] + tl.sum(xb.to(tl.float32), 1)[:, None] * z[None, :]
+            else:  # BLOCK_M == 1
+                x2 = tl.load(X + b * 128 + offs_k, mask=ok & (M > 0), other=0.0).to(tl.float32)  # [8, 16]
+                t = tl.sum(x2[:, :, None] * c3, axis=0)  # [16, BLOCK_N]
+                acc += (t * s[None, :] + tl.sum(x2, 0)[:, None] * z[None, :])[None, :, :]
+        elif USE_DOT:
+            t = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+            xs = tl.zeros((BLOCK_M,), tl.float32)
+            for j in tl.static_range(8):
+                xj = tl.load(x_ptrs + 16 * j, mask=xmask, other=0.0)
+                t += tl.dot(xj.to(DOT_DTYPE), _codes(w, j).to(DOT_DTYPE))
+                xs += tl.sum(xj.to(tl.float32), 1)
+            acc += t * s[None, :] + xs[:, None] * z[None, :]
+        else:
+            t = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
+            xs = tl.zeros((BLOCK_M, 16), tl.float32)
+            for j in tl.static_range(8):
+                xj = tl.load(x_ptrs + 16 * j, mask=xmask, other=0.0).to(tl.float32)
+                t += xj[:, :, None] * _codes(w, j)[None, :, :]
+                xs += xj
+            acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
+    if USE_DOT:
+        y = acc
+    else:
+        y = tl.sum(acc, axis=1)  # [BLOCK_M, BLOCK_N]
+    mask = m_ok[:, None] & n_ok[None, :]
+    if PARTIAL:
+        tl.store(OUT + split * M * N + offs_m[:, None] * N + offs_n[None, :], y, mask=mask)
+    else:
+        if HAS_BIAS:
+            y += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+        tl.store(OUT + offs_m[:, None] * stride_om + offs_n[None, :], y.to(OUT.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _sum_splits_kernel(P, BIAS, Y, MN, N, SPLITS: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr):
+    """Y[m, n] = sum_s P[s, m, n] (+ BIAS[n]) in Y's dtype (Y contiguous [M, N])."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < MN
+    y = tl.zeros((BLOCK,), tl.float32)
+    for s in tl.static_range(SPLITS):
+        y += tl.load(P + s * MN + offs, mask=ok, other=0.0)
+    if HAS_BIAS:
+        y += tl.load(BIAS + offs % N, mask=ok, other=0.0).to(tl.float32)
+    tl.store(Y + offs, y.to(Y.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _dequant_kernel(QW, S, Z, WT, N, K: tl.constexpr, GROUP: tl.constexpr, BLOCK_N: tl.constexpr):
+    """WT[k, n] = code * scale + min in WT's dtype ([K, N], the transposed weight), one 128-block per program
+    row: the stores are as coalesced as the loads."""
+    b = tl.program_id(1)
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_i = tl.arange(0, 16)
+    n_ok = offs_n < N
+    w = tl.load(QW + (b * 16 + offs_i)[:, None] * N + offs_n[None, :], mask=n_ok[None, :], other=0)
+    sz = (b * 128 // GROUP) * N + offs_n
+    s = tl.load(S + sz, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    z = tl.load(Z + sz, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    out = WT + (b * 128 + offs_i)[:, None] * N + offs_n[None, :]
+    for j in tl.static_range(8):
+        tl.store(out + 16 * j * N, (_codes(w, j) * s + z).to(WT.dtype.element_ty), mask=n_ok[None, :])
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Tile of the decode kernel: ``use_dot`` picks the tensor-core variant (activations padded to 16 rows);
+    ``blocks_per_split`` 128-input blocks per program along K (0: pick to fill the GPU)."""
+
+    use_dot: bool
+    block_n: int
+    blocks_per_split: int = 0
+    num_warps: int = 4
+    num_stages: int = 3
+    planes: bool = False
+
+
+_D = DecodeConfig
+# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 for the 7.6B
+# shape's matrices (fused wqkv, wo, w13, w2; separate k/v and gate/up); the bench refreshes the table in its
+# own run. Any tile is correct on any GPU; these are only the fastest measured there.
+TUNED: dict[tuple[int, int, int], DecodeConfig] = {
+    (1, 4608, 3584): _D(False, 128, 2, planes=True),  # wqkv
+    (4, 4608, 3584): _D(True, 128, 0, 8),
+    (8, 4608, 3584): _D(True, 128, 0, 8),
+    (1, 3584, 3584): _D(False, 128, 0, planes=True),  # wo (and q, o)
+    (4, 3584, 3584): _D(True, 128, 0, 8),
+    (8, 3584, 3584): _D(True, 128, 0, 8),
+    (1, 37888, 3584): _D(False, 128, 2, planes=True),  # w13
+    (4, 37888, 3584): _D(True, 128, 1),
+    (8, 37888, 3584): _D(True, 128, 1),
+    (1, 3584, 18944): _D(False, 64, 1, planes=True),  # w2 (down)
+    (4, 3584, 18944): _D(True, 128, 0, 8),
+    (8, 3584, 18944): _D(True, 128, 0, 8),
+    (1, 512, 3584): _D(False, 128, 2, planes=True),  # k, v
+    (4, 512, 3584): _D(True, 128, 1, 8, planes=True),
+    (8, 512, 3584): _D(True, 128, 1, 8, planes=True),
+    (1, 18944, 3584): _D(False, 256, 0, planes=True),  # gate, up
+    (4, 18944, 3584): _D(True, 128, 1),
+    (8, 18944, 3584): _D(True, 128, 1),
+}
+
+
+def decode_config(m: int, n: int, k: int) -> DecodeConfig:
+    """The tile for ``m`` activation rows and an [n, k] weight: a swept one if known, else the tiles that won
+    most often in the sweep (one row: fma with the planes as an axis; more: the tensor-core tile)."""
+    tuned = TUNED.get((m, n, k))
+    if tuned is not None:
+        return tuned
+    return DecodeConfig(False, 128, 2, planes=True) if m == 1 else DecodeConfig(True, 128, 0, 8)
+
+
+def _blocks_per_split(cfg: DecodeConfig, n: int, k: int, programs: int = 528) -> int:
+    """128-blocks per program: enough programs (about 4 per SM of an H200) for the GPU to stream at full rate."""
+    blocks = k // BLOCK
+    if cfg.blocks_per_split:
+        return max(cfg.blocks_per_split, triton.cdiv(blocks, 64))  # at most 64 float32 partials per output
+    columns = triton.cdiv(n, cfg.block_n)
+    splits = max(1, min(blocks, programs // columns))
+    return triton.cdiv(blocks, splits)
+
+
+def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor,
+                group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None) -> torch.Tensor:
+    """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised."""
+    M, K = x.shape
+    N = qweight.shape[1]
+    cfg = config or decode_config(M, N, K)
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    block_m = 16 if cfg.use_dot else max(1, triton.next_power_of_2(M))
+    if M > 16 or (cfg.planes and not cfg.use_dot and M > 1):
+        raise ValueError(f"this int4 decode tile takes at most {1 if cfg.planes and not cfg.use_dot else 16} rows, "
+                         f"got {M}")
+    bps = _blocks_per_split(cfg, N, K)
+    splits = triton.cdiv(K // BLOCK, bps)
+    y = torch.empty(M, N, device=x.device, dtype=x.dtype)
+    partial = splits > 1
+    out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
+    b = bias if bias is not None else y
+    _decode_kernel[(triton.cdiv(N, cfg.block_n), splits)](
+        x, qweight, scales, mins, b, out, M, N, x.stride(0), y.stride(0), K=K, GROUP=group, BLOCK_M=block_m,
+        BLOCK_N=cfg.block_n, BLOCKS_PER_SPLIT=bps, USE_DOT=cfg.use_dot,
+        # the interpreter's tl.dot gets converted bf16 operands wrong: float32 there
+        DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
+        PLANES=cfg.planes,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    if partial:
+        block = 1024
+        _sum_splits_kernel[(triton.cdiv(M * N, block),)](out, b, y, M * N, N, SPLITS=splits,
+                                                         HAS_BIAS=bias is not None, BLOCK=block, num_warps=4)
+    return y
+
+
+def int4_dequantize_t(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor, group: int,
+                      dtype: torch.dtype = torch.bfloat16, block_n: int = 256) -> torch.Tensor:
+    """The transposed weight W.T [K, N] in ``dtype`` (one transient matrix, for prefill)."""
+    K, N = qweight.shape[0] * 8, qweight.shape[1]
+    wt = torch.empty(K, N, device=qweight.device, dtype=dtype)
+    _dequant_kernel[(triton.cdiv(N, block_n), K // BLOCK)](qweight, scales, mins, wt, N, K=K, GROUP=group,
+                                                           BLOCK_N=block_n, num_warps=4)
+    return wt
+
+
+def int4_prefill(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor, group: int,
+                 bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x [M, K] -> [M, N]: the weight dequantised into a bf16 temporary (one matrix, freed after), then
+    cuBLAS. At prefill sizes the dequantisation (read 0.5, write 2 bytes a weight) is a few % of the product."""
+    wt = int4_dequantize_t(qweight, scales, mins, group, x.dtype)
+    return torch.addmm(bias, x, wt) if bias is not None else x @ wt

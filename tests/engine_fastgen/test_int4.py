@@ -1,0 +1,183 @@
+"""The 4-bit weight format: quantisation error bounds, the planar packing against a plain-torch
+reference, the Triton decode and dequantise kernels in Triton's CPU interpreter, and Int4Linear inside a
+small fastgen model."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from storytransformer.engine.fastgen.cache import StaticKVCache  # noqa: E402
+from storytransformer.engine.fastgen.config import ModelConfig  # noqa: E402
+from storytransformer.engine.fastgen.generate import Generator  # noqa: E402
+from storytransformer.engine.fastgen.int4 import (Int4Linear, dequantize_int4, quantize_int4,  # noqa: E402
+                                                  quantize_linears_int4, weights_bytes)
+from storytransformer.engine.fastgen.model import build_model  # noqa: E402
+
+# dims that are multiples of the 128-input packing block (the tiny config's 64 is not)
+CFG = ModelConfig(n_layers=2, dim=128, intermediate=256, n_heads=4, n_kv_heads=2, head_dim=32, vocab=256,
+                  rope_theta=10_000.0, name="int4-test")
+
+
+def naive_codes(w: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Codes [N, K] in input order, per-group scale and min, written the obvious way."""
+    N, K = w.shape
+    g = w.float().view(N, K // group, group)
+    lo, hi = g.amin(-1), g.amax(-1)
+    s, z = ((hi - lo) / 15).bfloat16(), lo.bfloat16()
+    codes = ((g - z.float()[..., None]) / s.float()[..., None]).round().clamp(0, 15)
+    return codes.view(N, K).to(torch.int64), s, z
+
+
+@pytest.mark.parametrize("group", [128, 256])
+def test_round_trip_error_is_at_most_half_a_step(group):
+    w = torch.randn(40, 512, generator=torch.Generator().manual_seed(0)) * 0.02
+    w[3, :group] += 0.5  # a group that is not centred on zero
+    w[5, :group] = 0.01  # an all-equal group: scale 0, every weight exactly the minimum
+    qweight, scales, mins = quantize_int4(w.bfloat16(), group)
+    assert qweight.dtype == torch.int32 and qweight.shape == (64, 40)  # [K / 8, N]: output features contiguous
+    assert scales.shape == mins.shape == (512 // group, 40) and scales.dtype == torch.bfloat16
+    back = dequantize_int4(qweight, scales, mins, group)
+    step = scales.float().t().repeat_interleave(group, dim=1)  # [N, K] like the weight
+    low = mins.float().t().abs().repeat_interleave(group, dim=1)
+    err = (back - w.bfloat16().float()).abs()
+    # half a step, plus the bf16 rounding of the scale (code 15 * 2^-8 relative) and of the minimum
+    assert (err <= 0.5 * step + 15 * step * 2 ** -8 + low * 2 ** -8 + 1e-7).all()
+    assert torch.equal(back[5, :group], torch.full((group,), 0.01).bfloat16().float())
+    rel = (back - w).norm() / w.norm()
+    assert 0.02 < rel < 0.12, rel  # 4 bits: noticeably lossy, far from useless
+
+
+def test_packing_is_planar_within_each_block_of_128():
+    w = torch.randn(6, 256, generator=torch.Generator().manual_seed(1))
+    qweight, scales, mins = quantize_int4(w, 128)
+    codes, s, z = naive_codes(w, 128)
+    assert torch.equal(scales, s.t()) and torch.equal(mins, z.t())
+    words = qweight.to(torch.int64) & 0xFFFFFFFF
+    for n in range(6):
+        for k in (0, 1, 15, 16, 17, 127, 128, 200, 255):
+            block, j, i = k // 128, (k % 128) // 16, k % 16
+            nibble = (words[block * 16 + i, n] >> (4 * j)) & 0xF
+            assert int(nibble) == int(codes[n, k]), (n, k)
+
+
+def test_bad_group_sizes_are_refused():
+    with pytest.raises(ValueError, match="multiple of 128"):
+        quantize_int4(torch.zeros(4, 256), 64)
+    with pytest.raises(ValueError, match="in_features=384"):
+        quantize_int4(torch.zeros(4, 384), 256)
+
+
+def test_int4_linear_on_the_cpu_matches_the_dequantised_product():
+    lin = torch.nn.Linear(256, 96, bias=True, dtype=torch.bfloat16)
+    q = Int4Linear.from_linear(lin, 128)
+    x = torch.randn(2, 3, 256, generator=torch.Generator().manual_seed(2)).bfloat16()
+    want = x.float() @ dequantize_int4(q.qweight, q.scales, q.mins, 128).T + lin.bias.float()
+    got = q(x)
+    assert got.shape == (2, 3, 96) and got.dtype == torch.bfloat16
+    assert (got.float() - want).abs().max() < 2e-2 * want.abs().max()
+    exact = x.float() @ lin.weight.float().T + lin.bias.float()
+    assert (got.float() - exact).norm() / exact.norm() < 0.15  # still the same layer
+    assert weights_bytes(q) < 0.3 * weights_bytes(lin)
+
+
+def test_model_layers_are_replaced_and_logits_stay_close_to_bf16():
+    base = build_model(CFG, "cpu", torch.bfloat16, seed=1)
+    quant = build_model(CFG, "cpu", torch.bfloat16, seed=1)
+    before = sum(weights_bytes(layer) for layer in quant.layers)
+    assert quantize_linears_int4(quant) == 4 * CFG.n_layers  # wqkv, wo, w13, w2 in every layer
+    assert not any(type(m) is torch.nn.Linear for layer in quant.layers for m in layer.modules())
+    assert type(quant.output) is torch.nn.Linear  # the head stays bf16
+    assert isinstance(quant.layers[0].attention.wqkv, Int4Linear) and quant.layers[0].attention.wqkv.bias is not None
+    assert sum(weights_bytes(layer) for layer in quant.layers) < 0.3 * before
+    prompt = torch.randint(CFG.vocab, (1, 40), generator=torch.Generator().manual_seed(3))
+    logits = [m.prefill(prompt, 0, StaticKVCache(CFG, 64, device="cpu", dtype=torch.bfloat16), "eager")
+              for m in (base, quant)]
+    err = (logits[0] - logits[1]).norm() / logits[0].norm()
+    assert err < 0.15, err  # quantisation noise, not a different model
+    tokens = Generator(quant, StaticKVCache(CFG, 64, device="cpu", dtype=torch.bfloat16), "eager", "matmul",
+                       chunk=16).generate(prompt, 4)
+    assert tokens.shape == (1, 4) and int(tokens.max()) < CFG.vocab
+
+
+# ---- the Triton kernels, in Triton's CPU interpreter ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+
+
+def interpret(code: str) -> None:
+    """Run ``code`` with TRITON_INTERPRET=1 (it must be set before triton is imported)."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                       cwd=ROOT, timeout=900)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), (r.stdout[-2000:], r.stderr[-3000:])
+
+
+@needs_triton
+def test_triton_decode_kernel_matches_the_reference_for_1_to_8_rows_and_every_tile():
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen import triton_int4 as ti
+        g = torch.Generator().manual_seed(0)
+        DC = ti.DecodeConfig
+        for N, K, group, bias in ((40, 512, 128, True), (24, 384, 128, False), (16, 1024, 256, True)):
+            w = (torch.randn(N, K, generator=g) * 0.02).bfloat16()
+            qw, s, z = quantize_int4(w, group)
+            ref_w = dequantize_int4(qw, s, z, group)
+            b = (torch.randn(N, generator=g) * 0.1).bfloat16() if bias else None
+            for M in range(1, 9):
+                x = torch.randn(M, K, generator=g).bfloat16()
+                want = x.float() @ ref_w.T + (b.float() if b is not None else 0)
+                # fma and tensor-core tiles, wider than N or not, K split into float32 partials (with an
+                # uneven last split: 3 blocks per split of 4 or 8) or not, the default
+                # and the variants with the 8 nibble planes as a tensor axis (fma: one row only)
+                planes = [DC(True, 16, 3, planes=True), DC(True, 64, 1, planes=True)]
+                if M == 1:
+                    planes += [DC(False, 16, 3, planes=True), DC(False, 64, 0, planes=True)]
+                for cfg in [DC(False, 16, 1), DC(False, 64, 3), DC(False, 32, 8), DC(True, 16, 3),
+                            DC(True, 64, 8), None] + planes:
+                    got = ti.int4_decode(x, qw, s, z, group, b, config=cfg)
+                    assert got.shape == (M, N) and got.dtype == torch.bfloat16
+                    err = (got.float() - want).abs().max() / want.abs().max()
+                    assert err < 1e-2, (N, K, M, cfg, float(err))
+        # a strided view of the activations (one row of a wider buffer) is read in place
+        xs = torch.randn(3, 2 * 512, generator=g).bfloat16()[:, :512]
+        w = (torch.randn(40, 512, generator=g) * 0.02).bfloat16()
+        qw, s, z = quantize_int4(w, 128)
+        want = xs.float() @ dequantize_int4(qw, s, z, 128).T
+        assert ((ti.int4_decode(xs, qw, s, z, 128).float() - want).abs().max() / want.abs().max()) < 1e-2
+        print("ok")
+    """)
+
+
+@needs_triton
+def test_triton_dequantise_and_prefill_match_the_reference():
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen import triton_int4 as ti
+        g = torch.Generator().manual_seed(1)
+        w = (torch.randn(72, 640, generator=g) * 0.02).bfloat16()
+        qw, s, z = quantize_int4(w, 128)
+        ref_w = dequantize_int4(qw, s, z, 128)
+        got_w = ti.int4_dequantize_t(qw, s, z, 128, block_n=64).t()  # 72 is not a multiple of 64
+        assert got_w.dtype == torch.bfloat16 and got_w.shape == (72, 640)
+        # one bf16 step at most (the interpreter truncates where the GPU rounds to nearest)
+        assert ((got_w.float() - ref_w).abs() <= ref_w.abs() * 2 ** -7 + 1e-9).all()
+        x = torch.randn(37, 640, generator=g).bfloat16()
+        b = torch.randn(72, generator=g).bfloat16()
+        want = x.float() @ ref_w.T + b.float()
+        got = ti.int4_prefill(x, qw, s, z, 128, b)
+        assert got.shape == (37, 72) and (got.float() - want).abs().max() < 2e-2 * want.abs().max()
+        print("ok")
+    """)

@@ -134,6 +134,7 @@ async def run(ws_dir: Path, files: int, changes: int) -> dict:
 
 
 SEMANTIC_CODES = {"ST603", "ST604", "ST605"}
+LOG_DIR = os.environ.get("LSP_BENCH_LOG_DIR", "")  # set: the semantic run's server log goes there, to profile
 
 
 def count_stories(ws_dir: Path) -> int:
@@ -232,7 +233,11 @@ async def semantic_cold(ws_dir: Path, runtime: Path) -> dict:
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "STORYTRANSFORMER_RUNTIME_DIR": str(runtime / "st"),
            "STORYTRANSFORMER_CACHE_DIR": str(runtime / "cache"), "HF_HUB_OFFLINE": "1"}
     t0 = time.perf_counter()
-    await client.start_io(sys.executable, "-m", "storytransformer", "lsp", "--log-level", "WARNING", env=env)
+    log = ["--log-level", "INFO", "--log-file", os.path.join(LOG_DIR, "lsp-semantic.log")] if LOG_DIR else \
+        ["--log-level", "WARNING"]
+    if LOG_DIR:
+        env["STORYTRANSFORMER_LOG_DIR"] = LOG_DIR  # the daemon's log
+    await client.start_io(sys.executable, "-m", "storytransformer", "lsp", *log, env=env)
     try:
         await client.initialize_async(types.InitializeParams(
             capabilities=types.ClientCapabilities(), root_uri=from_fs_path(str(ws_dir)),

@@ -164,6 +164,13 @@ class StoryServer(LanguageServer):
         d.scanned.set()
 
 
+async def _start_semantic(server: StoryServer, scan: asyncio.Task) -> None:
+    """Connect to the daemon as soon as the scan knows the workspace roots (its first step)."""
+    while not server.core.roots and not scan.done():
+        await asyncio.sleep(0.01)
+    await server.semantic.start()
+
+
 def create_server() -> StoryServer:
     server = StoryServer()
 
@@ -183,11 +190,13 @@ def create_server() -> StoryServer:
         await configuration.apply_settings(server, configuration.merge_settings(server.init_settings, fetched))
         loop = asyncio.get_running_loop()
         server.watchers = loop.create_task(config_reload.register_watchers(server))  # never waits on the client
-        await server.scan_workspace()
-        server.send_engine_status(server.model.status)
+        scan = loop.create_task(server.scan_workspace())
         if server.semantic.wanted:
-            # Semantic duplicates need the daemon's index: connect now (starting it when allowed).
-            loop.create_task(server.semantic.start())
+            # Semantic duplicates need the daemon's index: connect now (starting it when allowed), so the
+            # daemon starts and embeds the workspace while the scan checks it, not after.
+            loop.create_task(_start_semantic(server, scan))
+        await scan
+        server.send_engine_status(server.model.status)
         if server.options.daemon.enabled:
             loop.create_task(server.model.refresh_status(spawn=False))
 

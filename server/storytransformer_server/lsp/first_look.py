@@ -20,7 +20,7 @@ from storytransformer.lint import Linter
 from storytransformer.rules import PREPARE
 from storytransformer.workspace import Workspace
 
-from .documents import FileFindings
+from .documents import FileFindings, within_root
 
 if TYPE_CHECKING:
     from storytransformer.config import Config
@@ -36,7 +36,7 @@ def folder_config(core: "CoreState", roots: list[str], path: str, rule_overrides
     configs, _ = core.read_configs(roots, keep_previous=False)
     best = None
     for root in configs:
-        if (path == root or path.startswith(root.rstrip("/") + "/")) and (best is None or len(root) > len(best)):
+        if within_root(path, root) and (best is None or len(root) > len(best)):
             best = root
     config = configs[best] if best is not None else next(iter(configs.values()))
     if rule_overrides:

@@ -30,7 +30,7 @@ function M.attach(buf, opts)
     settings = opts.settings or { storytransformer = {} },
   }
   -- completion without a plugin: <C-x><C-o> (0.11+ can do better, see docs/lsp.md)
-  vim.api.nvim_buf_set_option(buf, "omnifunc", "v:lua.vim.lsp.omnifunc")
+  vim.bo[buf].omnifunc = "v:lua.vim.lsp.omnifunc"
   if vim.lsp.start then -- 0.8+: starts the client once per root and attaches the buffer
     return vim.lsp.start(config, { bufnr = buf })
   end

@@ -175,8 +175,10 @@ class Diagnostics:
             return
         self.accept(results, others=True)
 
-    async def ensure_current(self, path: str) -> Published | None:
-        """The published result for the open document's current version, checking it now if needed."""
+    async def ensure_current(self, path: str, first_look_ok: bool = False) -> Published | None:
+        """The full result for the open document's current version, checking it now if needed.
+        ``first_look_ok``: the first look at a document opened during the scan will do (a pull
+        answers with it; code actions, fixes and hovers wait for the full check)."""
         for _ in range(3):
             doc = self.server.open_document_for_path(path)
             if doc is None:
@@ -185,10 +187,10 @@ class Diagnostics:
             if path not in self.server.core.overlays and not self.server.core.is_story_file(path, doc.source):
                 return None  # an open file that is no story file (requirements.txt): nothing to report
             pub = self.published.get(path)
-            if pub is None or pub.version != doc.version:
+            if first_look_ok and (pub is None or pub.version != doc.version):
                 await self._await_first_look(path)  # while the scan runs, the first look comes first
                 pub = self.published.get(path)
-            if pub is not None and pub.version == doc.version:
+            if pub is not None and pub.version == doc.version and (first_look_ok or not pub.provisional):
                 return pub
             self.cancel(path)
             pub = await self.check_open(path)
@@ -200,7 +202,7 @@ class Diagnostics:
         """The published result if it matches the document as it is now (never waits)."""
         pub = self.published.get(path)
         doc = self.server.open_document_for_path(path)
-        if pub is None or (doc is not None and pub.version != doc.version):
+        if pub is None or pub.provisional or (doc is not None and pub.version != doc.version):
             return None
         return pub
 
@@ -350,7 +352,7 @@ def register(server: "StoryServer") -> None:
                                             workspace_diagnostics=True))
     async def pull_document(params: types.DocumentDiagnosticParams):
         path = uri_to_path(params.text_document.uri)
-        pub = await d.ensure_current(path) if path else None
+        pub = await d.ensure_current(path, first_look_ok=True) if path else None
         if pub is None:
             return types.RelatedFullDocumentDiagnosticReport(items=[])
         if params.previous_result_id == pub.result_id:

@@ -13,7 +13,8 @@ debounce 0 (the delay is not counted), and prints p50/p95/p99. Measures:
   (target: 15 s on 2 cores);
 - change: a 20,000-story workspace, one-story edits of one open file.
 
-Results go to docs/benchmarks/lsp.json and lsp.md. Needs the real backlogs next
+With LSP_BENCH_LOG_DIR set, the semantic run's server log (INFO) and the daemon's log are kept
+there, to see where a cold start spends its time. Results go to docs/benchmarks/lsp.json and lsp.md. Needs the real backlogs next
 to the project (the workspaces are recombined from them at run time; nothing is
 committed).
 """

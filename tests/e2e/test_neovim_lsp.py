@@ -18,6 +18,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SCRIPT = HERE / "neovim" / "lsp_check.lua"
+CONFIG = ROOT / "docs" / "editors" / "storytransformer.lua"  # the configuration docs/lsp.md includes
 
 STORIES = """\
 As a visitor, I want to search the catalogue, so that I can find a book.
@@ -29,14 +30,15 @@ As a visitor, I want to search the catalogue, so that I can find a book.
 pytestmark = pytest.mark.slow
 
 
-def run_neovim(root: Path, file: Path, fix_line: int = -1, hover: str = "", complete: str = "") -> dict:
+def run_neovim(root: Path, file: Path, fix_line: int = -1, hover: str = "", complete: str = "",
+               wait_code: str = "") -> dict:
     nvim = shutil.which("nvim")
     if nvim is None:
         pytest.skip("nvim not installed (scripts/test-tools.d/20-neovim.sh installs it)")
     out = root / "nvim-result.json"
     runtime = tempfile.mkdtemp(prefix="st-nvim-")
-    env = {**os.environ, "ST_PYTHON": sys.executable, "ST_ROOT": str(root), "ST_FILE": str(file),
-           "ST_OUT": str(out), "ST_FIX_LINE": str(fix_line),
+    env = {**os.environ, "ST_PYTHON": sys.executable, "ST_ROOT": str(root), "ST_FILE": str(file), "ST_CONFIG": str(CONFIG),
+           "ST_OUT": str(out), "ST_FIX_LINE": str(fix_line), "ST_WAIT_CODE": wait_code,
            "ST_HOVER": hover, "ST_COMPLETE": complete, "XDG_RUNTIME_DIR": runtime, "HF_HUB_OFFLINE": "1",
            "XDG_CONFIG_HOME": runtime, "XDG_DATA_HOME": runtime, "XDG_STATE_HOME": runtime,
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "server"), os.environ.get("PYTHONPATH", "")])}
@@ -51,8 +53,9 @@ def run_neovim(root: Path, file: Path, fix_line: int = -1, hover: str = "", comp
 def test_neovim_shows_diagnostics_and_applies_a_quick_fix(tmp_path):
     story_file = tmp_path / "stories.txt"
     story_file.write_text(STORIES, "utf-8")
-    result = run_neovim(tmp_path, story_file, fix_line=2)
-    assert result["client_started"] and result["got_diagnostics"]
+    # the story-local findings show first (while the scan runs); the duplicate comes with the full check
+    result = run_neovim(tmp_path, story_file, fix_line=2, wait_code="ST601")
+    assert result["client_started"] and result["got_diagnostics"] and result["filetype"] == "text"
     by_code = {}
     for d in result["before"]:
         by_code.setdefault(d["code"], []).append(d)
@@ -91,3 +94,27 @@ def test_neovim_shows_a_hover_and_completes_a_role(tmp_path):
     hover = "\n".join(result["hover_lines"])
     assert "**ST301 bracketed-text**" in hover and "**Why it matters**" in hover and "**Example:**" in hover
     assert result["completions"][0] == "librarian, I want to "
+
+
+# One story file per format the server reads, each with a finding Neovim must show on a known line.
+FORMATS = {
+    "loans.feature": ("cucumber", "Feature: Loans\n  As a member, I want to renew a loan (online), so that I avoid a fine.\n\n"
+                      "  Scenario: Renew a loan\n    Given a loan\n", "ST301", 1),
+    "backlog.md": ("markdown", "# Backlog\n\n- As a member, I want to renew a loan, so that I avoid a fine.\n"
+                   "- I want to export the monthly report, so that I can share it with the board.\n", "ST101", 3),
+    "export.csv": ("csv", "id,User Story\n1,\"As a member, I want to renew a loan, so that I avoid a fine.\"\n"
+                   "2,\"I want to export the monthly report, so that I can share it with the board.\"\n", "ST101", 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_the_documented_configuration_attaches_to_every_format(tmp_path, name):
+    filetype, text, code, line = FORMATS[name]
+    path = tmp_path / name
+    path.write_text(text, "utf-8")
+    result = run_neovim(tmp_path, path)
+    assert result["filetype"] == filetype
+    assert result["client_started"], f"no client attached to a {filetype} buffer"
+    assert result["got_diagnostics"], f"no diagnostics in a {filetype} buffer"
+    assert (code, line) in {(d["code"], d["line"]) for d in result["before"]}, result["before"]
+    assert all(d["source"] == "storytransformer" for d in result["before"])

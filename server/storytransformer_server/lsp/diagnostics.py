@@ -21,7 +21,7 @@ from lsprotocol import types
 
 from storytransformer.findings import Finding
 
-from . import config_reload, limits
+from . import config_reload, first_look, limits
 from .convert import SOURCE, diagnostic, path_to_uri, uri_to_path
 from .documents import FileFindings
 
@@ -40,6 +40,7 @@ class Published:
     findings: FileFindings
     diagnostics: tuple[types.Diagnostic, ...]
     result_id: str
+    provisional: bool = False  # the first look at a document opened during the scan (see first_look)
 
 
 def to_diagnostics(ff: FileFindings) -> list[types.Diagnostic]:
@@ -63,6 +64,7 @@ class Diagnostics:
         self.scanned = asyncio.Event()
         self.dropped_stale = 0  # results computed for an old version, never shown
         self.notices: dict[str, tuple[int | None, str | None]] = {}  # path -> (version, what was not checked)
+        self._first_looks: dict[str, asyncio.Task] = {}  # path -> first look in flight
 
     # -- mode --------------------------------------------------------------
     @property
@@ -91,6 +93,43 @@ class Diagnostics:
         # From here on the check runs to the end even if a newer change comes in:
         # the core must see every text in order, and the staleness check drops the result.
         await asyncio.shield(self.check_open(path))
+
+    # -- the first look at a document opened while the scan runs ------------
+    def first_look(self, path: str, version: int, text: str) -> None:
+        """Show the findings that need neither the scan nor the parser at once (the full check follows)."""
+        if self.scanned.is_set():
+            return
+        opts = self.server.options
+        if not limits.small(text, opts.max_stories, opts.max_bytes):
+            return  # the full check bounds it and says so; no first look at a huge document
+        self._first_looks[path] = asyncio.get_running_loop().create_task(self._first_look(path, version, text))
+
+    async def _first_look(self, path: str, version: int, text: str) -> None:
+        core, opts = self.server.core, self.server.options
+        loop = asyncio.get_running_loop()
+        try:
+            # A thread of its own: the core's worker is busy with the scan, and the core is not touched.
+            ff = await loop.run_in_executor(None, lambda: first_look.check_alone(
+                path, version, text, first_look.folder_config(core, self.server.roots(), path, opts.rules)))
+        except Exception:
+            log.exception("first look at %s failed", path)
+            return
+        finally:
+            if self._first_looks.get(path) is asyncio.current_task():
+                del self._first_looks[path]
+        old = self.published.get(path)
+        if (old is not None and old.version == version) or not self._current(path, version):
+            return  # the full result is in already, or the document changed
+        pub = Published(path_to_uri(path), version, ff, tuple(to_diagnostics(ff)), str(next(self._ids)),
+                        provisional=True)
+        self.published[path] = pub
+        if not self.pull:
+            self._push(pub)
+
+    async def _await_first_look(self, path: str) -> None:
+        task = self._first_looks.get(path)
+        if task is not None and not task.done():
+            await asyncio.shield(task)
 
     def cancel(self, path: str) -> None:
         task = self._pending.pop(path, None)
@@ -136,8 +175,10 @@ class Diagnostics:
             return
         self.accept(results, others=True)
 
-    async def ensure_current(self, path: str) -> Published | None:
-        """The published result for the open document's current version, checking it now if needed."""
+    async def ensure_current(self, path: str, first_look_ok: bool = False) -> Published | None:
+        """The full result for the open document's current version, checking it now if needed.
+        ``first_look_ok``: the first look at a document opened during the scan will do (a pull
+        answers with it; code actions, fixes and hovers wait for the full check)."""
         for _ in range(3):
             doc = self.server.open_document_for_path(path)
             if doc is None:
@@ -146,7 +187,10 @@ class Diagnostics:
             if path not in self.server.core.overlays and not self.server.core.is_story_file(path, doc.source):
                 return None  # an open file that is no story file (requirements.txt): nothing to report
             pub = self.published.get(path)
-            if pub is not None and pub.version == doc.version:
+            if first_look_ok and (pub is None or pub.version != doc.version):
+                await self._await_first_look(path)  # while the scan runs, the first look comes first
+                pub = self.published.get(path)
+            if pub is not None and pub.version == doc.version and (first_look_ok or not pub.provisional):
                 return pub
             self.cancel(path)
             pub = await self.check_open(path)
@@ -158,7 +202,7 @@ class Diagnostics:
         """The published result if it matches the document as it is now (never waits)."""
         pub = self.published.get(path)
         doc = self.server.open_document_for_path(path)
-        if pub is None or (doc is not None and pub.version != doc.version):
+        if pub is None or pub.provisional or (doc is not None and pub.version != doc.version):
             return None
         return pub
 
@@ -184,11 +228,14 @@ class Diagnostics:
             old = self.published.get(ff.path)
             diags = tuple(self._notice(ff) + to_diagnostics(ff))
             if old is not None and old.version == ff.version and old.diagnostics == diags:
+                if old.provisional:  # the full check found what the first look showed: nothing new to send
+                    self.published[ff.path] = replace(old, findings=ff, provisional=False)
                 continue
             pub = Published(path_to_uri(ff.path), ff.version, ff, diags, str(next(self._ids)))
             self.published[ff.path] = pub
             if self.pull:
-                changed_others = changed_others or others
+                # a client that pulled the first look of this version pulls again for the full result
+                changed_others = changed_others or others or (old is not None and old.provisional)
             else:
                 self._push(pub)
         if changed_others:
@@ -269,6 +316,7 @@ def register(server: "ServerContext") -> None:
             return  # not a story file (requirements.txt, notes): no diagnostics
         server.core.overlays[path] = (params.text_document.version, params.text_document.text)
         d.schedule(path, immediately=True)
+        d.first_look(path, params.text_document.version, params.text_document.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
@@ -309,7 +357,7 @@ def register(server: "ServerContext") -> None:
                                             workspace_diagnostics=True))
     async def pull_document(params: types.DocumentDiagnosticParams):
         path = uri_to_path(params.text_document.uri)
-        pub = await d.ensure_current(path) if path else None
+        pub = await d.ensure_current(path, first_look_ok=True) if path else None
         if pub is None:
             return types.RelatedFullDocumentDiagnosticReport(items=[])
         if params.previous_result_id == pub.result_id:

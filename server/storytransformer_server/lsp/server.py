@@ -17,6 +17,14 @@ from .server_context import ServerContext
 log = logging.getLogger(__name__)
 
 
+async def _start_semantic(server: ServerContext, scanning: asyncio.Task) -> None:
+    """Connect to the daemon as soon as the scan knows the workspace roots (its first step), so the daemon
+    loads its embedding model and embeds the workspace while the scan checks it."""
+    while not server.core.roots and not scanning.done():
+        await asyncio.sleep(0.01)
+    await server.semantic.start()
+
+
 def create_server() -> ServerContext:
     server = ServerContext()
     server.diagnostics = diagnostics.Diagnostics(server)
@@ -39,11 +47,13 @@ def create_server() -> ServerContext:
         await configuration.apply_settings(server, configuration.merge_settings(server.init_settings, fetched))
         loop = asyncio.get_running_loop()
         server.watchers = loop.create_task(config_reload.register_watchers(server))  # never waits on the client
-        await scan.scan_workspace(server)
-        server.send_engine_status(server.model.status)
+        scanning = loop.create_task(scan.scan_workspace(server))
         if server.semantic.wanted:
-            # Semantic duplicates need the daemon's index: connect now (starting it when allowed).
-            loop.create_task(server.semantic.start())
+            # Semantic duplicates need the daemon's index: connect now (starting it when allowed), so the
+            # daemon starts and embeds the workspace while the scan checks it, not after.
+            loop.create_task(_start_semantic(server, scanning))
+        await scanning
+        server.send_engine_status(server.model.status)
         if server.options.daemon.enabled:
             loop.create_task(server.model.refresh_status(spawn=False))
 

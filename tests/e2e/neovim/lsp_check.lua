@@ -1,7 +1,9 @@
--- Drives Neovim (0.7+) against `storytransformer lsp`: open a story file, wait for diagnostics,
--- apply a quick fix, wait for the diagnostics to follow, write what happened as JSON, quit.
--- Environment: ST_PYTHON, ST_ROOT, ST_FILE, ST_OUT, ST_FIX_LINE (0-based line of a fixable story),
--- ST_HOVER ("line:col", 0-based: hover there), ST_COMPLETE (text typed on a new last line, then completion).
+-- Drives Neovim (0.7+) against `storytransformer lsp` with the documented configuration: open a story
+-- file, wait for diagnostics, apply a quick fix, wait for the diagnostics to follow, write what happened
+-- as JSON, quit.
+-- Environment: ST_PYTHON, ST_CONFIG (the Lua configuration docs/lsp.md shows), ST_ROOT, ST_FILE, ST_OUT,
+-- ST_FIX_LINE (0-based line of a fixable story),
+-- ST_WAIT_CODE (a code to wait for; empty: any diagnostic), ST_HOVER ("line:col", 0-based: hover there), ST_COMPLETE (text typed on a new last line, then completion).
 local out = {}
 
 local function finish()
@@ -28,17 +30,25 @@ local function diagnostics(buf)
 end
 
 local function run()
+  -- the configuration docs/lsp.md shows (docs/editors/storytransformer.lua), as a user installs it
+  local st = dofile(os.getenv("ST_CONFIG"))
+  st.setup({ cmd = { os.getenv("ST_PYTHON"), "-m", "storytransformer", "lsp" },
+             init_options = { daemon = { spawn = false } } })
   vim.cmd("edit " .. vim.fn.fnameescape(os.getenv("ST_FILE")))
   local buf = vim.api.nvim_get_current_buf()
-  local client_id = vim.lsp.start_client({
-    name = "storytransformer",
-    cmd = { os.getenv("ST_PYTHON"), "-m", "storytransformer", "lsp" },
-    root_dir = os.getenv("ST_ROOT"),
-    init_options = { daemon = { spawn = false } },
-  })
+  -- a client is listed once it has initialized
+  vim.wait(60000, function() return next(vim.lsp.buf_get_clients(buf)) ~= nil end, 50)
+  local client_id = next(vim.lsp.buf_get_clients(buf))
   out.client_started = client_id ~= nil
-  vim.lsp.buf_attach_client(buf, client_id)
-  out.got_diagnostics = vim.wait(60000, function() return #vim.diagnostic.get(buf) > 0 end, 50)
+  out.filetype = vim.bo[buf].filetype
+  -- ST_WAIT_CODE: wait for a finding of the full check (a duplicate, say), not only the first look
+  local wait_code = os.getenv("ST_WAIT_CODE") or ""
+  out.got_diagnostics = vim.wait(60000, function()
+    for _, d in ipairs(vim.diagnostic.get(buf)) do
+      if wait_code == "" or (d.code or ((d.user_data or {}).lsp or {}).code) == wait_code then return true end
+    end
+    return false
+  end, 50)
   out.before = diagnostics(buf)
 
   local hover = os.getenv("ST_HOVER") or ""
@@ -105,7 +115,7 @@ local function run()
       out.after = diagnostics(buf)
     end
   end
-  vim.lsp.stop_client(client_id)
+  if client_id then vim.lsp.stop_client(client_id) end
 end
 
 local ok, err = pcall(run)

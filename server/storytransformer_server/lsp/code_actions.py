@@ -16,7 +16,7 @@ from lsprotocol import types
 from .convert import document_edit, lsp_range, path_to_uri, same_lines, text_edit, uri_to_path, whole_lines
 from . import ignore
 from .fix_all import FIX_ALL, fix_all_action
-from .model import ModelUnavailable
+from .model import ModelUnavailable, failure_message, log_failure
 
 if TYPE_CHECKING:
     from .server import StoryServer
@@ -106,7 +106,8 @@ async def resolve_model_action(server: "StoryServer", action: types.CodeAction) 
             action.edit = document_edit(uri, version, [types.TextEdit(range=lsp_range(story.range), new_text=texts[0])])
             server.model_rewrites[(path, version, story.id)] = (lsp_range(story.range), texts[0])
     except ModelUnavailable as e:
-        server.show(f"model unavailable: {e}", types.MessageType.Warning)
+        log_failure(action.title, e)
+        server.show(failure_message(action.title, e), types.MessageType.Warning)
     return action
 
 

@@ -254,7 +254,10 @@ class ModelAdapter:
                                                   timeout=max(self.options.timeout_s, LOAD_TIMEOUT_S)))
         started = time.monotonic()
         try:
-            done, _ = await asyncio.wait({load}, timeout=0.3)  # an answer this fast: it was loaded already
+            # an answer this fast: it was loaded already (ready: a round trip that confirms it; longer
+            # only when another project's model replaces the resident one)
+            quiet = 2.0 if self.status.state == "ready" else 0.3
+            done, _ = await asyncio.wait({load}, timeout=quiet)
             while not done:
                 elapsed = time.monotonic() - started
                 if report:

@@ -3,9 +3,10 @@
 Reported: the first "Merge Selected Stories" failed after 34 s with "propose/merge got no answer
 within 30 s" (21 s of it loading the model, counted inside the request's timeout), the wait showed
 no progress, and a merge with nothing usable said only "the model made no proposal that passed
-validation". Here the request timeout is a few seconds and the model loads cold (the GGUF is
-converted into an empty cache): the merge must still come back, with progress while it loads, and
-a merge that cannot keep both stories must say so.
+validation". Here the request timeout is a few seconds, the daemon's own deadline ten, and the
+model loads cold (the GGUF is converted into an empty cache, which takes longer than either): the
+merge must still come back, with progress while it loads, and a merge that cannot keep both stories
+must say so.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from .conftest import SERVER_ENV, make_client, open_doc, start
 
 STATE = tempfile.mkdtemp(prefix="st-lsp-model-")
 RUNTIME = os.path.join(STATE, "run")
+DAEMON_DEADLINE_S = 10  # the daemon's own request deadline: it ends the cold load's engine/load, which is asked again
+with open(os.path.join(STATE, "daemon.toml"), "w", encoding="utf-8") as f:
+    f.write(f"request_deadline_s = {DAEMON_DEADLINE_S}\n")
 ENV = {**SERVER_ENV, "STORYTRANSFORMER_RUNTIME_DIR": RUNTIME, "XDG_STATE_HOME": STATE,
+       "STORYTRANSFORMER_DAEMON_CONFIG": os.path.join(STATE, "daemon.toml"),
        "STORYTRANSFORMER_CACHE_DIR": os.path.join(STATE, "cache")}  # empty: the first load converts the GGUF
 
 

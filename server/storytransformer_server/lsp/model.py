@@ -31,7 +31,11 @@ Report = Callable[[str, "int | None"], None]
 
 
 class ModelUnavailable(Exception):
-    """Model work cannot be done now; ``str(self)`` says why."""
+    """Model work cannot be done now; ``str(self)`` says why (``code``: the daemon's error code, if any)."""
+
+    def __init__(self, reason: str = "", code: int | None = None):
+        super().__init__(reason)
+        self.code = code
 
 
 class NoProposal(ModelUnavailable):
@@ -211,7 +215,8 @@ class ModelAdapter:
         except Exception as e:  # DaemonError and anything else: the daemon's own message
             if getattr(client, "closed", False):
                 self._client = None
-            raise ModelUnavailable(getattr(e, "message", None) or str(e) or type(e).__name__) from None
+            raise ModelUnavailable(getattr(e, "message", None) or str(e) or type(e).__name__,
+                                   getattr(e, "code", None)) from None
 
     async def refresh_status(self, spawn: bool = False) -> EngineStatus:
         """Ask the daemon for the engine's state (without starting one unless ``spawn``)."""
@@ -250,9 +255,8 @@ class ModelAdapter:
     async def ensure_loaded(self, root: str | None, report: Report | None = None) -> EngineStatus:
         """Load the model for ``root`` unless it is loaded, under :data:`LOAD_TIMEOUT_S`, telling the
         user every second how long it has been loading (``$/progress`` and the status bar)."""
-        load = asyncio.ensure_future(self.request("engine/load", {"root": root} if root else {},
-                                                  timeout=max(self.options.timeout_s, LOAD_TIMEOUT_S)))
         started = time.monotonic()
+        load = asyncio.ensure_future(self._load_until_done(root, started))
         try:
             # an answer this fast: it was loaded already (ready: a round trip that confirms it; longer
             # only when another project's model replaces the resident one)
@@ -273,6 +277,22 @@ class ModelAdapter:
         if isinstance(reply, dict) and reply.get("state"):
             self._set_status(EngineStatus.from_daemon(reply))
         return self.status
+
+    async def _load_until_done(self, root: str | None, started: float) -> Any:
+        """``engine/load`` until it answers or :data:`LOAD_TIMEOUT_S` has passed: a daemon whose own
+        request deadline ends a slow first load keeps what it did (the converted weights), so asking
+        again resumes it rather than starting over."""
+        from storytransformer_server.daemon.protocol import DEADLINE_EXCEEDED
+
+        limit = max(self.options.timeout_s, LOAD_TIMEOUT_S)
+        while True:
+            try:
+                return await self.request("engine/load", {"root": root} if root else {},
+                                          timeout=max(1.0, limit - (time.monotonic() - started)))
+            except ModelUnavailable as e:
+                if e.code != DEADLINE_EXCEEDED or time.monotonic() - started >= limit:
+                    raise
+                log.info("loading the model goes on after the daemon's request deadline: %s", e)
 
     async def load(self, root: str | None = None, engine: dict | None = None) -> EngineStatus:
         """Load the model for ``root``'s configuration, with the editor's ``engine`` settings on top."""

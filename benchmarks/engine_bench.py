@@ -73,6 +73,7 @@ def main(argv=None) -> int:
     from storytransformer.config import Config, EngineConfig
     from storytransformer.engine import hardware
     from storytransformer.engine.local import LocalEngine
+    from storytransformer.engine.proposer import Proposer
     from storytransformer.formats import read_source
 
     ecfg = dict(device=args.device, dtype=args.dtype, attention=args.attention, quantization=args.quantization,
@@ -116,13 +117,12 @@ def main(argv=None) -> int:
         msgs = [{"role": "user", "content": "Write a long story about a librarian."}]
         eng.generate(msgs, max_new_tokens=4, stop=())  # warm-up
         text, dt = timed(eng.generate, msgs, max_new_tokens=args.gen_tokens, stop=())
-        n = len(eng.tokenizer(text, add_special_tokens=False)["input_ids"])
+        n = eng.count_tokens(text)
         rows["generate_tokens"] = n
         rows["generate_tokens_per_s"] = round(n / dt, 1)
 
         times, accepted = [], 0
-        gen = LocalEngine(Config(engine=EngineConfig(**ecfg, generate=True)), cache_root=cache)
-        gen.model, gen.tokenizer, gen.plan, gen._status = eng.model, eng.tokenizer, eng.plan, eng._status
+        gen = Proposer(Config(engine=EngineConfig(**ecfg, generate=True)), eng.backend)  # the loaded model, shared
         for a, b in PAIRS:
             sa, sb = read_source("b.txt", f"{a}\n{b}\n").stories
             found, dt = timed(gen.propose_merge, [sa, sb])

@@ -70,13 +70,13 @@ def measure(mode: str, args, cache_root: Path) -> dict:
     engine.generate([{"role": "user", "content": "Hello"}], max_new_tokens=4)  # warm-up: kernels, graph capture
     cold_s, _ = timed(args.device, lambda: engine.generate(asks[0], max_new_tokens=1))
     warm_s, _ = timed(args.device, lambda: engine.generate(asks[1], max_new_tokens=1))
-    reuse = dict(engine.fast.last) if engine.fast else None
+    reuse = dict(engine.backend.session.last) if engine.backend.session else None
     _, text = timed(args.device, lambda: engine.generate(asks[1], max_new_tokens=33, stop=()))
     short = [{"role": "user", "content": "Write one user story about a library."}]  # decode speed, short context
     one_s, _ = timed(args.device, lambda: engine.generate(short, max_new_tokens=1, stop=()))
     many_s, story = timed(args.device, lambda: engine.generate(short, max_new_tokens=33, stop=()))
     steps = max(1, engine.count_tokens(story) - 1)  # it may end before 33 tokens
-    return {"mode": mode, "fast_path": engine.fast is not None, "device": status.device, "dtype": status.dtype,
+    return {"mode": mode, "fast_path": engine.backend.session is not None, "device": status.device, "dtype": status.dtype,
             "attention": status.attention, "notes": status.notes, "prompt_tokens": prompt_tokens,
             "ttft_cold_s": cold_s, "ttft_warm_s": warm_s, "reuse": reuse,
             "decode_ms_per_token": (many_s - one_s) / steps * 1e3, "decode_steps": steps, "text": text}

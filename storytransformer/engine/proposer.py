@@ -1,16 +1,17 @@
-"""What local and remote engines share: building, validating and ranking proposals.
+"""The proposer: grounded merge, rewrite and split proposals over any backend.
 
-A subclass supplies :meth:`score`, :meth:`generate` and :meth:`render`; this class turns them
-into grounded proposals. Deterministic candidates come first (they work without a model);
-generation adds the model's own answer; the validator discards anything ungrounded (logging
-why), and the model's log-likelihood orders what is left.
+It holds one :class:`~.backend.Backend` (transformers, fast path, remote, or none) and never asks
+which: deterministic candidates come first (they work without a model); generation adds the
+model's own answer; the validator discards anything ungrounded (logging why), and the model's
+log-likelihood orders what is left. When nothing is left, :func:`why_none` says why in a sentence.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import replace
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..config import Config
@@ -19,41 +20,57 @@ from ..story import Story
 from . import candidates as cands
 from . import context as long_context
 from . import prompts
-from .base import (Cancelled, CancelToken, ConflictReport, Deadline, DeadlineExceeded, EngineError, Proposal,
-                   Score, Unsupported, checkpoint)
+from .backend import STOP_TEXT, Backend, NoModel
+from .base import (Cancelled, CancelToken, ConflictReport, Deadline, DeadlineExceeded, EngineError, EngineStatus,
+                   Proposal, ProposalKind, Score, checkpoint)
 from .conflict import heuristic
 from .grounding import Validator, source_text
 
 log = logging.getLogger("storytransformer.engine")
 
 
-class GroundedEngine:
-    """Proposal logic over an abstract model (``score``, ``generate``, ``render``)."""
+class Proposer:
+    """The engine every caller uses: proposal logic composed with one backend."""
 
-    def __init__(self, config: Config | None = None):
+    def __init__(self, config: Config | None = None, backend: Backend | None = None):
         self.config = config or Config()
+        self.backend: Backend = backend if backend is not None else NoModel()
         self.validator = Validator(self.config)
 
-    # -- what a backend supplies ------------------------------------------------
+    # -- the backend ----------------------------------------------------------------
+    def load(self, *, token: CancelToken | None = None, deadline: Deadline | None = None) -> EngineStatus:
+        return self.backend.load(token=token, deadline=deadline)
+
+    def unload(self) -> None:
+        self.backend.unload()
+
+    def status(self) -> EngineStatus:
+        return self.backend.status()
+
+    @property
+    def loaded(self) -> bool:
+        return self.backend.loaded
+
     def score(self, texts: Sequence[str], *, context: str = "", token: CancelToken | None = None,
               deadline: Deadline | None = None) -> list[Score]:
-        raise Unsupported("this engine cannot score texts")
+        return self.backend.score(texts, context=context, token=token, deadline=deadline)
 
     def generate(self, messages: list[dict], *, max_new_tokens: int | None = None, allowed_text: str = "",
-                 token: CancelToken | None = None, deadline: Deadline | None = None) -> str:
-        raise Unsupported("this engine cannot generate text")
+                 token: CancelToken | None = None, deadline: Deadline | None = None,
+                 stop: Sequence[str] = STOP_TEXT) -> str:
+        """The backend's answer, at most ``max_new_tokens`` (this proposer's ``engine.max_new_tokens``) long."""
+        return self.backend.generate(messages, max_new_tokens=max_new_tokens or self.config.engine.max_new_tokens,
+                                     allowed_text=allowed_text, token=token, deadline=deadline, stop=stop)
 
     def render(self, messages: list[dict]) -> str:
         """The prompt text that precedes the answer (for conditional scoring)."""
-        return prompts.plain(messages)
+        return self.backend.render(messages)
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` for this model. Without a tokenizer: about four characters a token."""
-        return max(1, (len(text) + 3) // 4) if text else 0
+        return self.backend.count_tokens(text)
 
     def context_window(self) -> int:
-        """The model's context length in tokens (unknown for a remote server: a common 4096)."""
-        return 4096
+        return self.backend.context_window()
 
     # -- long context -------------------------------------------------------------------
     def backlog_context(self, kind: str, sources: Sequence[Story], backlog: Sequence[Story] | None,
@@ -99,6 +116,24 @@ class GroundedEngine:
         targeted = tuple(f.code for f in findings if f.story_id == story.id)
         found = cands.rewrite_candidates(story, findings)
         return self._propose("rewrite", [story], found, targeted, 1, token, deadline, include_rejected)
+
+    def propose(self, kind: ProposalKind, stories: Sequence[Story], findings: Sequence[Finding] = (), *,
+                token: CancelToken | None = None, deadline: Deadline | None = None) -> "Outcome":
+        """``propose_<kind>`` with the rejected proposals kept, as an :class:`Outcome` that says why
+        when none passed (what the daemon answers an editor with)."""
+        stories = list(stories)
+        if kind == "merge":
+            found = self.propose_merge(stories, token=token, deadline=deadline, include_rejected=True)
+        elif kind == "rewrite":
+            found = self.propose_rewrite(stories[0], findings, token=token, deadline=deadline, include_rejected=True)
+        elif kind == "split":
+            found = self.propose_split(stories[0], findings, token=token, deadline=deadline, include_rejected=True)
+        else:
+            raise EngineError(f"unknown proposal kind {kind!r} (merge, rewrite or split)")
+        outcome = Outcome.of(kind, found, len(stories))
+        for line in outcome.details():
+            log.info("%s: %s", kind, line)
+        return outcome
 
     def story_findings(self, story: Story) -> list[Finding]:
         """The core's findings for ``story`` on its own (ids rewritten to the story's)."""
@@ -189,3 +224,68 @@ def source_text_with_markers(story: Story) -> str:
         if 0 < end <= len(story.text) and "\n" not in story.text:
             return story.text[:end].strip()
     return story.text if story.parts() else source_text(story)
+
+
+GroundedEngine = Proposer  # the name report/collect.py and older callers use for a proposer without a model
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A proposal request's answer: what passed validation (ranked), what did not, and, when
+    nothing passed, one sentence saying why (:func:`why_none`)."""
+
+    kind: ProposalKind
+    accepted: tuple[Proposal, ...]
+    rejected: tuple[Proposal, ...]
+    reason: str = ""
+
+    @classmethod
+    def of(cls, kind: ProposalKind, proposals: Sequence[Proposal], sources: int) -> "Outcome":
+        accepted = tuple(p for p in proposals if p.accepted)
+        rejected = tuple(p for p in proposals if not p.accepted)
+        return cls(kind, accepted, rejected, "" if accepted else why_none(kind, sources, rejected))
+
+    def details(self) -> list[str]:
+        """One line per rejected proposal: its text and every reason (for a log, not a notification)."""
+        return [f"{p.origin} proposal {p.text!r} rejected: {'; '.join(p.reasons)}" for p in self.rejected]
+
+
+# (marker in a validator reason, what it means for a whole request); the first that most rejected
+# proposals share names the failure
+WHY = (
+    ("drops what a source story asked for", "no proposal kept every part of {sources}"),
+    ("still has the finding", "no proposal removed the finding it should fix"),
+    ("invents content", "every proposal used words that are not in {sources}"),
+    ("introduces finding", "every proposal brought in findings {sources} do not have"),
+    ("not a well-formed story", "no proposal read as a well-formed story"),
+    ("reads as", "no proposal read as the expected number of stories"),
+    ("ST", "every proposal still breaks a story rule"),
+)
+NO_CANDIDATE = {
+    "merge": "no proposal could be built: fewer than two of the stories have an 'I want ...' part",
+    "rewrite": "no proposal could be built: the story has no fix and no 'I want ...' part to rebuild it from",
+    "split": "no proposal could be built: the story's 'I want ...' part has nothing joined by 'and' or 'or' to split",
+}
+
+
+def why_none(kind: str, sources: int, rejected: Sequence[Proposal]) -> str:
+    """Why a request has no proposal, in one sentence a user can act on: the failure most
+    rejected proposals share, with the first such proposal's own reason."""
+    if not rejected:
+        return NO_CANDIDATE.get(kind, "no proposal could be built")
+    named = "the story" if sources == 1 else "both stories" if sources == 2 else f"all {sources} stories"
+    counts: Counter = Counter()
+    first: dict[str, str] = {}
+    for p in rejected:
+        for i, (marker, _) in enumerate(WHY):
+            hit = next((r for r in p.reasons if marker in r), None)
+            if hit is not None:
+                counts[i] += 1
+                first.setdefault(str(i), hit)
+                break
+    if not counts:
+        reason = next((r for p in rejected for r in p.reasons), "")
+        return f"no proposal passed validation{': ' + reason if reason else ''}"
+    best = min(counts, key=lambda i: (-counts[i], i))
+    headline = WHY[best][1].format(sources=named)
+    return f"{headline} ({first[str(best)]})"

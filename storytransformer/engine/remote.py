@@ -1,9 +1,9 @@
-"""An engine on an OpenAI-compatible server (vLLM, text-generation-inference, the llama.cpp
+"""The remote backend: a model on an OpenAI-compatible server (vLLM, text-generation-inference, the llama.cpp
 server, Ollama, ``transformers serve``): ``GET /v1/models``, ``POST /v1/chat/completions``,
 and ``POST /v1/completions`` with ``echo`` + ``logprobs`` for scoring where the server offers it.
 
-Proposals go through the same candidates and the same validator as the local engine; only the
-model calls differ. The API key is read from the environment variable named by
+The proposer (:mod:`.proposer`) is the same as for a local model: same candidates, same
+validator; only the model calls differ. The API key is read from the environment variable named by
 ``engine.remote_api_key_env`` and never stored.
 """
 
@@ -16,9 +16,11 @@ import time
 from typing import Sequence
 
 from ..config import Config
+from .backend import STOP_TEXT
 from .base import (CancelToken, Deadline, DeadlineExceeded, EngineConfigError, EngineError, EngineStatus,
                    EngineUnavailable, Score, Unsupported, checkpoint)
-from .proposer import GroundedEngine
+from .prompts import plain
+from .proposer import Proposer
 
 log = logging.getLogger("storytransformer.engine")
 
@@ -26,9 +28,16 @@ RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 BACKOFF_S = 0.5
 
 
-class RemoteEngine(GroundedEngine):
+def RemoteEngine(config: Config) -> Proposer:  # noqa: N802 - the name callers have always used
+    """A proposer over an OpenAI-compatible server (``engine.remote_url``)."""
+    return Proposer(config, RemoteBackend(config))
+
+
+class RemoteBackend:
+    """HTTP calls with timeouts, retries and backoff; no model in this process."""
+
     def __init__(self, config: Config):
-        super().__init__(config)
+        self.config = config
         url = config.engine.remote_url.rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise EngineConfigError("remote_url", f"must be an http(s) URL, not {config.engine.remote_url!r}")
@@ -82,6 +91,22 @@ class RemoteEngine(GroundedEngine):
     def status(self) -> EngineStatus:
         return self._status
 
+    @property
+    def loaded(self) -> bool:
+        return self._status.state == "ready"
+
+    def render(self, messages: list[dict]) -> str:
+        """The prompt as plain text (the server's chat template is not known here)."""
+        return plain(messages)
+
+    def count_tokens(self, text: str) -> int:
+        """About four characters a token (the server's tokenizer is not known here)."""
+        return max(1, (len(text) + 3) // 4) if text else 0
+
+    def context_window(self) -> int:
+        """Unknown for a remote server: a common 4096."""
+        return 4096
+
     def _ensure(self, token, deadline) -> None:
         if self._status.state != "ready":
             self.load(token=token, deadline=deadline)
@@ -125,10 +150,14 @@ class RemoteEngine(GroundedEngine):
 
     # -- model calls ---------------------------------------------------------------------------------
     def generate(self, messages: list[dict], *, max_new_tokens: int | None = None, allowed_text: str = "",
-                 token: CancelToken | None = None, deadline: Deadline | None = None) -> str:
+                 token: CancelToken | None = None, deadline: Deadline | None = None,
+                 stop: Sequence[str] = STOP_TEXT) -> str:
+        """The server's greedy answer (``allowed_text`` is not enforced remotely: the validator is)."""
         self._ensure(token, deadline)
         body = {"model": self.model_name, "messages": messages, "temperature": 0.0,
-                "max_tokens": max_new_tokens or self.config.engine.max_new_tokens, "stop": ["\n\n"]}
+                "max_tokens": max_new_tokens or self.config.engine.max_new_tokens}
+        if stop:
+            body["stop"] = ["\n\n"] if tuple(stop) == STOP_TEXT else list(stop)[:4]
         data = self._request("POST", "/chat/completions", body, token, deadline)
         try:
             return (data["choices"][0]["message"]["content"] or "").strip()

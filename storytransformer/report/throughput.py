@@ -1,4 +1,9 @@
-"""Measure the local engine's prompt (prefill) and generation (decode) rates on this machine."""
+"""Measure the configured engine's prompt (prefill) and generation (decode) rates on this machine.
+
+It times the engine's own calls (:meth:`score` and :meth:`generate`, the ones proposals make),
+so the figure includes what the engine adds to the raw model: the fast path when it is on, the
+chat template, the stop checks, the remote server's round trips.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +11,40 @@ import time
 
 PROMPT_TOKENS = 256
 DECODE_TOKENS = 32
+STORY = "As a user, I want to see my past orders, so that I can order again. "
+LONG_ANSWER = [{"role": "user", "content": "Count from 1 to 1000, one number a line."}]
 
 
-def measure(config, repeats: int = 2) -> tuple[float, float]:
-    """(prefill tokens/s, decode tokens/s) of the configured local model, best of ``repeats``."""
-    import torch
+def measure(config, repeats: int = 2, engine=None) -> tuple[float, float]:
+    """(prefill tokens/s, decode tokens/s) of the engine ``config`` asks for, best of ``repeats``.
 
-    from ..engine.local import LocalEngine
+    Prefill: scoring a text of :data:`PROMPT_TOKENS` tokens (one forward pass over them). Decode:
+    a :data:`DECODE_TOKENS`-token answer, less the time its prompt takes to prefill. ``engine``: an
+    engine already made (and loaded) to measure instead; it is left loaded."""
+    from ..engine import create_engine
 
-    engine = LocalEngine(config)
+    own = engine is None
+    engine = engine or create_engine(config)
     engine.load()
-    model, tok = engine.model, engine.tokenizer
-    device = next(model.parameters()).device
-    base = tok("As a user, I want to see my past orders, so that I can order again. ", add_special_tokens=False)["input_ids"]
-    ids = (base * (PROMPT_TOKENS // len(base) + 1))[:PROMPT_TOKENS]
-    x = torch.tensor([ids], device=device)
-    prefill = decode = 0.0
-    with torch.inference_mode():
-        model(x)  # warm-up
+    try:
+        per_story = max(1, engine.count_tokens(STORY))
+        prompt = STORY * (PROMPT_TOKENS // per_story + 1)
+        n_prompt = engine.count_tokens(prompt)
+        n_answer_prompt = engine.count_tokens(engine.render(LONG_ANSWER))
+        engine.score([prompt])  # warm-up
+        engine.generate(LONG_ANSWER, max_new_tokens=2, stop=())
+        prefill = decode = 0.0
         for _ in range(repeats):
             t0 = time.perf_counter()
-            model(x)
-            t_prefill = time.perf_counter() - t0
+            engine.score([prompt])
+            rate = n_prompt / max(time.perf_counter() - t0, 1e-6)
+            prefill = max(prefill, rate)
             t0 = time.perf_counter()
-            out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=DECODE_TOKENS,
-                                 min_new_tokens=DECODE_TOKENS, do_sample=False, pad_token_id=tok.pad_token_id)
+            text = engine.generate(LONG_ANSWER, max_new_tokens=DECODE_TOKENS, stop=())
             t_all = time.perf_counter() - t0
-            new = out.shape[1] - x.shape[1]
-            prefill = max(prefill, PROMPT_TOKENS / t_prefill)
-            decode = max(decode, max(new - 1, 1) / max(t_all - t_prefill, 1e-6))
-    engine.unload()
+            new = engine.count_tokens(text)
+            decode = max(decode, max(new - 1, 1) / max(t_all - n_answer_prompt / rate, 1e-6))
+    finally:
+        if own:
+            engine.unload()
     return round(prefill, 1), round(decode, 1)

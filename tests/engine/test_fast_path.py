@@ -30,7 +30,7 @@ def fast_engine(model_cache):
 
 
 def test_status_says_the_fast_path_is_on(fast_engine, engine):
-    assert fast_engine.fast is not None and engine.fast is None  # auto: off on the CPU
+    assert fast_engine.backend.session is not None and engine.backend.session is None  # auto: off on the CPU
     assert any(n.startswith("fast path: static KV cache of 8192 tokens") for n in fast_engine.status().notes)
 
 
@@ -59,17 +59,17 @@ def test_a_second_request_on_the_same_backlog_prefills_only_its_question(fast_en
     ask = [{"role": "user", "content": f"Backlog:\n{backlog}\n\nQuestion: which story is about passwords?"},
            {"role": "user", "content": f"Backlog:\n{backlog}\n\nQuestion: which story mentions an administrator?"}]
     fast_engine.generate([ask[0]], max_new_tokens=6)
-    first = dict(fast_engine.fast.last)
+    first = dict(fast_engine.backend.session.last)
     answer = fast_engine.generate([ask[1]], max_new_tokens=6)
-    second = fast_engine.fast.last
+    second = fast_engine.backend.session.last
     assert first["prefilled"] > n_backlog  # the whole backlog the first time
     assert second["reused"] > n_backlog and second["prefilled"] < 20  # only the question the second time
     assert answer == engine.generate([ask[1]], max_new_tokens=6)  # a cold, uncached run agrees
 
 
 def test_weights_are_shared_with_the_transformers_model(fast_engine):
-    hf = fast_engine.model
-    fast = fast_engine.fast.model
+    hf = fast_engine.backend.inner.model
+    fast = fast_engine.backend.session.model
     layer, mine = hf.model.layers[0], fast.layers[0]
     assert fast.tok_embeddings.weight.data_ptr() == hf.model.embed_tokens.weight.data_ptr()
     assert layer.self_attn.q_proj.weight.data_ptr() == mine.attention.wqkv.weight.data_ptr()  # a view of the fused matrix
@@ -104,7 +104,7 @@ def test_fast_path_on_for_a_model_it_cannot_run_is_a_clear_error(monkeypatch, mo
         engine.load()
     auto = local.LocalEngine(Config(engine=EngineConfig(generate=False, fast_path="auto")), cache_root=model_cache)
     auto.load()  # auto on the CPU does not even try
-    assert auto.fast is None
+    assert auto.backend.session is None
 
 
 def test_bad_setting_is_refused():
@@ -122,21 +122,21 @@ def test_merges_on_one_backlog_share_its_resident_prefix(fast_engine, engine):
     assert len(backlog) >= 6
     context_tokens = fast_engine.backlog_context("merge", [backlog[0], backlog[9]], backlog).tokens
     seen = []
-    real_sync = fast_engine.fast._sync
+    real_sync = fast_engine.backend.session._sync
 
     def sync(ids):
         token = real_sync(ids)
-        seen.append(dict(fast_engine.fast.last))
+        seen.append(dict(fast_engine.backend.session.last))
         return token
 
-    fast_engine.fast._sync = sync
+    fast_engine.backend.session._sync = sync
     try:
         # Two pairs that can be merged without losing a need: US-1 with US-10, and US-1 with US-6.
         first = fast_engine.propose_merge([backlog[0], backlog[9]], backlog=backlog)
         before = len(seen)
         second = fast_engine.propose_merge([backlog[0], backlog[5]], backlog=backlog)
     finally:
-        del fast_engine.fast._sync
+        del fast_engine.backend.session._sync
     assert first and second
     assert max(s["reused"] for s in seen[before:]) > context_tokens  # the backlog stayed resident
     assert [p.text for p in second] == [p.text for p in engine.propose_merge([backlog[0], backlog[5]], backlog=backlog)]

@@ -105,11 +105,9 @@ def test_story_text_in_a_prompt_cannot_close_the_delimiter():
 @pytest.fixture(scope="module")
 def generating(engine):
     """The packaged SmolLM2 with generation on (sharing the session's loaded model)."""
-    from storytransformer.engine.local import LocalEngine
+    from storytransformer.engine.proposer import Proposer
 
-    gen = LocalEngine(Config(engine=EngineConfig(generate=True, max_new_tokens=40)))
-    gen.model, gen.tokenizer, gen.plan, gen._status = engine.model, engine.tokenizer, engine.plan, engine._status
-    return gen
+    return Proposer(Config(engine=EngineConfig(generate=True, max_new_tokens=40)), engine.backend)
 
 
 def _clean(p) -> bool:

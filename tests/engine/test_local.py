@@ -12,6 +12,7 @@ from storytransformer.engine import Cancelled, CancelToken, Deadline, DeadlineEx
 from storytransformer.engine.conflict import heuristic
 from storytransformer.engine.grounding import content_words, source_text, stem
 from storytransformer.engine.local import LocalEngine
+from storytransformer.engine.proposer import Proposer
 from storytransformer.formats import read_source
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,7 @@ def test_second_load_comes_from_the_safetensors_cache(cold_engine, model_cache):
     assert status.loaded_from == "cache" and status.state == "ready"
     assert status.cache_dir == cold_engine[1].cache_dir
     warm.unload()
-    assert warm.status().state == "unloaded" and warm.model is None
+    assert warm.status().state == "unloaded" and warm.backend.inner.model is None
 
 
 def test_score_ranks_a_story_above_its_shuffled_words(engine):
@@ -87,8 +88,7 @@ def test_split_proposal_removes_the_conjunction(engine):
 def injected(engine):
     """Rewrite proposals, with generation on, for a story that carries an injected instruction."""
     (s,) = stories(INJECTED)
-    gen = LocalEngine(Config(engine=EngineConfig(generate=True, max_new_tokens=40)))
-    gen.model, gen.tokenizer, gen.plan, gen._status = engine.model, engine.tokenizer, engine.plan, engine._status
+    gen = Proposer(Config(engine=EngineConfig(generate=True, max_new_tokens=40)), engine.backend)  # the loaded model, shared
     return gen, s, gen.propose_rewrite(s, include_rejected=True)
 
 

@@ -336,20 +336,15 @@ class _FakeEngine:
     def status(self):
         return {"state": "ready" if self.loaded else "unloaded", "model": self.config.engine.remote_url}
 
-    def propose_rewrite(self, story, token=None, deadline=None):
-        assert self.loaded
-        self.calls.append(story)
+    def propose(self, kind, stories, findings=(), token=None, deadline=None):
+        assert self.loaded and kind == "rewrite"
+        self.calls.append(stories[0])
         return [self.config.engine.remote_url]
 
 
 def test_the_daemon_never_runs_a_request_on_another_projects_engine(tmp_path, config_dir, monkeypatch):
-    import types as pytypes
-
     from storytransformer_server.daemon.engine_adapter import EngineAdapter
 
-    fake = pytypes.ModuleType("st_fake_engine")
-    fake.create_engine = _FakeEngine  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "st_fake_engine", fake)
     _FakeEngine.made.clear()
 
     user = project(tmp_path / "a", "")  # no remote settings
@@ -359,9 +354,9 @@ def test_the_daemon_never_runs_a_request_on_another_projects_engine(tmp_path, co
     cfg_b = load_config(start=evil.parent)
 
     async def scenario():
-        adapter = EngineAdapter(module="st_fake_engine")
+        adapter = EngineAdapter(create=_FakeEngine)
         try:
-            answers = await asyncio.gather(*[adapter.call("propose_rewrite", f"s{i}", config=c)
+            answers = await asyncio.gather(*[adapter.propose("rewrite", [f"s{i}"], config=c)
                                              for i, c in enumerate([cfg_b, cfg_a, cfg_b, cfg_a, cfg_a])])
             return answers
         finally:

@@ -10,6 +10,8 @@ export interface EngineStatus {
   reason?: string;
   /** 0..1 while loading, when the server knows. */
   progress?: number;
+  /** Seconds since the load began (sent every second while a model action waits for the load). */
+  elapsed?: number;
 }
 
 export type DisplayState =
@@ -37,6 +39,12 @@ export function percent(progress: number | undefined): string | undefined {
   if (typeof progress !== "number" || !Number.isFinite(progress)) return undefined;
   const clamped = Math.min(1, Math.max(0, progress > 1 ? progress / 100 : progress));
   return `${Math.round(clamped * 100)}%`;
+}
+
+/** Seconds elapsed as the status bar shows them: `12 s`; nothing for a missing or bad value. */
+export function seconds(elapsed: number | undefined): string | undefined {
+  if (typeof elapsed !== "number" || !Number.isFinite(elapsed) || elapsed < 0) return undefined;
+  return `${Math.round(elapsed)} s`;
 }
 
 export function isEngineStatus(value: unknown): value is EngineStatus {
@@ -72,10 +80,10 @@ function engineView(engine: EngineStatus): StatusView {
   const model = shortModelName(engine.model);
   switch (engine.state) {
     case "loading": {
-      const pct = percent(engine.progress);
+      const done = percent(engine.progress) ?? seconds(engine.elapsed);
       return {
-        text: `$(loading~spin) Stories: loading ${model}${pct ? ` ${pct}` : ""}`,
-        tooltip: `StoryTransformer: loading ${engine.model ?? "the model"}${engine.device ? ` on ${engine.device}` : ""}${pct ? ` (${pct})` : ""}.\nRule checks already work. ${OPEN_LOG}`,
+        text: `$(loading~spin) Stories: loading ${model}${done ? ` ${done}` : ""}`,
+        tooltip: `StoryTransformer: loading ${engine.model ?? "the model"}${engine.device ? ` on ${engine.device}` : ""}${done ? ` (${done})` : ""}.\nRule checks already work; a model action waits for the load. ${OPEN_LOG}`,
       };
     }
     case "ready":

@@ -14,6 +14,16 @@ describe("statusView", () => {
     );
   });
 
+  it("shows how long a load without a known fraction has been running", () => {
+    const view = statusView({ kind: "engine", engine: { state: "loading", model: "/m/SmolLM2-135M.gguf", device: "cpu", elapsed: 12.4 } });
+    expect(view.text).toBe("$(loading~spin) Stories: loading SmolLM2-135M 12 s");
+    expect(view.tooltip).toContain("loading /m/SmolLM2-135M.gguf on cpu (12 s)");
+    expect(view.tooltip).toContain("a model action waits for the load");
+    expect(statusView({ kind: "engine", engine: { state: "loading", model: "x", elapsed: -1 } }).text).toBe(
+      "$(loading~spin) Stories: loading x",
+    );
+  });
+
   it("shows the ready model's name and device", () => {
     const view = statusView({ kind: "engine", engine: { state: "ready", model: "HuggingFaceTB/SmolLM2-135M-Instruct", device: "cuda:0" } });
     expect(view.text).toBe("$(check) Stories: SmolLM2-135M-Instruct (cuda:0)");

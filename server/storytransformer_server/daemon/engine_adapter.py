@@ -1,8 +1,8 @@
-"""The daemon's only door to ``storytransformer.engine`` (the language model).
+"""The daemon's only door to ``storytransformer.engine`` (the language model), through its typed API.
 
-* The engine package is optional and heavy: a missing package, a model that
+* torch and transformers are optional and heavy: a missing package, a model that
   will not load, a setting this machine cannot honour all become one clear
-  ``ENGINE_UNAVAILABLE`` answer, never a traceback or a dead daemon.
+  ``ENGINE_UNAVAILABLE`` answer (:func:`translate`), never a traceback or a dead daemon.
 * One worker thread runs every model call (load, proposals, unload) in
   order: one resident model, never two generations competing for memory.
 * Cancellation and deadlines pass through as the engine's ``CancelToken``
@@ -18,28 +18,34 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import json
 import logging
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Callable, Sequence
+
+import storytransformer.engine as engine_package
+from storytransformer.config import Config
+from storytransformer.engine import (Cancelled, DeadlineExceeded, EngineConfigError, EngineError, EngineUnavailable,
+                                     ModelLoadError, Unsupported, create_engine)
+from storytransformer.engine.base import CancelToken, Deadline, ProposalKind
+from storytransformer.engine.proposer import Outcome, Proposer
+from storytransformer.findings import Finding
+from storytransformer.story import Story
 
 from .protocol import CANCELLED, DEADLINE_EXCEEDED, ENGINE_ERROR, ENGINE_UNAVAILABLE, DaemonError
 
 log = logging.getLogger(__name__)
 
-ENGINE_MODULE = "storytransformer.engine"
+EngineFactory = Callable[[Config], Proposer]
 
 
 def effective_config(config):
-    """``config`` with its remote settings as the user's trust list says now (unchanged without the core)."""
-    try:
-        from storytransformer.trust import effective
-    except ImportError:
-        return config
+    """``config`` with its remote settings as the user's trust list says now."""
+    from storytransformer.trust import effective
+
     return effective(config)
 
 
@@ -55,53 +61,55 @@ def engine_key(config) -> str:
     return json.dumps([settings, root], sort_keys=True, default=str)
 
 
+def translate(e: BaseException) -> DaemonError:
+    """Engine exceptions -> daemon error codes, keeping the engine's message (it is written for users)."""
+    name = type(e).__name__
+    if isinstance(e, DaemonError):
+        return e
+    if isinstance(e, Cancelled):
+        return DaemonError(CANCELLED, str(e))
+    if isinstance(e, DeadlineExceeded):
+        return DaemonError(DEADLINE_EXCEEDED, str(e))
+    if isinstance(e, (EngineUnavailable, ModelLoadError, EngineConfigError, Unsupported)):
+        return DaemonError(ENGINE_UNAVAILABLE, str(e), {"kind": name})
+    if isinstance(e, EngineError):
+        return DaemonError(ENGINE_ERROR, str(e), {"kind": name})
+    if isinstance(e, MemoryError):
+        return DaemonError(ENGINE_UNAVAILABLE, "out of memory running the model", {"kind": name})
+    if isinstance(e, ImportError):
+        return DaemonError(ENGINE_UNAVAILABLE, f"the language-model engine cannot run here ({e}); "
+                           "install the 'engine' extra (pip install 'storytransformer[engine]')", {"kind": name})
+    return DaemonError(ENGINE_ERROR, f"the engine failed: {name}: {e}", {"kind": name})
+
+
 class EngineAdapter:
-    def __init__(self, on_state: Callable[[dict], None] | None = None, run_cpu=None, module: str = ENGINE_MODULE):
-        self._module_name = module
+    def __init__(self, on_state: Callable[[dict], None] | None = None, run_cpu=None,
+                 create: EngineFactory = create_engine):
+        self._create = create
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self._on_state = on_state or (lambda state: None)
         self._run_cpu = run_cpu
         self._load_lock = asyncio.Lock()
-        self.engine: Any = None  # created on first use (cheap); the model itself loads in load()
+        self.engine: Proposer | None = None  # created on first use (cheap); the model itself loads in load()
         self._key: str | None = None  # engine_key() of the settings self.engine was made from
         self._ready = False  # tracked here: asking the engine may probe the hardware (imports torch)
         self.last_used = time.monotonic()
         self.busy = 0
         self.queued = 0
 
-    # -- the module -------------------------------------------------------
     def module(self):
-        try:
-            return importlib.import_module(self._module_name)
-        except ImportError as e:
-            raise DaemonError(ENGINE_UNAVAILABLE, f"the language-model engine is not installed ({e}); "
-                              "install the 'engine' extra (pip install 'storytransformer[engine]')") from None
-        except Exception as e:  # noqa: BLE001 - a broken engine must not take the daemon down
-            raise DaemonError(ENGINE_UNAVAILABLE, f"the language-model engine failed to import: {type(e).__name__}: {e}") from None
+        """The engine package, for a request's ``CancelToken`` and ``Deadline`` (imported, never looked up)."""
+        return engine_package
 
-    def _translate(self, e: BaseException) -> DaemonError:
-        """Engine exceptions -> daemon error codes, keeping the engine's message (it is written for users)."""
-        try:
-            base = importlib.import_module(self._module_name)
-        except Exception:  # noqa: BLE001
-            base = None
-        name = type(e).__name__
-        if base is not None:
-            if isinstance(e, getattr(base, "Cancelled", ())):
-                return DaemonError(CANCELLED, str(e))
-            if isinstance(e, getattr(base, "DeadlineExceeded", ())):
-                return DaemonError(DEADLINE_EXCEEDED, str(e))
-            unavailable = tuple(getattr(base, n) for n in ("EngineUnavailable", "ModelLoadError", "EngineConfigError",
-                                                            "Unsupported") if hasattr(base, n))
-            if isinstance(e, unavailable):
-                return DaemonError(ENGINE_UNAVAILABLE, str(e), {"kind": name})
-            if isinstance(e, getattr(base, "EngineError", ())):
-                return DaemonError(ENGINE_ERROR, str(e), {"kind": name})
-        if isinstance(e, MemoryError):
-            return DaemonError(ENGINE_UNAVAILABLE, "out of memory running the model", {"kind": name})
-        return DaemonError(ENGINE_ERROR, f"the engine failed: {name}: {e}", {"kind": name})
+    @staticmethod
+    def token() -> CancelToken:
+        return CancelToken()
 
-    def _select(self, config) -> Any:
+    @staticmethod
+    def deadline(at: float | None) -> Deadline:
+        return Deadline(at)
+
+    def _select(self, config) -> Proposer:
         """The engine for ``config`` (engine thread only): the resident one if its settings match,
         else the resident one is unloaded and a new one made (one model in memory at a time)."""
         key = engine_key(config)
@@ -113,15 +121,14 @@ class EngineAdapter:
             except Exception:  # noqa: BLE001 - the old engine is dropped either way
                 log.exception("unloading the previous engine failed")
         if self.engine is None:
-            mod = self.module()
             try:
-                self.engine = mod.create_engine(config)
+                self.engine = self._create(config)
             except Exception as e:  # noqa: BLE001
-                raise self._translate(e) from None
+                raise translate(e) from None
             self._key = key
         return self.engine
 
-    def _select_and_load(self, config, token, deadline) -> Any:
+    def _select_and_load(self, config, token, deadline) -> Proposer:
         engine = self._select(config)
         if not self._ready:
             engine.load(token=token, deadline=deadline)
@@ -140,12 +147,7 @@ class EngineAdapter:
     def status(self) -> dict:
         """The engine's own status (device, dtype, memory, ...) plus availability and queue depth."""
         out: dict = {"state": "unloaded", "available": True, "unavailable_reason": ""}
-        if self.engine is None:
-            try:
-                self.module()
-            except DaemonError as e:
-                out.update(available=False, unavailable_reason=e.message)
-        else:
+        if self.engine is not None:
             try:
                 st = self.engine.status()
                 out.update(st.to_dict() if hasattr(st, "to_dict") else dict(st))
@@ -189,7 +191,7 @@ class EngineAdapter:
             except Exception as e:  # noqa: BLE001 - out of memory, missing weights, bad settings: report, keep running
                 log.warning("engine failed to load: %s", e)
                 await self._announce()
-                raise self._translate(e) from None
+                raise translate(e) from None
             await self._announce()
             status = await self.status_async()
             log.info("engine ready: %s on %s", status.get("model"), status.get("device"))
@@ -207,33 +209,32 @@ class EngineAdapter:
             return await self.status_async()
 
     # -- calls ------------------------------------------------------------
-    async def call(self, method: str, *args, config, token=None, deadline=None) -> Any:
-        """Run ``engine.<method>(*args, token=, deadline=)`` on the engine thread, loading the model first.
+    async def propose(self, kind: ProposalKind, stories: Sequence[Story], findings: Sequence[Finding] = (), *,
+                      config, token: CancelToken | None = None, deadline: Deadline | None = None) -> Outcome:
+        """Proposals of ``kind`` on the engine thread, loading the model first: what passed
+        validation, what did not, and why none did.
 
-        The engine is chosen again on the engine thread right before the call: another
-        project's request may have replaced it since this one loaded it.
+        A load this needs is announced (``engine/state``); an editor that must not count a first
+        load against a short request deadline sends ``engine/load`` first. The engine is chosen
+        again on the engine thread right before the call: another project's request may have
+        replaced it since this one loaded it.
         """
         config = effective_config(config)
         if not self.loaded or not self.matches(config):
             await self.load(config, token, deadline)
-        if not callable(getattr(self.engine, method, None)):
-            raise DaemonError(ENGINE_UNAVAILABLE, f"this engine cannot {method}")
         self.queued += 1
         self.last_used = time.monotonic()
         started = threading.Event()
 
-        def work():
+        def work() -> Outcome:
             started.set()
             self.queued -= 1
-            if token is not None and getattr(token, "cancelled", False):
+            if token is not None and token.cancelled:
                 raise DaemonError(CANCELLED, "cancelled before the model started")
             self.busy += 1
             try:
                 engine = self._select_and_load(config, token, deadline)
-                fn = getattr(engine, method, None)
-                if not callable(fn):
-                    raise DaemonError(ENGINE_UNAVAILABLE, f"this engine cannot {method}")
-                return fn(*args, token=token, deadline=deadline)
+                return engine.propose(kind, stories, findings, token=token, deadline=deadline)
             finally:
                 self.busy -= 1
                 self.last_used = time.monotonic()
@@ -249,7 +250,7 @@ class EngineAdapter:
         except DaemonError:
             raise
         except Exception as e:  # noqa: BLE001
-            raise self._translate(e) from None
+            raise translate(e) from None
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

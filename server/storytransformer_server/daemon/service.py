@@ -20,7 +20,6 @@ from .engine_adapter import EngineAdapter
 from .protocol import (ENGINE_STATE, INDEX_CHANGED, INVALID_PARAMS, NOT_FOUND, PROGRESS, PROTOCOL_VERSION,
                        UNAUTHORIZED, VERSION_MISMATCH, DaemonError, version_compatible)
 from .similarity_adapter import SimilarityAdapter
-from .wire import plain
 from .workspaces import Root, Roots, norm_path
 
 log = logging.getLogger(__name__)
@@ -359,22 +358,19 @@ class Service:
         root, stories = found[0][0], [s for _, s in found]
         mod = self.engine.module()
         token, deadline = ctx.engine_token(mod), ctx.engine_deadline(mod)
-        if kind == "merge":
-            args: tuple = (stories,)
-        elif kind == "rewrite":
+        findings: list = []
+        if kind == "rewrite":
             story = stories[0]
             source = root.workspace.files.get(story.file)
             findings = await self.host.run_cpu(lambda: _locked(root, root.linter.check_story, story, source))
-            args = (story, findings)
-        else:
-            args = (stories[0],)
         if not self.engine.loaded:
             ctx.progress("Loading the language model", 0)
         ctx.progress(f"Proposing a {kind}", 10)
-        proposals = await self.engine.call(f"propose_{kind}", *args, config=root.config, token=token, deadline=deadline)
+        outcome = await self.engine.propose(kind, stories, findings, config=root.config, token=token, deadline=deadline)
         ctx.progress("Done", 100)
         return {"kind": kind, "stories": [{"file": s.file, "id": s.id} for s in stories],
-                "proposals": [p.to_dict() if hasattr(p, "to_dict") else plain(p) for p in proposals]}
+                "proposals": [p.to_dict() for p in outcome.accepted], "reason": outcome.reason,
+                "rejected": [{"text": p.text, "origin": p.origin, "reasons": list(p.reasons)} for p in outcome.rejected]}
 
     async def propose_merge(self, ctx: Context, params: dict) -> dict:
         refs = params.get("stories")

@@ -20,7 +20,7 @@ from storytransformer.places import place
 from .convert import document_edit, lsp_range, path_to_uri, same_lines, text_edit, uri_to_path, whole_lines
 from . import ignore
 from .fix_all import FIX_ALL, fix_all_action
-from .model import ModelUnavailable
+from .model import ModelUnavailable, failure_message, log_failure
 
 if TYPE_CHECKING:
     from .server_context import ServerContext
@@ -111,7 +111,8 @@ async def resolve_model_action(server: "ServerContext", action: types.CodeAction
             action.edit = document_edit(uri, version, [types.TextEdit(range=lsp_range(story.range), new_text=texts[0])])
             server.model_rewrites[(path, version, story.id)] = (lsp_range(story.range), texts[0])
     except ModelUnavailable as e:
-        server.show(f"model unavailable: {e}", types.MessageType.Warning)
+        log_failure(action.title, e)
+        server.show(failure_message(action.title, e), types.MessageType.Warning)
     return action
 
 

@@ -14,7 +14,7 @@ from lsprotocol import types
 from . import scan
 from .code_actions import keeping_merge, merge_edit
 from .convert import uri_to_path
-from .model import ModelUnavailable
+from .model import ModelUnavailable, failure_message, failure_reason, log_failure
 
 if TYPE_CHECKING:
     from .server_context import ServerContext
@@ -99,8 +99,9 @@ def register(server: "ServerContext") -> None:
             texts = await server.propose("propose/merge", {"stories": [{"file": s.file, "id": s.id} for s in stories]},
                                          [s.file for s in stories])
         except ModelUnavailable as e:
-            server.show(f"model unavailable: {e}", types.MessageType.Warning)
-            return {"applied": False, "reason": f"model unavailable: {e}"}
+            log_failure("Merge Stories", e)
+            server.show(failure_message("Merge Stories", e), types.MessageType.Warning)
+            return {"applied": False, "reason": failure_reason(e)}
         merged = keeping_merge(server, "Merge Stories", texts, stories)
         if merged is None:
             from storytransformer.similarity.needs import keeps_every_need

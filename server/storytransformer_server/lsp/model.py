@@ -3,13 +3,19 @@
 Everything model-related goes through :class:`ModelAdapter`, which turns every
 way of failing (model features switched off, the daemon client not installed,
 the daemon unreachable, a timeout, an error reply) into :class:`ModelUnavailable`
-with a reason a user can act on. The deterministic features never depend on it.
+with a reason a user can act on, and a model that answered but proposed nothing
+usable into :class:`NoProposal`, which says why. The deterministic features never depend on it.
+
+A proposal first makes sure the model is loaded (``engine/load``, with its own long deadline and
+progress every second), then asks for the proposal under the short request deadline: a first
+load that takes half a minute is not a timed-out merge.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -18,10 +24,44 @@ from .options import DaemonOptions
 log = logging.getLogger(__name__)
 
 ENGINE_STATES = ("unavailable", "loading", "ready")
+LOAD_TIMEOUT_S = 600.0  # a first load may convert a GGUF or read gigabytes; the daemon caps it too
+TICK_S = 1.0  # how often a load in progress is reported
+
+Report = Callable[[str, "int | None"], None]
 
 
 class ModelUnavailable(Exception):
-    """Model work cannot be done now; ``str(self)`` says why."""
+    """Model work cannot be done now; ``str(self)`` says why (``code``: the daemon's error code, if any)."""
+
+    def __init__(self, reason: str = "", code: int | None = None):
+        super().__init__(reason)
+        self.code = code
+
+
+class NoProposal(ModelUnavailable):
+    """The model ran, but no proposal passed validation; ``str(self)`` says why in one sentence
+    and :attr:`details` has each rejected proposal with its reasons (for the output channel)."""
+
+    def __init__(self, reason: str, details: list[str] | None = None):
+        super().__init__(reason)
+        self.details = details or []
+
+
+def failure_reason(error: ModelUnavailable) -> str:
+    """What happened, whole: why no proposal passed, or why the model is unavailable."""
+    return str(error) if isinstance(error, NoProposal) else f"model unavailable: {error}"
+
+
+def failure_message(title: str, error: ModelUnavailable) -> str:
+    """What a notification says when ``title`` (a command or action) failed."""
+    return f"{title}: {failure_reason(error)}"
+
+
+def log_failure(title: str, error: ModelUnavailable) -> None:
+    """The full story in the output channel: the reason and every rejected proposal with its reasons."""
+    log.warning("%s failed: %s", title, error)
+    for line in getattr(error, "details", ()):
+        log.warning("  %s", line)
 
 
 @dataclass(frozen=True)
@@ -32,9 +72,13 @@ class EngineStatus:
     model: str | None = None
     device: str | None = None
     reason: str | None = "not connected to the daemon yet"
+    elapsed_s: float | None = None  # while loading: seconds since the load began (the status bar shows it)
 
     def to_json(self) -> dict:
-        return {"state": self.state, "model": self.model, "device": self.device, "reason": self.reason}
+        out = {"state": self.state, "model": self.model, "device": self.device, "reason": self.reason}
+        if self.elapsed_s is not None:
+            out["elapsed"] = round(self.elapsed_s)
+        return out
 
     @staticmethod
     def from_daemon(raw: Any) -> "EngineStatus":
@@ -172,7 +216,8 @@ class ModelAdapter:
         except Exception as e:  # DaemonError and anything else: the daemon's own message
             if getattr(client, "closed", False):
                 self._client = None
-            raise ModelUnavailable(getattr(e, "message", None) or str(e) or type(e).__name__) from None
+            raise ModelUnavailable(getattr(e, "message", None) or str(e) or type(e).__name__,
+                                   getattr(e, "code", None)) from None
 
     async def refresh_status(self, spawn: bool = False) -> EngineStatus:
         """Ask the daemon for the engine's state (without starting one unless ``spawn``)."""
@@ -193,13 +238,62 @@ class ModelAdapter:
             await self.request("document/overlay", {"path": path, "version": version, "text": text})
 
     async def propose(self, method: str, params: dict, roots: list[str] = (),
-                      documents: list[tuple[str, int, str]] = ()) -> list[str]:
+                      documents: list[tuple[str, int, str]] = (), report: Report | None = None,
+                      root: str | None = None) -> list[str]:
+        """Proposal texts for ``method``. The model is loaded first (not counted in the request's
+        deadline, reported through ``report``); an answer without a proposal raises :class:`NoProposal`."""
         if roots or documents:
             await self.share(list(roots), list(documents))
-        texts = proposal_texts(await self.request(method, params))
+        await self.ensure_loaded(root or root_of(params, list(roots)), report)
+        if report:
+            report(f"proposing ({method})", None)
+        result = await self.request(method, params)
+        texts = proposal_texts(result)
         if not texts:
-            raise ModelUnavailable("the model made no proposal that passed validation")
+            raise no_proposal(result)
         return texts
+
+    async def ensure_loaded(self, root: str | None, report: Report | None = None) -> EngineStatus:
+        """Load the model for ``root`` unless it is loaded, under :data:`LOAD_TIMEOUT_S`, telling the
+        user every second how long it has been loading (``$/progress`` and the status bar)."""
+        started = time.monotonic()
+        load = asyncio.ensure_future(self._load_until_done(root, started))
+        try:
+            # an answer this fast: it was loaded already (ready: a round trip that confirms it; longer
+            # only when another project's model replaces the resident one)
+            quiet = 2.0 if self.status.state == "ready" else 0.3
+            done, _ = await asyncio.wait({load}, timeout=quiet)
+            while not done:
+                elapsed = time.monotonic() - started
+                if report:
+                    report(f"loading the model ({elapsed:.0f} s)", None)
+                self._set_status(EngineStatus("loading", self.status.model, self.status.device, None, elapsed))
+                done, _ = await asyncio.wait({load}, timeout=TICK_S)
+            reply = load.result()
+        except BaseException:
+            load.cancel()
+            if self.status.state == "loading":
+                await self.refresh_status()
+            raise
+        if isinstance(reply, dict) and reply.get("state"):
+            self._set_status(EngineStatus.from_daemon(reply))
+        return self.status
+
+    async def _load_until_done(self, root: str | None, started: float) -> Any:
+        """``engine/load`` until it answers or :data:`LOAD_TIMEOUT_S` has passed: a daemon whose own
+        request deadline ends a slow first load keeps what it did (the converted weights), so asking
+        again resumes it rather than starting over."""
+        from storytransformer_server.daemon.protocol import DEADLINE_EXCEEDED
+
+        limit = max(self.options.timeout_s, LOAD_TIMEOUT_S)
+        while True:
+            try:
+                return await self.request("engine/load", {"root": root} if root else {},
+                                          timeout=max(1.0, limit - (time.monotonic() - started)))
+            except ModelUnavailable as e:
+                if e.code != DEADLINE_EXCEEDED or time.monotonic() - started >= limit:
+                    raise
+                log.info("loading the model goes on after the daemon's request deadline: %s", e)
 
     async def load(self, root: str | None = None, engine: dict | None = None) -> EngineStatus:
         """Load the model for ``root``'s configuration, with the editor's ``engine`` settings on top."""
@@ -212,7 +306,7 @@ class ModelAdapter:
         try:
             if root:
                 await self.share([root], [])
-            reply = await self.request("engine/load", params, timeout=max(self.options.timeout_s, 600.0))
+            reply = await self.request("engine/load", params, timeout=max(self.options.timeout_s, LOAD_TIMEOUT_S))
             if isinstance(reply, dict) and reply.get("state"):
                 self._set_status(EngineStatus.from_daemon(reply))
             else:
@@ -228,3 +322,27 @@ class ModelAdapter:
         except ModelUnavailable as e:
             self._set_status(EngineStatus(reason=str(e)))
         return self.status
+
+
+def no_proposal(result: Any) -> NoProposal:
+    """The daemon's reply without a usable proposal, as the reason it gives (``reason``) and one
+    detail line per rejected proposal (``rejected``)."""
+    reason = result.get("reason") if isinstance(result, dict) else None
+    details = []
+    for r in (result.get("rejected") or []) if isinstance(result, dict) else []:
+        if isinstance(r, dict):
+            details.append(f"{r.get('origin', 'a')} proposal {r.get('text', '')!r} rejected: "
+                           f"{'; '.join(str(x) for x in r.get('reasons') or [])}")
+    return NoProposal(str(reason) if reason else "the model made no proposal that passed validation", details)
+
+
+def root_of(params: dict, roots: list[str]) -> str | None:
+    """The workspace root holding the first story a proposal request names (its configuration
+    picks the model), else the first root."""
+    refs = params.get("stories") if isinstance(params.get("stories"), list) else [params]
+    files = [r.get("file") for r in refs if isinstance(r, dict) and isinstance(r.get("file"), str)]
+    for f in files[:1]:
+        holding = [r for r in roots if f == r or f.startswith(r.rstrip("/\\") + ("\\" if "\\" in r else "/"))]
+        if holding:
+            return max(holding, key=len)
+    return roots[0] if roots else None

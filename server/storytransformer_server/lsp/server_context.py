@@ -85,8 +85,8 @@ class ServerContext(LanguageServer):
             doc = self.open_document_for_path(path)
             if doc is not None:
                 docs.append((path, doc.version or 0, doc.source))
-        async with self.progress("StoryTransformer", f"waiting for the model ({method})"):
-            return await self.model.propose(method, params, roots=self.core.roots, documents=docs)
+        async with self.progress("StoryTransformer", f"waiting for the model ({method})") as report:
+            return await self.model.propose(method, params, roots=self.core.roots, documents=docs, report=report)
 
     @contextlib.asynccontextmanager
     async def progress(self, title: str, message: str = ""):

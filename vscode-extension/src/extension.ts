@@ -4,7 +4,7 @@ import * as vscode from "vscode";
 import { CLIENT_COMMANDS, SERVER_COMMANDS } from "./commands";
 import { workspaceGlob, documentSelector } from "./files";
 import { mergeArguments } from "./merge";
-import { reportFailure, reportInvocation } from "./report";
+import { folderToReport, reportFailure, reportInvocation } from "./report";
 import { execFile } from "node:child_process";
 import * as fs from "node:fs/promises";
 import * as os from "node:os";
@@ -104,11 +104,15 @@ async function mergeSelectedStories(ctl: ServerController): Promise<unknown> {
 }
 
 async function openReport(ctl: ServerController, output: vscode.LogOutputChannel): Promise<string | undefined> {
-  const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  if (!folder) {
+  const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+  if (!folders.length) {
     void vscode.window.showInformationMessage("StoryTransformer: open a folder to report on its backlog.");
     return undefined;
   }
+  // Several folders (a multi-root workspace): the active file's folder, else ask which.
+  const folder = await folderToReport(folders, vscode.window.activeTextEditor?.document.uri.fsPath, async () =>
+    (await vscode.window.showWorkspaceFolderPick({ placeHolder: "StoryTransformer: report on which folder?" }))?.uri.fsPath);
+  if (!folder) return undefined;
   const choice = await vscode.window.showQuickPick(
     [
       { label: "Full report", description: "with merge proposals ranked by the model (up to a minute)", fast: false },

@@ -21,3 +21,20 @@ export function reportFailure(exitCode: number | null, stderr: string): string {
   const last = stderr.trim().split(/\r?\n/).filter((l) => l.trim()).pop();
   return `StoryTransformer: the report failed (exit code ${exitCode ?? "none"})${last ? `: ${last}` : ""}`;
 }
+
+/** Which workspace folder to report on: the only one; with several, the one holding the active file when
+ * there is one, else the one the user picks (undefined: none open, or the pick was dismissed). */
+export async function folderToReport(
+  folders: readonly string[],
+  activeFile: string | undefined,
+  pick: () => Promise<string | undefined>,
+): Promise<string | undefined> {
+  if (folders.length <= 1) return folders[0];
+  const inside = (folder: string) => {
+    const sep = folder.includes("\\") ? "\\" : "/";
+    return activeFile !== undefined && activeFile.startsWith(folder.endsWith(sep) ? folder : folder + sep);
+  };
+  const holding = folders.filter(inside);
+  if (holding.length) return holding.sort((a, b) => b.length - a.length)[0];
+  return pick();
+}

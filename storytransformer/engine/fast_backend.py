@@ -19,7 +19,7 @@ import logging
 from typing import Sequence
 
 from ..config import Config
-from .backend import STOP_TEXT, oom_to_engine_error
+from .backend import STOP_TEXT, oom_to_engine_error, release_cached_memory
 from .base import (CancelToken, Deadline, EngineConfigError, EngineError, EngineStatus, Score, checkpoint,
                    should_stop)
 from .transformers_backend import SCORE_BATCH, TransformersBackend
@@ -136,6 +136,7 @@ class FastPathBackend:
                 quantize_linears_int4(model)
                 release_layer_matrices(self.inner.model)
                 self.inner_released = True
+                release_cached_memory()  # hand the freed bf16 matrices back to the device
             cfg, weight = model.cfg, model.output.weight
             prefill = "triton" if model.fused else "sdpa_flash"
             if probe_prefill(prefill, weight.device, weight.dtype, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim) \
@@ -153,7 +154,8 @@ class FastPathBackend:
                     raise EngineConfigError("kv_cache", f"fp8 cannot run here: {e}; set kv_cache = \"bf16\"") from e
                 raise
             self.notes = [f"fast path: static KV cache of {capacity} tokens "
-                          f"({self.session.cache.nbytes / 2**20:.0f} MiB, {engine.kv_cache}) with prefix reuse, {prefill} prefill, "
+                          f"({self.session.cache.nbytes / 2**20:.0f} MiB, {engine.kv_cache}) with prefix reuse, "
+                          f"{prefill} prefill, "
                           + ("fused Triton stages and CUDA-graph decoding" if cuda else "no CUDA graph on the CPU")]
             if int4:
                 self.notes.append("int4 weights: requests longer than the fast path's cache are refused "
@@ -164,8 +166,11 @@ class FastPathBackend:
         except (ValueError, ImportError, RuntimeError) as e:
             if mode == "on" or int4 or fp8:
                 self._abandon()
-                setting = "quantization" if int4 else "kv_cache" if fp8 else "fast_path"
-                raise EngineConfigError(setting, f"needs the fast path, which cannot run this model: {e}") from e
+                if int4 or fp8:
+                    fmt = "int4" if int4 else "fp8"
+                    raise EngineConfigError("quantization" if int4 else "kv_cache",
+                                            f"{fmt} needs the fast path, which cannot run this model: {e}") from e
+                raise EngineConfigError("fast_path", f"cannot run this model: {e}") from e
             self.session = None
             self.notes = [f"fast path not used: {e}"]
 

@@ -97,7 +97,6 @@ class SimilarityAdapter:
         try:
             self.module()
             from storytransformer.config import SimilarityConfig
-
             from storytransformer.similarity.embedder import shared_embedder
 
             cfg = SimilarityConfig()

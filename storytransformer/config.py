@@ -101,7 +101,8 @@ class EngineConfig:
 
     model: str = ""  # "" = the packaged SmolLM2-135M-Instruct; or a directory, a .gguf file, a hub id
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    quantization: str = setting("none", choices=("none", "int8", "nf4"))
+    # none | int8 | nf4 (bitsandbytes) | int4 (the fast path's own 4-bit weights: CUDA, matrix inputs multiple of 128)
+    quantization: str = setting("none", choices=("none", "int8", "nf4", "int4"))
     attention: str = setting("auto", choices=("auto", "flash_attention_2", "sdpa", "eager"))
     remote_url: str = ""  # OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1
     remote_model: str = ""
@@ -115,6 +116,8 @@ class EngineConfig:
     context_tokens: int = setting(0, low=0, high=10_000_000)  # prompt budget for long context (related backlog stories); 0 = the model's window minus the answer
     # auto (on CUDA) | on | off: static KV cache, prefix reuse, CUDA-graph decoding
     fast_path: str = setting("auto", choices=("auto", "on", "off"))
+    # the fast path's KV cache: bf16 (the model's dtype) | fp8 (e4m3 with scales: half the memory; CUDA only)
+    kv_cache: str = setting("bf16", choices=("bf16", "fp8"))
 
 
 @dataclass(frozen=True)

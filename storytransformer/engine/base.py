@@ -187,6 +187,9 @@ class EngineStatus:
     dtype: str = ""
     attention: str = ""
     quantization: str = "none"
+    weights: str = ""  # the weights' format: int8 | nf4 | int4, else the dtype
+    kv_cache: str = ""  # the KV cache's format: fp8 (the fast path's) | the dtype
+    kv_cache_bytes: int | None = None  # the fast path's static cache, once loaded
     memory_bytes: int | None = None
     memory_saved_bytes: int | None = None
     cache_dir: str = ""
@@ -211,7 +214,10 @@ STATUS_SCHEMA = {
         "device": {"type": "string"},
         "dtype": {"type": "string"},
         "attention": {"type": "string"},
-        "quantization": {"enum": ["none", "int8", "nf4"]},
+        "quantization": {"enum": ["none", "int8", "nf4", "int4"]},
+        "weights": {"type": "string"},
+        "kv_cache": {"type": "string"},
+        "kv_cache_bytes": {"type": ["integer", "null"], "minimum": 0},
         "memory_bytes": {"type": ["integer", "null"], "minimum": 0},
         "memory_saved_bytes": {"type": ["integer", "null"]},
         "cache_dir": {"type": "string"},

@@ -15,7 +15,9 @@ from .base import EngineConfigError
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
-QUANTIZATIONS = ("none", "int8", "nf4")
+QUANTIZATIONS = ("none", "int8", "nf4", "int4")
+BNB_QUANTIZATIONS = ("int8", "nf4")  # loaded by transformers through bitsandbytes; int4 is the fast path's own
+KV_CACHES = ("bf16", "fp8")
 FLASH_ATTN_MIN_CC = (8, 0)  # flash-attn 2 needs Ampere or newer
 
 
@@ -42,8 +44,9 @@ class Plan:
     device: str  # cpu | cuda:N
     dtype: str  # bfloat16 | float16 | float32
     attention: str  # flash_attention_2 | sdpa | eager
-    quantization: str  # none | int8 | nf4
+    quantization: str  # none | int8 | nf4 | int4
     notes: tuple[str, ...] = field(default=())
+    kv_cache: str = "bf16"  # bf16 (the model's dtype) | fp8 (the fast path's e4m3 cache)
 
     @property
     def attention_label(self) -> str:
@@ -110,14 +113,36 @@ def plan(cfg: EngineConfig, caps: Capabilities) -> Plan:
 
     if cfg.quantization not in QUANTIZATIONS:
         raise EngineConfigError("quantization", f"must be one of {', '.join(QUANTIZATIONS)}, not {cfg.quantization!r}")
-    if cfg.quantization != "none":
+    if cfg.quantization == "int4":
+        _check_int4(cfg, gpu, dtype)
+    elif cfg.quantization != "none":
         if not gpu:
             raise EngineConfigError("quantization", f"{cfg.quantization} needs a CUDA GPU (bitsandbytes); "
                                     "this engine runs on the CPU: set quantization = \"none\"")
         if not caps.bitsandbytes_installed:
             raise EngineConfigError("quantization", f"{cfg.quantization} needs bitsandbytes, which is not installed "
                                     "(pip install 'storytransformer[gpu]')")
-    return Plan(device, dtype, attention, cfg.quantization, tuple(notes))
+    if cfg.kv_cache not in KV_CACHES:
+        raise EngineConfigError("kv_cache", f"must be one of {', '.join(KV_CACHES)}, not {cfg.kv_cache!r}")
+    if cfg.kv_cache == "fp8" and (not gpu or cfg.fast_path == "off"):
+        where = "fast_path is off" if gpu else "this engine runs on the CPU"
+        raise EngineConfigError("kv_cache", f"fp8 is the fast path's cache on a CUDA GPU and {where}: "
+                                "set kv_cache = \"bf16\"")
+    return Plan(device, dtype, attention, cfg.quantization, tuple(notes), cfg.kv_cache)
+
+
+def _check_int4(cfg: EngineConfig, gpu: bool, dtype: str) -> None:
+    """int4 weights are quantised by the fast path from bf16 weights on a CUDA GPU (no bitsandbytes);
+    the shapes are checked when the model is loaded (fast_backend.int4_refusal)."""
+    if not gpu:
+        raise EngineConfigError("quantization", "int4 needs the fast path on a CUDA GPU; "
+                                "this engine runs on the CPU: set quantization = \"none\"")
+    if cfg.fast_path == "off":
+        raise EngineConfigError("quantization", "int4 weights run on the fast path only, which fast_path = \"off\" "
+                                "switches off: set fast_path = \"auto\" or use int8/nf4")
+    if dtype != "bfloat16":
+        raise EngineConfigError("quantization", f"int4 is quantised from bfloat16 weights, not {dtype}: "
+                                "set dtype = \"auto\" or \"bfloat16\"")
 
 
 def _device(requested: str, caps: Capabilities) -> str:
@@ -157,8 +182,8 @@ def torch_dtype(name: str):
 
 def quantization_config(p: Plan):
     """The transformers ``BitsAndBytesConfig`` for the plan, or ``None``."""
-    if p.quantization == "none":
-        return None
+    if p.quantization not in BNB_QUANTIZATIONS:
+        return None  # none, or int4 (loaded in bf16, quantised by the fast path)
     from transformers import BitsAndBytesConfig
 
     if p.quantization == "nf4":

@@ -29,6 +29,15 @@ log = logging.getLogger("storytransformer.engine")
 SCORE_BATCH = 8
 
 
+def describe_formats(st: EngineStatus, p: hardware.Plan, kv_cache: str | None = None) -> None:
+    """The weight and KV cache formats the status reports: the quantization, else the dtype; the
+    fp8 cache where the plan (or ``kv_cache``, "" for the transformers cache) says so, else the dtype."""
+    st.weights = p.quantization if p.quantization != "none" else p.dtype
+    kv = p.kv_cache if kv_cache is None else kv_cache
+    st.kv_cache = "fp8" if kv == "fp8" else p.dtype
+    st.kv_cache_bytes = None
+
+
 class TransformersBackend:
     """A resident transformers model; it loads on first use."""
 
@@ -62,6 +71,7 @@ class TransformersBackend:
             try:
                 p = self.planned()
                 st.device, st.dtype, st.attention, st.quantization = p.device, p.dtype, p.attention_label, p.quantization
+                describe_formats(st, p)
                 st.notes = list(p.notes)
             except EngineConfigError as e:
                 st.error = str(e)
@@ -107,9 +117,10 @@ class TransformersBackend:
             st.state = "ready"
             p = self.plan
             st.device, st.dtype, st.attention, st.quantization = p.device, p.dtype, p.attention_label, p.quantization
+            describe_formats(st, p, kv_cache="")  # no fast path yet: the transformers cache is the model's dtype
             st.notes = list(p.notes)
             st.memory_bytes = int(self.model.get_memory_footprint())
-            if p.quantization != "none" and directory is not None:
+            if p.quantization in hardware.BNB_QUANTIZATIONS and directory is not None:
                 numel = modelfiles.checkpoint_numel(Path(directory))
                 if numel:
                     import torch
@@ -167,7 +178,7 @@ class TransformersBackend:
         with self.lock:
             self.free()
             self._status.state = "unloaded"
-            self._status.memory_bytes = None
+            self._status.memory_bytes = self._status.kv_cache_bytes = None
 
     def free(self) -> None:
         """Drop the weights and the tokenizer and give the memory back (the status is the caller's)."""

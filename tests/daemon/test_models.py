@@ -84,6 +84,7 @@ async def test_engine_load_propose_unload_while_other_clients_are_served(model_d
         assert answered_during_load >= 1
         status = await load
         assert status["state"] == "ready" and status["device"] == "cpu" and status["memory_bytes"] > 0
+        assert (status["weights"], status["kv_cache"]) == ("float32", "float32")  # the formats engine status reports
         await wait_for(lambda: any(s["state"] == "ready" for s in states))
         # a split proposal for the conjoined story, with progress reported to the caller
         conjoined_id = story_ids(path)[0]

@@ -218,6 +218,7 @@ class DaemonServer:
         write_info(self.paths, {"pid": os.getpid(), "started": time.time(), "socket": str(self.paths.socket),
                                 "tcp": self.tcp_address})
         log.info("daemon %d listening on %s", os.getpid(), self.paths.socket)
+        self.service.similarity.preload()  # the editor's scan runs meanwhile; the first root needs the model
         housekeeping = asyncio.create_task(self._housekeeping(), name="housekeeping")
         try:
             await self._stop.wait()

@@ -11,6 +11,13 @@ workspace generation for all files and cached.
 
 While the similarity package or its model is missing, ``similar`` answers
 ``SIMILARITY_UNAVAILABLE`` and ``findings`` carries ``semantic: false``.
+
+Importing sentence-transformers and loading the embedding model takes seconds
+(far more on a busy machine), so :meth:`SimilarityAdapter.preload` starts both on
+the embedding thread as soon as the daemon listens, while the editor is still
+scanning its workspace: the first root's embedding then queues behind a load
+that is already under way instead of starting it. ``status`` reports it under
+``similarity.embedder``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,6 +55,8 @@ class SimilarityAdapter:
         self._roots: dict[str, _RootIndex] = {}
         self._on_ready = on_ready or (lambda root: None)
         self.error = ""
+        # the default embedding model, loaded ahead of the first root: idle | loading | loaded | failed | unavailable
+        self.embedder: dict[str, Any] = {"state": "idle"}
 
     def module(self):
         try:
@@ -72,8 +82,46 @@ class SimilarityAdapter:
         if state is not None and state.task is not None:
             state.task.cancel()
 
+    def preload(self) -> None:
+        """Start loading the default embedding model on the embedding thread; returns at once.
+
+        The thread is the one every index uses, so a root registered meanwhile waits for this load
+        (which it needs anyway) rather than starting a second one."""
+        if self.embedder["state"] != "idle":
+            return
+        self.embedder = {"state": "loading", "started": time.time()}
+        self._executor.submit(self._preload)
+
+    def _preload(self) -> None:
+        started = time.monotonic()
+        try:
+            self.module()
+            from storytransformer.config import SimilarityConfig
+            from storytransformer.similarity.embedder import shared_embedder
+
+            cfg = SimilarityConfig()
+            emb = shared_embedder(cfg.model, cfg.device, cfg.cache, cfg.batch_size, cfg.quantize)
+            emb.model  # noqa: B018 - imports sentence-transformers and loads the weights
+            threads = None
+            try:
+                import torch
+
+                threads = torch.get_num_threads()
+            except ImportError:  # pragma: no cover - sentence-transformers needs torch
+                pass
+            self.embedder = {"state": "loaded", "model": emb.model_id, "device": emb.device,
+                             "load_s": round(time.monotonic() - started, 2), "torch_threads": threads}
+            log.info("embedding model %s loaded ahead of the first workspace in %.1f s (torch threads: %s)",
+                     emb.model_id, time.monotonic() - started, threads)
+        except DaemonError as e:
+            self.embedder = {"state": "unavailable", "error": e.message}
+            log.info("no embedding model to load ahead: %s", e.message)
+        except Exception as e:  # noqa: BLE001 - the first index build reports it again, with its root
+            self.embedder = {"state": "failed", "error": f"{type(e).__name__}: {e}"}
+            log.warning("loading the embedding model ahead failed: %s: %s", type(e).__name__, e)
+
     def status(self) -> dict:
-        return {"available": self.available(), "error": self.error,
+        return {"available": self.available(), "error": self.error, "embedder": dict(self.embedder),
                 "roots": {p: {"stories": len(s.index) if s.index is not None else 0, "generation": s.generation,
                               "building": bool(s.task and not s.task.done()), "error": s.error}
                           for p, s in self._roots.items()}}

@@ -20,7 +20,7 @@ from storytransformer.checking import ON_SAVE, FixPolicy
 from storytransformer.typed_settings import setting, structure_leniently
 
 SEVERITIES = ("error", "warning", "info", "hint", "off")
-QUANTIZATIONS = ("none", "int8", "nf4")
+QUANTIZATIONS = ("none", "int8", "nf4", "int4")
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _URL = re.compile(r"^https?://\S+$")
 

@@ -103,7 +103,9 @@ def _text(d: dict) -> str:
     rows = [
         ("state", d["state"]), ("backend", d["backend"]), ("model", d["model"]), ("source", d["source"] or "-"),
         ("device", d["device"]), ("dtype", d["dtype"]), ("attention", d["attention"]),
-        ("quantization", d["quantization"]), ("memory", _mb(d["memory_bytes"])),
+        ("quantization", d["quantization"]), ("weights", d.get("weights") or "-"),
+        ("kv cache", (d.get("kv_cache") or "-") + (f" ({_mb(d['kv_cache_bytes'])})" if d.get("kv_cache_bytes") else "")),
+        ("memory", _mb(d["memory_bytes"])),
         ("memory saved", _mb(d["memory_saved_bytes"])), ("cache", d["cache_dir"] or "-"),
         ("loaded from", d["loaded_from"] or "-"),
         ("load time", "-" if d["load_seconds"] is None else f"{d['load_seconds']:.2f} s"),

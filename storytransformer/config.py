@@ -219,37 +219,43 @@ def known_rules() -> set[str]:
     return set(RULES)
 
 
-def _validate(cfg: Config) -> None:
+def _validate(cfg: Config, pre: str) -> None:
     src = cfg.source
     for code, sev in cfg.severity.items():
         if sev not in SEVERITIES:
-            raise ConfigError(f"{src}: 'tool.storytransformer.severity.{code}' must be one of {', '.join(SEVERITIES)}, not {sev!r}")
+            raise ConfigError(f"{src}: '{pre}severity.{code}' must be one of {', '.join(SEVERITIES)}, not {sev!r}")
     known = known_rules()
     for key in ("select", "ignore"):
         for code in getattr(cfg, key):
             if code.upper() not in known and not any(c.startswith(code.upper()) for c in known):
-                raise ConfigError(f"{src}: 'tool.storytransformer.{key}' names unknown rule {code!r}")
+                raise ConfigError(f"{src}: '{pre}{key}' names unknown rule {code!r}")
     for code in cfg.severity:
         if code.upper() not in known:
-            raise ConfigError(f"{src}: 'tool.storytransformer.severity' names unknown rule {code!r}")
+            raise ConfigError(f"{src}: '{pre}severity' names unknown rule {code!r}")
     for glob, fmt in cfg.formats.items():
         if fmt not in ("text", "markdown", "gherkin", "csv"):
-            raise ConfigError(f"{src}: 'tool.storytransformer.formats.\"{glob}\"' must be text, markdown, gherkin or csv, not {fmt!r}")
+            raise ConfigError(f"{src}: '{pre}formats.\"{glob}\"' must be text, markdown, gherkin or csv, not {fmt!r}")
     s = cfg.similarity
     if not (0 < s.overlap_threshold <= s.duplicate_threshold <= 1):
-        raise ConfigError(f"{src}: 'tool.storytransformer.similarity' thresholds must satisfy 0 < overlap_threshold <= duplicate_threshold <= 1")
+        raise ConfigError(f"{src}: '{pre}similarity' thresholds must satisfy 0 < overlap_threshold <= duplicate_threshold <= 1")
     url = cfg.engine.remote_url
     if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{src}: 'tool.storytransformer.engine.remote_url' must be an http(s) URL, not {url!r}")
+        raise ConfigError(f"{src}: '{pre}engine.remote_url' must be an http(s) URL, not {url!r}")
     for i, model in enumerate(cfg.estimate.hosted):
         if not model.name:
-            raise ConfigError(f"{src}: 'tool.storytransformer.estimate.hosted[{i}].name' must be a non-empty string")
+            raise ConfigError(f"{src}: '{pre}estimate.hosted[{i}].name' must be a non-empty string")
+
+
+def setting_prefix(source: str) -> str:
+    """How a setting is spelled where it was written: ``x`` in .storytransformer.toml, else ``tool.storytransformer.x``."""
+    return "" if Path(source).name == ".storytransformer.toml" else "tool.storytransformer"
 
 
 def from_table(table: dict, source: str = "<inline>", root: str = ".") -> Config:
-    cfg = settings.structure(Config, table, source=source, prefix="tool.storytransformer", error=ConfigError)
+    prefix = setting_prefix(source)
+    cfg = settings.structure(Config, table, source=source, prefix=prefix, error=ConfigError)
     cfg.source, cfg.root = source, root
-    _validate(cfg)
+    _validate(cfg, prefix + "." if prefix else "")
     return cfg
 
 

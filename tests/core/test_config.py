@@ -20,14 +20,14 @@ def test_pyproject_table_is_found_from_a_subdirectory(tmp_path):
 
 
 @pytest.mark.parametrize("body, message", [
-    ("colour = 1\n", "unknown key 'tool.storytransformer.colour'"),
-    ("max_words = 'ten'\n", "'tool.storytransformer.max_words' must be int"),
+    ("colour = 1\n", "unknown key 'colour'"),
+    ("max_words = 'ten'\n", "'max_words' must be int"),
     ("[severity]\nST701 = 'loud'\n", "severity.ST701' must be one of"),
     ("ignore = ['ST999']\n", "unknown rule 'ST999'"),
     ("[similarity]\noverlap_threshold = 0.95\nduplicate_threshold = 0.9\n", "thresholds"),
     ("[engine]\nquantization = 'int3'\n", "engine.quantization"),
     ("template = 'As a {persona}'\n", "template"),
-    ("include = 'x'\n", "'tool.storytransformer.include' must be a list of str"),
+    ("include = 'x'\n", "'include' must be a list of str"),
     ("= broken", "invalid TOML"),
 ])
 def test_bad_values_name_file_and_key(tmp_path, body, message):

@@ -163,7 +163,7 @@ def check(config: Config, paths: Iterable[str] = (), texts: Mapping[str, bytes |
     used, and with ``options.fix`` what the fixes changed. ``say`` receives what does not stop the
     check (a broken embedding model, a file that could not be written).
     """
-    from .cache import ResultCache, RunCache, content_digest
+    from .run_cache import ResultCache, RunCache, content_digest
     from .workspace import discover, read_bytes
 
     options = options or CheckOptions()

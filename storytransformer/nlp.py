@@ -81,7 +81,7 @@ def has_conjunction(means: str) -> bool:
 
 
 def cache_path() -> Path:
-    from .cache import code_fingerprint
+    from .run_cache import code_fingerprint
     from .user_dirs import cache_root
 
     return cache_root() / "nlp" / f"conjunctions-v{CACHE_VERSION}-{code_fingerprint()}.msgpack"

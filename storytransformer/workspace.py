@@ -322,7 +322,7 @@ def load_file(path: str, config: Config, cache=None, data: bytes | None = None) 
             return data
     digest = ""
     if cache is not None:
-        from .cache import content_digest
+        from .run_cache import content_digest
 
         # The file's name is part of the key: the format comes from its suffix and story ids from its
         # stem, so two files with the same bytes under other names must not share a parse.

@@ -26,7 +26,7 @@ import torch
 from . import costs
 from storytransformer.engine.fastgen.attention import (DECODE_IMPLS, PREFILL_IMPLS, prefill_attention, probe_prefill,
                                                        probes_for)
-from storytransformer.engine.fastgen.cache import StaticKVCache
+from storytransformer.engine.fastgen.kv_cache import StaticKVCache
 from storytransformer.engine.fastgen.config import ModelConfig
 from storytransformer.engine.fastgen.generate import Generator
 from storytransformer.engine.fastgen.model import build_model

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from storytransformer.engine.fastgen.cache import FP8, StaticKVCache
+from storytransformer.engine.fastgen.kv_cache import FP8, StaticKVCache
 from storytransformer.engine.fastgen.config import ModelConfig
 from storytransformer.engine.fastgen.generate import Generator
 from storytransformer.engine.fastgen.model import Transformer, build_model

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..config import Config
-from .base import (Cancelled, CancelToken, ConflictReport, Deadline, DeadlineExceeded, Engine, EngineConfigError,
+from .contract import (Cancelled, CancelToken, ConflictReport, Deadline, DeadlineExceeded, Engine, EngineConfigError,
                    EngineError, EngineStatus, EngineUnavailable, Grounding, ModelLoadError, Proposal, Score,
                    Unsupported)
 

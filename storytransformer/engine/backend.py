@@ -14,7 +14,7 @@ import functools
 from typing import Protocol, Sequence, runtime_checkable
 
 from . import prompts
-from .base import CancelToken, Deadline, EngineError, EngineStatus, Score, Unsupported
+from .contract import CancelToken, Deadline, EngineError, EngineStatus, Score, Unsupported
 
 STOP_TEXT = ("\n\n", "<|im_end|>")
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from ..config import Config
 from .backend import STOP_TEXT, oom_to_engine_error, release_cached_memory
-from .base import (CancelToken, Deadline, EngineConfigError, EngineError, EngineStatus, Score, checkpoint,
+from .contract import (CancelToken, Deadline, EngineConfigError, EngineError, EngineStatus, Score, checkpoint,
                    should_stop)
 from .transformers_backend import SCORE_BATCH, TransformersBackend
 
@@ -123,7 +123,7 @@ class FastPathBackend:
         try:
             from .fastgen.attention import OFFSET_MODE, probe_prefill
             from .fastgen.checkpoint import from_hf_model
-            from .fastgen.session import PrefixSession
+            from .fastgen.resident_sequence import PrefixSession
 
             if int4:
                 why = int4_refusal(self.inner.model.config)

@@ -33,7 +33,7 @@ from ..config import Config
 from ..injection import INSTRUCTION, MARKUP, SHOUTED_ROLE, injection_reasons  # noqa: F401 (re-exported)
 from ..story import Story
 from ..words import FUNCTION_WORDS, WORD, content_words, source_text, stem  # noqa: F401 (re-exported)
-from .base import Grounding
+from .contract import Grounding
 
 STRUCTURAL_CRITERIA = ("ST1", "ST2", "ST3")  # well-formed, atomic, minimal
 

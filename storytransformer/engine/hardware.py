@@ -11,7 +11,7 @@ import importlib.util
 from dataclasses import dataclass, field
 
 from ..config import EngineConfig
-from .base import EngineConfigError
+from .contract import EngineConfigError
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..user_dirs import CACHE_ENV, cache_root  # noqa: F401 (re-exported)
-from .base import EngineConfigError, ModelLoadError
+from .contract import EngineConfigError, ModelLoadError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .base import CancelToken, Deadline, EngineError, checkpoint
+from .contract import CancelToken, Deadline, EngineError, checkpoint
 from .prompts import delimit
 
 NEEDLE = ("As a lighthouse keeper, I want to log every passing whale, "

@@ -18,10 +18,10 @@ from ..config import Config
 from ..findings import Finding
 from ..story import Story
 from . import candidates as cands
-from . import context as long_context
+from . import long_context as long_context
 from . import prompts
 from .backend import STOP_TEXT, Backend, NoModel
-from .base import (Cancelled, CancelToken, ConflictReport, Deadline, DeadlineExceeded, EngineError, EngineStatus,
+from .contract import (Cancelled, CancelToken, ConflictReport, Deadline, DeadlineExceeded, EngineError, EngineStatus,
                    Proposal, ProposalKind, Score, checkpoint)
 from .conflict import heuristic
 from .grounding import Validator, source_text

@@ -17,7 +17,7 @@ from typing import Sequence
 
 from ..config import Config
 from .backend import STOP_TEXT
-from .base import (CancelToken, Deadline, DeadlineExceeded, EngineConfigError, EngineError, EngineStatus,
+from .contract import (CancelToken, Deadline, DeadlineExceeded, EngineConfigError, EngineError, EngineStatus,
                    EngineUnavailable, Score, Unsupported, checkpoint)
 from .prompts import plain
 from .proposer import Proposer

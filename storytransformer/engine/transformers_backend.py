@@ -21,7 +21,7 @@ from typing import Sequence
 from ..config import Config
 from . import hardware, modelfiles
 from .backend import STOP_TEXT, oom_to_engine_error, release_cached_memory
-from .base import (CancelToken, Deadline, EngineConfigError, EngineStatus, ModelLoadError, Score, checkpoint,
+from .contract import (CancelToken, Deadline, EngineConfigError, EngineStatus, ModelLoadError, Score, checkpoint,
                    should_stop)
 
 log = logging.getLogger("storytransformer.engine")

@@ -49,7 +49,7 @@ class TokenCounter:
         tok = _load_tokenizer(directory)
         cache = None
         if use_cache:
-            from ..cache import cache_root
+            from ..run_cache import cache_root
 
             cache = cache_root() / "tokens" / (hashlib.blake2b(label.encode(), digest_size=8).hexdigest() + ".msgpack")
         return cls(tok, label, model_label, context, cache)
@@ -143,7 +143,7 @@ def _context_of(directory: Path) -> int | None:
 
 def _tokenizer_cache(gguf: Path, digest: str) -> Path:
     """A directory holding only the tokenizer of ``gguf`` (built once, atomically)."""
-    from ..cache import cache_root
+    from ..run_cache import cache_root
 
     target = cache_root() / "tokenizers" / digest
     if (target / MARKER).is_file():

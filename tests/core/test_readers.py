@@ -95,7 +95,7 @@ def test_format_detection_by_glob_and_suffix():
 
 def test_same_bytes_under_other_names_are_parsed_for_each_name(tmp_path):
     """The parse cache keys a file by its name too: the format and the story ids depend on it."""
-    from storytransformer.cache import ResultCache
+    from storytransformer.run_cache import ResultCache
     from storytransformer.config import Config
     from storytransformer.workspace import Workspace
 

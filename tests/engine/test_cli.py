@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from storytransformer.engine.base import STATUS_SCHEMA
+from storytransformer.engine.contract import STATUS_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import pytest
 from storytransformer.config import Config, EngineConfig
 from storytransformer.engine import create_engine
 from storytransformer.engine.backend import Backend, NoModel
-from storytransformer.engine.base import Unsupported
+from storytransformer.engine.contract import Unsupported
 from storytransformer.engine.fast_backend import FastPathBackend
 from storytransformer.engine.proposer import Outcome, Proposer, why_none
 from storytransformer.engine.remote import RemoteBackend

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from storytransformer.config import Config, ConfigError, EngineConfig, from_table  # noqa: E402
-from storytransformer.engine.base import EngineConfigError  # noqa: E402
+from storytransformer.engine.contract import EngineConfigError  # noqa: E402
 from storytransformer.engine.fastgen.checkpoint import config_from_hf, from_hf_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

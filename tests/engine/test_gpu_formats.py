@@ -11,7 +11,7 @@ import types
 import pytest
 
 from storytransformer.config import Config, ConfigError, EngineConfig, from_table
-from storytransformer.engine.base import EngineConfigError
+from storytransformer.engine.contract import EngineConfigError
 from storytransformer.engine.hardware import Capabilities, plan, quantization_config
 
 CPU = Capabilities()
@@ -157,7 +157,7 @@ def test_status_before_loading_reports_the_planned_formats(model_cache):
 
 
 def test_status_reports_the_cache_bytes_of_the_loaded_fast_path(model_cache):
-    from storytransformer.engine.base import STATUS_SCHEMA
+    from storytransformer.engine.contract import STATUS_SCHEMA
     from storytransformer.engine.local import LocalEngine
 
     jsonschema = pytest.importorskip("jsonschema")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storytransformer.config import EngineConfig
-from storytransformer.engine.base import EngineConfigError
+from storytransformer.engine.contract import EngineConfigError
 from storytransformer.engine.hardware import Capabilities, plan
 
 CPU = Capabilities()

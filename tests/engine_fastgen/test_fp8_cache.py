@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from storytransformer.engine.fastgen.cache import FP8, KVLayer, StaticKVCache, quantize_fp8  # noqa: E402
+from storytransformer.engine.fastgen.kv_cache import FP8, KVLayer, StaticKVCache, quantize_fp8  # noqa: E402
 from storytransformer.engine.fastgen.config import ModelConfig  # noqa: E402
 from storytransformer.engine.fastgen.generate import Generator  # noqa: E402
 from storytransformer.engine.fastgen.model import build_model  # noqa: E402
@@ -85,7 +85,7 @@ def test_fp8_kernels_match_their_torch_references_in_the_interpreter():
         import torch
         from storytransformer.engine.fastgen import stages
         from storytransformer.engine.fastgen.attention import decode_attention, eager_attention, prefill_attention
-        from storytransformer.engine.fastgen.cache import FP8, KVLayer, StaticKVCache
+        from storytransformer.engine.fastgen.kv_cache import FP8, KVLayer, StaticKVCache
         from storytransformer.engine.fastgen.config import ModelConfig
         from storytransformer.engine.fastgen.generate import Generator
         from storytransformer.engine.fastgen.model import build_model
@@ -116,7 +116,7 @@ def test_fp8_kernels_match_their_torch_references_in_the_interpreter():
                                kv_dtype=FP8).layer(0)
             k, v = (torch.randn(2, 2, start + n + 5, 32, generator=g) * 4 for _ in range(2))
             for src, dst, scale in ((k, kv.k, kv.k_scale), (v, kv.v, kv.v_scale)):
-                from storytransformer.engine.fastgen.cache import quantize_fp8
+                from storytransformer.engine.fastgen.kv_cache import quantize_fp8
                 q8, s = quantize_fp8(src)
                 dst.view(torch.uint8).copy_(q8.view(torch.uint8)); scale.copy_(s)
             part = kv.upto(start + n)
@@ -154,7 +154,7 @@ def test_fp8_kernels_match_their_torch_references_in_the_interpreter():
 
 
 def test_a_session_keeps_its_prefix_in_an_fp8_cache_and_names_what_it_needs():
-    from storytransformer.engine.fastgen.session import PrefixSession
+    from storytransformer.engine.fastgen.resident_sequence import PrefixSession
 
     cfg = ModelConfig.tiny()
     model = build_model(cfg, "cpu", torch.float32, seed=1, std=0.2)

@@ -81,7 +81,7 @@ def test_fused_stages_match_the_torch_stages():
 def test_generation_agrees_across_stages_prefill_modes_and_attention():
     interpret("""
         import torch
-        from storytransformer.engine.fastgen.cache import StaticKVCache
+        from storytransformer.engine.fastgen.kv_cache import StaticKVCache
         from storytransformer.engine.fastgen.config import ModelConfig
         from storytransformer.engine.fastgen.generate import Generator
         from storytransformer.engine.fastgen.model import build_model

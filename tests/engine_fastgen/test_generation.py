@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from storytransformer.engine.fastgen.attention import (PREFILL_IMPLS, decode_attention, probes_for,  # noqa: E402
                                                        eager_attention, prefill_attention, probe_prefill)
-from storytransformer.engine.fastgen.cache import StaticKVCache  # noqa: E402
+from storytransformer.engine.fastgen.kv_cache import StaticKVCache  # noqa: E402
 from storytransformer.engine.fastgen.config import ModelConfig  # noqa: E402
 from storytransformer.engine.fastgen.generate import Generator  # noqa: E402
 from storytransformer.engine.fastgen.model import build_model  # noqa: E402
@@ -155,7 +155,7 @@ def test_cuda_graph_decoding_matches_eager_decoding():
 TRITON_CHECK = textwrap.dedent("""
     import torch
     from storytransformer.engine.fastgen.attention import decode_attention
-    from storytransformer.engine.fastgen.cache import StaticKVCache
+    from storytransformer.engine.fastgen.kv_cache import StaticKVCache
     from storytransformer.engine.fastgen.config import ModelConfig
     from storytransformer.engine.fastgen.generate import Generator
     from storytransformer.engine.fastgen.model import build_model

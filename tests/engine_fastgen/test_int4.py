@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from storytransformer.engine.fastgen.cache import StaticKVCache  # noqa: E402
+from storytransformer.engine.fastgen.kv_cache import StaticKVCache  # noqa: E402
 from storytransformer.engine.fastgen.config import ModelConfig  # noqa: E402
 from storytransformer.engine.fastgen.generate import Generator  # noqa: E402
 from storytransformer.engine.fastgen.int4 import (Int4Linear, dequantize_int4, quantize_int4,  # noqa: E402

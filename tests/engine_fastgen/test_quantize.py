@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 bnb = pytest.importorskip("bitsandbytes")
 
-from storytransformer.engine.fastgen.cache import StaticKVCache  # noqa: E402
+from storytransformer.engine.fastgen.kv_cache import StaticKVCache  # noqa: E402
 from storytransformer.engine.fastgen.config import ModelConfig  # noqa: E402
 from storytransformer.engine.fastgen.generate import Generator  # noqa: E402
 from storytransformer.engine.fastgen.model import build_model  # noqa: E402

@@ -30,7 +30,7 @@ import storytransformer.engine as engine_package
 from storytransformer.config import Config
 from storytransformer.engine import (Cancelled, DeadlineExceeded, EngineConfigError, EngineError, EngineUnavailable,
                                      ModelLoadError, Unsupported, create_engine)
-from storytransformer.engine.base import CancelToken, Deadline, ProposalKind
+from storytransformer.engine.contract import CancelToken, Deadline, ProposalKind
 from storytransformer.engine.proposer import Outcome, Proposer
 from storytransformer.findings import Finding
 from storytransformer.story import Story

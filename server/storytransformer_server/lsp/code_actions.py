@@ -20,7 +20,7 @@ from storytransformer.places import place
 from .convert import document_edit, lsp_range, path_to_uri, same_lines, text_edit, uri_to_path, whole_lines
 from . import ignore
 from .fix_all import FIX_ALL, fix_all_action
-from .model import ModelUnavailable, failure_message, log_failure
+from .model_adapter import ModelUnavailable, failure_message, log_failure
 
 if TYPE_CHECKING:
     from .server_context import ServerContext

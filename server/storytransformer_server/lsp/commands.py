@@ -14,7 +14,7 @@ from lsprotocol import types
 from . import scan
 from .code_actions import keeping_merge, merge_edit
 from .convert import uri_to_path
-from .model import ModelUnavailable, failure_message, failure_reason, log_failure
+from .model_adapter import ModelUnavailable, failure_message, failure_reason, log_failure
 
 if TYPE_CHECKING:
     from .server_context import ServerContext

@@ -33,7 +33,7 @@ from typing import Callable, Iterable, TypeVar
 from storytransformer.config import Config, ConfigError, load_config
 from storytransformer.findings import Finding
 from storytransformer.lint import Linter
-from storytransformer.cache import ResultCache
+from storytransformer.run_cache import ResultCache
 from storytransformer.session import EditingSession
 from storytransformer.workspace import Workspace
 

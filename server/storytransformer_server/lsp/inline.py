@@ -22,7 +22,7 @@ from storytransformer.checking import SAFE_ONLY
 from storytransformer.story import utf16_len
 
 from .convert import lsp_range, uri_to_path
-from .model import ModelUnavailable
+from .model_adapter import ModelUnavailable
 
 if TYPE_CHECKING:
     from .server_context import ServerContext

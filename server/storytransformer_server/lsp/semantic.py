@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from storytransformer.findings import Finding, shifted
 
-from .model import ModelUnavailable
+from .model_adapter import ModelUnavailable
 
 if TYPE_CHECKING:
     from .server_context import ServerContext

@@ -24,7 +24,7 @@ from storytransformer import __version__
 
 from .convert import path_to_uri, uri_to_path
 from .documents import CoreState
-from .model import EngineStatus, ModelAdapter
+from .model_adapter import EngineStatus, ModelAdapter
 from .options import ServerOptions
 from .protocol import StoryProtocol
 

@@ -85,7 +85,7 @@ def _err(message: str) -> None:
 
 
 def _run(args) -> int:
-    from ..daemon.server import run_foreground
+    from ..daemon.transport import run_foreground
     from ..daemon.settings import SettingsError
 
     try:

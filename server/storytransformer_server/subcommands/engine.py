@@ -89,7 +89,7 @@ def _nothing_resident(args, why: str) -> int:
 
 
 def _failed(config) -> dict:
-    from storytransformer.engine.base import EngineStatus
+    from storytransformer.engine.contract import EngineStatus
 
     return EngineStatus(state="failed", backend="remote" if config.engine.remote_url else "local",
                         quantization=config.engine.quantization).to_dict()

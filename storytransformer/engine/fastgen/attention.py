@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import torch
 from torch.nn import functional as F
 
-from .cache import KVLayer
+from .kv_cache import KVLayer
 from .gpu_platform import detect, prefill_unavailable
 
 PREFILL_IMPLS = ("eager", "sdpa_flash", "sdpa_cudnn", "sdpa_efficient", "flash_attn", "triton", "cudnn_split")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .attention import probes_for
-from .cache import StaticKVCache
+from .kv_cache import StaticKVCache
 from .model import Transformer
 
 

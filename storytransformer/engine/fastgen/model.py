@@ -19,7 +19,7 @@ from torch import nn
 
 from . import stages
 from .attention import decode_attention, prefill_attention
-from .cache import KVLayer, StaticKVCache
+from .kv_cache import KVLayer, StaticKVCache
 from .config import ModelConfig
 
 # attend(layer index, q [B, Hq, n, D]) -> [B, Hq, n, D], over the cache in which the layer's new keys

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import torch
 from torch.nn import functional as F
 
-from .cache import KVLayer, quantize_fp8
+from .kv_cache import KVLayer, quantize_fp8
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:

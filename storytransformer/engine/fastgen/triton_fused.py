@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .cache import KVLayer
+from .kv_cache import KVLayer
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from storytransformer.config import Config
-from storytransformer.engine import context as lc
+from storytransformer.engine import long_context as lc
 from storytransformer.formats import read_source
 
 BACKLOG = """\

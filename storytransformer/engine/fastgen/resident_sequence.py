@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .cache import KV_DTYPES, StaticKVCache
+from .kv_cache import KV_DTYPES, StaticKVCache
 from .generate import Generator
 from .gpu_platform import detect, kv_cache_unavailable
 from .model import Transformer

@@ -28,17 +28,28 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
+# Runs the CLI and writes its own peak resident memory (VmHWM, KiB) at exit. Not getrusage: a child's
+# ru_maxrss keeps the high-water mark of the process it was forked from, here a pytest that may hold models.
+PEAK_PROBE = """
+import atexit, os, runpy, sys
+def peak():
+    with open("/proc/self/status") as f, open(os.environ["PEAK_FILE"], "w") as out:
+        out.write(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
+atexit.register(peak)
+sys.argv[0] = "storytransformer"
+runpy.run_module("storytransformer", run_name="__main__", alter_sys=True)
+"""
+
+
 def cli_with_peak(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, int]:
-    """The run and its own peak memory in KiB (os.wait4: RUSAGE_CHILDREN would also count any earlier
-    child that Popen happens to reap meanwhile, such as a language server of another test)."""
-    env = cli_env(cwd)
-    argv = [sys.executable, "-m", "storytransformer", *args]
-    with open(cwd / ".out", "w+") as out, open(cwd / ".err", "w+") as err:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        return subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read()), usage.ru_maxrss
+    """The run and its own peak memory in KiB."""
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("peak memory is read from /proc (Linux)")
+    peak_file = cwd / ".peak"
+    env = {**cli_env(cwd), "PEAK_FILE": str(peak_file)}
+    r = subprocess.run([sys.executable, "-c", PEAK_PROBE, *args], cwd=cwd, env=env, capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return r, int(peak_file.read_text())
 
 
 def workspace(tmp_path: Path, body: str | bytes, name: str = ".storytransformer.toml") -> Path:

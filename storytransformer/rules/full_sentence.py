@@ -78,6 +78,15 @@ GRAMMAR_SLIPS = (
      "the subject is missing after 'so that'", "write 'so that I ...'"),
     (re.compile(r"\bI\s+(?:keeps|wants|needs|has|is|are|was|does)\b"), "the verb does not agree with 'I'",
      "write 'I keep', 'I have', 'I am', ..."),
+    # Half-written idioms: "in order research ...", "for the purpose finding ...", "be able t run".
+    (re.compile(r"(?i)\bin\s+order\s+(?!to\b|for\b|of\b|that\b|and\b|or\b)[a-z]+\b"), "'to' is missing after 'in order'",
+     "write 'in order to <verb>'"),
+    (re.compile(r"(?i)\b(?:the|for|with\s+the)\s+purpose\s+(?!of\b|to\b|is\b|was\b)[a-z]+ing\b"),
+     "'of' is missing after 'purpose'", "write 'for the purpose of <doing>'"),
+    (re.compile(r"(?i)\bable\s+t\b"), "'to' is cut short after 'able'", "write 'be able to <verb>'"),
+    (re.compile(r"(?i)\bso\s+that,\s+so\s+that\b"), "'so that' written twice", "write it once"),
+    (re.compile(r"(?i)\b(?:want|need|would\s+like)\s+to\s+have\s+that\b"), "a clause where the thing wanted belongs",
+     "write 'I want <what> to <happen>'"),
 )
 
 
@@ -97,3 +106,24 @@ def grammar_slip(story, ctx):
                              f"Not a full sentence: {what} in '{m.group(0)}'; {how}",
                              sub_range(story.text, story.range, m.start(), m.end()))
             return  # one slip is enough to send the story back to its writer
+
+
+RUN_ON_WORDS = 55  # longer than this, annotators read a story as a run-on (tuning split: 4 of 4 such stories)
+
+
+@rule("ST405", "run-on-sentence", CRITERION, Severity.WARNING,
+      f"The story runs on for more than {RUN_ON_WORDS} words: several sentences' worth of clauses in one.",
+      fix="Cut the story to role, means and ends; move conditions and details to notes or acceptance criteria.",
+      examples=(Example("As a trainer, I want to have a view attached to my training node that shows all attendee "
+                        "information and the class attendance at first because there are so few trainers and they are "
+                        "trusted with privacy, so that the training coordinator does not have to do all the work to get "
+                        "login information for the environment setup of every class.", flagged=True),
+                Example("As a trainer, I want to see who attends my class, so that I can prepare enough seats.",
+                        flagged=False)))
+def run_on_sentence(story, ctx):
+    words = len(story.text.split())
+    if story.means is not None and words > RUN_ON_WORDS and len(story.text) <= MAX_STORY_CHARS:
+        yield Finding.on(story, "ST405", CRITERION, Severity.WARNING,
+                         f"Not a full sentence: {words} words run on as one sentence (more than {RUN_ON_WORDS}); keep "
+                         "role, means and ends, and move the details to notes",
+                         data={"words": words, "limit": RUN_ON_WORDS})

@@ -1,0 +1,40 @@
+"""Independent: a story can be read, planned and built without another specific story.
+
+Only explicit references are reported ("the aforementioned works", "as in the previous story", "the
+above report"): they always tie the story to another one. Dependencies through a shared object
+("edit the event" after "create an event") are ordinary in a backlog, and annotators mark only some
+of them, so no rule guesses them (docs/benchmarks/rules.md).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..findings import Finding, Severity
+from ..story import sub_range
+from .registry import MAX_STORY_CHARS, Example, rule
+
+CRITERION = "independent"
+REFERENCE = re.compile(r"(?i)\b(?:aforementioned|above[- ]mentioned|(?:the|as)\s+above\b|"
+                       r"previous(?:ly)?\s+(?:mentioned|described|story|stories|step)\b|"
+                       r"mentioned\s+(?:earlier|above|before)\b|as\s+in\s+the\s+(?:previous|last|other)\s+story\b|"
+                       r"(?:the\s+)?(?:previous|preceding|next|following|other)\s+(?:user\s+)?stor(?:y|ies)\b)")
+
+
+@rule("ST1101", "refers-to-other-story", CRITERION, Severity.INFO,
+      "The story points at another story ('the aforementioned works', 'as in the previous story'): it cannot "
+      "be read or built on its own.",
+      fix="Name the thing itself ('the theses I deposited') so the story stands alone, or merge the two stories.",
+      examples=(Example("As an administrator, I want to publish the aforementioned works in a branded space.", flagged=True),
+                Example("As an administrator, I want to publish our faculty's theses in a branded space.", flagged=False)))
+def refers_to_other_story(story, ctx):
+    for part in (story.role, story.means, story.ends):
+        if part is None:
+            continue
+        m = REFERENCE.search(part.text, 0, MAX_STORY_CHARS)
+        if m:
+            yield Finding.on(story, "ST1101", CRITERION, Severity.INFO,
+                             f"Not independent: '{m.group(0)}' refers to another story; name what it means so "
+                             "the story stands alone",
+                             sub_range(part.text, part.range, m.start(), m.end()), data={"reference": m.group(0)})
+            return

@@ -87,6 +87,16 @@ GRAMMAR_SLIPS = (
     (re.compile(r"(?i)\bso\s+that,\s+so\s+that\b"), "'so that' written twice", "write it once"),
     (re.compile(r"(?i)\b(?:want|need|would\s+like)\s+to\s+have\s+that\b"), "a clause where the thing wanted belongs",
      "write 'I want <what> to <happen>'"),
+    # Words that cannot stand next to each other: a word is missing or left over between them.
+    (re.compile(r"(?i)\b(?:by|for|of|with|from|into)\s+(?:by|for|of|with|from|into|is|are)\b(?![-'’])"),
+     "two prepositions in a row", "add the missing word or drop the extra one"),
+    (re.compile(r"\b(?:the|a|an|my|our|their)\s+(?:the|a|an|my|our|their|for|by|of|to|is|are)\b(?![-'’])"),
+     "a determiner with no noun", "add the missing noun or drop the extra word"),
+    (re.compile(r"(?i)\b(?:want|need|like)\s+to\s+(?:[a-z]+ly\s+)?(?!(?:need|feed|embed|proceed|exceed|succeed|seed|speed|"
+                r"shred|breed|heed|weed|bleed|red|bed|shed|wed)\b)[a-z]{3,}ed\b"),
+     "a past form after 'to'", "write 'to <verb>' (to validate, not to validated)"),
+    (re.compile(r"(?<![\w./(&'’-])(?![aI]\b)[a-z](?![\w./)&'’-])(?!\s*\d)"), "a stray letter",
+     "delete it or finish the word"),
 )
 
 

@@ -15,10 +15,12 @@ from ..story import sub_range
 from .registry import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "independent"
+# "Story" alone is no reference: stories are the domain object of some backlogs ("estimate the next
+# story", "browse previous stories"); only "as in the previous story" and its kin point at a story.
 REFERENCE = re.compile(r"(?i)\b(?:aforementioned|above[- ]mentioned|(?:the|as)\s+above\b|"
-                       r"previous(?:ly)?\s+(?:mentioned|described|story|stories|step)\b|"
-                       r"mentioned\s+(?:earlier|above|before)\b|as\s+in\s+the\s+(?:previous|last|other)\s+story\b|"
-                       r"(?:the\s+)?(?:previous|preceding|next|following|other)\s+(?:user\s+)?stor(?:y|ies)\b)")
+                       r"previous(?:ly)?\s+(?:mentioned|described)\b|mentioned\s+(?:earlier|above|before)\b|"
+                       r"(?:as\s+(?:in|described\s+in|mentioned\s+in)|like\s+in|same\s+as\s+in)\s+the\s+"
+                       r"(?:previous|preceding|other|above|last|earlier)\s+(?:user\s+)?stor(?:y|ies)\b)")
 
 
 @rule("ST1101", "refers-to-other-story", CRITERION, Severity.INFO,

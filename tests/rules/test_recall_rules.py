@@ -81,6 +81,8 @@ def test_an_accepted_word_is_never_a_catch_all():
     ("As a user, I want the same filters as the above report.", True),
     ("As an editor, I want to export the report, so that I can send it, as described in the other story.", True),
     ("As a moderator, I want to browse through previous games.", False),
+    ("As a moderator, I want to move to the next story, so that the team can estimate it.", False),
+    ("As an estimator, I want to see the previous stories we estimated.", False),
     ("As a reader, I want to see the following information: title and date.", False),
 ])
 def test_references_to_another_story(story, flagged):

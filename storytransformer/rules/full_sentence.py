@@ -95,7 +95,7 @@ GRAMMAR_SLIPS = (
     (re.compile(r"(?i)\b(?:want|need|like)\s+to\s+(?:[a-z]+ly\s+)?(?!(?:need|feed|embed|proceed|exceed|succeed|seed|speed|"
                 r"shred|breed|heed|weed|bleed|red|bed|shed|wed)\b)[a-z]{3,}ed\b"),
      "a past form after 'to'", "write 'to <verb>' (to validate, not to validated)"),
-    (re.compile(r"(?<![\w./(&'’-])(?![aI]\b)[a-z](?![\w./)&'’-])(?!\s*\d)"), "a stray letter",
+    (re.compile(r"(?<![\w./(&'’-])(?![aiI]\b)[a-z](?![\w./)&'’-])(?!\s*\d)"), "a stray letter",
      "delete it or finish the word"),
 )
 

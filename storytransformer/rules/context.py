@@ -58,24 +58,22 @@ class Template:
     ends: str = "so that"
     role_share: float = 0.0
     means_share: float = 0.0
-    counted: int = 0  # stories with a role and a means
-    stories: int = 0  # all stories
+    counted: int = 0
 
     @staticmethod
     def of(stories: Iterable[Story]) -> "Template":
         roles: Counter[str] = Counter()
         means: Counter[str] = Counter()
-        n = total = 0
+        n = 0
         for s in stories:
-            total += 1
             if s.role and s.means:
                 n += 1
                 roles[role_family(s.role.marker)] += 1
                 means[means_family(s.means.marker)] += 1
         if not n:
-            return Template(stories=total)
+            return Template()
         (r, rc), (m, mc) = roles.most_common(1)[0], means.most_common(1)[0]
-        return Template(r, m, "so that", rc / n, mc / n, n, total)
+        return Template(r, m, "so that", rc / n, mc / n, n)
 
 
 @dataclass

@@ -25,25 +25,14 @@ _BACKLOG = ("As a member, I want to renew a loan, so that I avoid a fine.\n"
 
 
 @rule("ST501", "template-deviation", CRITERION, Severity.INFO,
-      "The story's markers differ from the backlog's dominant template ('I'd like' where most say 'I want'), or the "
-      "story has no 'As a <role>' where most stories have one.",
+      "The story's markers differ from the backlog's dominant template ('I'd like' where most say 'I want').",
       fixable=True, scope="workspace",
       fix="Use the backlog's dominant markers (the quick fix rewrites them).",
       examples=(Example(_BACKLOG + "As a member, I'd like to pay a fine online, so that I can borrow again.", flagged=True),
-                Example(_BACKLOG + "I want to pay a fine online, so that I can borrow again.", flagged=True),
                 Example(_BACKLOG + "As a member, I want to pay a fine online, so that I can borrow again.", flagged=False)))
 def template_deviation(story, ctx, workspace):
     t = ctx.template
-    if t.counted < MIN_STORIES:
-        return
-    if story.means is None:
-        return  # not a story at all (ST103), or no means (ST102): said there
-    if story.role is None:
-        # "I want to ..." where most stories say who wants it: the guideline's "'I' instead of 'As a'".
-        if t.stories and t.counted / t.stories >= MIN_SHARE:
-            yield Finding.on(story, "ST501", CRITERION, Severity.INFO,
-                             f"Not uniform: {t.counted / t.stories:.0%} of the stories start with who wants them "
-                             f"('{t.role.capitalize()} <role>, ...'); this one does not", story.means.marker_range)
+    if t.counted < MIN_STORIES or story.means is None:
         return
     problems = []
     role_dev = story.role is not None and t.role_share >= MIN_SHARE and t.role == "as a" \

@@ -97,16 +97,3 @@ def test_goal_as_means_is_off_by_default_and_flags_when_selected():
     config.select = ["ST1001"]
     assert "ST1001" in codes(story, config)
     assert "ST1001" not in codes("As an asset manager, I want a report of changed copies.", config)
-
-
-FIVE = ("As a member, I want to renew a loan, so that I avoid a fine.\n"
-        "As a member, I want to reserve a book, so that I can borrow it next.\n"
-        "As a librarian, I want to add titles, so that members find new books.\n"
-        "As a visitor, I want to search the catalogue, so that I can find a book.\n"
-        "As a member, I want to see my loans, so that I know what is due.\n")
-
-
-def test_a_story_without_a_role_in_a_backlog_of_roles_is_not_uniform_and_a_non_story_is_left_to_st103():
-    _, findings = lint_texts({"s.txt": FIVE + "I want to pay a fine online.\nOpening hours on holidays.\n"})
-    assert {"ST101", "ST501"} <= codes_on_line(findings, "s.txt", 6)
-    assert "ST501" not in codes_on_line(findings, "s.txt", 7) and "ST103" in codes_on_line(findings, "s.txt", 7)

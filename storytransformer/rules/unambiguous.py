@@ -33,6 +33,7 @@ CATCH_ALLS = re.compile(
     r"|\buseful\b"
     r"|\b(?:basic|general|specific|detailed|full|certain)\s+(?:information|info|details|access|content|materials)\b"
     r"|\b(?:project|educational|research)\s+materials\b")
+CATCH_ALL_CUES = ("support", "useful", "information", "info", "details", "access", "content", "materials")
 
 
 @rule("ST702", "catch-all-term", CRITERION, Severity.INFO,
@@ -47,6 +48,9 @@ def catch_all_term(story, ctx):
     if story.means is None:
         return
     text = story.means.text
+    lowered = text[:MAX_STORY_CHARS].lower()
+    if not any(w in lowered for w in CATCH_ALL_CUES):
+        return  # the common case, without running the pattern
     for m in CATCH_ALLS.finditer(text, 0, MAX_STORY_CHARS):
         term = m.group(0)
         if any(w.lower() in ctx.accepted for w in term.split()):

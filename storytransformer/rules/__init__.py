@@ -15,7 +15,8 @@ __all__ = ["DOCS_URL", "MAX_STORY_CHARS", "PREPARE", "RULES", "Example", "FixKin
 
 
 def _load_all() -> None:
-    from . import atomic, estimatable, full_sentence, minimal, problem_oriented, unambiguous, uniform, unique, well_formed  # noqa: F401
+    from . import (atomic, conceptually_sound, estimatable, full_sentence, independent, minimal,  # noqa: F401
+                   problem_oriented, unambiguous, uniform, unique, well_formed)
 
     # Rules whose findings come from the similarity index; declaring them is cheap (no numpy, no model).
     from ..similarity import rules as _similarity_rules  # noqa: F401

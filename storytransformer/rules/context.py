@@ -100,5 +100,10 @@ class RuleContext:
         return word_pattern(self.config.all_vague_words)
 
     @cached_property
+    def accepted(self) -> frozenset[str]:
+        """Words the project accepts (``accepted-words``): never reported as vague or a catch-all."""
+        return frozenset(w.strip().lower() for w in self.config.accepted_words)
+
+    @cached_property
     def solution(self) -> re.Pattern[str]:
         return word_pattern(self.config.all_solution_words)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..findings import Finding, Severity
 from ..story import sub_range
 from .registry import MAX_STORY_CHARS, Example, rule
@@ -22,3 +24,38 @@ def vague_term(story, ctx):
             yield Finding.on(story, "ST701", CRITERION, Severity.WARNING,
                              f"Ambiguous: '{m.group(0)}' is vague; say how it can be checked",
                              sub_range(part.text, part.range, m.start(), m.end()), data={"term": m.group(0)})
+
+
+# Catch-alls the guideline calls ambiguous (docs/labelling.md: "a superclass term where a specific one is
+# meant", "unmeasurable qualities"), as phrases: the word alone is often precise ("support CSV files").
+CATCH_ALLS = re.compile(
+    r"(?i)\b(?:receive|obtain|get|need|have|provide|offer)\s+(?:[a-z]+\s+){0,3}?support\b(?!\s+(?:for|of)\b)"
+    r"|\buseful\b"
+    r"|\b(?:basic|general|specific|detailed|full|certain)\s+(?:information|info|details|access|content|materials)\b"
+    r"|\b(?:project|educational|research)\s+materials\b")
+CATCH_ALL_CUES = ("support", "useful", "information", "info", "details", "access", "content", "materials")
+
+
+@rule("ST702", "catch-all-term", CRITERION, Severity.INFO,
+      "A catch-all in the means ('receive support', 'useful', 'basic information', 'full access'): it does not say "
+      "which support, which information, how much access.",
+      fix="Name the specific thing: which support, which information, what access.",
+      examples=(Example("As an older person, I want to receive support to use public transport.", flagged=True),
+                Example("As a member, I want to see basic information about each event.", flagged=True),
+                Example("As an older person, I want to see the next bus times at my stop.", flagged=False),
+                Example("As a developer, I want the importer to support CSV files.", flagged=False)))
+def catch_all_term(story, ctx):
+    if story.means is None:
+        return
+    text = story.means.text
+    lowered = text[:MAX_STORY_CHARS].lower()
+    if not any(w in lowered for w in CATCH_ALL_CUES):
+        return  # the common case, without running the pattern
+    for m in CATCH_ALLS.finditer(text, 0, MAX_STORY_CHARS):
+        term = m.group(0)
+        if any(w.lower() in ctx.accepted for w in term.split()):
+            continue  # accepted for this project (accepted-words)
+        yield Finding.on(story, "ST702", CRITERION, Severity.INFO,
+                         f"Ambiguous: '{term}' does not say which; name the specific thing the role needs",
+                         sub_range(text, story.means.range, m.start(), m.end()), data={"term": term})
+        return

@@ -24,7 +24,7 @@ REAL_CASES = [
     ("g02-federalspending.txt", 2, "ST701", False),
     ("g04-recycling.txt", 1, "ST801", True),       # "click on the address"
     ("g02-federalspending.txt", 2, "ST801", False),
-    ("g13-planningpoker.txt", 27, "ST901", True),   # 60+ words
+    ("g13-planningpoker.txt", 27, "ST901", False),  # 46 words, not an epic to the annotators (max-words is 80)
 ]
 
 
@@ -260,7 +260,7 @@ def test_minimal_repeated_markers_and_extra_sentences():
 
 
 def test_estimatable_long_and_whole_area():
-    long_story = "As a user, I want to " + " ".join(["see item"] * 25) + "."
+    long_story = "As a user, I want to " + " ".join(["see item"] * 40) + "."  # 86 words, over max-words (80)
     _, findings = lint_texts({"b.txt": long_story + "\nAs an admin, I want to manage all users.\n"
                               "As an admin, I want to block a user.\n"})
     assert "ST901" in codes_on_line(findings, "b.txt", 1)

@@ -32,6 +32,7 @@ WHY = {
     "problem-oriented": "Naming a solution ties the team's hands; the story should state the problem to solve.",
     "estimatable": "A story too large or vague to estimate (an epic) cannot be planned into one iteration.",
     "conceptually-sound": "The means should be a feature and the ends a reason, or the story is mis-shaped.",
+    "independent": "A story that leans on another cannot be planned, built or dropped on its own.",
     "complete": "A missing step leaves a gap the users will hit.",
     "conflict-free": "Conflicting stories cannot both be built.",
 }

@@ -1,0 +1,47 @@
+"""Independent: a story can be read, planned and built without another specific story.
+
+Only explicit references are reported ("the aforementioned works", "as in the previous story", "the
+above report"): they always tie the story to another one. Dependencies through a shared object
+("edit the event" after "create an event") are ordinary in a backlog, and annotators mark only some
+of them, so no rule guesses them (docs/benchmarks/rules.md).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..findings import Finding, Severity
+from ..story import sub_range
+from .registry import MAX_STORY_CHARS, Example, rule
+
+CRITERION = "independent"
+# "Story" alone is no reference: stories are the domain object of some backlogs ("estimate the next
+# story", "browse previous stories"); only "as in the previous story" and its kin point at a story.
+REFERENCE = re.compile(r"(?i)\b(?:aforementioned|above[- ]mentioned|(?:the|as)\s+above\b|"
+                       r"previous(?:ly)?\s+(?:mentioned|described)\b|mentioned\s+(?:earlier|above|before)\b|"
+                       r"(?:as\s+(?:in|described\s+in|mentioned\s+in)|like\s+in|same\s+as\s+in)\s+the\s+"
+                       r"(?:previous|preceding|other|above|last|earlier)\s+(?:user\s+)?stor(?:y|ies)\b)")
+
+CUES = ("aforementioned", "above", "mentioned", "described", "stor")  # one of them is in every reference
+
+
+@rule("ST1101", "refers-to-other-story", CRITERION, Severity.INFO,
+      "The story points at another story ('the aforementioned works', 'as in the previous story'): it cannot "
+      "be read or built on its own.",
+      fix="Name the thing itself ('the theses I deposited') so the story stands alone, or merge the two stories.",
+      examples=(Example("As an administrator, I want to publish the aforementioned works in a branded space.", flagged=True),
+                Example("As an administrator, I want to publish our faculty's theses in a branded space.", flagged=False)))
+def refers_to_other_story(story, ctx):
+    lowered = story.text[:MAX_STORY_CHARS].lower()
+    if not any(w in lowered for w in CUES):
+        return  # the common case, without running the pattern
+    for part in (story.role, story.means, story.ends):
+        if part is None:
+            continue
+        m = REFERENCE.search(part.text, 0, MAX_STORY_CHARS)
+        if m:
+            yield Finding.on(story, "ST1101", CRITERION, Severity.INFO,
+                             f"Not independent: '{m.group(0)}' refers to another story; name what it means so "
+                             "the story stands alone",
+                             sub_range(part.text, part.range, m.start(), m.end()), data={"reference": m.group(0)})
+            return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 
+from .. import hf_imports
 from ..config import EngineConfig
 from .contract import EngineConfigError
 
@@ -184,7 +185,7 @@ def quantization_config(p: Plan):
     """The transformers ``BitsAndBytesConfig`` for the plan, or ``None``."""
     if p.quantization not in BNB_QUANTIZATIONS:
         return None  # none, or int4 (loaded in bf16, quantised by the fast path)
-    from transformers import BitsAndBytesConfig
+    BitsAndBytesConfig = hf_imports.names("transformers", "BitsAndBytesConfig")
 
     if p.quantization == "nf4":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",

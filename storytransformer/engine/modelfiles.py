@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import hf_imports
 from ..user_dirs import CACHE_ENV, cache_root  # noqa: F401 (re-exported)
 from .contract import EngineConfigError, ModelLoadError
 
@@ -107,7 +108,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     """Dequantise ``gguf`` into a safetensors directory at ``target`` (atomic). Returns ``target``."""
     import json
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    AutoModelForCausalLM, AutoTokenizer = hf_imports.names("transformers", "AutoModelForCausalLM", "AutoTokenizer")
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

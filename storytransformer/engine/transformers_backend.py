@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Sequence
 
+from .. import hf_imports
 from ..config import Config
 from . import hardware, modelfiles
 from .backend import STOP_TEXT, oom_to_engine_error, release_cached_memory
@@ -145,7 +146,7 @@ class TransformersBackend:
 
     def _load_weights(self, where: str) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        AutoModelForCausalLM, AutoTokenizer = hf_imports.names("transformers", "AutoModelForCausalLM", "AutoTokenizer")
 
         p = self.plan
         kwargs = dict(dtype=hardware.torch_dtype(p.dtype), attn_implementation=p.attention,
@@ -287,7 +288,8 @@ class TransformersBackend:
     def generate_ids(self, ids: list[int], limit: int, allowed_text: str, token, deadline,
                      stop: Sequence[str]) -> str:
         import torch
-        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+        LogitsProcessorList, StoppingCriteria, StoppingCriteriaList = hf_imports.names(
+            "transformers", "LogitsProcessorList", "StoppingCriteria", "StoppingCriteriaList")
 
         tok, model = self.tokenizer, self.model
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.plan.device)

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from .. import hf_imports
+
 log = logging.getLogger(__name__)
 
 MARKER = "storytransformer-tokenizer.json"  # written last: the cache entry is whole
@@ -127,7 +129,7 @@ def tokenizer_directory(config) -> tuple[str, str, str, int | None]:
 
 
 def _load_tokenizer(where: str):
-    from transformers import AutoTokenizer
+    AutoTokenizer = hf_imports.names("transformers", "AutoTokenizer")
 
     return AutoTokenizer.from_pretrained(where, trust_remote_code=False)
 
@@ -148,7 +150,7 @@ def _tokenizer_cache(gguf: Path, digest: str) -> Path:
     target = cache_root() / "tokenizers" / digest
     if (target / MARKER).is_file():
         return target
-    from transformers import AutoTokenizer
+    AutoTokenizer = hf_imports.names("transformers", "AutoTokenizer")
 
     log.info("reading the tokenizer of %s (once)", gguf.name)
     target.parent.mkdir(parents=True, exist_ok=True)

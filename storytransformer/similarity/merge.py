@@ -9,6 +9,12 @@ another already contains once. Every word comes from the sources or the template
 
 When the means are different actions ("publish articles", "delete articles"), one atomic story
 cannot keep both: the merge is refused (:attr:`Merge.reason` says which need would be lost).
+
+Duplicates (``same_need``: the same need in other words) are not concatenated: the merged story
+keeps one source's wording of each part and lists the other's as said by that source
+(:attr:`Merge.said`); a part only one source has (a benefit the other does not give) is kept.
+:func:`merge_proposals` gives the first proposal and at most three alternatives (the other
+wordings), each with the source of every part.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Sequence
 
 from ..fixes import article_for
 from ..story import Story
-from .needs import NeedCheck, covers, keeps_every_need
+from .needs import NeedCheck, Said, covers, keeps_every_need
 
 STOPWORDS = frozenset("a an the to of for and or in on at by with my our their its i we be able so that".split())
 
@@ -78,10 +84,16 @@ class Merge:
     text: str | None
     check: NeedCheck | None = None
     reason: str = ""
+    provenance: tuple[tuple[str, str], ...] = ()  # (part, id of the source story or ids joined by '+')
 
     @property
     def kept(self) -> bool:
         return self.text is not None
+
+    @property
+    def said(self) -> tuple[Said, ...]:
+        """Source parts left out because another source says them (duplicates); shown with the merge."""
+        return self.check.said if self.check is not None else ()
 
 
 def _compose(usable: list[Story], means: str) -> str:
@@ -109,21 +121,96 @@ def _compose(usable: list[Story], means: str) -> str:
     return f"{head}{means_marker} {means}{tail}."
 
 
-def build_merge(stories: Sequence[Story]) -> Merge:
-    """The merged story of ``stories``, checked with :func:`keeps_every_need`."""
-    usable = [s for s in stories if s.means is not None]
-    if len(usable) < 2:
-        return Merge(None, None, "fewer than two of the stories have a means")
+def _ids(stories: Sequence[Story]) -> str:
+    return "+".join(dict.fromkeys(s.id for s in stories))
+
+
+def _joined(usable: list[Story]) -> Merge:
+    """Every role, one means for all, every distinct ends (the merge that concatenates)."""
     means = merged_means([s.means.text for s in usable])
     # different actions: the best single story still loses one; the check says which
     text = _compose(usable, means if means is not None else _clean(usable[0].means.text))
     check = keeps_every_need(text, usable)
     if not check.kept:
         return Merge(None, check, check.reason)
-    return Merge(text, check)
+    prov = [("role", _ids([s for s in usable if s.role])), ("means", _ids(usable)),
+            ("ends", _ids([s for s in usable if s.ends]))]
+    return Merge(text, check, provenance=tuple((k, v) for k, v in prov if v))
 
 
-def merge_cluster(stories: Sequence[Story]) -> str | None:
+def _in_words_of(base: Story, usable: list[Story], join_ends: bool = False) -> Merge:
+    """Duplicates: ``base``'s role, means and ends; a part ``base`` lacks from the first source that
+    has it; with ``join_ends`` every distinct ends (nothing set aside there)."""
+    others = [base] + [s for s in usable if s is not base]
+    role_from = next((s for s in others if s.role), None)
+    ends_from = [s for s in others if s.ends]
+    ends = _widest([_clean(s.ends.text) for s in ends_from]) if join_ends else (
+        [_clean(ends_from[0].ends.text)] if ends_from else [])
+    head = ""
+    if role_from is not None:
+        marker = role_from.role.marker or "As a"
+        role = _clean(role_from.role.text)
+        if len(marker.split()) > 1 and marker.split()[1].lower() in ("a", "an"):
+            marker = f"As {article_for(role)}"
+        head = f"{marker} {role}, "
+    means_marker = _clean(base.means.marker) or "I want to"
+    if not head:
+        means_marker = means_marker[:1].upper() + means_marker[1:]
+    tail = ""
+    if ends:
+        marker_of = next(s for s in ends_from if _clean(s.ends.text).lower() == ends[0].lower())
+        tail = f", {_clean(marker_of.ends.marker)} {' and '.join(ends)}"
+    text = f"{head}{means_marker} {_clean(base.means.text)}{tail}."
+    check = keeps_every_need(text, usable, same_need=True)
+    prov = [("role", role_from.id if role_from else ""), ("means", base.id),
+            ("ends", _ids([s for s in ends_from if _clean(s.ends.text) in ends]))]
+    prov_t = tuple((k, v) for k, v in prov if v)
+    if not check.kept:
+        return Merge(None, check, check.reason, prov_t)
+    return Merge(text, check, provenance=prov_t)
+
+
+def _wordiness(story: Story) -> tuple[int, int]:
+    """Most specific first: more need words in its means and ends; the earlier story on a tie."""
+    return (-specificity(story.means.text if story.means else "") - specificity(story.ends.text if story.ends else ""), 0)
+
+
+def merge_proposals(stories: Sequence[Story], same_need: bool = False, limit: int = 3) -> list[Merge]:
+    """The first merged story and at most ``limit`` alternatives, each keeping every need of
+    ``stories`` (present, or for duplicates said by another source), none repeated.
+
+    The first is the merge that keeps every part in the merged story's own words when there is one;
+    for duplicates, otherwise, the most specific source's wording with the other's listed as said.
+    Alternatives: the other sources' wordings, and the one with every distinct ends joined."""
+    usable = [s for s in stories if s.means is not None]
+    if len(usable) < 2:
+        return [Merge(None, None, "fewer than two of the stories have a means")]
+    found: list[Merge] = []
+    joined = _joined(usable)
+    if joined.kept:
+        found.append(joined)
+    if same_need:
+        for base in sorted(usable, key=_wordiness):
+            found.append(_in_words_of(base, usable))
+            found.append(_in_words_of(base, usable, join_ends=True))
+    kept, seen = [], set()
+    for m in found:
+        key = " ".join(re.findall(r"[\w']+", (m.text or "").lower()))
+        if m.kept and key not in seen:
+            seen.add(key)
+            kept.append(m)
+    if not kept:
+        return [joined]
+    return kept[: 1 + max(0, limit)]
+
+
+def build_merge(stories: Sequence[Story], same_need: bool = False) -> Merge:
+    """The first merged story of ``stories`` (see :func:`merge_proposals`), checked with
+    :func:`keeps_every_need`; ``text`` None and ``reason`` when none keeps every need."""
+    return merge_proposals(stories, same_need)[0]
+
+
+def merge_cluster(stories: Sequence[Story], same_need: bool = False) -> str | None:
     """The merged story text, or None when fewer than two stories have a means or no single story
     keeps every need of them (see :func:`build_merge` for the reason)."""
-    return build_merge(stories).text
+    return build_merge(stories, same_need).text

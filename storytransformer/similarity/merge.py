@@ -27,6 +27,9 @@ from ..fixes import article_for
 from ..story import Story
 from .needs import NeedCheck, Said, covers, keeps_every_need
 
+# Findings that say two stories ask for the same thing (exact, near and semantic duplicates): their
+# merge may keep one wording of a part and list the other's as said by it.
+SAME_NEED_CODES = frozenset({"ST601", "ST602", "ST603"})
 STOPWORDS = frozenset("a an the to of for and or in on at by with my our their its i we be able so that".split())
 
 
@@ -133,9 +136,22 @@ def _joined(usable: list[Story]) -> Merge:
     check = keeps_every_need(text, usable)
     if not check.kept:
         return Merge(None, check, check.reason)
-    prov = [("role", _ids([s for s in usable if s.role])), ("means", _ids(usable)),
-            ("ends", _ids([s for s in usable if s.ends]))]
-    return Merge(text, check, provenance=tuple((k, v) for k, v in prov if v))
+    return Merge(text, check, provenance=_provenance(usable, text, means))
+
+
+def _provenance(usable: list[Story], text: str, means: str | None) -> tuple[tuple[str, str], ...]:
+    """Which source each part of the joined merge came from: the first story with each role and
+    ends the merge keeps; the story whose means it is, or every story when objects were joined."""
+    roles = _widest([_clean(s.role.text) for s in usable if s.role])
+    ends = _widest([_clean(s.ends.text) for s in usable if s.ends])
+
+    def first(kind: str, value: str) -> Story:
+        return next(s for s in usable if getattr(s, kind) and _clean(getattr(s, kind).text).lower() == value.lower())
+
+    means_from = [s for s in usable if means is not None and _clean(s.means.text).lower() == means.lower()][:1]
+    prov = [("role", _ids([first("role", r) for r in roles])), ("means", _ids(means_from or usable)),
+            ("ends", _ids([first("ends", e) for e in ends]))]
+    return tuple((k, v) for k, v in prov if v)
 
 
 def _in_words_of(base: Story, usable: list[Story], join_ends: bool = False) -> Merge:

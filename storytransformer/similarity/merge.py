@@ -34,7 +34,7 @@ STOPWORDS = frozenset("a an the to of for and or in on at by with my our their i
 
 
 def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip(" ,.;")
+    return re.sub(r"\s+", " ", text).strip(" ,.;!?")
 
 
 def _unique(values: list[str]) -> list[str]:

@@ -42,7 +42,8 @@ def test_suggest_merge_of_duplicates_keeps_one_wording_and_lists_the_other(cold_
     # one wording of the means is kept, the other is listed as said by its source, naming both by id
     assert len(first["said_by_other_source"]) >= 1
     said = " ".join(first["said_by_other_source"])
-    assert ("US-1's means 'store my data quickly and easily online' (said by US-2)" in said
-            or "US-2's means 'a fast, simple way to put my data online for storage' (said by US-1)" in said)
+    assert ("US-1 at stories.txt:1's means 'store my data quickly and easily online' (said by US-2 at stories.txt:2)"
+            in said or "US-2 at stories.txt:2's means 'a fast, simple way to put my data online for storage' "
+            "(said by US-1 at stories.txt:1)" in said)
     r = cli(*args[:-2], "--duplicates", cache=model_cache, cwd=tmp_path)
     assert "said by the other source: " in r.stdout

@@ -72,8 +72,35 @@ def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES, same
     source's wording of a part may stand for the other's). Provenance names the source of each part."""
     from ..similarity.merge import merge_proposals
 
-    found = [m for m in merge_proposals(stories, same_need) if m.kept]
-    return _dedupe([Candidate((m.text,), dict(m.provenance)) for m in found])[: max(1, limit)]
+    found = [Candidate((m.text,), dict(m.provenance)) for m in merge_proposals(stories, same_need) if m.kept]
+    # then each source's means with every role and every distinct ends: when no merge keeps every
+    # need, the validator's verdict on these says which need (and whose) one story would lose
+    return _dedupe(found + _recombinations(stories))[: max(1, limit)]
+
+
+def _recombinations(stories: Sequence[Story]) -> list[Candidate]:
+    """Each distinct means of the sources with every role and every distinct ends joined."""
+    from ..similarity.merge import _widest, join_words
+
+    usable = [s for s in stories if s.means is not None]
+    if len(usable) < 2:
+        return []
+    with_role = [s for s in usable if s.role]
+    roles = _widest([clean_part(s.role.text) for s in with_role])
+    role_from = [_first_with(with_role, "role", r) for r in roles]
+    with_ends = [s for s in usable if s.ends]
+    ends = _widest([clean_part(s.ends.text) for s in with_ends])
+    ends_from = [_first_with(with_ends, "ends", e) for e in ends]
+    role_text = join_words(roles, "or") if roles else ""
+    ends_text = " and ".join(ends) if ends else None
+    shared: dict[str, str] = {}
+    if role_from:
+        shared["role"] = "+".join(s.id for s in role_from)
+    if ends_from:
+        shared["ends"] = "+".join(s.id for s in ends_from)
+    return [Candidate((compose(role_from[0].role if role_from else None, role_text, ms.means, m,
+                               ends_from[0].ends if ends_from else None, ends_text),), {**shared, "means": ms.id})
+            for m, ms in _unique([(clean_part(s.means.text), s) for s in usable])]
 
 
 def _first_with(stories: Sequence[Story], kind: str, text: str) -> Story:

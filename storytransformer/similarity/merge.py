@@ -99,6 +99,13 @@ class Merge:
         return self.check.said if self.check is not None else ()
 
 
+def ends_marker(story: Story) -> str:
+    """The marker ``story``'s ends was written with; "in order to" as "so that I can", which says the
+    same with template words only ("order" is in no source's role, means or ends)."""
+    marker = _clean(story.ends.marker)
+    return "so that I can" if re.fullmatch(r"(?i)in order to", marker) else marker
+
+
 def _compose(usable: list[Story], means: str) -> str:
     roles = _widest([_clean(s.role.text) for s in usable if s.role])
     first = usable[0]
@@ -120,7 +127,7 @@ def _compose(usable: list[Story], means: str) -> str:
     if with_ends:
         ends = _widest([_clean(s.ends.text) for s in with_ends])
         marker_of = next(s for s in with_ends if _clean(s.ends.text).lower() == ends[0].lower())
-        tail = f", {_clean(marker_of.ends.marker)} {join_words(ends, 'and') if len(ends) < 3 else ' and '.join(ends)}"
+        tail = f", {ends_marker(marker_of)} {join_words(ends, 'and') if len(ends) < 3 else ' and '.join(ends)}"
     return f"{head}{means_marker} {means}{tail}."
 
 
@@ -158,10 +165,12 @@ def _in_words_of(base: Story, usable: list[Story], join_ends: bool = False) -> M
     """Duplicates: ``base``'s role, means and ends; a part ``base`` lacks from the first source that
     has it; with ``join_ends`` every distinct ends (nothing set aside there)."""
     others = [base] + [s for s in usable if s is not base]
-    role_from = next((s for s in others if s.role), None)
+    roles = _widest([_clean(s.role.text) for s in others if s.role])
+    # a role that names the others ("data consumer" for "Consumer") is kept rather than set aside
+    role_from = next((s for s in others if s.role and (len(roles) != 1 or _clean(s.role.text) == roles[0])), None)
     ends_from = [s for s in others if s.ends]
-    ends = _widest([_clean(s.ends.text) for s in ends_from]) if join_ends else (
-        [_clean(ends_from[0].ends.text)] if ends_from else [])
+    widest_ends = _widest([_clean(s.ends.text) for s in ends_from])
+    ends = widest_ends if join_ends or len(widest_ends) == 1 else ([_clean(ends_from[0].ends.text)] if ends_from else [])
     head = ""
     if role_from is not None:
         marker = role_from.role.marker or "As a"
@@ -175,7 +184,7 @@ def _in_words_of(base: Story, usable: list[Story], join_ends: bool = False) -> M
     tail = ""
     if ends:
         marker_of = next(s for s in ends_from if _clean(s.ends.text).lower() == ends[0].lower())
-        tail = f", {_clean(marker_of.ends.marker)} {' and '.join(ends)}"
+        tail = f", {ends_marker(marker_of)} {' and '.join(ends)}"
     text = f"{head}{means_marker} {_clean(base.means.text)}{tail}."
     check = keeps_every_need(text, usable, same_need=True)
     prov = [("role", role_from.id if role_from else ""), ("means", base.id),

@@ -99,7 +99,8 @@ def test_duplicates_keep_one_wording_and_list_the_other_as_said_by_its_source():
     assert not Validator().check([first.text], src, keep_needs=True).accepted  # overlaps may set nothing aside
     cov = coverage(first.text, src, keeps_every_need(first.text, src, same_need=True))
     assert cov.total == 6 and cov.present + cov.said == 6 and cov.said >= 1
-    assert {m.text for m in found[1:]} == {"As a Publisher, I want to store my data quickly and easily online."}
+    # the other wording as an alternative, with the role that names both ("data publisher" for "Publisher")
+    assert {m.text for m in found[1:]} == {"As a data publisher, I want to store my data quickly and easily online."}
 
 
 def test_a_part_only_one_duplicate_has_is_kept_not_set_aside():
@@ -113,3 +114,13 @@ def test_a_part_only_one_duplicate_has_is_kept_not_set_aside():
     # without a counterpart of the same kind a missing part is lost, even for duplicates
     check = keeps_every_need("As a member, I want to extend a loan.", src, same_need=True)
     assert not check.kept and "US-1's ends" in check.reason
+
+
+def test_an_ends_written_in_order_to_is_merged_with_template_words_only():
+    from storytransformer.similarity.merge import merge_proposals
+
+    src = stories("US-1: As a consumer, I want to load a Data Package from R.",
+                  "US-2: As a data consumer, I need to import a Data Package into R in order to begin exploring it.")
+    found = merge_proposals(src, same_need=True)
+    assert found[0].kept and "so that I can begin exploring it" in found[0].text
+    assert all(Validator().check([m.text], src, keep_needs=True, same_need=True).accepted for m in found)

@@ -114,8 +114,29 @@ def split_story(story: Story, means_parts: tuple[str, ...], lines: list[str]) ->
         return None
     stories = [replace_part(story, story.means, m) for m in parts]
     indent = line_prefix(story, lines)
+    labelled = _with_split_ids(story, stories, lines)
+    if labelled is not None:  # the ids go with the stories: US-3 -> US-3a, US-3b
+        rng, new_stories = labelled
+        return Fix.replace(f"Split into {len(stories)} stories ({', '.join(split_ids(story, len(stories)))})", rng,
+                           ("\n" + indent).join(new_stories))
     new_text = ("\n" + indent).join(stories)
     return Fix.replace(f"Split into {len(stories)} stories", story.range, new_text)
+
+
+def _with_split_ids(story: Story, stories: list[str], lines: list[str]) -> tuple[Range, list[str]] | None:
+    """(range from the story's id to its end, each new story with its own id written as the old one
+    was: "US-3: ", "[US-3] "); None when the story's id is not written on its first line."""
+    ids = split_ids(story, len(stories))
+    line = lines[story.range.start.line] if story.range.start.line < len(lines) else ""
+    head = line[: story.range.start.character]
+    at = head.rfind(story.id)
+    if ids is None or at < 0:
+        return None
+    if at > 0 and head[at - 1] == "[":
+        at -= 1
+    written = head[at:]  # "US-3: " or "[US-3] "
+    start = Position.in_line(story.range.start.line, line, at)
+    return Range(start, story.range.end), [written.replace(story.id, new, 1) + s for new, s in zip(ids, stories)]
 
 
 def note_line(story: Story, lines: list[str], note: str) -> str | None:
@@ -215,3 +236,74 @@ def join_sentences(story: Story, gap_start: int, gap_end: int) -> Fix | None:
         return None
     rng = sub_range(story.text, story.range, gap_start, gap_end)
     return Fix.replace("Join into one sentence", rng, ", ")
+
+
+# -- skeletons: a line that is not a story, rebuilt from its own words -------------------------------
+
+ROLE_PLACEHOLDER = "<role>"
+BENEFIT_PLACEHOLDER = "<benefit>"
+PLACEHOLDERS = (ROLE_PLACEHOLDER, BENEFIT_PLACEHOLDER)
+# "search should be fast", "the system must send reminders": what is wanted follows a modal verb
+MODAL = re.compile(r"\s+(?:should|must|shall|will|needs? to|has to|have to|ought to|can)\s+(?P<be>be\s+)?", re.IGNORECASE)
+CLAUSE_BREAK = re.compile(r"\s*;\s*|\s*,?\s+(?:and|or|but|also)\s+|\s*,\s+", re.IGNORECASE)
+DETERMINERS = frozenset("a an the this that these those my our your their its his her every each all some any".split())
+
+
+def clauses(text: str) -> list[str]:
+    """The wishes of ``text``: split at 'and', 'or', ';' and commas, but only where the next piece
+    says its own wish (has its own modal verb): "add and remove items should be possible" stays one."""
+    pieces = [p for p in CLAUSE_BREAK.split(text.strip().rstrip(".!")) if p and p.strip()]
+    seps = CLAUSE_BREAK.findall(text.strip().rstrip(".!"))
+    out: list[str] = []
+    for i, piece in enumerate(pieces):
+        if out and not MODAL.search(" " + piece):
+            out[-1] = out[-1] + seps[i - 1] + piece if i - 1 < len(seps) else f"{out[-1]} {piece}"
+        else:
+            out.append(piece.strip())
+    return [c.strip(" ,") for c in out if c.strip(" ,")]
+
+
+def wish(clause: str) -> str:
+    """What follows "I want" for one clause, in its own words: "search should be fast" -> "to search
+    fast"; "the renew button must be green" -> "the renew button to be green"; "the system must send
+    reminders" -> "the system to send reminders"; a clause with no modal verb as it is."""
+    m = MODAL.search(" " + clause)
+    if m is None:
+        return clause
+    subject, rest = clause[: m.start()].strip(), clause[m.end() - 1:].strip()
+    if not subject or not rest:
+        return clause
+    words = subject.split()
+    if m.group("be") and len(words) == 1 and words[0].lower() not in DETERMINERS and not words[0][0].isupper():
+        return f"to {subject} {rest}"  # an activity: "search should be fast" -> "to search fast"
+    return f"{subject} to {'be ' if m.group('be') else ''}{rest}"
+
+
+def skeletons(story: Story) -> tuple[str, ...]:
+    """Stories with placeholders built from the words of a line that is not a story (no 'I want'
+    part): one per wish, "As a <role>, I want <its words>, so that <benefit>." The placeholders are
+    for the user to fill in; nothing is invented for them. A story with a means but no role gets the
+    role placeholder only. Empty when the story needs no skeleton."""
+    if story.means is not None:
+        if story.role is not None:
+            return ()
+        marker = story.means.marker.strip() or "I want"
+        marker = marker[:1].lower() + marker[1:] if not marker.startswith("I ") else marker
+        ends = f", {story.ends.marker.strip()} {story.ends.text.strip(' ,.;')}" if story.ends else ""
+        return (f"As a {ROLE_PLACEHOLDER}, {marker} {story.means.text.strip(' ,.;')}{ends}.",)
+    text = story.text
+    role = f"As {article_for(story.role.text)} {story.role.text.strip(' ,.;')}" if story.role else f"As a {ROLE_PLACEHOLDER}"
+    if story.role is not None:
+        cut = story.role.range.end.character - story.range.start.character
+        text = story.text[cut:] if story.role.range.end.line == story.range.start.line else text
+    text = re.sub(r"\s+", " ", text).strip(" ,.;:")
+    if not text:
+        return ()
+    return tuple(f"{role}, I want {wish(c)}, so that {BENEFIT_PLACEHOLDER}." for c in clauses(text))
+
+
+def split_ids(story: Story, count: int) -> list[str] | None:
+    """The ids of ``count`` stories split from ``story``: US-3 -> US-3a, US-3b; None without an id of its own."""
+    if not story.explicit_id or not story.id or count > 26:
+        return None
+    return [f"{story.id}{chr(ord('a') + i)}" for i in range(count)]

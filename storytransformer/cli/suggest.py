@@ -1,6 +1,11 @@
 """``storytransformer suggest PATH`` and ``storytransformer suggest merge|rewrite|split FILE:LINE...``:
 grounded merge, rewrite and split proposals from the language model, each with the stories it came
-from. Nothing ungrounded is ever printed."""
+from. Nothing ungrounded is ever printed.
+
+A merge shows its first proposal and at most three alternatives; for duplicates (ST601-ST603, or
+``--duplicates``) what one source says in other words is listed as said by it rather than repeated.
+A line that is not a story gets skeletons built from its own words with placeholders for the user
+(no model: placeholders are never filled with invented content)."""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from ..places import relative_path, story_place
 
 KINDS = ("merge", "rewrite", "split")
 REWRITE_PREFIXES = ("ST1", "ST3", "ST4", "ST5")
-MAX_PROPOSALS = 3
+MAX_PROPOSALS = 4  # the first proposal and at most three alternatives
 
 
 def register(sub) -> None:
@@ -35,9 +40,13 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=10, help="at most this many stories or pairs per kind (default 10)")
     p.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (default: no limit)")
     p.add_argument("--max-proposals", type=int, default=MAX_PROPOSALS, metavar="N",
-                   help=f"at most N distinct proposals per merge, rewrite or split, best first (default {MAX_PROPOSALS})")
+                   help=f"at most N distinct proposals per merge, rewrite or split, best first "
+                        f"(default {MAX_PROPOSALS}: the first and three alternatives)")
     p.add_argument("--no-generate", action="store_true", help="rank the deterministic candidates only (faster)")
     p.add_argument("--show-rejected", action="store_true", help="also print rejected proposals with the reasons")
+    p.add_argument("--duplicates", action="store_true",
+                   help="merge: the stories ask for the same thing in other words; keep one wording of each part "
+                        "and list the other's as said by it (duplicate findings ST601-ST603 imply this)")
     p.add_argument("--context", action="store_true",
                    help="merges: put the related stories of the backlog into the prompt (long context; slower)")
     p.set_defaults(func=run)
@@ -134,22 +143,36 @@ def run_at(args: argparse.Namespace, kind: str, places: list[str]) -> int:
 def _propose_and_print(args, config, jobs, backlog) -> int:
     from ..engine import Deadline, DeadlineExceeded, EngineError, create_engine
 
+    from ..similarity.merge import SAME_NEED_CODES
+    from ..similarity.needs import _label, keeps_every_need
+
     err = sys.stderr
     deadline = Deadline.after(args.timeout) if args.timeout > 0 else Deadline.never()
     out: list[dict] = []
+    engine = None
     try:
-        engine = create_engine(config)
         for kind, sources, story_findings in jobs:
-            if kind == "merge":
+            same_need = kind == "merge" and (getattr(args, "duplicates", False)
+                                             or any(f.code in SAME_NEED_CODES for f in story_findings))
+            skeleton = skeleton_proposals(sources[0]) if kind != "merge" else []
+            if skeleton:
+                found = skeleton  # no model: nothing may fill the placeholders
+            elif kind == "merge":
+                engine = engine or create_engine(config)
                 found = engine.propose_merge(sources, deadline=deadline, include_rejected=args.show_rejected,
-                                             backlog=backlog if args.context else None)
+                                             backlog=backlog if args.context else None, same_need=same_need)
             elif kind == "split":
+                engine = engine or create_engine(config)
                 found = engine.propose_split(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
             else:
+                engine = engine or create_engine(config)
                 found = engine.propose_rewrite(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
+            root = config.root
+            where = {_label(s): story_place(s, root) for s in sources}
             for p in top_proposals(found, getattr(args, "max_proposals", MAX_PROPOSALS)):
-                root = config.root
-                out.append({**p.to_dict(), "sources": [
+                said = [] if kind != "merge" or not p.accepted else [
+                    _renamed(str(x), where) for x in keeps_every_need(p.text, sources, same_need).said]
+                out.append({**p.to_dict(), "said_by_other_source": said, "sources": [
                     {"id": s.id, "file": s.file, "line": s.line + 1, "place": story_place(s, root), "text": s.text}
                     for s in sources]})
     except DeadlineExceeded:
@@ -162,6 +185,34 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
     else:
         print(_text(out) if out else "no grounded proposals")
     return 0
+
+
+def skeleton_proposals(story) -> list:
+    """For a line that is not a story (or has no role): the skeletons of :func:`storytransformer.fixes.skeletons`,
+    as accepted proposals when every word but the placeholders is the line's own; [] otherwise."""
+    from ..engine.base import Grounding, Proposal
+    from ..fixes import PLACEHOLDERS, skeletons
+    from ..words import content_words, source_text
+
+    lines = skeletons(story)
+    if not lines:
+        return []
+    own = set(content_words(story.text)) | set(content_words(source_text(story)))
+    bare = " ".join(lines)
+    for placeholder in PLACEHOLDERS:
+        bare = bare.replace(placeholder, " ")
+    invented = [w for st, w in content_words(bare).items() if st not in own]
+    reasons = (f"invents content not in the source story: {', '.join(map(repr, invented))}",) if invented else ()
+    kind = "rewrite" if len(lines) == 1 else "split"
+    prov = {("means" if len(lines) == 1 else f"{i + 1}.means"): story.id for i in range(len(lines))}
+    return [Proposal(kind, lines, (story.id,), Grounding(not invented, reasons, tuple(invented)), prov, "skeleton")]
+
+
+def _renamed(text: str, where: dict[str, str]) -> str:
+    """``text`` with each story's place as the reader named it replaced by its place for the user."""
+    for old, new in where.items():
+        text = text.replace(old, new)
+    return text
 
 
 def top_proposals(found: list, limit: int = MAX_PROPOSALS) -> list:
@@ -202,17 +253,17 @@ def _jobs(findings, stories, args) -> list[tuple[str, list, list]]:
     for f in findings:
         by_story.setdefault(f.story_id, []).append(f)
     if "merge" in kinds:
-        pairs: list[tuple[str, str]] = []
+        pairs: dict[tuple[str, str], list] = {}  # each pair with the findings that make it a merge candidate
         for f in findings:
             if not is_merge_candidate(f):
                 continue
             for r in f.related:
                 pair = tuple(sorted((f.story_id, r.story_id)))
-                if pair[0] != pair[1] and pair not in pairs and all(i in stories for i in pair):
+                if pair[0] != pair[1] and all(i in stories for i in pair):
                     if not args.story or args.story in pair:
-                        pairs.append(pair)
-        for a, b in pairs[: args.limit]:
-            jobs.append(("merge", [stories[a], stories[b]], []))
+                        pairs.setdefault(pair, []).append(f)
+        for (a, b), why in list(pairs.items())[: args.limit]:
+            jobs.append(("merge", [stories[a], stories[b]], why))
     for kind, wanted in (("split", ("ST2",)), ("rewrite", REWRITE_PREFIXES)):
         if kind not in kinds:
             continue
@@ -234,14 +285,20 @@ def _text(out: list[dict]) -> str:
     """Each proposal headed by where its stories are (file:line, the story's own id where the format
     gives one), never by the ids the readers make up."""
     blocks = []
+    rank: dict[tuple, int] = {}
     for p in out:
         head = p["sources"][0]
         where = {s["id"]: s.get("place") or f"{relative_path(s['file'])}:{s['line']}" for s in p["sources"]}
         places = ", ".join(where.get(i, i) for i in p["source_ids"])
         score = "" if p["score"] is None else f"  (score {p['score']:.3f})"
         status = "" if p["accepted"] else "  REJECTED"
-        lines = [f"{relative_path(head['file'])}:{head['line']}: {p['kind']} of {places} [{p['origin']}]{score}{status}"]
+        n = rank[tuple(p["source_ids"])] = rank.get(tuple(p["source_ids"]), 0) + (1 if p["accepted"] else 0)
+        which = "" if not p["accepted"] or n == 1 else f"  alternative {n - 1}"  # the first is the proposal
+        lines = [f"{relative_path(head['file'])}:{head['line']}: {p['kind']} of {places} [{p['origin']}]{score}{status}{which}"]
         lines += [f"  + {s}" for s in p["stories"]]
+        lines += [f"  said by the other source: {x}" for x in p.get("said_by_other_source", [])]
+        if any("<role>" in s or "<benefit>" in s for s in p["stories"]):
+            lines.append("  fill in <role> and <benefit> yourself: they are not in the line")
         if p["provenance"]:
             lines.append("  from: " + ", ".join(f"{k} <- {_places(v, where)}" for k, v in p["provenance"].items()))
         lines += [f"  reason: {r}" for r in p["grounding"]["reasons"]]

@@ -66,11 +66,21 @@ def _unique(options: list[tuple[str, Story]]) -> list[tuple[str, Story]]:
     return list(seen.values())
 
 
-def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES) -> list[Candidate]:
-    """Merges that can keep every need of the sources: the deterministic merge of the whole cluster,
-    then each source's means with every role and every distinct ends joined (the validator refuses
-    any that still loses a means). No recombination drops a role or an ends: that would lose a need."""
-    from ..similarity.merge import _widest, build_merge, join_words
+def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES, same_need: bool = False) -> list[Candidate]:
+    """The first merged story and at most three alternatives, each keeping every need of the sources
+    (:func:`storytransformer.similarity.merge.merge_proposals`; for duplicates, ``same_need``, one
+    source's wording of a part may stand for the other's). Provenance names the source of each part."""
+    from ..similarity.merge import merge_proposals
+
+    found = [Candidate((m.text,), dict(m.provenance)) for m in merge_proposals(stories, same_need) if m.kept]
+    # then each source's means with every role and every distinct ends: when no merge keeps every
+    # need, the validator's verdict on these says which need (and whose) one story would lose
+    return _dedupe(found + _recombinations(stories))[: max(1, limit)]
+
+
+def _recombinations(stories: Sequence[Story]) -> list[Candidate]:
+    """Each distinct means of the sources with every role and every distinct ends joined."""
+    from ..similarity.merge import _widest, join_words
 
     usable = [s for s in stories if s.means is not None]
     if len(usable) < 2:
@@ -88,19 +98,9 @@ def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES) -> l
         shared["role"] = "+".join(s.id for s in role_from)
     if ends_from:
         shared["ends"] = "+".join(s.id for s in ends_from)
-    out: list[Candidate] = []
-    for m, ms in _unique([(clean_part(s.means.text), s) for s in usable]):
-        text = compose(role_from[0].role if role_from else None, role_text, ms.means, m,
-                       ends_from[0].ends if ends_from else None, ends_text)
-        out.append(Candidate((text,), {**shared, "means": ms.id}))
-        if len(out) >= limit:
-            break
-    whole = build_merge(usable).text
-    if whole is not None:  # first: the deterministic merge (the same action's objects joined, if so)
-        same = [c for c in out if squash(c.stories[0]).lower() == squash(whole).lower()]
-        first = same[0] if same else Candidate((whole,), {**shared, "means": "+".join(s.id for s in usable)})
-        out = [first] + [c for c in out if c is not first]
-    return _dedupe(out)
+    return [Candidate((compose(role_from[0].role if role_from else None, role_text, ms.means, m,
+                               ends_from[0].ends if ends_from else None, ends_text),), {**shared, "means": ms.id})
+            for m, ms in _unique([(clean_part(s.means.text), s) for s in usable])]
 
 
 def _first_with(stories: Sequence[Story], kind: str, text: str) -> Story:
@@ -192,7 +192,10 @@ def fix_result(story: Story, edits: Sequence[TextEdit]) -> list[str]:
         text = apply_edits(story.text, local)
     except ValueError:
         return []
-    return [squash(x) for x in text.splitlines() if x.strip() and not re.match(r"\s*(#|//|<!--|- Note)", x)]
+    from ..formats.base import split_explicit_id
+
+    lines = [squash(x) for x in text.splitlines() if x.strip() and not re.match(r"\s*(#|//|<!--|- Note)", x)]
+    return [x[split_explicit_id(x)[1]:] for x in lines]  # a split's new ids (US-3a) are not story text
 
 
 def _dedupe(cands: list[Candidate]) -> list[Candidate]:

@@ -17,7 +17,8 @@ A proposal is accepted only if
 
 (d) for a merge (``keep_needs``): it keeps every source's means and every distinct ends, and
     its role covers every source's role (:func:`storytransformer.similarity.needs.keeps_every_need`);
-    a merge that would drop what a story asked for is refused, naming the need.
+    a merge that would drop what a story asked for is refused, naming the need. For duplicates
+    (``same_need``) a part may be left out when the merge keeps another source's part of that kind.
 
 Whatever the model was told or tricked into saying, content it invented cannot pass (b), and
 an instruction smuggled into a source story cannot be copied into a proposal past (c).
@@ -77,7 +78,7 @@ class Validator:
         return {f.code for f in findings}
 
     def check(self, lines: Sequence[str], sources: Sequence[Story], *, targeted: Iterable[str] = (),
-              source_codes: set[str] | None = None, keep_needs: bool = False) -> Grounding:
+              source_codes: set[str] | None = None, keep_needs: bool = False, same_need: bool = False) -> Grounding:
         reasons: list[str] = []
         lines = [line.strip() for line in lines]
         if not lines or any(not line for line in lines):
@@ -110,7 +111,7 @@ class Validator:
         if keep_needs:
             from ..similarity.needs import keeps_every_need
 
-            needs = keeps_every_need(" ".join(lines), sources)
+            needs = keeps_every_need(" ".join(lines), sources, same_need=same_need)
             if not needs.kept:
                 reasons.append(f"drops what a source story asked for: {needs.reason}")
         return Grounding(not reasons, tuple(dict.fromkeys(reasons)), tuple(invented), tuple(codes))

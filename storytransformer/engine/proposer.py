@@ -92,15 +92,17 @@ class Proposer:
     # -- proposals ------------------------------------------------------------------
     def propose_merge(self, stories: Sequence[Story], *, token: CancelToken | None = None,
                       deadline: Deadline | None = None, include_rejected: bool = False,
-                      backlog: Sequence[Story] | None = None) -> list[Proposal]:
+                      backlog: Sequence[Story] | None = None, same_need: bool = False) -> list[Proposal]:
         """Merged stories. With ``backlog``, its stories most related to these go into the prompt
-        as context (the validator still draws the allowed words from ``stories`` only)."""
+        as context (the validator still draws the allowed words from ``stories`` only). With
+        ``same_need`` (duplicates) a part may be left out when the merge keeps another source's
+        part of that kind (see :mod:`storytransformer.similarity.needs`)."""
         stories = list(stories)
         if len(stories) < 2:
             raise EngineError("a merge needs at least two stories")
         packed = self.backlog_context("merge", stories, backlog, token, deadline)
-        return self._propose("merge", stories, cands.merge_candidates(stories), (), 1, token, deadline, include_rejected,
-                             context=packed.text if packed else "")
+        return self._propose("merge", stories, cands.merge_candidates(stories, same_need=same_need), (), 1, token,
+                             deadline, include_rejected, context=packed.text if packed else "", same_need=same_need)
 
     def propose_split(self, story: Story, findings: Sequence[Finding] = (), *, token: CancelToken | None = None,
                       deadline: Deadline | None = None, include_rejected: bool = False) -> list[Proposal]:
@@ -142,7 +144,8 @@ class Proposer:
         return [replace(f, story_id=story.id) for f in found]
 
     def _propose(self, kind: str, sources: list[Story], found: list[cands.Candidate], targeted: tuple[str, ...],
-                 min_lines: int, token, deadline, include_rejected: bool, context: str = "") -> list[Proposal]:
+                 min_lines: int, token, deadline, include_rejected: bool, context: str = "",
+                 same_need: bool = False) -> list[Proposal]:
         checkpoint(token, deadline)
         msgs = prompts.messages(kind, [source_text_with_markers(s) for s in sources], context=context)
         if self.config.engine.generate:
@@ -174,7 +177,7 @@ class Proposer:
             seen.add(key)
             c = replace(c, origin=origins[key])
             g = self.validator.check(c.stories, sources, targeted=targeted, source_codes=source_codes,
-                                     keep_needs=kind == "merge")
+                                     keep_needs=kind == "merge", same_need=same_need)
             if not g.accepted:
                 log.info("%s proposal rejected (%s): %s", kind, c.origin, "; ".join(g.reasons))
             proposals.append(Proposal(kind, c.stories, tuple(s.id for s in sources), g, c.provenance, c.origin))

@@ -11,9 +11,10 @@ from pathlib import PurePath
 from ..parse import Locator, Segment, parse_parts
 from ..story import Position, Range, Story
 
-# "US-12", "STORY-7", "ABC-123", "#12" at the start of a story, optionally in brackets.
+# "US-12", "STORY-7", "ABC-123", "#12" at the start of a story, optionally in brackets; "US-3a" for a
+# story split from US-3.
 EXPLICIT_ID = re.compile(
-    r"^\s*(?:\[(?P<b>[A-Za-z][A-Za-z0-9_]*-\d+|#\d+)\]|(?P<p>[A-Z][A-Z0-9_]*-\d+|#\d+))\s*[:.)\-–]?\s+(?=\S)"
+    r"^\s*(?:\[(?P<b>[A-Za-z][A-Za-z0-9_]*-\d+[a-z]?|#\d+)\]|(?P<p>[A-Z][A-Z0-9_]*-\d+[a-z]?|#\d+))\s*[:.)\-–]?\s+(?=\S)"
 )
 SUPPRESSION = re.compile(r"storytransformer:\s*ignore(?P<file>-file)?\b(?P<codes>[\s,A-Za-z0-9*-]*)", re.IGNORECASE)
 

@@ -9,6 +9,12 @@ another already contains once. Every word comes from the sources or the template
 
 When the means are different actions ("publish articles", "delete articles"), one atomic story
 cannot keep both: the merge is refused (:attr:`Merge.reason` says which need would be lost).
+
+Duplicates (``same_need``: the same need in other words) are not concatenated: the merged story
+keeps one source's wording of each part and lists the other's as said by that source
+(:attr:`Merge.said`); a part only one source has (a benefit the other does not give) is kept.
+:func:`merge_proposals` gives the first proposal and at most three alternatives (the other
+wordings), each with the source of every part.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ from typing import Sequence
 
 from ..fixes import article_for
 from ..story import Story
-from .needs import NeedCheck, covers, keeps_every_need
+from .needs import NeedCheck, Said, covers, keeps_every_need
 
+# Findings that say two stories ask for the same thing (exact, near and semantic duplicates): their
+# merge may keep one wording of a part and list the other's as said by it.
+SAME_NEED_CODES = frozenset({"ST601", "ST602", "ST603"})
 STOPWORDS = frozenset("a an the to of for and or in on at by with my our their its i we be able so that".split())
 
 
 def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip(" ,.;")
+    return re.sub(r"\s+", " ", text).strip(" ,.;!?")
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -78,10 +87,23 @@ class Merge:
     text: str | None
     check: NeedCheck | None = None
     reason: str = ""
+    provenance: tuple[tuple[str, str], ...] = ()  # (part, id of the source story or ids joined by '+')
 
     @property
     def kept(self) -> bool:
         return self.text is not None
+
+    @property
+    def said(self) -> tuple[Said, ...]:
+        """Source parts left out because another source says them (duplicates); shown with the merge."""
+        return self.check.said if self.check is not None else ()
+
+
+def ends_marker(story: Story) -> str:
+    """The marker ``story``'s ends was written with; "in order to" as "so that I can", which says the
+    same with template words only ("order" is in no source's role, means or ends)."""
+    marker = _clean(story.ends.marker)
+    return "so that I can" if re.fullmatch(r"(?i)in order to", marker) else marker
 
 
 def _compose(usable: list[Story], means: str) -> str:
@@ -105,25 +127,115 @@ def _compose(usable: list[Story], means: str) -> str:
     if with_ends:
         ends = _widest([_clean(s.ends.text) for s in with_ends])
         marker_of = next(s for s in with_ends if _clean(s.ends.text).lower() == ends[0].lower())
-        tail = f", {_clean(marker_of.ends.marker)} {join_words(ends, 'and') if len(ends) < 3 else ' and '.join(ends)}"
+        tail = f", {ends_marker(marker_of)} {join_words(ends, 'and') if len(ends) < 3 else ' and '.join(ends)}"
     return f"{head}{means_marker} {means}{tail}."
 
 
-def build_merge(stories: Sequence[Story]) -> Merge:
-    """The merged story of ``stories``, checked with :func:`keeps_every_need`."""
-    usable = [s for s in stories if s.means is not None]
-    if len(usable) < 2:
-        return Merge(None, None, "fewer than two of the stories have a means")
+def _ids(stories: Sequence[Story]) -> str:
+    return "+".join(dict.fromkeys(s.id for s in stories))
+
+
+def _joined(usable: list[Story]) -> Merge:
+    """Every role, one means for all, every distinct ends (the merge that concatenates)."""
     means = merged_means([s.means.text for s in usable])
     # different actions: the best single story still loses one; the check says which
     text = _compose(usable, means if means is not None else _clean(usable[0].means.text))
     check = keeps_every_need(text, usable)
     if not check.kept:
         return Merge(None, check, check.reason)
-    return Merge(text, check)
+    return Merge(text, check, provenance=_provenance(usable, text, means))
 
 
-def merge_cluster(stories: Sequence[Story]) -> str | None:
+def _provenance(usable: list[Story], text: str, means: str | None) -> tuple[tuple[str, str], ...]:
+    """Which source each part of the joined merge came from: the first story with each role and
+    ends the merge keeps; the story whose means it is, or every story when objects were joined."""
+    roles = _widest([_clean(s.role.text) for s in usable if s.role])
+    ends = _widest([_clean(s.ends.text) for s in usable if s.ends])
+
+    def first(kind: str, value: str) -> Story:
+        return next(s for s in usable if getattr(s, kind) and _clean(getattr(s, kind).text).lower() == value.lower())
+
+    means_from = [s for s in usable if means is not None and _clean(s.means.text).lower() == means.lower()][:1]
+    prov = [("role", _ids([first("role", r) for r in roles])), ("means", _ids(means_from or usable)),
+            ("ends", _ids([first("ends", e) for e in ends]))]
+    return tuple((k, v) for k, v in prov if v)
+
+
+def _in_words_of(base: Story, usable: list[Story], join_ends: bool = False) -> Merge:
+    """Duplicates: ``base``'s role, means and ends; a part ``base`` lacks from the first source that
+    has it; with ``join_ends`` every distinct ends (nothing set aside there)."""
+    others = [base] + [s for s in usable if s is not base]
+    roles = _widest([_clean(s.role.text) for s in others if s.role])
+    # a role that names the others ("data consumer" for "Consumer") is kept rather than set aside
+    role_from = next((s for s in others if s.role and (len(roles) != 1 or _clean(s.role.text) == roles[0])), None)
+    ends_from = [s for s in others if s.ends]
+    widest_ends = _widest([_clean(s.ends.text) for s in ends_from])
+    ends = widest_ends if join_ends or len(widest_ends) == 1 else ([_clean(ends_from[0].ends.text)] if ends_from else [])
+    head = ""
+    if role_from is not None:
+        marker = role_from.role.marker or "As a"
+        role = _clean(role_from.role.text)
+        if len(marker.split()) > 1 and marker.split()[1].lower() in ("a", "an"):
+            marker = f"As {article_for(role)}"
+        head = f"{marker} {role}, "
+    means_marker = _clean(base.means.marker) or "I want to"
+    if not head:
+        means_marker = means_marker[:1].upper() + means_marker[1:]
+    tail = ""
+    if ends:
+        marker_of = next(s for s in ends_from if _clean(s.ends.text).lower() == ends[0].lower())
+        tail = f", {ends_marker(marker_of)} {' and '.join(ends)}"
+    text = f"{head}{means_marker} {_clean(base.means.text)}{tail}."
+    check = keeps_every_need(text, usable, same_need=True)
+    prov = [("role", role_from.id if role_from else ""), ("means", base.id),
+            ("ends", _ids([s for s in ends_from if _clean(s.ends.text) in ends]))]
+    prov_t = tuple((k, v) for k, v in prov if v)
+    if not check.kept:
+        return Merge(None, check, check.reason, prov_t)
+    return Merge(text, check, provenance=prov_t)
+
+
+def _wordiness(story: Story) -> tuple[int, int]:
+    """Most specific first: more need words in its means and ends; the earlier story on a tie."""
+    return (-specificity(story.means.text if story.means else "") - specificity(story.ends.text if story.ends else ""), 0)
+
+
+def merge_proposals(stories: Sequence[Story], same_need: bool = False, limit: int = 3) -> list[Merge]:
+    """The first merged story and at most ``limit`` alternatives, each keeping every need of
+    ``stories`` (present, or for duplicates said by another source), none repeated.
+
+    The first is the merge that keeps every part in the merged story's own words when there is one;
+    for duplicates, otherwise, the most specific source's wording with the other's listed as said.
+    Alternatives: the other sources' wordings, and the one with every distinct ends joined."""
+    usable = [s for s in stories if s.means is not None]
+    if len(usable) < 2:
+        return [Merge(None, None, "fewer than two of the stories have a means")]
+    found: list[Merge] = []
+    joined = _joined(usable)
+    if joined.kept:
+        found.append(joined)
+    if same_need:
+        for base in sorted(usable, key=_wordiness):
+            found.append(_in_words_of(base, usable))
+            found.append(_in_words_of(base, usable, join_ends=True))
+    kept, seen = [], set()
+    for m in found:
+        key = " ".join(re.findall(r"[\w']+", (m.text or "").lower()))
+        if m.kept and key not in seen:
+            seen.add(key)
+            kept.append(m)
+    if not kept:
+        return [joined]
+    return kept[: 1 + max(0, limit)]
+
+
+def build_merge(stories: Sequence[Story], same_need: bool = False) -> Merge:
+    """The first merged story of ``stories`` (see :func:`merge_proposals`), checked with
+    :func:`keeps_every_need`; ``text`` None and ``reason`` when none keeps every need."""
+    return merge_proposals(stories, same_need)[0]
+
+
+def merge_cluster(stories: Sequence[Story], same_need: bool = False) -> str | None:
     """The merged story text, or None when fewer than two stories have a means or no single story
     keeps every need of them (see :func:`build_merge` for the reason)."""
-    return build_merge(stories).text
+    return build_merge(stories, same_need).text

@@ -8,6 +8,12 @@ word (Snowball stem, function words ignored, as the grounding validator does); a
 
 :func:`keeps_every_need` is the one check; every merge path refuses a merge that fails it and
 shows its :attr:`NeedCheck.reason`, which names the story, the part and the words that would be lost.
+
+Duplicates (``same_need``: the sources ask for the same thing in other words, as the detector's
+ST603 or the user says) need not be concatenated: a part of one source that the merged story does
+not repeat is *said by the other source* when the merged story keeps that other source's part of the
+same kind (its role, means or ends) whole. The check lists those parts (:attr:`NeedCheck.said`) so
+the product owner sees every wording that was set aside; a part with no counterpart is still lost.
 """
 
 from __future__ import annotations
@@ -33,11 +39,27 @@ def need_words(text: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Said:
+    """A source part the merged story leaves out because another source's part of the same kind,
+    which it keeps, says the same need (duplicates only)."""
+
+    source: str  # the story whose words are set aside (its id, or file:line)
+    kind: str  # role | means | ends
+    text: str  # that part as its story wrote it
+    by: str  # the story whose part of the same kind the merged story keeps
+
+    def __str__(self) -> str:
+        return f"{self.source}'s {self.kind} {self.text!r} (said by {self.by})"
+
+
+@dataclass(frozen=True)
 class NeedCheck:
-    """The verdict: ``kept`` is True when nothing is lost; ``lost`` names what would be, one entry per source part."""
+    """The verdict: ``kept`` is True when nothing is lost; ``lost`` names what would be, one entry per
+    source part; ``said`` the parts set aside because another source says them (duplicates)."""
 
     kept: bool
     lost: tuple[str, ...] = ()
+    said: tuple[Said, ...] = ()
 
     def __bool__(self) -> bool:
         return self.kept
@@ -65,20 +87,90 @@ def _merged_parts(merged: str | Story) -> tuple[str, str | None]:
     return merged, role
 
 
-def keeps_every_need(merged: str | Story, sources: Sequence[Story]) -> NeedCheck:
-    """Whether ``merged`` keeps every source's role, means and ends (by content word)."""
+def _source_parts(story: Story) -> list[tuple[str, str]]:
+    return [(p.kind, p.text) for p in story.parts()] or [("text", source_text(story))]
+
+
+def keeps_every_need(merged: str | Story, sources: Sequence[Story], same_need: bool = False) -> NeedCheck:
+    """Whether ``merged`` keeps every source's role, means and ends (by content word). With
+    ``same_need`` (duplicates), a part left out counts as said by another source when the merged
+    story keeps that source's part of the same kind whole (see :class:`Said`)."""
     text, role = _merged_parts(merged)
     have = set(need_words(text))
     role_have = set(need_words(role)) if role is not None else have
+
+    def whole(kind: str, part: str) -> bool:
+        return set(need_words(part)) <= (role_have if kind == "role" else have)
+
     lost: list[str] = []
+    said: list[Said] = []
     for s in sources:
-        parts = [(p.kind, p.text) for p in s.parts()] or [("text", source_text(s))]
-        for kind, part in parts:
+        for kind, part in _source_parts(s):
             pool = role_have if kind == "role" else have
             missing = [w for st, w in need_words(part).items() if st not in pool]
-            if missing:
+            if not missing:
+                continue
+            by = next((o for o in sources if same_need and o is not s and kind != "text"
+                       and any(k == kind and need_words(t) and whole(k, t) for k, t in _source_parts(o))), None)
+            if by is not None:
+                said.append(Said(_label(s), kind, part.strip(" ,.;"), _label(by)))
+            else:
                 lost.append(f"{_label(s)}'s {kind} ({', '.join(repr(w) for w in missing)} of {part.strip(' ,.;')!r})")
-    return NeedCheck(not lost, tuple(lost))
+    return NeedCheck(not lost, tuple(lost), tuple(said))
+
+
+REQUIREMENTS = ("role", "action", "object", "benefit")
+
+
+def requirements(story: Story) -> dict[str, str]:
+    """The story's requirements by kind: who (role), the action (the means' first content word),
+    its object (the rest of the means) and the benefit (ends); a kind the story lacks is absent."""
+    out: dict[str, str] = {}
+    if story.role is not None and need_words(story.role.text):
+        out["role"] = story.role.text.strip(" ,.;")
+    if story.means is not None:
+        words = [w for w in need_words(story.means.text).values()]
+        if words:
+            out["action"] = words[0]
+        if len(words) > 1:
+            out["object"] = " ".join(words[1:])
+    if story.ends is not None and need_words(story.ends.text):
+        out["benefit"] = story.ends.text.strip(" ,.;")
+    return out
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How many source requirements a merged story keeps: ``present`` in its words, ``said`` (left
+    out because another source's part of that kind, kept, says it), of ``total``."""
+
+    present: int
+    said: int
+    total: int
+
+    @property
+    def share(self) -> float:
+        return (self.present + self.said) / self.total if self.total else 1.0
+
+
+def coverage(merged: str, sources: Sequence[Story], check: NeedCheck) -> Coverage:
+    """Each source's role, action, object and benefit counted once: present when all its need words
+    are in ``merged`` (the role in its role), else said when ``check`` lists that part as said by
+    another source, else lost."""
+    text, role = _merged_parts(merged)
+    have = set(need_words(text))
+    role_have = set(need_words(role)) if role is not None else have
+    said_parts = {(x.source, x.kind) for x in check.said}
+    part_of = {"role": "role", "action": "means", "object": "means", "benefit": "ends"}
+    present = said = total = 0
+    for s in sources:
+        for kind, value in requirements(s).items():
+            total += 1
+            if set(need_words(value)) <= (role_have if kind == "role" else have):
+                present += 1
+            elif (_label(s), part_of[kind]) in said_parts:
+                said += 1
+    return Coverage(present, said, total)
 
 
 def covers(a: str, b: str) -> bool:

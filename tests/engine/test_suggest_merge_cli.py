@@ -24,3 +24,26 @@ def test_suggest_merge_of_near_identical_stories_shows_at_most_three(cold_engine
     r = cli("suggest", "merge", f"{backlog}:1", f"{backlog}:2", "--no-generate", cache=model_cache, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 1 <= r.stdout.count(": merge of ") <= 3
+
+
+def test_suggest_merge_of_duplicates_keeps_one_wording_and_lists_the_other(cold_engine, model_cache, tmp_path):
+    backlog = tmp_path / "stories.txt"
+    backlog.write_text("US-1: As a Publisher, I want to store my data quickly and easily online.\n"
+                       "US-2: As a data publisher, I'd like a fast, simple way to put my data online for storage.\n",
+                       "utf-8")
+    args = ("suggest", "merge", f"{backlog}:1", f"{backlog}:2", "--no-generate", "--format", "json")
+    strict = json.loads(cli(*args, cache=model_cache, cwd=tmp_path).stdout)
+    assert not [p for p in strict if p["accepted"]]  # as overlaps: no one atomic story keeps both means
+    r = cli(*args, "--duplicates", cache=model_cache, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert 1 <= len(shown) <= 4 and all(p["accepted"] for p in shown)
+    first = shown[0]
+    # one wording of the means is kept, the other is listed as said by its source, naming both by id
+    assert len(first["said_by_other_source"]) >= 1
+    said = " ".join(first["said_by_other_source"])
+    assert ("US-1 at stories.txt:1's means 'store my data quickly and easily online' (said by US-2 at stories.txt:2)"
+            in said or "US-2 at stories.txt:2's means 'a fast, simple way to put my data online for storage' "
+            "(said by US-1 at stories.txt:1)" in said)
+    r = cli(*args[:-2], "--duplicates", cache=model_cache, cwd=tmp_path)
+    assert "said by the other source: " in r.stdout

@@ -143,3 +143,35 @@ async def test_merge_action_and_duplicate_message_name_the_other_story_by_file_l
     assert message and str(workspace) not in duplicate_message()
     actions = await client.text_document_code_action_async(params(u, 3, only=[types.CodeActionKind.QuickFix]))
     assert "Merge with stories.txt:1" in [a.title for a in actions]
+
+
+async def test_a_merge_is_previewed_in_the_title_and_applied_only_when_picked(client, workspace):
+    """A near duplicate (ST602) gets 'Merge into: "<merged story>" (with <file:line>)': the merged text is
+    in the title before anything is replaced, and the edit replaces this story and deletes the other."""
+    text = ("As a visitor, I want to renew a loan online, so that I keep the book.\n"
+            "As a visitor, I want to renew a loan online so that I keep the book!\n")
+    (workspace / "near.txt").write_text(text, "utf-8")
+    await start(client, workspace, options={"debounceMs": 0})
+    u = open_doc(client, workspace / "near.txt")
+    await until(lambda: published_for(client, u, 1), what="diagnostics for version 1")
+    await scanned(client)
+    actions = await client.text_document_code_action_async(params(u, 1, only=[types.CodeActionKind.QuickFix]))
+    previews = [a for a in actions or [] if a.title.startswith("Merge into")]
+    assert previews, [a.title for a in actions or []]
+    merged = "As a visitor, I want to renew a loan online, so that I keep the book."
+    assert previews[0].title == f'Merge into: "{merged}" (with near.txt:1)'
+    assert len(previews) <= 4
+    (doc_edit,) = previews[0].edit.document_changes
+    assert doc_edit.text_document.version == 1
+    assert apply_edits(text, doc_edit.edits) == merged + "\n"
+
+
+def test_a_long_merge_preview_keeps_its_start_and_its_end():
+    from storytransformer_server.lsp.code_actions import preview
+
+    long = ("As a member, I want to renew a borrowed book online, so that I do not pay a late fee "
+            "and I can keep reading it for longer and I can tell my friends about it.")
+    shown = preview(long, 80)
+    assert len(shown) <= 82 and " … " in shown
+    assert shown.startswith("As a member, I want to renew") and shown.endswith("tell my friends about it.")
+    assert preview("As a member, I want to renew a loan.") == "As a member, I want to renew a loan."

@@ -77,3 +77,50 @@ def test_suggest_shows_at_most_three_distinct_proposals_best_first():
     assert [p.stories[0] for p in shown if p.accepted] == ["As a member, I want A.", "As a member, I want B.",
                                                            "As a member, I want C."]
     assert shown[-1].stories == ("rejected",)  # rejected ones only reach the output with --show-rejected
+
+
+PUBLISHER = ("US-1: As a Publisher, I want to store my data quickly and easily online.",
+             "US-2: As a data publisher, I'd like a fast, simple way to put my data online for storage.")
+
+
+def test_duplicates_keep_one_wording_and_list_the_other_as_said_by_its_source():
+    from storytransformer.similarity.merge import merge_proposals
+    from storytransformer.similarity.needs import coverage
+
+    src = stories(*PUBLISHER)
+    assert build_merge(src).text is None  # as overlaps: two wordings of the means, one atomic story keeps one
+    found = merge_proposals(src, same_need=True)
+    assert 1 <= len(found) <= 4 and all(m.kept for m in found)
+    first = found[0]
+    assert first.text == "As a data publisher, I'd like a fast, simple way to put my data online for storage."
+    assert [str(x) for x in first.said] == ["US-1's means 'store my data quickly and easily online' (said by US-2)"]
+    assert dict(first.provenance) == {"role": "US-2", "means": "US-2"}
+    assert Validator().check([first.text], src, keep_needs=True, same_need=True).accepted
+    assert not Validator().check([first.text], src, keep_needs=True).accepted  # overlaps may set nothing aside
+    cov = coverage(first.text, src, keeps_every_need(first.text, src, same_need=True))
+    assert cov.total == 6 and cov.present + cov.said == 6 and cov.said >= 1
+    # the other wording as an alternative, with the role that names both ("data publisher" for "Publisher")
+    assert {m.text for m in found[1:]} == {"As a data publisher, I want to store my data quickly and easily online."}
+
+
+def test_a_part_only_one_duplicate_has_is_kept_not_set_aside():
+    from storytransformer.similarity.merge import merge_proposals
+
+    src = stories("US-1: As a member, I want to extend a loan, so that I do not pay a late fee.",
+                  "US-2: As a library member, I want to renew a borrowed book.")
+    for m in merge_proposals(src, same_need=True):
+        assert "so that I do not pay a late fee" in m.text  # only US-1 gives a benefit: nothing says it for it
+        assert all(x.kind != "ends" for x in m.said)
+    # without a counterpart of the same kind a missing part is lost, even for duplicates
+    check = keeps_every_need("As a member, I want to extend a loan.", src, same_need=True)
+    assert not check.kept and "US-1's ends" in check.reason
+
+
+def test_an_ends_written_in_order_to_is_merged_with_template_words_only():
+    from storytransformer.similarity.merge import merge_proposals
+
+    src = stories("US-1: As a consumer, I want to load a Data Package from R.",
+                  "US-2: As a data consumer, I need to import a Data Package into R in order to begin exploring it.")
+    found = merge_proposals(src, same_need=True)
+    assert found[0].kept and "so that I can begin exploring it" in found[0].text
+    assert all(Validator().check([m.text], src, keep_needs=True, same_need=True).accepted for m in found)

@@ -1,5 +1,7 @@
 """Code actions: a quick fix per fixable finding, "Merge with <file:line>" for findings whose rule is a
-merge candidate (declared on the rule: duplicates, overlaps),
+merge candidate (declared on the rule: duplicates, overlaps), a preview of each deterministic merge
+('Merge into: "<merged story>" (with <file:line>)', the first and at most three alternatives, so the
+user picks one before anything is replaced),
 "Rewrite with model" for a story with findings, and fix-all (see :mod:`.fix_all`).
 
 Quick fixes carry their edit at once. The model actions carry only a title and
@@ -116,6 +118,56 @@ async def resolve_model_action(server: "ServerContext", action: types.CodeAction
     return action
 
 
+PREVIEW_CHARS = 120
+
+
+def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """``text`` whole when short; else its start and its end, cut at words, joined by an ellipsis:
+    a merge differs from its sources at the end (the joined benefits) as often as at the start."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    half = (limit - 3) // 2
+    head = text[:half].rsplit(" ", 1)[0]
+    tail = text[-half:].split(" ", 1)[-1]
+    return f"{head} … {tail}"
+
+
+async def merge_previews(server: "ServerContext", uri: str, pub, rng: types.Range, stories: dict) -> list[types.CodeAction]:
+    """For each merge-candidate finding on these lines and each story it names: the deterministic
+    merges (:func:`storytransformer.similarity.merge.merge_proposals`, the first and at most three
+    alternatives), each an action whose title shows the merged story and whose edit replaces this
+    story with it and deletes the other. Duplicates (ST601-ST603) may keep one wording of a part."""
+    from storytransformer.similarity.merge import SAME_NEED_CODES, merge_proposals
+
+    core = server.core
+    actions: list[types.CodeAction] = []
+    offset = len(pub.diagnostics) - len(pub.findings.findings)
+    for i, finding in enumerate(pub.findings.findings):
+        if not is_merge_candidate(finding) or not same_lines(lsp_range(finding.range), rng):
+            continue
+        story = stories.get(finding.story_id)
+        if story is None:
+            continue
+        root = core.config_for(finding.file).root
+        for rel in finding.related:
+            other = await core.run(core.find_story, rel.file, rel.story_id, "any")
+            if other is None or other.id == story.id and other.file == story.file:
+                continue
+            where = place(rel.file, rel.range.start.line, root)
+            merges = [m for m in merge_proposals([story, other], finding.code in SAME_NEED_CODES) if m.kept]
+            merges = [m for m in merges if " ".join(m.text.split()) != " ".join(story.text.split())]
+            other_uri = path_to_uri(other.file)
+            for n, m in enumerate(merges):
+                label = "Merge into" if n == 0 else f"Merge into, alternative {n}"
+                actions.append(types.CodeAction(
+                    title=f'{label}: "{preview(m.text)}" (with {where})', kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[pub.diagnostics[i + offset]],
+                    edit=merge_edit(server, [(uri, story), (other_uri, other)],
+                                    {other_uri: core.core_version.get(other.file), uri: pub.version}, m.text)))
+    return actions
+
+
 def keeping_merge(server: "ServerContext", title: str, texts: list[str], stories: list) -> str | None:
     """The first proposed merge that keeps every need of ``stories`` (every means, every distinct
     ends, every role); None, with a message naming what would be lost, when none does."""
@@ -169,6 +221,8 @@ def register(server: "ServerContext") -> None:
             if pub is not None:
                 stories = await server.core.run(server.core.stories_by_id, path)
                 actions.extend(quick_fixes(server, uri, pub, params.range, only, stories))
+                if wanted(types.CodeActionKind.QuickFix, only):
+                    actions.extend(await merge_previews(server, uri, pub, params.range, stories))
         return actions or None
 
     @server.feature(types.CODE_ACTION_RESOLVE)

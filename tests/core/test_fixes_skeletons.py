@@ -1,0 +1,65 @@
+"""Skeletons for lines that are not stories, and splits that keep the story's id."""
+
+from __future__ import annotations
+
+from storytransformer.config import Config
+from storytransformer.edits import apply_edits
+from storytransformer.fixes import clauses, skeletons, split_ids, wish
+from storytransformer.formats.text import read_text
+from storytransformer.lint import Linter
+from storytransformer.words import content_words
+from storytransformer.workspace import Workspace
+
+
+def story(line):
+    (s,) = read_text("b.txt", line + "\n").stories
+    return s
+
+
+def test_each_wish_becomes_a_skeleton_in_its_own_words():
+    assert clauses("search should be fast and the renew button must be green") == [
+        "search should be fast", "the renew button must be green"]
+    assert clauses("users should add and remove items") == ["users should add and remove items"]
+    assert wish("search should be fast") == "to search fast"
+    assert wish("the renew button must be green") == "the renew button to be green"
+    assert wish("the system must send reminders") == "the system to send reminders"
+    line = "search should be fast and the renew button must be green"
+    found = skeletons(story(line))
+    assert found == ("As a <role>, I want to search fast, so that <benefit>.",
+                     "As a <role>, I want the renew button to be green, so that <benefit>.")
+    # nothing but the line's own words and the template: the placeholders stay for the user
+    bare = " ".join(found).replace("<role>", "").replace("<benefit>", "")
+    assert set(content_words(bare)) <= set(content_words(line))
+
+
+def test_a_well_formed_story_needs_no_skeleton():
+    assert skeletons(story("As a member, I want to renew a loan.")) == ()
+
+
+def lint(text):
+    ws = Workspace(Config())
+    ws.set_text("b.txt", text)
+    return Linter(ws).check_file("b.txt")
+
+
+def test_a_split_keeps_the_story_id_with_a_letter_per_story():
+    text = "US-3: As a member, I want to renew a book and pay a fine, so that I keep reading.\n"
+    (fix,) = [f.fix for f in lint(text) if f.code.startswith("ST2") and f.fix]
+    assert "US-3a, US-3b" in fix.title
+    after = apply_edits(text, list(fix.edits))
+    assert after == ("US-3a: As a member, I want to renew a book, so that I keep reading.\n"
+                     "US-3b: As a member, I want to pay a fine, so that I keep reading.\n")
+    ids = [(s.id, s.explicit_id) for s in read_text("b.txt", after).stories]
+    assert ids == [("US-3a", True), ("US-3b", True)]
+    bracket = "[US-7] As a member, I want to renew a book and pay a fine.\n"
+    (fix,) = [f.fix for f in lint(bracket) if f.code.startswith("ST2") and f.fix]
+    assert apply_edits(bracket, list(fix.edits)).splitlines() == [
+        "[US-7a] As a member, I want to renew a book.", "[US-7b] As a member, I want to pay a fine."]
+
+
+def test_a_story_without_an_id_splits_without_one():
+    text = "As a member, I want to renew a book and pay a fine.\n"
+    (fix,) = [f.fix for f in lint(text) if f.code.startswith("ST2") and f.fix]
+    assert apply_edits(text, list(fix.edits)).splitlines() == ["As a member, I want to renew a book.",
+                                                               "As a member, I want to pay a fine."]
+    assert split_ids(story("As a member, I want to renew a book."), 2) is None

@@ -265,10 +265,10 @@ class SimilarityIndex:
         slots = np.asarray(slots, np.int64)
         if not len(slots):
             return np.zeros(0)
-        active = np.flatnonzero(self._active)
-        s = self._whole[slots] @ self._whole[active].T
-        s[active[None, :] == slots[:, None]] = -np.inf
-        return s.max(axis=1).astype(np.float64) if len(active) else np.full(len(slots), -np.inf)
+        s = self._whole[slots] @ self._whole.T  # every slot, no copy of the matrix; inactive ones masked
+        s[:, ~self._active] = -np.inf
+        s[np.arange(len(slots)), slots] = -np.inf
+        return s.max(axis=1).astype(np.float64)
 
     def _candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Slot pairs (a < b) whose whole cosine reaches the ``whole`` threshold, at most
@@ -291,12 +291,15 @@ class SimilarityIndex:
             s = whole[start:stop] @ whole[start:].T  # only columns >= start: each pair once
             s[np.arange(stop - start), np.arange(stop - start)] = -np.inf  # self
             s[np.tril_indices(stop - start, -1)] = -np.inf  # pairs already in the block above the diagonal
-            rmax, rarg = s.max(axis=1), s.argmax(axis=1) + start
+            n = stop - start
+            rarg = s.argmax(axis=1)
+            rmax = s[np.arange(n), rarg]
             better = rmax > best[start:stop]
-            best[start:stop][better], arg[start:stop][better] = rmax[better], rarg[better]
-            cmax, carg = s.max(axis=0), s.argmax(axis=0) + start
+            best[start:stop][better], arg[start:stop][better] = rmax[better], rarg[better] + start
+            carg = s.argmax(axis=0)
+            cmax = s[carg, np.arange(s.shape[1])]
             better = cmax > best[start:]
-            best[start:][better], arg[start:][better] = cmax[better], carg[better]
+            best[start:][better], arg[start:][better] = cmax[better], carg[better] + start
             r, c, vals = _best_per_row(s, floor, k)
             rows_a.append(active[start + r])
             rows_b.append(active[start + c])
@@ -309,22 +312,19 @@ class SimilarityIndex:
     def _candidates_of(self, slots: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidate pairs of ``slots`` (changed ones) against every active slot, each pair once;
         brings every slot's nearest-neighbour cosine up to date on the way."""
-        active = np.flatnonzero(self._active)
         rows = np.array(sorted(slots), np.int64)
-        s = self._whole[rows] @ self._whole[active].T
-        position = {int(x): i for i, x in enumerate(active.tolist())}
-        for i, slot in enumerate(rows.tolist()):
-            s[i, position[slot]] = -np.inf  # self
-        self._refresh_nearest(rows, active, s)
-        for i, slot in enumerate(rows.tolist()):
-            for other in rows[:i].tolist():  # pairs of two changed slots: from the first only
-                s[i, position[other]] = -np.inf
+        s = self._whole[rows] @ self._whole.T  # columns: every slot (no copy of the matrix)
+        s[:, ~self._active] = -np.inf
+        s[np.arange(len(rows)), rows] = -np.inf  # self
+        self._refresh_nearest(rows, s)
+        for i in range(1, len(rows)):
+            s[i, rows[:i]] = -np.inf  # pairs of two changed slots: from the first only
         r, c, vals = _best_per_row(s, self.thresholds.whole - 1e-6, self.max_neighbours)
-        return rows[r], active[c], vals.astype(np.float32)
+        return rows[r], c.astype(np.int64), vals.astype(np.float32)
 
-    def _refresh_nearest(self, rows: np.ndarray, active: np.ndarray, s: np.ndarray) -> None:
+    def _refresh_nearest(self, rows: np.ndarray, s: np.ndarray) -> None:
         """Nearest neighbours after an edit: the changed ``rows`` from their products ``s`` with
-        every active slot; slots whose nearest was changed or removed are searched again; the rest
+        every slot (inactive ones ``-inf``); slots whose nearest was changed or removed are searched again; the rest
         only compare with the changed rows."""
         nearest, arg = self._nearest, self._nearest_arg
         if len(nearest) < self._cap:  # the index grew
@@ -336,14 +336,18 @@ class SimilarityIndex:
         arg[~self._active] = -1
         stale = np.flatnonzero(self._active & ~dirty & (arg >= 0) & dirty[np.maximum(arg, 0)])
         if len(stale):
-            ss = self._whole[stale] @ self._whole[active].T
-            ss[active[None, :] == stale[:, None]] = -np.inf
-            nearest[stale], arg[stale] = ss.max(axis=1), active[ss.argmax(axis=1)]
-        if len(rows) and len(active):
-            nearest[rows], arg[rows] = s.max(axis=1), active[s.argmax(axis=1)]
-            cmax, carg = s.max(axis=0), rows[s.argmax(axis=0)]
-            better = cmax > nearest[active]
-            nearest[active[better]], arg[active[better]] = cmax[better], carg[better]
+            ss = self._whole[stale] @ self._whole.T
+            ss[:, ~self._active] = -np.inf
+            ss[np.arange(len(stale)), stale] = -np.inf
+            top = ss.argmax(axis=1)
+            nearest[stale], arg[stale] = ss[np.arange(len(stale)), top], top
+        if len(rows):
+            top = s.argmax(axis=1)
+            nearest[rows], arg[rows] = s[np.arange(len(rows)), top], top
+            best_row = s.argmax(axis=0)
+            cmax = s[best_row, np.arange(s.shape[1])]
+            better = self._active & (cmax > nearest)
+            nearest[better], arg[better] = cmax[better], rows[best_row[better]]
         self._nearest, self._nearest_arg = nearest, arg
 
     def _lexical(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -386,7 +390,7 @@ class SimilarityIndex:
             if changed:
                 new = self._candidate_arrays(*self._candidates_of(changed))
             else:
-                self._refresh_nearest(np.zeros(0, np.int64), np.flatnonzero(self._active), np.zeros((0, 0)))
+                self._refresh_nearest(np.zeros(0, np.int64), np.zeros((0, self._cap)))
                 new = self._candidate_arrays(*(np.zeros(0, np.int64),) * 2, np.zeros(0, np.float32))
             self._cand = tuple(np.concatenate([x, y]) for x, y in zip(kept, new))
         else:
@@ -439,6 +443,8 @@ class SimilarityIndex:
         ranked by the cosine of the whole stories; stories with the query's own text are left out."""
         story = query if isinstance(query, Story) else parse_query(query)
         pairs, dirty = self._pairs, set(self._dirty)  # a temporary query slot changes no pair
+        # The kept nearest neighbours are exact when nothing changed since pairs(): reuse them.
+        known = self._nearest.copy() if self._cand is not None and not self._dirty else None
         slot, temporary = self._query_slot(story)
         try:
             sims = self._whole @ self._whole[slot]  # one matrix-vector product over every slot
@@ -450,7 +456,12 @@ class SimilarityIndex:
             kk = min(k, available)
             top = np.argpartition(-sims, kk - 1)[:kk]
             slots = top[np.lexsort((top, -sims[top]))]
-            scores = self._scores(np.full(len(slots), slot), slots)
+            nearest = None
+            if known is not None and len(known) == self._cap:
+                nearest = np.maximum(known, sims) if temporary else known  # the query may be someone's nearest
+                nearest[slot] = sims.max()
+            arrays = self._score_arrays(np.full(len(slots), slot), slots, nearest=nearest)
+            scores = [self._pair_scores(arrays, i) for i in range(len(slots))]
             out: list[Neighbour] = []
             for other, sc in zip(slots.tolist(), scores):
                 rel = classify(sc, self.thresholds)

@@ -89,6 +89,7 @@ def main(argv=None) -> int:
     ws, keys = workspace_of(pairs, config)
     index = SimilarityIndex.build(ws.stories(), config.similarity)
     tune = [p for p in pairs if p["part"] == "tune"]
+    index.thresholds = replace(index.thresholds, whole=-1.0)  # every pair's gap, whatever whole the grid tries
     scored = [(p["label"], index.pair_scores(keys[p["a"]], keys[p["b"] or p["id"]])) for p in tune]
     shipped = Thresholds.of(config.similarity)
     # The duplicate class depends only on the first grid's settings; overlap = duplicate keeps it valid.

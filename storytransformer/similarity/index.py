@@ -235,12 +235,15 @@ class SimilarityIndex:
         ends[~(self._has_ends[a] & self._has_ends[b])] = np.nan
         whole = np.asarray(whole, np.float64)
         if nearest is None:
-            slots = np.unique(np.concatenate([a, b])) if len(a) else np.zeros(0, np.int64)
-            best = np.full(self._cap, -np.inf)
+            # Only pairs close enough to be related need the gap (below ``whole`` every pair is unrelated).
+            close = whole >= self.thresholds.whole - 1e-6
+            slots = np.unique(np.concatenate([a[close], b[close]])) if close.any() else np.zeros(0, np.int64)
+            best = np.full(self._cap, np.nan)
             best[slots] = self._nearest_of(slots)
         else:
             best = nearest
-        gap = whole - np.maximum(best[a], best[b]) if len(a) else np.zeros(0)
+        with np.errstate(invalid="ignore"):
+            gap = whole - np.maximum(best[a], best[b]) if len(a) else np.zeros(0)
         return whole, means, np.asarray(lexical, np.float64), role, ends, gap
 
     @staticmethod

@@ -77,6 +77,9 @@ def test_similar_and_the_finding_show_the_same_figure(workspace):
     assert (Path(top["file"]).name, top["line"]) == (backlog, line)
     assert top["relation"] == "duplicate"
     assert f"{top['score']:.2f}" == f"{shown:.2f}"
+    text = run("similar", para["b_text"], ".", "-k", "1", cwd=d)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.split()[1] == f"{shown:.2f}" and f"{backlog}:{line}" in text.stdout
 
 
 @pytest.mark.slow

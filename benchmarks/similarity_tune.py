@@ -10,6 +10,7 @@ The held-out figures come only from benchmarks/similarity_quality.py.
 
     python benchmarks/similarity_tune.py            # prints the table
     python benchmarks/similarity_tune.py --write    # and writes docs/benchmarks/similarity_tuning.{json,md}
+    python benchmarks/similarity_tune.py --quantize int8   # the same with the int8 model (prints only)
 """
 
 from __future__ import annotations
@@ -79,12 +80,14 @@ def search(scored, base: Thresholds, grid: dict, cls: str, keep: tuple[str, floa
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="write docs/benchmarks/similarity_tuning.{json,md}")
+    ap.add_argument("--quantize", default="none", choices=["none", "int8"], help="score with the int8-quantized model")
     args = ap.parse_args(argv)
     if not REAL.is_dir():
         print("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     config = Config()
+    config.similarity.quantize = args.quantize
     pairs = load_pairs()
     ws, keys = workspace_of(pairs, config)
     index = SimilarityIndex.build(ws.stories(), config.similarity)
@@ -97,7 +100,7 @@ def main(argv=None) -> int:
     best_t, ov = search(scored, dup_t, OVERLAP_GRID, "overlap", keep=("duplicate", dup[0]))
     rows = {"shipped": (shipped, f1(scored, shipped, "duplicate"), f1(scored, shipped, "overlap")),
             "grid best": (best_t, f1(scored, best_t, "duplicate"), ov)}
-    lines = ["# Similarity thresholds tuned on the tune pairs", "",
+    lines = ["# Similarity thresholds tuned on the tune pairs" + (" (int8 model)" if args.quantize != "none" else ""), "",
              f"{time.strftime('%Y-%m-%d')}. Command: `python benchmarks/similarity_tune.py --write`. "
              f"{len(tune)} tune pairs of benchmarks/labels/pairs/pairs.csv; held-out pairs are not read here "
              "(their figures: docs/benchmarks/similarity_quality.md).", "",
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
               "", "Shipped: " + ", ".join(f"{k}={v}" for k, v in asdict(shipped).items()), ""]
     text = "\n".join(lines)
     print(text)
-    if args.write:
+    if args.write and args.quantize == "none":
         out = ROOT / "docs" / "benchmarks"
         report = {"tune_pairs": len(tune), "grid": {"duplicate": DUPLICATE_GRID, "overlap": OVERLAP_GRID},
                   "shipped": asdict(shipped), "grid_best": asdict(best_t),

@@ -77,18 +77,19 @@ class SimilarityConfig:
 
     enabled: bool = True
     model: str = ""  # a local sentence-transformers directory; "" = the packaged all-MiniLM-L6-v2
-    # Tuned on the tuning part of the labelled pairs (benchmarks/similarity_quality.py): a relation needs
-    # the whole stories within whole_threshold, then the means score decides.
-    whole_threshold: float = setting(0.80, low=0, high=1)
-    duplicate_threshold: float = setting(0.50, low=0, high=1)
-    overlap_threshold: float = setting(0.40, low=0, high=1)
+    # Tuned on the tune part of the labelled pairs (benchmarks/similarity_tune.py): a relation needs the
+    # whole stories within whole_threshold; a duplicate is also near the best neighbour of both stories.
+    whole_threshold: float = setting(0.75, low=0, high=1)
+    duplicate_threshold: float = setting(0.60, low=0, high=1)
+    overlap_threshold: float = setting(0.60, low=0, high=1)
     top_k: int = setting(5, low=1, high=1_000)
     cache: bool = True
     # Added by the similarity index (docs/similarity.md explains and tunes each one).
-    same_goal_threshold: float = setting(0.45, low=0, high=1)  # another role wanting the same means (ST605)
-    role_threshold: float = setting(0.60, low=0, high=1)  # roles at least this similar count as the same role
+    same_goal_threshold: float = setting(0.50, low=0, high=1)  # another role wanting the same means (ST605)
+    role_threshold: float = setting(0.50, low=0, high=1)  # roles at least this similar count as the same role
     ends_threshold: float = setting(0.0, low=0, high=1)  # same role and means but ends below this: another benefit (overlap); annotators call those duplicates
-    lexical_weight: float = setting(0.3, low=0, high=1)  # share of content-lemma overlap in the means score
+    lexical_weight: float = setting(0.0, low=0, high=1)  # share of content-lemma overlap in the means score
+    near_best: float = setting(0.03, low=0, high=1)  # a duplicate is at most this far below either story's nearest neighbour
     max_neighbours: int = setting(20, low=1, high=10_000)  # candidate pairs kept per story (bounds memory on repetitive backlogs)
     device: str = "cpu"  # cpu | cuda | cuda:N | mps
     batch_size: int = setting(64, low=1, high=65_536)

@@ -47,5 +47,6 @@ def run(args: argparse.Namespace) -> int:
         if not found:
             print("no stories found", file=sys.stderr)
         for i, n in enumerate(found, 1):
-            print(f"{i:2d}. {n.score:.3f}  {n.relation.value:<9}  {place(n.story.file, n.story.line)}  {n.story.text}")
+            # two decimals, as the ST603-ST605 messages and the report show the same figure
+            print(f"{i:2d}. {n.score:.2f}  {n.relation.value:<9}  {place(n.story.file, n.story.line)}  {n.story.text}")
     return 0

@@ -173,7 +173,7 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
                 sc = index.pair_scores((a.file, a.id), (b.file, b.id))
                 rel = classify(sc, index.thresholds)
                 if rel in (Relation.DUPLICATE, Relation.OVERLAP):
-                    edges.append({"a": a.id, "b": b.id, "similarity": round(sc.means_score(index.thresholds), 4),
+                    edges.append({"a": a.id, "b": b.id, "similarity": round(sc.similarity, 4),
                                   "relation": rel.value})
         merge, why = None, NO_PROPOSAL
         if n > options.max_merges:

@@ -1,10 +1,13 @@
 """How two stories relate, from the similarities of their parts.
 
-``means`` decides whether two stories ask for the same thing: the cosine of
-the means embeddings blended with the overlap of their content lemmas (the
-lexical side keeps "export to CSV" and "export to PDF" apart, which embeddings
-alone rate as near-identical). The role decides who asks, and the ends whether
-they want it for the same reason.
+The one similarity figure a user sees (``similar``, ST603-ST605, the report) is
+the cosine of the whole stories: it gates every relation. A duplicate must also
+be *near the best*: neither story may have another neighbour clearly closer than
+this one (the margin ``near_best``), the field's mutual-nearest-neighbour test,
+which keeps "download files" from being a duplicate of "preview files" when a
+real restatement of it exists. ``means`` (the cosine of the means blended with
+the overlap of their content lemmas) decides overlaps; the role decides who
+asks, and the ends whether they want it for the same reason.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def check_settings(config) -> None:
     from ..config import ConfigError
 
     for name in ("duplicate_threshold", "overlap_threshold", "same_goal_threshold", "role_threshold", "ends_threshold",
-                 "lexical_weight", "whole_threshold"):
+                 "lexical_weight", "whole_threshold", "near_best"):
         value = getattr(config, name, None)
         if value is not None and not 0.0 <= float(value) <= 1.0:
             raise ConfigError(f"'{KEY.format(name)}' must be between 0 and 1, not {value!r}")
@@ -47,13 +50,14 @@ class Relation(str, Enum):
 class Thresholds:
     """Decision thresholds; defaults come from ``SimilarityConfig`` (tuned in docs/similarity.md)."""
 
-    duplicate: float = 0.50
-    overlap: float = 0.40
-    same_goal: float = 0.45
-    role: float = 0.60
+    duplicate: float = 0.60
+    overlap: float = 0.60
+    same_goal: float = 0.50
+    role: float = 0.50
     ends: float = 0.0
-    lexical_weight: float = 0.3
-    whole: float = 0.80  # the whole stories must be this close for any relation
+    lexical_weight: float = 0.0
+    whole: float = 0.75  # the whole stories must be this close for any relation
+    near_best: float = 0.03  # a duplicate is at most this far below either story's nearest neighbour
 
     @staticmethod
     def of(config) -> "Thresholds":
@@ -63,7 +67,7 @@ class Thresholds:
         d = Thresholds()
         names = {"duplicate": "duplicate_threshold", "overlap": "overlap_threshold", "same_goal": "same_goal_threshold",
                  "role": "role_threshold", "ends": "ends_threshold", "lexical_weight": "lexical_weight",
-                 "whole": "whole_threshold"}
+                 "whole": "whole_threshold", "near_best": "near_best"}
         return Thresholds(**{f: float(getattr(config, key, getattr(d, f))) for f, key in names.items()})
 
     @property
@@ -83,9 +87,20 @@ class PairScores:
     means_lexical: float  # Jaccard overlap of the content lemmas of the means
     role: float | None = None  # max(cosine, lemma overlap) of the roles
     ends: float | None = None
+    # whole minus the closer of the two stories' nearest neighbours (0 when each is the other's nearest,
+    # negative when another story is closer to one of them); None: not known, counts as nearest
+    gap: float | None = None
+
+    @property
+    def similarity(self) -> float:
+        """The one figure shown for this pair everywhere: the cosine of the whole stories."""
+        return self.whole
 
     def means_score(self, t: Thresholds) -> float:
         return (1 - t.lexical_weight) * self.means + t.lexical_weight * self.means_lexical
+
+    def near_best(self, t: Thresholds) -> bool:
+        return self.gap is None or self.gap >= -t.near_best - EPS
 
 
 def classify(s: PairScores, t: Thresholds) -> Relation:
@@ -95,7 +110,7 @@ def classify(s: PairScores, t: Thresholds) -> Relation:
     if s.whole < t.whole:
         return Relation.UNRELATED
     if same_role:
-        if means >= t.duplicate:
+        if means >= t.duplicate and s.near_best(t):
             other_benefit = s.ends is not None and s.ends < t.ends
             return Relation.OVERLAP if other_benefit else Relation.DUPLICATE
         if means >= t.overlap:
@@ -105,18 +120,24 @@ def classify(s: PairScores, t: Thresholds) -> Relation:
     return Relation.UNRELATED
 
 
+EPS = 1e-6  # a blocked matrix product and a matrix-vector product may differ in the last float32 bits
+
+
 ORDER = (Relation.UNRELATED, Relation.DUPLICATE, Relation.OVERLAP, Relation.SAME_GOAL)
 
 
 def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends: np.ndarray,
-                  t: Thresholds, whole: np.ndarray | None = None) -> np.ndarray:
+                  t: Thresholds, whole: np.ndarray | None = None, gap: np.ndarray | None = None) -> np.ndarray:
     """:func:`classify` for arrays of pairs (``nan`` where a role or ends is missing);
-    returns indices into :data:`ORDER`. The index uses it for thousands of candidates at once."""
+    ``gap`` as in :class:`PairScores` (``nan``: not known); returns indices into :data:`ORDER`. The index uses it for thousands of candidates at once."""
     score = (1 - t.lexical_weight) * means + t.lexical_weight * lexical
     with np.errstate(invalid="ignore"):
         same_role = np.isnan(role) | (role >= t.role)
         other_benefit = ~np.isnan(ends) & (ends < t.ends)
     dup = same_role & (score >= t.duplicate)
+    if gap is not None:
+        with np.errstate(invalid="ignore"):
+            dup &= np.isnan(gap) | (gap >= -t.near_best - EPS)
     out = np.zeros(len(score), np.int8)
     out[dup & ~other_benefit] = 1
     out[(dup & other_benefit) | (same_role & ~dup & (score >= t.overlap))] = 2

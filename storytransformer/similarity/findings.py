@@ -72,7 +72,7 @@ def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None
             if wanted is None or me.file in wanted:
                 key = (me.file, me.id)
                 stories[key] = me
-                grouped[(key, pair.relation)].append((other, pair.means_score))
+                grouped[(key, pair.relation)].append((other, pair.similarity))
     out: list[Finding] = []
     for (key, relation), others in grouped.items():
         code = CODES[relation]

@@ -21,7 +21,7 @@ from ..story import Story
 from .classify import ORDER, PairScores, Relation, Thresholds, classify, classify_many
 from .clusters import Cluster, connected_clusters
 from .embedder import Embedder
-from .text import StoryTexts, content_lemmas, jaccard
+from .text import StoryTexts, content_lemmas, jaccard, role_lemmas, role_overlap
 
 Key = tuple[str, str]  # (file, story id)
 BLOCK = 512  # rows per matrix product: 512 x 20,000 float32 scores = 40 MB at most
@@ -30,7 +30,7 @@ BLOCK = 512  # rows per matrix product: 512 x 20,000 float32 scores = 40 MB at m
 @dataclass(frozen=True, slots=True)
 class Neighbour:
     story: Story
-    score: float  # cosine of the whole stories
+    score: float  # the pair's similarity (PairScores.similarity): cosine of the whole stories
     relation: Relation
     scores: PairScores | None = None
 
@@ -43,7 +43,7 @@ class Pair:
     b: int
     scores: PairScores
     relation: Relation
-    means_score: float
+    similarity: float  # the one figure shown for the pair (PairScores.similarity)
 
 
 class SimilarityIndex:
@@ -70,6 +70,9 @@ class SimilarityIndex:
         self._key_slot: dict[Key, int] = {}
         self._free: list[int] = []
         self._pairs: list[Pair] | None = None  # all related pairs, computed on demand
+        self._cand: tuple[np.ndarray, ...] | None = None  # candidate slot pairs and their own scores
+        self._nearest = np.zeros(0)  # per slot: whole cosine of its nearest other slot
+        self._nearest_arg = np.zeros(0, np.int64)  # per slot: that nearest slot
         self._dirty: set[int] = set()  # slots added or freed since the pairs were computed
 
     # -- building -----------------------------------------------------------
@@ -200,7 +203,7 @@ class SimilarityIndex:
             self._has_role[slot] = t.role is not None
             self._has_ends[slot] = t.ends is not None
             self._means_lemmas[slot] = content_lemmas(t.means_or_whole)
-            self._role_lemmas[slot] = content_lemmas(t.role or "")
+            self._role_lemmas[slot] = role_lemmas(t.role or "")
         if self.embedder.cache.pending >= 256:
             self.embedder.save()
 
@@ -209,15 +212,15 @@ class SimilarityIndex:
         return self.embedder.save()
 
     # -- scoring ------------------------------------------------------------
-    def _score_arrays(self, a: np.ndarray, b: np.ndarray, means_cos: np.ndarray | None = None,
-                      lexical: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-        """(whole, means, means_lexical, role, ends) for slot pairs; ``nan`` where a part is missing."""
-        whole = np.einsum("ij,ij->i", self._whole[a], self._whole[b])
-        if means_cos is None:
-            means_cos = np.einsum("ij,ij->i", self._means[a], self._means[b])
+    def _score_arrays(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray | None = None,
+                      lexical: np.ndarray | None = None, nearest: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """(whole, means, means_lexical, role, ends, gap) for slot pairs; ``nan`` where a part is missing.
+        ``nearest`` holds each slot's nearest-neighbour cosine (computed here when not given)."""
+        if whole is None:
+            whole = np.einsum("ij,ij->i", self._whole[a], self._whole[b])
+        means = np.einsum("ij,ij->i", self._means[a], self._means[b]).astype(np.float64)
         if lexical is None:
-            lexical = np.array([jaccard(self._means_lemmas[x], self._means_lemmas[y])
-                                for x, y in zip(a.tolist(), b.tolist())], np.float64)
+            lexical = self._lexical(a, b)
         role = np.einsum("ij,ij->i", self._role[a], self._role[b]).astype(np.float64)
         both_roles = self._has_role[a] & self._has_role[b]
         memo: dict[tuple[frozenset, frozenset], float] = {}  # roles repeat: few distinct pairs
@@ -225,18 +228,30 @@ class SimilarityIndex:
             ra, rb = self._role_lemmas[a[i]], self._role_lemmas[b[i]]
             j = memo.get((ra, rb))
             if j is None:
-                j = memo[(ra, rb)] = jaccard(ra, rb)
+                j = memo[(ra, rb)] = role_overlap(ra, rb)
             role[i] = max(role[i], j)
         role[~both_roles] = np.nan
         ends = np.einsum("ij,ij->i", self._ends[a], self._ends[b]).astype(np.float64)
         ends[~(self._has_ends[a] & self._has_ends[b])] = np.nan
-        return whole, np.asarray(means_cos, np.float64), lexical, role, ends
+        whole = np.asarray(whole, np.float64)
+        if nearest is None:
+            # Only pairs close enough to be related need the gap (below ``whole`` every pair is unrelated).
+            close = whole >= self.thresholds.whole - 1e-6
+            slots = np.unique(np.concatenate([a[close], b[close]])) if close.any() else np.zeros(0, np.int64)
+            best = np.full(self._cap, np.nan)
+            best[slots] = self._nearest_of(slots)
+        else:
+            best = nearest
+        with np.errstate(invalid="ignore"):
+            gap = whole - np.maximum(best[a], best[b]) if len(a) else np.zeros(0)
+        return whole, means, np.asarray(lexical, np.float64), role, ends, gap
 
     @staticmethod
     def _pair_scores(arrays: tuple[np.ndarray, ...], i: int) -> PairScores:
-        whole, means, lexical, role, ends = (float(x[i]) for x in arrays)
+        whole, means, lexical, role, ends, gap = (float(x[i]) for x in arrays)
         return PairScores(whole=whole, means=means, means_lexical=lexical,
-                          role=None if role != role else role, ends=None if ends != ends else ends)
+                          role=None if role != role else role, ends=None if ends != ends else ends,
+                          gap=None if gap != gap or gap == -np.inf else min(gap, 0.0))
 
     def _scores(self, a: np.ndarray, b: np.ndarray) -> list[PairScores]:
         arrays = self._score_arrays(a, b)
@@ -247,41 +262,96 @@ class SimilarityIndex:
         x, y = self._key_slot[a], self._key_slot[b]
         return self._scores(np.array([x]), np.array([y]))[0]
 
+    def _nearest_of(self, slots: np.ndarray) -> np.ndarray:
+        """The whole-story cosine of each slot's nearest other active slot (``-inf`` when alone);
+        one matrix-vector product per slot, exact whatever changed before."""
+        slots = np.asarray(slots, np.int64)
+        if not len(slots):
+            return np.zeros(0)
+        s = self._whole[slots] @ self._whole.T  # every slot, no copy of the matrix; inactive ones masked
+        s[:, ~self._active] = -np.inf
+        s[np.arange(len(slots)), slots] = -np.inf
+        return s.max(axis=1).astype(np.float64)
+
     def _candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Slot pairs (a < b) whose means cosine reaches the candidate floor, at most
-        ``max_neighbours`` per slot, from blocked products over the upper triangle."""
+        """Slot pairs (a < b) whose whole cosine reaches the ``whole`` threshold, at most
+        ``max_neighbours`` per slot, from blocked products over the upper triangle; also sets
+        every slot's nearest-neighbour cosine (row and column maxima of the same blocks)."""
         active = np.flatnonzero(self._active)
+        self._nearest = np.full(self._cap, -np.inf)
+        self._nearest_arg = np.full(self._cap, -1, np.int64)
         if len(active) < 2:
             empty = np.zeros(0, np.int64)
             return empty, empty, np.zeros(0, np.float32)
-        means = self._means[active]
-        floor = self.thresholds.candidate_floor
+        whole = self._whole[active]
+        floor = self.thresholds.whole - 1e-6
         k = self.max_neighbours
+        best = np.full(len(active), -np.inf, np.float32)
+        arg = np.full(len(active), -1, np.int64)
         rows_a, rows_b, sims = [], [], []
         for start in range(0, len(active), BLOCK):
             stop = min(start + BLOCK, len(active))
-            s = means[start:stop] @ means[start:].T  # only columns >= start: each pair once
+            s = whole[start:stop] @ whole[start:].T  # only columns >= start: each pair once
             s[np.arange(stop - start), np.arange(stop - start)] = -np.inf  # self
             s[np.tril_indices(stop - start, -1)] = -np.inf  # pairs already in the block above the diagonal
+            n = stop - start
+            rarg = s.argmax(axis=1)
+            rmax = s[np.arange(n), rarg]
+            better = rmax > best[start:stop]
+            best[start:stop][better], arg[start:stop][better] = rmax[better], rarg[better] + start
+            carg = s.argmax(axis=0)
+            cmax = s[carg, np.arange(s.shape[1])]
+            better = cmax > best[start:]
+            best[start:][better], arg[start:][better] = cmax[better], carg[better] + start
             r, c, vals = _best_per_row(s, floor, k)
             rows_a.append(active[start + r])
             rows_b.append(active[start + c])
             sims.append(vals)
+        self._nearest[active] = best
+        self._nearest_arg[active] = np.where(arg >= 0, active[np.maximum(arg, 0)], -1)
         a, b, v = np.concatenate(rows_a), np.concatenate(rows_b), np.concatenate(sims)
         return a, b, v.astype(np.float32)
 
     def _candidates_of(self, slots: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Candidate pairs of ``slots`` (changed ones) against every active slot, each pair once."""
-        active = np.flatnonzero(self._active)
+        """Candidate pairs of ``slots`` (changed ones) against every active slot, each pair once;
+        brings every slot's nearest-neighbour cosine up to date on the way."""
         rows = np.array(sorted(slots), np.int64)
-        s = self._means[rows] @ self._means[active].T
-        position = {int(x): i for i, x in enumerate(active.tolist())}
-        for i, slot in enumerate(rows.tolist()):
-            s[i, position[slot]] = -np.inf  # self
-            for other in rows[:i].tolist():  # pairs of two changed slots: from the first only
-                s[i, position[other]] = -np.inf
-        r, c, vals = _best_per_row(s, self.thresholds.candidate_floor, self.max_neighbours)
-        return rows[r], active[c], vals.astype(np.float32)
+        s = self._whole[rows] @ self._whole.T  # columns: every slot (no copy of the matrix)
+        s[:, ~self._active] = -np.inf
+        s[np.arange(len(rows)), rows] = -np.inf  # self
+        self._refresh_nearest(rows, s)
+        for i in range(1, len(rows)):
+            s[i, rows[:i]] = -np.inf  # pairs of two changed slots: from the first only
+        r, c, vals = _best_per_row(s, self.thresholds.whole - 1e-6, self.max_neighbours)
+        return rows[r], c.astype(np.int64), vals.astype(np.float32)
+
+    def _refresh_nearest(self, rows: np.ndarray, s: np.ndarray) -> None:
+        """Nearest neighbours after an edit: the changed ``rows`` from their products ``s`` with
+        every slot (inactive ones ``-inf``); slots whose nearest was changed or removed are searched again; the rest
+        only compare with the changed rows."""
+        nearest, arg = self._nearest, self._nearest_arg
+        if len(nearest) < self._cap:  # the index grew
+            nearest = np.concatenate([nearest, np.full(self._cap - len(nearest), -np.inf)])
+            arg = np.concatenate([arg, np.full(self._cap - len(arg), -1, np.int64)])
+        dirty = np.zeros(self._cap, bool)
+        dirty[list(self._dirty)] = True
+        nearest[~self._active] = -np.inf
+        arg[~self._active] = -1
+        stale = np.flatnonzero(self._active & ~dirty & (arg >= 0) & dirty[np.maximum(arg, 0)])
+        if len(stale):
+            ss = self._whole[stale] @ self._whole.T
+            ss[:, ~self._active] = -np.inf
+            ss[np.arange(len(stale)), stale] = -np.inf
+            top = ss.argmax(axis=1)
+            nearest[stale], arg[stale] = ss[np.arange(len(stale)), top], top
+        if len(rows):
+            top = s.argmax(axis=1)
+            nearest[rows], arg[rows] = s[np.arange(len(rows)), top], top
+            best_row = s.argmax(axis=0)
+            cmax = s[best_row, np.arange(s.shape[1])]
+            better = self._active & (cmax > nearest)
+            nearest[better], arg[better] = cmax[better], rows[best_row[better]]
+        self._nearest, self._nearest_arg = nearest, arg
 
     def _lexical(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Jaccard overlap of the means lemmas for many slot pairs at once (sparse row products)."""
@@ -305,37 +375,50 @@ class SimilarityIndex:
     def pairs(self) -> list[Pair]:
         """Every pair of distinct texts that is not unrelated (cached until the next change).
 
-        Candidates come from the blocked means products; the lexical overlap is computed for
-        all of them at once, and only pairs whose means score can reach a threshold are scored
-        in full and classified. After a few changes only the changed slots are searched again.
+        Candidates (whole cosine at the ``whole`` threshold) come from the blocked products and
+        are scored in full once; their relations are decided afresh from the current nearest
+        neighbours, since an edit elsewhere can make another story nearer. After a few changes
+        only the changed slots are searched again.
         """
-        changed = [x for x in self._dirty if self._active[x]]
         if self._pairs is not None and not self._dirty:
             return self._pairs
-        if self._pairs is not None and len(self._dirty) <= max(64, int(self._active.sum()) // 50):
-            # A few stories changed: keep the other pairs, search again from the changed ones only.
+        changed = [x for x in self._dirty if self._active[x]]
+        if self._cand is not None and len(self._dirty) <= max(64, int(self._active.sum()) // 50):
+            # A few stories changed: keep the other candidates, search again from the changed ones only.
             # (Rows with more than max_neighbours candidates may then differ slightly from a rebuild.)
-            kept = [p for p in self._pairs if p.a not in self._dirty and p.b not in self._dirty]
-            self._pairs = kept + (self._classify(*self._candidates_of(changed)) if changed else [])
+            dirty = np.array(sorted(self._dirty), np.int64)
+            a, b = self._cand[0], self._cand[1]
+            keep = ~(np.isin(a, dirty) | np.isin(b, dirty))
+            kept = tuple(x[keep] for x in self._cand)
+            if changed:
+                new = self._candidate_arrays(*self._candidates_of(changed))
+            else:
+                self._refresh_nearest(np.zeros(0, np.int64), np.zeros((0, self._cap)))
+                new = self._candidate_arrays(*(np.zeros(0, np.int64),) * 2, np.zeros(0, np.float32))
+            self._cand = tuple(np.concatenate([x, y]) for x, y in zip(kept, new))
         else:
-            self._pairs = self._classify(*self._candidates())
+            self._cand = self._candidate_arrays(*self._candidates())
         self._dirty.clear()
+        self._pairs = self._classify()
         return self._pairs
 
-    def _classify(self, a: np.ndarray, b: np.ndarray, cos: np.ndarray) -> list[Pair]:
-        """Related pairs among candidate slot pairs (a, b) with means cosine ``cos``."""
+    def _candidate_arrays(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(a, b, whole, means, lexical, role, ends) of candidate slot pairs: the scores that do not
+        depend on the rest of the index."""
+        arrays = self._score_arrays(a, b, whole, nearest=np.zeros(self._cap))
+        return (a.astype(np.int64), b.astype(np.int64), *arrays[:5])
+
+    def _classify(self) -> list[Pair]:
+        """Related pairs among the candidates, with gaps from the current nearest neighbours."""
         t = self.thresholds
+        a, b, whole, means, lexical, role, ends = self._cand
+        gap = whole - np.maximum(self._nearest[a], self._nearest[b])
+        arrays = (whole, means, lexical, role, ends, gap)
+        codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap)
         out = []
-        if len(a):
-            lex = self._lexical(a, b)
-            score = (1 - t.lexical_weight) * cos + t.lexical_weight * lex
-            keep = score >= min(t.overlap, t.same_goal)
-            a, b, cos, lex = a[keep], b[keep], cos[keep], lex[keep]
-            arrays = self._score_arrays(a, b, cos, lex)
-            codes = classify_many(arrays[1], arrays[2], arrays[3], arrays[4], t, whole=arrays[0])
-            for i in np.flatnonzero(codes).tolist():
-                sc = self._pair_scores(arrays, i)
-                out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[codes[i]], sc.means_score(t)))
+        for i in np.flatnonzero(codes).tolist():
+            sc = self._pair_scores(arrays, i)
+            out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[codes[i]], sc.similarity))
         return out
 
     def related(self) -> Iterator[tuple[Story, Story, Pair]]:
@@ -363,6 +446,8 @@ class SimilarityIndex:
         ranked by the cosine of the whole stories; stories with the query's own text are left out."""
         story = query if isinstance(query, Story) else parse_query(query)
         pairs, dirty = self._pairs, set(self._dirty)  # a temporary query slot changes no pair
+        # The kept nearest neighbours are exact when nothing changed since pairs(): reuse them.
+        known = self._nearest.copy() if self._cand is not None and not self._dirty else None
         slot, temporary = self._query_slot(story)
         try:
             sims = self._whole @ self._whole[slot]  # one matrix-vector product over every slot
@@ -374,12 +459,17 @@ class SimilarityIndex:
             kk = min(k, available)
             top = np.argpartition(-sims, kk - 1)[:kk]
             slots = top[np.lexsort((top, -sims[top]))]
-            scores = self._scores(np.full(len(slots), slot), slots)
+            nearest = None
+            if known is not None and len(known) == self._cap:
+                nearest = np.maximum(known, sims) if temporary else known  # the query may be someone's nearest
+                nearest[slot] = sims.max()
+            arrays = self._score_arrays(np.full(len(slots), slot), slots, nearest=nearest)
+            scores = [self._pair_scores(arrays, i) for i in range(len(slots))]
             out: list[Neighbour] = []
             for other, sc in zip(slots.tolist(), scores):
                 rel = classify(sc, self.thresholds)
                 for s in self._members[other].values():
-                    out.append(Neighbour(s, sc.whole, rel, sc))
+                    out.append(Neighbour(s, sc.similarity, rel, sc))
             return out[:k]
         finally:
             if temporary:
@@ -394,7 +484,7 @@ class SimilarityIndex:
         """Groups of near-duplicate stories (stars over ``relations`` pairs, plus exact
         duplicates), each with its medoid as the representative; largest first."""
         wanted = set(relations)
-        edges = [(p.a, p.b, p.means_score) for p in self.pairs() if p.relation in wanted]
+        edges = [(p.a, p.b, p.similarity) for p in self.pairs() if p.relation in wanted]
         slots = [s for s in np.flatnonzero(self._active).tolist() if len(self._members[s]) > 1]
         return connected_clusters(edges, slots, self._whole, self._members)
 

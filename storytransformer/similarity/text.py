@@ -124,3 +124,47 @@ class StoryTexts:
     def means_or_whole(self) -> str:
         """What the story wants: its means, or the whole text when no means was recognised."""
         return self.means or self.whole
+
+
+# Role words that name the same kind of person. Writers restating a story for another team swap them
+# freely ("admin" / "administrator", "PI" / "principal investigator"); a role's lemmas are mapped to one
+# key before they are compared.
+ROLE_SYNONYMS = {
+    "admin": "administrator", "sysadmin": "administrator", "elderly": "old", "older": "old", "olderperson": "old",
+    "senior": "old", "carer": "caregiver", "medicalcaregiver": "caregiver", "scientist": "researcher",
+    "staffer": "staff", "employee": "staff", "worker": "staff", "customer": "client", "participant": "player",
+    "dev": "developer", "programmer": "developer", "mgr": "manager", "consumer": "consume", "consuming": "consume",
+}
+ROLE_FILLER = frozenset({"member", "person", "user", "team", "site", "platform", "people", "someone"})
+
+
+def _role_words(text: str) -> list[str]:
+    return [w for w in WORD.findall(text.lower()) if w not in STOP_WORDS]
+
+
+def role_lemmas(text: str) -> frozenset[str]:
+    """The content lemmas of a role with synonyms mapped to one key and acronyms spelled out where
+    the role itself does not say more ("DAMS manager" keeps "dams"; see :func:`role_overlap`)."""
+    return frozenset(lemma(ROLE_SYNONYMS.get(w, w)) for w in _role_words(text))
+
+
+def role_overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """How much two roles (their :func:`role_lemmas`) name the same person: Jaccard overlap after
+    expanding an acronym of one into the words of the other ("PI" and "principal investigator"), with
+    generic words ("member", "user") left out when anything else is left."""
+    a, b = _expand(a, b), _expand(b, a)
+    core_a, core_b = a - ROLE_FILLER or a, b - ROLE_FILLER or b
+    return max(jaccard(a, b), jaccard(core_a, core_b))
+
+
+def _expand(mine: frozenset[str], other: frozenset[str]) -> frozenset[str]:
+    """``mine`` with each short token that spells the initials of words of ``other`` replaced by them."""
+    out = set(mine)
+    initials = {w[0]: w for w in other}
+    for token in mine:
+        if 2 <= len(token) <= 5 and token not in other and len(set(token)) == len(token):
+            words = [initials.get(ch) for ch in token]
+            if all(words):
+                out.discard(token)
+                out.update(words)
+    return frozenset(out)

@@ -190,7 +190,7 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
 def skeleton_proposals(story) -> list:
     """For a line that is not a story (or has no role): the skeletons of :func:`storytransformer.fixes.skeletons`,
     as accepted proposals when every word but the placeholders is the line's own; [] otherwise."""
-    from ..engine.base import Grounding, Proposal
+    from ..engine.contract import Grounding, Proposal
     from ..fixes import PLACEHOLDERS, skeletons
     from ..words import content_words, source_text
 

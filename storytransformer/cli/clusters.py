@@ -25,8 +25,8 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
     from ..similarity.classify import Relation
-    from ..similarity.model import ModelError
-    from ..similarity.report import JSON_VERSION, cluster_dict, load_index
+    from ..similarity.embedding_model import ModelError
+    from ..similarity.views import JSON_VERSION, cluster_dict, load_index
 
     try:
         ws, index = load_index(args.paths, args.config, use_cache=not args.no_cache)

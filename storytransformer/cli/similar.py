@@ -24,8 +24,8 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError
-    from ..similarity.model import ModelError
-    from ..similarity.report import JSON_VERSION, load_index, neighbour_dict
+    from ..similarity.embedding_model import ModelError
+    from ..similarity.views import JSON_VERSION, load_index, neighbour_dict
 
     if not args.query.strip():
         print("storytransformer similar: error: the query is empty", file=sys.stderr)

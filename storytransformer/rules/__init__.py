@@ -19,6 +19,6 @@ def _load_all() -> None:
                    problem_oriented, unambiguous, uniform, unique, well_formed)
 
     # Rules whose findings come from the similarity index; declaring them is cheap (no numpy, no model).
-    from ..similarity import rules as _similarity_rules  # noqa: F401
+    from ..similarity import semantic_rules as _similarity_rules  # noqa: F401
 
 _load_all()

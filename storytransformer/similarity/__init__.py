@@ -6,7 +6,7 @@ embedding model load when an index is first built.
 
 from __future__ import annotations
 
-from . import rules as _rules  # noqa: F401  (declares ST603-ST605)
+from . import semantic_rules as _rules  # noqa: F401  (declares ST603-ST605)
 
 __all__ = ["SimilarityIndex", "semantic_findings", "Relation", "Thresholds"]
 
@@ -17,7 +17,7 @@ def __getattr__(name: str):
 
         return SimilarityIndex
     if name == "semantic_findings":
-        from .findings import semantic_findings
+        from .workspace_findings import semantic_findings
 
         return semantic_findings
     if name in ("Relation", "Thresholds"):

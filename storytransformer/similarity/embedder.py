@@ -11,8 +11,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .cache import EmbeddingCache, text_key
-from .model import load_model, model_id, resolve_model_dir
+from .embedding_cache import EmbeddingCache, text_key
+from .embedding_model import load_model, model_id, resolve_model_dir
 
 Progress = Callable[[int, int], None]
 CHUNK = 512  # texts per progress report

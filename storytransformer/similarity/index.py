@@ -21,7 +21,7 @@ from ..story import Story
 from .classify import ORDER, PairScores, Relation, Thresholds, classify, classify_many
 from .clusters import Cluster, connected_clusters
 from .embedder import Embedder
-from .text import StoryTexts, content_lemmas, jaccard, role_lemmas, role_overlap
+from .compared_parts import StoryTexts, content_lemmas, jaccard, role_lemmas, role_overlap
 
 Key = tuple[str, str]  # (file, story id)
 BLOCK = 512  # rows per matrix product: 512 x 20,000 float32 scores = 40 MB at most

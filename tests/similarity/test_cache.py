@@ -8,9 +8,9 @@ import msgpack
 import numpy as np
 import pytest
 
-from storytransformer.similarity.cache import ENV_CACHE_DIR, EmbeddingCache, cache_root, text_key
+from storytransformer.similarity.embedding_cache import ENV_CACHE_DIR, EmbeddingCache, cache_root, text_key
 from storytransformer.similarity.embedder import Embedder
-from storytransformer.similarity.model import model_id
+from storytransformer.similarity.embedding_model import model_id
 
 DIM = 8
 

@@ -6,7 +6,7 @@ import pytest
 
 from storytransformer.config import SimilarityConfig
 from storytransformer.similarity.classify import PairScores, Relation, Thresholds, classify
-from storytransformer.similarity.text import content_lemmas, jaccard, lemma
+from storytransformer.similarity.compared_parts import content_lemmas, jaccard, lemma
 
 T = Thresholds(duplicate=0.85, overlap=0.6, same_goal=0.7, role=0.7, ends=0.7, lexical_weight=0.3)
 

@@ -92,7 +92,7 @@ def test_suppression_comment_is_respected(workspace, embedder, tmp_path):
 
 
 def test_a_second_call_reuses_the_index_and_sees_edits(real_backlogs, embedder, tmp_path):
-    from storytransformer.similarity import findings as module
+    from storytransformer.similarity import workspace_findings as module
 
     lines = (real_backlogs / "g14-datahub.txt").read_text("utf-8").splitlines()
     path = str(tmp_path / "pair.txt")

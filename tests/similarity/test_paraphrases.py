@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from storytransformer.similarity.classify import PairScores, Relation, Thresholds, classify
-from storytransformer.similarity.text import role_lemmas, role_overlap
+from storytransformer.similarity.compared_parts import role_lemmas, role_overlap
 
 PAIRS = Path(__file__).resolve().parents[2] / "benchmarks" / "labels" / "pairs" / "pairs.csv"
 # A held-out paraphrase (never used for tuning) and the distractor written for the same story.
@@ -87,7 +87,7 @@ def test_the_finding_and_the_report_pair_score_agree(workspace, embedder):
     """The report scores cluster edges with ``index.pair_scores``: the same figure as the finding."""
     from storytransformer.config import Config
     from storytransformer.similarity import semantic_findings
-    from storytransformer.similarity.findings import _reusable_index
+    from storytransformer.similarity.workspace_findings import _reusable_index
     from storytransformer.workspace import Workspace
 
     d, backlog, line, para, _ = workspace

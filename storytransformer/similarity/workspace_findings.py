@@ -16,7 +16,7 @@ from ..findings import Finding, Related, Severity
 from ..places import story_place
 from ..story import Story
 from .classify import Relation
-from .rules import OVERLAP, SAME_GOAL, SEMANTIC_DUPLICATE
+from .semantic_rules import OVERLAP, SAME_GOAL, SEMANTIC_DUPLICATE
 
 CODES = {Relation.DUPLICATE: SEMANTIC_DUPLICATE, Relation.OVERLAP: OVERLAP, Relation.SAME_GOAL: SAME_GOAL}
 WHAT = {Relation.DUPLICATE: "Semantic duplicate of", Relation.OVERLAP: "Overlaps (merge candidate)",

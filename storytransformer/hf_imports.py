@@ -1,8 +1,10 @@
-"""transformers and sentence-transformers imported safely from several threads at once.
+"""transformers and sentence-transformers used safely from several threads at once.
 
-transformers resolves its names lazily; two threads importing it at the same moment (the daemon
-preloads the embedding model while an editor asks for the language model) can see a half-built module
-and fail with "cannot import name 'AutoModelForCausalLM'". Every import of theirs goes through one lock.
+The daemon preloads the embedding model while an editor may ask for the language model. transformers
+resolves its names lazily, so two threads importing it at the same moment can see a half-built module
+("cannot import name 'AutoModelForCausalLM'"); and ``from_pretrained`` builds models on the meta device
+through process-wide state, so a load beside another one fails ("Cannot copy out of meta tensor").
+Every import (:func:`names`) and every model load (:func:`loading`) holds one lock.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ import threading
 from typing import Any
 
 _LOCK = threading.RLock()
+
+
+def loading() -> threading.RLock:
+    """``with hf_imports.loading():`` around a ``from_pretrained`` or a SentenceTransformer load."""
+    return _LOCK
 
 
 def names(module: str, *attrs: str) -> Any:

@@ -114,8 +114,9 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         try:
-            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            with hf_imports.loading():
+                tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+                model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         except (ValueError, KeyError, OSError, RuntimeError, EOFError) as e:
             raise ModelLoadError(f"{gguf}: cannot read this GGUF file ({_first_line(e)})") from e
         # The weights are now plain tensors; without this the saved config claims GGUF quantization.

@@ -155,8 +155,9 @@ class TransformersBackend:
         if q is not None:
             kwargs.update(quantization_config=q, device_map={"": p.device})
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=False)
-            model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+            with hf_imports.loading():
+                self.tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=False)
+                model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
             if q is None:
                 model = model.to(p.device)
         except torch.OutOfMemoryError as e:

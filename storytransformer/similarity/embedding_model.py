@@ -106,7 +106,8 @@ def load_model(path: Path, device: str = "cpu", quantize: str = "none"):
         except ImportError:  # pragma: no cover
             pass
         try:
-            model = SentenceTransformer(str(path), device=device, local_files_only=True)
+            with hf_imports.loading():
+                model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except Exception as e:  # a broken directory surfaces as many exception types
             raise ModelError(f"cannot load the embedding model from {path}: {e}") from None
         model.max_seq_length = min(model.max_seq_length or MAX_SEQ_LENGTH, MAX_SEQ_LENGTH)

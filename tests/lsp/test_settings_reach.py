@@ -35,11 +35,11 @@ SERVER = {
     "device": ("cuda:1", "engine.device", "cuda:1", "commands.py", r"options\.engine\.to_engine_config\(\)"),
     "remoteUrl": ("http://127.0.0.1:8000/v1", "engine.remote_url", "http://127.0.0.1:8000/v1", "commands.py",
                   r"options\.engine\.to_engine_config\(\)"),
-    "daemon.enabled": (False, "daemon.enabled", False, "model.py", r"options\.enabled"),
-    "daemon.spawn": (False, "daemon.spawn", False, "model.py", r"options\.spawn"),
-    "daemon.timeoutS": (7.5, "daemon.timeout_s", 7.5, "model.py", r"options\.timeout_s"),
-    "daemon.idleUnloadMinutes": (2, "daemon.idle_unload_minutes", 2, "model.py", r"options\.start_flags\(\)"),
-    "daemon.idleExitMinutes": (3, "daemon.idle_exit_minutes", 3, "model.py", r"options\.start_flags\(\)"),
+    "daemon.enabled": (False, "daemon.enabled", False, "model_adapter.py", r"options\.enabled"),
+    "daemon.spawn": (False, "daemon.spawn", False, "model_adapter.py", r"options\.spawn"),
+    "daemon.timeoutS": (7.5, "daemon.timeout_s", 7.5, "model_adapter.py", r"options\.timeout_s"),
+    "daemon.idleUnloadMinutes": (2, "daemon.idle_unload_minutes", 2, "model_adapter.py", r"options\.start_flags\(\)"),
+    "daemon.idleExitMinutes": (3, "daemon.idle_exit_minutes", 3, "model_adapter.py", r"options\.start_flags\(\)"),
 }
 # key -> (TypeScript file of the extension that acts on it, what it reads)
 CLIENT = {

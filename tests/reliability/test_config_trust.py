@@ -24,8 +24,8 @@ from storytransformer.config import load_config
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-value-that-must-stay-home"
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user (uid 65534)")
-# A story without a role: `suggest rewrite FILE:1` has a job for the model.
-STORY = "I want to export the monthly report, so that I can share it with the board.\n"
+# A story the model is asked to rewrite (a line without a role gets a placeholder skeleton, no model).
+STORY = "As a manager, I want to export the monthly report fast, so that I can share it with the board.\n"
 
 
 # -- helpers ------------------------------------------------------------------------------

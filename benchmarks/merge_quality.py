@@ -18,7 +18,9 @@ detector's relation (ST603 duplicate, ST604 overlap) or the user (`suggest merge
 it, so these figures are merge quality given the relation, not detection quality.
 
 Annotator acceptance of the first proposal is not measured: the held-out proposals are written to
-docs/benchmarks/merge_proposals_held_out.csv for two annotators to judge (see docs/benchmarks/merge_quality.md).
+benchmarks/out/merge_proposals_held_out.csv for two annotators to judge (see docs/benchmarks/merge_quality.md).
+Texts made from the real backlogs (the proposals, the examples) stay in benchmarks/out/, never in docs/:
+the backlogs are not ours to copy.
 
 Prints the table and writes docs/benchmarks/merge_quality.md and .json.
 
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 OUT = ROOT / "docs" / "benchmarks"
+LOCAL = ROOT / "benchmarks" / "out"  # what quotes the real backlogs: kept out of the repository (.gitignore)
 
 from similarity_quality import REAL, load_pairs, workspace_of  # noqa: E402
 
@@ -134,25 +137,30 @@ def main() -> int:
             lines.append(f"| {part} | {label} | {s['pairs']} | {s['coverage']:.0%} | {s['present']:.0%} | {s['said']:.0%} "
                          f"| {s['no_proposal']:.0%} | {s['invented']} | {t['coverage']:.0%} | {t['no_proposal']:.0%} |")
     lines += ["", "Annotator acceptance of the first proposal was **not measured**. The first proposals for the held-out "
-              "pairs are in docs/benchmarks/merge_proposals_held_out.csv (sources, proposal, what it sets aside as said "
+              "pairs are written to benchmarks/out/merge_proposals_held_out.csv by this script (sources, proposal, what it sets aside as said "
               "by the other source). To measure it, two annotators who never saw this code judge each row against the "
               "guideline in docs/labelling.md: *accept* (a product owner would put it in the backlog as is), *edit* "
               "(right story, wording to fix) or *reject* (loses or distorts a need); report the share accepted per "
               "label with Cohen's kappa between them, adjudicated.", ""]
-    lines += ["## Examples", ""]
+    examples = ["## Examples", ""]
     shown = [r for r in rows if r["now"]["merged"] and r["now"]["said"]][:4] + \
         [r for r in rows if r["now"]["merged"] and not r["now"]["said"] and r["label"] == "overlap"][:2]
     for r in shown:
         n = r["now"]
-        lines += [f"- {r['id']} ({r['label']}): {r['a']!r} + {r['b']!r}", f"  - first proposal: {n['merged']!r}"]
-        lines += [f"  - said by the other source: {x}" for x in n.get("said_by", [])]
+        examples += [f"- {r['id']} ({r['label']}): {r['a']!r} + {r['b']!r}", f"  - first proposal: {n['merged']!r}"]
+        examples += [f"  - said by the other source: {x}" for x in n.get("said_by", [])]
     for r in [r for r in rows if not r["now"]["merged"]][:4]:
-        lines += [f"- {r['id']} ({r['label']}), no proposal: {r['a']!r} + {r['b']!r}", f"  - {r['now']['why']}"]
+        examples += [f"- {r['id']} ({r['label']}), no proposal: {r['a']!r} + {r['b']!r}", f"  - {r['now']['why']}"]
+    lines += ["Examples and every pair's proposal: benchmarks/out/merge_examples.md and merge_pairs.json (written by this "
+              "script; they quote the real backlogs, so they are not published here).", ""]
     text = tidy("\n".join(lines) + "\n")
     OUT.mkdir(parents=True, exist_ok=True)
+    LOCAL.mkdir(parents=True, exist_ok=True)
     (OUT / "merge_quality.md").write_text(text, encoding="utf-8")
-    (OUT / "merge_quality.json").write_text(tidy(json.dumps({"summary": summary, "pairs": rows}, indent=1)) + "\n", encoding="utf-8")
-    with open(OUT / "merge_proposals_held_out.csv", "w", newline="", encoding="utf-8") as f:
+    (OUT / "merge_quality.json").write_text(tidy(json.dumps({"summary": summary}, indent=1)) + "\n", encoding="utf-8")
+    (LOCAL / "merge_examples.md").write_text(tidy("\n".join(examples) + "\n"), encoding="utf-8")
+    (LOCAL / "merge_pairs.json").write_text(tidy(json.dumps(rows, indent=1)) + "\n", encoding="utf-8")
+    with open(LOCAL / "merge_proposals_held_out.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "label", "a", "b", "first_proposal", "said_by_other_source", "no_proposal_because",
                     "annotator_a", "annotator_b"])

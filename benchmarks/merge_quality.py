@@ -30,6 +30,7 @@ Prints the table and writes docs/benchmarks/merge_quality.md and .json.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sys
 import time
@@ -49,6 +50,39 @@ from storytransformer.similarity.merge import merge_proposals  # noqa: E402
 from storytransformer.similarity.needs import coverage, keeps_every_need, requirements  # noqa: E402
 
 LABELS = ("duplicate", "overlap")
+
+
+ACCEPTANCE = ROOT / "benchmarks" / "labels" / "merge_acceptance" / "adjudicated.csv"
+
+
+def acceptance_lines(rows: list[dict]) -> list[str]:
+    """How often annotators accept the first proposal of a held-out pair (benchmarks/labels/merge_acceptance/);
+    a verdict counts only while this code still proposes the text that was judged (its SHA-1)."""
+    held = [r for r in rows if r["part"] == "held_out"]
+    if not ACCEPTANCE.is_file():
+        return ["Annotator acceptance of the first proposal: not measured (no benchmarks/labels/merge_acceptance/)."]
+    judged = {r["id"]: r for r in csv.DictReader(ACCEPTANCE.open(encoding="utf-8"))}
+    counts = {"accept": 0, "edit": 0, "reject": 0, "stale": 0, "unjudged": 0}
+    proposed = [r for r in held if r["now"]["merged"]]
+    for r in proposed:
+        j = judged.get(r["id"])
+        if j is None:
+            counts["unjudged"] += 1
+        elif j["proposal_sha1"] != hashlib.sha1(r["now"]["merged"].encode()).hexdigest()[:12]:
+            counts["stale"] += 1
+        else:
+            counts[j["verdict"]] += 1
+    n = len(held)
+    out = ["## Do annotators accept the first proposal?", "",
+           f"Held-out pairs: {n}; with a first proposal: {len(proposed)}. Two annotators judged each proposal alone "
+           "(benchmarks/labels/merge_acceptance/README.md: agreement and adjudication).", "",
+           "| verdict | proposals | share of proposals | share of all held-out pairs |", "|---|---:|---:|---:|"]
+    for v in ("accept", "edit", "reject"):
+        out.append(f"| {v} | {counts[v]} | {counts[v] / max(len(proposed), 1):.0%} | {counts[v] / max(n, 1):.0%} |")
+    if counts["stale"] or counts["unjudged"]:
+        out += ["", f"Not counted: {counts['stale']} proposals changed since they were judged, {counts['unjudged']} "
+                "never judged; judge them again (the README says how)."]
+    return out
 
 
 def tidy(text: str) -> str:
@@ -136,12 +170,7 @@ def main() -> int:
             s, t = summary[part]["now"][label], summary[part]["strict"][label]
             lines.append(f"| {part} | {label} | {s['pairs']} | {s['coverage']:.0%} | {s['present']:.0%} | {s['said']:.0%} "
                          f"| {s['no_proposal']:.0%} | {s['invented']} | {t['coverage']:.0%} | {t['no_proposal']:.0%} |")
-    lines += ["", "Annotator acceptance of the first proposal was **not measured**. The first proposals for the held-out "
-              "pairs are written to benchmarks/out/merge_proposals_held_out.csv by this script (sources, proposal, what it sets aside as said "
-              "by the other source). To measure it, two annotators who never saw this code judge each row against the "
-              "guideline in docs/labelling.md: *accept* (a product owner would put it in the backlog as is), *edit* "
-              "(right story, wording to fix) or *reject* (loses or distorts a need); report the share accepted per "
-              "label with Cohen's kappa between them, adjudicated.", ""]
+    lines += ["", *acceptance_lines(rows), ""]
     examples = ["## Examples", ""]
     shown = [r for r in rows if r["now"]["merged"] and r["now"]["said"]][:4] + \
         [r for r in rows if r["now"]["merged"] and not r["now"]["said"] and r["label"] == "overlap"][:2]

@@ -31,14 +31,14 @@ pytestmark = pytest.mark.slow
 
 
 def run_neovim(root: Path, file: Path, fix_line: int = -1, hover: str = "", complete: str = "",
-               wait_code: str = "") -> dict:
+               wait_code: str = "", action: str = "") -> dict:
     nvim = shutil.which("nvim")
     if nvim is None:
         pytest.skip("nvim not installed (scripts/test-tools.d/20-neovim.sh installs it)")
     out = root / "nvim-result.json"
     runtime = tempfile.mkdtemp(prefix="st-nvim-")
     env = {**os.environ, "ST_PYTHON": sys.executable, "ST_ROOT": str(root), "ST_FILE": str(file), "ST_CONFIG": str(CONFIG),
-           "ST_OUT": str(out), "ST_FIX_LINE": str(fix_line), "ST_WAIT_CODE": wait_code,
+           "ST_OUT": str(out), "ST_FIX_LINE": str(fix_line), "ST_WAIT_CODE": wait_code, "ST_ACTION": action,
            "ST_HOVER": hover, "ST_COMPLETE": complete, "XDG_RUNTIME_DIR": runtime, "HF_HUB_OFFLINE": "1",
            "XDG_CONFIG_HOME": runtime, "XDG_DATA_HOME": runtime, "XDG_STATE_HOME": runtime,
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "server"), os.environ.get("PYTHONPATH", "")])}
@@ -70,6 +70,16 @@ def test_neovim_shows_diagnostics_and_applies_a_quick_fix(tmp_path):
     assert result["fixed_line"] == "As a librarian, I want to add new titles, so that the catalogue stays current."
     assert result["fix_cleared"]
     assert "ST101" in {d["code"] for d in result["after"]}
+
+
+def test_neovim_ignores_a_finding_for_one_story_with_the_code_action(tmp_path):
+    story_file = tmp_path / "stories.txt"
+    story_file.write_text(STORIES, "utf-8")
+    result = run_neovim(tmp_path, story_file, fix_line=2, action="Ignore ST301 for this story")
+    assert "Ignore ST301 for this story" in result["actions"] and "Ignore ST301 in this file" in result["actions"]
+    assert "storytransformer: ignore ST301" in result["fixed_line"]  # the comment, in the plain-text syntax
+    assert result["fix_cleared"]  # the finding is gone once the edit is checked
+    assert "ST101" in {d["code"] for d in result["after"]}  # the other stories' findings stay
 
 
 def test_neovim_on_a_real_backlog(real_backlogs, tmp_path):

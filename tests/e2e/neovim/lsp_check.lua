@@ -2,7 +2,7 @@
 -- file, wait for diagnostics, apply a quick fix, wait for the diagnostics to follow, write what happened
 -- as JSON, quit.
 -- Environment: ST_PYTHON, ST_CONFIG (the Lua configuration docs/lsp.md shows), ST_ROOT, ST_FILE, ST_OUT,
--- ST_FIX_LINE (0-based line of a fixable story),
+-- ST_FIX_LINE (0-based line of a fixable story), ST_ACTION (the title of the quick fix to apply; empty: ST301's fix),
 -- ST_WAIT_CODE (a code to wait for; empty: any diagnostic), ST_HOVER ("line:col", 0-based: hover there), ST_COMPLETE (text typed on a new last line, then completion).
 local out = {}
 
@@ -94,11 +94,12 @@ local function run()
     local responses = vim.lsp.buf_request_sync(buf, "textDocument/codeAction", params, 20000) or {}
     out.actions = {}
     local chosen
+    local wanted = os.getenv("ST_ACTION") or ""
     for _, resp in pairs(responses) do
       for _, action in ipairs(resp.result or {}) do
         table.insert(out.actions, action.title)
         if not chosen and action.edit and action.diagnostics and action.diagnostics[1]
-            and action.diagnostics[1].code == "ST301" then
+            and ((wanted == "" and action.diagnostics[1].code == "ST301") or action.title == wanted) then
           chosen = action
         end
       end

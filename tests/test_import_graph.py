@@ -43,19 +43,25 @@ def modules() -> dict[str, Module]:
     return out
 
 
+def _imported_modules(mod: Module, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The dotted module each import statement names (before any name lookup)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if node.level:
+        base = mod.name.split(".")
+        if not mod.is_package:
+            base = base[:-1]
+        base = base[:len(base) - (node.level - 1)]
+        return [".".join(base + ([node.module] if node.module else []))]
+    return [node.module or ""]
+
+
 def _targets(mod: Module, node: ast.Import | ast.ImportFrom, known: dict[str, Module]) -> list[str]:
     """Our modules that ``node`` imports: ``from pkg import name`` is ``pkg.name`` when that is a module."""
     if isinstance(node, ast.Import):
         names = [a.name for a in node.names]
     else:
-        if node.level:
-            base = mod.name.split(".")
-            if not mod.is_package:
-                base = base[:-1]
-            base = base[:len(base) - (node.level - 1)]
-            prefix = ".".join(base + ([node.module] if node.module else []))
-        else:
-            prefix = node.module or ""
+        (prefix,) = _imported_modules(mod, node)
         names = [f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in known else prefix for a in node.names]
     out = []
     for name in names:
@@ -175,19 +181,6 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     imports = [n for n in ast.walk(node) if isinstance(n, ast.ImportFrom)]
     assert _targets(known["storytransformer.x"], imports[0], known) == ["storytransformer.cli"]
     assert _targets(known["storytransformer.x"], imports[1], known) == ["storytransformer_server.lsp.server"]
-
-
-def _imported_modules(mod: Module, node: ast.Import | ast.ImportFrom) -> list[str]:
-    """The dotted module each import statement names (before any name lookup)."""
-    if isinstance(node, ast.Import):
-        return [a.name for a in node.names]
-    if node.level:
-        base = mod.name.split(".")
-        if not mod.is_package:
-            base = base[:-1]
-        base = base[:len(base) - (node.level - 1)]
-        return [".".join(base + ([node.module] if node.module else []))]
-    return [node.module or ""]
 
 
 def test_every_import_of_our_modules_names_one_that_exists():

@@ -246,6 +246,7 @@ PLACEHOLDERS = (ROLE_PLACEHOLDER, BENEFIT_PLACEHOLDER)
 # "search should be fast", "the system must send reminders": what is wanted follows a modal verb
 MODAL = re.compile(r"\s+(?:should|must|shall|will|needs? to|has to|have to|ought to|can)\s+(?P<be>be\s+)?", re.IGNORECASE)
 CLAUSE_BREAK = re.compile(r"\s*;\s*|\s*,?\s+(?:and|or|but|also)\s+|\s*,\s+", re.IGNORECASE)
+LIST_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")  # "- ", "3. " where the format keeps it in the text
 DETERMINERS = frozenset("a an the this that these those my our your their its his her every each all some any".split())
 
 
@@ -296,10 +297,31 @@ def skeletons(story: Story) -> tuple[str, ...]:
     if story.role is not None:
         cut = story.role.range.end.character - story.range.start.character
         text = story.text[cut:] if story.role.range.end.line == story.range.start.line else text
-    text = re.sub(r"\s+", " ", text).strip(" ,.;:")
+    text = re.sub(r"\s+", " ", LIST_BULLET.sub("", text)).strip(" ,.;:")
     if not text:
         return ()
     return tuple(f"{role}, I want {wish(c)}, so that {BENEFIT_PLACEHOLDER}." for c in clauses(text))
+
+
+def skeleton_fix(story: Story, lines: list[str]) -> Fix | None:
+    """The :func:`skeletons` of a one-line story as an edit that replaces it (one line per wish, each
+    with the story's indentation or bullet and, where the story has an id, its own id: N-3a, N-3b).
+    Never applied on its own (the placeholders are the user's to fill in): offered as a rewrite."""
+    found = skeletons(story)
+    if not found or not single_line(story) or story.format not in ("text", "markdown"):
+        return None
+    if injection_reasons(story.text):
+        return None  # the skeleton copies the line's words: never markup or instructions
+    title = f'Rewrite as a story: "{found[0]}"' + (f" (+{len(found) - 1} more)" if len(found) > 1 else "")
+    bullet = LIST_BULLET.match(story.text)
+    bullet = bullet.group(0).lstrip() if bullet else ""
+    found = [bullet + s for s in found]
+    labelled = _with_split_ids(story, found, lines) if len(found) > 1 else None
+    if labelled is not None:
+        rng, found = labelled
+    else:
+        rng = story.range
+    return Fix.replace(title, rng, ("\n" + line_prefix(story, lines)).join(found))
 
 
 def split_ids(story: Story, count: int) -> list[str] | None:

@@ -175,3 +175,27 @@ def test_a_long_merge_preview_keeps_its_start_and_its_end():
     assert len(shown) <= 82 and " … " in shown
     assert shown.startswith("As a member, I want to renew") and shown.endswith("tell my friends about it.")
     assert preview("As a member, I want to renew a loan.") == "As a member, I want to renew a loan."
+
+
+async def test_a_line_that_is_not_a_story_is_offered_its_skeleton_without_a_model(client, workspace):
+    text = ("As a member, I want to renew a borrowed book online, so that I keep reading it.\n"
+            "US-7: search should be fast and the renew button must be green\n"
+            "As a member, I want to reserve a book, so that I can borrow it when it is back.\n")
+    path = workspace / "wishes.txt"
+    path.write_text(text)
+    await start(client, workspace)
+    u = open_doc(client, path)
+    actions = await client.text_document_code_action_async(params(u, 1, only=[types.CodeActionKind.RefactorRewrite]))
+    (skeleton,) = [a for a in actions or [] if a.title.startswith("Rewrite as a story")]
+    assert '"As a <role>, I want to search fast, so that <benefit>." (+1 more)' in skeleton.title
+    assert skeleton.edit is not None and not skeleton.is_preferred
+    (doc_edit,) = skeleton.edit.document_changes
+    assert doc_edit.text_document.version == 1
+    lines = apply_edits(text, doc_edit.edits).splitlines()
+    # one story per wish, each with its own id; the placeholders are left for the writer to fill in
+    assert lines[1] == "US-7a: As a <role>, I want to search fast, so that <benefit>."
+    assert lines[2] == "US-7b: As a <role>, I want the renew button to be green, so that <benefit>."
+    assert lines[0] == text.splitlines()[0] and lines[3] == text.splitlines()[2]
+    # a well-formed story gets no skeleton
+    story_actions = await client.text_document_code_action_async(params(u, 0, only=[types.CodeActionKind.RefactorRewrite]))
+    assert not any(a.title.startswith("Rewrite as a story") for a in story_actions or [])

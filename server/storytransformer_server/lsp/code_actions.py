@@ -2,7 +2,9 @@
 merge candidate (declared on the rule: duplicates, overlaps), a preview of each deterministic merge
 ('Merge into: "<merged story>" (with <file:line>)', the first and at most three alternatives, so the
 user picks one before anything is replaced),
-"Rewrite with model" for a story with findings, and fix-all (see :mod:`.fix_all`).
+"Rewrite as a story: <skeleton>" for a line that is not a story (its own words, placeholders for the
+role and benefit: no model), "Rewrite with model" for a story with findings, and fix-all (see
+:mod:`.fix_all`).
 
 Quick fixes carry their edit at once. The model actions carry only a title and
 ``data``; their edit is computed by ``codeAction/resolve`` when the user picks
@@ -70,11 +72,35 @@ def quick_fixes(server: "ServerContext", uri: str, pub, rng: types.Range, only,
     if here and wanted(types.CodeActionKind.QuickFix, only):
         # after the fixes, so an editor's first (preferred) action stays the fix
         actions.extend(ignore.actions(server, uri, pub, [f for f, _ in here], [d for _, d in here], stories or {}))
+    if wanted(types.CodeActionKind.RefactorRewrite, only):
+        actions.extend(skeleton_actions(server, uri, pub, rewrite_for, stories or {}))
     if model_on and wanted(types.CodeActionKind.RefactorRewrite, only):
         for story_id, diag in rewrite_for.items():
             actions.append(types.CodeAction(
                 title="Rewrite with model", kind=types.CodeActionKind.RefactorRewrite, diagnostics=[diag],
                 data={"action": "rewrite", "uri": uri, "version": pub.version, "story": story_id}))
+    return actions
+
+
+def skeleton_actions(server: "ServerContext", uri: str, pub, diag_of: dict[str, types.Diagnostic],
+                     stories: dict) -> list[types.CodeAction]:
+    """For each story here that is not a story (no 'I want', or no role): the skeleton built from its own
+    words (:func:`storytransformer.fixes.skeleton_fix`), its text in the title. Deterministic, so offered
+    with no model; never preferred and never applied on save: the user fills the placeholders."""
+    from storytransformer.fixes import skeleton_fix
+
+    doc = server.open_document(uri)
+    if doc is None:
+        return []
+    actions = []
+    for story_id, diag in diag_of.items():
+        story = stories.get(story_id)
+        fix = skeleton_fix(story, list(doc.lines)) if story is not None else None
+        if fix is not None:
+            actions.append(types.CodeAction(
+                title=fix.title if len(fix.title) <= PREVIEW_CHARS + 40 else preview(fix.title, PREVIEW_CHARS + 40),
+                kind=types.CodeActionKind.RefactorRewrite, diagnostics=[diag],
+                edit=document_edit(uri, pub.version, [text_edit(e) for e in fix.edits])))
     return actions
 
 

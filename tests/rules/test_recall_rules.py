@@ -97,3 +97,26 @@ def test_goal_as_means_is_off_by_default_and_flags_when_selected():
     config.select = ["ST1001"]
     assert "ST1001" in codes(story, config)
     assert "ST1001" not in codes("As an asset manager, I want a report of changed copies.", config)
+
+
+@pytest.mark.parametrize("story, flagged", [
+    ("As a manager, I want to link the archive, so that I can analyse impact of publications I can link funding.", True),
+    ("As an older person, I want to have the shirt has to be light.", True),
+    ("As a depositor, I want guarantees, so that I can use my data and I can meet funder rules.", False),
+    ("As a researcher, I want to see other sections, so that I can see if we could share posts.", False),
+    ("As a user, I want to have the report sent to me every week.", False),
+])
+def test_run_together_clauses_and_a_second_verb_are_grammar_slips(story, flagged):
+    assert ("ST404" in codes(story)) is flagged
+
+
+@pytest.mark.parametrize("story, flagged", [
+    ("As a visitor, I want to have a link on the home page to a list of classes.", True),
+    ("As a sponsor, I want to find a link in the menu to the registration form.", True),
+    ("As a buyer, I want to be offered choices on the second page of registration.", True),
+    ("As a visitor, I want to see a list of classes, so that I can pick one.", False),
+    ("As a researcher, I want to link my papers in the repository to my profile.", False),
+    ("As a visitor, I want to see the classes on the home page, so that I find them.", True),
+])
+def test_screen_placement_is_solution_detail(story, flagged):
+    assert ("ST801" in codes(story)) is flagged

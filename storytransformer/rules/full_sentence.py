@@ -7,7 +7,7 @@ import re
 from ..findings import Finding, Fix, Severity, TextEdit
 from ..fixes import join_sentences
 from ..story import Range, sub_range
-from .registry import MAX_STORY_CHARS, Example, rule
+from .registry import MAX_STORY_CHARS, MODEL_SCOPE, Example, declare, rule
 
 CRITERION = "full-sentence"
 
@@ -160,3 +160,15 @@ def run_on_sentence(story, ctx):
                          f"Not a full sentence: {words} words run on as one sentence (more than {RUN_ON_WORDS}); keep "
                          "role, means and ends, and move the details to notes",
                          data={"words": words, "limit": RUN_ON_WORDS})
+
+
+# Most sentences annotators call broken are garbled in ways no pattern lists ("I want to games that ...",
+# "so that features can be made"); a parser over every story costs about 1 s per 12,000 words on one core,
+# beyond the time `check` may take, and a capable language model judges them better.
+declare("ST406", "garbled-sentence", CRITERION, Severity.WARNING,
+        "The story is not one grammatical sentence in a way ST401-ST405 do not list (words missing, in the wrong "
+        "order, or a clause that goes nowhere). Needs a language model: `check` does not run it.",
+        scope=MODEL_SCOPE, default_on=False,
+        fix="Rewrite the story as one sentence: 'As a <role>, I want <feature>, so that <reason>.'",
+        examples=(Example("As an older person, I want to games that train memory and movement.", flagged=True),
+                  Example("As an older person, I want games that train memory and movement.", flagged=False)))

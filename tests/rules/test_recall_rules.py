@@ -120,3 +120,24 @@ def test_run_together_clauses_and_a_second_verb_are_grammar_slips(story, flagged
 ])
 def test_screen_placement_is_solution_detail(story, flagged):
     assert ("ST801" in codes(story)) is flagged
+
+
+BACKLOG = "".join(f"As a member, I want to renew loan {i}, so that I avoid a fine.\n" for i in range(6))
+
+
+@pytest.mark.parametrize("line, flagged", [
+    ("I want to renew a loan, so that I avoid a fine.", True),  # 'I' instead of 'As a' (docs/labelling.md)
+    ("Fines and payments", True),  # a heading amid stories
+    ("the rest of a story broken over two lines.", True),
+    ("As a member, I want to renew a loan, so that I avoid a fine.", False),
+])
+def test_a_line_outside_the_dominant_template_is_not_uniform(line, flagged):
+    _, findings = lint_texts({"s.txt": BACKLOG + line})
+    assert ("ST501" in codes_on_line(findings, "s.txt", 7)) is flagged
+
+
+def test_a_backlog_where_most_lines_are_not_stories_has_no_template_to_deviate_from():
+    text = "".join(f"Heading {i}\n" for i in range(6)) + BACKLOG + "Another heading"
+    _, findings = lint_texts({"s.txt": text})
+    assert "ST501" not in codes_on_line(findings, "s.txt", 13)
+    assert "ST103" in codes_on_line(findings, "s.txt", 13)

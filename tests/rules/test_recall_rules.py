@@ -118,8 +118,11 @@ def test_run_together_clauses_and_a_second_verb_are_grammar_slips(story, flagged
     ("As a researcher, I want to link my papers in the repository to my profile.", False),
     ("As a visitor, I want to see the classes on the home page, so that I find them.", True),
 ])
-def test_screen_placement_is_solution_detail(story, flagged):
-    assert ("ST801" in codes(story)) is flagged
+def test_screen_placement_is_reported_when_selected(story, flagged):
+    config = Config()
+    config.select = ["ST802"]
+    assert ("ST802" in codes(story, config)) is flagged
+    assert not RULES["ST802"].default_on and "ST802" not in codes(story)
 
 
 BACKLOG = "".join(f"As a member, I want to renew loan {i}, so that I avoid a fine.\n" for i in range(6))

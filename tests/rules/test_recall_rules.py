@@ -144,3 +144,26 @@ def test_a_backlog_where_most_lines_are_not_stories_has_no_template_to_deviate_f
     _, findings = lint_texts({"s.txt": text})
     assert "ST501" not in codes_on_line(findings, "s.txt", 13)
     assert "ST103" in codes_on_line(findings, "s.txt", 13)
+
+
+MODEL_CODES = ("ST406", "ST1002", "ST1102", "ST1201", "ST1301")
+
+
+def test_checks_that_need_a_language_model_say_so_and_produce_nothing():
+    import json
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-m", "storytransformer", "rules"]
+    listing = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    model_lines = [line for line in listing.splitlines() if "needs a language model; not run by check" in line]
+    assert sorted(line.split()[0] for line in model_lines) == sorted(MODEL_CODES)
+    as_json = json.loads(subprocess.run(run + ["--format", "json"], capture_output=True, text=True, check=True).stdout)
+    assert {r["code"] for r in as_json if r["needs_model"]} == set(MODEL_CODES)
+    config = Config()
+    config.select = list(MODEL_CODES)  # selected, they still run nothing: no rule of words could find them
+    for code in MODEL_CODES:
+        assert RULES[code].check is None and not RULES[code].default_on
+        defect = RULES[code].before
+        _, findings = lint_texts({"s.txt": defect.text}, config)
+        assert not any(f.code == code for f in findings)

@@ -26,8 +26,10 @@ def example_lines(example) -> list[str]:
             for line in example.lines]
 
 
-def example_label(example) -> str:
-    verdict = "flagged" if example.flagged else "not flagged"
+def example_label(example, needs_model: bool = False) -> str:
+    """'flagged', or for a check that needs a language model (and is not run) whether the story has the defect."""
+    verdict = ("a defect" if example.flagged else "no defect") if needs_model else \
+        "flagged" if example.flagged else "not flagged"
     return f"{verdict} (the last story)" if len(example.lines) > 1 else verdict
 
 
@@ -41,16 +43,20 @@ def markdown() -> str:
            "unless asked; see [the fix policy](output.md#which-fixes-apply-the-fix-policy)).", "",
            "| code | name | criterion | default | fix |", "|---|---|---|---|---|"]
     for r in rule_rows():
-        default = r.severity.value if r.default_on else f"off ({r.severity.value})"
+        default = "language model" if r.needs_model else r.severity.value if r.default_on else f"off ({r.severity.value})"
         fix = r.fix_kind.value if r.fixable else ""
         out.append(f"| [{r.code}](#{r.code.lower()}-{r.name}) | {r.name} | {r.criterion} | {default} | {fix} |")
     for r in rule_rows():
-        out += ["", f"## {r.code} {r.name}", "", f"Criterion: **{r.criterion}**. Default: {r.severity.value}"
-                f"{'' if r.default_on else ', off unless selected'}. Source: {r.scope} rule.", "", r.summary]
+        source = ("a language model (`check` does not run it: no rule of words or grammar found these defects "
+                  "precisely enough)") if r.needs_model else f"{r.scope} rule"
+        default = "not run" if r.needs_model else \
+            f"{r.severity.value}{'' if r.default_on else ', off unless selected'}"
+        out += ["", f"## {r.code} {r.name}", "", f"Criterion: **{r.criterion}**. Default: {default}. Source: {source}.",
+                "", r.summary]
         if r.fix:
             out += ["", f"How to fix: {r.fix}"]
         for e in r.examples:
-            out += ["", f"{example_label(e).capitalize()}:", "", "```text", *example_lines(e), "```"]
+            out += ["", f"{example_label(e, r.needs_model).capitalize()}:", "", "```text", *example_lines(e), "```"]
     return "\n".join(out) + "\n"
 
 
@@ -67,6 +73,7 @@ def run(args) -> int:
         print(json.dumps([{"code": r.code, "name": r.name, "criterion": r.criterion, "severity": r.severity.value,
                            "default_on": r.default_on, "fixable": r.fixable, "unsafe_fix": r.unsafe_fix,
                            "fix_kind": r.fix_kind.value, "merge_candidate": r.merge_candidate,
+                           "needs_model": r.needs_model,
                            "summary": r.summary, "fix": r.fix,
                            "examples": [{"text": e.text, "flagged": e.flagged} for e in r.examples],
                            "url": r.url} for r in rows], indent=2))
@@ -75,7 +82,8 @@ def run(args) -> int:
     else:
         for r in rows:
             flag = "[*]" if r.fixable else "   "
-            off = "" if r.default_on else " (off by default)"
+            off = " (needs a language model; not run by check)" if r.needs_model else \
+                "" if r.default_on else " (off by default)"
             print(f"{r.code:7} {flag} {r.name:28} {r.criterion:17} {r.severity.value:8}{off}")
             if args.code:
                 print(f"\n{r.summary}")
@@ -84,7 +92,7 @@ def run(args) -> int:
                 if r.fixable:
                     print(f"Fix kind: {r.fix_kind.value}")
                 for e in r.examples:
-                    print(f"\n{example_label(e).capitalize()}:")
+                    print(f"\n{example_label(e, r.needs_model).capitalize()}:")
                     for line in example_lines(e):
                         print(f"    {line}")
                 print(f"\n{r.url}")

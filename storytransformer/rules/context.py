@@ -58,22 +58,26 @@ class Template:
     ends: str = "so that"
     role_share: float = 0.0
     means_share: float = 0.0
-    counted: int = 0
+    counted: int = 0  # stories with a role and a means: those the template is counted over
+    with_means: int = 0  # stories with a means, with or without a role
+    lines: int = 0  # every story, those with no template at all (a heading, a fragment) included
 
     @staticmethod
     def of(stories: Iterable[Story]) -> "Template":
         roles: Counter[str] = Counter()
         means: Counter[str] = Counter()
-        n = 0
+        n = with_means = lines = 0
         for s in stories:
+            lines += 1
+            with_means += s.means is not None
             if s.role and s.means:
                 n += 1
                 roles[role_family(s.role.marker)] += 1
                 means[means_family(s.means.marker)] += 1
         if not n:
-            return Template()
+            return Template(with_means=with_means, lines=lines)
         (r, rc), (m, mc) = roles.most_common(1)[0], means.most_common(1)[0]
-        return Template(r, m, "so that", rc / n, mc / n, n)
+        return Template(r, m, "so that", rc / n, mc / n, n, with_means, lines)
 
 
 @dataclass

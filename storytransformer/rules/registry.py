@@ -65,7 +65,7 @@ class Rule:
     severity: Severity
     summary: str
     fixable: bool
-    scope: str  # "story" | "workspace" | "semantic"
+    scope: str  # "story" | "workspace" | "semantic" | "model" (MODEL_SCOPE: needs a language model, not run by check)
     default_on: bool
     check: Callable[..., Iterable[Finding]] | None
     unsafe_fix: bool = False  # the fix changes what the story asks for: only with --unsafe-fixes
@@ -94,10 +94,17 @@ class Rule:
         return next((e for e in self.examples if not e.flagged), None)
 
     @property
+    def needs_model(self) -> bool:
+        """A criterion only a capable language model judges: declared so that `storytransformer rules` and
+        docs/rules.md say so, but no rule of ``check`` produces its findings (measured: docs/benchmarks/rules.md)."""
+        return self.scope == MODEL_SCOPE
+
+    @property
     def url(self) -> str:
         return DOCS_URL.format(anchor=f"{self.code.lower()}-{self.name}")
 
 
+MODEL_SCOPE = "model"
 RULES: dict[str, Rule] = {}
 # Batch hooks run once per check before the per-story rules (e.g. parse all conjunctions at once).
 PREPARE: dict[str, Callable] = {}  # rule code -> hook, run only when the rule is on
@@ -122,7 +129,8 @@ def rule(code: str, name: str, criterion: str, severity: Severity, summary: str,
 def declare(code: str, name: str, criterion: str, severity: Severity, summary: str, *,
             fixable: bool = False, scope: str = "semantic", default_on: bool = True,
             fix: str = "", examples: Sequence[Example] = (), merge_candidate: bool = False) -> None:
-    """Declare a rule whose findings are produced elsewhere (the similarity index, the engine)."""
+    """Declare a rule whose findings are produced elsewhere (the similarity index, the engine), or, with
+    ``scope=MODEL_SCOPE``, a check that needs a language model and that ``check`` does not run."""
     RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, None,
                        fix=fix, examples=tuple(examples), merge_candidate=merge_candidate)
 

@@ -25,14 +25,20 @@ _BACKLOG = ("As a member, I want to renew a loan, so that I avoid a fine.\n"
 
 
 @rule("ST501", "template-deviation", CRITERION, Severity.INFO,
-      "The story's markers differ from the backlog's dominant template ('I'd like' where most say 'I want').",
+      "The story's markers differ from the backlog's dominant template ('I'd like' where most say 'I want'), or the "
+      "line does not use it at all (no role, or not a story: a heading, a fragment) where most stories do.",
       fixable=True, scope="workspace",
       fix="Use the backlog's dominant markers (the quick fix rewrites them).",
       examples=(Example(_BACKLOG + "As a member, I'd like to pay a fine online, so that I can borrow again.", flagged=True),
+                Example(_BACKLOG + "I want to pay a fine online, so that I can borrow again.", flagged=True),
+                Example(_BACKLOG + "Fines and payments", flagged=True),
                 Example(_BACKLOG + "As a member, I want to pay a fine online, so that I can borrow again.", flagged=False)))
 def template_deviation(story, ctx, workspace):
     t = ctx.template
-    if t.counted < MIN_STORIES or story.means is None:
+    if t.counted < MIN_STORIES:
+        return
+    if story.means is None or story.role is None:
+        yield from _outside_template(story, t)
         return
     problems = []
     role_dev = story.role is not None and t.role_share >= MIN_SHARE and t.role == "as a" \
@@ -52,6 +58,23 @@ def template_deviation(story, ctx, workspace):
     fix = normalise_markers(story, t.role if role_dev else "", t.means) if means_dev else None
     yield Finding.on(story, "ST501", CRITERION, Severity.INFO,
                      "Not uniform: " + "; ".join(problems), rng, fix=fix)
+
+
+def _outside_template(story, t):
+    """A line that does not use the template at all where most stories of its backlog do: no role ('I want
+    ...' where the others say 'As a ...', docs/labelling.md), or no story shape (a heading, a fragment)."""
+    template = f"'{t.role.capitalize()} ..., {t.means.replace('i ', 'I ', 1)} ...'"
+    if story.means is not None:
+        share = t.counted / t.with_means
+        if share >= MIN_SHARE:
+            yield Finding.on(story, "ST501", CRITERION, Severity.INFO,
+                             f"Not uniform: no role where {share:.0%} of the stories start {template}")
+        return
+    share = t.counted / t.lines
+    if share >= MIN_SHARE:
+        yield Finding.on(story, "ST501", CRITERION, Severity.INFO,
+                         f"Not uniform: the line does not follow the template {template} that {share:.0%} of the "
+                         "stories use")
 
 
 def _gap(story, left, right):

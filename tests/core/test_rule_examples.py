@@ -51,6 +51,12 @@ def private_cache_dir(tmp_path_factory, monkeypatch):
 @pytest.mark.parametrize("code, index", CASES)
 def test_the_rule_flags_its_example_exactly_when_declared(code, index):
     example = RULES[code].examples[index]
+    if RULES[code].needs_model:
+        # Declared for the docs; no rule produces it, selected or not: its examples say what a model should find.
+        assert RULES[code].check is None and code not in flagged_codes(code, example.text)
+        if example.flagged:
+            pytest.skip(f"{code} needs a language model, which check does not run")
+        return
     got = code in flagged_codes(code, example.text)
     assert got == example.flagged, (f"{code} {'did not flag' if example.flagged else 'flagged'} "
                                     f"the last line of {example.text!r}")

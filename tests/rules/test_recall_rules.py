@@ -97,3 +97,73 @@ def test_goal_as_means_is_off_by_default_and_flags_when_selected():
     config.select = ["ST1001"]
     assert "ST1001" in codes(story, config)
     assert "ST1001" not in codes("As an asset manager, I want a report of changed copies.", config)
+
+
+@pytest.mark.parametrize("story, flagged", [
+    ("As a manager, I want to link the archive, so that I can analyse impact of publications I can link funding.", True),
+    ("As an older person, I want to have the shirt has to be light.", True),
+    ("As a depositor, I want guarantees, so that I can use my data and I can meet funder rules.", False),
+    ("As a researcher, I want to see other sections, so that I can see if we could share posts.", False),
+    ("As a user, I want to have the report sent to me every week.", False),
+])
+def test_run_together_clauses_and_a_second_verb_are_grammar_slips(story, flagged):
+    assert ("ST404" in codes(story)) is flagged
+
+
+@pytest.mark.parametrize("story, flagged", [
+    ("As a visitor, I want to have a link on the home page to a list of classes.", True),
+    ("As a sponsor, I want to find a link in the menu to the registration form.", True),
+    ("As a buyer, I want to be offered choices on the second page of registration.", True),
+    ("As a visitor, I want to see a list of classes, so that I can pick one.", False),
+    ("As a researcher, I want to link my papers in the repository to my profile.", False),
+    ("As a visitor, I want to see the classes on the home page, so that I find them.", True),
+])
+def test_screen_placement_is_reported_when_selected(story, flagged):
+    config = Config()
+    config.select = ["ST802"]
+    assert ("ST802" in codes(story, config)) is flagged
+    assert not RULES["ST802"].default_on and "ST802" not in codes(story)
+
+
+BACKLOG = "".join(f"As a member, I want to renew loan {i}, so that I avoid a fine.\n" for i in range(6))
+
+
+@pytest.mark.parametrize("line, flagged", [
+    ("I want to renew a loan, so that I avoid a fine.", True),  # 'I' instead of 'As a' (docs/labelling.md)
+    ("Fines and payments", True),  # a heading amid stories
+    ("the rest of a story broken over two lines.", True),
+    ("As a member, I want to renew a loan, so that I avoid a fine.", False),
+])
+def test_a_line_outside_the_dominant_template_is_not_uniform(line, flagged):
+    _, findings = lint_texts({"s.txt": BACKLOG + line})
+    assert ("ST501" in codes_on_line(findings, "s.txt", 7)) is flagged
+
+
+def test_a_backlog_where_most_lines_are_not_stories_has_no_template_to_deviate_from():
+    text = "".join(f"Heading {i}\n" for i in range(6)) + BACKLOG + "Another heading"
+    _, findings = lint_texts({"s.txt": text})
+    assert "ST501" not in codes_on_line(findings, "s.txt", 13)
+    assert "ST103" in codes_on_line(findings, "s.txt", 13)
+
+
+MODEL_CODES = ("ST406", "ST1002", "ST1102", "ST1201", "ST1301")
+
+
+def test_checks_that_need_a_language_model_say_so_and_produce_nothing():
+    import json
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-m", "storytransformer", "rules"]
+    listing = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    model_lines = [line for line in listing.splitlines() if "needs a language model; not run by check" in line]
+    assert sorted(line.split()[0] for line in model_lines) == sorted(MODEL_CODES)
+    as_json = json.loads(subprocess.run(run + ["--format", "json"], capture_output=True, text=True, check=True).stdout)
+    assert {r["code"] for r in as_json if r["needs_model"]} == set(MODEL_CODES)
+    config = Config()
+    config.select = list(MODEL_CODES)  # selected, they still run nothing: no rule of words could find them
+    for code in MODEL_CODES:
+        assert RULES[code].check is None and not RULES[code].default_on
+        defect = RULES[code].before
+        _, findings = lint_texts({"s.txt": defect.text}, config)
+        assert not any(f.code == code for f in findings)

@@ -177,7 +177,7 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
     from ..similarity.classify import Relation
     from .merges import NOT_PROPOSED_NOTE, MergeKind, grounded, rank_all
 
-    steps.start("Finding clusters")
+    steps.start("Finding clusters", step="finding clusters")
     clusters = index.clusters([Relation.DUPLICATE, Relation.OVERLAP])
     edges = cluster_edges(index, clusters)
     cap = len(clusters) if options.max_merges is None else min(len(clusters), options.max_merges)
@@ -190,7 +190,7 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
         steps.advance()
     proposable = [m for m in found if m.kind == MergeKind.DETERMINISTIC]
     if options.model and (proposable or options.generate):
-        steps.start("Loading the language model")
+        steps.start("Loading the language model", step="loading model")
     engine, merges = _proposer(config, options, warn, notes) if proposable or options.generate else (None, None)
     merges = merges or {"ranked_by": None, "generated": False}
     if engine is not None and merges["ranked_by"] is not None:

@@ -96,15 +96,21 @@ def generated(engine, merge: ClusterMerge, deadline) -> None:
 
 def rank_all(engine, merges: Sequence[ClusterMerge], seconds: float, *, generate: bool = False,
              advance: Callable[[int], None] = lambda n: None) -> int:
-    """Let the model rank every cluster with a proposal, largest first, until ``seconds`` run out;
-    the rest keep their deterministic order and say so. Returns how many the model ranked."""
+    """Let the model rank every cluster with a proposal until ``seconds`` run out; the rest keep
+    their deterministic order and say so. Returns how many the model ranked.
+
+    Clusters with several grounded proposals come first (largest first): there the model's order
+    decides which merge is shown. A cluster with one proposal only gets its score after those."""
     from ..engine import Deadline, DeadlineExceeded, EngineError
 
     budget = Deadline.after(seconds)
+    if generate:
+        todo = [m for m in merges if m.kind in (MergeKind.DETERMINISTIC, MergeKind.NONE)]
+    else:
+        todo = [m for m in merges if m.kind == MergeKind.DETERMINISTIC]
+        todo = [m for m in todo if len(m.accepted) > 1] + [m for m in todo if len(m.accepted) == 1]
     done = 0
-    for m in merges:
-        if m.kind != MergeKind.DETERMINISTIC and not (generate and m.kind == MergeKind.NONE):
-            continue
+    for m in todo:
         if budget.expired:
             if m.kind == MergeKind.DETERMINISTIC:
                 m.note = NO_TIME_NOTE

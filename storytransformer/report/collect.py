@@ -196,7 +196,10 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
     if engine is not None and merges["ranked_by"] is not None:
         todo = len(proposable) if not options.generate else len(found)
         steps.start(f"Ranking merges with the model ({todo} clusters, {options.model_seconds:g} s budget)", total=todo)
-        ranked = rank_all(engine, found, options.model_seconds, generate=options.generate, advance=steps.advance)
+        try:
+            ranked = rank_all(engine, found, options.model_seconds, generate=options.generate, advance=steps.advance)
+        finally:
+            engine.unload()  # its memory is the page's now
         if ranked < len(proposable):
             notes.append(f"The model ranked the merges of {ranked} of {len(proposable)} clusters within its "
                          f"{options.model_seconds:g} s budget (--model-seconds); the other merges are the "

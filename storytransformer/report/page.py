@@ -175,9 +175,10 @@ def _clusters(clusters: list[dict], merges: dict | None, summary: dict | None = 
     counts = ""
     if summary:
         by = summary["by_kind"]
-        counts = ("<p class=merge-counts>" + " · ".join(
-            f"<span data-kind=\"{escape(k)}\">{by.get(k, 0):,} {KIND_LABELS[k]}</span>" for k in KIND_LABELS if by.get(k))
-            + "</p>")
+        options = "".join(f"<option value=\"{escape(k)}\">{escape(KIND_LABELS[k])} ({by.get(k, 0):,})</option>"
+                          for k in KIND_LABELS if by.get(k))
+        counts = ("<form class=filters onsubmit=\"return false\"><label>Merge <select id=filter-merge>"
+                  f"<option value=\"\">all ({len(clusters):,})</option>{options}</select></label></form>")
     out = [f"<section id=clusters><h2>Near-duplicate clusters ({len(clusters):,})</h2>{counts}<p class=meta>{how} "
            "Edges: red = duplicate, orange = overlap, purple = same text; thicker = more similar; "
            "the dark node is the representative.</p><div class=clusters>"]

@@ -97,6 +97,9 @@ def test_every_cluster_has_a_merge_proposal_or_says_why(full_report):
     assert page.count('id="cluster-C') == len(clusters)
     assert page.count("deterministic: no model (--no-model)") == len(by_kind["deterministic"])
     assert all(escape(c["merge_note"]) in page for c in by_kind["none"])
+    # a filter by what the merge is, with the count of each kind
+    assert "<select id=filter-merge>" in page
+    assert f'<option value="deterministic">deterministic ({len(by_kind["deterministic"]):,})</option>' in page
     # where the time went, step by step
     assert {"checking stories", "finding clusters", "proposing merges", "writing page"} <= set(data["timings"])
     assert data["html_bytes"] == len(html.encode("utf-8"))

@@ -94,7 +94,9 @@ def summarise(run: dict, args, words: int) -> dict:
         "peak_rss_mb": round(max(run["rss_mb"], run["children_rss_mb"])),
         "html_bytes": data.get("html_bytes"), "json_bytes": (Path(args.work) / "report.json").stat().st_size,
         "targets": {"wall_s": TARGET_S, "model_ranks_every_cluster_s": TARGET_MODEL_S},
-        "closing_line": run["stderr_tail"][-1] if run["stderr_tail"] else "",
+        # the last line names the page it wrote: a temporary path, shown as its file name only
+        "closing_line": (run["stderr_tail"][-1] if run["stderr_tail"] else "").replace(
+            str(Path(args.work) / "report.html"), "report.html"),
     }
 
 
@@ -120,7 +122,7 @@ def table(r: dict) -> str:
             f"{r['date']}, Python {r['python']}, {r['cpus']} CPUs, load average {r['load_average_1min']} at the end "
             f"(the machine is shared: other work slows every figure). Cache: {r['cache']}. Model: "
             f"{r['model'] or 'none (--no-model)'}, --model-seconds {r['model_seconds']:g}. "
-            f"Command: `python benchmarks/report_bench.py {'' if r['command'] == '(defaults)' else r['command']}`".rstrip()
+            f"Command: `{('python benchmarks/report_bench.py ' + ('' if r['command'] == '(defaults)' else r['command'])).strip()}`"
             + "\n\n| measure | value |\n|---|---:|\n")
     return head + "\n".join(f"| {k} | {v} |" for k, v in rows) + f"\n\nThe command's last line: `{r['closing_line']}`\n"
 

@@ -183,15 +183,22 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
     cap = len(clusters) if options.max_merges is None else min(len(clusters), options.max_merges)
     steps.start(f"Proposing merges (deterministic) for {cap} of {len(clusters)} clusters", total=cap)
     proposer = _unranked(config)
+    # The model loads (mostly reading and converting weights) while the deterministic merges, pure
+    # Python, are built: on 2 cores that hides most of the load.
+    loading = _load_in_background(config, options, warn, notes, steps) if options.model and cap else None
     found = []
     for c, e in zip(clusters[:cap], edges):
         same_need = bool(e) and all(x["relation"] in ("duplicate", "same-text") for x in e)
         found.append(grounded(proposer, list(c.stories), same_need))
         steps.advance()
     proposable = [m for m in found if m.kind == MergeKind.DETERMINISTIC]
-    if options.model and (proposable or options.generate):
+    engine, merges = None, None
+    if loading is not None:
         steps.start("Loading the language model", step="loading model")
-    engine, merges = _proposer(config, options, warn, notes) if proposable or options.generate else (None, None)
+        engine, merges = loading.result()
+        if not (proposable or options.generate):  # nothing to rank: as if it had not been asked for
+            engine.unload()
+            engine, merges = None, None
     merges = merges or {"ranked_by": None, "generated": False}
     if engine is not None and merges["ranked_by"] is not None:
         todo = len(proposable) if not options.generate else len(found)
@@ -258,6 +265,24 @@ def cluster_edges(index, clusters) -> list[list[dict]]:
                     edges.append({"a": a.id, "b": b.id, "similarity": sim, "relation": rel})
         out.append(edges)
     return out
+
+
+def _load_in_background(config, options: Options, warn, notes: list[str], steps: Steps):
+    """A future of :func:`_proposer` running in a thread (the daemon loads models in a thread too);
+    the load's own duration goes to ``steps.timings["model load (in parallel)"]``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load():
+        started = time.perf_counter()
+        try:
+            return _proposer(config, options, warn, notes)
+        finally:
+            steps.timings["model load (in parallel)"] = round(time.perf_counter() - started, 3)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-model-load")
+    future = pool.submit(load)
+    pool.shutdown(wait=False)
+    return future
 
 
 def _proposer(config, options: Options, warn, notes: list[str]):

@@ -187,9 +187,10 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
     # Python, are built: on 2 cores that hides most of the load.
     loading = _load_in_background(config, options, warn, notes, steps) if options.model and cap else None
     found = []
-    for c, e in zip(clusters[:cap], edges):
-        same_need = bool(e) and all(x["relation"] in ("duplicate", "same-text") for x in e)
-        found.append(grounded(proposer, list(c.stories), same_need))
+    for c in clusters[:cap]:
+        # every need of every member kept in the merged story's own words (same_need=False): the page
+        # does not list wordings set aside as "said by another source", so none may be set aside
+        found.append(grounded(proposer, list(c.stories), same_need=False))
         steps.advance()
     proposable = [m for m in found if m.kind == MergeKind.DETERMINISTIC]
     engine, merges = None, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 
@@ -21,9 +22,11 @@ def register(sub) -> None:
     p.add_argument("--no-semantic", action="store_true", help="skip semantic duplicates and clusters (no embedding model)")
     p.add_argument("--no-model", action="store_true", help="do not load the language model: merges are not ranked")
     p.add_argument("--generate", action="store_true", help="also let the model write its own merge per cluster (slow on a CPU)")
-    p.add_argument("--max-merges", type=int, default=50, metavar="N", help="propose merges for the N largest clusters (default: 50)")
+    p.add_argument("--max-merges", type=int, default=None, metavar="N",
+                   help="propose merges for the N largest clusters only (default: every cluster)")
     p.add_argument("--model-seconds", type=float, default=120.0, metavar="S",
-                   help="time the model may spend ranking merges (default: 120); later clusters get unranked proposals")
+                   help="time the model may spend ranking merges, largest clusters first (default: 120); the clusters "
+                        "it does not reach keep their deterministic grounded merge and say so")
     p.add_argument("--no-estimate", action="store_true", help="leave out the size and cost panel (no tokenizer)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report's data as JSON")
@@ -38,8 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from ..report.settings import load_for_command
 
     err = sys.stderr
-    if args.max_merges < 0:
+    if args.max_merges is not None and args.max_merges < 0:
         print("storytransformer report: error: --max-merges must be 0 or more", file=err)
+        return 2
+    if args.model_seconds < 0:
+        print("storytransformer report: error: --model-seconds must be 0 or more", file=err)
         return 2
     loaded = load_for_command("report", args.config, args.paths, err)
     if loaded is None:
@@ -61,16 +67,32 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             data["compare"] = {"old": str(args.compare), **compare(old, data["findings"])}
     try:
-        for path, text in ((args.output, render_html(data)), (args.json, embed_json(data) + "\n")):
-            if path is not None:
-                _write(path, text)
+        started = time.perf_counter()
+        html = render_html(data)
+        _write(args.output, html)
+        data["timings"]["writing page"] = round(time.perf_counter() - started, 3)  # in the JSON, not in the page
+        data["html_bytes"] = len(html.encode("utf-8"))
+        if args.json is not None:
+            _write(args.json, embed_json(data) + "\n")
     except OSError as e:
         print(f"storytransformer report: error: cannot write {e.filename or args.output}: {e.strerror or e}", file=err)
         return 2
     t = data["totals"]
     print(f"Wrote {args.output}: {t['findings']} findings in {t['stories']} stories in {t['files']} files, "
-          f"{len(data['clusters'])} clusters.", file=err)
+          f"{_clusters_line(data)}.", file=err)
     return 0
+
+
+def _clusters_line(data: dict) -> str:
+    """"2,043 clusters, every one with a merge proposal (10 ranked by the model)" and the like."""
+    summary = data.get("merge_summary")
+    n = len(data["clusters"])
+    if not summary or not n:
+        return f"{n} clusters"
+    with_merge, ranked = summary["with_merge"], summary["ranked_by_model"]
+    share = "every one" if with_merge == n else f"{with_merge:,}"
+    return (f"{n:,} clusters, {share} with a merge proposal ({ranked:,} ranked by the model, "
+            f"{summary['by_kind']['deterministic']:,} deterministic)")
 
 
 def _write(path: Path, text: str) -> None:

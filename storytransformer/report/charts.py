@@ -14,6 +14,7 @@ from typing import Sequence
 SEVERITY_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0", "hint": "#78909c"}
 SCORE_COLOURS = ((90, "#2e7d32"), (70, "#9e9d24"), (50, "#ef6c00"), (0, "#c62828"))
 MAX_LABEL = 42
+MAX_FILE_BARS = 40  # a chart of 200 files is a page tall and slow to draw; the Files table lists every file
 
 
 def _pyplot():
@@ -81,7 +82,9 @@ def rules_chart(rules: Sequence[dict]) -> str:
 def files_chart(files: Sequence[dict]) -> str:
     """Findings per file, stacked by severity."""
     plt = _pyplot()
-    files = sorted(files, key=lambda f: (-f["findings"], f["file"]))
+    total = len(files)
+    files = sorted(files, key=lambda f: (-f["findings"], f["file"]))[:MAX_FILE_BARS]
+    title = "Findings per file" + (f" (the {len(files)} with most findings of {total})" if total > len(files) else "")
     n = max(len(files), 1)
     fig, ax = plt.subplots(figsize=(7.2, 0.9 + 0.28 * n), dpi=96)
     ys = list(range(len(files)))
@@ -95,12 +98,12 @@ def files_chart(files: Sequence[dict]) -> str:
     ax.set_yticks(ys, [_short(names[f["file"]]) for f in files], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("findings", fontsize=9)
-    ax.set_title("Findings per file", fontsize=10, loc="left")
+    ax.set_title(title, fontsize=10, loc="left")
     ax.spines[["top", "right"]].set_visible(False)
     ax.tick_params(axis="x", labelsize=8)
     if any(left):
         ax.legend(fontsize=7, frameon=False, loc="lower right")
-    return to_svg(fig, "files", "Findings per file")
+    return to_svg(fig, "files", title)
 
 
 def short_names(paths: Sequence[str]) -> dict[str, str]:
@@ -120,8 +123,10 @@ def score_colour(score: float | None) -> str:
 
 
 def scores_chart(files: Sequence[dict]) -> str:
-    files = sorted((f for f in files if f["score"] is not None), key=lambda f: (f["score"], f["file"]))
+    scored = sorted((f for f in files if f["score"] is not None), key=lambda f: (f["score"], f["file"]))
+    files = scored[:MAX_FILE_BARS]
     names = short_names([f["file"] for f in files])
+    worst = f", the {len(files)} lowest of {len(scored)} files" if len(scored) > len(files) else ""
     return hbar([names[f["file"]] for f in files], [f["score"] for f in files], [score_colour(f["score"]) for f in files],
-                title="Quality score per file (share of stories with no warning or error)", xlabel="score (0-100)",
+                title=f"Quality score per file (share of stories with no warning or error{worst})", xlabel="score (0-100)",
                 salt="scores", xmax=105, annotate="{:.0f}")

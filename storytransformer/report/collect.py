@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -19,6 +20,7 @@ from ..findings import Finding
 from ..output import display_path, finding_to_json
 from ..rules import RULES
 from ..workspace import Workspace
+from .merges import NO_PROPOSAL  # noqa: F401  (re-exported: older callers import it from here)
 from .score import quality_score
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,6 @@ log = logging.getLogger(__name__)
 DATA_FORMAT = "storytransformer-report"
 DATA_VERSION = 1
 SEVERITIES = ("error", "warning", "info", "hint")
-NO_PROPOSAL = "no grounded merge proposal"
 
 
 @dataclass
@@ -34,35 +35,53 @@ class Options:
     semantic: bool = True  # similarity findings and clusters (loads the embedding model)
     model: bool = True  # rank merge proposals with the language model
     generate: bool = False  # also ask the model for its own merge (slow on a CPU)
-    max_merges: int = 50  # clusters that get a merge proposal (the largest first)
-    model_seconds: float = 120.0  # time for the model's ranking; later clusters get unranked proposals
+    max_merges: int | None = None  # cap on the clusters that get a merge proposal (largest first); None = all
+    model_seconds: float = 120.0  # time for the model's ranking; clusters it does not reach keep the deterministic merge
     estimate: bool = True  # the size panel (loads the tokenizer)
     use_cache: bool = True
 
 
 class Steps:
-    """Reports progress to a rich Progress (or nowhere): one task per step."""
+    """Reports progress to a rich Progress (or nowhere): one task per step; and times each step
+    (``timings``: step name -> seconds), which the report's data keeps so a slow report shows where
+    its time went."""
 
     def __init__(self, progress=None):
         self.progress = progress
         self._task = None
+        self._step: str | None = None
+        self._since = time.perf_counter()
+        self.timings: dict[str, float] = {}
 
-    def start(self, description: str, total: int | None = None) -> None:
+    def _close(self) -> None:
+        now = time.perf_counter()
+        if self._step is not None:
+            self.timings[self._step] = round(self.timings.get(self._step, 0.0) + now - self._since, 3)
+        self._since = now
+
+    def start(self, description: str, total: int | None = None, step: str | None = None) -> None:
+        """A new step; ``step`` names it in :attr:`timings` (default: the description's first two words)."""
+        self._close()
+        self._step = step or " ".join(description.split()[:2]).lower()
         if self.progress is None:
             return
         if self._task is not None:
             self.progress.update(self._task, visible=False)
         self._task = self.progress.add_task(description, total=total)
 
-    def callback(self, description: str) -> Callable[[int, int], None] | None:
-        """A ``f(done, total)`` for the similarity index's embedding loop."""
-        if self.progress is None:
-            return None
+    def finish(self) -> dict[str, float]:
+        self._close()
+        self._step = None
+        return dict(self.timings)
+
+    def callback(self, description: str) -> Callable[[int, int], None]:
+        """A ``f(done, total)`` for the similarity index's embedding loop (which starts its step)."""
 
         def report(done: int, total: int) -> None:
-            if self._task is None or self.progress.tasks[-1].description != description:
+            if self._step != " ".join(description.split()[:2]).lower():
                 self.start(description, total)
-            self.progress.update(self._task, completed=done, total=total)
+            if self.progress is not None and self._task is not None:
+                self.progress.update(self._task, completed=done, total=total)
 
         return report
 
@@ -95,7 +114,8 @@ def build_report(paths: list[str], config, options: Options | None = None, *, se
         notes.append("Semantic duplicates are turned off in the configuration (similarity.enabled = false).")
     data = snapshot(ws, findings, paths, result.problems)
     data["semantic"] = index is not None
-    data["clusters"], data["merges"] = ([], None) if index is None else _clusters(ws, index, config, options, steps, warn, notes)
+    data["clusters"], data["merges"], data["merge_summary"] = ([], None, None) if index is None else \
+        _clusters(ws, index, config, options, steps, warn, notes)
     data["size"] = None
     if options.estimate:
         steps.start("Counting tokens", total=len(ws.files))
@@ -107,6 +127,7 @@ def build_report(paths: list[str], config, options: Options | None = None, *, se
             warn(f"size estimate skipped: {e}")
             notes.append(f"Size estimate skipped: {e}")
     data["notes"] = notes
+    data["timings"] = steps.finish()
     return data
 
 
@@ -151,51 +172,118 @@ def snapshot(ws: Workspace, findings: list[Finding], paths: list[str], problems:
     }
 
 
-def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: list[str]) -> tuple[list[dict], dict]:
-    from ..similarity.classify import Relation, classify
+def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: list[str]) -> tuple[list[dict], dict, dict]:
+    """Every cluster with its edges and its merge proposal (see :mod:`.merges`)."""
+    from ..similarity.classify import Relation
+    from .merges import NOT_PROPOSED_NOTE, MergeKind, grounded, rank_all
 
+    steps.start("Finding clusters", step="finding clusters")
     clusters = index.clusters([Relation.DUPLICATE, Relation.OVERLAP])
-    proposer, merges = _proposer(config, options, warn, notes)
-    unranked = None if merges["ranked_by"] is None else _unranked(config)
-    from ..engine import Deadline
-
-    budget = Deadline.after(options.model_seconds)
-    steps.start("Proposing merges", total=min(len(clusters), options.max_merges))
+    edges = cluster_edges(index, clusters)
+    cap = len(clusters) if options.max_merges is None else min(len(clusters), options.max_merges)
+    steps.start(f"Proposing merges (deterministic) for {cap} of {len(clusters)} clusters", total=cap)
+    proposer = _unranked(config)
+    # The model loads (mostly reading and converting weights) while the deterministic merges, pure
+    # Python, are built: on 2 cores that hides most of the load.
+    loading = _load_in_background(config, options, warn, notes, steps) if options.model and cap else None
+    found = []
+    for c in clusters[:cap]:
+        # every need of every member kept in the merged story's own words (same_need=False): the page
+        # does not list wordings set aside as "said by another source", so none may be set aside
+        found.append(grounded(proposer, list(c.stories), same_need=False))
+        steps.advance()
+    proposable = [m for m in found if m.kind == MergeKind.DETERMINISTIC]
+    engine, merges = None, None
+    if loading is not None:
+        steps.start("Loading the language model", step="loading model")
+        engine, merges = loading.result()
+        if not (proposable or options.generate):  # nothing to rank: as if it had not been asked for
+            engine.unload()
+            engine, merges = None, None
+    merges = merges or {"ranked_by": None, "generated": False}
+    if engine is not None and merges["ranked_by"] is not None:
+        todo = len(proposable) if not options.generate else len(found)
+        steps.start(f"Ranking merges with the model ({todo} clusters, {options.model_seconds:g} s budget)", total=todo)
+        try:
+            ranked = rank_all(engine, found, options.model_seconds, generate=options.generate, advance=steps.advance)
+        finally:
+            engine.unload()  # its memory is the page's now
+        if ranked < len(proposable):
+            notes.append(f"The model ranked the merges of {ranked} of {len(proposable)} clusters within its "
+                         f"{options.model_seconds:g} s budget (--model-seconds); the other merges are the "
+                         "deterministic grounded merge, not ranked, and say so.")
+    else:
+        why = "no model (--no-model)" if not options.model else "the model did not load"
+        for m in proposable:
+            m.note = f"deterministic: {why}"
+        ranked = 0
     out = []
-    for n, c in enumerate(clusters, 1):
-        members = list(c.stories)
-        edges = []
-        for i, a in enumerate(members):
-            for b in members[i + 1:]:
-                if a.text.strip().lower() == b.text.strip().lower():
-                    edges.append({"a": a.id, "b": b.id, "similarity": 1.0, "relation": "same-text"})
-                    continue
-                sc = index.pair_scores((a.file, a.id), (b.file, b.id))
-                rel = classify(sc, index.thresholds)
-                if rel in (Relation.DUPLICATE, Relation.OVERLAP):
-                    edges.append({"a": a.id, "b": b.id, "similarity": round(sc.similarity, 4),
-                                  "relation": rel.value})
-        merge, why = None, NO_PROPOSAL
-        if n > options.max_merges:
-            why = f"not proposed: only the {options.max_merges} largest clusters get a merge proposal"
-        else:
-            ranking = unranked is not None and proposer is not unranked
-            merge, why = (None, "deadline") if ranking and budget.expired else \
-                _merge(proposer, members, budget if ranking else None)
-            if why == "deadline":  # the model's time is up: this and later clusters get unranked proposals
-                done = f"ranked the merges of the first {n - 1} clusters" if n > 1 else "ranked no merge"
-                notes.append(f"The model {done} within its {options.model_seconds:g} s budget (--model-seconds); "
-                             "the other merges are not ranked.")
-                proposer = unranked
-                merge, why = _merge(proposer, members)
-            steps.advance()
+    for n, (c, e) in enumerate(zip(clusters, edges), 1):
+        m = found[n - 1] if n <= cap else None
         out.append({"id": f"C{n}", "size": len(c), "cohesion": c.cohesion,
                     "representative": c.representative.id,
                     "stories": [{"story_id": s.id, "story_label": s.id if s.explicit_id else None,
                                  "file": display_path(s.file), "line": s.line + 1, "text": s.text}
-                                for s in members],
-                    "edges": edges, "merge": merge, "merge_note": why})
-    return out, merges
+                                for s in c.stories],
+                    "edges": e, "merge": m.to_json() if m else None,
+                    "merge_kind": m.kind if m else MergeKind.NOT_PROPOSED,
+                    "merge_note": m.note if m else NOT_PROPOSED_NOTE.format(cap=cap)})
+    kinds = Counter(c["merge_kind"] for c in out)
+    summary = {"clusters": len(out), "with_merge": sum(1 for c in out if c["merge"]), "ranked_by_model": ranked,
+               "by_kind": {k: kinds.get(k, 0) for k in (MergeKind.MODEL, MergeKind.DETERMINISTIC, MergeKind.NONE,
+                                                        MergeKind.NOT_PROPOSED)},
+               "max_merges": options.max_merges, "model_seconds": options.model_seconds}
+    return out, merges, summary
+
+
+def cluster_edges(index, clusters) -> list[list[dict]]:
+    """Each cluster's edges: members with the same text, and every related pair the index found
+    (the same pairs and similarity figures as the findings; one pass over the index's pairs, not a
+    search per member pair, which grew with the backlog squared)."""
+    from ..formats.base import normalise
+    from ..similarity.classify import Relation
+
+    wanted = (Relation.DUPLICATE, Relation.OVERLAP)
+    where: dict[tuple[str, str], int] = {}
+    for n, c in enumerate(clusters):
+        for s in c.stories:
+            where.setdefault((s.file, s.id), n)
+    related: dict[tuple, tuple[float, str]] = {}
+    for a, b, p in index.related():
+        ka, kb = (a.file, a.id), (b.file, b.id)
+        if p.relation in wanted and ka in where and where[ka] == where.get(kb):
+            related[(ka, kb)] = related[(kb, ka)] = (round(float(p.similarity), 4), p.relation.value)
+    out = []
+    for c in clusters:
+        members = list(c.stories)
+        edges = []
+        for i, a in enumerate(members):
+            for b in members[i + 1:]:
+                if normalise(a.text) == normalise(b.text):
+                    edges.append({"a": a.id, "b": b.id, "similarity": 1.0, "relation": "same-text"})
+                elif ((a.file, a.id), (b.file, b.id)) in related:
+                    sim, rel = related[((a.file, a.id), (b.file, b.id))]
+                    edges.append({"a": a.id, "b": b.id, "similarity": sim, "relation": rel})
+        out.append(edges)
+    return out
+
+
+def _load_in_background(config, options: Options, warn, notes: list[str], steps: Steps):
+    """A future of :func:`_proposer` running in a thread (the daemon loads models in a thread too);
+    the load's own duration goes to ``steps.timings["model load (in parallel)"]``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load():
+        started = time.perf_counter()
+        try:
+            return _proposer(config, options, warn, notes)
+        finally:
+            steps.timings["model load (in parallel)"] = round(time.perf_counter() - started, 3)
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-model-load")
+    future = pool.submit(load)
+    pool.shutdown(wait=False)
+    return future
 
 
 def _proposer(config, options: Options, warn, notes: list[str]):
@@ -222,20 +310,3 @@ def _unranked(config):
     from ..engine.proposer import GroundedEngine
 
     return GroundedEngine(replace(config, engine=replace(config.engine, generate=False)))
-
-
-def _merge(proposer, members, deadline=None) -> tuple[dict | None, str]:
-    """(merge, "") or (None, why); why is "deadline" when ``deadline`` passed during the call."""
-    from ..engine import DeadlineExceeded, EngineError
-
-    try:
-        proposals = proposer.propose_merge(members, deadline=deadline)
-    except DeadlineExceeded:
-        return None, "deadline"
-    except EngineError as e:
-        return None, f"{NO_PROPOSAL} ({e})"
-    if not proposals:
-        return None, NO_PROPOSAL
-    p = proposals[0]
-    return {"text": p.text, "origin": p.origin, "provenance": dict(p.provenance), "ranked": p.score is not None,
-            "score": None if p.score is None else round(p.score, 4), "alternatives": len(proposals) - 1}, ""

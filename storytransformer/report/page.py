@@ -37,7 +37,7 @@ def render_html(data: dict) -> str:
         _charts(data),
         _files(data["files"], data.get("size")),
         _findings(data["findings"]),
-        _clusters(data.get("clusters") or [], data.get("merges")),
+        _clusters(data.get("clusters") or [], data.get("merges"), data.get("merge_summary")),
         _changes(data.get("compare")),
     ]
     return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
@@ -159,32 +159,68 @@ def _findings(findings: list[dict]) -> str:
         f"<th>message</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>")
 
 
-def _clusters(clusters: list[dict], merges: dict | None) -> str:
+KIND_LABELS = {"model": "ranked by the model", "deterministic": "deterministic", "none": "no grounded merge",
+               "not proposed": "not proposed"}
+
+
+def _clusters(clusters: list[dict], merges: dict | None, summary: dict | None = None) -> str:
+    """The largest :data:`MAX_GRAPHS` clusters as cards with a graph; the rest as one table row each
+    (a 2,000-cluster page stays quick to open and to search with the browser)."""
     if not clusters:
         return ("<section id=clusters><h2>Near-duplicate clusters</h2><p>No clusters"
                 f"{'' if merges is not None else ' (semantic check not run)'}.</p></section>")
     ranked = merges and merges.get("ranked_by")
     how = (f"Merges are grounded proposals of the engine (built only from the stories' own parts, checked by the "
-           f"validator){', ranked by ' + escape(ranked) if ranked else ', not ranked by a model'}.")
-    out = [f"<section id=clusters><h2>Near-duplicate clusters ({len(clusters)})</h2><p class=meta>{how} "
+           f"validator){', ranked by ' + escape(ranked) + ' while its time lasted' if ranked else ', not ranked by a model'}.")
+    counts = ""
+    if summary:
+        by = summary["by_kind"]
+        options = "".join(f"<option value=\"{escape(k)}\">{escape(KIND_LABELS[k])} ({by.get(k, 0):,})</option>"
+                          for k in KIND_LABELS if by.get(k))
+        counts = ("<form class=filters onsubmit=\"return false\"><label>Merge <select id=filter-merge>"
+                  f"<option value=\"\">all ({len(clusters):,})</option>{options}</select></label></form>")
+    out = [f"<section id=clusters><h2>Near-duplicate clusters ({len(clusters):,})</h2>{counts}<p class=meta>{how} "
            "Edges: red = duplicate, orange = overlap, purple = same text; thicker = more similar; "
            "the dark node is the representative.</p><div class=clusters>"]
-    for i, c in enumerate(clusters):
-        graph = cluster_svg(c) if i < MAX_GRAPHS else ""
+    for c in clusters[:MAX_GRAPHS]:
         items = "".join(
             f"<li{' class=rep' if s['story_id'] == c['representative'] else ''}><b>{escape(s['file'])}:{s['line']}</b>"
             f"{' <span class=meta>' + escape(s['story_label']) + '</span>' if s.get('story_label') else ''}"
             f"<br>{escape(s['text'])}</li>" for s in c["stories"])
-        m = c.get("merge")
-        merge = (f"<div class=merge><b>Proposed merge</b> <span class=meta>({escape(m['origin'])}"
-                 f"{', model score ' + format(m['score'], '.3f') if m.get('score') is not None else ', not ranked'})</span><br>"
-                 f"{escape(m['text'])}</div>" if m else
-                 f"<div class=\"merge none\"><b>Representative:</b> {escape(next(s['text'] for s in c['stories'] if s['story_id'] == c['representative']))}"
-                 f"<br><span class=meta>{escape(c['merge_note'])}</span></div>")
-        out.append(f"<article class=cluster id=\"cluster-{escape(c['id'])}\"><h3>{escape(c['id'])}: {c['size']} stories, "
-                   f"cohesion {c['cohesion']:.2f}</h3>{graph}<ul>{items}</ul>{merge}</article>")
-    out.append("</div></section>")
+        out.append(f"<article class=cluster id=\"cluster-{escape(c['id'])}\" data-kind=\"{escape(_kind(c))}\">"
+                   f"<h3>{escape(c['id'])}: {c['size']} stories, cohesion {c['cohesion']:.2f}</h3>{cluster_svg(c)}"
+                   f"<ul>{items}</ul>{_merge(c)}</article>")
+    out.append("</div>")
+    rest = clusters[MAX_GRAPHS:]
+    if rest:
+        rows = "".join(
+            f"<tr id=\"cluster-{escape(c['id'])}\" data-kind=\"{escape(_kind(c))}\"><td>{escape(c['id'])}</td>"
+            f"<td class=num>{c['size']}</td><td class=num>{c['cohesion']:.2f}</td><td>"
+            + "<br>".join(f"<b>{escape(s['file'])}:{s['line']}</b> {escape(s['text'])}" for s in c["stories"])
+            + f"</td><td>{_merge(c)}</td></tr>" for c in rest)
+        out.append(f"<h3>The other {len(rest):,} clusters</h3><table class=data id=clusters-table><thead><tr><th>cluster</th>"
+                   f"<th>stories</th><th>cohesion</th><th>stories (file:line)</th><th>merge</th></tr></thead>"
+                   f"<tbody>{rows}</tbody></table>")
+    out.append("</section>")
     return "".join(out)
+
+
+def _kind(c: dict) -> str:
+    return c.get("merge_kind") or ("deterministic" if c.get("merge") else "none")
+
+
+def _merge(c: dict) -> str:
+    """The proposed merge and what it is (ranked by the model, deterministic and why), or why there is none."""
+    m = c.get("merge")
+    note = c.get("merge_note") or ""
+    if m:
+        what = (f"ranked by the model, score {m['score']:.3f}" if m.get("score") is not None
+                else escape(note) if note else "not ranked")
+        return (f"<div class=merge><b>Proposed merge</b> <span class=meta>({escape(m['origin'])}; {what})</span><br>"
+                f"{escape(m['text'])}</div>")
+    rep = next((s["text"] for s in c["stories"] if s["story_id"] == c["representative"]), "")
+    return (f"<div class=\"merge none\"><b>Representative:</b> {escape(rep)}"
+            f"<br><span class=meta>{escape(note)}</span></div>")
 
 
 def _changes(cmp: dict | None) -> str:

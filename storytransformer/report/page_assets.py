@@ -56,4 +56,13 @@ JS = """
   text.addEventListener("input", apply);
   apply();
 }());
+(function () {
+  "use strict";
+  var merge = document.getElementById("filter-merge");
+  if (!merge) { return; }
+  var items = Array.prototype.slice.call(document.querySelectorAll("#clusters [data-kind]"));
+  merge.addEventListener("change", function () {
+    items.forEach(function (el) { el.hidden = !!merge.value && el.dataset.kind !== merge.value; });
+  });
+}());
 """

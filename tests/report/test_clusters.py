@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from storytransformer.report.collect import NO_PROPOSAL, _merge
+from storytransformer.report.collect import NO_PROPOSAL
+from storytransformer.report.merges import grounded
 from storytransformer.report.graph import circular, cluster_svg, layout
 
 from .conftest import run_cli
@@ -42,10 +43,12 @@ def test_layout_spreads_nodes_and_falls_back_to_a_circle(monkeypatch):
 
 def test_no_grounded_proposal_shows_the_representative():
     class Proposer:
-        def propose_merge(self, stories, deadline=None):
+        def propose_merge(self, stories, include_rejected=False, same_need=False):
             return []
 
-    assert _merge(Proposer(), []) == (None, NO_PROPOSAL)
+    found = grounded(Proposer(), [], same_need=False)
+    assert (found.to_json(), found.kind) == (None, "none")
+    assert found.note.startswith(NO_PROPOSAL + ": ")  # and says why
     from storytransformer.report.page import _clusters
 
     html = _clusters([CLUSTER], {"ranked_by": None})

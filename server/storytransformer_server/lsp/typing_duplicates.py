@@ -79,7 +79,8 @@ class TypingDuplicates:
             log.debug("no duplicate lookup while typing: %s", e)
             return []
         found = self._current(path, line, _matches(reply), self._roots())
-        self._recent[key] = found
+        if isinstance(reply, dict) and reply.get("ready"):  # not ready yet: ask again on the next keystroke
+            self._recent[key] = found
         while len(self._recent) > 16:
             self._recent.popitem(last=False)
         return found

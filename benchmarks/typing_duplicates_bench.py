@@ -10,7 +10,7 @@ real story there is a false offer.
 
 1. The query (``TypingLookup.find``: parse, embed the one typed line, score every story) in this
    process: the share found, false offers, latency p50/p95. The threshold is chosen on the tune pairs
-   (best F1 of found partners against false offers) and reported on the held-out pairs.
+   (the largest share of partners found minus share of distractors offering the real story) and reported on the held-out pairs.
 2. With ``--e2e``: the same held-out lines typed into a real language server (``storytransformer lsp``
    over stdio) with a real daemon, word by word as a writer types them, each step a
    ``textDocument/completion`` request timed end to end (client to server to daemon and back).
@@ -72,8 +72,9 @@ def load_pairs() -> list[dict]:
 
 
 def build_workspace(target: Path, stories: int, rows: list[dict]) -> list[str]:
-    """The generated workspace plus the pairs' real stories, one per line of ``backlog-placed.txt``."""
-    generate(target, stories=stories - len({r["a"] for r in rows}), files=200)
+    """The generated workspace (``stories`` stories) plus the pairs' real stories, one per line of
+    ``backlog-placed.txt``."""
+    generate(target, stories=stories, files=200)
     placed = list(dict.fromkeys(r["real_text"] for r in rows))
     (target / PLACED).write_text("\n".join(placed) + "\n", "utf-8")
     (target / TYPING).write_text("", "utf-8")
@@ -124,16 +125,22 @@ def rates(results: list[dict], part: str, t: float) -> dict:
             "distractors": len(dis), "false_offers": false, "share_false": false / max(1, len(dis))}
 
 
+def curve(results: list[dict]) -> list[dict]:
+    """Found partners and false offers on the tune pairs at each threshold."""
+    return [{"threshold": i / 100, **rates(results, "tune", i / 100)} for i in range(40, 91, 2)]
+
+
 def tune(results: list[dict]) -> float:
-    """The threshold with the best F1 of found partners (tune pairs) against false offers (tune distractors)."""
-    best, best_t = -1.0, 0.5
-    for i in range(30, 91):
+    """The threshold that best separates, on the tune pairs, a restatement offering its real story (found)
+    from the pair's distractor offering it (false offer): the largest share found minus share of false
+    offers (Youden's J); the higher threshold on a tie."""
+    best, best_t = -2.0, 0.5
+    for i in range(30, 96):
         t = i / 100
         x = rates(results, "tune", t)
-        fn = x["pairs"] - x["found"]
-        f1 = 2 * x["found"] / max(1, 2 * x["found"] + fn + x["false_offers"])
-        if f1 > best + 1e-9:
-            best, best_t = f1, t
+        j = x["share_found"] - x["share_false"]
+        if j >= best - 1e-9:
+            best, best_t = j, t
     return best_t
 
 
@@ -233,6 +240,7 @@ def main() -> None:
     from storytransformer.similarity import typing_lookup
 
     rows = load_pairs()
+    load = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="st-typing-ws-") as tmp:
         ws = Path(tmp)
         placed = build_workspace(ws, args.stories, rows)
@@ -244,7 +252,7 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "python": platform.python_version(), "stories": q["stories"], "k": args.k,
             "index_build_s": q["index_build_s"], "snapshot_s": q["snapshot_s"],
-            "threshold_tuned": t, "threshold_in_product": typing_lookup.THRESHOLD,
+            "load_average_at_start": load, "threshold_tuned": t, "tune_curve": curve(res), "threshold_in_product": typing_lookup.THRESHOLD,
             "tune": rates(res, "tune", t), "held_out": rates(res, "held_out", t),
             "held_out_at_product_threshold": rates(res, "held_out", typing_lookup.THRESHOLD),
             "held_out_top_k_any_score": rates(res, "held_out", -1.0),
@@ -277,7 +285,10 @@ def table(o: dict) -> str:
              f"{pt['false_offers']:>5}/{pt['distractors']:<3} ({pt['share_false']:.2f})",
              f"{'held-out, top k whatever the score':38} {tk['pairs']:>5} {tk['found']:>6} {tk['share_found']:>6.2f}",
              f"query (parse, embed one line, score all): p50 {o['query_ms']['p50']} ms, p95 {o['query_ms']['p95']} ms",
-             f"unrelated lines offering a story: {o['unrelated_offering']}/{o['unrelated_lines']}"]
+             f"unrelated lines offering a story: {o['unrelated_offering']}/{o['unrelated_lines']}",
+             f"load average at start: {o['load_average_at_start']} (2 cores shared with other work)",
+             "tune pairs by threshold: " + ", ".join(f"{c['threshold']:.2f}: {c['found']}/{c['false_offers']}"
+                                                     for c in o["tune_curve"][::2]) + " (found/false offers)"]
     if "e2e" in o:
         e = o["e2e"]
         lines.append(f"end to end (textDocument/completion through server and daemon, {e['requests']} requests): "

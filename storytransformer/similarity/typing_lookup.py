@@ -23,10 +23,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..formats.base import normalise
 from ..story import Story
 
-THRESHOLD = 0.60  # whole cosine of the typed line and a story; tuned on the tune pairs (docs/benchmarks/typing_duplicates.md)
+THRESHOLD = 0.62  # whole cosine of the typed line and a story; tuned on the tune pairs (docs/benchmarks/typing_duplicates.md)
 MAX_MATCHES = 3  # a completion list and the inline completion stay readable
 MIN_MEANS_WORDS = 2  # "As a user, I want to" + one word says too little to name a duplicate
 _WORD = re.compile(r"\S+")
@@ -140,7 +139,13 @@ class TypingLookup:
 
     def embed(self, text: str) -> np.ndarray:
         """One unit vector for ``text``, straight from the model: partial lines change with every
-        keystroke and are not worth a place in the embedding cache (nor a lock on it)."""
+        keystroke and are not worth a place in the embedding cache (nor a lock on it).
+
+        One sentence gains nothing from intra-op threads, and on two busy cores their barriers cost
+        dearly: measured here under a load average of 8, 500 ms with two threads against 13-20 ms with
+        one. The thread that embeds the typed line therefore uses one (the setting is per thread, so
+        the index's bulk embedding keeps its own)."""
+        _one_thread()
         v = np.asarray(self.embedder.model.encode([text], convert_to_numpy=True, show_progress_bar=False),
                        np.float32)[0]
         n = float(np.linalg.norm(v))
@@ -156,6 +161,10 @@ class TypingLookup:
         return snapshot.search(self.embed(story.text), k, threshold, skip_typed(path, line_no))
 
 
-def same_text(a: str, b: str) -> bool:
-    """Two texts are the same story (the rules' notion: case and punctuation do not count)."""
-    return normalise(a) == normalise(b)
+def _one_thread() -> None:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - sentence-transformers needs torch
+        return
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 1.0  # a completion that waits longer is worse than none
+CACHE_S = 1.5  # one keystroke's completion and inline completion share an answer; the index moves on
 MAX_MATCHES = 3
 _WORD = re.compile(r"\S+")
 _PUNCT = ".,;:!?\"'()[]"
@@ -53,11 +55,12 @@ def looks_like_story(before: str) -> bool:
 
 
 class TypingDuplicates:
-    """Asks the daemon, with a small cache: completion and inline completion ask for the same line."""
+    """Asks the daemon, with a short-lived cache: the completion and the inline completion of one keystroke
+    ask for the same line, but a later keystroke must see what the index has learnt since."""
 
     def __init__(self, server: "ServerContext"):
         self.server = server
-        self._recent: OrderedDict[tuple[str, int, str], list[Asked]] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, int, str], tuple[float, list[Asked]]] = OrderedDict()
 
     @property
     def available(self) -> bool:
@@ -69,9 +72,10 @@ class TypingDuplicates:
         if not self.available or not looks_like_story(text):
             return []
         key = (path, line, text)
-        if key in self._recent:
-            self._recent.move_to_end(key)
-            return self._recent[key]
+        now = time.monotonic()
+        hit = self._recent.get(key)
+        if hit is not None and now - hit[0] < CACHE_S:
+            return hit[1]
         try:
             reply = await self.server.model.request("similar/typing", {"text": text, "path": path, "line": line,
                                                                        "k": MAX_MATCHES}, spawn=False, timeout=TIMEOUT_S)
@@ -80,7 +84,8 @@ class TypingDuplicates:
             return []
         found = self._current(path, line, _matches(reply), self._roots())
         if isinstance(reply, dict) and reply.get("ready"):  # not ready yet: ask again on the next keystroke
-            self._recent[key] = found
+            self._recent[key] = (now, found)
+            self._recent.move_to_end(key)
         while len(self._recent) > 16:
             self._recent.popitem(last=False)
         return found

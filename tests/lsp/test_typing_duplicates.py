@@ -63,6 +63,8 @@ def test_the_ghost_text_continues_the_existing_story_after_the_last_typed_word()
 
 def test_only_a_line_with_a_means_under_way_is_looked_up():
     assert looks_like_story("As a patron, I would like to renew my")
+    assert looks_like_story("As a patron, I'd like to renew my")  # every marker the reader knows
+    assert looks_like_story("As a patron, I need to renew my")
     assert not looks_like_story("As a patron, I would like")
     assert not looks_like_story("Notes from the planning meeting")
 

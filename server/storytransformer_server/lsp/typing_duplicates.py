@@ -36,7 +36,6 @@ CACHE_S = 1.5  # one keystroke's completion and inline completion share an answe
 MAX_MATCHES = 3
 _WORD = re.compile(r"\S+")
 _PUNCT = ".,;:!?\"'()[]"
-_MEANS_START = re.compile(r"\b(?:i|we)\s+(?:want|would\s+like|['’]d\s+like|need|can)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,11 @@ class Asked:
 
 
 def looks_like_story(before: str) -> bool:
-    """Cheap test before asking the daemon: the line has a means marker and two more words after it."""
-    m = _MEANS_START.search(before)
-    return m is not None and len(before[m.end():].split()) >= 3
+    """Worth asking the daemon: the line is a story with a means under way, as the daemon itself will
+    parse it (the core's reader, every means marker it knows: "I want to", "I'd like to", "I need" ...)."""
+    from storytransformer.similarity.typing_lookup import typed_story
+
+    return typed_story(before) is not None
 
 
 class TypingDuplicates:

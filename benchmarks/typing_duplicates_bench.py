@@ -225,7 +225,8 @@ async def e2e_phase(ws: Path, rows: list[dict], placed: list[str]) -> dict:
             target = normalise(r["real_text"])
             found.append(any(normalise(i.detail.split(" · ", 1)[1]) == target for i in got if i.detail))
             pairs.append({"id": r["id"], "found": found[-1], "last_ms": round(ms, 1),
-                          "offered": [i.label + " " + (i.detail or "") for i in got]})
+                          # where and how close, not the text: the real backlogs' stories stay out of the project
+                          "offered": [f"{i.label} ({(i.detail or '').split(' · ', 1)[0]})" for i in got]})
         await client.shutdown_async(None)
         client.exit(None)
         await client.stop()

@@ -61,6 +61,19 @@ def test_the_ghost_text_continues_the_existing_story_after_the_last_typed_word()
     assert continuation("As a patron, I'd like to extend the", s) is None
 
 
+def test_markdown_documentation_only_for_a_client_that_renders_it():
+    from storytransformer_server.lsp.typing_duplicates import Asked, client_renders_markdown, completion_items
+
+    s = _story("As a member, I want to renew a book.", "renew a book")
+    (md,) = completion_items([Asked(s, 0.81, "library.txt:1")], 3, 10, markdown=True)
+    assert md.documentation.kind == types.MarkupKind.Markdown and "`library.txt:1`" in md.documentation.value
+    assert md.label == "Already asked: library.txt:1" and md.detail.startswith("similarity 0.81 · As a member")
+    caps = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
+        completion=types.CompletionClientCapabilities(completion_item=types.ClientCompletionItemOptions(
+            documentation_format=[types.MarkupKind.Markdown]))))
+    assert client_renders_markdown(caps) and not client_renders_markdown(types.ClientCapabilities())
+
+
 def test_only_a_line_with_a_means_under_way_is_looked_up():
     assert looks_like_story("As a patron, I would like to renew my")
     assert looks_like_story("As a patron, I'd like to renew my")  # every marker the reader knows
@@ -137,7 +150,9 @@ async def test_typing_half_a_restatement_offers_the_story_by_file_and_line(daemo
     first = found[0]
     assert first.label == "Already asked: library.txt:1"
     assert "renew a borrowed book online" in first.detail and "similarity 0." in first.detail
-    assert "library.txt:1" in first.documentation.value and "inserts nothing" in first.documentation.value
+    # plain text: this client does not say it renders Markdown in completion documentation
+    assert isinstance(first.documentation, str)
+    assert "library.txt:1" in first.documentation and "inserts nothing" in first.documentation
     assert first.text_edit.new_text == "" and first.text_edit.range.start == types.Position(1, len(RESTATED))
     assert all(not i.label.endswith("new.txt:2") for i in found)
 

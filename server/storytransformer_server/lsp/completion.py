@@ -57,5 +57,7 @@ def register(server: "ServerContext") -> None:
                           roles, marker)
         if not line_text[col:].strip():
             found = await typing_duplicates.of(server).find(path, params.position.line, line_text[:col])
-            items = typing_duplicates.completion_items(found, params.position.line, params.position.character) + items
+            markdown = typing_duplicates.client_renders_markdown(server.client_capabilities)
+            items = typing_duplicates.completion_items(found, params.position.line, params.position.character,
+                                                       markdown) + items
         return types.CompletionList(is_incomplete=True, items=items) if items else None

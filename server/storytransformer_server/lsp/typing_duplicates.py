@@ -176,18 +176,28 @@ def continuation(typed: str, story: Story) -> str | None:
     return None
 
 
-def documentation(a: Asked) -> types.MarkupContent:
+def documentation(a: Asked, markdown: bool) -> types.MarkupContent | str:
+    """The story and what to do about it; Markdown only for a client that says it renders it."""
+    if not markdown:
+        return (f"Already asked at {a.where} (similarity {a.similarity:.2f}):\n{a.story.text}\n\n"
+                "Reuse that story or merge the two instead of adding a duplicate. Choosing this inserts nothing.")
     return types.MarkupContent(kind=types.MarkupKind.Markdown, value=(
         f"**Already asked** at `{a.where}` (similarity {a.similarity:.2f}):\n\n> {a.story.text}\n\n"
         "Reuse that story or merge the two instead of adding a duplicate. Choosing this inserts nothing."))
 
 
-def completion_items(found: list[Asked], line: int, character: int) -> list[types.CompletionItem]:
+def client_renders_markdown(capabilities: types.ClientCapabilities | None) -> bool:
+    td = capabilities.text_document if capabilities else None
+    item = td.completion.completion_item if td and td.completion else None
+    return bool(item and item.documentation_format and types.MarkupKind.Markdown in item.documentation_format)
+
+
+def completion_items(found: list[Asked], line: int, character: int, markdown: bool = True) -> list[types.CompletionItem]:
     """One item per story already asking the same: it names the story and inserts nothing."""
     here = types.Range(start=types.Position(line, character), end=types.Position(line, character))
     return [types.CompletionItem(
         label=f"Already asked: {a.where}", kind=types.CompletionItemKind.Reference,
-        detail=f"similarity {a.similarity:.2f} · {a.story.text}", documentation=documentation(a),
+        detail=f"similarity {a.similarity:.2f} · {a.story.text}", documentation=documentation(a, markdown),
         sort_text=f"!{i:03d}", preselect=i == 0 or None,
         text_edit=types.TextEdit(range=here, new_text=""))
         for i, a in enumerate(found)]

@@ -476,6 +476,12 @@ class SimilarityIndex:
                 self.remove([(story.file, story.id)])
                 self._pairs, self._dirty = pairs, dirty
 
+    def whole_rows(self) -> tuple[np.ndarray, list[list[Story]]]:
+        """A copy of the whole-story vector of every distinct text, with the stories having it: for a
+        caller that scores its own query vector on another thread (the typing lookup)."""
+        active = np.flatnonzero(self._active)
+        return self._whole[active].copy(), [list(self._members[s].values()) for s in active.tolist()]
+
     def search(self, text: str | Story, k: int = 5) -> list[Neighbour]:
         """Alias of :meth:`neighbours` (the daemon's name for it)."""
         return self.neighbours(text, k)

@@ -117,6 +117,7 @@ class Service:
             "document/close": self.close_document,
             "findings": self.findings,
             "similar": self.similar,
+            "similar/typing": self.similar_typing,
             "propose/merge": self.propose_merge,
             "propose/rewrite": self.propose_rewrite,
             "propose/split": self.propose_split,
@@ -340,6 +341,26 @@ class Service:
         hits = await self.similarity.similar(roots, text, k)
         return {"results": [{"story": story_to_wire(s), "score": round(score, 4), "relation": rel}
                             for s, score, rel in hits]}
+
+    async def similar_typing(self, ctx: Context, params: dict) -> dict:
+        """Stories that already ask what an unfinished line asks (the editor's duplicate-while-typing hint):
+        ``text`` the line, ``path`` and ``line`` (0-based) where it is typed, so it is never its own match."""
+        from .wire import story_to_wire
+
+        text = _str(params, "text")
+        path = _str(params, "path", optional=True)
+        line = _int(params, "line", -1, -1)
+        k = _int(params, "k", 3, 1, 20)
+        roots = list(self.roots)
+        if path:
+            path = norm_path(path)
+            mine = self.roots.for_path(path)
+            roots = [mine] if mine is not None else roots
+        if not roots:
+            return {"ready": False, "matches": []}
+        ready, found = await self.similarity.typing(roots, text, path, line if line >= 0 else None, k)
+        return {"ready": ready, "matches": [{"story": story_to_wire(m.story), "similarity": round(m.similarity, 4)}
+                                            for m in found]}
 
     # -- proposals --------------------------------------------------------
     def _find_story(self, path: str, story_id: str):

@@ -5,6 +5,10 @@ workspace folder's, each by frequency.
 
 Each item replaces the text from where the suggestion starts (the role typed so far) to the cursor
 (a ``textEdit``), so a client that filters by the word under the cursor still keeps it.
+
+While a story's means is typed, the stories that already ask the same come first, one item each
+("Already asked: backlog.txt:12", :mod:`.typing_duplicates`): they name the story, show it, and insert
+nothing, so the writer can reuse or merge it instead of adding a duplicate.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from lsprotocol import types
 
 from storytransformer.story import utf16_len
 
+from . import typing_duplicates
 from .inline import cursor_context, template_suggestions
 
 if TYPE_CHECKING:
@@ -47,7 +52,12 @@ def register(server: "ServerContext") -> None:
         at = await cursor_context(server, params.text_document.uri, params.position)
         if at is None:
             return None
-        _path, line_text, col, roles, marker = at
+        path, line_text, col, roles, marker = at
         items = items_for(line_text[:col], line_text[col:], params.position.line, params.position.character,
                           roles, marker)
+        if not line_text[col:].strip():
+            found = await typing_duplicates.of(server).find(path, params.position.line, line_text[:col])
+            markdown = typing_duplicates.client_renders_markdown(server.client_capabilities)
+            items = typing_duplicates.completion_items(found, params.position.line, params.position.character,
+                                                       markdown) + items
         return types.CompletionList(is_incomplete=True, items=items) if items else None

@@ -1,7 +1,9 @@
 """Inline completion (LSP 3.18 ``textDocument/inlineCompletion``): ghost text.
 
 Deterministic first: while a story is being typed, complete the template with
-the backlog's own roles (most frequent first) and markers; on an existing story
+the backlog's own roles (most frequent first) and markers, and when another
+story already asks what the typed means asks, complete the line with that
+story's remaining words (:mod:`.typing_duplicates`); on an existing story
 with safe fixes, offer the fixed story. When the daemon is already connected
 and the user asked explicitly, the model's rewrite comes first. Cancellation
 (``$/cancelRequest``) cancels the task, and with it any model request in flight.
@@ -21,6 +23,7 @@ from storytransformer.checking import SAFE_ONLY
 
 from storytransformer.story import utf16_len
 
+from . import typing_duplicates
 from .convert import lsp_range, uri_to_path
 from .model_adapter import ModelUnavailable
 
@@ -126,6 +129,10 @@ def register(server: "ServerContext") -> None:
             range=types.Range(start=types.Position(params.position.line, utf16_len(line_text[:s.start])),
                               end=params.position))
             for s in template_suggestions(before, roles, marker, line_text[col:])]
+        if not line_text[col:].strip():
+            found = await typing_duplicates.of(server).find(path, params.position.line, before)
+            items = typing_duplicates.inline_items(found, before, params.position.line,
+                                                   params.position.character) + items
         if items:
             return types.InlineCompletionList(items=items)
 

@@ -1,0 +1,335 @@
+"""Duplicates while typing: is the partner of a labelled paraphrase offered when half of it is typed?
+
+For every paraphrase pair of benchmarks/labels/pairs/pairs.csv (a real story and our own restatement of
+it), the first half of the restatement (role and the first half of its means,
+``typing_lookup.first_half``) is typed in a 20,000-story workspace generated from the real backlogs
+(benchmarks/workspace_gen.py) into which the 106 real stories of the pairs were placed
+(``backlog-placed.txt``). The pair counts as found when a story with the partner's text is offered.
+The pairs' distractors (same domain and role, another need) are typed the same way: offering their
+real story there is a false offer.
+
+1. The query (``TypingLookup.find``: parse, embed the one typed line, score every story) in this
+   process: the share found, false offers, latency p50/p95. The threshold is chosen on the tune pairs
+   (the largest share of partners found minus share of distractors offering the real story) and reported on the held-out pairs.
+2. With ``--e2e``: the same held-out lines typed into a real language server (``storytransformer lsp``
+   over stdio) with a real daemon, word by word as a writer types them, each step a
+   ``textDocument/completion`` request timed end to end (client to server to daemon and back).
+
+Writes docs/benchmarks/typing_duplicates.{json,md}. Needs the real backlogs next to the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workspace_gen import REAL, generate, real_stories  # noqa: E402
+
+from storytransformer.formats.base import normalise  # noqa: E402
+
+OUT = ROOT / "docs" / "benchmarks"
+PAIRS = ROOT / "benchmarks" / "labels" / "pairs" / "pairs.csv"
+PLACED = "backlog-placed.txt"
+TYPING = "backlog-typing.txt"
+# Lines about nothing any backlog asks: no story should be offered for them.
+UNRELATED = [
+    "As a pilot, I want to calibrate the altimeter before take-off",
+    "As a beekeeper, I want to count the queens in every hive",
+    "As a chef, I want to sharpen the knives every morning",
+    "As a sailor, I want to check the tide tables for the harbour",
+    "As a gardener, I want to prune the roses in early spring",
+    "As a violinist, I want to tune the strings before the concert",
+    "As a miner, I want to measure the methane in the shaft",
+    "As a baker, I want to proof the sourdough overnight",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))] if s else float("nan")
+
+
+def load_pairs() -> list[dict]:
+    """Paraphrase and distractor rows, each with its real story's text."""
+    by_place = {f"{Path(s.file).stem}:{s.line + 1}": s for s in real_stories()}
+    rows = []
+    for r in csv.DictReader(PAIRS.open(encoding="utf-8")):
+        if r["kind"] in ("paraphrase", "distractor"):
+            rows.append({**r, "real_text": by_place[r["a"]].text})
+    return rows
+
+
+def build_workspace(target: Path, stories: int, rows: list[dict]) -> list[str]:
+    """The generated workspace (``stories`` stories) plus the pairs' real stories, one per line of
+    ``backlog-placed.txt``."""
+    generate(target, stories=stories, files=200)
+    placed = list(dict.fromkeys(r["real_text"] for r in rows))
+    (target / PLACED).write_text("\n".join(placed) + "\n", "utf-8")
+    (target / TYPING).write_text("", "utf-8")
+    return placed
+
+
+def query_phase(ws: Path, rows: list[dict], k: int) -> dict:
+    from storytransformer.config import SimilarityConfig
+    from storytransformer.formats.text import read_text
+    from storytransformer.similarity.index import SimilarityIndex
+    from storytransformer.similarity.typing_lookup import TypingLookup, first_half
+
+    stories = []
+    for p in sorted(ws.glob("*.txt")):
+        stories.extend(read_text(str(p), p.read_text("utf-8")).stories)
+    t0 = time.perf_counter()
+    index = SimilarityIndex.build(stories, SimilarityConfig())
+    index.save_cache()
+    build_s = time.perf_counter() - t0
+    lookup = TypingLookup(index.embedder)
+    t0 = time.perf_counter()
+    lookup.refresh(index)
+    snapshot_s = time.perf_counter() - t0
+    typing = str(ws / TYPING)
+    lookup.find(first_half(rows[0]["b_text"]), typing, 0, k, threshold=-1.0)  # the model's first call
+    results = []
+    for r in rows:
+        typed = first_half(r["b_text"])
+        t = time.perf_counter()
+        found = lookup.find(typed, typing, 0, k, threshold=-1.0)
+        ms = (time.perf_counter() - t) * 1000
+        target = normalise(r["real_text"])
+        score = next((m.similarity for m in found if normalise(m.story.text) == target), None)
+        results.append({"id": r["id"], "part": r["part"], "kind": r["kind"], "typed": typed, "ms": ms,
+                        "partner_score": score, "top": [round(m.similarity, 4) for m in found]})
+    unrelated = [max([m.similarity for m in lookup.find(u, typing, 0, k, threshold=-1.0)] or [-1.0])
+                 for u in UNRELATED]
+    return {"stories": len(index), "index_build_s": round(build_s, 1), "snapshot_s": round(snapshot_s, 3),
+            "results": results, "unrelated_best": unrelated}
+
+
+def rates(results: list[dict], part: str, t: float) -> dict:
+    para = [r for r in results if r["part"] == part and r["kind"] == "paraphrase"]
+    dis = [r for r in results if r["part"] == part and r["kind"] == "distractor"]
+    found = sum(r["partner_score"] is not None and r["partner_score"] >= t for r in para)
+    false = sum(r["partner_score"] is not None and r["partner_score"] >= t for r in dis)
+    return {"pairs": len(para), "found": found, "share_found": found / max(1, len(para)),
+            "distractors": len(dis), "false_offers": false, "share_false": false / max(1, len(dis))}
+
+
+def curve(results: list[dict]) -> list[dict]:
+    """Found partners and false offers on the tune pairs at each threshold."""
+    return [{"threshold": i / 100, **rates(results, "tune", i / 100)} for i in range(40, 91, 2)]
+
+
+def tune(results: list[dict]) -> float:
+    """The threshold that best separates, on the tune pairs, a restatement offering its real story (found)
+    from the pair's distractor offering it (false offer): the largest share found minus share of false
+    offers (Youden's J); the higher threshold on a tie."""
+    best, best_t = -2.0, 0.5
+    for i in range(30, 96):
+        t = i / 100
+        x = rates(results, "tune", t)
+        j = x["share_found"] - x["share_false"]
+        if j >= best - 1e-9:
+            best, best_t = j, t
+    return best_t
+
+
+async def e2e_phase(ws: Path, rows: list[dict], placed: list[str]) -> dict:
+    """Held-out paraphrases typed word by word into the real server; each step a timed completion."""
+    from lsprotocol import types
+    from pygls.lsp.client import LanguageClient
+    from pygls.uris import from_fs_path
+
+    from storytransformer.similarity.typing_lookup import first_half
+
+    runtime = Path(tempfile.mkdtemp(prefix="st-typing-bench-"))
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "STORYTRANSFORMER_RUNTIME_DIR": str(runtime / "st"),
+           "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "server")])}
+    client = LanguageClient("typing-bench", "1")
+
+    @client.feature(types.WORKSPACE_CONFIGURATION)
+    def on_configuration(params):
+        return [None for _ in params.items]
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def on_publish(params):  # not measured here
+        return None
+
+    @client.feature("storytransformer/engineStatus")
+    def on_engine_status(params):
+        return None
+
+    uri = from_fs_path(str(ws / TYPING))
+    version = 1
+
+    async def set_line(text: str) -> None:
+        nonlocal version
+        version += 1
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+
+    async def complete(text: str) -> tuple[float, list]:
+        t = time.perf_counter()
+        reply = await client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(0, len(text))))
+        ms = (time.perf_counter() - t) * 1000
+        items = reply.items if isinstance(reply, types.CompletionList) else (reply or [])
+        return ms, [i for i in items if i.label.startswith("Already asked: ")]
+
+    await client.start_io(sys.executable, "-m", "storytransformer", "lsp", "--log-level", "WARNING", env=env)
+    t_start = time.perf_counter()
+    try:
+        await client.initialize_async(types.InitializeParams(
+            capabilities=types.ClientCapabilities(), root_uri=from_fs_path(str(ws)),
+            workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(str(ws)), name="bench")],
+            initialization_options={"debounceMs": 150, "semantic": True, "daemon": {"enabled": True, "spawn": True}}))
+        client.initialized(types.InitializedParams())
+        client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+            uri=uri, language_id="plaintext", version=1, text="")))
+        probe = first_half(placed[0])  # a placed story's own first half: offered once the index is ready
+        ready_s = None
+        while time.perf_counter() - t_start < 900:
+            await set_line(probe)
+            _, got = await complete(probe)
+            if got:
+                ready_s = time.perf_counter() - t_start
+                break
+            await asyncio.sleep(2.0)
+        if ready_s is None:
+            raise SystemExit("the daemon's index was not ready within 900 s")
+        # the server's own completion, without a lookup (a line with no means yet), for comparison
+        baseline = []
+        for n in range(20):
+            text = "As a member of the library team" + "," * (n % 2)
+            await set_line(text)
+            baseline.append((await complete(text))[0])
+            await asyncio.sleep(0.15)
+        latencies, found, pairs = [], [], []
+        for r in [r for r in rows if r["part"] == "held_out" and r["kind"] == "paraphrase"]:
+            typed = first_half(r["b_text"])
+            words = typed.split(" ")
+            await set_line("")
+            step = max(1, len(words) // 4)
+            cuts = list(range(step, len(words), step)) + [len(words)]
+            got = []
+            for n in cuts:  # a writer typing: a completion after each few words, 150 ms apart
+                text = " ".join(words[:n])
+                await set_line(text)
+                ms, got = await complete(text)
+                latencies.append(ms)
+                await asyncio.sleep(0.15)
+            target = normalise(r["real_text"])
+            found.append(any(normalise(i.detail.split(" · ", 1)[1]) == target for i in got if i.detail))
+            pairs.append({"id": r["id"], "found": found[-1], "last_ms": round(ms, 1),
+                          # where and how close, not the text: the real backlogs' stories stay out of the project
+                          "offered": [f"{i.label} ({(i.detail or '').split(' · ', 1)[0]})" for i in got]})
+        await client.shutdown_async(None)
+        client.exit(None)
+        await client.stop()
+    finally:
+        subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "stop"], env=env,
+                       capture_output=True, timeout=60)
+    return {"index_ready_s": round(ready_s, 1), "requests": len(latencies),
+            "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1),
+            "max_ms": round(max(latencies), 1),
+            "without_lookup_p50_ms": round(percentile(baseline, 50), 1),
+            "without_lookup_p95_ms": round(percentile(baseline, 95), 1), "pairs": len(found), "found": sum(found),
+            "share_found": sum(found) / max(1, len(found)), "per_pair": pairs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stories", type=int, default=20_000)
+    ap.add_argument("--k", type=int, default=3, help="stories offered at most (the product's MAX_MATCHES)")
+    ap.add_argument("--e2e", action="store_true", help="also time textDocument/completion through a real server and daemon")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    if not REAL.is_dir():
+        raise SystemExit(f"real backlogs not found at {REAL}")
+    from storytransformer.similarity import typing_lookup
+
+    rows = load_pairs()
+    load = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="st-typing-ws-") as tmp:
+        ws = Path(tmp)
+        placed = build_workspace(ws, args.stories, rows)
+        q = query_phase(ws, rows, args.k)
+        res = q["results"]
+        t = tune(res)
+        lat = [r["ms"] for r in res]
+        out = {
+            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "python": platform.python_version(), "stories": q["stories"], "k": args.k,
+            "index_build_s": q["index_build_s"], "snapshot_s": q["snapshot_s"],
+            "load_average_at_start": load, "threshold_tuned": t, "tune_curve": curve(res), "threshold_in_product": typing_lookup.THRESHOLD,
+            "tune": rates(res, "tune", t), "held_out": rates(res, "held_out", t),
+            "held_out_at_product_threshold": rates(res, "held_out", typing_lookup.THRESHOLD),
+            "held_out_top_k_any_score": rates(res, "held_out", -1.0),
+            "query_ms": {"p50": round(percentile(lat, 50), 1), "p95": round(percentile(lat, 95), 1),
+                         "max": round(max(lat), 1)},
+            "unrelated_lines": len(UNRELATED),
+            "unrelated_offering": sum(b >= typing_lookup.THRESHOLD for b in q["unrelated_best"]),
+            "unrelated_best": [round(b, 3) for b in q["unrelated_best"]],
+            "per_pair": res,
+        }
+        if args.e2e:
+            out["e2e"] = asyncio.run(e2e_phase(ws, rows, placed))
+    print(table(out))
+    if not args.no_write:
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "typing_duplicates.json").write_text(json.dumps(out, indent=1) + "\n", "utf-8")
+        (OUT / "typing_duplicates.md").write_text(markdown(out), "utf-8")
+
+
+def table(o: dict) -> str:
+    h, tu, tk, pt = o["held_out"], o["tune"], o["held_out_top_k_any_score"], o["held_out_at_product_threshold"]
+    lines = [f"{o['stories']} stories, top {o['k']}, threshold tuned on the tune pairs: {o['threshold_tuned']:.2f} "
+             f"(in the product: {o['threshold_in_product']:.2f})",
+             f"{'':38} {'pairs':>5} {'found':>6} {'share':>6} {'false offers':>13}",
+             f"{'tune, tuned threshold':38} {tu['pairs']:>5} {tu['found']:>6} {tu['share_found']:>6.2f} "
+             f"{tu['false_offers']:>5}/{tu['distractors']:<3} ({tu['share_false']:.2f})",
+             f"{'held-out, tuned threshold':38} {h['pairs']:>5} {h['found']:>6} {h['share_found']:>6.2f} "
+             f"{h['false_offers']:>5}/{h['distractors']:<3} ({h['share_false']:.2f})",
+             f"{'held-out, product threshold':38} {pt['pairs']:>5} {pt['found']:>6} {pt['share_found']:>6.2f} "
+             f"{pt['false_offers']:>5}/{pt['distractors']:<3} ({pt['share_false']:.2f})",
+             f"{'held-out, top k whatever the score':38} {tk['pairs']:>5} {tk['found']:>6} {tk['share_found']:>6.2f}",
+             f"query (parse, embed one line, score all): p50 {o['query_ms']['p50']} ms, p95 {o['query_ms']['p95']} ms",
+             f"unrelated lines offering a story: {o['unrelated_offering']}/{o['unrelated_lines']}",
+             f"load average at start: {o['load_average_at_start']} (2 cores shared with other work)",
+             "tune pairs by threshold: " + ", ".join(f"{c['threshold']:.2f}: {c['found']}/{c['false_offers']}"
+                                                     for c in o["tune_curve"][::2]) + " (found/false offers)"]
+    if "e2e" in o:
+        e = o["e2e"]
+        lines.append(f"end to end (textDocument/completion through server and daemon, {e['requests']} requests): "
+                     f"p50 {e['p50_ms']} ms, p95 {e['p95_ms']} ms, max {e['max_ms']} ms; "
+                     f"held-out found {e['found']}/{e['pairs']} ({e['share_found']:.2f}); index ready after {e['index_ready_s']} s")
+        if "without_lookup_p50_ms" in e:
+            lines.append(f"the same server's completion on a line with no means yet (no lookup): "
+                         f"p50 {e['without_lookup_p50_ms']} ms, p95 {e['without_lookup_p95_ms']} ms")
+    return "\n".join(lines)
+
+
+def markdown(o: dict) -> str:
+    return (f"# Duplicates while typing\n\n`python benchmarks/typing_duplicates_bench.py{' --e2e' if 'e2e' in o else ''}`"
+            f" ({o['date']}, {o['machine']}, Python {o['python']}).\n\n"
+            "The first half of each paraphrase of benchmarks/labels/pairs (role and the first half of its means) "
+            f"is typed in a {o['stories']}-story workspace generated from the real backlogs, with the pairs' real "
+            "stories placed in it; found: a story with the partner's text is among the stories offered. "
+            "False offers: the pair's distractor (same domain and role, another need) typed the same way "
+            "offers the real story. Target: partner offered for at least 80% of the held-out pairs within 300 ms "
+            "on 2 CPU cores.\n\n```\n" + table(o) + "\n```\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Which stories already ask for what the story being typed asks: a lookup for every keystroke batch.
+
+A writer about to add a story that the backlog already has should see the existing one while typing,
+not after saving. The language server asks this (through the daemon) with the unfinished line; the
+answer must come well inside 300 ms at 20,000 stories on two cores, so the lookup
+
+* embeds one text per request, the typed line itself (the workspace's stories were embedded by the
+  similarity index and are only read here, from an immutable snapshot of its whole-story vectors),
+* scores it with one matrix-vector product against every distinct story text, and
+* shows the one figure the rest of the product shows for a pair: the cosine of the whole stories
+  (``similar``, ST603-ST605 and the report say the same number for the same two texts).
+
+Half a story against whole stories scores lower than two whole stories do, so the threshold is the
+typing lookup's own (:data:`THRESHOLD`, tuned on the tune part of the labelled paraphrase pairs in
+benchmarks/typing_duplicates_bench.py and reported there on the held-out part).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..story import Story
+
+THRESHOLD = 0.62  # whole cosine of the typed line and a story; tuned on the tune pairs (docs/benchmarks/typing_duplicates.md)
+MAX_MATCHES = 3  # a completion list and the inline completion stay readable
+MIN_MEANS_WORDS = 2  # "As a user, I want to" + one word says too little to name a duplicate
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A story that already asks what the typed line asks."""
+
+    story: Story
+    similarity: float  # cosine of the whole typed line and the whole story (the product's one figure)
+
+    @property
+    def line(self) -> int:
+        """0-based line of the story in its file."""
+        return self.story.line
+
+
+def typed_story(line: str) -> Story | None:
+    """The story being typed on ``line`` when it says enough to look for duplicates: a means (after
+    "I want to", "I need", ...) of at least :data:`MIN_MEANS_WORDS` words; the role and the ends may be
+    missing or incomplete. None for anything else (a heading, a role still being typed, prose)."""
+    from .index import parse_query
+
+    if not line.strip():
+        return None
+    story = parse_query(line)
+    if story.means is None or len(_WORD.findall(story.means.text)) < MIN_MEANS_WORDS:
+        return None
+    return story
+
+
+def first_half(text: str) -> str:
+    """``text`` cut after the first half (rounded up) of its means' words: what a writer has typed
+    halfway through a story; the first half of all words when no means is recognised. The benchmark
+    and the tests type stories this way."""
+    from .index import parse_query
+
+    story = parse_query(text)
+    if story.means is not None:
+        words = list(_WORD.finditer(story.means.text))
+        keep = max(MIN_MEANS_WORDS, (len(words) + 1) // 2)
+        at = text.find(story.means.text)
+        if at >= 0:
+            return text[:at + words[min(keep, len(words)) - 1].end()]
+    words = text.split()
+    return " ".join(words[:max(1, (len(words) + 1) // 2)])
+
+
+class Snapshot:
+    """The whole-story vectors of every distinct story text of an index and the stories having each
+    text, copied once per index update so lookups may run on another thread than the index's."""
+
+    def __init__(self, vectors: np.ndarray, stories: Sequence[Sequence[Story]]):
+        if len(vectors) != len(stories):
+            raise ValueError(f"{len(vectors)} vectors for {len(stories)} story texts")
+        self.vectors = np.ascontiguousarray(vectors, np.float32)
+        self.stories = [tuple(group) for group in stories]
+
+    @classmethod
+    def of_index(cls, index) -> "Snapshot":
+        """A snapshot of a :class:`~.index.SimilarityIndex` (call it where the index is updated)."""
+        vectors, groups = index.whole_rows()
+        return cls(vectors, groups)
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self.stories)
+
+    def search(self, vector: np.ndarray, k: int = MAX_MATCHES, threshold: float = THRESHOLD,
+               skip: Callable[[Story], bool] | None = None) -> list[Match]:
+        """The stories whose whole vectors are closest to ``vector`` (a unit vector), best first: at most
+        ``k`` distinct texts at ``threshold`` or above, one story per text (its first place in file
+        order), leaving out stories ``skip`` names (the line being typed)."""
+        if not len(self.vectors) or k <= 0:
+            return []
+        sims = self.vectors @ np.asarray(vector, np.float32)
+        wanted = min(len(sims), 4 * k + 8)  # room for skipped stories
+        top = np.argpartition(-sims, wanted - 1)[:wanted] if wanted < len(sims) else np.arange(len(sims))
+        out: list[Match] = []
+        for row in top[np.lexsort((top, -sims[top]))].tolist():
+            score = float(sims[row])
+            if score < threshold - 1e-6 or len(out) >= k:
+                break
+            kept = [s for s in self.stories[row] if skip is None or not skip(s)]
+            if kept:
+                first = min(kept, key=lambda s: (s.file, s.line))
+                out.append(Match(first, min(score, 1.0)))
+        return out
+
+
+def skip_typed(path: str | None, line: int | None) -> Callable[[Story], bool]:
+    """Leave out the story being typed: whatever the index holds at the cursor's line of the same file
+    (the unsaved text as the daemon last saw it, a keystroke or a few ago)."""
+
+    def skip(story: Story) -> bool:
+        return story.file == path and story.range.contains_line(line if line is not None else -1)
+
+    return skip
+
+
+class TypingLookup:
+    """The lookup of one workspace: the latest snapshot and the embedding model (one encode per request)."""
+
+    def __init__(self, embedder, snapshot: Snapshot | None = None):
+        self.embedder = embedder
+        self.snapshot = snapshot
+
+    def refresh(self, index) -> None:
+        """Take a new snapshot of ``index`` (on the thread that updates it)."""
+        self.snapshot = Snapshot.of_index(index)
+
+    def embed(self, text: str) -> np.ndarray:
+        """One unit vector for ``text``, straight from the model: partial lines change with every
+        keystroke and are not worth a place in the embedding cache (nor a lock on it).
+
+        One sentence gains nothing from intra-op threads, and on two busy cores their barriers cost
+        dearly: measured here under a load average of 8, 500 ms with two threads against 13-20 ms with
+        one. The thread that embeds the typed line therefore uses one (the setting is per thread, so
+        the index's bulk embedding keeps its own)."""
+        _one_thread()
+        v = np.asarray(self.embedder.model.encode([text], convert_to_numpy=True, show_progress_bar=False),
+                       np.float32)[0]
+        n = float(np.linalg.norm(v))
+        return v / n if n > 0 else v
+
+    def find(self, line: str, path: str | None = None, line_no: int | None = None, k: int = MAX_MATCHES,
+             threshold: float = THRESHOLD) -> list[Match]:
+        """The stories that already ask what ``line`` (typed at ``path``:``line_no``, 0-based) asks."""
+        snapshot = self.snapshot
+        story = typed_story(line)
+        if snapshot is None or story is None:
+            return []
+        return snapshot.search(self.embed(story.text), k, threshold, skip_typed(path, line_no))
+
+
+def _one_thread() -> None:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - sentence-transformers needs torch
+        return
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)

@@ -171,15 +171,24 @@ class Bench:
             for m in (1, 2, 3, 4, 5, 8, 300):
                 x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
                 want = x.float() @ ref_w.T + (b.float() if b is not None else 0)
-                if m <= 8:
-                    got = self.ti.int4_decode(x, qw, s, z, 128, b)
-                else:
-                    got = self.ti.int4_prefill(x, qw, s, z, 128, b)
-                err = ((got.float() - want).abs().max() / want.abs().max()).item()
-                row = {"matrix": name, "rows": m, "max_err_rel": err, "quant_err_rel": rel_q, "ok": err < 1e-2}
-                self.result["checks"].append(row)
-                if not row["ok"]:
-                    self.log(f"CHECK FAILED {row}")
+                variants = [None]
+                if m <= 8:  # the new tiles explicitly too: masked planes, the fused split sum (1, 4, 8 rows)
+                    DC = self.ti.DecodeConfig
+                    variants += ([DC(False, 64, 1, masked=True), DC(False, 128, 2, masked=True, fused_sum=True),
+                                  DC(False, 128, 2, planes=True, fused_sum=True)] if m == 1 else
+                                 [DC(True, 128, 1, fused_sum=True)] if m in (4, 8) else [])
+                for cfg in variants:
+                    for repeat in range(3 if cfg is not None else 1):  # fused sum: counters reset each call
+                        if m <= 8:
+                            got = self.ti.int4_decode(x, qw, s, z, 128, b, config=cfg)
+                        else:
+                            got = self.ti.int4_prefill(x, qw, s, z, 128, b)
+                        err = ((got.float() - want).abs().max() / want.abs().max()).item()
+                        row = {"matrix": name, "rows": m, "max_err_rel": err, "quant_err_rel": rel_q, "ok": err < 1e-2,
+                               "config": cfg.__dict__ if cfg is not None else "tuned", "repeat": repeat}
+                        self.result["checks"].append(row)
+                        if not row["ok"]:
+                            self.log(f"CHECK FAILED {row}")
             del w, qw, s, z, ref_w
         ok = all(r["ok"] for r in self.result["checks"])
         self.log(f"correctness on the GPU: {'all ok' if ok else 'FAILURES'} "
@@ -196,27 +205,31 @@ class Bench:
         """Tiles of the decode kernel per matrix and row count; the fastest becomes that case's tile."""
         DC = self.ti.DecodeConfig
         P = dict(planes=True)
-        cands = {1: [DC(False, 128), DC(False, 64), DC(False, 64, 1), DC(False, 128, 1), DC(False, 64, 2),
-                     DC(False, 128, 2, 2), DC(False, 64, 4), DC(False, 128, **P), DC(False, 64, 1, **P),
-                     DC(False, 128, 2, **P), DC(False, 256, **P), DC(True, 64, **P), DC(True, 128, 1, **P)],
-                 4: [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
-                     DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
-                     DC(True, 128, 1, 8, **P)],
-                 8: [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
-                     DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
-                     DC(True, 128, 1, 8, **P)]}
+        MA, F, MF = dict(masked=True), dict(fused_sum=True), dict(masked=True, fused_sum=True)
+        many = [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
+                DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
+                DC(True, 128, 1, 8, **P),
+                DC(True, 128, 0, 8, **F), DC(True, 128, 1, **F), DC(True, 64, 1, **F), DC(True, 128, 1, 8, **P, **F)]
+        cands = {1: [DC(False, 128), DC(False, 64, 1), DC(False, 64, 2), DC(False, 128, 2, 2), DC(False, 128, **P),
+                     DC(False, 64, 1, **P), DC(False, 128, 2, **P), DC(False, 256, **P), DC(True, 128, 1, **P),
+                     # masked planes (3 instructions a weight) and the one-launch fused split sum
+                     DC(False, 64, 1, **MA), DC(False, 128, 1, **MA), DC(False, 128, 2, **MA), DC(False, 32, 1, **MA),
+                     DC(False, 64, 1, **MF), DC(False, 128, 1, **MF), DC(False, 128, 2, **MF), DC(False, 32, 1, **MF),
+                     DC(False, 64, 2, **MF), DC(False, 128, 1, 8, **MF), DC(False, 256, 1, 8, **MF),
+                     DC(False, 128, 2, **P, **F), DC(False, 64, 1, **P, **F), DC(False, 256, 0, **P, **F)],
+                 4: many, 8: many}
         t0 = time.perf_counter()
-        seen = set()
-        for name, n, k, bias in self.fused + self.separate:
-            if (n, k) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
-                continue
-            seen.add((n, k))
-            reps = self.int4_copies(n, k, self.copies(n * k // 2))
-            g = torch.Generator(device=self.dev).manual_seed(2)
-            for m in ROWS:
+        for m in ROWS:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first
+            seen = set()
+            for name, n, k, bias in self.fused + self.separate:
+                if (n, k) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
+                    continue
+                seen.add((n, k))
                 if self.left() < self.args.reserve_s or time.perf_counter() - t0 > self.args.sweep_s:
                     self.result["notes"].append(f"sweep cut short by the time budget before {name} rows {m}")
                     return
+                reps = self.int4_copies(n, k, self.copies(n * k // 2))
+                g = torch.Generator(device=self.dev).manual_seed(2)
                 x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
                 ref = x.float() @ self.int4.dequantize_int4(*reps[0], 128).T
                 best = None
@@ -227,6 +240,9 @@ class Bench:
                             raise AssertionError("differs from the reference tile")
                         ms, _ = self.graph_ms([lambda r=r, cfg=cfg: self.ti.int4_decode(x, *r, 128, config=cfg)
                                                for r in reps])
+                        y = self.ti.int4_decode(x, *reps[0], 128, config=cfg).float()  # after many replays
+                        if (y - ref).abs().max() > 1e-2 * ref.abs().max():
+                            raise AssertionError("differs from the reference after the timed replays")
                     except Exception as exc:  # noqa: BLE001
                         self.result["sweep"].append({"matrix": name, "rows": m, "config": cfg.__dict__,
                                                      "error": f"{type(exc).__name__}: {str(exc)[:160]}"})
@@ -238,9 +254,10 @@ class Bench:
                     self.best[(m, n, k)] = best[1]
                     self.ti.TUNED[(m, n, k)] = best[1]  # Int4Linear in the model section uses it too
                     self.log(f"sweep {name} rows {m}: best {best[1]} {best[0] * 1e3:.1f} us")
-            del reps
-            torch.cuda.empty_cache()
-            self.save()
+                del reps
+                if self.dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.save()
 
     def config(self, m, n, k):
         return self.best.get((m, n, k)) or self.ti.decode_config(m, n, k)

@@ -181,3 +181,44 @@ def test_triton_dequantise_and_prefill_match_the_reference():
         assert got.shape == (37, 72) and (got.float() - want).abs().max() < 2e-2 * want.abs().max()
         print("ok")
     """)
+
+
+@needs_triton
+def test_masked_planes_and_the_fused_split_sum_match_the_reference_and_leave_the_counters_at_zero():
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import Int4Linear, quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen import triton_int4 as ti
+        g = torch.Generator().manual_seed(5)
+        DC = ti.DecodeConfig
+        for N, K, group, bias in ((40, 512, 128, True), (24, 384, 128, False), (16, 1024, 256, True)):
+            w = (torch.randn(N, K, generator=g) * 0.02).bfloat16()
+            w[:, :128] += 0.3  # a group far from zero: large codes in every plane, nibbles 5..7 included
+            qw, s, z = quantize_int4(w, group)
+            ref_w = dequantize_int4(qw, s, z, group)
+            b = (torch.randn(N, generator=g) * 0.1).bfloat16() if bias else None
+            counters = torch.zeros(8, dtype=torch.int32)
+            for M in (1, 3, 8):
+                x = torch.randn(M, K, generator=g).bfloat16()
+                want = x.float() @ ref_w.T + (b.float() if b is not None else 0)
+                cfgs = [DC(False, 16, 1, masked=True), DC(False, 64, 3, masked=True),
+                        DC(False, 16, 1, masked=True, fused_sum=True), DC(False, 32, 3, masked=True, fused_sum=True),
+                        DC(True, 16, 3, fused_sum=True), DC(True, 64, 1, planes=True, fused_sum=True)]
+                if M == 1:
+                    cfgs += [DC(False, 16, 3, planes=True, fused_sum=True)]
+                for cfg in cfgs:
+                    for own in (None, counters):
+                        for _ in range(2):  # a second call finds the counters reset
+                            got = ti.int4_decode(x, qw, s, z, group, b, config=cfg, counters=own)
+                            assert got.shape == (M, N) and got.dtype == torch.bfloat16
+                            err = (got.float() - want).abs().max() / want.abs().max()
+                            assert err < 1e-2, (N, K, M, cfg, float(err))
+                    assert int(counters.abs().sum()) == 0, counters
+                    assert all(int(c.abs().sum()) == 0 for c in ti._COUNTERS.values())
+        assert torch.device("cpu") in ti._COUNTERS  # the calls without counters used the shared ones
+        # Int4Linear brings its own counters
+        lin = torch.nn.Linear(256, 48, bias=True, dtype=torch.bfloat16)
+        q = Int4Linear.from_linear(lin, 128)
+        assert q.counters.shape == (3,) and "counters" not in q.state_dict()
+        print("ok")
+    """)

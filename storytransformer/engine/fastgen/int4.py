@@ -65,6 +65,10 @@ class Int4Linear(nn.Module):
         self.register_buffer("scales", scales)
         self.register_buffer("mins", mins)
         self.register_buffer("bias", bias)
+        # one zeroed counter per column tile (tiles of 16 columns at the narrowest) for the decode kernel's
+        # fused split sum; not saved with the weights, moved with the module
+        self.register_buffer("counters", torch.zeros((out_features + 15) // 16, dtype=torch.int32,
+                                                     device=qweight.device), persistent=False)
 
     @classmethod
     @torch.no_grad()
@@ -80,7 +84,8 @@ class Int4Linear(nn.Module):
         if x.is_cuda:
             from . import triton_int4
             if x2.shape[0] <= DECODE_ROWS:
-                y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias)
+                y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
+                                            counters=self.counters)
             else:
                 y = triton_int4.int4_prefill(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias)
         else:

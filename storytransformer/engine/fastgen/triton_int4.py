@@ -58,13 +58,26 @@ def _codes(w, j: tl.constexpr):
 
 
 @triton.jit
-def _decode_kernel(X, QW, S, Z, BIAS, OUT, M, N, stride_xm, stride_om,
+def _masked_codes(w, j: tl.constexpr):
+    """Nibble j (0..4) of packed words -> float32 code * 16^j (exact): masked in place, no shift. The
+    mask-and-or is one instruction; 2^23 + code * 16^j stays below 2^24 for j <= 4, so the float's
+    exponent is untouched. The caller divides the activation by 16^j (exact) instead."""
+    bits = (w & (15 << (4 * j))) | 0x4B000000
+    return bits.to(tl.float32, bitcast=True) - 8388608.0
+
+
+@triton.jit
+def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, SPLITS: tl.constexpr,
                    K: tl.constexpr, GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                    BLOCKS_PER_SPLIT: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
-                   HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr):
+                   HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
+                   MASKED: tl.constexpr, FUSED_SUM: tl.constexpr):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
-    axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each)."""
+    axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
+    MASKED (fma loop): codes masked in place, no shift per plane (see _masked_codes). FUSED_SUM: the last
+    split program of each column tile (an atomic counter per tile, CNT) sums the partials into Y itself,
+    so no second kernel is launched; it resets its counter to 0 for the next call."""
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -108,6 +121,18 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, M, N, stride_xm, stride_om,
                 t += tl.dot(xj.to(DOT_DTYPE), _codes(w, j).to(DOT_DTYPE))
                 xs += tl.sum(xj.to(tl.float32), 1)
             acc += t * s[None, :] + xs[:, None] * z[None, :]
+        elif MASKED:
+            t = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
+            xs = tl.zeros((BLOCK_M, 16), tl.float32)
+            w_hi = w >> 20  # nibbles 5, 6, 7 as nibbles 0, 1, 2: one shift for three planes
+            for j in tl.static_range(8):
+                xj = tl.load(x_ptrs + 16 * j, mask=xmask, other=0.0).to(tl.float32)
+                xs += xj
+                if j < 5:
+                    t += (xj * (1.0 / (1 << (4 * j))))[:, :, None] * _masked_codes(w, j)[None, :, :]
+                else:
+                    t += (xj * (1.0 / (1 << (4 * (j - 5)))))[:, :, None] * _masked_codes(w_hi, j - 5)[None, :, :]
+            acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
         else:
             t = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
             xs = tl.zeros((BLOCK_M, 16), tl.float32)
@@ -123,6 +148,18 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, M, N, stride_xm, stride_om,
     mask = m_ok[:, None] & n_ok[None, :]
     if PARTIAL:
         tl.store(OUT + split * M * N + offs_m[:, None] * N + offs_n[None, :], y, mask=mask)
+        if FUSED_SUM:
+            tl.debug_barrier()  # every thread's partial is stored before the counter says so
+            done = tl.atomic_add(CNT + pid_n, 1, sem="acq_rel")
+            if done == SPLITS - 1:  # the last split of this column tile: sum them all
+                tot = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+                for sp in range(SPLITS):
+                    tot += tl.load(OUT + sp * M * N + offs_m[:, None] * N + offs_n[None, :], mask=mask, other=0.0,
+                                   cache_modifier=".cg")  # from L2: other programs wrote them
+                if HAS_BIAS:
+                    tot += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+                tl.store(Y + offs_m[:, None] * stride_om + offs_n[None, :], tot.to(Y.dtype.element_ty), mask=mask)
+                tl.atomic_xchg(CNT + pid_n, 0)  # ready for the next call (graph replays included)
     else:
         if HAS_BIAS:
             y += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
@@ -170,6 +207,8 @@ class DecodeConfig:
     num_warps: int = 4
     num_stages: int = 3
     planes: bool = False
+    masked: bool = False  # fma loop only: codes masked in place (3 instructions a weight, not 4)
+    fused_sum: bool = False  # split partials summed by the last program of each tile (one launch, not two)
 
 
 _D = DecodeConfig
@@ -217,9 +256,28 @@ def _blocks_per_split(cfg: DecodeConfig, n: int, k: int, programs: int = 528) ->
     return triton.cdiv(blocks, splits)
 
 
+_COUNTERS: dict[torch.device, torch.Tensor] = {}
+
+
+def _shared_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
+    """Zeroed int32 counters for FUSED_SUM calls that bring none of their own (every call leaves them at 0
+    again). Made outside a graph capture only: a buffer first zeroed inside a capture would be garbage
+    until the graph's first replay; None then (the two-kernel sum is used)."""
+    have = _COUNTERS.get(device)
+    if have is not None and have.numel() >= tiles:
+        return have
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return None
+    _COUNTERS[device] = torch.zeros(max(tiles, 4096), dtype=torch.int32, device=device)
+    return _COUNTERS[device]
+
+
 def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor,
-                group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None) -> torch.Tensor:
-    """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised."""
+                group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None,
+                counters: torch.Tensor | None = None) -> torch.Tensor:
+    """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised.
+    ``counters``: zeroed int32 [>= N / block_n] for the fused split sum, owned by the caller (Int4Linear);
+    without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream)."""
     M, K = x.shape
     N = qweight.shape[1]
     cfg = config or decode_config(M, N, K)
@@ -235,14 +293,19 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     partial = splits > 1
     out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
     b = bias if bias is not None else y
-    _decode_kernel[(triton.cdiv(N, cfg.block_n), splits)](
-        x, qweight, scales, mins, b, out, M, N, x.stride(0), y.stride(0), K=K, GROUP=group, BLOCK_M=block_m,
-        BLOCK_N=cfg.block_n, BLOCKS_PER_SPLIT=bps, USE_DOT=cfg.use_dot,
+    tiles = triton.cdiv(N, cfg.block_n)
+    cnt = None
+    if partial and cfg.fused_sum:
+        cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
+    fused = cnt is not None
+    _decode_kernel[(tiles, splits)](
+        x, qweight, scales, mins, b, out, y, cnt if fused else y, M, N, x.stride(0), y.stride(0), SPLITS=splits, K=K, GROUP=group,
+        BLOCK_M=block_m, BLOCK_N=cfg.block_n, BLOCKS_PER_SPLIT=bps, USE_DOT=cfg.use_dot,
         # the interpreter's tl.dot gets converted bf16 operands wrong: float32 there
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
-        PLANES=cfg.planes,
+        PLANES=cfg.planes, MASKED=cfg.masked and not cfg.use_dot and not cfg.planes, FUSED_SUM=fused,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-    if partial:
+    if partial and not fused:
         block = 1024
         _sum_splits_kernel[(triton.cdiv(M * N, block),)](out, b, y, M * N, N, SPLITS=splits,
                                                          HAS_BIAS=bias is not None, BLOCK=block, num_warps=4)

@@ -175,7 +175,8 @@ class Bench:
                 if m <= 8:  # the new tiles explicitly too: masked planes, the fused split sum (1, 4, 8 rows)
                     DC = self.ti.DecodeConfig
                     variants += ([DC(False, 64, 1, masked=True), DC(False, 128, 2, masked=True, fused_sum=True),
-                                  DC(False, 128, 2, planes=True, fused_sum=True)] if m == 1 else
+                                  DC(False, 128, 2, planes=True, fused_sum=True),
+                                  DC(False, 128, 2, planes=True, masked=True, fused_sum=True)] if m == 1 else
                                  [DC(True, 128, 1, fused_sum=True)] if m in (4, 8) else [])
                 for cfg in variants:
                     for repeat in range(3 if cfg is not None else 1):  # fused sum: counters reset each call
@@ -210,13 +211,15 @@ class Bench:
                 DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
                 DC(True, 128, 1, 8, **P),
                 DC(True, 128, 0, 8, **F), DC(True, 128, 1, **F), DC(True, 64, 1, **F), DC(True, 128, 1, 8, **P, **F)]
-        cands = {1: [DC(False, 128), DC(False, 64, 1), DC(False, 64, 2), DC(False, 128, 2, 2), DC(False, 128, **P),
-                     DC(False, 64, 1, **P), DC(False, 128, 2, **P), DC(False, 256, **P), DC(True, 128, 1, **P),
-                     # masked planes (3 instructions a weight) and the one-launch fused split sum
-                     DC(False, 64, 1, **MA), DC(False, 128, 1, **MA), DC(False, 128, 2, **MA), DC(False, 32, 1, **MA),
-                     DC(False, 64, 1, **MF), DC(False, 128, 1, **MF), DC(False, 128, 2, **MF), DC(False, 32, 1, **MF),
-                     DC(False, 64, 2, **MF), DC(False, 128, 1, 8, **MF), DC(False, 256, 1, 8, **MF),
-                     DC(False, 128, 2, **P, **F), DC(False, 64, 1, **P, **F), DC(False, 256, 0, **P, **F)],
+        PM, PMF = dict(planes=True, masked=True), dict(planes=True, masked=True, fused_sum=True)
+        cands = {1: [DC(False, 128, **P), DC(False, 64, 1, **P), DC(False, 128, 2, **P), DC(False, 256, **P),
+                     # masked planes (about 3 instructions a weight instead of 4) and the one-launch fused split sum
+                     DC(False, 128, 2, **MA), DC(False, 128, 2, **MF),
+                     DC(False, 128, 2, **P, **F), DC(False, 64, 1, **P, **F), DC(False, 256, 0, **P, **F),
+                     DC(False, 128, 2, **PM), DC(False, 64, 1, **PM),
+                     DC(False, 128, 2, **PMF), DC(False, 64, 1, **PMF), DC(False, 256, 0, **PMF),
+                     DC(False, 256, 2, **PMF), DC(False, 128, 1, **PMF), DC(False, 256, 2, 8, **PMF),
+                     DC(False, 64, 2, **PMF), DC(False, 128, 4, **PMF)],
                  4: many, 8: many}
         t0 = time.perf_counter()
         for m in ROWS:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first
@@ -258,6 +261,42 @@ class Bench:
                 if self.dev.type == "cuda":
                     torch.cuda.empty_cache()
                 self.save()
+
+    def floor(self) -> None:
+        """What the packed weights cost to stream alone in the decode kernel's access pattern (the same tile
+        and split grid, every word loaded and summed as an integer, no dequantisation, no activations): the
+        gap between this and the decode time is the kernel's arithmetic, the gap to the bound its access."""
+        import triton
+        import triton.language as tl
+
+        @triton.jit
+        def stream_kernel(QW, OUT, N, BLOCKS: tl.constexpr, BLOCK_N: tl.constexpr, BPS: tl.constexpr):
+            pid_n, split = tl.program_id(0), tl.program_id(1)
+            offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+            offs_i = tl.arange(0, 16)
+            acc = tl.zeros((16, BLOCK_N), tl.int32)
+            for bi in range(BPS):
+                b = split * BPS + bi
+                acc += tl.load(QW + (b * 16 + offs_i)[:, None] * N + offs_n[None, :],
+                               mask=(b < BLOCKS) & (offs_n < N)[None, :], other=0)
+            tl.store(OUT + split * N + offs_n, tl.sum(acc, 0), mask=offs_n < N)
+
+        for name, n, k, bias in self.fused:
+            reps = self.int4_copies(n, k, self.copies(n * k // 2))
+            bound = sum(t.numel() * t.element_size() for t in reps[0]) / self.bw * 1e3
+            for bn, bps in ((64, 1), (128, 1), (128, 2), (256, 2), (128, 4)):
+                splits = triton.cdiv(k // 128, bps)
+                out = torch.empty(splits, n, dtype=torch.int32, device=self.dev)
+                grid = (triton.cdiv(n, bn), splits)
+                ms, _ = self.graph_ms([lambda r=r: stream_kernel[grid](r[0], out, n, BLOCKS=k // 128, BLOCK_N=bn,
+                                                                       BPS=bps) for r in reps])
+                self.result.setdefault("floor", []).append(
+                    {"matrix": name, "n": n, "k": k, "block_n": bn, "blocks_per_split": bps, "ms": ms,
+                     "int4_bound_ms": bound, "x_bound": ms / bound})
+                self.log(f"floor {name} BN {bn} bps {bps}: {ms * 1e3:.1f} us (bound {bound * 1e3:.1f} us)")
+            del reps
+            torch.cuda.empty_cache()
+            self.save()
 
     def config(self, m, n, k):
         return self.best.get((m, n, k)) or self.ti.decode_config(m, n, k)
@@ -376,7 +415,7 @@ class Bench:
         from importlib import import_module
 
         pkg = self.int4.__package__
-        StaticKVCache = import_module(pkg + ".cache").StaticKVCache
+        StaticKVCache = import_module(pkg + ".kv_cache").StaticKVCache
         ModelConfig = import_module(pkg + ".config").ModelConfig
         Generator = import_module(pkg + ".generate").Generator
         build_model = import_module(pkg + ".model").build_model

@@ -205,7 +205,8 @@ def test_masked_planes_and_the_fused_split_sum_match_the_reference_and_leave_the
                         DC(False, 16, 1, masked=True, fused_sum=True), DC(False, 32, 3, masked=True, fused_sum=True),
                         DC(True, 16, 3, fused_sum=True), DC(True, 64, 1, planes=True, fused_sum=True)]
                 if M == 1:
-                    cfgs += [DC(False, 16, 3, planes=True, fused_sum=True)]
+                    cfgs += [DC(False, 16, 3, planes=True, fused_sum=True), DC(False, 64, 0, planes=True, masked=True),
+                             DC(False, 16, 3, planes=True, masked=True, fused_sum=True)]
                 for cfg in cfgs:
                     for own in (None, counters):
                         for _ in range(2):  # a second call finds the counters reset
@@ -220,5 +221,55 @@ def test_masked_planes_and_the_fused_split_sum_match_the_reference_and_leave_the
         lin = torch.nn.Linear(256, 48, bias=True, dtype=torch.bfloat16)
         q = Int4Linear.from_linear(lin, 128)
         assert q.counters.shape == (3,) and "counters" not in q.state_dict()
+        print("ok")
+    """)
+
+
+def test_an_input_width_that_is_not_a_multiple_of_128_is_zero_padded():
+    """SmolLM2's 576 inputs: the weight is padded to 640, the padded inputs count as 0."""
+    with pytest.raises(ValueError, match="in_features=576"):
+        quantize_int4(torch.zeros(4, 576), 128)  # without pad the format still refuses it
+    w = torch.randn(24, 576, generator=torch.Generator().manual_seed(7)) * 0.02
+    qweight, scales, mins = quantize_int4(w.bfloat16(), 128, pad=True)
+    assert qweight.shape == (80, 24) and scales.shape == (5, 24)
+    back = dequantize_int4(qweight, scales, mins, 128)
+    assert back.shape == (24, 640)
+    step, low = scales[-1].float()[:, None], mins[-1].float().abs()[:, None]
+    assert (back[:, 576:].abs() <= 0.5 * step + low * 2 ** -8 + 1e-7).all()  # the padding quantises to about 0
+    assert (back[:, :576] - w).norm() / w.norm() < 0.12
+    lin = torch.nn.Linear(576, 24, bias=True, dtype=torch.bfloat16)
+    q = Int4Linear.from_linear(lin, 128)
+    assert q.in_features == 576 and q.qweight.shape == (80, 24)
+    x = torch.randn(3, 576, generator=torch.Generator().manual_seed(8)).bfloat16()
+    want = x.float() @ lin.weight.float().T + lin.bias.float()
+    assert (q(x).float() - want).norm() / want.norm() < 0.15
+
+
+@needs_triton
+def test_triton_kernels_read_padded_inputs_as_zero():
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen import triton_int4 as ti
+        g = torch.Generator().manual_seed(9)
+        DC = ti.DecodeConfig
+        w = (torch.randn(40, 576, generator=g) * 0.02).bfloat16()
+        qw, s, z = quantize_int4(w, 128, pad=True)
+        ref_w = dequantize_int4(qw, s, z, 128)[:, :576]
+        big = torch.randn(8, 1000, generator=g).bfloat16()  # the row after 576 holds other values
+        for M in (1, 4):
+            x = big[:M, :576]
+            want = x.float() @ ref_w.T
+            cfgs = [DC(False, 16, 1), DC(True, 16, 3), DC(True, 64, 1, planes=True), DC(False, 32, 2, masked=True)]
+            if M == 1:
+                cfgs += [DC(False, 16, 3, planes=True), DC(False, 64, 0, planes=True, masked=True, fused_sum=True)]
+            for cfg in cfgs:
+                got = ti.int4_decode(x, qw, s, z, 128, config=cfg)
+                err = (got.float() - want).abs().max() / want.abs().max()
+                assert err < 1e-2, (M, cfg, float(err))
+        x = torch.randn(37, 576, generator=g).bfloat16()
+        got = ti.int4_prefill(x, qw, s, z, 128)
+        want = x.float() @ ref_w.T
+        assert got.shape == (37, 40) and (got.float() - want).abs().max() < 2e-2 * want.abs().max()
         print("ok")
     """)

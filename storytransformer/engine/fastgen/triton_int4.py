@@ -71,13 +71,16 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    K: tl.constexpr, GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                    BLOCKS_PER_SPLIT: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
-                   MASKED: tl.constexpr, FUSED_SUM: tl.constexpr):
+                   MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
-    MASKED (fma loop): codes masked in place, no shift per plane (see _masked_codes). FUSED_SUM: the last
+    MASKED (fma): codes masked in place, no shift per plane (see _masked_codes; with PLANES, planes 0..3 of
+    w and of w >> 16, one shift for four planes). FUSED_SUM: the last
     split program of each column tile (an atomic counter per tile, CNT) sums the partials into Y itself,
-    so no second kernel is launched; it resets its counter to 0 for the next call."""
+    so no second kernel is launched; it resets its counter to 0 for the next call. K_X: the activations'
+    width; K (the packed rows x 8) may be larger, the weight zero-padded to whole blocks: inputs past K_X
+    are read as 0."""
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -104,20 +107,36 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         if PLANES:
             bits = ((w[None, :, :] >> shifts[:, None, None]) & 0xF) | 0x4B000000
             c3 = bits.to(tl.float32, bitcast=True) - 8388608.0  # [8, 16, BLOCK_N] codes of inputs 16 j + i
+            # (the MASKED branch below does not use c3: the compiler drops it there)
             if USE_DOT:
-                xb = tl.load(X + offs_m[:, None] * stride_xm + b * 128 + tl.arange(0, 128)[None, :], mask=xmask,
+                kb = b * 128 + tl.arange(0, 128)
+                xb = tl.load(X + offs_m[:, None] * stride_xm + kb[None, :], mask=xmask & (kb < K_X)[None, :],
                              other=0.0)  # [BLOCK_M, 128]
                 t = tl.dot(xb.to(DOT_DTYPE), tl.reshape(c3, (128, BLOCK_N)).to(DOT_DTYPE))
                 acc += t * s[None, :] + tl.sum(xb.to(tl.float32), 1)[:, None] * z[None, :]
+            elif MASKED:  # BLOCK_M == 1; planes 0..3 masked in place in w, planes 4..7 in w >> 16
+                pl = tl.arange(0, 4)
+                magic = (15 << (4 * pl)).to(tl.int32)[:, None, None]  # [4, 1, 1]: 0xF, 0xF0, 0xF00, 0xF000
+                inv = (1.0 / (1 << (4 * pl)).to(tl.float32))[:, None]  # [4, 1]: the exact 16^-j
+                offs_h = pl[:, None] * 16 + offs_i[None, :]  # [4, 16]: input 16 j + i of a half block
+                k_lo = b * 128 + offs_h
+                x_lo = tl.load(X + k_lo, mask=ok & (M > 0) & (k_lo < K_X), other=0.0).to(tl.float32)
+                x_hi = tl.load(X + k_lo + 64, mask=ok & (M > 0) & (k_lo + 64 < K_X), other=0.0).to(tl.float32)
+                c_lo = ((w[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
+                c_hi = (((w >> 16)[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
+                t = tl.sum((x_lo * inv)[:, :, None] * c_lo + (x_hi * inv)[:, :, None] * c_hi, axis=0)  # [16, BN]
+                acc += (t * s[None, :] + (tl.sum(x_lo, 0) + tl.sum(x_hi, 0))[:, None] * z[None, :])[None, :, :]
             else:  # BLOCK_M == 1
-                x2 = tl.load(X + b * 128 + offs_k, mask=ok & (M > 0), other=0.0).to(tl.float32)  # [8, 16]
+                x2 = tl.load(X + b * 128 + offs_k, mask=ok & (M > 0) & (b * 128 + offs_k < K_X),
+                             other=0.0).to(tl.float32)  # [8, 16]
                 t = tl.sum(x2[:, :, None] * c3, axis=0)  # [16, BLOCK_N]
                 acc += (t * s[None, :] + tl.sum(x2, 0)[:, None] * z[None, :])[None, :, :]
         elif USE_DOT:
             t = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
             xs = tl.zeros((BLOCK_M,), tl.float32)
             for j in tl.static_range(8):
-                xj = tl.load(x_ptrs + 16 * j, mask=xmask, other=0.0)
+                xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
+                xj = tl.load(x_ptrs + 16 * j, mask=xok, other=0.0)
                 t += tl.dot(xj.to(DOT_DTYPE), _codes(w, j).to(DOT_DTYPE))
                 xs += tl.sum(xj.to(tl.float32), 1)
             acc += t * s[None, :] + xs[:, None] * z[None, :]
@@ -126,7 +145,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xs = tl.zeros((BLOCK_M, 16), tl.float32)
             w_hi = w >> 20  # nibbles 5, 6, 7 as nibbles 0, 1, 2: one shift for three planes
             for j in tl.static_range(8):
-                xj = tl.load(x_ptrs + 16 * j, mask=xmask, other=0.0).to(tl.float32)
+                xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
+                xj = tl.load(x_ptrs + 16 * j, mask=xok, other=0.0).to(tl.float32)
                 xs += xj
                 if j < 5:
                     t += (xj * (1.0 / (1 << (4 * j))))[:, :, None] * _masked_codes(w, j)[None, :, :]
@@ -137,7 +157,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             t = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
             xs = tl.zeros((BLOCK_M, 16), tl.float32)
             for j in tl.static_range(8):
-                xj = tl.load(x_ptrs + 16 * j, mask=xmask, other=0.0).to(tl.float32)
+                xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
+                xj = tl.load(x_ptrs + 16 * j, mask=xok, other=0.0).to(tl.float32)
                 t += xj[:, :, None] * _codes(w, j)[None, :, :]
                 xs += xj
             acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
@@ -207,7 +228,7 @@ class DecodeConfig:
     num_warps: int = 4
     num_stages: int = 3
     planes: bool = False
-    masked: bool = False  # fma loop only: codes masked in place (3 instructions a weight, not 4)
+    masked: bool = False  # fma only: codes masked in place, no shift per plane (3 instructions a weight, not 4)
     fused_sum: bool = False  # split partials summed by the last program of each tile (one launch, not two)
 
 
@@ -278,8 +299,10 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised.
     ``counters``: zeroed int32 [>= N / block_n] for the fused split sum, owned by the caller (Int4Linear);
     without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream)."""
-    M, K = x.shape
-    N = qweight.shape[1]
+    M, K_x = x.shape
+    K, N = qweight.shape[0] * 8, qweight.shape[1]  # K >= K_x: the weight may be zero-padded to whole blocks
+    if K_x > K:
+        raise ValueError(f"activations have {K_x} columns, the int4 weight only {K}")
     cfg = config or decode_config(M, N, K)
     if x.stride(-1) != 1:
         x = x.contiguous()
@@ -299,11 +322,13 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
     fused = cnt is not None
     _decode_kernel[(tiles, splits)](
-        x, qweight, scales, mins, b, out, y, cnt if fused else y, M, N, x.stride(0), y.stride(0), SPLITS=splits, K=K, GROUP=group,
+        x, qweight, scales, mins, b, out, y, cnt if fused else y, M, N, x.stride(0), y.stride(0), SPLITS=splits, K=K,
+        GROUP=group,
         BLOCK_M=block_m, BLOCK_N=cfg.block_n, BLOCKS_PER_SPLIT=bps, USE_DOT=cfg.use_dot,
         # the interpreter's tl.dot gets converted bf16 operands wrong: float32 there
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
-        PLANES=cfg.planes, MASKED=cfg.masked and not cfg.use_dot and not cfg.planes, FUSED_SUM=fused,
+        PLANES=cfg.planes, MASKED=cfg.masked and not cfg.use_dot, FUSED_SUM=fused,
+        K_X=K_x,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if partial and not fused:
         block = 1024
@@ -326,5 +351,5 @@ def int4_prefill(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, m
                  bias: torch.Tensor | None = None) -> torch.Tensor:
     """x [M, K] -> [M, N]: the weight dequantised into a bf16 temporary (one matrix, freed after), then
     cuBLAS. At prefill sizes the dequantisation (read 0.5, write 2 bytes a weight) is a few % of the product."""
-    wt = int4_dequantize_t(qweight, scales, mins, group, x.dtype)
+    wt = int4_dequantize_t(qweight, scales, mins, group, x.dtype)[:x.shape[1]]  # the padded rows unused
     return torch.addmm(bias, x, wt) if bias is not None else x @ wt

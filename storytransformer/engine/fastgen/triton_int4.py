@@ -24,17 +24,30 @@ A code becomes a float without a conversion instruction: (code | 0x4B000000) rea
 2^23 + code exactly. Per weight the "fma" variant then costs a shift, a mask-or, a subtraction and
 one multiply-add per activation row; the "dot" variant feeds the codes to the tensor cores
 (activations padded to 16 rows). K is split over programs so that even 3584-wide outputs fill the GPU;
-the splits write float32 partials that a second small kernel sums (with the bias, in x's dtype).
-Fixed grids, no host synchronisation, no data-dependent allocation: graph-safe.
+the splits write float32 partials, summed (with the bias, in x's dtype) either by a second small kernel
+or, with ``fused_sum``, by the last split program of each column tile itself: each program counts
+itself done on an int32 counter per tile (atomic, acquire-release), the one that sees the count
+complete reads the partials back from L2 and writes the output, then sets the counter back to 0, so
+the counters are zero again for the next call or graph replay. One launch instead of two saves 1 to 5
+us a product at one row. Fixed grids, no host synchronisation, no data-dependent allocation: graph-safe.
+An input width that is not a multiple of 128 (SmolLM2's 576) is zero-padded in the packed weight; the
+kernels read activations past the real width as 0.
 
-Where it stands on an H200 (docs/benchmarks/gpu_int4.md): one row, 28 layers' matrices 2.84 ms against
-bf16's 3.75 and NF4's 3.48, but still 3.5x the 4-bit bytes-read bound; 4 and 8 rows level with bf16.
+Where it stands on an H200 (docs/benchmarks/gpu_int4.md, 2026-12-03): one row, 28 layers' matrices 2.62
+ms against bf16's 3.67 and NF4's 3.50 (1.40x faster than bf16), but 3.2x the 4-bit bytes-read bound; 4
+and 8 rows level with bf16. The same access pattern with no arithmetic (every word loaded and summed as
+an integer) streams w13 in 24 us at this tile and 20 us at 256 columns x 2 blocks (bound 17 us), against
+49.5 us for the product: the kernel is bound by its per-weight instructions, not by its loads.
 What the sweeps showed: a first layout with rows contiguous along K and one activation load per
 nibble plane streamed about 1 TB/s (as slow as ~16 instructions a weight would be; not profiled); a
 program that streams many blocks alone is latency-bound (one program over all of K: 4x slower than
 ~500 programs); loading the activations once per block ("planes") was up to 1.47x faster at one row
-(w13: 72.8 -> 50.1 us). Not yet tried: bf16x2 / inline-PTX dequantisation (lop3 with magic numbers,
-two codes an instruction), a persistent grid, a split-K reduction with atomics instead of partials.
+(w13: 72.8 -> 50.1 us); the fused split sum took wqkv 11.2 -> 9.9, w2 30.9 -> 26.1, k 7.0 -> 4.3 us.
+Masking the codes in place (``masked``: no shift per plane, the activation scaled by 16^-j instead;
+about 3 instructions a weight instead of 4) was predicted faster and measured slower on the large
+matrices (w13 49.5 -> 56.6 us at best; not profiled): only k/v picked it. Not yet tried: bf16x2 /
+inline-PTX dequantisation (lop3 with magic numbers, two codes an instruction, tensor cores at one row),
+a persistent grid.
 """
 
 from __future__ import annotations
@@ -233,28 +246,28 @@ class DecodeConfig:
 
 
 _D = DecodeConfig
-# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 for the 7.6B
-# shape's matrices (fused wqkv, wo, w13, w2; separate k/v and gate/up); the bench refreshes the table in its
-# own run. Any tile is correct on any GPU; these are only the fastest measured there.
+# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 (2026-12-03) for
+# the 7.6B shape's matrices (fused wqkv, wo, w13, w2; separate k/v and gate/up); the bench refreshes the table
+# in its own run. Any tile is correct on any GPU; these are only the fastest measured there.
 TUNED: dict[tuple[int, int, int], DecodeConfig] = {
-    (1, 4608, 3584): _D(False, 128, 2, planes=True),  # wqkv
-    (4, 4608, 3584): _D(True, 128, 0, 8),
-    (8, 4608, 3584): _D(True, 128, 0, 8),
-    (1, 3584, 3584): _D(False, 128, 0, planes=True),  # wo (and q, o)
-    (4, 3584, 3584): _D(True, 128, 0, 8),
-    (8, 3584, 3584): _D(True, 128, 0, 8),
-    (1, 37888, 3584): _D(False, 128, 2, planes=True),  # w13
-    (4, 37888, 3584): _D(True, 128, 1),
-    (8, 37888, 3584): _D(True, 128, 1),
-    (1, 3584, 18944): _D(False, 64, 1, planes=True),  # w2 (down)
-    (4, 3584, 18944): _D(True, 128, 0, 8),
-    (8, 3584, 18944): _D(True, 128, 0, 8),
-    (1, 512, 3584): _D(False, 128, 2, planes=True),  # k, v
-    (4, 512, 3584): _D(True, 128, 1, 8, planes=True),
-    (8, 512, 3584): _D(True, 128, 1, 8, planes=True),
-    (1, 18944, 3584): _D(False, 256, 0, planes=True),  # gate, up
-    (4, 18944, 3584): _D(True, 128, 1),
-    (8, 18944, 3584): _D(True, 128, 1),
+    (1, 4608, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # wqkv 9.9 us
+    (4, 4608, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 14.1 us
+    (8, 4608, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 14.4 us
+    (1, 3584, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # wo (and q, o) 8.4 us
+    (4, 3584, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 12.0 us
+    (8, 3584, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 12.4 us
+    (1, 37888, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # w13 49.5 us
+    (4, 37888, 3584): _D(True, 128, 1),  # 65.0 us
+    (8, 37888, 3584): _D(True, 128, 1),  # 71.8 us
+    (1, 3584, 18944): _D(False, 64, 1, planes=True, fused_sum=True),  # w2 (down) 26.1 us
+    (4, 3584, 18944): _D(True, 128, 0, 8, fused_sum=True),  # 43.1 us
+    (8, 3584, 18944): _D(True, 128, 0, 8),  # 44.1 us
+    (1, 512, 3584): _D(False, 64, 1, planes=True, masked=True, fused_sum=True),  # k, v 4.3 us
+    (4, 512, 3584): _D(True, 64, 0, planes=True),  # 8.1 us
+    (8, 512, 3584): _D(True, 128, 1, 8, planes=True),  # 8.1 us
+    (1, 18944, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # gate, up 27.4 us
+    (4, 18944, 3584): _D(True, 128, 1),  # 36.2 us
+    (8, 18944, 3584): _D(True, 128, 1),  # 38.8 us
 }
 
 
@@ -264,7 +277,8 @@ def decode_config(m: int, n: int, k: int) -> DecodeConfig:
     tuned = TUNED.get((m, n, k))
     if tuned is not None:
         return tuned
-    return DecodeConfig(False, 128, 2, planes=True) if m == 1 else DecodeConfig(True, 128, 0, 8)
+    return (DecodeConfig(False, 128, 2, planes=True, fused_sum=True) if m == 1 else
+            DecodeConfig(True, 128, 0, 8, fused_sum=True))
 
 
 def _blocks_per_split(cfg: DecodeConfig, n: int, k: int, programs: int = 528) -> int:

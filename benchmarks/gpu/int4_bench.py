@@ -1,7 +1,9 @@
 """4-bit weights on the GPU (issue 18, point 1): per matrix of the 7.6B shape and 1, 4 or 8 activation
 rows, bf16 torch.matmul against the fused int4 decode kernel and bitsandbytes NF4, beside the bytes-read
-bound from the copy bandwidth measured in the same run; the whole layer stack (28 layers x the model's
-matrices) estimated from the per-matrix times and measured in one CUDA graph; prefill products; and,
+bound from the copy bandwidth measured in the same run; a loads-only floor (the decode grid streaming the
+packed words with no arithmetic: how much of the gap is the access pattern); the whole layer stack (28
+layers x the model's matrices) estimated from the per-matrix times and measured in one CUDA graph;
+prefill products; and,
 last, the whole fastgen model decoding at 4k and 32k context with bf16 and with int4 weights.
 
 Each matrix is timed inside a CUDA graph over enough distinct copies of its weight that the copies do

@@ -2,7 +2,10 @@
 only real model at hand), against the same model in bf16 with a bf16 cache: mean KL of next-token
 distributions over backlog prompts, and the share of identical greedy continuations.
 
-    python3 benchmarks/gpu/accuracy_real.py --prompts prompts.json --out DIR [--device cuda]
+    python3 benchmarks/gpu/accuracy_real.py --prompts prompts.json --out DIR [--device cuda] [--model FILE]
+
+``--model`` names the GGUF file (or model directory) when the packaged one is not installed where this
+runs, e.g. a copy of the package's file carried to a benchmark GPU; the default is the packaged model.
 
 Runs on the CPU too (plain torch stages, eager attention, the torch references of the 8-bit cache and
 of int4; bitsandbytes' CPU kernels for int8 / NF4), so that it can run where the model files are. The
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model", default="", help="GGUF file or model directory (default: the packaged model)")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import torch
@@ -37,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.gpu.report import _accuracy
     from storytransformer.config import Config, EngineConfig
     from storytransformer.engine.fastgen.checkpoint import from_hf_model
-    from storytransformer.engine.local import LocalEngine
+    from storytransformer.engine.local import local_backend
 
-    engine = LocalEngine(Config(engine=EngineConfig(generate=False, device="cpu")))
+    # the plain transformers backend: its model and tokenizer are the packaged ones, no fast path around them
+    engine = local_backend(Config(engine=EngineConfig(model=args.model, generate=False, device="cpu", fast_path="off")))
     engine.load()
     device = torch.device(args.device)
     hf = engine.model.to(device=device, dtype=torch.bfloat16)

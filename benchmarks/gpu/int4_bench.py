@@ -1,7 +1,9 @@
 """4-bit weights on the GPU (issue 18, point 1): per matrix of the 7.6B shape and 1, 4 or 8 activation
 rows, bf16 torch.matmul against the fused int4 decode kernel and bitsandbytes NF4, beside the bytes-read
-bound from the copy bandwidth measured in the same run; the whole layer stack (28 layers x the model's
-matrices) estimated from the per-matrix times and measured in one CUDA graph; prefill products; and,
+bound from the copy bandwidth measured in the same run; a loads-only floor (the decode grid streaming the
+packed words with no arithmetic: how much of the gap is the access pattern); the whole layer stack (28
+layers x the model's matrices) estimated from the per-matrix times and measured in one CUDA graph;
+prefill products; and,
 last, the whole fastgen model decoding at 4k and 32k context with bf16 and with int4 weights.
 
 Each matrix is timed inside a CUDA graph over enough distinct copies of its weight that the copies do
@@ -171,15 +173,25 @@ class Bench:
             for m in (1, 2, 3, 4, 5, 8, 300):
                 x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
                 want = x.float() @ ref_w.T + (b.float() if b is not None else 0)
-                if m <= 8:
-                    got = self.ti.int4_decode(x, qw, s, z, 128, b)
-                else:
-                    got = self.ti.int4_prefill(x, qw, s, z, 128, b)
-                err = ((got.float() - want).abs().max() / want.abs().max()).item()
-                row = {"matrix": name, "rows": m, "max_err_rel": err, "quant_err_rel": rel_q, "ok": err < 1e-2}
-                self.result["checks"].append(row)
-                if not row["ok"]:
-                    self.log(f"CHECK FAILED {row}")
+                variants = [None]
+                if m <= 8:  # the new tiles explicitly too: masked planes, the fused split sum (1, 4, 8 rows)
+                    DC = self.ti.DecodeConfig
+                    variants += ([DC(False, 64, 1, masked=True), DC(False, 128, 2, masked=True, fused_sum=True),
+                                  DC(False, 128, 2, planes=True, fused_sum=True),
+                                  DC(False, 128, 2, planes=True, masked=True, fused_sum=True)] if m == 1 else
+                                 [DC(True, 128, 1, fused_sum=True)] if m in (4, 8) else [])
+                for cfg in variants:
+                    for repeat in range(3 if cfg is not None else 1):  # fused sum: counters reset each call
+                        if m <= 8:
+                            got = self.ti.int4_decode(x, qw, s, z, 128, b, config=cfg)
+                        else:
+                            got = self.ti.int4_prefill(x, qw, s, z, 128, b)
+                        err = ((got.float() - want).abs().max() / want.abs().max()).item()
+                        row = {"matrix": name, "rows": m, "max_err_rel": err, "quant_err_rel": rel_q, "ok": err < 1e-2,
+                               "config": cfg.__dict__ if cfg is not None else "tuned", "repeat": repeat}
+                        self.result["checks"].append(row)
+                        if not row["ok"]:
+                            self.log(f"CHECK FAILED {row}")
             del w, qw, s, z, ref_w
         ok = all(r["ok"] for r in self.result["checks"])
         self.log(f"correctness on the GPU: {'all ok' if ok else 'FAILURES'} "
@@ -196,27 +208,33 @@ class Bench:
         """Tiles of the decode kernel per matrix and row count; the fastest becomes that case's tile."""
         DC = self.ti.DecodeConfig
         P = dict(planes=True)
-        cands = {1: [DC(False, 128), DC(False, 64), DC(False, 64, 1), DC(False, 128, 1), DC(False, 64, 2),
-                     DC(False, 128, 2, 2), DC(False, 64, 4), DC(False, 128, **P), DC(False, 64, 1, **P),
-                     DC(False, 128, 2, **P), DC(False, 256, **P), DC(True, 64, **P), DC(True, 128, 1, **P)],
-                 4: [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
-                     DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
-                     DC(True, 128, 1, 8, **P)],
-                 8: [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
-                     DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
-                     DC(True, 128, 1, 8, **P)]}
+        MA, F, MF = dict(masked=True), dict(fused_sum=True), dict(masked=True, fused_sum=True)
+        many = [DC(True, 128, 0, 8), DC(True, 64), DC(True, 64, 1), DC(True, 128, 1), DC(True, 128, 2),
+                DC(True, 64, **P), DC(True, 128, **P), DC(True, 64, 1, **P), DC(True, 128, 2, **P),
+                DC(True, 128, 1, 8, **P),
+                DC(True, 128, 0, 8, **F), DC(True, 128, 1, **F), DC(True, 64, 1, **F), DC(True, 128, 1, 8, **P, **F)]
+        PM, PMF = dict(planes=True, masked=True), dict(planes=True, masked=True, fused_sum=True)
+        cands = {1: [DC(False, 128, **P), DC(False, 64, 1, **P), DC(False, 128, 2, **P), DC(False, 256, **P),
+                     # masked planes (about 3 instructions a weight instead of 4) and the one-launch fused split sum
+                     DC(False, 128, 2, **MA), DC(False, 128, 2, **MF),
+                     DC(False, 128, 2, **P, **F), DC(False, 64, 1, **P, **F), DC(False, 256, 0, **P, **F),
+                     DC(False, 128, 2, **PM), DC(False, 64, 1, **PM),
+                     DC(False, 128, 2, **PMF), DC(False, 64, 1, **PMF), DC(False, 256, 0, **PMF),
+                     DC(False, 256, 2, **PMF), DC(False, 128, 1, **PMF), DC(False, 256, 2, 8, **PMF),
+                     DC(False, 64, 2, **PMF), DC(False, 128, 4, **PMF)],
+                 4: many, 8: many}
         t0 = time.perf_counter()
-        seen = set()
-        for name, n, k, bias in self.fused + self.separate:
-            if (n, k) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
-                continue
-            seen.add((n, k))
-            reps = self.int4_copies(n, k, self.copies(n * k // 2))
-            g = torch.Generator(device=self.dev).manual_seed(2)
-            for m in ROWS:
+        for m in ROWS:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first
+            seen = set()
+            for name, n, k, bias in self.fused + self.separate:
+                if (n, k) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
+                    continue
+                seen.add((n, k))
                 if self.left() < self.args.reserve_s or time.perf_counter() - t0 > self.args.sweep_s:
                     self.result["notes"].append(f"sweep cut short by the time budget before {name} rows {m}")
                     return
+                reps = self.int4_copies(n, k, self.copies(n * k // 2))
+                g = torch.Generator(device=self.dev).manual_seed(2)
                 x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
                 ref = x.float() @ self.int4.dequantize_int4(*reps[0], 128).T
                 best = None
@@ -227,6 +245,9 @@ class Bench:
                             raise AssertionError("differs from the reference tile")
                         ms, _ = self.graph_ms([lambda r=r, cfg=cfg: self.ti.int4_decode(x, *r, 128, config=cfg)
                                                for r in reps])
+                        y = self.ti.int4_decode(x, *reps[0], 128, config=cfg).float()  # after many replays
+                        if (y - ref).abs().max() > 1e-2 * ref.abs().max():
+                            raise AssertionError("differs from the reference after the timed replays")
                     except Exception as exc:  # noqa: BLE001
                         self.result["sweep"].append({"matrix": name, "rows": m, "config": cfg.__dict__,
                                                      "error": f"{type(exc).__name__}: {str(exc)[:160]}"})
@@ -238,6 +259,43 @@ class Bench:
                     self.best[(m, n, k)] = best[1]
                     self.ti.TUNED[(m, n, k)] = best[1]  # Int4Linear in the model section uses it too
                     self.log(f"sweep {name} rows {m}: best {best[1]} {best[0] * 1e3:.1f} us")
+                del reps
+                if self.dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.save()
+
+    def floor(self) -> None:
+        """What the packed weights cost to stream alone in the decode kernel's access pattern (the same tile
+        and split grid, every word loaded and summed as an integer, no dequantisation, no activations): the
+        gap between this and the decode time is the kernel's arithmetic, the gap to the bound its access."""
+        import triton
+        import triton.language as tl
+
+        @triton.jit
+        def stream_kernel(QW, OUT, N, BLOCKS: tl.constexpr, BLOCK_N: tl.constexpr, BPS: tl.constexpr):
+            pid_n, split = tl.program_id(0), tl.program_id(1)
+            offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+            offs_i = tl.arange(0, 16)
+            acc = tl.zeros((16, BLOCK_N), tl.int32)
+            for bi in range(BPS):
+                b = split * BPS + bi
+                acc += tl.load(QW + (b * 16 + offs_i)[:, None] * N + offs_n[None, :],
+                               mask=(b < BLOCKS) & (offs_n < N)[None, :], other=0)
+            tl.store(OUT + split * N + offs_n, tl.sum(acc, 0), mask=offs_n < N)
+
+        for name, n, k, bias in self.fused:
+            reps = self.int4_copies(n, k, self.copies(n * k // 2))
+            bound = sum(t.numel() * t.element_size() for t in reps[0]) / self.bw * 1e3
+            for bn, bps in ((64, 1), (128, 1), (128, 2), (256, 2), (128, 4)):
+                splits = triton.cdiv(k // 128, bps)
+                out = torch.empty(splits, n, dtype=torch.int32, device=self.dev)
+                grid = (triton.cdiv(n, bn), splits)
+                ms, _ = self.graph_ms([lambda r=r: stream_kernel[grid](r[0], out, n, BLOCKS=k // 128, BLOCK_N=bn,
+                                                                       BPS=bps) for r in reps])
+                self.result.setdefault("floor", []).append(
+                    {"matrix": name, "n": n, "k": k, "block_n": bn, "blocks_per_split": bps, "ms": ms,
+                     "int4_bound_ms": bound, "x_bound": ms / bound})
+                self.log(f"floor {name} BN {bn} bps {bps}: {ms * 1e3:.1f} us (bound {bound * 1e3:.1f} us)")
             del reps
             torch.cuda.empty_cache()
             self.save()
@@ -359,7 +417,7 @@ class Bench:
         from importlib import import_module
 
         pkg = self.int4.__package__
-        StaticKVCache = import_module(pkg + ".cache").StaticKVCache
+        StaticKVCache = import_module(pkg + ".kv_cache").StaticKVCache
         ModelConfig = import_module(pkg + ".config").ModelConfig
         Generator = import_module(pkg + ".generate").Generator
         build_model = import_module(pkg + ".model").build_model

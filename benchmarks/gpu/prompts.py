@@ -38,9 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.path.insert(0, str(ROOT))
     from storytransformer.config import Config, EngineConfig
-    from storytransformer.engine.local import LocalEngine
+    from storytransformer.engine.local import local_backend
 
-    engine = LocalEngine(Config(engine=EngineConfig(generate=False, device="cpu")))
+    # the plain transformers backend: its tokenizer is the packaged model's
+    engine = local_backend(Config(engine=EngineConfig(generate=False, device="cpu", fast_path="off")))
     engine.load()
     prompts = backlog_prompts(args.backlogs, engine.tokenizer, args.count, args.tokens)
     if len(prompts) < args.count:

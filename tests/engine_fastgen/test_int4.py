@@ -181,3 +181,95 @@ def test_triton_dequantise_and_prefill_match_the_reference():
         assert got.shape == (37, 72) and (got.float() - want).abs().max() < 2e-2 * want.abs().max()
         print("ok")
     """)
+
+
+@needs_triton
+def test_masked_planes_and_the_fused_split_sum_match_the_reference_and_leave_the_counters_at_zero():
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import Int4Linear, quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen import triton_int4 as ti
+        g = torch.Generator().manual_seed(5)
+        DC = ti.DecodeConfig
+        for N, K, group, bias in ((40, 512, 128, True), (24, 384, 128, False), (16, 1024, 256, True)):
+            w = (torch.randn(N, K, generator=g) * 0.02).bfloat16()
+            w[:, :128] += 0.3  # a group far from zero: large codes in every plane, nibbles 5..7 included
+            qw, s, z = quantize_int4(w, group)
+            ref_w = dequantize_int4(qw, s, z, group)
+            b = (torch.randn(N, generator=g) * 0.1).bfloat16() if bias else None
+            counters = torch.zeros(8, dtype=torch.int32)
+            for M in (1, 3, 8):
+                x = torch.randn(M, K, generator=g).bfloat16()
+                want = x.float() @ ref_w.T + (b.float() if b is not None else 0)
+                cfgs = [DC(False, 16, 1, masked=True), DC(False, 64, 3, masked=True),
+                        DC(False, 16, 1, masked=True, fused_sum=True), DC(False, 32, 3, masked=True, fused_sum=True),
+                        DC(True, 16, 3, fused_sum=True), DC(True, 64, 1, planes=True, fused_sum=True)]
+                if M == 1:
+                    cfgs += [DC(False, 16, 3, planes=True, fused_sum=True), DC(False, 64, 0, planes=True, masked=True),
+                             DC(False, 16, 3, planes=True, masked=True, fused_sum=True)]
+                for cfg in cfgs:
+                    for own in (None, counters):
+                        for _ in range(2):  # a second call finds the counters reset
+                            got = ti.int4_decode(x, qw, s, z, group, b, config=cfg, counters=own)
+                            assert got.shape == (M, N) and got.dtype == torch.bfloat16
+                            err = (got.float() - want).abs().max() / want.abs().max()
+                            assert err < 1e-2, (N, K, M, cfg, float(err))
+                    assert int(counters.abs().sum()) == 0, counters
+                    assert all(int(c.abs().sum()) == 0 for c in ti._COUNTERS.values())
+        assert torch.device("cpu") in ti._COUNTERS  # the calls without counters used the shared ones
+        # Int4Linear brings its own counters
+        lin = torch.nn.Linear(256, 48, bias=True, dtype=torch.bfloat16)
+        q = Int4Linear.from_linear(lin, 128)
+        assert q.counters.shape == (3,) and "counters" not in q.state_dict()
+        print("ok")
+    """)
+
+
+def test_an_input_width_that_is_not_a_multiple_of_128_is_zero_padded():
+    """SmolLM2's 576 inputs: the weight is padded to 640, the padded inputs count as 0."""
+    with pytest.raises(ValueError, match="in_features=576"):
+        quantize_int4(torch.zeros(4, 576), 128)  # without pad the format still refuses it
+    w = torch.randn(24, 576, generator=torch.Generator().manual_seed(7)) * 0.02
+    qweight, scales, mins = quantize_int4(w.bfloat16(), 128, pad=True)
+    assert qweight.shape == (80, 24) and scales.shape == (5, 24)
+    back = dequantize_int4(qweight, scales, mins, 128)
+    assert back.shape == (24, 640)
+    step, low = scales[-1].float()[:, None], mins[-1].float().abs()[:, None]
+    assert (back[:, 576:].abs() <= 0.5 * step + low * 2 ** -8 + 1e-7).all()  # the padding quantises to about 0
+    assert (back[:, :576] - w).norm() / w.norm() < 0.12
+    lin = torch.nn.Linear(576, 24, bias=True, dtype=torch.bfloat16)
+    q = Int4Linear.from_linear(lin, 128)
+    assert q.in_features == 576 and q.qweight.shape == (80, 24)
+    x = torch.randn(3, 576, generator=torch.Generator().manual_seed(8)).bfloat16()
+    want = x.float() @ lin.weight.float().T + lin.bias.float()
+    assert (q(x).float() - want).norm() / want.norm() < 0.15
+
+
+@needs_triton
+def test_triton_kernels_read_padded_inputs_as_zero():
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen import triton_int4 as ti
+        g = torch.Generator().manual_seed(9)
+        DC = ti.DecodeConfig
+        w = (torch.randn(40, 576, generator=g) * 0.02).bfloat16()
+        qw, s, z = quantize_int4(w, 128, pad=True)
+        ref_w = dequantize_int4(qw, s, z, 128)[:, :576]
+        big = torch.randn(8, 1000, generator=g).bfloat16()  # the row after 576 holds other values
+        for M in (1, 4):
+            x = big[:M, :576]
+            want = x.float() @ ref_w.T
+            cfgs = [DC(False, 16, 1), DC(True, 16, 3), DC(True, 64, 1, planes=True), DC(False, 32, 2, masked=True)]
+            if M == 1:
+                cfgs += [DC(False, 16, 3, planes=True), DC(False, 64, 0, planes=True, masked=True, fused_sum=True)]
+            for cfg in cfgs:
+                got = ti.int4_decode(x, qw, s, z, 128, config=cfg)
+                err = (got.float() - want).abs().max() / want.abs().max()
+                assert err < 1e-2, (M, cfg, float(err))
+        x = torch.randn(37, 576, generator=g).bfloat16()
+        got = ti.int4_prefill(x, qw, s, z, 128)
+        want = x.float() @ ref_w.T
+        assert got.shape == (37, 40) and (got.float() - want).abs().max() < 2e-2 * want.abs().max()
+        print("ok")
+    """)

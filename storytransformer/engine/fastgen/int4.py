@@ -14,10 +14,17 @@ DECODE_ROWS = 8  # activations of at most this many rows take the fused decode k
 _ROW_CHUNK = 4096  # rows quantised at once: bounds the float32 temporaries
 
 
-def quantize_int4(weight: torch.Tensor, group_size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def quantize_int4(weight: torch.Tensor, group_size: int = 128,
+                  pad: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """weight [N, K] -> (qweight [K/8, N] int32, scales [K/group, N] bf16, mins [K/group, N] bf16) with
-    weight ~= code * scale + min, code = round((w - min) / scale) in 0..15 (asymmetric, all 16 levels)."""
+    weight ~= code * scale + min, code = round((w - min) / scale) in 0..15 (asymmetric, all 16 levels).
+    ``pad``: a K that is not a multiple of the group is zero-padded to the next one (SmolLM2's 576 inputs
+    become 640: the last group quantises 64 real weights with 64 zeros, the kernels read the padded inputs
+    as 0); the packed K is then larger than the layer's."""
     N, K = weight.shape
+    if pad and group_size % BLOCK == 0 and K % group_size:
+        weight = torch.nn.functional.pad(weight, (0, group_size - K % group_size))
+        N, K = weight.shape
     if group_size % BLOCK or K % group_size:
         raise ValueError(f"int4 needs a group size that is a multiple of {BLOCK} and divides in_features; "
                          f"got group_size={group_size}, in_features={K}")
@@ -65,12 +72,16 @@ class Int4Linear(nn.Module):
         self.register_buffer("scales", scales)
         self.register_buffer("mins", mins)
         self.register_buffer("bias", bias)
+        # one zeroed counter per column tile (tiles of 16 columns at the narrowest) for the decode kernel's
+        # fused split sum; not saved with the weights, moved with the module
+        self.register_buffer("counters", torch.zeros((out_features + 15) // 16, dtype=torch.int32,
+                                                     device=qweight.device), persistent=False)
 
     @classmethod
     @torch.no_grad()
     def from_linear(cls, linear: nn.Linear, group_size: int = 128) -> "Int4Linear":
         """Quantise ``linear`` on its weight's device; the bias keeps its dtype."""
-        qweight, scales, mins = quantize_int4(linear.weight.data, group_size)
+        qweight, scales, mins = quantize_int4(linear.weight.data, group_size, pad=True)
         bias = linear.bias.data.clone() if linear.bias is not None else None
         return cls(linear.in_features, linear.out_features, group_size, qweight, scales, mins, bias)
 
@@ -80,12 +91,13 @@ class Int4Linear(nn.Module):
         if x.is_cuda:
             from . import triton_int4
             if x2.shape[0] <= DECODE_ROWS:
-                y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias)
+                y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
+                                            counters=self.counters)
             else:
                 y = triton_int4.int4_prefill(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias)
         else:
             w = dequantize_int4(self.qweight, self.scales, self.mins, self.group_size, x.dtype)
-            y = nn.functional.linear(x2, w, self.bias)
+            y = nn.functional.linear(x2, w[:, :self.in_features], self.bias)  # padded inputs dropped
         return y.view(*lead, self.out_features)
 
     def extra_repr(self) -> str:

@@ -24,17 +24,30 @@ A code becomes a float without a conversion instruction: (code | 0x4B000000) rea
 2^23 + code exactly. Per weight the "fma" variant then costs a shift, a mask-or, a subtraction and
 one multiply-add per activation row; the "dot" variant feeds the codes to the tensor cores
 (activations padded to 16 rows). K is split over programs so that even 3584-wide outputs fill the GPU;
-the splits write float32 partials that a second small kernel sums (with the bias, in x's dtype).
-Fixed grids, no host synchronisation, no data-dependent allocation: graph-safe.
+the splits write float32 partials, summed (with the bias, in x's dtype) either by a second small kernel
+or, with ``fused_sum``, by the last split program of each column tile itself: each program counts
+itself done on an int32 counter per tile (atomic, acquire-release), the one that sees the count
+complete reads the partials back from L2 and writes the output, then sets the counter back to 0, so
+the counters are zero again for the next call or graph replay. One launch instead of two saves 1 to 5
+us a product at one row. Fixed grids, no host synchronisation, no data-dependent allocation: graph-safe.
+An input width that is not a multiple of 128 (SmolLM2's 576) is zero-padded in the packed weight; the
+kernels read activations past the real width as 0.
 
-Where it stands on an H200 (docs/benchmarks/gpu_int4.md): one row, 28 layers' matrices 2.84 ms against
-bf16's 3.75 and NF4's 3.48, but still 3.5x the 4-bit bytes-read bound; 4 and 8 rows level with bf16.
+Where it stands on an H200 (docs/benchmarks/gpu_int4.md, 2026-12-03): one row, 28 layers' matrices 2.62
+ms against bf16's 3.67 and NF4's 3.50 (1.40x faster than bf16), but 3.2x the 4-bit bytes-read bound; 4
+and 8 rows level with bf16. The same access pattern with no arithmetic (every word loaded and summed as
+an integer) streams w13 in 24 us at this tile and 20 us at 256 columns x 2 blocks (bound 17 us), against
+49.5 us for the product: the kernel is bound by its per-weight instructions, not by its loads.
 What the sweeps showed: a first layout with rows contiguous along K and one activation load per
 nibble plane streamed about 1 TB/s (as slow as ~16 instructions a weight would be; not profiled); a
 program that streams many blocks alone is latency-bound (one program over all of K: 4x slower than
 ~500 programs); loading the activations once per block ("planes") was up to 1.47x faster at one row
-(w13: 72.8 -> 50.1 us). Not yet tried: bf16x2 / inline-PTX dequantisation (lop3 with magic numbers,
-two codes an instruction), a persistent grid, a split-K reduction with atomics instead of partials.
+(w13: 72.8 -> 50.1 us); the fused split sum took wqkv 11.2 -> 9.9, w2 30.9 -> 26.1, k 7.0 -> 4.3 us.
+Masking the codes in place (``masked``: no shift per plane, the activation scaled by 16^-j instead;
+about 3 instructions a weight instead of 4) was predicted faster and measured slower on the large
+matrices (w13 49.5 -> 56.6 us at best; not profiled): only k/v picked it. Not yet tried: bf16x2 /
+inline-PTX dequantisation (lop3 with magic numbers, two codes an instruction, tensor cores at one row),
+a persistent grid.
 """
 
 from __future__ import annotations
@@ -58,13 +71,29 @@ def _codes(w, j: tl.constexpr):
 
 
 @triton.jit
-def _decode_kernel(X, QW, S, Z, BIAS, OUT, M, N, stride_xm, stride_om,
+def _masked_codes(w, j: tl.constexpr):
+    """Nibble j (0..4) of packed words -> float32 code * 16^j (exact): masked in place, no shift. The
+    mask-and-or is one instruction; 2^23 + code * 16^j stays below 2^24 for j <= 4, so the float's
+    exponent is untouched. The caller divides the activation by 16^j (exact) instead."""
+    bits = (w & (15 << (4 * j))) | 0x4B000000
+    return bits.to(tl.float32, bitcast=True) - 8388608.0
+
+
+@triton.jit
+def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, SPLITS: tl.constexpr,
                    K: tl.constexpr, GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                    BLOCKS_PER_SPLIT: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
-                   HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr):
+                   HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
+                   MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
-    axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each)."""
+    axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
+    MASKED (fma): codes masked in place, no shift per plane (see _masked_codes; with PLANES, planes 0..3 of
+    w and of w >> 16, one shift for four planes). FUSED_SUM: the last
+    split program of each column tile (an atomic counter per tile, CNT) sums the partials into Y itself,
+    so no second kernel is launched; it resets its counter to 0 for the next call. K_X: the activations'
+    width; K (the packed rows x 8) may be larger, the weight zero-padded to whole blocks: inputs past K_X
+    are read as 0."""
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -91,28 +120,58 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, M, N, stride_xm, stride_om,
         if PLANES:
             bits = ((w[None, :, :] >> shifts[:, None, None]) & 0xF) | 0x4B000000
             c3 = bits.to(tl.float32, bitcast=True) - 8388608.0  # [8, 16, BLOCK_N] codes of inputs 16 j + i
+            # (the MASKED branch below does not use c3: the compiler drops it there)
             if USE_DOT:
-                xb = tl.load(X + offs_m[:, None] * stride_xm + b * 128 + tl.arange(0, 128)[None, :], mask=xmask,
+                kb = b * 128 + tl.arange(0, 128)
+                xb = tl.load(X + offs_m[:, None] * stride_xm + kb[None, :], mask=xmask & (kb < K_X)[None, :],
                              other=0.0)  # [BLOCK_M, 128]
                 t = tl.dot(xb.to(DOT_DTYPE), tl.reshape(c3, (128, BLOCK_N)).to(DOT_DTYPE))
                 acc += t * s[None, :] + tl.sum(xb.to(tl.float32), 1)[:, None] * z[None, :]
+            elif MASKED:  # BLOCK_M == 1; planes 0..3 masked in place in w, planes 4..7 in w >> 16
+                pl = tl.arange(0, 4)
+                magic = (15 << (4 * pl)).to(tl.int32)[:, None, None]  # [4, 1, 1]: 0xF, 0xF0, 0xF00, 0xF000
+                inv = (1.0 / (1 << (4 * pl)).to(tl.float32))[:, None]  # [4, 1]: the exact 16^-j
+                offs_h = pl[:, None] * 16 + offs_i[None, :]  # [4, 16]: input 16 j + i of a half block
+                k_lo = b * 128 + offs_h
+                x_lo = tl.load(X + k_lo, mask=ok & (M > 0) & (k_lo < K_X), other=0.0).to(tl.float32)
+                x_hi = tl.load(X + k_lo + 64, mask=ok & (M > 0) & (k_lo + 64 < K_X), other=0.0).to(tl.float32)
+                c_lo = ((w[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
+                c_hi = (((w >> 16)[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
+                t = tl.sum((x_lo * inv)[:, :, None] * c_lo + (x_hi * inv)[:, :, None] * c_hi, axis=0)  # [16, BN]
+                acc += (t * s[None, :] + (tl.sum(x_lo, 0) + tl.sum(x_hi, 0))[:, None] * z[None, :])[None, :, :]
             else:  # BLOCK_M == 1
-                x2 = tl.load(X + b * 128 + offs_k, mask=ok & (M > 0), other=0.0).to(tl.float32)  # [8, 16]
+                x2 = tl.load(X + b * 128 + offs_k, mask=ok & (M > 0) & (b * 128 + offs_k < K_X),
+                             other=0.0).to(tl.float32)  # [8, 16]
                 t = tl.sum(x2[:, :, None] * c3, axis=0)  # [16, BLOCK_N]
                 acc += (t * s[None, :] + tl.sum(x2, 0)[:, None] * z[None, :])[None, :, :]
         elif USE_DOT:
             t = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
             xs = tl.zeros((BLOCK_M,), tl.float32)
             for j in tl.static_range(8):
-                xj = tl.load(x_ptrs + 16 * j, mask=xmask, other=0.0)
+                xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
+                xj = tl.load(x_ptrs + 16 * j, mask=xok, other=0.0)
                 t += tl.dot(xj.to(DOT_DTYPE), _codes(w, j).to(DOT_DTYPE))
                 xs += tl.sum(xj.to(tl.float32), 1)
             acc += t * s[None, :] + xs[:, None] * z[None, :]
+        elif MASKED:
+            t = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
+            xs = tl.zeros((BLOCK_M, 16), tl.float32)
+            w_hi = w >> 20  # nibbles 5, 6, 7 as nibbles 0, 1, 2: one shift for three planes
+            for j in tl.static_range(8):
+                xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
+                xj = tl.load(x_ptrs + 16 * j, mask=xok, other=0.0).to(tl.float32)
+                xs += xj
+                if j < 5:
+                    t += (xj * (1.0 / (1 << (4 * j))))[:, :, None] * _masked_codes(w, j)[None, :, :]
+                else:
+                    t += (xj * (1.0 / (1 << (4 * (j - 5)))))[:, :, None] * _masked_codes(w_hi, j - 5)[None, :, :]
+            acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
         else:
             t = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
             xs = tl.zeros((BLOCK_M, 16), tl.float32)
             for j in tl.static_range(8):
-                xj = tl.load(x_ptrs + 16 * j, mask=xmask, other=0.0).to(tl.float32)
+                xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
+                xj = tl.load(x_ptrs + 16 * j, mask=xok, other=0.0).to(tl.float32)
                 t += xj[:, :, None] * _codes(w, j)[None, :, :]
                 xs += xj
             acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
@@ -123,6 +182,18 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, M, N, stride_xm, stride_om,
     mask = m_ok[:, None] & n_ok[None, :]
     if PARTIAL:
         tl.store(OUT + split * M * N + offs_m[:, None] * N + offs_n[None, :], y, mask=mask)
+        if FUSED_SUM:
+            tl.debug_barrier()  # every thread's partial is stored before the counter says so
+            done = tl.atomic_add(CNT + pid_n, 1, sem="acq_rel")
+            if done == SPLITS - 1:  # the last split of this column tile: sum them all
+                tot = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+                for sp in range(SPLITS):
+                    tot += tl.load(OUT + sp * M * N + offs_m[:, None] * N + offs_n[None, :], mask=mask, other=0.0,
+                                   cache_modifier=".cg")  # from L2: other programs wrote them
+                if HAS_BIAS:
+                    tot += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+                tl.store(Y + offs_m[:, None] * stride_om + offs_n[None, :], tot.to(Y.dtype.element_ty), mask=mask)
+                tl.atomic_xchg(CNT + pid_n, 0)  # ready for the next call (graph replays included)
     else:
         if HAS_BIAS:
             y += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
@@ -170,31 +241,33 @@ class DecodeConfig:
     num_warps: int = 4
     num_stages: int = 3
     planes: bool = False
+    masked: bool = False  # fma only: codes masked in place, no shift per plane (3 instructions a weight, not 4)
+    fused_sum: bool = False  # split partials summed by the last program of each tile (one launch, not two)
 
 
 _D = DecodeConfig
-# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 for the 7.6B
-# shape's matrices (fused wqkv, wo, w13, w2; separate k/v and gate/up); the bench refreshes the table in its
-# own run. Any tile is correct on any GPU; these are only the fastest measured there.
+# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 (2026-12-03) for
+# the 7.6B shape's matrices (fused wqkv, wo, w13, w2; separate k/v and gate/up); the bench refreshes the table
+# in its own run. Any tile is correct on any GPU; these are only the fastest measured there.
 TUNED: dict[tuple[int, int, int], DecodeConfig] = {
-    (1, 4608, 3584): _D(False, 128, 2, planes=True),  # wqkv
-    (4, 4608, 3584): _D(True, 128, 0, 8),
-    (8, 4608, 3584): _D(True, 128, 0, 8),
-    (1, 3584, 3584): _D(False, 128, 0, planes=True),  # wo (and q, o)
-    (4, 3584, 3584): _D(True, 128, 0, 8),
-    (8, 3584, 3584): _D(True, 128, 0, 8),
-    (1, 37888, 3584): _D(False, 128, 2, planes=True),  # w13
-    (4, 37888, 3584): _D(True, 128, 1),
-    (8, 37888, 3584): _D(True, 128, 1),
-    (1, 3584, 18944): _D(False, 64, 1, planes=True),  # w2 (down)
-    (4, 3584, 18944): _D(True, 128, 0, 8),
-    (8, 3584, 18944): _D(True, 128, 0, 8),
-    (1, 512, 3584): _D(False, 128, 2, planes=True),  # k, v
-    (4, 512, 3584): _D(True, 128, 1, 8, planes=True),
-    (8, 512, 3584): _D(True, 128, 1, 8, planes=True),
-    (1, 18944, 3584): _D(False, 256, 0, planes=True),  # gate, up
-    (4, 18944, 3584): _D(True, 128, 1),
-    (8, 18944, 3584): _D(True, 128, 1),
+    (1, 4608, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # wqkv 9.9 us
+    (4, 4608, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 14.1 us
+    (8, 4608, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 14.4 us
+    (1, 3584, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # wo (and q, o) 8.4 us
+    (4, 3584, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 12.0 us
+    (8, 3584, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 12.4 us
+    (1, 37888, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # w13 49.5 us
+    (4, 37888, 3584): _D(True, 128, 1),  # 65.0 us
+    (8, 37888, 3584): _D(True, 128, 1),  # 71.8 us
+    (1, 3584, 18944): _D(False, 64, 1, planes=True, fused_sum=True),  # w2 (down) 26.1 us
+    (4, 3584, 18944): _D(True, 128, 0, 8, fused_sum=True),  # 43.1 us
+    (8, 3584, 18944): _D(True, 128, 0, 8),  # 44.1 us
+    (1, 512, 3584): _D(False, 64, 1, planes=True, masked=True, fused_sum=True),  # k, v 4.3 us
+    (4, 512, 3584): _D(True, 64, 0, planes=True),  # 8.1 us
+    (8, 512, 3584): _D(True, 128, 1, 8, planes=True),  # 8.1 us
+    (1, 18944, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # gate, up 27.4 us
+    (4, 18944, 3584): _D(True, 128, 1),  # 36.2 us
+    (8, 18944, 3584): _D(True, 128, 1),  # 38.8 us
 }
 
 
@@ -204,7 +277,8 @@ def decode_config(m: int, n: int, k: int) -> DecodeConfig:
     tuned = TUNED.get((m, n, k))
     if tuned is not None:
         return tuned
-    return DecodeConfig(False, 128, 2, planes=True) if m == 1 else DecodeConfig(True, 128, 0, 8)
+    return (DecodeConfig(False, 128, 2, planes=True, fused_sum=True) if m == 1 else
+            DecodeConfig(True, 128, 0, 8, fused_sum=True))
 
 
 def _blocks_per_split(cfg: DecodeConfig, n: int, k: int, programs: int = 528) -> int:
@@ -217,11 +291,32 @@ def _blocks_per_split(cfg: DecodeConfig, n: int, k: int, programs: int = 528) ->
     return triton.cdiv(blocks, splits)
 
 
+_COUNTERS: dict[torch.device, torch.Tensor] = {}
+
+
+def _shared_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
+    """Zeroed int32 counters for FUSED_SUM calls that bring none of their own (every call leaves them at 0
+    again). Made outside a graph capture only: a buffer first zeroed inside a capture would be garbage
+    until the graph's first replay; None then (the two-kernel sum is used)."""
+    have = _COUNTERS.get(device)
+    if have is not None and have.numel() >= tiles:
+        return have
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return None
+    _COUNTERS[device] = torch.zeros(max(tiles, 4096), dtype=torch.int32, device=device)
+    return _COUNTERS[device]
+
+
 def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor,
-                group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None) -> torch.Tensor:
-    """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised."""
-    M, K = x.shape
-    N = qweight.shape[1]
+                group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None,
+                counters: torch.Tensor | None = None) -> torch.Tensor:
+    """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised.
+    ``counters``: zeroed int32 [>= N / block_n] for the fused split sum, owned by the caller (Int4Linear);
+    without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream)."""
+    M, K_x = x.shape
+    K, N = qweight.shape[0] * 8, qweight.shape[1]  # K >= K_x: the weight may be zero-padded to whole blocks
+    if K_x > K:
+        raise ValueError(f"activations have {K_x} columns, the int4 weight only {K}")
     cfg = config or decode_config(M, N, K)
     if x.stride(-1) != 1:
         x = x.contiguous()
@@ -235,14 +330,21 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     partial = splits > 1
     out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
     b = bias if bias is not None else y
-    _decode_kernel[(triton.cdiv(N, cfg.block_n), splits)](
-        x, qweight, scales, mins, b, out, M, N, x.stride(0), y.stride(0), K=K, GROUP=group, BLOCK_M=block_m,
-        BLOCK_N=cfg.block_n, BLOCKS_PER_SPLIT=bps, USE_DOT=cfg.use_dot,
+    tiles = triton.cdiv(N, cfg.block_n)
+    cnt = None
+    if partial and cfg.fused_sum:
+        cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
+    fused = cnt is not None
+    _decode_kernel[(tiles, splits)](
+        x, qweight, scales, mins, b, out, y, cnt if fused else y, M, N, x.stride(0), y.stride(0), SPLITS=splits, K=K,
+        GROUP=group,
+        BLOCK_M=block_m, BLOCK_N=cfg.block_n, BLOCKS_PER_SPLIT=bps, USE_DOT=cfg.use_dot,
         # the interpreter's tl.dot gets converted bf16 operands wrong: float32 there
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
-        PLANES=cfg.planes,
+        PLANES=cfg.planes, MASKED=cfg.masked and not cfg.use_dot, FUSED_SUM=fused,
+        K_X=K_x,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-    if partial:
+    if partial and not fused:
         block = 1024
         _sum_splits_kernel[(triton.cdiv(M * N, block),)](out, b, y, M * N, N, SPLITS=splits,
                                                          HAS_BIAS=bias is not None, BLOCK=block, num_warps=4)
@@ -263,5 +365,5 @@ def int4_prefill(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, m
                  bias: torch.Tensor | None = None) -> torch.Tensor:
     """x [M, K] -> [M, N]: the weight dequantised into a bf16 temporary (one matrix, freed after), then
     cuBLAS. At prefill sizes the dequantisation (read 0.5, write 2 bytes a weight) is a few % of the product."""
-    wt = int4_dequantize_t(qweight, scales, mins, group, x.dtype)
+    wt = int4_dequantize_t(qweight, scales, mins, group, x.dtype)[:x.shape[1]]  # the padded rows unused
     return torch.addmm(bias, x, wt) if bias is not None else x @ wt

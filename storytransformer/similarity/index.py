@@ -84,6 +84,7 @@ class SimilarityIndex:
         self._nearest_arg = np.zeros(0, np.int64)  # per slot: that nearest slot
         self._dirty: set[int] = set()  # slots added or freed since the pairs were computed
         self._sum = np.zeros(d, np.float64)  # sum of the active whole vectors
+        self._checks: dict[tuple[int, int], tuple[bool, bool]] = {}  # slot pair -> _text_checks, until either changes
         self._gram = np.zeros((d, d), np.float64)  # sum of their outer products
 
     # -- building -----------------------------------------------------------
@@ -276,7 +277,7 @@ class SimilarityIndex:
         w = self._whole[slots].astype(np.float64)
         own = np.einsum("ij,ij->i", w, w)  # 1 for a unit vector: the slot's cosine with itself
         mean = (w @ self._sum - own) / (n - 1)
-        square = (np.einsum("ij,jk,ik->i", w, self._gram, w) - own * own) / (n - 1)
+        square = (np.einsum("ij,ij->i", w @ self._gram, w) - own * own) / (n - 1)
         std = np.sqrt(np.maximum(square - mean * mean, 1e-12))
         return mean, std
 
@@ -446,6 +447,9 @@ class SimilarityIndex:
         if self._pairs is not None and not self._dirty:
             return self._pairs
         changed = [x for x in self._dirty if self._active[x]]
+        if self._dirty and self._checks:
+            dirty_slots = self._dirty
+            self._checks = {k: v for k, v in self._checks.items() if k[0] not in dirty_slots and k[1] not in dirty_slots}
         if self._cand is not None and len(self._dirty) <= max(64, int(self._active.sum()) // 50):
             # A few stories changed: keep the other candidates, search again from the changed ones only.
             # (Rows with more than max_neighbours candidates may then differ slightly from a rebuild.)
@@ -483,10 +487,22 @@ class SimilarityIndex:
         maybe = np.flatnonzero(codes == 1)  # only a duplicate depends on the z-score: the few of them
         z[maybe] = self._z(a[maybe], b[maybe], whole[maybe])
         arrays = (whole, means, lexical, role, ends, gap, z)
-        check = np.flatnonzero(codes != 0)
         contained = np.zeros(len(a), bool)
         sibling = np.zeros(len(a), bool)
-        contained[check], sibling[check] = self._text_checks(a[check], b[check])
+        memo = self._checks
+        todo = []
+        for i in np.flatnonzero(codes != 0).tolist():
+            x, y = int(a[i]), int(b[i])
+            known = memo.get((x, y) if x < y else (y, x))
+            if known is None:
+                todo.append(i)
+            else:
+                contained[i], sibling[i] = known
+        if todo:
+            todo = np.array(todo, np.int64)
+            contained[todo], sibling[todo] = self._text_checks(a[todo], b[todo])
+            for i, x, y in zip(todo.tolist(), a[todo].tolist(), b[todo].tolist()):
+                memo[(x, y) if x < y else (y, x)] = (bool(contained[i]), bool(sibling[i]))
         codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap, z=z, contained=contained,
                               sibling=sibling)
         out = []

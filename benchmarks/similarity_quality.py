@@ -87,7 +87,7 @@ def prf(pairs: list[dict], predicted: dict[str, str], cls: str) -> dict:
             "recall": tp / (tp + fn) if tp + fn else None, "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None}
 
 
-def share_flagged(config: Config, pairs: list[dict]) -> dict:
+def share_flagged(config: Config, pairs: list[dict], parts: tuple[str, ...] = ("tune", "held_out")) -> dict:
     """Share of the real stories each semantic rule flags, each backlog checked alone (ST604 and ST605
     turned on for the count), and the precision of those findings on the labelled real pairs: of the
     labelled pairs of two real stories that a rule relates, the share annotators gave its class
@@ -106,9 +106,10 @@ def share_flagged(config: Config, pairs: list[dict]) -> dict:
     wanted = {"ST603": {"duplicate"}, "ST604": {"overlap", "duplicate"}, "ST605": {"overlap", "duplicate"}}
     flagged: Counter = Counter()
     hits: Counter = Counter()
+    merge_worthy: Counter = Counter()  # labelled duplicate or overlap: pairs a team would merge
     judged: Counter = Counter()
     total = 0
-    for path in sorted(REAL.glob("*.txt")):
+    for path in sorted(p for p in REAL.glob("*.txt") if part_of.get(p.stem) in parts):
         ws = Workspace.from_paths([path], config)
         total += len(ws)
         for f in semantic_findings(ws, config):
@@ -121,8 +122,9 @@ def share_flagged(config: Config, pairs: list[dict]) -> dict:
                 if label is not None:
                     judged[f.code] += 1
                     hits[f.code] += label in wanted[f.code]
+                    merge_worthy[f.code] += label in ("duplicate", "overlap")
     per_story = {}
-    for part, stories in st603.items():
+    for part, stories in ((k, v) for k, v in st603.items() if k in parts):
         gold = {s for s, defect in unique.items() if defect and part_of[s.split(":")[0]] == part}
         total_part = sum(1 for s in unique if part_of[s.split(":")[0]] == part)
         tp = len(stories & gold)
@@ -131,7 +133,8 @@ def share_flagged(config: Config, pairs: list[dict]) -> dict:
                            "precision": tp / len(stories) if stories else None, "recall": tp / len(gold) if gold else None}
     return {"stories": total, "codes": {code: {"share": flagged[code] / total, "flagged": flagged[code],
                                                "labelled_pairs": judged[code],
-                                               "precision": hits[code] / judged[code] if judged[code] else None}
+                                               "precision": hits[code] / judged[code] if judged[code] else None,
+                                               "merge_worthy": merge_worthy[code] / judged[code] if judged[code] else None}
                                         for code in ("ST603", "ST604", "ST605")},
             "st603_against_unique": per_story}
 
@@ -216,13 +219,14 @@ def main() -> int:
               f"Each of the 22 backlogs checked alone ({shares['stories']} stories), ST604 and ST605 turned on for the count.",
               "Precision: of the labelled pairs of two real stories that a finding relates, the share annotators",
               "gave its class (ST603: duplicate; ST604, ST605: overlap or duplicate).", "",
-              "| rule | settings | stories flagged | share | labelled pairs among them | precision |",
-              "|---|---|---:|---:|---:|---:|"]
+              "Merge-worthy: the share annotators labelled duplicate or overlap (either is merged).", "",
+              "| rule | settings | stories flagged | share | labelled pairs among them | precision | merge-worthy |",
+              "|---|---|---:|---:|---:|---:|---:|"]
     for code in shares["codes"]:
         for name, sh in (("before", shares_before), ("after", shares)):
             r = sh["codes"][code]
             lines.append(f"| {code}{'' if code == 'ST603' else ' (off by default)'} | {name} | {r['flagged']} | "
-                         f"{r['share']:.1%} | {r['labelled_pairs']} | {fmt(r['precision'])} |")
+                         f"{r['share']:.1%} | {r['labelled_pairs']} | {fmt(r['precision'])} | {fmt(r['merge_worthy'])} |")
     lines += ["", "ST603 per story against the `unique` labels of benchmarks/labels/qus/ (every story labelled;",
               "a story is a defect when annotators found another story of its backlog asking for the same, exact",
               "copies included, which ST601 reports and ST603 does not). Tune and held-out backlogs as",

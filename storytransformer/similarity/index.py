@@ -84,7 +84,6 @@ class SimilarityIndex:
         self._nearest_arg = np.zeros(0, np.int64)  # per slot: that nearest slot
         self._dirty: set[int] = set()  # slots added or freed since the pairs were computed
         self._sum = np.zeros(d, np.float64)  # sum of the active whole vectors
-        self._checks: dict[tuple[int, int], tuple[bool, bool]] = {}  # slot pair -> _text_checks, until either changes
         self._gram = np.zeros((d, d), np.float64)  # sum of their outer products
 
     # -- building -----------------------------------------------------------
@@ -447,9 +446,6 @@ class SimilarityIndex:
         if self._pairs is not None and not self._dirty:
             return self._pairs
         changed = [x for x in self._dirty if self._active[x]]
-        if self._dirty and self._checks:
-            dirty_slots = self._dirty
-            self._checks = {k: v for k, v in self._checks.items() if k[0] not in dirty_slots and k[1] not in dirty_slots}
         if self._cand is not None and len(self._dirty) <= max(64, int(self._active.sum()) // 50):
             # A few stories changed: keep the other candidates, search again from the changed ones only.
             # (Rows with more than max_neighbours candidates may then differ slightly from a rebuild.)
@@ -470,39 +466,29 @@ class SimilarityIndex:
         return self._pairs
 
     def _candidate_arrays(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(a, b, whole, means, lexical, role, ends) of candidate slot pairs: the scores that do not
-        depend on the rest of the index."""
+        """(a, b, whole, means, lexical, role, ends, checked, contained, sibling) of candidate slot pairs:
+        the scores that do not depend on the rest of the index, and the word-level checks, filled in by
+        :meth:`_classify` the first time a pair is related (kept with the pair until a slot changes)."""
         arrays = self._score_arrays(a, b, whole, nearest=np.zeros(self._cap), with_z=False)
-        return (a.astype(np.int64), b.astype(np.int64), *arrays[:5])  # gap and z: from the current index
+        unknown = np.zeros(len(a), bool)
+        return (a.astype(np.int64), b.astype(np.int64), *arrays[:5], unknown, unknown.copy(), unknown.copy())
 
     def _classify(self) -> list[Pair]:
         """Related pairs among the candidates, with gaps from the current nearest neighbours and
         z-scores from the current spread of each story's cosines; the word-level checks run only on
         the pairs they can change (related ones, and duplicates but for the z-score)."""
         t = self.thresholds
-        a, b, whole, means, lexical, role, ends = self._cand
+        a, b, whole, means, lexical, role, ends, checked, contained, sibling = self._cand
         gap = whole - np.maximum(self._nearest[a], self._nearest[b])
         codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap)
         z = np.full(len(a), np.nan)
         maybe = np.flatnonzero(codes == 1)  # only a duplicate depends on the z-score: the few of them
         z[maybe] = self._z(a[maybe], b[maybe], whole[maybe])
         arrays = (whole, means, lexical, role, ends, gap, z)
-        contained = np.zeros(len(a), bool)
-        sibling = np.zeros(len(a), bool)
-        memo = self._checks
-        todo = []
-        for i in np.flatnonzero(codes != 0).tolist():
-            x, y = int(a[i]), int(b[i])
-            known = memo.get((x, y) if x < y else (y, x))
-            if known is None:
-                todo.append(i)
-            else:
-                contained[i], sibling[i] = known
-        if todo:
-            todo = np.array(todo, np.int64)
+        todo = np.flatnonzero((codes != 0) & ~checked)
+        if len(todo):
             contained[todo], sibling[todo] = self._text_checks(a[todo], b[todo])
-            for i, x, y in zip(todo.tolist(), a[todo].tolist(), b[todo].tolist()):
-                memo[(x, y) if x < y else (y, x)] = (bool(contained[i]), bool(sibling[i]))
+            checked[todo] = True
         codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap, z=z, contained=contained,
                               sibling=sibling)
         out = []

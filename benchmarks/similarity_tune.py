@@ -6,7 +6,12 @@ shipped model, exactly as ``check`` does (whole, means, lexical, role, ends and 
 neighbour in the same workspace as benchmarks/similarity_quality.py builds), then searches a grid of
 thresholds: first the duplicate rule (whole, near_best, role: best F1 of the duplicate class), then, with it
 fixed, the means thresholds (best F1 of the overlap class, the duplicate F1 kept, ST605 counting as an overlap as annotators do).
-The held-out figures come only from benchmarks/similarity_quality.py.
+Then the stand-out threshold (``distinct_threshold``, a z-score): it barely moves the pairs (each
+paraphrase was scored in a workspace of all 22 backlogs), so it is read off the 15 tune backlogs, each
+checked alone as ``check`` would: the share of stories ST603 flags and its per-story precision and
+recall against the QUS ``unique`` labels (benchmarks/labels/qus/), for a few values (printed only;
+the choice and its reason are in docs/similarity.md). The held-out figures come only from
+benchmarks/similarity_quality.py.
 
     python benchmarks/similarity_tune.py            # prints the table
     python benchmarks/similarity_tune.py --write    # and writes docs/benchmarks/similarity_tuning.{json,md}
@@ -27,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from similarity_quality import PREDICTED, REAL, load_pairs, workspace_of  # noqa: E402
+from similarity_quality import PREDICTED, REAL, fmt, load_pairs, share_flagged, workspace_of  # noqa: E402
 from storytransformer.config import Config  # noqa: E402
 from storytransformer.similarity.classify import Thresholds, classify  # noqa: E402
 from storytransformer.similarity.index import SimilarityIndex  # noqa: E402
@@ -39,6 +44,7 @@ DUPLICATE_GRID = {
     "duplicate": [round(0.3 + 0.05 * i, 2) for i in range(9)],
     "lexical_weight": [0.0, 0.3, 0.5],
 }
+DISTINCT_VALUES = [0.0, 2.0, 2.5, 3.0, 3.5, 4.0]
 OVERLAP_GRID = {
     "overlap": [round(0.3 + 0.05 * i, 2) for i in range(14)],
     "same_goal": [round(0.5 + 0.05 * i, 2) for i in range(10)] + [1.01],
@@ -110,6 +116,15 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {d[1]:.2f} | {d[2]:.2f} | {d[0]:.2f} | {o[1]:.2f} | {o[2]:.2f} | {o[0]:.2f} |")
     lines += ["", "Grid best: " + ", ".join(f"{k}={v}" for k, v in asdict(best_t).items()),
               "", "Shipped: " + ", ".join(f"{k}={v}" for k, v in asdict(shipped).items()), ""]
+    lines += ["Stand-out threshold on the 15 tune backlogs (ST603 per story against the QUS unique labels):", "",
+              "| distinct_threshold | flagged | share | precision | recall |", "|---:|---:|---:|---:|---:|"]
+    for distinct in DISTINCT_VALUES:
+        cfg = Config()
+        cfg.similarity.quantize = args.quantize
+        cfg.similarity.distinct_threshold = distinct
+        r = share_flagged(cfg, pairs, parts=("tune",))["st603_against_unique"]["tune"]
+        lines.append(f"| {distinct} | {r['flagged']} | {r['share']:.1%} | {fmt(r['precision'])} | {fmt(r['recall'])} |")
+    lines.append("")
     text = "\n".join(lines)
     print(text)
     if args.write and args.quantize == "none":

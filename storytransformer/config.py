@@ -90,6 +90,7 @@ class SimilarityConfig:
     ends_threshold: float = setting(0.0, low=0, high=1)  # same role and means but ends below this: another benefit (overlap); annotators call those duplicates
     lexical_weight: float = setting(0.0, low=0, high=1)  # share of content-lemma overlap in the means score
     near_best: float = setting(0.03, low=0, high=1)  # a duplicate is at most this far below either story's nearest neighbour
+    distinct_threshold: float = setting(2.5, low=0, high=100)  # a duplicate stands this many standard deviations above each story's mean cosine
     max_neighbours: int = setting(20, low=1, high=10_000)  # candidate pairs kept per story (bounds memory on repetitive backlogs)
     device: str = "cpu"  # cpu | cuda | cuda:N | mps
     batch_size: int = setting(64, low=1, high=65_536)

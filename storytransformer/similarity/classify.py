@@ -5,7 +5,13 @@ the cosine of the whole stories: it gates every relation. A duplicate must also
 be *near the best*: neither story may have another neighbour clearly closer than
 this one (the margin ``near_best``), the field's mutual-nearest-neighbour test,
 which keeps "download files" from being a duplicate of "preview files" when a
-real restatement of it exists. ``means`` (the cosine of the means blended with
+real restatement of it exists. In a template-heavy backlog every story is close to
+its siblings, so a duplicate must also *stand out* from each story's own neighbours:
+its cosine is ``distinct`` standard deviations above the mean cosine of that story
+to every other story of the workspace (a z-score; hubness reduction in the
+field's terms), unless one story's means contains the other's. And two means that
+differ by one swapped word ("by population" / "by GDP", "enable" / "disable") are
+siblings, never duplicates (:func:`.compared_parts.one_word_sibling`). ``means`` (the cosine of the means blended with
 the overlap of their content lemmas) decides overlaps; the role decides who
 asks, and the ends whether they want it for the same reason.
 """
@@ -30,6 +36,9 @@ def check_settings(config) -> None:
         value = getattr(config, name, None)
         if value is not None and not 0.0 <= float(value) <= 1.0:
             raise ConfigError(f"'{KEY.format(name)}' must be between 0 and 1, not {value!r}")
+    distinct = getattr(config, "distinct_threshold", None)
+    if distinct is not None and not 0.0 <= float(distinct) <= 100.0:
+        raise ConfigError(f"'{KEY.format('distinct_threshold')}' must be between 0 and 100, not {distinct!r}")
     for name in ("max_neighbours", "top_k", "batch_size"):
         value = getattr(config, name, None)
         if value is not None and int(value) < 1:
@@ -58,6 +67,7 @@ class Thresholds:
     lexical_weight: float = 0.0
     whole: float = 0.75  # the whole stories must be this close for any relation
     near_best: float = 0.03  # a duplicate is at most this far below either story's nearest neighbour
+    distinct: float = 2.5  # a duplicate's cosine is this many standard deviations above each story's mean cosine
 
     @staticmethod
     def of(config) -> "Thresholds":
@@ -67,7 +77,7 @@ class Thresholds:
         d = Thresholds()
         names = {"duplicate": "duplicate_threshold", "overlap": "overlap_threshold", "same_goal": "same_goal_threshold",
                  "role": "role_threshold", "ends": "ends_threshold", "lexical_weight": "lexical_weight",
-                 "whole": "whole_threshold", "near_best": "near_best"}
+                 "whole": "whole_threshold", "near_best": "near_best", "distinct": "distinct_threshold"}
         return Thresholds(**{f: float(getattr(config, key, getattr(d, f))) for f, key in names.items()})
 
     @property
@@ -90,6 +100,11 @@ class PairScores:
     # whole minus the closer of the two stories' nearest neighbours (0 when each is the other's nearest,
     # negative when another story is closer to one of them); None: not known, counts as nearest
     gap: float | None = None
+    # how far the pair stands out: the smaller of the two stories' z-scores of ``whole`` against their
+    # cosines to every other story (None: too few stories to know, counts as standing out)
+    z: float | None = None
+    contained: bool = False  # the content words of one means are all in the other's
+    sibling: bool = False  # the means differ by one swapped word (compared_parts.one_word_sibling)
 
     @property
     def similarity(self) -> float:
@@ -102,6 +117,9 @@ class PairScores:
     def near_best(self, t: Thresholds) -> bool:
         return self.gap is None or self.gap >= -t.near_best - EPS
 
+    def stands_out(self, t: Thresholds) -> bool:
+        return self.contained or self.z is None or self.z >= t.distinct - EPS
+
 
 def classify(s: PairScores, t: Thresholds) -> Relation:
     """The relation of a pair: the first of duplicate, overlap, same goal that its scores reach."""
@@ -109,8 +127,10 @@ def classify(s: PairScores, t: Thresholds) -> Relation:
     same_role = s.role is None or s.role >= t.role
     if s.whole < t.whole:
         return Relation.UNRELATED
+    if s.sibling:
+        return Relation.UNRELATED
     if same_role:
-        if means >= t.duplicate and s.near_best(t):
+        if means >= t.duplicate and s.near_best(t) and s.stands_out(t):
             other_benefit = s.ends is not None and s.ends < t.ends
             return Relation.OVERLAP if other_benefit else Relation.DUPLICATE
         if means >= t.overlap:
@@ -127,9 +147,13 @@ ORDER = (Relation.UNRELATED, Relation.DUPLICATE, Relation.OVERLAP, Relation.SAME
 
 
 def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends: np.ndarray,
-                  t: Thresholds, whole: np.ndarray | None = None, gap: np.ndarray | None = None) -> np.ndarray:
+                  t: Thresholds, whole: np.ndarray | None = None, gap: np.ndarray | None = None,
+                  z: np.ndarray | None = None, contained: np.ndarray | None = None,
+                  sibling: np.ndarray | None = None) -> np.ndarray:
     """:func:`classify` for arrays of pairs (``nan`` where a role or ends is missing);
-    ``gap`` as in :class:`PairScores` (``nan``: not known); returns indices into :data:`ORDER`. The index uses it for thousands of candidates at once."""
+    ``gap`` and ``z`` as in :class:`PairScores` (``nan``: not known), ``contained`` and ``sibling``
+    boolean arrays (default False); returns indices into :data:`ORDER`. The index uses it for
+    thousands of candidates at once."""
     score = (1 - t.lexical_weight) * means + t.lexical_weight * lexical
     with np.errstate(invalid="ignore"):
         same_role = np.isnan(role) | (role >= t.role)
@@ -138,10 +162,16 @@ def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends
     if gap is not None:
         with np.errstate(invalid="ignore"):
             dup &= np.isnan(gap) | (gap >= -t.near_best - EPS)
+    if z is not None:
+        with np.errstate(invalid="ignore"):
+            out_z = np.isnan(z) | (z >= t.distinct - EPS)
+        dup &= out_z | (contained if contained is not None else False)
     out = np.zeros(len(score), np.int8)
     out[dup & ~other_benefit] = 1
     out[(dup & other_benefit) | (same_role & ~dup & (score >= t.overlap))] = 2
     out[~same_role & (score >= t.same_goal)] = 3
     if whole is not None:
         out[whole < t.whole] = 0
+    if sibling is not None:
+        out[sibling] = 0
     return out

@@ -168,3 +168,41 @@ def _expand(mine: frozenset[str], other: frozenset[str]) -> frozenset[str]:
                 out.discard(token)
                 out.update(words)
     return frozenset(out)
+
+
+# -- one word swapped: siblings, not duplicates ---------------------------------------------------
+# Template-heavy backlogs are full of stories that repeat one sentence with one word of the object
+# or a qualifier changed ("normalise measures by population" / "... by GDP", "see the sections on
+# roles" / "... on responsibilities"): their embeddings are as close as real restatements, but
+# annotators never called such a pair a duplicate (0 of 29 in the tune backlogs). A swapped leading
+# verb is left to the embeddings: annotators call "publish" / "create a data package in the UI" one
+# need and "enable" / "disable explore" two, and no word list tells those apart.
+
+def _means_words(text: str) -> dict[str, tuple[int, str]]:
+    """Content lemma -> (position among the content words, the word), adverbs in -ly left out."""
+    out: dict[str, tuple[int, str]] = {}
+    for w in WORD.findall(text.lower()):
+        if w in STOP_WORDS or (w.endswith("ly") and len(w) > 4):
+            continue
+        out.setdefault(lemma(w), (len(out), w))
+    return out
+
+
+def swapped_word(a: str, b: str) -> tuple[str, str, bool] | None:
+    """When two means differ by exactly one content word each way: (word of a, word of b, whether both
+    are the means' leading word, its action); otherwise None."""
+    wa, wb = _means_words(a), _means_words(b)
+    only_a, only_b = wa.keys() - wb.keys(), wb.keys() - wa.keys()
+    if len(only_a) != 1 or len(only_b) != 1:
+        return None
+    (la,), (lb,) = only_a, only_b
+    (pa, xa), (pb, xb) = wa[la], wb[lb]
+    return xa, xb, pa == 0 and pb == 0
+
+
+def one_word_sibling(a: str, b: str) -> bool:
+    """Whether means ``a`` and ``b`` are the same sentence with one word of its object or a qualifier
+    swapped (any one content word but the leading verb): sibling stories, however close their
+    embeddings."""
+    swap = swapped_word(a, b)
+    return swap is not None and not swap[2]

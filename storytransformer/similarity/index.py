@@ -7,6 +7,12 @@ unit vectors (whole story, role, means, ends) and the content lemmas of its
 means and role. Removing a story frees its slot for reuse; adding one embeds
 only texts the cache has not seen, so re-querying after an edit costs one
 small encode and one matrix-vector product.
+
+The index also keeps the sum and the Gram matrix (sum of outer products) of the
+active whole-story vectors, in float64, updated as slots come and go: from them
+each story's mean and standard deviation of cosines to every other story are
+exact at the cost of one small product, which gives a pair's z-score (how far it
+stands out from each story's own neighbours) without an all-pairs pass.
 """
 
 from __future__ import annotations
@@ -21,10 +27,13 @@ from ..story import Story
 from .classify import ORDER, PairScores, Relation, Thresholds, classify, classify_many
 from .clusters import Cluster, connected_clusters
 from .embedder import Embedder
-from .compared_parts import StoryTexts, content_lemmas, jaccard, role_lemmas, role_overlap
+from .compared_parts import StoryTexts, content_lemmas, jaccard, one_word_sibling, role_lemmas, role_overlap
 
 Key = tuple[str, str]  # (file, story id)
 BLOCK = 512  # rows per matrix product: 512 x 20,000 float32 scores = 40 MB at most
+# Below this many distinct stories a story's spread of cosines says little (the largest z-score
+# possible among m values is sqrt(m - 1)): the stand-out test is skipped, as in a two-story example.
+MIN_STORIES_FOR_Z = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +83,8 @@ class SimilarityIndex:
         self._nearest = np.zeros(0)  # per slot: whole cosine of its nearest other slot
         self._nearest_arg = np.zeros(0, np.int64)  # per slot: that nearest slot
         self._dirty: set[int] = set()  # slots added or freed since the pairs were computed
+        self._sum = np.zeros(d, np.float64)  # sum of the active whole vectors
+        self._gram = np.zeros((d, d), np.float64)  # sum of their outer products
 
     # -- building -----------------------------------------------------------
     @classmethod
@@ -178,6 +189,9 @@ class SimilarityIndex:
         members = self._members[slot]
         members.pop(key, None)
         if not members:
+            v = self._whole[slot].astype(np.float64)
+            self._sum -= v
+            self._gram -= np.outer(v, v)
             del self._slot_of[self._slot_text[slot]]
             self._slot_text[slot] = None
             self._active[slot] = False
@@ -196,6 +210,9 @@ class SimilarityIndex:
         n = len(texts)
         slots = np.array([slot for slot, _ in todo], np.int64)
         self._whole[slots] = vectors[:n]
+        new = vectors[:n].astype(np.float64)
+        self._sum += new.sum(axis=0)
+        self._gram += new.T @ new
         self._means[slots] = vectors[n:2 * n]
         self._role[slots] = vectors[2 * n:3 * n]
         self._ends[slots] = vectors[3 * n:]
@@ -213,8 +230,9 @@ class SimilarityIndex:
 
     # -- scoring ------------------------------------------------------------
     def _score_arrays(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray | None = None,
-                      lexical: np.ndarray | None = None, nearest: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
-        """(whole, means, means_lexical, role, ends, gap) for slot pairs; ``nan`` where a part is missing.
+                      lexical: np.ndarray | None = None, nearest: np.ndarray | None = None,
+                      with_z: bool = True) -> tuple[np.ndarray, ...]:
+        """(whole, means, means_lexical, role, ends, gap, z) for slot pairs; ``nan`` where a part is missing.
         ``nearest`` holds each slot's nearest-neighbour cosine (computed here when not given)."""
         if whole is None:
             whole = np.einsum("ij,ij->i", self._whole[a], self._whole[b])
@@ -244,18 +262,63 @@ class SimilarityIndex:
             best = nearest
         with np.errstate(invalid="ignore"):
             gap = whole - np.maximum(best[a], best[b]) if len(a) else np.zeros(0)
-        return whole, means, np.asarray(lexical, np.float64), role, ends, gap
+        z = self._z(a, b, whole) if with_z else np.full(len(a), np.nan)
+        return whole, means, np.asarray(lexical, np.float64), role, ends, gap, z
+
+    def _spread(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, standard deviation) of each slot's cosines to every other active slot, from the kept
+        sum and Gram matrix; ``nan`` when the workspace has too few stories to tell."""
+        slots = np.asarray(slots, np.int64)
+        n = int(self._active.sum())
+        if n < MIN_STORIES_FOR_Z or not len(slots):
+            nan = np.full(len(slots), np.nan)
+            return nan, nan.copy()
+        w = self._whole[slots].astype(np.float64)
+        own = np.einsum("ij,ij->i", w, w)  # 1 for a unit vector: the slot's cosine with itself
+        mean = (w @ self._sum - own) / (n - 1)
+        square = (np.einsum("ij,ij->i", w @ self._gram, w) - own * own) / (n - 1)
+        std = np.sqrt(np.maximum(square - mean * mean, 1e-12))
+        return mean, std
+
+    def _z(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray) -> np.ndarray:
+        """The smaller of the two stories' z-scores of each pair's whole cosine (``nan``: not known)."""
+        if not len(a):
+            return np.zeros(0)
+        slots, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+        mean, std = self._spread(slots)
+        ia, ib = inverse[: len(a)], inverse[len(a):]
+        whole = np.asarray(whole, np.float64)
+        return np.minimum((whole - mean[ia]) / std[ia], (whole - mean[ib]) / std[ib])
+
+    def _text_checks(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(contained, sibling) for slot pairs: whether one means' content lemmas are all in the other's,
+        and whether the means differ by one swapped word. Plain Python per pair: callers pass only
+        the pairs these can change."""
+        contained = np.zeros(len(a), bool)
+        sibling = np.zeros(len(a), bool)
+        lemmas = self._means_lemmas
+        for i, (x, y) in enumerate(zip(np.asarray(a).tolist(), np.asarray(b).tolist())):
+            la, lb = lemmas[x], lemmas[y]
+            contained[i] = bool(la) and bool(lb) and (la <= lb or lb <= la)
+            if len(la - lb) == 1 and len(lb - la) == 1:
+                sibling[i] = one_word_sibling(self._means_text(x), self._means_text(y))
+        return contained, sibling
+
+    def _means_text(self, slot: int) -> str:
+        return StoryTexts.of(next(iter(self._members[slot].values()))).means_or_whole
 
     @staticmethod
-    def _pair_scores(arrays: tuple[np.ndarray, ...], i: int) -> PairScores:
-        whole, means, lexical, role, ends, gap = (float(x[i]) for x in arrays)
+    def _pair_scores(arrays: tuple[np.ndarray, ...], i: int, contained: bool = False, sibling: bool = False) -> PairScores:
+        whole, means, lexical, role, ends, gap, z = (float(x[i]) for x in arrays)
         return PairScores(whole=whole, means=means, means_lexical=lexical,
                           role=None if role != role else role, ends=None if ends != ends else ends,
-                          gap=None if gap != gap or gap == -np.inf else min(gap, 0.0))
+                          gap=None if gap != gap or gap == -np.inf else min(gap, 0.0),
+                          z=None if z != z or abs(z) == np.inf else z, contained=contained, sibling=sibling)
 
     def _scores(self, a: np.ndarray, b: np.ndarray) -> list[PairScores]:
         arrays = self._score_arrays(a, b)
-        return [self._pair_scores(arrays, i) for i in range(len(a))]
+        contained, sibling = self._text_checks(a, b)
+        return [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i])) for i in range(len(a))]
 
     def pair_scores(self, a: Key, b: Key) -> PairScores:
         """The scores of two indexed stories (by (file, id))."""
@@ -403,21 +466,34 @@ class SimilarityIndex:
         return self._pairs
 
     def _candidate_arrays(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(a, b, whole, means, lexical, role, ends) of candidate slot pairs: the scores that do not
-        depend on the rest of the index."""
-        arrays = self._score_arrays(a, b, whole, nearest=np.zeros(self._cap))
-        return (a.astype(np.int64), b.astype(np.int64), *arrays[:5])
+        """(a, b, whole, means, lexical, role, ends, checked, contained, sibling) of candidate slot pairs:
+        the scores that do not depend on the rest of the index, and the word-level checks, filled in by
+        :meth:`_classify` the first time a pair is related (kept with the pair until a slot changes)."""
+        arrays = self._score_arrays(a, b, whole, nearest=np.zeros(self._cap), with_z=False)
+        unknown = np.zeros(len(a), bool)
+        return (a.astype(np.int64), b.astype(np.int64), *arrays[:5], unknown, unknown.copy(), unknown.copy())
 
     def _classify(self) -> list[Pair]:
-        """Related pairs among the candidates, with gaps from the current nearest neighbours."""
+        """Related pairs among the candidates, with gaps from the current nearest neighbours and
+        z-scores from the current spread of each story's cosines; the word-level checks run only on
+        the pairs they can change (related ones, and duplicates but for the z-score)."""
         t = self.thresholds
-        a, b, whole, means, lexical, role, ends = self._cand
+        a, b, whole, means, lexical, role, ends, checked, contained, sibling = self._cand
         gap = whole - np.maximum(self._nearest[a], self._nearest[b])
-        arrays = (whole, means, lexical, role, ends, gap)
         codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap)
+        z = np.full(len(a), np.nan)
+        maybe = np.flatnonzero(codes == 1)  # only a duplicate depends on the z-score: the few of them
+        z[maybe] = self._z(a[maybe], b[maybe], whole[maybe])
+        arrays = (whole, means, lexical, role, ends, gap, z)
+        todo = np.flatnonzero((codes != 0) & ~checked)
+        if len(todo):
+            contained[todo], sibling[todo] = self._text_checks(a[todo], b[todo])
+            checked[todo] = True
+        codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap, z=z, contained=contained,
+                              sibling=sibling)
         out = []
         for i in np.flatnonzero(codes).tolist():
-            sc = self._pair_scores(arrays, i)
+            sc = self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]))
             out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[codes[i]], sc.similarity))
         return out
 
@@ -446,6 +522,7 @@ class SimilarityIndex:
         ranked by the cosine of the whole stories; stories with the query's own text are left out."""
         story = query if isinstance(query, Story) else parse_query(query)
         pairs, dirty = self._pairs, set(self._dirty)  # a temporary query slot changes no pair
+        spread = (self._sum.copy(), self._gram.copy())  # restored exactly after a temporary slot
         # The kept nearest neighbours are exact when nothing changed since pairs(): reuse them.
         known = self._nearest.copy() if self._cand is not None and not self._dirty else None
         slot, temporary = self._query_slot(story)
@@ -463,8 +540,10 @@ class SimilarityIndex:
             if known is not None and len(known) == self._cap:
                 nearest = np.maximum(known, sims) if temporary else known  # the query may be someone's nearest
                 nearest[slot] = sims.max()
-            arrays = self._score_arrays(np.full(len(slots), slot), slots, nearest=nearest)
-            scores = [self._pair_scores(arrays, i) for i in range(len(slots))]
+            query = np.full(len(slots), slot)
+            arrays = self._score_arrays(query, slots, nearest=nearest)
+            contained, sibling = self._text_checks(query, slots)
+            scores = [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i])) for i in range(len(slots))]
             out: list[Neighbour] = []
             for other, sc in zip(slots.tolist(), scores):
                 rel = classify(sc, self.thresholds)
@@ -475,6 +554,7 @@ class SimilarityIndex:
             if temporary:
                 self.remove([(story.file, story.id)])
                 self._pairs, self._dirty = pairs, dirty
+                self._sum, self._gram = spread
 
     def whole_rows(self) -> tuple[np.ndarray, list[list[Story]]]:
         """A copy of the whole-story vector of every distinct text, with the stories having it: for a

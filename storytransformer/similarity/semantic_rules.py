@@ -22,7 +22,7 @@ def declare_rules() -> None:
     # "unique" rather than "independent": an overlap is a partial duplicate (the same
     # role asks for overlapping means), resolved by merging, not by ordering the stories.
     # Off by default: annotators label few pairs as overlaps and no score separates them from related
-    # stories (held-out precision 0.18, recall 0.22; docs/benchmarks/similarity_quality.md).
+    # stories (held-out precision 0.20, recall 0.22; docs/benchmarks/similarity_quality.md).
     # An overlap is close and shares the means but is not a duplicate: another story is nearer to one of
     # the two (the near-best margin), or the benefit differs. So the flagged example needs three stories.
     declare(OVERLAP, "overlap", "unique", Severity.INFO,

@@ -178,13 +178,24 @@ def _expand(mine: frozenset[str], other: frozenset[str]) -> frozenset[str]:
 # verb is left to the embeddings: annotators call "publish" / "create a data package in the UI" one
 # need and "enable" / "disable explore" two, and no word list tells those apart.
 
+# Words that name the same channel or format: swapping one for another restates the need ("renew a
+# book online" / "renew a book on the website"), it does not make a sibling. Mapped to one key before
+# the swap is looked for; kept to everyday equivalents, since a wrong entry hides a real sibling.
+SAME_THING = {
+    "online": "web", "website": "web", "site": "web", "internet": "web", "portal": "web", "webpage": "web",
+    "e-mail": "email", "mail": "email", "emails": "email",
+    "smartphone": "phone", "mobile": "phone", "cellphone": "phone",
+}
+
+
 def _means_words(text: str) -> dict[str, tuple[int, str]]:
-    """Content lemma -> (position among the content words, the word), adverbs in -ly left out."""
+    """Content lemma -> (position among the content words, the word), adverbs in -ly left out and
+    :data:`SAME_THING` words mapped to one key."""
     out: dict[str, tuple[int, str]] = {}
     for w in WORD.findall(text.lower()):
         if w in STOP_WORDS or (w.endswith("ly") and len(w) > 4):
             continue
-        out.setdefault(lemma(w), (len(out), w))
+        out.setdefault(lemma(SAME_THING.get(w, w)), (len(out), w))
     return out
 
 

@@ -116,3 +116,13 @@ def test_fewer_stories_than_the_spread_needs_leave_the_stand_out_test_out(tmp_pa
     scores = index.pair_scores((pair[0].file, pair[0].id), (pair[1].file, pair[1].id))
     assert scores.z is None
     assert [p.relation for p in index.pairs()] == [Relation.DUPLICATE]
+
+
+def test_a_channel_said_in_other_words_is_a_restatement_not_a_sibling():
+    from storytransformer.similarity.compared_parts import one_word_sibling
+
+    assert not one_word_sibling("renew a borrowed book online", "renew a borrowed book on the website")
+    assert not one_word_sibling("get a reminder by email", "get a reminder by mail")
+    # a swapped object or qualifier is still a sibling
+    assert one_word_sibling("normalise measures by population", "normalise measures by GDP")
+    assert one_word_sibling("renew a borrowed book online", "renew a borrowed magazine online")

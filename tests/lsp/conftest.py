@@ -8,7 +8,9 @@ they are unavailable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -178,3 +180,18 @@ def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
     for e in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
         text = text[:off(e.range.start)] + e.new_text + text[off(e.range.end):]
     return text
+
+
+@contextlib.contextmanager
+def running_daemon(env: dict, runtime: str):
+    """A real daemon started in ``runtime`` with ``env`` for the tests of one module; stopped after them."""
+    os.makedirs(runtime, mode=0o700, exist_ok=True)
+    r = subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "start", "--wait", "60"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        pytest.fail(f"the daemon did not start: {r.stderr[-2000:]}")
+    try:
+        yield runtime
+    finally:
+        subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "stop"], env=env, capture_output=True,
+                       timeout=60)

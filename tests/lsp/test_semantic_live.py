@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -18,7 +17,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .conftest import SERVER_ENV, make_client, open_doc, scanned, start, until, uri
+from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, scanned, start, until, uri
 
 STATE = tempfile.mkdtemp(prefix="st-lsp-semantic-")
 RUNTIME = os.path.join(STATE, "run")
@@ -45,14 +44,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def daemon():
-    os.makedirs(RUNTIME, mode=0o700, exist_ok=True)
-    r = subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "start", "--wait", "60"],
-                       env=ENV, capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        pytest.fail(f"the daemon did not start: {r.stderr[-2000:]}")
-    yield RUNTIME
-    subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "stop"], env=ENV, capture_output=True,
-                   timeout=60)
+    with running_daemon(ENV, RUNTIME):
+        yield RUNTIME
 
 
 @pytest_lsp.fixture(config=CONFIG)

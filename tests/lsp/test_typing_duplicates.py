@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -19,7 +18,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from storytransformer.story import Position, Range, Story
 from storytransformer_server.lsp.typing_duplicates import continuation, looks_like_story
 
-from .conftest import SERVER_ENV, make_client, open_doc, replace_all, start, until, uri
+from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, replace_all, start, until, uri
 
 STATE = tempfile.mkdtemp(prefix="st-lsp-typing-")
 RUNTIME = os.path.join(STATE, "run")
@@ -88,14 +87,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def daemon():
-    os.makedirs(RUNTIME, mode=0o700, exist_ok=True)
-    r = subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "start", "--wait", "60"],
-                       env=ENV, capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        pytest.fail(f"the daemon did not start: {r.stderr[-2000:]}")
-    yield RUNTIME
-    subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "stop"], env=ENV, capture_output=True,
-                   timeout=60)
+    with running_daemon(ENV, RUNTIME):
+        yield RUNTIME
 
 
 @pytest_lsp.fixture(config=CONFIG)

@@ -3,13 +3,14 @@ against the real server over stdio, with real files on disk."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .conftest import CONFIG, NO_SPAWN, capabilities, make_client, open_doc, published_for, until, uri
+from .conftest import CONFIG, NO_SPAWN, capabilities, make_client, open_doc, published_for, scanned, until, uri
 
 STORY = "As a visitor, I want fast search of the catalogue, so that I can find a book.\n"
 
@@ -46,6 +47,14 @@ def vague_count(client, u: str) -> int | None:
     return sum(d.code == "ST701" for d in pubs[-1].diagnostics) if pubs else None
 
 
+def save(path, text: str) -> None:
+    """Write the file the way editors save (a new file renamed over the old one): the server, reading
+    it on an earlier notification, never sees it half-written."""
+    tmp = path.with_name(path.name + ".saving")
+    tmp.write_text(text, "utf-8")
+    os.replace(tmp, path)
+
+
 def watched(client, path) -> None:
     client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
         changes=[types.FileEvent(uri=uri(path), type=types.FileChangeType.Changed)]))
@@ -61,6 +70,8 @@ async def test_a_changed_config_file_is_reloaded_and_a_bad_value_keeps_the_previ
     await start(client, [tmp_path])
     u = open_doc(client, path)
     await until(lambda: vague_count(client, u) == 1, what="ST701 on 'fast'")
+    await scanned(client)  # the scan reads the configuration: change it only after that
+    assert vague_count(client, u) == 1
     # the server asked the client to watch the configuration files
     reg = await until(lambda: [r for r in client.registrations
                                if r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES], what="registration")
@@ -69,13 +80,13 @@ async def test_a_changed_config_file_is_reloaded_and_a_bad_value_keeps_the_previ
 
     # a new setting: the open document's diagnostics are published again without the finding
     before = len(published_for(client, u))
-    config.write_text(config.read_text("utf-8") + 'severity = { ST701 = "off" }\n', "utf-8")
+    save(config, config.read_text("utf-8") + 'severity = { ST701 = "off" }\n')
     watched(client, config)
     await until(lambda: len(published_for(client, u)) > before and vague_count(client, u) == 0,
                 what="diagnostics without ST701")
 
     # a bad value: a message names the file and the setting; the previous configuration stays
-    config.write_text(config.read_text("utf-8").replace("max-words = 60", "max-words = 0"), "utf-8")
+    save(config, config.read_text("utf-8").replace("max-words = 60", "max-words = 0"))
     watched(client, config)
     msg = await until(lambda: [m for m in client.messages if "keeping the previous" in m.message], what="a message")
     assert str(config) in msg[0].message and "max_words" in msg[0].message.replace("-", "_")

@@ -27,21 +27,6 @@ from .transformers_backend import SCORE_BATCH, TransformersBackend
 log = logging.getLogger("storytransformer.engine")
 
 FAST_PATH_MAX_CACHE = 1 << 17  # tokens of KV cache the fast path reserves when no context budget is set
-INT4_BLOCK = 128  # the int4 packing's block of inputs (fastgen.int4.BLOCK): every matrix input size a multiple
-
-
-def int4_refusal(hf_config) -> str | None:
-    """Why the int4 weights cannot hold this model (a matrix input size not a multiple of 128), or None."""
-    hidden = int(hf_config.hidden_size)
-    heads = int(hf_config.num_attention_heads)
-    head_dim = int(getattr(hf_config, "head_dim", None) or hidden // heads)
-    sizes = {"hidden size": hidden, "attention width (heads x head dim)": heads * head_dim,
-             "MLP intermediate size": int(hf_config.intermediate_size)}
-    bad = [f"{name} {n}" for name, n in sizes.items() if n % INT4_BLOCK]
-    if not bad:
-        return None
-    return (f"int4 needs matrix input sizes that are multiples of {INT4_BLOCK}, and this model has "
-            f"{', '.join(bad)}: use quantization = \"nf4\", \"int8\" or \"none\" for it")
 
 
 def release_layer_matrices(hf_model) -> None:
@@ -125,10 +110,6 @@ class FastPathBackend:
             from .fastgen.checkpoint import from_hf_model
             from .fastgen.resident_sequence import PrefixSession
 
-            if int4:
-                why = int4_refusal(self.inner.model.config)
-                if why:
-                    raise EngineConfigError("quantization", why)
             model = from_hf_model(self.inner.model)
             if int4:
                 from .fastgen.int4 import quantize_linears_int4

@@ -134,7 +134,7 @@ def plan(cfg: EngineConfig, caps: Capabilities) -> Plan:
 
 def _check_int4(cfg: EngineConfig, gpu: bool, dtype: str) -> None:
     """int4 weights are quantised by the fast path from bf16 weights on a CUDA GPU (no bitsandbytes);
-    the shapes are checked when the model is loaded (fast_backend.int4_refusal)."""
+    any matrix shape is packed (inputs zero-padded to whole blocks of 128: fastgen.int4)."""
     if not gpu:
         raise EngineConfigError("quantization", "int4 needs the fast path on a CUDA GPU; "
                                 "this engine runs on the CPU: set quantization = \"none\"")

@@ -1,8 +1,8 @@
 """The engine's own formats on a GPU: ``engine.quantization = "int4"`` and ``engine.kv_cache = "fp8"``
 through the real LocalEngine (load, status, score, generate), each of the four combinations.
 
-The packaged SmolLM2 cannot take int4 (hidden size 576), so a randomly initialised Llama of hidden size
-1024 (head size 128) is built with the packaged tokenizer. Usage, on a CUDA machine:
+A randomly initialised Llama of hidden size 1024 (head size 128) is built with the packaged tokenizer
+(the packaged model's real weights: engine_formats_real.py). Usage, on a CUDA machine:
     python benchmarks/gpu/engine_formats.py TOKENIZER_DIR [OUT.json]
 TOKENIZER_DIR: a directory with tokenizer.json, tokenizer_config.json and chat_template.jinja (the
 converted packaged model's directory under the cache root has them). Times include Triton compilation

@@ -141,13 +141,13 @@ def _findings(findings: list[dict]) -> str:
     rows = []
     for f in findings:
         label = f.get("story_label") or ""  # the story's own id where the format gives one (US-12); never an internal id
-        text = " ".join([f["code"], f["rule"], f["message"], f"{f['file']}:{f['line']}", label, f.get("fix") or ""]).lower()
         fix = f"<div class=fix>Fix: {escape(f['fix'])}</div>" if f.get("fix") else ""
+        # the search reads the row's own text and the rule's name (title): no second copy of the message
         rows.append(
-            f"<tr data-rule=\"{escape(f['code'])}\" data-severity=\"{f['severity']}\" data-file=\"{escape(f['file'])}\" "
-            f"data-text=\"{escape(text)}\"><td><span class=\"sev {f['severity']}\">{f['severity']}</span></td>"
+            f"<tr data-rule=\"{escape(f['code'])}\" data-severity=\"{f['severity']}\" data-file=\"{escape(f['file'])}\">"
+            f"<td><span class=\"sev {f['severity']}\">{f['severity']}</span></td>"
             f"<td title=\"{escape(f['rule'])}\">{escape(f['code'])}</td><td>{escape(f['file'])}:{f['line']}</td>"
-            f"<td>{escape(label)}</td><td>{escape(f['message'])}{fix}</td></tr>")
+            f"<td>{escape(label)}</td><td>{escape(f['message'])} {fix}</td></tr>")
     return (
         "<section id=findings><h2>Findings</h2><form class=filters id=filters onsubmit=\"return false\">"
         f"<label>Rule <select id=filter-rule><option value=\"\">all</option>{_options(rules)}</select></label>"

@@ -39,14 +39,20 @@ JS = """
   var count = document.getElementById("visible-count");
   if (!rule || !sev || !file || !text || !count) { return; }
   var rows = Array.prototype.slice.call(document.querySelectorAll("#findings-table tbody tr"));
+  var texts = null;  // each row's searchable text, read from the page at the first search
+  function searchable(row) {
+    var cells = Array.prototype.map.call(row.cells, function (c) { return c.textContent; });
+    return (cells.join(" ") + " " + (row.cells[1] ? row.cells[1].title : "")).toLowerCase();
+  }
   function apply() {
     var r = rule.value, s = sev.value, f = file.value;
     var words = text.value.toLowerCase().split(/\\s+/).filter(function (w) { return w.length > 0; });
+    if (words.length && texts === null) { texts = rows.map(searchable); }
     var shown = 0;
-    rows.forEach(function (row) {
+    rows.forEach(function (row, i) {
       var d = row.dataset;
       var ok = (!r || d.rule === r) && (!s || d.severity === s) && (!f || d.file === f) &&
-        words.every(function (w) { return d.text.indexOf(w) >= 0; });
+        words.every(function (w) { return texts[i].indexOf(w) >= 0; });
       row.hidden = !ok;
       if (ok) { shown += 1; }
     });

@@ -59,6 +59,13 @@ def assert_renders_cleanly(page: dict, data: dict) -> None:
     assert page["rowsTotal"] == data["totals"]["findings"] == page["rowsVisible"]
 
 
+def searchable(f: dict) -> str:
+    """What the page's search reads for one finding: the row's cells and the rule's name."""
+    fix = f"Fix: {f['fix']}" if f.get("fix") else ""
+    return " ".join([f["severity"], f["code"], f"{f['file']}:{f['line']}", f.get("story_label") or "",
+                     f["message"], fix, f["rule"]]).lower()
+
+
 def assert_filters_work(page: dict, data: dict) -> None:
     rule = page["afterRule"]
     expected = sum(1 for f in data["findings"] if f["code"] == rule["rule"])
@@ -66,6 +73,12 @@ def assert_filters_work(page: dict, data: dict) -> None:
     assert rule["rules"] == [rule["rule"]]
     assert rule["counter"] == f"{expected} of {page['rowsTotal']}"
     assert page["afterNoMatch"] == 0
+    assert len(page["searches"]) == 2  # a rule's name (only in the cell's title) and a file:line
+    for search in page["searches"]:
+        words = search["query"].lower().split()
+        expected = sum(1 for f in data["findings"] if all(w in searchable(f) for w in words))
+        assert search["visible"] == expected > 0, search
+        assert search["counter"] == f"{expected} of {page['rowsTotal']}"
     assert page["afterClear"] == page["rowsTotal"]
     sev = page["afterSeverity"]
     assert sev["severities"] == [sev["severity"]]

@@ -50,6 +50,16 @@ async function main() {
                            counter: await page.textContent("#visible-count") };
       await page.selectOption("#filter-rule", "");
     }
+    // the search reads each row's text and its rule's name (the rule cell's title)
+    result.searches = [];
+    const firstRow = await page.$$eval("#findings-table tbody tr", (rows) => rows.length ?
+      { name: rows[0].cells[1].title, where: rows[0].cells[2].textContent } : null);
+    if (firstRow) {
+      for (const query of [firstRow.name, firstRow.where]) {
+        await page.fill("#filter-text", query);
+        result.searches.push({ query, visible: await visible(), counter: await page.textContent("#visible-count") });
+      }
+    }
     await page.fill("#filter-text", "zzzz-no-such-word");
     result.afterNoMatch = await visible();
     await page.fill("#filter-text", "");

@@ -113,18 +113,36 @@ GRAMMAR_SLIPS = (
     # A finite verb where the thing wanted belongs: "I want to have the shirt has to be ...".
     (("have",), re.compile(r"(?i)\b(?:want|need|like)\s+to\s+have\s+(?:\w+\s+){1,4}?(?:has|have|is|are)\s+to\b"),
      "a second verb where the thing wanted belongs", "write 'I want <what> to be ...'"),
+    # Slips of any English sentence, not of one backlog's wording (each 1 of 1 on the tuning split):
+    # a modal before an adjective ("it will possible"), "be" before a bare verb ("should be allow"),
+    # a verb right after "in"/"on"/"at" ("expandable in is functions"), a doubled full stop, and the
+    # user as the object of their own want ("I want to help me": the system's verb with the user's "I").
+    ((), re.compile(r"(?i)\b(?:will|can|could|should|must|may|might|would)\s+(?:not\s+)?(?:possible|impossible|able|"
+                    r"unable|available|necessary|likely)\b"),
+     "a verb is missing after the modal", "write 'it will be possible', 'can be available', ..."),
+    (("be",), re.compile(r"(?i)\b(?:be|been|being)\s+(?:allow|provide|enable|permit|create|make|give|show|send|use|"
+                         r"display|store|delete|add|see|view|receive|upload|download|find|search|get)\b"),
+     "'be' before a bare verb", "write 'be allowed', 'be shown', ... or drop 'be'"),
+    ((), re.compile(r"(?i)\b(?:in|on|at)\s+(?:is|are|was|were)\b"), "a verb right after a preposition",
+     "add the missing noun ('in its functions') or drop the extra word"),
+    ((), re.compile(r"(?<![.])\.\.(?![.])"), "a full stop written twice", "write one full stop"),
+    (("me",), re.compile(r"(?i)\b(?:want|need|like)\s+to\s+(?!let\b|get\b)[a-z]+\s+me\b"),
+     "the user is both subject and object ('I want to help me')", "write 'I want <the system> to <verb> me'"),
 )
 
 
 @rule("ST404", "grammar-slip", CRITERION, Severity.WARNING,
       "A slip that makes the story read wrongly: a word written twice, 'to' or a verb or a subject missing, "
       "a verb that does not agree with 'I', a half-written idiom ('in order research'), words that cannot stand "
-      "together ('by for', 'the for'), a stray letter, two clauses run together ('... I can read I can ...').",
+      "together ('by for', 'the for', 'in is'), a modal or 'be' with no verb ('it will possible', 'be allow'), a "
+      "stray letter, a doubled full stop, two clauses run together ('... I can read I can ...').",
       fix="Correct the slip so that the story is one grammatical sentence.",
       examples=(Example("As a member, I want know my loans.", flagged=True),
                 Example("As a member, I want to renew the the loan.", flagged=True),
                 Example("As a member, I want to renew loans, so that I can read longer I can avoid fines.", flagged=True),
+                Example("As a member, I want a reminder, so that it will possible to renew in time.", flagged=True),
                 Example("As a member, I want to know my loans.", flagged=False),
+                Example("As a member, I want a reminder, so that it will be possible to renew in time.", flagged=False),
                 Example("As a member, I want to see that that loan is renewed.", flagged=False),
                 Example("As a member, I want to renew loans, so that I can read longer and I can avoid fines.",
                         flagged=False)))

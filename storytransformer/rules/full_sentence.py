@@ -117,16 +117,18 @@ GRAMMAR_SLIPS = (
     # a modal before an adjective ("it will possible"), "be" before a bare verb ("should be allow"),
     # a verb right after "in"/"on"/"at" ("expandable in is functions"), a doubled full stop, and the
     # user as the object of their own want ("I want to help me": the system's verb with the user's "I").
-    ((), re.compile(r"(?i)\b(?:will|can|could|should|must|may|might|would)\s+(?:not\s+)?(?:possible|impossible|able|"
-                    r"unable|available|necessary|likely)\b"),
+    (("possible", "available", "necessary", "likely"),
+     re.compile(r"(?i)\b(?:will|can|could|should|must|may|might|would)\s+(?:not\s+)?(?:possible|impossible|"
+                r"available|necessary|likely)\b"),
      "a verb is missing after the modal", "write 'it will be possible', 'can be available', ..."),
-    (("be",), re.compile(r"(?i)\b(?:be|been|being)\s+(?:allow|provide|enable|permit|create|make|give|show|send|use|"
+    (("be ",), re.compile(r"(?i)\b(?:be|been|being)\s+(?:allow|provide|enable|permit|create|make|give|show|send|use|"
                          r"display|store|delete|add|see|view|receive|upload|download|find|search|get)\b"),
      "'be' before a bare verb", "write 'be allowed', 'be shown', ... or drop 'be'"),
-    ((), re.compile(r"(?i)\b(?:in|on|at)\s+(?:is|are|was|were)\b"), "a verb right after a preposition",
+    (tuple(f"{p} {v}" for p in ("in", "on", "at") for v in ("is", "are", "was", "were")),
+     re.compile(r"(?i)\b(?:in|on|at)\s+(?:is|are|was|were)\b"), "a verb right after a preposition",
      "add the missing noun ('in its functions') or drop the extra word"),
-    ((), re.compile(r"(?<![.])\.\.(?![.])"), "a full stop written twice", "write one full stop"),
-    (("me",), re.compile(r"(?i)\b(?:want|need|like)\s+to\s+(?!let\b|get\b)[a-z]+\s+me\b"),
+    (("..",), re.compile(r"(?<![.])\.\.(?![.])"), "a full stop written twice", "write one full stop"),
+    ((" me",), re.compile(r"(?i)\b(?:want|need|like)\s+to\s+(?!let\b|get\b)[a-z]+\s+me\b"),
      "the user is both subject and object ('I want to help me')", "write 'I want <the system> to <verb> me'"),
 )
 

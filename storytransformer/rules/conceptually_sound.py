@@ -38,7 +38,9 @@ def goal_as_means(story, ctx):
 
 
 # The rest of the criterion: an ends that is another feature or a requirement, not a reason. Its
-# wording varies too much for a pattern (of 33 labelled stories of the tuning split, ST1001 finds 8).
+# wording varies too much for a pattern (of 33 labelled stories of the tuning split, ST1001 finds 8; an ends
+# that repeats the means' verb, "review plans, so that I can review them", flags 14 stories, 3 labelled; an
+# ends whose subject is "it" or "they" 20, 2 labelled).
 declare("ST1002", "ends-not-a-reason", CRITERION, Severity.INFO,
         "The ends is another feature or a requirement, not a reason ('so that I can also export it to PDF'), or the "
         "parts are in the wrong slots. Needs a language model: `check` does not run it.",

@@ -17,6 +17,10 @@ CRITERION = "problem-oriented"
       examples=(Example("As a user, I want a red button to delete my account.", flagged=True),
                 Example("As a user, I want to delete my account.", flagged=False)))
 def solution_detail(story, ctx):
+    # The lexicon is storytransformer.config.DEFAULT_SOLUTION_WORDS. Formats and frameworks ("sql", "json",
+    # "xml", "oai-pmh", "bootstrap", "unicode") found 5 more on the tuning split for 1 false alarm, but none in
+    # the held-out backlogs (and 1 false alarm there): not added. Instrument phrases ("using ...", "via ...")
+    # flag 37 tuning stories, 9 labelled.
     if story.means is None:
         return
     m = ctx.solution.search(story.means.text)

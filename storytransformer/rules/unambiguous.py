@@ -17,6 +17,12 @@ CRITERION = "unambiguous"
       examples=(Example("As a user, I want fast search.", flagged=True),
                 Example("As a user, I want search results within one second.", flagged=False)))
 def vague_term(story, ctx):
+    # The lexicon is storytransformer.config.DEFAULT_VAGUE_WORDS. Measured and not changed: weak phrases of
+    # requirement-smell catalogues ("as required", "a number of", "convenient", ...) never occur in the
+    # tuning backlogs, and with three catch-alls marked there ("kinds of", "visual way", "tempting") they
+    # found nothing more in the held-out backlogs and one false alarm; dropping "better", "and/or" and
+    # "efficiently" (7 false alarms, no story of their own on the tuning split) cost 2 held-out defects for
+    # 3 false alarms (F1 0.60 -> 0.59). Vague words in the ends are not judged by annotators (83/4).
     for part in (story.role, story.means):
         if part is None:
             continue

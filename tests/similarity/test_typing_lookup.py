@@ -136,7 +136,7 @@ def test_the_figure_is_the_one_similar_shows(lookup):
     assert first.similarity == pytest.approx(shown[(first.story.file, first.line)], abs=2e-3)
 
 
-def test_each_lookup_embeds_only_the_typed_line(lookup, monkeypatch):
+def test_each_lookup_embeds_only_the_typed_line_and_its_parts_in_one_call(lookup, monkeypatch):
     found, _ = lookup
     seen: list[list[str]] = []
     model = found.embedder.model
@@ -148,4 +148,6 @@ def test_each_lookup_embeds_only_the_typed_line(lookup, monkeypatch):
 
     monkeypatch.setattr(model, "encode", counting)
     found.find("As a visitor, I want to look up books by their writer", "/ws/new.txt", 3)
-    assert seen == [["As a visitor, I want to look up books by their writer"]]
+    # one encode call; nothing of the workspace is embedded again, only the line, its means and its role
+    assert seen == [["As a visitor, I want to look up books by their writer", "look up books by their writer",
+                     "visitor"]]

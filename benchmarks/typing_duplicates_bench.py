@@ -139,18 +139,15 @@ def curve(results: list[dict]) -> list[dict]:
 
 
 def tune(results: list[dict]) -> float:
-    """The offering threshold: the highest one that still offers the largest number of tune partners.
-    The target is the share found, and what the threshold costs is measured, not traded: found minus
-    false offers (Youden's J) is flat along the whole tune curve (0.27-0.29), so it cannot choose. The
-    stricter "Already asked" wording keeps the whole-cosine threshold of the previous round
-    (``typing_lookup.CONFIDENT``, Youden's J on the tune pairs then)."""
-    best, best_t = -1, 0.5
-    for i in range(30, 96):
-        t = i / 100
-        found = rates(results, "tune", t)["found"]
-        if found >= best:
-            best, best_t = found, t
-    return best_t
+    """The offering threshold: the highest one that still offers the tune partners of the most found
+    but one (a plateau of one pair in 70, so that a single pair does not pull the threshold down to
+    where lines about nothing start to score). The target is the share found; what the threshold costs
+    is measured, not traded: found minus false offers (Youden's J) is nearly flat along the tune curve,
+    so it cannot choose. The stricter "Already asked" wording keeps the whole-cosine threshold of the
+    previous round (``typing_lookup.CONFIDENT``, Youden's J on the tune pairs then)."""
+    found = {i: rates(results, "tune", i / 100)["found"] for i in range(30, 96)}
+    most = max(found.values())
+    return max(i for i, f in found.items() if f >= most - 1) / 100
 
 
 async def e2e_phase(ws: Path, rows: list[dict], placed: list[str]) -> dict:

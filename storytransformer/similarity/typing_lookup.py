@@ -23,6 +23,7 @@ labelled paraphrase pairs in benchmarks/typing_duplicates_bench.py and reported 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -35,6 +36,7 @@ CONFIDENT = 0.62  # whole cosine at which an offered story is called "Already as
 ROLE_WEIGHT = 0.8  # the role's weight next to whole and means (1 each); tuned on the tune pairs
 NO_ROLE = 0.3  # the role cosine assumed when the typed line or the story has none: about two unrelated roles
 MAX_MATCHES = 3  # a completion list and the inline completion stay readable
+ROLES_KEPT = 64  # typed roles whose vectors are kept (a writer types few roles)
 MIN_MEANS_WORDS = 2  # "As a user, I want to" + one word says too little to name a duplicate
 _WORD = re.compile(r"\S+")
 
@@ -188,6 +190,7 @@ class TypingLookup:
     def __init__(self, embedder, snapshot: Snapshot | None = None):
         self.embedder = embedder
         self.snapshot = snapshot
+        self._roles: OrderedDict[str, np.ndarray] = OrderedDict()  # the role stays while the means is typed
 
     def refresh(self, index) -> None:
         """Take a new snapshot of ``index`` (on the thread that updates it)."""
@@ -212,13 +215,21 @@ class TypingLookup:
         return v / np.where(n > 0, n, 1.0)
 
     def query(self, story: Story) -> Query:
-        """The vectors of a typed story: whole line, means, role (one encode call)."""
+        """The vectors of a typed story: whole line, means, role (one encode call). A role is embedded
+        once: it is typed first and stays the same while every keystroke of the means asks again."""
         texts = [story.text, story.means.text if story.means is not None else story.text]
-        role = story.role.text.strip() if story.role is not None else ""
-        if role:
+        role = " ".join(story.role.text.split()) if story.role is not None else ""
+        known = self._roles.get(role) if role else None
+        if role and known is None:
             texts.append(role)
         v = self.embed_all(texts)
-        return Query(v[0], v[1], v[2] if role else None)
+        if role and known is None:
+            known = self._roles[role] = v[2]
+            while len(self._roles) > ROLES_KEPT:
+                self._roles.popitem(last=False)
+        elif known is not None:
+            self._roles.move_to_end(role)
+        return Query(v[0], v[1], known)
 
     def find(self, line: str, path: str | None = None, line_no: int | None = None, k: int = MAX_MATCHES,
              threshold: float = THRESHOLD) -> list[Match]:

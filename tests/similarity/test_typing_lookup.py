@@ -206,7 +206,17 @@ def test_each_lookup_embeds_only_the_typed_line_and_its_parts_in_one_call(lookup
         return real(texts, *a, **kw)
 
     monkeypatch.setattr(model, "encode", counting)
+    found._roles.clear()
     found.find("As a visitor, I want to look up books by their writer", "/ws/new.txt", 3)
     # one encode call; nothing of the workspace is embedded again, only the line, its means and its role
     assert seen == [["As a visitor, I want to look up books by their writer", "look up books by their writer",
                      "visitor"]]
+    # the next keystroke: the role typed before is not embedded again, and gives the same offer
+    first = found.find("As a visitor, I want to look up books by their writer", "/ws/new.txt", 3)
+    found.find("As a visitor, I want to look up books by their", "/ws/new.txt", 3)
+    assert seen[1:] == [["As a visitor, I want to look up books by their writer", "look up books by their writer"],
+                        ["As a visitor, I want to look up books by their", "look up books by their"]]
+    found._roles.clear()
+    assert [(m.story.file, m.line, round(m.score, 4)) for m in found.find(
+        "As a visitor, I want to look up books by their writer", "/ws/new.txt", 3)] == \
+        [(m.story.file, m.line, round(m.score, 4)) for m in first]

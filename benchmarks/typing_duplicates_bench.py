@@ -142,8 +142,8 @@ def tune(results: list[dict]) -> float:
     """The offering threshold: the highest one that still offers the tune partners of the most found
     but one (a plateau of one pair in 70, so that a single pair does not pull the threshold down to
     where lines about nothing start to score). The target is the share found; what the threshold costs
-    is measured, not traded: found minus false offers (Youden's J) is nearly flat along the tune curve,
-    so it cannot choose. The stricter "Already asked" wording keeps the whole-cosine threshold of the
+    is measured, not traded (found minus false offers, Youden's J, is highest at these low
+    thresholds too and only falls as the threshold rises). The stricter "Already asked" wording keeps the whole-cosine threshold of the
     previous round (``typing_lookup.CONFIDENT``, Youden's J on the tune pairs then)."""
     found = {i: rates(results, "tune", i / 100)["found"] for i in range(30, 96)}
     most = max(found.values())

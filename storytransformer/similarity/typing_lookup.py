@@ -4,7 +4,8 @@ A writer about to add a story that the backlog already has should see the existi
 not after saving. The language server asks this (through the daemon) with the unfinished line; the
 answer must come well inside 300 ms at 20,000 stories on two cores, so the lookup
 
-* embeds the typed line, its half-typed means and its role in one encode call (the workspace's
+* embeds the typed line and its half-typed means in one encode call, with the role the first time
+  it is typed (the workspace's
   stories were embedded part by part by the similarity index and are only read here, from an
   immutable snapshot of its whole, means and role vectors),
 * ranks every distinct story text by one matrix-vector product per part: the typed line against the

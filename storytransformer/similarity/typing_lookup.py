@@ -5,9 +5,8 @@ not after saving. The language server asks this (through the daemon) with the un
 answer must come well inside 300 ms at 20,000 stories on two cores, so the lookup
 
 * embeds the typed line and its half-typed means in one encode call, with the role the first time
-  it is typed (the workspace's
-  stories were embedded part by part by the similarity index and are only read here, from an
-  immutable snapshot of its whole, means and role vectors),
+  it is typed (the workspace's stories were embedded part by part by the similarity index and are
+  only read here, from an immutable snapshot of its whole, means and role vectors),
 * ranks every distinct story text by one matrix-vector product per part: the typed line against the
   whole story, the half means against the story's means (like with like: a half story against whole
   stories carries little), and the role against its role (a generated or merged backlog holds the

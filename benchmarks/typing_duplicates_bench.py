@@ -107,41 +107,47 @@ def query_phase(ws: Path, rows: list[dict], k: int) -> dict:
         found = lookup.find(typed, typing, 0, k, threshold=-1.0)
         ms = (time.perf_counter() - t) * 1000
         target = normalise(r["real_text"])
-        score = next((m.similarity for m in found if normalise(m.story.text) == target), None)
+        partner = next((m for m in found if normalise(m.story.text) == target), None)
         results.append({"id": r["id"], "part": r["part"], "kind": r["kind"], "typed": typed, "ms": ms,
-                        "partner_score": score, "top": [round(m.similarity, 4) for m in found]})
-    unrelated = [max([m.similarity for m in lookup.find(u, typing, 0, k, threshold=-1.0)] or [-1.0])
+                        "partner_score": None if partner is None else partner.score,
+                        "partner_similarity": None if partner is None else partner.similarity,
+                        "top": [round(m.score, 4) for m in found]})
+    unrelated = [max([m.score for m in lookup.find(u, typing, 0, k, threshold=-1.0)] or [-1.0])
                  for u in UNRELATED]
     return {"stories": len(index), "index_build_s": round(build_s, 1), "snapshot_s": round(snapshot_s, 3),
             "results": results, "unrelated_best": unrelated}
 
 
-def rates(results: list[dict], part: str, t: float) -> dict:
+def rates(results: list[dict], part: str, t: float, confident: float | None = None) -> dict:
+    """Partners offered (ranking score ``t`` or above, among the top k) and distractors offering their
+    real story; with ``confident``, only offers whose whole cosine also reaches it ("Already asked")."""
+    def offered(r: dict) -> bool:
+        return r["partner_score"] is not None and r["partner_score"] >= t - 1e-6 and (
+            confident is None or r["partner_similarity"] >= confident - 1e-6)
+
     para = [r for r in results if r["part"] == part and r["kind"] == "paraphrase"]
     dis = [r for r in results if r["part"] == part and r["kind"] == "distractor"]
-    found = sum(r["partner_score"] is not None and r["partner_score"] >= t for r in para)
-    false = sum(r["partner_score"] is not None and r["partner_score"] >= t for r in dis)
+    found = sum(offered(r) for r in para)
+    false = sum(offered(r) for r in dis)
     return {"pairs": len(para), "found": found, "share_found": found / max(1, len(para)),
             "distractors": len(dis), "false_offers": false, "share_false": false / max(1, len(dis))}
 
 
 def curve(results: list[dict]) -> list[dict]:
     """Found partners and false offers on the tune pairs at each threshold."""
-    return [{"threshold": i / 100, **rates(results, "tune", i / 100)} for i in range(40, 91, 2)]
+    return [{"threshold": i / 100, **rates(results, "tune", i / 100)} for i in range(36, 91, 2)]
 
 
 def tune(results: list[dict]) -> float:
-    """The threshold that best separates, on the tune pairs, a restatement offering its real story (found)
-    from the pair's distractor offering it (false offer): the largest share found minus share of false
-    offers (Youden's J); the higher threshold on a tie."""
-    best, best_t = -2.0, 0.5
-    for i in range(30, 96):
-        t = i / 100
-        x = rates(results, "tune", t)
-        j = x["share_found"] - x["share_false"]
-        if j >= best - 1e-9:
-            best, best_t = j, t
-    return best_t
+    """The offering threshold: the highest one that still offers the tune partners of the most found
+    but one (a plateau of one pair in 70, so that a single pair does not pull the threshold down to
+    where lines about nothing start to score). The target is the share found; what the threshold costs
+    is measured, not traded (found minus false offers, Youden's J, is highest at these low
+    thresholds too and only falls as the threshold rises). The stricter "Already asked" wording keeps the whole-cosine threshold of the
+    previous round (``typing_lookup.CONFIDENT``, Youden's J on the tune pairs then)."""
+    found = {i: rates(results, "tune", i / 100)["found"] for i in range(30, 96)}
+    most = max(found.values())
+    return max(i for i, f in found.items() if f >= most - 1) / 100
 
 
 async def e2e_phase(ws: Path, rows: list[dict], placed: list[str]) -> dict:
@@ -185,7 +191,7 @@ async def e2e_phase(ws: Path, rows: list[dict], placed: list[str]) -> dict:
             text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(0, len(text))))
         ms = (time.perf_counter() - t) * 1000
         items = reply.items if isinstance(reply, types.CompletionList) else (reply or [])
-        return ms, [i for i in items if i.label.startswith("Already asked: ")]
+        return ms, [i for i in items if i.label.startswith(("Already asked: ", "Maybe asked: "))]
 
     await client.start_io(sys.executable, "-m", "storytransformer", "lsp", "--log-level", "WARNING", env=env)
     t_start = time.perf_counter()
@@ -215,7 +221,7 @@ async def e2e_phase(ws: Path, rows: list[dict], placed: list[str]) -> dict:
             await set_line(text)
             baseline.append((await complete(text))[0])
             await asyncio.sleep(0.15)
-        latencies, found, pairs = [], [], []
+        latencies, found, confident, pairs = [], [], [], []
         for r in [r for r in rows if r["part"] == "held_out" and r["kind"] == "paraphrase"]:
             typed = first_half(r["b_text"])
             words = typed.split(" ")
@@ -230,8 +236,10 @@ async def e2e_phase(ws: Path, rows: list[dict], placed: list[str]) -> dict:
                 latencies.append(ms)
                 await asyncio.sleep(0.15)
             target = normalise(r["real_text"])
-            found.append(any(normalise(i.detail.split(" · ", 1)[1]) == target for i in got if i.detail))
-            pairs.append({"id": r["id"], "found": found[-1], "last_ms": round(ms, 1),
+            partner = [i for i in got if i.detail and normalise(i.detail.split(" · ", 1)[1]) == target]
+            found.append(bool(partner))
+            confident.append(any(i.label.startswith("Already asked: ") for i in partner))
+            pairs.append({"id": r["id"], "found": found[-1], "already_asked": confident[-1], "last_ms": round(ms, 1),
                           # where and how close, not the text: the real backlogs' stories stay out of the project
                           "offered": [f"{i.label} ({(i.detail or '').split(' · ', 1)[0]})" for i in got]})
         await client.shutdown_async(None)
@@ -245,7 +253,8 @@ async def e2e_phase(ws: Path, rows: list[dict], placed: list[str]) -> dict:
             "max_ms": round(max(latencies), 1),
             "without_lookup_p50_ms": round(percentile(baseline, 50), 1),
             "without_lookup_p95_ms": round(percentile(baseline, 95), 1), "pairs": len(found), "found": sum(found),
-            "share_found": sum(found) / max(1, len(found)), "per_pair": pairs}
+            "share_found": sum(found) / max(1, len(found)), "found_already_asked": sum(confident),
+            "per_pair": pairs}
 
 
 def main() -> None:
@@ -275,6 +284,9 @@ def main() -> None:
             "load_average_at_start": load, "threshold_tuned": t, "tune_curve": curve(res), "threshold_in_product": typing_lookup.THRESHOLD,
             "tune": rates(res, "tune", t), "held_out": rates(res, "held_out", t),
             "held_out_at_product_threshold": rates(res, "held_out", typing_lookup.THRESHOLD),
+            "confident_threshold": typing_lookup.CONFIDENT,
+            "tune_already_asked": rates(res, "tune", typing_lookup.THRESHOLD, typing_lookup.CONFIDENT),
+            "held_out_already_asked": rates(res, "held_out", typing_lookup.THRESHOLD, typing_lookup.CONFIDENT),
             "held_out_top_k_any_score": rates(res, "held_out", -1.0),
             "query_ms": {"p50": round(percentile(lat, 50), 1), "p95": round(percentile(lat, 95), 1),
                          "max": round(max(lat), 1)},
@@ -294,18 +306,25 @@ def main() -> None:
 
 def table(o: dict) -> str:
     h, tu, tk, pt = o["held_out"], o["tune"], o["held_out_top_k_any_score"], o["held_out_at_product_threshold"]
-    lines = [f"{o['stories']} stories, top {o['k']}, threshold tuned on the tune pairs: {o['threshold_tuned']:.2f} "
-             f"(in the product: {o['threshold_in_product']:.2f})",
-             f"{'':38} {'pairs':>5} {'found':>6} {'share':>6} {'false offers':>13}",
-             f"{'tune, tuned threshold':38} {tu['pairs']:>5} {tu['found']:>6} {tu['share_found']:>6.2f} "
-             f"{tu['false_offers']:>5}/{tu['distractors']:<3} ({tu['share_false']:.2f})",
-             f"{'held-out, tuned threshold':38} {h['pairs']:>5} {h['found']:>6} {h['share_found']:>6.2f} "
-             f"{h['false_offers']:>5}/{h['distractors']:<3} ({h['share_false']:.2f})",
-             f"{'held-out, product threshold':38} {pt['pairs']:>5} {pt['found']:>6} {pt['share_found']:>6.2f} "
-             f"{pt['false_offers']:>5}/{pt['distractors']:<3} ({pt['share_false']:.2f})",
-             f"{'held-out, top k whatever the score':38} {tk['pairs']:>5} {tk['found']:>6} {tk['share_found']:>6.2f}",
-             f"query (parse, embed one line, score all): p50 {o['query_ms']['p50']} ms, p95 {o['query_ms']['p95']} ms",
-             f"unrelated lines offering a story: {o['unrelated_offering']}/{o['unrelated_lines']}",
+    ta, ha = o["tune_already_asked"], o["held_out_already_asked"]
+
+    def row(name: str, x: dict) -> str:
+        return (f"{name:44} {x['pairs']:>5} {x['found']:>6} {x['share_found']:>6.2f} "
+                f"{x['false_offers']:>5}/{x['distractors']:<3} ({x['share_false']:.2f})")
+
+    lines = [f"{o['stories']} stories, top {o['k']}, offering threshold tuned on the tune pairs: {o['threshold_tuned']:.2f} "
+             f"(in the product: {o['threshold_in_product']:.2f}); \"Already asked\" from whole cosine {o['confident_threshold']:.2f}",
+             f"{'':44} {'pairs':>5} {'found':>6} {'share':>6} {'false offers':>13}",
+             row("tune, offered (Already + Maybe asked)", tu),
+             row("tune, offered as Already asked", ta),
+             row("held-out, offered, tuned threshold", h),
+             row("held-out, offered, product threshold", pt),
+             row("held-out, offered as Already asked", ha),
+             f"{'held-out, top k whatever the score':44} {tk['pairs']:>5} {tk['found']:>6} {tk['share_found']:>6.2f}",
+             f"query (parse, embed line + means + role, score all): p50 {o['query_ms']['p50']} ms, "
+             f"p95 {o['query_ms']['p95']} ms; snapshot of the index {o['snapshot_s']} s",
+             f"unrelated lines offering a story: {o['unrelated_offering']}/{o['unrelated_lines']} "
+             f"(best score {max(o['unrelated_best']):.2f})",
              f"load average at start: {o['load_average_at_start']} (2 cores shared with other work)",
              "tune pairs by threshold: " + ", ".join(f"{c['threshold']:.2f}: {c['found']}/{c['false_offers']}"
                                                      for c in o["tune_curve"][::2]) + " (found/false offers)"]
@@ -313,7 +332,8 @@ def table(o: dict) -> str:
         e = o["e2e"]
         lines.append(f"end to end (textDocument/completion through server and daemon, {e['requests']} requests): "
                      f"p50 {e['p50_ms']} ms, p95 {e['p95_ms']} ms, max {e['max_ms']} ms; "
-                     f"held-out found {e['found']}/{e['pairs']} ({e['share_found']:.2f}); index ready after {e['index_ready_s']} s")
+                     f"held-out found {e['found']}/{e['pairs']} ({e['share_found']:.2f}), "
+                     f"as Already asked {e.get('found_already_asked', '-')}/{e['pairs']}; index ready after {e['index_ready_s']} s")
         if "without_lookup_p50_ms" in e:
             lines.append(f"the same server's completion on a line with no means yet (no lookup): "
                          f"p50 {e['without_lookup_p50_ms']} ms, p95 {e['without_lookup_p95_ms']} ms")
@@ -325,10 +345,18 @@ def markdown(o: dict) -> str:
             f" ({o['date']}, {o['machine']}, Python {o['python']}).\n\n"
             "The first half of each paraphrase of benchmarks/labels/pairs (role and the first half of its means) "
             f"is typed in a {o['stories']}-story workspace generated from the real backlogs, with the pairs' real "
-            "stories placed in it; found: a story with the partner's text is among the stories offered. "
-            "False offers: the pair's distractor (same domain and role, another need) typed the same way "
-            "offers the real story. Target: partner offered for at least 80% of the held-out pairs within 300 ms "
-            "on 2 CPU cores.\n\n```\n" + table(o) + "\n```\n")
+            "stories placed in it; found: a story with the partner's text is among the (at most 3) stories the "
+            "completion list offers. \"Offered\" counts every offered story, whether the list calls it "
+            "\"Already asked\" (whole cosine at least the confident threshold) or \"Maybe asked\"; \"as Already "
+            "asked\" counts only the former. False offers: the pair's distractor (same domain and role, another "
+            "need) typed the same way offers the real story. Target: partner offered for at least 80% of the "
+            "held-out pairs within 300 ms on 2 CPU cores.\n\n"
+            "The lookup ranks each story by its whole, means and role cosines with the half-typed line, its "
+            "half means and its role (weights 1, 1, 0.8, chosen on the tune pairs; all three vectors of every "
+            "story are the similarity index's own, so nothing more is embedded cold). Before this, the lookup "
+            "compared the whole line with whole stories only (threshold 0.62): held-out partner offered 17/36 "
+            "(0.47), false offers 6/36, unrelated lines 0/8, end to end p50 61 ms, p95 95 ms (2026-12-03).\n\n"
+            "```\n" + table(o) + "\n```\n")
 
 
 if __name__ == "__main__":

@@ -562,6 +562,13 @@ class SimilarityIndex:
         active = np.flatnonzero(self._active)
         return self._whole[active].copy(), [list(self._members[s].values()) for s in active.tolist()]
 
+    def part_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of the means and role vectors of every distinct text and whether it has a role, in
+        :meth:`whole_rows` order: the typing lookup compares a half-typed line part by part (its half
+        means against each story's means, its role against each role), which whole vectors cannot."""
+        active = np.flatnonzero(self._active)
+        return self._means[active].copy(), self._role[active].copy(), self._has_role[active].copy()
+
     def search(self, text: str | Story, k: int = 5) -> list[Neighbour]:
         """Alias of :meth:`neighbours` (the daemon's name for it)."""
         return self.neighbours(text, k)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from storytransformer.similarity.typing_lookup import (MIN_MEANS_WORDS, Snapshot, TypingLookup, first_half,
-                                                       skip_typed, typed_story)
+from storytransformer.similarity.typing_lookup import (CONFIDENT, MIN_MEANS_WORDS, NO_ROLE, Query, Snapshot,
+                                                       TypingLookup, first_half, part_score, skip_typed,
+                                                       typed_story)
 from storytransformer.story import Position, Range, Story
 
 
@@ -90,6 +91,53 @@ def test_a_snapshot_needs_one_group_per_vector():
     assert Snapshot(np.zeros((0, 3), np.float32), []).search(unit(1, 0, 0)) == []
 
 
+# -- part by part: means against means, role against role ----------------------------------------
+def parted() -> Snapshot:
+    """Two stories with the same means under two roles, and a third with another means."""
+    whole = np.stack([unit(1, 0.1, 0), unit(1, 0, 0.1), unit(0.8, 0.6, 0)])
+    means = np.stack([unit(1, 0, 0), unit(1, 0, 0), unit(0, 1, 0)])
+    roles = np.stack([unit(0, 0, 1), unit(0, 1, 0), np.zeros(3, np.float32)])
+    groups = [[story("a.txt", 0, "As a reader, I want to renew a loan.")],
+              [story("a.txt", 1, "As a librarian, I want to renew a loan.")],
+              [story("b.txt", 0, "Print the statistics.")]]
+    return Snapshot(whole, groups, means, roles, np.array([True, True, False]))
+
+
+def test_the_typed_role_tells_which_of_two_stories_with_the_same_means_is_meant():
+    snap = parted()
+    as_librarian = snap.search(Query(unit(1, 0.05, 0.05), unit(1, 0, 0), unit(0, 1, 0)), k=3, threshold=-1.0)
+    as_reader = snap.search(Query(unit(1, 0.05, 0.05), unit(1, 0, 0), unit(0, 0, 1)), k=3, threshold=-1.0)
+    assert [m.line for m in as_librarian[:2]] == [1, 0] and [m.line for m in as_reader[:2]] == [0, 1]
+
+
+def test_the_offer_is_ranked_by_the_parts_and_shows_the_whole_cosine():
+    snap = parted()
+    q = Query(unit(0.8, 0.6, 0), unit(1, 0, 0), None)  # as a whole closest to b.txt, by its means to a.txt
+    by_whole = snap.search(q.whole, k=3, threshold=-1.0)
+    by_parts = snap.search(q, k=3, threshold=-1.0)
+    assert by_whole[0].story.file == "b.txt" and by_whole[0].score == pytest.approx(by_whole[0].similarity)
+    assert by_parts[0].story.file == "a.txt" and by_parts[-1].story.file == "b.txt"
+    top = by_parts[0]
+    whole, means = float(unit(0.8, 0.6, 0) @ snap.vectors[top.line]), 1.0
+    assert top.similarity == pytest.approx(whole, abs=1e-5)  # the product's one figure: the whole cosine
+    # no role typed: every story gets the same assumed role cosine
+    assert top.score == pytest.approx(part_score(np.float32(whole), np.float32(means), np.float32(NO_ROLE)), abs=1e-5)
+    assert [m.similarity >= CONFIDENT for m in by_parts] == [m.confident for m in by_parts]
+
+
+def test_a_story_without_a_role_is_not_scored_by_its_empty_role_vector():
+    snap = parted()
+    q = Query(unit(0.8, 0.6, 0), unit(0, 1, 0), unit(0, 1, 0))
+    whole, score = snap.scores(q)
+    assert score[2] == pytest.approx(float(part_score(whole[2], np.float32(1.0), np.float32(NO_ROLE))), abs=1e-5)
+
+
+def test_parts_must_match_the_story_texts():
+    with pytest.raises(ValueError, match="1 means rows for 2 story texts"):
+        Snapshot(np.zeros((2, 3), np.float32), [[story("a.txt", 0, "x")], [story("a.txt", 1, "y")]],
+                 means=np.zeros((1, 3), np.float32))
+
+
 # -- the lookup with the real model ----------------------------------------------------------
 BACKLOG = [
     "As a member, I want to renew a borrowed book online, so that I do not pay a late fee.",
@@ -114,6 +162,17 @@ def lookup(embedder):
     return found, index
 
 
+def test_the_snapshot_reads_the_part_vectors_the_index_cached(lookup):
+    """Nothing is embedded for the snapshot: its means and role rows are the index's own vectors."""
+    found, index = lookup
+    snap = found.snapshot
+    assert snap.means is not None and snap.roles is not None and len(snap.means) == len(snap.vectors)
+    row = next(i for i, g in enumerate(snap.stories) if g[0].text == BACKLOG[3])
+    means, role = found.embedder.encode(["reset a user's password", "administrator"])
+    assert float(snap.means[row] @ means) == pytest.approx(1.0, abs=1e-3)
+    assert float(snap.roles[row] @ role) == pytest.approx(1.0, abs=1e-3) and snap.has_role[row]
+
+
 def test_half_a_restatement_finds_the_story_it_restates(lookup):
     found, _ = lookup
     matches = found.find("As a patron, I would like to renew my borrowed book on the web", "/ws/new.txt", 0)
@@ -136,7 +195,7 @@ def test_the_figure_is_the_one_similar_shows(lookup):
     assert first.similarity == pytest.approx(shown[(first.story.file, first.line)], abs=2e-3)
 
 
-def test_each_lookup_embeds_only_the_typed_line(lookup, monkeypatch):
+def test_each_lookup_embeds_only_the_typed_line_and_its_parts_in_one_call(lookup, monkeypatch):
     found, _ = lookup
     seen: list[list[str]] = []
     model = found.embedder.model
@@ -147,5 +206,17 @@ def test_each_lookup_embeds_only_the_typed_line(lookup, monkeypatch):
         return real(texts, *a, **kw)
 
     monkeypatch.setattr(model, "encode", counting)
+    found._roles.clear()
     found.find("As a visitor, I want to look up books by their writer", "/ws/new.txt", 3)
-    assert seen == [["As a visitor, I want to look up books by their writer"]]
+    # one encode call; nothing of the workspace is embedded again, only the line, its means and its role
+    assert seen == [["As a visitor, I want to look up books by their writer", "look up books by their writer",
+                     "visitor"]]
+    # the next keystroke: the role typed before is not embedded again, and gives the same offer
+    first = found.find("As a visitor, I want to look up books by their writer", "/ws/new.txt", 3)
+    found.find("As a visitor, I want to look up books by their", "/ws/new.txt", 3)
+    assert seen[1:] == [["As a visitor, I want to look up books by their writer", "look up books by their writer"],
+                        ["As a visitor, I want to look up books by their", "look up books by their"]]
+    found._roles.clear()
+    assert [(m.story.file, m.line, round(m.score, 4)) for m in found.find(
+        "As a visitor, I want to look up books by their writer", "/ws/new.txt", 3)] == \
+        [(m.story.file, m.line, round(m.score, 4)) for m in first]

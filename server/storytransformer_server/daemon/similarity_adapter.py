@@ -251,7 +251,7 @@ class SimilarityAdapter:
             return [m for lookup in lookups for m in lookup.find(text, path, line, k)]
 
         found = await asyncio.get_running_loop().run_in_executor(self._typing_executor, find)
-        found.sort(key=lambda m: -m.similarity)
+        found.sort(key=lambda m: -(m.similarity if m.score is None else m.score))  # the lookup's own ranking
         return True, found[:k]
 
     def shutdown(self) -> None:

@@ -46,6 +46,17 @@ class Asked:
     similarity: float
     where: str  # file:line, the file relative to its workspace folder
 
+    @property
+    def confident(self) -> bool:
+        """Close enough as a whole to say "Already asked"; the rest are offered as "Maybe asked"."""
+        from storytransformer.similarity.typing_lookup import CONFIDENT
+
+        return self.similarity >= CONFIDENT - 1e-6
+
+    @property
+    def heading(self) -> str:
+        return "Already asked" if self.confident else "Maybe asked"
+
 
 def looks_like_story(before: str) -> bool:
     """Worth asking the daemon: the line is a story with a means under way, as the daemon itself will
@@ -179,10 +190,10 @@ def continuation(typed: str, story: Story) -> str | None:
 def documentation(a: Asked, markdown: bool) -> types.MarkupContent | str:
     """The story and what to do about it; Markdown only for a client that says it renders it."""
     if not markdown:
-        return (f"Already asked at {a.where} (similarity {a.similarity:.2f}):\n{a.story.text}\n\n"
+        return (f"{a.heading} at {a.where} (similarity {a.similarity:.2f}):\n{a.story.text}\n\n"
                 "Reuse that story or merge the two instead of adding a duplicate. Choosing this inserts nothing.")
     return types.MarkupContent(kind=types.MarkupKind.Markdown, value=(
-        f"**Already asked** at `{a.where}` (similarity {a.similarity:.2f}):\n\n> {a.story.text}\n\n"
+        f"**{a.heading}** at `{a.where}` (similarity {a.similarity:.2f}):\n\n> {a.story.text}\n\n"
         "Reuse that story or merge the two instead of adding a duplicate. Choosing this inserts nothing."))
 
 
@@ -193,10 +204,12 @@ def client_renders_markdown(capabilities: types.ClientCapabilities | None) -> bo
 
 
 def completion_items(found: list[Asked], line: int, character: int, markdown: bool = True) -> list[types.CompletionItem]:
-    """One item per story already asking the same: it names the story and inserts nothing."""
+    """One item per story already asking the same: it names the story and inserts nothing. "Already asked"
+    when the whole texts are close, "Maybe asked" for the others the lookup offers (half a line often
+    says too little to be sure, and the list is where the writer looks)."""
     here = types.Range(start=types.Position(line, character), end=types.Position(line, character))
     return [types.CompletionItem(
-        label=f"Already asked: {a.where}", kind=types.CompletionItemKind.Reference,
+        label=f"{a.heading}: {a.where}", kind=types.CompletionItemKind.Reference,
         detail=f"similarity {a.similarity:.2f} · {a.story.text}", documentation=documentation(a, markdown),
         sort_text=f"!{i:03d}", preselect=i == 0 or None,
         text_edit=types.TextEdit(range=here, new_text=""))

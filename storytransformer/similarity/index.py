@@ -116,6 +116,14 @@ class SimilarityIndex:
         slot = self._key_slot.get(key)
         return None if slot is None else self._members[slot].get(key)
 
+    def slot_of(self, key: Key) -> int | None:
+        """The slot (distinct normalised text) of an indexed story; the slots of :meth:`pairs`."""
+        return self._key_slot.get(key)
+
+    def members(self, slot: int) -> list[Story]:
+        """The stories having the text of ``slot``, in the order :meth:`related` yields them."""
+        return list(self._members[slot].values())
+
     def _grow(self, need: int) -> None:
         if need <= self._cap:
             return
@@ -164,9 +172,12 @@ class SimilarityIndex:
                 new_slots[text] = slot
             self._members[slot][key] = story
             self._key_slot[key] = slot
-        if new_slots:
-            self._embed([(slot, next(iter(self._members[slot].values()))) for slot in new_slots.values()], progress)
-            self._dirty.update(new_slots.values())
+        # A key given twice with different texts (an explicit id repeated in one file) may have emptied,
+        # or even reused, a slot added earlier in this batch: embed only the slots that still hold their text.
+        new = [slot for text, slot in new_slots.items() if self._slot_of.get(text) == slot and self._members[slot]]
+        if new:
+            self._embed([(slot, next(iter(self._members[slot].values()))) for slot in new], progress)
+            self._dirty.update(new)
 
     def sync(self, stories: Iterable[Story], progress: Callable[[int, int], None] | None = None) -> None:
         """Make the index hold exactly ``stories``: update them and remove every other story."""

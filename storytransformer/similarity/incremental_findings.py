@@ -1,0 +1,241 @@
+"""Semantic findings kept between edits: after one edit only the stories it can affect are recomputed.
+
+The daemon refreshes ST603-ST605 after every settled edit. Building every finding of a 20,000-story
+workspace again costs seconds of CPU on two cores, while one edit changes the findings of a handful
+of stories. The result must still be exactly what :func:`.workspace_findings.semantic_findings`
+gives for the same index (same findings, same order, same messages), so this module recomputes a
+story's findings whenever anything they are made of may have changed:
+
+* the story itself (its text, range, id, suppressions) or its file's suppressions;
+* the related pairs of its slot (its distinct text in the index): which other texts, with which
+  relation and similarity. The index decides the relations afresh on every change (a new nearest
+  neighbour moves the near-best margin, and the stand-out z-score of every duplicate candidate moves
+  with the workspace's spread of cosines), so the related pairs of *every* slot are compared with the
+  previous ones: that comparison is cheap, building findings is not;
+* the stories of a related slot (they are named, by file:line, in the message).
+
+Everything else keeps its findings. A large change (no previous state, other settings, another index,
+many changed stories) is computed in full through the same per-story builder
+(:func:`.workspace_findings.relation_finding`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ..findings import Finding
+from ..story import Story
+from .classify import Relation
+from .workspace_findings import _settings, enabled_codes, relation_finding
+
+Key = tuple[str, str]
+Link = tuple[int, Relation, float]  # (other slot, relation, similarity)
+MIN_FULL_STORIES = 64  # more changed stories than this (and than FULL_SHARE of all) -> full computation
+FULL_SHARE = 0.02
+
+
+@dataclass
+class RefreshStats:
+    """What the last refresh did: for the daemon's log and the benchmark."""
+
+    mode: str = "none"  # full | incremental | off
+    reason: str = ""
+    changed_stories: int = 0
+    recomputed_stories: int = 0
+    changed_files: list[str] = field(default_factory=list)
+
+
+class IncrementalFindings:
+    """The semantic findings of one workspace and one index, refreshed from what changed."""
+
+    def __init__(self) -> None:
+        self._signature: tuple | None = None
+        self._index_id: int | None = None
+        self._sources: dict[str, object] = {}  # path -> the SourceFile object seen last time
+        self._file_keys: dict[str, list[Key]] = {}  # path -> keys of its stories last time
+        self._stories: dict[Key, Story] = {}
+        self._slot_of: dict[Key, int] = {}
+        self._suppressed: dict[str, frozenset[str]] = {}
+        self._links: dict[int, frozenset[Link]] = {}  # slot -> its related pairs
+        self._by_story: dict[Key, list[Finding]] = {}
+        self._by_file: dict[str, list[Finding]] = {}
+        self.stats = RefreshStats()
+
+    # -- results -------------------------------------------------------------
+    def by_file(self) -> dict[str, list[Finding]]:
+        """Findings per file (files without findings are left out), each list in the full order."""
+        return {p: fs for p, fs in self._by_file.items() if fs}
+
+    def findings(self) -> list[Finding]:
+        """Every finding, in the order :func:`.workspace_findings.semantic_findings` returns them."""
+        return sorted((f for fs in self._by_file.values() for f in fs), key=Finding.sort_key)
+
+    def reset(self) -> None:
+        self.__init__()
+
+    # -- refreshing ------------------------------------------------------------
+    def refresh(self, workspace, config, index) -> set[str]:
+        """Bring the findings up to date with ``workspace`` (``index`` must already be synchronised with
+        it); returns the files whose findings changed. On any error the state is dropped, so the next
+        call computes everything again rather than building on a half-updated state."""
+        try:
+            return self._refresh(workspace, config or workspace.config, index)
+        except BaseException:
+            self.reset()
+            raise
+
+    def _refresh(self, workspace, config, index) -> set[str]:
+        on = enabled_codes(config)
+        if not on or not getattr(config.similarity, "enabled", True):
+            changed = {p for p, fs in self._by_file.items() if fs}
+            self.reset()
+            self.stats = RefreshStats(mode="off", changed_files=sorted(changed))
+            return changed
+        signature = (tuple(sorted((c, str(s)) for c, s in on.items())), _settings(config.similarity),
+                     getattr(config, "root", None))
+        sources = dict(workspace.files)
+        reason = ""
+        if self._signature is None:
+            reason = "first computation"
+        elif signature != self._signature:
+            reason = "other settings"
+        elif id(index) != self._index_id:
+            reason = "another index"
+        changed_keys: set[Key] = set()
+        changed_paths: set[str] = set()
+        if not reason:
+            changed_paths = {p for p in sources.keys() | self._sources.keys()
+                             if sources.get(p) is not self._sources.get(p)}
+            changed_keys = self._changed_keys(sources, changed_paths)
+            if len(changed_keys) > max(MIN_FULL_STORIES, int(len(index) * FULL_SHARE)):
+                reason = f"{len(changed_keys)} stories changed"
+        links = self._all_links(index)
+        if reason:
+            return self._full(workspace, sources, links, on, signature, index, reason)
+        return self._incremental(sources, changed_paths, changed_keys, links, on, index)
+
+    def _changed_keys(self, sources: dict, paths: set[str]) -> set[Key]:
+        """Stories added, removed or different (text, range, id, suppressions) in the files ``paths``."""
+        out: set[Key] = set()
+        for p in paths:
+            old = self._file_keys.get(p, [])
+            new = {(s.file, s.id): s for s in getattr(sources.get(p), "stories", ())}
+            out.update(k for k in old if k not in new)
+            out.update(k for k, s in new.items() if self._stories.get(k) != s)
+        return out
+
+    @staticmethod
+    def _all_links(index) -> dict[int, frozenset[Link]]:
+        """Every slot's related pairs, from the index's current pairs (decided afresh on each change)."""
+        links: dict[int, list[Link]] = defaultdict(list)
+        for p in index.pairs():
+            links[p.a].append((p.b, p.relation, p.similarity))
+            links[p.b].append((p.a, p.relation, p.similarity))
+        return {slot: frozenset(ls) for slot, ls in links.items()}
+
+    def _story_findings(self, story: Story, links: frozenset[Link], on, index, file_suppressed, root) -> list[Finding]:
+        grouped: dict[Relation, list[tuple[Story, float]]] = {}
+        for other, relation, similarity in links:
+            grouped.setdefault(relation, []).extend((o, similarity) for o in index.members(other))
+        out = []
+        for relation, others in grouped.items():
+            found = relation_finding(story, relation, others, on, file_suppressed, root)
+            if found is not None:
+                out.append(found)
+        return out
+
+    def _full(self, workspace, sources, links, on, signature, index, reason) -> set[str]:
+        before = {p: fs for p, fs in self._by_file.items() if fs}
+        self.reset()
+        self._signature, self._index_id = signature, id(index)
+        self._links = links
+        root = signature[2]
+        self._remember_sources(sources, set(sources))
+        by_file: dict[str, list[Finding]] = defaultdict(list)
+        for key, story in self._stories.items():
+            slot = index.slot_of(key)
+            self._slot_of[key] = slot
+            found = self._story_findings(story, links.get(slot, frozenset()), on, index,
+                                         self._suppressed.get(story.file, frozenset()), root) if slot is not None else []
+            if found:
+                self._by_story[key] = found
+                by_file[story.file].extend(found)
+        self._by_file = {p: sorted(fs, key=Finding.sort_key) for p, fs in by_file.items()}
+        changed = {p for p in before.keys() | self._by_file.keys() if before.get(p) != self._by_file.get(p)}
+        self.stats = RefreshStats(mode="full", reason=reason, changed_stories=len(self._stories),
+                                  recomputed_stories=len(self._stories), changed_files=sorted(changed))
+        return changed
+
+    def _remember_sources(self, sources: dict, paths: set[str]) -> None:
+        """Record the stories and suppressions of the files ``paths`` as they are now."""
+        for p in paths:
+            for k in self._file_keys.pop(p, []):
+                self._stories.pop(k, None)
+            source = sources.get(p)
+            if source is None:
+                self._sources.pop(p, None)
+                self._suppressed.pop(p, None)
+                continue
+            self._sources[p] = source
+            self._suppressed[p] = getattr(source, "suppressed", frozenset())
+            keys = []
+            for s in getattr(source, "stories", ()):
+                key = (s.file, s.id)
+                if key not in self._stories:
+                    keys.append(key)
+                self._stories[key] = s
+            self._file_keys[p] = keys
+
+    def _incremental(self, sources, changed_paths, changed_keys, links, on, index) -> set[str]:
+        old_links, old_slot_of = self._links, self._slot_of
+        old_suppressed = {p: self._suppressed.get(p) for p in changed_paths}
+        self._remember_sources(sources, changed_paths)
+        # Slots whose stories changed (the old and the new slot of each changed story).
+        moved: set[int] = set()
+        for key in changed_keys:
+            if key in old_slot_of:
+                moved.add(old_slot_of.pop(key))
+            slot = index.slot_of(key)
+            if slot is not None:
+                old_slot_of[key] = slot
+                moved.add(slot)
+        # Slots whose related pairs changed, anywhere in the workspace.
+        relinked = {s for s in links.keys() | old_links.keys() if links.get(s) != old_links.get(s)}
+        affected = moved | relinked
+        for slot in moved:  # their stories are named in the findings of every related slot
+            affected.update(other for other, _, _ in links.get(slot, ()))
+        keys: set[Key] = set(changed_keys)
+        for slot in affected:
+            keys.update((s.file, s.id) for s in index.members(slot))
+        for p in changed_paths:  # a file's own suppressions changed: all its stories
+            if old_suppressed.get(p) != self._suppressed.get(p):
+                keys.update(self._file_keys.get(p, ()))
+        self._links = links
+        root = self._signature[2]
+        touched: set[str] = set()
+        for key in keys:
+            old = self._by_story.pop(key, None)
+            if old:
+                touched.add(key[0])
+            story = self._stories.get(key)
+            slot = old_slot_of.get(key)
+            if story is None or slot is None:
+                continue
+            found = self._story_findings(story, links.get(slot, frozenset()), on, index,
+                                         self._suppressed.get(story.file, frozenset()), root)
+            if found:
+                self._by_story[key] = found
+                touched.add(key[0])
+        changed = set()
+        for p in touched | changed_paths:
+            fs = sorted((f for k in self._file_keys.get(p, ()) for f in self._by_story.get(k, ())), key=Finding.sort_key)
+            if fs != self._by_file.get(p, []):
+                changed.add(p)
+            if fs:
+                self._by_file[p] = fs
+            else:
+                self._by_file.pop(p, None)
+        self.stats = RefreshStats(mode="incremental", changed_stories=len(changed_keys), recomputed_stories=len(keys),
+                                  changed_files=sorted(changed))
+        return changed

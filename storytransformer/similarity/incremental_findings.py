@@ -24,15 +24,18 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..findings import Finding
 from ..story import Story
-from .classify import Relation
-from .workspace_findings import _settings, enabled_codes, relation_finding
+from .classify import ORDER, Relation
+from .workspace_findings import CODES, _settings, enabled_codes, relation_finding
 
 Key = tuple[str, str]
 Link = tuple[int, Relation, float]  # (other slot, relation, similarity)
 MIN_FULL_STORIES = 64  # more changed stories than this (and than FULL_SHARE of all) -> full computation
 FULL_SHARE = 0.02
+SLOT_SPAN = 1 << 32  # pair key: lower slot * SLOT_SPAN + higher slot
 
 
 @dataclass
@@ -57,7 +60,7 @@ class IncrementalFindings:
         self._stories: dict[Key, Story] = {}
         self._slot_of: dict[Key, int] = {}
         self._suppressed: dict[str, frozenset[str]] = {}
-        self._links: dict[int, frozenset[Link]] = {}  # slot -> its related pairs
+        self._pairs: _Pairs | None = None  # the related pairs of the enabled relations, last time
         self._by_story: dict[Key, list[Finding]] = {}
         self._by_file: dict[str, list[Finding]] = {}
         self.stats = RefreshStats()
@@ -110,10 +113,10 @@ class IncrementalFindings:
             changed_keys = self._changed_keys(sources, changed_paths)
             if len(changed_keys) > max(MIN_FULL_STORIES, int(len(index) * FULL_SHARE)):
                 reason = f"{len(changed_keys)} stories changed"
-        links = self._all_links(index)
+        pairs = _Pairs.of(index, on)
         if reason:
-            return self._full(workspace, sources, links, on, signature, index, reason)
-        return self._incremental(sources, changed_paths, changed_keys, links, on, index)
+            return self._full(sources, pairs, on, signature, index, reason)
+        return self._incremental(sources, changed_paths, changed_keys, pairs, on, index)
 
     def _changed_keys(self, sources: dict, paths: set[str]) -> set[Key]:
         """Stories added, removed or different (text, range, id, suppressions) in the files ``paths``."""
@@ -125,16 +128,7 @@ class IncrementalFindings:
             out.update(k for k, s in new.items() if self._stories.get(k) != s)
         return out
 
-    @staticmethod
-    def _all_links(index) -> dict[int, frozenset[Link]]:
-        """Every slot's related pairs, from the index's current pairs (decided afresh on each change)."""
-        links: dict[int, list[Link]] = defaultdict(list)
-        for p in index.pairs():
-            links[p.a].append((p.b, p.relation, p.similarity))
-            links[p.b].append((p.a, p.relation, p.similarity))
-        return {slot: frozenset(ls) for slot, ls in links.items()}
-
-    def _story_findings(self, story: Story, links: frozenset[Link], on, index, file_suppressed, root) -> list[Finding]:
+    def _story_findings(self, story: Story, links: list[Link], on, index, file_suppressed, root) -> list[Finding]:
         grouped: dict[Relation, list[tuple[Story, float]]] = {}
         for other, relation, similarity in links:
             grouped.setdefault(relation, []).extend((o, similarity) for o in index.members(other))
@@ -145,18 +139,19 @@ class IncrementalFindings:
                 out.append(found)
         return out
 
-    def _full(self, workspace, sources, links, on, signature, index, reason) -> set[str]:
+    def _full(self, sources, pairs: "_Pairs", on, signature, index, reason) -> set[str]:
         before = {p: fs for p, fs in self._by_file.items() if fs}
         self.reset()
         self._signature, self._index_id = signature, id(index)
-        self._links = links
+        self._pairs = pairs
+        links = pairs.links()
         root = signature[2]
         self._remember_sources(sources, set(sources))
         by_file: dict[str, list[Finding]] = defaultdict(list)
         for key, story in self._stories.items():
             slot = index.slot_of(key)
             self._slot_of[key] = slot
-            found = self._story_findings(story, links.get(slot, frozenset()), on, index,
+            found = self._story_findings(story, links.get(slot, []), on, index,
                                          self._suppressed.get(story.file, frozenset()), root) if slot is not None else []
             if found:
                 self._by_story[key] = found
@@ -187,8 +182,8 @@ class IncrementalFindings:
                 self._stories[key] = s
             self._file_keys[p] = keys
 
-    def _incremental(self, sources, changed_paths, changed_keys, links, on, index) -> set[str]:
-        old_links, old_slot_of = self._links, self._slot_of
+    def _incremental(self, sources, changed_paths, changed_keys, pairs: "_Pairs", on, index) -> set[str]:
+        old_slot_of = self._slot_of
         old_suppressed = {p: self._suppressed.get(p) for p in changed_paths}
         self._remember_sources(sources, changed_paths)
         # Slots whose stories changed (the old and the new slot of each changed story).
@@ -200,18 +195,18 @@ class IncrementalFindings:
             if slot is not None:
                 old_slot_of[key] = slot
                 moved.add(slot)
-        # Slots whose related pairs changed, anywhere in the workspace.
-        relinked = {s for s in links.keys() | old_links.keys() if links.get(s) != old_links.get(s)}
-        affected = moved | relinked
-        for slot in moved:  # their stories are named in the findings of every related slot
-            affected.update(other for other, _, _ in links.get(slot, ()))
+        # Slots whose related pairs changed, anywhere in the workspace, and the slots related to a
+        # moved one (its stories are named in their findings).
+        affected = moved | pairs.changed_since(self._pairs)
+        affected |= pairs.related_to(moved)
+        self._pairs = pairs
         keys: set[Key] = set(changed_keys)
         for slot in affected:
             keys.update((s.file, s.id) for s in index.members(slot))
         for p in changed_paths:  # a file's own suppressions changed: all its stories
             if old_suppressed.get(p) != self._suppressed.get(p):
                 keys.update(self._file_keys.get(p, ()))
-        self._links = links
+        links = pairs.links({old_slot_of[k] for k in keys if k in old_slot_of})
         root = self._signature[2]
         touched: set[str] = set()
         for key in keys:
@@ -222,7 +217,7 @@ class IncrementalFindings:
             slot = old_slot_of.get(key)
             if story is None or slot is None:
                 continue
-            found = self._story_findings(story, links.get(slot, frozenset()), on, index,
+            found = self._story_findings(story, links.get(slot, []), on, index,
                                          self._suppressed.get(story.file, frozenset()), root)
             if found:
                 self._by_story[key] = found
@@ -239,3 +234,73 @@ class IncrementalFindings:
         self.stats = RefreshStats(mode="incremental", changed_stories=len(changed_keys), recomputed_stories=len(keys),
                                   changed_files=sorted(changed))
         return changed
+
+
+class _Pairs:
+    """The related pairs of the enabled relations as sorted arrays: compared with the previous refresh's
+    in a few vectorised steps, where a dictionary of every slot's pairs would cost a Python loop over
+    tens of thousands of pairs on every edit."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, code: np.ndarray, similarity: np.ndarray, a: np.ndarray,
+                 b: np.ndarray):
+        self.lo, self.hi, self.code, self.similarity, self.a, self.b = lo, hi, code, similarity, a, b
+        self.key = lo * SLOT_SPAN + hi
+        self.repeated = set()  # slots of a pair listed twice (never expected; compared conservatively)
+        if len(self.key) > 1:
+            twice = np.flatnonzero(self.key[1:] == self.key[:-1])
+            self.repeated = set(lo[twice].tolist()) | set(hi[twice].tolist())
+
+    @classmethod
+    def of(cls, index, on: dict) -> "_Pairs":
+        a, b, code, similarity = index.related_arrays()
+        wanted = [ORDER.index(relation) for relation, c in CODES.items() if c in on]
+        keep = np.isin(code, wanted)
+        a, b, code, similarity = a[keep].astype(np.int64), b[keep].astype(np.int64), code[keep], similarity[keep]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        order = np.argsort(lo * SLOT_SPAN + hi, kind="stable")
+        return cls(lo[order], hi[order], code[order], similarity[order], a[order], b[order])
+
+    def _unmatched(self, other: "_Pairs") -> np.ndarray:
+        """Rows of self with no pair of the same slots, relation and similarity in ``other``."""
+        if not len(self.key):
+            return np.zeros(0, np.int64)
+        if not len(other.key):
+            return np.arange(len(self.key))
+        at = np.minimum(np.searchsorted(other.key, self.key), len(other.key) - 1)
+        same = (other.key[at] == self.key) & (other.code[at] == self.code) & (other.similarity[at] == self.similarity)
+        return np.flatnonzero(~same)
+
+    def changed_since(self, old: "_Pairs | None") -> set[int]:
+        """Slots whose related pairs differ from ``old``'s (all slots having pairs when there is none)."""
+        if old is None:
+            return set(self.lo.tolist()) | set(self.hi.tolist())
+        mine, theirs = self._unmatched(old), old._unmatched(self)
+        out = set(self.lo[mine].tolist()) | set(self.hi[mine].tolist())
+        out |= set(old.lo[theirs].tolist()) | set(old.hi[theirs].tolist())
+        return out | self.repeated | old.repeated
+
+    def related_to(self, slots: set[int]) -> set[int]:
+        """The slots having a related pair with one of ``slots``."""
+        if not slots or not len(self.key):
+            return set()
+        wanted = np.fromiter(slots, np.int64)
+        return set(self.hi[np.isin(self.lo, wanted)].tolist()) | set(self.lo[np.isin(self.hi, wanted)].tolist())
+
+    def links(self, slots: set[int] | None = None) -> dict[int, list[Link]]:
+        """The related pairs of ``slots`` (default: every slot), per slot: (other slot, relation, similarity)."""
+        if slots is None:
+            rows = np.arange(len(self.key))
+        elif not slots or not len(self.key):
+            return {}
+        else:
+            wanted = np.fromiter(slots, np.int64)
+            rows = np.flatnonzero(np.isin(self.lo, wanted) | np.isin(self.hi, wanted))
+        out: dict[int, list[Link]] = defaultdict(list)
+        for a, b, code, similarity in zip(self.a[rows].tolist(), self.b[rows].tolist(), self.code[rows].tolist(),
+                                          self.similarity[rows].tolist()):
+            relation = ORDER[code]
+            if slots is None or a in slots:
+                out[a].append((b, relation, similarity))
+            if slots is None or b in slots:
+                out[b].append((a, relation, similarity))
+        return out

@@ -110,23 +110,33 @@ class IncrementalFindings:
         if not reason:
             changed_paths = {p for p in sources.keys() | self._sources.keys()
                              if sources.get(p) is not self._sources.get(p)}
-            changed_keys = self._changed_keys(sources, changed_paths)
-            if len(changed_keys) > max(MIN_FULL_STORIES, int(len(index) * FULL_SHARE)):
-                reason = f"{len(changed_keys)} stories changed"
+            changed_keys, retexted = self._changed_keys(sources, changed_paths)
+            # Stories that only moved (lines inserted above them) keep their text and their related
+            # pairs: rebuilding their findings is cheap whatever their number. Many new texts are not.
+            if retexted > max(MIN_FULL_STORIES, int(len(index) * FULL_SHARE)):
+                reason = f"{retexted} stories changed their text"
         pairs = _Pairs.of(index, on)
         if reason:
             return self._full(sources, pairs, on, signature, index, reason)
         return self._incremental(sources, changed_paths, changed_keys, pairs, on, index)
 
-    def _changed_keys(self, sources: dict, paths: set[str]) -> set[Key]:
-        """Stories added, removed or different (text, range, id, suppressions) in the files ``paths``."""
+    def _changed_keys(self, sources: dict, paths: set[str]) -> tuple[set[Key], int]:
+        """Stories added, removed or different (text, range, id, suppressions) in the files ``paths``,
+        and how many of them were added, removed or have another text."""
         out: set[Key] = set()
+        retexted = 0
         for p in paths:
             old = self._file_keys.get(p, [])
             new = {(s.file, s.id): s for s in getattr(sources.get(p), "stories", ())}
-            out.update(k for k in old if k not in new)
-            out.update(k for k, s in new.items() if self._stories.get(k) != s)
-        return out
+            gone = [k for k in old if k not in new]
+            out.update(gone)
+            retexted += len(gone)
+            for k, s in new.items():
+                before = self._stories.get(k)
+                if before != s:
+                    out.add(k)
+                    retexted += before is None or before.text != s.text
+        return out, retexted
 
     def _story_findings(self, story: Story, links: list[Link], on, index, file_suppressed, root) -> list[Finding]:
         grouped: dict[Relation, list[tuple[Story, float]]] = {}

@@ -163,3 +163,29 @@ def test_settings_change_and_rescan_fall_back_to_the_full_computation(examples_c
     changed = incremental.refresh(rescanned, off, index)
     assert incremental.stats.mode == "off" and incremental.findings() == []
     assert changed == {f.file for f in semantic_findings(rescanned, fewer, index=index)}
+
+
+def test_a_replaced_file_falls_back_to_the_full_computation_and_an_insertion_does_not(real_copy, embedder, tmp_path):
+    d = tmp_path / "real"
+    shutil.copytree(real_copy, d)
+    config = Config()
+    ws = Workspace.from_paths([str(d)], config)
+    index = SimilarityIndex.build(ws.stories(), config.similarity, embedder=embedder)
+    incremental = IncrementalFindings()
+    incremental.refresh(ws, config, index)
+    files = sorted(d.glob("*.txt"), key=lambda f: -len(_story_lines(f)))
+    big, donor = files[0], files[1]
+    assert len(_story_lines(big)) > 64, "the largest real backlog is expected to hold more than 64 stories"
+    # A line inserted at the top moves every story of the file: incremental all the same.
+    _write(ws, big, ["As a visitor, I want to see the opening hours, so that I come when it is open."]
+           + big.read_text("utf-8").splitlines())
+    index.sync(list(ws.stories()))
+    incremental.refresh(ws, config, index)
+    assert incremental.stats.mode == "incremental" and incremental.stats.changed_stories > 64
+    assert incremental.findings() == semantic_findings(ws, config, index=index)
+    # The whole file replaced by another backlog's stories: too many new texts, computed in full.
+    _write(ws, big, [_reworded(random.Random(1), line) for line in donor.read_text("utf-8").splitlines() if line.strip()])
+    index.sync(list(ws.stories()))
+    incremental.refresh(ws, config, index)
+    assert incremental.stats.mode == "full" and "changed their text" in incremental.stats.reason
+    assert incremental.findings() == semantic_findings(ws, config, index=index)

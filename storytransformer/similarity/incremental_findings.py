@@ -54,7 +54,7 @@ class IncrementalFindings:
 
     def __init__(self) -> None:
         self._signature: tuple | None = None
-        self._index_id: int | None = None
+        self._index = None  # the index the findings were built from (a reference: an id could be reused)
         self._sources: dict[str, object] = {}  # path -> the SourceFile object seen last time
         self._file_keys: dict[str, list[Key]] = {}  # path -> keys of its stories last time
         self._stories: dict[Key, Story] = {}
@@ -103,7 +103,7 @@ class IncrementalFindings:
             reason = "first computation"
         elif signature != self._signature:
             reason = "other settings"
-        elif id(index) != self._index_id:
+        elif index is not self._index:
             reason = "another index"
         changed_keys: set[Key] = set()
         changed_paths: set[str] = set()
@@ -152,7 +152,7 @@ class IncrementalFindings:
     def _full(self, sources, pairs: "_Pairs", on, signature, index, reason) -> set[str]:
         before = {p: fs for p, fs in self._by_file.items() if fs}
         self.reset()
-        self._signature, self._index_id = signature, id(index)
+        self._signature, self._index = signature, index
         self._pairs = pairs
         links = pairs.links()
         root = signature[2]

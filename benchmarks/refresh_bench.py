@@ -181,6 +181,10 @@ def markdown(result: dict, env: dict) -> str:
         f"The typing lookup's snapshot of the index (a copy of every whole-story vector, taken after each sync) "
         f"costs {result['typing_snapshot_ms']} ms on top.",
         "",
+        "The daemon builds the findings holding the workspace root's lock, so every other request on that root "
+        "waited for the full build; the incremental refresh holds it for the relations and the affected findings "
+        "only. Not included above: the daemon's settle delay before a refresh and the request round trips.",
+        "",
     ]
     return "\n".join(lines)
 

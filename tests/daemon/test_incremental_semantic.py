@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from storytransformer_server.daemon import protocol as P
-
-from .conftest import DaemonProcess, wait_for
+from .conftest import DaemonProcess
 from .test_models import need
 
 pytestmark = pytest.mark.slow
@@ -51,8 +49,6 @@ async def test_edits_refresh_semantic_findings_like_a_full_computation(tmp_path,
     daemon = DaemonProcess(tmp_path)
     daemon.start()
     client = await daemon.connect()
-    notes: list[dict] = []
-    client.on_notification(P.INDEX_CHANGED, notes.append)
     library = str(root / "library.stories.txt")
     other = str(root / "accounts.stories.md")
     lines = Path(library).read_text("utf-8").splitlines()

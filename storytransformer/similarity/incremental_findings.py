@@ -46,6 +46,9 @@ class RefreshStats:
     reason: str = ""
     changed_stories: int = 0
     recomputed_stories: int = 0
+    # slots whose related pairs changed although none of their stories nor of their related stories did:
+    # a nearer neighbour elsewhere (the near-best margin) or the workspace's spread of cosines (the z-score)
+    relinked_elsewhere: int = 0
     changed_files: list[str] = field(default_factory=list)
 
 
@@ -207,8 +210,10 @@ class IncrementalFindings:
                 moved.add(slot)
         # Slots whose related pairs changed, anywhere in the workspace, and the slots related to a
         # moved one (its stories are named in their findings).
-        affected = moved | pairs.changed_since(self._pairs)
-        affected |= pairs.related_to(moved)
+        relinked = pairs.changed_since(self._pairs)
+        near_moved = moved | pairs.related_to(moved)
+        affected = near_moved | relinked
+        near_moved |= self._pairs.related_to(moved) if self._pairs is not None else set()
         self._pairs = pairs
         keys: set[Key] = set(changed_keys)
         for slot in affected:
@@ -242,7 +247,7 @@ class IncrementalFindings:
             else:
                 self._by_file.pop(p, None)
         self.stats = RefreshStats(mode="incremental", changed_stories=len(changed_keys), recomputed_stories=len(keys),
-                                  changed_files=sorted(changed))
+                                  changed_files=sorted(changed), relinked_elsewhere=len(relinked - near_moved))
         return changed
 
 

@@ -98,7 +98,7 @@ def _check_edits(directory: Path, embedder, edits: int, seed: int, severity: dic
     assert incremental.stats.mode == "full"
     assert incremental.findings() == semantic_findings(ws, config, index=index)
     rng = random.Random(seed)
-    modes = {"full": 0, "incremental": 0}
+    modes = {"full": 0, "incremental": 0, "relinked_elsewhere": 0}
     flagged = 0
     for step in range(edits):
         did = _edit(rng, ws, files)
@@ -111,6 +111,7 @@ def _check_edits(directory: Path, embedder, edits: int, seed: int, severity: dic
         assert [f for p in sorted(by_file) for f in by_file[p]] == full
         assert set(incremental.stats.changed_files) == changed
         modes[incremental.stats.mode] += 1
+        modes["relinked_elsewhere"] += incremental.stats.relinked_elsewhere
         flagged += len(full)
     assert flagged, "no edit left any semantic finding: the test compared empty lists"
     return modes
@@ -143,6 +144,7 @@ def test_real_backlog_edits_refresh_like_the_full_computation(real_copy, embedde
     shutil.copytree(real_copy, d)
     modes = _check_edits(d, embedder, edits=60, seed=seed, severity=severity)
     assert modes["incremental"] == 60
+    print(f"slots whose relations changed away from the edited stories: {modes['relinked_elsewhere']}")
 
 
 def test_settings_change_and_rescan_fall_back_to_the_full_computation(examples_copy, embedder):

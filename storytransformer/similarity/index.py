@@ -79,6 +79,9 @@ class SimilarityIndex:
         self._key_slot: dict[Key, int] = {}
         self._free: list[int] = []
         self._pairs: list[Pair] | None = None  # all related pairs, computed on demand
+        # the related candidates (their rows in _cand and relation codes), kept as arrays: Pair objects
+        # are built only when pairs() is asked for, not on every refresh
+        self._related: tuple[np.ndarray, np.ndarray, tuple] | None = None
         self._cand: tuple[np.ndarray, ...] | None = None  # candidate slot pairs and their own scores
         self._nearest = np.zeros(0)  # per slot: whole cosine of its nearest other slot
         self._nearest_arg = np.zeros(0, np.int64)  # per slot: that nearest slot
@@ -115,6 +118,14 @@ class SimilarityIndex:
     def story(self, key: Key) -> Story | None:
         slot = self._key_slot.get(key)
         return None if slot is None else self._members[slot].get(key)
+
+    def slot_of(self, key: Key) -> int | None:
+        """The slot (distinct normalised text) of an indexed story; the slots of :meth:`pairs`."""
+        return self._key_slot.get(key)
+
+    def members(self, slot: int) -> list[Story]:
+        """The stories having the text of ``slot``, in the order :meth:`related` yields them."""
+        return list(self._members[slot].values())
 
     def _grow(self, need: int) -> None:
         if need <= self._cap:
@@ -164,9 +175,12 @@ class SimilarityIndex:
                 new_slots[text] = slot
             self._members[slot][key] = story
             self._key_slot[key] = slot
-        if new_slots:
-            self._embed([(slot, next(iter(self._members[slot].values()))) for slot in new_slots.values()], progress)
-            self._dirty.update(new_slots.values())
+        # A key given twice with different texts (an explicit id repeated in one file) may have emptied,
+        # or even reused, a slot added earlier in this batch: embed only the slots that still hold their text.
+        new = [slot for text, slot in new_slots.items() if self._slot_of.get(text) == slot and self._members[slot]]
+        if new:
+            self._embed([(slot, next(iter(self._members[slot].values()))) for slot in new], progress)
+            self._dirty.update(new)
 
     def sync(self, stories: Iterable[Story], progress: Callable[[int, int], None] | None = None) -> None:
         """Make the index hold exactly ``stories``: update them and remove every other story."""
@@ -443,8 +457,30 @@ class SimilarityIndex:
         neighbours, since an edit elsewhere can make another story nearer. After a few changes
         only the changed slots are searched again.
         """
-        if self._pairs is not None and not self._dirty:
-            return self._pairs
+        self._bring_up_to_date()
+        if self._pairs is None:
+            rows, codes, (arrays, contained, sibling) = self._related
+            a, b = self._cand[0], self._cand[1]
+            out = []
+            for i, code in zip(rows.tolist(), codes.tolist()):
+                sc = self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]))
+                out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[code], sc.similarity))
+            self._pairs = out
+        return self._pairs
+
+    def related_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(a, b, relation, similarity) of every related pair as arrays, in :meth:`pairs` order:
+        slots, indices into :data:`ORDER`, and the one figure shown (the whole cosine, float64).
+        The same pairs as :meth:`pairs` without building a Python object per pair, for a caller that
+        compares them between edits (the incremental findings)."""
+        self._bring_up_to_date()
+        rows, codes, (arrays, _, _) = self._related
+        return self._cand[0][rows], self._cand[1][rows], codes.astype(np.int8), np.asarray(arrays[0], np.float64)[rows]
+
+    def _bring_up_to_date(self) -> None:
+        """Update the candidates from the changed slots and decide every candidate's relation afresh."""
+        if self._related is not None and not self._dirty:
+            return
         changed = [x for x in self._dirty if self._active[x]]
         if self._cand is not None and len(self._dirty) <= max(64, int(self._active.sum()) // 50):
             # A few stories changed: keep the other candidates, search again from the changed ones only.
@@ -462,8 +498,8 @@ class SimilarityIndex:
         else:
             self._cand = self._candidate_arrays(*self._candidates())
         self._dirty.clear()
-        self._pairs = self._classify()
-        return self._pairs
+        self._related = self._classify()
+        self._pairs = None
 
     def _candidate_arrays(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray) -> tuple[np.ndarray, ...]:
         """(a, b, whole, means, lexical, role, ends, checked, contained, sibling) of candidate slot pairs:
@@ -473,8 +509,8 @@ class SimilarityIndex:
         unknown = np.zeros(len(a), bool)
         return (a.astype(np.int64), b.astype(np.int64), *arrays[:5], unknown, unknown.copy(), unknown.copy())
 
-    def _classify(self) -> list[Pair]:
-        """Related pairs among the candidates, with gaps from the current nearest neighbours and
+    def _classify(self) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """(rows, codes, (scores, contained, sibling)) of the related pairs among the candidates, with gaps from the current nearest neighbours and
         z-scores from the current spread of each story's cosines; the word-level checks run only on
         the pairs they can change (related ones, and duplicates but for the z-score)."""
         t = self.thresholds
@@ -491,11 +527,8 @@ class SimilarityIndex:
             checked[todo] = True
         codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap, z=z, contained=contained,
                               sibling=sibling)
-        out = []
-        for i in np.flatnonzero(codes).tolist():
-            sc = self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]))
-            out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[codes[i]], sc.similarity))
-        return out
+        rows = np.flatnonzero(codes)
+        return rows, codes[rows], (arrays, contained.copy(), sibling.copy())
 
     def related(self) -> Iterator[tuple[Story, Story, Pair]]:
         """Every related pair of stories (members of slots), excluding exact duplicates."""

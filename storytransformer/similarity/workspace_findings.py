@@ -35,7 +35,7 @@ def _place(story: Story, root: str | None = None) -> str:
     return story_place(story, root)
 
 
-def _enabled(config) -> dict[str, Severity]:
+def enabled_codes(config) -> dict[str, Severity]:
     """Codes this configuration turns on, with their severities."""
     from ..lint import enabled_rules, severity_of
 
@@ -51,7 +51,7 @@ def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None
     from .index import SimilarityIndex
 
     config = config or workspace.config
-    on = _enabled(config)
+    on = enabled_codes(config)
     if not on or not getattr(config.similarity, "enabled", True):
         return []
     report = _progress_callback(progress)
@@ -74,21 +74,31 @@ def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None
                 stories[key] = me
                 grouped[(key, pair.relation)].append((other, pair.similarity))
     out: list[Finding] = []
+    root = getattr(config, "root", None)
     for (key, relation), others in grouped.items():
-        code = CODES[relation]
-        if code not in on:
-            continue
         story = stories[key]
-        file_sup = suppressed_files.get(story.file, frozenset())
-        if story.is_suppressed(code) or code in file_sup or "*" in file_sup:
-            continue
-        others.sort(key=lambda x: (-x[1], x[0].file, x[0].line))
-        listed = ", ".join(f"{_place(o, getattr(config, 'root', None))} ({score:.2f})" for o, score in others[:MAX_LISTED])
-        more = f" and {len(others) - MAX_LISTED} more" if len(others) > MAX_LISTED else ""
-        related = tuple(Related(o.file, o.range, o.id, f"similarity {score:.2f}: {_short(o.text)}") for o, score in others)
-        out.append(Finding.on(story, code, "unique", on[code], f"{WHAT[relation]} {listed}{more}",
-                              related=related, data={"similarity": round(others[0][1], 4), "relation": relation.value}))
+        found = relation_finding(story, relation, others, on, suppressed_files.get(story.file, frozenset()), root)
+        if found is not None:
+            out.append(found)
     return sorted(out, key=Finding.sort_key)
+
+
+def relation_finding(story: Story, relation: Relation, others: list[tuple[Story, float]], on: dict[str, Severity],
+                     file_suppressed: frozenset[str], root: str | None) -> Finding | None:
+    """The one finding of ``story`` for ``relation`` with ``others`` (story, similarity), or None when the
+    code is off or suppressed. Shared by the full computation and the incremental refresh
+    (:mod:`.incremental_findings`), so both say exactly the same thing. Sorts ``others`` in place."""
+    code = CODES[relation]
+    if code not in on:
+        return None
+    if story.is_suppressed(code) or code in file_suppressed or "*" in file_suppressed:
+        return None
+    others.sort(key=lambda x: (-x[1], x[0].file, x[0].line))
+    listed = ", ".join(f"{_place(o, root)} ({score:.2f})" for o, score in others[:MAX_LISTED])
+    more = f" and {len(others) - MAX_LISTED} more" if len(others) > MAX_LISTED else ""
+    related = tuple(Related(o.file, o.range, o.id, f"similarity {score:.2f}: {_short(o.text)}") for o, score in others)
+    return Finding.on(story, code, "unique", on[code], f"{WHAT[relation]} {listed}{more}",
+                      related=related, data={"similarity": round(others[0][1], 4), "relation": relation.value})
 
 
 _INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # workspace -> (settings, index)

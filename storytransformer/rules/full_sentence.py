@@ -115,7 +115,7 @@ GRAMMAR_SLIPS = (
      "a second verb where the thing wanted belongs", "write 'I want <what> to be ...'"),
     # Slips of any English sentence, not of one backlog's wording (each 1 of 1 on the tuning split):
     # a modal before an adjective ("it will possible"), "be" before a bare verb ("should be allow"),
-    # a verb right after "in"/"on"/"at" ("expandable in is functions"), a doubled full stop, and the
+    # a verb right after "in"/"on"/"at" ("adjustable in is settings"), a doubled full stop, and the
     # user as the object of their own want ("I want to help me": the system's verb with the user's "I").
     (("possible", "available", "necessary", "likely"),
      re.compile(r"(?i)\b(?:will|can|could|should|must|may|might|would)\s+(?:not\s+)?(?:possible|impossible|"

@@ -29,7 +29,7 @@ import numpy as np
 from ..findings import Finding
 from ..story import Story
 from .classify import ORDER, Relation
-from .workspace_findings import CODES, _settings, enabled_codes, relation_finding
+from .workspace_findings import CODES, enabled_codes, settings_key, relation_finding
 
 Key = tuple[str, str]
 Link = tuple[int, Relation, float]  # (other slot, relation, similarity)
@@ -98,7 +98,7 @@ class IncrementalFindings:
             self.reset()
             self.stats = RefreshStats(mode="off", changed_files=sorted(changed))
             return changed
-        signature = (tuple(sorted((c, str(s)) for c, s in on.items())), _settings(config.similarity),
+        signature = (tuple(sorted((c, str(s)) for c, s in on.items())), settings_key(config.similarity),
                      getattr(config, "root", None))
         sources = dict(workspace.files)
         reason = ""
@@ -213,6 +213,7 @@ class IncrementalFindings:
         relinked = pairs.changed_since(self._pairs)
         near_moved = moved | pairs.related_to(moved)
         affected = near_moved | relinked
+        # for the statistics only: slots that were related to a moved one before the edit (not "elsewhere")
         near_moved |= self._pairs.related_to(moved) if self._pairs is not None else set()
         self._pairs = pairs
         keys: set[Key] = set(changed_keys)

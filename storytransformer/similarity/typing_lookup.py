@@ -41,6 +41,11 @@ MIN_MEANS_WORDS = 2  # "As a user, I want to" + one word says too little to name
 _WORD = re.compile(r"\S+")
 
 
+def is_confident(similarity: float) -> bool:
+    """Close enough as a whole to call the story "Already asked" (else "Maybe asked")."""
+    return similarity >= CONFIDENT - 1e-6
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """A story that already asks what the typed line asks."""
@@ -48,11 +53,6 @@ class Match:
     story: Story
     similarity: float  # cosine of the whole typed line and the whole story (the product's one figure)
     score: float | None = None  # the part-wise score it was ranked and offered by (None: whole only)
-
-    @property
-    def confident(self) -> bool:
-        """Close enough as a whole to be called "Already asked" (else "Maybe asked")."""
-        return self.similarity >= CONFIDENT - 1e-6
 
     @property
     def line(self) -> int:

@@ -104,7 +104,8 @@ def relation_finding(story: Story, relation: Relation, others: list[tuple[Story,
 _INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # workspace -> (settings, index)
 
 
-def _settings(cfg) -> tuple:
+def settings_key(cfg) -> tuple:
+    """The similarity settings as a comparable value: an index or findings built under other ones are stale."""
     return tuple(sorted((k, repr(v)) for k, v in vars(cfg).items()))
 
 
@@ -115,12 +116,12 @@ def _reusable_index(workspace, cfg):
         settings, index = _INDEXES[workspace]
     except (KeyError, TypeError):
         return None
-    return index if settings == _settings(cfg) else None
+    return index if settings == settings_key(cfg) else None
 
 
 def _remember(workspace, cfg, index) -> None:
     try:
-        _INDEXES[workspace] = (_settings(cfg), index)
+        _INDEXES[workspace] = (settings_key(cfg), index)
     except TypeError:  # not weak-referenceable: just don't reuse
         pass
 

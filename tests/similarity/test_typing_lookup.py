@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from storytransformer.similarity.typing_lookup import (CONFIDENT, MIN_MEANS_WORDS, NO_ROLE, Query, Snapshot,
+from storytransformer.similarity.typing_lookup import (MIN_MEANS_WORDS, NO_ROLE, Query, Snapshot,
                                                        TypingLookup, first_half, part_score, skip_typed,
                                                        typed_story)
 from storytransformer.story import Position, Range, Story
@@ -122,7 +122,6 @@ def test_the_offer_is_ranked_by_the_parts_and_shows_the_whole_cosine():
     assert top.similarity == pytest.approx(whole, abs=1e-5)  # the product's one figure: the whole cosine
     # no role typed: every story gets the same assumed role cosine
     assert top.score == pytest.approx(part_score(np.float32(whole), np.float32(means), np.float32(NO_ROLE)), abs=1e-5)
-    assert [m.similarity >= CONFIDENT for m in by_parts] == [m.confident for m in by_parts]
 
 
 def test_a_story_without_a_role_is_not_scored_by_its_empty_role_vector():

@@ -47,15 +47,11 @@ class Asked:
     where: str  # file:line, the file relative to its workspace folder
 
     @property
-    def confident(self) -> bool:
-        """Close enough as a whole to say "Already asked"; the rest are offered as "Maybe asked"."""
-        from storytransformer.similarity.typing_lookup import CONFIDENT
-
-        return self.similarity >= CONFIDENT - 1e-6
-
-    @property
     def heading(self) -> str:
-        return "Already asked" if self.confident else "Maybe asked"
+        """"Already asked" when the whole texts are close; the rest are offered as "Maybe asked"."""
+        from storytransformer.similarity.typing_lookup import is_confident
+
+        return "Already asked" if is_confident(self.similarity) else "Maybe asked"
 
 
 def looks_like_story(before: str) -> bool:

@@ -178,10 +178,18 @@ class Bench:
                     DC = self.ti.DecodeConfig
                     variants += ([DC(False, 64, 1, masked=True), DC(False, 128, 2, masked=True, fused_sum=True),
                                   DC(False, 128, 2, planes=True, fused_sum=True),
-                                  DC(False, 128, 2, planes=True, masked=True, fused_sum=True)] if m == 1 else
+                                  DC(False, 128, 2, planes=True, masked=True, fused_sum=True),
+                                  # two codes an instruction (bf16x2 inline PTX): each min-term variant, both sums
+                                  DC(False, 128, 2, fused_sum=True, packed=1), DC(False, 128, 2, fused_sum=True, packed=2),
+                                  DC(False, 128, 2, fused_sum=True, packed=3), DC(False, 64, 1, packed=3),
+                                  DC(False, 256, 1, 8, fused_sum=True, packed=1)] if m == 1 else
+                                 [DC(False, 128, 2, fused_sum=True, packed=1)] if m in (2, 3, 5) else  # portable twin
                                  [DC(True, 128, 1, fused_sum=True)] if m in (4, 8) else [])
                 for cfg in variants:
                     for repeat in range(3 if cfg is not None else 1):  # fused sum: counters reset each call
+                        if cfg is not None and cfg.packed and m == 1 and not self.ti.packed_supported(x.device):
+                            self.result["notes"].append("packed tiles not checked: no inline PTX on this device")
+                            break
                         if m <= 8:
                             got = self.ti.int4_decode(x, qw, s, z, 128, b, config=cfg)
                         else:
@@ -223,8 +231,15 @@ class Bench:
                      DC(False, 256, 2, **PMF), DC(False, 128, 1, **PMF), DC(False, 256, 2, 8, **PMF),
                      DC(False, 64, 2, **PMF), DC(False, 128, 4, **PMF)],
                  4: many, 8: many}
+        if self.dev.type == "cuda" and self.ti.packed_supported(self.dev):  # two codes an instruction, one row
+            PK = [dict(fused_sum=True, packed=v) for v in (1, 3, 2)]
+            cands[1] = ([DC(False, 128, 2, **P, **F), DC(False, 64, 1, **P, **F), DC(False, 64, 1, **PMF)] +
+                        [DC(False, bn, bps, w, **pk) for pk in PK
+                         for bn, bps, w in ((64, 1, 4), (128, 1, 4), (128, 2, 4), (128, 4, 4), (256, 1, 8),
+                                            (256, 2, 8), (256, 2, 4), (128, 2, 8))])
+        rows = [int(r) for r in self.args.sweep_rows.split(",")]
         t0 = time.perf_counter()
-        for m in ROWS:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first
+        for m in rows:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first
             seen = set()
             for name, n, k, bias in self.fused + self.separate:
                 if (n, k) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
@@ -500,6 +515,7 @@ def main(argv=None) -> int:
     p.add_argument("--reserve-s", type=float, default=25.0, help="time kept for the later sections")
     p.add_argument("--sweep-s", type=float, default=60.0, help="stop the tile sweep after this")
     p.add_argument("--stream-mb", type=float, default=400.0, help="weight copies per timing: at least this many MB")
+    p.add_argument("--sweep-rows", default="1,4,8", help="row counts the sweep times")
     p.add_argument("--tiny", action="store_true", help="small shapes on the CPU: a smoke test of this script")
     p.add_argument("--sections", default="checks,matrices,stack,model,sweep,prefill")
     args = p.parse_args(argv)

@@ -52,6 +52,8 @@ a persistent grid.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 
@@ -79,12 +81,93 @@ def _masked_codes(w, j: tl.constexpr):
     return bits.to(tl.float32, bitcast=True) - 8388608.0
 
 
+# Two codes an instruction (CUDA only, inline PTX; see ``packed_supported``). A bf16 whose exponent is 2^7
+# and whose low 4 mantissa bits hold a code c is 128 + c exactly, so one lop3, (w >> 4 jj) & 0x000F000F |
+# 0x43004300, turns nibbles jj and jj + 4 of a word into the bf16 pair (128 + c_jj, 128 + c_jj+4); one packed
+# fma (x 1 - 128) leaves the codes. 8 codes: 3 shifts, 4 lop3, 4 fma.bf16x2 (FasterTransformer / Marlin's
+# magic-number conversion, with bf16's 7 mantissa bits: one nibble position a half, hence the shifts).
+_ASM_CODES = tl.constexpr("""{
+.reg .b32 q, one, off;
+mov.b32 one, 0x3F803F80;
+mov.b32 off, 0xC300C300;
+lop3.b32 $0, $4, 0x000F000F, 0x43004300, 0xEA;
+shr.u32 q, $4, 4;
+lop3.b32 $1, q, 0x000F000F, 0x43004300, 0xEA;
+shr.u32 q, $4, 8;
+lop3.b32 $2, q, 0x000F000F, 0x43004300, 0xEA;
+shr.u32 q, $4, 12;
+lop3.b32 $3, q, 0x000F000F, 0x43004300, 0xEA;
+fma.rn.bf16x2 $0, $0, one, off;
+fma.rn.bf16x2 $1, $1, one, off;
+fma.rn.bf16x2 $2, $2, one, off;
+fma.rn.bf16x2 $3, $3, one, off;
+}""")
+# The word's 8 products with one activation row, two an instruction: x pairs (x[16 jj + i], x[64 + 16 jj + i])
+# as bf16x2; four packed fma (products rounded to bf16, 4 terms a half), then the two halves added in float32.
+_ASM_DOT8 = tl.constexpr("""{
+.reg .b32 t, lo, hi, nz;
+.reg .f32 fl, fh, fs;
+mov.b32 nz, 0x80008000;
+fma.rn.bf16x2 t, $1, $5, nz;
+fma.rn.bf16x2 t, $2, $6, t;
+fma.rn.bf16x2 t, $3, $7, t;
+fma.rn.bf16x2 t, $4, $8, t;
+shl.b32 lo, t, 16;
+and.b32 hi, t, 0xFFFF0000;
+mov.b32 fl, lo;
+mov.b32 fh, hi;
+add.f32 fs, fl, fh;
+mov.b32 $0, fs;
+}""")
+
+
+@triton.jit
+def _bf16_bits(x):
+    """bf16 tensor -> its 16 bits in the low half of an int32 (no sign extension)."""
+    return x.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+
+
+# The 8-term sum of an activation pair tensor's halves (x0 + x1 + x2 + x3, two at a time in bf16x2), as float32.
+_ASM_XSUM = tl.constexpr("""{
+.reg .b32 t, lo, hi, one;
+.reg .f32 fl, fh, fs;
+mov.b32 one, 0x3F803F80;
+fma.rn.bf16x2 t, $1, one, $2;
+fma.rn.bf16x2 t, $3, one, t;
+fma.rn.bf16x2 t, $4, one, t;
+shl.b32 lo, t, 16;
+and.b32 hi, t, 0xFFFF0000;
+mov.b32 fl, lo;
+mov.b32 fh, hi;
+add.f32 fs, fl, fh;
+mov.b32 $0, fs;
+}""")
+
+
+@triton.jit
+def _bf16_bits(x):
+    """bf16 tensor -> its 16 bits in the low half of an int32 (no sign extension)."""
+    return x.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+
+
+@triton.jit
+def _x_pair(X, k0, xok, K_X: tl.constexpr, offs_i):
+    """Activations (x[k0 + i], x[k0 + 64 + i]) of row 0 as bf16x2 words [16], inputs past K_X read as 0;
+    also their float32 sum [16]."""
+    k = k0 + offs_i
+    lo = tl.load(X + k, mask=xok & (k < K_X), other=0.0).to(tl.bfloat16)
+    hi = tl.load(X + k + 64, mask=xok & (k + 64 < K_X), other=0.0).to(tl.bfloat16)
+    pair = _bf16_bits(lo) | (_bf16_bits(hi) << 16)
+    return pair, lo.to(tl.float32) + hi.to(tl.float32)
+
+
 @triton.jit
 def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, SPLITS: tl.constexpr,
                    K: tl.constexpr, GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                    BLOCKS_PER_SPLIT: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
-                   MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr):
+                   MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
+                   PACKED: tl.constexpr = 0):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -93,7 +176,9 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     split program of each column tile (an atomic counter per tile, CNT) sums the partials into Y itself,
     so no second kernel is launched; it resets its counter to 0 for the next call. K_X: the activations'
     width; K (the packed rows x 8) may be larger, the weight zero-padded to whole blocks: inputs past K_X
-    are read as 0."""
+    are read as 0. PACKED (fma, CUDA only): two codes an instruction in bf16x2 inline PTX (see _ASM_CODES), any
+    BLOCK_M: the codes are converted once and serve every row; the products of a word are summed in bf16 (8
+    terms), everything across words and blocks in float32."""
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -108,6 +193,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
     else:
         acc = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
+    acc2 = tl.zeros((16, BLOCK_N), tl.float32)  # PACKED (one row): per word row and column
+    accz = tl.zeros((1, BLOCK_N), tl.float32)  # PACKED == 1: sum(x) * min, per column
     for bi in range(BLOCKS_PER_SPLIT):
         b = split * BLOCKS_PER_SPLIT + bi
         ok = b < NB
@@ -117,7 +204,28 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         z = tl.load(Z + sz, mask=ok & n_ok, other=0.0).to(tl.float32)
         x_ptrs = X + offs_m[:, None] * stride_xm + b * 128 + offs_i[None, :]  # [BLOCK_M, 16], plane 0
         xmask = m_ok[:, None] & ok
-        if PLANES:
+        if PACKED:  # BLOCK_M == 1; 2-D tiles [16, BLOCK_N] in the layout of the words
+            c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES, "=r,=r,=r,=r,r", [w], dtype=(tl.int32,) * 4,
+                                                       is_pure=True, pack=1)
+            xok = ok & (M > 0)
+            x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i)
+            x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i)
+            x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i)
+            x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i)
+            t = tl.inline_asm_elementwise(
+                _ASM_DOT8, "=r,r,r,r,r,r,r,r,r", [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
+                dtype=tl.int32, is_pure=True, pack=1).to(tl.float32, bitcast=True)  # [16, BLOCK_N]
+            if PACKED == 3:  # the activation sums in bf16x2 too
+                xsi = tl.inline_asm_elementwise(_ASM_XSUM, "=r,r,r,r,r", [x0, x1, x2, x3], dtype=tl.int32,
+                                                is_pure=True, pack=1).to(tl.float32, bitcast=True)
+            else:
+                xsi = xs0 + xs1 + xs2 + xs3  # [16]: x summed over the 8 planes, per word row
+            if PACKED == 1:  # min term once per column and block (a reduction over the word rows)
+                acc2 += t * s[None, :]
+                accz += tl.sum(xsi, 0) * z[None, :]
+            else:  # min term per word (no cross-thread reduction)
+                acc2 += t * s[None, :] + xsi[:, None] * z[None, :]
+        elif PLANES:
             bits = ((w[None, :, :] >> shifts[:, None, None]) & 0xF) | 0x4B000000
             c3 = bits.to(tl.float32, bitcast=True) - 8388608.0  # [8, 16, BLOCK_N] codes of inputs 16 j + i
             # (the MASKED branch below does not use c3: the compiler drops it there)
@@ -177,6 +285,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
     if USE_DOT:
         y = acc
+    elif PACKED:
+        y = tl.sum(acc2, axis=0)[None, :] + accz
     else:
         y = tl.sum(acc, axis=1)  # [BLOCK_M, BLOCK_N]
     mask = m_ok[:, None] & n_ok[None, :]
@@ -243,6 +353,10 @@ class DecodeConfig:
     planes: bool = False
     masked: bool = False  # fma only: codes masked in place, no shift per plane (3 instructions a weight, not 4)
     fused_sum: bool = False  # split partials summed by the last program of each tile (one launch, not two)
+    # fma, one row, CUDA only: two codes an instruction (bf16x2 inline PTX; more rows or no CUDA: the portable
+    # tile, see _portable). 0: off; 1: the min
+    # term summed once per column and block; 2: per word (float32 activation sums); 3: as 2, sums in bf16x2
+    packed: int = 0
 
 
 _D = DecodeConfig
@@ -271,14 +385,38 @@ TUNED: dict[tuple[int, int, int], DecodeConfig] = {
 }
 
 
-def decode_config(m: int, n: int, k: int) -> DecodeConfig:
+@functools.lru_cache(maxsize=None)
+def _packed_supported(device_type: str, index: int | None) -> bool:
+    if INTERPRETED or getattr(torch.version, "hip", None) or device_type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(index)[0] >= 8
+
+
+def packed_supported(device: torch.device | str) -> bool:
+    """Whether the PACKED tiles can run on ``device``: inline PTX with fma.rn.bf16x2 needs an NVIDIA GPU of
+    compute capability 8.0 or later; never in Triton's CPU interpreter (no inline assembly) nor on ROCm."""
+    device = torch.device(device)
+    return _packed_supported(device.type, device.index)
+
+
+def _portable(cfg: DecodeConfig, m: int) -> DecodeConfig:
+    """``cfg`` without inline PTX: the planes fma tile at one row, the tensor-core tile above."""
+    if m == 1:
+        return dataclasses.replace(cfg, packed=0, use_dot=False, planes=True, masked=False)
+    return DecodeConfig(True, cfg.block_n, 0, 8, fused_sum=cfg.fused_sum)
+
+
+def decode_config(m: int, n: int, k: int, device: torch.device | str | None = None) -> DecodeConfig:
     """The tile for ``m`` activation rows and an [n, k] weight: a swept one if known, else the tiles that won
-    most often in the sweep (one row: fma with the planes as an axis; more: the tensor-core tile)."""
-    tuned = TUNED.get((m, n, k))
-    if tuned is not None:
-        return tuned
-    return (DecodeConfig(False, 128, 2, planes=True, fused_sum=True) if m == 1 else
-            DecodeConfig(True, 128, 0, 8, fused_sum=True))
+    most often in the sweep (one row: two codes an instruction where inline PTX runs, else fma with the
+    planes as an axis; more: the tensor-core tile). ``device``: where it runs (None: a CUDA GPU); a PACKED
+    tile is replaced by its portable twin where inline PTX does not exist."""
+    supported = packed_supported(device if device is not None else "cuda")
+    cfg = TUNED.get((m, n, k))
+    if cfg is None:
+        cfg = (DecodeConfig(False, 128, 2, fused_sum=True, packed=2) if m == 1 else
+               DecodeConfig(True, 128, 0, 8, fused_sum=True))
+    return cfg if supported or not cfg.packed else _portable(cfg, m)
 
 
 def _blocks_per_split(cfg: DecodeConfig, n: int, k: int, programs: int = 528) -> int:
@@ -317,11 +455,13 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     K, N = qweight.shape[0] * 8, qweight.shape[1]  # K >= K_x: the weight may be zero-padded to whole blocks
     if K_x > K:
         raise ValueError(f"activations have {K_x} columns, the int4 weight only {K}")
-    cfg = config or decode_config(M, N, K)
+    cfg = config or decode_config(M, N, K, x.device)
+    if cfg.packed and (cfg.use_dot or M > 1 or not packed_supported(x.device)):  # one row, CUDA only
+        cfg = _portable(cfg, M)
     if x.stride(-1) != 1:
         x = x.contiguous()
     block_m = 16 if cfg.use_dot else max(1, triton.next_power_of_2(M))
-    if M > 16 or (cfg.planes and not cfg.use_dot and M > 1):
+    if M > 16 or (cfg.planes and not cfg.packed and not cfg.use_dot and M > 1):
         raise ValueError(f"this int4 decode tile takes at most {1 if cfg.planes and not cfg.use_dot else 16} rows, "
                          f"got {M}")
     bps = _blocks_per_split(cfg, N, K)
@@ -341,8 +481,8 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         BLOCK_M=block_m, BLOCK_N=cfg.block_n, BLOCKS_PER_SPLIT=bps, USE_DOT=cfg.use_dot,
         # the interpreter's tl.dot gets converted bf16 operands wrong: float32 there
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
-        PLANES=cfg.planes, MASKED=cfg.masked and not cfg.use_dot, FUSED_SUM=fused,
-        K_X=K_x,
+        PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
+        FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if partial and not fused:
         block = 1024

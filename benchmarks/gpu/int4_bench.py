@@ -182,7 +182,8 @@ class Bench:
                                   # two codes an instruction (bf16x2 inline PTX): each min-term variant, both sums
                                   DC(False, 128, 2, fused_sum=True, packed=1), DC(False, 128, 2, fused_sum=True, packed=2),
                                   DC(False, 128, 2, fused_sum=True, packed=3), DC(False, 64, 1, packed=3),
-                                  DC(False, 256, 1, 8, fused_sum=True, packed=1)] if m == 1 else
+                                  DC(False, 128, 2, fused_sum=True, packed=4), DC(False, 128, 4, fused_sum=True, packed=5),
+                                  DC(False, 64, 3, packed=5), DC(False, 256, 1, 8, fused_sum=True, packed=1)] if m == 1 else
                                  [DC(False, 128, 2, fused_sum=True, packed=1)] if m in (2, 3, 5) else  # portable twin
                                  [DC(True, 128, 1, fused_sum=True)] if m in (4, 8) else [])
                 for cfg in variants:
@@ -232,11 +233,12 @@ class Bench:
                      DC(False, 64, 2, **PMF), DC(False, 128, 4, **PMF)],
                  4: many, 8: many}
         if self.dev.type == "cuda" and self.ti.packed_supported(self.dev):  # two codes an instruction, one row
-            PK = [dict(fused_sum=True, packed=v) for v in (1, 3, 2)]
+            PK = [dict(fused_sum=True, packed=v) for v in (1, 2, 3, 4, 5)]
             cands[1] = ([DC(False, 128, 2, **P, **F), DC(False, 64, 1, **P, **F), DC(False, 64, 1, **PMF)] +
-                        [DC(False, bn, bps, w, **pk) for pk in PK
-                         for bn, bps, w in ((64, 1, 4), (128, 1, 4), (128, 2, 4), (128, 4, 4), (256, 1, 8),
-                                            (256, 2, 8), (256, 2, 4), (128, 2, 8))])
+                        [DC(False, bn, bps, w, st, **pk) for pk in PK
+                         for bn, bps, w, st in ((64, 1, 4, 3), (64, 2, 4, 3), (128, 2, 4, 3), (128, 4, 4, 3),
+                                                (128, 4, 4, 2), (128, 8, 4, 3), (64, 4, 2, 3), (256, 4, 8, 3),
+                                                (128, 4, 8, 3))])
         rows = [int(r) for r in self.args.sweep_rows.split(",")]
         t0 = time.perf_counter()
         for m in rows:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first

@@ -84,12 +84,14 @@ def _masked_codes(w, j: tl.constexpr):
 # Two codes an instruction (CUDA only, inline PTX; see ``packed_supported``). A bf16 whose exponent is 2^7
 # and whose low 4 mantissa bits hold a code c is 128 + c exactly, so one lop3, (w >> 4 jj) & 0x000F000F |
 # 0x43004300, turns nibbles jj and jj + 4 of a word into the bf16 pair (128 + c_jj, 128 + c_jj+4); one packed
-# fma (x 1 - 128) leaves the codes. 8 codes: 3 shifts, 4 lop3, 4 fma.bf16x2 (FasterTransformer / Marlin's
-# magic-number conversion, with bf16's 7 mantissa bits: one nibble position a half, hence the shifts).
+# fma (x 1 - 136) leaves the centred codes c - 8 in -8..7 (exact; the kernel adds 8 scales to the minimum).
+# Centred, the products that are rounded to bf16 are half as large, and so is their rounding error. 8 codes:
+# 3 shifts, 4 lop3, 4 fma.bf16x2 (FasterTransformer / Marlin's magic-number conversion, with bf16's 7 mantissa
+# bits: one nibble position a half, hence the shifts).
 _ASM_CODES = tl.constexpr("""{
 .reg .b32 q, one, off;
 mov.b32 one, 0x3F803F80;
-mov.b32 off, 0xC300C300;
+mov.b32 off, 0xC308C308;
 lop3.b32 $0, $4, 0x000F000F, 0x43004300, 0xEA;
 shr.u32 q, $4, 4;
 lop3.b32 $1, q, 0x000F000F, 0x43004300, 0xEA;
@@ -119,6 +121,59 @@ mov.b32 fh, hi;
 add.f32 fs, fl, fh;
 mov.b32 $0, fs;
 }""")
+
+
+# The same in f16 (10 mantissa bits: two nibble positions a half, FasterTransformer's form): 1 shift, 4 lop3,
+# 4 fma for 8 codes. 1024 + c and 1024 + 16 c become (c - 8) / 16 exactly (so the products stay far from
+# f16's range: they are at most |x| / 2, their sums of 4 at most 2 |x|). Pairs as in _ASM_CODES.
+_ASM_CODES_F16 = tl.constexpr("""{
+.reg .b32 q, a, b, c, d;
+mov.b32 a, 0x2C002C00;
+mov.b32 b, 0xD408D408;
+mov.b32 c, 0x1C001C00;
+mov.b32 d, 0xC480C480;
+lop3.b32 $0, $4, 0x000F000F, 0x64006400, 0xEA;
+lop3.b32 $1, $4, 0x00F000F0, 0x64006400, 0xEA;
+shr.u32 q, $4, 8;
+lop3.b32 $2, q, 0x000F000F, 0x64006400, 0xEA;
+lop3.b32 $3, q, 0x00F000F0, 0x64006400, 0xEA;
+fma.rn.f16x2 $0, $0, a, b;
+fma.rn.f16x2 $1, $1, c, d;
+fma.rn.f16x2 $2, $2, a, b;
+fma.rn.f16x2 $3, $3, c, d;
+}""")
+# A word's 8 products in f16x2 (4 packed fma), the halves added in float32.
+_ASM_DOT8_F16 = tl.constexpr("""{
+.reg .b32 t, nz;
+.reg .b16 hl, hh;
+.reg .f32 fl, fh, fs;
+mov.b32 nz, 0x80008000;
+fma.rn.f16x2 t, $1, $5, nz;
+fma.rn.f16x2 t, $2, $6, t;
+fma.rn.f16x2 t, $3, $7, t;
+fma.rn.f16x2 t, $4, $8, t;
+mov.b32 {hl, hh}, t;
+cvt.f32.f16 fl, hl;
+cvt.f32.f16 fh, hh;
+add.f32 fs, fl, fh;
+mov.b32 $0, fs;
+}""")
+# Two float32 -> one f16x2 word (low half first), saturated to +-65504 rather than infinity.
+_ASM_F16X2 = tl.constexpr("cvt.rn.satfinite.f16x2.f32 $0, $2, $1;")
+
+
+@triton.jit
+def _x_pair_f16(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr):
+    """As _x_pair, the pair in f16x2 (each activation saturated to +-65504)."""
+    k = k0 + offs_i
+    if EVEN:
+        lo = tl.load(X + k).to(tl.float32)
+        hi = tl.load(X + k + 64).to(tl.float32)
+    else:
+        lo = tl.load(X + k, mask=xok & (k < K_X), other=0.0).to(tl.float32)
+        hi = tl.load(X + k + 64, mask=xok & (k + 64 < K_X), other=0.0).to(tl.float32)
+    pair = tl.inline_asm_elementwise(_ASM_F16X2, "=r,f,f", [lo, hi], dtype=tl.int32, is_pure=True, pack=1)
+    return pair, lo + hi
 
 
 @triton.jit
@@ -151,12 +206,16 @@ def _bf16_bits(x):
 
 
 @triton.jit
-def _x_pair(X, k0, xok, K_X: tl.constexpr, offs_i):
+def _x_pair(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr):
     """Activations (x[k0 + i], x[k0 + 64 + i]) of row 0 as bf16x2 words [16], inputs past K_X read as 0;
-    also their float32 sum [16]."""
+    also their float32 sum [16]. EVEN: every block of this program is real and unpadded (no masks)."""
     k = k0 + offs_i
-    lo = tl.load(X + k, mask=xok & (k < K_X), other=0.0).to(tl.bfloat16)
-    hi = tl.load(X + k + 64, mask=xok & (k + 64 < K_X), other=0.0).to(tl.bfloat16)
+    if EVEN:
+        lo = tl.load(X + k).to(tl.bfloat16)
+        hi = tl.load(X + k + 64).to(tl.bfloat16)
+    else:
+        lo = tl.load(X + k, mask=xok & (k < K_X), other=0.0).to(tl.bfloat16)
+        hi = tl.load(X + k + 64, mask=xok & (k + 64 < K_X), other=0.0).to(tl.bfloat16)
     pair = _bf16_bits(lo) | (_bf16_bits(hi) << 16)
     return pair, lo.to(tl.float32) + hi.to(tl.float32)
 
@@ -182,6 +241,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
+    EVEN: tl.constexpr = (K_X == K) and (SPLITS * BLOCKS_PER_SPLIT == NB)  # no block masked or padded
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_i = tl.arange(0, 16)
     offs_m = tl.arange(0, BLOCK_M)
@@ -205,22 +265,37 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         x_ptrs = X + offs_m[:, None] * stride_xm + b * 128 + offs_i[None, :]  # [BLOCK_M, 16], plane 0
         xmask = m_ok[:, None] & ok
         if PACKED:  # BLOCK_M == 1; 2-D tiles [16, BLOCK_N] in the layout of the words
-            c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES, "=r,=r,=r,=r,r", [w], dtype=(tl.int32,) * 4,
-                                                       is_pure=True, pack=1)
+            z = z + 8.0 * s  # the codes are centred: w = (c - 8) s + (min + 8 s)
             xok = ok & (M > 0)
-            x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i)
-            x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i)
-            x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i)
-            x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i)
-            t = tl.inline_asm_elementwise(
-                _ASM_DOT8, "=r,r,r,r,r,r,r,r,r", [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
-                dtype=tl.int32, is_pure=True, pack=1).to(tl.float32, bitcast=True)  # [16, BLOCK_N]
+            if PACKED >= 4:  # f16 codes, scaled by 1/16
+                c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [w],
+                                                           dtype=(tl.int32,) * 4, is_pure=True, pack=1)
+                x0, xs0 = _x_pair_f16(X, b * 128, xok, K_X, offs_i, EVEN)
+                x1, xs1 = _x_pair_f16(X, b * 128 + 16, xok, K_X, offs_i, EVEN)
+                x2, xs2 = _x_pair_f16(X, b * 128 + 32, xok, K_X, offs_i, EVEN)
+                x3, xs3 = _x_pair_f16(X, b * 128 + 48, xok, K_X, offs_i, EVEN)
+                t = tl.inline_asm_elementwise(
+                    _ASM_DOT8_F16, "=r,r,r,r,r,r,r,r,r",
+                    [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
+                    dtype=tl.int32, is_pure=True, pack=1).to(tl.float32, bitcast=True)  # [16, BLOCK_N], / 16
+                s = s * 16.0
+            else:
+                c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES, "=r,=r,=r,=r,r", [w], dtype=(tl.int32,) * 4,
+                                                           is_pure=True, pack=1)
+                x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i, EVEN)
+                x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i, EVEN)
+                x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i, EVEN)
+                x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i, EVEN)
+                t = tl.inline_asm_elementwise(
+                    _ASM_DOT8, "=r,r,r,r,r,r,r,r,r", [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None],
+                                                      x3[:, None]],
+                    dtype=tl.int32, is_pure=True, pack=1).to(tl.float32, bitcast=True)  # [16, BLOCK_N]
             if PACKED == 3:  # the activation sums in bf16x2 too
                 xsi = tl.inline_asm_elementwise(_ASM_XSUM, "=r,r,r,r,r", [x0, x1, x2, x3], dtype=tl.int32,
                                                 is_pure=True, pack=1).to(tl.float32, bitcast=True)
             else:
                 xsi = xs0 + xs1 + xs2 + xs3  # [16]: x summed over the 8 planes, per word row
-            if PACKED == 1:  # min term once per column and block (a reduction over the word rows)
+            if PACKED == 1 or PACKED == 4:  # min term once per column and block (a reduction over the word rows)
                 acc2 += t * s[None, :]
                 accz += tl.sum(xsi, 0) * z[None, :]
             else:  # min term per word (no cross-thread reduction)
@@ -354,8 +429,8 @@ class DecodeConfig:
     masked: bool = False  # fma only: codes masked in place, no shift per plane (3 instructions a weight, not 4)
     fused_sum: bool = False  # split partials summed by the last program of each tile (one launch, not two)
     # fma, one row, CUDA only: two codes an instruction (bf16x2 inline PTX; more rows or no CUDA: the portable
-    # tile, see _portable). 0: off; 1: the min
-    # term summed once per column and block; 2: per word (float32 activation sums); 3: as 2, sums in bf16x2
+    # tile, see _portable). 0: off; bf16x2 products: 1: the min term summed once per column and block; 2: per
+    # word (float32 activation sums); 3: as 2, sums in bf16x2; f16x2 products: 4: as 1; 5: as 2
     packed: int = 0
 
 

@@ -21,9 +21,13 @@ ALU operations each).
                               per group (1.6 % of the weight bytes at group 128).
 
 A code becomes a float without a conversion instruction: (code | 0x4B000000) read as float32 is
-2^23 + code exactly. Per weight the "fma" variant then costs a shift, a mask-or, a subtraction and
+2^23 + code exactly. Per weight the portable "fma" tiles then cost a shift, a mask-or, a subtraction and
 one multiply-add per activation row; the "dot" variant feeds the codes to the tensor cores
-(activations padded to 16 rows). K is split over programs so that even 3584-wide outputs fill the GPU;
+(activations padded to 16 rows). On CUDA the one-row tiles convert and multiply **two codes an instruction**
+instead ("packed", inline PTX, see _ASM_CODES_F16): one lop3 makes two 16-bit floats of two nibbles
+(1024 + c, FasterTransformer's magic number), one packed fma centres and scales them, and four packed fma
+multiply a word's 8 codes by 8 activations, summed in f16 within the word and in float32 beyond it. K is
+split over programs so that even 3584-wide outputs fill the GPU;
 the splits write float32 partials, summed (with the bias, in x's dtype) either by a second small kernel
 or, with ``fused_sum``, by the last split program of each column tile itself: each program counts
 itself done on an int32 counter per tile (atomic, acquire-release), the one that sees the count
@@ -33,11 +37,11 @@ us a product at one row. Fixed grids, no host synchronisation, no data-dependent
 An input width that is not a multiple of 128 (SmolLM2's 576) is zero-padded in the packed weight; the
 kernels read activations past the real width as 0.
 
-Where it stands on an H200 (docs/benchmarks/gpu_int4.md, 2026-12-03): one row, 28 layers' matrices 2.62
-ms against bf16's 3.67 and NF4's 3.50 (1.40x faster than bf16), but 3.2x the 4-bit bytes-read bound; 4
-and 8 rows level with bf16. The same access pattern with no arithmetic (every word loaded and summed as
-an integer) streams w13 in 24 us at this tile and 20 us at 256 columns x 2 blocks (bound 17 us), against
-49.5 us for the product: the kernel is bound by its per-weight instructions, not by its loads.
+Where it stands on an H200 (docs/benchmarks/gpu_int4.md, 2026-12-03): one row, 28 layers' matrices 1.81
+ms against bf16's 3.72 and NF4's 3.50 (2.06x faster than bf16; 2.2x the 4-bit bytes-read bound; the
+float32 planes tiles took 2.62 ms); 4 and 8 rows level with bf16 (tensor-core tiles, unchanged). The packed
+tiles' loop is 455 to 485 instructions for 16 words (about 4 a weight) where the planes tiles' was 1030 (8 a
+weight), read in the SASS; w13 went 49.8 -> 32.8 us against a loads-only floor of 20 to 25 us.
 What the sweeps showed: a first layout with rows contiguous along K and one activation load per
 nibble plane streamed about 1 TB/s (as slow as ~16 instructions a weight would be; not profiled); a
 program that streams many blocks alone is latency-bound (one program over all of K: 4x slower than
@@ -45,9 +49,11 @@ program that streams many blocks alone is latency-bound (one program over all of
 (w13: 72.8 -> 50.1 us); the fused split sum took wqkv 11.2 -> 9.9, w2 30.9 -> 26.1, k 7.0 -> 4.3 us.
 Masking the codes in place (``masked``: no shift per plane, the activation scaled by 16^-j instead;
 about 3 instructions a weight instead of 4) was predicted faster and measured slower on the large
-matrices (w13 49.5 -> 56.6 us at best; not profiled): only k/v picked it. Not yet tried: bf16x2 /
-inline-PTX dequantisation (lop3 with magic numbers, two codes an instruction, tensor cores at one row),
-a persistent grid.
+matrices (w13 49.5 -> 56.6 us at best; not profiled): only k/v picked it. Packed codes in bf16x2 (bf16's 7
+mantissa bits take one nibble position a half: 3 shifts a word, not 1) were as fast as f16x2 and less
+accurate (products rounded to 8 bits: 0.37 % of the largest output against 0.27 % for f16 and for the
+float32 tiles), so the sweep keeps only f16. Not yet tried: packed codes for 2 to 8 rows (a first try
+with a row axis spilled registers), tensor cores at one row, a persistent grid.
 """
 
 from __future__ import annotations
@@ -237,9 +243,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     split program of each column tile (an atomic counter per tile, CNT) sums the partials into Y itself,
     so no second kernel is launched; it resets its counter to 0 for the next call. K_X: the activations'
     width; K (the packed rows x 8) may be larger, the weight zero-padded to whole blocks: inputs past K_X
-    are read as 0. PACKED (fma, CUDA only): two codes an instruction in bf16x2 inline PTX (see _ASM_CODES), any
-    BLOCK_M: the codes are converted once and serve every row; the products of a word are summed in bf16 (8
-    terms), everything across words and blocks in float32."""
+    are read as 0. PACKED (fma, one row, CUDA only): two codes an instruction in inline PTX (1 to 3: bf16x2,
+    _ASM_CODES; 4, 5: f16x2, _ASM_CODES_F16), codes centred on 8; a word's products are summed in 16-bit
+    floats (4 terms a half), everything across words and blocks in float32. 1 and 4 add the minimum's term once
+    per column and block (a reduction over the word rows), 2, 3 and 5 once per word (3: activation sums in bf16x2)."""
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -437,26 +444,27 @@ class DecodeConfig:
 
 
 _D = DecodeConfig
-# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 (2026-12-03) for
+# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 (2026-12-03; one row:
+# the packed-codes run of docs/benchmarks/gpu_int4.md, in brackets the planes fma tile of that run) for
 # the 7.6B shape's matrices (fused wqkv, wo, w13, w2; separate k/v and gate/up); the bench refreshes the table
 # in its own run. Any tile is correct on any GPU; these are only the fastest measured there.
 TUNED: dict[tuple[int, int, int], DecodeConfig] = {
-    (1, 4608, 3584): _D(False, 64, 2, fused_sum=True, packed=5),  # wqkv 7.5 us (was 9.9 without packed codes)
+    (1, 4608, 3584): _D(False, 64, 2, fused_sum=True, packed=5),  # wqkv 7.5 us (planes fma tile: 9.8)
     (4, 4608, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 14.1 us
     (8, 4608, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 14.4 us
-    (1, 3584, 3584): _D(False, 64, 2, fused_sum=True, packed=5),  # wo (and q, o) 6.9 us (8.3)
+    (1, 3584, 3584): _D(False, 64, 2, fused_sum=True, packed=5),  # wo (and q, o) 6.8 us (8.3)
     (4, 3584, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 12.0 us
     (8, 3584, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 12.4 us
     (1, 37888, 3584): _D(False, 64, 4, 2, fused_sum=True, packed=4),  # w13 32.8 us (49.8)
     (4, 37888, 3584): _D(True, 128, 1),  # 65.0 us
     (8, 37888, 3584): _D(True, 128, 1),  # 71.8 us
-    (1, 3584, 18944): _D(False, 64, 2, fused_sum=True, packed=5),  # w2 (down) 17.8 us (26.2)
+    (1, 3584, 18944): _D(False, 64, 2, fused_sum=True, packed=5),  # w2 (down) 17.8 us (26.1)
     (4, 3584, 18944): _D(True, 128, 0, 8, fused_sum=True),  # 43.1 us
     (8, 3584, 18944): _D(True, 128, 0, 8),  # 44.1 us
     (1, 512, 3584): _D(False, 64, 1, planes=True, masked=True, fused_sum=True),  # k, v 4.3 us
     (4, 512, 3584): _D(True, 64, 0, planes=True),  # 8.1 us
     (8, 512, 3584): _D(True, 128, 1, 8, planes=True),  # 8.1 us
-    (1, 18944, 3584): _D(False, 64, 4, 2, fused_sum=True, packed=4),  # gate, up 19.8 us (27.4)
+    (1, 18944, 3584): _D(False, 64, 8, 2, fused_sum=True, packed=5),  # gate, up 19.0 us (27.2)
     (4, 18944, 3584): _D(True, 128, 1),  # 36.2 us
     (8, 18944, 3584): _D(True, 128, 1),  # 38.8 us
 }

@@ -363,3 +363,60 @@ def test_the_packed_tiles_arithmetic_replayed_in_torch_matches_the_reference_pro
             assert torch.isfinite(got).all() and err < 1e-2, (dtype, scale, err)
     # f16 is the accurate variant: well inside the bf16 output rounding (2^-9) at every scale
     assert max(errors[(torch.float16, sc)] for sc in (1e-3, 1.0, 1e4)) < 2e-3, errors
+
+
+def test_the_packed_tiles_are_chosen_only_on_cuda_gpus_that_have_the_ptx(monkeypatch):
+    """Inline PTX exists only on NVIDIA GPUs (fma on bf16x2 / f16x2 from compute capability 8.0): on the CPU,
+    in Triton's interpreter, on ROCm (mocked) and on older GPUs (mocked) every one-row tile, tuned or
+    default, becomes its portable twin (the planes fma tile); on an H200-class GPU (mocked) it stays."""
+    from storytransformer.engine.fastgen import triton_int4 as ti
+
+    def facts(hip, cuda, capability):
+        monkeypatch.setattr(torch.version, "hip", hip, raising=False)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+        ti._packed_supported.cache_clear()
+
+    shapes = [(1, 37888, 3584), (1, 4608, 3584), (1, 1000, 640)]  # two tuned packed tiles and a default
+    try:
+        facts(None, True, (9, 0))
+        assert ti.packed_supported("cuda") and not ti.packed_supported("cpu")
+        for m, n, k in shapes:
+            cfg = ti.decode_config(m, n, k, "cuda")
+            assert cfg.packed and not cfg.use_dot, cfg
+        assert not ti.decode_config(4, 4608, 3584, "cuda").packed  # more rows: tensor-core tiles
+        for hip, capability in (("6.2.41133", (9, 4)), (None, (7, 5))):
+            facts(hip, True, capability)
+            assert not ti.packed_supported("cuda")
+            for m, n, k in shapes:
+                cfg = ti.decode_config(m, n, k, "cuda")
+                assert not cfg.packed and cfg.planes and not cfg.use_dot, (hip, cfg)
+        facts(None, False, (9, 0))
+        assert not ti.packed_supported("cuda")
+        tuned = ti.TUNED[(1, 37888, 3584)]
+        assert tuned.packed and ti.decode_config(1, 37888, 3584, "cpu") == ti._portable(tuned, 1)
+        assert ti._portable(tuned, 1).block_n == tuned.block_n and ti._portable(tuned, 4).use_dot
+    finally:
+        ti._packed_supported.cache_clear()
+
+
+@needs_triton
+def test_a_packed_tile_asked_for_where_no_ptx_exists_runs_its_portable_twin():
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen import triton_int4 as ti
+        g = torch.Generator().manual_seed(7)
+        assert not ti.packed_supported("cpu")
+        w = (torch.randn(40, 512, generator=g) * 0.02).bfloat16()
+        qw, s, z = quantize_int4(w, 128)
+        ref_w = dequantize_int4(qw, s, z, 128)
+        for M, cfg in ((1, ti.DecodeConfig(False, 64, 2, fused_sum=True, packed=5)),
+                       (1, ti.DecodeConfig(False, 64, 4, 2, packed=4)),
+                       (3, ti.DecodeConfig(False, 64, 2, fused_sum=True, packed=5))):
+            x = torch.randn(M, 512, generator=g).bfloat16()
+            want = x.float() @ ref_w.T
+            got = ti.int4_decode(x, qw, s, z, 128, config=cfg)
+            assert ((got.float() - want).abs().max() / want.abs().max()) < 1e-2, (M, cfg)
+        print("ok")
+    """)

@@ -183,7 +183,8 @@ class Bench:
                                   DC(False, 128, 2, fused_sum=True, packed=1), DC(False, 128, 2, fused_sum=True, packed=2),
                                   DC(False, 128, 2, fused_sum=True, packed=3), DC(False, 64, 1, packed=3),
                                   DC(False, 128, 2, fused_sum=True, packed=4), DC(False, 128, 4, fused_sum=True, packed=5),
-                                  DC(False, 64, 3, packed=5), DC(False, 256, 1, 8, fused_sum=True, packed=1)] if m == 1 else
+                                  DC(False, 64, 3, packed=5), DC(False, 256, 1, 8, fused_sum=True, packed=1),
+                                  DC(False, 128, 2, fused_sum=True, packed=6), DC(False, 64, 3, 2, packed=6)] if m == 1 else
                                  [DC(False, 128, 2, fused_sum=True, packed=1)] if m in (2, 3, 5) else  # portable twin
                                  [DC(True, 128, 1, fused_sum=True)] if m in (4, 8) else [])
                 for cfg in variants:
@@ -243,8 +244,8 @@ class Bench:
                      DC(False, 64, 2, **PMF), DC(False, 128, 4, **PMF)],
                  4: many, 8: many}
         if self.dev.type == "cuda" and self.ti.packed_supported(self.dev):  # two codes an instruction, one row
-            # f16x2 products only (4: min term per block, 5: per word): as accurate as the float32 tiles; the
-            # bf16x2 ones (1 to 3) were as fast and less accurate (docs/benchmarks/gpu_int4.md)
+            # f16x2 products only (4: min term per block, 5: per word, 6: quarters added in f16x2): as accurate as
+            # the float32 tiles; the bf16x2 ones (1 to 3) were as fast and less accurate (docs/benchmarks/gpu_int4.md)
             PK = [dict(fused_sum=True, packed=v) for v in self.args.packed.split(",") for v in [int(v)]]
             cands[1] = ([DC(False, 128, 2, **P, **F), DC(False, 64, 1, **P, **F), DC(False, 64, 1, **PMF)] +
                         [DC(False, bn, bps, w, st, **pk) for pk in PK
@@ -530,7 +531,7 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-s", type=float, default=60.0, help="stop the tile sweep after this")
     p.add_argument("--stream-mb", type=float, default=400.0, help="weight copies per timing: at least this many MB")
     p.add_argument("--sweep-rows", default="1,4,8", help="row counts the sweep times")
-    p.add_argument("--packed", default="4,5", help="two-codes-an-instruction variants the one-row sweep times")
+    p.add_argument("--packed", default="4,5,6", help="two-codes-an-instruction variants the one-row sweep times")
     p.add_argument("--tiny", action="store_true", help="small shapes on the CPU: a smoke test of this script")
     p.add_argument("--sections", default="checks,matrices,stack,model,sweep,prefill")
     args = p.parse_args(argv)

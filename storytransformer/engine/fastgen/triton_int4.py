@@ -184,6 +184,47 @@ def _x_pair_f16(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr):
     return pair, lo + hi
 
 
+# A word's 8 products in f16x2, left packed (the quarters of PACKED == 6 are added before unpacking).
+_ASM_DOT8_F16_PACKED = tl.constexpr("""{
+.reg .b32 nz;
+mov.b32 nz, 0x80008000;
+fma.rn.f16x2 $0, $1, $5, nz;
+fma.rn.f16x2 $0, $2, $6, $0;
+fma.rn.f16x2 $0, $3, $7, $0;
+fma.rn.f16x2 $0, $4, $8, $0;
+}""")
+# Two f16x2 sums of the same column added (8 products a half), then the halves added in float32.
+_ASM_ADD2_F32 = tl.constexpr("""{
+.reg .b32 t;
+.reg .b16 hl, hh;
+.reg .f32 fl, fh, fs;
+add.rn.f16x2 t, $1, $2;
+mov.b32 {hl, hh}, t;
+cvt.f32.f16 fl, hl;
+cvt.f32.f16 fh, hh;
+add.f32 fs, fl, fh;
+mov.b32 $0, fs;
+}""")
+
+
+@triton.jit
+def _quarter_f16(QW, X, b, q: tl.constexpr, N, offs_n, offs_r, wmask, xok, K_X: tl.constexpr,
+                 EVEN: tl.constexpr):
+    """PACKED == 6: word rows 4 q .. 4 q + 3 of block b -> their products with the activations, a packed f16x2
+    word [4, BLOCK_N] each, and the activations' float32 sums [4]."""
+    wq = tl.load(QW + (b * 16 + 4 * q + offs_r)[:, None] * N + offs_n[None, :], mask=wmask, other=0)
+    c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [wq], dtype=(tl.int32,) * 4,
+                                               is_pure=True, pack=1)
+    x0, xs0 = _x_pair_f16(X, b * 128 + 4 * q, xok, K_X, offs_r, EVEN)
+    x1, xs1 = _x_pair_f16(X, b * 128 + 16 + 4 * q, xok, K_X, offs_r, EVEN)
+    x2, xs2 = _x_pair_f16(X, b * 128 + 32 + 4 * q, xok, K_X, offs_r, EVEN)
+    x3, xs3 = _x_pair_f16(X, b * 128 + 48 + 4 * q, xok, K_X, offs_r, EVEN)
+    t = tl.inline_asm_elementwise(_ASM_DOT8_F16_PACKED, "=r,r,r,r,r,r,r,r,r",
+                                  [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
+                                  dtype=tl.int32, is_pure=True, pack=1)
+    return t, xs0 + xs1 + xs2 + xs3
+
+
 @triton.jit
 def _bf16_bits(x):
     """bf16 tensor -> its 16 bits in the low half of an int32 (no sign extension)."""
@@ -263,6 +304,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     else:
         acc = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
     acc2 = tl.zeros((16, BLOCK_N), tl.float32)  # PACKED (one row): per word row and column
+    acc4 = tl.zeros((4, BLOCK_N), tl.float32)  # PACKED == 6: per quarter row and column
     accz = tl.zeros((1, BLOCK_N), tl.float32)  # PACKED == 1: sum(x) * min, per column
     for bi in range(BLOCKS_PER_SPLIT):
         b = split * BLOCKS_PER_SPLIT + bi
@@ -273,7 +315,22 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         z = tl.load(Z + sz, mask=ok & n_ok, other=0.0).to(tl.float32)
         x_ptrs = X + offs_m[:, None] * stride_xm + b * 128 + offs_i[None, :]  # [BLOCK_M, 16], plane 0
         xmask = m_ok[:, None] & ok
-        if PACKED:  # BLOCK_M == 1; 2-D tiles [16, BLOCK_N] in the layout of the words
+        if PACKED == 6:  # four quarters of the word rows: a thread's words of one column share the scale, so
+            # quarters 0 + 1 and 2 + 3 are added in f16x2 (8 products a half) before one float32 scale per pair
+            z = z + 8.0 * s
+            xok = ok & (M > 0)
+            offs_r = tl.arange(0, 4)
+            wmask = ok & n_ok[None, :]
+            t0, xr0 = _quarter_f16(QW, X, b, 0, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
+            t1, xr1 = _quarter_f16(QW, X, b, 1, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
+            t2, xr2 = _quarter_f16(QW, X, b, 2, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
+            t3, xr3 = _quarter_f16(QW, X, b, 3, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
+            u = (tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t0, t1], dtype=tl.int32, is_pure=True,
+                                           pack=1).to(tl.float32, bitcast=True) +
+                 tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t2, t3], dtype=tl.int32, is_pure=True,
+                                           pack=1).to(tl.float32, bitcast=True))  # [4, BLOCK_N], / 64
+            acc4 += u * (s * 64.0)[None, :] + (xr0 + xr1 + xr2 + xr3)[:, None] * z[None, :]
+        elif PACKED:  # BLOCK_M == 1; 2-D tiles [16, BLOCK_N] in the layout of the words
             z = z + 8.0 * s  # the codes are centred: w = (c - 8) s + (min + 8 s)
             xok = ok & (M > 0)
             if PACKED >= 4:  # f16 codes, scaled by 1/64
@@ -369,6 +426,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
     if USE_DOT:
         y = acc
+    elif PACKED == 6:
+        y = tl.sum(acc4, axis=0)[None, :]
     elif PACKED:
         y = tl.sum(acc2, axis=0)[None, :] + accz
     else:
@@ -439,7 +498,8 @@ class DecodeConfig:
     fused_sum: bool = False  # split partials summed by the last program of each tile (one launch, not two)
     # fma, one row, CUDA only: two codes an instruction (bf16x2 inline PTX; more rows or no CUDA: the portable
     # tile, see _portable). 0: off; bf16x2 products: 1: the min term summed once per column and block; 2: per
-    # word (float32 activation sums); 3: as 2, sums in bf16x2; f16x2 products: 4: as 1; 5: as 2
+    # word (float32 activation sums); 3: as 2, sums in bf16x2; f16x2 products: 4: as 1; 5: as 2; 6: the words
+    # loaded in quarters of 4 rows, two quarters' products added in f16x2 before the float32 scale
     packed: int = 0
 
 

@@ -279,7 +279,8 @@ def _ptx_consts(asm: str) -> tuple[dict[str, int], list[tuple[int, int]], list[i
     """The mov.b32 constants, the lop3 (mask, magic) pairs and the shift amounts of an inline-PTX string."""
     import re
     movs = {m[0]: int(m[1], 16) for m in re.findall(r"mov\.b32 (\w+), 0x([0-9A-Fa-f]+);", asm)}
-    lop3 = [(int(a, 16), int(b, 16)) for a, b in re.findall(r"lop3\.b32 \S+, \S+, 0x([0-9A-F]+), 0x([0-9A-F]+), 0xEA;", asm)]
+    lop3 = [(int(a, 16), int(b, 16))
+            for a, b in re.findall(r"lop3\.b32 \S+, \S+, 0x([0-9A-F]+), 0x([0-9A-F]+), 0xEA;", asm)]
     shifts = [int(v) for v in re.findall(r"shr\.u32 q, \$4, (\d+);", asm)]
     return movs, lop3, shifts
 
@@ -318,7 +319,8 @@ def test_two_codes_an_instruction_give_the_centred_codes_of_the_reference_in_bot
     for jj in range(4):
         v = ((words >> (4 * jj)) & lop3[jj][0]) | lop3[jj][1]
         lo, hi = _halves(v.view(K // 128, 16, -1), torch.bfloat16)
-        lo, hi = _fma16(lo, movs["one"], movs["off"], torch.bfloat16), _fma16(hi, movs["one"], movs["off"], torch.bfloat16)
+        lo = _fma16(lo, movs["one"], movs["off"], torch.bfloat16)
+        hi = _fma16(hi, movs["one"], movs["off"], torch.bfloat16)
         assert torch.equal(lo, want[:, jj] - 8) and torch.equal(hi, want[:, jj + 4] - 8), jj
 
     movs, lop3, shifts = _ptx_consts(ti._ASM_CODES_F16.value)

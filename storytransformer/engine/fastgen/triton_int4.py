@@ -52,8 +52,10 @@ about 3 instructions a weight instead of 4) was predicted faster and measured sl
 matrices (w13 49.5 -> 56.6 us at best; not profiled): only k/v picked it. Packed codes in bf16x2 (bf16's 7
 mantissa bits take one nibble position a half: 3 shifts a word, not 1) were as fast as f16x2 and less
 accurate (products rounded to 8 bits: 0.37 % of the largest output against 0.27 % for f16 and for the
-float32 tiles), so the sweep keeps only f16. Not yet tried: packed codes for 2 to 8 rows (a first try
-with a row axis spilled registers), tensor cores at one row, a persistent grid.
+float32 tiles), so the sweep keeps only f16. Tile 6 (a thread's words of one column added in f16x2 before
+the scale: 8 % fewer instructions) measured 10 to 20 % slower on the large matrices (not profiled). Not yet
+tried: packed codes for 2 to 8 rows (a first try with a row axis spilled registers), tensor cores at one
+row, a persistent grid.
 """
 
 from __future__ import annotations

@@ -193,7 +193,9 @@ class Bench:
                 for cfg in variants:
                     for repeat in range(3 if cfg is not None else 1):  # fused sum: counters reset each call
                         if cfg is not None and cfg.packed and m == 1 and not self.ti.packed_supported(x.device):
-                            self.result["notes"].append("packed tiles not checked: no inline PTX on this device")
+                            note = "packed tiles not checked: no inline PTX on this device"
+                            if note not in self.result["notes"]:
+                                self.result["notes"].append(note)
                             break
                         if m <= 8:
                             got = self.ti.int4_decode(x, qw, s, z, 128, b, config=cfg)

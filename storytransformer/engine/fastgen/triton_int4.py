@@ -227,12 +227,6 @@ def _quarter_f16(QW, X, b, q: tl.constexpr, N, offs_n, offs_r, wmask, xok, K_X: 
     return t, xs0 + xs1 + xs2 + xs3
 
 
-@triton.jit
-def _bf16_bits(x):
-    """bf16 tensor -> its 16 bits in the low half of an int32 (no sign extension)."""
-    return x.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
-
-
 # The 8-term sum of an activation pair tensor's halves (x0 + x1 + x2 + x3, two at a time in bf16x2), as float32.
 _ASM_XSUM = tl.constexpr("""{
 .reg .b32 t, lo, hi, one;
@@ -289,7 +283,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     are read as 0. PACKED (fma, one row, CUDA only): two codes an instruction in inline PTX (1 to 3: bf16x2,
     _ASM_CODES; 4, 5: f16x2, _ASM_CODES_F16), codes centred on 8; a word's products are summed in 16-bit
     floats (4 terms a half), everything across words and blocks in float32. 1 and 4 add the minimum's term once
-    per column and block (a reduction over the word rows), 2, 3 and 5 once per word (3: activation sums in bf16x2)."""
+    per column and block (a reduction over the word rows), 2, 3 and 5 once per word (3: activation sums in bf16x2);
+    6 loads the words in quarters of 4 rows and adds two quarters' f16x2 sums before the float32 scale."""
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -307,7 +302,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         acc = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
     acc2 = tl.zeros((16, BLOCK_N), tl.float32)  # PACKED (one row): per word row and column
     acc4 = tl.zeros((4, BLOCK_N), tl.float32)  # PACKED == 6: per quarter row and column
-    accz = tl.zeros((1, BLOCK_N), tl.float32)  # PACKED == 1: sum(x) * min, per column
+    accz = tl.zeros((1, BLOCK_N), tl.float32)  # PACKED 1 and 4: sum(x) * min, per column
     for bi in range(BLOCKS_PER_SPLIT):
         b = split * BLOCKS_PER_SPLIT + bi
         ok = b < NB
@@ -498,7 +493,7 @@ class DecodeConfig:
     planes: bool = False
     masked: bool = False  # fma only: codes masked in place, no shift per plane (3 instructions a weight, not 4)
     fused_sum: bool = False  # split partials summed by the last program of each tile (one launch, not two)
-    # fma, one row, CUDA only: two codes an instruction (bf16x2 inline PTX; more rows or no CUDA: the portable
+    # fma, one row, CUDA only: two codes an instruction (inline PTX; more rows or no CUDA: the portable
     # tile, see _portable). 0: off; bf16x2 products: 1: the min term summed once per column and block; 2: per
     # word (float32 activation sums); 3: as 2, sums in bf16x2; f16x2 products: 4: as 1; 5: as 2; 6: the words
     # loaded in quarters of 4 rows, two quarters' products added in f16x2 before the float32 scale

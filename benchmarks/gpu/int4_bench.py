@@ -178,10 +178,25 @@ class Bench:
                     DC = self.ti.DecodeConfig
                     variants += ([DC(False, 64, 1, masked=True), DC(False, 128, 2, masked=True, fused_sum=True),
                                   DC(False, 128, 2, planes=True, fused_sum=True),
-                                  DC(False, 128, 2, planes=True, masked=True, fused_sum=True)] if m == 1 else
+                                  DC(False, 128, 2, planes=True, masked=True, fused_sum=True),
+                                  # two codes an instruction (inline PTX): bf16x2 (1 to 3), f16x2 (4, 5)
+                                  DC(False, 128, 2, fused_sum=True, packed=1),
+                                  DC(False, 128, 2, fused_sum=True, packed=2),
+                                  DC(False, 128, 2, fused_sum=True, packed=3), DC(False, 64, 1, packed=3),
+                                  DC(False, 128, 2, fused_sum=True, packed=4),
+                                  DC(False, 128, 4, fused_sum=True, packed=5),
+                                  DC(False, 64, 3, packed=5), DC(False, 256, 1, 8, fused_sum=True, packed=1)] +
+                                 ([DC(False, 128, 2, fused_sum=True, packed=6), DC(False, 64, 3, 2, packed=6)]
+                                  if "6" in self.args.packed.split(",") else []) if m == 1 else
+                                 [DC(False, 128, 2, fused_sum=True, packed=1)] if m in (2, 3, 5) else  # portable twin
                                  [DC(True, 128, 1, fused_sum=True)] if m in (4, 8) else [])
                 for cfg in variants:
                     for repeat in range(3 if cfg is not None else 1):  # fused sum: counters reset each call
+                        if cfg is not None and cfg.packed and m == 1 and not self.ti.packed_supported(x.device):
+                            note = "packed tiles not checked: no inline PTX on this device"
+                            if note not in self.result["notes"]:
+                                self.result["notes"].append(note)
+                            break
                         if m <= 8:
                             got = self.ti.int4_decode(x, qw, s, z, 128, b, config=cfg)
                         else:
@@ -189,6 +204,16 @@ class Bench:
                         err = ((got.float() - want).abs().max() / want.abs().max()).item()
                         row = {"matrix": name, "rows": m, "max_err_rel": err, "quant_err_rel": rel_q, "ok": err < 1e-2,
                                "config": cfg.__dict__ if cfg is not None else "tuned", "repeat": repeat}
+                        if cfg is not None and cfg.packed and m == 1 and repeat == 0:
+                            # f16 products: activations far from 1 (large ones must not overflow, small ones
+                            # keep their precision)
+                            for scale in (1e-3, 1e4):
+                                xs_ = x * scale
+                                got_s = self.ti.int4_decode(xs_, qw, s, z, 128, None, config=cfg).float()
+                                want_s = xs_.float() @ ref_w.T
+                                e = ((got_s - want_s).abs().max() / want_s.abs().max()).item()
+                                row[f"max_err_rel_x{scale:g}"] = e
+                                row["ok"] = row["ok"] and e < 1e-2 and bool(torch.isfinite(got_s).all())
                         self.result["checks"].append(row)
                         if not row["ok"]:
                             self.log(f"CHECK FAILED {row}")
@@ -223,8 +248,18 @@ class Bench:
                      DC(False, 256, 2, **PMF), DC(False, 128, 1, **PMF), DC(False, 256, 2, 8, **PMF),
                      DC(False, 64, 2, **PMF), DC(False, 128, 4, **PMF)],
                  4: many, 8: many}
+        if self.dev.type == "cuda" and self.ti.packed_supported(self.dev):  # two codes an instruction, one row
+            # f16x2 products only (4: min term per block, 5: per word, 6: quarters added in f16x2): as accurate as
+            # the float32 tiles; the bf16x2 ones (1 to 3) were as fast and less accurate (docs/benchmarks/gpu_int4.md)
+            PK = [dict(fused_sum=True, packed=v) for v in self.args.packed.split(",") for v in [int(v)]]
+            cands[1] = ([DC(False, 128, 2, **P, **F), DC(False, 64, 1, **P, **F), DC(False, 64, 1, **PMF)] +
+                        [DC(False, bn, bps, w, st, **pk) for pk in PK
+                         for bn, bps, w, st in ((64, 1, 4, 3), (64, 2, 4, 3), (128, 2, 4, 3), (128, 4, 4, 3),
+                                                (128, 4, 4, 2), (128, 8, 4, 3), (64, 4, 2, 3), (64, 8, 2, 3),
+                                                (128, 4, 8, 3))])
+        rows = [int(r) for r in self.args.sweep_rows.split(",")]
         t0 = time.perf_counter()
-        for m in ROWS:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first
+        for m in rows:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first
             seen = set()
             for name, n, k, bias in self.fused + self.separate:
                 if (n, k) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
@@ -500,6 +535,9 @@ def main(argv=None) -> int:
     p.add_argument("--reserve-s", type=float, default=25.0, help="time kept for the later sections")
     p.add_argument("--sweep-s", type=float, default=60.0, help="stop the tile sweep after this")
     p.add_argument("--stream-mb", type=float, default=400.0, help="weight copies per timing: at least this many MB")
+    p.add_argument("--sweep-rows", default="1,4,8", help="row counts the sweep times")
+    p.add_argument("--packed", default="4,5", help="two-codes-an-instruction variants the one-row sweep times "
+                   "(and, for 6, the checks)")
     p.add_argument("--tiny", action="store_true", help="small shapes on the CPU: a smoke test of this script")
     p.add_argument("--sections", default="checks,matrices,stack,model,sweep,prefill")
     args = p.parse_args(argv)

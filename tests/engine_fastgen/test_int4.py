@@ -273,3 +273,152 @@ def test_triton_kernels_read_padded_inputs_as_zero():
         assert got.shape == (37, 40) and (got.float() - want).abs().max() < 2e-2 * want.abs().max()
         print("ok")
     """)
+
+
+def _ptx_consts(asm: str) -> tuple[dict[str, int], list[tuple[int, int]], list[int]]:
+    """The mov.b32 constants, the lop3 (mask, magic) pairs and the shift amounts of an inline-PTX string."""
+    import re
+    movs = {m[0]: int(m[1], 16) for m in re.findall(r"mov\.b32 (\w+), 0x([0-9A-Fa-f]+);", asm)}
+    lop3 = [(int(a, 16), int(b, 16))
+            for a, b in re.findall(r"lop3\.b32 \S+, \S+, 0x([0-9A-F]+), 0x([0-9A-F]+), 0xEA;", asm)]
+    shifts = [int(v) for v in re.findall(r"shr\.u32 q, \$4, (\d+);", asm)]
+    return movs, lop3, shifts
+
+
+def _halves(bits: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """int64 tensor of 32-bit words -> (low half, high half) read as ``dtype`` (bf16 or f16), as float32."""
+    lo = (bits & 0xFFFF).to(torch.int32).to(torch.int16)  # wraps like a bit copy
+    hi = ((bits >> 16) & 0xFFFF).to(torch.int32).to(torch.int16)
+    return lo.view(dtype).float(), hi.view(dtype).float()
+
+
+def _fma16(v: torch.Tensor, a: int, b: int, dtype: torch.dtype) -> torch.Tensor:
+    """fma.rn of packed halves with constants a, b (both halves equal), rounded once to ``dtype``."""
+    ka = torch.tensor([a & 0xFFFF], dtype=torch.int32).to(torch.int16).view(dtype).double()
+    kb = torch.tensor([b & 0xFFFF], dtype=torch.int32).to(torch.int16).view(dtype).double()
+    return (v.double() * ka + kb).to(dtype).float()
+
+
+def test_two_codes_an_instruction_give_the_centred_codes_of_the_reference_in_both_halves():
+    """The packed-tile conversions (triton_int4._ASM_CODES in bf16x2, _ASM_CODES_F16 in f16x2), replayed in
+    torch with the constants read from the PTX: word register jj holds planes jj and jj + 4, exactly
+    (c - 8) (bf16) or (c - 8) / 64 (f16), for every code, against the reference unpacking."""
+    from storytransformer.engine.fastgen import triton_int4 as ti
+    w = torch.randn(8, 512, generator=torch.Generator().manual_seed(3))
+    w[0, :128] = torch.arange(128).float() % 16  # every code in every plane
+    qweight, scales, mins = quantize_int4(w, 128)
+    codes = ((dequantize_int4(qweight, scales, mins, 128) - mins.float().repeat_interleave(128, 0).t())
+             / scales.float().repeat_interleave(128, 0).t()).round().t()  # [K, N] like the words' inputs
+    words = qweight.to(torch.int64) & 0xFFFFFFFF  # [K / 8, N]
+    K = codes.shape[0]
+    want = codes.view(K // 128, 8, 16, -1)  # [block, plane j, word row i, N]
+    assert set(want[:, :, :, 0].flatten().tolist()) == set(range(16))
+
+    movs, lop3, shifts = _ptx_consts(ti._ASM_CODES.value)
+    assert shifts == [4, 8, 12] and all(m == (0x000F000F, 0x43004300) for m in lop3)
+    for jj in range(4):
+        v = ((words >> (4 * jj)) & lop3[jj][0]) | lop3[jj][1]
+        lo, hi = _halves(v.view(K // 128, 16, -1), torch.bfloat16)
+        lo = _fma16(lo, movs["one"], movs["off"], torch.bfloat16)
+        hi = _fma16(hi, movs["one"], movs["off"], torch.bfloat16)
+        assert torch.equal(lo, want[:, jj] - 8) and torch.equal(hi, want[:, jj + 4] - 8), jj
+
+    movs, lop3, shifts = _ptx_consts(ti._ASM_CODES_F16.value)
+    assert shifts == [8] and [m[0] for m in lop3] == [0x000F000F, 0x00F000F0] * 2
+    for jj in range(4):
+        v = ((words >> (8 if jj >= 2 else 0)) & lop3[jj][0]) | lop3[jj][1]
+        a, b = ("a", "b") if jj % 2 == 0 else ("c", "d")
+        lo, hi = _halves(v.view(K // 128, 16, -1), torch.float16)
+        lo, hi = _fma16(lo, movs[a], movs[b], torch.float16), _fma16(hi, movs[a], movs[b], torch.float16)
+        assert torch.equal(lo, (want[:, jj] - 8) / 64) and torch.equal(hi, (want[:, jj + 4] - 8) / 64), jj
+
+
+def test_the_packed_tiles_arithmetic_replayed_in_torch_matches_the_reference_product():
+    """The packed one-row product as the kernel computes it (activation pairs x[16 jj + i], x[64 + 16 jj + i];
+    four products a word rounded and summed in f16 (or bf16); halves added in float32, then scale and the
+    centred minimum in float32), replayed in torch: within 1 % of the largest output of the reference
+    (f16: as close as the float32 tiles), for activations of 1e-3 to 1e4."""
+    w = (torch.randn(64, 512, generator=torch.Generator().manual_seed(4)) * 0.02).bfloat16()
+    qweight, scales, mins = quantize_int4(w, 128)
+    ref_w = dequantize_int4(qweight, scales, mins, 128)
+    K, N = 512, 64
+    codes = ((ref_w.t() - mins.float().repeat_interleave(128, 0)) / scales.float().repeat_interleave(128, 0)).round()
+    c = codes.view(K // 128, 8, 16, N)
+    s = scales.float().view(K // 128, 1, N)
+    z = mins.float().view(K // 128, 1, N) + 8 * s
+    errors = {}
+    for scale in (1e-3, 1.0, 1e4):
+        x = (torch.randn(K, generator=torch.Generator().manual_seed(5)) * scale).bfloat16()
+        want = x.float() @ ref_w.t()
+        xb = x.float().view(K // 128, 8, 16, 1)
+        for dtype, div in ((torch.float16, 64.0), (torch.bfloat16, 1.0)):
+            cc = ((c - 8) / div).to(dtype)
+            xx = xb.clamp(-65504, 65504).to(dtype) if dtype == torch.float16 else xb.to(dtype)
+            t = torch.zeros(K // 128, 2, 16, N, dtype=dtype)  # the two halves of the bf16x2 / f16x2 sum
+            for jj in range(4):
+                t[:, 0] = (cc[:, jj].double() * xx[:, jj].double() + t[:, 0].double()).to(dtype)
+                t[:, 1] = (cc[:, jj + 4].double() * xx[:, jj + 4].double() + t[:, 1].double()).to(dtype)
+            words = t.float().sum(1)  # [block, i, N]
+            got = ((words * (s * div)).sum(1) + xb.sum((1, 2)) * z.squeeze(1)).sum(0)
+            err = ((got - want).abs().max() / want.abs().max()).item()
+            errors[(dtype, scale)] = err
+            assert torch.isfinite(got).all() and err < 1e-2, (dtype, scale, err)
+    # f16 is the accurate variant: well inside the bf16 output rounding (2^-9) at every scale
+    assert max(errors[(torch.float16, sc)] for sc in (1e-3, 1.0, 1e4)) < 2e-3, errors
+
+
+def test_the_packed_tiles_are_chosen_only_on_cuda_gpus_that_have_the_ptx(monkeypatch):
+    """Inline PTX exists only on NVIDIA GPUs (fma on bf16x2 / f16x2 from compute capability 8.0): on the CPU,
+    in Triton's interpreter, on ROCm (mocked) and on older GPUs (mocked) every one-row tile, tuned or
+    default, becomes its portable twin (the planes fma tile); on an H200-class GPU (mocked) it stays."""
+    from storytransformer.engine.fastgen import triton_int4 as ti
+
+    def facts(hip, cuda, capability):
+        monkeypatch.setattr(torch.version, "hip", hip, raising=False)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+        ti._packed_supported.cache_clear()
+
+    shapes = [(1, 37888, 3584), (1, 4608, 3584), (1, 1000, 640)]  # two tuned packed tiles and a default
+    try:
+        facts(None, True, (9, 0))
+        assert ti.packed_supported("cuda") and not ti.packed_supported("cpu")
+        for m, n, k in shapes:
+            cfg = ti.decode_config(m, n, k, "cuda")
+            assert cfg.packed and not cfg.use_dot, cfg
+        assert not ti.decode_config(4, 4608, 3584, "cuda").packed  # more rows: tensor-core tiles
+        for hip, capability in (("6.2.41133", (9, 4)), (None, (7, 5))):
+            facts(hip, True, capability)
+            assert not ti.packed_supported("cuda")
+            for m, n, k in shapes:
+                cfg = ti.decode_config(m, n, k, "cuda")
+                assert not cfg.packed and cfg.planes and not cfg.use_dot, (hip, cfg)
+        facts(None, False, (9, 0))
+        assert not ti.packed_supported("cuda")
+        tuned = ti.TUNED[(1, 37888, 3584)]
+        assert tuned.packed and ti.decode_config(1, 37888, 3584, "cpu") == ti._portable(tuned, 1)
+        assert ti._portable(tuned, 1).block_n == tuned.block_n and ti._portable(tuned, 4).use_dot
+    finally:
+        ti._packed_supported.cache_clear()
+
+
+@needs_triton
+def test_a_packed_tile_asked_for_where_no_ptx_exists_runs_its_portable_twin():
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen import triton_int4 as ti
+        g = torch.Generator().manual_seed(7)
+        assert not ti.packed_supported("cpu")
+        w = (torch.randn(40, 512, generator=g) * 0.02).bfloat16()
+        qw, s, z = quantize_int4(w, 128)
+        ref_w = dequantize_int4(qw, s, z, 128)
+        for M, cfg in ((1, ti.DecodeConfig(False, 64, 2, fused_sum=True, packed=5)),
+                       (1, ti.DecodeConfig(False, 64, 4, 2, packed=4)),
+                       (3, ti.DecodeConfig(False, 64, 2, fused_sum=True, packed=5))):
+            x = torch.randn(M, 512, generator=g).bfloat16()
+            want = x.float() @ ref_w.T
+            got = ti.int4_decode(x, qw, s, z, 128, config=cfg)
+            assert ((got.float() - want).abs().max() / want.abs().max()) < 1e-2, (M, cfg)
+        print("ok")
+    """)

@@ -21,9 +21,13 @@ ALU operations each).
                               per group (1.6 % of the weight bytes at group 128).
 
 A code becomes a float without a conversion instruction: (code | 0x4B000000) read as float32 is
-2^23 + code exactly. Per weight the "fma" variant then costs a shift, a mask-or, a subtraction and
+2^23 + code exactly. Per weight the portable "fma" tiles then cost a shift, a mask-or, a subtraction and
 one multiply-add per activation row; the "dot" variant feeds the codes to the tensor cores
-(activations padded to 16 rows). K is split over programs so that even 3584-wide outputs fill the GPU;
+(activations padded to 16 rows). On CUDA the one-row tiles convert and multiply **two codes an instruction**
+instead ("packed", inline PTX, see _ASM_CODES_F16): one lop3 makes two 16-bit floats of two nibbles
+(1024 + c, FasterTransformer's magic number), one packed fma centres and scales them, and four packed fma
+multiply a word's 8 codes by 8 activations, summed in f16 within the word and in float32 beyond it. K is
+split over programs so that even 3584-wide outputs fill the GPU;
 the splits write float32 partials, summed (with the bias, in x's dtype) either by a second small kernel
 or, with ``fused_sum``, by the last split program of each column tile itself: each program counts
 itself done on an int32 counter per tile (atomic, acquire-release), the one that sees the count
@@ -33,11 +37,11 @@ us a product at one row. Fixed grids, no host synchronisation, no data-dependent
 An input width that is not a multiple of 128 (SmolLM2's 576) is zero-padded in the packed weight; the
 kernels read activations past the real width as 0.
 
-Where it stands on an H200 (docs/benchmarks/gpu_int4.md, 2026-12-03): one row, 28 layers' matrices 2.62
-ms against bf16's 3.67 and NF4's 3.50 (1.40x faster than bf16), but 3.2x the 4-bit bytes-read bound; 4
-and 8 rows level with bf16. The same access pattern with no arithmetic (every word loaded and summed as
-an integer) streams w13 in 24 us at this tile and 20 us at 256 columns x 2 blocks (bound 17 us), against
-49.5 us for the product: the kernel is bound by its per-weight instructions, not by its loads.
+Where it stands on an H200 (docs/benchmarks/gpu_int4.md, 2026-12-03): one row, 28 layers' matrices 1.81
+ms against bf16's 3.72 and NF4's 3.50 (2.06x faster than bf16; 2.2x the 4-bit bytes-read bound; the
+float32 planes tiles took 2.62 ms); 4 and 8 rows level with bf16 (tensor-core tiles, unchanged). The packed
+tiles' loop is 455 to 485 instructions for 16 words (about 4 a weight) where the planes tiles' was 1030 (8 a
+weight), read in the SASS; w13 went 49.8 -> 32.8 us against a loads-only floor of 20 to 25 us.
 What the sweeps showed: a first layout with rows contiguous along K and one activation load per
 nibble plane streamed about 1 TB/s (as slow as ~16 instructions a weight would be; not profiled); a
 program that streams many blocks alone is latency-bound (one program over all of K: 4x slower than
@@ -45,13 +49,19 @@ program that streams many blocks alone is latency-bound (one program over all of
 (w13: 72.8 -> 50.1 us); the fused split sum took wqkv 11.2 -> 9.9, w2 30.9 -> 26.1, k 7.0 -> 4.3 us.
 Masking the codes in place (``masked``: no shift per plane, the activation scaled by 16^-j instead;
 about 3 instructions a weight instead of 4) was predicted faster and measured slower on the large
-matrices (w13 49.5 -> 56.6 us at best; not profiled): only k/v picked it. Not yet tried: bf16x2 /
-inline-PTX dequantisation (lop3 with magic numbers, two codes an instruction, tensor cores at one row),
-a persistent grid.
+matrices (w13 49.5 -> 56.6 us at best; not profiled): only k/v picked it. Packed codes in bf16x2 (bf16's 7
+mantissa bits take one nibble position a half: 3 shifts a word, not 1) were as fast as f16x2 and less
+accurate (products rounded to 8 bits: 0.37 % of the largest output against 0.27 % for f16 and for the
+float32 tiles), so the sweep keeps only f16. Tile 6 (a thread's words of one column added in f16x2 before
+the scale: 8 % fewer instructions) measured 10 to 20 % slower on the large matrices (not profiled). Not yet
+tried: packed codes for 2 to 8 rows (a first try with a row axis spilled registers), tensor cores at one
+row, a persistent grid.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 
@@ -79,12 +89,189 @@ def _masked_codes(w, j: tl.constexpr):
     return bits.to(tl.float32, bitcast=True) - 8388608.0
 
 
+# Two codes an instruction (CUDA only, inline PTX; see ``packed_supported``). A bf16 whose exponent is 2^7
+# and whose low 4 mantissa bits hold a code c is 128 + c exactly, so one lop3, (w >> 4 jj) & 0x000F000F |
+# 0x43004300, turns nibbles jj and jj + 4 of a word into the bf16 pair (128 + c_jj, 128 + c_jj+4); one packed
+# fma (x 1 - 136) leaves the centred codes c - 8 in -8..7 (exact; the kernel adds 8 scales to the minimum).
+# Centred, the products that are rounded to bf16 are half as large, and so is their rounding error. 8 codes:
+# 3 shifts, 4 lop3, 4 fma.bf16x2 (FasterTransformer / Marlin's magic-number conversion, with bf16's 7 mantissa
+# bits: one nibble position a half, hence the shifts).
+_ASM_CODES = tl.constexpr("""{
+.reg .b32 q, one, off;
+mov.b32 one, 0x3F803F80;
+mov.b32 off, 0xC308C308;
+lop3.b32 $0, $4, 0x000F000F, 0x43004300, 0xEA;
+shr.u32 q, $4, 4;
+lop3.b32 $1, q, 0x000F000F, 0x43004300, 0xEA;
+shr.u32 q, $4, 8;
+lop3.b32 $2, q, 0x000F000F, 0x43004300, 0xEA;
+shr.u32 q, $4, 12;
+lop3.b32 $3, q, 0x000F000F, 0x43004300, 0xEA;
+fma.rn.bf16x2 $0, $0, one, off;
+fma.rn.bf16x2 $1, $1, one, off;
+fma.rn.bf16x2 $2, $2, one, off;
+fma.rn.bf16x2 $3, $3, one, off;
+}""")
+# The word's 8 products with one activation row, two an instruction: x pairs (x[16 jj + i], x[64 + 16 jj + i])
+# as bf16x2; four packed fma (products rounded to bf16, 4 terms a half), then the two halves added in float32.
+_ASM_DOT8 = tl.constexpr("""{
+.reg .b32 t, lo, hi, nz;
+.reg .f32 fl, fh, fs;
+mov.b32 nz, 0x80008000;
+fma.rn.bf16x2 t, $1, $5, nz;
+fma.rn.bf16x2 t, $2, $6, t;
+fma.rn.bf16x2 t, $3, $7, t;
+fma.rn.bf16x2 t, $4, $8, t;
+shl.b32 lo, t, 16;
+and.b32 hi, t, 0xFFFF0000;
+mov.b32 fl, lo;
+mov.b32 fh, hi;
+add.f32 fs, fl, fh;
+mov.b32 $0, fs;
+}""")
+
+
+# The same in f16 (10 mantissa bits: two nibble positions a half, FasterTransformer's form): 1 shift, 4 lop3,
+# 4 fma for 8 codes. 1024 + c and 1024 + 16 c become (c - 8) / 64 exactly: the products are then at most
+# |x| / 8, a word's four-term sums at most |x| / 2, so no sum overflows f16 for any activation f16 holds
+# (activations are saturated to +-65504); products below f16's normal range (|(c - 8) x| < 0.004) keep an
+# absolute precision of 6e-8. Pairs as in _ASM_CODES.
+_ASM_CODES_F16 = tl.constexpr("""{
+.reg .b32 q, a, b, c, d;
+mov.b32 a, 0x24002400;
+mov.b32 b, 0xCC08CC08;
+mov.b32 c, 0x14001400;
+mov.b32 d, 0xBC80BC80;
+lop3.b32 $0, $4, 0x000F000F, 0x64006400, 0xEA;
+lop3.b32 $1, $4, 0x00F000F0, 0x64006400, 0xEA;
+shr.u32 q, $4, 8;
+lop3.b32 $2, q, 0x000F000F, 0x64006400, 0xEA;
+lop3.b32 $3, q, 0x00F000F0, 0x64006400, 0xEA;
+fma.rn.f16x2 $0, $0, a, b;
+fma.rn.f16x2 $1, $1, c, d;
+fma.rn.f16x2 $2, $2, a, b;
+fma.rn.f16x2 $3, $3, c, d;
+}""")
+# A word's 8 products in f16x2 (4 packed fma), the halves added in float32.
+_ASM_DOT8_F16 = tl.constexpr("""{
+.reg .b32 t, nz;
+.reg .b16 hl, hh;
+.reg .f32 fl, fh, fs;
+mov.b32 nz, 0x80008000;
+fma.rn.f16x2 t, $1, $5, nz;
+fma.rn.f16x2 t, $2, $6, t;
+fma.rn.f16x2 t, $3, $7, t;
+fma.rn.f16x2 t, $4, $8, t;
+mov.b32 {hl, hh}, t;
+cvt.f32.f16 fl, hl;
+cvt.f32.f16 fh, hh;
+add.f32 fs, fl, fh;
+mov.b32 $0, fs;
+}""")
+# Two float32 -> one f16x2 word (low half first), saturated to +-65504 rather than infinity.
+_ASM_F16X2 = tl.constexpr("cvt.rn.satfinite.f16x2.f32 $0, $2, $1;")
+
+
+@triton.jit
+def _x_pair_f16(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr):
+    """As _x_pair, the pair in f16x2 (each activation saturated to +-65504)."""
+    k = k0 + offs_i
+    if EVEN:
+        lo = tl.load(X + k).to(tl.float32)
+        hi = tl.load(X + k + 64).to(tl.float32)
+    else:
+        lo = tl.load(X + k, mask=xok & (k < K_X), other=0.0).to(tl.float32)
+        hi = tl.load(X + k + 64, mask=xok & (k + 64 < K_X), other=0.0).to(tl.float32)
+    pair = tl.inline_asm_elementwise(_ASM_F16X2, "=r,f,f", [lo, hi], dtype=tl.int32, is_pure=True, pack=1)
+    return pair, lo + hi
+
+
+# A word's 8 products in f16x2, left packed (the quarters of PACKED == 6 are added before unpacking).
+_ASM_DOT8_F16_PACKED = tl.constexpr("""{
+.reg .b32 nz;
+mov.b32 nz, 0x80008000;
+fma.rn.f16x2 $0, $1, $5, nz;
+fma.rn.f16x2 $0, $2, $6, $0;
+fma.rn.f16x2 $0, $3, $7, $0;
+fma.rn.f16x2 $0, $4, $8, $0;
+}""")
+# Two f16x2 sums of the same column added (8 products a half), then the halves added in float32.
+_ASM_ADD2_F32 = tl.constexpr("""{
+.reg .b32 t;
+.reg .b16 hl, hh;
+.reg .f32 fl, fh, fs;
+add.rn.f16x2 t, $1, $2;
+mov.b32 {hl, hh}, t;
+cvt.f32.f16 fl, hl;
+cvt.f32.f16 fh, hh;
+add.f32 fs, fl, fh;
+mov.b32 $0, fs;
+}""")
+
+
+@triton.jit
+def _quarter_f16(QW, X, b, q: tl.constexpr, N, offs_n, offs_r, wmask, xok, K_X: tl.constexpr,
+                 EVEN: tl.constexpr):
+    """PACKED == 6: word rows 4 q .. 4 q + 3 of block b -> their products with the activations, a packed f16x2
+    word [4, BLOCK_N] each, and the activations' float32 sums [4]."""
+    wq = tl.load(QW + (b * 16 + 4 * q + offs_r)[:, None] * N + offs_n[None, :], mask=wmask, other=0)
+    c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [wq], dtype=(tl.int32,) * 4,
+                                               is_pure=True, pack=1)
+    x0, xs0 = _x_pair_f16(X, b * 128 + 4 * q, xok, K_X, offs_r, EVEN)
+    x1, xs1 = _x_pair_f16(X, b * 128 + 16 + 4 * q, xok, K_X, offs_r, EVEN)
+    x2, xs2 = _x_pair_f16(X, b * 128 + 32 + 4 * q, xok, K_X, offs_r, EVEN)
+    x3, xs3 = _x_pair_f16(X, b * 128 + 48 + 4 * q, xok, K_X, offs_r, EVEN)
+    t = tl.inline_asm_elementwise(_ASM_DOT8_F16_PACKED, "=r,r,r,r,r,r,r,r,r",
+                                  [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
+                                  dtype=tl.int32, is_pure=True, pack=1)
+    return t, xs0 + xs1 + xs2 + xs3
+
+
+# The 8-term sum of an activation pair tensor's halves (x0 + x1 + x2 + x3, two at a time in bf16x2), as float32.
+_ASM_XSUM = tl.constexpr("""{
+.reg .b32 t, lo, hi, one;
+.reg .f32 fl, fh, fs;
+mov.b32 one, 0x3F803F80;
+fma.rn.bf16x2 t, $1, one, $2;
+fma.rn.bf16x2 t, $3, one, t;
+fma.rn.bf16x2 t, $4, one, t;
+shl.b32 lo, t, 16;
+and.b32 hi, t, 0xFFFF0000;
+mov.b32 fl, lo;
+mov.b32 fh, hi;
+add.f32 fs, fl, fh;
+mov.b32 $0, fs;
+}""")
+
+
+@triton.jit
+def _bf16_bits(x):
+    """bf16 tensor -> its 16 bits in the low half of an int32 (no sign extension)."""
+    return x.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+
+
+@triton.jit
+def _x_pair(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr):
+    """Activations (x[k0 + i], x[k0 + 64 + i]) of row 0 as bf16x2 words [16], inputs past K_X read as 0;
+    also their float32 sum [16]. EVEN: every block of this program is real and unpadded (no masks)."""
+    k = k0 + offs_i
+    if EVEN:
+        lo = tl.load(X + k).to(tl.bfloat16)
+        hi = tl.load(X + k + 64).to(tl.bfloat16)
+    else:
+        lo = tl.load(X + k, mask=xok & (k < K_X), other=0.0).to(tl.bfloat16)
+        hi = tl.load(X + k + 64, mask=xok & (k + 64 < K_X), other=0.0).to(tl.bfloat16)
+    pair = _bf16_bits(lo) | (_bf16_bits(hi) << 16)
+    return pair, lo.to(tl.float32) + hi.to(tl.float32)
+
+
 @triton.jit
 def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, SPLITS: tl.constexpr,
                    K: tl.constexpr, GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                    BLOCKS_PER_SPLIT: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
-                   MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr):
+                   MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
+                   PACKED: tl.constexpr = 0):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -93,10 +280,15 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     split program of each column tile (an atomic counter per tile, CNT) sums the partials into Y itself,
     so no second kernel is launched; it resets its counter to 0 for the next call. K_X: the activations'
     width; K (the packed rows x 8) may be larger, the weight zero-padded to whole blocks: inputs past K_X
-    are read as 0."""
+    are read as 0. PACKED (fma, one row, CUDA only): two codes an instruction in inline PTX (1 to 3: bf16x2,
+    _ASM_CODES; 4, 5: f16x2, _ASM_CODES_F16), codes centred on 8; a word's products are summed in 16-bit
+    floats (4 terms a half), everything across words and blocks in float32. 1 and 4 add the minimum's term once
+    per column and block (a reduction over the word rows), 2, 3 and 5 once per word (3: activation sums in bf16x2);
+    6 loads the words in quarters of 4 rows and adds two quarters' f16x2 sums before the float32 scale."""
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
+    EVEN: tl.constexpr = (K_X == K) and (SPLITS * BLOCKS_PER_SPLIT == NB)  # no block masked or padded
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_i = tl.arange(0, 16)
     offs_m = tl.arange(0, BLOCK_M)
@@ -108,6 +300,9 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
     else:
         acc = tl.zeros((BLOCK_M, 16, BLOCK_N), tl.float32)
+    acc2 = tl.zeros((16, BLOCK_N), tl.float32)  # PACKED (one row): per word row and column
+    acc4 = tl.zeros((4, BLOCK_N), tl.float32)  # PACKED == 6: per quarter row and column
+    accz = tl.zeros((1, BLOCK_N), tl.float32)  # PACKED 1 and 4: sum(x) * min, per column
     for bi in range(BLOCKS_PER_SPLIT):
         b = split * BLOCKS_PER_SPLIT + bi
         ok = b < NB
@@ -117,7 +312,58 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         z = tl.load(Z + sz, mask=ok & n_ok, other=0.0).to(tl.float32)
         x_ptrs = X + offs_m[:, None] * stride_xm + b * 128 + offs_i[None, :]  # [BLOCK_M, 16], plane 0
         xmask = m_ok[:, None] & ok
-        if PLANES:
+        if PACKED == 6:  # four quarters of the word rows: a thread's words of one column share the scale, so
+            # quarters 0 + 1 and 2 + 3 are added in f16x2 (8 products a half) before one float32 scale per pair
+            z = z + 8.0 * s
+            xok = ok & (M > 0)
+            offs_r = tl.arange(0, 4)
+            wmask = ok & n_ok[None, :]
+            t0, xr0 = _quarter_f16(QW, X, b, 0, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
+            t1, xr1 = _quarter_f16(QW, X, b, 1, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
+            t2, xr2 = _quarter_f16(QW, X, b, 2, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
+            t3, xr3 = _quarter_f16(QW, X, b, 3, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
+            u = (tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t0, t1], dtype=tl.int32, is_pure=True,
+                                           pack=1).to(tl.float32, bitcast=True) +
+                 tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t2, t3], dtype=tl.int32, is_pure=True,
+                                           pack=1).to(tl.float32, bitcast=True))  # [4, BLOCK_N], / 64
+            acc4 += u * (s * 64.0)[None, :] + (xr0 + xr1 + xr2 + xr3)[:, None] * z[None, :]
+        elif PACKED:  # BLOCK_M == 1; 2-D tiles [16, BLOCK_N] in the layout of the words
+            z = z + 8.0 * s  # the codes are centred: w = (c - 8) s + (min + 8 s)
+            xok = ok & (M > 0)
+            if PACKED >= 4:  # f16 codes, scaled by 1/64
+                c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [w],
+                                                           dtype=(tl.int32,) * 4, is_pure=True, pack=1)
+                x0, xs0 = _x_pair_f16(X, b * 128, xok, K_X, offs_i, EVEN)
+                x1, xs1 = _x_pair_f16(X, b * 128 + 16, xok, K_X, offs_i, EVEN)
+                x2, xs2 = _x_pair_f16(X, b * 128 + 32, xok, K_X, offs_i, EVEN)
+                x3, xs3 = _x_pair_f16(X, b * 128 + 48, xok, K_X, offs_i, EVEN)
+                t = tl.inline_asm_elementwise(
+                    _ASM_DOT8_F16, "=r,r,r,r,r,r,r,r,r",
+                    [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
+                    dtype=tl.int32, is_pure=True, pack=1).to(tl.float32, bitcast=True)  # [16, BLOCK_N], / 64
+                s = s * 64.0
+            else:
+                c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES, "=r,=r,=r,=r,r", [w], dtype=(tl.int32,) * 4,
+                                                           is_pure=True, pack=1)
+                x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i, EVEN)
+                x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i, EVEN)
+                x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i, EVEN)
+                x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i, EVEN)
+                t = tl.inline_asm_elementwise(
+                    _ASM_DOT8, "=r,r,r,r,r,r,r,r,r", [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None],
+                                                      x3[:, None]],
+                    dtype=tl.int32, is_pure=True, pack=1).to(tl.float32, bitcast=True)  # [16, BLOCK_N]
+            if PACKED == 3:  # the activation sums in bf16x2 too
+                xsi = tl.inline_asm_elementwise(_ASM_XSUM, "=r,r,r,r,r", [x0, x1, x2, x3], dtype=tl.int32,
+                                                is_pure=True, pack=1).to(tl.float32, bitcast=True)
+            else:
+                xsi = xs0 + xs1 + xs2 + xs3  # [16]: x summed over the 8 planes, per word row
+            if PACKED == 1 or PACKED == 4:  # min term once per column and block (a reduction over the word rows)
+                acc2 += t * s[None, :]
+                accz += tl.sum(xsi, 0) * z[None, :]
+            else:  # min term per word (no cross-thread reduction)
+                acc2 += t * s[None, :] + xsi[:, None] * z[None, :]
+        elif PLANES:
             bits = ((w[None, :, :] >> shifts[:, None, None]) & 0xF) | 0x4B000000
             c3 = bits.to(tl.float32, bitcast=True) - 8388608.0  # [8, 16, BLOCK_N] codes of inputs 16 j + i
             # (the MASKED branch below does not use c3: the compiler drops it there)
@@ -177,6 +423,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
     if USE_DOT:
         y = acc
+    elif PACKED == 6:
+        y = tl.sum(acc4, axis=0)[None, :]
+    elif PACKED:
+        y = tl.sum(acc2, axis=0)[None, :] + accz
     else:
         y = tl.sum(acc, axis=1)  # [BLOCK_M, BLOCK_N]
     mask = m_ok[:, None] & n_ok[None, :]
@@ -243,42 +493,72 @@ class DecodeConfig:
     planes: bool = False
     masked: bool = False  # fma only: codes masked in place, no shift per plane (3 instructions a weight, not 4)
     fused_sum: bool = False  # split partials summed by the last program of each tile (one launch, not two)
+    # fma, one row, CUDA only: two codes an instruction (inline PTX; more rows or no CUDA: the portable
+    # tile, see _portable). 0: off; bf16x2 products: 1: the min term summed once per column and block; 2: per
+    # word (float32 activation sums); 3: as 2, sums in bf16x2; f16x2 products: 4: as 1; 5: as 2; 6: the words
+    # loaded in quarters of 4 rows, two quarters' products added in f16x2 before the float32 scale
+    packed: int = 0
 
 
 _D = DecodeConfig
-# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 (2026-12-03) for
+# Tiles measured fastest per (rows, N, K) by benchmarks/gpu/int4_bench.py --sweep on an H200 (2026-12-03; one row:
+# the packed-codes run of docs/benchmarks/gpu_int4.md, in brackets the planes fma tile of that run) for
 # the 7.6B shape's matrices (fused wqkv, wo, w13, w2; separate k/v and gate/up); the bench refreshes the table
 # in its own run. Any tile is correct on any GPU; these are only the fastest measured there.
 TUNED: dict[tuple[int, int, int], DecodeConfig] = {
-    (1, 4608, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # wqkv 9.9 us
+    (1, 4608, 3584): _D(False, 64, 2, fused_sum=True, packed=5),  # wqkv 7.5 us (planes fma tile: 9.8)
     (4, 4608, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 14.1 us
     (8, 4608, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 14.4 us
-    (1, 3584, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # wo (and q, o) 8.4 us
+    (1, 3584, 3584): _D(False, 64, 2, fused_sum=True, packed=5),  # wo (and q, o) 6.8 us (8.3)
     (4, 3584, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 12.0 us
     (8, 3584, 3584): _D(True, 128, 0, 8, fused_sum=True),  # 12.4 us
-    (1, 37888, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # w13 49.5 us
+    (1, 37888, 3584): _D(False, 64, 4, 2, fused_sum=True, packed=4),  # w13 32.8 us (49.8)
     (4, 37888, 3584): _D(True, 128, 1),  # 65.0 us
     (8, 37888, 3584): _D(True, 128, 1),  # 71.8 us
-    (1, 3584, 18944): _D(False, 64, 1, planes=True, fused_sum=True),  # w2 (down) 26.1 us
+    (1, 3584, 18944): _D(False, 64, 2, fused_sum=True, packed=5),  # w2 (down) 17.8 us (26.1)
     (4, 3584, 18944): _D(True, 128, 0, 8, fused_sum=True),  # 43.1 us
     (8, 3584, 18944): _D(True, 128, 0, 8),  # 44.1 us
     (1, 512, 3584): _D(False, 64, 1, planes=True, masked=True, fused_sum=True),  # k, v 4.3 us
     (4, 512, 3584): _D(True, 64, 0, planes=True),  # 8.1 us
     (8, 512, 3584): _D(True, 128, 1, 8, planes=True),  # 8.1 us
-    (1, 18944, 3584): _D(False, 128, 2, planes=True, fused_sum=True),  # gate, up 27.4 us
+    (1, 18944, 3584): _D(False, 64, 8, 2, fused_sum=True, packed=5),  # gate, up 19.0 us (27.2)
     (4, 18944, 3584): _D(True, 128, 1),  # 36.2 us
     (8, 18944, 3584): _D(True, 128, 1),  # 38.8 us
 }
 
 
-def decode_config(m: int, n: int, k: int) -> DecodeConfig:
+@functools.lru_cache(maxsize=None)
+def _packed_supported(device_type: str, index: int | None) -> bool:
+    if INTERPRETED or getattr(torch.version, "hip", None) or device_type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(index)[0] >= 8
+
+
+def packed_supported(device: torch.device | str) -> bool:
+    """Whether the PACKED tiles can run on ``device``: inline PTX with fma.rn.bf16x2 needs an NVIDIA GPU of
+    compute capability 8.0 or later; never in Triton's CPU interpreter (no inline assembly) nor on ROCm."""
+    device = torch.device(device)
+    return _packed_supported(device.type, device.index)
+
+
+def _portable(cfg: DecodeConfig, m: int) -> DecodeConfig:
+    """``cfg`` without inline PTX: the planes fma tile at one row, the tensor-core tile above."""
+    if m == 1:
+        return dataclasses.replace(cfg, packed=0, use_dot=False, planes=True, masked=False)
+    return DecodeConfig(True, cfg.block_n, 0, 8, fused_sum=cfg.fused_sum)
+
+
+def decode_config(m: int, n: int, k: int, device: torch.device | str | None = None) -> DecodeConfig:
     """The tile for ``m`` activation rows and an [n, k] weight: a swept one if known, else the tiles that won
-    most often in the sweep (one row: fma with the planes as an axis; more: the tensor-core tile)."""
-    tuned = TUNED.get((m, n, k))
-    if tuned is not None:
-        return tuned
-    return (DecodeConfig(False, 128, 2, planes=True, fused_sum=True) if m == 1 else
-            DecodeConfig(True, 128, 0, 8, fused_sum=True))
+    most often in the sweep (one row: two codes an instruction where inline PTX runs, else fma with the
+    planes as an axis; more: the tensor-core tile). ``device``: where it runs (None: a CUDA GPU); a PACKED
+    tile is replaced by its portable twin where inline PTX does not exist."""
+    supported = packed_supported(device if device is not None else "cuda")
+    cfg = TUNED.get((m, n, k))
+    if cfg is None:
+        cfg = (DecodeConfig(False, 64, 2, fused_sum=True, packed=5) if m == 1 else
+               DecodeConfig(True, 128, 0, 8, fused_sum=True))
+    return cfg if supported or not cfg.packed else _portable(cfg, m)
 
 
 def _blocks_per_split(cfg: DecodeConfig, n: int, k: int, programs: int = 528) -> int:
@@ -317,11 +597,13 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     K, N = qweight.shape[0] * 8, qweight.shape[1]  # K >= K_x: the weight may be zero-padded to whole blocks
     if K_x > K:
         raise ValueError(f"activations have {K_x} columns, the int4 weight only {K}")
-    cfg = config or decode_config(M, N, K)
+    cfg = config or decode_config(M, N, K, x.device)
+    if cfg.packed and (cfg.use_dot or M > 1 or not packed_supported(x.device)):  # one row, CUDA only
+        cfg = _portable(cfg, M)
     if x.stride(-1) != 1:
         x = x.contiguous()
     block_m = 16 if cfg.use_dot else max(1, triton.next_power_of_2(M))
-    if M > 16 or (cfg.planes and not cfg.use_dot and M > 1):
+    if M > 16 or (cfg.planes and not cfg.packed and not cfg.use_dot and M > 1):
         raise ValueError(f"this int4 decode tile takes at most {1 if cfg.planes and not cfg.use_dot else 16} rows, "
                          f"got {M}")
     bps = _blocks_per_split(cfg, N, K)
@@ -341,8 +623,8 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         BLOCK_M=block_m, BLOCK_N=cfg.block_n, BLOCKS_PER_SPLIT=bps, USE_DOT=cfg.use_dot,
         # the interpreter's tl.dot gets converted bf16 operands wrong: float32 there
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
-        PLANES=cfg.planes, MASKED=cfg.masked and not cfg.use_dot, FUSED_SUM=fused,
-        K_X=K_x,
+        PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
+        FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if partial and not fused:
         block = 1024

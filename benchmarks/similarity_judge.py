@@ -52,6 +52,7 @@ MERGE_WORTHY = ("duplicate", "overlap")
 def scored_pairs(config: Config | None = None):
     """(pairs, PairScores per pair, StoryTexts of both stories per pair) for every labelled pair."""
     config = config or Config()
+    config.similarity.judge = True  # the index computes the judge's word-level features
     pairs = load_pairs()
     ws, keys = workspace_of(pairs, config)
     index = SimilarityIndex.build(ws.stories(), config.similarity)
@@ -81,6 +82,7 @@ def backlog_candidates(part: str = "tune") -> tuple[list, np.ndarray, list]:
             for row in csv.DictReader(f):
                 unique_with[int(row["line"])] = {int(x) for x in row["unique_with"].split(";") if x.strip()}
         config = Config()
+        config.similarity.judge = True
         ws = Workspace.from_paths([REAL / f"{name}.txt"], config)
         index = SimilarityIndex.build(ws.stories(), config.similarity)
         index.pairs()
@@ -108,15 +110,37 @@ def features(scores) -> np.ndarray:
                           np.array([s.words or (0.0, 0.0, 0.0, 0.0) for s in scores], np.float64))
 
 
+# Features whose coefficient may not be negative: more similar never makes a pair less of a duplicate.
+# Unconstrained, the fit learns the make-up of the labelled sets instead (written restatements use other
+# words, template siblings share them) and calls two near-identical stories unrelated.
+MONOTONE = ("whole", "means", "means_lexical", "role", "ends", "gap", "contained", "object_overlap",
+            "length_ratio", "coverage")
+
+
 def fit_one(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """(intercept, coefficients) on the raw features: a standardised logistic regression, unfolded."""
-    from sklearn.linear_model import LogisticRegression
+    """(intercept, coefficients) on the raw features: an L2-regularised logistic regression on
+    standardised features (sklearn's objective, C), the :data:`MONOTONE` coefficients kept >= 0,
+    solved with L-BFGS-B, then unfolded."""
+    from scipy.optimize import minimize
 
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
-    m = LogisticRegression(C=C, max_iter=10000, tol=1e-10).fit((x - mean) / scale, y)
-    coef = m.coef_[0] / scale
-    return float(m.intercept_[0] - (coef * mean).sum()), coef
+    z = (x - mean) / scale
+    sign = np.where(y, 1.0, -1.0)
+
+    def loss(theta):
+        w, b = theta[:-1], theta[-1]
+        m = sign * (z @ w + b)
+        value = np.logaddexp(0.0, -m).sum() * C + 0.5 * w @ w
+        g = -sign * C / (1.0 + np.exp(m))
+        return value, np.append(z.T @ g + w, g.sum())
+
+    bounds = [(0.0, None) if f in MONOTONE else (None, None) for f in FEATURES[: x.shape[1]]]
+    bounds += [(None, None)] * (x.shape[1] - len(bounds) + 1)
+    res = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 10000, "ftol": 1e-14, "gtol": 1e-10})
+    coef = res.x[:-1] / scale
+    return float(res.x[-1] - (coef * mean).sum()), coef
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, shuffles: int = 5) -> np.ndarray:

@@ -70,8 +70,9 @@ class Thresholds:
     distinct: float = 2.5  # a duplicate's cosine is this many standard deviations above each story's mean cosine
     # True: the learned pair judge (pair_judge.py) decides duplicate and merge-worthy above ``whole``;
     # ``duplicate``, ``overlap``, ``same_goal``, ``ends``, ``lexical_weight`` and ``near_best`` then play no
-    # part (the threshold rule they tune is kept for comparison: benchmarks/similarity_quality.py)
-    judge: bool = True
+    # part. Off by default: on the held-out labels it trades recall for precision rather than winning
+    # (docs/similarity.md, "The learned pair judge").
+    judge: bool = False
 
     @staticmethod
     def of(config) -> "Thresholds":

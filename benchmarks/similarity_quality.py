@@ -78,7 +78,9 @@ PREVIOUS = {"whole": 0.80, "duplicate": 0.50, "overlap": 0.40, "same_goal": 0.45
 def predictions(pairs: list[dict], config: Config, thresholds: list[Thresholds]) -> list[dict[str, str]]:
     """For each of ``thresholds``: pair id -> predicted class, every pair scored once as ``check`` does."""
     ws, keys = workspace_of(pairs, config)
-    index = SimilarityIndex.build(ws.stories(), config.similarity)
+    scoring = copy.deepcopy(config.similarity)
+    scoring.judge = True  # the pair scores carry the judge's word-level features (the rule ignores them)
+    index = SimilarityIndex.build(ws.stories(), scoring)
     scores = {p["id"]: index.pair_scores(keys[p["a"]], keys[p["b"] or p["id"]]) for p in pairs}
     return [{i: PREDICTED[classify(s, t)] for i, s in scores.items()} for t in thresholds]
 

@@ -44,6 +44,7 @@ from storytransformer.similarity.index import SimilarityIndex  # noqa: E402
 from storytransformer.similarity.pair_judge import FEATURES, feature_matrix  # noqa: E402
 
 WEIGHTS = ROOT / "storytransformer" / "similarity" / "judge_weights.py"
+SECOND = ROOT / "docs" / "benchmarks" / "similarity_second_judge.md"  # written by --second-judge
 CUTS = [round(0.05 * i, 2) for i in range(2, 19)]
 C = 1.0  # inverse regularisation strength of both regressions
 MERGE_WORTHY = ("duplicate", "overlap")
@@ -312,7 +313,13 @@ def main(argv=None) -> int:
         lines.append(f"| {f} | {model['duplicate']['coef'][i]:.3f} | {model['merge']['coef'][i]:.3f} | "
                      f"{model['duplicate']['coef'][i] * std[i]:.2f} |")
     if args.second_judge:
-        lines += [""] + second_judge(args.second_judge, pairs, texts, x, (bx, by, b_texts))
+        measured = second_judge(args.second_judge, pairs, texts, x, (bx, by, b_texts))
+        lines += [""] + measured
+        SECOND.write_text("\n".join([
+            "# A second embedding model as two more features of the pair judge", "",
+            f"{time.strftime('%Y-%m-%d')}. Command: `python benchmarks/similarity_judge.py --second-judge DIR`. Tune rows "
+            "out of fold (the judge's own fit and cut choice), held-out pairs and held-out backlogs' candidates read "
+            "once. Cost measured on the threads given to torch (2, the target machine).", "", *measured, ""]), "utf-8")
     print("\n".join(lines))
     if args.write:
         write_weights(model)

@@ -114,6 +114,10 @@ def judge_section(second_judge: str | None) -> list[str]:
     if second_judge:
         lines += ["### A second model as two more judge features", ""]
         lines += J.second_judge(second_judge, pairs, texts, x, (bx, by, b_texts)) + [""]
+    elif J.SECOND.is_file():
+        # measured apart (minutes on two cores): its last measurement, as benchmarks/similarity_judge.py wrote it
+        body = J.SECOND.read_text("utf-8").splitlines()[2:]
+        lines += ["### A second model as two more judge features (last measured apart)", "", *body]
     return lines
 
 

@@ -117,7 +117,9 @@ def judge_section(second_judge: str | None) -> list[str]:
     elif J.SECOND.is_file():
         # measured apart (minutes on two cores): its last measurement, as benchmarks/similarity_judge.py wrote it
         body = J.SECOND.read_text("utf-8").splitlines()[2:]
-        lines += ["### A second model as two more judge features (last measured apart)", "", *body]
+        lines += ["### A second model as two more judge features (last measured apart)", "",
+                  "Measured by `benchmarks/similarity_judge.py --second-judge DIR`, which, unlike the tables above, "
+                  "also reads the held-out rows once (the decision to ship it or not rests on them).", "", *body]
     return lines
 
 

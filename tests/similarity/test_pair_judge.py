@@ -83,8 +83,8 @@ def test_the_judge_keeps_the_whole_gate_the_sibling_veto_and_the_stand_out_test(
     assert classify(PairScores(whole=JUDGE.whole - 0.01, **x), JUDGE) is Relation.UNRELATED
     assert classify(PairScores(whole=0.93, sibling=True, **x), JUDGE) is Relation.UNRELATED
     assert classify(PairScores(whole=0.93, z=JUDGE.distinct - 1, **x), JUDGE) is Relation.OVERLAP
-    assert classify(PairScores(whole=0.93, **{**x, "role": 0.1}), JUDGE) is Relation.SAME_GOAL or \
-        classify(PairScores(whole=0.93, **{**x, "role": 0.1}), JUDGE) is Relation.UNRELATED
+    # another role lowers both probabilities: the same pair asked by someone else is no duplicate
+    assert classify(PairScores(whole=0.93, **{**x, "role": 0.1}), JUDGE) is Relation.UNRELATED
     assert Thresholds().judge is False  # off by default: the threshold rule decides
 
 

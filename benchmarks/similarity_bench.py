@@ -109,6 +109,16 @@ def measure(name: str, paths: list[str], model: str = "", quantize: str = "none"
     row.update(warm_cache_load_s=round(load, 3), warm_index_build_s=round(build, 3), all_pairs_s=round(all_pairs, 3),
                warm_total_s=round(time.perf_counter() - t, 3), warm_texts_embedded=warm_emb.computed,
                related_pairs=len(pairs))
+    # The same warm path with the learned pair judge deciding (similarity.judge = true).
+    judging = SimilarityConfig(model=model, judge=True)
+    judging.quantize = quantize
+    t = time.perf_counter()
+    judged = SimilarityIndex.build(stories, judging, embedder=Embedder(cfg.model, batch_size=cfg.batch_size, quantize=quantize))
+    t3 = time.perf_counter()
+    judged_pairs = judged.pairs()
+    row.update(judge_all_pairs_s=round(time.perf_counter() - t3, 3), judge_warm_total_s=round(time.perf_counter() - t, 3),
+               judge_related_pairs=len(judged_pairs))
+    del judged
     t = time.perf_counter()
     clusters = warm.clusters()
     row.update(clusters_s=round(time.perf_counter() - t, 3), clusters=len(clusters))
@@ -152,6 +162,7 @@ def measure(name: str, paths: list[str], model: str = "", quantize: str = "none"
 COLUMNS = [("workspace", "workspace"), ("quantize", "quantize"), ("stories", "stories"), ("texts_embedded", "texts embedded"),
            ("cold_stories_per_s", "cold stories/s"), ("cold_texts_per_s", "cold texts/s"),
            ("warm_total_s", "warm load+index+all pairs (s)"), ("all_pairs_s", "all pairs (s)"),
+           ("judge_warm_total_s", "the same, judge = true (s)"), ("judge_all_pairs_s", "all pairs, judge = true (s)"),
            ("topk_indexed_ms", "top-10 (ms)"), ("topk_new_text_ms", "top-10 new text (ms)"),
            ("edit_update_and_query_ms_median", "edit+re-query median (ms)"), ("peak_rss_mb", "peak RSS (MB)")]
 

@@ -7,7 +7,9 @@ with the shipped model and thresholds, exactly as `check` relates two stories (S
 overlap, ST605 same goal for another role, which annotators count as an overlap). Reported on the
 pairs whose real story belongs to the held-out backlogs (benchmarks/labels/qus/split.json), and on the
 tuning part beside it (benchmarks/similarity_tune.py chooses the thresholds on that part only). The
-held-out table is shown for the settings shipped before tuning and for the shipped ones, from one run.
+held-out table is shown for the settings shipped before tuning, for the shipped ones (the threshold
+rule) and for the learned pair judge (``judge = true``, storytransformer/similarity/pair_judge.py), from
+one run.
 Also the share of the 1,680 real stories that ST603, ST604 and ST605 flag when each backlog is checked
 on its own, next to the precision of those findings on the labelled real pairs, and ST603 scored per
 story against the `unique` labels of every story (benchmarks/labels/qus/, issue 15's corpus) on the
@@ -18,11 +20,13 @@ tune and held-out backlogs. Prints the tables and writes docs/benchmarks/similar
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,13 +72,15 @@ def workspace_of(pairs: list[dict], config: Config) -> tuple[Workspace, dict[str
 # shows the figures before and after.
 # The one-word sibling check has no setting: "before" has it too.
 PREVIOUS = {"whole": 0.80, "duplicate": 0.50, "overlap": 0.40, "same_goal": 0.45, "role": 0.60, "ends": 0.0,
-            "lexical_weight": 0.3, "near_best": 1.0, "distinct": 0.0}
+            "lexical_weight": 0.3, "near_best": 1.0, "distinct": 0.0, "judge": False}
 
 
 def predictions(pairs: list[dict], config: Config, thresholds: list[Thresholds]) -> list[dict[str, str]]:
     """For each of ``thresholds``: pair id -> predicted class, every pair scored once as ``check`` does."""
     ws, keys = workspace_of(pairs, config)
-    index = SimilarityIndex.build(ws.stories(), config.similarity)
+    scoring = copy.deepcopy(config.similarity)
+    scoring.judge = True  # the pair scores carry the judge's word-level features (the rule ignores them)
+    index = SimilarityIndex.build(ws.stories(), scoring)
     scores = {p["id"]: index.pair_scores(keys[p["a"]], keys[p["b"] or p["id"]]) for p in pairs}
     return [{i: PREDICTED[classify(s, t)] for i, s in scores.items()} for t in thresholds]
 
@@ -169,7 +175,8 @@ def main() -> int:
     config = Config()
     pairs = load_pairs()
     shipped = Thresholds.of(config.similarity)
-    before, predicted = predictions(pairs, config, [Thresholds(**PREVIOUS), shipped])
+    judge_t = replace(shipped, judge=True)
+    before, predicted, judged = predictions(pairs, config, [Thresholds(**PREVIOUS), shipped, judge_t])
     result = {"date": time.strftime("%Y-%m-%d"), "agreement": agreement(pairs), "parts": {}, "before": {}}
     lines = ["# Duplicates and overlaps against labelled pairs", "",
              f"{result['date']}. Command: `python benchmarks/similarity_quality.py`. {len(pairs)} pairs labelled by two",
@@ -178,16 +185,20 @@ def main() -> int:
              "The shipped model and thresholds relate each pair as `check` does (ST605, same need for another",
              "role, counts as an overlap). Thresholds are tuned on the tune pairs only",
              "(`python benchmarks/similarity_tune.py`); the held-out pairs are the test.", "",
-             "### held-out pairs, before and after tuning", "",
+             "### held-out pairs, before and after tuning, and the learned judge", "",
              "Before: the settings shipped before tuning (" + ", ".join(f"{k}={v}" for k, v in PREVIOUS.items()) + ").",
-             "After: the shipped settings (" + ", ".join(f"{k}={getattr(shipped, k)}" for k in PREVIOUS) + ").", "",
-             "| class | gold | before P | before R | after P | after R | target |", "|---|---:|---:|---:|---:|---:|---|"]
+             "After: the shipped settings (" + ", ".join(f"{k}={getattr(shipped, k)}" for k in PREVIOUS) + ").",
+             "Judge: the shipped settings with `judge = true` (the learned pair judge decides; whole, role and",
+             "distinct still apply).", "",
+             "| class | gold | before P | before R | after P | after R | judge P | judge R | target |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     held = [p for p in pairs if p["part"] == "held_out"]
     for cls, target in (("duplicate", "R >= 0.90 at P >= 0.90"), ("overlap", "R >= 0.80 at P >= 0.80")):
-        b, a = prf(held, before, cls), prf(held, predicted, cls)
+        b, a, j = prf(held, before, cls), prf(held, predicted, cls), prf(held, judged, cls)
         result["before"][cls] = b
+        result.setdefault("judge", {})[cls] = j
         lines.append(f"| {cls} | {a['gold']} | {fmt(b['precision'])} | {fmt(b['recall'])} | {fmt(a['precision'])} | "
-                     f"{fmt(a['recall'])} | {target} |")
+                     f"{fmt(a['recall'])} | {fmt(j['precision'])} | {fmt(j['recall'])} | {target} |")
     lines.append("")
     for part in ("held_out", "tune"):
         sub = [p for p in pairs if p["part"] == part]
@@ -201,20 +212,33 @@ def main() -> int:
         for cls in ("duplicate", "overlap"):
             r = rows[cls]
             lines.append(f"| {cls} | {r['gold']} | {r['flagged']} | {fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['f1'])} |")
+        for cls in ("duplicate", "overlap"):
+            r = rows[f"{cls} (judge)"] = prf(sub, judged, cls)
+            lines.append(f"| {cls} (`judge = true`) | {r['gold']} | {r['flagged']} | {fmt(r['precision'])} | "
+                         f"{fmt(r['recall'])} | {fmt(r['f1'])} |")
+        for kind in ("paraphrase", "distractor"):
+            kp = [p for p in sub if p["kind"] == kind]
+            rows[f"{kind}s found as duplicate (judge)"] = {"gold": len(kp), "flagged": sum(judged[p["id"]] == "duplicate" for p in kp)}
         for kind in ("paraphrase", "distractor"):
             r = rows[f"{kind}s found as duplicate"]
             lines.append(f"| {kind}s called duplicate | {r['gold']} | {r['flagged']} | | | |")
+            r = rows[f"{kind}s found as duplicate (judge)"]
+            lines.append(f"| {kind}s called duplicate (`judge = true`) | {r['gold']} | {r['flagged']} | | | |")
         lines.append("")
     shares = share_flagged(config, pairs)
     result["flagged_share"] = shares
     previous = Config()
     names = {"whole": "whole_threshold", "duplicate": "duplicate_threshold", "overlap": "overlap_threshold",
              "same_goal": "same_goal_threshold", "role": "role_threshold", "ends": "ends_threshold",
-             "distinct": "distinct_threshold"}
+             "distinct": "distinct_threshold", "judge": "judge"}
     for k, v in PREVIOUS.items():
         setattr(previous.similarity, names.get(k, k), v)
     shares_before = share_flagged(previous, pairs)
     result["flagged_share_before"] = shares_before
+    judging = copy.deepcopy(config)
+    judging.similarity.judge = True
+    shares_judge = share_flagged(judging, pairs)
+    result["flagged_share_judge"] = shares_judge
     lines += ["### On the real backlogs", "",
               f"Each of the 22 backlogs checked alone ({shares['stories']} stories), ST604 and ST605 turned on for the count.",
               "Precision: of the labelled pairs of two real stories that a finding relates, the share annotators",
@@ -223,7 +247,7 @@ def main() -> int:
               "| rule | settings | stories flagged | share | labelled pairs among them | precision | merge-worthy |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for code in shares["codes"]:
-        for name, sh in (("before", shares_before), ("after", shares)):
+        for name, sh in (("before", shares_before), ("after", shares), ("judge", shares_judge)):
             r = sh["codes"][code]
             lines.append(f"| {code}{'' if code == 'ST603' else ' (off by default)'} | {name} | {r['flagged']} | "
                          f"{r['share']:.1%} | {r['labelled_pairs']} | {fmt(r['precision'])} | {fmt(r['merge_worthy'])} |")
@@ -234,7 +258,7 @@ def main() -> int:
               "| backlogs | settings | stories | not unique (gold) | ST603 flagged | share | precision | recall |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     for part in ("tune", "held_out"):
-        for name, sh in (("before", shares_before), ("after", shares)):
+        for name, sh in (("before", shares_before), ("after", shares), ("judge", shares_judge)):
             r = sh["st603_against_unique"][part]
             lines.append(f"| {part.replace('_', '-')} | {name} | {r['stories']} | {r['gold']} ({r['gold_share']:.1%}) | "
                          f"{r['flagged']} | {r['share']:.1%} | {fmt(r['precision'])} | {fmt(r['recall'])} |")

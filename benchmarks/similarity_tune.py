@@ -16,6 +16,12 @@ benchmarks/similarity_quality.py.
     python benchmarks/similarity_tune.py            # prints the table
     python benchmarks/similarity_tune.py --write    # and writes docs/benchmarks/similarity_tuning.{json,md}
     python benchmarks/similarity_tune.py --quantize int8   # the same with the int8 model (prints only)
+    python benchmarks/similarity_tune.py --write --second-judge DIR   # also measure a second model (below)
+
+Then the learned pair judge (``judge = true``, benchmarks/similarity_judge.py fits it on the same tune
+labels): its out-of-fold figures on the tune rows. With ``--second-judge DIR`` (a local
+sentence-transformers directory, e.g. all-mpnet-base-v2) also that model's cosines as two more judge
+features: its cost and its figures, tune out of fold and held-out once.
 """
 
 from __future__ import annotations
@@ -83,10 +89,45 @@ def search(scored, base: Thresholds, grid: dict, cls: str, keep: tuple[str, floa
     return best_t, f1(scored, best_t, cls)
 
 
+def judge_section(second_judge: str | None) -> list[str]:
+    """The learned pair judge's fit on the tune labels and, optionally, a second model measured as two
+    more of its features (benchmarks/similarity_judge.py)."""
+    import similarity_judge as J
+
+    pairs, scores, texts = J.scored_pairs()
+    x = J.features(scores)
+    b_scores, by, b_texts = J.backlog_candidates("tune")
+    bx = J.features(b_scores)
+    model = J.fit(pairs, x, bx, by)
+    lines = ["## The learned pair judge (`judge = true`)", "",
+             f"`python benchmarks/similarity_judge.py --write` fits it on the {sum(p['part'] == 'tune' for p in pairs)} "
+             f"tune pairs and the {len(by)} candidate pairs of the 15 tune backlogs ({int(by.sum())} named in "
+             "`unique_with` by the story annotators). Out-of-fold figures (5 folds, 5 shuffles) at the chosen cut:", "",
+             "| model | cut | all rows P | R | F1 | tune pairs P | R | backlog candidates P | R |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in ("duplicate", "merge"):
+        m, cv = model[name], model[name]["cv"]
+        lines.append(f"| {name} | {m['cut']} | {cv['precision']:.2f} | {cv['recall']:.2f} | {cv['f1']:.2f} | "
+                     f"{cv['pairs']['precision']:.2f} | {cv['pairs']['recall']:.2f} | "
+                     f"{cv['backlogs']['precision']:.2f} | {cv['backlogs']['recall']:.2f} |")
+    lines.append("")
+    if second_judge:
+        lines += ["### A second model as two more judge features", ""]
+        lines += J.second_judge(second_judge, pairs, texts, x, (bx, by, b_texts)) + [""]
+    elif J.SECOND.is_file():
+        # measured apart (minutes on two cores): its last measurement, as benchmarks/similarity_judge.py wrote it
+        body = J.SECOND.read_text("utf-8").splitlines()[2:]
+        lines += ["### A second model as two more judge features (last measured apart)", "",
+                  "Measured by `benchmarks/similarity_judge.py --second-judge DIR`, which, unlike the tables above, "
+                  "also reads the held-out rows once (the decision to ship it or not rests on them).", "", *body]
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="write docs/benchmarks/similarity_tuning.{json,md}")
     ap.add_argument("--quantize", default="none", choices=["none", "int8"], help="score with the int8-quantized model")
+    ap.add_argument("--second-judge", metavar="DIR", help="a local sentence-transformers model to measure as a second judge")
     args = ap.parse_args(argv)
     if not REAL.is_dir():
         print("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)", file=sys.stderr)
@@ -125,6 +166,8 @@ def main(argv=None) -> int:
         r = share_flagged(cfg, pairs, parts=("tune",))["st603_against_unique"]["tune"]
         lines.append(f"| {distinct} | {r['flagged']} | {r['share']:.1%} | {fmt(r['precision'])} | {fmt(r['recall'])} |")
     lines.append("")
+    if args.quantize == "none":
+        lines += judge_section(args.second_judge)
     text = "\n".join(lines)
     print(text)
     if args.write and args.quantize == "none":

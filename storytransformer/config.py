@@ -91,6 +91,7 @@ class SimilarityConfig:
     lexical_weight: float = setting(0.0, low=0, high=1)  # share of content-lemma overlap in the means score
     near_best: float = setting(0.03, low=0, high=1)  # a duplicate is at most this far below either story's nearest neighbour
     distinct_threshold: float = setting(2.5, low=0, high=100)  # a duplicate stands this many standard deviations above each story's mean cosine
+    judge: bool = False  # true: the learned pair judge decides instead of the thresholds above (docs/similarity.md)
     max_neighbours: int = setting(20, low=1, high=10_000)  # candidate pairs kept per story (bounds memory on repetitive backlogs)
     device: str = "cpu"  # cpu | cuda | cuda:N | mps
     batch_size: int = setting(64, low=1, high=65_536)

@@ -68,6 +68,11 @@ class Thresholds:
     whole: float = 0.75  # the whole stories must be this close for any relation
     near_best: float = 0.03  # a duplicate is at most this far below either story's nearest neighbour
     distinct: float = 2.5  # a duplicate's cosine is this many standard deviations above each story's mean cosine
+    # True: the learned pair judge (pair_judge.py) decides duplicate and merge-worthy above ``whole``;
+    # ``duplicate``, ``overlap``, ``same_goal``, ``ends``, ``lexical_weight`` and ``near_best`` then play no
+    # part. Off by default: on the held-out labels it trades recall for precision rather than winning
+    # (docs/similarity.md, "The learned pair judge").
+    judge: bool = False
 
     @staticmethod
     def of(config) -> "Thresholds":
@@ -78,7 +83,8 @@ class Thresholds:
         names = {"duplicate": "duplicate_threshold", "overlap": "overlap_threshold", "same_goal": "same_goal_threshold",
                  "role": "role_threshold", "ends": "ends_threshold", "lexical_weight": "lexical_weight",
                  "whole": "whole_threshold", "near_best": "near_best", "distinct": "distinct_threshold"}
-        return Thresholds(**{f: float(getattr(config, key, getattr(d, f))) for f, key in names.items()})
+        return Thresholds(**{f: float(getattr(config, key, getattr(d, f))) for f, key in names.items()},
+                          judge=bool(getattr(config, "judge", d.judge)))
 
     @property
     def candidate_floor(self) -> float:
@@ -105,6 +111,9 @@ class PairScores:
     z: float | None = None
     contained: bool = False  # the content words of one means are all in the other's
     sibling: bool = False  # the means differ by one swapped word (compared_parts.one_word_sibling)
+    # compared_parts.means_relation of the two means (same verb, object overlap, length ratio, coverage);
+    # None: not computed (zeros for the judge)
+    words: tuple[float, float, float, float] | None = None
 
     @property
     def similarity(self) -> float:
@@ -123,6 +132,8 @@ class PairScores:
 
 def classify(s: PairScores, t: Thresholds) -> Relation:
     """The relation of a pair: the first of duplicate, overlap, same goal that its scores reach."""
+    if t.judge:
+        return judged(s, t)
     means = s.means_score(t)
     same_role = s.role is None or s.role >= t.role
     if s.whole < t.whole:
@@ -140,6 +151,27 @@ def classify(s: PairScores, t: Thresholds) -> Relation:
     return Relation.UNRELATED
 
 
+def judged(s: PairScores, t: Thresholds) -> Relation:
+    """The relation the learned pair judge gives: duplicate when its duplicate probability reaches the
+    cut and the pair stands out (the z-score test, read off the backlogs rather than the pairs);
+    otherwise merge-worthy (either probability at its cut) is an overlap for the same role and the
+    same goal for another; a one-word sibling and a pair below ``whole`` are unrelated."""
+    from .pair_judge import feature_matrix, verdicts
+
+    if s.whole < t.whole or s.sibling:
+        return Relation.UNRELATED
+    nan = float("nan")
+    x = feature_matrix([s.whole], [s.means], [s.means_lexical], [nan if s.role is None else s.role],
+                       [nan if s.ends is None else s.ends], [nan if s.gap is None else s.gap],
+                       [float(s.contained)], None if s.words is None else np.array([s.words], np.float64))
+    dup, merge = (bool(v[0]) for v in verdicts(x))
+    if dup and s.stands_out(t):
+        return Relation.DUPLICATE
+    if dup or merge:
+        return Relation.OVERLAP if s.role is None or s.role >= t.role else Relation.SAME_GOAL
+    return Relation.UNRELATED
+
+
 EPS = 1e-6  # a blocked matrix product and a matrix-vector product may differ in the last float32 bits
 
 
@@ -149,11 +181,14 @@ ORDER = (Relation.UNRELATED, Relation.DUPLICATE, Relation.OVERLAP, Relation.SAME
 def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends: np.ndarray,
                   t: Thresholds, whole: np.ndarray | None = None, gap: np.ndarray | None = None,
                   z: np.ndarray | None = None, contained: np.ndarray | None = None,
-                  sibling: np.ndarray | None = None) -> np.ndarray:
+                  sibling: np.ndarray | None = None, words: np.ndarray | None = None) -> np.ndarray:
     """:func:`classify` for arrays of pairs (``nan`` where a role or ends is missing);
     ``gap`` and ``z`` as in :class:`PairScores` (``nan``: not known), ``contained`` and ``sibling``
     boolean arrays (default False); returns indices into :data:`ORDER`. The index uses it for
-    thousands of candidates at once."""
+    thousands of candidates at once. ``words``: (n, 4) :func:`.compared_parts.means_relation` rows for
+    the judge (zeros when not given)."""
+    if t.judge:
+        return judged_many(means, lexical, role, ends, t, whole, gap, z, contained, sibling, words)
     score = (1 - t.lexical_weight) * means + t.lexical_weight * lexical
     with np.errstate(invalid="ignore"):
         same_role = np.isnan(role) | (role >= t.role)
@@ -174,4 +209,34 @@ def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends
         out[whole < t.whole] = 0
     if sibling is not None:
         out[sibling] = 0
+    return out
+
+
+def judged_many(means, lexical, role, ends, t: Thresholds, whole, gap=None, z=None, contained=None, sibling=None,
+                words=None) -> np.ndarray:
+    """:func:`judged` for arrays of pairs (as :func:`classify_many` takes them); indices into :data:`ORDER`."""
+    from .pair_judge import feature_matrix, verdicts
+
+    n = len(means)
+    nan = np.full(n, np.nan)
+    contained = np.zeros(n, bool) if contained is None else np.asarray(contained, bool)
+    x = feature_matrix(whole if whole is not None else np.ones(n), means, lexical, role, ends,
+                       nan if gap is None else gap, contained, words)
+    dup, merge = verdicts(x)
+    if z is not None:
+        with np.errstate(invalid="ignore"):
+            out_z = np.isnan(z) | (z >= t.distinct - EPS) | contained
+    else:
+        out_z = np.ones(n, bool)
+    with np.errstate(invalid="ignore"):
+        same_role = np.isnan(role) | (role >= t.role)
+    out = np.zeros(n, np.int8)
+    related = dup | merge
+    out[related & same_role] = 2
+    out[related & ~same_role] = 3
+    out[dup & out_z] = 1
+    if whole is not None:
+        out[whole < t.whole] = 0
+    if sibling is not None:
+        out[np.asarray(sibling, bool)] = 0
     return out

@@ -217,3 +217,24 @@ def one_word_sibling(a: str, b: str) -> bool:
     embeddings."""
     swap = swapped_word(a, b)
     return swap is not None and not swap[2]
+
+
+# -- what the learned pair judge reads from the words of two means -----------------------------------
+# The embeddings say how close two needs are; these say how: the same action on another object
+# ("see the sections on roles" / "... on costing") is a sibling need, the same object with more
+# qualifiers ("upload files" / "upload files through the web interface") one need said at two lengths.
+
+def means_relation(a: str, b: str) -> tuple[float, float, float, float]:
+    """(same leading verb, overlap of the other content words, ratio of the numbers of content words,
+    share of the shorter means' content words the longer one has) of two means, every value in [0, 1].
+    Words as :func:`swapped_word` sees them: lemmas, -ly adverbs left out, :data:`SAME_THING` folded."""
+    wa, wb = _means_words(a), _means_words(b)
+    if not wa or not wb:
+        return 0.0, 0.0, 0.0, 0.0
+    lead_a = min(wa, key=lambda k: wa[k][0])
+    lead_b = min(wb, key=lambda k: wb[k][0])
+    same_verb = float(lead_a == lead_b)
+    obj = jaccard(frozenset(wa) - {lead_a}, frozenset(wb) - {lead_b})
+    shorter, longer = sorted((len(wa), len(wb)))
+    coverage = len(wa.keys() & wb.keys()) / shorter
+    return same_verb, obj, shorter / longer, coverage

@@ -27,9 +27,11 @@ from ..story import Story
 from .classify import ORDER, PairScores, Relation, Thresholds, classify, classify_many
 from .clusters import Cluster, connected_clusters
 from .embedder import Embedder
-from .compared_parts import StoryTexts, content_lemmas, jaccard, one_word_sibling, role_lemmas, role_overlap
+from .compared_parts import (StoryTexts, content_lemmas, jaccard, means_relation, one_word_sibling, role_lemmas,
+                             role_overlap)
 
 Key = tuple[str, str]  # (file, story id)
+EPS_WHOLE = 1e-6  # the candidate floor's own tolerance
 BLOCK = 512  # rows per matrix product: 512 x 20,000 float32 scores = 40 MB at most
 # Below this many distinct stories a story's spread of cosines says little (the largest z-score
 # possible among m values is sqrt(m - 1)): the stand-out test is skipped, as in a two-story example.
@@ -304,35 +306,42 @@ class SimilarityIndex:
         whole = np.asarray(whole, np.float64)
         return np.minimum((whole - mean[ia]) / std[ia], (whole - mean[ib]) / std[ib])
 
-    def _text_checks(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(contained, sibling) for slot pairs: whether one means' content lemmas are all in the other's,
-        and whether the means differ by one swapped word. Plain Python per pair: callers pass only
-        the pairs these can change."""
+    def _text_checks(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(contained, sibling, words) for slot pairs: whether one means' content lemmas are all in the
+        other's, whether the means differ by one swapped word, and the judge's word-level features
+        (:func:`.compared_parts.means_relation`, an (n, 4) array). Plain Python per pair: callers pass
+        only the pairs these can change."""
         contained = np.zeros(len(a), bool)
         sibling = np.zeros(len(a), bool)
+        words = np.zeros((len(a), 4), np.float64)
         lemmas = self._means_lemmas
+        judge = self.thresholds.judge
         for i, (x, y) in enumerate(zip(np.asarray(a).tolist(), np.asarray(b).tolist())):
             la, lb = lemmas[x], lemmas[y]
             contained[i] = bool(la) and bool(lb) and (la <= lb or lb <= la)
             if len(la - lb) == 1 and len(lb - la) == 1:
                 sibling[i] = one_word_sibling(self._means_text(x), self._means_text(y))
-        return contained, sibling
+            if judge:
+                words[i] = means_relation(self._means_text(x), self._means_text(y))
+        return contained, sibling, words
 
     def _means_text(self, slot: int) -> str:
         return StoryTexts.of(next(iter(self._members[slot].values()))).means_or_whole
 
     @staticmethod
-    def _pair_scores(arrays: tuple[np.ndarray, ...], i: int, contained: bool = False, sibling: bool = False) -> PairScores:
+    def _pair_scores(arrays: tuple[np.ndarray, ...], i: int, contained: bool = False, sibling: bool = False,
+                     words: np.ndarray | None = None) -> PairScores:
         whole, means, lexical, role, ends, gap, z = (float(x[i]) for x in arrays)
         return PairScores(whole=whole, means=means, means_lexical=lexical,
                           role=None if role != role else role, ends=None if ends != ends else ends,
                           gap=None if gap != gap or gap == -np.inf else min(gap, 0.0),
-                          z=None if z != z or abs(z) == np.inf else z, contained=contained, sibling=sibling)
+                          z=None if z != z or abs(z) == np.inf else z, contained=contained, sibling=sibling,
+                          words=None if words is None else tuple(float(v) for v in words))
 
     def _scores(self, a: np.ndarray, b: np.ndarray) -> list[PairScores]:
         arrays = self._score_arrays(a, b)
-        contained, sibling = self._text_checks(a, b)
-        return [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i])) for i in range(len(a))]
+        contained, sibling, words = self._text_checks(a, b)
+        return [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]), words[i]) for i in range(len(a))]
 
     def pair_scores(self, a: Key, b: Key) -> PairScores:
         """The scores of two indexed stories (by (file, id))."""
@@ -459,11 +468,11 @@ class SimilarityIndex:
         """
         self._bring_up_to_date()
         if self._pairs is None:
-            rows, codes, (arrays, contained, sibling) = self._related
+            rows, codes, (arrays, contained, sibling, words) = self._related
             a, b = self._cand[0], self._cand[1]
             out = []
             for i, code in zip(rows.tolist(), codes.tolist()):
-                sc = self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]))
+                sc = self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]), words[i])
                 out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[code], sc.similarity))
             self._pairs = out
         return self._pairs
@@ -474,7 +483,7 @@ class SimilarityIndex:
         The same pairs as :meth:`pairs` without building a Python object per pair, for a caller that
         compares them between edits (the incremental findings)."""
         self._bring_up_to_date()
-        rows, codes, (arrays, _, _) = self._related
+        rows, codes, (arrays, _, _, _) = self._related
         return self._cand[0][rows], self._cand[1][rows], codes.astype(np.int8), np.asarray(arrays[0], np.float64)[rows]
 
     def _bring_up_to_date(self) -> None:
@@ -502,33 +511,51 @@ class SimilarityIndex:
         self._pairs = None
 
     def _candidate_arrays(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(a, b, whole, means, lexical, role, ends, checked, contained, sibling) of candidate slot pairs:
+        """(a, b, whole, means, lexical, role, ends, checked, contained, sibling, words) of candidate slot pairs:
         the scores that do not depend on the rest of the index, and the word-level checks, filled in by
         :meth:`_classify` the first time a pair is related (kept with the pair until a slot changes)."""
         arrays = self._score_arrays(a, b, whole, nearest=np.zeros(self._cap), with_z=False)
         unknown = np.zeros(len(a), bool)
-        return (a.astype(np.int64), b.astype(np.int64), *arrays[:5], unknown, unknown.copy(), unknown.copy())
+        return (a.astype(np.int64), b.astype(np.int64), *arrays[:5], unknown, unknown.copy(), unknown.copy(),
+                np.zeros((len(a), 4), np.float64))
 
     def _classify(self) -> tuple[np.ndarray, np.ndarray, tuple]:
         """(rows, codes, (scores, contained, sibling)) of the related pairs among the candidates, with gaps from the current nearest neighbours and
         z-scores from the current spread of each story's cosines; the word-level checks run only on
         the pairs they can change (related ones, and duplicates but for the z-score)."""
         t = self.thresholds
-        a, b, whole, means, lexical, role, ends, checked, contained, sibling = self._cand
+        a, b, whole, means, lexical, role, ends, checked, contained, sibling, words = self._cand
         gap = whole - np.maximum(self._nearest[a], self._nearest[b])
-        codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap)
+        if t.judge:
+            # The word-level features only where the judge's optimistic bound reaches a cut.
+            from .pair_judge import LOGIT_CUTS, feature_matrix, optimistic_logits
+
+            bound = optimistic_logits(feature_matrix(whole, means, lexical, role, ends, gap))
+            may = (whole >= t.whole - EPS_WHOLE) & ((bound[:, 0] >= LOGIT_CUTS[0]) | (bound[:, 1] >= LOGIT_CUTS[1]))
+            todo = np.flatnonzero(may & ~checked)
+            if len(todo):
+                contained[todo], sibling[todo], words[todo] = self._text_checks(a[todo], b[todo])
+                checked[todo] = True
+            codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap, contained=contained,
+                                  sibling=sibling, words=words)
+            codes[~may] = 0
+        else:
+            codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap)
         z = np.full(len(a), np.nan)
         maybe = np.flatnonzero(codes == 1)  # only a duplicate depends on the z-score: the few of them
         z[maybe] = self._z(a[maybe], b[maybe], whole[maybe])
         arrays = (whole, means, lexical, role, ends, gap, z)
-        todo = np.flatnonzero((codes != 0) & ~checked)
-        if len(todo):
-            contained[todo], sibling[todo] = self._text_checks(a[todo], b[todo])
-            checked[todo] = True
+        if not t.judge:
+            todo = np.flatnonzero((codes != 0) & ~checked)
+            if len(todo):
+                contained[todo], sibling[todo], words[todo] = self._text_checks(a[todo], b[todo])
+                checked[todo] = True
         codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap, z=z, contained=contained,
-                              sibling=sibling)
+                              sibling=sibling, words=words)
+        if t.judge:
+            codes[~may] = 0
         rows = np.flatnonzero(codes)
-        return rows, codes[rows], (arrays, contained.copy(), sibling.copy())
+        return rows, codes[rows], (arrays, contained.copy(), sibling.copy(), words.copy())
 
     def related(self) -> Iterator[tuple[Story, Story, Pair]]:
         """Every related pair of stories (members of slots), excluding exact duplicates."""
@@ -575,8 +602,9 @@ class SimilarityIndex:
                 nearest[slot] = sims.max()
             query = np.full(len(slots), slot)
             arrays = self._score_arrays(query, slots, nearest=nearest)
-            contained, sibling = self._text_checks(query, slots)
-            scores = [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i])) for i in range(len(slots))]
+            contained, sibling, words = self._text_checks(query, slots)
+            scores = [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]), words[i])
+                      for i in range(len(slots))]
             out: list[Neighbour] = []
             for other, sc in zip(slots.tolist(), scores):
                 rel = classify(sc, self.thresholds)

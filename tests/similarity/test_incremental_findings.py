@@ -87,9 +87,11 @@ def _edit(rng: random.Random, ws: Workspace, files: list[Path]) -> str:
     return f"{kind} {src.name}"
 
 
-def _check_edits(directory: Path, embedder, edits: int, seed: int, severity: dict | None = None) -> dict:
+def _check_edits(directory: Path, embedder, edits: int, seed: int, severity: dict | None = None,
+                 judge: bool = False) -> dict:
     """Apply ``edits`` random edits; after each, incremental == full. Returns counts per refresh mode."""
     config = Config(severity=dict(severity or {}))
+    config.similarity.judge = judge
     ws = Workspace.from_paths([str(directory)], config)
     files = sorted(Path(p) for p in ws.files if p.endswith(".txt"))
     index = SimilarityIndex.build(ws.stories(), config.similarity, embedder=embedder)
@@ -145,6 +147,13 @@ def test_real_backlog_edits_refresh_like_the_full_computation(real_copy, embedde
     modes = _check_edits(d, embedder, edits=60, seed=seed, severity=severity)
     assert modes["incremental"] == 60
     print(f"slots whose relations changed away from the edited stories: {modes['relinked_elsewhere']}")
+
+
+def test_real_backlog_edits_refresh_like_the_full_computation_under_the_learned_judge(real_copy, embedder, tmp_path):
+    d = tmp_path / "real"
+    shutil.copytree(real_copy, d)
+    modes = _check_edits(d, embedder, edits=40, seed=13, severity=ALL_ON, judge=True)
+    assert modes["incremental"] == 40
 
 
 def test_settings_change_and_rescan_fall_back_to_the_full_computation(examples_copy, embedder):

@@ -105,6 +105,28 @@ def flagged_by(cache: dict, part: str, code: str, threshold: float) -> set[tuple
     return out
 
 
+def story_p(cache: dict, part: str, code: str) -> dict[tuple[str, int], float]:
+    """Each asked story's highest P(yes) for ``code`` (a pair's counts for both of its stories)."""
+    out: dict[tuple[str, int], float] = {}
+    for k, v in cache.items():
+        if k.startswith("_") or v["part"] != part or not k.startswith(code + "|"):
+            continue
+        _, where, others = k.split("|")
+        name, line = where.rsplit(":", 1)
+        for s in [(name, int(line))] + ([(name, int(others))] if code == "ST1201" and others else []):
+            out[s] = max(out.get(s, 0.0), v["p"])
+    return out
+
+
+def auc(ps: dict, gold: set, sample: set) -> float | None:
+    """How often a labelled story gets a higher P(yes) than an unlabelled one (0.5: chance), over the sample."""
+    pos = [ps.get(s, 0.0) for s in sample if s in gold]
+    neg = [ps.get(s, 0.0) for s in sample if s not in gold]
+    if not pos or not neg:
+        return None
+    return sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg))
+
+
 def weighted(pred: set, gold: set, universe: set, weight) -> tuple[float, float, float]:
     """(tp, fp, fn) with each story counted at its weight (1/rate for sampled unlabelled stories)."""
     pred, gold = pred & universe, gold & universe
@@ -177,12 +199,13 @@ def main() -> int:
         everything = Score(len(g & held_universe), len(held_universe - g), 0)
         asked = sum(1 for k, v in cache.items() if not k.startswith("_") and v["part"] == "held_out"
                     and k.startswith(code + "|"))
-        rows.append((code, criterion, threshold, tuned, s, everything, asked))
+        ranking = auc(story_p(cache, "held_out", code), g, held_sample)
+        rows.append((code, criterion, threshold, tuned, s, everything, asked, ranking))
         result["rules"][code] = {"criterion": criterion, "threshold": threshold, "tune_f1": tuned[2],
                                  "tune_precision": tuned[0], "tune_recall": tuned[1],
                                  "held_out": {"tp": s.tp, "fp": s.fp, "fn": s.fn, "precision": s.precision,
                                               "recall": s.recall, "f1": s.f1},
-                                 "flag_everything_f1": everything.f1, "questions": asked,
+                                 "flag_everything_f1": everything.f1, "questions": asked, "held_out_auc": ranking,
                                  "worth_turning_on": (s.precision or 0) >= MIN_PRECISION}
     secs = cache.get("_seconds", {})
     held_s = sum(secs.get(b, 0) for b in parts["held_out"])
@@ -190,23 +213,25 @@ def main() -> int:
     result["held_out_seconds"], result["held_out_questions"] = held_s, held_q
     lines = [f"# Model checks against expert-style labels ({len(held_universe)} stories in "
              f"{len(parts['held_out'])} held-out backlogs)", "",
-             f"{result['date']}. Command: `python benchmarks/model_checks_quality.py` (then `--from-cache` to rebuild "
-             "the tables). Model: " + (result["model"] or "(not recorded)") + ", 1 torch thread on a shared 2-core CPU.",
+             f"{result['date']}. Command: `python benchmarks/model_checks_quality.py"
+             f"{'' if args.held_out_rate >= 1 else f' --held-out-rate {args.held_out_rate:g}'}` (`--from-cache` rebuilds "
+             "the tables from the kept probabilities). Model: " + (result["model"] or "(not recorded)") + ", 1 torch thread on a shared 2-core CPU.",
              "Each rule's question is scored, not generated: P(yes) against P(no), flagged at or above the rule's",
              "threshold. Thresholds tuned for F1 on the tuning backlogs (every labelled story plus "
              f"{args.tune_rate:.0%} of the others, scaled back), then applied unchanged to the held-out ones.",
              ("" if args.held_out_rate >= 1 else f"Held-out: every labelled story plus {args.held_out_rate:.0%} of the "
               "others (false positives scaled back by the same share, rounded). ") +
-             f"Held-out: {held_q} questions in {held_s:.0f} s ({held_s / held_q if held_q else 0:.2f} s a question).", "",
+             f"Asked: {held_q} questions in {held_s:.0f} s ({held_s / held_q if held_q else 0:.2f} s a question).", "",
              "| code | criterion | threshold | tune F1 | held-out gold | flagged | precision | recall | F1 | "
-             "flag-everything F1 |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for code, criterion, threshold, tuned, s, everything, asked in rows:
+             "flag-everything F1 | AUC |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for code, criterion, threshold, tuned, s, everything, asked, ranking in rows:
         lines.append(f"| {code} | {criterion} | {threshold:.3f} | {fmt(tuned[2])} | {s.tp + s.fn} | {s.tp + s.fp} | "
-                     f"{fmt(s.precision)} | {fmt(s.recall)} | {fmt(s.f1)} | {fmt(everything.f1)} |")
+                     f"{fmt(s.precision)} | {fmt(s.recall)} | {fmt(s.f1)} | {fmt(everything.f1)} | {fmt(ranking)} |")
     weak = [code for code, *_rest in rows if not result["rules"][code]["worth_turning_on"]]
     lines += ["", "*flag-everything F1*: what flagging every story would score (the prevalence floor); a rule below it "
-              "ranks stories no better than chance.",
+              "ranks stories no better than chance. *AUC*: how often a labelled held-out story gets a higher P(yes) than an "
+              "unlabelled one (0.50 is chance), whatever the threshold.",
               "", f"Below precision {MIN_PRECISION} on the held-out split (not turned on by default, only run when asked "
               "with `check --model-checks`): " + (", ".join(weak) if weak else "none") + "."]
     text = "\n".join(lines)

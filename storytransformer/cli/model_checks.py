@@ -75,6 +75,10 @@ def run(args, config: Config, stories, say) -> list[Finding]:
     if not ok:
         say("warning", f"--model-checks: {what}; the model checks (ST406, ST1002, ST1102, ST1201, ST1301) did not run")
         return []
+    if not config.engine.remote_url and not config.engine.model:
+        say("warning", "--model-checks: the packaged SmolLM2-135M ranks these defects about as well as chance "
+            "(docs/benchmarks/model_checks.md): treat its findings as hints, or configure a capable model "
+            "(engine.model or engine.remote_url) and its thresholds (--model-threshold)")
     from ..engine import create_engine
 
     try:

@@ -58,6 +58,8 @@ def markdown() -> str:
                 "", r.summary]
         if r.fix:
             out += ["", f"How to fix: {r.fix}"]
+        if r.needs_model and model_measured(r.code):
+            out += ["", f"Measured: {model_measured(r.code)}."]
         for e in r.examples:
             out += ["", f"{example_label(e, r.needs_model).capitalize()}:", "", "```text", *example_lines(e), "```"]
     return "\n".join(out) + "\n"
@@ -73,6 +75,14 @@ def model_note(args) -> str:
     except ConfigError as e:
         return f"the configuration cannot be read ({e})"
     return describe(config)
+
+
+def model_measured(code: str) -> str:
+    """What the model check for ``code`` scored with the packaged model on the held-out backlogs."""
+    from ..engine.judge import QUESTIONS
+
+    q = QUESTIONS.get(code)
+    return q.measured if q else ""
 
 
 def run(args) -> int:
@@ -93,6 +103,7 @@ def run(args) -> int:
                            "default_on": r.default_on, "fixable": r.fixable, "unsafe_fix": r.unsafe_fix,
                            "fix_kind": r.fix_kind.value, "merge_candidate": r.merge_candidate,
                            "needs_model": r.needs_model, "model_check": note if r.needs_model else None,
+                           "model_measured": model_measured(r.code) if r.needs_model else None,
                            "summary": r.summary, "fix": r.fix,
                            "examples": [{"text": e.text, "flagged": e.flagged} for e in r.examples],
                            "url": r.url} for r in rows], indent=2))
@@ -116,6 +127,9 @@ def run(args) -> int:
                         print(f"    {line}")
                 if r.needs_model:
                     print(f"\nModel check: {note}.")
+                    measured = model_measured(r.code)
+                    if measured:
+                        print(f"Measured: {measured}.")
                 print(f"\n{r.url}")
         if note and not args.code:
             print(f"\nModel checks (needs a language model): {note}.")

@@ -50,8 +50,10 @@ def markdown() -> str:
         fix = r.fix_kind.value if r.fixable else ""
         out.append(f"| [{r.code}](#{r.code.lower()}-{r.name}) | {r.name} | {r.criterion} | {default} | {fix} |")
     for r in rule_rows():
-        source = ("a language model, asked only by `check --model-checks` (no rule of words or grammar found these "
-                  "defects precisely enough; [measured](benchmarks/model_checks.md))") if r.needs_model else f"{r.scope} rule"
+        source = f"{r.scope} rule"
+        if r.needs_model:
+            source = ("a language model, asked only by `check --model-checks` (no rule of words or grammar found these "
+                      "defects precisely enough; [measured](benchmarks/model_checks.md))")
         default = "not run unless `check --model-checks`" if r.needs_model else \
             f"{r.severity.value}{'' if r.default_on else ', off unless selected'}"
         out += ["", f"## {r.code} {r.name}", "", f"Criterion: **{r.criterion}**. Default: {default}. Source: {source}.",

@@ -4,6 +4,7 @@ around them where no model is needed (no engine configured, bad flags). The real
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from storytransformer.config import Config, EngineConfig
-from storytransformer.engine import CancelToken, Deadline, EngineStatus, Score, Unsupported
+from storytransformer.engine import CancelToken, Deadline, EngineStatus, Score
 from storytransformer.engine import judge
 from storytransformer.engine.backend import NoModel
 from storytransformer.engine.proposer import Proposer
@@ -163,7 +164,7 @@ def test_without_an_engine_availability_names_the_setting():
 
 def cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "storytransformer", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**__import__("os").environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}"})
+                          env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}"})
 
 
 @pytest.fixture

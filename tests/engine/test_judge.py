@@ -204,3 +204,12 @@ def test_select_and_ignore_choose_the_model_rules():
     assert selected_codes(config) == list(judge.MODEL_CODES)
     config.select, config.ignore = ["ST1"], ["ST1201"]
     assert selected_codes(config) == ["ST1002", "ST1102", "ST1301"]
+
+
+def test_an_untrusted_projects_remote_server_is_confirmed_before_model_checks_send_it_stories(tmp_path):
+    (tmp_path / "bakery.txt").write_text("\n".join(BACKLOG) + "\n")
+    (tmp_path / ".storytransformer.toml").write_text('[engine]\nremote_url = "http://127.0.0.1:9/v1"\n')
+    asked = cli("check", "bakery.txt", "--no-semantic", "--model-checks", cwd=tmp_path)
+    assert asked.returncode == 2 and "not trusted to choose the remote model server" in asked.stderr
+    plain_check = cli("check", "bakery.txt", "--no-semantic", cwd=tmp_path)  # no model: the settings are left out
+    assert plain_check.returncode != 2 and "not trusted" not in plain_check.stderr

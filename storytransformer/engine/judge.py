@@ -118,6 +118,7 @@ class JudgeResult:
     seconds: float = 0.0
     error: str = ""
     probabilities: list[tuple[Ask, float]] = field(default_factory=list)
+    next_unasked: str = ""  # file:line of the first story a question was left out for, when stopped early
 
     @property
     def note(self) -> str:
@@ -125,7 +126,8 @@ class JudgeResult:
         head = f"model checks: {self.asked} of {self.planned} questions asked of {self.model} in {self.seconds:.1f} s"
         why = {"budget": "the question budget ran out", "deadline": "the time budget ran out",
                "cancelled": "cancelled", "error": f"the engine failed: {self.error}"}.get(self.stopped)
-        return f"{head}; stopped early: {why}" if why else head
+        where = f" at the questions about {self.next_unasked}" if why and self.next_unasked else ""
+        return f"{head}; stopped early: {why}{where}" if why else head
 
 
 def p_yes(scores) -> float:
@@ -284,6 +286,9 @@ def judge(engine, stories: Iterable[Story], *, codes: Iterable[str] = MODEL_CODE
     except EngineError as e:
         out.stopped, out.error = "error", str(e)
         log.info("model checks stopped: %s", e)
+    if out.asked < out.planned:
+        first = asks[out.asked].story
+        out.next_unasked = place(first.file, first.line, root)
     out.seconds = time.perf_counter() - t0
     out.findings.sort(key=Finding.sort_key)
     return out

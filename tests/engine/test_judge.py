@@ -128,6 +128,8 @@ def test_the_question_budget_stops_the_run_and_says_so():
     assert result.asked == 3 == backend.calls and result.planned > 3
     assert result.stopped == "budget" and "question budget ran out" in result.note
     assert "3 of" in result.note and "scripted-model" in result.note
+    fourth = judge.plan(stories())[3].story  # the story of the first question left out
+    assert f"ran out at the questions about bakery.txt:{fourth.line + 1}" in result.note
 
 
 def test_a_deadline_that_has_passed_asks_nothing():

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    _config_policy(args.command)
+    _config_policy(args.command, uses_engine=getattr(args, "model_checks", False))  # check --model-checks does
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -82,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _config_policy(command: str) -> None:
+def _config_policy(command: str, uses_engine: bool = False) -> None:
     from .. import trust
 
     if command in SERVER_COMMANDS:
         trust.set_policy(remote="drop", walk="workspace")  # notices go to the server's log
         return
-    trust.set_policy(remote="confirm" if command in ENGINE_COMMANDS else "quiet", walk="cli",
+    trust.set_policy(remote="confirm" if command in ENGINE_COMMANDS or uses_engine else "quiet", walk="cli",
                      notice=lambda message: print(f"storytransformer: warning: {message}", file=sys.stderr))
 
 

@@ -13,6 +13,7 @@ from ..config import ConfigError, load_config
 from ..edits import WriteError, atomic_write
 from ..output import fixes_listing, summary, to_github, to_json, to_sarif, to_text, unified_diff
 from ..rules import RULES
+from . import model_checks
 
 STDIN = "-"
 
@@ -49,6 +50,7 @@ def register(sub) -> None:
     p.add_argument("--stdin-filename", metavar="NAME",
                    help="the name (and so the format, e.g. backlog.md) of the stories read from - (standard input)")
     p.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
+    model_checks.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -78,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
         for code in config.select + config.ignore:
             if not any(c.startswith(code) for c in RULES):
                 raise ConfigError(f"--select/--ignore: unknown rule {code!r}")
+        if args.model_budget < 1 or args.model_timeout <= 0:
+            raise ConfigError("--model-budget and --model-timeout must be positive")
+        try:
+            args.thresholds = model_checks.thresholds(args.model_threshold)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         accepted = baseline.load(args.baseline) if args.baseline else None
         try:
             args.policy = (FixPolicy.parse(args.fix_kinds) if args.fix_kinds is not None else CHECK_FIX) \
@@ -92,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     with _progress(err) as progress:
         result = _check(args, config, progress, err)
     findings, problems, n_files, n_stories = result.findings, result.problems, result.files, result.stories
+    if args.model_checks and result.workspace is not None:
+        findings = sorted(findings + model_checks.run(args, config, list(result.workspace.stories()), _say(err)),
+                          key=lambda f: f.sort_key())
     fixed, contents = result.fixed, result.contents
 
     in_baseline = 0
@@ -207,6 +218,13 @@ def _progress(err):
                     console=Console(file=err), transient=True)
 
 
+def _say(err):
+    def say(level: str, message: str) -> None:
+        print(message if level == "note" else f"storytransformer: {level}: {message}", file=err)
+
+    return say
+
+
 def _check(args, config, progress, err) -> CheckResult:
     """The one check entry point (:func:`storytransformer.checking.check`) run with these flags.
 
@@ -214,13 +232,11 @@ def _check(args, config, progress, err) -> CheckResult:
     stories read from standard input are under ``args.stdin_name``.
     """
     texts = {args.stdin_name: sys.stdin.buffer.read()} if STDIN in args.paths else {}
-    options = CheckOptions(semantic=not args.no_semantic, use_cache=not args.no_cache, run_cache=True,
+    options = CheckOptions(semantic=not args.no_semantic, use_cache=not args.no_cache,
+                           run_cache=not args.model_checks,  # the model checks need the stories, not a cached result
                            fix=args.policy if args.fix else None, write=not args.diff,
                            follow_symlinks=getattr(args, "follow_symlinks", False), progress=progress)
 
-    def say(level: str, message: str) -> None:
-        print(message if level == "note" else f"storytransformer: {level}: {message}", file=err)
-
-    result = check(config, [p for p in args.paths if p != STDIN], texts, options, say)
+    result = check(config, [p for p in args.paths if p != STDIN], texts, options, _say(err))
     args.write_failures = result.write_failures
     return result

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 from ..rules import RULES
 
@@ -11,6 +13,7 @@ def register(sub) -> None:
     p = sub.add_parser("rules", help="list the rules or explain one")
     p.add_argument("code", nargs="?", help="a rule code such as ST201")
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    p.add_argument("--config", type=Path, help="configuration file: says whether the model checks would run with it")
     p.set_defaults(func=run)
 
 
@@ -27,7 +30,7 @@ def example_lines(example) -> list[str]:
 
 
 def example_label(example, needs_model: bool = False) -> str:
-    """'flagged', or for a check that needs a language model (and is not run) whether the story has the defect."""
+    """'flagged', or for a check that needs a language model (run only when asked) whether the story has the defect."""
     verdict = ("a defect" if example.flagged else "no defect") if needs_model else \
         "flagged" if example.flagged else "not flagged"
     return f"{verdict} (the last story)" if len(example.lines) > 1 else verdict
@@ -47,20 +50,47 @@ def markdown() -> str:
         fix = r.fix_kind.value if r.fixable else ""
         out.append(f"| [{r.code}](#{r.code.lower()}-{r.name}) | {r.name} | {r.criterion} | {default} | {fix} |")
     for r in rule_rows():
-        source = ("a language model (`check` does not run it: no rule of words or grammar found these defects "
-                  "precisely enough)") if r.needs_model else f"{r.scope} rule"
-        default = "not run" if r.needs_model else \
+        source = f"{r.scope} rule"
+        if r.needs_model:
+            source = ("a language model, asked only by `check --model-checks` (no rule of words or grammar found these "
+                      "defects precisely enough; [measured](benchmarks/model_checks.md))")
+        default = "not run unless `check --model-checks`" if r.needs_model else \
             f"{r.severity.value}{'' if r.default_on else ', off unless selected'}"
         out += ["", f"## {r.code} {r.name}", "", f"Criterion: **{r.criterion}**. Default: {default}. Source: {source}.",
                 "", r.summary]
         if r.fix:
             out += ["", f"How to fix: {r.fix}"]
+        if r.needs_model and model_measured(r.code):
+            out += ["", f"Measured: {model_measured(r.code)}."]
         for e in r.examples:
             out += ["", f"{example_label(e, r.needs_model).capitalize()}:", "", "```text", *example_lines(e), "```"]
     return "\n".join(out) + "\n"
 
 
+def model_note(args) -> str:
+    """Whether ``check --model-checks`` would run the model rules with this configuration (no model is loaded)."""
+    from ..config import ConfigError, load_config
+    from .model_checks import describe
+
+    try:
+        config = load_config(getattr(args, "config", None), start=Path("."))
+    except ConfigError as e:
+        return f"the configuration cannot be read ({e})"
+    return describe(config)
+
+
+def model_measured(code: str) -> str:
+    """What the model check for ``code`` scored with the packaged model on the held-out backlogs."""
+    from ..engine.judge import QUESTIONS
+
+    q = QUESTIONS.get(code)
+    return q.measured if q else ""
+
+
 def run(args) -> int:
+    if args.config is not None and not args.config.is_file():
+        print(f"storytransformer: error: {args.config}: no such configuration file", file=sys.stderr)
+        return 2
     if args.code:
         r = RULES.get(args.code.upper())
         if r is None:
@@ -69,11 +99,13 @@ def run(args) -> int:
         rows = [r]
     else:
         rows = rule_rows()
+    note = model_note(args) if any(r.needs_model for r in rows) and args.format != "markdown" else ""
     if args.format == "json":
         print(json.dumps([{"code": r.code, "name": r.name, "criterion": r.criterion, "severity": r.severity.value,
                            "default_on": r.default_on, "fixable": r.fixable, "unsafe_fix": r.unsafe_fix,
                            "fix_kind": r.fix_kind.value, "merge_candidate": r.merge_candidate,
-                           "needs_model": r.needs_model,
+                           "needs_model": r.needs_model, "model_check": note if r.needs_model else None,
+                           "model_measured": model_measured(r.code) if r.needs_model else None,
                            "summary": r.summary, "fix": r.fix,
                            "examples": [{"text": e.text, "flagged": e.flagged} for e in r.examples],
                            "url": r.url} for r in rows], indent=2))
@@ -82,7 +114,7 @@ def run(args) -> int:
     else:
         for r in rows:
             flag = "[*]" if r.fixable else "   "
-            off = " (needs a language model; not run by check)" if r.needs_model else \
+            off = " (needs a language model: check --model-checks)" if r.needs_model else \
                 "" if r.default_on else " (off by default)"
             print(f"{r.code:7} {flag} {r.name:28} {r.criterion:17} {r.severity.value:8}{off}")
             if args.code:
@@ -95,5 +127,12 @@ def run(args) -> int:
                     print(f"\n{example_label(e, r.needs_model).capitalize()}:")
                     for line in example_lines(e):
                         print(f"    {line}")
+                if r.needs_model:
+                    print(f"\nModel check: {note}.")
+                    measured = model_measured(r.code)
+                    if measured:
+                        print(f"Measured: {measured}.")
                 print(f"\n{r.url}")
+        if note and not args.code:
+            print(f"\nModel checks (needs a language model): {note}.")
     return 0

@@ -1,8 +1,9 @@
 """Complete: the backlog does not miss a step that one of its stories relies on.
 
-Declared, not run: whether "edit my saved searches" has a story that lets anyone save a search, or
+A model check: whether "edit my saved searches" has a story that lets anyone save a search, or
 whether a missing delete is a gap or a choice, depends on what the stories mean, not on their words;
-a capable language model is needed, so ``check`` does not report it.
+a capable language model is needed, so only ``check --model-checks`` asks one
+(:mod:`storytransformer.engine.judge`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ CRITERION = "complete"
 
 declare("ST1301", "missing-step", CRITERION, Severity.INFO,
         "The story relies on an action or object that no story of the backlog provides ('edit my saved searches' "
-        "where no story saves one). Needs a language model: `check` does not run it.",
+        "where no story saves one). Needs a language model: only `check --model-checks` runs it.",
         scope=MODEL_SCOPE, default_on=False,
         fix="Add the story for the missing step, or say in this story where the object comes from.",
         examples=(Example("As a visitor, I want to search the catalogue by title.\n"

@@ -1,9 +1,10 @@
 """Conflict-free: no two stories of a backlog contradict each other.
 
-Declared, not run: telling a contradiction from two stories that merely share a role and an object
+A model check: telling a contradiction from two stories that merely share a role and an object
 needs a capable language model. The word-level heuristic of the engine (an opposite verb such as
 enable/disable, or one story negated) flagged 8 stories of the tuning split and none of them was a
-labelled conflict (docs/benchmarks/rules.md), so ``check`` does not report it.
+labelled conflict (docs/benchmarks/rules.md), so only ``check --model-checks`` asks the model
+(:mod:`storytransformer.engine.judge`, which puts the heuristic's pairs first).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ CRITERION = "conflict-free"
 
 declare("ST1201", "conflicting-stories", CRITERION, Severity.WARNING,
         "Another story of the backlog contradicts this one (same role and object, opposite actions or rules). "
-        "Needs a language model: `check` does not run it.",
+        "Needs a language model: only `check --model-checks` runs it.",
         scope=MODEL_SCOPE, default_on=False,
         fix="Decide which rule holds, then change or delete the other story.",
         examples=(Example("As a moderator, I want to show all estimates as soon as they are given.\n"

@@ -65,7 +65,7 @@ class Rule:
     severity: Severity
     summary: str
     fixable: bool
-    scope: str  # "story" | "workspace" | "semantic" | "model" (MODEL_SCOPE: needs a language model, not run by check)
+    scope: str  # "story" | "workspace" | "semantic" | "model" (MODEL_SCOPE: needs a language model: check --model-checks)
     default_on: bool
     check: Callable[..., Iterable[Finding]] | None
     unsafe_fix: bool = False  # the fix changes what the story asks for: only with --unsafe-fixes
@@ -95,8 +95,9 @@ class Rule:
 
     @property
     def needs_model(self) -> bool:
-        """A criterion only a capable language model judges: declared so that `storytransformer rules` and
-        docs/rules.md say so, but no rule of ``check`` produces its findings (measured: docs/benchmarks/rules.md)."""
+        """A criterion only a capable language model judges: no rule of words produces its findings
+        (docs/benchmarks/rules.md); the engine's judge (:mod:`storytransformer.engine.judge`) asks the model
+        when ``check --model-checks`` is given (docs/benchmarks/model_checks.md)."""
         return self.scope == MODEL_SCOPE
 
     @property
@@ -130,7 +131,7 @@ def declare(code: str, name: str, criterion: str, severity: Severity, summary: s
             fixable: bool = False, scope: str = "semantic", default_on: bool = True,
             fix: str = "", examples: Sequence[Example] = (), merge_candidate: bool = False) -> None:
     """Declare a rule whose findings are produced elsewhere (the similarity index, the engine), or, with
-    ``scope=MODEL_SCOPE``, a check that needs a language model and that ``check`` does not run."""
+    ``scope=MODEL_SCOPE``, a check that needs a language model, run only by ``check --model-checks``."""
     RULES[code] = Rule(code, name, criterion, severity, summary, fixable, scope, default_on, None,
                        fix=fix, examples=tuple(examples), merge_candidate=merge_candidate)
 

@@ -1,0 +1,103 @@
+"""``check --model-checks``: the model rules (ST406, ST1002, ST1102, ST1201, ST1301) run by the configured engine
+after the deterministic check, within a budget; and what ``storytransformer rules`` says about them.
+
+Kept out of check.py: the flags and the wording of "no engine" live here, and the engine is imported only
+when the checks are asked for.
+"""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..findings import Finding
+
+DEFAULT_QUESTIONS = 200
+DEFAULT_SECONDS = 300.0
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model-checks", action="store_true",
+                   help="also run the checks that need a language model (ST406, ST1002, ST1102, ST1201, ST1301) on "
+                        "the configured engine (engine.model or engine.remote_url); slow on a CPU")
+    p.add_argument("--model-budget", type=int, default=DEFAULT_QUESTIONS, metavar="N",
+                   help=f"with --model-checks, ask the model at most N questions (default {DEFAULT_QUESTIONS})")
+    p.add_argument("--model-timeout", type=float, default=DEFAULT_SECONDS, metavar="SECONDS",
+                   help=f"with --model-checks, stop asking after this many seconds (default {DEFAULT_SECONDS:g})")
+    p.add_argument("--model-threshold", action="append", default=[], metavar="CODE=P",
+                   help="with --model-checks, flag a story for rule CODE when the model's P(yes) is at least P (0-1); "
+                        "the defaults were tuned for the packaged SmolLM2-135M: another model needs its own")
+
+
+def thresholds(values: list[str]) -> dict[str, float]:
+    """``--model-threshold CODE=P`` values as a dict; a ValueError names the bad one."""
+    from ..engine.judge import MODEL_CODES
+
+    out = {}
+    for v in values:
+        code, _, p = v.partition("=")
+        code = code.strip().upper()
+        try:
+            prob = float(p)
+        except ValueError:
+            prob = -1.0
+        if code not in MODEL_CODES or not 0.0 <= prob <= 1.0:
+            raise ValueError(f"--model-threshold {v!r}: expected CODE=P with CODE one of {', '.join(MODEL_CODES)} "
+                             "and P between 0 and 1")
+        out[code] = prob
+    return out
+
+
+def selected_codes(config: Config) -> list[str]:
+    """The model rules this configuration leaves on once --model-checks asks for them (select, ignore, severity off)."""
+    from ..engine.judge import MODEL_CODES
+
+    out = []
+    for code in MODEL_CODES:
+        on = not config.select or any(code.startswith(s.upper()) for s in config.select)
+        if any(code.startswith(s.upper()) for s in config.ignore) or config.severity.get(code) == "off":
+            on = False
+        if on:
+            out.append(code)
+    return out
+
+
+def run(args, config: Config, stories, say) -> list[Finding]:
+    """The model findings on ``stories`` (empty when no engine is configured, said through ``say``)."""
+    from ..engine import Deadline
+    from ..engine.judge import availability, judge
+    from ..lint import severity_of
+    from ..rules import RULES
+
+    codes = selected_codes(config)
+    if not codes:
+        say("warning", "--model-checks: every model rule is deselected (--select/--ignore); nothing to ask")
+        return []
+    ok, what = availability(config)
+    if not ok:
+        say("warning", f"--model-checks: {what}; the model checks (ST406, ST1002, ST1102, ST1201, ST1301) did not run")
+        return []
+    if not config.engine.remote_url and not config.engine.model:
+        say("warning", "--model-checks: the packaged SmolLM2-135M ranks these defects about as well as chance "
+            "(docs/benchmarks/model_checks.md): treat its findings as hints, or configure a capable model "
+            "(engine.model or engine.remote_url) and its thresholds (--model-threshold)")
+    from ..engine import create_engine
+
+    try:
+        engine = create_engine(config)
+    except Exception as e:  # a bad remote_url: named by the engine's own error
+        say("warning", f"--model-checks: {e}; the model checks did not run")
+        return []
+    result = judge(engine, stories, codes=codes, max_questions=args.model_budget, thresholds=args.thresholds,
+                   deadline=Deadline.after(args.model_timeout),
+                   severity=lambda code: severity_of(RULES[code], config))
+    say("warning" if result.stopped else "note", result.note if result.stopped else
+        f"{result.note}: {len(result.findings)} finding{'s' if len(result.findings) != 1 else ''}")
+    return result.findings
+
+
+def describe(config: Config | None) -> str:
+    """For ``storytransformer rules``: whether ``check --model-checks`` would run the model rules here."""
+    from ..engine.judge import availability
+
+    ok, what = availability(config or Config())
+    return f"runs with `check --model-checks` on the {what}" if ok else \
+        f"would run with `check --model-checks`, but {what.removeprefix('no engine: ')}"

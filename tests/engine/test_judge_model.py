@@ -1,0 +1,72 @@
+"""The model checks end to end: `storytransformer check --model-checks` on the real packaged SmolLM2-135M
+(converted once per session into a temporary cache, see conftest.py), on a small backlog written for this
+test. The thresholds are forced to 0 so that every question asked becomes a finding whose shape can be
+checked; what the model is worth at the tuned thresholds is measured in benchmarks/model_checks_quality.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKLOG = [
+    "As a beekeeper, I want to log each hive inspection, so that I can track the colony's health.",
+    "As a beekeeper, I want hive the inspection notes edited.",
+    "As a beekeeper, I want inspection logs deleted after a week.",
+    "As a beekeeper, I want inspection logs kept forever, so that I can compare seasons.",
+]
+
+
+def check(tmp_path: Path, cache: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}", "STORYTRANSFORMER_CACHE_DIR": str(cache),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "storytransformer", "check", "hives.txt", "--no-semantic",
+                           "--format", "json", "--model-checks", *args],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+
+
+@pytest.fixture
+def backlog(tmp_path, cold_engine):
+    """The backlog, once the session's cache holds the converted model (loaded by ``cold_engine``)."""
+    (tmp_path / "hives.txt").write_text("\n".join(BACKLOG) + "\n")
+    return tmp_path
+
+
+def test_model_checks_through_the_cli_name_the_model_the_rule_and_the_other_story(backlog, model_cache):
+    run = check(backlog, model_cache, "--select", "ST406,ST1201", "--model-threshold", "ST406=0",
+                "--model-threshold", "ST1201=0", "--model-budget", "5")
+    assert run.returncode == 1, run.stderr
+    found = [f for f in json.loads(run.stdout) if f["code"] in ("ST406", "ST1201")]
+    # the budget: 5 questions, story by story (ST406, then its conflict pairs), each answered "yes" at threshold 0
+    assert "5 of" in run.stderr and "question budget ran out" in run.stderr and "SmolLM2-135M" in run.stderr
+    garbled = [f for f in found if f["code"] == "ST406"]
+    conflicts = [f for f in found if f["code"] == "ST1201"]
+    assert garbled and conflicts and len(garbled) + len(conflicts) // 2 == 5
+    for f in found:
+        assert f["file"] == "hives.txt" and 1 <= f["line"] <= len(BACKLOG)
+        assert "the model SmolLM2-135M" in f["message"] and "P(yes)" in f["message"]
+    for f in conflicts:  # each names its other story by file:line, in the message and as related
+        [other] = f["related"]
+        assert other["file"] == "hives.txt" and other["line"] != f["line"]
+        assert f"hives.txt:{other['line']}" in f["message"]
+        assert any(g["line"] == other["line"] and g["related"][0]["line"] == f["line"] for g in conflicts)
+
+
+def test_model_checks_stop_at_their_time_budget(backlog, model_cache):
+    run = check(backlog, model_cache, "--model-timeout", "0.001")
+    assert "time budget ran out" in run.stderr
+    assert not [f for f in json.loads(run.stdout) if f["code"] in ("ST406", "ST1002", "ST1102", "ST1201", "ST1301")]
+
+
+def test_model_checks_at_the_tuned_thresholds_report_what_they_asked(backlog, model_cache):
+    run = check(backlog, model_cache, "--select", "ST406")
+    assert "4 of 4 questions asked of SmolLM2-135M" in run.stderr, run.stderr
+    for f in json.loads(run.stdout):
+        assert f["code"] == "ST406" and "the model SmolLM2-135M" in f["message"]

@@ -27,10 +27,17 @@ def add_arguments(p) -> None:
                         "the defaults were tuned for the packaged SmolLM2-135M: another model needs its own")
 
 
+def model_codes() -> tuple[str, ...]:
+    """The model rules, from the rule registry: a plain ``check`` must not import the engine (its
+    dependencies are an extra, and the pre-commit hook installs the package without them)."""
+    from ..rules import RULES
+
+    return tuple(sorted((code for code, rule in RULES.items() if rule.needs_model), key=lambda c: int(c[2:])))
+
+
 def thresholds(values: list[str]) -> dict[str, float]:
     """``--model-threshold CODE=P`` values as a dict; a ValueError names the bad one."""
-    from ..engine.judge import MODEL_CODES
-
+    MODEL_CODES = model_codes()  # noqa: N806 - the judge's name for the same tuple
     out = {}
     for v in values:
         code, _, p = v.partition("=")
@@ -48,10 +55,8 @@ def thresholds(values: list[str]) -> dict[str, float]:
 
 def selected_codes(config: Config) -> list[str]:
     """The model rules this configuration leaves on once --model-checks asks for them (select, ignore, severity off)."""
-    from ..engine.judge import MODEL_CODES
-
     out = []
-    for code in MODEL_CODES:
+    for code in model_codes():
         on = not config.select or any(code.startswith(s.upper()) for s in config.select)
         if any(code.startswith(s.upper()) for s in config.ignore) or config.severity.get(code) == "off":
             on = False

@@ -23,7 +23,6 @@ from typing import Callable, Iterable, Iterator, Sequence
 from ..findings import Finding, Related, Severity
 from ..places import place
 from ..story import Story
-from .conflict import heuristic
 from .contract import Cancelled, CancelToken, Deadline, DeadlineExceeded, EngineError, checkpoint
 from .long_context import words
 from .prompts import delimit
@@ -171,6 +170,8 @@ def candidate_pairs(stories: Sequence[Story]) -> list[tuple[Story, Story]]:
     """Pairs worth asking about a conflict: for each story, the PAIRS_PER_STORY others of its file that the
     engine's conflict heuristic pairs with it (negation, opposite verbs) or, after those, that share most
     content words with it (roles differ in real conflicts: "moderator" against "participant"). Earlier story first."""
+    from .conflict import heuristic  # stems its word lists on import: only when pairs are wanted
+
     pairs: dict[tuple[int, int], tuple[Story, Story]] = {}
     index = {id(s): i for i, s in enumerate(stories)}
     vocab = [words(s.text) for s in stories]

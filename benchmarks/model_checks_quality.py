@@ -53,7 +53,7 @@ def sampled(name: str, line: int, code: str, gold, rate: float) -> bool:
     return random.Random(f"{name}:{line}:{code}").random() < rate
 
 
-def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, threads: int) -> dict:
+def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, threads: int, device: str = "cpu") -> dict:
     """P(yes) of every question about the sampled stories of ``backlogs`` (``rate`` 1: all), kept in ``cache``."""
     import torch
 
@@ -72,7 +72,7 @@ def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, thre
         if engine is None:
             from storytransformer.engine import create_engine
 
-            engine = create_engine(Config(engine=EngineConfig(generate=False, device="cpu")))
+            engine = create_engine(Config(engine=EngineConfig(generate=False, device=device)))
             t0 = time.perf_counter()
             engine.load()
             print(f"model loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -87,9 +87,27 @@ def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, thre
         cache_file(part).write_text(json.dumps(mine, indent=0, sort_keys=True) + "\n")
     if engine is not None:
         cache["_model"] = judge._model_name(engine)
+        cache["_device"] = describe_device(device, threads)
         mine = {k: v for k, v in cache.items() if k.startswith("_") or v["part"] == part}
         cache_file(part).write_text(json.dumps(mine, indent=0, sort_keys=True) + "\n")
     return cache
+
+
+def command_flags(args) -> str:
+    """The flags of the run that asked the questions, as the page's command line shows them."""
+    flags = [] if args.device == "cpu" else [f"--device {args.device}"]
+    flags += [] if args.tune_rate == 0.15 else [f"--tune-rate {args.tune_rate:g}"]
+    flags += [] if args.held_out_rate >= 1 else [f"--held-out-rate {args.held_out_rate:g}"]
+    return "".join(" " + f for f in flags)
+
+
+def describe_device(device: str, threads: int) -> str:
+    """Where the questions were asked, for the page: the GPU's name, or the CPU threads."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(0)})"
+    return f"{device}, {threads} torch thread{'s' if threads != 1 else ''}"
 
 
 def flagged_by(cache: dict, part: str, code: str, threshold: float) -> set[tuple[str, int]]:
@@ -162,6 +180,7 @@ def main() -> int:
     ap.add_argument("--held-out-rate", type=float, default=1.0,
                     help="share of unlabelled held-out stories asked (default 1: all; less on a busy CPU)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on shared cores)")
+    ap.add_argument("--device", default="cpu", help="engine.device for the model (default cpu; e.g. cuda)")
     ap.add_argument("--from-cache", action="store_true", help="only rebuild the tables from the kept probabilities")
     args = ap.parse_args()
     if not REAL.is_dir():
@@ -177,7 +196,8 @@ def main() -> int:
                 cache[k] = {**cache.get(k, {}), **v} if k in ("_seconds", "_questions") else v
     if not args.from_cache:
         for part in (["tune", "held_out"] if args.part == "both" else [args.part]):
-            ask_all(part, parts[part], gold, args.tune_rate if part == "tune" else args.held_out_rate, cache, args.threads)
+            ask_all(part, parts[part], gold, args.tune_rate if part == "tune" else args.held_out_rate, cache, args.threads,
+                    args.device)
     tune_universe, held_universe = stories(parts["tune"]), stories(parts["held_out"])
 
     rows, result = [], {"date": time.strftime("%Y-%m-%d"), "model": cache.get("_model", ""),
@@ -214,8 +234,9 @@ def main() -> int:
     lines = [f"# Model checks against expert-style labels ({len(held_universe)} stories in "
              f"{len(parts['held_out'])} held-out backlogs)", "",
              f"{result['date']}. Command: `python benchmarks/model_checks_quality.py"
-             f"{'' if args.held_out_rate >= 1 else f' --held-out-rate {args.held_out_rate:g}'}` (`--from-cache` rebuilds "
-             "the tables from the kept probabilities). Model: " + (result["model"] or "(not recorded)") + ", 1 torch thread on a shared 2-core CPU.",
+             f"{command_flags(args)}` (`--from-cache` rebuilds "
+             "the tables from the kept probabilities). Model: " + (result["model"] or "(not recorded)") + ", "
+             + cache.get("_device", "cpu, 1 torch thread") + ".",
              "Each rule's question is scored, not generated: P(yes) against P(no), flagged at or above the rule's",
              "threshold. Thresholds tuned for F1 on the tuning backlogs (every labelled story plus "
              f"{args.tune_rate:.0%} of the others, scaled back), then applied unchanged to the held-out ones.",

@@ -194,9 +194,10 @@ async def test_slow_request_of_one_client_does_not_block_another(daemon, workspa
     a, b = await daemon.connect("a"), await daemon.connect("b")
     try:
         await b.request("workspace/register", {"root": str(workspace)})
-        # a holds worker threads and the event loop with slow work
-        slow = [asyncio.create_task(a.request("debug/sleep", {"seconds": 20, "thread": True}, timeout=60)) for _ in range(3)]
-        slow.append(asyncio.create_task(a.request("debug/sleep", {"seconds": 20}, timeout=60)))
+        # a holds worker threads and the event loop with slow work (60 s, the most debug/sleep allows: the
+        # window b's requests must fit in, even on loaded cores; cancelled below, so the test does not wait it out)
+        slow = [asyncio.create_task(a.request("debug/sleep", {"seconds": 60, "thread": True}, timeout=90)) for _ in range(3)]
+        slow.append(asyncio.create_task(a.request("debug/sleep", {"seconds": 60}, timeout=90)))
         await asyncio.sleep(0.2)
         for _ in range(20):
             answer = await b.request("findings", {"semantic": False, "path": str(workspace / "stories" / "backlog.txt")}, timeout=15)

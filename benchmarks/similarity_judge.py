@@ -18,9 +18,11 @@ best F1 of each class. Held-out labels are never read here (benchmarks/similarit
 
     python benchmarks/similarity_judge.py            # prints the fit and its cross-validated figures
     python benchmarks/similarity_judge.py --write    # and writes storytransformer/similarity/judge_weights.py
-    python benchmarks/similarity_judge.py --second-judge DIR   # also: a second sentence-transformers model's
-        # cosines (whole story and means) as two more features, cross-validated on the tune pairs, its cost
-        # (load time, ms per pair on the threads torch is given), and its held-out figures once
+    python benchmarks/similarity_judge.py --second-judge DIR --write   # also the set with a second
+        # sentence-transformers model's cosines (whole story and means, through the index and its embedding
+        # cache) as two more features, fitted and cut the same way: what similarity.second_model uses
+    python benchmarks/similarity_judge.py --second-judge DIR --measure-second   # and the model's cost and the
+        # judge's held-out figures with and without it (docs/benchmarks/similarity_second_judge.md)
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ def scored_pairs(config: Config | None = None, second_model: str = ""):
     (with the second model's cosines, through the index, when ``second_model`` is given)."""
     config = config or Config()
     config.similarity.judge = True  # the index computes the judge's word-level features
-    config.similarity.second_model = second_model
     pairs = load_pairs()
     ws, keys = workspace_of(pairs, config)
     index = SimilarityIndex.build(ws.stories(), config.similarity)
+    index.second = second_of(second_model)
     index.thresholds = replace(index.thresholds, whole=-1.0)  # every pair's gap, whatever its cosine
     if index.second is not None:  # one batched encode of every pair's texts, then each pair reads the cache
         keys_of = [(keys[p["a"]], keys[p["b"] or p["id"]]) for p in pairs]
@@ -91,10 +93,10 @@ def backlog_candidates(part: str = "tune", second_model: str = "") -> tuple[list
                 unique_with[int(row["line"])] = {int(x) for x in row["unique_with"].split(";") if x.strip()}
         config = Config()
         config.similarity.judge = True
-        config.similarity.second_model = second_model
         ws = Workspace.from_paths([REAL / f"{name}.txt"], config)
         index = SimilarityIndex.build(ws.stories(), config.similarity)
-        index.pairs()
+        index.pairs()  # the candidates (the second model decides none of them here)
+        index.second = second_of(second_model)
         a, b = index._cand[0], index._cand[1]
         if not len(a):
             continue
@@ -104,7 +106,19 @@ def backlog_candidates(part: str = "tune", second_model: str = "") -> tuple[list
             positive.append(any(j in unique_with.get(i, ()) or i in unique_with.get(j, ()) for i in la for j in lb))
             scores.append(sc)
             texts.append((StoryTexts.of(index.members(x)[0]), StoryTexts.of(index.members(y)[0])))
+        index.save_cache()
     return scores, np.array(positive, bool), texts
+
+
+def second_of(second_model: str):
+    """The second model's embedder (cached like the product's), or None: attached to an index after its
+    candidates are found, so its pair scores carry the second cosines before any coefficients exist."""
+    if not second_model:
+        return None
+    from storytransformer.similarity.embedder import shared_embedder
+    from storytransformer.similarity.second_judge import second_model_dir
+
+    return shared_embedder(str(second_model_dir(second_model)))
 
 
 def features(scores, second: bool = False) -> np.ndarray:

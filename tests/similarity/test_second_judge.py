@@ -139,3 +139,28 @@ def test_index_asks_the_second_model_only_near_a_cut_and_a_warm_run_embeds_nothi
     story = index.members(p.a)[0]
     top = index.neighbours(story, k=3)
     assert any(n.scores.second is not None for n in top)
+
+
+@needs_weights
+def test_rebuilding_the_second_set_from_the_tune_labels_reproduces_it(model_dir, real_backlogs, embedder):
+    # Slow cold (the second model embeds every labelled pair's texts and the tune backlogs' candidates).
+    pytest.importorskip("scipy")
+    from storytransformer.similarity import judge_weights as W
+
+    from .test_pair_judge import _load_benchmark
+
+    bench = _load_benchmark()
+    pairs, scores, _ = bench.scored_pairs(second_model=str(model_dir))
+    b_scores, by, _ = bench.backlog_candidates("tune", second_model=str(model_dir))
+    x, bx = bench.features(scores, True), bench.features(b_scores, True)
+    model = bench.fit(pairs, x, bx, by)
+    tune = np.vstack([x[[p["part"] == "tune" for p in pairs]], bx])
+    for name, intercept, coef, cut in (("duplicate", W.INTERCEPT_DUPLICATE_SECOND, W.COEF_DUPLICATE_SECOND,
+                                        W.DUPLICATE_CUT_SECOND),
+                                       ("merge", W.INTERCEPT_MERGE_SECOND, W.COEF_MERGE_SECOND, W.MERGE_CUT_SECOND)):
+        assert model[name]["cut"] == cut, name
+        assert model[name]["intercept"] == pytest.approx(intercept, rel=0.05, abs=0.05), name
+        assert np.allclose(model[name]["coef"], coef, rtol=0.05, atol=0.1), (name, model[name]["coef"], coef)
+        shipped = tune @ np.array(coef) + intercept >= np.log(cut / (1 - cut))
+        refit = tune @ model[name]["coef"] + model[name]["intercept"] >= np.log(cut / (1 - cut))
+        assert (shipped == refit).mean() >= 0.99, name

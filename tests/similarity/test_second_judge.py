@@ -127,6 +127,17 @@ def test_index_asks_the_second_model_only_near_a_cut_and_a_warm_run_embeds_nothi
         sc = index.pair_scores((s.file, s.id), (o.file, o.id))
         assert sc.second is not None
         assert classify(sc, index.thresholds) is related.get((x, y), Relation.UNRELATED), (s.text, o.text)
+    # an edit (the daemon's incremental refresh) goes through the same path: a story of a related pair
+    # removed and put back gives the same related pairs, by text
+    def by_text(ix):
+        return sorted((ix.members(p.a)[0].text, ix.members(p.b)[0].text, p.relation.value) for p in ix.pairs())
+
+    before = by_text(index)
+    gone = index.members(pairs[0].a)[0]
+    index.remove([(gone.file, gone.id)])
+    assert all(gone.text not in (x, y) for x, y, _ in by_text(index))
+    index.update([gone])
+    assert by_text(index) == before
     assert index.save_cache()
     warm = Embedder(str(model_dir), cache_path=tmp_path / "second.msgpack")
     again = SimilarityIndex(embedder, Thresholds.of(cfg), second=warm)

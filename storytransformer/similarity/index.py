@@ -268,7 +268,9 @@ class SimilarityIndex:
             texts[slot] = StoryTexts.of(next(iter(self._members[slot].values())))
         out = pair_cosines(self.second, [texts[x] for x in np.asarray(a).tolist()],
                            [texts[y] for y in np.asarray(b).tolist()])
-        if self.second.cache.pending >= 256:
+        if self.second.cache.pending:
+            # Saved at once: the second model runs only after the callers' own save (pairs and queries come
+            # after the build), and a text it embedded costs far more than rewriting its cache file.
             self.second.save()
         return out
 

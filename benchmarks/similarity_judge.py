@@ -18,9 +18,11 @@ best F1 of each class. Held-out labels are never read here (benchmarks/similarit
 
     python benchmarks/similarity_judge.py            # prints the fit and its cross-validated figures
     python benchmarks/similarity_judge.py --write    # and writes storytransformer/similarity/judge_weights.py
-    python benchmarks/similarity_judge.py --second-judge DIR   # also: a second sentence-transformers model's
-        # cosines (whole story and means) as two more features, cross-validated on the tune pairs, its cost
-        # (load time, ms per pair on the threads torch is given), and its held-out figures once
+    python benchmarks/similarity_judge.py --second-judge DIR --write   # also the set with a second
+        # sentence-transformers model's cosines (whole story and means, through the index and its embedding
+        # cache) as two more features, fitted and cut the same way: what similarity.second_model uses
+    python benchmarks/similarity_judge.py --second-judge DIR --measure-second   # and the model's cost and the
+        # judge's held-out figures with and without it (docs/benchmarks/similarity_second_judge.md)
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from similarity_quality import REAL, load_pairs, workspace_of  # noqa: E402
 from storytransformer.config import Config  # noqa: E402
 from storytransformer.similarity.compared_parts import StoryTexts  # noqa: E402
 from storytransformer.similarity.index import SimilarityIndex  # noqa: E402
-from storytransformer.similarity.pair_judge import FEATURES, feature_matrix  # noqa: E402
+from storytransformer.similarity.pair_judge import FEATURES, FEATURES_SECOND, feature_matrix  # noqa: E402
 
 WEIGHTS = ROOT / "storytransformer" / "similarity" / "judge_weights.py"
 SECOND = ROOT / "docs" / "benchmarks" / "similarity_second_judge.md"  # written by --second-judge
@@ -50,14 +52,21 @@ C = 1.0  # inverse regularisation strength of both regressions
 MERGE_WORTHY = ("duplicate", "overlap")
 
 
-def scored_pairs(config: Config | None = None):
-    """(pairs, PairScores per pair, StoryTexts of both stories per pair) for every labelled pair."""
+def scored_pairs(config: Config | None = None, second_model: str = ""):
+    """(pairs, PairScores per pair, StoryTexts of both stories per pair) for every labelled pair
+    (with the second model's cosines, through the index, when ``second_model`` is given)."""
     config = config or Config()
     config.similarity.judge = True  # the index computes the judge's word-level features
     pairs = load_pairs()
     ws, keys = workspace_of(pairs, config)
     index = SimilarityIndex.build(ws.stories(), config.similarity)
+    index.second = second_of(second_model)
     index.thresholds = replace(index.thresholds, whole=-1.0)  # every pair's gap, whatever its cosine
+    if index.second is not None:  # one batched encode of every pair's texts, then each pair reads the cache
+        keys_of = [(keys[p["a"]], keys[p["b"] or p["id"]]) for p in pairs]
+        both = [StoryTexts.of(index.story(k)) for pair in keys_of for k in pair]
+        index.second.encode([t.whole for t in both] + [t.means_or_whole for t in both])
+        index.save_cache()
     scores, texts = [], []
     for p in pairs:
         ka, kb = keys[p["a"]], keys[p["b"] or p["id"]]
@@ -66,7 +75,7 @@ def scored_pairs(config: Config | None = None):
     return pairs, scores, texts
 
 
-def backlog_candidates(part: str = "tune") -> tuple[list, np.ndarray, list]:
+def backlog_candidates(part: str = "tune", second_model: str = "") -> tuple[list, np.ndarray, list]:
     """(PairScores, positive, StoryTexts of both stories) of every candidate pair of each backlog of ``part``
     checked alone; positive: the story annotators list one story in the other's ``unique_with``."""
     import csv
@@ -86,7 +95,8 @@ def backlog_candidates(part: str = "tune") -> tuple[list, np.ndarray, list]:
         config.similarity.judge = True
         ws = Workspace.from_paths([REAL / f"{name}.txt"], config)
         index = SimilarityIndex.build(ws.stories(), config.similarity)
-        index.pairs()
+        index.pairs()  # the candidates (the second model decides none of them here)
+        index.second = second_of(second_model)
         a, b = index._cand[0], index._cand[1]
         if not len(a):
             continue
@@ -96,11 +106,24 @@ def backlog_candidates(part: str = "tune") -> tuple[list, np.ndarray, list]:
             positive.append(any(j in unique_with.get(i, ()) or i in unique_with.get(j, ()) for i in la for j in lb))
             scores.append(sc)
             texts.append((StoryTexts.of(index.members(x)[0]), StoryTexts.of(index.members(y)[0])))
+        index.save_cache()
     return scores, np.array(positive, bool), texts
 
 
-def features(scores) -> np.ndarray:
-    """The judge's feature rows for a list of PairScores (pair_judge.feature_matrix)."""
+def second_of(second_model: str):
+    """The second model's embedder (cached like the product's), or None: attached to an index after its
+    candidates are found, so its pair scores carry the second cosines before any coefficients exist."""
+    if not second_model:
+        return None
+    from storytransformer.similarity.embedder import shared_embedder
+    from storytransformer.similarity.second_judge import second_model_dir
+
+    return shared_embedder(str(second_model_dir(second_model)))
+
+
+def features(scores, second: bool = False) -> np.ndarray:
+    """The judge's feature rows for a list of PairScores (pair_judge.feature_matrix); with ``second``,
+    the rows of FEATURES_SECOND (the second model's cosines, which the scores must carry)."""
     nan = float("nan")
     return feature_matrix(np.array([s.whole for s in scores]), np.array([s.means for s in scores]),
                           np.array([s.means_lexical for s in scores]),
@@ -108,14 +131,15 @@ def features(scores) -> np.ndarray:
                           np.array([nan if s.ends is None else s.ends for s in scores]),
                           np.array([nan if s.gap is None else s.gap for s in scores]),
                           np.array([float(s.contained) for s in scores]),
-                          np.array([s.words or (0.0, 0.0, 0.0, 0.0) for s in scores], np.float64))
+                          np.array([s.words or (0.0, 0.0, 0.0, 0.0) for s in scores], np.float64),
+                          np.array([s.second for s in scores], np.float64).reshape(-1, 2) if second else None)
 
 
 # Features whose coefficient may not be negative: more similar never makes a pair less of a duplicate.
 # Unconstrained, the fit learns the make-up of the labelled sets instead (written restatements use other
 # words, template siblings share them) and calls two near-identical stories unrelated.
 MONOTONE = ("whole", "means", "means_lexical", "role", "ends", "gap", "contained", "object_overlap",
-            "length_ratio", "coverage")
+            "length_ratio", "coverage", "second_whole", "second_means")
 
 
 def fit_one(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -136,7 +160,7 @@ def fit_one(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         g = -sign * C / (1.0 + np.exp(m))
         return value, np.append(z.T @ g + w, g.sum())
 
-    bounds = [(0.0, None) if f in MONOTONE else (None, None) for f in FEATURES[: x.shape[1]]]
+    bounds = [(0.0, None) if f in MONOTONE else (None, None) for f in FEATURES_SECOND[: x.shape[1]]]
     bounds += [(None, None)] * (x.shape[1] - len(bounds) + 1)
     res = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": 10000, "ftol": 1e-14, "gtol": 1e-10})
@@ -195,9 +219,27 @@ def prf(pred: np.ndarray, y: np.ndarray) -> dict:
             "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0}
 
 
-def write_weights(model: dict) -> None:
+def write_weights(model: dict, second: dict | None = None) -> None:
+    """Write the judge's coefficients; ``second``: the set with the second model's cosines (None: keep
+    the set already written, if any)."""
     def nums(v):
         return "(" + ", ".join(f"{float(x):.10g}" for x in v) + ",)"
+
+    if second is not None:
+        second_text = f"""
+# With similarity.second_model (`--second-judge DIR --write`): the second model's two cosines as two more features.
+FEATURES_SECOND = {FEATURES_SECOND!r}
+INTERCEPT_DUPLICATE_SECOND = {second["duplicate"]["intercept"]:.10g}
+COEF_DUPLICATE_SECOND = {nums(second["duplicate"]["coef"])}
+INTERCEPT_MERGE_SECOND = {second["merge"]["intercept"]:.10g}
+COEF_MERGE_SECOND = {nums(second["merge"]["coef"])}
+DUPLICATE_CUT_SECOND = {second["duplicate"]["cut"]}
+MERGE_CUT_SECOND = {second["merge"]["cut"]}
+"""
+    else:
+        old = WEIGHTS.read_text("utf-8")
+        at = old.find("\n# With similarity.second_model")
+        second_text = old[at:] if at >= 0 else ""
 
     text = f'''"""Coefficients of the learned pair judge (storytransformer/similarity/pair_judge.py).
 
@@ -213,7 +255,7 @@ INTERCEPT_MERGE = {model["merge"]["intercept"]:.10g}
 COEF_MERGE = {nums(model["merge"]["coef"])}
 DUPLICATE_CUT = {model["duplicate"]["cut"]}
 MERGE_CUT = {model["merge"]["cut"]}
-'''
+''' + second_text
     WEIGHTS.write_text(text, "utf-8")
 
 
@@ -288,7 +330,10 @@ def cosines_of(model, rows) -> np.ndarray:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="write storytransformer/similarity/judge_weights.py")
-    ap.add_argument("--second-judge", metavar="DIR", help="a local sentence-transformers model directory to measure")
+    ap.add_argument("--second-judge", metavar="DIR", help="a local sentence-transformers model directory: fit the judge "
+                    "with its cosines too (written with --write, used when similarity.second_model is set)")
+    ap.add_argument("--measure-second", action="store_true", help="with --second-judge: also the model's cost and "
+                    "held-out judge figures (docs/benchmarks/similarity_second_judge.md)")
     args = ap.parse_args(argv)
     if not REAL.is_dir():
         print("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)", file=sys.stderr)
@@ -312,7 +357,18 @@ def main(argv=None) -> int:
     for i, f in enumerate(FEATURES):
         lines.append(f"| {f} | {model['duplicate']['coef'][i]:.3f} | {model['merge']['coef'][i]:.3f} | "
                      f"{model['duplicate']['coef'][i] * std[i]:.2f} |")
+    second_model = None
     if args.second_judge:
+        # The set the product uses: the second model's cosines through the index (and its embedding cache).
+        _, s_scores, _ = scored_pairs(second_model=args.second_judge)
+        sb_scores, sby, _ = backlog_candidates("tune", second_model=args.second_judge)
+        second_model = fit(pairs, features(s_scores, True), features(sb_scores, True), sby)
+        lines += ["", "With the second model's cosines (second_whole, second_means):", "",
+                  "| model | cut | out-of-fold P | R | F1 |", "|---|---:|---:|---:|---:|"]
+        for name in ("duplicate", "merge"):
+            m, cv = second_model[name], second_model[name]["cv"]
+            lines.append(f"| {name} | {m['cut']} | {cv['precision']:.2f} | {cv['recall']:.2f} | {cv['f1']:.2f} |")
+    if args.second_judge and args.measure_second:
         measured = second_judge(args.second_judge, pairs, texts, x, (bx, by, b_texts))
         lines += [""] + measured
         SECOND.write_text("\n".join([
@@ -322,7 +378,7 @@ def main(argv=None) -> int:
             "once. Cost measured on the threads given to torch (2, the target machine).", "", *measured, ""]), "utf-8")
     print("\n".join(lines))
     if args.write:
-        write_weights(model)
+        write_weights(model, second_model)
         print(f"wrote {WEIGHTS.relative_to(ROOT)}")
     return 0
 

@@ -16,6 +16,10 @@ story against the `unique` labels of every story (benchmarks/labels/qus/, issue 
 tune and held-out backlogs. Prints the tables and writes docs/benchmarks/similarity_quality.json|md.
 
     python benchmarks/similarity_quality.py
+    python benchmarks/similarity_quality.py --second-model DIR   # only the rows of the judge with a second
+        # model (similarity.second_model = DIR) beside the shipped rule and the plain judge, through the full
+        # decision, and the cold and warm cost of checking the 22 backlogs with and without it; written as the
+        # last section of docs/benchmarks/similarity_quality.md (the other rows are left as they are)
 """
 
 from __future__ import annotations
@@ -168,7 +172,118 @@ def agreement(pairs: list[dict]) -> dict:
     return {"pairs": n, "agreement": agree / n, "kappa": (agree / n - expected) / (1 - expected)}
 
 
-def main() -> int:
+SECOND_HEADING = "### With a second model (`similarity.second_model`)"
+
+
+def check_cost(second_model: str = "", cache_dir: str = "") -> float:
+    """Seconds to check the 22 backlogs, each alone (a child process: its own model loads, its own
+    cache directory, 2 torch threads), the judge deciding, with or without the second model."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "STORYTRANSFORMER_CACHE_DIR": cache_dir, "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, __file__, "--time-check", *(["--second-model", second_model] if second_model else [])],
+                         env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def time_check(second_model: str) -> float:
+    import torch
+
+    torch.set_num_threads(2)
+    config = Config()
+    config.similarity.judge = True
+    config.similarity.second_model = second_model or ""
+    started = time.perf_counter()
+    share_flagged(config, load_pairs())
+    return time.perf_counter() - started
+
+
+def second_model_rows(second_model: str) -> int:
+    """The held-out pairs, the real backlogs' flagged share and the cost with ``similarity.second_model``,
+    beside the shipped rule and the plain judge; replaces the last section of similarity_quality.md."""
+    import tempfile
+
+    config = Config()
+    pairs = load_pairs()
+    shipped = Thresholds.of(config.similarity)
+    judge_t = replace(shipped, judge=True)
+    scoring = copy.deepcopy(config)
+    scoring.similarity.second_model = second_model
+    second_t = Thresholds.of(scoring.similarity)
+    rule, judged, second = predictions(pairs, scoring, [shipped, judge_t, second_t])
+    held = [p for p in pairs if p["part"] == "held_out"]
+    result = {"date": time.strftime("%Y-%m-%d"), "model": Path(second_model).name, "held_out": {}}
+    lines = [SECOND_HEADING, "",
+             f"{result['date']}. Command: `python benchmarks/similarity_quality.py --second-model DIR` with DIR the",
+             f"`{result['model']}` directory of `scripts/install.sh --second-judge`. The full decision of `check`",
+             "(candidates, the judge's cuts, the z-score test; coefficients of judge_weights.py's second set, fitted",
+             "on the tune labels by `benchmarks/similarity_judge.py --second-judge DIR --write`).", "",
+             "| class | gold | rule P | rule R | judge P | judge R | judge + second model P | R | target |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for cls, target in (("duplicate", "R >= 0.90 at P >= 0.90"), ("overlap", "R >= 0.80 at P >= 0.80")):
+        a, j, s2 = prf(held, rule, cls), prf(held, judged, cls), prf(held, second, cls)
+        result["held_out"][cls] = {"rule": a, "judge": j, "second": s2}
+        lines.append(f"| {cls} (held-out pairs) | {a['gold']} | {fmt(a['precision'])} | {fmt(a['recall'])} | "
+                     f"{fmt(j['precision'])} | {fmt(j['recall'])} | {fmt(s2['precision'])} | {fmt(s2['recall'])} | {target} |")
+    with_second = copy.deepcopy(config)
+    with_second.similarity.second_model = second_model
+    shares = {"rule": share_flagged(config, pairs), "judge": share_flagged(_judging(config), pairs),
+              "judge + second model": share_flagged(with_second, pairs)}
+    result["flagged_share"] = shares
+    lines += ["", f"Each of the 22 backlogs checked alone ({shares['rule']['stories']} stories), ST604 and ST605 turned on for",
+              "the count; precision and merge-worthy as in the table above.", "",
+              "| rule | settings | stories flagged | share | labelled pairs among them | precision | merge-worthy |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for code in ("ST603", "ST604", "ST605"):
+        for name, sh in shares.items():
+            r = sh["codes"][code]
+            lines.append(f"| {code} | {name} | {r['flagged']} | {r['share']:.1%} | {r['labelled_pairs']} | "
+                         f"{fmt(r['precision'])} | {fmt(r['merge_worthy'])} |")
+    cost = {}
+    for name, model in (("judge", ""), ("judge + second model", second_model)):
+        with tempfile.TemporaryDirectory() as cache:
+            cost[name] = {"cold_s": check_cost(model, cache), "warm_s": check_cost(model, cache)}
+    result["cost"] = cost
+    lines += ["", "Cost of checking the 22 backlogs one after another in one process (models loaded once, 2 torch",
+              "threads, an empty embedding cache for cold, the same cache again for warm):", "",
+              "| settings | cold s | warm s |", "|---|---:|---:|"]
+    for name, c in cost.items():
+        lines.append(f"| {name} | {c['cold_s']:.1f} | {c['warm_s']:.1f} |")
+    text = "\n".join(lines)
+    print(text)
+    md = OUT / "similarity_quality.md"
+    old = md.read_text("utf-8") if md.is_file() else ""
+    at = old.find(SECOND_HEADING)
+    md.write_text((old[:at] if at >= 0 else old.rstrip("\n") + "\n\n") + text + "\n", "utf-8")
+    js = OUT / "similarity_quality.json"
+    data = json.loads(js.read_text("utf-8")) if js.is_file() else {}
+    data["second_model"] = result
+    js.write_text(json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+def _judging(config: Config) -> Config:
+    out = copy.deepcopy(config)
+    out.similarity.judge = True
+    return out
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--second-model", metavar="DIR", help="only the rows with this similarity.second_model")
+    ap.add_argument("--time-check", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.time_check:
+        print(f"{time_check(args.second_model):.3f}")
+        return 0
+    if args.second_model:
+        if not REAL.is_dir():
+            print("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)", file=sys.stderr)
+            return 2
+        return second_model_rows(args.second_model)
     if not REAL.is_dir():
         print("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)", file=sys.stderr)
         return 2

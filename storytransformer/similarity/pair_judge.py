@@ -29,10 +29,21 @@ _WORD_COLUMNS = np.array([FEATURES.index(f) for f in WORD_FEATURES])
 if tuple(W.FEATURES) != FEATURES:  # pragma: no cover - caught by tests/similarity/test_pair_judge.py
     raise ImportError("judge_weights.FEATURES does not match pair_judge.FEATURES: rebuild with benchmarks/similarity_judge.py --write")
 
+# With ``similarity.second_model``: the cosines of a second embedding model (whole stories, means)
+# as two more columns, fitted with their own coefficients and cuts (judge_weights' *_SECOND set).
+SECOND_FEATURES = ("second_whole", "second_means")
+FEATURES_SECOND = FEATURES + SECOND_FEATURES
+HAS_SECOND = hasattr(W, "COEF_DUPLICATE_SECOND")
+if HAS_SECOND and tuple(W.FEATURES_SECOND) != FEATURES_SECOND:  # pragma: no cover
+    raise ImportError("judge_weights.FEATURES_SECOND does not match pair_judge: rebuild with benchmarks/similarity_judge.py --write")
+
 _COEF = np.array([W.COEF_DUPLICATE, W.COEF_MERGE], np.float64)  # 2 x features
 _INTERCEPT = np.array([W.INTERCEPT_DUPLICATE, W.INTERCEPT_MERGE], np.float64)
 DUPLICATE_CUT = W.DUPLICATE_CUT  # probabilities at or above these decide (chosen on the tune pairs)
 MERGE_CUT = W.MERGE_CUT
+if HAS_SECOND:
+    _COEF2 = np.array([W.COEF_DUPLICATE_SECOND, W.COEF_MERGE_SECOND], np.float64)
+    _INTERCEPT2 = np.array([W.INTERCEPT_DUPLICATE_SECOND, W.INTERCEPT_MERGE_SECOND], np.float64)
 
 
 def _logit(p: float) -> float:
@@ -40,11 +51,28 @@ def _logit(p: float) -> float:
 
 
 LOGIT_CUTS = np.array([_logit(DUPLICATE_CUT), _logit(MERGE_CUT)])
+LOGIT_CUTS_SECOND = (np.array([_logit(W.DUPLICATE_CUT_SECOND), _logit(W.MERGE_CUT_SECOND)]) if HAS_SECOND
+                     else LOGIT_CUTS)
 
 
-def feature_matrix(whole, means, lexical, role, ends, gap, contained=None, words=None) -> np.ndarray:
+def _weights(columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(coefficients, intercepts, logit cuts) for rows of ``columns`` features (with or without the second model)."""
+    if columns == len(FEATURES):
+        return _COEF, _INTERCEPT, LOGIT_CUTS
+    if columns == len(FEATURES_SECOND) and HAS_SECOND:
+        return _COEF2, _INTERCEPT2, LOGIT_CUTS_SECOND
+    raise ValueError(f"no judge weights for {columns} features: rebuild judge_weights.py with "
+                     "benchmarks/similarity_judge.py --second-judge DIR --write")
+
+
+def logit_cuts(second: bool = False) -> np.ndarray:
+    return _weights(len(FEATURES_SECOND) if second else len(FEATURES))[2]
+
+
+def feature_matrix(whole, means, lexical, role, ends, gap, contained=None, words=None, second=None) -> np.ndarray:
     """Rows of :data:`FEATURES` for arrays of pairs (``nan`` where a role, ends or gap is unknown;
-    ``words``: an (n, 4) array of :func:`.compared_parts.means_relation`, zeros when not given)."""
+    ``words``: an (n, 4) array of :func:`.compared_parts.means_relation`, zeros when not given);
+    rows of :data:`FEATURES_SECOND` when ``second`` (the second model's (n, 2) cosines) is given."""
     n = len(whole)
     x = np.zeros((n, len(FEATURES)), np.float64)
     role = np.asarray(role, np.float64)
@@ -65,27 +93,40 @@ def feature_matrix(whole, means, lexical, role, ends, gap, contained=None, words
         x[:, 8] = contained
     if words is not None and len(words):
         x[:, 9:13] = words
+    if second is not None:
+        x = np.hstack([x, np.asarray(second, np.float64).reshape(n, 2)])
     return x
 
 
 def logits(x: np.ndarray) -> np.ndarray:
     """(n, 2): the log-odds of duplicate and of merge-worthy (duplicate or overlap) per row."""
-    return x @ _COEF.T + _INTERCEPT
+    coef, intercept, _ = _weights(x.shape[1])
+    return x @ coef.T + intercept
 
 
-def optimistic_logits(x: np.ndarray) -> np.ndarray:
+def optimistic_logits(x: np.ndarray, second: bool = False, words_known: bool = False) -> np.ndarray:
     """:func:`logits` with every word-level feature at its most favourable value for each model: an
-    upper bound, so a pair below both cuts here is unrelated whatever its words."""
-    base = x.copy()
-    base[:, _WORD_COLUMNS] = 0.0
-    out = base @ _COEF.T + _INTERCEPT
-    return out + np.maximum(_COEF[:, _WORD_COLUMNS], 0.0).sum(axis=1)
+    upper bound, so a pair below both cuts here is unrelated whatever its words. ``x``: rows of
+    :data:`FEATURES`; ``second``: bound the judge with the second model, whose two cosines (at most 1)
+    are not known yet; ``words_known``: the word-level columns of ``x`` are real (a tighter bound)."""
+    coef, intercept, _ = _weights(len(FEATURES_SECOND) if second else len(FEATURES))
+    n = len(FEATURES)
+    base = x[:, :n].copy()
+    if not words_known:
+        base[:, _WORD_COLUMNS] = 0.0
+    out = base @ coef[:, :n].T + intercept
+    if not words_known:
+        out = out + np.maximum(coef[:, _WORD_COLUMNS], 0.0).sum(axis=1)
+    if second:
+        out = out + np.abs(coef[:, n:]).sum(axis=1)  # cosines lie in [-1, 1]
+    return out
 
 
 def verdicts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(duplicate, merge-worthy) booleans per row: each probability at or above its cut."""
     lg = logits(x)
-    return lg[:, 0] >= LOGIT_CUTS[0], lg[:, 1] >= LOGIT_CUTS[1]
+    cuts = _weights(x.shape[1])[2]
+    return lg[:, 0] >= cuts[0], lg[:, 1] >= cuts[1]
 
 
 def probabilities(x: np.ndarray) -> np.ndarray:

@@ -41,9 +41,7 @@ class Question:
     """One model rule's question. ``shape``: "story" (the story alone), "context" (with its related
     stories), "pair" (about two stories). ``threshold``: P(yes) at or above which the story is flagged."""
 
-    code: str
-    criterion: str
-    severity: Severity
+    code: str  # the rule's criterion and severity are the registry's (storytransformer/rules), not repeated here
     shape: str
     ask: str
     threshold: float
@@ -57,25 +55,25 @@ class Question:
 # `check --model-checks` asks for them; a capable model needs its own thresholds.
 PACKAGED = "with the packaged SmolLM2-135M on the held-out backlogs, "
 QUESTIONS: dict[str, Question] = {q.code: q for q in (
-    Question("ST406", "full-sentence", Severity.WARNING, "story",
+    Question("ST406", "story",
              "Is this user story garbled: words missing, words in the wrong order, or a clause that goes nowhere?",
              0.45508, "the story is not one grammatical sentence (words missing, in the wrong order, or a clause that "
                   "goes nowhere); rewrite it as 'As a <role>, I want <feature>, so that <reason>'",
              measured=PACKAGED + "precision 0.09, recall 0.15, F1 0.11 (flagging every story: F1 0.14)"),
-    Question("ST1002", "conceptually-sound", Severity.INFO, "story",
+    Question("ST1002", "story",
              "Is the part after 'so that' another feature or a requirement instead of the reason the user wants this?",
              0.28143, "the ends (after 'so that') is another feature or a requirement, not a reason; give the reason "
                   "and move the feature into a story of its own",
              measured=PACKAGED + "precision 0.01, recall 0.08, F1 0.02 (flagging every story: F1 0.05)"),
-    Question("ST1102", "independent", Severity.INFO, "context",
+    Question("ST1102", "context",
              "Can the last story only be planned or built after one of the other stories, which it does not name?",
              0.45631, "the story depends on another story it does not name; say what it needs or merge the two",
              measured=PACKAGED + "precision 0.00, recall 0.00 (none of the stories it flagged is labelled)"),
-    Question("ST1201", "conflict-free", Severity.WARNING, "pair",
+    Question("ST1201", "pair",
              "Do these two stories contradict each other?",
              0.24060, "this story contradicts {other}; decide which holds and change or delete the other",
              measured=PACKAGED + "precision 0.07, recall 0.40, F1 0.11 (flagging every story: F1 0.02)"),
-    Question("ST1301", "complete", Severity.INFO, "context",
+    Question("ST1301", "context",
              "Does the last story rely on an action or object that none of the other stories provides?",
              0.19532, "the story relies on a step no story of the backlog provides; add that story or say where "
                   "the object comes from",
@@ -241,15 +239,17 @@ def probabilities(engine, asks: Sequence[Ask], *, token: CancelToken | None = No
 
 def finding(ask: Ask, p: float, model: str, root: str | None = None) -> Finding:
     """The finding for a question answered "yes": the rule's message, the other stories by file:line, the model."""
-    q = QUESTIONS[ask.code]
+    from ..rules import RULES
+
+    q, rule = QUESTIONS[ask.code], RULES[ask.code]
     where = ", ".join(place(o.file, o.line, root) for o in ask.others)
     says = q.says.format(other=where)
     if q.shape == "context" and where:
         says += f" (asked with the related stories {where})"
-    message = f"{'Not ' + q.criterion.replace('-', ' ')}: the model {model} judges that {says} (P(yes) {p:.2f})"
+    message = f"{'Not ' + rule.criterion.replace('-', ' ')}: the model {model} judges that {says} (P(yes) {p:.2f})"
     related_ = tuple(Related(o.file, o.range, o.id, "the other story" if q.shape == "pair" else "related story")
                      for o in ask.others)
-    return Finding.on(ask.story, ask.code, q.criterion, q.severity, message, related=related_,
+    return Finding.on(ask.story, ask.code, rule.criterion, rule.severity, message, related=related_,
                       data={"model": model, "p_yes": round(p, 4), "source": "model"})
 
 

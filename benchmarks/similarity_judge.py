@@ -327,6 +327,16 @@ def cosines_of(model, rows) -> np.ndarray:
     return np.array(out, np.float64).reshape(-1, 2)
 
 
+def cv_rows(model: dict) -> list[str]:
+    """The fitted judge's out-of-fold rows (cut; all rows, tune pairs, backlog candidates: P, R), one per model."""
+    rows = []
+    for name in ("duplicate", "merge"):
+        m, cv = model[name], model[name]["cv"]
+        rows.append(f"| {name} | {m['cut']} | {cv['precision']:.2f} | {cv['recall']:.2f} | {cv['f1']:.2f} | "
+                    f"{cv['pairs']['precision']:.2f} | {cv['pairs']['recall']:.2f} | "
+                    f"{cv['backlogs']['precision']:.2f} | {cv['backlogs']['recall']:.2f} |")
+    return rows
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="write storytransformer/similarity/judge_weights.py")
@@ -347,11 +357,7 @@ def main(argv=None) -> int:
              f"tune backlogs ({int(by.sum())} in `unique_with`), C={C}.", "",
              "| model | cut | out-of-fold P | R | F1 | pairs P | R | backlog candidates P | R |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in ("duplicate", "merge"):
-        m, cv = model[name], model[name]["cv"]
-        lines.append(f"| {name} | {m['cut']} | {cv['precision']:.2f} | {cv['recall']:.2f} | {cv['f1']:.2f} | "
-                     f"{cv['pairs']['precision']:.2f} | {cv['pairs']['recall']:.2f} | "
-                     f"{cv['backlogs']['precision']:.2f} | {cv['backlogs']['recall']:.2f} |")
+    lines += cv_rows(model)
     lines += ["", "| feature | duplicate coef | merge coef | coef x std (duplicate) |", "|---|---:|---:|---:|"]
     std = np.vstack([x[[p["part"] == "tune" for p in pairs]], bx]).std(axis=0)
     for i, f in enumerate(FEATURES):

@@ -105,11 +105,7 @@ def judge_section(second_judge: str | None) -> list[str]:
              "`unique_with` by the story annotators). Out-of-fold figures (5 folds, 5 shuffles) at the chosen cut:", "",
              "| model | cut | all rows P | R | F1 | tune pairs P | R | backlog candidates P | R |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in ("duplicate", "merge"):
-        m, cv = model[name], model[name]["cv"]
-        lines.append(f"| {name} | {m['cut']} | {cv['precision']:.2f} | {cv['recall']:.2f} | {cv['f1']:.2f} | "
-                     f"{cv['pairs']['precision']:.2f} | {cv['pairs']['recall']:.2f} | "
-                     f"{cv['backlogs']['precision']:.2f} | {cv['backlogs']['recall']:.2f} |")
+    lines += J.cv_rows(model)
     lines.append("")
     if second_judge:
         lines += ["### A second model as two more judge features", ""]

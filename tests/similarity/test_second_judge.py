@@ -17,6 +17,8 @@ import pytest
 
 from storytransformer.config import SimilarityConfig
 from storytransformer.similarity import pair_judge
+
+from .helpers import assert_refit_matches
 from storytransformer.similarity.classify import ORDER, PairScores, Relation, Thresholds, classify, classify_many
 from storytransformer.similarity.embedding_model import ModelError
 
@@ -166,12 +168,6 @@ def test_rebuilding_the_second_set_from_the_tune_labels_reproduces_it(model_dir,
     x, bx = bench.features(scores, True), bench.features(b_scores, True)
     model = bench.fit(pairs, x, bx, by)
     tune = np.vstack([x[[p["part"] == "tune" for p in pairs]], bx])
-    for name, intercept, coef, cut in (("duplicate", W.INTERCEPT_DUPLICATE_SECOND, W.COEF_DUPLICATE_SECOND,
-                                        W.DUPLICATE_CUT_SECOND),
-                                       ("merge", W.INTERCEPT_MERGE_SECOND, W.COEF_MERGE_SECOND, W.MERGE_CUT_SECOND)):
-        assert model[name]["cut"] == cut, name
-        assert model[name]["intercept"] == pytest.approx(intercept, rel=0.05, abs=0.05), name
-        assert np.allclose(model[name]["coef"], coef, rtol=0.05, atol=0.1), (name, model[name]["coef"], coef)
-        shipped = tune @ np.array(coef) + intercept >= np.log(cut / (1 - cut))
-        refit = tune @ model[name]["coef"] + model[name]["intercept"] >= np.log(cut / (1 - cut))
-        assert (shipped == refit).mean() >= 0.99, name
+    assert_refit_matches(model, tune, (("duplicate", W.INTERCEPT_DUPLICATE_SECOND, W.COEF_DUPLICATE_SECOND,
+                                         W.DUPLICATE_CUT_SECOND),
+                                        ("merge", W.INTERCEPT_MERGE_SECOND, W.COEF_MERGE_SECOND, W.MERGE_CUT_SECOND)))

@@ -45,14 +45,16 @@ def story_at(workspace, name: str, line: int):
 
 def assert_refit_matches(model: dict, tune_rows, shipped_sets) -> None:
     """A judge refitted from the tune labels (``model``, as benchmarks/similarity_judge.py fits it) matches the
-    shipped constants ``shipped_sets`` ((name, intercept, coefficients, cut), ...): the same cut, coefficients
-    within float noise, and the same decision for 99 % of the tune rows. Embeddings computed in other batches
-    differ in the last float bits, which can move a backlog pair across the candidate threshold."""
+    shipped constants ``shipped_sets`` ((name, intercept, coefficients, cut), ...): the cut within one step of
+    the benchmark's grid of 0.05 (a cut is chosen by out-of-fold F1, which ties between neighbouring cuts move),
+    coefficients within float noise, and the same decision for 99 % of the tune rows at the shipped cut.
+    Embeddings computed in other batches differ in the last float bits, which can move a backlog pair across
+    the candidate threshold."""
     import numpy as np
     import pytest
 
     for name, intercept, coef, cut in shipped_sets:
-        assert model[name]["cut"] == cut, name
+        assert abs(model[name]["cut"] - cut) <= 0.05 + 1e-9, (name, model[name]["cut"], cut)
         assert model[name]["intercept"] == pytest.approx(intercept, rel=0.05, abs=0.05), name
         assert np.allclose(model[name]["coef"], coef, rtol=0.05, atol=0.1), (name, model[name]["coef"], coef)
         shipped = tune_rows @ np.array(coef) + intercept >= np.log(cut / (1 - cut))

@@ -238,6 +238,9 @@ def code_server(vsix: Path, scratch: Path):
         "extensions.autoCheckUpdates": False,
         "extensions.autoUpdate": False,
         "update.mode": "none",
+        # The browser build of VS Code saves after a second's pause by default (the desktop build does
+        # not): a save the test did not ask for would leave nothing for Ctrl+S to write.
+        "files.autoSave": "off",
     }
     (data / "User" / "settings.json").write_text(json.dumps(settings, indent=1))
     # code-server is a remote window: machine-scoped settings (storytransformer.python) are read

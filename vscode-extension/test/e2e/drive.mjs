@@ -392,11 +392,13 @@ async function semanticScenario() {
   log("after an edit", `${result.afterEditMs} ms, stays ${result.staysAfterEdit}`);
 
   // Save (fix-all on save runs first), then watch it stay.
-  const onDiskBefore = readFileSync(path, "utf8");
+  // Wait for the saved text itself (the typed story on disk), not for any change: a file saved
+  // earlier would otherwise hold this wait for the whole timeout.
   await page.keyboard.press("Control+S");
-  for (const end = Date.now() + timeout; Date.now() < end && readFileSync(path, "utf8") === onDiskBefore; )
-    await page.waitForTimeout(200);
+  const saved = () => readFileSync(path, "utf8").split("\n").includes(opts.paraphrase);
+  for (const end = Date.now() + 30000; Date.now() < end && !saved(); ) await page.waitForTimeout(200);
   result.diskAfterSave = readFileSync(path, "utf8");
+  if (!saved()) throw new Error(`Ctrl+S did not write the typed story to ${path} within 30 s`);
   result.afterSaveMs = await waitForSemantic(4, 60000);
   result.staysAfterSave = result.afterSaveMs !== null && (await staysFor(4, 5000));
   log("after save", `${result.afterSaveMs} ms, stays ${result.staysAfterSave}`);

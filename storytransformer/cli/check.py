@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 from .. import baseline
 from ..checking import CHECK_FIX, CheckOptions, CheckResult, FileFix, FixPolicy, check
-from ..config import ConfigError, load_config
+from ..config import CONFIG_FILES, ConfigError, load_config
 from ..edits import WriteError, atomic_write
 from ..output import fixes_listing, summary, to_github, to_json, to_sarif, to_text, unified_diff
 from ..rules import RULES
@@ -50,6 +52,8 @@ def register(sub) -> None:
     p.add_argument("--stdin-filename", metavar="NAME",
                    help="the name (and so the format, e.g. backlog.md) of the stories read from - (standard input)")
     p.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
+    p.add_argument("-w", "--watch", action="store_true",
+                   help="check again whenever a story or configuration file under the paths changes (Ctrl+C stops)")
     model_checks.add_arguments(p)
     p.set_defaults(func=run)
 
@@ -59,6 +63,10 @@ def _codes(value: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    return _watch(args) if getattr(args, "watch", False) else _run_once(args)
+
+
+def _run_once(args: argparse.Namespace) -> int:
     err = sys.stderr
     if args.diff:
         args.fix = True  # --diff shows what --fix would do
@@ -100,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     with _progress(err) as progress:
         result = _check(args, config, progress, err)
     findings, problems, n_files, n_stories = result.findings, result.problems, result.files, result.stories
+    args.checked = {os.path.abspath(p) for p in result.contents if p != args.stdin_name}  # what --watch watches for
     if args.model_checks and result.workspace is not None:
         findings = sorted(findings + model_checks.run(args, config, list(result.workspace.stories()), _say(err)),
                           key=lambda f: f.sort_key())
@@ -167,6 +176,75 @@ def run(args: argparse.Namespace) -> int:
     if args.write_baseline:
         return 0
     return 1 if findings and not args.exit_zero else 0
+
+
+# Flags that write or ask a model: on every save of a watched file they would rewrite files an editor has
+# open, or spend minutes of model time, so --watch refuses them rather than guessing.
+WATCH_REFUSES = (("fix", "--fix"), ("diff", "--diff"), ("output", "-o/--output"),
+                 ("write_baseline", "--write-baseline"), ("model_checks", "--model-checks"))
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """``check --watch``: check, then check again after each burst of changes to the files the last
+    check read, new story files under the paths, or a configuration file; Ctrl+C stops (exit 0)."""
+    err = sys.stderr
+    refused = [flag for attr, flag in WATCH_REFUSES if getattr(args, attr, None)]
+    if STDIN in args.paths:
+        refused.append("- (standard input)")
+    if refused:
+        print(f"storytransformer: error: --watch checks files again as they change; it does not combine with "
+              f"{', '.join(refused)}", file=err)
+        return 2
+    for path in args.paths:
+        if not os.path.exists(path):
+            print(f"storytransformer: error: --watch: {path}: no such file or directory", file=err)
+            return 2
+    from ..watching import WatchUnavailable, change_batches, watching
+
+    roots = [os.path.abspath(p) for p in args.paths]
+
+    def relevant(path: str) -> bool:
+        checked = getattr(args, "checked", ())
+        if os.path.basename(path) in CONFIG_FILES or path in checked:
+            return True
+        if any(c.startswith(path + os.sep) for c in checked):
+            return True  # a folder of checked files moved or deleted (a folder moved in reports its files)
+        try:
+            config = load_config(args.config, start=Path(roots[0]))
+        except ConfigError:
+            return True  # the next check reports the broken configuration
+        from ..workspace import in_tree
+
+        return any(path == root or (os.path.isdir(root) and in_tree(path, root, config)) for root in roots)
+
+    try:
+        with watching(args.paths) as changes:
+            _watch_round(args, err, None)
+            for batch in change_batches(changes, relevant):
+                _watch_round(args, err, batch)
+    except WatchUnavailable as e:
+        print(f"storytransformer: error: {e}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print("Stopped watching.", file=err)
+    return 0
+
+
+def _watch_round(args: argparse.Namespace, err, changed: set[str] | None) -> None:
+    """One check of a watch: a clear screen on a terminal (a separating line otherwise), what changed, the
+    report as ``check`` prints it, and that it is watching again."""
+    if changed is not None:
+        if sys.stdout.isatty():
+            sys.stdout.write("\033[2J\033[H")
+            sys.stdout.flush()
+        else:
+            print(file=sys.stdout)
+        names = sorted(os.path.relpath(p) for p in changed)
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        print(f"[{time.strftime('%H:%M:%S')}] Changed: {', '.join(names[:3])}{more}; checking again.", file=err)
+    _run_once(args)
+    sys.stdout.flush()
+    print(f"[{time.strftime('%H:%M:%S')}] Watching for changes (Ctrl+C to stop).", file=err, flush=True)
 
 
 def _print_stdin(args, fixed: list[FileFix], contents: dict) -> None:

@@ -180,6 +180,7 @@ class Config:
     detect_backlogs: bool = True
     backlog_names: list[str] = field(default_factory=lambda: list(DEFAULT_BACKLOG_NAMES))
     select: list[str] = field(default_factory=list)  # only these codes ("" = all default-on rules)
+    extend_select: list[str] = field(default_factory=list)  # these too, on top of select or the default set
     ignore: list[str] = field(default_factory=list)
     severity: dict[str, str] = field(default_factory=dict)  # code -> error | warning | info | hint | off
     vague_words: list[str] = field(default_factory=lambda: list(DEFAULT_VAGUE_WORDS))
@@ -231,7 +232,7 @@ def _validate(cfg: Config, pre: str) -> None:
         if sev not in SEVERITIES:
             raise ConfigError(f"{src}: '{pre}severity.{code}' must be one of {', '.join(SEVERITIES)}, not {sev!r}")
     known = known_rules()
-    for key in ("select", "ignore"):
+    for key in ("select", "extend_select", "ignore"):
         for code in getattr(cfg, key):
             if code.upper() not in known and not any(c.startswith(code.upper()) for c in known):
                 raise ConfigError(f"{src}: '{pre}{key}' names unknown rule {code!r}")

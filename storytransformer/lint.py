@@ -27,6 +27,8 @@ def enabled_rules(config: Config) -> list[Rule]:
         on = r.default_on
         if config.select:
             on = any(code.startswith(s.upper()) for s in config.select)
+        if any(code.startswith(s.upper()) for s in config.extend_select):
+            on = True
         if any(code.startswith(s.upper()) for s in config.ignore):
             on = False
         if config.severity.get(code) == "off":

@@ -41,6 +41,8 @@ def register(sub) -> None:
                         f"(default: {CHECK_FIX.describe()}; --unsafe-fixes adds unsafe)")
     p.add_argument("--no-semantic", action="store_true", help="skip semantic duplicates (no embedding model)")
     p.add_argument("--select", help="comma-separated rule codes or prefixes to enable (replaces the configuration)")
+    p.add_argument("--extend-select", metavar="CODES",
+                   help="comma-separated rule codes or prefixes to enable on top of the selection (e.g. ST104)")
     p.add_argument("--ignore", help="comma-separated rule codes or prefixes to disable")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
     p.add_argument("--statistics", action="store_true", help="print counts per rule instead of each finding")
@@ -81,13 +83,15 @@ def _run_once(args: argparse.Namespace) -> int:
         config = load_config(args.config, start=start if start.exists() else Path("."))
         if args.select:
             config.select = _codes(args.select)
+        if args.extend_select:
+            config.extend_select = config.extend_select + _codes(args.extend_select)
         if args.ignore:
             config.ignore = config.ignore + _codes(args.ignore)
         if args.no_cache:
             config.similarity.cache = False
-        for code in config.select + config.ignore:
-            if not any(c.startswith(code) for c in RULES):
-                raise ConfigError(f"--select/--ignore: unknown rule {code!r}")
+        for code in config.select + config.extend_select + config.ignore:
+            if not any(c.startswith(code.upper()) for c in RULES):
+                raise ConfigError(f"--select/--extend-select/--ignore: unknown rule {code!r}")
         if args.model_budget < 1 or args.model_timeout <= 0:
             raise ConfigError("--model-budget and --model-timeout must be positive")
         try:

@@ -57,7 +57,7 @@ def selected_codes(config: Config) -> list[str]:
     """The model rules this configuration leaves on once --model-checks asks for them (select, ignore, severity off)."""
     out = []
     for code in model_codes():
-        on = not config.select or any(code.startswith(s.upper()) for s in config.select)
+        on = not config.select or any(code.startswith(s.upper()) for s in config.select + config.extend_select)
         if any(code.startswith(s.upper()) for s in config.ignore) or config.severity.get(code) == "off":
             on = False
         if on:

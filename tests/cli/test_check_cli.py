@@ -161,3 +161,21 @@ def test_check_dir_reports_only_backlogs(tmp_path):
     assert "in 1 file" in out
     r = run("check", "--no-semantic", "requirements.txt", cwd=tmp_path)
     assert r.returncode == 1 and "requirements.txt:1:1: ST103" in r.stdout
+
+
+def test_extend_select_from_the_command_line_and_from_pyproject(tmp_path):
+    (tmp_path / "b.stories.txt").write_text("As a user, I want to search the catalogue\n")
+    r = run("check", "--no-semantic", "--format", "json", ".", cwd=tmp_path)
+    assert "ST403" not in {f["code"] for f in json.loads(r.stdout)}, r.stdout
+    r = run("check", "--no-semantic", "--format", "json", "--extend-select", "st403", ".", cwd=tmp_path)
+    assert r.returncode == 1 and "ST403" in {f["code"] for f in json.loads(r.stdout)}, r.stdout + r.stderr
+    (tmp_path / "pyproject.toml").write_text('[tool.storytransformer]\nextend-select = ["ST403"]\n')
+    r = run("check", "--no-semantic", "--format", "json", ".", cwd=tmp_path)
+    assert "ST403" in {f["code"] for f in json.loads(r.stdout)}, r.stdout + r.stderr
+    (tmp_path / "pyproject.toml").write_text('[tool.storytransformer]\nextend-select = ["ST999"]\n')
+    r = run("check", "--no-semantic", ".", cwd=tmp_path)
+    assert r.returncode == 2 and "pyproject.toml" in r.stderr and "extend_select" in r.stderr.replace("-", "_") \
+        and "ST999" in r.stderr, r.stderr
+    (tmp_path / "pyproject.toml").unlink()
+    r = run("check", "--no-semantic", "--extend-select", "ST999", ".", cwd=tmp_path)
+    assert r.returncode == 2 and "ST999" in r.stderr, r.stderr

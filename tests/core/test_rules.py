@@ -228,6 +228,15 @@ def test_suppressions_and_ignore():
     assert not [f for f in none if f.code == "ST701"]
 
 
+def test_extend_select_adds_to_the_default_set_or_to_select_and_ignore_still_wins():
+    text = "As a user, I want fast search\n"  # ST701 on by default; ST403 (no full stop) off by default
+    on = lambda config: {f.code for f in lint_texts({"b.txt": text}, config)[1]}
+    assert "ST701" in on(Config()) and "ST403" not in on(Config())
+    assert {"ST701", "ST403"} <= on(Config(extend_select=["ST403"]))
+    assert on(Config(select=["ST7"], extend_select=["ST40"])) == {"ST701", "ST403"}
+    assert "ST403" not in on(Config(extend_select=["ST4"], ignore=["ST403"]))
+
+
 def test_uniform_only_with_a_dominant_template():
     many = "".join(f"As a user, I want to do thing {i}.\n" for i in range(6))
     _, findings = lint_texts({"b.txt": many + "As user, I'd like to do more.\n"})

@@ -78,10 +78,28 @@ def test_watch_checks_again_on_edits_new_files_and_deletions_and_stops_on_ctrl_c
         (tmp_path / "notes.log").write_text("not a story file\n")  # neither checked nor a story file
         assert not [line for line in w.quiet_for(3) if "Changed:" in line], w.seen
 
+        (tmp_path / "pyproject.toml").write_text("[tool.storytransformer]\nignore = 3\n")  # a broken setting
+        assert "pyproject.toml" in w.wait_for("Changed:")
+        assert "pyproject.toml" in w.wait_for("error:")  # said, and the watch goes on
+        w.wait_for("Watching for changes")
+        (tmp_path / "pyproject.toml").write_text('[tool.storytransformer]\nignore = ["ST201"]\n')
+        w.wait_for("Changed:")
+        assert "in 2 files" in w.wait_for("No problems")  # the new configuration applies
+        w.wait_for("Watching for changes")
+
         (tmp_path / "sub" / "books.stories.txt").unlink()
         w.wait_for("Changed:")
         assert "in 1 file" in w.wait_for("No problems")
         w.wait_for("Watching for changes")
+
+        outside = tmp_path.parent / f"{tmp_path.name}-export"  # a folder of forty files moved in: one check
+        outside.mkdir()
+        for i in range(40):
+            (outside / f"s{i}.stories.txt").write_text(CLEAN.replace("a fine", f"fine {i}"))
+        outside.rename(tmp_path / "many")
+        assert "and 37 more" in w.wait_for("Changed:")
+        assert "in 41 files" in w.wait_for("No problems")
+        assert not [line for line in w.quiet_for(2) if "Changed:" in line], w.seen
 
         w.proc.send_signal(signal.SIGINT)
         assert w.proc.wait(timeout=30) == 0

@@ -87,6 +87,36 @@ def model_measured(code: str) -> str:
     return q.measured if q else ""
 
 
+def configured(args) -> tuple[dict[str, str | None], str]:
+    """Each rule's severity in the configuration ``check`` would use here (None: off), and that
+    configuration's file ("" when there is none, or it cannot be read: the defaults apply)."""
+    from ..config import ConfigError, load_config
+    from ..lint import enabled_rules, severity_of
+
+    try:
+        config = load_config(getattr(args, "config", None), start=Path("."))
+    except ConfigError:
+        config, source = None, ""
+    if config is None or config.source == "<defaults>":
+        return {c: r.severity.value if r.default_on else None for c, r in RULES.items()}, ""
+    on = {r.code: severity_of(r, config).value for r in enabled_rules(config)}
+    return {c: on.get(c) for c in RULES}, config.source
+
+
+def state(r, severity: str | None, source: str) -> str:
+    """What the listing says after a rule's severity: off by default, or what the configuration changed."""
+    if r.needs_model:
+        return " (needs a language model: check --model-checks)"
+    if not source or (severity is not None) == r.default_on and severity in (None, r.severity.value):
+        return "" if r.default_on else " (off by default)"
+    name = Path(source).name
+    if severity is None:
+        return f" (off in {name})"
+    if not r.default_on:
+        return f" (off by default; {severity} in {name})"
+    return f" ({severity} in {name})"
+
+
 def run(args) -> int:
     if args.config is not None and not args.config.is_file():
         print(f"storytransformer: error: {args.config}: no such configuration file", file=sys.stderr)
@@ -100,11 +130,14 @@ def run(args) -> int:
     else:
         rows = rule_rows()
     note = model_note(args) if any(r.needs_model for r in rows) and args.format != "markdown" else ""
+    severities, source = configured(args) if args.format != "markdown" else ({}, "")
     if args.format == "json":
         print(json.dumps([{"code": r.code, "name": r.name, "criterion": r.criterion, "severity": r.severity.value,
                            "default_on": r.default_on, "fixable": r.fixable, "unsafe_fix": r.unsafe_fix,
                            "fix_kind": r.fix_kind.value, "merge_candidate": r.merge_candidate,
                            "needs_model": r.needs_model, "model_check": note if r.needs_model else None,
+                           "configured": None if r.needs_model else severities.get(r.code),  # None: off here
+                           "configuration": source or None,
                            "model_measured": model_measured(r.code) if r.needs_model else None,
                            "summary": r.summary, "fix": r.fix,
                            "examples": [{"text": e.text, "flagged": e.flagged} for e in r.examples],
@@ -114,9 +147,8 @@ def run(args) -> int:
     else:
         for r in rows:
             flag = "[*]" if r.fixable else "   "
-            off = " (needs a language model: check --model-checks)" if r.needs_model else \
-                "" if r.default_on else " (off by default)"
-            print(f"{r.code:7} {flag} {r.name:28} {r.criterion:17} {r.severity.value:8}{off}")
+            print(f"{r.code:7} {flag} {r.name:28} {r.criterion:17} {r.severity.value:8}"
+                  f"{state(r, severities.get(r.code), source)}")
             if args.code:
                 print(f"\n{r.summary}")
                 if r.fix:

@@ -179,3 +179,21 @@ def test_extend_select_from_the_command_line_and_from_pyproject(tmp_path):
     (tmp_path / "pyproject.toml").unlink()
     r = run("check", "--no-semantic", "--extend-select", "ST999", ".", cwd=tmp_path)
     assert r.returncode == 2 and "ST999" in r.stderr, r.stderr
+
+
+def test_rules_lists_what_the_configuration_found_here_turns_on_off_or_changes(tmp_path):
+    r = run("rules", cwd=tmp_path)
+    lines = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith("ST")}
+    assert "(off by default)" in lines["ST403"] and "pyproject" not in r.stdout, r.stdout
+    (tmp_path / "pyproject.toml").write_text('[tool.storytransformer]\nextend-select = ["ST403"]\nignore = ["ST801"]\n'
+                                              '[tool.storytransformer.severity]\nST501 = "error"\n')
+    r = run("rules", cwd=tmp_path)
+    lines = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith("ST")}
+    assert lines["ST403"].endswith("(off by default; hint in pyproject.toml)"), lines["ST403"]
+    assert lines["ST801"].endswith("(off in pyproject.toml)"), lines["ST801"]
+    assert lines["ST501"].endswith("(error in pyproject.toml)"), lines["ST501"]
+    assert lines["ST201"].rstrip().endswith("warning"), lines["ST201"]  # unchanged: nothing added
+    listed = {row["code"]: row for row in json.loads(run("rules", "--format", "json", cwd=tmp_path).stdout)}
+    assert (listed["ST403"]["configured"], listed["ST801"]["configured"], listed["ST501"]["configured"]) == \
+        ("hint", None, "error")
+    assert listed["ST201"]["configuration"].endswith("pyproject.toml")

@@ -26,8 +26,8 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="*", default=["."],
                    help="files or directories (default: .); - reads the stories from standard input")
     p.add_argument("--config", type=Path, help="configuration file (default: nearest .storytransformer.toml or pyproject.toml)")
-    p.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text",
-                   help="report format; github: workflow annotations for GitHub Actions")
+    p.add_argument("--format", "--output-format", dest="format", choices=["text", "json", "sarif", "github"],
+                   default="text", help="report format; github: workflow annotations for GitHub Actions")
     p.add_argument("-o", "--output", type=Path, help="write the report to this file instead of standard output")
     p.add_argument("--fix", action="store_true", help="apply safe fixes in place (with -: print the fixed text)")
     p.add_argument("--diff", action="store_true",

@@ -197,3 +197,10 @@ def test_rules_lists_what_the_configuration_found_here_turns_on_off_or_changes(t
     assert (listed["ST403"]["configured"], listed["ST801"]["configured"], listed["ST501"]["configured"]) == \
         ("hint", None, "error")
     assert listed["ST201"]["configuration"].endswith("pyproject.toml")
+
+
+def test_output_format_is_another_name_for_format(tmp_path):
+    (tmp_path / "b.stories.txt").write_text("As a user, I want fast search.\n")
+    a = run("check", "--no-semantic", "--format", "json", ".", cwd=tmp_path)
+    b = run("check", "--no-semantic", "--output-format", "json", ".", cwd=tmp_path)
+    assert a.returncode == b.returncode == 1 and json.loads(a.stdout) == json.loads(b.stdout) != []

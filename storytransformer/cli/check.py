@@ -13,7 +13,7 @@ from .. import baseline
 from ..checking import CHECK_FIX, CheckOptions, CheckResult, FileFix, FixPolicy, check
 from ..config import CONFIG_FILES, ConfigError, load_config
 from ..edits import WriteError, atomic_write
-from ..output import fixes_listing, summary, to_github, to_json, to_sarif, to_text, unified_diff
+from ..output import display_path, fixes_listing, summary, to_github, to_json, to_sarif, to_text, unified_diff
 from ..rules import RULES
 from . import model_checks
 
@@ -53,6 +53,8 @@ def register(sub) -> None:
                    help="write the findings of this run to a baseline file (then exit 0)")
     p.add_argument("--stdin-filename", metavar="NAME",
                    help="the name (and so the format, e.g. backlog.md) of the stories read from - (standard input)")
+    p.add_argument("--show-files", action="store_true",
+                   help="list the story files check would read under the paths (and why others are skipped), then exit")
     p.add_argument("-q", "--quiet", action="store_true", help="print findings only, no summary")
     p.add_argument("-w", "--watch", action="store_true",
                    help="check again whenever a story or configuration file under the paths changes (Ctrl+C stops)")
@@ -107,6 +109,9 @@ def _run_once(args: argparse.Namespace) -> int:
     except (ConfigError, baseline.BaselineError) as e:
         print(f"storytransformer: error: {e}", file=err)
         return 2
+
+    if args.show_files:
+        return _show_files(args, config)
 
     args.write_failures = []  # files --fix was refused to write (a symbolic link, read-only, a full disk)
     with _progress(err) as progress:
@@ -180,6 +185,21 @@ def _run_once(args: argparse.Namespace) -> int:
     if args.write_baseline:
         return 0
     return 1 if findings and not args.exit_zero else 0
+
+
+def _show_files(args: argparse.Namespace, config) -> int:
+    """``--show-files``: the files a check would read, one a line, by the same walk; the notices of the walk
+    (links out of the tree, files reached twice, unreadable folders) on standard error."""
+    from ..workspace import discover
+
+    files, problems = discover([p for p in args.paths if p != STDIN], config)
+    for path in files:
+        print(display_path(path))
+    for p in problems:
+        print(p, file=sys.stderr)
+    if not args.quiet:
+        print(f"{len(files)} story file{'s' if len(files) != 1 else ''}.", file=sys.stderr)
+    return 0
 
 
 # Flags that write or ask a model: on every save of a watched file they would rewrite files an editor has

@@ -204,3 +204,17 @@ def test_output_format_is_another_name_for_format(tmp_path):
     a = run("check", "--no-semantic", "--format", "json", ".", cwd=tmp_path)
     b = run("check", "--no-semantic", "--output-format", "json", ".", cwd=tmp_path)
     assert a.returncode == b.returncode == 1 and json.loads(a.stdout) == json.loads(b.stdout) != []
+
+
+def test_show_files_lists_what_check_reads_and_why_others_are_skipped(tmp_path):
+    (tmp_path / "b.stories.txt").write_text("As a user, I want fast search.\n")
+    (tmp_path / "notes.txt").write_text("Meeting notes, not stories.\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.feature").write_text("Feature: renew\n  As a member\n  I want to renew a loan\n")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.stories.txt"
+    outside.write_text("As a user, I want to log in.\n")
+    os.symlink(outside, tmp_path / "link.stories.txt")
+    r = run("check", "--show-files", ".", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["b.stories.txt", "sub/c.feature"], r.stdout
+    assert "link.stories.txt" in r.stderr and "outside" in r.stderr and "2 story files." in r.stderr, r.stderr

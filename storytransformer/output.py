@@ -79,6 +79,45 @@ def to_text(findings: list[Finding], problems: Iterable[FileProblem], color: boo
     return "\n".join(lines)
 
 
+FULL_WINDOW = 100  # characters of a long story shown around the problem in --format full
+
+
+def _source_excerpt(line: str, start: int, end: int) -> tuple[str, str]:
+    """The story line (cut to a window around [start, end) when long) and the carets under the range."""
+    end = max(end, start + 1)
+    left = max(0, min(start - 20, len(line) - FULL_WINDOW))
+    right = min(len(line), max(end, left + FULL_WINDOW))
+    shown = ("…" if left else "") + line[left:right] + ("…" if right < len(line) else "")
+    pad = "".join("\t" if c == "\t" else " " for c in line[left:start]) + (" " if left else "")
+    return shown, pad + "^" * max(1, min(end, right) - start)
+
+
+def to_full(findings: list[Finding], problems: Iterable[FileProblem], texts: dict[str, str]) -> str:
+    """Each finding with its story: the line, carets under the words concerned, the fix and the other stories
+    (``--format full``; what ruff and compilers print for people reading a terminal)."""
+    blocks = []
+    lines_of: dict[str, list[str]] = {}
+    for f in findings:
+        r = f.range.start
+        fixable = " [*]" if f.fix else ""
+        block = [f"{display_path(f.file)}:{r.line + 1}:{r.character + 1}: {f.code} {f.message}{fixable}"]
+        lines = lines_of.setdefault(f.file, texts.get(f.file, "").splitlines())
+        if r.line < len(lines):
+            line = lines[r.line]
+            end = f.range.end.character if f.range.end.line == r.line else len(line)
+            shown, carets = _source_excerpt(line, r.character, end)
+            gutter = str(r.line + 1)
+            block += [f"{' ' * len(gutter)} |", f"{gutter} | {shown}", f"{' ' * len(gutter)} | {carets}"]
+        if f.fix:
+            block.append(f"  = fix: {f.fix.title}")
+        for rel in f.related[:3]:
+            block.append(f"  = see: {display_path(rel.file)}:{rel.range.start.line + 1}")
+        blocks.append("\n".join(block))
+    for p in problems:
+        blocks.append(f"{display_path(p.path)}{':' + str(p.line) if p.line else ''}: {p.kind}: {p.message}")
+    return "\n\n".join(blocks)
+
+
 def _n(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {'stories' if word == 'story' else word + 's'}"
 

@@ -13,7 +13,7 @@ from .. import baseline
 from ..checking import CHECK_FIX, CheckOptions, CheckResult, FileFix, FixPolicy, check
 from ..config import CONFIG_FILES, ConfigError, load_config
 from ..edits import WriteError, atomic_write
-from ..output import display_path, fixes_listing, summary, to_github, to_json, to_sarif, to_text, unified_diff
+from ..output import display_path, fixes_listing, summary, to_full, to_github, to_json, to_sarif, to_text, unified_diff
 from ..rules import RULES
 from . import model_checks
 
@@ -26,8 +26,9 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="*", default=["."],
                    help="files or directories (default: .); - reads the stories from standard input")
     p.add_argument("--config", type=Path, help="configuration file (default: nearest .storytransformer.toml or pyproject.toml)")
-    p.add_argument("--format", "--output-format", dest="format", choices=["text", "json", "sarif", "github"],
-                   default="text", help="report format; github: workflow annotations for GitHub Actions")
+    p.add_argument("--format", "--output-format", dest="format", choices=["text", "full", "json", "sarif", "github"],
+                   default="text", help="report format; full: text with each story and its problem underlined; "
+                                        "github: workflow annotations for GitHub Actions")
     p.add_argument("-o", "--output", type=Path, help="write the report to this file instead of standard output")
     p.add_argument("--fix", action="store_true", help="apply safe fixes in place (with -: print the fixed text)")
     p.add_argument("--diff", action="store_true",
@@ -156,6 +157,8 @@ def _run_once(args: argparse.Namespace) -> int:
     elif args.statistics:
         counts = Counter(f.code for f in findings)
         out = "\n".join(f"{n:6d}  {code}  {RULES[code].name if code in RULES else ''}" for code, n in counts.most_common())
+    elif args.format == "full":
+        out = to_full(findings, problems, result.texts())
     else:
         out = to_text(findings, problems)
     if args.output:
@@ -167,16 +170,16 @@ def _run_once(args: argparse.Namespace) -> int:
             return 2
     elif out:
         print(out, file=to)
-    if args.format != "text":  # machine output on stdout; problems on stderr
+    if args.format not in ("text", "full"):  # machine output on stdout; problems on stderr
         for p in problems:
             print(p, file=err)
     if stdin_fix:
         _print_stdin(args, fixed, contents)
     if args.show_fixes and args.fix:
         print(fixes_listing({r.path: r.applied for r in fixed}),
-              file=to if args.format == "text" and not args.output else err)
+              file=to if args.format in ("text", "full") and not args.output else err)
     to.flush()  # findings before the summary when both streams go to one terminal or log
-    if not args.quiet and args.format == "text":
+    if not args.quiet and args.format in ("text", "full"):
         print(summary(findings, n_files, n_stories, sum(p.kind == "error" for p in problems), in_baseline), file=err)
     if errors and not n_files:
         return 2

@@ -218,3 +218,20 @@ def test_show_files_lists_what_check_reads_and_why_others_are_skipped(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["b.stories.txt", "sub/c.feature"], r.stdout
     assert "link.stories.txt" in r.stderr and "outside" in r.stderr and "2 story files." in r.stderr, r.stderr
+
+
+def test_full_format_shows_each_story_with_its_problem_underlined(tmp_path):
+    long_story = ("As a clerk, I want to " + "carefully " * 15 + "add and remove books from the catalogue, "
+                  "so that the shelves match.")
+    (tmp_path / "b.stories.txt").write_text(f"As a user, I want fast search.\n{long_story}\n")
+    r = run("check", "--no-semantic", "--format", "full", ".", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    blocks = {b.splitlines()[0].split(": ")[1].split()[0]: b.splitlines() for b in r.stdout.strip().split("\n\n")}
+    head, _, source, carets = blocks["ST701"][:4]
+    assert head.startswith("b.stories.txt:1:19:") and source == "1 | As a user, I want fast search."
+    assert source[carets.index("^"):len(carets)] == "fast", (source, carets)
+    _, _, source, carets, fix = blocks["ST201"][:5]
+    assert source.startswith("2 | …") and len(source) < len(long_story)  # a long story is cut around the problem
+    assert source[carets.index("^"):len(carets)] == "and", (source, carets)
+    assert fix.startswith("  = fix: Split"), fix
+    assert f"Found {r.stdout.strip().count(chr(10) * 2) + 1} problems" in r.stderr, r.stderr  # a block a finding

@@ -269,7 +269,15 @@ def _watch_round(args: argparse.Namespace, err, changed: set[str] | None) -> Non
         names = sorted(os.path.relpath(p) for p in changed)
         more = f" and {len(names) - 3} more" if len(names) > 3 else ""
         print(f"[{time.strftime('%H:%M:%S')}] Changed: {', '.join(names[:3])}{more}; checking again.", file=err)
-    _run_once(args)
+    try:
+        _run_once(args)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # a watch outlives one failed check: say it and wait for the next change
+        import traceback
+
+        traceback.print_exc(file=err)
+        print(f"storytransformer: error: this check failed ({type(e).__name__}: {e}); still watching", file=err)
     sys.stdout.flush()
     print(f"[{time.strftime('%H:%M:%S')}] Watching for changes (Ctrl+C to stop).", file=err, flush=True)
 

@@ -289,15 +289,19 @@ async function modelScenario() {
   await runCommand("StoryTransformer: Merge Selected Stories");
   // The server shows the merged story and applies it only when confirmed ("Apply merge").
   result.mergeQuestion = "";
+  // One reading of the toasts a round: the question is told from the server's failure messages ("Merge
+  // Stories: ...") by its button, never by two separate looks that a toast appearing between them could split.
   for (const end = Date.now() + timeout; Date.now() < end && (await editorText()) === beforeMerge; ) {
-    const ask = page.locator(".notification-toast").filter({ hasText: "Apply merge" });
-    if (!result.mergeQuestion && (await ask.count())) {
-      result.mergeQuestion = await ask.first().innerText();
-      await ask.first().locator(".monaco-button", { hasText: "Apply merge" }).first().click();
+    const toasts = page.locator(".notification-toast");
+    const texts = await toasts.allInnerTexts();
+    const asking = texts.findIndex((t) => t.includes("Apply merge"));
+    if (!result.mergeQuestion && asking >= 0) {
+      result.mergeQuestion = texts[asking];
+      await toasts.filter({ hasText: "Apply merge" }).first().locator(".monaco-button", { hasText: "Apply merge" }).first().click();
       log("clicked Apply merge");
       continue;
     }
-    if (!result.mergeQuestion && (await page.locator(".notification-toast").filter({ hasText: "Merge" }).count())) break;
+    if (!result.mergeQuestion && texts.some((t) => t.includes("Merge Stories:"))) break;  // refused or failed
     await page.waitForTimeout(250);
   }
   result.editorAfterMerge = (await editorText()) === beforeMerge ? beforeMerge : await settledText(beforeMerge);

@@ -68,15 +68,17 @@ def to_json(findings: Iterable[Finding], indent: int | None = None) -> str:
     return json.dumps([finding_to_json(f) for f in findings], indent=indent, ensure_ascii=False)
 
 
+def _finding_line(f: Finding) -> str:
+    r = f.range.start
+    return f"{display_path(f.file)}:{r.line + 1}:{r.character + 1}: {f.code} {f.message}{' [*]' if f.fix else ''}"
+
+
+def _problem_line(p: FileProblem) -> str:
+    return f"{display_path(p.path)}{':' + str(p.line) if p.line else ''}: {p.kind}: {p.message}"
+
+
 def to_text(findings: list[Finding], problems: Iterable[FileProblem], color: bool = False) -> str:
-    lines = []
-    for f in findings:
-        r = f.range.start
-        fixable = " [*]" if f.fix else ""
-        lines.append(f"{display_path(f.file)}:{r.line + 1}:{r.character + 1}: {f.code} {f.message}{fixable}")
-    for p in problems:
-        lines.append(f"{display_path(p.path)}{':' + str(p.line) if p.line else ''}: {p.kind}: {p.message}")
-    return "\n".join(lines)
+    return "\n".join([*map(_finding_line, findings), *map(_problem_line, problems)])
 
 
 FULL_WINDOW = 100  # characters of a long story shown around the problem in --format full
@@ -99,8 +101,7 @@ def to_full(findings: list[Finding], problems: Iterable[FileProblem], texts: dic
     lines_of: dict[str, list[str]] = {}
     for f in findings:
         r = f.range.start
-        fixable = " [*]" if f.fix else ""
-        block = [f"{display_path(f.file)}:{r.line + 1}:{r.character + 1}: {f.code} {f.message}{fixable}"]
+        block = [_finding_line(f)]
         lines = lines_of.setdefault(f.file, texts.get(f.file, "").splitlines())
         if r.line < len(lines):
             line = lines[r.line]
@@ -113,9 +114,7 @@ def to_full(findings: list[Finding], problems: Iterable[FileProblem], texts: dic
         for rel in f.related[:3]:
             block.append(f"  = see: {display_path(rel.file)}:{rel.range.start.line + 1}")
         blocks.append("\n".join(block))
-    for p in problems:
-        blocks.append(f"{display_path(p.path)}{':' + str(p.line) if p.line else ''}: {p.kind}: {p.message}")
-    return "\n\n".join(blocks)
+    return "\n\n".join([*blocks, *map(_problem_line, problems)])
 
 
 def _n(count: int, word: str) -> str:

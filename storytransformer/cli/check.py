@@ -109,7 +109,9 @@ def _run_once(args: argparse.Namespace) -> int:
             raise ConfigError(str(e)) from None
     except (ConfigError, baseline.BaselineError) as e:
         print(f"storytransformer: error: {e}", file=err)
+        args.config_used = None
         return 2
+    args.config_used = config  # --watch judges which changed files matter by it, without reading it per event
 
     if args.show_files:
         return _show_files(args, config)
@@ -228,6 +230,8 @@ def _watch(args: argparse.Namespace) -> int:
             return 2
     from ..watching import WatchUnavailable, change_batches, watching
 
+    from ..workspace import in_tree
+
     roots = [os.path.abspath(p) for p in args.paths]
 
     def relevant(path: str) -> bool:
@@ -236,12 +240,9 @@ def _watch(args: argparse.Namespace) -> int:
             return True
         if any(c.startswith(path + os.sep) for c in checked):
             return True  # a folder of checked files moved or deleted (a folder moved in reports its files)
-        try:
-            config = load_config(args.config, start=Path(roots[0]))
-        except ConfigError:
-            return True  # the next check reports the broken configuration
-        from ..workspace import in_tree
-
+        config = getattr(args, "config_used", None)
+        if config is None:
+            return True  # the last check could not read the configuration: the next one says why again
         return any(path == root or (os.path.isdir(root) and in_tree(path, root, config)) for root in roots)
 
     try:

@@ -67,16 +67,21 @@ def markdown() -> str:
     return "\n".join(out) + "\n"
 
 
-def model_note(args) -> str:
-    """Whether ``check --model-checks`` would run the model rules with this configuration (no model is loaded)."""
+def load_here(args):
+    """The configuration ``check`` would use here, or the error that keeps it from being read."""
     from ..config import ConfigError, load_config
-    from .model_checks import describe
 
     try:
-        config = load_config(getattr(args, "config", None), start=Path("."))
+        return load_config(getattr(args, "config", None), start=Path(".")), None
     except ConfigError as e:
-        return f"the configuration cannot be read ({e})"
-    return describe(config)
+        return None, e
+
+
+def model_note(config, error) -> str:
+    """Whether ``check --model-checks`` would run the model rules with this configuration (no model is loaded)."""
+    from .model_checks import describe
+
+    return f"the configuration cannot be read ({error})" if error else describe(config)
 
 
 def model_measured(code: str) -> str:
@@ -87,16 +92,11 @@ def model_measured(code: str) -> str:
     return q.measured if q else ""
 
 
-def configured(args) -> tuple[dict[str, str | None], str]:
-    """Each rule's severity in the configuration ``check`` would use here (None: off), and that
-    configuration's file ("" when there is none, or it cannot be read: the defaults apply)."""
-    from ..config import ConfigError, load_config
+def configured(config) -> tuple[dict[str, str | None], str]:
+    """Each rule's severity in ``config`` (None: off), and the file it came from ("" when there is none,
+    or it cannot be read: the defaults apply)."""
     from ..lint import enabled_rules, severity_of
 
-    try:
-        config = load_config(getattr(args, "config", None), start=Path("."))
-    except ConfigError:
-        config, source = None, ""
     if config is None or config.source == "<defaults>":
         return {c: r.severity.value if r.default_on else None for c, r in RULES.items()}, ""
     on = {r.code: severity_of(r, config).value for r in enabled_rules(config)}
@@ -107,7 +107,7 @@ def state(r, severity: str | None, source: str) -> str:
     """What the listing says after a rule's severity: off by default, or what the configuration changed."""
     if r.needs_model:
         return " (needs a language model: check --model-checks)"
-    if not source or (severity is not None) == r.default_on and severity in (None, r.severity.value):
+    if not source or severity == (r.severity.value if r.default_on else None):
         return "" if r.default_on else " (off by default)"
     name = Path(source).name
     if severity is None:
@@ -129,8 +129,11 @@ def run(args) -> int:
         rows = [r]
     else:
         rows = rule_rows()
-    note = model_note(args) if any(r.needs_model for r in rows) and args.format != "markdown" else ""
-    severities, source = configured(args) if args.format != "markdown" else ({}, "")
+    note, severities, source = "", {}, ""
+    if args.format != "markdown":  # the generated docs describe the defaults, whatever configuration is here
+        config, error = load_here(args)
+        note = model_note(config, error) if any(r.needs_model for r in rows) else ""
+        severities, source = configured(config)
     if args.format == "json":
         print(json.dumps([{"code": r.code, "name": r.name, "criterion": r.criterion, "severity": r.severity.value,
                            "default_on": r.default_on, "fixable": r.fixable, "unsafe_fix": r.unsafe_fix,

@@ -11,8 +11,10 @@ its cosine is ``distinct`` standard deviations above the mean cosine of that sto
 to every other story of the workspace (a z-score; hubness reduction in the
 field's terms), unless one story's means contains the other's. And two means that
 differ by one swapped word ("by population" / "by GDP", "enable" / "disable") are
-siblings, never duplicates (:func:`.compared_parts.one_word_sibling`). ``means`` (the cosine of the means blended with
-the overlap of their content lemmas) decides overlaps; the role decides who
+siblings, never duplicates (:func:`.compared_parts.one_word_sibling`), and so are two
+means that lead with different operations ("apply a hold" / "remove a hold",
+:func:`.compared_parts.other_operation`). ``means`` (the cosine of the means blended
+with the overlap of their content lemmas) decides overlaps; the role decides who
 asks, and the ends whether they want it for the same reason.
 """
 
@@ -117,7 +119,7 @@ class PairScores:
     # cosines to every other story (None: too few stories to know, counts as standing out)
     z: float | None = None
     contained: bool = False  # the content words of one means are all in the other's
-    sibling: bool = False  # the means differ by one swapped word (compared_parts.one_word_sibling)
+    sibling: bool = False  # one swapped word or another operation (compared_parts.one_word_sibling, other_operation)
     # compared_parts.means_relation of the two means (same verb, object overlap, length ratio, coverage);
     # None: not computed (zeros for the judge)
     words: tuple[float, float, float, float] | None = None

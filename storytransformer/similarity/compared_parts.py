@@ -188,12 +188,17 @@ SAME_THING = {
 }
 
 
+# Words in -ly that are not adverbs: the action of "apply a hold" or the object of "a family account".
+NOT_ADVERBS = frozenset("""apply reply supply comply imply multiply rely family assembly anomaly monopoly
+butterfly italy july""".split())
+
+
 def _means_words(text: str) -> dict[str, tuple[int, str]]:
     """Content lemma -> (position among the content words, the word), adverbs in -ly left out and
     :data:`SAME_THING` words mapped to one key."""
     out: dict[str, tuple[int, str]] = {}
     for w in WORD.findall(text.lower()):
-        if w in STOP_WORDS or (w.endswith("ly") and len(w) > 4):
+        if w in STOP_WORDS or (w.endswith("ly") and len(w) > 4 and w not in NOT_ADVERBS):
             continue
         out.setdefault(lemma(SAME_THING.get(w, w)), (len(out), w))
     return out
@@ -217,6 +222,43 @@ def one_word_sibling(a: str, b: str) -> bool:
     embeddings."""
     swap = swapped_word(a, b)
     return swap is not None and not swap[2]
+
+
+# Operations on a thing that a backlog asks for in separate stories: "add an item" and "edit an item"
+# are two needs however close their embeddings (the words around the verb are the same). Words of one
+# group name one operation ("delete" / "remove"). Kept to operations whose difference nobody would merge
+# away: verbs that restate each other across teams ("publish" / "create" a package, "renew" / "extend")
+# are left out, and so are light verbs ("have", "get", "know") that say little about the operation.
+OPERATIONS = {
+    "create": "create add register upload", "edit": "edit update modify change rename correct",
+    "delete": "delete remove erase", "view": "view see display browse preview list", "search": "search find filter",
+    "import": "import",    "export": "export download", "copy": "copy paste duplicate clone", "enable": "enable activate",
+    "disable": "disable deactivate", "login": "log login", "assign": "assign", "apply": "apply",
+    "approve": "approve accept", "reject": "reject decline", "archive": "archive", "restore": "restore",
+    "lock": "lock", "unlock": "unlock", "subscribe": "subscribe", "unsubscribe": "unsubscribe",
+    "print": "print", "sort": "sort",
+}
+_OPERATION_OF = {lemma(w): op for op, words in OPERATIONS.items() for w in words.split()}
+# Words that come before the action without being it ("the ability to attach", "a way to sort").
+_BEFORE_ACTION = frozenset(lemma(w) for w in
+                           "ability option possibility opportunity chance way method mechanism tool feature "
+                           "functionality possible easy easily quickly".split())
+
+
+def _action(text: str) -> tuple[str, set[str]]:
+    """(the lemma of the means' leading action word, every content lemma of the means)."""
+    words = [lemma(w) for w in WORD.findall(text.lower()) if w not in STOP_WORDS]
+    lead = next((w for w in words if w not in _BEFORE_ACTION), "")
+    return lead, set(words)
+
+
+def other_operation(a: str, b: str) -> bool:
+    """Whether means ``a`` and ``b`` lead with different operations of :data:`OPERATIONS` ("apply a
+    hold" / "remove a hold", "create an account" / "log in"), neither means naming the other's: sibling
+    stories, however close their embeddings. "add or remove a facility" and "remove a facility" are not."""
+    (lead_a, words_a), (lead_b, words_b) = _action(a), _action(b)
+    op_a, op_b = _OPERATION_OF.get(lead_a), _OPERATION_OF.get(lead_b)
+    return op_a is not None and op_b is not None and op_a != op_b and lead_a not in words_b and lead_b not in words_a
 
 
 # -- what the learned pair judge reads from the words of two means -----------------------------------

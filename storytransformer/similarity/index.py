@@ -27,8 +27,8 @@ from ..story import Story
 from .classify import ORDER, PairScores, Relation, Thresholds, classify, classify_many
 from .clusters import Cluster, connected_clusters
 from .embedder import Embedder
-from .compared_parts import (StoryTexts, content_lemmas, jaccard, means_relation, one_word_sibling, role_lemmas,
-                             role_overlap)
+from .compared_parts import (StoryTexts, content_lemmas, jaccard, means_relation, one_word_sibling, other_operation,
+                             role_lemmas, role_overlap)
 
 Key = tuple[str, str]  # (file, story id)
 EPS_WHOLE = 1e-6  # the candidate floor's own tolerance
@@ -351,6 +351,8 @@ class SimilarityIndex:
             contained[i] = bool(la) and bool(lb) and (la <= lb or lb <= la)
             if len(la - lb) == 1 and len(lb - la) == 1:
                 sibling[i] = one_word_sibling(self._means_text(x), self._means_text(y))
+            if not sibling[i]:
+                sibling[i] = other_operation(self._means_text(x), self._means_text(y))
             if judge:
                 words[i] = means_relation(self._means_text(x), self._means_text(y))
         return contained, sibling, words

@@ -12,7 +12,7 @@ import pytest
 from storytransformer.config import Config, SimilarityConfig
 from storytransformer.similarity import semantic_findings
 from storytransformer.similarity.classify import PairScores, Relation, Thresholds, classify, classify_many
-from storytransformer.similarity.compared_parts import one_word_sibling
+from storytransformer.similarity.compared_parts import _means_words, one_word_sibling, other_operation
 from storytransformer.similarity.index import MIN_STORIES_FOR_Z, SimilarityIndex
 from storytransformer.workspace import Workspace
 
@@ -27,6 +27,27 @@ def test_one_swapped_object_word_is_a_sibling_but_a_swapped_verb_is_left_to_the_
     # a restatement changes more than one word; a longer means is not a swap
     assert not one_word_sibling("renew a borrowed book online", "extend the loan of a book on the website")
     assert not one_word_sibling("upload files", "upload files through the web interface")
+
+
+def test_another_operation_on_the_same_thing_is_a_sibling_but_one_operation_in_other_words_is_not():
+    assert other_operation("Apply a Hold", "Remove a Hold")
+    assert other_operation("create an account by entering my name", "log in using my account name")
+    assert other_operation("be able to import data in JSON", "be able to export data in JSON")
+    assert other_operation("have the ability to view the report", "have the ability to edit the report")
+    # one group is one operation, said in other words
+    assert not other_operation("delete a dataset", "remove a dataset")
+    assert not other_operation("upload a new version of an item", "be able to add an updated version of an item")
+    # one means names the other's operation too: the wider story, not a sibling
+    assert not other_operation("add or remove facility information", "remove facility information")
+    # an action outside the groups is left to the embeddings ("publish" / "create" a package)
+    assert not other_operation("publish a data package in the UI", "create a data package in the UI")
+    assert not other_operation("see a payment page", "enter payment information")
+
+
+def test_words_in_ly_that_are_not_adverbs_count():
+    assert "apply" in _means_words("apply a hold")
+    assert "family" in _means_words("open a family account")
+    assert "quick" not in _means_words("quickly open an account") and "quickly" not in _means_words("quickly open")
 
 
 def test_classify_needs_a_duplicate_to_stand_out_unless_one_means_contains_the_other():

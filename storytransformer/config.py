@@ -182,6 +182,8 @@ class Config:
     select: list[str] = field(default_factory=list)  # only these codes ("" = all default-on rules)
     extend_select: list[str] = field(default_factory=list)  # these too, on top of select or the default set
     ignore: list[str] = field(default_factory=list)
+    # glob -> codes or prefixes turned off in the files it names (file_ignores.py; "!glob": the others)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     severity: dict[str, str] = field(default_factory=dict)  # code -> error | warning | info | hint | off
     vague_words: list[str] = field(default_factory=lambda: list(DEFAULT_VAGUE_WORDS))
     extend_vague_words: list[str] = field(default_factory=list)
@@ -236,6 +238,12 @@ def _validate(cfg: Config, pre: str) -> None:
         for code in getattr(cfg, key):
             if code.upper() not in known and not any(c.startswith(code.upper()) for c in known):
                 raise ConfigError(f"{src}: '{pre}{key}' names unknown rule {code!r}")
+    for glob, codes in cfg.per_file_ignores.items():
+        if not glob.strip("!"):
+            raise ConfigError(f"{src}: '{pre}per-file-ignores' has an empty glob")
+        for code in codes:
+            if code.upper() not in known and not any(c.startswith(code.upper()) for c in known):
+                raise ConfigError(f"{src}: '{pre}per-file-ignores.\"{glob}\"' names unknown rule {code!r}")
     for code in cfg.severity:
         if code.upper() not in known:
             raise ConfigError(f"{src}: '{pre}severity' names unknown rule {code!r}")

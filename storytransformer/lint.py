@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from .config import Config
+from .file_ignores import without_ignored
 from .findings import Finding, Severity, shifted
 from .rules import PREPARE, RULES, Rule
 from .rules.context import RuleContext, Template
@@ -61,6 +62,11 @@ class Linter:
 
     def check_story(self, story: Story, source: SourceFile | None = None, scope: str | None = None) -> list[Finding]:
         """Findings for one story, from every rule (or only rules of ``scope``: "story" or "workspace")."""
+        return without_ignored(self._check_story(story, source, scope), self.config)
+
+    def _check_story(self, story: Story, source: SourceFile | None, scope: str | None) -> list[Finding]:
+        """:meth:`check_story` before per-file-ignores: what the caches keep (they are keyed by content, and
+        two files with one text may sit under different globs)."""
         out: list[Finding] = []
         file_sup = source.suppressed if source else frozenset()
         for r in self.rules:
@@ -87,7 +93,7 @@ class Linter:
         if hit is None:
             if len(self._memo) > MEMO_SIZE:
                 self._memo.clear()
-            found = self.check_story(story, source, "story")
+            found = self._check_story(story, source, "story")
             self._memo[key] = (r.start.line, found)
             return found
         line, found = hit
@@ -105,8 +111,8 @@ class Linter:
                 cache.put_findings(source.digest, cached)
         out = list(cached)
         for s in source.stories:
-            out.extend(self.check_story(s, source, "workspace"))
-        return sorted(out, key=Finding.sort_key)
+            out.extend(self._check_story(s, source, "workspace"))
+        return sorted(without_ignored(out, self.config), key=Finding.sort_key)
 
     def check(self, paths: Iterable[str] | None = None) -> list[Finding]:
         targets = list(paths) if paths is not None else list(self.workspace.files)

@@ -141,6 +141,18 @@ def _str_table(value: Any, _tp: Any) -> dict:
 
 
 
+def _is_lists_table(tp: Any) -> bool:
+    return typing.get_origin(tp) is dict and typing.get_args(tp) == (str, list[str])
+
+
+def _lists_table(value: Any, _tp: Any) -> dict:
+    """A table whose values are arrays of strings (``per-file-ignores``); a lone string is refused."""
+    if not isinstance(value, dict) or not all(isinstance(v, list) and all(isinstance(x, str) for x in v)
+                                              for v in value.values()):
+        raise _Wrong("a table of arrays of strings", value)
+    return {k: list(v) for k, v in value.items()}
+
+
 REMOVED: dict[type, dict[str, str]] = {}  # class -> removed key -> why (a clearer error than "unknown key")
 
 
@@ -191,6 +203,7 @@ def converter():
     conv.register_structure_hook_func(_is_list, lambda v, tp: _list_hook(tp)(v, tp))
     conv.register_structure_hook_func(_is_tuple_of, lambda v, tp: _tuple_hook(tp)(v, tp))
     conv.register_structure_hook_func(_is_str_table, _str_table)
+    conv.register_structure_hook_func(_is_lists_table, _lists_table)
     conv.register_structure_hook(typing.Any, lambda v, _tp: v)
     conv.register_structure_hook_factory(dataclasses.is_dataclass, _dataclass_hook)
     return conv

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..file_ignores import codes_ignored
 from ..findings import Finding
 from ..story import Story
 from .classify import ORDER, Relation
@@ -62,7 +63,8 @@ class IncrementalFindings:
         self._file_keys: dict[str, list[Key]] = {}  # path -> keys of its stories last time
         self._stories: dict[Key, Story] = {}
         self._slot_of: dict[Key, int] = {}
-        self._suppressed: dict[str, frozenset[str]] = {}
+        self._suppressed: dict[str, frozenset[str]] = {}  # a file's own suppressions and its per-file-ignores
+        self._config = None  # the configuration of the last refresh (per-file-ignores)
         self._pairs: _Pairs | None = None  # the related pairs of the enabled relations, last time
         self._by_story: dict[Key, list[Finding]] = {}
         self._by_file: dict[str, list[Finding]] = {}
@@ -99,7 +101,9 @@ class IncrementalFindings:
             self.stats = RefreshStats(mode="off", changed_files=sorted(changed))
             return changed
         signature = (tuple(sorted((c, str(s)) for c, s in on.items())), settings_key(config.similarity),
-                     getattr(config, "root", None))
+                     getattr(config, "root", None),
+                     tuple(sorted((g, tuple(c)) for g, c in (getattr(config, "per_file_ignores", None) or {}).items())))
+        self._config = config
         sources = dict(workspace.files)
         reason = ""
         if self._signature is None:
@@ -154,8 +158,9 @@ class IncrementalFindings:
 
     def _full(self, sources, pairs: "_Pairs", on, signature, index, reason) -> set[str]:
         before = {p: fs for p, fs in self._by_file.items() if fs}
+        config = self._config
         self.reset()
-        self._signature, self._index = signature, index
+        self._signature, self._index, self._config = signature, index, config
         self._pairs = pairs
         links = pairs.links()
         root = signature[2]
@@ -186,7 +191,7 @@ class IncrementalFindings:
                 self._suppressed.pop(p, None)
                 continue
             self._sources[p] = source
-            self._suppressed[p] = getattr(source, "suppressed", frozenset())
+            self._suppressed[p] = getattr(source, "suppressed", frozenset()) | codes_ignored(self._config, p)
             keys = []
             for s in getattr(source, "stories", ()):
                 key = (s.file, s.id)

@@ -12,6 +12,7 @@ import weakref
 from collections import defaultdict
 from typing import Callable, Iterable
 
+from ..file_ignores import codes_ignored
 from ..findings import Finding, Related, Severity
 from ..places import story_place
 from ..story import Story
@@ -64,7 +65,7 @@ def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None
         index.sync(workspace.stories(), progress=report)
     index.save_cache()
     wanted = set(paths) if paths is not None else None
-    suppressed_files = {p: f.suppressed for p, f in workspace.files.items()}
+    suppressed_files = {p: f.suppressed | codes_ignored(config, p) for p, f in workspace.files.items()}
     grouped: dict[tuple[tuple[str, str], Relation], list[tuple[Story, float]]] = defaultdict(list)
     stories: dict[tuple[str, str], Story] = {}
     for s, o, pair in index.related():

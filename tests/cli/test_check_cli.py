@@ -235,3 +235,37 @@ def test_full_format_shows_each_story_with_its_problem_underlined(tmp_path):
     assert source[carets.index("^"):len(carets)] == "and", (source, carets)
     assert fix.startswith("  = fix: Split"), fix
     assert f"Found {r.stdout.strip().count(chr(10) * 2) + 1} problems" in r.stderr, r.stderr  # a block a finding
+
+
+def test_per_file_ignores_turn_rules_off_by_glob_and_survive_a_warm_cache(tmp_path):
+    story = "As a user, I want to search and filter books, so that I find one.\n"
+    for folder in ("legacy", "current"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "backlog.stories.txt").write_text(story + "As a user, I want to log in.\n")
+    (tmp_path / "current" / "notes.stories.txt").write_text("login page\n")
+
+    def found(ignores: str) -> set[tuple[str, str]]:
+        (tmp_path / "pyproject.toml").write_text(f"[tool.storytransformer]\nper-file-ignores = {ignores}\n")
+        r = run("check", "--format", "json", ".", cwd=tmp_path)
+        assert r.returncode == 1, r.stderr
+        return {(Path(f["file"]).parts[-2], f["code"]) for f in json.loads(r.stdout)}
+
+    for _ in range(2):  # the second run reads the cache the first wrote: same-named files, same text
+        got = found('{ "legacy/**" = ["ST2", "ST6"], "!*.stories.txt" = ["ST1"] }')
+        assert ("current", "ST201") in got and ("legacy", "ST201") not in got
+        assert ("current", "ST601") in got and ("legacy", "ST601") not in got
+        assert ("current", "ST103") in got  # every file is a *.stories.txt: the negated glob names none
+    assert ("current", "ST103") not in found('{ "!legacy/**" = ["ST1"] }')
+    assert ("current", "ST103") not in found('{ "notes.*" = ["ST103"] }')
+
+
+def test_per_file_ignores_errors_name_the_file_and_the_key(tmp_path):
+    (tmp_path / "backlog.stories.txt").write_text("As a user, I want to log in.\n")
+    bad = {'{ "legacy/**" = ["ST9999"] }': "names unknown rule 'ST9999'",
+           '{ "legacy/**" = "ST2" }': "must be a table of arrays of strings",
+           '["ST2"]': "must be a table of arrays of strings"}
+    for value, message in bad.items():
+        (tmp_path / "pyproject.toml").write_text(f"[tool.storytransformer]\nper-file-ignores = {value}\n")
+        r = run("check", "--no-semantic", ".", cwd=tmp_path)
+        assert r.returncode == 2 and message in r.stderr and "pyproject.toml" in r.stderr, r.stderr
+        assert "per-file-ignores" in r.stderr and "Traceback" not in r.stderr

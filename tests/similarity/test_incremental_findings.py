@@ -200,3 +200,30 @@ def test_a_replaced_file_falls_back_to_the_full_computation_and_an_insertion_doe
     incremental.refresh(ws, config, index)
     assert incremental.stats.mode == "full" and "changed their text" in incremental.stats.reason
     assert incremental.findings() == semantic_findings(ws, config, index=index)
+
+
+def test_per_file_ignores_hold_in_the_incremental_refresh_and_a_change_of_them_recomputes(examples_copy, embedder):
+    config = Config(severity=dict(ALL_ON))
+    ws = Workspace.from_paths([str(examples_copy)], config)
+    index = SimilarityIndex.build(ws.stories(), config.similarity, embedder=embedder)
+    everything = semantic_findings(ws, config, index=index)
+    flagged = sorted({Path(f.file).name for f in everything})
+    assert flagged, "the sample is expected to have semantic findings"
+    quiet = Config(severity=dict(ALL_ON), per_file_ignores={flagged[0]: ["ST6"]}, root=str(examples_copy))
+    incremental = IncrementalFindings()
+    incremental.refresh(ws, quiet, index)
+    got = incremental.findings()
+    assert got == semantic_findings(ws, quiet, index=index)
+    assert not [f for f in got if Path(f.file).name == flagged[0]]
+    assert [f for f in everything if Path(f.file).name == flagged[0]], "the ignored file had findings before"
+    # edits: still incremental, still without the ignored file's findings
+    for seed in range(3):
+        _edit(random.Random(seed), ws, sorted(examples_copy.glob("*.txt")))
+        index.sync(list(ws.stories()))
+        incremental.refresh(ws, quiet, index)
+        assert incremental.stats.mode == "incremental"
+        assert incremental.findings() == semantic_findings(ws, quiet, index=index)
+    # the setting taken away again: recomputed in full, and the file's findings are back
+    incremental.refresh(ws, config, index)
+    assert incremental.stats.mode == "full" and incremental.stats.reason == "other settings"
+    assert incremental.findings() == semantic_findings(ws, config, index=index)

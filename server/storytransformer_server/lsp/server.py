@@ -11,7 +11,8 @@ from typing import Any
 
 from lsprotocol import types
 
-from . import code_actions, commands, completion, config_reload, configuration, diagnostics, hover, ignore, inline, scan, semantic, stdio
+from . import (code_actions, commands, completion, config_reload, configuration, diagnostics, hover, ignore, inline,
+               navigation, scan, semantic, stdio)
 from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def create_server() -> ServerContext:
     inline.register(server)
     completion.register(server)
     hover.register(server)
+    navigation.register(server)
     ignore.register(server)
     commands.register(server)
     configuration.register(server)

@@ -88,3 +88,39 @@ def test_an_outline_name_is_shortened_on_a_long_story():
     (story,) = read_source("b.stories.txt", "As a member, I want to " + "renew " * 40 + "a loan.\n", Config()).stories
     name = story_name(story)
     assert len(name) <= 80 and name.endswith("…") and name.startswith("renew renew")
+
+
+async def test_rename_an_id_everywhere_it_is_written_and_refuse_a_bad_or_taken_one(client, tmp_path):
+    import pytest
+    from pygls.exceptions import JsonRpcException
+
+    (tmp_path / "loans.stories.txt").write_text(LOANS, "utf-8")
+    (tmp_path / "catalogue.md").write_text(CATALOGUE, "utf-8")
+    await start(client, tmp_path)
+    loans = open_doc(client, tmp_path / "loans.stories.txt", version=4)
+    await until(lambda: loans in client.diagnostics, what="the first check")
+    doc = types.TextDocumentIdentifier(uri=loans)
+
+    prepared = await client.text_document_prepare_rename_async(types.PrepareRenameParams(
+        text_document=doc, position=pos(2, 2)))
+    assert prepared.placeholder == "US-2" and prepared.range == types.Range(pos(2, 0), pos(2, 4))
+    assert await client.text_document_prepare_rename_async(types.PrepareRenameParams(
+        text_document=doc, position=pos(0, 20))) is None  # no id under the cursor
+
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=doc, position=pos(2, 2), new_name="US-20"))
+    changes = {c.text_document.uri: c for c in edit.document_changes}
+    assert changes[loans].text_document.version == 4  # the open document: version-checked
+    assert changes[uri(tmp_path / "catalogue.md")].text_document.version is None  # on disk only
+    assert [(e.range.start.line, e.range.start.character, e.new_text) for e in changes[loans].edits] == [(2, 0, "US-20")]
+    at = CATALOGUE.splitlines()[4].index("US-2")
+    assert [(e.range.start.line, e.range.start.character, e.range.end.character)
+            for e in changes[uri(tmp_path / "catalogue.md")].edits] == [(4, at, at + 4)]
+
+    for bad, message in (("not an id", "is not a story id"), ("US-1", "already the id of the story at loans.stories.txt:1")):
+        with pytest.raises(JsonRpcException, match=message):
+            await client.text_document_rename_async(types.RenameParams(
+                text_document=doc, position=pos(2, 2), new_name=bad))
+    # the server goes on answering after refusing
+    assert (await client.text_document_prepare_rename_async(types.PrepareRenameParams(
+        text_document=doc, position=pos(0, 1)))).placeholder == "US-1"

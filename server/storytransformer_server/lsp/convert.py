@@ -36,6 +36,16 @@ def path_to_uri(path: str) -> str:
     return from_fs_path(os.path.abspath(path)) or path
 
 
+def relative(path: str, roots: list[str]) -> str:
+    """``path`` relative to the deepest workspace folder that holds it (as given otherwise)."""
+    best = None
+    for root in roots:
+        rel = os.path.relpath(path, root)
+        if rel != ".." and not rel.startswith(".." + os.sep) and (best is None or len(rel) < len(best)):
+            best = rel
+    return (best or path).replace(os.sep, "/")
+
+
 def position(p: CorePosition) -> types.Position:
     return types.Position(line=p.line, character=p.utf16 if p.utf16 >= 0 else p.character)
 

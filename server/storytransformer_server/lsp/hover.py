@@ -8,12 +8,11 @@ criterion (a test checks that every criterion has one).
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from .convert import lsp_range, uri_to_path
+from .convert import lsp_range, relative, uri_to_path
 
 if TYPE_CHECKING:
     from .server_context import ServerContext
@@ -36,16 +35,6 @@ WHY = {
     "complete": "A missing step leaves a gap the users will hit.",
     "conflict-free": "Conflicting stories cannot both be built.",
 }
-
-
-def relative(path: str, roots: list[str]) -> str:
-    """``path`` relative to the deepest workspace folder that holds it (as given otherwise)."""
-    best = None
-    for root in roots:
-        rel = os.path.relpath(path, root)
-        if rel != ".." and not rel.startswith(".." + os.sep) and (best is None or len(rel) < len(best)):
-            best = rel
-    return (best or path).replace(os.sep, "/")
 
 
 def contains(rng: types.Range, pos: types.Position) -> bool:

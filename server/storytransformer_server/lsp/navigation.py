@@ -1,7 +1,7 @@
 """Finding one's way in a backlog, as a code editor finds functions: the stories of a file as its outline
 (``textDocument/documentSymbol``), any story of the workspace by its id or its words (``workspace/symbol``),
-and the story an id such as ``US-12`` names, from wherever the id is written (``textDocument/definition``,
-``textDocument/references``). Ids are the formats' own explicit ids (``US-12:`` in text, ``## US-12`` in
+the story an id such as ``US-12`` names, from wherever the id is written (``textDocument/definition``,
+``textDocument/references``), and a new id for it everywhere it is written (``textDocument/rename``). Ids are the formats' own explicit ids (``US-12:`` in text, ``## US-12`` in
 Markdown, ``@US-12`` in Gherkin, the id column of a CSV); stories without one are found by their words.
 The lookups read the core's workspace on its worker thread, so they see the text the diagnostics see.
 """
@@ -12,10 +12,11 @@ import re
 from typing import TYPE_CHECKING, Iterator
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
 from storytransformer.story import Story, utf16_len
 
-from .convert import lsp_range, path_to_uri, uri_to_path
+from .convert import lsp_range, path_to_uri, relative, uri_to_path
 
 if TYPE_CHECKING:
     from .documents import CoreState
@@ -25,6 +26,7 @@ MAX_SYMBOLS = 200  # workspace/symbol answers: a client filters further as the u
 NAME_CHARS = 80  # a story's name in an outline: its id and the start of what it asks
 # An id as written anywhere in a story file: "US-12", "[US-12]", "#12", "US-3a" (a split's part).
 ID_TOKEN = re.compile(r"(?<![\w-])(?P<id>[A-Za-z][A-Za-z0-9_]*-\d+[a-z]?|#\d+)(?![\w-])")
+WHOLE_ID = re.compile(r"(?:[A-Za-z][A-Za-z0-9_]*-\d+[a-z]?|#\d+)\Z")
 
 
 def story_name(story: Story) -> str:
@@ -146,6 +148,54 @@ def references(core: "CoreState", path: str, line: int, column: int, declaration
     return out
 
 
+def _id_under_cursor(core: "CoreState", path: str, line: int, column: int) -> tuple[str, types.Range] | None:
+    source = core.project_for(path).workspace.files.get(path)
+    if source is None or not 0 <= line < len(source.lines):
+        return None
+    text = source.lines[line]
+    for m in ID_TOKEN.finditer(text):
+        start, end = utf16_len(text[: m.start("id")]), utf16_len(text[: m.end("id")])
+        if start <= column <= end:
+            return m.group("id"), types.Range(types.Position(line, start), types.Position(line, end))
+    return None
+
+
+def prepare_rename(core: "CoreState", path: str, line: int, column: int) -> types.PrepareRenamePlaceholder | None:
+    """The id under the cursor, when a story carries it (an id no story has is no symbol to rename)."""
+    found = _id_under_cursor(core, path, line, column)
+    if found is None or not _stories_with_id(core, found[0], path):
+        return None
+    return types.PrepareRenamePlaceholder(range=found[1], placeholder=found[0])
+
+
+def rename(core: "CoreState", path: str, line: int, column: int, new_id: str,
+           versions: dict[str, int]) -> types.WorkspaceEdit | None:
+    """Every place the id under the cursor is written, the stories that carry it included, rewritten as
+    ``new_id``; each open document's edit is for the version the core checked (``versions``), so an
+    editor refuses it for a text changed since. A new id that is not an id, or that another story
+    already carries, is refused with a message that says so."""
+    found = _id_under_cursor(core, path, line, column)
+    if found is None or not _stories_with_id(core, found[0], path):
+        return None
+    new_id = new_id.strip()
+    if not WHOLE_ID.match(new_id):
+        raise JsonRpcInvalidParams(f"'{new_id}' is not a story id (letters, a hyphen and a number, e.g. US-12, "
+                                   "or #12)")
+    taken = [s for s in _stories_with_id(core, new_id, path) if new_id.lower() != found[0].lower()]
+    if taken:
+        raise JsonRpcInvalidParams(f"{new_id} is already the id of the story at "
+                                   f"{relative(taken[0].file, core.roots)}:{taken[0].line + 1}")
+    by_file: dict[str, list[types.TextEdit]] = {}
+    for loc in references(core, path, line, column, True):
+        by_file.setdefault(loc.uri, []).append(types.TextEdit(range=loc.range, new_text=new_id))
+    changes = []
+    for uri, edits in by_file.items():
+        version = versions.get(uri_to_path(uri) or "")
+        changes.append(types.TextDocumentEdit(
+            text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version), edits=edits))
+    return types.WorkspaceEdit(document_changes=changes)
+
+
 def register(server: "ServerContext") -> None:
     async def current(uri: str) -> str | None:
         """The path of ``uri`` once the core holds the open document's current text."""
@@ -182,3 +232,24 @@ def register(server: "ServerContext") -> None:
         p = params.position
         return await server.core.run(references, server.core, path, p.line, p.character,
                                      params.context.include_declaration)
+
+    @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+    async def can_rename(params: types.PrepareRenameParams):
+        path = await current(params.text_document.uri)
+        if path is None:
+            return None
+        p = params.position
+        return await server.core.run(prepare_rename, server.core, path, p.line, p.character)
+
+    @server.feature(types.TEXT_DOCUMENT_RENAME, types.RenameOptions(prepare_provider=True))
+    async def new_id(params: types.RenameParams):
+        path = await current(params.text_document.uri)
+        if path is None:
+            return None
+        versions = {}
+        for open_path in list(server.core.overlays):
+            version = server.core.core_version.get(open_path)
+            if version is not None:
+                versions[open_path] = version
+        p = params.position
+        return await server.core.run(rename, server.core, path, p.line, p.character, params.new_name, versions)

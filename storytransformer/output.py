@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -161,6 +162,41 @@ def to_github(findings: list[Finding], problems: Iterable[FileProblem]) -> str:
         prop = f"file={github_property(display_path(p.path))}" + (f",line={p.line}" if p.line else "")
         lines.append(f"::{'error' if p.kind == 'error' else 'notice'} {prop}::{github_data(p.message)}")
     return "\n".join(lines)
+
+
+GITLAB_SEVERITY = {Severity.ERROR: "major", Severity.WARNING: "minor", Severity.INFO: "info", Severity.HINT: "info"}
+
+
+def to_gitlab(findings: list[Finding], problems: Iterable[FileProblem]) -> str:
+    """A GitLab Code Quality report (the ``codequality`` artifact of a merge request): one issue per
+    finding and per unusable file. The fingerprint hashes the rule, file, story id (its text's hash for
+    a story without an explicit id) and message without line numbers (it names other stories by
+    file:line), so a story moved by an edit above it is the same issue in the next pipeline; repeats get
+    a counter."""
+    import hashlib
+
+    seen: Counter[str] = Counter()
+    issues = []
+
+    def fingerprint(*parts: str) -> str:
+        key = "\0".join(parts)
+        seen[key] += 1
+        return hashlib.sha256(f"{key}\0{seen[key]}".encode()).hexdigest()
+
+    for f in findings:
+        path = display_path(f.file)
+        issues.append({"type": "issue", "check_name": f.code, "description": f"{f.code} {f.message}",
+                       "categories": ["Style"], "severity": GITLAB_SEVERITY[f.severity],
+                       "fingerprint": fingerprint(f.code, path, f.story_id, re.sub(r":\d+", "", f.message)),
+                       "location": {"path": path, "lines": {"begin": f.range.start.line + 1,
+                                                            "end": f.range.end.line + 1}}})
+    for p in problems:
+        path = display_path(p.path)
+        issues.append({"type": "issue", "check_name": f"storytransformer/{p.kind}", "description": p.message,
+                       "categories": ["Bug Risk"], "severity": "major" if p.kind == "error" else "info",
+                       "fingerprint": fingerprint(p.kind, path, p.message),
+                       "location": {"path": path, "lines": {"begin": p.line or 1}}})
+    return json.dumps(issues, indent=2, ensure_ascii=False)
 
 
 def unified_diff(path: str, before: str, after: str) -> str:

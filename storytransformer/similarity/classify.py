@@ -13,7 +13,8 @@ field's terms), unless one story's means contains the other's. And two means tha
 differ by one swapped word ("by population" / "by GDP", "enable" / "disable") are
 siblings, never duplicates (:func:`.compared_parts.one_word_sibling`), and so are two
 means that lead with different operations ("apply a hold" / "remove a hold",
-:func:`.compared_parts.other_operation`). ``means`` (the cosine of the means blended
+:func:`.compared_parts.other_operation`) or swap a short phrase ("in Excel" / "from a
+Google Spreadsheet", :func:`.compared_parts.swapped_phrase`). ``means`` (the cosine of the means blended
 with the overlap of their content lemmas) decides overlaps; the role decides who
 asks, and the ends whether they want it for the same reason.
 """
@@ -119,7 +120,7 @@ class PairScores:
     # cosines to every other story (None: too few stories to know, counts as standing out)
     z: float | None = None
     contained: bool = False  # the content words of one means are all in the other's
-    sibling: bool = False  # one swapped word or another operation (compared_parts.one_word_sibling, other_operation)
+    sibling: bool = False  # a swapped word or phrase, or another operation (compared_parts: *_sibling, ...)
     # compared_parts.means_relation of the two means (same verb, object overlap, length ratio, coverage);
     # None: not computed (zeros for the judge)
     words: tuple[float, float, float, float] | None = None

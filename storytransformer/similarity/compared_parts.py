@@ -224,6 +224,32 @@ def one_word_sibling(a: str, b: str) -> bool:
     return swap is not None and not swap[2]
 
 
+MAX_SWAPPED_PHRASE = 2  # content words on each side of a swapped phrase ("in Excel" / "from a Google Spreadsheet")
+
+
+def swapped_phrase(a: str, b: str) -> bool:
+    """Whether means ``a`` and ``b`` are one sentence with a short phrase of its object or a qualifier
+    swapped for another that shares no word with it ("import data in Excel" / "import data from a Google
+    Spreadsheet", "know all events done to an object over its life cycle" / "... occurring to a component
+    ..."): the same action and at least two content words around the swap, at most
+    :data:`MAX_SWAPPED_PHRASE` content words swapped on either side. A means that only adds words to the
+    other's is no swap (``contained``: one need said at two lengths)."""
+    wa, wb = _means_words(a), _means_words(b)
+    if not wa or not wb:
+        return False
+    sa = sorted(wa, key=lambda k: wa[k][0])
+    sb = sorted(wb, key=lambda k: wb[k][0])
+    prefix = 0
+    while prefix < min(len(sa), len(sb)) and sa[prefix] == sb[prefix]:
+        prefix += 1
+    suffix = 0
+    while (suffix < min(len(sa), len(sb)) - prefix and sa[len(sa) - 1 - suffix] == sb[len(sb) - 1 - suffix]):
+        suffix += 1
+    mid_a, mid_b = sa[prefix:len(sa) - suffix], sb[prefix:len(sb) - suffix]
+    return (prefix >= 1 and prefix + suffix >= 2 and 1 <= len(mid_a) <= MAX_SWAPPED_PHRASE
+            and 1 <= len(mid_b) <= MAX_SWAPPED_PHRASE and not set(mid_a) & set(mid_b))
+
+
 # Operations on a thing that a backlog asks for in separate stories: "add an item" and "edit an item"
 # are two needs however close their embeddings (the words around the verb are the same). Words of one
 # group name one operation ("delete" / "remove"). Kept to operations whose difference nobody would merge

@@ -28,7 +28,7 @@ from .classify import ORDER, PairScores, Relation, Thresholds, classify, classif
 from .clusters import Cluster, connected_clusters
 from .embedder import Embedder
 from .compared_parts import (StoryTexts, content_lemmas, jaccard, means_relation, one_word_sibling, other_operation,
-                             role_lemmas, role_overlap)
+                             role_lemmas, role_overlap, swapped_phrase)
 
 Key = tuple[str, str]  # (file, story id)
 EPS_WHOLE = 1e-6  # the candidate floor's own tolerance
@@ -352,7 +352,8 @@ class SimilarityIndex:
             if len(la - lb) == 1 and len(lb - la) == 1:
                 sibling[i] = one_word_sibling(self._means_text(x), self._means_text(y))
             if not sibling[i]:
-                sibling[i] = other_operation(self._means_text(x), self._means_text(y))
+                ta, tb = self._means_text(x), self._means_text(y)
+                sibling[i] = other_operation(ta, tb) or swapped_phrase(ta, tb)
             if judge:
                 words[i] = means_relation(self._means_text(x), self._means_text(y))
         return contained, sibling, words

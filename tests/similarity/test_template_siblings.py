@@ -12,7 +12,7 @@ import pytest
 from storytransformer.config import Config, SimilarityConfig
 from storytransformer.similarity import semantic_findings
 from storytransformer.similarity.classify import PairScores, Relation, Thresholds, classify, classify_many
-from storytransformer.similarity.compared_parts import _means_words, one_word_sibling, other_operation
+from storytransformer.similarity.compared_parts import _means_words, one_word_sibling, other_operation, swapped_phrase
 from storytransformer.similarity.index import MIN_STORIES_FOR_Z, SimilarityIndex
 from storytransformer.workspace import Workspace
 
@@ -42,6 +42,24 @@ def test_another_operation_on_the_same_thing_is_a_sibling_but_one_operation_in_o
     # an action outside the groups is left to the embeddings ("publish" / "create" a package)
     assert not other_operation("publish a data package in the UI", "create a data package in the UI")
     assert not other_operation("see a payment page", "enter payment information")
+
+
+def test_a_short_phrase_swapped_for_another_is_a_sibling_but_words_added_or_reworded_are_not():
+    assert swapped_phrase("import data in Excel", "import data from a Google Spreadsheet")
+    assert swapped_phrase("know all events done to an object over its life cycle",
+                          "know all events occurring to a component over its life cycle")
+    assert swapped_phrase("load a Data Package from R", "load a Data Package from Python")
+    # more words on one side: one need said at two lengths
+    assert not swapped_phrase("see a list of all the summits", "see a list of all the summits with their dates")
+    # the swapped words share one ("sport", "class"): a restatement, not another object
+    assert not swapped_phrase("receive suggestions for sports classes in my neighbourhood",
+                              "receive suggestions about local sport classes")
+    # another verb, or too little around the swap, is left to the embeddings
+    assert not swapped_phrase("renew a borrowed book online", "extend the loan of a book on the website")
+    assert not swapped_phrase("search books", "find authors")
+    # three words swapped on each side: too much to call it one sentence
+    assert not swapped_phrase("change the colors of the embedded visualisations in my own platform",
+                              "change some of the styling of the embedded Viewer in my own platform")
 
 
 def test_words_in_ly_that_are_not_adverbs_count():

@@ -199,6 +199,41 @@ def to_gitlab(findings: list[Finding], problems: Iterable[FileProblem]) -> str:
     return json.dumps(issues, indent=2, ensure_ascii=False)
 
 
+# Characters XML 1.0 does not allow (control characters but tab and line breaks, lone surrogates, U+FFFE/F):
+# a story pasted from a PDF may hold a form feed, which would make the whole report unreadable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def to_junit(findings: list[Finding], problems: Iterable[FileProblem]) -> str:
+    """A JUnit XML report for CI test views (Jenkins, GitLab, Azure Pipelines): one test suite per file,
+    one failing test case per finding (named by its rule code, its class the file and line) and per
+    unusable file. A clean run is an empty report, as ruff writes it."""
+    from xml.etree import ElementTree as ET
+
+    by_file: dict[str, list[tuple[str, str, str]]] = {}
+    for f in findings:
+        path = display_path(f.file)
+        r = f.range.start
+        by_file.setdefault(path, []).append(
+            (f.code, f"{path}:{r.line + 1}:{r.character + 1}", _xml_text(f"{f.code} {f.message}")))
+    for p in problems:
+        path = display_path(p.path)
+        by_file.setdefault(path, []).append((f"storytransformer/{p.kind}", f"{path}:{p.line or 1}", _xml_text(p.message)))
+    total = sum(len(v) for v in by_file.values())
+    root = ET.Element("testsuites", name="storytransformer", tests=str(total), failures=str(total))
+    for path, cases in by_file.items():
+        suite = ET.SubElement(root, "testsuite", name=_xml_text(path), tests=str(len(cases)), failures=str(len(cases)))
+        for name, where, message in cases:
+            case = ET.SubElement(suite, "testcase", name=name, classname=_xml_text(where))
+            ET.SubElement(case, "failure", message=message).text = f"{where}: {message}"
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
 def unified_diff(path: str, before: str, after: str) -> str:
     """``before`` -> ``after`` as a unified diff of the file ``path`` (empty when they are equal)."""
     name = display_path(path)

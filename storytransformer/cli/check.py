@@ -13,8 +13,8 @@ from .. import baseline
 from ..checking import CHECK_FIX, CheckOptions, CheckResult, FileFix, FixPolicy, check
 from ..config import CONFIG_FILES, ConfigError, load_config
 from ..edits import WriteError, atomic_write
-from ..output import (display_path, fixes_listing, summary, to_full, to_github, to_gitlab, to_json, to_sarif, to_text,
-                      unified_diff)
+from ..output import (display_path, fixes_listing, summary, to_full, to_github, to_gitlab, to_json, to_junit, to_sarif,
+                      to_text, unified_diff)
 from ..rules import RULES
 from . import model_checks
 
@@ -27,10 +27,10 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="*", default=["."],
                    help="files or directories (default: .); - reads the stories from standard input")
     p.add_argument("--config", type=Path, help="configuration file (default: nearest .storytransformer.toml or pyproject.toml)")
-    p.add_argument("--format", "--output-format", dest="format", choices=["text", "full", "json", "sarif", "github", "gitlab"],
+    p.add_argument("--format", "--output-format", dest="format", choices=["text", "full", "json", "sarif", "github", "gitlab", "junit"],
                    default="text", help="report format; full: text with each story and its problem underlined; "
                                         "github: workflow annotations for GitHub Actions; gitlab: a GitLab "
-                                        "Code Quality report")
+                                        "Code Quality report; junit: JUnit XML for CI test views")
     p.add_argument("-o", "--output", type=Path, help="write the report to this file instead of standard output")
     p.add_argument("--fix", action="store_true", help="apply safe fixes in place (with -: print the fixed text)")
     p.add_argument("--diff", action="store_true",
@@ -160,6 +160,8 @@ def _run_once(args: argparse.Namespace) -> int:
         out = to_github(findings, problems)
     elif args.format == "gitlab":
         out = to_gitlab(findings, problems)
+    elif args.format == "junit":
+        out = to_junit(findings, problems)
     elif args.statistics:
         counts = Counter(f.code for f in findings)
         out = "\n".join(f"{n:6d}  {code}  {RULES[code].name if code in RULES else ''}" for code, n in counts.most_common())

@@ -298,3 +298,26 @@ def test_gitlab_code_quality_report_keeps_a_moved_story_s_fingerprint(tmp_path):
     for issue in before:
         if issue["location"]["path"] == "backlog.stories.txt":
             assert moved[issue["fingerprint"]] == issue["location"]["lines"]["begin"] + 1
+
+
+def test_junit_report_has_a_failing_case_per_finding_and_stays_valid_xml(tmp_path):
+    from xml.etree import ElementTree as ET
+
+    (tmp_path / "backlog.stories.txt").write_text(
+        "As a member, I want to see my loans (last \x0c two years), so that I remember.\n"
+        "As a member, I want to search fast, so that I find a book & a <map>.\n")
+    (tmp_path / "broken.stories.txt").write_bytes(b"\xff\xfe not UTF-8\n")
+    r = run("check", "--no-semantic", "--format", "junit", ".", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    root = ET.fromstring(r.stdout)  # parses: the form feed is written as text, not as the raw character
+    assert "last \\x0c two years" in r.stdout
+    cases = [(suite.get("name"), case.get("name"), case.get("classname"))
+             for suite in root for case in suite if case.find("failure") is not None]
+    assert ("backlog.stories.txt", "ST301", "backlog.stories.txt:1:37") in cases
+    assert any(name == "ST701" and where.startswith("backlog.stories.txt:2:") for _, name, where in cases)
+    assert ("broken.stories.txt", "storytransformer/error", "broken.stories.txt:1") in cases
+    assert root.get("tests") == root.get("failures") == str(len(cases))
+    (tmp_path / "broken.stories.txt").unlink()
+    (tmp_path / "backlog.stories.txt").write_text("As a member, I want to renew a loan, so that I keep the book.\n")
+    clean = run("check", "--no-semantic", "--format", "junit", ".", cwd=tmp_path)
+    assert clean.returncode == 0 and ET.fromstring(clean.stdout).get("tests") == "0"

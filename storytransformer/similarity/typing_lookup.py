@@ -174,12 +174,18 @@ class Snapshot:
         return out
 
 
-def skip_typed(path: str | None, line: int | None) -> Callable[[Story], bool]:
+def skip_typed(path: str | None, line: int | None, typed: Story | None = None) -> Callable[[Story], bool]:
     """Leave out the story being typed: whatever the index holds at the cursor's line of the same file
-    (the unsaved text as the daemon last saw it, a keystroke or a few ago)."""
+    (the unsaved text as the daemon last saw it, a keystroke or a few ago); and, given the ``typed``
+    story, the stories whose means leads with another operation than its means."""
+    from .compared_parts import StoryTexts, other_operation
+
+    typed_means = StoryTexts.of(typed).means_or_whole if typed is not None else None
 
     def skip(story: Story) -> bool:
-        return story.file == path and story.range.contains_line(line if line is not None else -1)
+        if story.file == path and story.range.contains_line(line if line is not None else -1):
+            return True
+        return typed_means is not None and other_operation(typed_means, StoryTexts.of(story).means_or_whole)
 
     return skip
 
@@ -233,12 +239,15 @@ class TypingLookup:
 
     def find(self, line: str, path: str | None = None, line_no: int | None = None, k: int = MAX_MATCHES,
              threshold: float = THRESHOLD) -> list[Match]:
-        """The stories that already ask what ``line`` (typed at ``path``:``line_no``, 0-based) asks."""
+        """The stories that already ask what ``line`` (typed at ``path``:``line_no``, 0-based) asks. A story
+        whose means leads with another operation than the typed one ("export data" typed, "import data"
+        asked) is a sibling, not the same need, and is not offered (:func:`.compared_parts.other_operation`,
+        the rule the semantic findings use)."""
         snapshot = self.snapshot
         story = typed_story(line)
         if snapshot is None or story is None:
             return []
-        return snapshot.search(self.query(story), k, threshold, skip_typed(path, line_no))
+        return snapshot.search(self.query(story), k, threshold, skip_typed(path, line_no, story))
 
 
 def _one_thread() -> None:

@@ -180,6 +180,18 @@ def test_half_a_restatement_finds_the_story_it_restates(lookup):
     assert all(m.story.file != "/ws/new.txt" for m in matches)  # never the typed line itself
 
 
+def test_a_story_of_another_operation_on_the_same_thing_is_not_offered(lookup):
+    """Typing "print the yearly loan statistics" offers the printing story; typing "export the monthly
+    loan statistics" does not (another operation on the same thing: a sibling, not the same need)."""
+    found, _ = lookup
+    printing = found.find("As a librarian, I want to print the yearly loan statistics", "/ws/new.txt", 0,
+                          threshold=0.0)
+    assert printing and printing[0].story.text == BACKLOG[1]
+    exporting = found.find("As a librarian, I want to export the monthly loan statistics", "/ws/new.txt", 0,
+                           threshold=0.0)
+    assert all(m.story.text != BACKLOG[1] for m in exporting)
+
+
 def test_a_line_unrelated_to_everything_finds_nothing(lookup):
     found, _ = lookup
     assert found.find("As a pilot, I want to calibrate the altimeter before take-off", "/ws/new.txt", 0) == []

@@ -50,7 +50,7 @@ DUPLICATE_GRID = {
     "duplicate": [round(0.3 + 0.05 * i, 2) for i in range(9)],
     "lexical_weight": [0.0, 0.3, 0.5],
 }
-DISTINCT_VALUES = [0.0, 2.0, 2.5, 3.0, 3.5, 4.0]
+DISTINCT_VALUES = [0.0, 1.0, 1.5, 2.0, 2.25, 2.5, 3.0, 3.5, 4.0]
 OVERLAP_GRID = {
     "overlap": [round(0.3 + 0.05 * i, 2) for i in range(14)],
     "same_goal": [round(0.5 + 0.05 * i, 2) for i in range(10)] + [1.01],

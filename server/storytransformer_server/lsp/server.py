@@ -12,7 +12,7 @@ from typing import Any
 from lsprotocol import types
 
 from . import (code_actions, commands, completion, config_reload, configuration, diagnostics, hover, ignore, inline,
-               navigation, scan, semantic, stdio)
+               navigation, scan, semantic, stdio, story_tokens)
 from .server_context import ServerContext
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def create_server() -> ServerContext:
     completion.register(server)
     hover.register(server)
     navigation.register(server)
+    story_tokens.register(server)
     ignore.register(server)
     commands.register(server)
     configuration.register(server)

@@ -243,7 +243,7 @@ def swapped_phrase(a: str, b: str) -> bool:
     while prefix < min(len(sa), len(sb)) and sa[prefix] == sb[prefix]:
         prefix += 1
     suffix = 0
-    while (suffix < min(len(sa), len(sb)) - prefix and sa[len(sa) - 1 - suffix] == sb[len(sb) - 1 - suffix]):
+    while suffix < min(len(sa), len(sb)) - prefix and sa[len(sa) - 1 - suffix] == sb[len(sb) - 1 - suffix]:
         suffix += 1
     mid_a, mid_b = sa[prefix:len(sa) - suffix], sb[prefix:len(sb) - suffix]
     return (prefix >= 1 and prefix + suffix >= 2 and 1 <= len(mid_a) <= MAX_SWAPPED_PHRASE
@@ -256,13 +256,20 @@ def swapped_phrase(a: str, b: str) -> bool:
 # away: verbs that restate each other across teams ("publish" / "create" a package, "renew" / "extend")
 # are left out, and so are light verbs ("have", "get", "know") that say little about the operation.
 OPERATIONS = {
-    "create": "create add register upload", "edit": "edit update modify change rename correct",
-    "delete": "delete remove erase", "view": "view see display browse preview list", "search": "search find filter",
-    "import": "import",    "export": "export download", "copy": "copy paste duplicate clone", "enable": "enable activate",
-    "disable": "disable deactivate", "login": "log login", "assign": "assign", "apply": "apply",
-    "approve": "approve accept", "reject": "reject decline", "archive": "archive", "restore": "restore",
-    "lock": "lock", "unlock": "unlock", "subscribe": "subscribe", "unsubscribe": "unsubscribe",
-    "print": "print", "sort": "sort",
+    "create": "create add register upload",
+    "edit": "edit update modify change rename correct",
+    "delete": "delete remove erase",
+    "view": "view see display browse preview list",
+    "search": "search find filter",
+    "import": "import",
+    "export": "export download",
+    "copy": "copy paste duplicate clone",
+    "enable": "enable activate",
+    "disable": "disable deactivate",
+    "login": "log login",
+    "approve": "approve accept",
+    "reject": "reject decline",
+    **{op: op for op in "assign apply archive restore lock unlock subscribe unsubscribe print sort".split()},
 }
 _OPERATION_OF = {lemma(w): op for op, words in OPERATIONS.items() for w in words.split()}
 # Words that come before the action without being it ("the ability to attach", "a way to sort").

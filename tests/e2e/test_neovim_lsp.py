@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_neovim(root: Path, file: Path, fix_line: int = -1, hover: str = "", complete: str = "",
-               wait_code: str = "", action: str = "") -> dict:
+               wait_code: str = "", action: str = "", symbols: bool = False, rename: str = "") -> dict:
     nvim = shutil.which("nvim")
     if nvim is None:
         pytest.skip("nvim not installed (scripts/test-tools.d/20-neovim.sh installs it)")
@@ -39,7 +39,7 @@ def run_neovim(root: Path, file: Path, fix_line: int = -1, hover: str = "", comp
     runtime = tempfile.mkdtemp(prefix="st-nvim-")
     env = {**os.environ, "ST_PYTHON": sys.executable, "ST_ROOT": str(root), "ST_FILE": str(file), "ST_CONFIG": str(CONFIG),
            "ST_OUT": str(out), "ST_FIX_LINE": str(fix_line), "ST_WAIT_CODE": wait_code, "ST_ACTION": action,
-           "ST_HOVER": hover, "ST_COMPLETE": complete, "XDG_RUNTIME_DIR": runtime, "HF_HUB_OFFLINE": "1",
+           "ST_HOVER": hover, "ST_COMPLETE": complete, "ST_SYMBOLS": "1" if symbols else "", "ST_RENAME": rename, "XDG_RUNTIME_DIR": runtime, "HF_HUB_OFFLINE": "1",
            "XDG_CONFIG_HOME": runtime, "XDG_DATA_HOME": runtime, "XDG_STATE_HOME": runtime,
            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "server"), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([nvim, "--headless", "--clean", "-n", "-c", f"luafile {SCRIPT}"], env=env, cwd=root,
@@ -104,6 +104,25 @@ def test_neovim_shows_a_hover_and_completes_a_role(tmp_path):
     hover = "\n".join(result["hover_lines"])
     assert "**ST301 bracketed-text**" in hover and "**Why it matters**" in hover and "**Example:**" in hover
     assert result["completions"][0] == "librarian, I want to "
+
+
+def test_neovim_lists_the_outline_and_renames_a_story_id_in_this_file_and_another(tmp_path):
+    story_file = tmp_path / "loans.stories.txt"
+    story_file.write_text("US-1: As a member, I want to renew a loan, so that I avoid a fine.\n"
+                          "US-2: As a member, I want to see my loans, as US-1 asks, so that I know when to renew (weekly).\n",
+                          "utf-8")
+    other = tmp_path / "catalogue.stories.txt"
+    other.write_text("As a visitor, I want to search the catalogue (after US-1), so that I find a book.\n", "utf-8")
+    result = run_neovim(tmp_path, story_file, symbols=True, rename="0:2:LOAN-1")
+    assert [(s["line"], s["text"]) for s in result["symbols"]] == [
+        (1, "[Object] US-1  renew a loan"), (2, "[Object] US-2  see my loans, as US-1 asks")]
+    assert result.get("renamed") and "rename_error" not in result
+    assert result["lines_after_rename"][0].startswith("LOAN-1: As a member")
+    assert "as LOAN-1 asks" in result["lines_after_rename"][1]
+    assert "US-1" not in " ".join(result["lines_after_rename"])
+    # the file that was not open: Neovim loads it into a buffer and edits it there, unsaved
+    assert result["buffers_after_rename"]["catalogue.stories.txt"] == [
+        "As a visitor, I want to search the catalogue (after LOAN-1), so that I find a book."]
 
 
 # One story file per format the server reads, each with a finding Neovim must show on a known line.

@@ -3,7 +3,8 @@
 -- as JSON, quit.
 -- Environment: ST_PYTHON, ST_CONFIG (the Lua configuration docs/lsp.md shows), ST_ROOT, ST_FILE, ST_OUT,
 -- ST_FIX_LINE (0-based line of a fixable story), ST_ACTION (the title of the quick fix to apply; empty: ST301's fix),
--- ST_WAIT_CODE (a code to wait for; empty: any diagnostic), ST_HOVER ("line:col", 0-based: hover there), ST_COMPLETE (text typed on a new last line, then completion).
+-- ST_WAIT_CODE (a code to wait for; empty: any diagnostic), ST_HOVER ("line:col", 0-based: hover there), ST_COMPLETE (text typed on a new last line, then completion),
+-- ST_SYMBOLS ("1": ask for the document's outline), ST_RENAME ("line:col:new name", 0-based: rename there and apply the edit).
 local out = {}
 
 local function finish()
@@ -62,6 +63,42 @@ local function run()
         out.hover = resp.result.contents.value or resp.result.contents
         -- what Neovim itself shows in its hover window
         out.hover_lines = vim.lsp.util.convert_input_to_markdown_lines(resp.result.contents)
+      end
+    end
+  end
+
+  if (os.getenv("ST_SYMBOLS") or "") == "1" then
+    local params = { textDocument = vim.lsp.util.make_text_document_params(buf) }
+    local responses = vim.lsp.buf_request_sync(buf, "textDocument/documentSymbol", params, 20000) or {}
+    out.symbols = {}
+    for _, resp in pairs(responses) do
+      -- the items as Neovim's own :lua vim.lsp.buf.document_symbol() lists them
+      for _, item in ipairs(vim.lsp.util.symbols_to_items(resp.result or {}, buf)) do
+        table.insert(out.symbols, { text = item.text, line = item.lnum })
+      end
+    end
+  end
+
+  local rename = os.getenv("ST_RENAME") or ""
+  if rename ~= "" then
+    local line, col, new_name = rename:match("(%d+):(%d+):(.+)")
+    local params = { textDocument = vim.lsp.util.make_text_document_params(buf),
+                     position = { line = tonumber(line), character = tonumber(col) }, newName = new_name }
+    local responses = vim.lsp.buf_request_sync(buf, "textDocument/rename", params, 20000) or {}
+    for _, resp in pairs(responses) do
+      if resp.error then out.rename_error = resp.error.message end
+      if resp.result then
+        vim.lsp.util.apply_workspace_edit(resp.result, "utf-16")
+        out.renamed = true
+      end
+    end
+    out.lines_after_rename = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+    -- the other files the edit touched: Neovim loads each into a buffer and edits it there (unsaved)
+    out.buffers_after_rename = {}
+    for _, b in ipairs(vim.api.nvim_list_bufs()) do
+      if b ~= buf and vim.api.nvim_buf_is_loaded(b) and vim.api.nvim_buf_get_name(b) ~= "" then
+        out.buffers_after_rename[vim.fn.fnamemodify(vim.api.nvim_buf_get_name(b), ":t")] =
+          vim.api.nvim_buf_get_lines(b, 0, -1, false)
       end
     end
   end

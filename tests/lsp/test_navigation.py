@@ -124,3 +124,35 @@ async def test_rename_an_id_everywhere_it_is_written_and_refuse_a_bad_or_taken_o
     # the server goes on answering after refusing
     assert (await client.text_document_prepare_rename_async(types.PrepareRenameParams(
         text_document=doc, position=pos(0, 1)))).placeholder == "US-1"
+
+
+async def test_odd_navigation_requests_get_an_answer_and_the_server_goes_on(client, tmp_path):
+    import pytest
+    from pygls.exceptions import JsonRpcException
+
+    (tmp_path / "loans.stories.txt").write_text(LOANS, "utf-8")
+    (tmp_path / "requirements.txt").write_text("pygls==2.0\n", "utf-8")
+    await start(client, tmp_path)
+    loans = open_doc(client, tmp_path / "loans.stories.txt")
+    notes = open_doc(client, tmp_path / "requirements.txt")
+    await until(lambda: loans in client.diagnostics, what="the first check")
+    doc = types.TextDocumentIdentifier(uri=loans)
+    far = pos(10**6, 10**6)
+    assert await client.text_document_definition_async(types.DefinitionParams(text_document=doc, position=far)) is None
+    assert not await client.text_document_references_async(types.ReferenceParams(
+        text_document=doc, position=far, context=types.ReferenceContext(include_declaration=True)))
+    assert await client.text_document_prepare_rename_async(types.PrepareRenameParams(
+        text_document=doc, position=far)) is None
+    # a file that is no story file: no outline, no tokens, no definition
+    not_stories = types.TextDocumentIdentifier(uri=notes)
+    assert await client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        text_document=not_stories)) in ([], (), None)
+    assert (await client.text_document_semantic_tokens_full_async(types.SemanticTokensParams(
+        text_document=not_stories))).data in ([], ())
+    # a huge new name is refused with a short message; a huge query is answered
+    with pytest.raises(JsonRpcException, match=r"^.{0,200}is not a story id"):
+        await client.text_document_rename_async(types.RenameParams(
+            text_document=doc, position=pos(0, 1), new_name="x" * 100_000))
+    assert not await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="loan zebra " * 20_000))
+    outline = await client.text_document_document_symbol_async(types.DocumentSymbolParams(text_document=doc))
+    assert [s.name.split()[0] for s in outline] == ["US-1", "US-2"]

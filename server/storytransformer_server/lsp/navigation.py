@@ -179,7 +179,8 @@ def rename(core: "CoreState", path: str, line: int, column: int, new_id: str,
         return None
     new_id = new_id.strip()
     if not WHOLE_ID.match(new_id):
-        raise JsonRpcInvalidParams(f"'{new_id}' is not a story id (letters, a hyphen and a number, e.g. US-12, "
+        shown = new_id if len(new_id) <= 40 else new_id[:40] + "…"
+        raise JsonRpcInvalidParams(f"'{shown}' is not a story id (letters, a hyphen and a number, e.g. US-12, "
                                    "or #12)")
     taken = [s for s in _stories_with_id(core, new_id, path) if new_id.lower() != found[0].lower()]
     if taken:

@@ -321,3 +321,17 @@ def test_junit_report_has_a_failing_case_per_finding_and_stays_valid_xml(tmp_pat
     (tmp_path / "backlog.stories.txt").write_text("As a member, I want to renew a loan, so that I keep the book.\n")
     clean = run("check", "--no-semantic", "--format", "junit", ".", cwd=tmp_path)
     assert clean.returncode == 0 and ET.fromstring(clean.stdout).get("tests") == "0"
+
+
+def test_fix_leaves_alone_what_per_file_ignores_turns_off(tmp_path):
+    story = "As a member, I want to see my loans (last two years), so that I remember.\n"
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "backlog.stories.txt").write_text(story)
+    (tmp_path / "current").mkdir()  # another story: no duplicate between the two files
+    (tmp_path / "current" / "backlog.stories.txt").write_text(story.replace("see my loans", "see my fines"))
+    (tmp_path / "pyproject.toml").write_text('[tool.storytransformer]\nper-file-ignores = { "legacy/**" = ["ST3"] }\n')
+    r = run("check", "--no-semantic", "--fix", ".", cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    assert (tmp_path / "legacy" / "backlog.stories.txt").read_text() == story  # untouched
+    fixed = (tmp_path / "current" / "backlog.stories.txt").read_text()
+    assert "(last two years)" not in fixed and "last two years" in fixed  # the bracketed text moved to a note

@@ -31,7 +31,11 @@ def without_ignored(findings: Iterable[Finding], config) -> list[Finding]:
     findings = list(findings)
     if not getattr(config, "per_file_ignores", None):
         return findings
-    return [f for f in findings if f.code not in codes_ignored(config, f.file)]
+    off: dict[str, frozenset[str]] = {}
+    for f in findings:
+        if f.file not in off:
+            off[f.file] = codes_ignored(config, f.file)
+    return [f for f in findings if f.code not in off[f.file]]
 
 
 @lru_cache(maxsize=8192)

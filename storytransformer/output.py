@@ -8,6 +8,7 @@ docs/schema/findings.schema.json; other tools rely on it.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -173,8 +174,6 @@ def to_gitlab(findings: list[Finding], problems: Iterable[FileProblem]) -> str:
     a story without an explicit id) and message without line numbers (it names other stories by
     file:line), so a story moved by an edit above it is the same issue in the next pipeline; repeats get
     a counter."""
-    import hashlib
-
     seen: Counter[str] = Counter()
     issues = []
 
@@ -222,7 +221,8 @@ def to_junit(findings: list[Finding], problems: Iterable[FileProblem]) -> str:
             (f.code, f"{path}:{r.line + 1}:{r.character + 1}", _xml_text(f"{f.code} {f.message}")))
     for p in problems:
         path = display_path(p.path)
-        by_file.setdefault(path, []).append((f"storytransformer/{p.kind}", f"{path}:{p.line or 1}", _xml_text(p.message)))
+        by_file.setdefault(path, []).append(
+            (f"storytransformer/{p.kind}", f"{path}:{p.line or 1}", _xml_text(p.message)))
     total = sum(len(v) for v in by_file.values())
     root = ET.Element("testsuites", name="storytransformer", tests=str(total), failures=str(total))
     for path, cases in by_file.items():

@@ -237,8 +237,7 @@ def swapped_phrase(a: str, b: str) -> bool:
     wa, wb = _means_words(a), _means_words(b)
     if not wa or not wb:
         return False
-    sa = sorted(wa, key=lambda k: wa[k][0])
-    sb = sorted(wb, key=lambda k: wb[k][0])
+    sa, sb = list(wa), list(wb)  # in the order of the words
     prefix = 0
     while prefix < min(len(sa), len(sb)) and sa[prefix] == sb[prefix]:
         prefix += 1
@@ -275,14 +274,14 @@ _OPERATION_OF = {lemma(w): op for op, words in OPERATIONS.items() for w in words
 # Words that come before the action without being it ("the ability to attach", "a way to sort").
 _BEFORE_ACTION = frozenset(lemma(w) for w in
                            "ability option possibility opportunity chance way method mechanism tool feature "
-                           "functionality possible easy easily quickly".split())
+                           "functionality possible easy".split())
 
 
 def _action(text: str) -> tuple[str, set[str]]:
-    """(the lemma of the means' leading action word, every content lemma of the means)."""
-    words = [lemma(w) for w in WORD.findall(text.lower()) if w not in STOP_WORDS]
-    lead = next((w for w in words if w not in _BEFORE_ACTION), "")
-    return lead, set(words)
+    """(the lemma of the means' leading action word, every content lemma of the means), words as
+    :func:`swapped_word` sees them."""
+    words = _means_words(text)
+    return next((w for w in words if w not in _BEFORE_ACTION), ""), set(words)
 
 
 def other_operation(a: str, b: str) -> bool:

@@ -64,7 +64,6 @@ class IncrementalFindings:
         self._stories: dict[Key, Story] = {}
         self._slot_of: dict[Key, int] = {}
         self._suppressed: dict[str, frozenset[str]] = {}  # a file's own suppressions and its per-file-ignores
-        self._config = None  # the configuration of the last refresh (per-file-ignores)
         self._pairs: _Pairs | None = None  # the related pairs of the enabled relations, last time
         self._by_story: dict[Key, list[Finding]] = {}
         self._by_file: dict[str, list[Finding]] = {}
@@ -103,7 +102,6 @@ class IncrementalFindings:
         signature = (tuple(sorted((c, str(s)) for c, s in on.items())), settings_key(config.similarity),
                      getattr(config, "root", None),
                      tuple(sorted((g, tuple(c)) for g, c in (getattr(config, "per_file_ignores", None) or {}).items())))
-        self._config = config
         sources = dict(workspace.files)
         reason = ""
         if self._signature is None:
@@ -124,8 +122,8 @@ class IncrementalFindings:
                 reason = f"{retexted} stories changed their text"
         pairs = _Pairs.of(index, on)
         if reason:
-            return self._full(sources, pairs, on, signature, index, reason)
-        return self._incremental(sources, changed_paths, changed_keys, pairs, on, index)
+            return self._full(sources, pairs, on, signature, index, reason, config)
+        return self._incremental(sources, changed_paths, changed_keys, pairs, on, index, config)
 
     def _changed_keys(self, sources: dict, paths: set[str]) -> tuple[set[Key], int]:
         """Stories added, removed or different (text, range, id, suppressions) in the files ``paths``,
@@ -156,15 +154,14 @@ class IncrementalFindings:
                 out.append(found)
         return out
 
-    def _full(self, sources, pairs: "_Pairs", on, signature, index, reason) -> set[str]:
+    def _full(self, sources, pairs: "_Pairs", on, signature, index, reason, config) -> set[str]:
         before = {p: fs for p, fs in self._by_file.items() if fs}
-        config = self._config
         self.reset()
-        self._signature, self._index, self._config = signature, index, config
+        self._signature, self._index = signature, index
         self._pairs = pairs
         links = pairs.links()
         root = signature[2]
-        self._remember_sources(sources, set(sources))
+        self._remember_sources(sources, set(sources), config)
         by_file: dict[str, list[Finding]] = defaultdict(list)
         for key, story in self._stories.items():
             slot = index.slot_of(key)
@@ -180,7 +177,7 @@ class IncrementalFindings:
                                   recomputed_stories=len(self._stories), changed_files=sorted(changed))
         return changed
 
-    def _remember_sources(self, sources: dict, paths: set[str]) -> None:
+    def _remember_sources(self, sources: dict, paths: set[str], config) -> None:
         """Record the stories and suppressions of the files ``paths`` as they are now."""
         for p in paths:
             for k in self._file_keys.pop(p, []):
@@ -191,7 +188,7 @@ class IncrementalFindings:
                 self._suppressed.pop(p, None)
                 continue
             self._sources[p] = source
-            self._suppressed[p] = getattr(source, "suppressed", frozenset()) | codes_ignored(self._config, p)
+            self._suppressed[p] = getattr(source, "suppressed", frozenset()) | codes_ignored(config, p)
             keys = []
             for s in getattr(source, "stories", ()):
                 key = (s.file, s.id)
@@ -200,10 +197,10 @@ class IncrementalFindings:
                 self._stories[key] = s
             self._file_keys[p] = keys
 
-    def _incremental(self, sources, changed_paths, changed_keys, pairs: "_Pairs", on, index) -> set[str]:
+    def _incremental(self, sources, changed_paths, changed_keys, pairs: "_Pairs", on, index, config) -> set[str]:
         old_slot_of = self._slot_of
         old_suppressed = {p: self._suppressed.get(p) for p in changed_paths}
-        self._remember_sources(sources, changed_paths)
+        self._remember_sources(sources, changed_paths, config)
         # Slots whose stories changed (the old and the new slot of each changed story).
         moved: set[int] = set()
         for key in changed_keys:

@@ -338,9 +338,9 @@ class SimilarityIndex:
 
     def _text_checks(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(contained, sibling, words) for slot pairs: whether one means' content lemmas are all in the
-        other's, whether the means differ by one swapped word, and the judge's word-level features
-        (:func:`.compared_parts.means_relation`, an (n, 4) array). Plain Python per pair: callers pass
-        only the pairs these can change."""
+        other's, whether the means are siblings (a swapped word or phrase, another operation), and the
+        judge's word-level features (:func:`.compared_parts.means_relation`, an (n, 4) array). Plain
+        Python per pair: callers pass only the pairs these can change."""
         contained = np.zeros(len(a), bool)
         sibling = np.zeros(len(a), bool)
         words = np.zeros((len(a), 4), np.float64)
@@ -348,14 +348,12 @@ class SimilarityIndex:
         judge = self.thresholds.judge
         for i, (x, y) in enumerate(zip(np.asarray(a).tolist(), np.asarray(b).tolist())):
             la, lb = lemmas[x], lemmas[y]
+            ta, tb = self._means_text(x), self._means_text(y)
             contained[i] = bool(la) and bool(lb) and (la <= lb or lb <= la)
-            if len(la - lb) == 1 and len(lb - la) == 1:
-                sibling[i] = one_word_sibling(self._means_text(x), self._means_text(y))
-            if not sibling[i]:
-                ta, tb = self._means_text(x), self._means_text(y)
-                sibling[i] = other_operation(ta, tb) or swapped_phrase(ta, tb)
+            one_word = len(la - lb) == 1 and len(lb - la) == 1 and one_word_sibling(ta, tb)
+            sibling[i] = one_word or other_operation(ta, tb) or swapped_phrase(ta, tb)
             if judge:
-                words[i] = means_relation(self._means_text(x), self._means_text(y))
+                words[i] = means_relation(ta, tb)
         return contained, sibling, words
 
     def _means_text(self, slot: int) -> str:

@@ -271,58 +271,6 @@ def test_per_file_ignores_errors_name_the_file_and_the_key(tmp_path):
         assert "per-file-ignores" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_gitlab_code_quality_report_keeps_a_moved_story_s_fingerprint(tmp_path):
-    stories = ("As a member, I want to see my loans (last two years), so that I remember.\n"
-               "As a member, I want to renew a loan, so that I keep the book.\n"
-               "As a member, I want to renew a loan, so that I keep the book.\n")
-    (tmp_path / "backlog.stories.txt").write_text(stories)
-    (tmp_path / "broken.stories.txt").write_bytes(b"\xff\xfe not UTF-8\n")
-
-    def report() -> list[dict]:
-        r = run("check", "--no-semantic", "--format", "gitlab", ".", cwd=tmp_path)
-        assert r.returncode == 1, r.stderr
-        return json.loads(r.stdout)
-
-    before = report()
-    for issue in before:
-        assert {"type", "check_name", "description", "severity", "fingerprint", "location"} <= issue.keys()
-        assert issue["severity"] in {"info", "minor", "major", "critical", "blocker"}
-        assert not Path(issue["location"]["path"]).is_absolute()
-    assert len({i["fingerprint"] for i in before}) == len(before)  # the two copies are two issues
-    assert {"ST301", "ST601", "storytransformer/error"} <= {i["check_name"] for i in before}
-    assert any(i["location"] == {"path": "backlog.stories.txt", "lines": {"begin": 1, "end": 1}} for i in before)
-    # a story inserted above moves every line; each issue keeps its fingerprint
-    (tmp_path / "backlog.stories.txt").write_text("As a member, I want to pay a fine online.\n" + stories)
-    after = report()
-    moved = {i["fingerprint"]: i["location"]["lines"]["begin"] for i in after}
-    for issue in before:
-        if issue["location"]["path"] == "backlog.stories.txt":
-            assert moved[issue["fingerprint"]] == issue["location"]["lines"]["begin"] + 1
-
-
-def test_junit_report_has_a_failing_case_per_finding_and_stays_valid_xml(tmp_path):
-    from xml.etree import ElementTree as ET
-
-    (tmp_path / "backlog.stories.txt").write_text(
-        "As a member, I want to see my loans (last \x0c two years), so that I remember.\n"
-        "As a member, I want to search fast, so that I find a book & a <map>.\n")
-    (tmp_path / "broken.stories.txt").write_bytes(b"\xff\xfe not UTF-8\n")
-    r = run("check", "--no-semantic", "--format", "junit", ".", cwd=tmp_path)
-    assert r.returncode == 1, r.stderr
-    root = ET.fromstring(r.stdout)  # parses: the form feed is written as text, not as the raw character
-    assert "last \\x0c two years" in r.stdout
-    cases = [(suite.get("name"), case.get("name"), case.get("classname"))
-             for suite in root for case in suite if case.find("failure") is not None]
-    assert ("backlog.stories.txt", "ST301", "backlog.stories.txt:1:37") in cases
-    assert any(name == "ST701" and where.startswith("backlog.stories.txt:2:") for _, name, where in cases)
-    assert ("broken.stories.txt", "storytransformer/error", "broken.stories.txt:1") in cases
-    assert root.get("tests") == root.get("failures") == str(len(cases))
-    (tmp_path / "broken.stories.txt").unlink()
-    (tmp_path / "backlog.stories.txt").write_text("As a member, I want to renew a loan, so that I keep the book.\n")
-    clean = run("check", "--no-semantic", "--format", "junit", ".", cwd=tmp_path)
-    assert clean.returncode == 0 and ET.fromstring(clean.stdout).get("tests") == "0"
-
-
 def test_fix_leaves_alone_what_per_file_ignores_turns_off(tmp_path):
     story = "As a member, I want to see my loans (last two years), so that I remember.\n"
     (tmp_path / "legacy").mkdir()

@@ -1,8 +1,9 @@
 """Finding one's way in a backlog, as a code editor finds functions: the stories of a file as its outline
 (``textDocument/documentSymbol``), any story of the workspace by its id or its words (``workspace/symbol``),
 the story an id such as ``US-12`` names, from wherever the id is written (``textDocument/definition``,
-``textDocument/references``), and a new id for it everywhere it is written (``textDocument/rename``). Ids are the formats' own explicit ids (``US-12:`` in text, ``## US-12`` in
-Markdown, ``@US-12`` in Gherkin, the id column of a CSV); stories without one are found by their words.
+``textDocument/references``), and a new id for it everywhere it is written (``textDocument/rename``).
+Ids are the formats' own explicit ids (``US-12:`` in text, ``## US-12`` in Markdown, ``@US-12`` in
+Gherkin, the id column of a CSV); stories without one are found by their words.
 The lookups read the core's workspace on its worker thread, so they see the text the diagnostics see.
 """
 
@@ -54,13 +55,17 @@ def document_symbols(core: "CoreState", path: str) -> list[types.DocumentSymbol]
     return out
 
 
-def _all_stories(core: "CoreState") -> Iterator[Story]:
+def _workspaces(core: "CoreState") -> Iterator:
+    """Each project's workspace once (projects may share one)."""
     seen: set[int] = set()
     for project in core.projects:
-        ws = project.workspace
-        if id(ws) in seen:
-            continue
-        seen.add(id(ws))
+        if id(project.workspace) not in seen:
+            seen.add(id(project.workspace))
+            yield project.workspace
+
+
+def _all_stories(core: "CoreState") -> Iterator[Story]:
+    for ws in _workspaces(core):
         for path in sorted(ws.files):
             yield from ws.files[path].stories
 
@@ -88,12 +93,25 @@ def workspace_symbols(core: "CoreState", query: str) -> list[types.WorkspaceSymb
             for _, _, _, s in ranked[:MAX_SYMBOLS]]
 
 
+def _id_spans(text: str) -> Iterator[tuple[str, int, int]]:
+    """(id, UTF-16 start, UTF-16 end) of every story id written in one line."""
+    for m in ID_TOKEN.finditer(text):
+        yield m.group("id"), utf16_len(text[: m.start("id")]), utf16_len(text[: m.end("id")])
+
+
 def id_at(line_text: str, utf16_column: int) -> str | None:
     """The story id written under the cursor (a UTF-16 column of ``line_text``), if any."""
-    for m in ID_TOKEN.finditer(line_text):
-        start, end = utf16_len(line_text[: m.start("id")]), utf16_len(line_text[: m.end("id")])
-        if start <= utf16_column <= end:
-            return m.group("id")
+    return next((sid for sid, start, end in _id_spans(line_text) if start <= utf16_column <= end), None)
+
+
+def _id_under_cursor(core: "CoreState", path: str, line: int, column: int) -> tuple[str, types.Range] | None:
+    """The id under the cursor and its range, from the text the core holds."""
+    source = core.project_for(path).workspace.files.get(path)
+    if source is None or not 0 <= line < len(source.lines):
+        return None
+    for sid, start, end in _id_spans(source.lines[line]):
+        if start <= column <= end:
+            return sid, types.Range(types.Position(line, start), types.Position(line, end))
     return None
 
 
@@ -105,59 +123,31 @@ def _stories_with_id(core: "CoreState", story_id: str, near: str) -> list[Story]
 
 
 def definition(core: "CoreState", path: str, line: int, column: int) -> list[types.Location]:
-    source = core.project_for(path).workspace.files.get(path)
-    if source is None or not 0 <= line < len(source.lines):
-        return []
-    story_id = id_at(source.lines[line], column)
-    if story_id is None:
+    found = _id_under_cursor(core, path, line, column)
+    if found is None:
         return []
     return [types.Location(uri=path_to_uri(s.file), range=lsp_range(s.range))
-            for s in _stories_with_id(core, story_id, path)]
+            for s in _stories_with_id(core, found[0], path)]
 
 
 def references(core: "CoreState", path: str, line: int, column: int, declaration: bool) -> list[types.Location]:
     """Every place the id under the cursor is written in a story file of the workspace; the stories that
     carry it as their id count only with ``declaration``."""
-    source = core.project_for(path).workspace.files.get(path)
-    if source is None or not 0 <= line < len(source.lines):
+    found = _id_under_cursor(core, path, line, column)
+    if found is None:
         return []
-    story_id = id_at(source.lines[line], column)
-    if story_id is None:
-        return []
-    own = {(s.file, s.line) for s in _stories_with_id(core, story_id, path)}
-    want = story_id.lower()
+    want = found[0].lower()
+    own = {(s.file, s.line) for s in _stories_with_id(core, want, path)}
     out: list[types.Location] = []
-    seen: set[int] = set()
-    for project in core.projects:
-        ws = project.workspace
-        if id(ws) in seen:
-            continue
-        seen.add(id(ws))
+    for ws in _workspaces(core):
         for file in sorted(ws.files):
             for i, text in enumerate(ws.files[file].lines):
-                if want not in text.lower():
+                if want not in text.lower() or (not declaration and (file, i) in own):
                     continue
-                for m in ID_TOKEN.finditer(text):
-                    if m.group("id").lower() != want:
-                        continue
-                    if not declaration and (file, i) in own:
-                        continue
-                    start, end = utf16_len(text[: m.start("id")]), utf16_len(text[: m.end("id")])
-                    out.append(types.Location(uri=path_to_uri(file), range=types.Range(
-                        types.Position(i, start), types.Position(i, end))))
+                out += [types.Location(uri=path_to_uri(file), range=types.Range(types.Position(i, start),
+                                                                                 types.Position(i, end)))
+                        for sid, start, end in _id_spans(text) if sid.lower() == want]
     return out
-
-
-def _id_under_cursor(core: "CoreState", path: str, line: int, column: int) -> tuple[str, types.Range] | None:
-    source = core.project_for(path).workspace.files.get(path)
-    if source is None or not 0 <= line < len(source.lines):
-        return None
-    text = source.lines[line]
-    for m in ID_TOKEN.finditer(text):
-        start, end = utf16_len(text[: m.start("id")]), utf16_len(text[: m.end("id")])
-        if start <= column <= end:
-            return m.group("id"), types.Range(types.Position(line, start), types.Position(line, end))
-    return None
 
 
 def prepare_rename(core: "CoreState", path: str, line: int, column: int) -> types.PrepareRenamePlaceholder | None:
@@ -182,7 +172,7 @@ def rename(core: "CoreState", path: str, line: int, column: int, new_id: str,
         shown = new_id if len(new_id) <= 40 else new_id[:40] + "…"
         raise JsonRpcInvalidParams(f"'{shown}' is not a story id (letters, a hyphen and a number, e.g. US-12, "
                                    "or #12)")
-    taken = [s for s in _stories_with_id(core, new_id, path) if new_id.lower() != found[0].lower()]
+    taken = _stories_with_id(core, new_id, path) if new_id.lower() != found[0].lower() else []
     if taken:
         raise JsonRpcInvalidParams(f"{new_id} is already the id of the story at "
                                    f"{relative(taken[0].file, core.roots)}:{taken[0].line + 1}")
@@ -198,18 +188,9 @@ def rename(core: "CoreState", path: str, line: int, column: int, new_id: str,
 
 
 def register(server: "ServerContext") -> None:
-    async def current(uri: str) -> str | None:
-        """The path of ``uri`` once the core holds the open document's current text."""
-        path = uri_to_path(uri)
-        if path is None:
-            return None
-        if path in server.core.overlays:
-            await server.diagnostics.ensure_current(path)
-        return path
-
     @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     async def symbols(params: types.DocumentSymbolParams):
-        path = await current(params.text_document.uri)
+        path = await server.current_path(params.text_document.uri)
         return [] if path is None else await server.core.run(document_symbols, server.core, path)
 
     @server.feature(types.WORKSPACE_SYMBOL)
@@ -219,7 +200,7 @@ def register(server: "ServerContext") -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
     async def go_to(params: types.DefinitionParams):
-        path = await current(params.text_document.uri)
+        path = await server.current_path(params.text_document.uri)
         if path is None:
             return None
         p = params.position
@@ -227,7 +208,7 @@ def register(server: "ServerContext") -> None:
 
     @server.feature(types.TEXT_DOCUMENT_REFERENCES)
     async def mentions(params: types.ReferenceParams):
-        path = await current(params.text_document.uri)
+        path = await server.current_path(params.text_document.uri)
         if path is None:
             return None
         p = params.position
@@ -236,7 +217,7 @@ def register(server: "ServerContext") -> None:
 
     @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
     async def can_rename(params: types.PrepareRenameParams):
-        path = await current(params.text_document.uri)
+        path = await server.current_path(params.text_document.uri)
         if path is None:
             return None
         p = params.position
@@ -244,7 +225,7 @@ def register(server: "ServerContext") -> None:
 
     @server.feature(types.TEXT_DOCUMENT_RENAME, types.RenameOptions(prepare_provider=True))
     async def new_id(params: types.RenameParams):
-        path = await current(params.text_document.uri)
+        path = await server.current_path(params.text_document.uri)
         if path is None:
             return None
         versions = {}

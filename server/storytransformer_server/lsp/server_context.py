@@ -68,6 +68,13 @@ class ServerContext(LanguageServer):
     def open_document_for_path(self, path: str) -> TextDocument | None:
         return self.open_document(path_to_uri(path))
 
+    async def current_path(self, uri: str) -> str | None:
+        """The path of ``uri`` once the core holds an open document's current text (None: not a file)."""
+        path = uri_to_path(uri)
+        if path is not None and path in self.core.overlays:
+            await self.diagnostics.ensure_current(path)
+        return path
+
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         log.log(logging.WARNING if kind <= types.MessageType.Warning else logging.INFO, "%s", message)
         self.window_show_message(types.ShowMessageParams(type=kind, message=f"StoryTransformer: {message}"))

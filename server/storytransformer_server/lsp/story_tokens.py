@@ -26,22 +26,18 @@ PART_TYPE = {"role": 0, "means": 1, "ends": 2}
 MARKER = 3
 
 
+def _utf16(p, text: str) -> int:
+    return p.utf16 if p.utf16 >= 0 else utf16_len(text[: p.character])
+
+
 def _spans(lines: list[str], rng, kind: int) -> list[tuple[int, int, int, int]]:
-    """(line, UTF-16 start, UTF-16 length, type) of a range, one span per line it covers."""
+    """(line, UTF-16 start, UTF-16 length, type) of a range, one span per line it covers; a continued
+    line starts at its first character, not its indentation."""
     out = []
-    for line in range(rng.start.line, rng.end.line + 1):
-        if not 0 <= line < len(lines):
-            continue
+    for line in range(max(rng.start.line, 0), min(rng.end.line + 1, len(lines))):
         text = lines[line]
-        start = rng.start.utf16 if line == rng.start.line and rng.start.utf16 >= 0 else \
-            (utf16_len(text[: rng.start.character]) if line == rng.start.line else 0)
-        if line == rng.end.line:
-            end = rng.end.utf16 if rng.end.utf16 >= 0 else utf16_len(text[: rng.end.character])
-        else:
-            end = utf16_len(text)
-        if line != rng.start.line:  # a continued line starts at its first character, not its indentation
-            stripped = text[: len(text) - len(text.lstrip())]
-            start = utf16_len(stripped)
+        start = _utf16(rng.start, text) if line == rng.start.line else utf16_len(text) - utf16_len(text.lstrip())
+        end = _utf16(rng.end, text) if line == rng.end.line else utf16_len(text)
         if end > start:
             out.append((line, start, end - start, kind))
     return out
@@ -82,11 +78,7 @@ def file_tokens(core: "CoreState", path: str) -> list[int]:
 def register(server: "ServerContext") -> None:
     @server.feature(types.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL, LEGEND)
     async def tokens(params: types.SemanticTokensParams):
-        from .convert import uri_to_path
-
-        path = uri_to_path(params.text_document.uri)
+        path = await server.current_path(params.text_document.uri)
         if path is None:
             return types.SemanticTokens(data=[])
-        if path in server.core.overlays:
-            await server.diagnostics.ensure_current(path)
         return types.SemanticTokens(data=await server.core.run(file_tokens, server.core, path))

@@ -422,3 +422,83 @@ def test_a_packed_tile_asked_for_where_no_ptx_exists_runs_its_portable_twin():
             assert ((got.float() - want).abs().max() / want.abs().max()) < 1e-2, (M, cfg)
         print("ok")
     """)
+
+
+@needs_triton
+def test_swiglu_made_while_loading_matches_silu_mul_then_the_product_in_every_tile():
+    """w2's decode kernel taking w13's output [gate | up] (``swiglu=True``): the same product as the torch
+    silu_mul followed by the plain product, for 1 to 8 rows, every tile kind, a padded input width (576, as
+    SmolLM2), a strided row and the fused split sum's counters; and the unfused kernel's product of the same
+    activations (the interpreter truncates float32 to bf16 where the GPU rounds to nearest, so they are made
+    here as it makes them; the GPU checks of benchmarks/gpu/int4_bench.py hold them to silu_mul's)."""
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen import stages, triton_int4 as ti
+        g = torch.Generator().manual_seed(11)
+        DC = ti.DecodeConfig
+        trunc = lambda v: (v.float().view(torch.int32) & ~0xFFFF).view(torch.float32)  # float32 -> bf16, truncated
+        for N, K, bias in ((40, 512, False), (24, 576, True)):
+            w = (torch.randn(N, K, generator=g) * 0.02).bfloat16()
+            qw, s, z = quantize_int4(w, 128, pad=True)
+            ref_w = dequantize_int4(qw, s, z, 128)[:, :K]
+            b = (torch.randn(N, generator=g) * 0.1).bfloat16() if bias else None
+            for M in (1, 2, 3, 8):
+                wide = torch.randn(M, 2 * K + 64, generator=g).bfloat16() * 2
+                gate_up = wide[:, :2 * K]  # rows strided by 2K + 64
+                act = stages.silu_mul(gate_up)  # the torch reference
+                want = act.float() @ ref_w.T + (b.float() if b is not None else 0)
+                gate, up = gate_up.float().chunk(2, dim=-1)
+                act_here = trunc(trunc(gate / (1 + torch.exp(-gate))) * up).bfloat16()  # exactly bf16 already
+                cfgs = [None, DC(False, 16, 1), DC(False, 32, 3, masked=True, fused_sum=True), DC(True, 16, 3),
+                        DC(True, 64, 1, planes=True, fused_sum=True)]
+                if M == 1:
+                    cfgs += [DC(False, 16, 3, planes=True, fused_sum=True), DC(False, 64, 0, planes=True, masked=True),
+                             DC(False, 64, 2, fused_sum=True, packed=5)]  # (its portable twin here)
+                for cfg in cfgs:
+                    for _ in range(2):  # the counters are left at zero
+                        got = ti.int4_decode(gate_up, qw, s, z, 128, b, config=cfg, swiglu=True)
+                        assert got.shape == (M, N) and got.dtype == torch.bfloat16
+                        err = (got.float() - want).abs().max() / want.abs().max()
+                        assert err < 2e-2, (N, K, M, cfg, float(err))
+                    plain = ti.int4_decode(act_here, qw, s, z, 128, b, config=cfg)
+                    same = (got.float() - plain.float()).abs().max() / want.abs().max()
+                    assert same < 1e-3, (N, K, M, cfg, float(same))
+        try:
+            ti.int4_decode(torch.zeros(1, 1025).bfloat16(), qw, s, z, 128, swiglu=True)
+            raise AssertionError("an odd [gate | up] width was accepted")
+        except ValueError:
+            pass
+        assert all(int(c.abs().sum()) == 0 for c in ti._COUNTERS.values())
+        print("ok")
+    """)
+
+
+def test_the_int4_head_and_the_fused_swiglu_are_options_and_the_model_stays_close_to_bf16():
+    """quantize_linears_int4(head=True) makes the output head an Int4Linear too (and the model still builds
+    its reference cache and decodes); fuse_swiglu marks each w2, whose swiglu() on the CPU is silu_mul then the
+    product; by default neither changes."""
+    from storytransformer.engine.fastgen import stages
+    base = build_model(CFG, "cpu", torch.bfloat16, seed=1)
+    plain = build_model(CFG, "cpu", torch.bfloat16, seed=1)
+    assert quantize_linears_int4(plain) == 4 * CFG.n_layers
+    assert type(plain.output) is torch.nn.Linear and not plain.layers[0].feed_forward.w2.fuse_swiglu
+    quant = build_model(CFG, "cpu", torch.bfloat16, seed=1)
+    assert quantize_linears_int4(quant, head=True, fuse_swiglu=True) == 4 * CFG.n_layers + 1
+    assert isinstance(quant.output, Int4Linear) and quant.output.out_features == CFG.vocab
+    assert all(layer.feed_forward.w2.fuse_swiglu for layer in quant.layers)
+    assert not any(getattr(layer.feed_forward.w13, "fuse_swiglu") for layer in quant.layers)
+    assert weights_bytes(quant.output) < 0.3 * weights_bytes(base.output)
+    w2 = quant.layers[0].feed_forward.w2
+    gate_up = torch.randn(3, 2 * CFG.intermediate, generator=torch.Generator().manual_seed(4)).bfloat16()
+    assert torch.equal(w2.swiglu(gate_up, stages.silu_mul), w2(stages.silu_mul(gate_up)))
+    prompt = torch.randint(CFG.vocab, (1, 40), generator=torch.Generator().manual_seed(3))
+    ref = base.reference_logits(prompt)
+    for model, bound in ((plain, 0.2), (quant, 0.25)):  # quantisation noise, not a different model
+        got = model.reference_logits(prompt)
+        assert got.shape == ref.shape
+        err = (got - ref).norm() / ref.norm()
+        assert err < bound, err
+    tokens = Generator(quant, StaticKVCache(CFG, 64, device="cpu", dtype=torch.bfloat16), "eager", "matmul",
+                       chunk=16).generate(prompt, 4)
+    assert tokens.shape == (1, 4) and int(tokens.max()) < CFG.vocab

@@ -105,7 +105,12 @@ class Transformer(nn.Module):
                 xs = x[rows, c:e]
                 hs = ops.add_rms_norm(xs, layer.attention.wo(y[rows, c:e].flatten(2)), layer.ffn_norm.weight,
                                       cfg.norm_eps)
-                mlp = layer.feed_forward.w2(ops.silu_mul(layer.feed_forward.w13(hs)))
+                ff = layer.feed_forward
+                gate_up = ff.w13(hs)
+                if getattr(ff.w2, "fuse_swiglu", False):  # int4 w2 making silu(gate) * up itself (int4.py)
+                    mlp = ff.w2.swiglu(gate_up, ops.silu_mul)
+                else:
+                    mlp = ff.w2(ops.silu_mul(gate_up))
                 if one_span:  # the residual add folded into the next layer's norm
                     h = ops.add_rms_norm(x, mlp, after.weight, cfg.norm_eps)
                 else:
@@ -138,7 +143,7 @@ class Transformer(nn.Module):
     def reference_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         """Every position's logits [B, n, V] from scratch: a fresh cache, eager attention, one span."""
         cache = StaticKVCache(self.cfg, tokens.shape[1], batch=tokens.shape[0], device=tokens.device,
-                              dtype=self.output.weight.dtype)
+                              dtype=self.tok_embeddings.weight.dtype)
         return self.prefill(tokens, 0, cache, "eager", all_logits=True)
 
 

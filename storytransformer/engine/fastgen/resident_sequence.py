@@ -26,7 +26,7 @@ class PrefixSession:
                  kv_cache: str = "bf16"):
         """``kv_cache``: "bf16" (the model's dtype) or "fp8" (e4m3 with a scale per position and head, half
         the memory); an fp8 cache is read by the triton (or, as the reference, eager / matmul) kernels only."""
-        weight = model.output.weight
+        weight = model.tok_embeddings.weight  # (the head may be an Int4Linear, which has no weight)
         self.model, self.device = model, weight.device
         if kv_cache not in KV_DTYPES:
             raise ValueError(f"unknown KV cache format {kv_cache!r}; choose from {', '.join(KV_DTYPES)}")

@@ -173,15 +173,44 @@ _ASM_F16X2 = tl.constexpr("cvt.rn.satfinite.f16x2.f32 $0, $2, $1;")
 
 
 @triton.jit
-def _x_pair_f16(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr):
+def _silu_mul_act(gate, up):
+    """silu(gate) * up rounded as the torch reference (and triton_fused.silu_mul) rounds it: silu in float32,
+    rounded to up's dtype, then the product rounded to it again."""
+    g = gate.to(tl.float32)
+    silu = (g / (1.0 + tl.exp(-g))).to(up.dtype)
+    return (silu.to(tl.float32) * up.to(tl.float32)).to(up.dtype)
+
+
+@triton.jit
+def _act(P, mask, SWIGLU: tl.constexpr, HALF: tl.constexpr):
+    """The activations at pointers P, masked ones read as 0. SWIGLU: the rows hold [gate | up] (w13's output,
+    up HALF elements after its gate) and the activation is silu(gate) * up, made here while it is loaded."""
+    if SWIGLU:
+        return _silu_mul_act(tl.load(P, mask=mask, other=0.0), tl.load(P + HALF, mask=mask, other=0.0))
+    else:
+        return tl.load(P, mask=mask, other=0.0)
+
+
+@triton.jit
+def _act_all(P, SWIGLU: tl.constexpr, HALF: tl.constexpr):
+    """As _act, nothing masked."""
+    if SWIGLU:
+        return _silu_mul_act(tl.load(P), tl.load(P + HALF))
+    else:
+        return tl.load(P)
+
+
+@triton.jit
+def _x_pair_f16(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr, SWIGLU: tl.constexpr,
+                HALF: tl.constexpr):
     """As _x_pair, the pair in f16x2 (each activation saturated to +-65504)."""
     k = k0 + offs_i
     if EVEN:
-        lo = tl.load(X + k).to(tl.float32)
-        hi = tl.load(X + k + 64).to(tl.float32)
+        lo = _act_all(X + k, SWIGLU, HALF).to(tl.float32)
+        hi = _act_all(X + k + 64, SWIGLU, HALF).to(tl.float32)
     else:
-        lo = tl.load(X + k, mask=xok & (k < K_X), other=0.0).to(tl.float32)
-        hi = tl.load(X + k + 64, mask=xok & (k + 64 < K_X), other=0.0).to(tl.float32)
+        lo = _act(X + k, xok & (k < K_X), SWIGLU, HALF).to(tl.float32)
+        hi = _act(X + k + 64, xok & (k + 64 < K_X), SWIGLU, HALF).to(tl.float32)
     pair = tl.inline_asm_elementwise(_ASM_F16X2, "=r,f,f", [lo, hi], dtype=tl.int32, is_pure=True, pack=1)
     return pair, lo + hi
 
@@ -211,16 +240,16 @@ mov.b32 $0, fs;
 
 @triton.jit
 def _quarter_f16(QW, X, b, q: tl.constexpr, N, offs_n, offs_r, wmask, xok, K_X: tl.constexpr,
-                 EVEN: tl.constexpr):
+                 EVEN: tl.constexpr, SWIGLU: tl.constexpr, HALF: tl.constexpr):
     """PACKED == 6: word rows 4 q .. 4 q + 3 of block b -> their products with the activations, a packed f16x2
     word [4, BLOCK_N] each, and the activations' float32 sums [4]."""
     wq = tl.load(QW + (b * 16 + 4 * q + offs_r)[:, None] * N + offs_n[None, :], mask=wmask, other=0)
     c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [wq], dtype=(tl.int32,) * 4,
                                                is_pure=True, pack=1)
-    x0, xs0 = _x_pair_f16(X, b * 128 + 4 * q, xok, K_X, offs_r, EVEN)
-    x1, xs1 = _x_pair_f16(X, b * 128 + 16 + 4 * q, xok, K_X, offs_r, EVEN)
-    x2, xs2 = _x_pair_f16(X, b * 128 + 32 + 4 * q, xok, K_X, offs_r, EVEN)
-    x3, xs3 = _x_pair_f16(X, b * 128 + 48 + 4 * q, xok, K_X, offs_r, EVEN)
+    x0, xs0 = _x_pair_f16(X, b * 128 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
+    x1, xs1 = _x_pair_f16(X, b * 128 + 16 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
+    x2, xs2 = _x_pair_f16(X, b * 128 + 32 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
+    x3, xs3 = _x_pair_f16(X, b * 128 + 48 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
     t = tl.inline_asm_elementwise(_ASM_DOT8_F16_PACKED, "=r,r,r,r,r,r,r,r,r",
                                   [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
                                   dtype=tl.int32, is_pure=True, pack=1)
@@ -251,16 +280,17 @@ def _bf16_bits(x):
 
 
 @triton.jit
-def _x_pair(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr):
+def _x_pair(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr, SWIGLU: tl.constexpr,
+            HALF: tl.constexpr):
     """Activations (x[k0 + i], x[k0 + 64 + i]) of row 0 as bf16x2 words [16], inputs past K_X read as 0;
     also their float32 sum [16]. EVEN: every block of this program is real and unpadded (no masks)."""
     k = k0 + offs_i
     if EVEN:
-        lo = tl.load(X + k).to(tl.bfloat16)
-        hi = tl.load(X + k + 64).to(tl.bfloat16)
+        lo = _act_all(X + k, SWIGLU, HALF).to(tl.bfloat16)
+        hi = _act_all(X + k + 64, SWIGLU, HALF).to(tl.bfloat16)
     else:
-        lo = tl.load(X + k, mask=xok & (k < K_X), other=0.0).to(tl.bfloat16)
-        hi = tl.load(X + k + 64, mask=xok & (k + 64 < K_X), other=0.0).to(tl.bfloat16)
+        lo = _act(X + k, xok & (k < K_X), SWIGLU, HALF).to(tl.bfloat16)
+        hi = _act(X + k + 64, xok & (k + 64 < K_X), SWIGLU, HALF).to(tl.bfloat16)
     pair = _bf16_bits(lo) | (_bf16_bits(hi) << 16)
     return pair, lo.to(tl.float32) + hi.to(tl.float32)
 
@@ -271,7 +301,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    BLOCKS_PER_SPLIT: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
                    MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
-                   PACKED: tl.constexpr = 0):
+                   PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -284,7 +314,9 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     _ASM_CODES; 4, 5: f16x2, _ASM_CODES_F16), codes centred on 8; a word's products are summed in 16-bit
     floats (4 terms a half), everything across words and blocks in float32. 1 and 4 add the minimum's term once
     per column and block (a reduction over the word rows), 2, 3 and 5 once per word (3: activation sums in bf16x2);
-    6 loads the words in quarters of 4 rows and adds two quarters' f16x2 sums before the float32 scale."""
+    6 loads the words in quarters of 4 rows and adds two quarters' f16x2 sums before the float32 scale.
+    SWIGLU: X's rows are [gate | up] (up HALF = K_X elements after its gate, row stride stride_xm) and every
+    activation is silu(gate) * up, made where it is loaded (_act), in every tile."""
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -318,10 +350,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xok = ok & (M > 0)
             offs_r = tl.arange(0, 4)
             wmask = ok & n_ok[None, :]
-            t0, xr0 = _quarter_f16(QW, X, b, 0, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
-            t1, xr1 = _quarter_f16(QW, X, b, 1, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
-            t2, xr2 = _quarter_f16(QW, X, b, 2, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
-            t3, xr3 = _quarter_f16(QW, X, b, 3, N, offs_n, offs_r, wmask, xok, K_X, EVEN)
+            t0, xr0 = _quarter_f16(QW, X, b, 0, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
+            t1, xr1 = _quarter_f16(QW, X, b, 1, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
+            t2, xr2 = _quarter_f16(QW, X, b, 2, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
+            t3, xr3 = _quarter_f16(QW, X, b, 3, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
             u = (tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t0, t1], dtype=tl.int32, is_pure=True,
                                            pack=1).to(tl.float32, bitcast=True) +
                  tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t2, t3], dtype=tl.int32, is_pure=True,
@@ -333,10 +365,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             if PACKED >= 4:  # f16 codes, scaled by 1/64
                 c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [w],
                                                            dtype=(tl.int32,) * 4, is_pure=True, pack=1)
-                x0, xs0 = _x_pair_f16(X, b * 128, xok, K_X, offs_i, EVEN)
-                x1, xs1 = _x_pair_f16(X, b * 128 + 16, xok, K_X, offs_i, EVEN)
-                x2, xs2 = _x_pair_f16(X, b * 128 + 32, xok, K_X, offs_i, EVEN)
-                x3, xs3 = _x_pair_f16(X, b * 128 + 48, xok, K_X, offs_i, EVEN)
+                x0, xs0 = _x_pair_f16(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x1, xs1 = _x_pair_f16(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x2, xs2 = _x_pair_f16(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x3, xs3 = _x_pair_f16(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
                 t = tl.inline_asm_elementwise(
                     _ASM_DOT8_F16, "=r,r,r,r,r,r,r,r,r",
                     [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
@@ -345,10 +377,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             else:
                 c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES, "=r,=r,=r,=r,r", [w], dtype=(tl.int32,) * 4,
                                                            is_pure=True, pack=1)
-                x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i, EVEN)
-                x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i, EVEN)
-                x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i, EVEN)
-                x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i, EVEN)
+                x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
                 t = tl.inline_asm_elementwise(
                     _ASM_DOT8, "=r,r,r,r,r,r,r,r,r", [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None],
                                                       x3[:, None]],
@@ -369,8 +401,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             # (the MASKED branch below does not use c3: the compiler drops it there)
             if USE_DOT:
                 kb = b * 128 + tl.arange(0, 128)
-                xb = tl.load(X + offs_m[:, None] * stride_xm + kb[None, :], mask=xmask & (kb < K_X)[None, :],
-                             other=0.0)  # [BLOCK_M, 128]
+                xb = _act(X + offs_m[:, None] * stride_xm + kb[None, :], xmask & (kb < K_X)[None, :], SWIGLU,
+                          HALF)  # [BLOCK_M, 128]
                 t = tl.dot(xb.to(DOT_DTYPE), tl.reshape(c3, (128, BLOCK_N)).to(DOT_DTYPE))
                 acc += t * s[None, :] + tl.sum(xb.to(tl.float32), 1)[:, None] * z[None, :]
             elif MASKED:  # BLOCK_M == 1; planes 0..3 masked in place in w, planes 4..7 in w >> 16
@@ -379,15 +411,15 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                 inv = (1.0 / (1 << (4 * pl)).to(tl.float32))[:, None]  # [4, 1]: the exact 16^-j
                 offs_h = pl[:, None] * 16 + offs_i[None, :]  # [4, 16]: input 16 j + i of a half block
                 k_lo = b * 128 + offs_h
-                x_lo = tl.load(X + k_lo, mask=ok & (M > 0) & (k_lo < K_X), other=0.0).to(tl.float32)
-                x_hi = tl.load(X + k_lo + 64, mask=ok & (M > 0) & (k_lo + 64 < K_X), other=0.0).to(tl.float32)
+                x_lo = _act(X + k_lo, ok & (M > 0) & (k_lo < K_X), SWIGLU, HALF).to(tl.float32)
+                x_hi = _act(X + k_lo + 64, ok & (M > 0) & (k_lo + 64 < K_X), SWIGLU, HALF).to(tl.float32)
                 c_lo = ((w[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
                 c_hi = (((w >> 16)[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
                 t = tl.sum((x_lo * inv)[:, :, None] * c_lo + (x_hi * inv)[:, :, None] * c_hi, axis=0)  # [16, BN]
                 acc += (t * s[None, :] + (tl.sum(x_lo, 0) + tl.sum(x_hi, 0))[:, None] * z[None, :])[None, :, :]
             else:  # BLOCK_M == 1
-                x2 = tl.load(X + b * 128 + offs_k, mask=ok & (M > 0) & (b * 128 + offs_k < K_X),
-                             other=0.0).to(tl.float32)  # [8, 16]
+                x2 = _act(X + b * 128 + offs_k, ok & (M > 0) & (b * 128 + offs_k < K_X), SWIGLU,
+                          HALF).to(tl.float32)  # [8, 16]
                 t = tl.sum(x2[:, :, None] * c3, axis=0)  # [16, BLOCK_N]
                 acc += (t * s[None, :] + tl.sum(x2, 0)[:, None] * z[None, :])[None, :, :]
         elif USE_DOT:
@@ -395,7 +427,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xs = tl.zeros((BLOCK_M,), tl.float32)
             for j in tl.static_range(8):
                 xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
-                xj = tl.load(x_ptrs + 16 * j, mask=xok, other=0.0)
+                xj = _act(x_ptrs + 16 * j, xok, SWIGLU, HALF)
                 t += tl.dot(xj.to(DOT_DTYPE), _codes(w, j).to(DOT_DTYPE))
                 xs += tl.sum(xj.to(tl.float32), 1)
             acc += t * s[None, :] + xs[:, None] * z[None, :]
@@ -405,7 +437,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             w_hi = w >> 20  # nibbles 5, 6, 7 as nibbles 0, 1, 2: one shift for three planes
             for j in tl.static_range(8):
                 xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
-                xj = tl.load(x_ptrs + 16 * j, mask=xok, other=0.0).to(tl.float32)
+                xj = _act(x_ptrs + 16 * j, xok, SWIGLU, HALF).to(tl.float32)
                 xs += xj
                 if j < 5:
                     t += (xj * (1.0 / (1 << (4 * j))))[:, :, None] * _masked_codes(w, j)[None, :, :]
@@ -417,7 +449,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xs = tl.zeros((BLOCK_M, 16), tl.float32)
             for j in tl.static_range(8):
                 xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
-                xj = tl.load(x_ptrs + 16 * j, mask=xok, other=0.0).to(tl.float32)
+                xj = _act(x_ptrs + 16 * j, xok, SWIGLU, HALF).to(tl.float32)
                 t += xj[:, :, None] * _codes(w, j)[None, :, :]
                 xs += xj
             acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
@@ -524,7 +556,13 @@ TUNED: dict[tuple[int, int, int], DecodeConfig] = {
     (1, 18944, 3584): _D(False, 64, 8, 2, fused_sum=True, packed=5),  # gate, up 19.0 us (27.2)
     (4, 18944, 3584): _D(True, 128, 1),  # 36.2 us
     (8, 18944, 3584): _D(True, 128, 1),  # 38.8 us
+    # the output head (vocabulary 152064 x 3584), int4 only with quantize_linears_int4(head=True): not swept yet,
+    # gate's tile (2376 column tiles already fill the GPU: 4 splits, not 14)
+    (1, 152064, 3584): _D(False, 64, 8, 2, fused_sum=True, packed=5),
 }
+# w2 taking w13's output [gate | up] (swiglu=True): each program makes silu(gate) * up for its own blocks, so a
+# wider column tile makes each activation fewer times; swept by int4_bench.py --sweep-matrices w2+swiglu
+TUNED_SWIGLU: dict[tuple[int, int, int], DecodeConfig] = {}
 
 
 @functools.lru_cache(maxsize=None)
@@ -548,13 +586,15 @@ def _portable(cfg: DecodeConfig, m: int) -> DecodeConfig:
     return DecodeConfig(True, cfg.block_n, 0, 8, fused_sum=cfg.fused_sum)
 
 
-def decode_config(m: int, n: int, k: int, device: torch.device | str | None = None) -> DecodeConfig:
+def decode_config(m: int, n: int, k: int, device: torch.device | str | None = None,
+                  swiglu: bool = False) -> DecodeConfig:
     """The tile for ``m`` activation rows and an [n, k] weight: a swept one if known, else the tiles that won
     most often in the sweep (one row: two codes an instruction where inline PTX runs, else fma with the
     planes as an axis; more: the tensor-core tile). ``device``: where it runs (None: a CUDA GPU); a PACKED
-    tile is replaced by its portable twin where inline PTX does not exist."""
+    tile is replaced by its portable twin where inline PTX does not exist. ``swiglu``: the tile swept for
+    activations made from [gate | up] (TUNED_SWIGLU) if there is one, else the plain product's."""
     supported = packed_supported(device if device is not None else "cuda")
-    cfg = TUNED.get((m, n, k))
+    cfg = (TUNED_SWIGLU.get((m, n, k)) if swiglu else None) or TUNED.get((m, n, k))
     if cfg is None:
         cfg = (DecodeConfig(False, 64, 2, fused_sum=True, packed=5) if m == 1 else
                DecodeConfig(True, 128, 0, 8, fused_sum=True))
@@ -589,15 +629,22 @@ def _shared_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
 
 def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor,
                 group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None,
-                counters: torch.Tensor | None = None) -> torch.Tensor:
+                counters: torch.Tensor | None = None, swiglu: bool = False) -> torch.Tensor:
     """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised.
     ``counters``: zeroed int32 [>= N / block_n] for the fused split sum, owned by the caller (Int4Linear);
-    without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream)."""
+    without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream).
+    ``swiglu``: x is [M, 2K], the fused gate and up projection's output (gate then up), and the product is
+    silu(gate) * up @ W.T: the kernel makes each activation as it loads it (no silu_mul kernel, no [M, K]
+    intermediate), rounded as the torch reference rounds it."""
     M, K_x = x.shape
+    if swiglu:
+        if K_x % 2:
+            raise ValueError(f"swiglu needs [gate | up] rows of even width, got {K_x}")
+        K_x //= 2
     K, N = qweight.shape[0] * 8, qweight.shape[1]  # K >= K_x: the weight may be zero-padded to whole blocks
     if K_x > K:
         raise ValueError(f"activations have {K_x} columns, the int4 weight only {K}")
-    cfg = config or decode_config(M, N, K, x.device)
+    cfg = config or decode_config(M, N, K, x.device, swiglu)
     if cfg.packed and (cfg.use_dot or M > 1 or not packed_supported(x.device)):  # one row, CUDA only
         cfg = _portable(cfg, M)
     if x.stride(-1) != 1:
@@ -624,7 +671,7 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         # the interpreter's tl.dot gets converted bf16 operands wrong: float32 there
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
         PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
-        FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed),
+        FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed), SWIGLU=swiglu, HALF=K_x if swiglu else 0,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     if partial and not fused:
         block = 1024

@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--model", default="", help="GGUF file or model directory (default: the packaged model)")
+    p.add_argument("--formats", default="", help="WEIGHTS:KV pairs, e.g. int4:bf16,int4_head:bf16 (int4_head: "
+                   "the output head in int4 too); default: formats.ACCURACY_FORMATS")
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import torch
@@ -69,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx.save, ctx.log = save, lambda line: print(line, flush=True)
     started = time.perf_counter()
     with torch.no_grad():
+        chosen = (tuple(tuple(f.split(":")) for f in args.formats.split(",")) if args.formats
+                  else formats.ACCURACY_FORMATS)
         formats.measure_accuracy(ctx, "SmolLM2-135M-Instruct (real weights)", lambda: from_hf_model(hf, fused=fused),
-                                 prompts, new_tokens=args.new_tokens)
+                                 prompts, formats=chosen, new_tokens=args.new_tokens)
     ctx.result["elapsed_s"] = round(time.perf_counter() - started, 1)
     save()
     return 0

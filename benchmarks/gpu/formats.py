@@ -42,13 +42,14 @@ def four_bit_format() -> str:
 
 
 def quantize_weights(model: Transformer, fmt: str) -> None:
-    """Every matrix of the decoder layers in ``fmt`` (bf16: unchanged); the output head stays bf16."""
+    """Every matrix of the decoder layers in ``fmt`` (bf16: unchanged); the output head stays bf16, except
+    for "int4_head" (int4 with the head in int4 too)."""
     if fmt == "bf16" or fmt == "fp32":
         return
-    if fmt == "int4":
+    if fmt in ("int4", "int4_head"):
         from storytransformer.engine.fastgen.int4 import quantize_linears_int4
 
-        quantize_linears_int4(model, group_size=128)
+        quantize_linears_int4(model, group_size=128, head=fmt == "int4_head")
         return
     import logging
     import warnings
@@ -314,7 +315,7 @@ def measure_accuracy(ctx, model_name: str, make_model: Callable[[], Transformer]
         row = {"model": model_name, "weights": weights, "kv": kv, "prompts": len(prompts), "new_tokens": new_tokens}
         model = None
         try:
-            if weights == "int4" and int4_missing():
+            if weights in ("int4", "int4_head") and int4_missing():
                 raise RuntimeError(int4_missing())
             if weights == "bf16":
                 model = reference

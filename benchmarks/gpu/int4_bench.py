@@ -4,13 +4,17 @@ bound from the copy bandwidth measured in the same run; a loads-only floor (the 
 packed words with no arithmetic: how much of the gap is the access pattern); the whole layer stack (28
 layers x the model's matrices) estimated from the per-matrix times and measured in one CUDA graph;
 prefill products; and,
-last, the whole fastgen model decoding at 4k and 32k context with bf16 and with int4 weights.
+last, the whole fastgen model decoding at 4k and 32k context with bf16 and with int4 weights: the decoder
+layers' matrices alone, then with w2 making SwiGLU itself (``fuse_swiglu``), with the output head in int4 too
+(``head``) and with both, in the same run; and how far the int4 head moves the next-token distributions.
 
 Each matrix is timed inside a CUDA graph over enough distinct copies of its weight that the copies do
 not fit in the L2 cache: the weights stream from memory as they do in a real decoding step. Prints a
 table and writes int4_bench.json (after every section, so a run cut short keeps what it measured).
 
     python3 benchmarks/gpu/int4_bench.py --out DIR [--sweep] [--budget-s 150]
+    python3 benchmarks/gpu/int4_bench.py --out DIR --sweep --sweep-rows 1 --sweep-matrices head,w2+swiglu \
+        --sections checks,sweep,head,model   # the int4 head and the fused SwiGLU (docs/benchmarks/gpu_int4.md)
     TRITON_INTERPRET=1 python3 benchmarks/gpu/int4_bench.py --tiny --out DIR   # CPU smoke test of the code
 """
 
@@ -36,8 +40,11 @@ FUSED = [("wqkv", 4608, 3584, True), ("wo", 3584, 3584, False), ("w13", 37888, 3
 SEPARATE = [("q", 3584, 3584, True), ("k", 512, 3584, True), ("v", 512, 3584, True), ("o", 3584, 3584, False),
             ("gate", 18944, 3584, False), ("up", 18944, 3584, False), ("down", 3584, 18944, False)]
 ROWS = (1, 4, 8)
+HEAD = ("head", 152064, 3584, False)  # the output head (vocabulary x hidden), int4 only with head=True
+MODEL_VARIANTS = "int4,int4+swiglu,int4+head,int4+head+swiglu"
 # --tiny: the same code on small shapes on the CPU (Triton's interpreter), to check the script itself
 TINY_FUSED = [("wqkv", 160, 256, True), ("wo", 128, 128, False), ("w13", 256, 128, False), ("w2", 128, 256, False)]
+TINY_HEAD = ("head", 256, 128, False)
 
 
 def load_modules():
@@ -58,6 +65,7 @@ class Bench:
         self.dev = torch.device("cpu" if args.tiny else "cuda")
         self.fused = TINY_FUSED if args.tiny else FUSED
         self.separate = [] if args.tiny else SEPARATE
+        self.head_shape = TINY_HEAD if args.tiny else HEAD
         self.layers = 2 if args.tiny else LAYERS
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -66,7 +74,7 @@ class Bench:
         self.result = {"device": device, "torch": torch.__version__, "triton": __import__("triton").__version__,
                        "command": command,
                        "checks": [], "sweep": [], "matrices": [], "stack": [], "prefill": [], "model": [],
-                       "notes": []}
+                       "head_accuracy": [], "notes": []}
         try:
             import bitsandbytes as bnb
             self.bnb = bnb
@@ -218,10 +226,59 @@ class Bench:
                         if not row["ok"]:
                             self.log(f"CHECK FAILED {row}")
             del w, qw, s, z, ref_w
+        self.check_swiglu_and_head(g)
         ok = all(r["ok"] for r in self.result["checks"])
         self.log(f"correctness on the GPU: {'all ok' if ok else 'FAILURES'} "
                  f"({len(self.result['checks'])} cases; quantisation error {rel_q:.3f} of the weight norm)")
         self.save()
+
+    def check_swiglu_and_head(self, g) -> None:
+        """w2 taking w13's output [gate | up] (swiglu=True) against silu_mul then the plain-torch reference
+        (1 % of the largest output) and against the unfused kernel on silu_mul's output (the same activations:
+        1e-3), 1 to 8 rows, the tuned tiles and a few others; the output head's shape at one row."""
+        name, n, k, _ = [f for f in self.fused if f[0] == "w2"][0]
+        silu_mul = self._silu_mul()
+        w = self.weight(n, k, 17)
+        qw, s, z = self.int4.quantize_int4(w, 128)
+        ref_w = self.int4.dequantize_int4(qw, s, z, 128)
+        DC = self.ti.DecodeConfig
+        for m in (1, 2, 4, 8):
+            gate_up = torch.randn(m, 2 * k, device=self.dev, generator=g).to(torch.bfloat16) * 2
+            act = silu_mul(gate_up)
+            want = act.float() @ ref_w.T
+            variants = [None] + ([DC(False, 64, 2, fused_sum=True, packed=4), DC(False, 128, 4, packed=5),
+                                  DC(False, 64, 1, planes=True, masked=True, fused_sum=True)] if m == 1 else
+                                 [DC(True, 128, 1, fused_sum=True)])
+            for cfg in variants:
+                for repeat in range(2):
+                    got = self.ti.int4_decode(gate_up, qw, s, z, 128, config=cfg, swiglu=True).float()
+                    plain = self.ti.int4_decode(act, qw, s, z, 128, config=cfg).float()
+                    err = ((got - want).abs().max() / want.abs().max()).item()
+                    same = ((got - plain).abs().max() / want.abs().max()).item()
+                    row = {"matrix": f"{name} (swiglu)", "rows": m, "max_err_rel": err, "vs_unfused_rel": same,
+                           "ok": err < 1e-2 and same < 1e-3 and bool(torch.isfinite(got).all()),
+                           "config": cfg.__dict__ if cfg is not None else "tuned", "repeat": repeat}
+                    self.result["checks"].append(row)
+                    if not row["ok"]:
+                        self.log(f"CHECK FAILED {row}")
+        del w, qw, s, z, ref_w
+        name, n, k, _ = self.head_shape
+        w = self.weight(n, k, 19)
+        qw, s, z = self.int4.quantize_int4(w, 128)
+        ref_w = self.int4.dequantize_int4(qw, s, z, 128)
+        for m in (1, 8):
+            x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
+            want = x.float() @ ref_w.T
+            for repeat in range(2):
+                got = self.ti.int4_decode(x, qw, s, z, 128).float()
+                err = ((got - want).abs().max() / want.abs().max()).item()
+                self.result["checks"].append({"matrix": name, "rows": m, "max_err_rel": err, "ok": err < 1e-2,
+                                              "config": "tuned", "repeat": repeat})
+        del w, qw, s, z, ref_w
+
+    def _silu_mul(self):
+        from importlib import import_module
+        return import_module(self.int4.__package__ + ".stages").silu_mul  # plain torch: the reference
 
     def int4_copies(self, n: int, k: int, count: int):
         w = self.weight(n, k, 11)
@@ -256,31 +313,38 @@ class Bench:
                         [DC(False, bn, bps, w, st, **pk) for pk in PK
                          for bn, bps, w, st in ((64, 1, 4, 3), (64, 2, 4, 3), (128, 2, 4, 3), (128, 4, 4, 3),
                                                 (128, 4, 4, 2), (128, 8, 4, 3), (64, 4, 2, 3), (64, 8, 2, 3),
-                                                (128, 4, 8, 3))])
+                                                (128, 4, 8, 3), (64, 14, 2, 3), (256, 2, 8, 3))])
         rows = [int(r) for r in self.args.sweep_rows.split(",")]
         t0 = time.perf_counter()
         for m in rows:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first
             seen = set()
-            for name, n, k, bias in self.fused + self.separate:
-                if (n, k) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
+            names = set(self.args.sweep_matrices.split(",")) if self.args.sweep_matrices else None
+            w2 = [(f[0] + "+swiglu",) + f[1:] for f in self.fused if f[0] == "w2"]
+            for name, n, k, bias in self.fused + self.separate + [self.head_shape] + w2:
+                if names is not None and name not in names:
                     continue
-                seen.add((n, k))
+                swiglu = name.endswith("+swiglu")  # w2 taking [gate | up]: its own tile table
+                if (n, k, swiglu) in seen:  # q and o have wo's shape, v has k's, up has gate's, down has w2's
+                    continue
+                seen.add((n, k, swiglu))
                 if self.left() < self.args.reserve_s or time.perf_counter() - t0 > self.args.sweep_s:
                     self.result["notes"].append(f"sweep cut short by the time budget before {name} rows {m}")
                     return
                 reps = self.int4_copies(n, k, self.copies(n * k // 2))
                 g = torch.Generator(device=self.dev).manual_seed(2)
-                x = torch.randn(m, k, device=self.dev, generator=g).to(torch.bfloat16)
-                ref = x.float() @ self.int4.dequantize_int4(*reps[0], 128).T
+                x = torch.randn(m, 2 * k if swiglu else k, device=self.dev, generator=g).to(torch.bfloat16)
+                act = self._silu_mul()(x) if swiglu else x
+                ref = act.float() @ self.int4.dequantize_int4(*reps[0], 128).T
                 best = None
                 for cfg in cands[m]:
                     try:
-                        y = self.ti.int4_decode(x, *reps[0], 128, config=cfg).float()
+                        y = self.ti.int4_decode(x, *reps[0], 128, config=cfg, swiglu=swiglu).float()
                         if (y - ref).abs().max() > 1e-2 * ref.abs().max():
                             raise AssertionError("differs from the reference tile")
-                        ms, _ = self.graph_ms([lambda r=r, cfg=cfg: self.ti.int4_decode(x, *r, 128, config=cfg)
+                        ms, _ = self.graph_ms([lambda r=r, cfg=cfg: self.ti.int4_decode(x, *r, 128, config=cfg,
+                                                                                       swiglu=swiglu)
                                                for r in reps])
-                        y = self.ti.int4_decode(x, *reps[0], 128, config=cfg).float()  # after many replays
+                        y = self.ti.int4_decode(x, *reps[0], 128, config=cfg, swiglu=swiglu).float()  # after replays
                         if (y - ref).abs().max() > 1e-2 * ref.abs().max():
                             raise AssertionError("differs from the reference after the timed replays")
                     except Exception as exc:  # noqa: BLE001
@@ -290,7 +354,10 @@ class Bench:
                     self.result["sweep"].append({"matrix": name, "rows": m, "config": cfg.__dict__, "ms": ms})
                     if best is None or ms < best[0]:
                         best = (ms, cfg)
-                if best:
+                if best and swiglu:
+                    self.ti.TUNED_SWIGLU[(m, n, k)] = best[1]  # Int4Linear.swiglu in the model section uses it
+                    self.log(f"sweep {name} rows {m}: best {best[1]} {best[0] * 1e3:.1f} us")
+                elif best:
                     self.best[(m, n, k)] = best[1]
                     self.ti.TUNED[(m, n, k)] = best[1]  # Int4Linear in the model section uses it too
                     self.log(f"sweep {name} rows {m}: best {best[1]} {best[0] * 1e3:.1f} us")
@@ -391,6 +458,34 @@ class Bench:
                 self.result["stack"].append(est)
         self.save()
 
+    def head(self) -> None:
+        """The output head's product at one row (bf16 against int4 with its tuned or default tile), weights
+        streamed from memory as in matrices(); rows in the same table."""
+        name, n, k, _ = self.head_shape
+        w = self.weight(n, k, 21)
+        bf = [w.clone() for _ in range(self.copies(n * k * 2))]
+        q4 = self.int4_copies(n, k, self.copies(n * k // 2))
+        del w
+        i4_bytes = sum(t.numel() * t.element_size() for t in q4[0])
+        x = torch.randn(1, k, device=self.dev, generator=torch.Generator(device=self.dev).manual_seed(8)).to(
+            torch.bfloat16)
+        cfg = self.config(1, n, k)
+        row = {"matrix": name, "n": n, "k": k, "rows": 1, "config": cfg.__dict__, "bf16_bytes": n * k * 2,
+               "int4_bytes": i4_bytes, "bf16_bound_ms": n * k * 2 / self.bw * 1e3,
+               "int4_bound_ms": i4_bytes / self.bw * 1e3}
+        row["bf16_ms"], row["bf16_graph"] = self.graph_ms([lambda w=w: F.linear(x, w) for w in bf])
+        row["int4_ms"], row["int4_graph"] = self.graph_ms(
+            [lambda r=r: self.ti.int4_decode(x, *r, 128, config=cfg) for r in q4])
+        row["speedup_vs_bf16"] = row["bf16_ms"] / row["int4_ms"]
+        row["int4_x_bound"] = row["int4_ms"] / row["int4_bound_ms"]
+        self.result["matrices"].append(row)
+        self.log(f"head at one row: bf16 {row['bf16_ms'] * 1e3:.1f} us, int4 {row['int4_ms'] * 1e3:.1f} us "
+                 f"(bound {row['int4_bound_ms'] * 1e3:.1f} us) with {cfg}")
+        del bf, q4
+        if self.dev.type == "cuda":
+            torch.cuda.empty_cache()
+        self.save()
+
     def stack(self) -> None:
         """All 28 layers' fused matrices, distinct weights, one graph per format and row count."""
         if self.left() < self.args.reserve_s + 20:
@@ -448,7 +543,11 @@ class Bench:
         self.save()
 
     def model(self) -> None:
-        """The whole fastgen model (7.6B shape, random weights): graph decoding at 4k and 32k, bf16 then int4."""
+        """The whole fastgen model (7.6B shape, random weights): graph decoding at 4k and 32k, bf16, then int4
+        (the decoder layers' matrices), then the int4 variants of --model-variants in the same process: w2
+        making SwiGLU itself, the output head in int4 too, both. Before the head is quantised, the next-token
+        distributions of a few random prompts with the int4 head are compared with those before it and with
+        bf16 (head_accuracy)."""
         from importlib import import_module
 
         pkg = self.int4.__package__
@@ -459,40 +558,105 @@ class Bench:
 
         if self.args.tiny:
             cfg = ModelConfig(n_layers=2, dim=128, intermediate=256, n_heads=4, n_kv_heads=2, head_dim=32, vocab=256)
-            contexts = (64, 128)
+            contexts, prompt_len = (64, 128), 32
         else:
             cfg = ModelConfig.qwen25_7b_1m()
-            contexts = (4096, 32768)
+            contexts, prompt_len = (4096, 32768), 256
         model = build_model(cfg, self.dev, torch.bfloat16, fused=True)
         cache = StaticKVCache(cfg, contexts[-1] + 64, device=self.dev, dtype=torch.bfloat16)
         first = torch.zeros(1, 1, dtype=torch.long, device=self.dev)
-        for fmt in ("bf16", "int4"):
-            if self.left() < 15:
-                self.result["notes"].append(f"model decode {fmt} skipped: time budget")
-                break
-            if fmt == "int4":
-                t = time.perf_counter()
-                count = self.int4.quantize_linears_int4(model, 128)
-                self.sync()
-                self.result["notes"].append(f"quantised {count} matrices in {time.perf_counter() - t:.1f} s")
-                torch.cuda.empty_cache()
+        g = torch.Generator(device=self.dev).manual_seed(6)
+        prompts = [torch.randint(cfg.vocab, (1, prompt_len), device=self.dev, generator=g)
+                   for _ in range(self.args.head_prompts)]
+
+        def log_probs():
+            """log-softmax of every position's logits [prompts x n, V] (a fresh small cache, eager attention)."""
+            small = StaticKVCache(cfg, prompt_len + 16, device=self.dev, dtype=torch.bfloat16)
+            out = [torch.log_softmax(model.prefill(p, 0, small, "eager", all_logits=True)[0], -1) for p in prompts]
+            return torch.cat(out)
+
+        def compare(ref, got) -> dict:
+            kl = (ref.exp() * (ref - got)).sum(-1)
+            return {"mean_kl": kl.mean().item(), "max_kl": kl.max().item(),
+                    "top1_same": (ref.argmax(-1) == got.argmax(-1)).float().mean().item()}
+
+        def decode(fmt: str) -> None:
             weights = sum(self.int4.weights_bytes(layer) for layer in model.layers)
+            head = self.int4.weights_bytes(model.output)
             gen = Generator(model, cache, "eager", "triton", cuda_graph=self.dev.type == "cuda")
             for ctx in contexts:
                 cache.length = ctx  # decoding time depends on the length, not on what the cache holds
                 gen.decode(first, 2)  # capture on the first context
-                cache.length = ctx
                 steps = 4 if self.args.tiny else 32
-                self.sync()
-                t = time.perf_counter()
-                gen.decode(first, steps)
-                self.sync()
-                ms = (time.perf_counter() - t) / steps * 1e3
-                self.result["model"].append({"format": fmt, "context": ctx, "ms_per_token": ms,
-                                             "layer_weights_bytes": weights})
-                self.log(f"model {fmt} @ {ctx}: {ms:.2f} ms/token (layer weights {weights / 1e9:.2f} GB)")
+                runs = []
+                for _ in range(2):
+                    cache.length = ctx
+                    self.sync()
+                    t = time.perf_counter()
+                    gen.decode(first, steps)
+                    self.sync()
+                    runs.append((time.perf_counter() - t) / steps * 1e3)
+                self.result["model"].append({"format": fmt, "context": ctx, "ms_per_token": min(runs),
+                                             "runs_ms_per_token": runs, "layer_weights_bytes": weights,
+                                             "head_bytes": head})
+                self.log(f"model {fmt} @ {ctx}: {min(runs):.2f} ms/token (runs {runs[0]:.2f}, {runs[1]:.2f}; "
+                         f"layer weights {weights / 1e9:.2f} GB, head {head / 1e9:.2f} GB)")
                 self.save()
             gen.release()
+
+        ref = log_probs() if self.args.head_prompts else None
+        decode("bf16")
+        t = time.perf_counter()
+        count = self.int4.quantize_linears_int4(model, 128)
+        self.sync()
+        self.result["notes"].append(f"quantised {count} matrices in {time.perf_counter() - t:.1f} s")
+        torch.cuda.empty_cache()
+        layers_only = None
+        # the variants without the int4 head first: the head is quantised once, in place
+        for fmt in sorted(self.args.model_variants.split(","), key=lambda v: "+head" in v):
+            if self.left() < 15:
+                self.result["notes"].append(f"model decode {fmt} skipped: time budget")
+                break
+            if "+head" in fmt and type(model.output) is torch.nn.Linear:
+                if ref is not None:
+                    layers_only = log_probs()
+                self.int4.quantize_linears_int4(model, 128, head=True)
+                torch.cuda.empty_cache()
+                if ref is not None:
+                    with_head = log_probs()
+                    row = {"prompts": len(prompts), "tokens": prompt_len, "positions": ref.shape[0]}
+                    for what, a, b in (("bf16 -> int4 layers", ref, layers_only),
+                                       ("bf16 -> int4 layers + int4 head", ref, with_head),
+                                       ("int4 layers -> int4 layers + int4 head", layers_only, with_head)):
+                        self.result["head_accuracy"].append({"compared": what, **row, **compare(a, b)})
+                        self.log(f"head accuracy {what}: {self.result['head_accuracy'][-1]}")
+                    del layers_only, with_head
+                    self.save()
+            fuse = "+swiglu" in fmt
+            for layer in model.layers:
+                layer.feed_forward.w2.fuse_swiglu = fuse
+            if fuse:  # one op-by-op decoding step after a short prompt, fused against unfused: the same logits
+                # with the same w2 tile (another tile sums in another order, and 28 random layers amplify that)
+                w2 = model.layers[0].feed_forward.w2
+                key = (1, w2.out_features, w2.qweight.shape[0] * 8)
+                swept = self.ti.TUNED_SWIGLU.pop(key, None)
+                check = StaticKVCache(cfg, 64, device=self.dev, dtype=torch.bfloat16)
+                tokens = torch.randint(cfg.vocab, (1, 17), device=self.dev, generator=g)
+                model.prefill(tokens[:, :16], 0, check, "eager")
+                pos = torch.full((1,), 16, dtype=torch.long, device=self.dev)
+                got = model.decode(tokens[:, 16:], pos, check, "triton").float()
+                for layer in model.layers:
+                    layer.feed_forward.w2.fuse_swiglu = False
+                want = model.decode(tokens[:, 16:], pos, check, "triton").float()
+                for layer in model.layers:
+                    layer.feed_forward.w2.fuse_swiglu = True
+                if swept is not None:
+                    self.ti.TUNED_SWIGLU[key] = swept
+                err = ((got - want).abs().max() / want.abs().max()).item()
+                self.result["checks"].append({"matrix": f"model decode step ({fmt} against unfused)", "rows": 1,
+                                              "max_err_rel": err, "ok": err < 1e-2, "config": "tuned"})
+                self.log(f"model decode step {fmt} against unfused: max error {err:.2e} of the largest logit")
+            decode(fmt)
         del model, cache
 
     def table(self) -> str:
@@ -520,10 +684,20 @@ class Bench:
                 lines.append(f"| {r['matrix']} | {r['rows']} | {r['bf16_ms']:.3f} | {r['int4_ms']:.3f} | "
                              f"{r['dequantize_ms']:.3f} | {r['int4_over_bf16']:.2f} |")
         if self.result["model"]:
-            lines += ["", "| whole model decode | context | ms/token | layer weights GB |", "|---|---:|---:|---:|"]
+            lines += ["", "| whole model decode | context | ms/token | bf16 / this | layer weights GB | head GB |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            bf16 = {r["context"]: r["ms_per_token"] for r in self.result["model"] if r["format"] == "bf16"}
             for r in self.result["model"]:
-                lines.append(f"| {r['format']} | {r['context']} | {r['ms_per_token']:.2f} | "
-                             f"{r['layer_weights_bytes'] / 1e9:.2f} |")
+                ratio = f"{bf16[r['context']] / r['ms_per_token']:.2f}" if r["context"] in bf16 else "-"
+                head = f"{r['head_bytes'] / 1e9:.2f}" if "head_bytes" in r else "-"
+                lines.append(f"| {r['format']} | {r['context']} | {r['ms_per_token']:.2f} | {ratio} | "
+                             f"{r['layer_weights_bytes'] / 1e9:.2f} | {head} |")
+        if self.result.get("head_accuracy"):
+            lines += ["", "| next-token distributions (random prompts) | positions | mean KL nats | max KL | "
+                      "same top token |", "|---|---:|---:|---:|---:|"]
+            for r in self.result["head_accuracy"]:
+                lines.append(f"| {r['compared']} | {r['positions']} | {r['mean_kl']:.4f} | {r['max_kl']:.4f} | "
+                             f"{r['top1_same']:.3f} |")
         return "\n".join(lines)
 
 
@@ -536,10 +710,16 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-s", type=float, default=60.0, help="stop the tile sweep after this")
     p.add_argument("--stream-mb", type=float, default=400.0, help="weight copies per timing: at least this many MB")
     p.add_argument("--sweep-rows", default="1,4,8", help="row counts the sweep times")
+    p.add_argument("--sweep-matrices", default="", help="only these matrices in the sweep (names, e.g. head,w2)")
+    p.add_argument("--model-variants", default=MODEL_VARIANTS,
+                   help="int4 variants the model section decodes after bf16 (+swiglu: w2 makes SwiGLU itself; "
+                        "+head: the output head in int4 too)")
+    p.add_argument("--head-prompts", type=int, default=4, help="random prompts of 256 tokens for the int4 head's KL")
     p.add_argument("--packed", default="4,5", help="two-codes-an-instruction variants the one-row sweep times "
                    "(and, for 6, the checks)")
     p.add_argument("--tiny", action="store_true", help="small shapes on the CPU: a smoke test of this script")
-    p.add_argument("--sections", default="checks,matrices,stack,model,sweep,prefill")
+    p.add_argument("--sections", default="checks,matrices,stack,model,sweep,prefill",
+                   help="in this order; also floor (loads only) and head (the output head at one row)")
     args = p.parse_args(argv)
     if not args.tiny and not torch.cuda.is_available():
         print("int4_bench needs a CUDA GPU", file=sys.stderr)

@@ -55,7 +55,9 @@ accurate (products rounded to 8 bits: 0.37 % of the largest output against 0.27 
 float32 tiles), so the sweep keeps only f16. Tile 6 (a thread's words of one column added in f16x2 before
 the scale: 8 % fewer instructions) measured 10 to 20 % slower on the large matrices (not profiled). Not yet
 tried: packed codes for 2 to 8 rows (a first try with a row axis spilled registers), tensor cores at one
-row, a persistent grid.
+row, a persistent grid. The output head in int4 (2026-12-04): 100 us against bf16's 286 at one row, 0.15 ms
+less a token. SwiGLU made while w2 loads its activations (SWIGLU): w2 17.8 -> 26.4 us at best, slower than
+the separate silu_mul kernel it saves (every column tile makes each activation again).
 """
 
 from __future__ import annotations
@@ -556,12 +558,14 @@ TUNED: dict[tuple[int, int, int], DecodeConfig] = {
     (1, 18944, 3584): _D(False, 64, 8, 2, fused_sum=True, packed=5),  # gate, up 19.0 us (27.2)
     (4, 18944, 3584): _D(True, 128, 1),  # 36.2 us
     (8, 18944, 3584): _D(True, 128, 1),  # 38.8 us
-    # the output head (vocabulary 152064 x 3584), int4 only with quantize_linears_int4(head=True): not swept yet,
-    # gate's tile (2376 column tiles already fill the GPU: 4 splits, not 14)
-    (1, 152064, 3584): _D(False, 64, 8, 2, fused_sum=True, packed=5),
+    # the output head (vocabulary 152064 x 3584), int4 only with quantize_linears_int4(head=True): 2376 column
+    # tiles fill the GPU already, so 2 splits of 14 blocks (2026-12-04 sweep: 100 us against bf16's 286, bound 68)
+    (1, 152064, 3584): _D(False, 64, 14, 2, fused_sum=True, packed=4),
 }
-# w2 taking w13's output [gate | up] (swiglu=True): each program makes silu(gate) * up for its own blocks, so a
-# wider column tile makes each activation fewer times; swept by int4_bench.py --sweep-matrices w2+swiglu
+# w2 taking w13's output [gate | up] (swiglu=True): each program makes silu(gate) * up for its own blocks (every
+# column tile again). Swept by int4_bench.py --sweep-matrices w2+swiglu (2026-12-04): 26.4 us at best (planes
+# tile; w2's own packed tile 27.4) against 17.8 for w2 alone, more than the silu_mul kernel it saves; so empty
+# here (w2's tile) and fuse_swiglu stays off by default
 TUNED_SWIGLU: dict[tuple[int, int, int], DecodeConfig] = {}
 
 

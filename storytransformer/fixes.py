@@ -10,6 +10,7 @@ import re
 
 from .findings import Fix, TextEdit
 from .injection import injection_reasons
+from .markers import article_for, lead_role, means_with_subject, trailing_ends
 from .story import Part, Position, Range, Story, sub_range
 
 NOTE_PREFIX = {"text": "# Note: ", "gherkin": "# Note: "}
@@ -205,12 +206,6 @@ def means_marker_for(family: str, old_marker: str) -> str:
     return f"{subject} {verb}"
 
 
-def article_for(noun: str) -> str:
-    """'a' or 'an' before ``noun`` (by its first sound, roughly: "an admin", "a user")."""
-    vowel = re.match(r"[aeiouAEIOU]", noun) and not re.match(r"(?i)u[bcfhjkqrstn][aeiou]|user|uni|one|eu", noun)
-    return "an" if vowel else "a"
-
-
 def role_marker_for(role: Part) -> str:
     return f"As {article_for(role.text)}"
 
@@ -228,6 +223,26 @@ def normalise_markers(story: Story, role_family: str, means_family: str) -> Fix 
     if not edits:
         return None
     return Fix("Rewrite into the backlog's template", tuple(edits))
+
+
+def ends_first(story: Story) -> bool:
+    """Written reason first: "In order to <ends>, as a <role>, I want <means>"."""
+    return story.ends is not None and story.role is not None and \
+        (story.ends.range.start.line, story.ends.range.start.character) < \
+        (story.role.range.start.line, story.role.range.start.character)
+
+
+def role_first(story: Story, role_family: str) -> Fix | None:
+    """'In order to X, as a R, I want M.' -> 'As a R, I want M, in order to X.': the same words, role first."""
+    if not single_line(story) or not ends_first(story) or story.means is None or story.trailing is not None:
+        return None
+    role_marker = story.role.marker
+    if role_family == "as a" and len(role_marker.split()) == 1:
+        role_marker = role_marker_for(story.role)
+    end = story.text.rstrip()[-1:] if story.text.rstrip()[-1:] in ".!" else ""
+    text = (f"{lead_role(role_marker, story.role.text)} {story.role.text}, {means_with_subject(story.means.marker)} "
+            f"{story.means.text}, {trailing_ends(story.ends.marker)} {story.ends.text}{end}")
+    return Fix.replace("Put the role first: " + text, story.range, text)
 
 
 def join_sentences(story: Story, gap_start: int, gap_end: int) -> Fix | None:

@@ -30,6 +30,16 @@ ENDS_MARKER = re.compile(
     r"(?:,\s*|\s+)(so\s+that|in\s+order\s+to|in\s+order\s+that|so\s+as\s+to|so(?=\s+(?:I|we|they|that|it|he|she|users?)\b))\b",
     re.IGNORECASE,
 )
+# The ends-first template: "In order to <ends>, as a <role>, I want <means>" and the writer's variant
+# "To <ends>, I, as a <role>, want <means>" (the subject before the role, the verb after it).
+ENDS_FIRST = re.compile(r"^\s*(in\s+order\s+to|in\s+order\s+that|so\s+that|to)\s+(?=\S)", re.IGNORECASE)
+ROLE_AFTER_ENDS = re.compile(r",\s*(?:(?P<subject>I|we)\s*,\s*)?(?P<marker>as\s+(?:an?|the)\s+)(?=\S)", re.IGNORECASE)
+MAX_ROLE_WORDS = 10  # "..., as a <role>, I want": a longer "role" is a clause that happens to say "as a"
+VERB_AFTER_ROLE = re.compile(
+    r"(?:,\s*|\s+)(?P<verb>want(?:\s+to)?|wish(?:\s+to)?|would\s+like(?:\s+to)?|need(?:\s+to)?|"
+    r"(?:should|would|must|will)\s+be\s+able\s+to|am\s+able\s+to|expect(?:\s+to)?|prefer(?:\s+to)?|require)\b",
+    re.IGNORECASE,
+)
 # A sentence ends at . ! ? followed by space and a capitalised word, unless the
 # word before the full stop is an abbreviation ("e.g.", "i.e.", "etc.", "U.S.").
 SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z][a-z])")
@@ -100,16 +110,61 @@ def first_sentence_end(text: str, start: int, end: int) -> int | None:
     return None
 
 
+def _part(loc: Locator, kind: str, s: int, e: int, ms: int, me: int) -> Part | None:
+    text = loc.text
+    s, e = _trimmed(text, s, e)
+    if e <= s:
+        return None
+    marker = " ".join(text[ms:me].split())
+    return Part(kind, text[s:e], loc.range(s, e), marker, loc.range(ms, me))
+
+
+def _trailing(loc: Locator, anchor: int) -> tuple[int, Part | None]:
+    """(where the story's first sentence ends, the sentences after it) from ``anchor`` on."""
+    text, n = loc.text, len(loc.text)
+    cut = first_sentence_end(text, anchor, n)
+    if cut is None:
+        return n, None
+    ts, te = _trimmed(text, cut, n)
+    return cut, (Part("trailing", text[ts:te], loc.range(ts, te), "", loc.range(ts, ts)) if te > ts else None)
+
+
+def parse_ends_first(loc: Locator) -> ParsedStory | None:
+    """The ends-first template ("In order to <ends>, as a <role>, I want <means>", "To <ends>, I, as a
+    <role>, want <means>"), or None when the story is not written so."""
+    text = loc.text
+    lead = ENDS_FIRST.match(text)
+    if lead is None:
+        return None
+    role_m = ROLE_AFTER_ENDS.search(text, lead.end())
+    sentence_end = first_sentence_end(text, lead.end(), len(text))
+    if role_m is None or (sentence_end is not None and role_m.start() >= sentence_end):
+        return None
+    verbs = VERB_AFTER_ROLE if role_m.group("subject") else MEANS_MARKER
+    means_m = verbs.search(text, role_m.end())
+    if means_m is None or (sentence_end is not None and means_m.start() >= sentence_end) or \
+            len(text[role_m.end():means_m.start()].split()) > MAX_ROLE_WORDS:
+        return None
+    body_end, trailing = _trailing(loc, means_m.end())
+    ends = _part(loc, "ends", lead.end(), role_m.start(), lead.start(1), lead.end(1))
+    role = _part(loc, "role", role_m.end("marker"), means_m.start(), role_m.start("marker"),
+                 role_m.end("marker") - (len(role_m.group("marker")) - len(role_m.group("marker").rstrip())))
+    verb_at = means_m.start("verb") if verbs is VERB_AFTER_ROLE else means_m.start()
+    means = _part(loc, "means", means_m.end(), body_end, verb_at, means_m.end())
+    if role is None or means is None or ends is None:
+        return None
+    return ParsedStory(role, means, ends, trailing)
+
+
 def parse_parts(loc: Locator) -> ParsedStory:
     text = loc.text
     n = len(text)
+    ends_first = parse_ends_first(loc)
+    if ends_first is not None:
+        return ends_first
 
     def part(kind, s, e, ms, me) -> Part | None:
-        s, e = _trimmed(text, s, e)
-        if e <= s:
-            return None
-        marker = " ".join(text[ms:me].split())
-        return Part(kind, text[s:e], loc.range(s, e), marker, loc.range(ms, me))
+        return _part(loc, kind, s, e, ms, me)
 
     role_m = ROLE_MARKER.match(text)
     search_from = role_m.end() if role_m else 0

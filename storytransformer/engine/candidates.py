@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..findings import Finding, TextEdit
+from ..markers import lead_role, means_with_subject, trailing_ends
 from ..story import Part, Position, Range, Story
 
 MAX_CANDIDATES = 24
@@ -33,27 +34,15 @@ def clean_part(text: str) -> str:
     return squash(text).strip(" ,;:.").strip()
 
 
-def role_marker(marker: str, role: str) -> str:
-    """'As a' / 'As an' agreeing with the role; other markers ('As the') kept."""
-    words = marker.split()
-    if len(words) == 2 and words[0].lower() == "as" and words[1].lower() in ("a", "an"):
-        vowel = re.match(r"[aeiou]", role, re.I) and not re.match(r"(?i)(u[bcfhjkqrstn][aeiou]|user|uni|one|eu)", role)
-        return f"As {'an' if vowel else 'a'}"
-    marker = squash(marker) or "As a"
-    return marker[:1].upper() + marker[1:]
-
-
 def compose(role: Part | None, role_text: str, means: Part, means_text: str, ends: Part | None, ends_text: str | None) -> str:
     """One story sentence from parts, each with the marker it was written with."""
-    r = f"{role_marker(role.marker if role else 'As a', role_text)} {role_text}, " if role_text else ""
-    m_marker = re.sub(r"^(i|we)\b", lambda m: m.group(1).capitalize() if m.group(1) == "we" else "I",
-                      squash(means.marker) or "I want to")
+    r = f"{lead_role(role.marker if role else 'As a', role_text)} {role_text}, " if role_text else ""
+    m_marker = means_with_subject(means.marker)
     if not r:
         m_marker = m_marker[:1].upper() + m_marker[1:]
     text = f"{r}{m_marker} {means_text}"
     if ends_text:
-        e_marker = squash(ends.marker) if ends and ends.marker else "so that"
-        text += f", {e_marker[:1].lower() + e_marker[1:]} {ends_text}"
+        text += f", {trailing_ends(ends.marker if ends else '')} {ends_text}"
     return text + "."
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ..findings import Finding, Fix, Severity, TextEdit
-from ..fixes import normalise_markers
+from ..fixes import ends_first, normalise_markers, role_first
 from ..story import sub_range
 from .context import means_family, role_family
 from .registry import Example, rule
@@ -32,6 +32,7 @@ _BACKLOG = ("As a member, I want to renew a loan, so that I avoid a fine.\n"
       examples=(Example(_BACKLOG + "As a member, I'd like to pay a fine online, so that I can borrow again.", flagged=True),
                 Example(_BACKLOG + "I want to pay a fine online, so that I can borrow again.", flagged=True),
                 Example(_BACKLOG + "Fines and payments", flagged=True),
+                Example(_BACKLOG + "In order to borrow again, as a member, I want to pay a fine online.", flagged=True),
                 Example(_BACKLOG + "As a member, I want to pay a fine online, so that I can borrow again.", flagged=False)))
 def template_deviation(story, ctx, workspace):
     t = ctx.template
@@ -39,6 +40,11 @@ def template_deviation(story, ctx, workspace):
         return
     if story.means is None or story.role is None:
         yield from _outside_template(story, t)
+        return
+    if ends_first(story) and t.role_share >= MIN_SHARE:
+        yield Finding.on(story, "ST501", CRITERION, Severity.INFO,
+                         f"Not uniform: the reason comes first ('{story.ends.marker} ...') where {t.role_share:.0%} of "
+                         f"the stories start '{t.role.capitalize()} ...'", fix=role_first(story, t.role))
         return
     problems = []
     role_dev = story.role is not None and t.role_share >= MIN_SHARE and t.role == "as a" \

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..fixes import article_for
+from ..markers import lead_role, means_with_subject, trailing_ends
 from ..story import Story
 from .needs import NeedCheck, Said, covers, keeps_every_need
 
@@ -100,35 +100,39 @@ class Merge:
 
 
 def ends_marker(story: Story) -> str:
-    """The marker ``story``'s ends was written with; "in order to" as "so that I can", which says the
-    same with template words only ("order" is in no source's role, means or ends)."""
-    marker = _clean(story.ends.marker)
-    return "so that I can" if re.fullmatch(r"(?i)in order to", marker) else marker
+    """The marker ``story``'s ends was written with, after the means (:func:`.markers.trailing_ends`);
+    "in order to" as "so that I can", which says the same with template words only ("order" is in no
+    source's role, means or ends)."""
+    marker = trailing_ends(_clean(story.ends.marker))
+    return "so that I can" if marker == "in order to" else marker
+
+
+def role_marker(story: Story, role: str) -> str:
+    """``story``'s role marker to start a merged story with (:func:`.markers.lead_role`)."""
+    return lead_role(_clean(story.role.marker) if story.role else "", role)
+
+
+def means_marker(story: Story) -> str:
+    """``story``'s means marker with its subject (:func:`.markers.means_with_subject`)."""
+    return means_with_subject(_clean(story.means.marker))
 
 
 def _compose(usable: list[Story], means: str) -> str:
     roles = _widest([_clean(s.role.text) for s in usable if s.role])
     first = usable[0]
-    marker = first.role.marker if first.role else "As a"
-    if roles:
-        article = marker.split()[1].lower() if len(marker.split()) > 1 else ""
-        if article in ("a", "an"):
-            marker = f"As {article_for(roles[0])}"
-        head = f"{marker} {join_words(roles, 'or')}, "
-    else:
-        head = ""
+    head = f"{role_marker(first, roles[0])} {join_words(roles, 'or')}, " if roles else ""
     # the marker the chosen means was written with ("I want" + "be able to ...", "I want to" + "renew ...")
     source = next((s for s in usable if _clean(s.means.text).lower() == means.lower()), first)
-    means_marker = _clean(source.means.marker) or "I want to"
+    marker = means_marker(source)
     if not head:
-        means_marker = means_marker[:1].upper() + means_marker[1:]
+        marker = marker[:1].upper() + marker[1:]
     with_ends = [s for s in usable if s.ends]
     tail = ""
     if with_ends:
         ends = _widest([_clean(s.ends.text) for s in with_ends])
         marker_of = next(s for s in with_ends if _clean(s.ends.text).lower() == ends[0].lower())
         tail = f", {ends_marker(marker_of)} {join_words(ends, 'and') if len(ends) < 3 else ' and '.join(ends)}"
-    return f"{head}{means_marker} {means}{tail}."
+    return f"{head}{marker} {means}{tail}."
 
 
 def _ids(stories: Sequence[Story]) -> str:
@@ -173,19 +177,16 @@ def _in_words_of(base: Story, usable: list[Story], join_ends: bool = False) -> M
     ends = widest_ends if join_ends or len(widest_ends) == 1 else ([_clean(ends_from[0].ends.text)] if ends_from else [])
     head = ""
     if role_from is not None:
-        marker = role_from.role.marker or "As a"
         role = _clean(role_from.role.text)
-        if len(marker.split()) > 1 and marker.split()[1].lower() in ("a", "an"):
-            marker = f"As {article_for(role)}"
-        head = f"{marker} {role}, "
-    means_marker = _clean(base.means.marker) or "I want to"
+        head = f"{role_marker(role_from, role)} {role}, "
+    marker = means_marker(base)
     if not head:
-        means_marker = means_marker[:1].upper() + means_marker[1:]
+        marker = marker[:1].upper() + marker[1:]
     tail = ""
     if ends:
         marker_of = next(s for s in ends_from if _clean(s.ends.text).lower() == ends[0].lower())
         tail = f", {ends_marker(marker_of)} {' and '.join(ends)}"
-    text = f"{head}{means_marker} {_clean(base.means.text)}{tail}."
+    text = f"{head}{marker} {_clean(base.means.text)}{tail}."
     check = keeps_every_need(text, usable, same_need=True)
     prov = [("role", role_from.id if role_from else ""), ("means", base.id),
             ("ends", _ids([s for s in ends_from if _clean(s.ends.text) in ends]))]

@@ -28,6 +28,34 @@ def test_marker_variants(line, role, means_marker, means, ends):
     assert (s.ends.text if s.ends else None) == ends
 
 
+@pytest.mark.parametrize("line, role, means_marker, means, ends_marker, ends", [
+    ("In order to find books, as a member, I want to search the catalogue.", "member", "I want to",
+     "search the catalogue", "In order to", "find books"),
+    ("To make the catalogue accurate, I, as an administrator, want to be able to add libraries.", "administrator",
+     "want to", "be able to add libraries", "To", "make the catalogue accurate"),
+    ("So that I can plan, as the organiser, I'd like to see the schedule.", "organiser", "I'd like to",
+     "see the schedule", "So that", "I can plan"),
+])
+def test_ends_first_template(line, role, means_marker, means, ends_marker, ends):
+    s = one(line)
+    assert (s.role.text, s.means.marker, s.means.text, s.ends.marker, s.ends.text) == \
+        (role, means_marker, means, ends_marker, ends)
+    for part in s.parts():
+        assert line[part.range.start.character:part.range.end.character] == part.text
+        assert line[part.marker_range.start.character:part.marker_range.end.character].lower() == part.marker.lower()
+
+
+@pytest.mark.parametrize("line", [
+    "To be sure, as soon as possible, I want an answer.",  # no article: "as soon as" is no role
+    "To do: as a user I want things.",  # no comma before the role
+    "In order to go live. As a user, I want a plan.",  # the role is in another sentence
+    "To ship, as a team of many people who all work on the release and more, I want a plan.",  # a clause, not a role
+])
+def test_not_ends_first(line):
+    s = one(line)
+    assert s.ends is None or s.role is None or s.ends.range.start.character > s.role.range.start.character
+
+
 def test_positions_are_exact_and_utf16_aware():
     line = "US-7: As a 👩‍💻 developer, I want to see “logs”, so that I debug."
     s = one(line)

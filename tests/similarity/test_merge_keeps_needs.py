@@ -124,3 +124,14 @@ def test_an_ends_written_in_order_to_is_merged_with_template_words_only():
     found = merge_proposals(src, same_need=True)
     assert found[0].kept and "so that I can begin exploring it" in found[0].text
     assert all(Validator().check([m.text], src, keep_needs=True, same_need=True).accepted for m in found)
+
+
+def test_an_ends_first_source_merges_role_first():
+    """'To <ends>, I, as a <role>, want <means>' and 'So that ..., as the ...' give a story that starts with
+    the role, has its subject, and says the reasons after the means in lower case."""
+    src = stories("To keep reading it for longer, I, as a member, want to renew a borrowed book online.",
+                  "So that I do not pay a late fee, as the member I need to renew a borrowed book online.")
+    merged = merge_cluster(src)
+    assert merged == ("As a member, I want to renew a borrowed book online, "
+                      "so that I can keep reading it for longer and I do not pay a late fee.")
+    assert Validator().check([merged], src, keep_needs=True).accepted

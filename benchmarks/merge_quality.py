@@ -3,7 +3,7 @@
 For every pair labelled duplicate or overlap in benchmarks/labels/pairs/pairs.csv (real stories from
 the backlogs, written paraphrases in b_text), takes the first merge proposal the product shows
 (storytransformer.similarity.merge.merge_proposals, the first that the grounding validator accepts:
-well-formed, atomic, minimal, no new finding, nothing invented, every need kept) and reports:
+well-formed, atomic, minimal unless a source is not, no new finding, nothing invented, every need kept) and reports:
 
 - coverage: the share of source requirements (each source's role, action, object and benefit) the
   first proposal keeps: present in its words, or set aside because the other source's part of the
@@ -154,7 +154,7 @@ def main() -> int:
              f"Pairs labelled duplicate or overlap in benchmarks/labels/pairs/pairs.csv; written by "
              f"benchmarks/merge_quality.py on {time.strftime('%Y-%m-%d')} ({seconds:.1f} s).", "",
              "The first proposal is the first merge that keeps every need and that the grounding validator accepts "
-             "(well-formed, atomic, minimal, no finding the sources lack, no word the sources lack). Requirements: each "
+             "(well-formed, atomic, minimal unless a source is not, no finding the sources lack, no word the sources lack). Requirements: each "
              "source's role, action (first content word of the means), object (the rest of the means) and benefit "
              "(ends). Coverage counts a requirement kept when its words are in the merge (*present*) or when the pair "
              "is a duplicate and the merge keeps the other source's part of that kind, listing this one as said by "

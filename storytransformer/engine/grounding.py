@@ -3,8 +3,10 @@
 A proposal is accepted only if
 
 (a) every line of it reads as a story with the core reader and the core rules find nothing
-    ill-formed, non-atomic or non-minimal in it (nor any targeted finding, nor a finding the
-    sources did not already have), and
+    ill-formed or non-atomic in it, nothing non-minimal that its sources do not already have (an
+    aside a source wrote, "such as ...", may stay: dropping it would drop what the story asked
+    for, and the proposal is no worse than its source), no targeted finding, and no finding the
+    sources did not already have, and
 (b) every content word of it (compared by Snowball stem) occurs in the role, means or ends of
     a source story. Template and function words are allowed, and so are the configured
     ``engine.allowed_words``. Text after a source story (``trailing``: notes, extra sentences,
@@ -36,7 +38,7 @@ from ..story import Story
 from ..words import FUNCTION_WORDS, WORD, content_words, source_text, stem  # noqa: F401 (re-exported)
 from .contract import Grounding
 
-STRUCTURAL_CRITERIA = ("ST1", "ST2", "ST3")  # well-formed, atomic, minimal
+REFUSED_CRITERIA = frozenset({"well-formed", "atomic"})  # never in a proposal, even when a source has it
 
 
 def source_vocabulary(sources: Iterable[Story]) -> set[str]:
@@ -94,15 +96,16 @@ class Validator:
             if s.role is None or s.means is None:
                 reasons.append(f"not a well-formed story (no {'role' if s.role is None else 'means'}): {s.text!r}")
         codes = sorted({f.code for f in findings})
-        structural = [f for f in findings if f.code.startswith(STRUCTURAL_CRITERIA)]
-        for f in structural:
-            reasons.append(f"{f.code} ({f.criterion}): {f.message}")
+        if source_codes is None:
+            source_codes = self.source_codes(sources)
+        for f in findings:  # ill-formed or non-atomic always; non-minimal unless a source is so already
+            if f.criterion in REFUSED_CRITERIA or (f.criterion == "minimal" and f.code not in source_codes):
+                reasons.append(f"{f.code} ({f.criterion}): {f.message}")
+        refused = {f.code for f in findings if f.criterion in REFUSED_CRITERIA or f.criterion == "minimal"}
         still = sorted(set(targeted) & set(codes))
         if still:
             reasons.append(f"still has the finding(s) it should remove: {', '.join(still)}")
-        if source_codes is None:
-            source_codes = self.source_codes(sources)
-        new = sorted(c for c in set(codes) - source_codes - set(still) if not c.startswith(STRUCTURAL_CRITERIA))
+        new = sorted(set(codes) - source_codes - set(still) - refused)
         if new:
             reasons.append(f"introduces finding(s) the sources do not have: {', '.join(new)}")
         invented = self.invented_words(lines, sources)

@@ -99,3 +99,35 @@ def test_configured_allowed_words_may_be_added():
 def test_content_words_skip_template_and_function_words():
     assert set(content_words("As a user, I want to be able to log in, so that I can see my orders")) == {
         "user", "log", "see", "order"}
+
+
+ASIDE = "As a visitor, I want to filter events by fields such as date and place, so that I find concerts."
+
+
+def test_an_aside_a_source_has_may_stay_in_the_merge(validator):
+    """Dropping the source's 'such as ...' would drop what it asked for; keeping it is no worse than the source."""
+    g = validator.check(["As a visitor, I want to filter events by fields such as date and place, so that I find "
+                         "concerts."], stories(ASIDE, "As a visitor, I want to filter events, so that I find concerts."))
+    assert g.accepted, g.reasons
+    assert "ST304" in g.findings
+
+
+def test_an_aside_no_source_has_is_refused(validator):
+    g = validator.check(["As a visitor, I want to search events such as concerts, so that I find concerts."],
+                        stories(SEARCH))
+    assert not g.accepted
+    assert any(r.startswith("ST304 (minimal)") for r in g.reasons)
+
+
+def test_a_source_that_is_not_atomic_does_not_let_the_merge_be(validator):
+    both = "As a visitor, I want to search and filter events, so that I find concerts."
+    g = validator.check([both], stories(both, SEARCH))
+    assert not g.accepted and "ST201" in g.findings
+
+
+def test_a_later_criterion_is_not_taken_for_well_formed(validator):
+    """ST1101 (independent) starts like ST1xx (well-formed): a source's reference to another story may stay."""
+    src = "As an administrator, I want to publish the aforementioned works in a branded space."
+    g = validator.check([src], stories(src))
+    assert "ST1101" in g.findings
+    assert g.accepted, g.reasons

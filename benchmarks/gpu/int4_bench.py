@@ -15,7 +15,18 @@ table and writes int4_bench.json (after every section, so a run cut short keeps 
     python3 benchmarks/gpu/int4_bench.py --out DIR [--sweep] [--budget-s 150]
     python3 benchmarks/gpu/int4_bench.py --out DIR --sweep --sweep-rows 1 --sweep-matrices head,w2+swiglu \
         --sections checks,sweep,head,model   # the int4 head and the fused SwiGLU (docs/benchmarks/gpu_int4.md)
+    python3 benchmarks/gpu/int4_bench.py --out DIR --sections checks,breakdown,model \
+        --bf16-variants bf16,bf16+torch_merge --model-variants int4+head,int4+head+torch_merge
+                                             # where a decoding step's time goes, kernel by kernel
     TRITON_INTERPRET=1 python3 benchmarks/gpu/int4_bench.py --tiny --out DIR   # CPU smoke test of the code
+
+``breakdown``: each decoding format of the model section is also profiled (torch.profiler over a few replays
+of its captured CUDA graph): every kernel's time per token, grouped into stages (int4 products, attention
+slices and their merge, norms, rotary + cache write, SwiGLU, the rest), beside the timed ms/token; the gap
+between the two is what the GPU spends between kernels. A variant ending in ``+torch_merge`` decodes with
+the attention slices merged by the earlier nine torch kernels instead of the one Triton kernel; one with
+``+capacity_splits`` cuts the cache capacity into the attention slices (the earlier plan) instead of the
+valid length. Both together are the decoding step as it was before 2026-12-05.
 """
 
 from __future__ import annotations
@@ -42,6 +53,50 @@ SEPARATE = [("q", 3584, 3584, True), ("k", 512, 3584, True), ("v", 512, 3584, Tr
 ROWS = (1, 4, 8)
 HEAD = ("head", 152064, 3584, False)  # the output head (vocabulary x hidden), int4 only with head=True
 MODEL_VARIANTS = "int4,int4+swiglu,int4+head,int4+head+swiglu"
+# kernel name fragments -> the stage of a decoding step they belong to (first match wins)
+STAGES = (("int4 products", ("_decode_kernel", "_sum_splits_kernel")),
+          ("attention slices", ("_split_kernel",)),
+          ("attention merge", ("_merge_kernel",)),
+          ("rms norm (+ residual add)", ("_rms_norm_kernel",)),
+          ("qkv rotary + cache write", ("_qkv_rotary_kernel",)),
+          ("silu_mul", ("_silu_mul_kernel",)),
+          ("bf16 products (cuBLAS)", ("gemv", "gemm", "cutlass", "nvjet", "sm90_", "splitKreduce")),
+          ("torch elementwise / reductions", ("elementwise", "reduce_kernel", "index", "Reduce", "copy")))
+
+
+def stage_of(name: str) -> str:
+    for stage, parts in STAGES:
+        if any(p in name for p in parts):
+            return stage
+    return "other"
+
+
+def summarize_kernels(events: list[tuple[str, float]], reps: int, step_ms: float | None) -> dict:
+    """(kernel name, microseconds) of ``reps`` decoding steps -> per step: every kernel name's count and time,
+    the stages' totals and their share of the timed step (``step_ms``; of the kernels' busy time without it)."""
+    per: dict[str, list[float]] = {}
+    for name, us in events:
+        row = per.setdefault(name, [0, 0.0])
+        row[0] += 1
+        row[1] += us
+    busy = sum(us for _, us in events) / reps
+    whole = step_ms * 1e3 if step_ms else busy
+    kernels = sorted(({"name": n[:120], "stage": stage_of(n), "per_step": c / reps, "us_per_step": t / reps,
+                       "share": t / reps / whole} for n, (c, t) in per.items()), key=lambda r: -r["us_per_step"])
+    stages: dict[str, dict] = {}
+    for k in kernels:
+        row = stages.setdefault(k["stage"], {"stage": k["stage"], "kernels_per_step": 0.0, "us_per_step": 0.0})
+        row["kernels_per_step"] += k["per_step"]
+        row["us_per_step"] += k["us_per_step"]
+    for row in stages.values():
+        row["share"] = row["us_per_step"] / whole
+    out = {"reps": reps, "kernels_per_step": len(events) / reps, "busy_us_per_step": busy,
+           "stages": sorted(stages.values(), key=lambda r: -r["us_per_step"]), "kernels": kernels}
+    if step_ms:
+        out["step_us"] = step_ms * 1e3
+        out["between_kernels_us_per_step"] = step_ms * 1e3 - busy
+        out["between_kernels_share"] = 1 - busy / (step_ms * 1e3)
+    return out
 # --tiny: the same code on small shapes on the CPU (Triton's interpreter), to check the script itself
 TINY_FUSED = [("wqkv", 160, 256, True), ("wo", 128, 128, False), ("w13", 256, 128, False), ("w2", 128, 256, False)]
 TINY_HEAD = ("head", 256, 128, False)
@@ -73,7 +128,7 @@ class Bench:
         command = " ".join("OUT" if a == args.out else a for a in sys.argv)  # no machine path in the results
         self.result = {"device": device, "torch": torch.__version__, "triton": __import__("triton").__version__,
                        "command": command,
-                       "checks": [], "sweep": [], "matrices": [], "stack": [], "prefill": [], "model": [],
+                       "checks": [], "sweep": [], "matrices": [], "stack": [], "prefill": [], "model": [], "breakdown": [],
                        "head_accuracy": [], "notes": []}
         try:
             import bitsandbytes as bnb
@@ -83,6 +138,7 @@ class Bench:
             self.bnb = None
             self.result["notes"].append(f"bitsandbytes unavailable: {exc}")
         self.best: dict[tuple[int, int, int], object] = {}
+        self.want_breakdown = False
 
     def left(self) -> float:
         return self.args.budget_s - (time.perf_counter() - self.t0)
@@ -542,6 +598,73 @@ class Bench:
             del w, r
         self.save()
 
+    def breakdown(self) -> None:
+        """Profile every decoding format of the model section kernel by kernel (run before ``model``, or on
+        its own: then the model section runs here with bf16 and int4 layers + int4 head)."""
+        self.want_breakdown = True
+        from importlib import import_module
+
+        td = import_module(self.int4.__package__ + ".triton_decode")
+        g = torch.Generator(device=self.dev).manual_seed(7)
+        for splits in (13, 103):  # the one-kernel merge of the attention slices against the torch ops
+            o = torch.randn(1, 28, splits, 128, device=self.dev, generator=g)
+            m = torch.randn(1, 28, splits, device=self.dev, generator=g) * 3
+            m[..., splits // 2:] = float("-inf")
+            o[..., splits // 2:, :] = 0
+            lse = torch.rand(1, 28, splits, device=self.dev, generator=g) + 0.5
+            got = td.merge_splits(o, m, lse, torch.float32)
+            want = td.merge_splits_torch(o, m, lse, torch.float32)
+            err = ((got - want).abs().max() / want.abs().max()).item()
+            self.result["checks"].append({"matrix": f"attention merge, {splits} slices (one kernel against torch)",
+                                          "rows": 1, "max_err_rel": err, "ok": err < 1e-5, "config": "-"})
+            self.log(f"attention merge of {splits} slices: max error {err:.2e} of the largest output")
+        if "model" not in self.args.sections.split(","):
+            self.model()
+
+    def profile_decode(self, gen, ctx: int, fmt: str, step_ms: float, reps: int = 5) -> None:
+        """torch.profiler over ``reps`` replays of the captured step at context ``ctx`` (op by op when the
+        profiler sees no kernel of the graph) -> a ``breakdown`` row."""
+        from torch.profiler import ProfilerActivity, profile
+
+        def run_graph():
+            gen._graph.replay()
+
+        def run_eager():
+            gen._step()
+
+        sources = [("graph replay", run_graph)] if gen._graph is not None else []
+        sources.append(("op by op (kernels of one eager step)", run_eager))
+        for source, run in sources:
+            gen._pos.fill_(ctx)
+            run()
+            self.sync()
+            gen._pos.fill_(ctx)
+            acts = [ProfilerActivity.CUDA] if self.dev.type == "cuda" else [ProfilerActivity.CPU]
+            with profile(activities=acts) as prof:
+                for _ in range(reps):
+                    run()
+                self.sync()
+            path = self.out / "profile_trace.tmp.json"
+            prof.export_chrome_trace(str(path))
+            trace = json.loads(path.read_text())
+            path.unlink()
+            cats = ("kernel", "gpu_memset", "gpu_memcpy") if self.dev.type == "cuda" else ("cpu_op",)
+            events = [(e["name"], float(e.get("dur", 0.0))) for e in trace.get("traceEvents", [])
+                      if e.get("ph") == "X" and e.get("cat") in cats]
+            if self.dev.type != "cuda":  # the CPU smoke test: top-level aten ops only
+                events = [(n, d) for n, d in events if n.startswith("aten::")][:2000]
+            if events:
+                row = {"format": fmt, "context": ctx, "source": source,
+                       **summarize_kernels(events, reps, step_ms if source == "graph replay" else None)}
+                self.result["breakdown"].append(row)
+                top = ", ".join(f"{r['stage']} {r['us_per_step']:.0f} us ({r['kernels_per_step']:.0f})"
+                                for r in row["stages"][:6])
+                self.log(f"breakdown {fmt} @ {ctx} ({source}): {row['kernels_per_step']:.0f} kernels, busy "
+                         f"{row['busy_us_per_step']:.0f} us of {step_ms * 1e3:.0f}; {top}")
+                self.save()
+                return
+        self.result["notes"].append(f"breakdown {fmt} @ {ctx}: the profiler recorded no kernels")
+
     def model(self) -> None:
         """The whole fastgen model (7.6B shape, random weights): graph decoding at 4k and 32k, bf16, then int4
         (the decoder layers' matrices), then the int4 variants of --model-variants in the same process: w2
@@ -580,7 +703,17 @@ class Bench:
             return {"mean_kl": kl.mean().item(), "max_kl": kl.max().item(),
                     "top1_same": (ref.argmax(-1) == got.argmax(-1)).float().mean().item()}
 
+        td = import_module(pkg + ".triton_decode")
+
         def decode(fmt: str) -> None:
+            td.MERGE = "torch" if "+torch_merge" in fmt else "triton"
+            td.SPREAD = "+capacity_splits" not in fmt
+            try:
+                decode_with(fmt)
+            finally:
+                td.MERGE, td.SPREAD = "triton", True
+
+        def decode_with(fmt: str) -> None:
             weights = sum(self.int4.weights_bytes(layer) for layer in model.layers)
             head = self.int4.weights_bytes(model.output)
             gen = Generator(model, cache, "eager", "triton", cuda_graph=self.dev.type == "cuda")
@@ -602,10 +735,16 @@ class Bench:
                 self.log(f"model {fmt} @ {ctx}: {min(runs):.2f} ms/token (runs {runs[0]:.2f}, {runs[1]:.2f}; "
                          f"layer weights {weights / 1e9:.2f} GB, head {head / 1e9:.2f} GB)")
                 self.save()
+                if self.want_breakdown:
+                    try:
+                        self.profile_decode(gen, ctx, fmt, min(runs))
+                    except Exception as exc:  # noqa: BLE001 - the timings above stand without it
+                        self.result["notes"].append(f"breakdown {fmt} @ {ctx} failed: {type(exc).__name__}: {exc}")
             gen.release()
 
         ref = log_probs() if self.args.head_prompts else None
-        decode("bf16")
+        for fmt in self.args.bf16_variants.split(","):
+            decode(fmt)
         t = time.perf_counter()
         count = self.int4.quantize_linears_int4(model, 128)
         self.sync()
@@ -692,6 +831,16 @@ class Bench:
                 head = f"{r['head_bytes'] / 1e9:.2f}" if "head_bytes" in r else "-"
                 lines.append(f"| {r['format']} | {r['context']} | {r['ms_per_token']:.2f} | {ratio} | "
                              f"{r['layer_weights_bytes'] / 1e9:.2f} | {head} |")
+        if self.result.get("breakdown"):
+            lines += ["", "| decode step breakdown | context | source | stage | kernels | us/token | share |",
+                      "|---|---:|---|---|---:|---:|---:|"]
+            for r in self.result["breakdown"]:
+                for st in r["stages"]:
+                    lines.append(f"| {r['format']} | {r['context']} | {r['source']} | {st['stage']} | "
+                                 f"{st['kernels_per_step']:.0f} | {st['us_per_step']:.1f} | {st['share']:.1%} |")
+                if "between_kernels_us_per_step" in r:
+                    lines.append(f"| {r['format']} | {r['context']} | {r['source']} | between kernels | - | "
+                                 f"{r['between_kernels_us_per_step']:.1f} | {r['between_kernels_share']:.1%} |")
         if self.result.get("head_accuracy"):
             lines += ["", "| next-token distributions (random prompts) | positions | mean KL nats | max KL | "
                       "same top token |", "|---|---:|---:|---:|---:|"]
@@ -714,12 +863,15 @@ def main(argv=None) -> int:
     p.add_argument("--model-variants", default=MODEL_VARIANTS,
                    help="int4 variants the model section decodes after bf16 (+swiglu: w2 makes SwiGLU itself; "
                         "+head: the output head in int4 too)")
+    p.add_argument("--bf16-variants", default="bf16",
+                   help="bf16 decodings before the int4 ones (bf16+torch_merge: the attention merge in torch ops)")
     p.add_argument("--head-prompts", type=int, default=4, help="random prompts of 256 tokens for the int4 head's KL")
     p.add_argument("--packed", default="4,5", help="two-codes-an-instruction variants the one-row sweep times "
                    "(and, for 6, the checks)")
     p.add_argument("--tiny", action="store_true", help="small shapes on the CPU: a smoke test of this script")
     p.add_argument("--sections", default="checks,matrices,stack,model,sweep,prefill",
-                   help="in this order; also floor (loads only) and head (the output head at one row)")
+                   help="in this order; also floor (loads only), head (the output head at one row) and breakdown "
+                        "(each model decoding profiled kernel by kernel; before model)")
     args = p.parse_args(argv)
     if not args.tiny and not torch.cuda.is_available():
         print("int4_bench needs a CUDA GPU", file=sys.stderr)

@@ -205,3 +205,54 @@ def test_layer_major_prefill_after_a_resident_prefix_and_in_a_batch(model, promp
         tokens[layered] = (first.tolist(), rest.tolist(), cache.k.clone())
     assert tokens[True][:2] == tokens[False][:2]
     assert torch.allclose(tokens[True][2], tokens[False][2], atol=1e-5)  # the same keys end up in the cache
+
+
+MERGE_CHECK = textwrap.dedent("""
+    import torch
+    from storytransformer.engine.fastgen import triton_decode as td
+
+    g = torch.Generator().manual_seed(0)
+    for B, Hq, splits, D in ((1, 4, 5, 32), (2, 6, 17, 64), (1, 28, 103, 128)):
+        o = torch.randn(B, Hq, splits, D, generator=g)
+        m = torch.randn(B, Hq, splits, generator=g) * 3
+        lse = torch.rand(B, Hq, splits, generator=g) + 0.5
+        m[..., splits // 2:] = float("-inf")  # empty slices past the length: no weight, zero partials
+        o[..., splits // 2:, :] = 0.0
+        lse[..., splits // 2:] = 0.0
+        for dtype in (torch.float32, torch.bfloat16):
+            got = td.merge_splits(o, m, lse, dtype).float()
+            want = td.merge_splits_torch(o, m, lse, dtype).float()
+            tol = 1e-5 if dtype == torch.float32 else 1e-2
+            assert torch.allclose(got, want, atol=tol, rtol=tol), (B, Hq, splits, D, (got - want).abs().max())
+    # flash_decode with either merge, a cache longer than its valid length (empty slices)
+    q = torch.randn(1, 8, 1, 32, generator=g)
+    k = torch.randn(1, 2, 300, 32, generator=g)
+    v = torch.randn(1, 2, 300, 32, generator=g)
+    length = torch.tensor([77])
+    outs = {}
+    for merge in ("torch", "triton"):
+        td.MERGE = merge
+        outs[merge] = td.flash_decode(q, k, v, length, block_n=16)
+    td.SPREAD = False  # slices of the capacity: the same attention
+    outs["capacity slices"] = td.flash_decode(q, k, v, length, block_n=16)
+    td.SPREAD = True
+    assert torch.allclose(outs["capacity slices"], outs["triton"], atol=1e-5)
+    for n in (1, 2, 16, 17, 299, 300):  # the valid length spread over the slices, from one position to all
+        got = td.flash_decode(q, k, v, torch.tensor([n]), block_n=16)
+        want = torch.softmax((q @ k[:, :, :n].repeat_interleave(4, 1).transpose(-1, -2)) / 32 ** 0.5, -1) \
+            @ v[:, :, :n].repeat_interleave(4, 1)
+        assert torch.allclose(got, want, atol=1e-4), (n, (got - want).abs().max())
+    ref = torch.softmax((q @ k[:, :, :77].repeat_interleave(4, 1).transpose(-1, -2)) / 32 ** 0.5, -1) \\
+        @ v[:, :, :77].repeat_interleave(4, 1)
+    assert torch.allclose(outs["triton"], outs["torch"], atol=1e-5), (outs["triton"] - outs["torch"]).abs().max()
+    assert torch.allclose(outs["triton"], ref, atol=1e-4), (outs["triton"] - ref).abs().max()
+    print("ok")
+""")
+
+
+def test_the_one_kernel_merge_of_decode_slices_matches_the_torch_merge_in_the_interpreter():
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", MERGE_CHECK], capture_output=True, text=True, env=env, cwd=ROOT,
+                       timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]

@@ -4,8 +4,14 @@ Decoding is bandwidth-bound: each step must read the filled part of the cache on
 kernel in attention.py reads the whole capacity and lets a mask discard the tail; this one reads
 only positions below the valid length, which it loads from a device tensor, so the launch grid
 stays fixed and the step can be replayed from a CUDA graph. The cache capacity is cut into
-``splits`` slices; each program streams its slice for the G query heads of one key/value head
-with an online softmax, and a few torch ops merge the slices by their log-sum-exp.
+``splits`` slices (by default the valid length is spread over all of them, each slice at most the
+capacity's share: at 4k in a 32k cache the 4k positions keep every program busy instead of an eighth of
+them); each program streams its slice for the G query heads of one key/value head
+with an online softmax, and one more Triton kernel (``_merge_kernel``) merges the slices by their
+log-sum-exp. The merge was nine torch kernels (max, subtract, exp, two products, two sums, divide,
+cast) per layer and step: about 20 us of a graph-replayed decoding step per layer at 4k context, more
+than the attention itself (docs/benchmarks/gpu_int4.md, 2026-12-05). ``MERGE = "torch"`` keeps the
+torch merge (the reference, and the benchmark's before figure).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import triton
 import triton.language as tl
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
+MERGE = "triton"  # how flash_decode merges its slices: "triton" (one kernel) or "torch" (the reference ops)
+SPREAD = True  # slices of the valid length (False: of the capacity, the slices past the length idle)
 
 
 @triton.jit
@@ -56,7 +64,7 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
                   stride_sb, stride_sh,
                   stride_ob, stride_oh, stride_os,
                   stride_mb, stride_mh,
-                  sm_scale, split_len, n_kv_heads,
+                  sm_scale, split_len, n_splits, n_kv_heads, SPREAD: tl.constexpr,
                   DYNAMIC_LOOP: tl.constexpr, N_BLOCKS: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr,
                   D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr):
     bh = tl.program_id(0)
@@ -64,6 +72,8 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
     b = bh // n_kv_heads
     kvh = bh % n_kv_heads
     length = tl.load(LEN).to(tl.int32)
+    if SPREAD:  # the valid length over all slices (multiples of 16 positions), however short it is
+        split_len = tl.minimum(split_len, tl.cdiv(tl.cdiv(length, n_splits), 16) * 16)
     lo = split * split_len
     hi = tl.minimum(lo + split_len, length)
 
@@ -94,6 +104,49 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
     ml = b * stride_mb + heads * stride_mh + split
     tl.store(M + ml, m_i, mask=g_ok)
     tl.store(L + ml, l_i, mask=g_ok)
+
+
+@triton.jit
+def _merge_kernel(O, M, L, OUT, stride_ob, stride_oh, stride_os, stride_mb, stride_mh, stride_outb, stride_outh,
+                  n_heads, SPLITS: tl.constexpr, S_PAD: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Program (batch x query head, block of head dims): OUT = sum_s w_s O_s / sum_s w_s L_s with
+    w_s = exp(M_s - max M) (float32, as the torch reference); empty slices (M = -inf) weigh nothing."""
+    bh = tl.program_id(0)
+    b = bh // n_heads
+    h = bh % n_heads
+    offs_s = tl.arange(0, S_PAD)
+    s_ok = offs_s < SPLITS
+    offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    ml = b * stride_mb + h * stride_mh + offs_s
+    m = tl.load(M + ml, mask=s_ok, other=float("-inf"))
+    lse = tl.load(L + ml, mask=s_ok, other=0.0)
+    w = tl.exp(m - tl.max(m, 0))
+    w = tl.where(s_ok, w, 0.0)
+    o = tl.load(O + b * stride_ob + h * stride_oh + offs_s[:, None] * stride_os + offs_d[None, :],
+                mask=s_ok[:, None], other=0.0)
+    out = tl.sum(o * w[:, None], 0) / tl.sum(lse * w, 0)
+    tl.store(OUT + b * stride_outb + h * stride_outh + offs_d, out.to(OUT.dtype.element_ty))
+
+
+def merge_splits(o: torch.Tensor, m: torch.Tensor, lse: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """o [B, Hq, splits, D], m and lse [B, Hq, splits] (float32) -> [B, Hq, D] in ``dtype``: one launch."""
+    B, Hq, splits, D = o.shape
+    if o.stride(-1) != 1 or m.stride(-1) != 1 or lse.stride() != m.stride():
+        raise ValueError("merge_splits needs the slices' values contiguous along D and m, lse laid out alike")
+    s_pad = triton.next_power_of_2(splits)
+    block_d = max(1, min(D, 4096 // s_pad))  # at most 4096 float32 values a program
+    out = torch.empty(B, Hq, D, device=o.device, dtype=dtype)
+    _merge_kernel[(B * Hq, triton.cdiv(D, block_d))](
+        o, m, lse, out, o.stride(0), o.stride(1), o.stride(2), m.stride(0), m.stride(1), out.stride(0),
+        out.stride(1), Hq, SPLITS=splits, S_PAD=s_pad, BLOCK_D=block_d)
+    return out
+
+
+def merge_splits_torch(o: torch.Tensor, m: torch.Tensor, lse: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The reference merge in torch ops: weights exp(m_s - max m); empty slices have m = -inf."""
+    w = torch.exp(m - m.amax(dim=-1, keepdim=True))  # [B, Hq, splits]
+    out = (o * w[..., None]).sum(dim=2) / (lse * w).sum(dim=-1)[..., None]  # [B, Hq, D]
+    return out.to(dtype)
 
 
 def plan_splits(capacity: int, programs_per_split: int, block_n: int = 64, target_programs: int = 512) -> tuple[int, int]:
@@ -132,10 +185,8 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
         ks.stride(0) if fp8 else 0, ks.stride(1) if fp8 else 0,
         o.stride(0), o.stride(1), o.stride(2),
         m.stride(0), m.stride(1),
-        1.0 / math.sqrt(D), split_len, Hkv,
+        1.0 / math.sqrt(D), split_len, splits, Hkv, SPREAD=SPREAD,
         DYNAMIC_LOOP=not INTERPRETED, N_BLOCKS=split_len // block_n if INTERPRETED else 0, G=G,
         G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n, FP8=fp8)
-    # Merge the slices: weights exp(m_s - max m); empty slices have m = -inf and weigh nothing.
-    w = torch.exp(m - m.amax(dim=-1, keepdim=True))  # [B, Hq, splits]
-    out = (o * w[..., None]).sum(dim=2) / (lse * w).sum(dim=-1)[..., None]  # [B, Hq, D]
-    return out.to(q.dtype).reshape(B, Hq, 1, D)
+    merge = merge_splits_torch if MERGE == "torch" else merge_splits
+    return merge(o, m, lse, q.dtype).reshape(B, Hq, 1, D)

@@ -26,7 +26,7 @@ slices and their merge, norms, rotary + cache write, SwiGLU, the rest), beside t
 between the two is what the GPU spends between kernels. A variant ending in ``+torch_merge`` decodes with
 the attention slices merged by the earlier nine torch kernels instead of the one Triton kernel; one with
 ``+capacity_splits`` cuts the cache capacity into the attention slices (the earlier plan) instead of the
-valid length. Both together are the decoding step as it was before 2026-12-05.
+valid length. Both together are the decoding step as it was until 2026-12-04.
 """
 
 from __future__ import annotations

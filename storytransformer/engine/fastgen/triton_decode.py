@@ -10,7 +10,7 @@ them); each program streams its slice for the G query heads of one key/value hea
 with an online softmax, and one more Triton kernel (``_merge_kernel``) merges the slices by their
 log-sum-exp. The merge was nine torch kernels (max, subtract, exp, two products, two sums, divide,
 cast) per layer and step: about 20 us of a graph-replayed decoding step per layer at 4k context, more
-than the attention itself (docs/benchmarks/gpu_int4.md, 2026-12-05). ``MERGE = "torch"`` keeps the
+than the attention itself (docs/benchmarks/gpu_int4.md, 2026-12-04). ``MERGE = "torch"`` keeps the
 torch merge (the reference, and the benchmark's before figure).
 """
 

@@ -67,6 +67,26 @@ def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES, same
     return _dedupe(found + _recombinations(stories))[: max(1, limit)]
 
 
+def split_merges(merges: Sequence[tuple[Candidate, Story, Sequence[Finding]]]) -> list[Candidate]:
+    """Each merged story whose means joins several actions (the candidate, the story it reads as and its
+    findings), as one story per action: the core's atomic fix first, then the conjuncts. Where the
+    sources themselves bundle the actions ("view and update the inventory", twice), no single merged
+    story is atomic; the proposer then offers the merge split (the validator still checks each line,
+    and that together they keep every need). A split that leaves an action without its object
+    ("view", "update the inventory") is not offered."""
+    from ..formats import read_source
+
+    out: list[Candidate] = []
+    for merge, story, findings in merges:
+        for split in split_candidates(story, findings):
+            parts = read_source("split.txt", "\n".join(split.stories) + "\n").stories
+            if len(parts) < 2 or any(p.means is None or len(p.means.text.split()) < 2 for p in parts):
+                continue
+            out.append(Candidate(split.stories, {f"{i + 1}.{part}": ids for i in range(len(split.stories))
+                                                 for part, ids in merge.provenance.items()}, merge.origin))
+    return out
+
+
 def _recombinations(stories: Sequence[Story]) -> list[Candidate]:
     """Each distinct means of the sources with every role and every distinct ends joined."""
     from ..similarity.merge import _widest, join_words

@@ -143,6 +143,28 @@ class Proposer:
         _, found = self.validator.findings_of([story.text.replace("\n", " ")])
         return [replace(f, story_id=story.id) for f in found]
 
+    def _split_merges(self, rejected: list[Proposal], sources: list[Story], source_codes: set[str], same_need: bool,
+                      token, deadline) -> list[Proposal]:
+        """Every merge was refused and some for joining several actions that every source joins too:
+        those merges split into one story per action, checked like any merge. Only where the sources
+        share one role or one means: a line per action must not give one role an action only another
+        role asked for ("As a user or admin, I want to log out" where only the admin asked)."""
+        if not _bundle_shared(sources, self.validator):
+            return []
+        bundled = []
+        for p in rejected:
+            if len(p.stories) == 1 and any(code.startswith("ST2") for code in p.grounding.findings):
+                read, findings = self.validator.findings_of(p.stories)
+                if len(read) == 1:
+                    bundled.append((cands.Candidate(p.stories, dict(p.provenance), p.origin), read[0], findings))
+        out: list[Proposal] = []
+        for c in cands.split_merges(bundled):
+            checkpoint(token, deadline)
+            g = self.validator.check(c.stories, sources, source_codes=source_codes, keep_needs=True,
+                                     same_need=same_need)
+            out.append(Proposal("merge", c.stories, tuple(s.id for s in sources), g, c.provenance, c.origin))
+        return out
+
     def _propose(self, kind: str, sources: list[Story], found: list[cands.Candidate], targeted: tuple[str, ...],
                  min_lines: int, token, deadline, include_rejected: bool, context: str = "",
                  same_need: bool = False) -> list[Proposal]:
@@ -181,6 +203,8 @@ class Proposer:
             if not g.accepted:
                 log.info("%s proposal rejected (%s): %s", kind, c.origin, "; ".join(g.reasons))
             proposals.append(Proposal(kind, c.stories, tuple(s.id for s in sources), g, c.provenance, c.origin))
+        if kind == "merge" and proposals and not any(p.accepted for p in proposals):
+            proposals += self._split_merges(proposals, sources, source_codes, same_need, token, deadline)
         accepted = [p for p in proposals if p.accepted]
         accepted = self._rank(accepted, self.render(msgs), token, deadline)
         rejected = [p for p in proposals if not p.accepted]
@@ -292,3 +316,20 @@ def why_none(kind: str, sources: int, rejected: Sequence[Proposal]) -> str:
     best = min(counts, key=lambda i: (-counts[i], i))
     headline = WHY[best][1].format(sources=named)
     return f"{headline} ({first[str(best)]})"
+
+
+def _bundle_shared(sources: Sequence[Story], validator) -> bool:
+    """Whether every source joins several actions itself and the sources share their role or their means."""
+    if len(sources) < 2 or any(s.means is None for s in sources):
+        return False
+
+    def norm(text: str) -> str:
+        return " ".join(text.lower().split()).strip(" ,.;")
+
+    if len({norm(s.role.text) if s.role else "" for s in sources}) > 1 and len({norm(s.means.text) for s in sources}) > 1:
+        return False
+    for s in sources:
+        _, findings = validator.findings_of([" ".join(s.text.split())])
+        if not any(f.code.startswith("ST2") for f in findings):
+            return False
+    return True

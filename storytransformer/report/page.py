@@ -216,8 +216,10 @@ def _merge(c: dict) -> str:
     if m:
         what = (f"ranked by the model, score {m['score']:.3f}" if m.get("score") is not None
                 else escape(note) if note else "not ranked")
-        return (f"<div class=merge><b>Proposed merge</b> <span class=meta>({escape(m['origin'])}; {what})</span><br>"
-                f"{escape(m['text'])}</div>")
+        lines = m["text"].split("\n")  # a bundle every source asks for is merged into one story per action
+        title = "Proposed merge" if len(lines) == 1 else f"Proposed merge into {len(lines)} stories, one per action"
+        return (f"<div class=merge><b>{title}</b> <span class=meta>({escape(m['origin'])}; {what})</span><br>"
+                + "<br>".join(escape(line) for line in lines) + "</div>")
     rep = next((s["text"] for s in c["stories"] if s["story_id"] == c["representative"]), "")
     return (f"<div class=\"merge none\"><b>Representative:</b> {escape(rep)}"
             f"<br><span class=meta>{escape(note)}</span></div>")

@@ -82,3 +82,32 @@ def test_the_throughput_estimate_times_the_engine(engine):
     prefill, decode = measure(engine.config, repeats=1, engine=engine)
     assert prefill > decode > 0  # a forward pass over many tokens beats one token at a time
     assert engine.loaded  # an engine it was given stays loaded
+
+
+def test_stories_that_bundle_the_same_actions_merge_into_one_story_per_action():
+    """No single merged story of two 'view and update' stories is atomic: the merge comes split, each
+    action with its object, and a split that leaves an action without its object is not offered."""
+    a, b = stories("As a user, I want to view and update the inventory of the lab.",
+                   "As a user, I want to view and update the inventory of the lab, so that I can order in time.")
+    outcome = Proposer(Config(engine=EngineConfig(generate=False))).propose("merge", [a, b])
+    assert outcome.accepted, outcome.reason
+    first = outcome.accepted[0]
+    assert first.stories == ("As a user, I want to view the inventory of the lab, so that I can order in time.",
+                             "As a user, I want to update the inventory of the lab, so that I can order in time.")
+    assert first.grounding.accepted and "ST201" not in first.grounding.findings
+    assert all(len(p.stories) != 2 or "want to view." not in p.text for p in outcome.accepted)
+
+
+def test_a_merge_that_is_atomic_is_not_split():
+    a, b = stories("As a visitor, I want to search events, so that I find concerts.",
+                   "As a visitor, I want to search events by date.")
+    outcome = Proposer(Config(engine=EngineConfig(generate=False))).propose("merge", [a, b])
+    assert all(len(p.stories) == 1 for p in outcome.accepted)
+
+
+def test_a_bundle_is_not_split_across_roles_that_asked_other_actions():
+    """'As a user or admin, I want to delete the inventory' would give the user what only the admin asked."""
+    a, b = stories("As a user, I want to view and update the inventory of the lab.",
+                   "As an admin, I want to view and delete the inventory of the lab.")
+    outcome = Proposer(Config(engine=EngineConfig(generate=False))).propose("merge", [a, b])
+    assert all(len(p.stories) == 1 for p in outcome.accepted)

@@ -56,6 +56,23 @@ def test_no_grounded_proposal_shows_the_representative():
     assert "Proposed merge" not in html
 
 
+def test_a_bundle_both_stories_ask_is_merged_into_one_story_per_action_on_the_page():
+    from storytransformer.config import Config, EngineConfig
+    from storytransformer.engine.proposer import Proposer
+    from storytransformer.formats import read_source
+    from storytransformer.report.page import _clusters
+
+    stories = read_source("a.txt", "As a user, I want to view and update the stock list.\n"
+                                   "As a user, I want to view and update the stock list.\n").stories
+    found = grounded(Proposer(Config(engine=EngineConfig(generate=False))), stories, same_need=True)
+    merge = found.to_json()
+    assert found.kind == "deterministic" and merge["text"] == (
+        "As a user, I want to view the stock list.\nAs a user, I want to update the stock list.")
+    html = _clusters([{**CLUSTER, "merge": merge, "merge_note": ""}], {"ranked_by": None})
+    assert "Proposed merge into 2 stories, one per action" in html
+    assert "I want to view the stock list.<br>As a user, I want to update the stock list." in html
+
+
 @pytest.fixture(scope="module")
 def examples_report(tmp_path_factory):
     """A report of the examples with the embedding model and the packaged language model."""

@@ -158,14 +158,9 @@ def parse_ends_first(loc: Locator) -> ParsedStory | None:
 
 def parse_parts(loc: Locator) -> ParsedStory:
     text = loc.text
-    n = len(text)
     ends_first = parse_ends_first(loc)
     if ends_first is not None:
         return ends_first
-
-    def part(kind, s, e, ms, me) -> Part | None:
-        return _part(loc, kind, s, e, ms, me)
-
     role_m = ROLE_MARKER.match(text)
     search_from = role_m.end() if role_m else 0
     means_m = MEANS_MARKER.search(text, search_from)
@@ -174,16 +169,9 @@ def parse_parts(loc: Locator) -> ParsedStory:
         means_m = None  # "I can ..." inside the ends is not the means: this story has none
     ends_m = ENDS_MARKER.search(text, means_m.end()) if means_m else (first_ends if role_m else None)
 
-    role = means = ends = trailing = None
-    body_end = n
+    role = means = ends = None
     # Trailing sentences: after the first sentence that contains the means (or the whole story).
-    anchor = (ends_m.end() if ends_m else means_m.end() if means_m else search_from)
-    cut = first_sentence_end(text, anchor, n)
-    if cut is not None:
-        body_end = cut
-        ts, te = _trimmed(text, cut, n)
-        if te > ts:
-            trailing = Part("trailing", text[ts:te], loc.range(ts, te), "", loc.range(ts, ts))
+    body_end, trailing = _trailing(loc, ends_m.end() if ends_m else means_m.end() if means_m else search_from)
     if ends_m and ends_m.start() >= body_end:
         ends_m = None
     if means_m and means_m.start() >= body_end:
@@ -194,10 +182,10 @@ def parse_parts(loc: Locator) -> ParsedStory:
         ms, me = role_m.start(1), role_m.end(1)
         while me > ms and text[me - 1].isspace():
             me -= 1
-        role = part("role", role_m.end(1), role_end, ms, me)
+        role = _part(loc, "role", role_m.end(1), role_end, ms, me)
     if means_m:
         means_end = ends_m.start() if ends_m else body_end
-        means = part("means", means_m.end(), means_end, means_m.start(), means_m.end())
+        means = _part(loc, "means", means_m.end(), means_end, means_m.start(), means_m.end())
     if ends_m:
-        ends = part("ends", ends_m.end(), body_end, ends_m.start(1), ends_m.end(1))
+        ends = _part(loc, "ends", ends_m.end(), body_end, ends_m.start(1), ends_m.end(1))
     return ParsedStory(role, means, ends, trailing)

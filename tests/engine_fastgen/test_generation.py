@@ -179,12 +179,16 @@ TRITON_CHECK = textwrap.dedent("""
 """)
 
 
-def test_triton_split_k_decoding_matches_matmul_decoding_in_the_interpreter():
+def _interpreted(script: str) -> None:
+    """Run ``script`` in a fresh process under Triton's CPU interpreter; it prints "ok" when its checks pass."""
     pytest.importorskip("triton")
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-c", TRITON_CHECK], capture_output=True, text=True, env=env, cwd=ROOT,
-                       timeout=600)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
+def test_triton_split_k_decoding_matches_matmul_decoding_in_the_interpreter():
+    _interpreted(TRITON_CHECK)
 
 
 @pytest.mark.parametrize("impl", ["eager", "sdpa_flash"])
@@ -251,8 +255,4 @@ MERGE_CHECK = textwrap.dedent("""
 
 
 def test_the_one_kernel_merge_of_decode_slices_matches_the_torch_merge_in_the_interpreter():
-    pytest.importorskip("triton")
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-c", MERGE_CHECK], capture_output=True, text=True, env=env, cwd=ROOT,
-                       timeout=600)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+    _interpreted(MERGE_CHECK)

@@ -72,6 +72,19 @@ async def test_configuration_change_takes_effect(client, workspace):
     assert d.severity == types.DiagnosticSeverity.Error
 
 
+async def test_a_rule_turned_on_while_the_scan_runs_reaches_every_file(client, workspace):
+    """Files the scan showed before the change are checked again once it ends, not left with the old rules."""
+    for i in range(80):
+        (workspace / f"team{i:02d}.txt").write_text("I want to export the report.\n", "utf-8")  # no role: ST101
+    client.set_configuration({"rules": {"ST101": "off"}}, section="storytransformer")
+    await start(client, workspace, options={"debounceMs": 0})
+    await until(lambda: client.diagnostics, what="the scan's first files")
+    client.set_configuration({"rules": {"ST101": "error"}}, section="storytransformer")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+    files = [uri(workspace / "stories.txt")] + [uri(workspace / f"team{i:02d}.txt") for i in range(80)]
+    await until(lambda: all("ST101" in codes(client.diagnostics.get(f, [])) for f in files), what="ST101 everywhere")
+
+
 async def test_a_broken_configuration_file_is_shown_and_defaults_are_used(client, workspace):
     (workspace / ".storytransformer.toml").write_text("max_words = 'many'\n", "utf-8")
     await start(client, workspace)

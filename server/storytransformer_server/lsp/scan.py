@@ -25,7 +25,8 @@ async def scan_workspace(server: "ServerContext", configs: dict | None = None) -
     d = server.diagnostics
     async with server.progress("StoryTransformer", "reading the workspace") as report:
         try:
-            result = await server.core.run(server.core.scan, server.roots(), server.options.rules, False, configs)
+            d.scan_rules = server.options.rules
+            result = await server.core.run(server.core.scan, server.roots(), d.scan_rules, False, configs)
         except Exception as e:
             log.exception("workspace scan failed")
             server.show(f"the workspace scan failed: {e}", types.MessageType.Error)

@@ -26,7 +26,8 @@ slices and their merge, norms, rotary + cache write, SwiGLU, the rest), beside t
 between the two is what the GPU spends between kernels. A variant ending in ``+torch_merge`` decodes with
 the attention slices merged by the earlier nine torch kernels instead of the one Triton kernel; one with
 ``+capacity_splits`` cuts the cache capacity into the attention slices (the earlier plan) instead of the
-valid length. Both together are the decoding step as it was until 2026-12-04.
+valid length. Both together are the decoding step as it was until 2026-12-04. One ending in ``+no_pdl``
+launches every Triton kernel without programmatic dependent launch (fastgen/pdl.py), as until 2026-12-04.
 """
 
 from __future__ import annotations
@@ -704,14 +705,16 @@ class Bench:
                     "top1_same": (ref.argmax(-1) == got.argmax(-1)).float().mean().item()}
 
         td = import_module(pkg + ".triton_decode")
+        pdl = import_module(pkg + ".pdl")
 
         def decode(fmt: str) -> None:
             td.MERGE = "torch" if "+torch_merge" in fmt else "triton"
             td.SPREAD = "+capacity_splits" not in fmt
+            pdl.ENABLED = "+no_pdl" not in fmt
             try:
                 decode_with(fmt)
             finally:
-                td.MERGE, td.SPREAD = "triton", True
+                td.MERGE, td.SPREAD, pdl.ENABLED = "triton", True, True
 
         def decode_with(fmt: str) -> None:
             weights = sum(self.int4.weights_bytes(layer) for layer in model.layers)
@@ -726,9 +729,18 @@ class Bench:
                     cache.length = ctx
                     self.sync()
                     t = time.perf_counter()
-                    gen.decode(first, steps)
+                    tokens = gen.decode(first, steps)
                     self.sync()
                     runs.append((time.perf_counter() - t) / steps * 1e3)
+                tokens = tokens[0].tolist()
+                tokens_of[(fmt, ctx)] = tokens
+                base = fmt.replace("+no_pdl", "")
+                if base != fmt and (base, ctx) in tokens_of:  # PDL changes when kernels launch, not what they do
+                    same = tokens_of[(base, ctx)] == tokens
+                    self.result["checks"].append({"matrix": f"model decode {base} @ {ctx}: {steps} greedy tokens with "
+                                                            "and without PDL", "rows": 1, "ok": same,
+                                                  "max_err_rel": 0.0 if same else 1.0, "config": "graph"})
+                    self.log(f"model decode {base} @ {ctx}: tokens with and without PDL {'equal' if same else 'DIFFER'}")
                 self.result["model"].append({"format": fmt, "context": ctx, "ms_per_token": min(runs),
                                              "runs_ms_per_token": runs, "layer_weights_bytes": weights,
                                              "head_bytes": head})
@@ -742,6 +754,7 @@ class Bench:
                         self.result["notes"].append(f"breakdown {fmt} @ {ctx} failed: {type(exc).__name__}: {exc}")
             gen.release()
 
+        tokens_of: dict[tuple[str, int], list[int]] = {}
         ref = log_probs() if self.args.head_prompts else None
         for fmt in self.args.bf16_variants.split(","):
             decode(fmt)

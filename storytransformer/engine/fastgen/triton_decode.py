@@ -23,6 +23,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import pdl
+
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
 MERGE = "triton"  # how flash_decode merges its slices: "triton" (one kernel) or "torch" (the reference ops)
 SPREAD = True  # slices of the valid length (False: of the capacity, the slices past the length idle)
@@ -66,7 +68,8 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
                   stride_mb, stride_mh,
                   sm_scale, split_len, n_splits, n_kv_heads, SPREAD: tl.constexpr,
                   DYNAMIC_LOOP: tl.constexpr, N_BLOCKS: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr,
-                  D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr):
+                  D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr, PDL: tl.constexpr = False):
+    pdl.gate(PDL)
     bh = tl.program_id(0)
     split = tl.program_id(1)
     b = bh // n_kv_heads
@@ -108,9 +111,10 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
 
 @triton.jit
 def _merge_kernel(O, M, L, OUT, stride_ob, stride_oh, stride_os, stride_mb, stride_mh, stride_outb, stride_outh,
-                  n_heads, SPLITS: tl.constexpr, S_PAD: tl.constexpr, BLOCK_D: tl.constexpr):
+                  n_heads, SPLITS: tl.constexpr, S_PAD: tl.constexpr, BLOCK_D: tl.constexpr, PDL: tl.constexpr = False):
     """Program (batch x query head, block of head dims): OUT = sum_s w_s O_s / sum_s w_s L_s with
     w_s = exp(M_s - max M) (float32, as the torch reference); empty slices (M = -inf) weigh nothing."""
+    pdl.gate(PDL)
     bh = tl.program_id(0)
     b = bh // n_heads
     h = bh % n_heads
@@ -136,9 +140,10 @@ def merge_splits(o: torch.Tensor, m: torch.Tensor, lse: torch.Tensor, dtype: tor
     s_pad = triton.next_power_of_2(splits)
     block_d = max(1, min(D, 4096 // s_pad))  # at most 4096 float32 values a program
     out = torch.empty(B, Hq, D, device=o.device, dtype=dtype)
+    on = pdl.enabled(o.device)
     _merge_kernel[(B * Hq, triton.cdiv(D, block_d))](
         o, m, lse, out, o.stride(0), o.stride(1), o.stride(2), m.stride(0), m.stride(1), out.stride(0),
-        out.stride(1), Hq, SPLITS=splits, S_PAD=s_pad, BLOCK_D=block_d)
+        out.stride(1), Hq, SPLITS=splits, S_PAD=s_pad, BLOCK_D=block_d, PDL=on, **pdl.launch(on))
     return out
 
 
@@ -177,6 +182,7 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
     m = torch.empty(B, Hq, splits, device=q.device, dtype=torch.float32)
     lse = torch.empty_like(m)
     ks, vs = (k_scale, v_scale) if fp8 else (m, m)  # unused without FP8
+    on = pdl.enabled(q.device)
     _split_kernel[(B * Hkv, splits)](
         q2, keys, values, ks, vs, length, o, m, lse,
         q2.stride(0), q2.stride(1),
@@ -187,6 +193,6 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
         m.stride(0), m.stride(1),
         1.0 / math.sqrt(D), split_len, splits, Hkv, SPREAD=SPREAD,
         DYNAMIC_LOOP=not INTERPRETED, N_BLOCKS=split_len // block_n if INTERPRETED else 0, G=G,
-        G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n, FP8=fp8)
+        G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n, FP8=fp8, PDL=on, **pdl.launch(on))
     merge = merge_splits_torch if MERGE == "torch" else merge_splits
     return merge(o, m, lse, q.dtype).reshape(B, Hq, 1, D)

@@ -23,6 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import pdl
 from .kv_cache import KVLayer
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
@@ -30,7 +31,8 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpre
 
 @triton.jit
 def _rms_norm_kernel(X, R, W, Y, stride_x, stride_r, stride_y, n_cols, eps,
-                     ADD: tl.constexpr, BLOCK: tl.constexpr):
+                     ADD: tl.constexpr, BLOCK: tl.constexpr, PDL: tl.constexpr = False):
+    pdl.gate(PDL)
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     ok = cols < n_cols
@@ -52,8 +54,9 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     x2 = _rows(x)
     y = torch.empty_like(x2)
+    on = pdl.enabled(x2.device)
     _rms_norm_kernel[(x2.shape[0],)](x2, x2, weight, y, x2.stride(0), x2.stride(0), y.stride(0), x2.shape[1], eps,
-                                     ADD=False, BLOCK=triton.next_power_of_2(x2.shape[1]))
+                                     ADD=False, BLOCK=triton.next_power_of_2(x2.shape[1]), PDL=on, **pdl.launch(on))
     return y.view(x.shape)
 
 
@@ -63,8 +66,9 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, 
     if x2.data_ptr() != x.data_ptr() or not x.is_contiguous():
         raise ValueError("add_rms_norm updates x in place: it must be contiguous")
     y = torch.empty_like(x2)
+    on = pdl.enabled(x2.device)
     _rms_norm_kernel[(x2.shape[0],)](x2, r2, weight, y, x2.stride(0), r2.stride(0), y.stride(0), x2.shape[1], eps,
-                                     ADD=True, BLOCK=triton.next_power_of_2(x2.shape[1]))
+                                     ADD=True, BLOCK=triton.next_power_of_2(x2.shape[1]), PDL=on, **pdl.launch(on))
     return y.view(x.shape)
 
 
@@ -72,9 +76,11 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, 
 def _qkv_rotary_kernel(QKV, COS, SIN, POS, Q, KC, VC, KS, VS,
                        stride_t, stride_qt, stride_qh, stride_cs, stride_ch, stride_sh,
                        n_tokens, tokens_per_batch, n_heads, n_kv_heads,
-                       D: tl.constexpr, BLOCK_T: tl.constexpr, FP8: tl.constexpr, ROUND_E4M3: tl.constexpr):
+                       D: tl.constexpr, BLOCK_T: tl.constexpr, FP8: tl.constexpr, ROUND_E4M3: tl.constexpr,
+                       PDL: tl.constexpr = False):
     """Program (token block, head). Heads 0..Hq-1 are queries, then Hkv keys, then Hkv values. With FP8,
     keys and values are stored in e4m3 over one float32 scale per (position, head): amax / 448."""
+    pdl.gate(PDL)
     HALF: tl.constexpr = D // 2
     pid_t = tl.program_id(0)
     head = tl.program_id(1)
@@ -157,16 +163,19 @@ def qkv_rotary_cache(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, po
     fp8 = kv.quantized
     k_scale, v_scale = (kv.k_scale, kv.v_scale) if fp8 else (keys, values)  # unused without FP8
     block_t = 32
+    on = pdl.enabled(qkv.device)
     _qkv_rotary_kernel[(triton.cdiv(B * n, block_t), n_heads + 2 * n_kv_heads)](
         flat, cos.contiguous(), sin.contiguous(), pos, q, keys, values, k_scale, v_scale,
         flat.stride(0), q.stride(1), q.stride(2), keys.stride(2), keys.stride(1),
         k_scale.stride(1) if fp8 else 0,
-        B * n, n, n_heads, n_kv_heads, D=D, BLOCK_T=block_t, FP8=fp8, ROUND_E4M3=fp8 and INTERPRETED)
+        B * n, n, n_heads, n_kv_heads, D=D, BLOCK_T=block_t, FP8=fp8, ROUND_E4M3=fp8 and INTERPRETED, PDL=on,
+        **pdl.launch(on))
     return q.transpose(1, 2)
 
 
 @triton.jit
-def _silu_mul_kernel(GU, Y, stride_g, stride_y, n_cols, BLOCK: tl.constexpr):
+def _silu_mul_kernel(GU, Y, stride_g, stride_y, n_cols, BLOCK: tl.constexpr, PDL: tl.constexpr = False):
+    pdl.gate(PDL)
     row = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     ok = cols < n_cols
@@ -182,5 +191,7 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     n_cols = g2.shape[1] // 2
     y = torch.empty(g2.shape[0], n_cols, device=g2.device, dtype=g2.dtype)
     block = 1024
-    _silu_mul_kernel[(g2.shape[0], triton.cdiv(n_cols, block))](g2, y, g2.stride(0), y.stride(0), n_cols, BLOCK=block)
+    on = pdl.enabled(g2.device)
+    _silu_mul_kernel[(g2.shape[0], triton.cdiv(n_cols, block))](g2, y, g2.stride(0), y.stride(0), n_cols, BLOCK=block,
+                                                                PDL=on, **pdl.launch(on))
     return y.view(*gate_up.shape[:-1], n_cols)

@@ -71,6 +71,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import pdl
+
 BLOCK = 128  # inputs per planar block: 16 word rows x 8 nibbles
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
 
@@ -303,7 +305,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    BLOCKS_PER_SPLIT: tl.constexpr, USE_DOT: tl.constexpr, DOT_DTYPE: tl.constexpr,
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
                    MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
-                   PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0):
+                   PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0,
+                   PDL: tl.constexpr = False):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -318,7 +321,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     per column and block (a reduction over the word rows), 2, 3 and 5 once per word (3: activation sums in bf16x2);
     6 loads the words in quarters of 4 rows and adds two quarters' f16x2 sums before the float32 scale.
     SWIGLU: X's rows are [gate | up] (up HALF = K_X elements after its gate, row stride stride_xm) and every
-    activation is silu(gate) * up, made where it is loaded (_act), in every tile."""
+    activation is silu(gate) * up, made where it is loaded (_act), in every tile. PDL: see pdl.gate."""
+    pdl.gate(PDL)
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -485,8 +489,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
 
 
 @triton.jit
-def _sum_splits_kernel(P, BIAS, Y, MN, N, SPLITS: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr):
+def _sum_splits_kernel(P, BIAS, Y, MN, N, SPLITS: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr,
+                       PDL: tl.constexpr = False):
     """Y[m, n] = sum_s P[s, m, n] (+ BIAS[n]) in Y's dtype (Y contiguous [M, N])."""
+    pdl.gate(PDL)
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     ok = offs < MN
     y = tl.zeros((BLOCK,), tl.float32)
@@ -668,6 +674,7 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     if partial and cfg.fused_sum:
         cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
     fused = cnt is not None
+    on = pdl.enabled(x.device)
     _decode_kernel[(tiles, splits)](
         x, qweight, scales, mins, b, out, y, cnt if fused else y, M, N, x.stride(0), y.stride(0), SPLITS=splits, K=K,
         GROUP=group,
@@ -676,11 +683,12 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
         PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
         FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed), SWIGLU=swiglu, HALF=K_x if swiglu else 0,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages, PDL=on, **pdl.launch(on))
     if partial and not fused:
         block = 1024
         _sum_splits_kernel[(triton.cdiv(M * N, block),)](out, b, y, M * N, N, SPLITS=splits,
-                                                         HAS_BIAS=bias is not None, BLOCK=block, num_warps=4)
+                                                         HAS_BIAS=bias is not None, BLOCK=block, num_warps=4,
+                                                         PDL=on, **pdl.launch(on))
     return y
 
 

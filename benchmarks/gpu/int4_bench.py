@@ -27,7 +27,8 @@ between the two is what the GPU spends between kernels. A variant ending in ``+t
 the attention slices merged by the earlier nine torch kernels instead of the one Triton kernel; one with
 ``+capacity_splits`` cuts the cache capacity into the attention slices (the earlier plan) instead of the
 valid length. Both together are the decoding step as it was until 2026-12-04. One ending in ``+no_pdl``
-launches every Triton kernel without programmatic dependent launch (fastgen/pdl.py), as until 2026-12-04.
+launches every Triton kernel without programmatic dependent launch (fastgen/pdl.py), as until 2026-12-04;
+one with ``+normN`` runs the norms with N warps (4 otherwise).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -706,15 +708,18 @@ class Bench:
 
         td = import_module(pkg + ".triton_decode")
         pdl = import_module(pkg + ".pdl")
+        tf = import_module(pkg + ".triton_fused")
 
         def decode(fmt: str) -> None:
             td.MERGE = "torch" if "+torch_merge" in fmt else "triton"
             td.SPREAD = "+capacity_splits" not in fmt
             pdl.ENABLED = "+no_pdl" not in fmt
+            norm = re.search(r"\+norm(\d+)", fmt)
+            tf.NORM_WARPS = int(norm.group(1)) if norm else 4
             try:
                 decode_with(fmt)
             finally:
-                td.MERGE, td.SPREAD, pdl.ENABLED = "triton", True, True
+                td.MERGE, td.SPREAD, pdl.ENABLED, tf.NORM_WARPS = "triton", True, True, 4
 
         def decode_with(fmt: str) -> None:
             weights = sum(self.int4.weights_bytes(layer) for layer in model.layers)

@@ -27,6 +27,7 @@ from . import pdl
 from .kv_cache import KVLayer
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
+NORM_WARPS = 4  # warps of a norm's one program per row (the benchmark's +normN variants try others)
 
 
 @triton.jit
@@ -56,7 +57,8 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     y = torch.empty_like(x2)
     on = pdl.enabled(x2.device)
     _rms_norm_kernel[(x2.shape[0],)](x2, x2, weight, y, x2.stride(0), x2.stride(0), y.stride(0), x2.shape[1], eps,
-                                     ADD=False, BLOCK=triton.next_power_of_2(x2.shape[1]), PDL=on, **pdl.launch(on))
+                                     ADD=False, BLOCK=triton.next_power_of_2(x2.shape[1]), PDL=on, num_warps=NORM_WARPS,
+                                     **pdl.launch(on))
     return y.view(x.shape)
 
 
@@ -68,7 +70,8 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, 
     y = torch.empty_like(x2)
     on = pdl.enabled(x2.device)
     _rms_norm_kernel[(x2.shape[0],)](x2, r2, weight, y, x2.stride(0), r2.stride(0), y.stride(0), x2.shape[1], eps,
-                                     ADD=True, BLOCK=triton.next_power_of_2(x2.shape[1]), PDL=on, **pdl.launch(on))
+                                     ADD=True, BLOCK=triton.next_power_of_2(x2.shape[1]), PDL=on, num_warps=NORM_WARPS,
+                                     **pdl.launch(on))
     return y.view(x.shape)
 
 

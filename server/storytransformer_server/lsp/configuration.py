@@ -70,26 +70,10 @@ async def apply_settings(server: "ServerContext", raw: Any) -> None:
     old = server.options
     server.options = options
     server.model.options = options.daemon
-    d = server.diagnostics
-    if d.scanned.is_set():
-        if options.rules != old.rules:
-            d.replace_all(await server.core.run(server.core.reconfigure, options.rules))
-    elif d.recheck_after_scan is None:
-        # A scan is pending or running with the rules it started with: once it is done, check again with
-        # the rules in force then (findings already shown must not keep a rule the user just changed).
-        d.recheck_after_scan = asyncio.ensure_future(_reconfigure_after_scan(server))
-
-
-async def _reconfigure_after_scan(server: "ServerContext") -> None:
-    d = server.diagnostics
-    try:
-        await d.scanned.wait()
-        if server.options.rules != d.scan_rules:
-            d.replace_all(await server.core.run(server.core.reconfigure, server.options.rules))
-    except Exception:  # noqa: BLE001 - the server goes on; the next edit or re-check shows findings
-        log.exception("checking again with the new rule settings failed")
-    finally:
-        d.recheck_after_scan = None
+    if options.rules != old.rules and server.diagnostics.scanned.is_set():
+        # (a scan still running checks again with these rules when it ends: scan.scan_workspace)
+        results = await server.core.run(server.core.reconfigure, options.rules)
+        server.diagnostics.replace_all(results)
 
 
 def register(server: "ServerContext") -> None:

@@ -63,7 +63,6 @@ class Diagnostics:
         self._ids = itertools.count(1)
         self.scanned = asyncio.Event()
         self.scan_rules: dict[str, str] = {}  # the rule settings the last scan checked with
-        self.recheck_after_scan: asyncio.Task | None = None  # rules changed while a scan ran
         self.dropped_stale = 0  # results computed for an old version, never shown
         self.notices: dict[str, tuple[int | None, str | None]] = {}  # path -> (version, what was not checked)
         self._first_looks: dict[str, asyncio.Task] = {}  # path -> first look in flight

@@ -51,6 +51,9 @@ async def scan_workspace(server: "ServerContext", configs: dict | None = None) -
             done = min(i + SCAN_BATCH, len(paths))
             report(f"checked {done} of {len(paths)} files", int(100 * done / max(len(paths), 1)))
         await server.core.run(server.core.save_caches)
+        while server.options.rules != d.scan_rules:  # the user changed a rule while the scan ran: the files
+            d.scan_rules = server.options.rules  # shown before the change must not keep the old setting
+            d.replace_all(await server.core.run(server.core.reconfigure, d.scan_rules))
     if d.pull:
         d.refresh_pull()
     log.info("workspace: %d stories in %d files", result.stories, len(paths))

@@ -739,13 +739,17 @@ class Bench:
                     runs.append((time.perf_counter() - t) / steps * 1e3)
                 tokens = tokens[0].tolist()
                 tokens_of[(fmt, ctx)] = tokens
-                base = fmt.replace("+no_pdl", "")
-                if base != fmt and (base, ctx) in tokens_of:  # PDL changes when kernels launch, not what they do
-                    same = tokens_of[(base, ctx)] == tokens
-                    self.result["checks"].append({"matrix": f"model decode {base} @ {ctx}: {steps} greedy tokens with "
-                                                            "and without PDL", "rows": 1, "ok": same,
-                                                  "max_err_rel": 0.0 if same else 1.0, "config": "graph"})
-                    self.log(f"model decode {base} @ {ctx}: tokens with and without PDL {'equal' if same else 'DIFFER'}")
+                # PDL changes when kernels launch, not what they do; the GLU epilogue sums and rounds as the
+                # split sum and silu_mul kernels do: the same greedy tokens either way
+                for option, what in (("+no_pdl", "with and without PDL"),
+                                     ("+glu", "with and without SwiGLU in w13's split sum")):
+                    base = fmt.replace(option, "")
+                    if base != fmt and (base, ctx) in tokens_of:
+                        same = tokens_of[(base, ctx)] == tokens
+                        self.result["checks"].append({"matrix": f"model decode {base} @ {ctx}: {steps} greedy tokens "
+                                                                f"{what}", "rows": 1, "ok": same,
+                                                      "max_err_rel": 0.0 if same else 1.0, "config": "graph"})
+                        self.log(f"model decode {base} @ {ctx}: tokens {what} {'equal' if same else 'DIFFER'}")
                 self.result["model"].append({"format": fmt, "context": ctx, "ms_per_token": min(runs),
                                              "runs_ms_per_token": runs, "layer_weights_bytes": weights,
                                              "head_bytes": head})
@@ -789,6 +793,10 @@ class Bench:
                         self.log(f"head accuracy {what}: {self.result['head_accuracy'][-1]}")
                     del layers_only, with_head
                     self.save()
+            glu = "+glu" in fmt  # w13 with interleaved columns makes SwiGLU in its split sum (Int4Linear.gated)
+            for layer in model.layers:
+                w13 = layer.feed_forward.w13
+                w13.regroup_gate_up(self.int4.glu_chunk(w13.out_features, w13.in_features, self.dev) if glu else 0)
             fuse = "+swiglu" in fmt
             for layer in model.layers:
                 layer.feed_forward.w2.fuse_swiglu = fuse
@@ -880,7 +888,7 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-matrices", default="", help="only these matrices in the sweep (names, e.g. head,w2)")
     p.add_argument("--model-variants", default=MODEL_VARIANTS,
                    help="int4 variants the model section decodes after bf16 (+swiglu: w2 makes SwiGLU itself; "
-                        "+head: the output head in int4 too)")
+                        "+glu: w13 makes it in its split sum; +head: the output head in int4 too)")
     p.add_argument("--bf16-variants", default="bf16",
                    help="bf16 decodings before the int4 ones (bf16+torch_merge: the attention merge in torch ops)")
     p.add_argument("--head-prompts", type=int, default=4, help="random prompts of 256 tokens for the int4 head's KL")

@@ -2,7 +2,8 @@
 with a bf16 scale and minimum per group of 128 inputs, multiplied by the fused kernels of
 triton_int4.py on a GPU and by plain torch on the CPU. The output head stays bf16, as in quantize.py, unless
 asked for (``quantize_linears_int4(model, head=True)``: 0.29 GB instead of 1.09 for the 7.6B shape's head);
-``fuse_swiglu=True`` lets each layer's w2 make silu(gate) * up itself from w13's output while decoding.
+``fuse_swiglu=True`` lets each layer's w2 make silu(gate) * up itself from w13's output while decoding;
+``swiglu_epilogue=True`` lets each w13 make it in the last step of its own product (columns interleaved).
 Quantised on the weight's own device, one matrix at a time (in row chunks), so the peak is the bf16
 model plus one matrix. Packing layout: see triton_int4.py."""
 
@@ -81,14 +82,23 @@ class Int4Linear(nn.Module):
         self.register_buffer("counters", torch.zeros((out_features + 15) // 16, dtype=torch.int32,
                                                      device=qweight.device), persistent=False)
         self.fuse_swiglu = False  # see swiglu(); set by quantize_linears_int4(fuse_swiglu=True) on each w2
+        self.glu_chunk = 0  # w13 quantised with interleaved gate and up columns: see gated()
 
     @classmethod
     @torch.no_grad()
-    def from_linear(cls, linear: nn.Linear, group_size: int = 128) -> "Int4Linear":
-        """Quantise ``linear`` on its weight's device; the bias keeps its dtype."""
-        qweight, scales, mins = quantize_int4(linear.weight.data, group_size, pad=True)
+    def from_linear(cls, linear: nn.Linear, group_size: int = 128, glu_chunk: int = 0) -> "Int4Linear":
+        """Quantise ``linear`` on its weight's device; the bias keeps its dtype. ``glu_chunk``: ``linear`` is a
+        fused gate and up projection (gate rows then up rows); its rows are stored interleaved, ``glu_chunk``
+        gate rows then the same ``glu_chunk`` up rows, and so on (see gated())."""
+        weight = linear.weight.data
         bias = linear.bias.data.clone() if linear.bias is not None else None
-        return cls(linear.in_features, linear.out_features, group_size, qweight, scales, mins, bias)
+        if glu_chunk:
+            weight = interleave_gate_up(weight, glu_chunk)
+            bias = interleave_gate_up(bias, glu_chunk) if bias is not None else None
+        qweight, scales, mins = quantize_int4(weight, group_size, pad=True)
+        made = cls(linear.in_features, linear.out_features, group_size, qweight, scales, mins, bias)
+        made.glu_chunk = glu_chunk
+        return made
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
@@ -118,22 +128,78 @@ class Int4Linear(nn.Module):
                                     counters=self.counters, swiglu=True)
         return y.view(*lead, self.out_features)
 
+    @torch.no_grad()
+    def regroup_gate_up(self, chunk: int) -> None:
+        """In place: store this fused gate and up projection's columns interleaved in chunks of ``chunk`` (0:
+        gate then up), from whatever order they are in now. The codes move with their columns (a permutation)."""
+        for name in ("qweight", "scales", "mins", "bias"):
+            t = getattr(self, name)
+            if t is None:
+                continue
+            if self.glu_chunk:
+                t = deinterleave_gate_up(t, self.glu_chunk)
+            if chunk:
+                t = interleave_gate_up(t.movedim(-1, 0), chunk).movedim(0, -1)
+            setattr(self, name, t.contiguous())
+        self.glu_chunk = chunk
+
+    def gated(self, x: torch.Tensor, silu_mul: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """silu(gate) * up [..., out_features / 2] of this fused gate and up projection (glu_chunk set). At most
+        DECODE_ROWS rows on CUDA the decode kernel makes it as it sums its splits: each column tile holds
+        glu_chunk gate columns and their glu_chunk up columns, so no [gate | up] row is written and no silu_mul
+        kernel runs (graph-safe, rounded as the torch reference). Anywhere else the product's columns are put
+        back in [gate | up] order and ``silu_mul`` runs on them."""
+        if not self.glu_chunk:
+            return silu_mul(self(x))
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        if x2.is_cuda and x2.shape[0] <= DECODE_ROWS:
+            from . import triton_int4
+            y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
+                                        counters=self.counters, glu_chunk=self.glu_chunk)
+            return y.view(*lead, self.out_features // 2)
+        return silu_mul(deinterleave_gate_up(self(x), self.glu_chunk))
+
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
+        glu = f", glu_chunk={self.glu_chunk}" if self.glu_chunk else ""
+        return (f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
+                f"{glu}")
+
+
+def interleave_gate_up(t: torch.Tensor, chunk: int) -> torch.Tensor:
+    """[2I, ...] gate rows then up rows -> rows in chunks: gate 0..chunk-1, up 0..chunk-1, gate chunk.., ..."""
+    half = t.shape[0] // 2
+    if t.shape[0] % 2 or half % chunk:
+        raise ValueError(f"interleaving gate and up needs an even number of rows whose half is a multiple of "
+                         f"{chunk}; got {t.shape[0]}")
+    return t.reshape(2, half // chunk, chunk, *t.shape[1:]).transpose(0, 1).reshape(t.shape)
+
+
+def deinterleave_gate_up(y: torch.Tensor, chunk: int) -> torch.Tensor:
+    """The inverse along the last dimension: [..., 2I] interleaved columns -> [..., 2I] gate then up."""
+    lead, width = y.shape[:-1], y.shape[-1]
+    return y.reshape(*lead, width // (2 * chunk), 2, chunk).transpose(-3, -2).reshape(*lead, width)
 
 
 def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = False,
-                          fuse_swiglu: bool = False) -> int:
+                          fuse_swiglu: bool = False, swiglu_epilogue: bool = False) -> int:
     """Replace the nn.Linear modules of ``model.layers`` by Int4Linear, one at a time; returns how many.
     ``head``: the output head too (a tied head gets its own 4-bit copy; the embedding stays as it is).
     ``fuse_swiglu``: each layer's ``feed_forward.w2`` takes w13's output and makes silu(gate) * up itself when
-    decoding (Int4Linear.swiglu, used by model.Transformer.forward)."""
+    decoding (Int4Linear.swiglu, used by model.Transformer.forward). ``swiglu_epilogue``: each
+    ``feed_forward.w13`` is stored with interleaved gate and up columns and makes silu(gate) * up as it sums
+    its splits (Int4Linear.gated); it wins over ``fuse_swiglu``."""
     count = 0
     for layer in model.layers:
+        ff = getattr(layer, "feed_forward", None)
         for parent in layer.modules():
             for name in [n for n, c in parent.named_children() if type(c) is nn.Linear]:
+                linear = getattr(parent, name)
+                chunk = (glu_chunk(linear.out_features, linear.in_features, linear.weight.device)
+                         if swiglu_epilogue and parent is ff and name == "w13" else 0)
                 # only names are held, so each bf16 matrix is freed as soon as its replacement is set
-                setattr(parent, name, Int4Linear.from_linear(getattr(parent, name), group_size))
+                setattr(parent, name, Int4Linear.from_linear(linear, group_size, chunk))
+                del linear
                 count += 1
         w2 = getattr(getattr(layer, "feed_forward", None), "w2", None)
         if isinstance(w2, Int4Linear):
@@ -142,6 +208,19 @@ def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = 
         model.output = Int4Linear.from_linear(model.output, group_size)
         count += 1
     return count
+
+
+def glu_chunk(out_features: int, in_features: int, device: torch.device | str = "cuda") -> int:
+    """Gate (and up) columns per column tile of a fused gate and up projection's one-row decode tile: half its
+    width, so that each tile holds the gate and up columns of the same outputs. Any chunk is correct; this one
+    is the fast one. 0 (not interleaved) where it does not divide the intermediate width."""
+    try:
+        from .triton_int4 import decode_config
+    except ImportError:  # no Triton: the products run in torch, where any chunk does
+        chunk = 32
+    else:
+        chunk = decode_config(1, out_features, -(-in_features // BLOCK) * BLOCK, device).block_n // 2
+    return chunk if out_features % (2 * chunk) == 0 else 0
 
 
 def weights_bytes(module: nn.Module) -> int:

@@ -106,11 +106,12 @@ class Transformer(nn.Module):
                 hs = ops.add_rms_norm(xs, layer.attention.wo(y[rows, c:e].flatten(2)), layer.ffn_norm.weight,
                                       cfg.norm_eps)
                 ff = layer.feed_forward
-                gate_up = ff.w13(hs)
-                if getattr(ff.w2, "fuse_swiglu", False):  # int4 w2 making silu(gate) * up itself (int4.py)
-                    mlp = ff.w2.swiglu(gate_up, ops.silu_mul)
+                if getattr(ff.w13, "glu_chunk", 0):  # int4 w13 making silu(gate) * up as it sums (int4.py)
+                    mlp = ff.w2(ff.w13.gated(hs, ops.silu_mul))
+                elif getattr(ff.w2, "fuse_swiglu", False):  # int4 w2 making silu(gate) * up itself (int4.py)
+                    mlp = ff.w2.swiglu(ff.w13(hs), ops.silu_mul)
                 else:
-                    mlp = ff.w2(ops.silu_mul(gate_up))
+                    mlp = ff.w2(ops.silu_mul(ff.w13(hs)))
                 if one_span:  # the residual add folded into the next layer's norm
                     h = ops.add_rms_norm(x, mlp, after.weight, cfg.norm_eps)
                 else:

@@ -306,7 +306,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
                    MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
                    PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0,
-                   PDL: tl.constexpr = False):
+                   GLU: tl.constexpr = False, PDL: tl.constexpr = False):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -321,7 +321,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     per column and block (a reduction over the word rows), 2, 3 and 5 once per word (3: activation sums in bf16x2);
     6 loads the words in quarters of 4 rows and adds two quarters' f16x2 sums before the float32 scale.
     SWIGLU: X's rows are [gate | up] (up HALF = K_X elements after its gate, row stride stride_xm) and every
-    activation is silu(gate) * up, made where it is loaded (_act), in every tile. PDL: see pdl.gate."""
+    activation is silu(gate) * up, made where it is loaded (_act), in every tile. GLU (with FUSED_SUM): the
+    weight is a gate and up projection whose columns are interleaved by halves of BLOCK_N (int4.Int4Linear.gated),
+    and the last split program writes silu(gate) * up of its BLOCK_N / 2 outputs into Y [M, N / 2] instead of
+    the sums. PDL: see pdl.gate."""
     pdl.gate(PDL)
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
@@ -474,18 +477,44 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             tl.debug_barrier()  # every thread's partial is stored before the counter says so
             done = tl.atomic_add(CNT + pid_n, 1, sem="acq_rel")
             if done == SPLITS - 1:  # the last split of this column tile: sum them all
-                tot = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
-                for sp in range(SPLITS):
-                    tot += tl.load(OUT + sp * M * N + offs_m[:, None] * N + offs_n[None, :], mask=mask, other=0.0,
-                                   cache_modifier=".cg")  # from L2: other programs wrote them
-                if HAS_BIAS:
-                    tot += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-                tl.store(Y + offs_m[:, None] * stride_om + offs_n[None, :], tot.to(Y.dtype.element_ty), mask=mask)
+                if GLU:
+                    _store_glu(OUT, BIAS, Y, pid_n, offs_m, m_ok, M, N, stride_om, SPLITS, BLOCK_M, BLOCK_N, HAS_BIAS)
+                else:
+                    tot = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+                    for sp in range(SPLITS):
+                        tot += tl.load(OUT + sp * M * N + offs_m[:, None] * N + offs_n[None, :], mask=mask,
+                                       other=0.0, cache_modifier=".cg")  # from L2: other programs wrote them
+                    if HAS_BIAS:
+                        tot += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+                    tl.store(Y + offs_m[:, None] * stride_om + offs_n[None, :], tot.to(Y.dtype.element_ty),
+                             mask=mask)
                 tl.atomic_xchg(CNT + pid_n, 0)  # ready for the next call (graph replays included)
     else:
         if HAS_BIAS:
             y += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
         tl.store(OUT + offs_m[:, None] * stride_om + offs_n[None, :], y.to(OUT.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _store_glu(OUT, BIAS, Y, pid_n, offs_m, m_ok, M, N, stride_om, SPLITS: tl.constexpr, BLOCK_M: tl.constexpr,
+               BLOCK_N: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """GLU epilogue: column tile pid_n holds BLOCK_N / 2 gate columns, then the up columns of the same outputs;
+    their split sums (+ bias) rounded to Y's dtype, then silu(gate) * up into Y [M, N / 2] at the tile's outputs."""
+    HN: tl.constexpr = BLOCK_N // 2
+    offs_h = tl.arange(0, HN)
+    offs_g = pid_n * BLOCK_N + offs_h
+    gmask = m_ok[:, None] & (offs_g < N)[None, :]
+    gate = tl.zeros((BLOCK_M, HN), tl.float32)
+    up = tl.zeros((BLOCK_M, HN), tl.float32)
+    for sp in range(SPLITS):
+        row = OUT + sp * M * N + offs_m[:, None] * N
+        gate += tl.load(row + offs_g[None, :], mask=gmask, other=0.0, cache_modifier=".cg")
+        up += tl.load(row + HN + offs_g[None, :], mask=gmask, other=0.0, cache_modifier=".cg")
+    if HAS_BIAS:
+        gate += tl.load(BIAS + offs_g, mask=offs_g < N, other=0.0).to(tl.float32)[None, :]
+        up += tl.load(BIAS + HN + offs_g, mask=offs_g < N, other=0.0).to(tl.float32)[None, :]
+    act = _silu_mul_act(gate.to(Y.dtype.element_ty), up.to(Y.dtype.element_ty))
+    tl.store(Y + offs_m[:, None] * stride_om + (pid_n * HN + offs_h)[None, :], act, mask=gmask)
 
 
 @triton.jit
@@ -639,13 +668,16 @@ def _shared_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
 
 def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor,
                 group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None,
-                counters: torch.Tensor | None = None, swiglu: bool = False) -> torch.Tensor:
+                counters: torch.Tensor | None = None, swiglu: bool = False, glu_chunk: int = 0) -> torch.Tensor:
     """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised.
     ``counters``: zeroed int32 [>= N / block_n] for the fused split sum, owned by the caller (Int4Linear);
     without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream).
     ``swiglu``: x is [M, 2K], the fused gate and up projection's output (gate then up), and the product is
     silu(gate) * up @ W.T: the kernel makes each activation as it loads it (no silu_mul kernel, no [M, K]
-    intermediate), rounded as the torch reference rounds it."""
+    intermediate), rounded as the torch reference rounds it. ``glu_chunk``: W is a gate and up projection whose
+    rows are interleaved in chunks of glu_chunk (int4.interleave_gate_up) and the result is silu(gate) * up
+    [M, N / 2], made by the last program of each column tile of 2 glu_chunk columns as it sums the splits; where
+    that tile cannot sum its splits itself (one split, no counters) the product is made whole first."""
     M, K_x = x.shape
     if swiglu:
         if K_x % 2:
@@ -657,6 +689,10 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     cfg = config or decode_config(M, N, K, x.device, swiglu)
     if cfg.packed and (cfg.use_dot or M > 1 or not packed_supported(x.device)):  # one row, CUDA only
         cfg = _portable(cfg, M)
+    if glu_chunk:
+        if N % (2 * glu_chunk) or glu_chunk & (glu_chunk - 1):
+            raise ValueError(f"glu_chunk must be a power of two and N a multiple of twice it; got {glu_chunk}, {N}")
+        cfg = dataclasses.replace(cfg, block_n=2 * glu_chunk, fused_sum=True)
     if x.stride(-1) != 1:
         x = x.contiguous()
     block_m = 16 if cfg.use_dot else max(1, triton.next_power_of_2(M))
@@ -665,15 +701,20 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
                          f"got {M}")
     bps = _blocks_per_split(cfg, N, K)
     splits = triton.cdiv(K // BLOCK, bps)
-    y = torch.empty(M, N, device=x.device, dtype=x.dtype)
     partial = splits > 1
-    out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
-    b = bias if bias is not None else y
     tiles = triton.cdiv(N, cfg.block_n)
     cnt = None
     if partial and cfg.fused_sum:
         cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
     fused = cnt is not None
+    if glu_chunk and not fused:  # the whole product, then SwiGLU on its columns in [gate | up] order
+        from .int4 import deinterleave_gate_up
+        gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg),
+                                        glu_chunk).chunk(2, dim=-1)
+        return torch.nn.functional.silu(gate) * up
+    y = torch.empty(M, N // 2 if glu_chunk else N, device=x.device, dtype=x.dtype)
+    out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
+    b = bias if bias is not None else y
     on = pdl.enabled(x.device)
     _decode_kernel[(tiles, splits)](
         x, qweight, scales, mins, b, out, y, cnt if fused else y, M, N, x.stride(0), y.stride(0), SPLITS=splits, K=K,
@@ -683,6 +724,7 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
         PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
         FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed), SWIGLU=swiglu, HALF=K_x if swiglu else 0,
+        GLU=bool(glu_chunk),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, PDL=on, **pdl.launch(on))
     if partial and not fused:
         block = 1024

@@ -689,7 +689,7 @@ class Bench:
             cfg = ModelConfig.qwen25_7b_1m()
             contexts, prompt_len = (4096, 32768), 256
         model = build_model(cfg, self.dev, torch.bfloat16, fused=True)
-        cache = StaticKVCache(cfg, contexts[-1] + 64, device=self.dev, dtype=torch.bfloat16)
+        bf16_cache = StaticKVCache(cfg, contexts[-1] + 64, device=self.dev, dtype=torch.bfloat16)
         first = torch.zeros(1, 1, dtype=torch.long, device=self.dev)
         g = torch.Generator(device=self.dev).manual_seed(6)
         prompts = [torch.randint(cfg.vocab, (1, prompt_len), device=self.dev, generator=g)
@@ -721,7 +721,15 @@ class Bench:
             finally:
                 td.MERGE, td.SPREAD, pdl.ENABLED, tf.NORM_WARPS = "triton", True, True, 4
 
+        caches = {}
+
         def decode_with(fmt: str) -> None:
+            # +fp8kv: keys and values in an 8-bit cache with per-position scales (kv_cache.py), read by the same
+            # attention kernels; made on first use, kept for the later variants
+            if "+fp8kv" in fmt and "fp8" not in caches:
+                caches["fp8"] = StaticKVCache(cfg, contexts[-1] + 64, device=self.dev, dtype=torch.bfloat16,
+                                              kv_dtype=torch.float8_e4m3fn)
+            cache = caches["fp8"] if "+fp8kv" in fmt else bf16_cache
             weights = sum(self.int4.weights_bytes(layer) for layer in model.layers)
             head = self.int4.weights_bytes(model.output)
             gen = Generator(model, cache, "eager", "triton", cuda_graph=self.dev.type == "cuda")
@@ -742,7 +750,8 @@ class Bench:
                 # PDL changes when kernels launch, not what they do; the GLU epilogue sums and rounds as the
                 # split sum and silu_mul kernels do: the same greedy tokens either way
                 for option, what in (("+no_pdl", "with and without PDL"),
-                                     ("+glu", "with and without SwiGLU in w13's split sum")):
+                                     ("+glu", "with and without SwiGLU in w13's split sum"),
+                                     ("+addnorm", "with and without the add and norm in wo's and w2's split sums")):
                     base = fmt.replace(option, "")
                     if base != fmt and (base, ctx) in tokens_of:
                         same = tokens_of[(base, ctx)] == tokens
@@ -797,6 +806,8 @@ class Bench:
             for layer in model.layers:
                 w13 = layer.feed_forward.w13
                 w13.regroup_gate_up(self.int4.glu_chunk(w13.out_features, w13.in_features, self.dev) if glu else 0)
+                # wo and w2 add to the residual stream and make the next norm in their own launch (Int4Linear.add_norm)
+                layer.attention.wo.fuse_add_norm = layer.feed_forward.w2.fuse_add_norm = "+addnorm" in fmt
             fuse = "+swiglu" in fmt
             for layer in model.layers:
                 layer.feed_forward.w2.fuse_swiglu = fuse
@@ -822,7 +833,7 @@ class Bench:
                                               "max_err_rel": err, "ok": err < 1e-2, "config": "tuned"})
                 self.log(f"model decode step {fmt} against unfused: max error {err:.2e} of the largest logit")
             decode(fmt)
-        del model, cache
+        del model, bf16_cache, caches
 
     def table(self) -> str:
         lines = [f"{self.result['device']}, copy bandwidth {self.bw / 1e9:,.0f} GB/s; per product, weights "
@@ -888,7 +899,8 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-matrices", default="", help="only these matrices in the sweep (names, e.g. head,w2)")
     p.add_argument("--model-variants", default=MODEL_VARIANTS,
                    help="int4 variants the model section decodes after bf16 (+swiglu: w2 makes SwiGLU itself; "
-                        "+glu: w13 makes it in its split sum; +head: the output head in int4 too)")
+                        "+glu: w13 makes it in its split sum; +addnorm: wo and w2 add the residual and make the next "
+                        "norm in theirs; +head: the output head in int4 too)")
     p.add_argument("--bf16-variants", default="bf16",
                    help="bf16 decodings before the int4 ones (bf16+torch_merge: the attention merge in torch ops)")
     p.add_argument("--head-prompts", type=int, default=4, help="random prompts of 256 tokens for the int4 head's KL")

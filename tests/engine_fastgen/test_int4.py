@@ -220,7 +220,7 @@ def test_masked_planes_and_the_fused_split_sum_match_the_reference_and_leave_the
         # Int4Linear brings its own counters
         lin = torch.nn.Linear(256, 48, bias=True, dtype=torch.bfloat16)
         q = Int4Linear.from_linear(lin, 128)
-        assert q.counters.shape == (3,) and "counters" not in q.state_dict()
+        assert q.counters.shape == (4,) and "counters" not in q.state_dict()  # 3 tiles of 16 + the norm's
         print("ok")
     """)
 
@@ -529,10 +529,66 @@ def test_swiglu_made_in_the_split_sum_of_an_interleaved_gate_up_matches_the_prod
     """.replace("triton.cdiv", "(lambda a, b: -(-a // b))"))
 
 
-def test_a_model_with_the_swiglu_epilogue_gives_the_logits_of_the_plain_int4_model():
+@needs_triton
+def test_the_add_and_norm_epilogue_matches_the_product_then_the_add_and_norm_kernel():
+    """``residual`` and ``norm_weight``: each column tile adds its outputs to the residual as it sums its
+    splits and the last tile to finish writes the norm. The residual and the norm equal, exactly, those of the
+    same tile's plain product followed by triton_fused.add_rms_norm, for 1 and 3 rows, a bias, a padded input
+    width, several tiles and two calls in a row (both counters back at zero). A tile with one split runs the
+    two one after the other; a residual that is not contiguous is refused. In float32: the interpreter adds
+    bf16 tensors wrongly (the benchmark's GPU runs check the bf16 model's greedy tokens)."""
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen.int4 import quantize_int4
+        from storytransformer.engine.fastgen import triton_fused as tf, triton_int4 as ti
+        g = torch.Generator().manual_seed(13)
+        DC = ti.DecodeConfig
+        add_rms_norm, apart = tf.add_rms_norm, []  # the calls that ran the product and the norm apart
+        tf.add_rms_norm = lambda *a: (apart.append(a), add_rms_norm(*a))[1]
+        for N, K, bias in ((96, 512, False), (40, 576, True)):
+            w = (torch.randn(N, K, generator=g) * 0.02).bfloat16()
+            qw, s, z = quantize_int4(w, 128, pad=True)
+            b = torch.randn(N, generator=g) * 0.1 if bias else None
+            nw = 1 + 0.1 * torch.randn(N, generator=g)
+            for M in (1, 3):
+                cfgs = [None, DC(True, 16, 1, fused_sum=True), DC(False, 32, 2, masked=True), DC(False, 16, 8)]
+                if M == 1:
+                    cfgs.append(DC(False, 64, 1, planes=True, fused_sum=True))
+                for cfg in cfgs:
+                    counters = torch.zeros(N // 16 + 1, dtype=torch.int32)
+                    for _ in range(2):
+                        x = torch.randn(M, K, generator=g)
+                        res = torch.randn(M, N, generator=g)
+                        want_res = res.clone()
+                        want = add_rms_norm(want_res, ti.int4_decode(x, qw, s, z, 128, b, config=cfg), nw, 1e-6)
+                        before = len(apart)
+                        got = ti.int4_decode(x, qw, s, z, 128, b, config=cfg, counters=counters, residual=res,
+                                             norm_weight=nw, eps=1e-6)
+                        one_split = cfg == DC(False, 16, 8)  # 8 blocks a split: all of K in one
+                        assert len(apart) == before + one_split, (cfg, len(apart) - before)
+                        assert got.shape == (M, N) and got.dtype == torch.float32
+                        assert torch.equal(res, want_res), (N, K, M, cfg)
+                        assert torch.equal(got, want), (N, K, M, cfg, float((got.float() - want.float()).abs().max()))
+                    assert int(counters.abs().sum()) == 0, (cfg, counters)
+            wide = torch.randn(1, 2 * N, generator=g)
+            res = wide[:, ::2]  # not contiguous: the product, then the add and norm kernel on the view
+            x = torch.randn(1, K, generator=g)
+            try:
+                ti.int4_decode(x, qw, s, z, 128, b, residual=res, norm_weight=nw, eps=1e-6)
+            except ValueError as e:  # add_rms_norm refuses a residual it cannot update in place
+                assert "contiguous" in str(e)
+            else:
+                raise AssertionError("a strided residual was accepted")
+        assert all(int(c.abs().sum()) == 0 for c in ti._COUNTERS.values())
+        print("ok")
+    """)
+
+
+def test_a_model_with_the_swiglu_and_add_norm_epilogues_gives_the_logits_of_the_plain_int4_model():
     """quantize_linears_int4(swiglu_epilogue=True) stores each w13 with interleaved columns (group-wise
     quantisation is per output column, so the same codes) and the model puts them back before silu_mul
-    where the decode kernel does not run: the same logits as the plain int4 model."""
+    where the decode kernel does not run; add_norm=True marks wo and w2, which add and norm after their
+    product there: the same logits and tokens as the plain int4 model."""
     plain = build_model(CFG, "cpu", torch.bfloat16, seed=2)
     quantize_linears_int4(plain)
     inter = build_model(CFG, "cpu", torch.bfloat16, seed=2)
@@ -541,6 +597,11 @@ def test_a_model_with_the_swiglu_epilogue_gives_the_logits_of_the_plain_int4_mod
     assert w13.glu_chunk == 32 and "glu_chunk=32" in repr(w13)
     assert not plain.layers[0].feed_forward.w13.glu_chunk
     assert not any(layer.attention.wqkv.glu_chunk or layer.feed_forward.w2.glu_chunk for layer in inter.layers)
+    fused = build_model(CFG, "cpu", torch.bfloat16, seed=2)  # wo and w2 marked for the add-and-norm epilogue
+    quantize_linears_int4(fused, swiglu_epilogue=True, add_norm=True)
+    assert all(layer.attention.wo.fuse_add_norm and layer.feed_forward.w2.fuse_add_norm
+               and not layer.feed_forward.w13.fuse_add_norm for layer in fused.layers)
+    assert not plain.layers[0].attention.wo.fuse_add_norm
     again = build_model(CFG, "cpu", torch.bfloat16, seed=2)  # the plain model's w13 regrouped in place
     quantize_linears_int4(again)
     for layer, other in zip(again.layers, inter.layers):
@@ -549,11 +610,13 @@ def test_a_model_with_the_swiglu_epilogue_gives_the_logits_of_the_plain_int4_mod
         assert all(torch.equal(getattr(layer.feed_forward.w13, n), getattr(other.feed_forward.w13, n))
                    for n in ("qweight", "scales", "mins"))
     prompt = torch.randint(CFG.vocab, (1, 24), generator=torch.Generator().manual_seed(6))
-    want, got = plain.reference_logits(prompt), inter.reference_logits(prompt)
-    assert ((got - want).abs().max() / want.abs().max()) < 1e-3
+    want = plain.reference_logits(prompt)
+    for model in (inter, fused):
+        got = model.reference_logits(prompt)
+        assert ((got - want).abs().max() / want.abs().max()) < 1e-3
     tokens = [Generator(m, StaticKVCache(CFG, 64, device="cpu", dtype=torch.bfloat16), "eager", "matmul",
-                        chunk=16).generate(prompt, 6) for m in (plain, inter)]
-    assert torch.equal(tokens[0], tokens[1])
+                        chunk=16).generate(prompt, 6) for m in (plain, inter, fused)]
+    assert torch.equal(tokens[0], tokens[1]) and torch.equal(tokens[0], tokens[2])
 
 
 def test_the_int4_head_and_the_fused_swiglu_are_options_and_the_model_stays_close_to_bf16():

@@ -78,11 +78,12 @@ class Int4Linear(nn.Module):
         self.register_buffer("mins", mins)
         self.register_buffer("bias", bias)
         # one zeroed counter per column tile (tiles of 16 columns at the narrowest) for the decode kernel's
-        # fused split sum; not saved with the weights, moved with the module
-        self.register_buffer("counters", torch.zeros((out_features + 15) // 16, dtype=torch.int32,
+        # fused split sum, and one for its add-and-norm epilogue; not saved with the weights, moved with the module
+        self.register_buffer("counters", torch.zeros((out_features + 15) // 16 + 1, dtype=torch.int32,
                                                      device=qweight.device), persistent=False)
         self.fuse_swiglu = False  # see swiglu(); set by quantize_linears_int4(fuse_swiglu=True) on each w2
         self.glu_chunk = 0  # w13 quantised with interleaved gate and up columns: see gated()
+        self.fuse_add_norm = False  # wo and w2: add_norm() in the product's launch (quantize_linears_int4)
 
     @classmethod
     @torch.no_grad()
@@ -160,6 +161,23 @@ class Int4Linear(nn.Module):
             return y.view(*lead, self.out_features // 2)
         return silu_mul(deinterleave_gate_up(self(x), self.glu_chunk))
 
+    def add_norm(self, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float,
+                 add_rms_norm: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """add_rms_norm(residual, self(x), weight, eps): residual += the product in place, then its RMS norm
+        times ``weight``. At most DECODE_ROWS rows on CUDA with fuse_add_norm set, one launch: each column tile
+        adds its outputs to the residual as it sums its splits and the last tile to finish makes the norm
+        (graph-safe, rounded as the add-and-norm kernel); anywhere else the product, then ``add_rms_norm``."""
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        if (self.fuse_add_norm and x2.is_cuda and x2.shape[0] <= DECODE_ROWS and residual.is_contiguous()
+                and residual.numel() == x2.shape[0] * self.out_features):
+            from . import triton_int4
+            h = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
+                                        counters=self.counters, residual=residual.view(-1, self.out_features),
+                                        norm_weight=weight, eps=eps)
+            return h.view(*lead, self.out_features)
+        return add_rms_norm(residual, self(x), weight, eps)
+
     def extra_repr(self) -> str:
         glu = f", glu_chunk={self.glu_chunk}" if self.glu_chunk else ""
         return (f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
@@ -182,13 +200,15 @@ def deinterleave_gate_up(y: torch.Tensor, chunk: int) -> torch.Tensor:
 
 
 def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = False,
-                          fuse_swiglu: bool = False, swiglu_epilogue: bool = False) -> int:
+                          fuse_swiglu: bool = False, swiglu_epilogue: bool = False, add_norm: bool = False) -> int:
     """Replace the nn.Linear modules of ``model.layers`` by Int4Linear, one at a time; returns how many.
     ``head``: the output head too (a tied head gets its own 4-bit copy; the embedding stays as it is).
     ``fuse_swiglu``: each layer's ``feed_forward.w2`` takes w13's output and makes silu(gate) * up itself when
     decoding (Int4Linear.swiglu, used by model.Transformer.forward). ``swiglu_epilogue``: each
     ``feed_forward.w13`` is stored with interleaved gate and up columns and makes silu(gate) * up as it sums
-    its splits (Int4Linear.gated); it wins over ``fuse_swiglu``."""
+    its splits (Int4Linear.gated); it wins over ``fuse_swiglu``. ``add_norm``: each layer's ``attention.wo`` and
+    ``feed_forward.w2`` add their product to the residual stream and make the next norm in their own launch
+    when decoding (Int4Linear.add_norm)."""
     count = 0
     for layer in model.layers:
         ff = getattr(layer, "feed_forward", None)
@@ -201,9 +221,12 @@ def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = 
                 setattr(parent, name, Int4Linear.from_linear(linear, group_size, chunk))
                 del linear
                 count += 1
-        w2 = getattr(getattr(layer, "feed_forward", None), "w2", None)
+        w2 = getattr(ff, "w2", None)
         if isinstance(w2, Int4Linear):
             w2.fuse_swiglu = fuse_swiglu
+        for last in (w2, getattr(getattr(layer, "attention", None), "wo", None)):
+            if isinstance(last, Int4Linear):
+                last.fuse_add_norm = add_norm
     if head and type(model.output) is nn.Linear:
         model.output = Int4Linear.from_linear(model.output, group_size)
         count += 1

@@ -103,19 +103,23 @@ class Transformer(nn.Module):
             after = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm
             for rows, c, e in spans:  # output projection, residual, norm, MLP, residual
                 xs = x[rows, c:e]
-                hs = ops.add_rms_norm(xs, layer.attention.wo(y[rows, c:e].flatten(2)), layer.ffn_norm.weight,
-                                      cfg.norm_eps)
+                hs = _add_norm(layer.attention.wo, y[rows, c:e].flatten(2), xs, layer.ffn_norm.weight, cfg.norm_eps,
+                               ops)
                 ff = layer.feed_forward
-                if getattr(ff.w13, "glu_chunk", 0):  # int4 w13 making silu(gate) * up as it sums (int4.py)
-                    mlp = ff.w2(ff.w13.gated(hs, ops.silu_mul))
-                elif getattr(ff.w2, "fuse_swiglu", False):  # int4 w2 making silu(gate) * up itself (int4.py)
+                if getattr(ff.w2, "fuse_swiglu", False) and not getattr(ff.w13, "glu_chunk", 0):
+                    # int4 w2 making silu(gate) * up itself (int4.py), then the residual add
                     mlp = ff.w2.swiglu(ff.w13(hs), ops.silu_mul)
-                else:
-                    mlp = ff.w2(ops.silu_mul(ff.w13(hs)))
+                    if one_span:
+                        h = ops.add_rms_norm(x, mlp, after.weight, cfg.norm_eps)
+                    else:
+                        xs += mlp
+                    continue
+                # silu(gate) * up: in an int4 w13's own split sum where it interleaves gate and up (int4.py)
+                act = ff.w13.gated(hs, ops.silu_mul) if getattr(ff.w13, "glu_chunk", 0) else ops.silu_mul(ff.w13(hs))
                 if one_span:  # the residual add folded into the next layer's norm
-                    h = ops.add_rms_norm(x, mlp, after.weight, cfg.norm_eps)
+                    h = _add_norm(ff.w2, act, x, after.weight, cfg.norm_eps, ops)
                 else:
-                    xs += mlp
+                    xs += ff.w2(act)
         if not one_span:
             h = ops.rms_norm(x if all_logits else x[:, -1:], self.norm.weight, cfg.norm_eps)
         return self.output(h if all_logits else h[:, -1]).float()
@@ -146,6 +150,14 @@ class Transformer(nn.Module):
         cache = StaticKVCache(self.cfg, tokens.shape[1], batch=tokens.shape[0], device=tokens.device,
                               dtype=self.tok_embeddings.weight.dtype)
         return self.prefill(tokens, 0, cache, "eager", all_logits=True)
+
+
+def _add_norm(linear: nn.Module, inp: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, eps: float,
+              ops) -> torch.Tensor:
+    """x += linear(inp); norm(x) * weight: in the product's own launch where an int4 linear can (int4.py)."""
+    if getattr(linear, "fuse_add_norm", False):
+        return linear.add_norm(inp, x, weight, eps, ops.add_rms_norm)
+    return ops.add_rms_norm(x, linear(inp), weight, eps)
 
 
 def _prefill(impl: str, q: torch.Tensor, kv: KVLayer, start: int) -> torch.Tensor:

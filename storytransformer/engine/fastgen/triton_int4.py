@@ -306,7 +306,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
                    MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
                    PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0,
-                   GLU: tl.constexpr = False, PDL: tl.constexpr = False):
+                   GLU: tl.constexpr = False, NW=None, H=None, stride_hm=0, eps=0.0, NORM: tl.constexpr = False,
+                   NORM_BLOCK: tl.constexpr = 1, PDL: tl.constexpr = False):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -324,7 +325,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     activation is silu(gate) * up, made where it is loaded (_act), in every tile. GLU (with FUSED_SUM): the
     weight is a gate and up projection whose columns are interleaved by halves of BLOCK_N (int4.Int4Linear.gated),
     and the last split program writes silu(gate) * up of its BLOCK_N / 2 outputs into Y [M, N / 2] instead of
-    the sums. PDL: see pdl.gate."""
+    the sums. NORM (with FUSED_SUM): Y is the residual stream, and each tile's last split adds its sums to it
+    (rounded to Y's dtype first, as the reference adds the product); the program that completes the last tile
+    (a second counter, CNT[tiles]) then writes the rows' RMS norm times NW into H, as add_rms_norm would after
+    the product. PDL: see pdl.gate."""
     pdl.gate(PDL)
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
@@ -486,13 +490,37 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                                        other=0.0, cache_modifier=".cg")  # from L2: other programs wrote them
                     if HAS_BIAS:
                         tot += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-                    tl.store(Y + offs_m[:, None] * stride_om + offs_n[None, :], tot.to(Y.dtype.element_ty),
-                             mask=mask)
+                    y_ptrs = Y + offs_m[:, None] * stride_om + offs_n[None, :]
+                    if NORM:  # the residual add, as add_rms_norm makes it: the product in Y's dtype first
+                        tl.store(y_ptrs, tl.load(y_ptrs, mask=mask, other=0.0) + tot.to(Y.dtype.element_ty),
+                                 mask=mask)
+                    else:
+                        tl.store(y_ptrs, tot.to(Y.dtype.element_ty), mask=mask)
                 tl.atomic_xchg(CNT + pid_n, 0)  # ready for the next call (graph replays included)
+                if NORM:
+                    tl.debug_barrier()  # this tile's rows are stored before the tile counter says so
+                    tiles = tl.num_programs(0)
+                    if tl.atomic_add(CNT + tiles, 1, sem="acq_rel") == tiles - 1:  # every tile is added
+                        _norm_rows(Y, NW, H, M, N, stride_om, stride_hm, eps, BLOCK_M, NORM_BLOCK)
+                        tl.atomic_xchg(CNT + tiles, 0)
     else:
         if HAS_BIAS:
             y += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
         tl.store(OUT + offs_m[:, None] * stride_om + offs_n[None, :], y.to(OUT.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _norm_rows(X, W, H, M, N, stride_xm, stride_hm, eps, BLOCK_M: tl.constexpr, BLOCK: tl.constexpr):
+    """H[m] = norm(X[m]) * W for the M rows, one row at a time, as triton_fused's norm kernel makes it (X read
+    from L2: other programs wrote it)."""
+    cols = tl.arange(0, BLOCK)
+    w = tl.load(W + cols, mask=cols < N, other=0.0)
+    for m in tl.static_range(BLOCK_M):
+        ok = (cols < N) & (m < M)
+        x = tl.load(X + m * stride_xm + cols, mask=ok, other=0.0, cache_modifier=".cg")
+        x32 = x.to(tl.float32)
+        rstd = 1.0 / tl.sqrt(tl.sum(x32 * x32, 0) / N + eps)
+        tl.store(H + m * stride_hm + cols, (x32 * rstd).to(x.dtype) * w, mask=ok)
 
 
 @triton.jit
@@ -668,7 +696,9 @@ def _shared_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
 
 def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor,
                 group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None,
-                counters: torch.Tensor | None = None, swiglu: bool = False, glu_chunk: int = 0) -> torch.Tensor:
+                counters: torch.Tensor | None = None, swiglu: bool = False, glu_chunk: int = 0,
+                residual: torch.Tensor | None = None, norm_weight: torch.Tensor | None = None,
+                eps: float = 0.0) -> torch.Tensor:
     """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised.
     ``counters``: zeroed int32 [>= N / block_n] for the fused split sum, owned by the caller (Int4Linear);
     without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream).
@@ -677,7 +707,10 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     intermediate), rounded as the torch reference rounds it. ``glu_chunk``: W is a gate and up projection whose
     rows are interleaved in chunks of glu_chunk (int4.interleave_gate_up) and the result is silu(gate) * up
     [M, N / 2], made by the last program of each column tile of 2 glu_chunk columns as it sums the splits; where
-    that tile cannot sum its splits itself (one split, no counters) the product is made whole first."""
+    that tile cannot sum its own splits (one split, no counters) the product is made whole first.
+    ``residual`` [M, N] and ``norm_weight`` [N]: residual += the product, in place, and the result is
+    norm(residual) * norm_weight (triton_fused.add_rms_norm after the product, in the same launch: the last
+    column tile to finish makes the norm); where the tile cannot, the two run one after the other."""
     M, K_x = x.shape
     if swiglu:
         if K_x % 2:
@@ -703,16 +736,24 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     splits = triton.cdiv(K // BLOCK, bps)
     partial = splits > 1
     tiles = triton.cdiv(N, cfg.block_n)
+    norm = residual is not None
+    if norm and (glu_chunk or swiglu):
+        raise ValueError("the add-and-norm epilogue takes a plain product")
     cnt = None
-    if partial and cfg.fused_sum:
-        cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
+    if partial and (cfg.fused_sum or norm):
+        need = tiles + norm  # the add-and-norm epilogue's counter follows the tiles' own
+        cnt = counters if counters is not None and counters.numel() >= need else _shared_counters(x.device, need)
     fused = cnt is not None
+    if norm and not (fused and residual.shape == (M, N) and residual.is_contiguous() and residual.dtype == x.dtype):
+        from .triton_fused import add_rms_norm  # the product, then the add and norm kernel
+        return add_rms_norm(residual, int4_decode(x, qweight, scales, mins, group, bias, config=cfg), norm_weight, eps)
     if glu_chunk and not fused:  # the whole product, then SwiGLU on its columns in [gate | up] order
         from .int4 import deinterleave_gate_up
         gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg),
                                         glu_chunk).chunk(2, dim=-1)
         return torch.nn.functional.silu(gate) * up
-    y = torch.empty(M, N // 2 if glu_chunk else N, device=x.device, dtype=x.dtype)
+    y = residual if norm else torch.empty(M, N // 2 if glu_chunk else N, device=x.device, dtype=x.dtype)
+    h = torch.empty_like(residual) if norm else y
     out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
     b = bias if bias is not None else y
     on = pdl.enabled(x.device)
@@ -724,14 +765,15 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
         PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
         FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed), SWIGLU=swiglu, HALF=K_x if swiglu else 0,
-        GLU=bool(glu_chunk),
+        GLU=bool(glu_chunk), NW=norm_weight if norm else y, H=h, stride_hm=h.stride(0), eps=eps, NORM=norm,
+        NORM_BLOCK=triton.next_power_of_2(N) if norm else 1,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, PDL=on, **pdl.launch(on))
     if partial and not fused:
         block = 1024
         _sum_splits_kernel[(triton.cdiv(M * N, block),)](out, b, y, M * N, N, SPLITS=splits,
                                                          HAS_BIAS=bias is not None, BLOCK=block, num_warps=4,
                                                          PDL=on, **pdl.launch(on))
-    return y
+    return h if norm else y
 
 
 def int4_dequantize_t(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor, group: int,

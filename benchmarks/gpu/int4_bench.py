@@ -714,13 +714,12 @@ class Bench:
             td.MERGE = "torch" if "+torch_merge" in fmt else "triton"
             td.SPREAD = "+capacity_splits" not in fmt
             pdl.ENABLED = "+no_pdl" not in fmt
-            pdl.PREFETCH = "+no_prefetch" not in fmt
             norm = re.search(r"\+norm(\d+)", fmt)
             tf.NORM_WARPS = int(norm.group(1)) if norm else 4
             try:
                 decode_with(fmt)
             finally:
-                td.MERGE, td.SPREAD, pdl.ENABLED, pdl.PREFETCH, tf.NORM_WARPS = "triton", True, True, True, 4
+                td.MERGE, td.SPREAD, pdl.ENABLED, tf.NORM_WARPS = "triton", True, True, 4
 
         caches = {}
 
@@ -751,7 +750,6 @@ class Bench:
                 # PDL changes when kernels launch, not what they do; the GLU epilogue sums and rounds as the
                 # split sum and silu_mul kernels do: the same greedy tokens either way
                 for option, what in (("+no_pdl", "with and without PDL"),
-                                     ("+no_prefetch", "with and without the weights prefetched before the wait"),
                                      ("+glu", "with and without SwiGLU in w13's split sum"),
                                      ("+addnorm", "with and without the add and norm in wo's and w2's split sums")):
                     base = fmt.replace(option, "")

@@ -55,24 +55,13 @@ def _kernels_with_pdl() -> list[tuple[str, ast.FunctionDef]]:
 
 
 def test_every_kernel_launched_with_pdl_waits_before_anything_else():
-    """A kernel that loads before griddepcontrol.wait could read what the previous kernel has not written yet.
-    Before the wait a kernel may only work out indices and prefetch weights into L2 (pdl.prefetch)."""
+    """A kernel that loads before griddepcontrol.wait could read what the previous kernel has not written yet."""
     kernels = _kernels_with_pdl()
     assert len(kernels) >= 7  # the decoding step's kernels: products, their sum, norms, rotary, SwiGLU, attention
-    prefetching = []
     for name, fn in kernels:
         body = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-        gates = [i for i, s in enumerate(body) if ast.unparse(s) == "pdl.gate(PDL)"]
-        assert gates, f"{name} never waits"
-        for statement in body[:gates[0]]:
-            text = ast.unparse(statement)
-            if text.startswith("pdl.prefetch("):
-                prefetching.append(name)
-                continue
-            assert isinstance(statement, (ast.Assign, ast.AnnAssign)), f"{name} does {text!r} before the wait"
-            calls = {ast.unparse(c.func) for c in ast.walk(statement) if isinstance(c, ast.Call)}
-            assert calls <= {"tl.program_id", "tl.arange", "tl.minimum"}, f"{name} calls {calls} before the wait"
-    assert prefetching == ["triton_int4.py:_decode_kernel"]
+        first = ast.unparse(body[0])
+        assert first == "pdl.gate(PDL)", f"{name} starts with {first!r}"
 
 
 def test_every_launch_with_pdl_passes_the_same_switch_to_the_kernel():

@@ -12,11 +12,6 @@ launched this way calls :func:`gate` before its first load.
 
 Off in Triton's CPU interpreter, on ROCm and before sm_90 (the instructions do not exist), and when
 ``STORYTRANSFORMER_PDL=0``; :data:`ENABLED` switches it off in-process (the benchmark's ``+no_pdl``).
-
-One thing may come before the wait: :func:`prefetch` of weights into L2. Weights are written by no
-kernel of the step, so asking for them early reads nothing stale, and the matrix products' first loads
-then find them in L2 instead of waiting on memory just after the previous kernel ends. :data:`PREFETCH`
-switches it off in-process (the benchmark's ``+no_prefetch``), ``STORYTRANSFORMER_PREFETCH=0`` for good.
 """
 
 from __future__ import annotations
@@ -31,7 +26,6 @@ from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 ENABLED = os.environ.get("STORYTRANSFORMER_PDL", "1") != "0"
-PREFETCH = os.environ.get("STORYTRANSFORMER_PREFETCH", "1") != "0"
 
 
 @functools.lru_cache(maxsize=None)
@@ -52,20 +46,6 @@ def enabled(device: torch.device | str) -> bool:
 def launch(on: bool) -> dict:
     """The launch options of a kernel whose ``PDL`` argument is ``on``."""
     return {"launch_pdl": True} if on else {}
-
-
-def prefetching(on: bool) -> bool:
-    """Whether a kernel launched with PDL ``on`` prefetches its weights before it waits."""
-    return on and PREFETCH
-
-
-@triton.jit
-def prefetch(ptrs, PREFETCH: tl.constexpr):
-    """Ask for the 128-byte lines at ``ptrs`` (a tensor of pointers into weights no kernel writes) to be
-    brought into L2; nothing is read into registers and nothing waits for them."""
-    if PREFETCH:
-        tl.inline_asm_elementwise("prefetch.global.L2 [$1];\n\tmov.u32 $0, 0;", "=r,l", [ptrs], dtype=tl.int32,
-                                  is_pure=False, pack=1)
 
 
 @triton.jit

@@ -307,8 +307,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
                    PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0,
                    GLU: tl.constexpr = False, NW=None, H=None, stride_hm=0, eps=0.0, NORM: tl.constexpr = False,
-                   NORM_BLOCK: tl.constexpr = 1, PREFETCH: tl.constexpr = False, PREFETCH_ROWS: tl.constexpr = 16,
-                   PDL: tl.constexpr = False):
+                   NORM_BLOCK: tl.constexpr = 1, PDL: tl.constexpr = False):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -329,18 +328,11 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     the sums. NORM (with FUSED_SUM): Y is the residual stream, and each tile's last split adds its sums to it
     (rounded to Y's dtype first, as the reference adds the product); the program that completes the last tile
     (a second counter, CNT[tiles]) then writes the rows' RMS norm times NW into H, as add_rms_norm would after
-    the product. PREFETCH (with PDL): this program's packed weights are asked into L2 before the wait (two
-    128-byte lines of each word row at BLOCK_N = 64; PREFETCH_ROWS: BLOCKS_PER_SPLIT * 16 rounded up to a power
-    of two). PDL: see pdl.gate."""
+    the product. PDL: see pdl.gate."""
+    pdl.gate(PDL)
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
-    LINES: tl.constexpr = (BLOCK_N + 31) // 32  # 128-byte lines in a word row of the tile
-    rows = tl.minimum(split * BLOCKS_PER_SPLIT * 16 + tl.arange(0, PREFETCH_ROWS),
-                      tl.minimum(NB, (split + 1) * BLOCKS_PER_SPLIT) * 16 - 1)
-    cols = tl.minimum(pid_n * BLOCK_N + tl.arange(0, LINES) * 32, N - 1)
-    pdl.prefetch(QW + rows[:, None] * N + cols[None, :], PREFETCH)
-    pdl.gate(PDL)
     EVEN: tl.constexpr = (K_X == K) and (SPLITS * BLOCKS_PER_SPLIT == NB)  # no block masked or padded
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_i = tl.arange(0, 16)
@@ -774,8 +766,7 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
         FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed), SWIGLU=swiglu, HALF=K_x if swiglu else 0,
         GLU=bool(glu_chunk), NW=norm_weight if norm else y, H=h, stride_hm=h.stride(0), eps=eps, NORM=norm,
-        NORM_BLOCK=triton.next_power_of_2(N) if norm else 1, PREFETCH=pdl.prefetching(on),
-        PREFETCH_ROWS=triton.next_power_of_2(bps * 16),
+        NORM_BLOCK=triton.next_power_of_2(N) if norm else 1,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, PDL=on, **pdl.launch(on))
     if partial and not fused:
         block = 1024

@@ -751,7 +751,7 @@ class Bench:
                 # split sum and silu_mul kernels do: the same greedy tokens either way
                 for option, what in (("+no_pdl", "with and without PDL"),
                                      ("+glu", "with and without SwiGLU in w13's split sum"),
-                                     ("+addnorm", "with and without the add and norm in wo's and w2's split sums")):
+                                     ("+norms", "with and without the norms and residual adds made by the products")):
                     base = fmt.replace(option, "")
                     if base != fmt and (base, ctx) in tokens_of:
                         same = tokens_of[(base, ctx)] == tokens
@@ -806,8 +806,12 @@ class Bench:
             for layer in model.layers:
                 w13 = layer.feed_forward.w13
                 w13.regroup_gate_up(self.int4.glu_chunk(w13.out_features, w13.in_features, self.dev) if glu else 0)
-                # wo and w2 add to the residual stream and make the next norm in their own launch (Int4Linear.add_norm)
-                layer.attention.wo.fuse_add_norm = layer.feed_forward.w2.fuse_add_norm = "+addnorm" in fmt
+                # the products make the norms as they load and the residual adds as they sum (Int4Linear.normed)
+                for linear in layer.modules():
+                    if isinstance(linear, self.int4.Int4Linear):
+                        linear.fuse_norms = "+norms" in fmt
+            if isinstance(model.output, self.int4.Int4Linear):
+                model.output.fuse_norms = "+norms" in fmt
             fuse = "+swiglu" in fmt
             for layer in model.layers:
                 layer.feed_forward.w2.fuse_swiglu = fuse
@@ -899,8 +903,8 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-matrices", default="", help="only these matrices in the sweep (names, e.g. head,w2)")
     p.add_argument("--model-variants", default=MODEL_VARIANTS,
                    help="int4 variants the model section decodes after bf16 (+swiglu: w2 makes SwiGLU itself; "
-                        "+glu: w13 makes it in its split sum; +addnorm: wo and w2 add the residual and make the next "
-                        "norm in theirs; +head: the output head in int4 too)")
+                        "+glu: w13 makes it in its split sum; +norms: the products make the norms and residual adds; "
+                        "+head: the output head in int4 too)")
     p.add_argument("--bf16-variants", default="bf16",
                    help="bf16 decodings before the int4 ones (bf16+torch_merge: the attention merge in torch ops)")
     p.add_argument("--head-prompts", type=int, default=4, help="random prompts of 256 tokens for the int4 head's KL")

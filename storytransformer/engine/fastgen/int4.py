@@ -78,12 +78,12 @@ class Int4Linear(nn.Module):
         self.register_buffer("mins", mins)
         self.register_buffer("bias", bias)
         # one zeroed counter per column tile (tiles of 16 columns at the narrowest) for the decode kernel's
-        # fused split sum, and one for its add-and-norm epilogue; not saved with the weights, moved with the module
-        self.register_buffer("counters", torch.zeros((out_features + 15) // 16 + 1, dtype=torch.int32,
+        # fused split sum; not saved with the weights, moved with the module
+        self.register_buffer("counters", torch.zeros((out_features + 15) // 16, dtype=torch.int32,
                                                      device=qweight.device), persistent=False)
         self.fuse_swiglu = False  # see swiglu(); set by quantize_linears_int4(fuse_swiglu=True) on each w2
         self.glu_chunk = 0  # w13 quantised with interleaved gate and up columns: see gated()
-        self.fuse_add_norm = False  # wo and w2: add_norm() in the product's launch (quantize_linears_int4)
+        self.fuse_norms = False  # decoding: the norm before and the residual add after in this launch (see normed())
 
     @classmethod
     @torch.no_grad()
@@ -144,39 +144,56 @@ class Int4Linear(nn.Module):
             setattr(self, name, t.contiguous())
         self.glu_chunk = chunk
 
-    def gated(self, x: torch.Tensor, silu_mul: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def gated(self, x: torch.Tensor, silu_mul: Callable[[torch.Tensor], torch.Tensor],
+              norm: tuple[torch.Tensor, float, Callable[..., torch.Tensor]] | None = None) -> torch.Tensor:
         """silu(gate) * up [..., out_features / 2] of this fused gate and up projection (glu_chunk set). At most
         DECODE_ROWS rows on CUDA the decode kernel makes it as it sums its splits: each column tile holds
         glu_chunk gate columns and their glu_chunk up columns, so no [gate | up] row is written and no silu_mul
         kernel runs (graph-safe, rounded as the torch reference). Anywhere else the product's columns are put
-        back in [gate | up] order and ``silu_mul`` runs on them."""
-        if not self.glu_chunk:
-            return silu_mul(self(x))
-        lead = x.shape[:-1]
+        back in [gate | up] order and ``silu_mul`` runs on them. ``norm`` (weight, eps, rms_norm): x is the
+        residual stream and the product is that of its norm (normed(): in the same launch where it can)."""
         x2 = x.reshape(-1, self.in_features)
+        fuse_norm = norm is not None and self._decoding(x2)
+        if norm is not None and not fuse_norm:
+            x, norm = norm[2](x, norm[0], norm[1]), None
+            x2 = x.reshape(-1, self.in_features)
+        if not self.glu_chunk:
+            return silu_mul(self.normed(x, *norm) if norm else self(x))
+        lead = x.shape[:-1]
         if x2.is_cuda and x2.shape[0] <= DECODE_ROWS:
             from . import triton_int4
             y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
-                                        counters=self.counters, glu_chunk=self.glu_chunk)
+                                        counters=self.counters, glu_chunk=self.glu_chunk,
+                                        norm_weight=norm[0] if norm else None, eps=norm[1] if norm else 0.0)
             return y.view(*lead, self.out_features // 2)
         return silu_mul(deinterleave_gate_up(self(x), self.glu_chunk))
 
-    def add_norm(self, x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, eps: float,
-                 add_rms_norm: Callable[..., torch.Tensor]) -> torch.Tensor:
-        """add_rms_norm(residual, self(x), weight, eps): residual += the product in place, then its RMS norm
-        times ``weight``. At most DECODE_ROWS rows on CUDA with fuse_add_norm set, one launch: each column tile
-        adds its outputs to the residual as it sums its splits and the last tile to finish makes the norm
-        (graph-safe, rounded as the add-and-norm kernel); anywhere else the product, then ``add_rms_norm``."""
-        lead = x.shape[:-1]
+    def _decoding(self, x2: torch.Tensor) -> bool:
+        return self.fuse_norms and x2.is_cuda and x2.shape[0] == 1
+
+    def normed(self, x: torch.Tensor, weight: torch.Tensor, eps: float,
+               rms_norm: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """self(rms_norm(x, weight, eps)). Decoding one row on CUDA with fuse_norms set, one launch: every program
+        of the product sums the row's squares itself and normalises the activations it loads (no norm kernel,
+        rounded as the norm kernel rounds); anywhere else the norm, then the product."""
         x2 = x.reshape(-1, self.in_features)
-        if (self.fuse_add_norm and x2.is_cuda and x2.shape[0] <= DECODE_ROWS and residual.is_contiguous()
-                and residual.numel() == x2.shape[0] * self.out_features):
-            from . import triton_int4
-            h = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
-                                        counters=self.counters, residual=residual.view(-1, self.out_features),
-                                        norm_weight=weight, eps=eps)
-            return h.view(*lead, self.out_features)
-        return add_rms_norm(residual, self(x), weight, eps)
+        if not self._decoding(x2):
+            return self(rms_norm(x, weight, eps))
+        from . import triton_int4
+        y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
+                                    counters=self.counters, norm_weight=weight, eps=eps)
+        return y.view(*x.shape[:-1], self.out_features)
+
+    def add_into(self, x: torch.Tensor, residual: torch.Tensor) -> None:
+        """residual += self(x), in place. Decoding one row on CUDA with fuse_norms set, each column tile adds its
+        outputs as it sums its splits (no [1, N] output, no add kernel)."""
+        x2 = x.reshape(-1, self.in_features)
+        if not (self._decoding(x2) and residual.is_contiguous()):
+            residual += self(x)
+            return
+        from . import triton_int4
+        triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
+                                counters=self.counters, residual=residual.view(-1, self.out_features))
 
     def extra_repr(self) -> str:
         glu = f", glu_chunk={self.glu_chunk}" if self.glu_chunk else ""
@@ -200,15 +217,15 @@ def deinterleave_gate_up(y: torch.Tensor, chunk: int) -> torch.Tensor:
 
 
 def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = False,
-                          fuse_swiglu: bool = False, swiglu_epilogue: bool = False, add_norm: bool = False) -> int:
+                          fuse_swiglu: bool = False, swiglu_epilogue: bool = False, fuse_norms: bool = False) -> int:
     """Replace the nn.Linear modules of ``model.layers`` by Int4Linear, one at a time; returns how many.
     ``head``: the output head too (a tied head gets its own 4-bit copy; the embedding stays as it is).
     ``fuse_swiglu``: each layer's ``feed_forward.w2`` takes w13's output and makes silu(gate) * up itself when
     decoding (Int4Linear.swiglu, used by model.Transformer.forward). ``swiglu_epilogue``: each
     ``feed_forward.w13`` is stored with interleaved gate and up columns and makes silu(gate) * up as it sums
-    its splits (Int4Linear.gated); it wins over ``fuse_swiglu``. ``add_norm``: each layer's ``attention.wo`` and
-    ``feed_forward.w2`` add their product to the residual stream and make the next norm in their own launch
-    when decoding (Int4Linear.add_norm)."""
+    its splits (Int4Linear.gated); it wins over ``fuse_swiglu``. ``fuse_norms``: when decoding, wqkv, w13 and
+    the int4 head normalise the residual stream as they load it, and wo and w2 add their product to it in
+    their own launch (Int4Linear.normed, add_into): no norm kernel runs (model.Transformer.forward)."""
     count = 0
     for layer in model.layers:
         ff = getattr(layer, "feed_forward", None)
@@ -224,12 +241,14 @@ def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = 
         w2 = getattr(ff, "w2", None)
         if isinstance(w2, Int4Linear):
             w2.fuse_swiglu = fuse_swiglu
-        for last in (w2, getattr(getattr(layer, "attention", None), "wo", None)):
-            if isinstance(last, Int4Linear):
-                last.fuse_add_norm = add_norm
+        for linear in layer.modules():
+            if isinstance(linear, Int4Linear):
+                linear.fuse_norms = fuse_norms
     if head and type(model.output) is nn.Linear:
         model.output = Int4Linear.from_linear(model.output, group_size)
         count += 1
+    if isinstance(model.output, Int4Linear):
+        model.output.fuse_norms = fuse_norms
     return count
 
 

@@ -186,35 +186,43 @@ def _silu_mul_act(gate, up):
 
 
 @triton.jit
-def _act(P, mask, SWIGLU: tl.constexpr, HALF: tl.constexpr):
-    """The activations at pointers P, masked ones read as 0. SWIGLU: the rows hold [gate | up] (w13's output,
-    up HALF elements after its gate) and the activation is silu(gate) * up, made here while it is loaded."""
+def _act(R, k, mask, SWIGLU: tl.constexpr, HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
+    """The activations at inputs k of the rows at R, masked ones read as 0. SWIGLU: the rows hold [gate | up]
+    (w13's output, up HALF elements after its gate) and the activation is silu(gate) * up, made here while it
+    is loaded. NORM (one row): the activation is norm(x) * NW, x * rstd rounded to x's dtype, then times the
+    weight, as triton_fused's norm kernel makes it."""
     if SWIGLU:
-        return _silu_mul_act(tl.load(P, mask=mask, other=0.0), tl.load(P + HALF, mask=mask, other=0.0))
+        return _silu_mul_act(tl.load(R + k, mask=mask, other=0.0), tl.load(R + k + HALF, mask=mask, other=0.0))
+    elif NORM:
+        x = tl.load(R + k, mask=mask, other=0.0)
+        return (x.to(tl.float32) * rstd).to(x.dtype) * tl.load(NW + k, mask=mask, other=0.0)
     else:
-        return tl.load(P, mask=mask, other=0.0)
+        return tl.load(R + k, mask=mask, other=0.0)
 
 
 @triton.jit
-def _act_all(P, SWIGLU: tl.constexpr, HALF: tl.constexpr):
+def _act_all(R, k, SWIGLU: tl.constexpr, HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
     """As _act, nothing masked."""
     if SWIGLU:
-        return _silu_mul_act(tl.load(P), tl.load(P + HALF))
+        return _silu_mul_act(tl.load(R + k), tl.load(R + k + HALF))
+    elif NORM:
+        x = tl.load(R + k)
+        return (x.to(tl.float32) * rstd).to(x.dtype) * tl.load(NW + k)
     else:
-        return tl.load(P)
+        return tl.load(R + k)
 
 
 @triton.jit
 def _x_pair_f16(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr, SWIGLU: tl.constexpr,
-                HALF: tl.constexpr):
+                HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
     """As _x_pair, the pair in f16x2 (each activation saturated to +-65504)."""
     k = k0 + offs_i
     if EVEN:
-        lo = _act_all(X + k, SWIGLU, HALF).to(tl.float32)
-        hi = _act_all(X + k + 64, SWIGLU, HALF).to(tl.float32)
+        lo = _act_all(X, k, SWIGLU, HALF, NORM, NW, rstd).to(tl.float32)
+        hi = _act_all(X, k + 64, SWIGLU, HALF, NORM, NW, rstd).to(tl.float32)
     else:
-        lo = _act(X + k, xok & (k < K_X), SWIGLU, HALF).to(tl.float32)
-        hi = _act(X + k + 64, xok & (k + 64 < K_X), SWIGLU, HALF).to(tl.float32)
+        lo = _act(X, k, xok & (k < K_X), SWIGLU, HALF, NORM, NW, rstd).to(tl.float32)
+        hi = _act(X, k + 64, xok & (k + 64 < K_X), SWIGLU, HALF, NORM, NW, rstd).to(tl.float32)
     pair = tl.inline_asm_elementwise(_ASM_F16X2, "=r,f,f", [lo, hi], dtype=tl.int32, is_pure=True, pack=1)
     return pair, lo + hi
 
@@ -244,16 +252,16 @@ mov.b32 $0, fs;
 
 @triton.jit
 def _quarter_f16(QW, X, b, q: tl.constexpr, N, offs_n, offs_r, wmask, xok, K_X: tl.constexpr,
-                 EVEN: tl.constexpr, SWIGLU: tl.constexpr, HALF: tl.constexpr):
+                 EVEN: tl.constexpr, SWIGLU: tl.constexpr, HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
     """PACKED == 6: word rows 4 q .. 4 q + 3 of block b -> their products with the activations, a packed f16x2
     word [4, BLOCK_N] each, and the activations' float32 sums [4]."""
     wq = tl.load(QW + (b * 16 + 4 * q + offs_r)[:, None] * N + offs_n[None, :], mask=wmask, other=0)
     c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [wq], dtype=(tl.int32,) * 4,
                                                is_pure=True, pack=1)
-    x0, xs0 = _x_pair_f16(X, b * 128 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
-    x1, xs1 = _x_pair_f16(X, b * 128 + 16 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
-    x2, xs2 = _x_pair_f16(X, b * 128 + 32 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
-    x3, xs3 = _x_pair_f16(X, b * 128 + 48 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
+    x0, xs0 = _x_pair_f16(X, b * 128 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF, NORM, NW, rstd)
+    x1, xs1 = _x_pair_f16(X, b * 128 + 16 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF, NORM, NW, rstd)
+    x2, xs2 = _x_pair_f16(X, b * 128 + 32 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF, NORM, NW, rstd)
+    x3, xs3 = _x_pair_f16(X, b * 128 + 48 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF, NORM, NW, rstd)
     t = tl.inline_asm_elementwise(_ASM_DOT8_F16_PACKED, "=r,r,r,r,r,r,r,r,r",
                                   [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
                                   dtype=tl.int32, is_pure=True, pack=1)
@@ -285,16 +293,16 @@ def _bf16_bits(x):
 
 @triton.jit
 def _x_pair(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr, SWIGLU: tl.constexpr,
-            HALF: tl.constexpr):
+            HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
     """Activations (x[k0 + i], x[k0 + 64 + i]) of row 0 as bf16x2 words [16], inputs past K_X read as 0;
     also their float32 sum [16]. EVEN: every block of this program is real and unpadded (no masks)."""
     k = k0 + offs_i
     if EVEN:
-        lo = _act_all(X + k, SWIGLU, HALF).to(tl.bfloat16)
-        hi = _act_all(X + k + 64, SWIGLU, HALF).to(tl.bfloat16)
+        lo = _act_all(X, k, SWIGLU, HALF, NORM, NW, rstd).to(tl.bfloat16)
+        hi = _act_all(X, k + 64, SWIGLU, HALF, NORM, NW, rstd).to(tl.bfloat16)
     else:
-        lo = _act(X + k, xok & (k < K_X), SWIGLU, HALF).to(tl.bfloat16)
-        hi = _act(X + k + 64, xok & (k + 64 < K_X), SWIGLU, HALF).to(tl.bfloat16)
+        lo = _act(X, k, xok & (k < K_X), SWIGLU, HALF, NORM, NW, rstd).to(tl.bfloat16)
+        hi = _act(X, k + 64, xok & (k + 64 < K_X), SWIGLU, HALF, NORM, NW, rstd).to(tl.bfloat16)
     pair = _bf16_bits(lo) | (_bf16_bits(hi) << 16)
     return pair, lo.to(tl.float32) + hi.to(tl.float32)
 
@@ -306,8 +314,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
                    MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
                    PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0,
-                   GLU: tl.constexpr = False, NW=None, H=None, stride_hm=0, eps=0.0, NORM: tl.constexpr = False,
-                   NORM_BLOCK: tl.constexpr = 1, PDL: tl.constexpr = False):
+                   GLU: tl.constexpr = False, RESIDUAL: tl.constexpr = False, NW=None, eps=0.0,
+                   NORM_IN: tl.constexpr = False, NORM_BLOCK: tl.constexpr = 1, PDL: tl.constexpr = False):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -325,11 +333,17 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     activation is silu(gate) * up, made where it is loaded (_act), in every tile. GLU (with FUSED_SUM): the
     weight is a gate and up projection whose columns are interleaved by halves of BLOCK_N (int4.Int4Linear.gated),
     and the last split program writes silu(gate) * up of its BLOCK_N / 2 outputs into Y [M, N / 2] instead of
-    the sums. NORM (with FUSED_SUM): Y is the residual stream, and each tile's last split adds its sums to it
-    (rounded to Y's dtype first, as the reference adds the product); the program that completes the last tile
-    (a second counter, CNT[tiles]) then writes the rows' RMS norm times NW into H, as add_rms_norm would after
-    the product. PDL: see pdl.gate."""
+    the sums. RESIDUAL (with FUSED_SUM): Y is the residual stream and each tile's last split adds its sums to it
+    (rounded to Y's dtype first, as the reference adds the product). NORM_IN (one row, not USE_DOT): X is the
+    residual stream and the activations are its RMS norm times NW (eps): each program sums the row's squares
+    itself (NORM_BLOCK >= K_X), so no norm kernel runs before this one. PDL: see pdl.gate."""
     pdl.gate(PDL)
+    if NORM_IN:
+        cols = tl.arange(0, NORM_BLOCK)
+        xr = tl.load(X + cols, mask=cols < K_X, other=0.0).to(tl.float32)
+        rstd = 1.0 / tl.sqrt(tl.sum(xr * xr, 0) / K_X + eps)
+    else:
+        rstd = 1.0
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -355,7 +369,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         sz = (b * 128 // GROUP) * N + offs_n
         s = tl.load(S + sz, mask=ok & n_ok, other=0.0).to(tl.float32)  # [BLOCK_N]
         z = tl.load(Z + sz, mask=ok & n_ok, other=0.0).to(tl.float32)
-        x_ptrs = X + offs_m[:, None] * stride_xm + b * 128 + offs_i[None, :]  # [BLOCK_M, 16], plane 0
+        x_rows = X + offs_m[:, None] * stride_xm  # [BLOCK_M, 1]; plane j of the block: inputs b * 128 + 16 j + i
         xmask = m_ok[:, None] & ok
         if PACKED == 6:  # four quarters of the word rows: a thread's words of one column share the scale, so
             # quarters 0 + 1 and 2 + 3 are added in f16x2 (8 products a half) before one float32 scale per pair
@@ -363,10 +377,14 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xok = ok & (M > 0)
             offs_r = tl.arange(0, 4)
             wmask = ok & n_ok[None, :]
-            t0, xr0 = _quarter_f16(QW, X, b, 0, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
-            t1, xr1 = _quarter_f16(QW, X, b, 1, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
-            t2, xr2 = _quarter_f16(QW, X, b, 2, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
-            t3, xr3 = _quarter_f16(QW, X, b, 3, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
+            t0, xr0 = _quarter_f16(QW, X, b, 0, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF, NORM_IN, NW,
+                                   rstd)
+            t1, xr1 = _quarter_f16(QW, X, b, 1, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF, NORM_IN, NW,
+                                   rstd)
+            t2, xr2 = _quarter_f16(QW, X, b, 2, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF, NORM_IN, NW,
+                                   rstd)
+            t3, xr3 = _quarter_f16(QW, X, b, 3, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF, NORM_IN, NW,
+                                   rstd)
             u = (tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t0, t1], dtype=tl.int32, is_pure=True,
                                            pack=1).to(tl.float32, bitcast=True) +
                  tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t2, t3], dtype=tl.int32, is_pure=True,
@@ -378,10 +396,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             if PACKED >= 4:  # f16 codes, scaled by 1/64
                 c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [w],
                                                            dtype=(tl.int32,) * 4, is_pure=True, pack=1)
-                x0, xs0 = _x_pair_f16(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
-                x1, xs1 = _x_pair_f16(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
-                x2, xs2 = _x_pair_f16(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
-                x3, xs3 = _x_pair_f16(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x0, xs0 = _x_pair_f16(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
+                x1, xs1 = _x_pair_f16(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
+                x2, xs2 = _x_pair_f16(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
+                x3, xs3 = _x_pair_f16(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
                 t = tl.inline_asm_elementwise(
                     _ASM_DOT8_F16, "=r,r,r,r,r,r,r,r,r",
                     [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
@@ -390,10 +408,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             else:
                 c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES, "=r,=r,=r,=r,r", [w], dtype=(tl.int32,) * 4,
                                                            is_pure=True, pack=1)
-                x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
-                x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
-                x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
-                x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
+                x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
+                x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
+                x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
                 t = tl.inline_asm_elementwise(
                     _ASM_DOT8, "=r,r,r,r,r,r,r,r,r", [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None],
                                                       x3[:, None]],
@@ -414,8 +432,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             # (the MASKED branch below does not use c3: the compiler drops it there)
             if USE_DOT:
                 kb = b * 128 + tl.arange(0, 128)
-                xb = _act(X + offs_m[:, None] * stride_xm + kb[None, :], xmask & (kb < K_X)[None, :], SWIGLU,
-                          HALF)  # [BLOCK_M, 128]
+                xb = _act(X + offs_m[:, None] * stride_xm, kb[None, :], xmask & (kb < K_X)[None, :], SWIGLU,
+                          HALF, NORM_IN, NW, rstd)  # [BLOCK_M, 128]
                 t = tl.dot(xb.to(DOT_DTYPE), tl.reshape(c3, (128, BLOCK_N)).to(DOT_DTYPE))
                 acc += t * s[None, :] + tl.sum(xb.to(tl.float32), 1)[:, None] * z[None, :]
             elif MASKED:  # BLOCK_M == 1; planes 0..3 masked in place in w, planes 4..7 in w >> 16
@@ -424,15 +442,16 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                 inv = (1.0 / (1 << (4 * pl)).to(tl.float32))[:, None]  # [4, 1]: the exact 16^-j
                 offs_h = pl[:, None] * 16 + offs_i[None, :]  # [4, 16]: input 16 j + i of a half block
                 k_lo = b * 128 + offs_h
-                x_lo = _act(X + k_lo, ok & (M > 0) & (k_lo < K_X), SWIGLU, HALF).to(tl.float32)
-                x_hi = _act(X + k_lo + 64, ok & (M > 0) & (k_lo + 64 < K_X), SWIGLU, HALF).to(tl.float32)
+                x_lo = _act(X, k_lo, ok & (M > 0) & (k_lo < K_X), SWIGLU, HALF, NORM_IN, NW, rstd).to(tl.float32)
+                x_hi = _act(X, k_lo + 64, ok & (M > 0) & (k_lo + 64 < K_X), SWIGLU, HALF, NORM_IN, NW,
+                            rstd).to(tl.float32)
                 c_lo = ((w[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
                 c_hi = (((w >> 16)[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
                 t = tl.sum((x_lo * inv)[:, :, None] * c_lo + (x_hi * inv)[:, :, None] * c_hi, axis=0)  # [16, BN]
                 acc += (t * s[None, :] + (tl.sum(x_lo, 0) + tl.sum(x_hi, 0))[:, None] * z[None, :])[None, :, :]
             else:  # BLOCK_M == 1
-                x2 = _act(X + b * 128 + offs_k, ok & (M > 0) & (b * 128 + offs_k < K_X), SWIGLU,
-                          HALF).to(tl.float32)  # [8, 16]
+                x2 = _act(X, b * 128 + offs_k, ok & (M > 0) & (b * 128 + offs_k < K_X), SWIGLU,
+                          HALF, NORM_IN, NW, rstd).to(tl.float32)  # [8, 16]
                 t = tl.sum(x2[:, :, None] * c3, axis=0)  # [16, BLOCK_N]
                 acc += (t * s[None, :] + tl.sum(x2, 0)[:, None] * z[None, :])[None, :, :]
         elif USE_DOT:
@@ -440,7 +459,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xs = tl.zeros((BLOCK_M,), tl.float32)
             for j in tl.static_range(8):
                 xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
-                xj = _act(x_ptrs + 16 * j, xok, SWIGLU, HALF)
+                xj = _act(x_rows, b * 128 + 16 * j + offs_i[None, :], xok, SWIGLU, HALF, NORM_IN, NW, rstd)
                 t += tl.dot(xj.to(DOT_DTYPE), _codes(w, j).to(DOT_DTYPE))
                 xs += tl.sum(xj.to(tl.float32), 1)
             acc += t * s[None, :] + xs[:, None] * z[None, :]
@@ -450,7 +469,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             w_hi = w >> 20  # nibbles 5, 6, 7 as nibbles 0, 1, 2: one shift for three planes
             for j in tl.static_range(8):
                 xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
-                xj = _act(x_ptrs + 16 * j, xok, SWIGLU, HALF).to(tl.float32)
+                xj = _act(x_rows, b * 128 + 16 * j + offs_i[None, :], xok, SWIGLU, HALF, NORM_IN, NW,
+                          rstd).to(tl.float32)
                 xs += xj
                 if j < 5:
                     t += (xj * (1.0 / (1 << (4 * j))))[:, :, None] * _masked_codes(w, j)[None, :, :]
@@ -462,7 +482,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xs = tl.zeros((BLOCK_M, 16), tl.float32)
             for j in tl.static_range(8):
                 xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
-                xj = _act(x_ptrs + 16 * j, xok, SWIGLU, HALF).to(tl.float32)
+                xj = _act(x_rows, b * 128 + 16 * j + offs_i[None, :], xok, SWIGLU, HALF, NORM_IN, NW,
+                          rstd).to(tl.float32)
                 t += xj[:, :, None] * _codes(w, j)[None, :, :]
                 xs += xj
             acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
@@ -491,36 +512,16 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                     if HAS_BIAS:
                         tot += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
                     y_ptrs = Y + offs_m[:, None] * stride_om + offs_n[None, :]
-                    if NORM:  # the residual add, as add_rms_norm makes it: the product in Y's dtype first
+                    if RESIDUAL:  # the residual add, as add_rms_norm makes it: the product in Y's dtype first
                         tl.store(y_ptrs, tl.load(y_ptrs, mask=mask, other=0.0) + tot.to(Y.dtype.element_ty),
                                  mask=mask)
                     else:
                         tl.store(y_ptrs, tot.to(Y.dtype.element_ty), mask=mask)
                 tl.atomic_xchg(CNT + pid_n, 0)  # ready for the next call (graph replays included)
-                if NORM:
-                    tl.debug_barrier()  # this tile's rows are stored before the tile counter says so
-                    tiles = tl.num_programs(0)
-                    if tl.atomic_add(CNT + tiles, 1, sem="acq_rel") == tiles - 1:  # every tile is added
-                        _norm_rows(Y, NW, H, M, N, stride_om, stride_hm, eps, BLOCK_M, NORM_BLOCK)
-                        tl.atomic_xchg(CNT + tiles, 0)
     else:
         if HAS_BIAS:
             y += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
         tl.store(OUT + offs_m[:, None] * stride_om + offs_n[None, :], y.to(OUT.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def _norm_rows(X, W, H, M, N, stride_xm, stride_hm, eps, BLOCK_M: tl.constexpr, BLOCK: tl.constexpr):
-    """H[m] = norm(X[m]) * W for the M rows, one row at a time, as triton_fused's norm kernel makes it (X read
-    from L2: other programs wrote it)."""
-    cols = tl.arange(0, BLOCK)
-    w = tl.load(W + cols, mask=cols < N, other=0.0)
-    for m in tl.static_range(BLOCK_M):
-        ok = (cols < N) & (m < M)
-        x = tl.load(X + m * stride_xm + cols, mask=ok, other=0.0, cache_modifier=".cg")
-        x32 = x.to(tl.float32)
-        rstd = 1.0 / tl.sqrt(tl.sum(x32 * x32, 0) / N + eps)
-        tl.store(H + m * stride_hm + cols, (x32 * rstd).to(x.dtype) * w, mask=ok)
 
 
 @triton.jit
@@ -708,9 +709,11 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     rows are interleaved in chunks of glu_chunk (int4.interleave_gate_up) and the result is silu(gate) * up
     [M, N / 2], made by the last program of each column tile of 2 glu_chunk columns as it sums the splits; where
     that tile cannot sum its own splits (one split, no counters) the product is made whole first.
-    ``residual`` [M, N] and ``norm_weight`` [N]: residual += the product, in place, and the result is
-    norm(residual) * norm_weight (triton_fused.add_rms_norm after the product, in the same launch: the last
-    column tile to finish makes the norm); where the tile cannot, the two run one after the other."""
+    ``norm_weight`` [K] (and ``eps``): x is the residual stream, and the product is that of its RMS norm times
+    norm_weight, made as each program loads its activations (one row, not the tensor-core tiles; elsewhere
+    triton_fused.rms_norm runs first). ``residual`` [M, N] (contiguous): the product is added to it in place by
+    the last split of each column tile, and ``residual`` is returned (where a tile cannot sum its own splits,
+    the sum, then the add)."""
     M, K_x = x.shape
     if swiglu:
         if K_x % 2:
@@ -736,24 +739,26 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     splits = triton.cdiv(K // BLOCK, bps)
     partial = splits > 1
     tiles = triton.cdiv(N, cfg.block_n)
-    norm = residual is not None
-    if norm and (glu_chunk or swiglu):
-        raise ValueError("the add-and-norm epilogue takes a plain product")
+    if residual is not None and (glu_chunk or swiglu or residual.shape != (M, N) or not residual.is_contiguous()):
+        raise ValueError(f"the residual add takes a plain product and a contiguous [{M}, {N}] residual")
+    if norm_weight is not None and (swiglu or M != 1 or cfg.use_dot):  # the norm first, then the product
+        from .triton_fused import rms_norm
+        return int4_decode(rms_norm(x, norm_weight, eps), qweight, scales, mins, group, bias, config=config,
+                           counters=counters, glu_chunk=glu_chunk, residual=residual)
     cnt = None
-    if partial and (cfg.fused_sum or norm):
-        need = tiles + norm  # the add-and-norm epilogue's counter follows the tiles' own
-        cnt = counters if counters is not None and counters.numel() >= need else _shared_counters(x.device, need)
+    if partial and (cfg.fused_sum or residual is not None):
+        cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
     fused = cnt is not None
-    if norm and not (fused and residual.shape == (M, N) and residual.is_contiguous() and residual.dtype == x.dtype):
-        from .triton_fused import add_rms_norm  # the product, then the add and norm kernel
-        return add_rms_norm(residual, int4_decode(x, qweight, scales, mins, group, bias, config=cfg), norm_weight, eps)
+    if residual is not None and not fused:  # the product, then the add
+        return residual.add_(int4_decode(x, qweight, scales, mins, group, bias, config=cfg, counters=counters,
+                                         norm_weight=norm_weight, eps=eps))
     if glu_chunk and not fused:  # the whole product, then SwiGLU on its columns in [gate | up] order
         from .int4 import deinterleave_gate_up
-        gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg),
-                                        glu_chunk).chunk(2, dim=-1)
+        gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg,
+                                                    norm_weight=norm_weight, eps=eps), glu_chunk).chunk(2, dim=-1)
         return torch.nn.functional.silu(gate) * up
-    y = residual if norm else torch.empty(M, N // 2 if glu_chunk else N, device=x.device, dtype=x.dtype)
-    h = torch.empty_like(residual) if norm else y
+    y = residual if residual is not None else torch.empty(M, N // 2 if glu_chunk else N, device=x.device,
+                                                          dtype=x.dtype)
     out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
     b = bias if bias is not None else y
     on = pdl.enabled(x.device)
@@ -765,15 +770,16 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
         PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
         FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed), SWIGLU=swiglu, HALF=K_x if swiglu else 0,
-        GLU=bool(glu_chunk), NW=norm_weight if norm else y, H=h, stride_hm=h.stride(0), eps=eps, NORM=norm,
-        NORM_BLOCK=triton.next_power_of_2(N) if norm else 1,
+        GLU=bool(glu_chunk), RESIDUAL=residual is not None, NW=norm_weight if norm_weight is not None else y,
+        eps=eps, NORM_IN=norm_weight is not None,
+        NORM_BLOCK=triton.next_power_of_2(K_x) if norm_weight is not None else 1,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, PDL=on, **pdl.launch(on))
     if partial and not fused:
         block = 1024
         _sum_splits_kernel[(triton.cdiv(M * N, block),)](out, b, y, M * N, N, SPLITS=splits,
                                                          HAS_BIAS=bias is not None, BLOCK=block, num_warps=4,
                                                          PDL=on, **pdl.launch(on))
-    return h if norm else y
+    return y
 
 
 def int4_dequantize_t(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor, group: int,

@@ -145,13 +145,13 @@ class Int4Linear(nn.Module):
         self.glu_chunk = chunk
 
     def gated(self, x: torch.Tensor, silu_mul: Callable[[torch.Tensor], torch.Tensor],
-              norm: tuple[torch.Tensor, float, Callable[..., torch.Tensor]] | None = None) -> torch.Tensor:
+              norm: tuple | None = None) -> torch.Tensor:
         """silu(gate) * up [..., out_features / 2] of this fused gate and up projection (glu_chunk set). At most
         DECODE_ROWS rows on CUDA the decode kernel makes it as it sums its splits: each column tile holds
         glu_chunk gate columns and their glu_chunk up columns, so no [gate | up] row is written and no silu_mul
         kernel runs (graph-safe, rounded as the torch reference). Anywhere else the product's columns are put
-        back in [gate | up] order and ``silu_mul`` runs on them. ``norm`` (weight, eps, rms_norm): x is the
-        residual stream and the product is that of its norm (normed(): in the same launch where it can)."""
+        back in [gate | up] order and ``silu_mul`` runs on them. ``norm`` (weight, eps, rms_norm, squares): x is
+        the residual stream and the product is that of its norm (normed(): in the same launch where it can)."""
         x2 = x.reshape(-1, self.in_features)
         fuse_norm = norm is not None and self._decoding(x2)
         if norm is not None and not fuse_norm:
@@ -164,36 +164,40 @@ class Int4Linear(nn.Module):
             from . import triton_int4
             y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
                                         counters=self.counters, glu_chunk=self.glu_chunk,
-                                        norm_weight=norm[0] if norm else None, eps=norm[1] if norm else 0.0)
+                                        norm_weight=norm[0] if norm else None, eps=norm[1] if norm else 0.0,
+                                        ssq_in=norm[3] if norm else None)
             return y.view(*lead, self.out_features // 2)
         return silu_mul(deinterleave_gate_up(self(x), self.glu_chunk))
 
     def _decoding(self, x2: torch.Tensor) -> bool:
         return self.fuse_norms and x2.is_cuda and x2.shape[0] == 1
 
-    def normed(self, x: torch.Tensor, weight: torch.Tensor, eps: float,
-               rms_norm: Callable[..., torch.Tensor]) -> torch.Tensor:
+    def normed(self, x: torch.Tensor, weight: torch.Tensor, eps: float, rms_norm: Callable[..., torch.Tensor],
+               squares: torch.Tensor | None = None) -> torch.Tensor:
         """self(rms_norm(x, weight, eps)). Decoding one row on CUDA with fuse_norms set, one launch: every program
-        of the product sums the row's squares itself and normalises the activations it loads (no norm kernel,
-        rounded as the norm kernel rounds); anywhere else the norm, then the product."""
+        of the product normalises the activations it loads (no norm kernel, rounded as the norm kernel rounds),
+        from the row's sum of squares: the partial sums ``squares`` that add_into() returned, else the row
+        itself. Anywhere else the norm, then the product."""
         x2 = x.reshape(-1, self.in_features)
         if not self._decoding(x2):
             return self(rms_norm(x, weight, eps))
         from . import triton_int4
         y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
-                                    counters=self.counters, norm_weight=weight, eps=eps)
+                                    counters=self.counters, norm_weight=weight, eps=eps, ssq_in=squares)
         return y.view(*x.shape[:-1], self.out_features)
 
-    def add_into(self, x: torch.Tensor, residual: torch.Tensor) -> None:
+    def add_into(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor | None:
         """residual += self(x), in place. Decoding one row on CUDA with fuse_norms set, each column tile adds its
-        outputs as it sums its splits (no [1, N] output, no add kernel)."""
+        outputs as it sums its splits (no [1, N] output, no add kernel) and returns the partial sums of squares
+        of the new residual row, for the next normed(); else None."""
         x2 = x.reshape(-1, self.in_features)
         if not (self._decoding(x2) and residual.is_contiguous()):
             residual += self(x)
-            return
+            return None
         from . import triton_int4
-        triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
-                                counters=self.counters, residual=residual.view(-1, self.out_features))
+        return triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
+                                       counters=self.counters, residual=residual.view(-1, self.out_features),
+                                       ssq_out=True)[1]
 
     def extra_repr(self) -> str:
         glu = f", glu_chunk={self.glu_chunk}" if self.glu_chunk else ""

@@ -94,11 +94,13 @@ class Transformer(nn.Module):
         # after it, each residual add by the product before it; no norm kernel runs
         lazy = B * n == 1 and getattr(self.layers[0].attention.wqkv, "fuse_norms", False)
         h = ops.rms_norm(x, self.layers[0].attention_norm.weight, cfg.norm_eps) if one_span and not lazy else None
+        squares = None  # lazy: the partial sums of squares of x the last residual add left (Int4Linear.add_into)
         for i, layer in enumerate(self.layers):
             kv = cache.layer(i)
             for rows, c, e in spans:  # norm, q/k/v projection, rotary; keys and values into the cache
                 if lazy:
-                    qkv = layer.attention.wqkv.normed(x, layer.attention_norm.weight, cfg.norm_eps, ops.rms_norm)
+                    qkv = layer.attention.wqkv.normed(x, layer.attention_norm.weight, cfg.norm_eps, ops.rms_norm,
+                                                      squares)
                 else:
                     hs = h if one_span else ops.rms_norm(x[rows, c:e], layer.attention_norm.weight, cfg.norm_eps)
                     qkv = layer.attention.wqkv(hs)
@@ -109,8 +111,9 @@ class Transformer(nn.Module):
             y = attend(i, q.transpose(1, 2)).transpose(1, 2)  # [B, n, Hq, D]
             if lazy:  # output projection and residual, (norm,) MLP and residual
                 ff = layer.feed_forward
-                layer.attention.wo.add_into(y.flatten(2), x)
-                ff.w2.add_into(ff.w13.gated(x, ops.silu_mul, (layer.ffn_norm.weight, cfg.norm_eps, ops.rms_norm)), x)
+                squares = layer.attention.wo.add_into(y.flatten(2), x)
+                act = ff.w13.gated(x, ops.silu_mul, (layer.ffn_norm.weight, cfg.norm_eps, ops.rms_norm, squares))
+                squares = ff.w2.add_into(act, x)
                 continue
             after = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm
             for rows, c, e in spans:  # output projection, residual, norm, MLP, residual
@@ -134,7 +137,7 @@ class Transformer(nn.Module):
                     xs += ff.w2(act)
         if lazy:
             if hasattr(self.output, "normed") and not all_logits:
-                return self.output.normed(x[:, -1], self.norm.weight, cfg.norm_eps, ops.rms_norm).float()
+                return self.output.normed(x[:, -1], self.norm.weight, cfg.norm_eps, ops.rms_norm, squares).float()
             h = ops.rms_norm(x, self.norm.weight, cfg.norm_eps)
         elif not one_span:
             h = ops.rms_norm(x if all_logits else x[:, -1:], self.norm.weight, cfg.norm_eps)

@@ -315,7 +315,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
                    PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0,
                    GLU: tl.constexpr = False, RESIDUAL: tl.constexpr = False, NW=None, eps=0.0,
-                   NORM_IN: tl.constexpr = False, NORM_BLOCK: tl.constexpr = 1, PDL: tl.constexpr = False):
+                   NORM_IN: tl.constexpr = False, NORM_BLOCK: tl.constexpr = 1, SSQ=None, SSQ_OUT: tl.constexpr = False,
+                   SSQ_IN: tl.constexpr = 0, PDL: tl.constexpr = False):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -336,12 +337,19 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     the sums. RESIDUAL (with FUSED_SUM): Y is the residual stream and each tile's last split adds its sums to it
     (rounded to Y's dtype first, as the reference adds the product). NORM_IN (one row, not USE_DOT): X is the
     residual stream and the activations are its RMS norm times NW (eps): each program sums the row's squares
-    itself (NORM_BLOCK >= K_X), so no norm kernel runs before this one. PDL: see pdl.gate."""
+    itself (NORM_BLOCK >= K_X), so no norm kernel runs before this one; with SSQ_IN > 0 it adds the SSQ_IN
+    partial sums of squares SSQ[0:SSQ_IN] the previous product left instead (SSQ_OUT: with RESIDUAL, each column
+    tile writes the sum of the squares of its new residual values to SSQ[pid_n], for the next product).
+    PDL: see pdl.gate."""
     pdl.gate(PDL)
     if NORM_IN:
         cols = tl.arange(0, NORM_BLOCK)
-        xr = tl.load(X + cols, mask=cols < K_X, other=0.0).to(tl.float32)
-        rstd = 1.0 / tl.sqrt(tl.sum(xr * xr, 0) / K_X + eps)
+        if SSQ_IN:
+            squares = tl.sum(tl.load(SSQ + cols, mask=cols < SSQ_IN, other=0.0), 0)
+        else:
+            xr = tl.load(X + cols, mask=cols < K_X, other=0.0).to(tl.float32)
+            squares = tl.sum(xr * xr, 0)
+        rstd = 1.0 / tl.sqrt(squares / K_X + eps)
     else:
         rstd = 1.0
     pid_n = tl.program_id(0)
@@ -513,8 +521,11 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                         tot += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
                     y_ptrs = Y + offs_m[:, None] * stride_om + offs_n[None, :]
                     if RESIDUAL:  # the residual add, as add_rms_norm makes it: the product in Y's dtype first
-                        tl.store(y_ptrs, tl.load(y_ptrs, mask=mask, other=0.0) + tot.to(Y.dtype.element_ty),
-                                 mask=mask)
+                        res = tl.load(y_ptrs, mask=mask, other=0.0) + tot.to(Y.dtype.element_ty)
+                        tl.store(y_ptrs, res, mask=mask)
+                        if SSQ_OUT:  # one row: this tile's share of the next norm's sum of squares
+                            r32 = res.to(tl.float32)
+                            tl.store(SSQ + pid_n + offs_m, tl.sum(r32 * r32, 1), mask=m_ok)
                     else:
                         tl.store(y_ptrs, tot.to(Y.dtype.element_ty), mask=mask)
                 tl.atomic_xchg(CNT + pid_n, 0)  # ready for the next call (graph replays included)
@@ -699,7 +710,8 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
                 group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None,
                 counters: torch.Tensor | None = None, swiglu: bool = False, glu_chunk: int = 0,
                 residual: torch.Tensor | None = None, norm_weight: torch.Tensor | None = None,
-                eps: float = 0.0) -> torch.Tensor:
+                eps: float = 0.0, ssq_in: torch.Tensor | None = None,
+                ssq_out: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised.
     ``counters``: zeroed int32 [>= N / block_n] for the fused split sum, owned by the caller (Int4Linear);
     without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream).
@@ -713,7 +725,9 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     norm_weight, made as each program loads its activations (one row, not the tensor-core tiles; elsewhere
     triton_fused.rms_norm runs first). ``residual`` [M, N] (contiguous): the product is added to it in place by
     the last split of each column tile, and ``residual`` is returned (where a tile cannot sum its own splits,
-    the sum, then the add)."""
+    the sum, then the add). ``ssq_out`` (with ``residual``): also return the partial sums of squares of the new
+    residual row (one per column tile; their sum is the row's), which the next product's ``ssq_in`` adds up
+    instead of reading the whole row in every program."""
     M, K_x = x.shape
     if swiglu:
         if K_x % 2:
@@ -741,24 +755,30 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     tiles = triton.cdiv(N, cfg.block_n)
     if residual is not None and (glu_chunk or swiglu or residual.shape != (M, N) or not residual.is_contiguous()):
         raise ValueError(f"the residual add takes a plain product and a contiguous [{M}, {N}] residual")
+    if ssq_out and (residual is None or M != 1):
+        raise ValueError("the sums of squares are made for one residual row")
     if norm_weight is not None and (swiglu or M != 1 or cfg.use_dot):  # the norm first, then the product
         from .triton_fused import rms_norm
         return int4_decode(rms_norm(x, norm_weight, eps), qweight, scales, mins, group, bias, config=config,
-                           counters=counters, glu_chunk=glu_chunk, residual=residual)
+                           counters=counters, glu_chunk=glu_chunk, residual=residual, ssq_out=ssq_out)
     cnt = None
     if partial and (cfg.fused_sum or residual is not None):
         cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
     fused = cnt is not None
     if residual is not None and not fused:  # the product, then the add
-        return residual.add_(int4_decode(x, qweight, scales, mins, group, bias, config=cfg, counters=counters,
-                                         norm_weight=norm_weight, eps=eps))
+        residual.add_(int4_decode(x, qweight, scales, mins, group, bias, config=cfg, counters=counters,
+                                  norm_weight=norm_weight, eps=eps, ssq_in=ssq_in))
+        return (residual, residual.float().square().sum(-1)) if ssq_out else residual
+
     if glu_chunk and not fused:  # the whole product, then SwiGLU on its columns in [gate | up] order
         from .int4 import deinterleave_gate_up
         gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg,
-                                                    norm_weight=norm_weight, eps=eps), glu_chunk).chunk(2, dim=-1)
+                                                    norm_weight=norm_weight, eps=eps, ssq_in=ssq_in),
+                                        glu_chunk).chunk(2, dim=-1)
         return torch.nn.functional.silu(gate) * up
     y = residual if residual is not None else torch.empty(M, N // 2 if glu_chunk else N, device=x.device,
                                                           dtype=x.dtype)
+    ssq = torch.empty(tiles, device=x.device, dtype=torch.float32) if ssq_out else None
     out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
     b = bias if bias is not None else y
     on = pdl.enabled(x.device)
@@ -772,14 +792,16 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed), SWIGLU=swiglu, HALF=K_x if swiglu else 0,
         GLU=bool(glu_chunk), RESIDUAL=residual is not None, NW=norm_weight if norm_weight is not None else y,
         eps=eps, NORM_IN=norm_weight is not None,
-        NORM_BLOCK=triton.next_power_of_2(K_x) if norm_weight is not None else 1,
+        NORM_BLOCK=(1 if norm_weight is None else triton.next_power_of_2(K_x if ssq_in is None else ssq_in.numel())),
+        SSQ=ssq if ssq_out else (ssq_in if ssq_in is not None else y), SSQ_OUT=ssq_out,
+        SSQ_IN=0 if ssq_in is None or norm_weight is None else ssq_in.numel(),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, PDL=on, **pdl.launch(on))
     if partial and not fused:
         block = 1024
         _sum_splits_kernel[(triton.cdiv(M * N, block),)](out, b, y, M * N, N, SPLITS=splits,
                                                          HAS_BIAS=bias is not None, BLOCK=block, num_warps=4,
                                                          PDL=on, **pdl.launch(on))
-    return y
+    return (y, ssq) if ssq_out else y
 
 
 def int4_dequantize_t(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor, group: int,

@@ -55,7 +55,7 @@ SEPARATE = [("q", 3584, 3584, True), ("k", 512, 3584, True), ("v", 512, 3584, Tr
             ("gate", 18944, 3584, False), ("up", 18944, 3584, False), ("down", 3584, 18944, False)]
 ROWS = (1, 4, 8)
 HEAD = ("head", 152064, 3584, False)  # the output head (vocabulary x hidden), int4 only with head=True
-MODEL_VARIANTS = "int4,int4+swiglu,int4+head,int4+head+swiglu"
+MODEL_VARIANTS = "int4,int4+swiglu,int4+glu,int4+head,int4+head+glu"
 # kernel name fragments -> the stage of a decoding step they belong to (first match wins)
 STAGES = (("int4 products", ("_decode_kernel", "_sum_splits_kernel")),
           ("attention slices", ("_split_kernel",)),
@@ -750,8 +750,7 @@ class Bench:
                 # PDL changes when kernels launch, not what they do; the GLU epilogue sums and rounds as the
                 # split sum and silu_mul kernels do: the same greedy tokens either way
                 for option, what in (("+no_pdl", "with and without PDL"),
-                                     ("+glu", "with and without SwiGLU in w13's split sum"),
-                                     ("+norms", "with and without the norms and residual adds made by the products")):
+                                     ("+glu", "with and without SwiGLU in w13's split sum")):
                     base = fmt.replace(option, "")
                     if base != fmt and (base, ctx) in tokens_of:
                         same = tokens_of[(base, ctx)] == tokens
@@ -806,12 +805,6 @@ class Bench:
             for layer in model.layers:
                 w13 = layer.feed_forward.w13
                 w13.regroup_gate_up(self.int4.glu_chunk(w13.out_features, w13.in_features, self.dev) if glu else 0)
-                # the products make the norms as they load and the residual adds as they sum (Int4Linear.normed)
-                for linear in layer.modules():
-                    if isinstance(linear, self.int4.Int4Linear):
-                        linear.fuse_norms = "+norms" in fmt
-            if isinstance(model.output, self.int4.Int4Linear):
-                model.output.fuse_norms = "+norms" in fmt
             fuse = "+swiglu" in fmt
             for layer in model.layers:
                 layer.feed_forward.w2.fuse_swiglu = fuse
@@ -903,8 +896,8 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-matrices", default="", help="only these matrices in the sweep (names, e.g. head,w2)")
     p.add_argument("--model-variants", default=MODEL_VARIANTS,
                    help="int4 variants the model section decodes after bf16 (+swiglu: w2 makes SwiGLU itself; "
-                        "+glu: w13 makes it in its split sum; +norms: the products make the norms and residual adds; "
-                        "+head: the output head in int4 too)")
+                        "+glu: w13 makes it in its split sum; +head: the output head in int4 too; +fp8kv: an 8-bit "
+                        "KV cache)")
     p.add_argument("--bf16-variants", default="bf16",
                    help="bf16 decodings before the int4 ones (bf16+torch_merge: the attention merge in torch ops)")
     p.add_argument("--head-prompts", type=int, default=4, help="random prompts of 256 tokens for the int4 head's KL")

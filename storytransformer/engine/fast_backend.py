@@ -114,7 +114,7 @@ class FastPathBackend:
             if int4:
                 from .fastgen.int4 import quantize_linears_int4
 
-                quantize_linears_int4(model)
+                quantize_linears_int4(model, swiglu_epilogue=True)  # SwiGLU made in w13's split sum
                 release_layer_matrices(self.inner.model)
                 self.inner_released = True
                 release_cached_memory()  # hand the freed bf16 matrices back to the device

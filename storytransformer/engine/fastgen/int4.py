@@ -83,7 +83,6 @@ class Int4Linear(nn.Module):
                                                      device=qweight.device), persistent=False)
         self.fuse_swiglu = False  # see swiglu(); set by quantize_linears_int4(fuse_swiglu=True) on each w2
         self.glu_chunk = 0  # w13 quantised with interleaved gate and up columns: see gated()
-        self.fuse_norms = False  # decoding: the norm before and the residual add after in this launch (see normed())
 
     @classmethod
     @torch.no_grad()
@@ -144,60 +143,22 @@ class Int4Linear(nn.Module):
             setattr(self, name, t.contiguous())
         self.glu_chunk = chunk
 
-    def gated(self, x: torch.Tensor, silu_mul: Callable[[torch.Tensor], torch.Tensor],
-              norm: tuple | None = None) -> torch.Tensor:
+    def gated(self, x: torch.Tensor, silu_mul: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """silu(gate) * up [..., out_features / 2] of this fused gate and up projection (glu_chunk set). At most
         DECODE_ROWS rows on CUDA the decode kernel makes it as it sums its splits: each column tile holds
         glu_chunk gate columns and their glu_chunk up columns, so no [gate | up] row is written and no silu_mul
         kernel runs (graph-safe, rounded as the torch reference). Anywhere else the product's columns are put
-        back in [gate | up] order and ``silu_mul`` runs on them. ``norm`` (weight, eps, rms_norm, squares): x is
-        the residual stream and the product is that of its norm (normed(): in the same launch where it can)."""
-        x2 = x.reshape(-1, self.in_features)
-        fuse_norm = norm is not None and self._decoding(x2)
-        if norm is not None and not fuse_norm:
-            x, norm = norm[2](x, norm[0], norm[1]), None
-            x2 = x.reshape(-1, self.in_features)
+        back in [gate | up] order and ``silu_mul`` runs on them."""
         if not self.glu_chunk:
-            return silu_mul(self.normed(x, *norm) if norm else self(x))
+            return silu_mul(self(x))
         lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
         if x2.is_cuda and x2.shape[0] <= DECODE_ROWS:
             from . import triton_int4
             y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
-                                        counters=self.counters, glu_chunk=self.glu_chunk,
-                                        norm_weight=norm[0] if norm else None, eps=norm[1] if norm else 0.0,
-                                        ssq_in=norm[3] if norm else None)
+                                        counters=self.counters, glu_chunk=self.glu_chunk)
             return y.view(*lead, self.out_features // 2)
         return silu_mul(deinterleave_gate_up(self(x), self.glu_chunk))
-
-    def _decoding(self, x2: torch.Tensor) -> bool:
-        return self.fuse_norms and x2.is_cuda and x2.shape[0] == 1
-
-    def normed(self, x: torch.Tensor, weight: torch.Tensor, eps: float, rms_norm: Callable[..., torch.Tensor],
-               squares: torch.Tensor | None = None) -> torch.Tensor:
-        """self(rms_norm(x, weight, eps)). Decoding one row on CUDA with fuse_norms set, one launch: every program
-        of the product normalises the activations it loads (no norm kernel, rounded as the norm kernel rounds),
-        from the row's sum of squares: the partial sums ``squares`` that add_into() returned, else the row
-        itself. Anywhere else the norm, then the product."""
-        x2 = x.reshape(-1, self.in_features)
-        if not self._decoding(x2):
-            return self(rms_norm(x, weight, eps))
-        from . import triton_int4
-        y = triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
-                                    counters=self.counters, norm_weight=weight, eps=eps, ssq_in=squares)
-        return y.view(*x.shape[:-1], self.out_features)
-
-    def add_into(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor | None:
-        """residual += self(x), in place. Decoding one row on CUDA with fuse_norms set, each column tile adds its
-        outputs as it sums its splits (no [1, N] output, no add kernel) and returns the partial sums of squares
-        of the new residual row, for the next normed(); else None."""
-        x2 = x.reshape(-1, self.in_features)
-        if not (self._decoding(x2) and residual.is_contiguous()):
-            residual += self(x)
-            return None
-        from . import triton_int4
-        return triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
-                                       counters=self.counters, residual=residual.view(-1, self.out_features),
-                                       ssq_out=True)[1]
 
     def extra_repr(self) -> str:
         glu = f", glu_chunk={self.glu_chunk}" if self.glu_chunk else ""
@@ -221,15 +182,13 @@ def deinterleave_gate_up(y: torch.Tensor, chunk: int) -> torch.Tensor:
 
 
 def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = False,
-                          fuse_swiglu: bool = False, swiglu_epilogue: bool = False, fuse_norms: bool = False) -> int:
+                          fuse_swiglu: bool = False, swiglu_epilogue: bool = False) -> int:
     """Replace the nn.Linear modules of ``model.layers`` by Int4Linear, one at a time; returns how many.
     ``head``: the output head too (a tied head gets its own 4-bit copy; the embedding stays as it is).
     ``fuse_swiglu``: each layer's ``feed_forward.w2`` takes w13's output and makes silu(gate) * up itself when
     decoding (Int4Linear.swiglu, used by model.Transformer.forward). ``swiglu_epilogue``: each
     ``feed_forward.w13`` is stored with interleaved gate and up columns and makes silu(gate) * up as it sums
-    its splits (Int4Linear.gated); it wins over ``fuse_swiglu``. ``fuse_norms``: when decoding, wqkv, w13 and
-    the int4 head normalise the residual stream as they load it, and wo and w2 add their product to it in
-    their own launch (Int4Linear.normed, add_into): no norm kernel runs (model.Transformer.forward)."""
+    its splits (Int4Linear.gated); it wins over ``fuse_swiglu``."""
     count = 0
     for layer in model.layers:
         ff = getattr(layer, "feed_forward", None)
@@ -242,17 +201,12 @@ def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = 
                 setattr(parent, name, Int4Linear.from_linear(linear, group_size, chunk))
                 del linear
                 count += 1
-        w2 = getattr(ff, "w2", None)
+        w2 = getattr(getattr(layer, "feed_forward", None), "w2", None)
         if isinstance(w2, Int4Linear):
             w2.fuse_swiglu = fuse_swiglu
-        for linear in layer.modules():
-            if isinstance(linear, Int4Linear):
-                linear.fuse_norms = fuse_norms
     if head and type(model.output) is nn.Linear:
         model.output = Int4Linear.from_linear(model.output, group_size)
         count += 1
-    if isinstance(model.output, Int4Linear):
-        model.output.fuse_norms = fuse_norms
     return count
 
 

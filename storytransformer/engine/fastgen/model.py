@@ -90,56 +90,33 @@ class Transformer(nn.Module):
         starts = {c: pos + c for _, c, _ in spans}  # device tensors: no host synchronisation
         x = self.tok_embeddings(tokens)  # [B, n, dim], the residual stream, updated in place
         q = torch.empty(B, n, cfg.n_heads, cfg.head_dim, device=x.device, dtype=x.dtype)  # [B, n, Hq, D]
-        # decoding one token with int4 linears that fuse the norms (int4.py): each norm is made by the product
-        # after it, each residual add by the product before it; no norm kernel runs
-        lazy = B * n == 1 and getattr(self.layers[0].attention.wqkv, "fuse_norms", False)
-        h = ops.rms_norm(x, self.layers[0].attention_norm.weight, cfg.norm_eps) if one_span and not lazy else None
-        squares = None  # lazy: the partial sums of squares of x the last residual add left (Int4Linear.add_into)
+        h = ops.rms_norm(x, self.layers[0].attention_norm.weight, cfg.norm_eps) if one_span else None
         for i, layer in enumerate(self.layers):
             kv = cache.layer(i)
             for rows, c, e in spans:  # norm, q/k/v projection, rotary; keys and values into the cache
-                if lazy:
-                    qkv = layer.attention.wqkv.normed(x, layer.attention_norm.weight, cfg.norm_eps, ops.rms_norm,
-                                                      squares)
-                else:
-                    hs = h if one_span else ops.rms_norm(x[rows, c:e], layer.attention_norm.weight, cfg.norm_eps)
-                    qkv = layer.attention.wqkv(hs)
+                hs = h if one_span else ops.rms_norm(x[rows, c:e], layer.attention_norm.weight, cfg.norm_eps)
                 part = kv if one_span else _rows(kv, rows)
-                ops.qkv_rotary_cache(qkv, cos[c:e], sin[c:e], starts[c], part.k, part.v,
+                ops.qkv_rotary_cache(layer.attention.wqkv(hs), cos[c:e], sin[c:e], starts[c], part.k, part.v,
                                      cfg.n_heads, cfg.n_kv_heads, out=q[rows, c:e], k_scale=part.k_scale,
                                      v_scale=part.v_scale)
             y = attend(i, q.transpose(1, 2)).transpose(1, 2)  # [B, n, Hq, D]
-            if lazy:  # output projection and residual, (norm,) MLP and residual
-                ff = layer.feed_forward
-                squares = layer.attention.wo.add_into(y.flatten(2), x)
-                act = ff.w13.gated(x, ops.silu_mul, (layer.ffn_norm.weight, cfg.norm_eps, ops.rms_norm, squares))
-                squares = ff.w2.add_into(act, x)
-                continue
             after = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm
             for rows, c, e in spans:  # output projection, residual, norm, MLP, residual
                 xs = x[rows, c:e]
                 hs = ops.add_rms_norm(xs, layer.attention.wo(y[rows, c:e].flatten(2)), layer.ffn_norm.weight,
                                       cfg.norm_eps)
                 ff = layer.feed_forward
-                if getattr(ff.w2, "fuse_swiglu", False) and not getattr(ff.w13, "glu_chunk", 0):
-                    # int4 w2 making silu(gate) * up itself (int4.py), then the residual add
+                if getattr(ff.w13, "glu_chunk", 0):  # int4 w13 making silu(gate) * up as it sums (int4.py)
+                    mlp = ff.w2(ff.w13.gated(hs, ops.silu_mul))
+                elif getattr(ff.w2, "fuse_swiglu", False):  # int4 w2 making silu(gate) * up itself (int4.py)
                     mlp = ff.w2.swiglu(ff.w13(hs), ops.silu_mul)
-                    if one_span:
-                        h = ops.add_rms_norm(x, mlp, after.weight, cfg.norm_eps)
-                    else:
-                        xs += mlp
-                    continue
-                # silu(gate) * up: in an int4 w13's own split sum where it interleaves gate and up (int4.py)
-                act = ff.w13.gated(hs, ops.silu_mul) if getattr(ff.w13, "glu_chunk", 0) else ops.silu_mul(ff.w13(hs))
-                if one_span:  # the residual add folded into the next layer's norm
-                    h = ops.add_rms_norm(x, ff.w2(act), after.weight, cfg.norm_eps)
                 else:
-                    xs += ff.w2(act)
-        if lazy:
-            if hasattr(self.output, "normed") and not all_logits:
-                return self.output.normed(x[:, -1], self.norm.weight, cfg.norm_eps, ops.rms_norm, squares).float()
-            h = ops.rms_norm(x, self.norm.weight, cfg.norm_eps)
-        elif not one_span:
+                    mlp = ff.w2(ops.silu_mul(ff.w13(hs)))
+                if one_span:  # the residual add folded into the next layer's norm
+                    h = ops.add_rms_norm(x, mlp, after.weight, cfg.norm_eps)
+                else:
+                    xs += mlp
+        if not one_span:
             h = ops.rms_norm(x if all_logits else x[:, -1:], self.norm.weight, cfg.norm_eps)
         return self.output(h if all_logits else h[:, -1]).float()
 

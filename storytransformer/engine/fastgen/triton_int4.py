@@ -186,43 +186,35 @@ def _silu_mul_act(gate, up):
 
 
 @triton.jit
-def _act(R, k, mask, SWIGLU: tl.constexpr, HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
-    """The activations at inputs k of the rows at R, masked ones read as 0. SWIGLU: the rows hold [gate | up]
-    (w13's output, up HALF elements after its gate) and the activation is silu(gate) * up, made here while it
-    is loaded. NORM (one row): the activation is norm(x) * NW, x * rstd rounded to x's dtype, then times the
-    weight, as triton_fused's norm kernel makes it."""
+def _act(P, mask, SWIGLU: tl.constexpr, HALF: tl.constexpr):
+    """The activations at pointers P, masked ones read as 0. SWIGLU: the rows hold [gate | up] (w13's output,
+    up HALF elements after its gate) and the activation is silu(gate) * up, made here while it is loaded."""
     if SWIGLU:
-        return _silu_mul_act(tl.load(R + k, mask=mask, other=0.0), tl.load(R + k + HALF, mask=mask, other=0.0))
-    elif NORM:
-        x = tl.load(R + k, mask=mask, other=0.0)
-        return (x.to(tl.float32) * rstd).to(x.dtype) * tl.load(NW + k, mask=mask, other=0.0)
+        return _silu_mul_act(tl.load(P, mask=mask, other=0.0), tl.load(P + HALF, mask=mask, other=0.0))
     else:
-        return tl.load(R + k, mask=mask, other=0.0)
+        return tl.load(P, mask=mask, other=0.0)
 
 
 @triton.jit
-def _act_all(R, k, SWIGLU: tl.constexpr, HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
+def _act_all(P, SWIGLU: tl.constexpr, HALF: tl.constexpr):
     """As _act, nothing masked."""
     if SWIGLU:
-        return _silu_mul_act(tl.load(R + k), tl.load(R + k + HALF))
-    elif NORM:
-        x = tl.load(R + k)
-        return (x.to(tl.float32) * rstd).to(x.dtype) * tl.load(NW + k)
+        return _silu_mul_act(tl.load(P), tl.load(P + HALF))
     else:
-        return tl.load(R + k)
+        return tl.load(P)
 
 
 @triton.jit
 def _x_pair_f16(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr, SWIGLU: tl.constexpr,
-                HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
+                HALF: tl.constexpr):
     """As _x_pair, the pair in f16x2 (each activation saturated to +-65504)."""
     k = k0 + offs_i
     if EVEN:
-        lo = _act_all(X, k, SWIGLU, HALF, NORM, NW, rstd).to(tl.float32)
-        hi = _act_all(X, k + 64, SWIGLU, HALF, NORM, NW, rstd).to(tl.float32)
+        lo = _act_all(X + k, SWIGLU, HALF).to(tl.float32)
+        hi = _act_all(X + k + 64, SWIGLU, HALF).to(tl.float32)
     else:
-        lo = _act(X, k, xok & (k < K_X), SWIGLU, HALF, NORM, NW, rstd).to(tl.float32)
-        hi = _act(X, k + 64, xok & (k + 64 < K_X), SWIGLU, HALF, NORM, NW, rstd).to(tl.float32)
+        lo = _act(X + k, xok & (k < K_X), SWIGLU, HALF).to(tl.float32)
+        hi = _act(X + k + 64, xok & (k + 64 < K_X), SWIGLU, HALF).to(tl.float32)
     pair = tl.inline_asm_elementwise(_ASM_F16X2, "=r,f,f", [lo, hi], dtype=tl.int32, is_pure=True, pack=1)
     return pair, lo + hi
 
@@ -252,16 +244,16 @@ mov.b32 $0, fs;
 
 @triton.jit
 def _quarter_f16(QW, X, b, q: tl.constexpr, N, offs_n, offs_r, wmask, xok, K_X: tl.constexpr,
-                 EVEN: tl.constexpr, SWIGLU: tl.constexpr, HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
+                 EVEN: tl.constexpr, SWIGLU: tl.constexpr, HALF: tl.constexpr):
     """PACKED == 6: word rows 4 q .. 4 q + 3 of block b -> their products with the activations, a packed f16x2
     word [4, BLOCK_N] each, and the activations' float32 sums [4]."""
     wq = tl.load(QW + (b * 16 + 4 * q + offs_r)[:, None] * N + offs_n[None, :], mask=wmask, other=0)
     c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [wq], dtype=(tl.int32,) * 4,
                                                is_pure=True, pack=1)
-    x0, xs0 = _x_pair_f16(X, b * 128 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF, NORM, NW, rstd)
-    x1, xs1 = _x_pair_f16(X, b * 128 + 16 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF, NORM, NW, rstd)
-    x2, xs2 = _x_pair_f16(X, b * 128 + 32 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF, NORM, NW, rstd)
-    x3, xs3 = _x_pair_f16(X, b * 128 + 48 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF, NORM, NW, rstd)
+    x0, xs0 = _x_pair_f16(X, b * 128 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
+    x1, xs1 = _x_pair_f16(X, b * 128 + 16 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
+    x2, xs2 = _x_pair_f16(X, b * 128 + 32 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
+    x3, xs3 = _x_pair_f16(X, b * 128 + 48 + 4 * q, xok, K_X, offs_r, EVEN, SWIGLU, HALF)
     t = tl.inline_asm_elementwise(_ASM_DOT8_F16_PACKED, "=r,r,r,r,r,r,r,r,r",
                                   [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
                                   dtype=tl.int32, is_pure=True, pack=1)
@@ -293,16 +285,16 @@ def _bf16_bits(x):
 
 @triton.jit
 def _x_pair(X, k0, xok, K_X: tl.constexpr, offs_i, EVEN: tl.constexpr, SWIGLU: tl.constexpr,
-            HALF: tl.constexpr, NORM: tl.constexpr, NW, rstd):
+            HALF: tl.constexpr):
     """Activations (x[k0 + i], x[k0 + 64 + i]) of row 0 as bf16x2 words [16], inputs past K_X read as 0;
     also their float32 sum [16]. EVEN: every block of this program is real and unpadded (no masks)."""
     k = k0 + offs_i
     if EVEN:
-        lo = _act_all(X, k, SWIGLU, HALF, NORM, NW, rstd).to(tl.bfloat16)
-        hi = _act_all(X, k + 64, SWIGLU, HALF, NORM, NW, rstd).to(tl.bfloat16)
+        lo = _act_all(X + k, SWIGLU, HALF).to(tl.bfloat16)
+        hi = _act_all(X + k + 64, SWIGLU, HALF).to(tl.bfloat16)
     else:
-        lo = _act(X, k, xok & (k < K_X), SWIGLU, HALF, NORM, NW, rstd).to(tl.bfloat16)
-        hi = _act(X, k + 64, xok & (k + 64 < K_X), SWIGLU, HALF, NORM, NW, rstd).to(tl.bfloat16)
+        lo = _act(X + k, xok & (k < K_X), SWIGLU, HALF).to(tl.bfloat16)
+        hi = _act(X + k + 64, xok & (k + 64 < K_X), SWIGLU, HALF).to(tl.bfloat16)
     pair = _bf16_bits(lo) | (_bf16_bits(hi) << 16)
     return pair, lo.to(tl.float32) + hi.to(tl.float32)
 
@@ -314,9 +306,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
                    MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
                    PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0,
-                   GLU: tl.constexpr = False, RESIDUAL: tl.constexpr = False, NW=None, eps=0.0,
-                   NORM_IN: tl.constexpr = False, NORM_BLOCK: tl.constexpr = 1, SSQ=None, SSQ_OUT: tl.constexpr = False,
-                   SSQ_IN: tl.constexpr = 0, PDL: tl.constexpr = False):
+                   GLU: tl.constexpr = False, PDL: tl.constexpr = False):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -334,24 +324,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     activation is silu(gate) * up, made where it is loaded (_act), in every tile. GLU (with FUSED_SUM): the
     weight is a gate and up projection whose columns are interleaved by halves of BLOCK_N (int4.Int4Linear.gated),
     and the last split program writes silu(gate) * up of its BLOCK_N / 2 outputs into Y [M, N / 2] instead of
-    the sums. RESIDUAL (with FUSED_SUM): Y is the residual stream and each tile's last split adds its sums to it
-    (rounded to Y's dtype first, as the reference adds the product). NORM_IN (one row, not USE_DOT): X is the
-    residual stream and the activations are its RMS norm times NW (eps): each program sums the row's squares
-    itself (NORM_BLOCK >= K_X), so no norm kernel runs before this one; with SSQ_IN > 0 it adds the SSQ_IN
-    partial sums of squares SSQ[0:SSQ_IN] the previous product left instead (SSQ_OUT: with RESIDUAL, each column
-    tile writes the sum of the squares of its new residual values to SSQ[pid_n], for the next product).
-    PDL: see pdl.gate."""
+    the sums. PDL: see pdl.gate."""
     pdl.gate(PDL)
-    if NORM_IN:
-        cols = tl.arange(0, NORM_BLOCK)
-        if SSQ_IN:
-            squares = tl.sum(tl.load(SSQ + cols, mask=cols < SSQ_IN, other=0.0), 0)
-        else:
-            xr = tl.load(X + cols, mask=cols < K_X, other=0.0).to(tl.float32)
-            squares = tl.sum(xr * xr, 0)
-        rstd = 1.0 / tl.sqrt(squares / K_X + eps)
-    else:
-        rstd = 1.0
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
     NB: tl.constexpr = K // 128
@@ -377,7 +351,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         sz = (b * 128 // GROUP) * N + offs_n
         s = tl.load(S + sz, mask=ok & n_ok, other=0.0).to(tl.float32)  # [BLOCK_N]
         z = tl.load(Z + sz, mask=ok & n_ok, other=0.0).to(tl.float32)
-        x_rows = X + offs_m[:, None] * stride_xm  # [BLOCK_M, 1]; plane j of the block: inputs b * 128 + 16 j + i
+        x_ptrs = X + offs_m[:, None] * stride_xm + b * 128 + offs_i[None, :]  # [BLOCK_M, 16], plane 0
         xmask = m_ok[:, None] & ok
         if PACKED == 6:  # four quarters of the word rows: a thread's words of one column share the scale, so
             # quarters 0 + 1 and 2 + 3 are added in f16x2 (8 products a half) before one float32 scale per pair
@@ -385,14 +359,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xok = ok & (M > 0)
             offs_r = tl.arange(0, 4)
             wmask = ok & n_ok[None, :]
-            t0, xr0 = _quarter_f16(QW, X, b, 0, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF, NORM_IN, NW,
-                                   rstd)
-            t1, xr1 = _quarter_f16(QW, X, b, 1, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF, NORM_IN, NW,
-                                   rstd)
-            t2, xr2 = _quarter_f16(QW, X, b, 2, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF, NORM_IN, NW,
-                                   rstd)
-            t3, xr3 = _quarter_f16(QW, X, b, 3, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF, NORM_IN, NW,
-                                   rstd)
+            t0, xr0 = _quarter_f16(QW, X, b, 0, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
+            t1, xr1 = _quarter_f16(QW, X, b, 1, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
+            t2, xr2 = _quarter_f16(QW, X, b, 2, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
+            t3, xr3 = _quarter_f16(QW, X, b, 3, N, offs_n, offs_r, wmask, xok, K_X, EVEN, SWIGLU, HALF)
             u = (tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t0, t1], dtype=tl.int32, is_pure=True,
                                            pack=1).to(tl.float32, bitcast=True) +
                  tl.inline_asm_elementwise(_ASM_ADD2_F32, "=r,r,r", [t2, t3], dtype=tl.int32, is_pure=True,
@@ -404,10 +374,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             if PACKED >= 4:  # f16 codes, scaled by 1/64
                 c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES_F16, "=r,=r,=r,=r,r", [w],
                                                            dtype=(tl.int32,) * 4, is_pure=True, pack=1)
-                x0, xs0 = _x_pair_f16(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
-                x1, xs1 = _x_pair_f16(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
-                x2, xs2 = _x_pair_f16(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
-                x3, xs3 = _x_pair_f16(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
+                x0, xs0 = _x_pair_f16(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x1, xs1 = _x_pair_f16(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x2, xs2 = _x_pair_f16(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x3, xs3 = _x_pair_f16(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
                 t = tl.inline_asm_elementwise(
                     _ASM_DOT8_F16, "=r,r,r,r,r,r,r,r,r",
                     [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None], x3[:, None]],
@@ -416,10 +386,10 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             else:
                 c0, c1, c2, c3 = tl.inline_asm_elementwise(_ASM_CODES, "=r,=r,=r,=r,r", [w], dtype=(tl.int32,) * 4,
                                                            is_pure=True, pack=1)
-                x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
-                x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
-                x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
-                x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF, NORM_IN, NW, rstd)
+                x0, xs0 = _x_pair(X, b * 128, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x1, xs1 = _x_pair(X, b * 128 + 16, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x2, xs2 = _x_pair(X, b * 128 + 32, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
+                x3, xs3 = _x_pair(X, b * 128 + 48, xok, K_X, offs_i, EVEN, SWIGLU, HALF)
                 t = tl.inline_asm_elementwise(
                     _ASM_DOT8, "=r,r,r,r,r,r,r,r,r", [c0, c1, c2, c3, x0[:, None], x1[:, None], x2[:, None],
                                                       x3[:, None]],
@@ -440,8 +410,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             # (the MASKED branch below does not use c3: the compiler drops it there)
             if USE_DOT:
                 kb = b * 128 + tl.arange(0, 128)
-                xb = _act(X + offs_m[:, None] * stride_xm, kb[None, :], xmask & (kb < K_X)[None, :], SWIGLU,
-                          HALF, NORM_IN, NW, rstd)  # [BLOCK_M, 128]
+                xb = _act(X + offs_m[:, None] * stride_xm + kb[None, :], xmask & (kb < K_X)[None, :], SWIGLU,
+                          HALF)  # [BLOCK_M, 128]
                 t = tl.dot(xb.to(DOT_DTYPE), tl.reshape(c3, (128, BLOCK_N)).to(DOT_DTYPE))
                 acc += t * s[None, :] + tl.sum(xb.to(tl.float32), 1)[:, None] * z[None, :]
             elif MASKED:  # BLOCK_M == 1; planes 0..3 masked in place in w, planes 4..7 in w >> 16
@@ -450,16 +420,15 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                 inv = (1.0 / (1 << (4 * pl)).to(tl.float32))[:, None]  # [4, 1]: the exact 16^-j
                 offs_h = pl[:, None] * 16 + offs_i[None, :]  # [4, 16]: input 16 j + i of a half block
                 k_lo = b * 128 + offs_h
-                x_lo = _act(X, k_lo, ok & (M > 0) & (k_lo < K_X), SWIGLU, HALF, NORM_IN, NW, rstd).to(tl.float32)
-                x_hi = _act(X, k_lo + 64, ok & (M > 0) & (k_lo + 64 < K_X), SWIGLU, HALF, NORM_IN, NW,
-                            rstd).to(tl.float32)
+                x_lo = _act(X + k_lo, ok & (M > 0) & (k_lo < K_X), SWIGLU, HALF).to(tl.float32)
+                x_hi = _act(X + k_lo + 64, ok & (M > 0) & (k_lo + 64 < K_X), SWIGLU, HALF).to(tl.float32)
                 c_lo = ((w[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
                 c_hi = (((w >> 16)[None, :, :] & magic) | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
                 t = tl.sum((x_lo * inv)[:, :, None] * c_lo + (x_hi * inv)[:, :, None] * c_hi, axis=0)  # [16, BN]
                 acc += (t * s[None, :] + (tl.sum(x_lo, 0) + tl.sum(x_hi, 0))[:, None] * z[None, :])[None, :, :]
             else:  # BLOCK_M == 1
-                x2 = _act(X, b * 128 + offs_k, ok & (M > 0) & (b * 128 + offs_k < K_X), SWIGLU,
-                          HALF, NORM_IN, NW, rstd).to(tl.float32)  # [8, 16]
+                x2 = _act(X + b * 128 + offs_k, ok & (M > 0) & (b * 128 + offs_k < K_X), SWIGLU,
+                          HALF).to(tl.float32)  # [8, 16]
                 t = tl.sum(x2[:, :, None] * c3, axis=0)  # [16, BLOCK_N]
                 acc += (t * s[None, :] + tl.sum(x2, 0)[:, None] * z[None, :])[None, :, :]
         elif USE_DOT:
@@ -467,7 +436,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xs = tl.zeros((BLOCK_M,), tl.float32)
             for j in tl.static_range(8):
                 xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
-                xj = _act(x_rows, b * 128 + 16 * j + offs_i[None, :], xok, SWIGLU, HALF, NORM_IN, NW, rstd)
+                xj = _act(x_ptrs + 16 * j, xok, SWIGLU, HALF)
                 t += tl.dot(xj.to(DOT_DTYPE), _codes(w, j).to(DOT_DTYPE))
                 xs += tl.sum(xj.to(tl.float32), 1)
             acc += t * s[None, :] + xs[:, None] * z[None, :]
@@ -477,8 +446,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             w_hi = w >> 20  # nibbles 5, 6, 7 as nibbles 0, 1, 2: one shift for three planes
             for j in tl.static_range(8):
                 xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
-                xj = _act(x_rows, b * 128 + 16 * j + offs_i[None, :], xok, SWIGLU, HALF, NORM_IN, NW,
-                          rstd).to(tl.float32)
+                xj = _act(x_ptrs + 16 * j, xok, SWIGLU, HALF).to(tl.float32)
                 xs += xj
                 if j < 5:
                     t += (xj * (1.0 / (1 << (4 * j))))[:, :, None] * _masked_codes(w, j)[None, :, :]
@@ -490,8 +458,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             xs = tl.zeros((BLOCK_M, 16), tl.float32)
             for j in tl.static_range(8):
                 xok = xmask & (b * 128 + 16 * j + offs_i < K_X)[None, :]
-                xj = _act(x_rows, b * 128 + 16 * j + offs_i[None, :], xok, SWIGLU, HALF, NORM_IN, NW,
-                          rstd).to(tl.float32)
+                xj = _act(x_ptrs + 16 * j, xok, SWIGLU, HALF).to(tl.float32)
                 t += xj[:, :, None] * _codes(w, j)[None, :, :]
                 xs += xj
             acc += t * s[None, None, :] + xs[:, :, None] * z[None, None, :]
@@ -519,15 +486,8 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                                        other=0.0, cache_modifier=".cg")  # from L2: other programs wrote them
                     if HAS_BIAS:
                         tot += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-                    y_ptrs = Y + offs_m[:, None] * stride_om + offs_n[None, :]
-                    if RESIDUAL:  # the residual add, as add_rms_norm makes it: the product in Y's dtype first
-                        res = tl.load(y_ptrs, mask=mask, other=0.0) + tot.to(Y.dtype.element_ty)
-                        tl.store(y_ptrs, res, mask=mask)
-                        if SSQ_OUT:  # one row: this tile's share of the next norm's sum of squares
-                            r32 = res.to(tl.float32)
-                            tl.store(SSQ + pid_n + offs_m, tl.sum(r32 * r32, 1), mask=m_ok)
-                    else:
-                        tl.store(y_ptrs, tot.to(Y.dtype.element_ty), mask=mask)
+                    tl.store(Y + offs_m[:, None] * stride_om + offs_n[None, :], tot.to(Y.dtype.element_ty),
+                             mask=mask)
                 tl.atomic_xchg(CNT + pid_n, 0)  # ready for the next call (graph replays included)
     else:
         if HAS_BIAS:
@@ -708,10 +668,7 @@ def _shared_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
 
 def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor,
                 group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None,
-                counters: torch.Tensor | None = None, swiglu: bool = False, glu_chunk: int = 0,
-                residual: torch.Tensor | None = None, norm_weight: torch.Tensor | None = None,
-                eps: float = 0.0, ssq_in: torch.Tensor | None = None,
-                ssq_out: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                counters: torch.Tensor | None = None, swiglu: bool = False, glu_chunk: int = 0) -> torch.Tensor:
     """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised.
     ``counters``: zeroed int32 [>= N / block_n] for the fused split sum, owned by the caller (Int4Linear);
     without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream).
@@ -720,14 +677,7 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     intermediate), rounded as the torch reference rounds it. ``glu_chunk``: W is a gate and up projection whose
     rows are interleaved in chunks of glu_chunk (int4.interleave_gate_up) and the result is silu(gate) * up
     [M, N / 2], made by the last program of each column tile of 2 glu_chunk columns as it sums the splits; where
-    that tile cannot sum its own splits (one split, no counters) the product is made whole first.
-    ``norm_weight`` [K] (and ``eps``): x is the residual stream, and the product is that of its RMS norm times
-    norm_weight, made as each program loads its activations (one row, not the tensor-core tiles; elsewhere
-    triton_fused.rms_norm runs first). ``residual`` [M, N] (contiguous): the product is added to it in place by
-    the last split of each column tile, and ``residual`` is returned (where a tile cannot sum its own splits,
-    the sum, then the add). ``ssq_out`` (with ``residual``): also return the partial sums of squares of the new
-    residual row (one per column tile; their sum is the row's), which the next product's ``ssq_in`` adds up
-    instead of reading the whole row in every program."""
+    that tile cannot sum its splits itself (one split, no counters) the product is made whole first."""
     M, K_x = x.shape
     if swiglu:
         if K_x % 2:
@@ -753,32 +703,16 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     splits = triton.cdiv(K // BLOCK, bps)
     partial = splits > 1
     tiles = triton.cdiv(N, cfg.block_n)
-    if residual is not None and (glu_chunk or swiglu or residual.shape != (M, N) or not residual.is_contiguous()):
-        raise ValueError(f"the residual add takes a plain product and a contiguous [{M}, {N}] residual")
-    if ssq_out and (residual is None or M != 1):
-        raise ValueError("the sums of squares are made for one residual row")
-    if norm_weight is not None and (swiglu or M != 1 or cfg.use_dot):  # the norm first, then the product
-        from .triton_fused import rms_norm
-        return int4_decode(rms_norm(x, norm_weight, eps), qweight, scales, mins, group, bias, config=config,
-                           counters=counters, glu_chunk=glu_chunk, residual=residual, ssq_out=ssq_out)
     cnt = None
-    if partial and (cfg.fused_sum or residual is not None):
+    if partial and cfg.fused_sum:
         cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
     fused = cnt is not None
-    if residual is not None and not fused:  # the product, then the add
-        residual.add_(int4_decode(x, qweight, scales, mins, group, bias, config=cfg, counters=counters,
-                                  norm_weight=norm_weight, eps=eps, ssq_in=ssq_in))
-        return (residual, residual.float().square().sum(-1)) if ssq_out else residual
-
     if glu_chunk and not fused:  # the whole product, then SwiGLU on its columns in [gate | up] order
         from .int4 import deinterleave_gate_up
-        gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg,
-                                                    norm_weight=norm_weight, eps=eps, ssq_in=ssq_in),
+        gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg),
                                         glu_chunk).chunk(2, dim=-1)
         return torch.nn.functional.silu(gate) * up
-    y = residual if residual is not None else torch.empty(M, N // 2 if glu_chunk else N, device=x.device,
-                                                          dtype=x.dtype)
-    ssq = torch.empty(tiles, device=x.device, dtype=torch.float32) if ssq_out else None
+    y = torch.empty(M, N // 2 if glu_chunk else N, device=x.device, dtype=x.dtype)
     out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
     b = bias if bias is not None else y
     on = pdl.enabled(x.device)
@@ -790,18 +724,14 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
         PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
         FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed), SWIGLU=swiglu, HALF=K_x if swiglu else 0,
-        GLU=bool(glu_chunk), RESIDUAL=residual is not None, NW=norm_weight if norm_weight is not None else y,
-        eps=eps, NORM_IN=norm_weight is not None,
-        NORM_BLOCK=(1 if norm_weight is None else triton.next_power_of_2(K_x if ssq_in is None else ssq_in.numel())),
-        SSQ=ssq if ssq_out else (ssq_in if ssq_in is not None else y), SSQ_OUT=ssq_out,
-        SSQ_IN=0 if ssq_in is None or norm_weight is None else ssq_in.numel(),
+        GLU=bool(glu_chunk),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, PDL=on, **pdl.launch(on))
     if partial and not fused:
         block = 1024
         _sum_splits_kernel[(triton.cdiv(M * N, block),)](out, b, y, M * N, N, SPLITS=splits,
                                                          HAS_BIAS=bias is not None, BLOCK=block, num_warps=4,
                                                          PDL=on, **pdl.launch(on))
-    return (y, ssq) if ssq_out else y
+    return y
 
 
 def int4_dequantize_t(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor, group: int,

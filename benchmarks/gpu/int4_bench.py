@@ -750,7 +750,8 @@ class Bench:
                 # PDL changes when kernels launch, not what they do; the GLU epilogue sums and rounds as the
                 # split sum and silu_mul kernels do: the same greedy tokens either way
                 for option, what in (("+no_pdl", "with and without PDL"),
-                                     ("+glu", "with and without SwiGLU in w13's split sum")):
+                                     ("+glu", "with and without SwiGLU in w13's split sum"),
+                                     ("+rope", "with and without rotary and the cache write in wqkv's split sum")):
                     base = fmt.replace(option, "")
                     if base != fmt and (base, ctx) in tokens_of:
                         same = tokens_of[(base, ctx)] == tokens
@@ -805,6 +806,10 @@ class Bench:
             for layer in model.layers:
                 w13 = layer.feed_forward.w13
                 w13.regroup_gate_up(self.int4.glu_chunk(w13.out_features, w13.in_features, self.dev) if glu else 0)
+                # +rope: wqkv with each head's halves interleaved rotates and writes the cache in its split sum
+                wqkv = layer.attention.wqkv
+                chunk = min(self.int4.glu_chunk(wqkv.out_features, wqkv.in_features, self.dev), cfg.head_dim // 2)
+                wqkv.regroup_heads(chunk if "+rope" in fmt else 0, cfg.head_dim)
             fuse = "+swiglu" in fmt
             for layer in model.layers:
                 layer.feed_forward.w2.fuse_swiglu = fuse
@@ -896,7 +901,7 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-matrices", default="", help="only these matrices in the sweep (names, e.g. head,w2)")
     p.add_argument("--model-variants", default=MODEL_VARIANTS,
                    help="int4 variants the model section decodes after bf16 (+swiglu: w2 makes SwiGLU itself; "
-                        "+glu: w13 makes it in its split sum; +head: the output head in int4 too; +fp8kv: an 8-bit "
+                        "+glu: w13 makes it in its split sum; +rope: wqkv rotates and writes the cache in its; +head: the output head in int4 too; +fp8kv: an 8-bit "
                         "KV cache)")
     p.add_argument("--bf16-variants", default="bf16",
                    help="bf16 decodings before the int4 ones (bf16+torch_merge: the attention merge in torch ops)")

@@ -529,16 +529,66 @@ def test_swiglu_made_in_the_split_sum_of_an_interleaved_gate_up_matches_the_prod
     """.replace("triton.cdiv", "(lambda a, b: -(-a // b))"))
 
 
-def test_a_model_with_the_swiglu_epilogue_gives_the_logits_of_the_plain_int4_model():
+@needs_triton
+def test_rotary_and_the_cache_write_made_in_the_split_sum_of_an_interleaved_qkv_match_the_rotary_kernel():
+    """wqkv stored with each head's two halves interleaved (``rope``): the last program of each column tile
+    rotates its q or k half-pairs and writes q, and k and v into the cache at the position read on the device.
+    Bit for bit against the same tile's plain product, its columns put back, then triton_fused.qkv_rotary_cache
+    (with a bias, three chunk sizes, two positions); a tile with one split takes that path itself. Nothing else
+    of the cache is written; counters are left at zero."""
+    interpret("""
+        import dataclasses
+        import torch
+        from storytransformer.engine.fastgen.int4 import quantize_int4, interleave_halves, deinterleave_halves
+        from storytransformer.engine.fastgen import triton_fused as tf, triton_int4 as ti
+        g = torch.Generator().manual_seed(21)
+        DC = ti.DecodeConfig
+        rotary, apart = tf.qkv_rotary_cache, []
+        tf.qkv_rotary_cache = lambda *a, **k: (apart.append(1), rotary(*a, **k))[1]
+        Hq, Hkv, D, K, S = 4, 2, 64, 256, 16
+        N = (Hq + 2 * Hkv) * D
+        angles = torch.randn(S, D // 2, generator=g).repeat(1, 2)
+        for chunk, cfg, one_split in ((16, DC(False, 32, 1, planes=True, fused_sum=True), False),
+                                      (8, DC(False, 16, 1), False), (32, DC(True, 64, 1), False),
+                                      (16, DC(False, 32, 8), True)):
+            w = (torch.randn(N, K, generator=g) * 0.05).bfloat16()
+            b = (torch.randn(N, generator=g) * 0.1).bfloat16()
+            qw, s, z = quantize_int4(interleave_halves(w, chunk, D), 128)
+            bi = interleave_halves(b, chunk, D)
+            for p in (3, 11):
+                pos = torch.tensor([p])
+                cos, sin = angles.cos()[p:p + 1].bfloat16(), angles.sin()[p:p + 1].bfloat16()
+                x = torch.randn(1, K, generator=g).bfloat16()
+                tile = dataclasses.replace(cfg, block_n=2 * chunk, fused_sum=True)
+                y = deinterleave_halves(ti.int4_decode(x, qw, s, z, 128, bi, config=tile), chunk, D)
+                kc, vc = (torch.randn(1, Hkv, S, D, generator=g).bfloat16() for _ in range(2))
+                k2, v2 = kc.clone(), vc.clone()
+                q_want, q_got = torch.empty(1, 1, Hq, D).bfloat16(), torch.empty(1, 1, Hq, D).bfloat16()
+                rotary(y.view(1, 1, N), cos, sin, pos, kc, vc, Hq, Hkv, out=q_want)
+                before = len(apart)
+                got = ti.int4_decode(x, qw, s, z, 128, bi, config=cfg,
+                                     rope=ti.RopeTarget(cos, sin, pos, q_got, k2, v2, Hq, Hkv, chunk))
+                assert got is q_got and len(apart) == before + one_split, (chunk, cfg)
+                assert torch.equal(q_got, q_want) and torch.equal(k2, kc) and torch.equal(v2, vc), (chunk, cfg, p)
+                assert not torch.equal(k2[:, :, p], k2[:, :, p - 1])  # the position was written
+        assert all(int(c.abs().sum()) == 0 for c in ti._COUNTERS.values())
+        print("ok")
+    """)
+
+
+def test_a_model_with_the_swiglu_and_rotary_epilogues_gives_the_logits_of_the_plain_int4_model():
     """quantize_linears_int4(swiglu_epilogue=True) stores each w13 with interleaved columns (group-wise
     quantisation is per output column, so the same codes) and the model puts them back before silu_mul
-    where the decode kernel does not run: the same logits as the plain int4 model."""
+    where the decode kernel does not run: the same logits as the plain int4 model. The same for each wqkv
+    whose head halves are interleaved (regroup_heads), put back before the rotary stage."""
     plain = build_model(CFG, "cpu", torch.bfloat16, seed=2)
     quantize_linears_int4(plain)
     inter = build_model(CFG, "cpu", torch.bfloat16, seed=2)
-    assert quantize_linears_int4(inter, swiglu_epilogue=True) == 4 * CFG.n_layers
+    assert quantize_linears_int4(inter, swiglu_epilogue=True, rotary_epilogue=True) == 4 * CFG.n_layers
     w13 = inter.layers[0].feed_forward.w13
     assert w13.glu_chunk == 32 and "glu_chunk=32" in repr(w13)
+    wqkv = inter.layers[0].attention.wqkv  # each head's halves interleaved, in chunks of 16 (half of head_dim 32)
+    assert (wqkv.rope_chunk, wqkv.head_dim) == (16, CFG.head_dim)
     assert not plain.layers[0].feed_forward.w13.glu_chunk
     assert not any(layer.attention.wqkv.glu_chunk or layer.feed_forward.w2.glu_chunk for layer in inter.layers)
     again = build_model(CFG, "cpu", torch.bfloat16, seed=2)  # the plain model's w13 regrouped in place
@@ -548,6 +598,9 @@ def test_a_model_with_the_swiglu_epilogue_gives_the_logits_of_the_plain_int4_mod
         layer.feed_forward.w13.regroup_gate_up(32)
         assert all(torch.equal(getattr(layer.feed_forward.w13, n), getattr(other.feed_forward.w13, n))
                    for n in ("qweight", "scales", "mins"))
+    for layer in inter.layers:  # whatever the tile said, the halves of each 32-dim head in chunks of 8
+        layer.attention.wqkv.regroup_heads(8, CFG.head_dim)
+    assert inter.layers[0].attention.wqkv.rope_chunk == 8
     prompt = torch.randint(CFG.vocab, (1, 24), generator=torch.Generator().manual_seed(6))
     want, got = plain.reference_logits(prompt), inter.reference_logits(prompt)
     assert ((got - want).abs().max() / want.abs().max()) < 1e-3

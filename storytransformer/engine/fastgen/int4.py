@@ -83,6 +83,7 @@ class Int4Linear(nn.Module):
                                                      device=qweight.device), persistent=False)
         self.fuse_swiglu = False  # see swiglu(); set by quantize_linears_int4(fuse_swiglu=True) on each w2
         self.glu_chunk = 0  # w13 quantised with interleaved gate and up columns: see gated()
+        self.rope_chunk, self.head_dim = 0, 0  # wqkv with each head's halves interleaved: see rotary_into()
 
     @classmethod
     @torch.no_grad()
@@ -143,6 +144,45 @@ class Int4Linear(nn.Module):
             setattr(self, name, t.contiguous())
         self.glu_chunk = chunk
 
+    @torch.no_grad()
+    def regroup_heads(self, chunk: int, head_dim: int) -> None:
+        """In place: store this fused q, k, v projection's columns with the two halves of each head (the dims
+        rotary pairs) interleaved in chunks of ``chunk`` (0: in order), from whatever order they are in now."""
+        for name in ("qweight", "scales", "mins", "bias"):
+            t = getattr(self, name)
+            if t is None:
+                continue
+            if self.rope_chunk:
+                t = deinterleave_halves(t, self.rope_chunk, self.head_dim)
+            if chunk:
+                t = interleave_halves(t.movedim(-1, 0), chunk, head_dim).movedim(0, -1)
+            setattr(self, name, t.contiguous())
+        self.rope_chunk, self.head_dim = chunk, head_dim if chunk else 0
+
+    def rotary_into(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor,
+                    keys: torch.Tensor, values: torch.Tensor, n_heads: int, n_kv_heads: int, out: torch.Tensor,
+                    qkv_rotary_cache: Callable[..., torch.Tensor], k_scale: torch.Tensor | None = None,
+                    v_scale: torch.Tensor | None = None) -> None:
+        """qkv_rotary_cache(self(x), cos, sin, pos, keys, values, ...): q rotated into ``out``, k rotated and v
+        written into the cache layer at pos. Decoding one row on CUDA into a bf16 cache with rope_chunk set, one
+        launch: each column tile holds rope_chunk dims of a head's first half and the same dims of its second
+        half, and the last program of the tile rotates and writes them as it sums its splits (no qkv row, no
+        rotary kernel). Anywhere else the product, its columns put back in order, then ``qkv_rotary_cache``."""
+        x2 = x.reshape(-1, self.in_features)
+        if (self.rope_chunk and x2.is_cuda and x2.shape[0] == 1 and k_scale is None and keys.shape[0] == 1
+                and out.is_contiguous()):
+            from . import triton_int4
+            triton_int4.int4_decode(x2, self.qweight, self.scales, self.mins, self.group_size, self.bias,
+                                    counters=self.counters,
+                                    rope=triton_int4.RopeTarget(cos, sin, pos, out, keys, values, n_heads, n_kv_heads,
+                                                                self.rope_chunk))
+            return
+        y = self(x)
+        if self.rope_chunk:
+            y = deinterleave_halves(y, self.rope_chunk, self.head_dim)
+        qkv_rotary_cache(y, cos, sin, pos, keys, values, n_heads, n_kv_heads, out=out, k_scale=k_scale,
+                         v_scale=v_scale)
+
     def gated(self, x: torch.Tensor, silu_mul: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """silu(gate) * up [..., out_features / 2] of this fused gate and up projection (glu_chunk set). At most
         DECODE_ROWS rows on CUDA the decode kernel makes it as it sums its splits: each column tile holds
@@ -166,29 +206,45 @@ class Int4Linear(nn.Module):
                 f"{glu}")
 
 
+def interleave_halves(t: torch.Tensor, chunk: int, group: int | None = None) -> torch.Tensor:
+    """Rows in groups of ``group`` (all of them by default), each group [first half | second half] -> its halves
+    in chunks: first 0..chunk-1, second 0..chunk-1, first chunk.., ... (w13: gate and up; wqkv: the two halves
+    of each head that rotary pairs)."""
+    group = group or t.shape[0]
+    if t.shape[0] % group or group % (2 * chunk):
+        raise ValueError(f"interleaving halves needs groups of a multiple of {2 * chunk} rows; got {t.shape[0]} "
+                         f"rows in groups of {group}")
+    return t.reshape(-1, 2, group // (2 * chunk), chunk, *t.shape[1:]).transpose(1, 2).reshape(t.shape)
+
+
+def deinterleave_halves(y: torch.Tensor, chunk: int, group: int | None = None) -> torch.Tensor:
+    """The inverse along the last dimension: [..., N] interleaved columns -> each group's halves in order."""
+    lead, width = y.shape[:-1], y.shape[-1]
+    group = group or width
+    return y.reshape(*lead, -1, group // (2 * chunk), 2, chunk).transpose(-3, -2).reshape(*lead, width)
+
+
 def interleave_gate_up(t: torch.Tensor, chunk: int) -> torch.Tensor:
     """[2I, ...] gate rows then up rows -> rows in chunks: gate 0..chunk-1, up 0..chunk-1, gate chunk.., ..."""
-    half = t.shape[0] // 2
-    if t.shape[0] % 2 or half % chunk:
-        raise ValueError(f"interleaving gate and up needs an even number of rows whose half is a multiple of "
-                         f"{chunk}; got {t.shape[0]}")
-    return t.reshape(2, half // chunk, chunk, *t.shape[1:]).transpose(0, 1).reshape(t.shape)
+    return interleave_halves(t, chunk)
 
 
 def deinterleave_gate_up(y: torch.Tensor, chunk: int) -> torch.Tensor:
     """The inverse along the last dimension: [..., 2I] interleaved columns -> [..., 2I] gate then up."""
-    lead, width = y.shape[:-1], y.shape[-1]
-    return y.reshape(*lead, width // (2 * chunk), 2, chunk).transpose(-3, -2).reshape(*lead, width)
+    return deinterleave_halves(y, chunk)
 
 
 def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = False,
-                          fuse_swiglu: bool = False, swiglu_epilogue: bool = False) -> int:
+                          fuse_swiglu: bool = False, swiglu_epilogue: bool = False,
+                          rotary_epilogue: bool = False) -> int:
     """Replace the nn.Linear modules of ``model.layers`` by Int4Linear, one at a time; returns how many.
     ``head``: the output head too (a tied head gets its own 4-bit copy; the embedding stays as it is).
     ``fuse_swiglu``: each layer's ``feed_forward.w2`` takes w13's output and makes silu(gate) * up itself when
     decoding (Int4Linear.swiglu, used by model.Transformer.forward). ``swiglu_epilogue``: each
     ``feed_forward.w13`` is stored with interleaved gate and up columns and makes silu(gate) * up as it sums
-    its splits (Int4Linear.gated); it wins over ``fuse_swiglu``."""
+    its splits (Int4Linear.gated); it wins over ``fuse_swiglu``. ``rotary_epilogue``: each ``attention.wqkv``
+    is stored with the halves of each head interleaved and, when decoding, rotates q and k and writes k and v
+    into the cache as it sums its splits (Int4Linear.rotary_into)."""
     count = 0
     for layer in model.layers:
         ff = getattr(layer, "feed_forward", None)
@@ -204,6 +260,12 @@ def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = 
         w2 = getattr(getattr(layer, "feed_forward", None), "w2", None)
         if isinstance(w2, Int4Linear):
             w2.fuse_swiglu = fuse_swiglu
+        wqkv = getattr(getattr(layer, "attention", None), "wqkv", None)
+        if rotary_epilogue and isinstance(wqkv, Int4Linear):
+            head_dim = model.cfg.head_dim
+            chunk = min(glu_chunk(wqkv.out_features, wqkv.in_features, wqkv.qweight.device), head_dim // 2)
+            if chunk and (head_dim // 2) % chunk == 0:  # a narrower tile than swept where heads are small
+                wqkv.regroup_heads(chunk, head_dim)
     if head and type(model.output) is nn.Linear:
         model.output = Int4Linear.from_linear(model.output, group_size)
         count += 1
@@ -211,9 +273,9 @@ def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = 
 
 
 def glu_chunk(out_features: int, in_features: int, device: torch.device | str = "cuda") -> int:
-    """Gate (and up) columns per column tile of a fused gate and up projection's one-row decode tile: half its
-    width, so that each tile holds the gate and up columns of the same outputs. Any chunk is correct; this one
-    is the fast one. 0 (not interleaved) where it does not divide the intermediate width."""
+    """Half the width of the one-row decode tile of an [out_features, in_features] product: the chunk in which
+    w13's gate and up columns (or wqkv's head halves) are interleaved, so that each tile holds both halves of
+    the same outputs. Any chunk is correct; this one is the fast one. 0 where it does not divide the width."""
     try:
         from .triton_int4 import decode_config
     except ImportError:  # no Triton: the products run in torch, where any chunk does

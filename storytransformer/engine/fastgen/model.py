@@ -96,9 +96,13 @@ class Transformer(nn.Module):
             for rows, c, e in spans:  # norm, q/k/v projection, rotary; keys and values into the cache
                 hs = h if one_span else ops.rms_norm(x[rows, c:e], layer.attention_norm.weight, cfg.norm_eps)
                 part = kv if one_span else _rows(kv, rows)
-                ops.qkv_rotary_cache(layer.attention.wqkv(hs), cos[c:e], sin[c:e], starts[c], part.k, part.v,
-                                     cfg.n_heads, cfg.n_kv_heads, out=q[rows, c:e], k_scale=part.k_scale,
-                                     v_scale=part.v_scale)
+                wqkv = layer.attention.wqkv
+                if getattr(wqkv, "rope_chunk", 0):  # int4 wqkv rotating and writing the cache as it sums (int4.py)
+                    wqkv.rotary_into(hs, cos[c:e], sin[c:e], starts[c], part.k, part.v, cfg.n_heads, cfg.n_kv_heads,
+                                     q[rows, c:e], ops.qkv_rotary_cache, k_scale=part.k_scale, v_scale=part.v_scale)
+                else:
+                    ops.qkv_rotary_cache(wqkv(hs), cos[c:e], sin[c:e], starts[c], part.k, part.v, cfg.n_heads,
+                                         cfg.n_kv_heads, out=q[rows, c:e], k_scale=part.k_scale, v_scale=part.v_scale)
             y = attend(i, q.transpose(1, 2)).transpose(1, 2)  # [B, n, Hq, D]
             after = self.layers[i + 1].attention_norm if i + 1 < len(self.layers) else self.norm
             for rows, c, e in spans:  # output projection, residual, norm, MLP, residual

@@ -66,6 +66,7 @@ import dataclasses
 import functools
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import triton
@@ -306,7 +307,9 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
                    HAS_BIAS: tl.constexpr, PARTIAL: tl.constexpr, PLANES: tl.constexpr,
                    MASKED: tl.constexpr, FUSED_SUM: tl.constexpr, K_X: tl.constexpr,
                    PACKED: tl.constexpr = 0, SWIGLU: tl.constexpr = False, HALF: tl.constexpr = 0,
-                   GLU: tl.constexpr = False, PDL: tl.constexpr = False):
+                   GLU: tl.constexpr = False, ROPE: tl.constexpr = False, COS=None, SIN=None, POS=None, QO=None,
+                   KC=None, VC=None, stride_ch=0, HQ=0, HKV=0, HEAD_D: tl.constexpr = 128,
+                   PDL: tl.constexpr = False):
     """OUT[m, n] (or float32 partials OUT[split, m, n]) = sum over this program's 128-blocks of
     x[m, k] * (code[k, n] * S[k // GROUP, n] + Z[k // GROUP, n]). PLANES: the 8 nibble planes as a tensor
     axis (one activation load per block, one dot of depth 128) instead of a loop of 8 (one load each).
@@ -324,7 +327,11 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     activation is silu(gate) * up, made where it is loaded (_act), in every tile. GLU (with FUSED_SUM): the
     weight is a gate and up projection whose columns are interleaved by halves of BLOCK_N (int4.Int4Linear.gated),
     and the last split program writes silu(gate) * up of its BLOCK_N / 2 outputs into Y [M, N / 2] instead of
-    the sums. PDL: see pdl.gate."""
+    the sums. ROPE (with FUSED_SUM, one row): the weight is the fused q, k, v projection with the two halves of
+    each head interleaved by BLOCK_N / 2 columns (int4.interleave_halves), and the last split program rotates
+    its q or k half-pairs (COS, SIN: the position's rotary row) and writes them to QO [Hq, HEAD_D] or the key
+    cache KC at position POS, or its v values to VC (caches [Hkv, S, HEAD_D], head stride stride_ch), as
+    triton_fused.qkv_rotary_cache does after the product. PDL: see pdl.gate."""
     pdl.gate(PDL)
     pid_n = tl.program_id(0)
     split = tl.program_id(1)
@@ -479,6 +486,9 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
             if done == SPLITS - 1:  # the last split of this column tile: sum them all
                 if GLU:
                     _store_glu(OUT, BIAS, Y, pid_n, offs_m, m_ok, M, N, stride_om, SPLITS, BLOCK_M, BLOCK_N, HAS_BIAS)
+                elif ROPE:
+                    _store_rope(OUT, BIAS, pid_n, M, N, SPLITS, BLOCK_N, HAS_BIAS, COS, SIN, POS, QO, KC, VC, stride_ch,
+                                HQ, HKV, HEAD_D)
                 else:
                     tot = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
                     for sp in range(SPLITS):
@@ -493,6 +503,47 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
         if HAS_BIAS:
             y += tl.load(BIAS + offs_n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
         tl.store(OUT + offs_m[:, None] * stride_om + offs_n[None, :], y.to(OUT.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _store_rope(OUT, BIAS, pid_n, M, N, SPLITS: tl.constexpr, BLOCK_N: tl.constexpr, HAS_BIAS: tl.constexpr, COS,
+                SIN, POS, QO, KC, VC, stride_ch, HQ, HKV, D: tl.constexpr):
+    """ROPE epilogue (one row): column tile pid_n holds BLOCK_N / 2 dims of the first half of one head, then the
+    same dims of its second half. Their split sums (+ bias) rounded to the output dtype as the projection's
+    output is, then rotated (q, k) and stored, as triton_fused's rotary kernel does."""
+    HN: tl.constexpr = BLOCK_N // 2
+    offs_h = tl.arange(0, HN)
+    c1 = pid_n * BLOCK_N + offs_h
+    x1 = tl.zeros((HN,), tl.float32)
+    x2 = tl.zeros((HN,), tl.float32)
+    for sp in range(SPLITS):
+        x1 += tl.load(OUT + sp * M * N + c1, cache_modifier=".cg")
+        x2 += tl.load(OUT + sp * M * N + c1 + HN, cache_modifier=".cg")
+    if HAS_BIAS:
+        x1 += tl.load(BIAS + c1).to(tl.float32)
+        x2 += tl.load(BIAS + c1 + HN).to(tl.float32)
+    x1 = x1.to(QO.dtype.element_ty).to(tl.float32)
+    x2 = x2.to(QO.dtype.element_ty).to(tl.float32)
+    head = (pid_n * BLOCK_N) // D
+    d = ((pid_n * BLOCK_N) % D) // 2 + offs_h  # dims of the first half; the second half's are D / 2 further
+    if head < HQ + HKV:
+        cos1 = tl.load(COS + d).to(tl.float32)
+        cos2 = tl.load(COS + D // 2 + d).to(tl.float32)
+        sin1 = tl.load(SIN + d).to(tl.float32)
+        sin2 = tl.load(SIN + D // 2 + d).to(tl.float32)
+        y1 = x1 * cos1 - x2 * sin1  # rotate-half: [x1, x2] * cos + [-x2, x1] * sin
+        y2 = x2 * cos2 + x1 * sin2
+        if head < HQ:
+            tl.store(QO + head * D + d, y1.to(QO.dtype.element_ty))
+            tl.store(QO + head * D + D // 2 + d, y2.to(QO.dtype.element_ty))
+        else:
+            dst = KC + (head - HQ) * stride_ch + tl.load(POS) * D + d
+            tl.store(dst, y1.to(KC.dtype.element_ty))
+            tl.store(dst + D // 2, y2.to(KC.dtype.element_ty))
+    else:
+        dst = VC + (head - HQ - HKV) * stride_ch + tl.load(POS) * D + d
+        tl.store(dst, x1.to(VC.dtype.element_ty))
+        tl.store(dst + D // 2, x2.to(VC.dtype.element_ty))
 
 
 @triton.jit
@@ -668,7 +719,8 @@ def _shared_counters(device: torch.device, tiles: int) -> torch.Tensor | None:
 
 def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor,
                 group: int, bias: torch.Tensor | None = None, config: DecodeConfig | None = None,
-                counters: torch.Tensor | None = None, swiglu: bool = False, glu_chunk: int = 0) -> torch.Tensor:
+                counters: torch.Tensor | None = None, swiglu: bool = False, glu_chunk: int = 0,
+                rope: "RopeTarget | None" = None) -> torch.Tensor:
     """x [M, K] (M <= 16, last dim contiguous) -> x @ W.T [M, N] in x's dtype, W never materialised.
     ``counters``: zeroed int32 [>= N / block_n] for the fused split sum, owned by the caller (Int4Linear);
     without them a shared buffer is used. Calls sharing counters must not run concurrently (one stream).
@@ -677,7 +729,11 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     intermediate), rounded as the torch reference rounds it. ``glu_chunk``: W is a gate and up projection whose
     rows are interleaved in chunks of glu_chunk (int4.interleave_gate_up) and the result is silu(gate) * up
     [M, N / 2], made by the last program of each column tile of 2 glu_chunk columns as it sums the splits; where
-    that tile cannot sum its splits itself (one split, no counters) the product is made whole first."""
+    that tile cannot sum its own splits (one split, no counters) the product is made whole first.
+    ``rope``: W is the fused q, k, v projection with each head's halves interleaved in chunks of rope.chunk, and
+    the result is written as triton_fused.qkv_rotary_cache writes it (q rotated into rope.q, k rotated and v into
+    the bf16 cache at rope.pos) by the last program of each column tile; returns rope.q. One row; where the tile
+    cannot, the product is made whole, its columns put back, and the rotary kernel runs."""
     M, K_x = x.shape
     if swiglu:
         if K_x % 2:
@@ -693,6 +749,8 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         if N % (2 * glu_chunk) or glu_chunk & (glu_chunk - 1):
             raise ValueError(f"glu_chunk must be a power of two and N a multiple of twice it; got {glu_chunk}, {N}")
         cfg = dataclasses.replace(cfg, block_n=2 * glu_chunk, fused_sum=True)
+    if rope is not None:
+        cfg = dataclasses.replace(cfg, block_n=2 * rope.chunk, fused_sum=True)
     if x.stride(-1) != 1:
         x = x.contiguous()
     block_m = 16 if cfg.use_dot else max(1, triton.next_power_of_2(M))
@@ -707,6 +765,15 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     if partial and cfg.fused_sum:
         cnt = counters if counters is not None and counters.numel() >= tiles else _shared_counters(x.device, tiles)
     fused = cnt is not None
+    D = rope.keys.shape[-1] if rope is not None else 0
+    if rope is not None and not (fused and M == 1 and D % cfg.block_n == 0 and rope.keys.dtype == x.dtype and
+                                 rope.keys.is_contiguous() and rope.values.is_contiguous() and rope.q.is_contiguous()):
+        from .int4 import deinterleave_halves
+        from .triton_fused import qkv_rotary_cache  # the whole product, its columns back in order, then rotary
+        y = deinterleave_halves(int4_decode(x, qweight, scales, mins, group, bias, config=cfg), rope.chunk, D)
+        qkv_rotary_cache(y.view(1, 1, N), rope.cos, rope.sin, rope.pos, rope.keys, rope.values, rope.n_heads,
+                         rope.n_kv_heads, out=rope.q)
+        return rope.q
     if glu_chunk and not fused:  # the whole product, then SwiGLU on its columns in [gate | up] order
         from .int4 import deinterleave_gate_up
         gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg),
@@ -724,14 +791,36 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         DOT_DTYPE=tl.float32 if INTERPRETED else tl.bfloat16, HAS_BIAS=bias is not None, PARTIAL=partial,
         PLANES=cfg.planes and not cfg.packed, MASKED=cfg.masked and not cfg.use_dot and not cfg.packed,
         FUSED_SUM=fused, K_X=K_x, PACKED=int(cfg.packed), SWIGLU=swiglu, HALF=K_x if swiglu else 0,
-        GLU=bool(glu_chunk),
+        GLU=bool(glu_chunk), ROPE=rope is not None, **(_rope_args(rope) if rope is not None else {}),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, PDL=on, **pdl.launch(on))
     if partial and not fused:
         block = 1024
         _sum_splits_kernel[(triton.cdiv(M * N, block),)](out, b, y, M * N, N, SPLITS=splits,
                                                          HAS_BIAS=bias is not None, BLOCK=block, num_warps=4,
                                                          PDL=on, **pdl.launch(on))
-    return y
+    return rope.q if rope is not None else y
+
+
+class RopeTarget(NamedTuple):
+    """Where int4_decode(rope=...) writes a decoding step's q, k and v (see qkv_rotary_cache): cos and sin [1, D]
+    (the position's rotary rows), pos (a one-element device tensor), q [1, 1, Hq, D], one layer's keys and
+    values [1, Hkv, S, D] (batch 1), the head counts and the interleaving chunk of the weight's columns."""
+
+    cos: torch.Tensor
+    sin: torch.Tensor
+    pos: torch.Tensor
+    q: torch.Tensor
+    keys: torch.Tensor
+    values: torch.Tensor
+    n_heads: int
+    n_kv_heads: int
+    chunk: int
+
+
+def _rope_args(rope: RopeTarget) -> dict:
+    return dict(COS=rope.cos.contiguous(), SIN=rope.sin.contiguous(), POS=rope.pos, QO=rope.q, KC=rope.keys,
+                VC=rope.values, stride_ch=rope.keys.stride(-3), HQ=rope.n_heads, HKV=rope.n_kv_heads,
+                HEAD_D=rope.keys.shape[-1])
 
 
 def int4_dequantize_t(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor, group: int,

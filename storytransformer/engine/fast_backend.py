@@ -114,7 +114,9 @@ class FastPathBackend:
             if int4:
                 from .fastgen.int4 import quantize_linears_int4
 
-                quantize_linears_int4(model, swiglu_epilogue=True)  # SwiGLU made in w13's split sum
+                # SwiGLU made in w13's split sum; rotary and the cache write in wqkv's (bf16 cache only: with the
+                # fp8 cache the columns would be put back and the rotary kernel run, slower than without)
+                quantize_linears_int4(model, swiglu_epilogue=True, rotary_epilogue=not fp8)
                 release_layer_matrices(self.inner.model)
                 self.inner_released = True
                 release_cached_memory()  # hand the freed bf16 matrices back to the device

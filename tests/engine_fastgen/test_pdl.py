@@ -70,5 +70,6 @@ def test_every_launch_with_pdl_passes_the_same_switch_to_the_kernel():
             if isinstance(node, ast.Call) and any(ast.unparse(k.value).startswith("pdl.launch(") for k in node.keywords
                                                   if k.arg is None):
                 given = {k.arg: ast.unparse(k.value) for k in node.keywords if k.arg}
-                launch = next(ast.unparse(k.value) for k in node.keywords if k.arg is None)
+                launch = next(ast.unparse(k.value) for k in node.keywords
+                              if k.arg is None and ast.unparse(k.value).startswith("pdl.launch("))
                 assert f"pdl.launch({given.get('PDL')})" == launch, f"{path.name}:{node.lineno}"

@@ -3,7 +3,8 @@ with a bf16 scale and minimum per group of 128 inputs, multiplied by the fused k
 triton_int4.py on a GPU and by plain torch on the CPU. The output head stays bf16, as in quantize.py, unless
 asked for (``quantize_linears_int4(model, head=True)``: 0.29 GB instead of 1.09 for the 7.6B shape's head);
 ``fuse_swiglu=True`` lets each layer's w2 make silu(gate) * up itself from w13's output while decoding;
-``swiglu_epilogue=True`` lets each w13 make it in the last step of its own product (columns interleaved).
+``swiglu_epilogue=True`` lets each w13 make it in the last step of its own product (columns interleaved), and
+``rotary_epilogue=True`` each wqkv rotate q and k and write the cache in the last step of its own.
 Quantised on the weight's own device, one matrix at a time (in row chunks), so the peak is the bf16
 model plus one matrix. Packing layout: see triton_int4.py."""
 

@@ -130,35 +130,30 @@ class Int4Linear(nn.Module):
                                     counters=self.counters, swiglu=True)
         return y.view(*lead, self.out_features)
 
-    @torch.no_grad()
     def regroup_gate_up(self, chunk: int) -> None:
         """In place: store this fused gate and up projection's columns interleaved in chunks of ``chunk`` (0:
         gate then up), from whatever order they are in now. The codes move with their columns (a permutation)."""
-        for name in ("qweight", "scales", "mins", "bias"):
-            t = getattr(self, name)
-            if t is None:
-                continue
-            if self.glu_chunk:
-                t = deinterleave_gate_up(t, self.glu_chunk)
-            if chunk:
-                t = interleave_gate_up(t.movedim(-1, 0), chunk).movedim(0, -1)
-            setattr(self, name, t.contiguous())
+        self._permute_columns((self.glu_chunk, None), (chunk, None))
         self.glu_chunk = chunk
 
-    @torch.no_grad()
     def regroup_heads(self, chunk: int, head_dim: int) -> None:
         """In place: store this fused q, k, v projection's columns with the two halves of each head (the dims
         rotary pairs) interleaved in chunks of ``chunk`` (0: in order), from whatever order they are in now."""
+        self._permute_columns((self.rope_chunk, self.head_dim), (chunk, head_dim))
+        self.rope_chunk, self.head_dim = chunk, head_dim if chunk else 0
+
+    @torch.no_grad()
+    def _permute_columns(self, now: tuple[int, int | None], wanted: tuple[int, int | None]) -> None:
+        """Output columns interleaved as (chunk, group) ``now`` -> as ``wanted`` (chunk 0: in order)."""
         for name in ("qweight", "scales", "mins", "bias"):
             t = getattr(self, name)
             if t is None:
                 continue
-            if self.rope_chunk:
-                t = deinterleave_halves(t, self.rope_chunk, self.head_dim)
-            if chunk:
-                t = interleave_halves(t.movedim(-1, 0), chunk, head_dim).movedim(0, -1)
+            if now[0]:
+                t = deinterleave_halves(t, *now)
+            if wanted[0]:
+                t = interleave_halves(t.movedim(-1, 0), *wanted).movedim(0, -1)
             setattr(self, name, t.contiguous())
-        self.rope_chunk, self.head_dim = chunk, head_dim if chunk else 0
 
     def rotary_into(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor,
                     keys: torch.Tensor, values: torch.Tensor, n_heads: int, n_kv_heads: int, out: torch.Tensor,

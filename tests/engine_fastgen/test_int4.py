@@ -484,8 +484,8 @@ def test_swiglu_made_in_the_split_sum_of_an_interleaved_gate_up_matches_the_prod
     interpret("""
         import dataclasses
         import torch
-        from storytransformer.engine.fastgen.int4 import (quantize_int4, dequantize_int4, interleave_gate_up,
-                                                          deinterleave_gate_up)
+        from storytransformer.engine.fastgen.int4 import quantize_int4, dequantize_int4
+        from storytransformer.engine.fastgen.interleave import interleave_gate_up, deinterleave_gate_up
         from storytransformer.engine.fastgen import stages, triton_int4 as ti
         g = torch.Generator().manual_seed(12)
         DC = ti.DecodeConfig
@@ -539,7 +539,8 @@ def test_rotary_and_the_cache_write_made_in_the_split_sum_of_an_interleaved_qkv_
     interpret("""
         import dataclasses
         import torch
-        from storytransformer.engine.fastgen.int4 import quantize_int4, interleave_halves, deinterleave_halves
+        from storytransformer.engine.fastgen.int4 import quantize_int4
+        from storytransformer.engine.fastgen.interleave import interleave_halves, deinterleave_halves
         from storytransformer.engine.fastgen import triton_fused as tf, triton_int4 as ti
         g = torch.Generator().manual_seed(21)
         DC = ti.DecodeConfig

@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from .interleave import deinterleave_gate_up, deinterleave_halves, interleave_gate_up, interleave_halves
+
 BLOCK = 128  # inputs per planar block of the packing (16 words x 8 nibbles)
 DECODE_ROWS = 8  # activations of at most this many rows take the fused decode kernel
 _ROW_CHUNK = 4096  # rows quantised at once: bounds the float32 temporaries
@@ -200,34 +202,6 @@ class Int4Linear(nn.Module):
         glu = f", glu_chunk={self.glu_chunk}" if self.glu_chunk else ""
         return (f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
                 f"{glu}")
-
-
-def interleave_halves(t: torch.Tensor, chunk: int, group: int | None = None) -> torch.Tensor:
-    """Rows in groups of ``group`` (all of them by default), each group [first half | second half] -> its halves
-    in chunks: first 0..chunk-1, second 0..chunk-1, first chunk.., ... (w13: gate and up; wqkv: the two halves
-    of each head that rotary pairs)."""
-    group = group or t.shape[0]
-    if t.shape[0] % group or group % (2 * chunk):
-        raise ValueError(f"interleaving halves needs groups of a multiple of {2 * chunk} rows; got {t.shape[0]} "
-                         f"rows in groups of {group}")
-    return t.reshape(-1, 2, group // (2 * chunk), chunk, *t.shape[1:]).transpose(1, 2).reshape(t.shape)
-
-
-def deinterleave_halves(y: torch.Tensor, chunk: int, group: int | None = None) -> torch.Tensor:
-    """The inverse along the last dimension: [..., N] interleaved columns -> each group's halves in order."""
-    lead, width = y.shape[:-1], y.shape[-1]
-    group = group or width
-    return y.reshape(*lead, -1, group // (2 * chunk), 2, chunk).transpose(-3, -2).reshape(*lead, width)
-
-
-def interleave_gate_up(t: torch.Tensor, chunk: int) -> torch.Tensor:
-    """[2I, ...] gate rows then up rows -> rows in chunks: gate 0..chunk-1, up 0..chunk-1, gate chunk.., ..."""
-    return interleave_halves(t, chunk)
-
-
-def deinterleave_gate_up(y: torch.Tensor, chunk: int) -> torch.Tensor:
-    """The inverse along the last dimension: [..., 2I] interleaved columns -> [..., 2I] gate then up."""
-    return deinterleave_halves(y, chunk)
 
 
 def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = False,

@@ -332,7 +332,7 @@ def _decode_kernel(X, QW, S, Z, BIAS, OUT, Y, CNT, M, N, stride_xm, stride_om, S
     weight is a gate and up projection whose columns are interleaved by halves of BLOCK_N (int4.Int4Linear.gated),
     and the last split program writes silu(gate) * up of its BLOCK_N / 2 outputs into Y [M, N / 2] instead of
     the sums. ROPE (with FUSED_SUM, one row): the weight is the fused q, k, v projection with the two halves of
-    each head interleaved by BLOCK_N / 2 columns (int4.interleave_halves), and the last split program rotates
+    each head interleaved by BLOCK_N / 2 columns (interleave.interleave_halves), and the last split program rotates
     its q or k half-pairs (COS, SIN: the position's rotary row) and writes them to QO [Hq, HEAD_D] or the key
     cache KC at position POS, or its v values to VC (caches [Hkv, S, HEAD_D], head stride stride_ch), as
     triton_fused.qkv_rotary_cache does after the product. PDL: see pdl.gate."""
@@ -731,7 +731,7 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     ``swiglu``: x is [M, 2K], the fused gate and up projection's output (gate then up), and the product is
     silu(gate) * up @ W.T: the kernel makes each activation as it loads it (no silu_mul kernel, no [M, K]
     intermediate), rounded as the torch reference rounds it. ``glu_chunk``: W is a gate and up projection whose
-    rows are interleaved in chunks of glu_chunk (int4.interleave_gate_up) and the result is silu(gate) * up
+    rows are interleaved in chunks of glu_chunk (interleave.interleave_gate_up) and the result is silu(gate) * up
     [M, N / 2], made by the last program of each column tile of 2 glu_chunk columns as it sums the splits; where
     that tile cannot sum its own splits (one split, no counters) the product is made whole first.
     ``rope``: W is the fused q, k, v projection with each head's halves interleaved in chunks of rope.chunk, and
@@ -772,14 +772,14 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
     D = rope.keys.shape[-1] if rope is not None else 0
     if rope is not None and not (fused and M == 1 and D % cfg.block_n == 0 and rope.keys.dtype == x.dtype and
                                  rope.keys.is_contiguous() and rope.values.is_contiguous() and rope.q.is_contiguous()):
-        from .int4 import deinterleave_halves
+        from .interleave import deinterleave_halves
         from .triton_fused import qkv_rotary_cache  # the whole product, its columns back in order, then rotary
         y = deinterleave_halves(int4_decode(x, qweight, scales, mins, group, bias, config=cfg), rope.chunk, D)
         qkv_rotary_cache(y.view(1, 1, N), rope.cos, rope.sin, rope.pos, rope.keys, rope.values, rope.n_heads,
                          rope.n_kv_heads, out=rope.q)
         return rope.q
     if glu_chunk and not fused:  # the whole product, then SwiGLU on its columns in [gate | up] order
-        from .int4 import deinterleave_gate_up
+        from .interleave import deinterleave_gate_up
         gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg),
                                         glu_chunk).chunk(2, dim=-1)
         return torch.nn.functional.silu(gate) * up

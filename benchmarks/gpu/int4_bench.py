@@ -901,8 +901,8 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-matrices", default="", help="only these matrices in the sweep (names, e.g. head,w2)")
     p.add_argument("--model-variants", default=MODEL_VARIANTS,
                    help="int4 variants the model section decodes after bf16 (+swiglu: w2 makes SwiGLU itself; "
-                        "+glu: w13 makes it in its split sum; +rope: wqkv rotates and writes the cache in its; +head: the output head in int4 too; +fp8kv: an 8-bit "
-                        "KV cache)")
+                        "+glu: w13 makes it in its split sum; +rope: wqkv rotates and writes the cache in its; "
+                        "+head: the output head in int4 too; +fp8kv: an 8-bit KV cache)")
     p.add_argument("--bf16-variants", default="bf16",
                    help="bf16 decodings before the int4 ones (bf16+torch_merge: the attention merge in torch ops)")
     p.add_argument("--head-prompts", type=int, default=4, help="random prompts of 256 tokens for the int4 head's KL")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .interleave import deinterleave_gate_up, deinterleave_halves, interleave_gate_up, interleave_halves
+from .interleave import deinterleave_gate_up, deinterleave_halves, interleave_halves
 
 BLOCK = 128  # inputs per planar block of the packing (16 words x 8 nibbles)
 DECODE_ROWS = 8  # activations of at most this many rows take the fused decode kernel
@@ -90,19 +90,11 @@ class Int4Linear(nn.Module):
 
     @classmethod
     @torch.no_grad()
-    def from_linear(cls, linear: nn.Linear, group_size: int = 128, glu_chunk: int = 0) -> "Int4Linear":
-        """Quantise ``linear`` on its weight's device; the bias keeps its dtype. ``glu_chunk``: ``linear`` is a
-        fused gate and up projection (gate rows then up rows); its rows are stored interleaved, ``glu_chunk``
-        gate rows then the same ``glu_chunk`` up rows, and so on (see gated())."""
-        weight = linear.weight.data
+    def from_linear(cls, linear: nn.Linear, group_size: int = 128) -> "Int4Linear":
+        """Quantise ``linear`` on its weight's device; the bias keeps its dtype."""
+        qweight, scales, mins = quantize_int4(linear.weight.data, group_size, pad=True)
         bias = linear.bias.data.clone() if linear.bias is not None else None
-        if glu_chunk:
-            weight = interleave_gate_up(weight, glu_chunk)
-            bias = interleave_gate_up(bias, glu_chunk) if bias is not None else None
-        qweight, scales, mins = quantize_int4(weight, group_size, pad=True)
-        made = cls(linear.in_features, linear.out_features, group_size, qweight, scales, mins, bias)
-        made.glu_chunk = glu_chunk
-        return made
+        return cls(linear.in_features, linear.out_features, group_size, qweight, scales, mins, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
@@ -200,8 +192,9 @@ class Int4Linear(nn.Module):
 
     def extra_repr(self) -> str:
         glu = f", glu_chunk={self.glu_chunk}" if self.glu_chunk else ""
+        rope = f", rope_chunk={self.rope_chunk}" if self.rope_chunk else ""
         return (f"in_features={self.in_features}, out_features={self.out_features}, group_size={self.group_size}"
-                f"{glu}")
+                f"{glu}{rope}")
 
 
 def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = False,
@@ -217,19 +210,17 @@ def quantize_linears_int4(model: nn.Module, group_size: int = 128, head: bool = 
     into the cache as it sums its splits (Int4Linear.rotary_into)."""
     count = 0
     for layer in model.layers:
-        ff = getattr(layer, "feed_forward", None)
         for parent in layer.modules():
             for name in [n for n, c in parent.named_children() if type(c) is nn.Linear]:
-                linear = getattr(parent, name)
-                chunk = (glu_chunk(linear.out_features, linear.in_features, linear.weight.device)
-                         if swiglu_epilogue and parent is ff and name == "w13" else 0)
                 # only names are held, so each bf16 matrix is freed as soon as its replacement is set
-                setattr(parent, name, Int4Linear.from_linear(linear, group_size, chunk))
-                del linear
+                setattr(parent, name, Int4Linear.from_linear(getattr(parent, name), group_size))
                 count += 1
         w2 = getattr(getattr(layer, "feed_forward", None), "w2", None)
         if isinstance(w2, Int4Linear):
             w2.fuse_swiglu = fuse_swiglu
+        w13 = getattr(getattr(layer, "feed_forward", None), "w13", None)
+        if swiglu_epilogue and isinstance(w13, Int4Linear):
+            w13.regroup_gate_up(glu_chunk(w13.out_features, w13.in_features, w13.qweight.device))
         wqkv = getattr(getattr(layer, "attention", None), "wqkv", None)
         if rotary_epilogue and isinstance(wqkv, Int4Linear):
             head_dim = model.cfg.head_dim

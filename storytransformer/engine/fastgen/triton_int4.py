@@ -780,9 +780,9 @@ def int4_decode(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mi
         return rope.q
     if glu_chunk and not fused:  # the whole product, then SwiGLU on its columns in [gate | up] order
         from .interleave import deinterleave_gate_up
-        gate, up = deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg),
-                                        glu_chunk).chunk(2, dim=-1)
-        return torch.nn.functional.silu(gate) * up
+        from .stages import silu_mul
+        return silu_mul(deinterleave_gate_up(int4_decode(x, qweight, scales, mins, group, bias, config=cfg),
+                                             glu_chunk))
     y = torch.empty(M, N // 2 if glu_chunk else N, device=x.device, dtype=x.dtype)
     out = torch.empty(splits, M, N, device=x.device, dtype=torch.float32) if partial else y
     b = bias if bias is not None else y

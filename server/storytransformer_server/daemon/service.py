@@ -350,7 +350,7 @@ class Service:
         text = _str(params, "text")
         path = _str(params, "path", optional=True)
         line = _int(params, "line", -1, -1)
-        k = _int(params, "k", 3, 1, 20)
+        k = _int(params, "k", lo=1, hi=20) if "k" in params else None  # None: the lookup's own MAX_MATCHES
         roots = list(self.roots)
         if path:
             path = norm_path(path)

@@ -253,10 +253,14 @@ class SimilarityAdapter:
         hits.sort(key=lambda h: -h[1])
         return hits[:k]
 
-    async def typing(self, roots, text: str, path: str | None, line: int | None, k: int) -> tuple[bool, list]:
+    async def typing(self, roots, text: str, path: str | None, line: int | None,
+                     k: int | None = None) -> tuple[bool, list]:
         """(ready, matches): the stories of ``roots`` that already ask what the unfinished ``text`` (typed at
-        ``path``:``line``) asks, best first. Not ready while no root has an index yet (its build is started)."""
+        ``path``:``line``) asks, best first; at most ``k``, by default as many as the editor shows. Not ready
+        while no root has an index yet (its build is started)."""
         self.module()
+        if k is None:
+            from storytransformer.similarity.typing_lookup import MAX_MATCHES as k
         lookups = []
         for root in roots:
             state = self._roots.get(root.path)

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TIMEOUT_S = 1.0  # a completion that waits longer is worse than none
 CACHE_S = 1.5  # one keystroke's completion and inline completion share an answer; the index moves on
-MAX_MATCHES = 3
 _WORD = re.compile(r"\S+")
 _PUNCT = ".,;:!?\"'()[]"
 
@@ -85,8 +84,8 @@ class TypingDuplicates:
         if hit is not None and now - hit[0] < CACHE_S:
             return hit[1]
         try:
-            reply = await self.server.model.request("similar/typing", {"text": text, "path": path, "line": line,
-                                                                       "k": MAX_MATCHES}, spawn=False, timeout=TIMEOUT_S)
+            reply = await self.server.model.request("similar/typing", {"text": text, "path": path, "line": line},
+                                                   spawn=False, timeout=TIMEOUT_S)
         except ModelUnavailable as e:
             log.debug("no duplicate lookup while typing: %s", e)
             return []

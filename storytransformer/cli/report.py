@@ -91,8 +91,10 @@ def _clusters_line(data: dict) -> str:
         return f"{n} clusters"
     with_merge, ranked = summary["with_merge"], summary["ranked_by_model"]
     share = "every one" if with_merge == n else f"{with_merge:,}"
+    part = summary.get("duplicates_within", 0)
     return (f"{n:,} clusters, {share} with a merge proposal ({ranked:,} ranked by the model, "
-            f"{summary['by_kind']['deterministic']:,} deterministic)")
+            f"{summary['by_kind']['deterministic']:,} deterministic"
+            f"{f'; {part:,} merge only the duplicates within their cluster' if part else ''})")
 
 
 def _write(path: Path, text: str) -> None:

@@ -175,7 +175,7 @@ def snapshot(ws: Workspace, findings: list[Finding], paths: list[str], problems:
 def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: list[str]) -> tuple[list[dict], dict, dict]:
     """Every cluster with its edges and its merge proposal (see :mod:`.merges`)."""
     from ..similarity.classify import Relation
-    from .merges import NOT_PROPOSED_NOTE, MergeKind, grounded, rank_all
+    from .merges import NOT_PROPOSED_NOTE, MergeKind, cluster_merge, rank_all
 
     steps.start("Finding clusters", step="finding clusters")
     clusters = index.clusters([Relation.DUPLICATE, Relation.OVERLAP])
@@ -187,10 +187,8 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
     # Python, are built: on 2 cores that hides most of the load.
     loading = _load_in_background(config, options, warn, notes, steps) if options.model and cap else None
     found = []
-    for c in clusters[:cap]:
-        # every need of every member kept in the merged story's own words (same_need=False): the page
-        # does not list wordings set aside as "said by another source", so none may be set aside
-        found.append(grounded(proposer, list(c.stories), same_need=False))
+    for c, e in zip(clusters[:cap], edges):
+        found.append(cluster_merge(proposer, list(c.stories), e))
         steps.advance()
     proposable = [m for m in found if m.kind == MergeKind.DETERMINISTIC]
     engine, merges = None, None
@@ -230,6 +228,8 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
                     "merge_note": m.note if m else NOT_PROPOSED_NOTE.format(cap=cap)})
     kinds = Counter(c["merge_kind"] for c in out)
     summary = {"clusters": len(out), "with_merge": sum(1 for c in out if c["merge"]), "ranked_by_model": ranked,
+               "duplicates_within": sum(1 for c in out if c["merge"] and c["merge"]["others"]),
+               "wording_set_aside": sum(1 for c in out if c["merge"] and c["merge"]["said_by_other_source"]),
                "by_kind": {k: kinds.get(k, 0) for k in (MergeKind.MODEL, MergeKind.DETERMINISTIC, MergeKind.NONE,
                                                         MergeKind.NOT_PROPOSED)},
                "max_merges": options.max_merges, "model_seconds": options.model_seconds}

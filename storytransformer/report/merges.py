@@ -42,17 +42,95 @@ class ClusterMerge:
     accepted: list = None  # engine Proposals that passed the validator
     kind: str = MergeKind.NOT_PROPOSED
     note: str = ""
+    # set when the merge covers only a group of duplicates of the cluster: why the whole cluster has none
+    others: str = ""
+
+    def set_aside(self) -> list[str]:
+        """The wordings the first proposal leaves out because another source says the same (duplicates
+        only), each naming its story and the one that says it ("a.txt:3's means 'see ...' (said by a.txt:9)")."""
+        if not (self.same_need and self.accepted):
+            return []
+        from ..similarity.needs import keeps_every_need
+
+        return [str(x) for x in keeps_every_need(self.accepted[0].text, self.stories, same_need=True).said]
 
     def to_json(self) -> dict | None:
         if not self.accepted:
             return None
         p = self.accepted[0]
         return {"text": p.text, "origin": p.origin, "provenance": dict(p.provenance), "ranked": p.score is not None,
-                "score": None if p.score is None else round(p.score, 4), "alternatives": len(self.accepted) - 1}
+                "score": None if p.score is None else round(p.score, 4), "alternatives": len(self.accepted) - 1,
+                "said_by_other_source": self.set_aside(), "merged": [s.id for s in self.stories],
+                "others": self.others}
+
+
+DUPLICATE_RELATIONS = ("duplicate", "same-text")  # cluster edges whose two stories ask for the same thing
+
+
+def only_duplicates(edges: Sequence[dict]) -> bool:
+    """Every related pair of the cluster asks for the same thing (ST603 duplicates or the same text)."""
+    return bool(edges) and all(e["relation"] in DUPLICATE_RELATIONS for e in edges)
+
+
+def duplicate_groups(stories: Sequence[Story], edges: Sequence[dict]) -> list[list[Story]]:
+    """The cluster's groups of two or more members joined by duplicate edges, largest first (none
+    when two members share an id: the edges name stories by id)."""
+    by_id = {s.id: s for s in stories}
+    if len(by_id) != len(stories):
+        return []
+    parent = {i: i for i in by_id}
+
+    def root(i: str) -> str:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for e in edges:
+        if e["relation"] in DUPLICATE_RELATIONS and e["a"] in parent and e["b"] in parent:
+            parent[root(e["a"])] = root(e["b"])
+    groups: dict[str, list[Story]] = {}
+    for s in stories:
+        groups.setdefault(root(s.id), []).append(s)
+    return sorted((g for g in groups.values() if len(g) > 1), key=len, reverse=True)
+
+
+def cluster_merge(proposer, stories: Sequence[Story], edges: Sequence[dict] = ()) -> ClusterMerge:
+    """The deterministic proposals of one cluster (``proposer`` has no model), or why none passed.
+
+    First every need of every member in the merged story's own words. Where none passes:
+    - members that are all duplicates (``edges``, as the report lists them) may have a wording set
+      aside that another member says (:meth:`ClusterMerge.set_aside` names it, as ``suggest merge``
+      does for duplicates);
+    - otherwise the largest group of duplicates inside the cluster is merged alone, and the merge says
+      that the other members stay (:attr:`ClusterMerge.others`): they ask for other things, and no one
+      story keeps all of them and stays atomic."""
+    out = grounded(proposer, stories, same_need=False)
+    if out.kind != MergeKind.NONE:
+        return out
+    if only_duplicates(edges):
+        retry = grounded(proposer, stories, same_need=True)
+        return retry if retry.kind != MergeKind.NONE else out
+    for group in duplicate_groups(stories, edges):
+        part = _as_duplicates(proposer, group)
+        if part is not None:
+            part.others = out.note.removeprefix(f"{NO_PROPOSAL}: ")
+            return part
+    return out
+
+
+def _as_duplicates(proposer, stories: Sequence[Story]) -> ClusterMerge | None:
+    """The merge of stories joined by duplicate edges: every wording kept if one story can, else with
+    a wording set aside that another of them says; None when neither passes."""
+    for same_need in (False, True):
+        found = grounded(proposer, stories, same_need=same_need)
+        if found.kind != MergeKind.NONE:
+            return found
+    return None
 
 
 def grounded(proposer, stories: Sequence[Story], same_need: bool) -> ClusterMerge:
-    """The deterministic proposals of one cluster (``proposer`` has no model), or why none passed."""
+    """One pass of :func:`cluster_merge`: with ``same_need`` a wording may be set aside."""
     from ..engine import EngineError
     from ..engine.proposer import Outcome
 

@@ -11,7 +11,8 @@ from storytransformer.config import Config
 from storytransformer.engine import DeadlineExceeded, Score
 from storytransformer.engine.proposer import GroundedEngine
 from storytransformer.formats.text import read_text
-from storytransformer.report.merges import NO_TIME_NOTE, RANKED_NOTE, MergeKind, grounded, rank_all
+from storytransformer.report.merges import (NO_TIME_NOTE, RANKED_NOTE, MergeKind, cluster_merge, grounded,
+                                            only_duplicates, rank_all)
 
 PAIRS = [
     # two stories whose merge keeps both ends: a few grounded candidates
@@ -93,3 +94,77 @@ def test_clusters_where_the_order_matters_are_ranked_first():
     ranker = Ranker()
     rank_all(ranker, [export, renew], seconds=60)  # the larger cluster (listed first) has nothing to choose
     assert ranker.calls == [renew_texts, [export.accepted[0].text]]
+
+
+SAID_OTHERWISE = ["As a buyer, I want to view pictures of the product, so that I can judge its condition.",
+                  "As a buyer, I want to see photos of the item."]
+OTHER_NEED = "As a buyer, I want to return the item, so that I get my money back."
+
+
+def edges(members, relation: str, among=None) -> list[dict]:
+    """Every pair of ``members`` related as ``relation`` (the report's cluster edges), or only the pairs
+    inside ``among`` when given (the other pairs then overlap)."""
+    inside = {s.id for s in (among or members)}
+    return [{"a": a.id, "b": b.id, "similarity": 0.8,
+             "relation": relation if a.id in inside and b.id in inside else "overlap"}
+            for i, a in enumerate(members) for b in members[i + 1:]]
+
+
+def page_of(cluster_stories, merge, kind, edge_list) -> str:
+    from storytransformer.report.page import _clusters
+
+    members = [{"story_id": s.id, "story_label": None, "file": "backlog.txt", "line": s.line + 1, "text": s.text}
+               for s in cluster_stories]
+    return _clusters([{"id": "C1", "size": len(members), "cohesion": 0.8, "representative": members[0]["story_id"],
+                       "edges": edge_list, "stories": members, "merge": merge, "merge_kind": kind,
+                       "merge_note": ""}], {"ranked_by": None})
+
+
+def test_duplicates_said_in_other_words_are_merged_and_the_set_aside_wording_is_named():
+    pair = stories(SAID_OTHERWISE)
+    # no story keeps both wordings of one need: as an overlap there is no grounded merge
+    overlap = cluster_merge(GroundedEngine(Config()), pair, edges(pair, "overlap"))
+    assert overlap.kind == MergeKind.NONE and "see photos of the item" in overlap.note
+    # as duplicates the one wording stands for the other, and the merge says which was set aside
+    dup = cluster_merge(GroundedEngine(Config()), pair, edges(pair, "duplicate"))
+    merge = dup.to_json()
+    assert dup.kind == MergeKind.DETERMINISTIC and merge["text"] == SAID_OTHERWISE[0]
+    assert merge["said_by_other_source"] == ["backlog.txt:2's means 'see photos of the item' (said by backlog.txt:1)"]
+    assert "Set aside, said by another story: backlog.txt:2&#x27;s means" in page_of(pair, merge, dup.kind, [])
+
+
+def test_a_merge_that_keeps_every_wording_sets_nothing_aside():
+    pair = stories(PAIRS[0])
+    renew = cluster_merge(GroundedEngine(Config()), pair, edges(pair, "duplicate"))
+    assert renew.same_need is False and renew.to_json()["said_by_other_source"] == []
+
+
+def test_the_duplicates_inside_a_cluster_are_merged_when_no_story_keeps_every_member():
+    members = stories(SAID_OTHERWISE + [OTHER_NEED])
+    related = edges(members, "duplicate", among=members[:2])
+    found = cluster_merge(GroundedEngine(Config()), members, related)
+    merge = found.to_json()
+    assert found.kind == MergeKind.DETERMINISTIC and merge["text"] == SAID_OTHERWISE[0]
+    assert merge["merged"] == [s.id for s in members[:2]]
+    assert "return" in merge["others"]  # why the third story stays: the need a whole merge would lose
+    html = page_of(members, merge, found.kind, related)
+    assert "Proposed merge of 2 of the 3 stories (the duplicates among them)" in html
+    assert "The other stories stay" in html
+    # duplicates joined through a third (one pair of them only overlaps): the same group, merged once
+    third = stories(SAID_OTHERWISE + ["As a buyer, I want to look at images of the goods."] + [OTHER_NEED])
+    chained = edges(third, "overlap")
+    for e in chained:
+        if {e["a"], e["b"]} in ({third[0].id, third[1].id}, {third[1].id, third[2].id}):
+            e["relation"] = "duplicate"
+    found = cluster_merge(GroundedEngine(Config()), third, chained)
+    assert found.kind == MergeKind.DETERMINISTIC and found.to_json()["merged"] == [s.id for s in third[:3]]
+    # with no duplicates inside, there is still no merge, and it says why
+    apart = cluster_merge(GroundedEngine(Config()), members, edges(members, "overlap"))
+    assert apart.kind == MergeKind.NONE and apart.to_json() is None
+
+
+def test_only_clusters_whose_every_pair_is_a_duplicate_may_set_a_wording_aside():
+    dup = {"a": "1", "b": "2", "similarity": 0.9, "relation": "duplicate"}
+    same = {**dup, "relation": "same-text"}
+    overlap = {**dup, "relation": "overlap"}
+    assert only_duplicates([dup, same]) and not only_duplicates([dup, overlap]) and not only_duplicates([])

@@ -28,7 +28,8 @@ the attention slices merged by the earlier nine torch kernels instead of the one
 ``+capacity_splits`` cuts the cache capacity into the attention slices (the earlier plan) instead of the
 valid length. Both together are the decoding step as it was until 2026-12-04. One ending in ``+no_pdl``
 launches every Triton kernel without programmatic dependent launch (fastgen/pdl.py), as until 2026-12-04;
-one with ``+normN`` runs the norms with N warps (4 otherwise).
+one with ``+normN`` runs the norms with N warps (4 otherwise); one with ``+programsN`` aims the attention slices at N
+programs (the plan until 2026-12-04 was 512; now two a multiprocessor, ``triton_decode.programs_for``).
 """
 
 from __future__ import annotations
@@ -716,10 +717,12 @@ class Bench:
             pdl.ENABLED = "+no_pdl" not in fmt
             norm = re.search(r"\+norm(\d+)", fmt)
             tf.NORM_WARPS = int(norm.group(1)) if norm else 4
+            programs = re.search(r"\+programs(\d+)", fmt)
+            td.TARGET_PROGRAMS = int(programs.group(1)) if programs else None
             try:
                 decode_with(fmt)
             finally:
-                td.MERGE, td.SPREAD, pdl.ENABLED, tf.NORM_WARPS = "triton", True, True, 4
+                td.MERGE, td.SPREAD, pdl.ENABLED, tf.NORM_WARPS, td.TARGET_PROGRAMS = "triton", True, True, 4, None
 
         caches = {}
 

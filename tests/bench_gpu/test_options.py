@@ -32,3 +32,17 @@ def test_split_plan_covers_the_cache_with_whole_blocks(capacity, programs):
     assert split_len % 64 == 0
     assert splits * split_len >= capacity > (splits - 1) * split_len  # every slice starts inside the cache
     assert splits * programs <= max(512, programs)
+
+
+def test_decode_slices_aim_at_two_programs_a_multiprocessor(monkeypatch):
+    import types
+
+    import torch
+
+    triton_decode = pytest.importorskip("storytransformer.engine.fastgen.triton_decode")
+    monkeypatch.setattr(triton_decode, "_SMS", {})
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: types.SimpleNamespace(multi_processor_count=132))
+    assert triton_decode.programs_for(torch.device("cuda", 0)) == 264
+    assert triton_decode.programs_for(torch.device("cpu")) == 512
+    # the 7.6B shape's 4 key/value heads over a 32,832-position cache: 65 slices of 512 positions
+    assert triton_decode.plan_splits(32_832, 4, 64, 264) == (65, 512)

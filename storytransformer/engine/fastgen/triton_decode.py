@@ -28,6 +28,15 @@ from . import pdl
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # Triton's CPU interpreter (tests)
 MERGE = "triton"  # how flash_decode merges its slices: "triton" (one kernel) or "torch" (the reference ops)
 SPREAD = True  # slices of the valid length (False: of the capacity, the slices past the length idle)
+# The launch plan (benchmarks/gpu/decode_attention_sweep.py measures the choices): programs aimed at,
+# the fewest positions a slice takes from the valid length (a multiple of 16: a short context then
+# fills fewer slices, and the merge skips the empty ones), positions a block, warps and stages a program.
+TARGET_PROGRAMS: int | None = None  # None: PROGRAMS_PER_SM on each multiprocessor (512 off a GPU)
+PROGRAMS_PER_SM = 2  # H200, 7.6B shape, 4k and 32k: 2 a multiprocessor beat 1, 2.5, 3 and the earlier 512 (~3.9)
+MIN_SLICE = 16
+BLOCK_N = 64
+WARPS: int | None = None  # None: Triton's default
+STAGES: int | None = None
 
 
 @triton.jit
@@ -66,7 +75,7 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
                   stride_sb, stride_sh,
                   stride_ob, stride_oh, stride_os,
                   stride_mb, stride_mh,
-                  sm_scale, split_len, n_splits, n_kv_heads, SPREAD: tl.constexpr,
+                  sm_scale, split_len, n_splits, n_kv_heads, SPREAD: tl.constexpr, MIN_SLICE: tl.constexpr,
                   DYNAMIC_LOOP: tl.constexpr, N_BLOCKS: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr,
                   D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr, PDL: tl.constexpr = False):
     pdl.gate(PDL)
@@ -76,7 +85,7 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
     kvh = bh % n_kv_heads
     length = tl.load(LEN).to(tl.int32)
     if SPREAD:  # the valid length over all slices (multiples of 16 positions), however short it is
-        split_len = tl.minimum(split_len, tl.cdiv(tl.cdiv(length, n_splits), 16) * 16)
+        split_len = tl.minimum(split_len, tl.maximum(tl.cdiv(tl.cdiv(length, n_splits), 16) * 16, MIN_SLICE))
     lo = split * split_len
     hi = tl.minimum(lo + split_len, length)
 
@@ -126,8 +135,9 @@ def _merge_kernel(O, M, L, OUT, stride_ob, stride_oh, stride_os, stride_mb, stri
     lse = tl.load(L + ml, mask=s_ok, other=0.0)
     w = tl.exp(m - tl.max(m, 0))
     w = tl.where(s_ok, w, 0.0)
+    full = s_ok & (m > float("-inf"))  # an empty slice (past a short context) is not read
     o = tl.load(O + b * stride_ob + h * stride_oh + offs_s[:, None] * stride_os + offs_d[None, :],
-                mask=s_ok[:, None], other=0.0)
+                mask=full[:, None], other=0.0)
     out = tl.sum(o * w[:, None], 0) / tl.sum(lse * w, 0)
     tl.store(OUT + b * stride_outb + h * stride_outh + offs_d, out.to(OUT.dtype.element_ty))
 
@@ -154,16 +164,31 @@ def merge_splits_torch(o: torch.Tensor, m: torch.Tensor, lse: torch.Tensor, dtyp
     return out.to(dtype)
 
 
-def plan_splits(capacity: int, programs_per_split: int, block_n: int = 64, target_programs: int = 512) -> tuple[int, int]:
+_SMS: dict[int, int] = {}
+
+
+def programs_for(device: torch.device) -> int:
+    """The programs the slices aim at on ``device``: :data:`PROGRAMS_PER_SM` on each multiprocessor."""
+    if device.type != "cuda":
+        return 512
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _SMS:
+        _SMS[index] = torch.cuda.get_device_properties(index).multi_processor_count
+    return PROGRAMS_PER_SM * _SMS[index]
+
+
+def plan_splits(capacity: int, programs_per_split: int, block_n: int = 64,
+                target_programs: int | None = None) -> tuple[int, int]:
     """(splits, split_len): enough programs to fill the GPU, each slice a multiple of ``block_n``."""
     blocks = triton.cdiv(capacity, block_n)
+    target_programs = target_programs or TARGET_PROGRAMS or 512
     splits = max(1, min(blocks, target_programs // max(1, programs_per_split)))
     split_len = triton.cdiv(blocks, splits) * block_n
     return triton.cdiv(capacity, split_len), split_len
 
 
 def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, length: torch.Tensor,
-                 block_n: int = 64, k_scale: torch.Tensor | None = None,
+                 block_n: int | None = None, k_scale: torch.Tensor | None = None,
                  v_scale: torch.Tensor | None = None) -> torch.Tensor:
     """q [B, Hq, 1, D], keys and values [B, Hkv, S, D] (last dim contiguous; e4m3 with scales
     [B, Hkv, S], position stride 1, for an 8-bit cache), ``length`` [1] int tensor -> [B, Hq, 1, D].
@@ -176,7 +201,11 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
     fp8 = k_scale is not None
     if fp8 and (k_scale.stride(-1) != 1 or v_scale.stride() != k_scale.stride()):
         raise ValueError("triton decode needs the key and value scales laid out alike, positions contiguous")
-    splits, split_len = plan_splits(S, B * Hkv, block_n)
+    block_n = BLOCK_N if block_n is None else block_n
+    splits, split_len = plan_splits(S, B * Hkv, block_n, TARGET_PROGRAMS or programs_for(q.device))
+    if MIN_SLICE % 16:
+        raise ValueError(f"triton decode: MIN_SLICE must be a multiple of 16, not {MIN_SLICE}")
+    tuning = {k: v for k, v in (("num_warps", WARPS), ("num_stages", STAGES)) if v is not None}
     q2 = q.reshape(B, Hq, D).contiguous()
     o = torch.empty(B, Hq, splits, D, device=q.device, dtype=torch.float32)
     m = torch.empty(B, Hq, splits, device=q.device, dtype=torch.float32)
@@ -191,8 +220,9 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
         ks.stride(0) if fp8 else 0, ks.stride(1) if fp8 else 0,
         o.stride(0), o.stride(1), o.stride(2),
         m.stride(0), m.stride(1),
-        1.0 / math.sqrt(D), split_len, splits, Hkv, SPREAD=SPREAD,
+        1.0 / math.sqrt(D), split_len, splits, Hkv, SPREAD=SPREAD, MIN_SLICE=MIN_SLICE,
         DYNAMIC_LOOP=not INTERPRETED, N_BLOCKS=split_len // block_n if INTERPRETED else 0, G=G,
-        G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n, FP8=fp8, PDL=on, **pdl.launch(on))
+        G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n, FP8=fp8, PDL=on, **tuning,
+        **pdl.launch(on))
     merge = merge_splits_torch if MERGE == "torch" else merge_splits
     return merge(o, m, lse, q.dtype).reshape(B, Hq, 1, D)

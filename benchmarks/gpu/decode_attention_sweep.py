@@ -59,6 +59,7 @@ def main() -> int:
     ap.add_argument("--stages", default="default", help="software pipelining stages ('default': Triton's)")
     ap.add_argument("--tiny", action="store_true", help="a small shape (CPU interpreter smoke test)")
     ap.add_argument("--replays", type=int, default=50)
+    ap.add_argument("--fp8", action="store_true", help="the 8-bit cache (e4m3 keys and values, a scale a position)")
     args = ap.parse_args()
     t_end = time.monotonic() + args.budget_s
     dev = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
@@ -69,17 +70,26 @@ def main() -> int:
     g = torch.Generator(device=dev).manual_seed(3)
     keys = [torch.randn(1, hkv, capacity, d, device=dev, dtype=torch.bfloat16, generator=g) for _ in range(layers)]
     values = [torch.randn(1, hkv, capacity, d, device=dev, dtype=torch.bfloat16, generator=g) for _ in range(layers)]
+    scales = [None] * layers, [None] * layers
+    if args.fp8:  # as kv_cache.py stores them: e4m3 values, one float32 scale per position and head
+        def quantised(x):
+            scale = x.float().abs().amax(-1).clamp(min=1e-6) / 448.0
+            return (x.float() / scale[..., None]).to(torch.float8_e4m3fn), scale
+        pairs = [quantised(x) for x in keys], [quantised(x) for x in values]
+        keys, values = [k for k, _ in pairs[0]], [v for v, _ in pairs[1]]
+        scales = [s for _, s in pairs[0]], [s for _, s in pairs[1]]
     q = torch.randn(1, hq, 1, d, device=dev, dtype=torch.bfloat16, generator=g)
     length = torch.tensor([contexts[0]], device=dev, dtype=torch.int32)
     base = shipped()
     rows: list[dict] = []
     result = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-              "torch": torch.__version__, "shape": {"layers": layers, "q_heads": hq, "kv_heads": hkv, "head_dim": d,
+              "torch": torch.__version__, "cache": "fp8" if args.fp8 else "bf16", "shape": {"layers": layers, "q_heads": hq, "kv_heads": hkv, "head_dim": d,
                                                      "capacity": capacity}, "shipped": base, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
 
     def step():
-        return [td.flash_decode(q, k, v, length) for k, v in zip(keys, values)]
+        return [td.flash_decode(q, k, v, length, k_scale=ks, v_scale=vs)
+                for k, v, ks, vs in zip(keys, values, *scales)]
 
     def measure(plan: dict) -> dict:
         for k, v in plan.items():

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from ..findings import Finding, TextEdit
 from ..markers import lead_role, means_with_subject, trailing_ends
+from ..nlp import ACTION_VERBS
 from ..story import Part, Position, Range, Story
 
 MAX_CANDIDATES = 24
@@ -129,8 +130,9 @@ def conjuncts(means: str) -> list[list[str]]:
     if all(len(p.split()) == 1 for p in pieces[:-1]) and len(last_words) > 1:
         tail = " ".join(last_words[1:])
         variants.append([f"{p} {tail}" for p in pieces[:-1]] + [pieces[-1]])
-    # shared verb: later pieces lack the first one's verb ("create users and groups")
-    if len(first_words) > 1:
+    # shared verb: later pieces lack the first one's verb ("create users and groups"); a piece that leads
+    # with a verb of its own ("search the catalogue and reserve a book") has one already
+    if len(first_words) > 1 and not any(p.split()[0].lower() in ACTION_VERBS for p in pieces[1:]):
         verb = first_words[0]
         variants.append([pieces[0]] + [f"{verb} {p}" for p in pieces[1:]])
     return variants

@@ -36,6 +36,11 @@ def test_split_distributes_the_shared_object():
     assert ["create users", "create groups"] in conjuncts("create users and groups")
 
 
+def test_split_gives_no_verb_to_a_piece_that_has_its_own():
+    variants = conjuncts("search the catalogue and reserve a book")
+    assert variants == [["search the catalogue", "reserve a book"]]  # never "search reserve a book"
+
+
 def test_split_candidates_repeat_role_and_ends():
     (s,) = stories("As a cook, I want to chop and fry onions, so that the soup tastes good.")
     found = [c.stories for c in split_candidates(s)]

@@ -47,3 +47,16 @@ def story_place(story, root: str | None = None) -> str:
     """Where ``story`` is (``file:line``), with its own id first when its format gives one."""
     where = place(story.file, story.line, root)
     return f"{story.id} at {where}" if story.explicit_id and story.id else where
+
+
+def story_at(where: str, stories):
+    """The story at ``FILE:LINE`` (1-based line, any line of the story) among ``stories``, or None
+    (also when ``where`` is not of that form)."""
+    path, _, line = where.rpartition(":")
+    if not path or not line.isdigit():
+        return None
+    target = os.path.realpath(path)
+    for s in stories:
+        if os.path.realpath(s.file) == target and s.range.start.line <= int(line) - 1 <= s.range.end.line:
+            return s
+    return None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..checking import CheckOptions, check, is_merge_candidate
 from ..config import ConfigError, load_config
-from ..places import relative_path, story_place
+from ..places import relative_path, story_at, story_place
 
 KINDS = ("merge", "rewrite", "split")
 REWRITE_PREFIXES = ("ST1", "ST3", "ST4", "ST5")
@@ -234,16 +234,8 @@ def top_proposals(found: list, limit: int = MAX_PROPOSALS) -> list:
 
 def _story_at(where: str, stories) -> str | None:
     """The id of the story at ``FILE:LINE`` (1-based line, any line of the story)."""
-    import os
-
-    path, _, line = where.rpartition(":")
-    if not path or not line.isdigit():
-        return None
-    target = os.path.realpath(path)
-    for s in stories:
-        if os.path.realpath(s.file) == target and s.range.start.line <= int(line) - 1 <= s.range.end.line:
-            return s.id
-    return None
+    found = story_at(where, stories)
+    return found.id if found is not None else None
 
 
 def _jobs(findings, stories, args) -> list[tuple[str, list, list]]:

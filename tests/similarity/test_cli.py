@@ -75,6 +75,19 @@ def test_similar_text_output_and_bad_arguments(subset_dir):
     assert run("similar", "x", str(subset_dir), "-k", "0").returncode == 2
 
 
+def test_similar_takes_a_story_by_file_and_line(tmp_path):
+    (tmp_path / "b.txt").write_text(
+        "As a member, I want to renew a borrowed book online, so that I do not pay a late fee.\n"
+        "As a library member, I want to extend my loan of a book on the website, so that I keep reading it.\n"
+        "As a cook, I want to sharpen the knives every morning.\n", "utf-8")
+    r = run("similar", "b.txt:1", "b.txt", "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    found = [(x["file"], x["line"]) for x in json.loads(r.stdout)["results"]]
+    assert found[0] == ("b.txt", 2) and ("b.txt", 1) not in found  # the story itself is not its own neighbour
+    missing = run("similar", "b.txt:7", "b.txt", cwd=tmp_path)
+    assert missing.returncode == 2 and "b.txt:7: no story on that line" in missing.stderr
+
+
 def test_similar_bad_model_setting_is_a_clear_error(subset_dir, tmp_path):
     (tmp_path / ".storytransformer.toml").write_text('[similarity]\nmodel = "no/such/dir"\n')
     (tmp_path / "a.txt").write_text("As a user, I want to log in.\n")

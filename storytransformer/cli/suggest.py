@@ -146,9 +146,12 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
     from ..similarity.merge import SAME_NEED_CODES
     from ..similarity.needs import _label, keeps_every_need
 
+    from ..engine.proposer import Outcome
+
     err = sys.stderr
     deadline = Deadline.after(args.timeout) if args.timeout > 0 else Deadline.never()
     out: list[dict] = []
+    none: list[str] = []  # for each job without a proposal: where, and why
     engine = None
     try:
         for kind, sources, story_findings in jobs:
@@ -159,16 +162,21 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
                 found = skeleton  # no model: nothing may fill the placeholders
             elif kind == "merge":
                 engine = engine or create_engine(config)
-                found = engine.propose_merge(sources, deadline=deadline, include_rejected=args.show_rejected,
+                found = engine.propose_merge(sources, deadline=deadline, include_rejected=True,
                                              backlog=backlog if args.context else None, same_need=same_need)
             elif kind == "split":
                 engine = engine or create_engine(config)
-                found = engine.propose_split(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
+                found = engine.propose_split(sources[0], story_findings, deadline=deadline, include_rejected=True)
             else:
                 engine = engine or create_engine(config)
-                found = engine.propose_rewrite(sources[0], story_findings, deadline=deadline, include_rejected=args.show_rejected)
+                found = engine.propose_rewrite(sources[0], story_findings, deadline=deadline, include_rejected=True)
             root = config.root
             where = {_label(s): story_place(s, root) for s in sources}
+            outcome = Outcome.of(kind, found, len(sources))
+            if not outcome.accepted:
+                none.append(_why_none(kind, sources, outcome.reason, same_need, root))
+            if not args.show_rejected:
+                found = list(outcome.accepted)
             for p in top_proposals(found, getattr(args, "max_proposals", MAX_PROPOSALS)):
                 said = [] if kind != "merge" or not p.accepted else [
                     _renamed(str(x), where) for x in keeps_every_need(p.text, sources, same_need).said]
@@ -182,9 +190,22 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
         return 2
     if args.format == "json":
         print(json.dumps(out, indent=2, default=str))
+        for line in none:
+            print(line, file=err)
     else:
-        print(_text(out) if out else "no grounded proposals")
+        print("\n\n".join(filter(None, [_text(out), *none])) or "no grounded proposals")
     return 0
+
+
+def _why_none(kind: str, sources, reason: str, same_need: bool, root) -> str:
+    """One job's 'no grounded proposal' line: its stories by file:line, why, and for a merge of stories
+    not known to be duplicates what ``--duplicates`` would change."""
+    places = ", ".join(story_place(s, root) for s in sources)
+    line = f"{places}: no grounded {kind}: {reason or 'no proposal passed the rules'}"
+    if kind == "merge" and not same_need and "kept every part" in reason:
+        line += ("\n  if these stories ask for the same thing in other words, --duplicates lets one wording "
+                 "stand for the other (the merge then lists what it sets aside)")
+    return line
 
 
 def skeleton_proposals(story) -> list:

@@ -370,10 +370,7 @@ class Bench:
             # the float32 tiles; the bf16x2 ones (1 to 3) were as fast and less accurate (docs/benchmarks/gpu_int4.md)
             PK = [dict(fused_sum=True, packed=v) for v in self.args.packed.split(",") for v in [int(v)]]
             cands[1] = ([DC(False, 128, 2, **P, **F), DC(False, 64, 1, **P, **F), DC(False, 64, 1, **PMF)] +
-                        [DC(False, bn, bps, w, st, **pk) for pk in PK
-                         for bn, bps, w, st in ((64, 1, 4, 3), (64, 2, 4, 3), (128, 2, 4, 3), (128, 4, 4, 3),
-                                                (128, 4, 4, 2), (128, 8, 4, 3), (64, 4, 2, 3), (64, 8, 2, 3),
-                                                (128, 4, 8, 3), (64, 14, 2, 3), (256, 2, 8, 3))])
+                        [DC(False, bn, bps, w, st, **pk) for pk in PK for bn, bps, w, st in packed_tiles(self.args)])
         rows = [int(r) for r in self.args.sweep_rows.split(",")]
         t0 = time.perf_counter()
         for m in rows:  # rows first: one row (batch-1 decoding, the target) is swept for every matrix first
@@ -892,6 +889,18 @@ class Bench:
         return "\n".join(lines)
 
 
+PACKED_TILES = ((64, 1, 4, 3), (64, 2, 4, 3), (128, 2, 4, 3), (128, 4, 4, 3), (128, 4, 4, 2), (128, 8, 4, 3),
+                (64, 4, 2, 3), (64, 8, 2, 3), (128, 4, 8, 3), (64, 14, 2, 3), (256, 2, 8, 3))
+
+
+def packed_tiles(args) -> tuple[tuple[int, int, int, int], ...]:
+    """The one-row packed tiles the sweep times: ``--packed-tiles`` (columns x blocks a split x warps x
+    stages, comma-separated) or :data:`PACKED_TILES`."""
+    if not args.packed_tiles:
+        return PACKED_TILES
+    return tuple(tuple(int(x) for x in t.split("x")) for t in args.packed_tiles.split(","))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="int4-bench-out")
@@ -902,6 +911,8 @@ def main(argv=None) -> int:
     p.add_argument("--stream-mb", type=float, default=400.0, help="weight copies per timing: at least this many MB")
     p.add_argument("--sweep-rows", default="1,4,8", help="row counts the sweep times")
     p.add_argument("--sweep-matrices", default="", help="only these matrices in the sweep (names, e.g. head,w2)")
+    p.add_argument("--packed-tiles", default="", help="one-row packed tiles the sweep times, as COLUMNSxBLOCKSxWARPSxSTAGES "
+                                                      "comma-separated (default: the built-in list)")
     p.add_argument("--model-variants", default=MODEL_VARIANTS,
                    help="int4 variants the model section decodes after bf16 (+swiglu: w2 makes SwiGLU itself; "
                         "+glu: w13 makes it in its split sum; +rope: wqkv rotates and writes the cache in its; "

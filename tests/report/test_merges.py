@@ -149,7 +149,7 @@ def test_the_duplicates_inside_a_cluster_are_merged_when_no_story_keeps_every_me
     assert "return" in merge["others"]  # why the third story stays: the need a whole merge would lose
     html = page_of(members, merge, found.kind, related)
     assert "Proposed merge of 2 of the 3 stories (the duplicates among them)" in html
-    assert "The other stories stay" in html
+    assert "The other stories stay as they are: no proposal kept every part of all 3 stories" in html
     # duplicates joined through a third (one pair of them only overlaps): the same group, merged once
     third = stories(SAID_OTHERWISE + ["As a buyer, I want to look at images of the goods."] + [OTHER_NEED])
     chained = edges(third, "overlap")

@@ -217,17 +217,17 @@ def _merge(c: dict) -> str:
         what = (f"ranked by the model, score {m['score']:.3f}" if m.get("score") is not None
                 else escape(note) if note else "not ranked")
         lines = m["text"].split("\n")  # a bundle every source asks for is merged into one story per action
-        merged = m.get("merged") or []
+        partial = bool(m.get("others"))  # the duplicates within the cluster only
         title = "Proposed merge"
-        if m.get("others"):  # the duplicates within the cluster only
-            title += f" of {len(merged)} of the {c['size']} stories (the duplicates among them)"
+        if partial:
+            title += f" of {len(m.get('merged') or [])} of the {c['size']} stories (the duplicates among them)"
         if len(lines) > 1:
-            title += f"{',' if title != 'Proposed merge' else ''} into {len(lines)} stories, one per action"
+            title += f"{',' if partial else ''} into {len(lines)} stories, one per action"
         aside = m.get("said_by_other_source") or []
         said = ("<br><span class=meta>Set aside, said by another story: "
                 + "; ".join(escape(x) for x in aside) + "</span>") if aside else ""
         others = (f"<br><span class=meta>The other stories stay as they are: {escape(m['others'])}</span>"
-                  if m.get("others") else "")
+                  if partial else "")
         return (f"<div class=merge><b>{title}</b> <span class=meta>({escape(m['origin'])}; {what})</span><br>"
                 + "<br>".join(escape(line) for line in lines) + said + others + "</div>")
     rep = next((s["text"] for s in c["stories"] if s["story_id"] == c["representative"]), "")

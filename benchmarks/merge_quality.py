@@ -46,6 +46,7 @@ from similarity_quality import REAL, load_pairs, workspace_of  # noqa: E402
 
 from storytransformer.config import Config  # noqa: E402
 from storytransformer.engine.grounding import Validator  # noqa: E402
+from storytransformer.similarity.benefits import same_need_by_meaning  # noqa: E402
 from storytransformer.similarity.merge import merge_proposals  # noqa: E402
 from storytransformer.similarity.needs import coverage, keeps_every_need, requirements  # noqa: E402
 
@@ -90,7 +91,7 @@ def tidy(text: str) -> str:
     return text.replace(str(REAL) + "/", "")
 
 
-def first_shown(validator: Validator, sources, same_need: bool):
+def first_shown(validator: Validator, sources, same_need):
     """(first merge the validator accepts or None, its validator reasons when none is, proposals tried)."""
     tried = [m for m in merge_proposals(sources, same_need) if m.kept]
     reasons: list[str] = []
@@ -102,7 +103,7 @@ def first_shown(validator: Validator, sources, same_need: bool):
     return None, reasons, len(tried)
 
 
-def measure(validator: Validator, a, b, same_need: bool) -> dict:
+def measure(validator: Validator, a, b, same_need) -> dict:
     sources = [a, b]
     total = sum(len(requirements(s)) for s in sources)
     merge, reasons, tried = first_shown(validator, sources, same_need)
@@ -139,12 +140,13 @@ def main() -> int:
     ws, keys = workspace_of(pairs, config)
     by_key = {(s.file, s.id): s for s in ws.stories()}
     validator = Validator(config)
+    duplicates = same_need_by_meaning(config=config.similarity)  # as `suggest merge --duplicates` judges benefits
     rows = []
     for p in pairs:
         a, b = by_key[keys[p["a"]]], by_key[keys[p["b"] or p["id"]]]
         # real stories by backlog file:line (their text stays in the backlogs); written paraphrases are ours
         rows.append({"id": p["id"], "label": p["label"], "part": p["part"], "a": p["a"], "b": p["b"] or p["b_text"],
-                     "now": measure(validator, a, b, same_need=p["label"] == "duplicate"),
+                     "now": measure(validator, a, b, same_need=duplicates if p["label"] == "duplicate" else False),
                      "strict": measure(validator, a, b, same_need=False)})
     summary = {part: {"now": summarise([r for r in rows if part == "all" or r["part"] == part], "now"),
                       "strict": summarise([r for r in rows if part == "all" or r["part"] == part], "strict")}

@@ -14,10 +14,19 @@ import threading
 from typing import Any
 
 _LOCK = threading.RLock()
+_quiet = False
 
 
 def loading() -> threading.RLock:
-    """``with hf_imports.loading():`` around a ``from_pretrained`` or a SentenceTransformer load."""
+    """``with hf_imports.loading():`` around a ``from_pretrained`` or a SentenceTransformer load. The
+    first call turns off transformers' "Loading weights" bar: a command's output is its findings."""
+    global _quiet
+    if not _quiet:
+        _quiet = True
+        try:
+            names("transformers.utils", "logging").disable_progress_bar()
+        except ImportError:  # pragma: no cover - depends on the installation
+            pass
     return _LOCK
 
 

@@ -143,6 +143,7 @@ def run_at(args: argparse.Namespace, kind: str, places: list[str]) -> int:
 def _propose_and_print(args, config, jobs, backlog) -> int:
     from ..engine import Deadline, DeadlineExceeded, EngineError, create_engine
 
+    from ..similarity.benefits import same_need_by_meaning
     from ..similarity.merge import SAME_NEED_CODES
     from ..similarity.needs import _label, keeps_every_need
 
@@ -152,11 +153,14 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
     deadline = Deadline.after(args.timeout) if args.timeout > 0 else Deadline.never()
     out: list[dict] = []
     none: list[str] = []  # for each job without a proposal: where, and why
-    engine = None
+    engine = duplicates = None
     try:
         for kind, sources, story_findings in jobs:
             same_need = kind == "merge" and (getattr(args, "duplicates", False)
                                              or any(f.code in SAME_NEED_CODES for f in story_findings))
+            if same_need:  # a benefit is set aside only for one that says it, judged by meaning
+                duplicates = duplicates or same_need_by_meaning(config=config.similarity)
+                same_need = duplicates
             skeleton = skeleton_proposals(sources[0]) if kind != "merge" else []
             if skeleton:
                 found = skeleton  # no model: nothing may fill the placeholders
@@ -230,10 +234,12 @@ def skeleton_proposals(story) -> list:
 
 
 def _renamed(text: str, where: dict[str, str]) -> str:
-    """``text`` with each story's place as the reader named it replaced by its place for the user."""
-    for old, new in where.items():
-        text = text.replace(old, new)
-    return text
+    """``text`` with each story's place as the reader named it replaced by its place for the user
+    (whole names only: US-1 is not the start of US-10)."""
+    if not where:
+        return text
+    names = re.compile("|".join(rf"(?<![\w-]){re.escape(old)}(?![\w-])" for old in sorted(where, key=len, reverse=True)))
+    return names.sub(lambda m: where[m.group(0)], text)
 
 
 def top_proposals(found: list, limit: int = MAX_PROPOSALS) -> list:

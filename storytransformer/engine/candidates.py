@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..findings import Finding, TextEdit
 from ..markers import lead_role, means_with_subject, trailing_ends
@@ -18,6 +18,9 @@ from ..story import Part, Position, Range, Story
 
 MAX_CANDIDATES = 24
 CONJUNCTION = re.compile(r"\s*(?:,\s*(?:and|or)\s+|\s+and/or\s+|\s+and\s+|\s+or\s+|\s*&\s*|,\s+)", re.IGNORECASE)
+
+if TYPE_CHECKING:
+    from ..similarity.needs import SameNeed
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def _unique(options: list[tuple[str, Story]]) -> list[tuple[str, Story]]:
     return list(seen.values())
 
 
-def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES, same_need: bool = False) -> list[Candidate]:
+def merge_candidates(stories: Sequence[Story], limit: int = MAX_CANDIDATES, same_need: bool | SameNeed = False) -> list[Candidate]:
     """The first merged story and at most three alternatives, each keeping every need of the sources
     (:func:`storytransformer.similarity.merge.merge_proposals`; for duplicates, ``same_need``, one
     source's wording of a part may stand for the other's). Provenance names the source of each part."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from ..config import Config
 from ..injection import INSTRUCTION, MARKUP, SHOUTED_ROLE, injection_reasons  # noqa: F401 (re-exported)
@@ -39,6 +39,9 @@ from ..words import FUNCTION_WORDS, WORD, content_words, source_text, stem  # no
 from .contract import Grounding
 
 REFUSED_CRITERIA = frozenset({"well-formed", "atomic"})  # never in a proposal, even when a source has it
+
+if TYPE_CHECKING:
+    from ..similarity.needs import SameNeed
 
 
 def source_vocabulary(sources: Iterable[Story]) -> set[str]:
@@ -80,7 +83,7 @@ class Validator:
         return {f.code for f in findings}
 
     def check(self, lines: Sequence[str], sources: Sequence[Story], *, targeted: Iterable[str] = (),
-              source_codes: set[str] | None = None, keep_needs: bool = False, same_need: bool = False) -> Grounding:
+              source_codes: set[str] | None = None, keep_needs: bool = False, same_need: bool | SameNeed = False) -> Grounding:
         reasons: list[str] = []
         lines = [line.strip() for line in lines]
         if not lines or any(not line for line in lines):

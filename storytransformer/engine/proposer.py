@@ -12,7 +12,7 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ..config import Config
 from ..findings import Finding
@@ -27,6 +27,9 @@ from .conflict import heuristic
 from .grounding import Validator, source_text
 
 log = logging.getLogger("storytransformer.engine")
+
+if TYPE_CHECKING:
+    from ..similarity.needs import SameNeed
 
 
 class Proposer:
@@ -92,7 +95,7 @@ class Proposer:
     # -- proposals ------------------------------------------------------------------
     def propose_merge(self, stories: Sequence[Story], *, token: CancelToken | None = None,
                       deadline: Deadline | None = None, include_rejected: bool = False,
-                      backlog: Sequence[Story] | None = None, same_need: bool = False) -> list[Proposal]:
+                      backlog: Sequence[Story] | None = None, same_need: bool | SameNeed = False) -> list[Proposal]:
         """Merged stories. With ``backlog``, its stories most related to these go into the prompt
         as context (the validator still draws the allowed words from ``stories`` only). With
         ``same_need`` (duplicates) a part may be left out when the merge keeps another source's
@@ -143,7 +146,7 @@ class Proposer:
         _, found = self.validator.findings_of([story.text.replace("\n", " ")])
         return [replace(f, story_id=story.id) for f in found]
 
-    def _split_merges(self, rejected: list[Proposal], sources: list[Story], source_codes: set[str], same_need: bool,
+    def _split_merges(self, rejected: list[Proposal], sources: list[Story], source_codes: set[str], same_need: bool | SameNeed,
                       token, deadline) -> list[Proposal]:
         """Every merge was refused and some for joining several actions that every source joins too:
         those merges split into one story per action, checked like any merge. Only where the sources
@@ -167,7 +170,7 @@ class Proposer:
 
     def _propose(self, kind: str, sources: list[Story], found: list[cands.Candidate], targeted: tuple[str, ...],
                  min_lines: int, token, deadline, include_rejected: bool, context: str = "",
-                 same_need: bool = False) -> list[Proposal]:
+                 same_need: bool | SameNeed = False) -> list[Proposal]:
         checkpoint(token, deadline)
         msgs = prompts.messages(kind, [source_text_with_markers(s) for s in sources], context=context)
         if self.config.engine.generate:

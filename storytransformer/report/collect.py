@@ -174,6 +174,7 @@ def snapshot(ws: Workspace, findings: list[Finding], paths: list[str], problems:
 
 def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: list[str]) -> tuple[list[dict], dict, dict]:
     """Every cluster with its edges and its merge proposal (see :mod:`.merges`)."""
+    from ..similarity.benefits import same_need_by_meaning
     from ..similarity.classify import Relation
     from .merges import NOT_PROPOSED_NOTE, MergeKind, cluster_merge, rank_all
 
@@ -187,8 +188,9 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
     # Python, are built: on 2 cores that hides most of the load.
     loading = _load_in_background(config, options, warn, notes, steps) if options.model and cap else None
     found = []
+    duplicates = same_need_by_meaning(index.embedder)  # a benefit is set aside only for one that says it
     for c, e in zip(clusters[:cap], edges):
-        found.append(cluster_merge(proposer, list(c.stories), e))
+        found.append(cluster_merge(proposer, list(c.stories), e, duplicates))
         steps.advance()
     proposable = [m for m in found if m.kind == MergeKind.DETERMINISTIC]
     engine, merges = None, None

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
+from ..similarity.needs import SameNeed
 from ..story import Story
 
 NO_PROPOSAL = "no grounded merge"
@@ -38,7 +39,7 @@ class ClusterMerge:
     """One cluster's proposals (accepted, best first) or why there is none."""
 
     stories: list[Story]
-    same_need: bool
+    same_need: bool | SameNeed
     accepted: list = None  # engine Proposals that passed the validator
     kind: str = MergeKind.NOT_PROPOSED
     note: str = ""
@@ -52,7 +53,7 @@ class ClusterMerge:
             return []
         from ..similarity.needs import keeps_every_need
 
-        return [str(x) for x in keeps_every_need(self.accepted[0].text, self.stories, same_need=True).said]
+        return [str(x) for x in keeps_every_need(self.accepted[0].text, self.stories, same_need=self.same_need).said]
 
     def to_json(self) -> dict | None:
         if not self.accepted:
@@ -95,7 +96,8 @@ def duplicate_groups(stories: Sequence[Story], edges: Sequence[dict]) -> list[li
     return sorted((g for g in groups.values() if len(g) > 1), key=len, reverse=True)
 
 
-def cluster_merge(proposer, stories: Sequence[Story], edges: Sequence[dict] = ()) -> ClusterMerge:
+def cluster_merge(proposer, stories: Sequence[Story], edges: Sequence[dict] = (),
+                  duplicates: SameNeed = SameNeed()) -> ClusterMerge:
     """The deterministic proposals of one cluster (``proposer`` has no model), or why none passed.
 
     First every need of every member in the merged story's own words. Where none passes:
@@ -104,32 +106,33 @@ def cluster_merge(proposer, stories: Sequence[Story], edges: Sequence[dict] = ()
       does for duplicates);
     - otherwise the largest group of duplicates inside the cluster is merged alone, and the merge says
       that the other members stay (:attr:`ClusterMerge.others`): they ask for other things, and no one
-      story keeps all of them and stays atomic."""
+      story keeps all of them and stays atomic.
+    ``duplicates`` judges whether a benefit may be set aside (:mod:`..similarity.benefits`)."""
     out = grounded(proposer, stories, same_need=False)
     if out.kind != MergeKind.NONE:
         return out
     if only_duplicates(edges):
-        retry = grounded(proposer, stories, same_need=True)
+        retry = grounded(proposer, stories, same_need=duplicates)
         return retry if retry.kind != MergeKind.NONE else out
     for group in duplicate_groups(stories, edges):
-        part = _as_duplicates(proposer, group)
+        part = _as_duplicates(proposer, group, duplicates)
         if part is not None:
             part.others = out.note.removeprefix(f"{NO_PROPOSAL}: ")
             return part
     return out
 
 
-def _as_duplicates(proposer, stories: Sequence[Story]) -> ClusterMerge | None:
+def _as_duplicates(proposer, stories: Sequence[Story], duplicates: SameNeed) -> ClusterMerge | None:
     """The merge of stories joined by duplicate edges: every wording kept if one story can, else with
     a wording set aside that another of them says; None when neither passes."""
-    for same_need in (False, True):
+    for same_need in (False, duplicates):
         found = grounded(proposer, stories, same_need=same_need)
         if found.kind != MergeKind.NONE:
             return found
     return None
 
 
-def grounded(proposer, stories: Sequence[Story], same_need: bool) -> ClusterMerge:
+def grounded(proposer, stories: Sequence[Story], same_need: bool | SameNeed) -> ClusterMerge:
     """One pass of :func:`cluster_merge`: with ``same_need`` a wording may be set aside."""
     from ..engine import EngineError
     from ..engine.proposer import Outcome

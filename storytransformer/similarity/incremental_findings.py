@@ -149,7 +149,7 @@ class IncrementalFindings:
             grouped.setdefault(relation, []).extend((o, similarity) for o in index.members(other))
         out = []
         for relation, others in grouped.items():
-            found = relation_finding(story, relation, others, on, file_suppressed, root)
+            found = relation_finding(story, relation, others, on, file_suppressed, root, index)
             if found is not None:
                 out.append(found)
         return out

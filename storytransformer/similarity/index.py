@@ -383,6 +383,14 @@ class SimilarityIndex:
         x, y = self._key_slot[a], self._key_slot[b]
         return self._scores(np.array([x]), np.array([y]))[0]
 
+    def ends_cosine(self, a: Story, b: Story) -> float | None:
+        """The cosine of two indexed stories' benefits (None when either has none or is not indexed):
+        what a duplicate merge asks before it sets one benefit aside (:mod:`.benefits`)."""
+        x, y = self._key_slot.get((a.file, a.id)), self._key_slot.get((b.file, b.id))
+        if x is None or y is None or not (self._has_ends[x] and self._has_ends[y]):
+            return None
+        return float(self._ends[x] @ self._ends[y])
+
     def _nearest_of(self, slots: np.ndarray) -> np.ndarray:
         """The whole-story cosine of each slot's nearest other active slot (``-inf`` when alone);
         one matrix-vector product per slot, exact whatever changed before."""

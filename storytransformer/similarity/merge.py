@@ -12,7 +12,8 @@ cannot keep both: the merge is refused (:attr:`Merge.reason` says which need wou
 
 Duplicates (``same_need``: the same need in other words) are not concatenated: the merged story
 keeps one source's wording of each part and lists the other's as said by that source
-(:attr:`Merge.said`); a part only one source has (a benefit the other does not give) is kept.
+(:attr:`Merge.said`); a part only one source has (a benefit the other does not give) is kept, and so
+is a benefit the judge of :class:`.needs.SameNeed` finds different from the one kept.
 :func:`merge_proposals` gives the first proposal and at most three alternatives (the other
 wordings), each with the source of every part.
 """
@@ -25,7 +26,7 @@ from typing import Sequence
 
 from ..markers import lead_role, means_with_subject, trailing_ends
 from ..story import Story
-from .needs import NeedCheck, Said, covers, keeps_every_need
+from .needs import NeedCheck, Said, SameNeed, covers, keeps_every_need
 
 # Findings that say two stories ask for the same thing (exact, near and semantic duplicates): their
 # merge may keep one wording of a part and list the other's as said by it.
@@ -165,7 +166,7 @@ def _provenance(usable: list[Story], text: str, means: str | None) -> tuple[tupl
     return tuple((k, v) for k, v in prov if v)
 
 
-def _in_words_of(base: Story, usable: list[Story], join_ends: bool = False) -> Merge:
+def _in_words_of(base: Story, usable: list[Story], same_need: SameNeed, join_ends: bool = False) -> Merge:
     """Duplicates: ``base``'s role, means and ends; a part ``base`` lacks from the first source that
     has it; with ``join_ends`` every distinct ends (nothing set aside there)."""
     others = [base] + [s for s in usable if s is not base]
@@ -187,7 +188,7 @@ def _in_words_of(base: Story, usable: list[Story], join_ends: bool = False) -> M
         marker_of = next(s for s in ends_from if _clean(s.ends.text).lower() == ends[0].lower())
         tail = f", {ends_marker(marker_of)} {' and '.join(ends)}"
     text = f"{head}{marker} {_clean(base.means.text)}{tail}."
-    check = keeps_every_need(text, usable, same_need=True)
+    check = keeps_every_need(text, usable, same_need=same_need)
     prov = [("role", role_from.id if role_from else ""), ("means", base.id),
             ("ends", _ids([s for s in ends_from if _clean(s.ends.text) in ends]))]
     prov_t = tuple((k, v) for k, v in prov if v)
@@ -201,7 +202,7 @@ def _wordiness(story: Story) -> tuple[int, int]:
     return (-specificity(story.means.text if story.means else "") - specificity(story.ends.text if story.ends else ""), 0)
 
 
-def merge_proposals(stories: Sequence[Story], same_need: bool = False, limit: int = 3) -> list[Merge]:
+def merge_proposals(stories: Sequence[Story], same_need: bool | SameNeed = False, limit: int = 3) -> list[Merge]:
     """The first merged story and at most ``limit`` alternatives, each keeping every need of
     ``stories`` (present, or for duplicates said by another source), none repeated.
 
@@ -215,10 +216,11 @@ def merge_proposals(stories: Sequence[Story], same_need: bool = False, limit: in
     joined = _joined(usable)
     if joined.kept:
         found.append(joined)
-    if same_need:
+    duplicates = SameNeed.of(same_need)
+    if duplicates:
         for base in sorted(usable, key=_wordiness):
-            found.append(_in_words_of(base, usable))
-            found.append(_in_words_of(base, usable, join_ends=True))
+            found.append(_in_words_of(base, usable, duplicates))
+            found.append(_in_words_of(base, usable, duplicates, join_ends=True))
     kept, seen = [], set()
     for m in found:
         key = " ".join(re.findall(r"[\w']+", (m.text or "").lower()))
@@ -230,13 +232,13 @@ def merge_proposals(stories: Sequence[Story], same_need: bool = False, limit: in
     return kept[: 1 + max(0, limit)]
 
 
-def build_merge(stories: Sequence[Story], same_need: bool = False) -> Merge:
+def build_merge(stories: Sequence[Story], same_need: bool | SameNeed = False) -> Merge:
     """The first merged story of ``stories`` (see :func:`merge_proposals`), checked with
     :func:`keeps_every_need`; ``text`` None and ``reason`` when none keeps every need."""
     return merge_proposals(stories, same_need)[0]
 
 
-def merge_cluster(stories: Sequence[Story], same_need: bool = False) -> str | None:
+def merge_cluster(stories: Sequence[Story], same_need: bool | SameNeed = False) -> str | None:
     """The merged story text, or None when fewer than two stories have a means or no single story
     keeps every need of them (see :func:`build_merge` for the reason)."""
     return build_merge(stories, same_need).text

@@ -14,12 +14,15 @@ ST603 or the user says) need not be concatenated: a part of one source that the 
 not repeat is *said by the other source* when the merged story keeps that other source's part of the
 same kind (its role, means or ends) whole. The check lists those parts (:attr:`NeedCheck.said`) so
 the product owner sees every wording that was set aside; a part with no counterpart is still lost.
+Two duplicates may still give different benefits ("so that I do not pay a late fee", "so that I can
+keep reading it for longer"): a benefit is set aside only when :attr:`SameNeed.benefits_alike` judges
+the kept one to say it (by shared words here; by meaning in :mod:`.benefits`, when a model is at hand).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..places import place
 from ..words import WORD, content_words, source_text, stem
@@ -36,6 +39,42 @@ def need_words(text: str) -> dict[str, str]:
         if lw in NEGATIONS or lw.endswith("n't"):
             words.setdefault(stem(lw), w)
     return words
+
+
+def adds_a_goal(aside: str, kept: str) -> bool:
+    """``aside`` says everything ``kept`` says and more ("get back to the data and import it" for
+    "get back to the data"): it cannot be set aside for ``kept``, whatever their meanings' distance."""
+    a, k = set(need_words(aside)), set(need_words(kept))
+    return k <= a and bool(a - k)
+
+
+def shared_words_alike(aside: str, kept: str) -> bool:
+    """The judge with no model: the benefits share at least half of the shorter one's need words and
+    ``aside`` adds no goal. Paraphrased benefits share few words, so it keeps most of them (both are
+    kept in the merge: said twice rather than lost)."""
+    a, k = set(need_words(aside)), set(need_words(kept))
+    if not a or not k or adds_a_goal(aside, kept):
+        return False
+    return len(a & k) * 2 >= min(len(a), len(k))
+
+
+# (benefit set aside, benefit the merged story keeps) -> do they state the same benefit?
+BenefitsAlike = Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
+class SameNeed:
+    """The sources ask for the same thing (duplicates), with the judge that says whether one
+    source's benefit may be set aside for another's: ``True`` as a ``same_need`` argument means
+    the judge with no model (:func:`shared_words_alike`)."""
+
+    benefits_alike: BenefitsAlike = shared_words_alike
+
+    @staticmethod
+    def of(value: "bool | SameNeed | None") -> "SameNeed | None":
+        if isinstance(value, SameNeed):
+            return value
+        return SameNeed() if value else None
 
 
 @dataclass(frozen=True)
@@ -91,10 +130,12 @@ def _source_parts(story: Story) -> list[tuple[str, str]]:
     return [(p.kind, p.text) for p in story.parts()] or [("text", source_text(story))]
 
 
-def keeps_every_need(merged: str | Story, sources: Sequence[Story], same_need: bool = False) -> NeedCheck:
+def keeps_every_need(merged: str | Story, sources: Sequence[Story], same_need: "bool | SameNeed" = False) -> NeedCheck:
     """Whether ``merged`` keeps every source's role, means and ends (by content word). With
     ``same_need`` (duplicates), a part left out counts as said by another source when the merged
-    story keeps that source's part of the same kind whole (see :class:`Said`)."""
+    story keeps that source's part of the same kind whole (see :class:`Said`); a benefit only when
+    the judge of ``same_need`` finds the two benefits alike."""
+    duplicates = SameNeed.of(same_need)
     text, role = _merged_parts(merged)
     have = set(need_words(text))
     role_have = set(need_words(role)) if role is not None else have
@@ -110,8 +151,10 @@ def keeps_every_need(merged: str | Story, sources: Sequence[Story], same_need: b
             missing = [w for st, w in need_words(part).items() if st not in pool]
             if not missing:
                 continue
-            by = next((o for o in sources if same_need and o is not s and kind != "text"
-                       and any(k == kind and need_words(t) and whole(k, t) for k, t in _source_parts(o))), None)
+            by = next((o for o in sources if duplicates and o is not s and kind != "text"
+                       and any(k == kind and need_words(t) and whole(k, t)
+                               and (kind != "ends" or duplicates.benefits_alike(part.strip(" ,.;"), t.strip(" ,.;")))
+                               for k, t in _source_parts(o))), None)
             if by is not None:
                 said.append(Said(_label(s), kind, part.strip(" ,.;"), _label(by)))
             else:

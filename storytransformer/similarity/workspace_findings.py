@@ -78,17 +78,21 @@ def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None
     root = getattr(config, "root", None)
     for (key, relation), others in grouped.items():
         story = stories[key]
-        found = relation_finding(story, relation, others, on, suppressed_files.get(story.file, frozenset()), root)
+        found = relation_finding(story, relation, others, on, suppressed_files.get(story.file, frozenset()), root,
+                                 index)
         if found is not None:
             out.append(found)
     return sorted(out, key=Finding.sort_key)
 
 
 def relation_finding(story: Story, relation: Relation, others: list[tuple[Story, float]], on: dict[str, Severity],
-                     file_suppressed: frozenset[str], root: str | None) -> Finding | None:
+                     file_suppressed: frozenset[str], root: str | None, index=None) -> Finding | None:
     """The one finding of ``story`` for ``relation`` with ``others`` (story, similarity), or None when the
     code is off or suppressed. Shared by the full computation and the incremental refresh
-    (:mod:`.incremental_findings`), so both say exactly the same thing. Sorts ``others`` in place."""
+    (:mod:`.incremental_findings`), so both say exactly the same thing. Sorts ``others`` in place.
+    A duplicate's data carries, with ``index``, the cosine of its benefit and each other story's
+    (``benefit_cosines``, in the order of ``related``): the editor's merge sets a benefit aside only
+    for one that says it (:mod:`.benefits`) and has no model of its own to ask."""
     code = CODES[relation]
     if code not in on:
         return None
@@ -98,8 +102,12 @@ def relation_finding(story: Story, relation: Relation, others: list[tuple[Story,
     listed = ", ".join(f"{_place(o, root)} ({score:.2f})" for o, score in others[:MAX_LISTED])
     more = f" and {len(others) - MAX_LISTED} more" if len(others) > MAX_LISTED else ""
     related = tuple(Related(o.file, o.range, o.id, f"similarity {score:.2f}: {_short(o.text)}") for o, score in others)
+    data = {"similarity": round(others[0][1], 4), "relation": relation.value}
+    if index is not None and relation is Relation.DUPLICATE:
+        data["benefit_cosines"] = [None if c is None else round(c, 4)
+                                   for c in (index.ends_cosine(story, o) for o, _ in others)]
     return Finding.on(story, code, "unique", on[code], f"{WHAT[relation]} {listed}{more}",
-                      related=related, data={"similarity": round(others[0][1], 4), "relation": relation.value})
+                      related=related, data=data)
 
 
 _INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # workspace -> (settings, index)

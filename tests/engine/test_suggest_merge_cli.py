@@ -47,3 +47,26 @@ def test_suggest_merge_of_duplicates_keeps_one_wording_and_lists_the_other(cold_
             "(said by US-1 at stories.txt:1)" in said)
     r = cli(*args[:-2], "--duplicates", cache=model_cache, cwd=tmp_path)
     assert "said by the other source: " in r.stdout
+
+
+def test_suggest_merge_of_duplicates_with_two_reasons_keeps_both_and_names_each_story(cold_engine, model_cache,
+                                                                                      tmp_path):
+    """Duplicates asking for one thing for two reasons: every proposal keeps both benefits (the judge by
+    meaning finds them different), and a wording set aside names US-10 as US-10, not as US-1 and a 0."""
+    backlog = tmp_path / "stories.txt"
+    backlog.write_text("US-1: As a library member, I want to renew a book online, so that I do not pay a late fee.\n"
+                       "US-10: As a member, I want to renew a borrowed book online, so that I can keep reading it "
+                       "for longer.\n", "utf-8")
+    r = cli("suggest", "merge", f"{backlog}:1", f"{backlog}:2", "--duplicates", "--no-generate", "--format", "json",
+            cache=model_cache, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown and all(p["accepted"] for p in shown)
+    for p in shown:
+        text = " ".join(p["stories"])
+        assert "late fee" in text and "keep reading it for longer" in text, text
+        assert not any("ends" in x for x in p["said_by_other_source"])
+    said = [x for p in shown for x in p["said_by_other_source"]]
+    assert "US-10 at stories.txt:2's means 'renew a borrowed book online' (said by US-1 at stories.txt:1)" in said, said
+    assert not any("stories.txt:10" in x for x in said)
+    assert "Loading weights" not in r.stderr  # no progress bar of the model loads on the user's terminal

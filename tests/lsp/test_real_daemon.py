@@ -67,3 +67,50 @@ async def test_semantic_overlaps_come_from_the_daemon(daemon, daemon_client, tmp
         text_document=types.TextDocumentIdentifier(uri=u), range=d.range,
         context=types.CodeActionContext(diagnostics=[d], only=[types.CodeActionKind.QuickFix])))
     assert any(a.title.startswith("Merge with ") for a in actions or [])
+
+
+async def _merges_with_us10(client, root, path, line: int) -> list[str]:
+    """The new texts of the 'Merge into' actions with US-10 (library.stories.txt:12) offered on the daemon's
+    ST603 at ``line`` of ``path``."""
+    await start(client, root, options={"daemon": {"spawn": False}})
+    u = open_doc(client, path)
+    (d,) = await until(lambda: [d for d in client.diagnostics.get(u, ()) if d.code == "ST603"
+                                and d.range.start.line == line], timeout=240, what=f"ST603 on line {line + 1}")
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=u), range=d.range,
+        context=types.CodeActionContext(diagnostics=[d], only=[types.CodeActionKind.QuickFix])))
+    merges = [a for a in actions or [] if a.title.startswith("Merge into") and "library.stories.txt:12" in a.title]
+    texts = [e.new_text for a in merges for change in a.edit.document_changes or []
+             for e in getattr(change, "edits", ()) if e.new_text.strip()]
+    assert texts, [a.title for a in actions or []]
+    return texts
+
+
+def _sample(tmp_path, extra: str = ""):
+    import shutil
+    from pathlib import Path
+
+    root = tmp_path / "ws"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples", root)
+    library = root / "library.stories.txt"
+    library.write_text(library.read_text("utf-8") + extra, "utf-8")
+    return root, library
+
+
+async def test_a_duplicate_merge_keeps_a_benefit_the_daemon_finds_different(daemon, daemon_client, tmp_path):
+    """US-1 and US-10 of the sample ask for one thing for two reasons (a late fee, reading longer): every
+    merge the editor offers keeps both."""
+    root, library = _sample(tmp_path)
+    for text in await _merges_with_us10(daemon_client, root, library, 2):  # US-1
+        assert "late fee" in text and "keep reading it for longer" in text, text
+
+
+async def test_a_duplicate_merge_writes_a_benefit_the_daemon_finds_alike_once(daemon, daemon_client, tmp_path):
+    """US-21 gives US-10's reason in other words ("more time to finish reading it"; few shared words, so
+    only the daemon's benefit cosine can tell): a merge is offered that writes it once (by shared words
+    alone every merge would say both)."""
+    root, library = _sample(tmp_path, "US-21: As a member, I want to extend a borrowed book on the website, so that I "
+                                      "have more time to finish reading it.\n")
+    last = len(library.read_text("utf-8").splitlines()) - 1
+    texts = await _merges_with_us10(daemon_client, root, library, last)
+    assert any(("more time to finish reading it" in t) != ("keep reading it for longer" in t) for t in texts), texts

@@ -1,0 +1,70 @@
+"""Do two benefits state the same goal? The judge a duplicate merge asks before it sets one aside.
+
+Two stories can ask for the same thing for different reasons ("renew a book online, so that I do not
+pay a late fee" and "... so that I can keep reading it for longer"). A merge of duplicates keeps one
+wording of each part; for the benefit that is only right when the benefits are one goal in other
+words. Shared words cannot tell (paraphrases share few), so the judge compares the benefits'
+sentence embeddings, the same model and cache as the similarity index, and refuses a benefit that
+says all the kept one says and more (:func:`.needs.adds_a_goal`). The cut was chosen on the tune part
+of benchmarks/labels/benefits/ (`python benchmarks/benefit_quality.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .needs import SameNeed, adds_a_goal, shared_words_alike
+
+log = logging.getLogger("storytransformer.similarity")
+
+# Cosine of the two benefits' embeddings (all-MiniLM-L6-v2) at and above which they are one goal.
+ALIKE_COSINE = 0.65
+
+
+class EmbeddedBenefits:
+    """Benefits compared by meaning with ``embedder`` (a :class:`.embedder.Embedder`; texts it has
+    seen come from its cache)."""
+
+    def __init__(self, embedder, cut: float = ALIKE_COSINE):
+        self.embedder = embedder
+        self.cut = cut
+
+    def cosine(self, a: str, b: str) -> float:
+        v = np.asarray(self.embedder.encode([a, b]), np.float32)
+        norms = np.linalg.norm(v, axis=1)
+        return float(v[0] @ v[1] / (norms[0] * norms[1])) if norms.all() else 0.0
+
+    def __call__(self, aside: str, kept: str) -> bool:
+        if adds_a_goal(aside, kept):
+            return False
+        return self.cosine(aside, kept) >= self.cut
+
+
+def same_need_by_meaning(embedder=None, config=None) -> SameNeed:
+    """The duplicates' judge with benefits compared by meaning: with ``embedder``, or the shared one of
+    the similarity settings ``config`` (the packaged model by default). Where no model can be loaded
+    (similarity off, the model missing), the judge by shared words, which keeps more benefits."""
+    if embedder is None:
+        if config is not None and not getattr(config, "enabled", True):
+            return SameNeed(shared_words_alike)
+        try:
+            from .embedder import shared_embedder
+
+            embedder = shared_embedder(getattr(config, "model", ""), getattr(config, "device", "cpu"),
+                                       getattr(config, "cache", True), getattr(config, "batch_size", 64),
+                                       getattr(config, "quantize", "none"))
+        except Exception as e:  # noqa: BLE001 - any load failure leaves the judge with no model
+            log.info("benefits compared by shared words: the embedding model is not available (%s)", e)
+            return SameNeed(shared_words_alike)
+    return SameNeed(EmbeddedBenefits(embedder))
+
+
+def same_need_by_cosine(cosine: float | None) -> SameNeed:
+    """The duplicates' judge for one pair of stories whose benefits' cosine is already known (the
+    daemon's duplicate finding carries it, for an editor that holds no model); with none known, the
+    judge by shared words."""
+    if cosine is None:
+        return SameNeed(shared_words_alike)
+    return SameNeed(lambda aside, kept: not adds_a_goal(aside, kept) and cosine >= ALIKE_COSINE)

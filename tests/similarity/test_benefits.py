@@ -1,0 +1,111 @@
+"""A merge of duplicates sets a benefit aside only for one that states the same goal.
+
+Two stories may ask for the same thing for different reasons (the late-fee pair): the merge keeps both
+benefits. Two wordings of one goal may be written once. The judge compares meanings with the real
+packaged model; with no model, shared words decide (fewer benefits set aside).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from storytransformer.config import Config
+from storytransformer.engine.grounding import Validator
+from storytransformer.formats.text import read_text
+from storytransformer.similarity.benefits import EmbeddedBenefits, same_need_by_cosine, same_need_by_meaning
+from storytransformer.similarity.merge import merge_proposals
+from storytransformer.similarity.needs import SameNeed, adds_a_goal, keeps_every_need, shared_words_alike
+
+LATE_FEE = ("US-1: As a member, I want to renew a borrowed book online, so that I do not pay a late fee.",
+            "US-10: As a library member, I want to extend a borrowed book online, so that I can keep reading it for longer.")
+SAME_GOAL = ("US-1: As a member, I want to renew a borrowed book online, so that I can keep reading it for longer.",
+             "US-2: As a library member, I want to extend a borrowed book online, so that I have more time to finish reading it.")
+
+
+def stories(*lines):
+    return read_text("b.txt", "\n".join(lines) + "\n").stories
+
+
+def test_a_benefit_that_adds_a_goal_is_never_alike():
+    assert adds_a_goal("I can get back to the data and import it", "I can get back to the data")
+    assert not adds_a_goal("I can get back to the data", "I can get back to the data and import it")
+    assert not shared_words_alike("I can get back to the data and import it", "I can get back to the data")
+    assert shared_words_alike("I can keep reading it for longer", "I can keep reading it longer")
+    assert not shared_words_alike("I do not pay a late fee", "I can keep reading it for longer")
+
+
+def test_keeps_every_need_asks_the_judge_before_setting_a_benefit_aside():
+    src = stories(*LATE_FEE)
+    merged = "As a library member, I want to extend a borrowed book online, so that I can keep reading it for longer."
+    never = keeps_every_need(merged, src, same_need=SameNeed(lambda aside, kept: False))
+    assert not never.kept and "US-1's ends" in never.reason
+    always = keeps_every_need(merged, src, same_need=SameNeed(lambda aside, kept: True))
+    assert always.kept and sorted(x.kind for x in always.said) == ["ends", "means"]  # "library member" names "member"
+    # a role or means is still set aside without the judge: duplicates ask for the same thing
+    assert keeps_every_need(merged, src, same_need=True).lost == never.lost
+
+
+@pytest.fixture(scope="module")
+def by_meaning(embedder):
+    return same_need_by_meaning(embedder)
+
+
+def test_the_late_fee_duplicates_keep_both_benefits(by_meaning):
+    src = stories(*LATE_FEE)
+    found = merge_proposals(src, same_need=by_meaning)
+    assert found and all(m.kept for m in found)
+    for m in found:
+        assert "late fee" in m.text and "keep reading it for longer" in m.text, m.text
+        assert all(x.kind != "ends" for x in m.said)
+        assert Validator().check([m.text], src, keep_needs=True, same_need=by_meaning).accepted
+
+
+def test_one_goal_in_two_wordings_is_written_once(by_meaning):
+    src = stories(*SAME_GOAL)
+    first = merge_proposals(src, same_need=by_meaning)[0]
+    assert first.kept and ("keep reading it" in first.text) != ("more time" in first.text), first.text
+    assert [x.kind for x in first.said if x.kind == "ends"] == ["ends"]
+
+
+def test_the_judge_by_meaning_reads_the_real_model(embedder):
+    judge = EmbeddedBenefits(embedder)
+    assert judge.cosine("I do not pay a late fee", "I can keep reading it for longer") < judge.cut
+    assert judge("I can start using the app right away", "I can begin using the application right away")
+    assert not judge("I do not pay a late fee", "I can keep reading it for longer")
+
+
+def test_with_similarity_off_the_judge_needs_no_model():
+    config = Config()
+    config.similarity.enabled = False
+    assert same_need_by_meaning(config=config.similarity).benefits_alike is shared_words_alike
+
+
+def test_a_known_cosine_decides_for_an_editor_without_a_model():
+    src = stories(*LATE_FEE)
+    assert all("late fee" in m.text for m in merge_proposals(src, same_need_by_cosine(0.05)) if m.kept)
+    assert any("late fee" not in m.text for m in merge_proposals(src, same_need_by_cosine(0.95)) if m.kept)
+    assert same_need_by_cosine(None).benefits_alike is shared_words_alike
+
+
+def test_a_duplicate_finding_carries_each_pairs_benefit_cosine(tmp_path, embedder):
+    """The daemon's ST603 finding tells the editor, which holds no model, how alike the benefits are."""
+    import shutil
+    from pathlib import Path
+
+    from storytransformer.similarity import semantic_findings
+    from storytransformer.similarity.benefits import ALIKE_COSINE
+    from storytransformer.workspace import Workspace
+
+    root = tmp_path / "ws"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples", root)
+    library = root / "library.stories.txt"
+    library.write_text(library.read_text("utf-8") + "US-20: As a member, I want to extend the loan of a borrowed "
+                       "book on the website, so that I can keep reading it for longer.\n", "utf-8")
+    ws = Workspace.from_paths([str(root)], Config())
+    found = {f.story_id: f for f in semantic_findings(ws) if f.code == "ST603" and f.file == str(library)}
+    assert "US-10" in found, sorted(found)
+    f = found["US-10"]
+    cosines = dict(zip((r.story_id for r in f.related), f.data["benefit_cosines"]))
+    assert len(f.data["benefit_cosines"]) == len(f.related)
+    assert cosines["US-1"] < ALIKE_COSINE  # "I do not pay a late fee": another goal than "keep reading it longer"
+    assert cosines["US-20"] > 0.99  # the same benefit word for word

@@ -100,6 +100,12 @@ class Merge:
         return self.check.said if self.check is not None else ()
 
 
+def _ends_text(story: Story) -> str:
+    """The story's ends without a "that" its marker already says ("so that that I can start" is a slip
+    that would read "... and that I can start" once joined to another ends)."""
+    return re.sub(r"^that\s+", "", _clean(story.ends.text), flags=re.IGNORECASE)
+
+
 def ends_marker(story: Story) -> str:
     """The marker ``story``'s ends was written with, after the means (:func:`.markers.trailing_ends`);
     "in order to" as "so that I can", which says the same with template words only ("order" is in no
@@ -130,8 +136,8 @@ def _compose(usable: list[Story], means: str) -> str:
     with_ends = [s for s in usable if s.ends]
     tail = ""
     if with_ends:
-        ends = _widest([_clean(s.ends.text) for s in with_ends])
-        marker_of = next(s for s in with_ends if _clean(s.ends.text).lower() == ends[0].lower())
+        ends = _widest([_ends_text(s) for s in with_ends])
+        marker_of = next(s for s in with_ends if _ends_text(s).lower() == ends[0].lower())
         tail = f", {ends_marker(marker_of)} {join_words(ends, 'and') if len(ends) < 3 else ' and '.join(ends)}"
     return f"{head}{marker} {means}{tail}."
 
@@ -155,10 +161,11 @@ def _provenance(usable: list[Story], text: str, means: str | None) -> tuple[tupl
     """Which source each part of the joined merge came from: the first story with each role and
     ends the merge keeps; the story whose means it is, or every story when objects were joined."""
     roles = _widest([_clean(s.role.text) for s in usable if s.role])
-    ends = _widest([_clean(s.ends.text) for s in usable if s.ends])
+    ends = _widest([_ends_text(s) for s in usable if s.ends])
 
     def first(kind: str, value: str) -> Story:
-        return next(s for s in usable if getattr(s, kind) and _clean(getattr(s, kind).text).lower() == value.lower())
+        text = _ends_text if kind == "ends" else (lambda s: _clean(getattr(s, kind).text))
+        return next(s for s in usable if getattr(s, kind) and text(s).lower() == value.lower())
 
     means_from = [s for s in usable if means is not None and _clean(s.means.text).lower() == means.lower()][:1]
     prov = [("role", _ids([first("role", r) for r in roles])), ("means", _ids(means_from or usable)),
@@ -174,8 +181,8 @@ def _in_words_of(base: Story, usable: list[Story], same_need: SameNeed, join_end
     # a role that names the others ("data consumer" for "Consumer") is kept rather than set aside
     role_from = next((s for s in others if s.role and (len(roles) != 1 or _clean(s.role.text) == roles[0])), None)
     ends_from = [s for s in others if s.ends]
-    widest_ends = _widest([_clean(s.ends.text) for s in ends_from])
-    ends = widest_ends if join_ends or len(widest_ends) == 1 else ([_clean(ends_from[0].ends.text)] if ends_from else [])
+    widest_ends = _widest([_ends_text(s) for s in ends_from])
+    ends = widest_ends if join_ends or len(widest_ends) == 1 else ([_ends_text(ends_from[0])] if ends_from else [])
     head = ""
     if role_from is not None:
         role = _clean(role_from.role.text)
@@ -185,12 +192,12 @@ def _in_words_of(base: Story, usable: list[Story], same_need: SameNeed, join_end
         marker = marker[:1].upper() + marker[1:]
     tail = ""
     if ends:
-        marker_of = next(s for s in ends_from if _clean(s.ends.text).lower() == ends[0].lower())
+        marker_of = next(s for s in ends_from if _ends_text(s).lower() == ends[0].lower())
         tail = f", {ends_marker(marker_of)} {' and '.join(ends)}"
     text = f"{head}{marker} {_clean(base.means.text)}{tail}."
     check = keeps_every_need(text, usable, same_need=same_need)
     prov = [("role", role_from.id if role_from else ""), ("means", base.id),
-            ("ends", _ids([s for s in ends_from if _clean(s.ends.text) in ends]))]
+            ("ends", _ids([s for s in ends_from if _ends_text(s) in ends]))]
     prov_t = tuple((k, v) for k, v in prov if v)
     if not check.kept:
         return Merge(None, check, check.reason, prov_t)

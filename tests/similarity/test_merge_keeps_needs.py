@@ -135,3 +135,17 @@ def test_an_ends_first_source_merges_role_first():
     assert merged == ("As a member, I want to renew a borrowed book online, "
                       "so that I can keep reading it for longer and I do not pay a late fee.")
     assert Validator().check([merged], src, keep_needs=True).accepted
+
+
+def test_a_doubled_that_in_a_source_ends_is_not_joined_into_the_merge():
+    """"so that that I can start" is a slip in the source: joined to another ends it would read
+    "... and that I can start"; the merge drops the repeated "that" (a function word: nothing is lost)."""
+    from storytransformer.similarity.merge import merge_proposals
+
+    src = stories("US-1: As a consumer, I want to load a Data Package from R, so that that I can start playing with it.",
+                  "US-2: As a consumer, I want to load a Data Package from R, so that I can explore it right away.")
+    found = merge_proposals(src)
+    assert found[0].kept
+    assert "that that" not in found[0].text and "and that" not in found[0].text, found[0].text
+    assert "I can start playing with it" in found[0].text and "I can explore it right away" in found[0].text
+    assert dict(found[0].provenance)["ends"] == "US-1+US-2"

@@ -181,10 +181,11 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
                 none.append(_why_none(kind, sources, outcome.reason, same_need, root))
             if not args.show_rejected:
                 found = list(outcome.accepted)
+            apart = _benefits_kept_apart(sources, same_need, root) if kind == "merge" and same_need else []
             for p in top_proposals(found, getattr(args, "max_proposals", MAX_PROPOSALS)):
                 said = [] if kind != "merge" or not p.accepted else [
                     _renamed(str(x), where) for x in keeps_every_need(p.text, sources, same_need).said]
-                out.append({**p.to_dict(), "said_by_other_source": said, "sources": [
+                out.append({**p.to_dict(), "said_by_other_source": said, "benefits_kept_apart": apart, "sources": [
                     {"id": s.id, "file": s.file, "line": s.line + 1, "place": story_place(s, root), "text": s.text}
                     for s in sources]})
     except DeadlineExceeded:
@@ -199,6 +200,22 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
     else:
         print("\n\n".join(filter(None, [_text(out), *none])) or "no grounded proposals")
     return 0
+
+
+def _benefits_kept_apart(sources, duplicates, root) -> list[str]:
+    """For duplicates: each two benefits the judge finds to state different goals, which every merge
+    therefore keeps both of ("US-1 at b.txt:1's 'I do not pay a late fee' and ... state different goals")."""
+    from ..similarity.needs import covers
+
+    judge = duplicates.benefits_alike
+    with_ends = [(s, s.ends.text.strip(" ,.;")) for s in sources if s.ends is not None and s.ends.text.strip(" ,.;")]
+    out = []
+    for i, (a, ea) in enumerate(with_ends):
+        for b, eb in with_ends[i + 1:]:
+            if covers(ea, eb) or covers(eb, ea) or judge(ea, eb) or judge(eb, ea):
+                continue
+            out.append(f"{story_place(a, root)}'s {ea!r} and {story_place(b, root)}'s {eb!r} state different goals")
+    return out
 
 
 def _why_none(kind: str, sources, reason: str, same_need: bool, root) -> str:
@@ -316,6 +333,8 @@ def _text(out: list[dict]) -> str:
         lines = [f"{relative_path(head['file'])}:{head['line']}: {p['kind']} of {places} [{p['origin']}]{score}{status}{which}"]
         lines += [f"  + {s}" for s in p["stories"]]
         lines += [f"  said by the other source: {x}" for x in p.get("said_by_other_source", [])]
+        if p["accepted"] and n == 1:  # once, with the first proposal
+            lines += [f"  both benefits kept: {x}" for x in p.get("benefits_kept_apart", [])]
         if any("<role>" in s or "<benefit>" in s for s in p["stories"]):
             lines.append("  fill in <role> and <benefit> yourself: they are not in the line")
         if p["provenance"]:

@@ -70,3 +70,9 @@ def test_suggest_merge_of_duplicates_with_two_reasons_keeps_both_and_names_each_
     assert "US-10 at stories.txt:2's means 'renew a borrowed book online' (said by US-1 at stories.txt:1)" in said, said
     assert not any("stories.txt:10" in x for x in said)
     assert "Loading weights" not in r.stderr  # no progress bar of the model loads on the user's terminal
+    # why both are kept, said once per merge
+    assert shown[0]["benefits_kept_apart"] == ["US-1 at stories.txt:1's 'I do not pay a late fee' and US-10 at "
+                                               "stories.txt:2's 'I can keep reading it for longer' state different goals"]
+    r = cli("suggest", "merge", f"{backlog}:1", f"{backlog}:2", "--duplicates", "--no-generate", cache=model_cache,
+            cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.count("  both benefits kept: US-1 at stories.txt:1's") == 1, r.stdout

@@ -204,18 +204,11 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
 
 def _benefits_kept_apart(sources, duplicates, root) -> list[str]:
     """For duplicates: each two benefits the judge finds to state different goals, which every merge
-    therefore keeps both of ("US-1 at b.txt:1's 'I do not pay a late fee' and ... state different goals")."""
-    from ..similarity.needs import covers
+    therefore keeps ("US-1 at b.txt:1's 'I do not pay a late fee' and ... state different goals")."""
+    from ..similarity.benefits import benefits_kept_apart
 
-    judge = duplicates.benefits_alike
-    with_ends = [(s, s.ends.text.strip(" ,.;")) for s in sources if s.ends is not None and s.ends.text.strip(" ,.;")]
-    out = []
-    for i, (a, ea) in enumerate(with_ends):
-        for b, eb in with_ends[i + 1:]:
-            if covers(ea, eb) or covers(eb, ea) or judge(ea, eb) or judge(eb, ea):
-                continue
-            out.append(f"{story_place(a, root)}'s {ea!r} and {story_place(b, root)}'s {eb!r} state different goals")
-    return out
+    return [f"{story_place(a, root)}'s {ea!r} and {story_place(b, root)}'s {eb!r} state different goals"
+            for a, ea, b, eb in benefits_kept_apart(sources, duplicates)]
 
 
 def _why_none(kind: str, sources, reason: str, same_need: bool, root) -> str:

@@ -55,13 +55,25 @@ class ClusterMerge:
 
         return [str(x) for x in keeps_every_need(self.accepted[0].text, self.stories, same_need=self.same_need).said]
 
+    def kept_apart(self) -> list[str]:
+        """Duplicates only: each two benefits the merge keeps both of because they state different goals
+        ("a.txt:1's 'I do not pay a late fee' and a.txt:2's 'I can keep reading it longer'")."""
+        if not (isinstance(self.same_need, SameNeed) and self.accepted):
+            return []
+        from ..similarity.benefits import benefits_kept_apart
+        from ..similarity.needs import _label
+
+        return [f"{_label(a)}'s {ea!r} and {_label(b)}'s {eb!r}"
+                for a, ea, b, eb in benefits_kept_apart(self.stories, self.same_need)]
+
     def to_json(self) -> dict | None:
         if not self.accepted:
             return None
         p = self.accepted[0]
         return {"text": p.text, "origin": p.origin, "provenance": dict(p.provenance), "ranked": p.score is not None,
                 "score": None if p.score is None else round(p.score, 4), "alternatives": len(self.accepted) - 1,
-                "said_by_other_source": self.set_aside(), "merged": [s.id for s in self.stories],
+                "said_by_other_source": self.set_aside(), "benefits_kept_apart": self.kept_apart(),
+                "merged": [s.id for s in self.stories],
                 "others": self.others}
 
 

@@ -226,6 +226,10 @@ def _merge(c: dict) -> str:
         aside = m.get("said_by_other_source") or []
         said = ("<br><span class=meta>Set aside, said by another story: "
                 + "; ".join(escape(x) for x in aside) + "</span>") if aside else ""
+        apart = m.get("benefits_kept_apart") or []
+        if apart:
+            said += ("<br><span class=meta>Both benefits kept, they state different goals: "
+                     + "; ".join(escape(x) for x in apart) + "</span>")
         others = (f"<br><span class=meta>The other stories stay as they are: {escape(m['others'])}</span>"
                   if partial else "")
         return (f"<div class=merge><b>{title}</b> <span class=meta>({escape(m['origin'])}; {what})</span><br>"

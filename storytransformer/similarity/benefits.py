@@ -68,3 +68,19 @@ def same_need_by_cosine(cosine: float | None) -> SameNeed:
     if cosine is None:
         return SameNeed(shared_words_alike)
     return SameNeed(lambda aside, kept: not adds_a_goal(aside, kept) and cosine >= ALIKE_COSINE)
+
+
+def benefits_kept_apart(sources, same_need: SameNeed) -> list[tuple]:
+    """Each two sources' benefits that ``same_need``'s judge finds to state different goals (neither
+    says the other in its words): every merge of these duplicates keeps both, and says why.
+    (story, its benefit, other story, its benefit) in source order."""
+    from .needs import covers
+
+    judge = same_need.benefits_alike
+    with_ends = [(s, s.ends.text.strip(" ,.;")) for s in sources if s.ends is not None and s.ends.text.strip(" ,.;")]
+    out = []
+    for i, (a, ea) in enumerate(with_ends):
+        for b, eb in with_ends[i + 1:]:
+            if not (covers(ea, eb) or covers(eb, ea) or judge(ea, eb) or judge(eb, ea)):
+                out.append((a, ea, b, eb))
+    return out

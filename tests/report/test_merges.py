@@ -168,3 +168,23 @@ def test_only_clusters_whose_every_pair_is_a_duplicate_may_set_a_wording_aside()
     same = {**dup, "relation": "same-text"}
     overlap = {**dup, "relation": "overlap"}
     assert only_duplicates([dup, same]) and not only_duplicates([dup, overlap]) and not only_duplicates([])
+
+
+def test_duplicates_with_two_reasons_keep_both_benefits_and_the_page_says_why():
+    """Duplicates in other words (no one story keeps both means) that give two different reasons: the
+    benefits' judge (shared words here, with no model) keeps both, and the merge and its page say why."""
+    from storytransformer.similarity.needs import SameNeed
+
+    pair = stories(["As a member, I want to renew a borrowed book online, so that I do not pay a late fee.",
+                    "As a member, I want to extend my loan on the website, so that I can keep reading it."])
+    dup = cluster_merge(GroundedEngine(Config()), pair, edges(pair, "duplicate"), SameNeed())
+    merge = dup.to_json()
+    assert dup.kind == MergeKind.DETERMINISTIC, dup.note
+    assert "late fee" in merge["text"] and "keep reading it" in merge["text"], merge["text"]
+    assert not any("ends" in x for x in merge["said_by_other_source"])
+    assert merge["benefits_kept_apart"] == ["backlog.txt:1's 'I do not pay a late fee' and backlog.txt:2's "
+                                            "'I can keep reading it'"]
+    assert "Both benefits kept, they state different goals: backlog.txt:1" in page_of(pair, merge, dup.kind, [])
+    # a judge that finds them alike writes one of them, and nothing is listed as kept apart
+    alike = cluster_merge(GroundedEngine(Config()), pair, edges(pair, "duplicate"), SameNeed(lambda a, k: True))
+    assert alike.to_json()["benefits_kept_apart"] == []

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from storytransformer.engine.fastgen import triton_decode as td  # noqa: E402
 
-KNOBS = ("WARPS", "BLOCK_N", "MIN_SLICE", "TARGET_PROGRAMS", "STAGES")
+KNOBS = ("WARPS", "BLOCK_N", "MIN_SLICE", "TARGET_PROGRAMS", "STAGES", "FP8_DOT")
 
 
 def shipped() -> dict:
@@ -43,8 +43,9 @@ def grid(args) -> list[dict]:
         return [None if x == "default" else int(x) for x in text.split(",")]
 
     shapes = [tuple(int(x) for x in pair.split("x")) for pair in args.shapes.split(",")]
-    out = [{"WARPS": w, "BLOCK_N": b, "MIN_SLICE": m, "TARGET_PROGRAMS": t, "STAGES": st}
-           for (w, b), m, t, st in itertools.product(shapes, ints(args.slices), ints(args.targets), ints(args.stages))]
+    out = [{"WARPS": w, "BLOCK_N": b, "MIN_SLICE": m, "TARGET_PROGRAMS": t, "STAGES": st, "FP8_DOT": dot}
+           for (w, b), m, t, st, dot in itertools.product(shapes, ints(args.slices), ints(args.targets),
+                                                          ints(args.stages), args.fp8_dot.split(","))]
     return [c for c in out if c["MIN_SLICE"] % 16 == 0]
 
 
@@ -60,6 +61,7 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="a small shape (CPU interpreter smoke test)")
     ap.add_argument("--replays", type=int, default=50)
     ap.add_argument("--fp8", action="store_true", help="the 8-bit cache (e4m3 keys and values, a scale a position)")
+    ap.add_argument("--fp8-dot", default="q", help="the 8-bit cache's product dtype: q (the query's, bf16), f16")
     args = ap.parse_args()
     t_end = time.monotonic() + args.budget_s
     dev = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")

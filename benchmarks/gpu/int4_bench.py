@@ -29,7 +29,9 @@ the attention slices merged by the earlier nine torch kernels instead of the one
 valid length. Both together are the decoding step as it was until 2026-12-04. One ending in ``+no_pdl``
 launches every Triton kernel without programmatic dependent launch (fastgen/pdl.py), as until 2026-12-04;
 one with ``+normN`` runs the norms with N warps (4 otherwise); one with ``+programsN`` aims the attention slices at N
-programs (the plan until 2026-12-04 was 512; now two a multiprocessor, ``triton_decode.programs_for``).
+programs (the plan until 2026-12-04 was 512; now two a multiprocessor, ``triton_decode.programs_for``); one
+with ``+fp8q`` (beside ``+fp8kv``) makes the 8-bit cache's attention products in bf16, as until 2026-12-04,
+instead of float16 (``triton_decode.FP8_DOT``).
 """
 
 from __future__ import annotations
@@ -716,10 +718,13 @@ class Bench:
             tf.NORM_WARPS = int(norm.group(1)) if norm else 4
             programs = re.search(r"\+programs(\d+)", fmt)
             td.TARGET_PROGRAMS = int(programs.group(1)) if programs else None
+            shipped_dot = td.FP8_DOT
+            td.FP8_DOT = "q" if "+fp8q" in fmt else shipped_dot  # +fp8q: the 8-bit cache's products in bf16
             try:
                 decode_with(fmt)
             finally:
                 td.MERGE, td.SPREAD, pdl.ENABLED, tf.NORM_WARPS, td.TARGET_PROGRAMS = "triton", True, True, 4, None
+                td.FP8_DOT = shipped_dot
 
         caches = {}
 

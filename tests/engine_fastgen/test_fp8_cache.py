@@ -174,8 +174,8 @@ def test_a_session_keeps_its_prefix_in_an_fp8_cache_and_names_what_it_needs():
 
 
 def test_fp8_decode_with_float16_products_matches_its_torch_reference_in_the_interpreter():
-    """FP8_DOT = "f16": the query and the e4m3 keys and values meet in float16 (one conversion instruction
-    for two values on the GPU); the same softmax as the reference within float16's rounding of q."""
+    """FP8_DOT = "f16" (the default): a bf16 query and the e4m3 keys and values meet in float16 (one conversion
+    instruction for two values on the GPU); the same softmax as the float32 reference within rounding."""
     interpret("""
         import torch
         from storytransformer.engine.fastgen import triton_decode
@@ -192,12 +192,12 @@ def test_fp8_decode_with_float16_products_matches_its_torch_reference_in_the_int
 
         class Cache:
             positions = torch.arange(S)
-        q1 = torch.randn(2, 8, 1, 32, generator=g)
+        q1 = torch.randn(2, 8, 1, 32, generator=g).to(torch.bfloat16)  # the model's dtype on a GPU
         length = torch.tensor([61])
-        want = decode_attention("matmul", q1, kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale)
-        triton_decode.FP8_DOT = "f16"
+        want = decode_attention("matmul", q1.float(), kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale)
+        assert triton_decode.FP8_DOT == "f16"  # the default
         got = decode_attention("triton", q1, kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale)
-        err = ((got - want).abs().max() / want.abs().max()).item()
-        assert 0 < err < 5e-3, err  # not bit-equal: q was rounded to float16
+        err = ((got.float() - want).abs().max() / want.abs().max()).item()
+        assert 0 < err < 1e-2, err  # float16 probabilities, a bf16 output
         print("ok")
     """)

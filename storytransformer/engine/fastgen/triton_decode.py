@@ -37,8 +37,9 @@ MIN_SLICE = 16
 BLOCK_N = 64
 WARPS: int | None = None  # None: Triton's default
 STAGES: int | None = None
-# The 8-bit cache's products: "f16" converts the e4m3 keys and values and the query to float16 (e4m3 -> f16
-# is one instruction for two values on sm_89+), "q" to the query's dtype (bf16: slower than the bf16 cache).
+# The 8-bit cache's products: "f16" converts the e4m3 keys and values and a bf16 query to float16 (e4m3 -> f16
+# is one instruction for two values on sm_89+; float16 keeps more mantissa than bf16), "q" to the query's dtype
+# (bf16: slower than the bf16 cache). A float32 query keeps float32 products either way.
 FP8_DOT = "f16"
 
 
@@ -229,7 +230,7 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
         1.0 / math.sqrt(D), split_len, splits, Hkv, SPREAD=SPREAD, MIN_SLICE=MIN_SLICE,
         DYNAMIC_LOOP=not INTERPRETED, N_BLOCKS=split_len // block_n if INTERPRETED else 0, G=G,
         G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n, FP8=fp8, PDL=on,
-        F16=fp8 and FP8_DOT == "f16", **tuning,
+        F16=fp8 and FP8_DOT == "f16" and q.dtype == torch.bfloat16, **tuning,
         **pdl.launch(on))
     merge = merge_splits_torch if MERGE == "torch" else merge_splits
     return merge(o, m, lse, q.dtype).reshape(B, Hq, 1, D)

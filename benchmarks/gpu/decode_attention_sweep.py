@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from storytransformer.engine.fastgen import triton_decode as td  # noqa: E402
 
-KNOBS = ("WARPS", "BLOCK_N", "MIN_SLICE", "TARGET_PROGRAMS", "STAGES", "FP8_DOT")
+KNOBS = ("WARPS", "BLOCK_N", "MIN_SLICE", "TARGET_PROGRAMS", "STAGES", "FP8_DOT", "FP8_LONG_BLOCK_N")
 
 
 def shipped() -> dict:
@@ -43,7 +43,9 @@ def grid(args) -> list[dict]:
         return [None if x == "default" else int(x) for x in text.split(",")]
 
     shapes = [tuple(int(x) for x in pair.split("x")) for pair in args.shapes.split(",")]
-    out = [{"WARPS": w, "BLOCK_N": b, "MIN_SLICE": m, "TARGET_PROGRAMS": t, "STAGES": st, "FP8_DOT": dot}
+    # a plan's BLOCK_N is what it reads, whatever the cache's capacity (FP8_LONG_BLOCK_N off)
+    out = [{"WARPS": w, "BLOCK_N": b, "MIN_SLICE": m, "TARGET_PROGRAMS": t, "STAGES": st, "FP8_DOT": dot,
+            "FP8_LONG_BLOCK_N": None}
            for (w, b), m, t, st, dot in itertools.product(shapes, ints(args.slices), ints(args.targets),
                                                           ints(args.stages), args.fp8_dot.split(","))]
     return [c for c in out if c["MIN_SLICE"] % 16 == 0]
@@ -61,14 +63,17 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="a small shape (CPU interpreter smoke test)")
     ap.add_argument("--replays", type=int, default=50)
     ap.add_argument("--fp8", action="store_true", help="the 8-bit cache (e4m3 keys and values, a scale a position)")
-    ap.add_argument("--fp8-dot", default="q", help="the 8-bit cache's product dtype: q (the query's, bf16), f16")
+    ap.add_argument("--fp8-dot", default="f16", help="the 8-bit cache's product dtype: f16 (shipped), q (the query's: bf16)")
+    ap.add_argument("--contexts", default="4096,32768", help="valid lengths timed (comma-separated)")
+    ap.add_argument("--capacity", type=int, default=32768 + 64, help="positions of each layer's cache")
     args = ap.parse_args()
     t_end = time.monotonic() + args.budget_s
     dev = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     if args.tiny:
         layers, hq, hkv, d, capacity, contexts = 2, 4, 2, 32, 256, (64, 200)
     else:
-        layers, hq, hkv, d, capacity, contexts = 28, 28, 4, 128, 32768 + 64, (4096, 32768)
+        layers, hq, hkv, d = 28, 28, 4, 128
+        capacity, contexts = args.capacity, tuple(int(x) for x in args.contexts.split(","))
     g = torch.Generator(device=dev).manual_seed(3)
     keys = [torch.randn(1, hkv, capacity, d, device=dev, dtype=torch.bfloat16, generator=g) for _ in range(layers)]
     values = [torch.randn(1, hkv, capacity, d, device=dev, dtype=torch.bfloat16, generator=g) for _ in range(layers)]
@@ -150,7 +155,7 @@ def main() -> int:
             print(f"\nfastest at {ctx} (us for {layers} layers; shipped: "
                   f"{', '.join(str(r[f'us_{ctx}']) for r in rows if r.get('shipped'))})")
             for r in best:
-                print("  ", {k: r[k] for k in KNOBS}, r[f"us_{contexts[0]}"], r[f"us_{contexts[1]}"])
+                print("  ", {k: r[k] for k in KNOBS}, *(r[f"us_{c}"] for c in contexts))
     (args.out / "decode_attention_sweep.json").write_text(json.dumps(result, indent=1))
     return 0
 

@@ -23,6 +23,11 @@ log = logging.getLogger("storytransformer.similarity")
 ALIKE_COSINE = 0.65
 
 
+def alike_at(aside: str, kept: str, cosine: float, cut: float = ALIKE_COSINE) -> bool:
+    """The rule, once the two benefits' cosine is known: close enough in meaning, and ``aside`` adds no goal."""
+    return cosine >= cut and not adds_a_goal(aside, kept)
+
+
 class EmbeddedBenefits:
     """Benefits compared by meaning with ``embedder`` (a :class:`.embedder.Embedder`; texts it has
     seen come from its cache)."""
@@ -37,9 +42,7 @@ class EmbeddedBenefits:
         return float(v[0] @ v[1] / (norms[0] * norms[1])) if norms.all() else 0.0
 
     def __call__(self, aside: str, kept: str) -> bool:
-        if adds_a_goal(aside, kept):
-            return False
-        return self.cosine(aside, kept) >= self.cut
+        return alike_at(aside, kept, self.cosine(aside, kept), self.cut)
 
 
 def same_need_by_meaning(embedder=None, config=None) -> SameNeed:
@@ -67,7 +70,7 @@ def same_need_by_cosine(cosine: float | None) -> SameNeed:
     judge by shared words."""
     if cosine is None:
         return SameNeed(shared_words_alike)
-    return SameNeed(lambda aside, kept: not adds_a_goal(aside, kept) and cosine >= ALIKE_COSINE)
+    return SameNeed(lambda aside, kept: alike_at(aside, kept, cosine))
 
 
 def benefits_kept_apart(sources, same_need: SameNeed) -> list[tuple]:

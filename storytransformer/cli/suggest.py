@@ -145,7 +145,7 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
 
     from ..similarity.benefits import same_need_by_meaning
     from ..similarity.merge import SAME_NEED_CODES
-    from ..similarity.needs import _label, keeps_every_need
+    from ..similarity.needs import keeps_every_need, story_label
 
     from ..engine.proposer import Outcome
 
@@ -175,7 +175,7 @@ def _propose_and_print(args, config, jobs, backlog) -> int:
                 engine = engine or create_engine(config)
                 found = engine.propose_rewrite(sources[0], story_findings, deadline=deadline, include_rejected=True)
             root = config.root
-            where = {_label(s): story_place(s, root) for s in sources}
+            where = {story_label(s): story_place(s, root) for s in sources}
             outcome = Outcome.of(kind, found, len(sources))
             if not outcome.accepted:
                 none.append(_why_none(kind, sources, outcome.reason, same_need, root))

@@ -61,9 +61,9 @@ class ClusterMerge:
         if not (isinstance(self.same_need, SameNeed) and self.accepted):
             return []
         from ..similarity.benefits import benefits_kept_apart
-        from ..similarity.needs import _label
+        from ..similarity.needs import story_label
 
-        return [f"{_label(a)}'s {ea!r} and {_label(b)}'s {eb!r}"
+        return [f"{story_label(a)}'s {ea!r} and {story_label(b)}'s {eb!r}"
                 for a, ea, b, eb in benefits_kept_apart(self.stories, self.same_need)]
 
     def to_json(self) -> dict | None:

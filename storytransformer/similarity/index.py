@@ -391,6 +391,14 @@ class SimilarityIndex:
             return None
         return float(self._ends[x] @ self._ends[y])
 
+    def means_cosine(self, a: Story, b: Story) -> float | None:
+        """The cosine of two indexed stories' means (None when either has none or is not indexed): how close
+        two duplicates' wants are, which the benefit judge weighs (as the CLI's judge, :mod:`.benefits`)."""
+        x, y = self._key_slot.get((a.file, a.id)), self._key_slot.get((b.file, b.id))
+        if x is None or y is None or a.means is None or b.means is None:
+            return None
+        return float(self._means[x] @ self._means[y])
+
     def _nearest_of(self, slots: np.ndarray) -> np.ndarray:
         """The whole-story cosine of each slot's nearest other active slot (``-inf`` when alone);
         one matrix-vector product per slot, exact whatever changed before."""

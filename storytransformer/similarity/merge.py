@@ -32,6 +32,10 @@ from .needs import NeedCheck, Said, SameNeed, covers, keeps_every_need
 # merge may keep one wording of a part and list the other's as said by it.
 SAME_NEED_CODES = frozenset({"ST601", "ST602", "ST603"})
 STOPWORDS = frozenset("a an the to of for and or in on at by with my our their its i we be able so that".split())
+# Words a means can start with that are no action ("I want the loader to ...", "I want my data kept"): two
+# such means share no verb whose objects could be joined.
+NOT_ACTIONS = frozenset("a an the my our your their his her its this that these those all some any each every "
+                        "more no".split())
 
 
 def _clean(text: str) -> str:
@@ -71,7 +75,7 @@ def merged_means(means: list[str]) -> str | None:
     prefix = able.match(unique[0]).group(0) if all(able.match(m) for m in unique) else ""
     actions = [able.sub("", m) for m in unique]
     verbs = {m.split()[0].lower() for m in actions}
-    if len(verbs) == 1 and all(len(m.split()) > 1 for m in actions):
+    if len(verbs) == 1 and not verbs & NOT_ACTIONS and all(len(m.split()) > 1 for m in actions):
         verb = actions[0].split()[0]
         return f"{prefix}{verb} {join_words([m.split(None, 1)[1] for m in actions], 'and')}"
     return None

@@ -48,7 +48,7 @@ def adds_a_goal(aside: str, kept: str) -> bool:
     return k <= a and bool(a - k)
 
 
-def shared_words_alike(aside: str, kept: str) -> bool:
+def shared_words_alike(aside: str, kept: str, aside_means: str | None = None, kept_means: str | None = None) -> bool:
     """The judge with no model: the benefits share at least half of the shorter one's need words and
     ``aside`` adds no goal. Paraphrased benefits share few words, so it keeps most of them (both are
     kept in the merge: said twice rather than lost)."""
@@ -58,8 +58,17 @@ def shared_words_alike(aside: str, kept: str) -> bool:
     return len(a & k) * 2 >= min(len(a), len(k))
 
 
-# (benefit set aside, benefit the merged story keeps) -> do they state the same benefit?
-BenefitsAlike = Callable[[str, str], bool]
+# (benefit set aside, benefit the merged story keeps, and the two stories' means where known) -> do they
+# state the same benefit? (The means let a judge by meaning ask less of the benefits of two stories that
+# want the same thing in nearly the same words: see benefits.cut_for.)
+BenefitsAlike = Callable[[str, str, "str | None", "str | None"], bool]
+
+
+def means_text(story: Story) -> str | None:
+    """The story's means as the judge of benefits reads it (None when it has none)."""
+    if story.means is None:
+        return None
+    return story.means.text.strip(" ,.;") or None
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class NeedCheck:
         return "" if self.kept else "it would lose " + "; ".join(self.lost)
 
 
-def _label(story: Story) -> str:
+def story_label(story: Story) -> str:
     """The story's own id where the file gives one, else file:line."""
     if story.explicit_id and story.id:
         return story.id
@@ -153,12 +162,13 @@ def keeps_every_need(merged: str | Story, sources: Sequence[Story], same_need: "
                 continue
             by = next((o for o in sources if duplicates and o is not s and kind != "text"
                        and any(k == kind and need_words(t) and whole(k, t)
-                               and (kind != "ends" or duplicates.benefits_alike(part.strip(" ,.;"), t.strip(" ,.;")))
+                               and (kind != "ends" or duplicates.benefits_alike(part.strip(" ,.;"), t.strip(" ,.;"),
+                                                                                means_text(s), means_text(o)))
                                for k, t in _source_parts(o))), None)
             if by is not None:
-                said.append(Said(_label(s), kind, part.strip(" ,.;"), _label(by)))
+                said.append(Said(story_label(s), kind, part.strip(" ,.;"), story_label(by)))
             else:
-                lost.append(f"{_label(s)}'s {kind} ({', '.join(repr(w) for w in missing)} of {part.strip(' ,.;')!r})")
+                lost.append(f"{story_label(s)}'s {kind} ({', '.join(repr(w) for w in missing)} of {part.strip(' ,.;')!r})")
     return NeedCheck(not lost, tuple(lost), tuple(said))
 
 
@@ -211,7 +221,7 @@ def coverage(merged: str, sources: Sequence[Story], check: NeedCheck) -> Coverag
             total += 1
             if set(need_words(value)) <= (role_have if kind == "role" else have):
                 present += 1
-            elif (_label(s), part_of[kind]) in said_parts:
+            elif (story_label(s), part_of[kind]) in said_parts:
                 said += 1
     return Coverage(present, said, total)
 

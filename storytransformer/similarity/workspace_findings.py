@@ -91,8 +91,9 @@ def relation_finding(story: Story, relation: Relation, others: list[tuple[Story,
     code is off or suppressed. Shared by the full computation and the incremental refresh
     (:mod:`.incremental_findings`), so both say exactly the same thing. Sorts ``others`` in place.
     A duplicate's data carries, with ``index``, the cosine of its benefit and each other story's
-    (``benefit_cosines``, in the order of ``related``): the editor's merge sets a benefit aside only
-    for one that says it (:mod:`.benefits`) and has no model of its own to ask."""
+    (``benefit_cosines``, in the order of ``related``) and of its means and theirs (``means_cosines``): the
+    editor's merge sets a benefit aside only for one that says it (:mod:`.benefits`) and has no model of
+    its own to ask."""
     code = CODES[relation]
     if code not in on:
         return None
@@ -106,6 +107,8 @@ def relation_finding(story: Story, relation: Relation, others: list[tuple[Story,
     if index is not None and relation is Relation.DUPLICATE:
         data["benefit_cosines"] = [None if c is None else round(c, 4)
                                    for c in (index.ends_cosine(story, o) for o, _ in others)]
+        data["means_cosines"] = [None if c is None else round(c, 4)
+                                 for c in (index.means_cosine(story, o) for o, _ in others)]
     return Finding.on(story, code, "unique", on[code], f"{WHAT[relation]} {listed}{more}",
                       related=related, data=data)
 

@@ -114,3 +114,21 @@ async def test_a_duplicate_merge_writes_a_benefit_the_daemon_finds_alike_once(da
     last = len(library.read_text("utf-8").splitlines()) - 1
     texts = await _merges_with_us10(daemon_client, root, library, last)
     assert any(("more time to finish reading it" in t) != ("keep reading it for longer" in t) for t in texts), texts
+
+
+async def test_a_near_restatement_writes_a_benefit_below_the_cut_once(daemon, daemon_client, tmp_path):
+    """US-22 restates US-10 nearly word for word ("via the website" / "on the website") and gives its reason in
+    words whose cosine is below the benefits' cut ("I get more reading time"): the daemon's means cosine
+    lets the editor write the benefit once (with the benefits' cosine alone every merge would say both)."""
+    from storytransformer.similarity.benefits import ALIKE_COSINE, CLOSE_MEANS_ALIKE_COSINE
+
+    root, library = _sample(tmp_path, "US-22: As a member, I want to renew a borrowed book via the website, so that I "
+                                      "get more reading time.\n")
+    last = len(library.read_text("utf-8").splitlines()) - 1
+    texts = await _merges_with_us10(daemon_client, root, library, last)
+    assert any(("more reading time" in t) != ("keep reading it for longer" in t) for t in texts), texts
+    from storytransformer.similarity.benefits import EmbeddedBenefits
+    from storytransformer.similarity.embedder import shared_embedder
+
+    cosine = EmbeddedBenefits(shared_embedder()).cosine("I get more reading time", "I can keep reading it for longer")
+    assert CLOSE_MEANS_ALIKE_COSINE <= cosine < ALIKE_COSINE, cosine  # only the lower cut writes it once

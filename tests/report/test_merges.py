@@ -186,5 +186,5 @@ def test_duplicates_with_two_reasons_keep_both_benefits_and_the_page_says_why():
                                             "'I can keep reading it'"]
     assert "Both benefits kept, they state different goals: backlog.txt:1" in page_of(pair, merge, dup.kind, [])
     # a judge that finds them alike writes one of them, and nothing is listed as kept apart
-    alike = cluster_merge(GroundedEngine(Config()), pair, edges(pair, "duplicate"), SameNeed(lambda a, k: True))
+    alike = cluster_merge(GroundedEngine(Config()), pair, edges(pair, "duplicate"), SameNeed(lambda a, k, *means: True))
     assert alike.to_json()["benefits_kept_apart"] == []

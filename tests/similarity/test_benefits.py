@@ -37,9 +37,9 @@ def test_a_benefit_that_adds_a_goal_is_never_alike():
 def test_keeps_every_need_asks_the_judge_before_setting_a_benefit_aside():
     src = stories(*LATE_FEE)
     merged = "As a library member, I want to extend a borrowed book online, so that I can keep reading it for longer."
-    never = keeps_every_need(merged, src, same_need=SameNeed(lambda aside, kept: False))
+    never = keeps_every_need(merged, src, same_need=SameNeed(lambda aside, kept, *means: False))
     assert not never.kept and "US-1's ends" in never.reason
-    always = keeps_every_need(merged, src, same_need=SameNeed(lambda aside, kept: True))
+    always = keeps_every_need(merged, src, same_need=SameNeed(lambda aside, kept, *means: True))
     assert always.kept and sorted(x.kind for x in always.said) == ["ends", "means"]  # "library member" names "member"
     # a role or means is still set aside without the judge: duplicates ask for the same thing
     assert keeps_every_need(merged, src, same_need=True).lost == never.lost
@@ -74,6 +74,30 @@ def test_the_judge_by_meaning_reads_the_real_model(embedder):
     assert not judge("I do not pay a late fee", "I can keep reading it for longer")
 
 
+def test_the_judge_asks_less_of_the_benefits_of_two_stories_that_want_one_thing_in_near_words(embedder):
+    """Benefits a little below the cut are one goal when the stories' means are nearly one sentence (cosine
+    at least CLOSE_MEANS_COSINE); far means leave the cut as it is. The cosines are the real model's."""
+    from storytransformer.similarity.benefits import CLOSE_MEANS_ALIKE_COSINE, CLOSE_MEANS_COSINE
+
+    judge = EmbeddedBenefits(embedder)
+    aside, kept = "the menu stays current", "I can keep the menu up to date"
+    near = ("edit the menu's details", "modify the menu's information")
+    far = ("edit the menu's details", "print the monthly invoice")
+    assert CLOSE_MEANS_ALIKE_COSINE <= judge.cosine(aside, kept) < judge.cut
+    assert judge.cosine(*near) >= CLOSE_MEANS_COSINE > judge.cosine(*far)
+    assert judge(aside, kept, *near) and judge(kept, aside, *reversed(near))
+    assert not judge(aside, kept, *far) and not judge(aside, kept)  # far means, or none known: the cut itself
+    assert not judge("I do not pay a late fee", "I can keep reading it for longer", *near)  # another goal stays apart
+
+
+def test_two_near_restatements_are_merged_with_their_benefit_written_once(by_meaning):
+    src = stories("US-4: As a chef, I want to be able to modify the menu's information, so that I can keep the menu up to date.",
+                  "US-5: As a chef, I need to edit the menu's details so that the menu stays current.")
+    first = merge_proposals(src, same_need=by_meaning)[0]
+    assert first.kept and ("up to date" in first.text) != ("stays current" in first.text), first.text
+    assert [x.kind for x in first.said if x.kind == "ends"] == ["ends"]
+
+
 def test_with_similarity_off_the_judge_needs_no_model():
     config = Config()
     config.similarity.enabled = False
@@ -85,6 +109,11 @@ def test_a_known_cosine_decides_for_an_editor_without_a_model():
     assert all("late fee" in m.text for m in merge_proposals(src, same_need_by_cosine(0.05)) if m.kept)
     assert any("late fee" not in m.text for m in merge_proposals(src, same_need_by_cosine(0.95)) if m.kept)
     assert same_need_by_cosine(None).benefits_alike is shared_words_alike
+    # a benefits' cosine just below the cut: written once only where the means are known to be close
+    aside, kept = "the groups stay current", "I can keep the groups up to date"
+    assert same_need_by_cosine(0.6, 0.9).benefits_alike(aside, kept, "edit a group", "modify a group")
+    assert not same_need_by_cosine(0.6, 0.5).benefits_alike(aside, kept, "edit a group", "print a bill")
+    assert not same_need_by_cosine(0.6).benefits_alike(aside, kept)
 
 
 def test_a_duplicate_finding_carries_each_pairs_benefit_cosine(tmp_path, embedder):
@@ -93,7 +122,7 @@ def test_a_duplicate_finding_carries_each_pairs_benefit_cosine(tmp_path, embedde
     from pathlib import Path
 
     from storytransformer.similarity import semantic_findings
-    from storytransformer.similarity.benefits import ALIKE_COSINE
+    from storytransformer.similarity.benefits import ALIKE_COSINE, CLOSE_MEANS_COSINE
     from storytransformer.workspace import Workspace
 
     root = tmp_path / "ws"
@@ -109,3 +138,8 @@ def test_a_duplicate_finding_carries_each_pairs_benefit_cosine(tmp_path, embedde
     assert len(f.data["benefit_cosines"]) == len(f.related)
     assert cosines["US-1"] < ALIKE_COSINE  # "I do not pay a late fee": another goal than "keep reading it longer"
     assert cosines["US-20"] > 0.99  # the same benefit word for word
+    means = dict(zip((r.story_id for r in f.related), f.data["means_cosines"]))
+    assert len(means) == len(f.related)
+    # "renew a borrowed book online" / "... on the website": one want, close enough for the lower benefits' cut;
+    # "extend the loan of a borrowed book on the website" says it in more other words
+    assert means["US-1"] >= CLOSE_MEANS_COSINE > means["US-20"] > 0.5

@@ -32,5 +32,18 @@ def test_different_actions_are_not_merged_and_identical_means_appear_once():
     assert merge_cluster(same) == "As a user or admin, I want to log in, so that I work."
 
 
+def test_two_means_that_start_with_an_article_share_no_action_whose_objects_could_be_joined():
+    """ "I want the importer to read CSV files" and "I want the exporter to write PDF files": "the" is no verb,
+    so no "the importer ... and exporter ..." is made; as duplicates, one wording is kept, the other said."""
+    src = stories("As a clerk, I want the importer to read CSV files.", "As a clerk, I want the exporter to write PDF files.")
+    assert merge_cluster(src) is None
+    from storytransformer.similarity.merge import merge_proposals
+
+    first = merge_proposals(src, same_need=True)[0]
+    assert first.text in {s.text for s in src} and [x.kind for x in first.said] == ["means"]
+    verb = stories("As a clerk, I want to import the CSV files.", "As a clerk, I want to import the PDF files.")
+    assert merge_cluster(verb) == "As a clerk, I want to import the CSV files and the PDF files."
+
+
 def test_fewer_than_two_stories_with_a_means_give_nothing():
     assert merge_cluster(stories("As a user, I want to log in.", "Opening hours.")) is None

@@ -164,7 +164,7 @@ async def merge_previews(server: "ServerContext", uri: str, pub, rng: types.Rang
     merges (:func:`storytransformer.similarity.merge.merge_proposals`, the first and at most three
     alternatives), each an action whose title shows the merged story and whose edit replaces this
     story with it and deletes the other. Duplicates (ST601-ST603) may keep one wording of a part; a
-    benefit only for one the daemon found alike (the finding's ``benefit_cosines``)."""
+    benefit only for one the daemon found alike (the finding's ``benefit_cosines`` and ``means_cosines``)."""
     from storytransformer.similarity.benefits import same_need_by_cosine
     from storytransformer.similarity.merge import SAME_NEED_CODES, merge_proposals
 
@@ -179,12 +179,14 @@ async def merge_previews(server: "ServerContext", uri: str, pub, rng: types.Rang
             continue
         root = core.config_for(finding.file).root
         cosines = (finding.data or {}).get("benefit_cosines") or []
+        means_cosines = (finding.data or {}).get("means_cosines") or []
         for j, rel in enumerate(finding.related):
             other = await core.run(core.find_story, rel.file, rel.story_id, "any")
             if other is None or other.id == story.id and other.file == story.file:
                 continue
             where = place(rel.file, rel.range.start.line, root)
-            same_need = finding.code in SAME_NEED_CODES and same_need_by_cosine(cosines[j] if j < len(cosines) else None)
+            same_need = finding.code in SAME_NEED_CODES and same_need_by_cosine(
+                cosines[j] if j < len(cosines) else None, means_cosines[j] if j < len(means_cosines) else None)
             merges = [m for m in merge_proposals([story, other], same_need) if m.kept]
             merges = [m for m in merges if " ".join(m.text.split()) != " ".join(story.text.split())]
             other_uri = path_to_uri(other.file)

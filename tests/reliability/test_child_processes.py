@@ -59,20 +59,46 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
-def test_killing_the_language_server_ends_its_parser_process(tmp_path):
-    spec = __import__("importlib.util").util.spec_from_file_location("soak_lsp", ROOT / "benchmarks" / "soak_lsp.py")
-    soak = __import__("importlib.util").util.module_from_spec(spec)
+def _start_language_server(tmp_path: Path):
+    """The real language server over stdio on a two-story backlog (benchmarks/soak_lsp.py's raw client)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("soak_lsp", ROOT / "benchmarks" / "soak_lsp.py")
+    soak = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(soak)
     (tmp_path / "backlog.txt").write_text(
         "As a visitor, I want to search and filter the catalogue, so that I find books.\n"
         "As a librarian, I want to add and edit titles, so that visitors can borrow them.\n", "utf-8")
-    lsp = soak.start_server(tmp_path, debounce_ms=10)
+    return soak.start_server(tmp_path, debounce_ms=10)
+
+
+def test_killing_the_language_server_ends_its_parser_process(tmp_path):
+    lsp = _start_language_server(tmp_path)
     try:
         children = _wait_for_children(lsp.proc.pid)
         parser = [c for c in children if "multiprocessing" in " ".join(_cmdline(c))]
         assert parser and all(c.pid != os.getpid() for c in parser)
         assert all(os.getpgid(c.pid) == os.getpgid(lsp.proc.pid) for c in parser)  # in the server's group
         _kill(lsp.proc)
+        _assert_all_gone(children)
+    finally:
+        if lsp.proc.poll() is None:
+            lsp.proc.kill()
+
+
+@pytest.mark.parametrize("shutdown_first, code", [(True, 0), (False, 1)])
+def test_the_language_server_exits_when_told_with_the_code_the_lsp_asks_for(tmp_path, shutdown_first, code):
+    """``exit`` ends the server and its parser within seconds: 0 after a ``shutdown`` request, 1 without.
+    Before, the code was always 0, and now and then the interpreter's finalization never ended (a
+    process-pool callback waiting on a lock), so the editor, or the test, waited for it forever."""
+    lsp = _start_language_server(tmp_path)
+    try:
+        children = _wait_for_children(lsp.proc.pid)
+        lsp.wait_published((tmp_path / "backlog.txt").as_uri(), None, timeout=120)  # the parser has worked
+        if shutdown_first:
+            assert "result" in lsp.request("shutdown", None, 30)
+        lsp.notify("exit")
+        assert lsp.proc.wait(GONE_WITHIN_S * 2) == code
         _assert_all_gone(children)
     finally:
         if lsp.proc.poll() is None:

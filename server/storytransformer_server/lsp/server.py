@@ -60,7 +60,12 @@ def create_server() -> ServerContext:
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(params: Any = None) -> None:
+        server.shutdown_requested = True
         await server.model.close()
+
+    @server.feature(types.EXIT)
+    def exit_(params: Any = None) -> None:
+        server.exit_requested = True  # pygls then stops the loop; serve() returns the code
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     async def folders_changed(params: types.DidChangeWorkspaceFoldersParams) -> None:
@@ -79,7 +84,9 @@ def create_server() -> ServerContext:
     return server
 
 
-def serve(tcp: bool = False, host: str = "127.0.0.1", port: int = 2087) -> None:
+def serve(tcp: bool = False, host: str = "127.0.0.1", port: int = 2087) -> int:
+    """Serve until the client says exit or its input ends; the exit code: 1 for an ``exit`` that no
+    ``shutdown`` request came before (as the protocol asks), 0 otherwise."""
     server = create_server()
     if tcp:
         server.start_tcp(host, port)
@@ -92,3 +99,4 @@ def serve(tcp: bool = False, host: str = "127.0.0.1", port: int = 2087) -> None:
         # Our reader, not pygls': it survives bad framing (huge or wrong lengths, lower-case or LF-only headers).
         stdio.serve_io(server, stdin=sys.stdin.buffer, stdout=protocol_out)
     server.core.shutdown()
+    return 1 if server.exit_requested and not server.shutdown_requested else 0

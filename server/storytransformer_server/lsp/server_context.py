@@ -50,6 +50,8 @@ class ServerContext(LanguageServer):
         self.core = CoreState()
         self.options = ServerOptions()
         self.init_settings: Any = None
+        self.shutdown_requested = False  # the client sent shutdown (an exit after it ends with code 0)
+        self.exit_requested = False  # the client sent exit (without shutdown first: code 1)
         self.model = ModelAdapter(on_status=self.send_engine_status, on_index_changed=self._index_changed)
         # (path, version, story id) -> model rewrite, kept for fix-all on save
         self.model_rewrites: dict[tuple[str, int | None, str], str] = {}

@@ -38,5 +38,23 @@ def run(args) -> int:
         print(f"storytransformer lsp: the language server needs pygls and lsprotocol "
               f"(pip install 'storytransformer[lsp]'): {e}", file=sys.stderr)
         return 2
-    serve(tcp=args.tcp, host="127.0.0.1" if args.host == "localhost" else args.host, port=args.port)
-    return 0
+    code = serve(tcp=args.tcp, host="127.0.0.1" if args.host == "localhost" else args.host, port=args.port)
+    leave(code)
+    return code  # pragma: no cover - leave() does not return
+
+
+def leave(code: int) -> None:
+    """End the process now, once the logs and standard streams are flushed. The server has already
+    shut its pools and the parser process down; what is left is the interpreter's own finalization,
+    which with a process pool, a thread blocked on stdin and C extensions loaded can wait forever
+    (CPython's ProcessPoolExecutor callback for a collected executor waits on a lock no thread will
+    release), and an editor waits for its language server to exit."""
+    import os
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

@@ -172,6 +172,7 @@ def agreement(pairs: list[dict]) -> dict:
     return {"pairs": n, "agreement": agree / n, "kappa": (agree / n - expected) / (1 - expected)}
 
 
+SECOND_WHOLE_GATES = (0.55, 0.60, 0.65, 0.70, 0.75)  # the whole gates swept with a second model
 SECOND_HEADING = "### With a second model (`similarity.second_model`)"
 
 
@@ -211,14 +212,35 @@ def second_model_rows(second_model: str) -> int:
     scoring = copy.deepcopy(config)
     scoring.similarity.second_model = second_model
     second_t = Thresholds.of(scoring.similarity)
-    rule, judged, second = predictions(pairs, scoring, [shipped, judge_t, second_t])
+    gates = [replace(second_t, whole=w) for w in SECOND_WHOLE_GATES]
+    rule, judged, second, *swept = predictions(pairs, scoring, [shipped, judge_t, second_t, *gates])
     held = [p for p in pairs if p["part"] == "held_out"]
+    tune = [p for p in pairs if p["part"] == "tune"]
     result = {"date": time.strftime("%Y-%m-%d"), "model": Path(second_model).name, "held_out": {}}
     lines = [SECOND_HEADING, "",
              f"{result['date']}. Command: `python benchmarks/similarity_quality.py --second-model DIR` with DIR the",
              f"`{result['model']}` directory of `scripts/install.sh --second-judge`. The full decision of `check`",
              "(candidates, the judge's cuts, the z-score test; coefficients of judge_weights.py's second set, fitted",
              "on the tune labels by `benchmarks/similarity_judge.py --second-judge DIR --write`).", "",
+             "The whole gate with the second model (`second_whole_threshold`): the lowest cosine of the packaged",
+             "model at which a pair is judged at all. Chosen on the tune pairs: the highest gate with the best",
+             "duplicate F1 there; the held-out columns are the test.", "",
+             "| whole gate | tune P | tune R | tune F1 | held-out P | held-out R | held-out F1 |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    sweep = []
+    for gate, predicted in zip(SECOND_WHOLE_GATES, swept):
+        t_, h_ = prf(tune, predicted, "duplicate"), prf(held, predicted, "duplicate")
+        sweep.append({"whole": gate, "tune": t_, "held_out": h_})
+    best = max(sweep, key=lambda r: (round(r["tune"]["f1"] or 0.0, 6), r["whole"]))
+    for r in sweep:
+        mark = " (chosen)" if r is best else ""
+        lines.append(f"| {r['whole']:.2f}{mark} | {fmt(r['tune']['precision'])} | {fmt(r['tune']['recall'])} | "
+                     f"{fmt(r['tune']['f1'])} | {fmt(r['held_out']['precision'])} | {fmt(r['held_out']['recall'])} | "
+                     f"{fmt(r['held_out']['f1'])} |")
+    result["whole_gate"] = {"sweep": sweep, "chosen": best["whole"], "shipped": second_t.whole}
+    if abs(best["whole"] - second_t.whole) > 1e-9:
+        lines.append(f"\nNOTE: the shipped second_whole_threshold is {second_t.whole}, the tune pairs choose {best['whole']}.")
+    lines += ["", "With the shipped gate:", "",
              "| class | gold | rule P | rule R | judge P | judge R | judge + second model P | R | target |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for cls, target in (("duplicate", "R >= 0.90 at P >= 0.90"), ("overlap", "R >= 0.80 at P >= 0.80")):

@@ -95,6 +95,9 @@ class SimilarityConfig:
     # A local sentence-transformers directory (e.g. all-mpnet-base-v2 from scripts/install.sh --second-judge):
     # its cosines of the candidate pairs near a cut become two more judge features (turns the judge on); "" = off
     second_model: str = ""
+    # with a second model, the whole gate: it judges pairs down to this cosine of the packaged model
+    # (chosen on the tune pairs: benchmarks/similarity_quality.py --second-model DIR)
+    second_whole_threshold: float = setting(0.60, low=0, high=1)
     max_neighbours: int = setting(20, low=1, high=10_000)  # candidate pairs kept per story (bounds memory on repetitive backlogs)
     device: str = "cpu"  # cpu | cuda | cuda:N | mps
     batch_size: int = setting(64, low=1, high=65_536)

@@ -35,7 +35,7 @@ def check_settings(config) -> None:
     from ..config import ConfigError
 
     for name in ("duplicate_threshold", "overlap_threshold", "same_goal_threshold", "role_threshold", "ends_threshold",
-                 "lexical_weight", "whole_threshold", "near_best"):
+                 "lexical_weight", "whole_threshold", "second_whole_threshold", "near_best"):
         value = getattr(config, name, None)
         if value is not None and not 0.0 <= float(value) <= 1.0:
             raise ConfigError(f"'{KEY.format(name)}' must be between 0 and 1, not {value!r}")
@@ -93,6 +93,8 @@ class Thresholds:
                  "role": "role_threshold", "ends": "ends_threshold", "lexical_weight": "lexical_weight",
                  "whole": "whole_threshold", "near_best": "near_best", "distinct": "distinct_threshold"}
         second = bool(getattr(config, "second_model", ""))
+        if second:  # the second model sees pairs the packaged model alone puts below its own gate
+            names["whole"] = "second_whole_threshold"
         return Thresholds(**{f: float(getattr(config, key, getattr(d, f))) for f, key in names.items()},
                           judge=bool(getattr(config, "judge", d.judge)) or second, second=second)
 

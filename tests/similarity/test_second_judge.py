@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from storytransformer.config import SimilarityConfig
+from storytransformer.config import ConfigError, SimilarityConfig
 from storytransformer.similarity import pair_judge
 
 from .helpers import assert_refit_matches
@@ -48,6 +48,17 @@ def test_off_by_default_and_on_with_the_setting():
     assert not t.second and not t.judge
     t = Thresholds.of(SimilarityConfig(second_model="some/dir"))
     assert t.second and t.judge  # the second model is a judge feature: it turns the judge on
+
+
+def test_with_the_second_model_the_whole_gate_is_its_own_setting():
+    """The second model judges pairs the packaged model alone puts below its gate (0.60, not 0.75)."""
+    alone = Thresholds.of(SimilarityConfig())
+    second = Thresholds.of(SimilarityConfig(second_model="some/dir"))
+    assert alone.whole == SimilarityConfig().whole_threshold
+    assert second.whole == SimilarityConfig().second_whole_threshold < alone.whole
+    assert Thresholds.of(SimilarityConfig(second_model="d", second_whole_threshold=0.7, whole_threshold=0.5)).whole == 0.7
+    with pytest.raises(ConfigError, match=r"similarity\.second_whole_threshold' must be between 0 and 1"):
+        Thresholds.of(SimilarityConfig(second_model="d", second_whole_threshold=1.5))
 
 
 def test_a_bad_path_names_the_setting(tmp_path):

@@ -18,11 +18,18 @@ from .conftest import codes, open_doc, published_for, start, until, uri
 
 
 def stories(token: str) -> str:
-    # A conjunction nobody's parse cache has seen: the full check must wait for the parser to load.
-    return (f"As a clerk, I want to print the {token} list and email the {token} summary, so that the board sees it.\n"
+    # A conjunction nobody's parse cache has seen: the full check must wait for the parser to load. The token
+    # names a team at the end: inside the conjuncts ("print the <token> list"), 1 random token in about 200
+    # made the parser miss the conjunction, and the test failed now and then.
+    return (f"As a clerk, I want to print the list and email the summary for team {token}, so that the board sees it.\n"
             "I want to export the monthly report, so that I can share it with the board.\n"
             "As a librarian, I want to add new titles (see the old form), so that the catalogue stays current.\n"
             "As a librarian, I want to add new titles (see the old form), so that the catalogue stays current.\n")
+
+
+def unseen() -> str:
+    """A word no parse cache has seen (letters only)."""
+    return uuid.uuid4().hex[:10].translate(str.maketrans("0123456789", "ghijklmnop"))
 
 
 def findings(ff) -> list[tuple[str, int, int]]:
@@ -66,7 +73,7 @@ async def test_opened_during_the_scan_first_look_then_the_full_check(client, tmp
     for i in range(20):  # something to scan behind the opened document
         (tmp_path / f"backlog-{i:02d}.txt").write_text(stories(f"item{i}"), "utf-8")
     target = tmp_path / "opened.txt"
-    target.write_text(stories(uuid.uuid4().hex[:10]), "utf-8")
+    target.write_text(stories(unseen()), "utf-8")
     await start(client, tmp_path, options={"debounceMs": 0})
     u = open_doc(client, target)  # at once, as an editor restoring its window does
     await until(lambda: any("ST201" in codes(p.diagnostics) for p in published_for(client, u, 1)),
@@ -81,7 +88,7 @@ async def test_pull_during_the_scan_answers_the_first_look_then_the_full_check(c
     for i in range(20):
         (tmp_path / f"backlog-{i:02d}.txt").write_text(stories(f"item{i}"), "utf-8")
     target = tmp_path / "opened.txt"
-    target.write_text(stories(uuid.uuid4().hex[:10]), "utf-8")
+    target.write_text(stories(unseen()), "utf-8")
     await start(client, tmp_path, options={"debounceMs": 0}, pull=True, refresh=True)
     u = open_doc(client, target)
     first = await client.text_document_diagnostic_async(types.DocumentDiagnosticParams(

@@ -276,14 +276,40 @@ def fix_text(linter: Linter, path: str, text: str, policy: FixPolicy) -> tuple[s
     ws = linter.workspace
     new_text = text
     applied: list[tuple[str, str]] = []
-    for _ in range(MAX_FIX_PASSES):
+    written_twice = _repeated_lines(text)
+    for n in range(MAX_FIX_PASSES):
         ws.set_text(path, new_text)
-        chosen = policy.choose(linter.check_file(path))
+        found = linter.check_file(path)
+        if n:  # after a pass, a deletion only removes a story the user wrote twice, never one our fixes repeated
+            found = [f for f in found if fix_kind_of(f) is not FixKind.DELETION
+                     or _lines_of(new_text, f) in written_twice]
+        chosen = policy.choose(found)
         if not chosen:
             break
         applied += [(f.code, f.fix.title) for f in chosen]
         new_text = apply_edits(new_text, [e for f in chosen for e in f.fix.edits])
     return new_text, applied
+
+
+def _normal(line: str) -> str:
+    return " ".join(line.split())
+
+
+def _repeated_lines(text: str) -> set[str]:
+    """The non-blank lines of ``text`` (spacing normalised) that occur more than once."""
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for line in text.splitlines():
+        key = _normal(line)
+        if key:
+            (twice if key in seen else seen).add(key)
+    return twice
+
+
+def _lines_of(text: str, finding: Finding) -> str:
+    """The lines ``finding`` covers in ``text``, spacing normalised (a one-line story: its line)."""
+    lines = text.splitlines()
+    return _normal(" ".join(lines[finding.range.start.line:finding.range.end.line + 1]))
 
 
 def fix_files(ws: Workspace, linter: Linter, policy: FixPolicy, say: Say = _quiet, *, given: Mapping[str, bytes] = (),

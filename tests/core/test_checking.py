@@ -131,6 +131,23 @@ def test_fixes_left_out_for_an_overlap_apply_on_a_later_pass():
     assert [code for code, _ in applied] == ["ST601", "ST601"]
 
 
+
+def test_a_story_that_splits_into_a_repeat_of_another_split_is_not_deleted():
+    """Splitting both stories makes "receive related information about them" twice; "them" is persons in
+    one and products in the other. Only a story the user wrote twice is deleted: these stay (ST601 still
+    reports them), so no story loses a part."""
+    ws = Workspace(Config())
+    text = ("As a user, I want to identify persons in videos, and receive related information about them.\n"
+            "As a user, I want to identify products in videos, and receive related information about them.\n")
+    ws.set_text("b.txt", text)
+    policy = CHECK_FIX.with_unsafe()
+    fixed, applied = fix_text(Linter(ws, use_disk_cache=False), "b.txt", text, policy)
+    assert [code for code, _ in applied] == ["ST201", "ST201"]
+    assert fixed.count("receive related information about them") == 2, fixed
+    assert len(fixed.splitlines()) == 4
+    ws.set_text("b.txt", fixed)
+    assert "ST601" in {f.code for f in Linter(ws, use_disk_cache=False).check_file("b.txt")}
+
 # -- one entry point, the same findings as the CLI -----------------------------------------------
 @pytest.fixture
 def backlog(tmp_path: Path) -> Path:

@@ -160,14 +160,20 @@ class BackgroundParser:
 
     def close(self, grace_s: float = 0.5) -> None:
         """Stop the parser now: a batch it is still parsing (or a pipeline still loading) is of no
-        use to a caller that is closing, and waiting for it held a language server's exit for seconds."""
+        use to a caller that is closing, and waiting for it held a language server's exit for seconds.
+        Then wait (briefly) for the executor's manager thread: left running, it closes its wake-up pipe
+        while the interpreter's exit writes to it ("Bad file descriptor" printed at the end of a
+        `check`)."""
         processes = list(getattr(self.pool, "_processes", {}).values())  # the executor's worker, if started
+        manager = getattr(self.pool, "_executor_manager_thread", None)
         self.pool.shutdown(wait=False, cancel_futures=True)
         for proc in processes:
             proc.join(grace_s)
             if proc.is_alive():
                 proc.terminate()
                 proc.join(grace_s)
+        if manager is not None:
+            manager.join(grace_s)
 
 
 class ConjunctionAnalyser:

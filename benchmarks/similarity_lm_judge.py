@@ -39,11 +39,12 @@ GATE = 0.60
 
 
 def auc(positive: list[float], negative: list[float]) -> float | None:
-    """The share of (positive, negative) pairs ranked the right way (ties count half)."""
+    """The share of (positive, negative) pairs ranked the right way (ROC AUC); None without both kinds."""
     if not positive or not negative:
         return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in positive for n in negative)
-    return wins / (len(positive) * len(negative))
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score([1] * len(positive) + [0] * len(negative), [*positive, *negative]))
 
 
 def main(argv=None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import NoReturn
 
 
 def register(subparsers) -> None:
@@ -40,10 +41,9 @@ def run(args) -> int:
         return 2
     code = serve(tcp=args.tcp, host="127.0.0.1" if args.host == "localhost" else args.host, port=args.port)
     leave(code)
-    return code  # pragma: no cover - leave() does not return
 
 
-def leave(code: int) -> None:
+def leave(code: int) -> NoReturn:
     """End the process now, once the logs and standard streams are flushed. The server has already
     shut its pools and the parser process down; what is left is the interpreter's own finalization,
     which with a process pool, a thread blocked on stdin and C extensions loaded can wait forever

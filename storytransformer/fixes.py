@@ -52,13 +52,49 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[\w'’-]+|[&/,]", text)
 
 
-def _strip_dangling(text: str) -> str:
+# Words a request cannot end on: a modal or auxiliary left from the next clause ("... and ALFRED should"),
+# an adverb whose verb went to the other story ("... and only"). A part that ends on one is garbled.
+CANNOT_END = frozenset("""
+can could should would will must may might shall do does did is are was were be been have has had not only optionally
+just even still
+""".split())
+# Prepositions whose object went with the other action ("identify myself as and pay for ..."): stripping
+# one after a verb's own object would change the need ("search for and download X" shares X instead).
+# "to" is not among them: "create and to maintain" only repeats the marker's.
+LOST_COMPLEMENT = frozenset("of for with from by at as into onto via".split())
+# Verbs that state a wish, not an action: "enable customers to need ..." is a second clause cut wrongly.
+WISH_VERBS = frozenset("need needs want wants wish like would".split())
+# A word that opens both parts of a split and belongs to the pair only: "either keep ... or share ...".
+PAIR_WORDS = re.compile(r"(?i)^(?:either|both|neither)\s+")
+
+
+def _strip_dangling(text: str) -> str | None:
+    """``text`` without the joiners left at its end ("add and" -> "add"); None when what is left
+    cannot end a request (a modal, an adverb) or a preposition lost its object."""
     text = text.strip()
     while True:
         m = re.search(r"(?:\s*(?:[\w'’/-]+|[&,]))$", text)
-        if not m or m.group(0).strip().lower() not in DANGLING:
-            return text.rstrip(" ,")
+        word = m.group(0).strip().lower() if m else ""
+        if word in LOST_COMPLEMENT:
+            # "identify myself as" lost its complement; "search for" keeps its preposition for the object
+            # that the next action shares ("search for and download X": "search for X").
+            return None if len(_words(text[: m.start()])) >= 2 else text
+        if not m or word not in DANGLING:
+            text = text.rstrip(" ,")
+            last = re.search(r"[\w'’-]+$", text)
+            return None if last and last.group(0).lower() in CANNOT_END else text
         text = text[: m.start()].rstrip()
+
+
+def _not_an_action(word: str) -> bool:
+    """The first word of a split part that cannot follow 'I want to': a wish ('need'), an -ing or past
+    form the tagger took for a verb ('finding aid data', 'remembered from', 'using a map')."""
+    from .nlp import ACTION_VERBS
+
+    w = word.lower()
+    if w in WISH_VERBS:
+        return True
+    return w not in ACTION_VERBS and len(w) > 4 and w.endswith(("ing", "ed")) and w not in ("bring", "string", "embed")
 
 
 def complete_actions(means_parts: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -71,9 +107,10 @@ def complete_actions(means_parts: tuple[str, ...]) -> tuple[str, ...] | None:
     """
     from .nlp import ACTION_VERBS
 
-    parts = [_strip_dangling(p) for p in means_parts]
-    if len(parts) < 2 or any(not p for p in parts):
+    stripped = [_strip_dangling(PAIR_WORDS.sub("", p.strip())) for p in means_parts]
+    if len(stripped) < 2 or any(not p for p in stripped):
         return None
+    parts: list[str] = [p for p in stripped if p]
     words = [_words(p) for p in parts]
     # What every part starts with ("easily", "be able to") is shared, not the action, unless it
     # holds the verb itself ("add users" / "add groups").
@@ -83,11 +120,15 @@ def complete_actions(means_parts: tuple[str, ...]) -> tuple[str, ...] | None:
     while lead and words[0][lead - 1].lower() in ACTION_VERBS:
         lead -= 1
     own = [w[lead:] for w in words]
+    passive = lead and words[0][lead - 1].lower() in ("be", "been", "being", "get")  # "be notified and be emailed"
+    if any(not mine or (_not_an_action(mine[0]) and not passive) for mine in own):
+        return None
     last = own[-1]
     shared_object = " ".join(last[1:]) if len(last) >= 2 else ""
     out = []
     for part, mine in zip(parts, own):
-        if len(mine) == 1 and shared_object and mine[0] != last[0]:
+        bare = len(mine) == 1 or (len(mine) == 2 and mine[1].lower() in LOST_COMPLEMENT)  # "create", "search for"
+        if bare and shared_object and mine[0] != last[0]:
             part = f"{part} {shared_object}"  # "create" -> "create my apps"
             mine = [*mine, *last[1:]]
         if len(mine) < 2 or mine[-1].lower() in DANGLING:

@@ -295,6 +295,12 @@ def _conj_group(start, offset: int) -> set[int]:
     return group
 
 
+def _in_relative_clause(token) -> bool:
+    """'goals that encourage me to do X and to go out': what a relative clause says of a thing is not
+    what the user asks the system to do."""
+    return any(a.dep_ == "relcl" for a in token.ancestors)
+
+
 def _one_feature(doc, verbs: set[int]) -> bool:
     """Two verbs that name one feature ("search and discover", "see and navigate")."""
     words = [w for i in sorted(verbs) for w in doc[i].lower_.split("/") if w]
@@ -325,7 +331,7 @@ def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
     if len(verbs) < 2:
         # Actions joined deeper in the means: "have a method to add and remove people".
         for t in in_means:
-            if t.i != main.i and t.pos_ == "VERB" and (
+            if t.i != main.i and t.pos_ == "VERB" and not _in_relative_clause(t) and (
                     (t.dep_ in ("acl", "xcomp") and t.tag_ != "VBN") or (t.dep_ == "ccomp" and _passive(t) and t.head.lower_ in CAUSATIVE)):
                 group = _conj_group(t, offset)
                 if len(group) >= 2:
@@ -370,11 +376,17 @@ def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
 
 def _own_start(doc, v: int, keep_to: bool) -> int:
     """Where the words of verb ``v`` start: its 'be' of a passive ('and be notified') goes with it, and
-    its 'to' ('and to book') ends the story before it but is not repeated after the marker's own 'to'."""
+    its 'to' ('and to book') ends the story before it but is not repeated after the marker's own 'to'.
+    An adverb right before the verb is its own ('and optionally specify', 'and only share'), not a
+    dangling last word of the story before."""
     start = doc[v].idx
     for c in doc[v].children:
         if c.i < v and c.dep_ in ("aux", "auxpass") and c.lower_ in ("to", "be") and (keep_to or c.lower_ == "be"):
             start = min(start, c.idx)
+    i = v - 1
+    while i >= 0 and doc[i].head.i == v and doc[i].dep_ in ("advmod", "neg") and doc[i].idx < start:
+        start = doc[i].idx
+        i -= 1
     return start
 
 

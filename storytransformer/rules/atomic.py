@@ -6,6 +6,7 @@ from ..findings import Finding, Severity
 from ..fixes import split_story
 from ..nlp import MAX_ACTIONS
 from ..story import sub_range
+from .full_sentence import RUN_ON_WORDS
 from .registry import MAX_STORY_CHARS, PREPARE, Example, rule
 
 CRITERION = "atomic"
@@ -13,7 +14,8 @@ CRITERION = "atomic"
 
 @rule("ST201", "conjoined-actions", CRITERION, Severity.WARNING,
       "The means joins two or more actions with and / or / & / slash: split the story.", fixable=True, unsafe_fix=True,
-      fix="Split the story: one action per story (the quick fix does it).",
+      fix="Split the story: one action per story. The quick fix does it when every new story comes out whole "
+          "(a role, a verb with its object, no word left dangling); a story that runs on (ST405) is split by hand.",
       examples=(Example("As a user, I want to add and delete tags.", flagged=True),
                 Example("As a user, I want to add tags.", flagged=False)))
 def conjoined_actions(story, ctx):
@@ -24,8 +26,10 @@ def conjoined_actions(story, ctx):
         return
     rng = sub_range(story.means.text, story.means.range, conj.start, conj.end)
     actions = " / ".join(f"'{p}'" for p in conj.parts)
-    # A story checked only in part (ST902), or with more actions than the analysis lists, is split by hand.
-    whole = len(story.text) <= MAX_STORY_CHARS and len(conj.parts) < MAX_ACTIONS
+    # A story checked only in part (ST902), with more actions than the analysis lists, or that runs on
+    # (ST405: a split would copy its run-on clauses into every new story) is split by hand.
+    whole = (len(story.text) <= MAX_STORY_CHARS and len(conj.parts) < MAX_ACTIONS
+             and len(story.text.split()) <= RUN_ON_WORDS)
     fix = split_story(story, conj.parts, ctx.lines_of(story)) if whole else None
     count = f"{len(conj.parts)}" if len(conj.parts) < MAX_ACTIONS else f"at least {len(conj.parts)}"
     yield Finding.on(story, "ST201", CRITERION, Severity.WARNING,

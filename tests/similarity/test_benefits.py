@@ -143,3 +143,16 @@ def test_a_duplicate_finding_carries_each_pairs_benefit_cosine(tmp_path, embedde
     # "renew a borrowed book online" / "... on the website": one want, close enough for the lower benefits' cut;
     # "extend the loan of a borrowed book on the website" says it in more other words
     assert means["US-1"] >= CLOSE_MEANS_COSINE > means["US-20"] > 0.5
+
+
+def test_the_editor_and_the_cli_judge_the_same_benefits_with_the_same_cosine(embedder):
+    """The editor's merge uses the cosines a duplicate finding carries (computed by the index); the CLI's
+    merge embeds the benefits itself. Both must embed one text per part, whatever the spacing."""
+    from storytransformer.similarity.index import SimilarityIndex
+
+    a, b = stories("US-1: As a member, I want to renew a  borrowed book online, so that I   do not pay a late fee.",
+                   "US-2: As a library member, I want to extend a borrowed book online, so that I can keep reading it.")
+    index = SimilarityIndex.build([a, b], Config().similarity, embedder=embedder)
+    judge = EmbeddedBenefits(embedder)
+    assert judge.cosine(a.ends.text, b.ends.text) == pytest.approx(index.ends_cosine(a, b), abs=1e-5)
+    assert judge.cosine(a.means.text, b.means.text) == pytest.approx(index.means_cosine(a, b), abs=1e-5)

@@ -400,25 +400,88 @@ def _split_parts(doc, offset: int, means: str, verbs: list[int]) -> tuple[str, .
     segments = []
     for n, v in enumerate(verbs):
         s = _own_start(doc, v, keep_to=False) - offset if n else doc[v].idx - offset
+        e = _own_start(doc, verbs[n + 1], keep_to=True) - offset if n + 1 < len(verbs) else len(means)
+        text = _with_references_resolved(doc, offset, means, s, e, verbs[:n]) if n else means[s:e]
         if n + 1 < len(verbs):
-            e = _own_start(doc, verbs[n + 1], keep_to=True) - offset
-            seg = re.sub(r"(?:\s*(?:,|\band/or\b|\band\b|\bor\b|&|/|\bas well as\b|\bplus\b))+\s*$", "", means[s:e], flags=re.I)
-        else:
-            seg = means[s:]
-        segments.append(seg.strip(" ,"))
+            text = re.sub(r"(?:\s*(?:,|\band/or\b|\band\b|\bor\b|&|/|\bas well as\b|\bplus\b))+\s*$", "", text, flags=re.I)
+        segments.append(text.strip(" ,"))
     # A verb with nothing after it shares the last verb's object: "add and edit articles".
     last_tok = doc[verbs[-1]]
     tail_start = last_tok.idx - offset + len(last_tok.text)
     for child in last_tok.children:  # keep particles with their verb: "log in"
         if child.dep_ == "prt" and child.i == last_tok.i + 1:
             tail_start = child.idx - offset + len(child.text)
-    shared_tail = means[tail_start:].strip()
+    shared_tail = _with_references_resolved(doc, offset, means, tail_start, len(means), verbs[:-1]).strip()
     out = []
     for n, seg in enumerate(segments):
         if n + 1 < len(segments) and len(seg.split()) == 1 and shared_tail:
             seg = f"{seg} {shared_tail}"
         out.append(f"{prefix}{seg}".strip())
     return tuple(out)
+
+
+# Determiners of a first mention that a re-mention writes as "the": "upload a data file and put a licence
+# on it" -> "put a licence on the data file".
+FIRST_MENTION = frozenset("a an some any all each every multiple several many".split())
+# Nouns that "it" and "them" both stand for ("upload data and tag it").
+MASS_NOUNS = frozenset("data metadata information content software feedback media".split())
+
+
+def _definite(span) -> str:
+    """A noun phrase as a re-mention: "a data file" -> "the data file", "custom fields" -> "the custom
+    fields"; "my personal data" and names stay as they are."""
+    words = [t.text_with_ws for t in span]
+    if span[0].lower_ in FIRST_MENTION:
+        words[0] = "the "
+    elif span.root.pos_ == "NOUN" and span[0].tag_ not in ("DT", "PRP$", "CD", "WDT", "NNP", "NNPS"):
+        words.insert(0, "the ")
+    return "".join(words).strip()
+
+
+def _object_of(doc, verbs: list[int], plural: bool):
+    """The noun phrase that the latest earlier action acts on (its object or passive subject), when its
+    number agrees with the pronoun's; None when there is none."""
+    for v in reversed(verbs):
+        for c in doc[v].children:
+            if c.dep_ in ("dobj", "nsubjpass") and c.pos_ in ("NOUN", "PROPN") and c.i > v:
+                if c.lower_ in MASS_NOUNS or (c.tag_ in ("NNS", "NNPS")) == plural:
+                    return doc[c.left_edge.i: c.i + 1]
+                return None
+    return None
+
+
+def _with_references_resolved(doc, offset: int, means: str, start: int, end: int, earlier: list[int]) -> str:
+    """``means[start:end]``, the words of a later action, with what points back at an earlier action's
+    words written out: a story of a split stands alone, so "associate it with a publication" becomes
+    "associate the data with a publication", "attach a file to this page" becomes "... to the log book
+    page". Only words of the story are used; a reference with no clear noun stays as written."""
+    edits = []  # (start, end, new text) in means
+    earlier_end = doc[earlier[-1]].idx - offset if earlier else 0
+    chunks = [c for c in doc.noun_chunks if 0 <= c.start_char - offset and c.end_char - offset <= start] if earlier else []
+    for t in doc:
+        at = t.idx - offset
+        if at < start or at + len(t.text) > end or at < earlier_end or _in_relative_clause(t):
+            continue  # "for people who use it": a relative clause's 'it' need not be the action's thing
+        if t.lower_ in ("it", "them") and t.dep_ in ("dobj", "pobj"):
+            nxt = doc[t.i + 1] if t.i + 1 < len(doc) else None
+            if nxt is not None and (nxt.pos_ == "ADJ" or nxt.lower_ == "to"):
+                continue  # "make it easy", "allow them to ...": not a thing acted on
+            span = _object_of(doc, earlier, plural=t.lower_ == "them")
+            if span is not None:
+                edits.append((at, at + len(t.text), _definite(span)))
+        elif t.lower_ == "its" and t.dep_ == "poss":
+            span = _object_of(doc, earlier, plural=False)
+            if span is not None:
+                edits.append((at, at + len(t.text), _definite(span) + "'s"))
+        elif t.lower_ in ("that", "this", "those", "these") and t.dep_ == "det" and t.head.pos_ == "NOUN" and t.head.i == t.i + 1:
+            same = [c for c in chunks if c.root.lower_ == t.head.lower_]  # the same noun, written the same way
+            if same:
+                head = t.head
+                edits.append((at, head.idx - offset + len(head.text), _definite(same[-1])))
+    text = means[start:end]
+    for a, b, new in sorted(edits, reverse=True):
+        text = text[: a - start] + new + text[b - start:]
+    return text
 
 
 LEXICON_PAIR = re.compile(r"\b(?P<a>[A-Za-z]+)\s*(?:,|\band/or\b|\band\b|\bor\b|&|/)\s*(?P<b>[A-Za-z]+)\b", re.IGNORECASE)

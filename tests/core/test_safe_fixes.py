@@ -137,3 +137,23 @@ def test_a_split_never_copies_markup_or_instructions_into_two_stories():
         split = [f for f in findings if f.code == "ST201"]
         assert split, text
         assert (split[0].fix is not None) is offered, text
+
+
+@pytest.mark.parametrize("story, second", [
+    # A story of a split stands alone: what points back at the other action's words is written out.
+    ("As a member, I want to upload a reading list and share it with my club.",
+     "As a member, I want to share the reading list with my club."),
+    ("As a librarian, I want to read loan requests and approve them.", "As a librarian, I want to approve the loan requests."),
+    ("As a member, I want to create a wish list for my account and add books to this list.",
+     "As a member, I want to add books to the wish list."),
+    ("As a member, I want to search the catalogue and browse its sections on my phone.",
+     "As a member, I want to browse the catalogue's sections on my phone."),
+    # 'it' of a relative clause, and an 'it' with no noun of its number, stay as written.
+    ("As a member, I want to borrow books and write reviews for readers who liked it.",
+     "As a member, I want to write reviews for readers who liked it."),
+    ("As a member, I want to renew loans and pay for it online.", "As a member, I want to pay for it online."),
+])
+def test_a_split_writes_out_what_a_pronoun_stood_for(story, second):
+    _, findings = lint_texts({"b.txt": story + "\n"})
+    (split,) = [f for f in findings if f.code == "ST201"]
+    assert split.fix is not None and split.fix.edits[0].new_text.splitlines()[1] == second

@@ -97,6 +97,34 @@ def _not_an_action(word: str) -> bool:
     return w not in ACTION_VERBS and len(w) > 4 and w.endswith(("ing", "ed")) and w not in ("bring", "string", "embed")
 
 
+# Particles of phrasal verbs: alone beside an action with an object, they leave it open whether the
+# object is shared ("set up or delete accounts") or not ("sign up and become a member").
+PARTICLES = frozenset("up down in out off on over back away".split())
+# The direction an action takes its place with. Two actions joined over one place share a preposition
+# that suits one of them ("add and remove people from groups"); each story of the split gets its own.
+PREPOSITION_OF = {"add": "to", "attach": "to", "apply": "to", "assign": "to", "link": "to", "invite": "to",
+                  "upload": "to", "move": "to", "copy": "to", "send": "to", "remove": "from", "detach": "from",
+                  "unassign": "from", "unlink": "from", "download": "from", "exclude": "from", "withdraw": "from",
+                  "import": "into"}
+PLACE = re.compile(r"(?i)\b(?:(from|into)\b|(to)(?=\s+(?:a|an|the|my|our|your|their|its|this|that|these|those|all|each|"
+                   r"every|any)\b))")  # "to" before a verb ("asked to do") is no place
+
+
+def _each_with_its_preposition(parts: list[str], verbs: list[str]) -> list[str]:
+    """``parts`` with the place's preposition of each suited to its own action, where the joined actions
+    want different ones; a part with more than one place is left as written."""
+    if len({PREPOSITION_OF[v] for v in verbs if v in PREPOSITION_OF}) < 2:
+        return parts
+    out = []
+    for part, verb in zip(parts, verbs):
+        places = list(PLACE.finditer(part))
+        want = PREPOSITION_OF.get(verb)
+        if want and len(places) == 1 and (places[0].group(1) or places[0].group(2)).lower() != want:
+            part = part[: places[0].start()] + want + part[places[0].end():]
+        out.append(part)
+    return out
+
+
 def complete_actions(means_parts: tuple[str, ...]) -> tuple[str, ...] | None:
     """The means of each story of a split, each a verb with its object; None when that cannot be
     done reliably.
@@ -127,6 +155,8 @@ def complete_actions(means_parts: tuple[str, ...]) -> tuple[str, ...] | None:
     shared_object = " ".join(last[1:]) if len(last) >= 2 else ""
     out = []
     for part, mine in zip(parts, own):
+        if len(mine) == 2 and mine[1].lower() in PARTICLES and shared_object and mine[0] != last[0]:
+            return None  # "set up or delete accounts" / "sign up and become a member": is 'up' done to the object?
         bare = len(mine) == 1 or (len(mine) == 2 and mine[1].lower() in LOST_COMPLEMENT)  # "create", "search for"
         if bare and shared_object and mine[0] != last[0]:
             part = f"{part} {shared_object}"  # "create" -> "create my apps"
@@ -134,6 +164,7 @@ def complete_actions(means_parts: tuple[str, ...]) -> tuple[str, ...] | None:
         if len(mine) < 2 or mine[-1].lower() in DANGLING:
             return None  # a verb without its object: not a complete story
         out.append(part)
+    out = _each_with_its_preposition(out, [mine[0].lower() for mine in own])
     if len({p.lower() for p in out}) < len(out):
         return None
     return tuple(out)

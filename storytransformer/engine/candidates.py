@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from ..findings import Finding, TextEdit
+from ..fixes import complete_actions
 from ..markers import lead_role, means_with_subject, trailing_ends
 from ..nlp import ACTION_VERBS
 from ..story import Part, Position, Range, Story
@@ -154,7 +155,10 @@ def split_candidates(story: Story, findings: Sequence[Finding] = (), limit: int 
     end_text = clean_part(story.ends.text) if story.ends else None
     role_text = clean_part(story.role.text) if story.role else ""
     for variant in conjuncts(clean_part(story.means.text)):
-        lines = tuple(compose(story.role, role_text, story.means, clean_part(m), story.ends, end_text) for m in variant)
+        whole = complete_actions(tuple(variant))  # each a verb with its object, as the atomic fix's split
+        if whole is None:
+            continue
+        lines = tuple(compose(story.role, role_text, story.means, clean_part(m), story.ends, end_text) for m in whole)
         out.append(Candidate(lines, {f"{i + 1}.means": story.id for i in range(len(lines))}))
         if len(out) >= limit:
             break

@@ -51,6 +51,10 @@ def test_the_real_alfred_split_distributes_the_shared_object(real_backlogs):
     (("either keep a loan private", "either share it with a friend"),
      ("keep a loan private", "share it with a friend")),  # the pair's 'either' stays out of each story
     (("search for", "download reading lists"), ("search for reading lists", "download reading lists")),
+    # each action with its own preposition: members are added to a club and removed from it
+    (("add", "remove members from the reading club"), ("add members to the reading club", "remove members from the reading club")),
+    (("apply a hold to a loan", "remove a hold to a loan"), ("apply a hold to a loan", "remove a hold from a loan")),
+    (("set up", "delete reading groups"), None),  # is 'up' done to the groups? split by hand
 ])
 def test_complete_actions(parts, expected):
     assert complete_actions(parts) == expected

@@ -283,11 +283,27 @@ def _infinitive(token) -> bool:
     return any(c.dep_ == "aux" and c.lower_ == "to" for c in token.children)
 
 
+def _misattached(verb, offset: int) -> list:
+    """Base-form verbs the parser joined to a gerund or a finite verb below ``verb`` that they cannot
+    be coordinated with ("see who is standing at my door and open the door": "open" hangs on
+    "standing"; "learn about posting jobs and contact the person": on "posting"). Each is joined to
+    the nearest base-form verb above it, which is what the writer coordinated."""
+    out = []
+    for t in verb.doc[verb.i + 1:]:
+        if t.idx < offset or t.dep_ != "conj" or t.tag_ != "VB" or t.head.tag_ not in ("VBG", "VBZ", "VBD"):
+            continue
+        above = next((a for a in t.ancestors if a.tag_ == "VB"), None)
+        if above is not None and above.i == verb.i:
+            out.append(t)
+    return out
+
+
 def _conj_group(start, offset: int) -> set[int]:
     """``start`` and the actions joined to it by conj chains (each token once, at most MAX_ACTIONS)."""
     group, queue = {start.i}, [start]
     while queue and len(group) < MAX_ACTIONS:
-        for t in queue.pop().children:
+        current = queue.pop()
+        for t in [*current.children, *_misattached(current, offset)]:
             own_subject = any(c.dep_ in ("nsubj", "nsubjpass") for c in t.children)  # "... and I expect ...": a new clause
             if t.i not in group and t.dep_ == "conj" and t.idx >= offset and _is_action(t) and not own_subject:
                 group.add(t.i)

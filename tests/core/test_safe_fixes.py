@@ -161,3 +161,17 @@ def test_a_split_writes_out_what_a_pronoun_stood_for(story, second):
     _, findings = lint_texts({"b.txt": story + "\n"})
     (split,) = [f for f in findings if f.code == "ST201"]
     assert split.fix is not None and split.fix.edits[0].new_text.splitlines()[1] == second
+
+
+@pytest.mark.parametrize("story, expected", [
+    # the parser hangs the second verb on a gerund or a finite verb it cannot be coordinated with
+    ("As a member, I want to use the app to see who is waiting at the desk and call the librarian.",
+     ["As a member, I want to use the app to see who is waiting at the desk.",
+      "As a member, I want to use the app to call the librarian."]),
+    ("As a sponsor, I want to learn about posting jobs as a sponsor and contact the sponsorship person.",
+     ["As a sponsor, I want to learn about posting jobs as a sponsor.", "As a sponsor, I want to contact the sponsorship person."]),
+])
+def test_a_verb_joined_to_a_gerund_is_still_a_second_action(story, expected):
+    _, findings = lint_texts({"b.txt": story + "\n"})
+    (split,) = [f for f in findings if f.code == "ST201"]
+    assert split.fix is not None and split.fix.edits[0].new_text.splitlines() == expected

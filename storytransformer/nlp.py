@@ -39,6 +39,9 @@ translate unlock unpublish unsubscribe update upgrade upload validate verify vie
 """.split())
 
 
+# Prefixes that make the undoing of an action: "deselect", "unpublish", "disable".
+UNDOING = ("de", "un", "dis")
+
 # Verbs that, joined, still ask for one feature (annotators do not split these).
 SAME_FEATURE = (
     frozenset("search discover find locate explore look".split()),
@@ -360,9 +363,11 @@ def parse_analysis(doc, offset: int, means: str) -> Conjunction | None:
         if t.i in verbs or t.i == 0:
             continue
         prev = doc[t.i - 1]
-        if prev.lower_ in ("and", "or", "&", "/", "and/or", ",") and t.lower_ in ACTION_VERBS and t.i >= 2:
+        if prev.lower_ in ("and", "or", "&", "/", "and/or", ",") and t.i >= 2:
             before = doc[t.i - 2]
-            if before.i in verbs or (before.dep_ == "prt" and before.head.i in verbs):
+            # a known action, or the undoing of the one before it ("select/deselect", "publish or unpublish")
+            action = t.lower_ in ACTION_VERBS or t.lower_ in {p + before.lower_ for p in UNDOING}
+            if action and (before.i in verbs or (before.dep_ == "prt" and before.head.i in verbs)):
                 verbs.add(t.i)
         elif "/" in t.text.strip("/") and all(w.lower() in ACTION_VERBS for w in t.text.split("/") if w):
             verbs.add(t.i)  # "add/edit" tokenised as one word

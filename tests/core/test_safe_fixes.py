@@ -175,3 +175,10 @@ def test_a_verb_joined_to_a_gerund_is_still_a_second_action(story, expected):
     _, findings = lint_texts({"b.txt": story + "\n"})
     (split,) = [f for f in findings if f.code == "ST201"]
     assert split.fix is not None and split.fix.edits[0].new_text.splitlines() == expected
+
+
+def test_the_undoing_of_an_action_is_a_second_action():
+    _, findings = lint_texts({"b.txt": "As a member, I want to select/deselect titles for my reading list.\n"})
+    (split,) = [f for f in findings if f.code == "ST201"]
+    assert split.fix.edits[0].new_text.splitlines() == ["As a member, I want to select titles for my reading list.",
+                                                       "As a member, I want to deselect titles for my reading list."]

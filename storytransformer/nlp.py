@@ -292,8 +292,8 @@ def _misattached(verb, offset: int) -> list:
     "standing"; "learn about posting jobs and contact the person": on "posting"). Each is joined to
     the nearest base-form verb above it, which is what the writer coordinated."""
     out = []
-    for t in verb.doc[verb.i + 1:]:
-        if t.idx < offset or t.dep_ != "conj" or t.tag_ != "VB" or t.head.tag_ not in ("VBG", "VBZ", "VBD"):
+    for t in verb.subtree:
+        if t.i <= verb.i or t.idx < offset or t.dep_ != "conj" or t.tag_ != "VB" or t.head.tag_ not in ("VBG", "VBZ", "VBD"):
             continue
         above = next((a for a in t.ancestors if a.tag_ == "VB"), None)
         if above is not None and above.i == verb.i:
@@ -484,9 +484,9 @@ def _with_references_resolved(doc, offset: int, means: str, start: int, end: int
         if at < start or at + len(t.text) > end or at < earlier_end or _in_relative_clause(t):
             continue  # "for people who use it": a relative clause's 'it' need not be the action's thing
         if t.lower_ in ("it", "them") and t.dep_ in ("dobj", "pobj"):
-            nxt = doc[t.i + 1] if t.i + 1 < len(doc) else None
-            if nxt is not None and (nxt.pos_ == "ADJ" or nxt.lower_ == "to"):
-                continue  # "make it easy", "allow them to ...": not a thing acted on
+            nxt, after = (doc[t.i + k] if t.i + k < len(doc) else None for k in (1, 2))
+            if nxt is not None and (nxt.pos_ == "ADJ" or (nxt.lower_ == "to" and after is not None and after.tag_ == "VB")):
+                continue  # "make it easy", "allow them to vote": not a thing acted on ("send it to the team" is)
             span = _object_of(doc, earlier, plural=t.lower_ == "them")
             if span is not None:
                 edits.append((at, at + len(t.text), _definite(span)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..findings import Finding, Severity
-from ..fixes import split_story
+from ..fixes import complete_actions, split_story
 from ..nlp import MAX_ACTIONS
 from ..story import sub_range
 from .full_sentence import RUN_ON_WORDS
@@ -25,7 +25,9 @@ def conjoined_actions(story, ctx):
     if conj is None:
         return
     rng = sub_range(story.means.text, story.means.range, conj.start, conj.end)
-    actions = " / ".join(f"'{p}'" for p in conj.parts)
+    # the actions as the split writes them when it can ("add members to the club"), else as the means has them
+    shown = complete_actions(conj.parts) or conj.parts
+    actions = " / ".join(f"'{p}'" for p in shown)
     # A story checked only in part (ST902), with more actions than the analysis lists, or that runs on
     # (ST405: a split would copy its run-on clauses into every new story) is split by hand.
     whole = (len(story.text) <= MAX_STORY_CHARS and len(conj.parts) < MAX_ACTIONS
@@ -34,7 +36,7 @@ def conjoined_actions(story, ctx):
     count = f"{len(conj.parts)}" if len(conj.parts) < MAX_ACTIONS else f"at least {len(conj.parts)}"
     yield Finding.on(story, "ST201", CRITERION, Severity.WARNING,
                      f"Not atomic: the means joins {count} actions ({actions}); write one story each",
-                     rng, fix=fix, data={"parts": list(conj.parts)})
+                     rng, fix=fix, data={"parts": list(shown)})
 
 
 def prepare(stories, ctx) -> None:

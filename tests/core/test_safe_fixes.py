@@ -186,3 +186,11 @@ def test_the_undoing_of_an_action_is_a_second_action():
     (split,) = [f for f in findings if f.code == "ST201"]
     assert split.fix.edits[0].new_text.splitlines() == ["As a member, I want to select titles for my reading list.",
                                                        "As a member, I want to deselect titles for my reading list."]
+
+
+def test_the_finding_names_the_actions_as_its_split_writes_them():
+    _, findings = lint_texts({"b.txt": "As a member, I want to add and remove members from the reading club.\n"})
+    (f,) = [f for f in findings if f.code == "ST201"]
+    written = [line.split("I want to ", 1)[1].rstrip(".") for line in f.fix.edits[0].new_text.splitlines()]
+    assert f.data["parts"] == written == ["add members to the reading club", "remove members from the reading club"]
+    assert "'add members to the reading club' / 'remove members from the reading club'" in f.message

@@ -135,10 +135,9 @@ def complete_actions(means_parts: tuple[str, ...]) -> tuple[str, ...] | None:
     """
     from .nlp import ACTION_VERBS
 
-    stripped = [_strip_dangling(PAIR_WORDS.sub("", p.strip())) for p in means_parts]
-    if len(stripped) < 2 or any(not p for p in stripped):
+    parts = [_strip_dangling(PAIR_WORDS.sub("", p.strip())) for p in means_parts]
+    if len(parts) < 2 or any(not p for p in parts):
         return None
-    parts: list[str] = [p for p in stripped if p]
     words = [_words(p) for p in parts]
     # What every part starts with ("easily", "be able to") is shared, not the action, unless it
     # holds the verb itself ("add users" / "add groups").
@@ -170,21 +169,20 @@ def complete_actions(means_parts: tuple[str, ...]) -> tuple[str, ...] | None:
     return tuple(out)
 
 
-def split_story(story: Story, means_parts: tuple[str, ...], lines: list[str]) -> Fix | None:
+def split_story(story: Story, actions: tuple[str, ...] | None, lines: list[str]) -> Fix | None:
     """One story per action: the role and ends repeated, the means split.
 
-    Offered only when every new story is complete: a role, and a verb with its object (see
-    :func:`complete_actions`); otherwise the story is split by hand.
+    ``actions`` are the new means, each a verb with its object (:func:`complete_actions`); None, when
+    they could not be made whole, or a story without a role gives no fix: the story is split by hand.
     """
-    if not (single_line(story) and story.means and len(means_parts) >= 2) or story.format not in ("text", "markdown"):
+    parts = actions
+    if parts is None or not (single_line(story) and story.means and len(parts) >= 2) \
+            or story.format not in ("text", "markdown"):
         return None
     if story.role is None or not story.role.text.strip():
         return None
     if injection_reasons(story.text):
         return None  # never copy markup or instructions into two new stories: split by hand
-    parts = complete_actions(tuple(means_parts))
-    if parts is None:
-        return None
     stories = [replace_part(story, story.means, m) for m in parts]
     indent = line_prefix(story, lines)
     labelled = _with_split_ids(story, stories, lines)

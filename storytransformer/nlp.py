@@ -477,11 +477,10 @@ def _with_references_resolved(doc, offset: int, means: str, start: int, end: int
     "associate the data with a publication", "attach a file to this page" becomes "... to the log book
     page". Only words of the story are used; a reference with no clear noun stays as written."""
     edits = []  # (start, end, new text) in means
-    earlier_end = doc[earlier[-1]].idx - offset if earlier else 0
-    chunks = [c for c in doc.noun_chunks if 0 <= c.start_char - offset and c.end_char - offset <= start] if earlier else []
+    chunks = [c for c in doc.noun_chunks if 0 <= c.start_char - offset and c.end_char - offset <= start]
     for t in doc:
         at = t.idx - offset
-        if at < start or at + len(t.text) > end or at < earlier_end or _in_relative_clause(t):
+        if at < start or at + len(t.text) > end or _in_relative_clause(t):
             continue  # "for people who use it": a relative clause's 'it' need not be the action's thing
         if t.lower_ in ("it", "them") and t.dep_ in ("dobj", "pobj"):
             nxt, after = (doc[t.i + k] if t.i + k < len(doc) else None for k in (1, 2))

@@ -25,17 +25,19 @@ def conjoined_actions(story, ctx):
     if conj is None:
         return
     rng = sub_range(story.means.text, story.means.range, conj.start, conj.end)
-    # the actions as the split writes them when it can ("add members to the club"), else as the means has them
-    shown = complete_actions(conj.parts) or conj.parts
-    actions = " / ".join(f"'{p}'" for p in shown)
+    # the actions as the split writes them when they can be made whole ("add members to the club"), else as
+    # the means has them
+    actions = complete_actions(conj.parts)
+    shown = actions or conj.parts
+    listed = " / ".join(f"'{p}'" for p in shown)
     # A story checked only in part (ST902), with more actions than the analysis lists, or that runs on
     # (ST405: a split would copy its run-on clauses into every new story) is split by hand.
     whole = (len(story.text) <= MAX_STORY_CHARS and len(conj.parts) < MAX_ACTIONS
              and len(story.text.split()) <= RUN_ON_WORDS)
-    fix = split_story(story, conj.parts, ctx.lines_of(story)) if whole else None
+    fix = split_story(story, actions, ctx.lines_of(story)) if whole else None
     count = f"{len(conj.parts)}" if len(conj.parts) < MAX_ACTIONS else f"at least {len(conj.parts)}"
     yield Finding.on(story, "ST201", CRITERION, Severity.WARNING,
-                     f"Not atomic: the means joins {count} actions ({actions}); write one story each",
+                     f"Not atomic: the means joins {count} actions ({listed}); write one story each",
                      rng, fix=fix, data={"parts": list(shown)})
 
 

@@ -20,6 +20,19 @@ def alfred_text(real_backlogs) -> str:
     return (real_backlogs / ALFRED).read_text("utf-8")
 
 
+def st201(story: str):
+    """The one ST201 finding of ``story`` checked alone."""
+    _, findings = lint_texts({"b.txt": story + "\n"})
+    (finding,) = [f for f in findings if f.code == "ST201"]
+    return finding
+
+
+def split_lines(story: str) -> list[str] | None:
+    """The stories ST201's quick fix writes for ``story``; None when it offers no split."""
+    fix = st201(story).fix
+    return None if fix is None else fix.edits[0].new_text.splitlines()
+
+
 def test_the_real_alfred_split_distributes_the_shared_object(real_backlogs):
     text = alfred_text(real_backlogs)
     line = text.splitlines()[ALFRED_LINE - 1].strip()
@@ -60,19 +73,6 @@ def test_complete_actions(parts, expected):
     assert complete_actions(parts) == expected
 
 
-@pytest.mark.parametrize("story, expected", [
-    # The adverb goes with its own verb, not to the end of the story before.
-    ("As a member, I want to keep my notes on the system and only share the notes I choose.",
-     ["As a member, I want to keep my notes on the system.", "As a member, I want to only share the notes I choose."]),
-    ("As a librarian, I want to assign a shelf to a book and optionally add a note for the reader.",
-     ["As a librarian, I want to assign a shelf to a book.", "As a librarian, I want to optionally add a note for the reader."]),
-])
-def test_a_split_keeps_an_adverb_with_its_verb(story, expected):
-    _, findings = lint_texts({"b.txt": story + "\n"})
-    (split,) = [f for f in findings if f.code == "ST201"]
-    assert split.fix is not None and split.fix.edits[0].new_text.splitlines() == expected
-
-
 def test_actions_inside_a_relative_clause_are_not_the_users_actions():
     _, findings = lint_texts({"b.txt": "As a reader, I want to get reading goals that encourage me to read new genres "
                                        "and to visit the library.\n"})
@@ -84,9 +84,7 @@ def test_a_story_that_runs_on_is_flagged_but_split_by_hand():
              "loans I already hold from my phone while I travel, including the ones borrowed at other branches or by my "
              "family on the shared card, so that I can read without going to the desk every week of the year.")
     assert len(story.split()) > 55
-    _, findings = lint_texts({"b.txt": story + "\n"})
-    (split,) = [f for f in findings if f.code == "ST201"]
-    assert split.fix is None
+    assert split_lines(story) is None
 
 
 def test_a_split_without_complete_stories_is_not_offered():
@@ -162,35 +160,33 @@ def test_a_split_never_copies_markup_or_instructions_into_two_stories():
     ("As a member, I want to renew loans and pay for it online.", "As a member, I want to pay for it online."),
 ])
 def test_a_split_writes_out_what_a_pronoun_stood_for(story, second):
-    _, findings = lint_texts({"b.txt": story + "\n"})
-    (split,) = [f for f in findings if f.code == "ST201"]
-    assert split.fix is not None and split.fix.edits[0].new_text.splitlines()[1] == second
+    lines = split_lines(story)
+    assert lines is not None and lines[1] == second
 
 
 @pytest.mark.parametrize("story, expected", [
+    # an adverb goes with its own verb, not to the end of the story before
+    ("As a member, I want to keep my notes on the system and only share the notes I choose.",
+     ["As a member, I want to keep my notes on the system.", "As a member, I want to only share the notes I choose."]),
+    ("As a librarian, I want to assign a shelf to a book and optionally add a note for the reader.",
+     ["As a librarian, I want to assign a shelf to a book.", "As a librarian, I want to optionally add a note for the reader."]),
     # the parser hangs the second verb on a gerund or a finite verb it cannot be coordinated with
     ("As a member, I want to use the app to see who is waiting at the desk and call the librarian.",
      ["As a member, I want to use the app to see who is waiting at the desk.",
       "As a member, I want to use the app to call the librarian."]),
     ("As a sponsor, I want to learn about posting jobs as a sponsor and contact the sponsorship person.",
      ["As a sponsor, I want to learn about posting jobs as a sponsor.", "As a sponsor, I want to contact the sponsorship person."]),
+    # the undoing of an action is a second action
+    ("As a member, I want to select/deselect titles for my reading list.",
+     ["As a member, I want to select titles for my reading list.",
+      "As a member, I want to deselect titles for my reading list."]),
 ])
-def test_a_verb_joined_to_a_gerund_is_still_a_second_action(story, expected):
-    _, findings = lint_texts({"b.txt": story + "\n"})
-    (split,) = [f for f in findings if f.code == "ST201"]
-    assert split.fix is not None and split.fix.edits[0].new_text.splitlines() == expected
-
-
-def test_the_undoing_of_an_action_is_a_second_action():
-    _, findings = lint_texts({"b.txt": "As a member, I want to select/deselect titles for my reading list.\n"})
-    (split,) = [f for f in findings if f.code == "ST201"]
-    assert split.fix.edits[0].new_text.splitlines() == ["As a member, I want to select titles for my reading list.",
-                                                       "As a member, I want to deselect titles for my reading list."]
+def test_a_story_splits_into(story, expected):
+    assert split_lines(story) == expected
 
 
 def test_the_finding_names_the_actions_as_its_split_writes_them():
-    _, findings = lint_texts({"b.txt": "As a member, I want to add and remove members from the reading club.\n"})
-    (f,) = [f for f in findings if f.code == "ST201"]
+    f = st201("As a member, I want to add and remove members from the reading club.")
     written = [line.split("I want to ", 1)[1].rstrip(".") for line in f.fix.edits[0].new_text.splitlines()]
     assert f.data["parts"] == written == ["add members to the reading club", "remove members from the reading club"]
     assert "'add members to the reading club' / 'remove members from the reading club'" in f.message

@@ -46,11 +46,6 @@ FP8_DOT = "f16"
 # 32k, and 11 % more at 4k. The plan follows the capacity, not the length, so a CUDA graph stays valid.
 FP8_LONG_BLOCK_N: int | None = 128
 FP8_LONG_CAPACITY = 32768
-# Which operand the cache is in the two products. "q": scores = q @ k^T, out = p @ v (the query's G_PAD heads are
-# the products' rows, at least 16, for G = 7 real ones). "kv": the cache tile is the rows instead (scores^T =
-# k @ q^T, out^T = v^T @ p^T), so the products' row dimension is BLOCK_N positions and the heads are columns;
-# a converted 8-bit tile then feeds the product from registers. "k": only the score product swapped.
-SWAP = "q"
 
 
 @triton.jit
@@ -82,38 +77,6 @@ def _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, sta
 
 
 @triton.jit
-def _attend_block_t(qt, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start, hi, sm_scale, m_i, l_i, acc,
-                    D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr, PV_T: tl.constexpr):
-    """:func:`_attend_block` with the cache tile as the rows of the score product: ``qt`` is the query
-    transposed [D, G_PAD], the scores come out [N, G_PAD]. With ``PV_T`` the value product is transposed too
-    and ``acc`` is [D, G_PAD]; otherwise the probabilities are transposed back and ``acc`` is [G_PAD, D]."""
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, D)
-    pos = start + offs_n
-    ok = pos < hi
-    k = tl.load(k_base + pos[:, None] * stride_ks + offs_d[None, :], mask=ok[:, None], other=0.0)  # [N, D]
-    s = tl.dot(k.to(qt.dtype), qt) * sm_scale  # [N, G_PAD] in float32
-    if FP8:
-        s = s * tl.load(ks_base + pos, mask=ok, other=0.0)[:, None]
-    s = tl.where(ok[:, None], s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, 0))
-    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-    alpha = tl.exp(m_i - m_safe)
-    p = tl.exp(s - m_safe[None, :])
-    p = tl.where(ok[:, None], p, 0.0)
-    l_i = l_i * alpha + tl.sum(p, 0)
-    if FP8:
-        p = p * tl.load(vs_base + pos, mask=ok, other=0.0)[:, None]
-    if PV_T:
-        vt = tl.load(v_base + pos[None, :] * stride_vs + offs_d[:, None], mask=ok[None, :], other=0.0)  # [D, N]
-        acc = acc * alpha[None, :] + tl.dot(vt.to(qt.dtype), p.to(qt.dtype))
-    else:
-        v = tl.load(v_base + pos[:, None] * stride_vs + offs_d[None, :], mask=ok[:, None], other=0.0)  # [N, D]
-        acc = acc * alpha[:, None] + tl.dot(tl.trans(p.to(qt.dtype)), v.to(qt.dtype))
-    return m_new, l_i, acc
-
-
-@triton.jit
 def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
                   stride_qb, stride_qh,
                   stride_kb, stride_kh, stride_ks,
@@ -124,7 +87,7 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
                   sm_scale, split_len, n_splits, n_kv_heads, SPREAD: tl.constexpr, MIN_SLICE: tl.constexpr,
                   DYNAMIC_LOOP: tl.constexpr, N_BLOCKS: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr,
                   D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr, PDL: tl.constexpr = False,
-                  F16: tl.constexpr = False, SWAP_K: tl.constexpr = False, SWAP_V: tl.constexpr = False):
+                  F16: tl.constexpr = False):
     pdl.gate(PDL)
     bh = tl.program_id(0)
     split = tl.program_id(1)
@@ -140,46 +103,28 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
     offs_d = tl.arange(0, D)
     heads = kvh * G + offs_g
     g_ok = offs_g < G
-    if SWAP_K:  # the query transposed: [D, G_PAD]
-        q = tl.load(Q + b * stride_qb + heads[None, :] * stride_qh + offs_d[:, None], mask=g_ok[None, :], other=0.0)
-    else:
-        q = tl.load(Q + b * stride_qb + heads[:, None] * stride_qh + offs_d[None, :], mask=g_ok[:, None], other=0.0)
+    q = tl.load(Q + b * stride_qb + heads[:, None] * stride_qh + offs_d[None, :], mask=g_ok[:, None], other=0.0)
     if F16:  # the products in float16: the e4m3 keys and values convert to it directly
         q = q.to(tl.float16)
 
     m_i = tl.full([G_PAD], float("-inf"), tl.float32)
     l_i = tl.zeros([G_PAD], tl.float32)
-    if SWAP_V:
-        acc = tl.zeros([D, G_PAD], tl.float32)
-    else:
-        acc = tl.zeros([G_PAD, D], tl.float32)
+    acc = tl.zeros([G_PAD, D], tl.float32)
     k_base = K + b * stride_kb + kvh * stride_kh
     v_base = V + b * stride_vb + kvh * stride_vh
     ks_base = KS + b * stride_sb + kvh * stride_sh
     vs_base = VS + b * stride_sb + kvh * stride_sh
     if DYNAMIC_LOOP:  # compiled: stop at the valid length
         for start in range(lo, hi, BLOCK_N):
-            if SWAP_K:
-                m_i, l_i, acc = _attend_block_t(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start, hi,
-                                                sm_scale, m_i, l_i, acc, D, BLOCK_N, FP8, SWAP_V)
-            else:
-                m_i, l_i, acc = _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start, hi,
-                                              sm_scale, m_i, l_i, acc, D, BLOCK_N, FP8)
+            m_i, l_i, acc = _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start, hi,
+                                          sm_scale, m_i, l_i, acc, D, BLOCK_N, FP8)
     else:  # Triton's CPU interpreter cannot loop to a bound computed in the kernel: mask whole blocks
         for i in range(0, N_BLOCKS):
-            if SWAP_K:
-                m_i, l_i, acc = _attend_block_t(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs,
-                                                lo + i * BLOCK_N, hi, sm_scale, m_i, l_i, acc, D, BLOCK_N, FP8, SWAP_V)
-            else:
-                m_i, l_i, acc = _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs,
-                                              lo + i * BLOCK_N, hi, sm_scale, m_i, l_i, acc, D, BLOCK_N, FP8)
+            m_i, l_i, acc = _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs,
+                                          lo + i * BLOCK_N, hi, sm_scale, m_i, l_i, acc, D, BLOCK_N, FP8)
 
-    if SWAP_V:
-        o_ptrs = O + b * stride_ob + heads[None, :] * stride_oh + split * stride_os + offs_d[:, None]
-        tl.store(o_ptrs, acc, mask=g_ok[None, :])
-    else:
-        o_ptrs = O + b * stride_ob + heads[:, None] * stride_oh + split * stride_os + offs_d[None, :]
-        tl.store(o_ptrs, acc, mask=g_ok[:, None])
+    o_ptrs = O + b * stride_ob + heads[:, None] * stride_oh + split * stride_os + offs_d[None, :]
+    tl.store(o_ptrs, acc, mask=g_ok[:, None])
     ml = b * stride_mb + heads * stride_mh + split
     tl.store(M + ml, m_i, mask=g_ok)
     tl.store(L + ml, l_i, mask=g_ok)
@@ -277,8 +222,6 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
         raise ValueError("triton decode needs the key and value scales laid out alike, positions contiguous")
     block_n = block_for(S, fp8) if block_n is None else block_n
     splits, split_len = plan_splits(S, B * Hkv, block_n, TARGET_PROGRAMS or programs_for(q.device))
-    if SWAP not in ("q", "k", "kv"):
-        raise ValueError(f"triton decode: SWAP must be 'q', 'k' or 'kv', not {SWAP!r}")
     if MIN_SLICE % 16:
         raise ValueError(f"triton decode: MIN_SLICE must be a multiple of 16, not {MIN_SLICE}")
     tuning = {k: v for k, v in (("num_warps", WARPS), ("num_stages", STAGES)) if v is not None}
@@ -299,8 +242,7 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
         1.0 / math.sqrt(D), split_len, splits, Hkv, SPREAD=SPREAD, MIN_SLICE=MIN_SLICE,
         DYNAMIC_LOOP=not INTERPRETED, N_BLOCKS=split_len // block_n if INTERPRETED else 0, G=G,
         G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n, FP8=fp8, PDL=on,
-        F16=fp8 and FP8_DOT == "f16" and q.dtype == torch.bfloat16, SWAP_K=SWAP in ("k", "kv"), SWAP_V=SWAP == "kv",
-        **tuning,
+        F16=fp8 and FP8_DOT == "f16" and q.dtype == torch.bfloat16, **tuning,
         **pdl.launch(on))
     merge = merge_splits_torch if MERGE == "torch" else merge_splits
     return merge(o, m, lse, q.dtype).reshape(B, Hq, 1, D)

@@ -206,3 +206,46 @@ def test_fp8_decode_with_float16_products_matches_its_torch_reference_in_the_int
         assert triton_decode.block_for(S, False) == triton_decode.BLOCK_N  # a bf16 cache keeps its block
         print("ok")
     """)
+
+
+def test_decode_prefetching_the_next_block_gives_the_same_attention_in_the_interpreter():
+    """PREFETCH loads a slice's next block before it multiplies the current one: the same softmax over the same
+    positions, for the 8-bit and a float32 cache, slices of several blocks, lengths on and off block edges."""
+    interpret("""
+        import torch
+        from storytransformer.engine.fastgen import triton_decode
+        from storytransformer.engine.fastgen.attention import decode_attention
+        from storytransformer.engine.fastgen.config import ModelConfig
+        from storytransformer.engine.fastgen.kv_cache import FP8, StaticKVCache, quantize_fp8
+        g = torch.Generator().manual_seed(4)
+        S = 200
+        kv = StaticKVCache(ModelConfig(n_layers=1, dim=64, intermediate=64, n_heads=8, n_kv_heads=2, head_dim=32,
+                                       vocab=16), S, batch=2, dtype=torch.float32, kv_dtype=FP8).layer(0)
+        for dst, scale in ((kv.k, kv.k_scale), (kv.v, kv.v_scale)):
+            q8, s = quantize_fp8(torch.randn(2, 2, S, 32, generator=g) * 4)
+            dst.view(torch.uint8).copy_(q8.view(torch.uint8)); scale.copy_(s)
+
+        class Cache:
+            positions = torch.arange(S)
+        q1 = torch.randn(2, 8, 1, 32, generator=g).to(torch.bfloat16)
+        kf, vf = (torch.randn(2, 2, S, 32, generator=g) for _ in range(2))
+        triton_decode.TARGET_PROGRAMS = 8  # two slices a head: up to 2 blocks of 64 each
+        for n in (1, 64, 65, 190, 200):
+            length = torch.tensor([n])
+            plain = {}
+            for pre in ("", "all"):
+                triton_decode.PREFETCH = pre
+                plain[pre] = (decode_attention("triton", q1, kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale),
+                              decode_attention("triton", q1.float(), kf, vf, length, Cache))
+            assert torch.equal(plain[""][0], plain["all"][0]) and torch.equal(plain[""][1], plain["all"][1]), n
+            want = decode_attention("matmul", q1.float(), kf, vf, length, Cache)
+            assert (plain["all"][1] - want).abs().max() < 1e-5
+        triton_decode.PREFETCH = "bad"
+        try:
+            decode_attention("triton", q1.float(), kf, vf, length, Cache)
+        except ValueError as e:
+            assert "PREFETCH" in str(e)
+        else:
+            raise AssertionError("a bad PREFETCH was accepted")
+        print("ok")
+    """)

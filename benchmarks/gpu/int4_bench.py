@@ -31,8 +31,8 @@ launches every Triton kernel without programmatic dependent launch (fastgen/pdl.
 one with ``+normN`` runs the norms with N warps (4 otherwise); one with ``+programsN`` aims the attention slices at N
 programs (the plan until 2026-12-04 was 512; now two a multiprocessor, ``triton_decode.programs_for``); one
 with ``+fp8q`` (beside ``+fp8kv``) makes the 8-bit cache's attention products in bf16, as until 2026-12-04,
-instead of float16 (``triton_decode.FP8_DOT``); one with ``+prefetch_all`` / ``+prefetch_fp8`` /
-``+prefetch_none`` sets ``triton_decode.PREFETCH`` (the next block's loads before the current block's products).
+instead of float16 (``triton_decode.FP8_DOT``); one with ``+loads_as_used`` / ``+loads_first`` /
+``+loads_ahead`` sets ``triton_decode.LOADS`` and ``FP8_LOADS`` (when the attention loads a block's keys and values).
 """
 
 from __future__ import annotations
@@ -719,15 +719,17 @@ class Bench:
             tf.NORM_WARPS = int(norm.group(1)) if norm else 4
             programs = re.search(r"\+programs(\d+)", fmt)
             td.TARGET_PROGRAMS = int(programs.group(1)) if programs else None
-            shipped_dot, shipped_prefetch = td.FP8_DOT, td.PREFETCH
+            shipped_dot, shipped_loads = td.FP8_DOT, (td.LOADS, td.FP8_LOADS)
             td.FP8_DOT = "q" if "+fp8q" in fmt else shipped_dot  # +fp8q: the 8-bit cache's products in bf16
-            prefetch = re.search(r"\+prefetch_(none|fp8|all)\b", fmt)  # the next block's loads first
-            td.PREFETCH = ("" if prefetch.group(1) == "none" else prefetch.group(1)) if prefetch else shipped_prefetch
+            loads = re.search(r"\+loads_(as_used|first|ahead)\b", fmt)  # when the attention's blocks load
+            td.LOADS = td.FP8_LOADS = loads.group(1) if loads else None
+            if not loads:
+                td.LOADS, td.FP8_LOADS = shipped_loads
             try:
                 decode_with(fmt)
             finally:
                 td.MERGE, td.SPREAD, pdl.ENABLED, tf.NORM_WARPS, td.TARGET_PROGRAMS = "triton", True, True, 4, None
-                td.FP8_DOT, td.PREFETCH = shipped_dot, shipped_prefetch
+                td.FP8_DOT, (td.LOADS, td.FP8_LOADS) = shipped_dot, shipped_loads
 
         caches = {}
 

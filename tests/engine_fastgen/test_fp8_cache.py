@@ -208,9 +208,10 @@ def test_fp8_decode_with_float16_products_matches_its_torch_reference_in_the_int
     """)
 
 
-def test_decode_prefetching_the_next_block_gives_the_same_attention_in_the_interpreter():
-    """PREFETCH loads a slice's next block before it multiplies the current one: the same softmax over the same
-    positions, for the 8-bit and a float32 cache, slices of several blocks, lengths on and off block edges."""
+def test_decode_loading_blocks_first_or_ahead_gives_the_same_attention_in_the_interpreter():
+    """LOADS / FP8_LOADS "first" and "ahead" (the next block's keys and values loaded before the current block is
+    multiplied) compute the same softmax over the same positions as "as_used": for the 8-bit and a float32 cache,
+    slices of several blocks, lengths on and off block edges."""
     interpret("""
         import torch
         from storytransformer.engine.fastgen import triton_decode
@@ -232,20 +233,21 @@ def test_decode_prefetching_the_next_block_gives_the_same_attention_in_the_inter
         triton_decode.TARGET_PROGRAMS = 8  # two slices a head: up to 2 blocks of 64 each
         for n in (1, 64, 65, 190, 200):
             length = torch.tensor([n])
-            plain = {}
-            for pre in ("", "all"):
-                triton_decode.PREFETCH = pre
-                plain[pre] = (decode_attention("triton", q1, kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale),
+            out = {}
+            for order in triton_decode.LOAD_ORDERS:
+                triton_decode.LOADS = triton_decode.FP8_LOADS = order
+                out[order] = (decode_attention("triton", q1, kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale),
                               decode_attention("triton", q1.float(), kf, vf, length, Cache))
-            assert torch.equal(plain[""][0], plain["all"][0]) and torch.equal(plain[""][1], plain["all"][1]), n
+            for order in ("first", "ahead"):
+                assert all(torch.equal(a, b) for a, b in zip(out["as_used"], out[order])), (n, order)
             want = decode_attention("matmul", q1.float(), kf, vf, length, Cache)
-            assert (plain["all"][1] - want).abs().max() < 1e-5
-        triton_decode.PREFETCH = "bad"
+            assert (out["ahead"][1] - want).abs().max() < 1e-5
+        triton_decode.FP8_LOADS = "soon"
         try:
-            decode_attention("triton", q1.float(), kf, vf, length, Cache)
+            decode_attention("triton", q1, kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale)
         except ValueError as e:
-            assert "PREFETCH" in str(e)
+            assert "FP8_LOADS" in str(e) and "soon" in str(e)
         else:
-            raise AssertionError("a bad PREFETCH was accepted")
+            raise AssertionError("an unknown load order was accepted")
         print("ok")
     """)

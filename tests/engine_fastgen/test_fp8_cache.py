@@ -4,6 +4,8 @@ interpreter), and whole generations through an 8-bit cache against a full-precis
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -15,6 +17,33 @@ from storytransformer.engine.fastgen.generate import Generator  # noqa: E402
 from storytransformer.engine.fastgen.model import build_model  # noqa: E402
 
 from .test_fused_kernels import interpret  # noqa: E402
+
+
+# An 8-bit cache of S positions (2 sequences, 2 key/value heads of 32 dims, random e4m3 values and scales) and
+# the names a decode check needs, for the scripts run in Triton's interpreter.
+_FP8_DECODE_SETUP = """
+import torch
+from storytransformer.engine.fastgen import triton_decode
+from storytransformer.engine.fastgen.attention import decode_attention
+from storytransformer.engine.fastgen.config import ModelConfig
+from storytransformer.engine.fastgen.kv_cache import FP8, StaticKVCache, quantize_fp8
+g = torch.Generator().manual_seed(4)
+S = {S}
+kv = StaticKVCache(ModelConfig(n_layers=1, dim=64, intermediate=64, n_heads=8, n_kv_heads=2, head_dim=32, vocab=16),
+                   S, batch=2, dtype=torch.float32, kv_dtype=FP8).layer(0)
+for dst, scale in ((kv.k, kv.k_scale), (kv.v, kv.v_scale)):
+    q8, s = quantize_fp8(torch.randn(2, 2, S, 32, generator=g) * 4)
+    dst.view(torch.uint8).copy_(q8.view(torch.uint8)); scale.copy_(s)
+
+
+class Cache:
+    positions = torch.arange(S)
+"""
+
+
+def _decode_over_an_fp8_cache(S: int, body: str) -> str:
+    """:data:`_FP8_DECODE_SETUP` for ``S`` positions, then ``body`` (indented as the test writes it)."""
+    return _FP8_DECODE_SETUP.format(S=S) + textwrap.dedent(body)
 
 
 def test_quantize_fp8_keeps_every_vector_within_e4m3_precision():
@@ -177,22 +206,7 @@ def test_fp8_decode_with_float16_products_matches_its_torch_reference_in_the_int
     """FP8_DOT = "f16" (the default): a bf16 query and the e4m3 keys and values meet in float16 (one conversion
     instruction for two values on the GPU); the same softmax as the float32 reference within rounding, with 64
     positions a block and with the 128 a long 8-bit cache reads."""
-    interpret("""
-        import torch
-        from storytransformer.engine.fastgen import triton_decode
-        from storytransformer.engine.fastgen.attention import decode_attention
-        from storytransformer.engine.fastgen.config import ModelConfig
-        from storytransformer.engine.fastgen.kv_cache import FP8, StaticKVCache, quantize_fp8
-        g = torch.Generator().manual_seed(4)
-        S = 70
-        kv = StaticKVCache(ModelConfig(n_layers=1, dim=64, intermediate=64, n_heads=8, n_kv_heads=2, head_dim=32,
-                                       vocab=16), S, batch=2, dtype=torch.float32, kv_dtype=FP8).layer(0)
-        for dst, scale in ((kv.k, kv.k_scale), (kv.v, kv.v_scale)):
-            q8, s = quantize_fp8(torch.randn(2, 2, S, 32, generator=g) * 4)
-            dst.view(torch.uint8).copy_(q8.view(torch.uint8)); scale.copy_(s)
-
-        class Cache:
-            positions = torch.arange(S)
+    interpret(_decode_over_an_fp8_cache(70, """
         q1 = torch.randn(2, 8, 1, 32, generator=g).to(torch.bfloat16)  # the model's dtype on a GPU
         length = torch.tensor([61])
         want = decode_attention("matmul", q1.float(), kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale)
@@ -205,29 +219,14 @@ def test_fp8_decode_with_float16_products_matches_its_torch_reference_in_the_int
             assert 0 < err < 1e-2, err  # float16 probabilities, a bf16 output
         assert triton_decode.block_for(S, False) == triton_decode.BLOCK_N  # a bf16 cache keeps its block
         print("ok")
-    """)
+    """))
 
 
 def test_decode_loading_blocks_first_or_ahead_gives_the_same_attention_in_the_interpreter():
     """LOADS / FP8_LOADS "first" and "ahead" (the next block's keys and values loaded before the current block is
     multiplied) compute the same softmax over the same positions as "as_used": for the 8-bit and a float32 cache,
     slices of several blocks, lengths on and off block edges."""
-    interpret("""
-        import torch
-        from storytransformer.engine.fastgen import triton_decode
-        from storytransformer.engine.fastgen.attention import decode_attention
-        from storytransformer.engine.fastgen.config import ModelConfig
-        from storytransformer.engine.fastgen.kv_cache import FP8, StaticKVCache, quantize_fp8
-        g = torch.Generator().manual_seed(4)
-        S = 200
-        kv = StaticKVCache(ModelConfig(n_layers=1, dim=64, intermediate=64, n_heads=8, n_kv_heads=2, head_dim=32,
-                                       vocab=16), S, batch=2, dtype=torch.float32, kv_dtype=FP8).layer(0)
-        for dst, scale in ((kv.k, kv.k_scale), (kv.v, kv.v_scale)):
-            q8, s = quantize_fp8(torch.randn(2, 2, S, 32, generator=g) * 4)
-            dst.view(torch.uint8).copy_(q8.view(torch.uint8)); scale.copy_(s)
-
-        class Cache:
-            positions = torch.arange(S)
+    interpret(_decode_over_an_fp8_cache(200, """
         q1 = torch.randn(2, 8, 1, 32, generator=g).to(torch.bfloat16)
         kf, vf = (torch.randn(2, 2, S, 32, generator=g) for _ in range(2))
         triton_decode.TARGET_PROGRAMS = 8  # two slices a head: up to 2 blocks of 64 each
@@ -250,4 +249,4 @@ def test_decode_loading_blocks_first_or_ahead_gives_the_same_attention_in_the_in
         else:
             raise AssertionError("an unknown load order was accepted")
         print("ok")
-    """)
+    """))

@@ -175,15 +175,14 @@ def split_story(story: Story, actions: tuple[str, ...] | None, lines: list[str])
     ``actions`` are the new means, each a verb with its object (:func:`complete_actions`); None, when
     they could not be made whole, or a story without a role gives no fix: the story is split by hand.
     """
-    parts = actions
-    if parts is None or not (single_line(story) and story.means and len(parts) >= 2) \
+    if actions is None or not (single_line(story) and story.means and len(actions) >= 2) \
             or story.format not in ("text", "markdown"):
         return None
     if story.role is None or not story.role.text.strip():
         return None
     if injection_reasons(story.text):
         return None  # never copy markup or instructions into two new stories: split by hand
-    stories = [replace_part(story, story.means, m) for m in parts]
+    stories = [replace_part(story, story.means, m) for m in actions]
     indent = line_prefix(story, lines)
     labelled = _with_split_ids(story, stories, lines)
     if labelled is not None:  # the ids go with the stories: US-3 -> US-3a, US-3b

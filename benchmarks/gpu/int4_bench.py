@@ -722,9 +722,8 @@ class Bench:
             shipped_dot, shipped_loads = td.FP8_DOT, (td.LOADS, td.FP8_LOADS)
             td.FP8_DOT = "q" if "+fp8q" in fmt else shipped_dot  # +fp8q: the 8-bit cache's products in bf16
             loads = re.search(r"\+loads_(as_used|first|ahead)\b", fmt)  # when the attention's blocks load
-            td.LOADS = td.FP8_LOADS = loads.group(1) if loads else None
-            if not loads:
-                td.LOADS, td.FP8_LOADS = shipped_loads
+            if loads:
+                td.LOADS = td.FP8_LOADS = loads.group(1)
             try:
                 decode_with(fmt)
             finally:

@@ -135,7 +135,31 @@ def aside(story, ctx):
     m = ASIDE.search(story.text, start, MAX_STORY_CHARS)
     if m and not (m.group(0).startswith(":") and story.means is not None
                   and m.start() < _offset(story, story.means)):
+        start, end = m.start() + len(m.group(0)) - len(m.group(0).lstrip()), _aside_end(story.text, m)
         yield Finding.on(story, "ST304", CRITERION, Severity.WARNING,
-                         f"Not minimal: '{m.group(0).strip()}' adds detail beyond the role, means and ends; "
-                         "move it to the acceptance criteria",
-                         sub_range(story.text, story.range, m.start(), min(len(story.text), m.end())))
+                         f"Not minimal: '{_aside_quote(story.text, start, end)}' adds detail beyond the role, means "
+                         "and ends; move it to the acceptance criteria",
+                         sub_range(story.text, story.range, start, min(len(story.text), end)))
+
+
+ASIDE_WORDS = 4  # a colon or a dash is quoted with the words it starts (": Logo, title, trainers, ...")
+
+
+def _aside_end(text: str, m: re.Match) -> int:
+    """Where the quoted aside ends: the marker itself when it is words ("such as"); with the first
+    words after it (not past the sentence or its "so that") when the marker is a colon or a dash,
+    which alone says nothing ("': L'")."""
+    if m.group(0).strip()[:1].isalpha():
+        return m.end()
+    rest = text[m.end() - 1:]
+    stop = re.search(r"[.;]|,?\s+so\s+that\b", rest)
+    rest = rest[:stop.start()] if stop else rest
+    words = re.match(r"\s*(?:\S+\s+){0,%d}\S*" % (ASIDE_WORDS - 1), rest)
+    return m.end() - 1 + len(words.group(0).rstrip(" ,"))
+
+
+def _aside_quote(text: str, start: int, end: int) -> str:
+    """The aside as the message quotes it, with "..." where its words go on."""
+    quoted = text[start:end].strip()
+    goes_on = re.match(r"[\s,]*[^\s.;,]", text[end:]) and not re.match(r",?\s+so\s+that\b", text[end:])
+    return f"{quoted} ..." if goes_on and not quoted[:1].isalpha() else quoted

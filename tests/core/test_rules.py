@@ -322,6 +322,21 @@ def test_asides_are_not_minimal(story, flagged):
     assert ("ST304" in codes_on_line(findings, "b.txt", 1)) is flagged
 
 
+@pytest.mark.parametrize("story, quoted", [
+    ("As a visitor, I want a page for each class: title, trainers, room and time, so that I pick one.",
+     "': title, trainers, room and ...'"),
+    ("As a user, I want to set a reminder: daily or weekly.", "': daily or weekly'"),
+    ("As a user, I want to upload files - though not too many, so that I share them.", "'- though not too many'"),
+    ("As a user, I want to search for books such as novels, so that I find them.", "'such as'"),
+])
+def test_an_aside_message_quotes_the_words_a_colon_or_dash_starts(story, quoted):
+    _, findings = lint_texts({"b.txt": story + "\n"})
+    (found,) = [f for f in findings if f.code == "ST304"]
+    assert f"Not minimal: {quoted} adds detail" in found.message
+    start, end = found.range.start.character, found.range.end.character
+    assert story[start:end] == quoted.strip("'").removesuffix(" ...")
+
+
 @pytest.mark.parametrize("story, flagged", [
     ("As a user, I want to join a waitlist, so that so I get a place.", True),
     ("As a user, I want to join a waitlist, so that, so that I get a place.", True),

@@ -38,7 +38,7 @@ def exact_duplicate(story, ctx, workspace):
     same = [s for s in workspace.same_text(story) if _squash(s.text) == _squash(story.text)]
     if not same:
         return
-    yield _finding(story, same, "ST601", "Duplicate: the same story", ctx)
+    yield _finding(story, same, "ST601", "Duplicate: the same story", ctx, how="delete one of them")
 
 
 @rule("ST602", "near-duplicate", CRITERION, Severity.WARNING,
@@ -51,10 +51,11 @@ def normalised_duplicate(story, ctx, workspace):
     if not others or all(_squash(s.text) == _squash(story.text) for s in others):
         return
     near = [s for s in others if _squash(s.text) != _squash(story.text)]
-    yield _finding(story, near, "ST602", "Duplicate: the same words", ctx, deletable=False)
+    yield _finding(story, near, "ST602", "Duplicate: the same words", ctx, deletable=False,
+                   how="keep one of them (or merge them)")
 
 
-def _finding(story, others, code, what, ctx, deletable=True):
+def _finding(story, others, code, what, ctx, deletable=True, how=""):
     others = sorted(others, key=_position)
     first = min([story, *others], key=_position)
     more = f" and {len(others) - 3} more" if len(others) > 3 else ""
@@ -63,4 +64,4 @@ def _finding(story, others, code, what, ctx, deletable=True):
     where = ", ".join(places[:3]) + more
     related = tuple(Related(o.file, o.range, o.id, f"{what} ({at})") for o, at in zip(listed, places))
     fix = delete_story(story, ctx.lines_of(story)) if deletable and story is not first else None
-    return Finding.on(story, code, CRITERION, Severity.WARNING, f"{what} as {where}", related=related, fix=fix)
+    return Finding.on(story, code, CRITERION, Severity.WARNING, f"{what} as {where}; {how}", related=related, fix=fix)

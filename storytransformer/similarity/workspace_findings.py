@@ -22,6 +22,9 @@ from .semantic_rules import OVERLAP, SAME_GOAL, SEMANTIC_DUPLICATE
 CODES = {Relation.DUPLICATE: SEMANTIC_DUPLICATE, Relation.OVERLAP: OVERLAP, Relation.SAME_GOAL: SAME_GOAL}
 WHAT = {Relation.DUPLICATE: "Semantic duplicate of", Relation.OVERLAP: "Overlaps (merge candidate)",
         Relation.SAME_GOAL: "Same means for another role as"}
+# What to do about it, after the stories it names.
+HOW = {Relation.DUPLICATE: "keep one of them, or merge them", Relation.OVERLAP: "merge them into one story that keeps both needs",
+       Relation.SAME_GOAL: "merge them into one story for both roles, or say why each role needs its own"}
 MAX_LISTED = 3
 
 
@@ -109,7 +112,7 @@ def relation_finding(story: Story, relation: Relation, others: list[tuple[Story,
                                    for c in (index.ends_cosine(story, o) for o, _ in others)]
         data["means_cosines"] = [None if c is None else round(c, 4)
                                  for c in (index.means_cosine(story, o) for o, _ in others)]
-    return Finding.on(story, code, "unique", on[code], f"{WHAT[relation]} {listed}{more}",
+    return Finding.on(story, code, "unique", on[code], f"{WHAT[relation]} {listed}{more}; {HOW[relation]}",
                       related=related, data=data)
 
 

@@ -240,7 +240,7 @@ def test_duplicate_messages_name_the_other_story_by_relative_file_line(backlog):
     rows = [row for row in json.loads(r.stdout) if row["code"] == "ST601"]
     assert rows and all(str(backlog) not in row["message"] for row in rows)
     later = next(row for row in rows if row["line"] == 4)
-    assert later["message"] == "Duplicate: the same story as b.txt:1"
+    assert later["message"] == "Duplicate: the same story as b.txt:1; delete one of them"
     assert later["related"][0]["message"] == "Duplicate: the same story (b.txt:1)"
     for row in json.loads(r.stdout):
         assert not INTERNAL_ID.search(row["message"]), row["message"]

@@ -151,7 +151,7 @@ async def test_merge_action_and_duplicate_message_name_the_other_story_by_file_l
         return pubs and next((d.message for d in pubs[-1].diagnostics if d.code == "ST601" and d.range.start.line == 3),
                              None)
 
-    message = await until(lambda: duplicate_message() == "Duplicate: the same story as stories.txt:1" or None,
+    message = await until(lambda: duplicate_message() == "Duplicate: the same story as stories.txt:1; delete one of them" or None,
                           what="the duplicate's message naming stories.txt:1, relative to the folder")
     assert message and str(workspace) not in duplicate_message()
     actions = await client.text_document_code_action_async(params(u, 3, only=[types.CodeActionKind.QuickFix]))

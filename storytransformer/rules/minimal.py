@@ -19,6 +19,16 @@ DANGLING = frozenset("a an the of to in on at by for with from into onto about a
 PLURAL = re.compile(r"^\((?:s|es|ies)\)$", re.IGNORECASE)
 
 
+def _shortened(bracketed: str, limit: int = 60) -> str:
+    """Bracketed text as a message quotes it: whole when short, else its start and its closing bracket
+    ("(e.g. historical reports still published, expired ...)")."""
+    text = " ".join(bracketed.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 5].rsplit(" ", 1)[0]
+    return f"{cut} ...{text[-1]}"
+
+
 @rule("ST301", "bracketed-text", CRITERION, Severity.WARNING,
       "Text in brackets is a note, not part of the story: move it out.", fixable=True,
       fix="Move the bracketed text into a note or the acceptance criteria (the quick fix does it).",
@@ -37,7 +47,7 @@ def bracketed_text(story, ctx):
         integral = bool(before) and before[-1].lower().strip(",;:") in DANGLING
         fix = None if integral else move_to_note(story, start, end, ctx.lines_of(story), "Move the bracketed text into a note")
         yield Finding.on(story, "ST301", CRITERION, Severity.WARNING,
-                         f"Not minimal: the bracketed text {m.group(0)[:60]!s} is a note, not part of the story",
+                         f"Not minimal: the bracketed text {_shortened(m.group(0))} is a note, not part of the story",
                          sub_range(story.text, story.range, start, end), fix=fix)
 
 

@@ -322,6 +322,14 @@ def test_asides_are_not_minimal(story, flagged):
     assert ("ST304" in codes_on_line(findings, "b.txt", 1)) is flagged
 
 
+def test_long_bracketed_text_is_quoted_with_its_closing_bracket():
+    story = ("As a user, I want to see old reports (for example historical reports that are still published, "
+             "expired ones and drafts) in the archive.")
+    _, findings = lint_texts({"b.txt": story + "\n"})
+    (found,) = [f for f in findings if f.code == "ST301"]
+    assert "the bracketed text (for example historical reports that are still ...) is a note" in found.message
+
+
 @pytest.mark.parametrize("story, quoted", [
     ("As a visitor, I want a page for each class: title, trainers, room and time, so that I pick one.",
      "': title, trainers, room and ...'"),

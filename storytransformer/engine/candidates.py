@@ -39,6 +39,15 @@ def clean_part(text: str) -> str:
     return squash(text).strip(" ,;:.").strip()
 
 
+REPEATED_MARKER = re.compile(r"(?i)^[\s,]*(?:so\s+that|so(?!\s+(?:many|much|few|little|far|long)\b)|that)\b[\s,]*(?=\S)")
+
+
+def without_repeated_marker(ends: str) -> str:
+    """The ends without the marker written a second time at its start ("so that, so that we can see"
+    has the ends "so that we can see"; "so that so they can" has "so they can")."""
+    return REPEATED_MARKER.sub("", ends, count=1)
+
+
 def compose(role: Part | None, role_text: str, means: Part, means_text: str, ends: Part | None, ends_text: str | None) -> str:
     """One story sentence from parts, each with the marker it was written with."""
     r = f"{lead_role(role.marker if role else 'As a', role_text)} {role_text}, " if role_text else ""
@@ -187,7 +196,8 @@ def rewrite_candidates(story: Story, findings: Sequence[Finding] = (), limit: in
         prov = {"means": story.id, **({"role": story.id} if story.role else {})}
         if story.ends:
             out.append(Candidate((compose(story.role, role_text, story.means, means_text, story.ends,
-                                          clean_part(story.ends.text)),), {**prov, "ends": story.id}))
+                                          clean_part(without_repeated_marker(story.ends.text))),),
+                                 {**prov, "ends": story.id}))
         out.append(Candidate((compose(story.role, role_text, story.means, means_text, None, None),), prov))
     return _dedupe(out)[:limit]
 

@@ -22,6 +22,11 @@ A proposal is accepted only if
     a merge that would drop what a story asked for is refused, naming the need. For duplicates
     (``same_need``) a part may be left out when the merge keeps another source's part of that kind.
 
+(e) for a rewrite or a split (``keep_benefit``): it keeps the source's benefit, every need word of
+    its ends ("so that so they can be considered for a class" may become "so that they can be
+    considered for a class", never nothing): a story cleaned up by losing why it was asked for
+    has lost a need, whatever finding that removes.
+
 Whatever the model was told or tricked into saying, content it invented cannot pass (b), and
 an instruction smuggled into a source story cannot be copied into a proposal past (c).
 """
@@ -83,7 +88,8 @@ class Validator:
         return {f.code for f in findings}
 
     def check(self, lines: Sequence[str], sources: Sequence[Story], *, targeted: Iterable[str] = (),
-              source_codes: set[str] | None = None, keep_needs: bool = False, same_need: bool | SameNeed = False) -> Grounding:
+              source_codes: set[str] | None = None, keep_needs: bool = False, same_need: bool | SameNeed = False,
+              keep_benefit: bool = False) -> Grounding:
         reasons: list[str] = []
         lines = [line.strip() for line in lines]
         if not lines or any(not line for line in lines):
@@ -120,7 +126,27 @@ class Validator:
             needs = keeps_every_need(" ".join(lines), sources, same_need=same_need)
             if not needs.kept:
                 reasons.append(f"drops what a source story asked for: {needs.reason}")
+        if keep_benefit:
+            reasons.extend(dropped_benefits(lines, sources))
         return Grounding(not reasons, tuple(dict.fromkeys(reasons)), tuple(invented), tuple(codes))
+
+
+def dropped_benefits(lines: Sequence[str], sources: Sequence[Story]) -> list[str]:
+    """A reason for each source whose ends has need words that ``lines`` lack (rule (e))."""
+    from ..similarity.needs import need_words, story_label
+
+    have: set[str] = set()
+    for line in lines:
+        have.update(need_words(line))
+    out = []
+    for s in sources:
+        if s.ends is None:
+            continue
+        missing = [w for st, w in need_words(s.ends.text).items() if st not in have]
+        if missing:
+            out.append(f"drops the benefit of {story_label(s)} ({', '.join(repr(w) for w in missing)} of "
+                       f"{s.ends.text.strip(' ,.;')!r})")
+    return out
 
 
 def with_grounding(proposal, grounding: Grounding):

@@ -202,7 +202,8 @@ class Proposer:
             seen.add(key)
             c = replace(c, origin=origins[key])
             g = self.validator.check(c.stories, sources, targeted=targeted, source_codes=source_codes,
-                                     keep_needs=kind == "merge", same_need=same_need)
+                                     keep_needs=kind == "merge", same_need=same_need,
+                                     keep_benefit=kind in ("rewrite", "split"))
             if not g.accepted:
                 log.info("%s proposal rejected (%s): %s", kind, c.origin, "; ".join(g.reasons))
             proposals.append(Proposal(kind, c.stories, tuple(s.id for s in sources), g, c.provenance, c.origin))

@@ -22,9 +22,9 @@ PLURAL = re.compile(r"^\((?:s|es|ies)\)$", re.IGNORECASE)
 def _shortened(bracketed: str, limit: int = 60) -> str:
     """Bracketed text as a message quotes it: whole when short, else its start and its closing bracket
     ("(e.g. historical reports still published, expired ...)")."""
+    if len(bracketed) <= limit:
+        return bracketed
     text = " ".join(bracketed.split())
-    if len(text) <= limit:
-        return text
     cut = text[:limit - 5].rsplit(" ", 1)[0]
     return f"{cut} ...{text[-1]}"
 

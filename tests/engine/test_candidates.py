@@ -52,3 +52,11 @@ def test_rewrite_drops_trailing_text_and_fixes_case():
     (s,) = stories("as a pilot i want to see the weather map. It should load fast.")
     texts = [c.stories[0] for c in rewrite_candidates(s)]
     assert "As a pilot, I want to see the weather map." in texts
+
+
+def test_rewrite_writes_a_repeated_ends_marker_once():
+    (s,) = stories("As a attendee, I want to join a waitlist, so that so they can seat me in a class.")
+    texts = [c.stories[0] for c in rewrite_candidates(s)]
+    assert "As an attendee, I want to join a waitlist, so that they can seat me in a class." in texts
+    (s,) = stories("As a host, I want a guest list, so that, so that I can greet people.")
+    assert "As a host, I want a guest list, so that I can greet people." in [c.stories[0] for c in rewrite_candidates(s)]

@@ -131,3 +131,23 @@ def test_a_later_criterion_is_not_taken_for_well_formed(validator):
     g = validator.check([src], stories(src))
     assert "ST1101" in g.findings
     assert g.accepted, g.reasons
+
+
+def test_a_rewrite_or_split_that_drops_the_benefit_is_refused(validator):
+    (source,) = stories("As a attendee, I want to join a waitlist, so that so they can seat me in a class.")
+    dropped = validator.check(["As an attendee, I want to join a waitlist."], [source], keep_benefit=True)
+    assert not dropped.accepted
+    assert any(r.startswith("drops the benefit of sources.txt:1 ('seat', 'class'") for r in dropped.reasons), dropped.reasons
+    kept = validator.check(["As an attendee, I want to join a waitlist, so that they can seat me in a class."], [source],
+                           keep_benefit=True)
+    assert kept.accepted, kept.reasons
+    # without the benefit rule (a merge checks its needs its own way), the shorter story passes
+    assert validator.check(["As an attendee, I want to join a waitlist."], [source]).accepted
+
+
+def test_the_proposer_offers_no_rewrite_that_loses_the_benefit():
+    from storytransformer.engine.proposer import Proposer
+
+    (source,) = stories("As a attendee, I want to join a waitlist, so that so they can seat me in a class.")
+    accepted = [p.text for p in Proposer(Config(engine=EngineConfig(generate=False))).propose_rewrite(source)]
+    assert accepted == ["As an attendee, I want to join a waitlist, so that they can seat me in a class."]

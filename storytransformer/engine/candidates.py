@@ -130,11 +130,21 @@ def _first_with(stories: Sequence[Story], kind: str, text: str) -> Story:
     return next(s for s in stories if clean_part(getattr(s, kind).text).lower() == text.lower())
 
 
+# Verbs that are no action of the system but a second wish or a clause of its own ("enable customers to
+# give feedback and need an easy way to read it"): a piece that starts with one is not a means to split
+# off, and never gets the first piece's verb ("enable need an easy way").
+NOT_SPLIT_VERBS = frozenset("need needs want wants wish wishes would like likes should must can could will may "
+                            "might shall".split())
+# Verbs outside the action list that still lead a piece of their own (it gets no shared verb).
+OWN_VERBS = NOT_SPLIT_VERBS | frozenset("have has be know make use allow let require get see".split())
+
+
 def conjuncts(means: str) -> list[list[str]]:
     """Ways to split a means at its conjunctions: plain conjuncts, and with a shared verb or object
-    distributed ("add and remove items" -> "add items", "remove items")."""
+    distributed ("add and remove items" -> "add items", "remove items"). None where a later piece is a
+    second wish or a clause ("... and need an easy way to ...", "... and it should ...")."""
     pieces = [p for p in CONJUNCTION.split(means) if p.strip()]
-    if len(pieces) < 2:
+    if len(pieces) < 2 or any(p.split()[0].lower() in NOT_SPLIT_VERBS for p in pieces[1:]):
         return []
     variants = [pieces]
     first_words = pieces[0].split()
@@ -145,7 +155,7 @@ def conjuncts(means: str) -> list[list[str]]:
         variants.append([f"{p} {tail}" for p in pieces[:-1]] + [pieces[-1]])
     # shared verb: later pieces lack the first one's verb ("create users and groups"); a piece that leads
     # with a verb of its own ("search the catalogue and reserve a book") has one already
-    if len(first_words) > 1 and not any(p.split()[0].lower() in ACTION_VERBS for p in pieces[1:]):
+    if len(first_words) > 1 and not any(p.split()[0].lower() in ACTION_VERBS | OWN_VERBS for p in pieces[1:]):
         verb = first_words[0]
         variants.append([pieces[0]] + [f"{verb} {p}" for p in pieces[1:]])
     return variants

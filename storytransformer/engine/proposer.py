@@ -285,6 +285,7 @@ class Outcome:
 # proposals share names the failure
 WHY = (
     ("drops what a source story asked for", "no proposal kept every part of {sources}"),
+    ("drops the benefit", "no proposal kept the benefit ('so that ...') of {sources}"),
     ("still has the finding", "no proposal removed the finding it should fix"),
     ("invents content", "every proposal used words that are not in {sources}"),
     ("introduces finding", "every proposal brought in findings {sources} do not have"),
@@ -295,7 +296,8 @@ WHY = (
 NO_CANDIDATE = {
     "merge": "no proposal could be built: fewer than two of the stories have an 'I want ...' part",
     "rewrite": "no proposal could be built: the story has no fix and no 'I want ...' part to rebuild it from",
-    "split": "no proposal could be built: the story's 'I want ...' part has nothing joined by 'and' or 'or' to split",
+    "split": ("no proposal could be built: the story's 'I want ...' part has no pieces joined by 'and' or 'or' "
+              "that each read as an action; split it by hand"),
 }
 
 

@@ -60,3 +60,9 @@ def test_rewrite_writes_a_repeated_ends_marker_once():
     assert "As an attendee, I want to join a waitlist, so that they can seat me in a class." in texts
     (s,) = stories("As a host, I want a guest list, so that, so that I can greet people.")
     assert "As a host, I want a guest list, so that I can greet people." in [c.stories[0] for c in rewrite_candidates(s)]
+
+
+def test_split_gives_no_verb_to_a_second_wish_and_does_not_split_it_off():
+    assert conjuncts("enable customers to give feedback and need an easy way to read it") == []
+    variants = conjuncts("create a profile and have a page for it")
+    assert ["create a profile", "create have a page for it"] not in variants

@@ -58,7 +58,7 @@ def test_no_candidate_at_all_is_said_too():
     (s,) = stories("As a clerk, I want to print labels.")
     outcome = Proposer(Config(engine=EngineConfig(generate=False))).propose("split", [s])
     assert outcome == Outcome("split", (), (), why_none("split", 1, ()))
-    assert "nothing joined by 'and' or 'or'" in outcome.reason
+    assert "no pieces joined by 'and' or 'or' that each read as an action" in outcome.reason
 
 
 def test_the_daemon_translates_the_engines_typed_errors():

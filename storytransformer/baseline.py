@@ -3,7 +3,7 @@
 A finding is matched by what it is about, never by where it is: the story's
 normalised text (lower case, words only, as story ids and the duplicate rules
 compare stories), the rule code, and a key that tells two findings of one rule
-on one story apart (the word concerned for ST701 and ST801, the message for the
+on one story apart (the words concerned for ST301, ST304, ST701, ST702 and ST801, the message for the
 others; empty for findings about other stories, such as duplicates, whose
 message names the other stories' places). Moving a story, or editing another,
 leaves its findings matched; editing the story itself makes them new. A finding

@@ -48,7 +48,7 @@ def bracketed_text(story, ctx):
         fix = None if integral else move_to_note(story, start, end, ctx.lines_of(story), "Move the bracketed text into a note")
         yield Finding.on(story, "ST301", CRITERION, Severity.WARNING,
                          f"Not minimal: the bracketed text {_shortened(m.group(0))} is a note, not part of the story",
-                         sub_range(story.text, story.range, start, end), fix=fix)
+                         sub_range(story.text, story.range, start, end), fix=fix, data={"term": m.group(0)})
 
 
 def _offset(story, part) -> int:
@@ -149,7 +149,8 @@ def aside(story, ctx):
         yield Finding.on(story, "ST304", CRITERION, Severity.WARNING,
                          f"Not minimal: '{_aside_quote(story.text, start, end)}' adds detail beyond the role, means "
                          "and ends; move it to the acceptance criteria",
-                         sub_range(story.text, story.range, start, min(len(story.text), end)))
+                         sub_range(story.text, story.range, start, min(len(story.text), end)),
+                         data={"term": story.text[start:end]})
 
 
 ASIDE_WORDS = 4  # a colon or a dash is quoted with the words it starts (": Logo, title, trainers, ...")

@@ -385,3 +385,16 @@ def test_brackets_that_carry_the_sentence_are_reported_but_not_moved():
     second = [f for f in findings if f.code == "ST301" and f.range.start.line == 1]
     assert first and all(f.fix is None for f in first)  # moving them out would leave "estimates with or"
     assert second and second[0].fix is not None
+
+
+def test_aside_and_bracket_findings_are_keyed_by_their_words_not_their_message():
+    from dataclasses import replace
+
+    from storytransformer.baseline import message_key
+
+    _, findings = lint_texts({"b.txt": "As a user, I want to export loans (all of them): as CSV or PDF.\n"})
+    by_code = {f.code: f for f in findings}
+    for code, words in (("ST301", "all of them"), ("ST304", "as csv or pdf")):
+        found = by_code[code]
+        assert message_key(found) == message_key(replace(found, message="reworded")), code
+        assert words in message_key(found), (code, message_key(found))

@@ -48,6 +48,41 @@ def without_repeated_marker(ends: str) -> str:
     return REPEATED_MARKER.sub("", ends, count=1)
 
 
+# Findings whose text is detail to move out of the story (an aside, a bracket): a rewrite may leave it out.
+DETAIL_CODES = frozenset({"ST301", "ST304"})
+# Asides that only append examples: the sentence before them is whole ("answer questions about the story
+# such as ..."). Not "things like", a colon or a dash, which may carry the object ("to see things like ...").
+APPENDED_ASIDE = re.compile(r"(?i)^(?:such\s+as|e\.\s?g\.|for\s+example|for\s+instance|i\.\s?e\.|namely|especially|including)\b")
+
+
+def detail_spans(part: Part, findings: Sequence[Finding], story_id: str) -> list[tuple[int, int]]:
+    """(start, end) in ``part.text`` of each detail finding of the story that lies inside ``part``
+    (an ST304 aside runs to the end of the part: what follows "such as" is the detail)."""
+    r = part.range
+    if r.start.line != r.end.line:
+        return []
+    out = []
+    for f in findings:
+        fr = f.range
+        appended = f.code != "ST304" or APPENDED_ASIDE.match(str((f.data or {}).get("term", "")))
+        if (f.code in DETAIL_CODES and f.story_id == story_id and fr.start.line == fr.end.line == r.start.line
+                and r.start.character <= fr.start.character and fr.end.character <= r.end.character and appended):
+            start = fr.start.character - r.start.character
+            out.append((start, len(part.text) if f.code == "ST304" else fr.end.character - r.start.character))
+    return out
+
+
+def without_detail(part: Part, findings: Sequence[Finding], story_id: str) -> str | None:
+    """``part``'s text without the asides and brackets its findings mark (None when it has none)."""
+    spans = detail_spans(part, findings, story_id)
+    if not spans:
+        return None
+    text = part.text
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + text[end:]
+    return re.sub(r"\s+", " ", text).strip(" ,;:")
+
+
 def compose(role: Part | None, role_text: str, means: Part, means_text: str, ends: Part | None, ends_text: str | None) -> str:
     """One story sentence from parts, each with the marker it was written with."""
     r = f"{lead_role(role.marker if role else 'As a', role_text)} {role_text}, " if role_text else ""
@@ -205,9 +240,13 @@ def rewrite_candidates(story: Story, findings: Sequence[Finding] = (), limit: in
         means_text = clean_part(story.means.text)
         prov = {"means": story.id, **({"role": story.id} if story.role else {})}
         if story.ends:
+            ends_text = without_repeated_marker(story.ends.text)
             out.append(Candidate((compose(story.role, role_text, story.means, means_text, story.ends,
-                                          clean_part(without_repeated_marker(story.ends.text))),),
-                                 {**prov, "ends": story.id}))
+                                          clean_part(ends_text)),), {**prov, "ends": story.id}))
+            cut = without_detail(story.ends, findings, story.id)
+            if cut is not None:
+                out.append(Candidate((compose(story.role, role_text, story.means, means_text, story.ends,
+                                              clean_part(without_repeated_marker(cut))),), {**prov, "ends": story.id}))
         out.append(Candidate((compose(story.role, role_text, story.means, means_text, None, None),), prov))
     return _dedupe(out)[:limit]
 

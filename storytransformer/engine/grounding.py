@@ -25,7 +25,8 @@ A proposal is accepted only if
 (e) for a rewrite or a split (``keep_benefit``): it keeps the source's benefit, every need word of
     its ends ("so that so they can be considered for a class" may become "so that they can be
     considered for a class", never nothing): a story cleaned up by losing why it was asked for
-    has lost a need, whatever finding that removes.
+    has lost a need, whatever finding that removes. Only the ``detail`` a finding says to move out
+    of the story (an aside after "such as", a bracket) may leave the ends.
 
 Whatever the model was told or tricked into saying, content it invented cannot pass (b), and
 an instruction smuggled into a source story cannot be copied into a proposal past (c).
@@ -89,7 +90,7 @@ class Validator:
 
     def check(self, lines: Sequence[str], sources: Sequence[Story], *, targeted: Iterable[str] = (),
               source_codes: set[str] | None = None, keep_needs: bool = False, same_need: bool | SameNeed = False,
-              keep_benefit: bool = False) -> Grounding:
+              keep_benefit: bool = False, detail: Iterable[str] = ()) -> Grounding:
         reasons: list[str] = []
         lines = [line.strip() for line in lines]
         if not lines or any(not line for line in lines):
@@ -127,15 +128,18 @@ class Validator:
             if not needs.kept:
                 reasons.append(f"drops what a source story asked for: {needs.reason}")
         if keep_benefit:
-            reasons.extend(dropped_benefits(lines, sources))
+            reasons.extend(dropped_benefits(lines, sources, detail))
         return Grounding(not reasons, tuple(dict.fromkeys(reasons)), tuple(invented), tuple(codes))
 
 
-def dropped_benefits(lines: Sequence[str], sources: Sequence[Story]) -> list[str]:
-    """A reason for each source whose ends has need words that ``lines`` lack (rule (e))."""
+def dropped_benefits(lines: Sequence[str], sources: Sequence[Story], detail: Iterable[str] = ()) -> list[str]:
+    """A reason for each source whose ends has need words that ``lines`` lack (rule (e)); words of the
+    ``detail`` texts (an aside or bracket a finding says to move out of the story) may go."""
     from ..similarity.needs import need_words, story_label
 
     have: set[str] = set()
+    for text in detail:
+        have.update(need_words(text))
     for line in lines:
         have.update(need_words(line))
     out = []

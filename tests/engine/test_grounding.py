@@ -151,3 +151,17 @@ def test_the_proposer_offers_no_rewrite_that_loses_the_benefit():
     (source,) = stories("As a attendee, I want to join a waitlist, so that so they can seat me in a class.")
     accepted = [p.text for p in Proposer(Config(engine=EngineConfig(generate=False))).propose_rewrite(source)]
     assert accepted == ["As an attendee, I want to join a waitlist, so that they can seat me in a class."]
+
+
+def test_a_rewrite_may_leave_out_an_aside_of_the_benefit_but_not_the_benefit():
+    from storytransformer.engine.proposer import Proposer
+
+    proposer = Proposer(Config(engine=EngineConfig(generate=False)))
+    (s,) = stories("As a host, I want to see the guest list, so that I can answer questions such as who is coming.")
+    assert [p.text for p in proposer.propose_rewrite(s)] == [
+        "As a host, I want to see the guest list, so that I can answer questions."]
+    # "things like" may carry the object ("to see things like ..."): cutting it would leave "to see"
+    (s,) = stories("As a host, I want the guest list, so that I can see things like who is coming.")
+    found = proposer.propose_rewrite(s, include_rejected=True)
+    assert not [p for p in found if p.accepted]
+    assert any("drops the benefit" in r for p in found for r in p.reasons)

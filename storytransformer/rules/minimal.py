@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from ..findings import Finding, Severity
+from ..findings import Finding, Fix, Severity
 from ..fixes import move_to_note
 from ..parse import MEANS_MARKER, first_sentence_end
-from ..story import sub_range
+from ..story import Position, Range, sub_range
 from .registry import MAX_STORY_CHARS, Example, rule
 
 CRITERION = "minimal"
@@ -81,6 +81,21 @@ def extra_sentence(story, ctx):
 
 # The ends marker written twice: "so that so that we can", "so that, so that", "so that so they".
 REPEATED_ENDS = re.compile(r"(?i)^(?:so\s+that|so)\b[\s,]*(?:so\s+that|so)\b")
+LEADING_ENDS_MARKER = re.compile(r"(?i)^(?:so\s+that|so)\b[\s,]*")
+
+
+def _once_fix(ends) -> Fix | None:
+    """The ends marker written once: what lies between the marker and the rest of the ends ("so that,
+    so that we can" -> "so that we can"). None when the ends does not start with the marker again or
+    spans lines."""
+    m = LEADING_ENDS_MARKER.match(ends.text)
+    start, end = ends.marker_range.end, ends.range.start
+    if not m or m.end() >= len(ends.text) or start.line != end.line or ends.range.end.line != end.line:
+        return None
+    gone = Range(start, Position(end.line, end.character + m.end()))
+    return Fix.replace("Write the ends marker once", gone, " ")
+
+
 # A second ends clause inside the ends: "so that it is cited, so that I get credit", "so that I see it so I ask".
 SECOND_ENDS = re.compile(r"(?i)\bso\s+that\b|\bso\s+(?:I|we)\b")
 
@@ -91,8 +106,8 @@ SECOND_MEANS = re.compile(r"(?i)(?:,\s*|\s)(?:and|but)\s+((?:I|we)\s+(?:also\s+)
 
 
 @rule("ST303", "repeated-marker", CRITERION, Severity.WARNING,
-      "A marker is written twice ('As a user, as a user', 'I want to I want to', 'so that so that').",
-      fix="Write each marker once.",
+      "A marker is written twice ('As a user, as a user', 'I want to I want to', 'so that so that').", fixable=True,
+      fix="Write each marker once (the quick fix does it for a repeated 'so that').",
       examples=(Example("As a user, as a user, I want to log in.", flagged=True),
                 Example("As a user, I want to log in, so that so that I see my loans.", flagged=True),
                 Example("As a user, I want to log in.", flagged=False)))
@@ -102,7 +117,8 @@ def repeated_marker(story, ctx):
         m = REPEATED_ENDS.match(f"{ends.marker} {ends.text}")
         if m:
             yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
-                             f"Not minimal: the ends marker is repeated ('{m.group(0)}'); write it once", ends.range)
+                             f"Not minimal: the ends marker is repeated ('{m.group(0)}'); write it once", ends.range,
+                             fix=_once_fix(ends))
         elif SECOND_ENDS.search(ends.text, 1, MAX_STORY_CHARS):
             yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
                              "Not minimal: the ends holds a second 'so that' clause; keep one reason", ends.range)

@@ -27,6 +27,10 @@ def fixed(text: str, code: str, path: str = "b.txt", config: Config | None = Non
      "ST402", "As a member, I want an email before a loan is due, so that I return it on time."),
     ("b.txt", "As a member, I want to renew loans, so that I keep books. It must be free.",
      "ST302", "As a member, I want to renew loans, so that I keep books.\n# Note: It must be free."),
+    ("b.txt", "As a member, I want a waitlist, so that so they can seat me.",
+     "ST303", "As a member, I want a waitlist, so that they can seat me."),
+    ("b.txt", "As a host, I want a list of guests so that, so that we can see who came.",
+     "ST303", "As a host, I want a list of guests so that we can see who came."),
 ])
 def test_fix_results(path, story, code, expected):
     text = OTHER + story + "\n" + OTHER.replace("pay", "see")

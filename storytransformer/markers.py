@@ -47,3 +47,13 @@ def trailing_ends(marker: str) -> str:
     means would read as part of it)."""
     marker = " ".join(marker.split()).lower() or "so that"
     return "in order to" if marker == "to" else marker
+
+
+# The ends marker written a second time at the start of the ends ("so that, so that we can", "so that so they
+# can"); "so many", "so much", ... are words of the ends, not a marker.
+REPEATED_ENDS_MARKER = re.compile(r"(?i)^[\s,]*(?:so\s+that|so(?!\s+(?:many|much|few|little|far|long)\b))\b[\s,]*(?=\S)")
+
+
+def repeated_ends_marker(ends: str) -> re.Match | None:
+    """Where the ends text starts with its marker again (the match covers it and the space after), else None."""
+    return REPEATED_ENDS_MARKER.match(ends)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from ..findings import Finding, TextEdit
 from ..fixes import complete_actions
-from ..markers import lead_role, means_with_subject, trailing_ends
+from ..markers import lead_role, means_with_subject, repeated_ends_marker, trailing_ends
 from ..nlp import ACTION_VERBS
 from ..story import Part, Position, Range, Story
 
@@ -39,13 +39,11 @@ def clean_part(text: str) -> str:
     return squash(text).strip(" ,;:.").strip()
 
 
-REPEATED_MARKER = re.compile(r"(?i)^[\s,]*(?:so\s+that|so(?!\s+(?:many|much|few|little|far|long)\b)|that)\b[\s,]*(?=\S)")
-
-
 def without_repeated_marker(ends: str) -> str:
-    """The ends without the marker written a second time at its start ("so that, so that we can see"
-    has the ends "so that we can see"; "so that so they can" has "so they can")."""
-    return REPEATED_MARKER.sub("", ends, count=1)
+    """The ends without the marker written a second time at its start (the ends of "so that, so that we
+    can see" is "so that we can see": "we can see" here)."""
+    m = repeated_ends_marker(ends)
+    return ends[m.end():] if m else ends
 
 
 # Findings whose text is detail to move out of the story (an aside, a bracket): a rewrite may leave it out.

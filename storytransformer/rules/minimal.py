@@ -6,6 +6,7 @@ import re
 
 from ..findings import Finding, Fix, Severity
 from ..fixes import move_to_note
+from ..markers import repeated_ends_marker
 from ..parse import MEANS_MARKER, first_sentence_end
 from ..story import Position, Range, sub_range
 from .registry import MAX_STORY_CHARS, Example, rule
@@ -79,18 +80,11 @@ def extra_sentence(story, ctx):
                              sub_range(means.text, means.range, cut, len(means.text)))
 
 
-# The ends marker written twice: "so that so that we can", "so that, so that", "so that so they".
-REPEATED_ENDS = re.compile(r"(?i)^(?:so\s+that|so)\b[\s,]*(?:so\s+that|so)\b")
-LEADING_ENDS_MARKER = re.compile(r"(?i)^(?:so\s+that|so)\b[\s,]*")
-
-
-def _once_fix(ends) -> Fix | None:
-    """The ends marker written once: what lies between the marker and the rest of the ends ("so that,
-    so that we can" -> "so that we can"). None when the ends does not start with the marker again or
-    spans lines."""
-    m = LEADING_ENDS_MARKER.match(ends.text)
+def _once_fix(ends, m: re.Match) -> Fix | None:
+    """The ends marker written once: what lies between the marker and the rest of the ends (``m``, the
+    repeated marker: "so that, so that we can" -> "so that we can"). None when the ends spans lines."""
     start, end = ends.marker_range.end, ends.range.start
-    if not m or m.end() >= len(ends.text) or start.line != end.line or ends.range.end.line != end.line:
+    if start.line != end.line or ends.range.end.line != end.line:
         return None
     gone = Range(start, Position(end.line, end.character + m.end()))
     return Fix.replace("Write the ends marker once", gone, " ")
@@ -114,11 +108,12 @@ SECOND_MEANS = re.compile(r"(?i)(?:,\s*|\s)(?:and|but)\s+((?:I|we)\s+(?:also\s+)
 def repeated_marker(story, ctx):
     role, means, ends = story.role, story.means, story.ends
     if ends is not None:
-        m = REPEATED_ENDS.match(f"{ends.marker} {ends.text}")
+        m = repeated_ends_marker(ends.text) if re.fullmatch(r"(?i)so(?:\s+that)?", ends.marker.strip()) else None
         if m:
+            said = " ".join(f"{ends.marker} {m.group(0)}".replace(",", " ").split())
             yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
-                             f"Not minimal: the ends marker is repeated ('{m.group(0)}'); write it once", ends.range,
-                             fix=_once_fix(ends))
+                             f"Not minimal: the ends marker is repeated ('{said}'); write it once", ends.range,
+                             fix=_once_fix(ends, m))
         elif SECOND_ENDS.search(ends.text, 1, MAX_STORY_CHARS):
             yield Finding.on(story, "ST303", CRITERION, Severity.WARNING,
                              "Not minimal: the ends holds a second 'so that' clause; keep one reason", ends.range)

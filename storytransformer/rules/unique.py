@@ -38,7 +38,7 @@ def exact_duplicate(story, ctx, workspace):
     same = [s for s in workspace.same_text(story) if _squash(s.text) == _squash(story.text)]
     if not same:
         return
-    yield _finding(story, same, "ST601", "Duplicate: the same story", ctx, how="delete one of them")
+    yield _finding(story, same, "ST601", "Duplicate: the same story", ctx, "delete one of them")
 
 
 @rule("ST602", "near-duplicate", CRITERION, Severity.WARNING,
@@ -51,11 +51,11 @@ def normalised_duplicate(story, ctx, workspace):
     if not others or all(_squash(s.text) == _squash(story.text) for s in others):
         return
     near = [s for s in others if _squash(s.text) != _squash(story.text)]
-    yield _finding(story, near, "ST602", "Duplicate: the same words", ctx, deletable=False,
-                   how="keep one of them (or merge them)")
+    yield _finding(story, near, "ST602", "Duplicate: the same words", ctx, "keep one of them (or merge them)",
+                   deletable=False)
 
 
-def _finding(story, others, code, what, ctx, deletable=True, how=""):
+def _finding(story, others, code, what, ctx, how, deletable=True):
     others = sorted(others, key=_position)
     first = min([story, *others], key=_position)
     more = f" and {len(others) - 3} more" if len(others) > 3 else ""

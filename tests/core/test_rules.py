@@ -346,6 +346,7 @@ def test_an_aside_message_quotes_the_words_a_colon_or_dash_starts(story, quoted)
 
 
 @pytest.mark.parametrize("story, flagged", [
+    ("As an organiser, I want a bigger room, so that so many people can join.", False),
     ("As a user, I want to join a waitlist, so that so I get a place.", True),
     ("As a user, I want to join a waitlist, so that, so that I get a place.", True),
     ("As a user, I want to mint DOIs, so that data is cited so that I get credit.", True),

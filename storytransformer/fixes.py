@@ -11,6 +11,7 @@ import re
 from .findings import Fix, TextEdit
 from .injection import injection_reasons
 from .markers import article_for, lead_role, means_with_subject, trailing_ends
+from .nlp import ACTION_VERBS
 from .story import Part, Position, Range, Story, sub_range
 
 NOTE_PREFIX = {"text": "# Note: ", "gherkin": "# Note: "}
@@ -331,6 +332,10 @@ PLACEHOLDERS = (ROLE_PLACEHOLDER, BENEFIT_PLACEHOLDER)
 MODAL = re.compile(r"\s+(?:should|must|shall|will|needs? to|has to|have to|ought to|can)\s+(?P<be>be\s+)?", re.IGNORECASE)
 CLAUSE_BREAK = re.compile(r"\s*;\s*|\s*,?\s+(?:and|or|but|also)\s+|\s*,\s+", re.IGNORECASE)
 LIST_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")  # "- ", "3. " where the format keeps it in the text
+# A line's own benefit: "search should be fast, so that I find books" keeps "so that I find books"
+LINE_ENDS = re.compile(r"^(?P<wish>.*?\S),?\s+(?P<marker>so\s+that|in\s+order\s+to)\s+(?P<ends>\S.*)$", re.IGNORECASE)
+# "As a member, need to renew loans": a wish whose "I want" is cut short, so the reader took it for the role
+WISH_IN_ROLE = re.compile(r",\s*(?:I\s+)?(?:would\s+like|want|need|wish)\b(?P<to>\s+to\b)?\s*", re.IGNORECASE)
 DETERMINERS = frozenset("a an the this that these those my our your their its his her every each all some any".split())
 
 
@@ -348,10 +353,21 @@ def clauses(text: str) -> list[str]:
     return [c.strip(" ,") for c in out if c.strip(" ,")]
 
 
+def mid_sentence(clause: str) -> str:
+    """``clause`` as it reads after "I want": a first word capitalised only because it started the line
+    ("The system must ...", "Search should ...") in lower case; a name ("Google Maps") or an acronym
+    keeps its capitals."""
+    first, space, rest = clause.partition(" ")
+    if first[:1].isupper() and first[1:].islower() and first.lower() in DETERMINERS | ACTION_VERBS:
+        return first.lower() + space + rest
+    return clause
+
+
 def wish(clause: str) -> str:
     """What follows "I want" for one clause, in its own words: "search should be fast" -> "to search
     fast"; "the renew button must be green" -> "the renew button to be green"; "the system must send
     reminders" -> "the system to send reminders"; a clause with no modal verb as it is."""
+    clause = mid_sentence(clause)
     m = MODAL.search(" " + clause)
     if m is None:
         return clause
@@ -376,15 +392,27 @@ def skeletons(story: Story) -> tuple[str, ...]:
         marker = marker[:1].lower() + marker[1:] if not marker.startswith("I ") else marker
         ends = f", {story.ends.marker.strip()} {story.ends.text.strip(' ,.;')}" if story.ends else ""
         return (f"As a {ROLE_PLACEHOLDER}, {marker} {story.means.text.strip(' ,.;')}{ends}.",)
-    text = story.text
-    role = f"As {article_for(story.role.text)} {story.role.text.strip(' ,.;')}" if story.role else f"As a {ROLE_PLACEHOLDER}"
+    text, role_text = story.text, None
     if story.role is not None:
         cut = story.role.range.end.character - story.range.start.character
         text = story.text[cut:] if story.role.range.end.line == story.range.start.line else text
+        role_text = story.role.text.strip(" ,.;")
+        cut_short = WISH_IN_ROLE.search(role_text)
+        head, comma, rest = role_text.partition(",")
+        if cut_short and cut_short.start() > 0:
+            role_text, text = role_text[:cut_short.start()], ("to " if cut_short.group("to") else "") + \
+                role_text[cut_short.end():] + text
+        elif comma and head.strip() and MODAL.search(" " + rest.strip()):
+            role_text, text = head.strip(), rest + text  # "As a librarian, the catalogue must be searchable"
+    role = f"As {article_for(role_text)} {role_text}" if role_text else f"As a {ROLE_PLACEHOLDER}"
     text = re.sub(r"\s+", " ", LIST_BULLET.sub("", text)).strip(" ,.;:")
+    ends = f"so that {BENEFIT_PLACEHOLDER}"
+    own = LINE_ENDS.match(text)
+    if own:
+        text, ends = own.group("wish").strip(" ,.;:"), f"{own.group('marker').lower()} {own.group('ends')}"
     if not text:
         return ()
-    return tuple(f"{role}, I want {wish(c)}, so that {BENEFIT_PLACEHOLDER}." for c in clauses(text))
+    return tuple(f"{role}, I want {wish(c)}, {ends}." for c in clauses(text))
 
 
 def skeleton_fix(story: Story, lines: list[str]) -> Fix | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..checking import CheckOptions, check, is_merge_candidate
 from ..config import ConfigError, load_config
+from ..fixes import PLACEHOLDERS
 from ..places import relative_path, story_at, story_place
 
 KINDS = ("merge", "rewrite", "split")
@@ -226,7 +227,7 @@ def skeleton_proposals(story) -> list:
     """For a line that is not a story (or has no role): the skeletons of :func:`storytransformer.fixes.skeletons`,
     as accepted proposals when every word but the placeholders is the line's own; [] otherwise."""
     from ..engine.contract import Grounding, Proposal
-    from ..fixes import PLACEHOLDERS, skeletons
+    from ..fixes import skeletons
     from ..words import content_words, source_text
 
     lines = skeletons(story)
@@ -328,8 +329,10 @@ def _text(out: list[dict]) -> str:
         lines += [f"  said by the other source: {x}" for x in p.get("said_by_other_source", [])]
         if p["accepted"] and n == 1:  # once, with the first proposal
             lines += [f"  both benefits kept: {x}" for x in p.get("benefits_kept_apart", [])]
-        if any("<role>" in s or "<benefit>" in s for s in p["stories"]):
-            lines.append("  fill in <role> and <benefit> yourself: they are not in the line")
+        blanks = [b for b in PLACEHOLDERS if any(b in s for s in p["stories"])]
+        if blanks:
+            lines.append(f"  fill in {' and '.join(blanks)} yourself: {'it is' if len(blanks) == 1 else 'they are'} "
+                         "not in the line")
         if p["provenance"]:
             lines.append("  from: " + ", ".join(f"{k} <- {_places(v, where)}" for k, v in p["provenance"].items()))
         lines += [f"  reason: {r}" for r in p["grounding"]["reasons"]]

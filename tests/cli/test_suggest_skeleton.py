@@ -41,3 +41,5 @@ def test_a_story_without_a_role_gets_the_role_placeholder_only(tmp_path):
     assert r.returncode == 0, r.stderr
     (p,) = json.loads(r.stdout)
     assert p["stories"] == ["As a <role>, I want to renew a loan, so that I keep the book."]
+    text = run("suggest", "rewrite", "b.txt:1", cwd=tmp_path).stdout
+    assert "fill in <role> yourself: it is not in the line" in text and "<benefit> yourself" not in text

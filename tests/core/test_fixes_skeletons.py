@@ -32,6 +32,31 @@ def test_each_wish_becomes_a_skeleton_in_its_own_words():
     assert set(content_words(bare)) <= set(content_words(line))
 
 
+def test_a_word_capitalised_only_to_start_the_line_is_lower_case_mid_sentence():
+    assert wish("The system must export reports to PDF") == "the system to export reports to PDF"
+    assert wish("Search should be fast") == "to search fast"
+    assert wish("All loans must be renewable online") == "all loans to be renewable online"
+    # a name or an acronym keeps its capitals
+    assert wish("Google Maps should open in a new tab") == "Google Maps to open in a new tab"
+    assert wish("PDF export must be fast") == "PDF export to be fast"
+    assert skeletons(story("The system shall send reminders.")) == (
+        "As a <role>, I want the system to send reminders, so that <benefit>.",)
+
+
+def test_a_skeleton_keeps_the_line_s_own_benefit_and_a_wish_the_reader_took_for_the_role():
+    # the line's "so that" is its benefit: no placeholder after it, and no second "so that"
+    assert skeletons(story("search should be fast, so that I find books quickly.")) == (
+        "As a <role>, I want to search fast, so that I find books quickly.",)
+    # "I want" cut short: the reader reads the wish as part of the role
+    assert skeletons(story("As a member, need to renew loans online.")) == (
+        "As a member, I want to renew loans online, so that <benefit>.",)
+    assert skeletons(story("As a researcher, would like the ability to export from SQL, so that I can reuse data.")) == (
+        "As a researcher, I want the ability to export from SQL, so that I can reuse data.",)
+    # a wish with a modal verb after the role
+    assert skeletons(story("As a librarian, the catalogue must be searchable, so that I find books.")) == (
+        "As a librarian, I want the catalogue to be searchable, so that I find books.",)
+
+
 def test_a_well_formed_story_needs_no_skeleton():
     assert skeletons(story("As a member, I want to renew a loan.")) == ()
 

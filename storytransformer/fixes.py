@@ -355,10 +355,11 @@ def clauses(text: str) -> list[str]:
 
 def mid_sentence(clause: str) -> str:
     """``clause`` as it reads after "I want": a first word capitalised only because it started the line
-    ("The system must ...", "Search should ...") in lower case; a name ("Google Maps") or an acronym
-    keeps its capitals."""
+    ("The system must ...", "Search should ...", "Opening hours ...") in lower case; a name ("Google
+    Maps") or an acronym keeps its capitals."""
     first, space, rest = clause.partition(" ")
-    if first[:1].isupper() and first[1:].islower() and first.lower() in DETERMINERS | ACTION_VERBS:
+    word = first.lower()
+    if first[:1].isupper() and first[1:].islower() and (word in DETERMINERS | ACTION_VERBS or word.endswith("ing")):
         return first.lower() + space + rest
     return clause
 

@@ -249,6 +249,27 @@ def rewrite_candidates(story: Story, findings: Sequence[Finding] = (), limit: in
     return _dedupe(out)[:limit]
 
 
+def fixed_words(story: Story, findings: Sequence[Finding]) -> tuple[tuple[str, str], ...]:
+    """(code, words) for each finding of ``story`` whose quick fix rewrites the story in place and takes
+    those words out of it altogether: a rewrite that still has them ("I'd like to" where the backlog says
+    "I want") has not fixed what the finding asks for, although one-story rules cannot see it (ST501
+    compares the story with its backlog). Words the fix only shortens ("so that so that") do not count."""
+    out = []
+    line, col0 = story.range.start.line, story.range.start.character
+    for f in findings:
+        if f.story_id != story.id or f.fix is None:
+            continue
+        fixed = fix_result(story, f.fix.edits)
+        if len(fixed) != 1:
+            continue
+        for e in f.fix.edits:
+            if e.range.start.line == e.range.end.line == line:
+                words = story.text[e.range.start.character - col0:e.range.end.character - col0].strip(" ,.;")
+                if len(words) >= 2 and words not in fixed[0]:
+                    out.append((f.code, words))
+    return tuple(out)
+
+
 def fix_result(story: Story, edits: Sequence[TextEdit]) -> list[str]:
     """The story lines that a fix's edits produce (notes and comments it adds are left out)."""
     line, col0 = story.range.start.line, story.range.start.character

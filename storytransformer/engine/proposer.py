@@ -121,7 +121,8 @@ class Proposer:
         targeted = tuple(f.code for f in findings if f.story_id == story.id)
         found = cands.rewrite_candidates(story, findings)
         detail = [story.ends.text[s:e] for s, e in cands.detail_spans(story.ends, findings, story.id)] if story.ends else []
-        return self._propose("rewrite", [story], found, targeted, 1, token, deadline, include_rejected, detail=detail)
+        return self._propose("rewrite", [story], found, targeted, 1, token, deadline, include_rejected, detail=detail,
+                             fixed=cands.fixed_words(story, findings))
 
     def propose(self, kind: ProposalKind, stories: Sequence[Story], findings: Sequence[Finding] = (), *,
                 token: CancelToken | None = None, deadline: Deadline | None = None) -> "Outcome":
@@ -171,7 +172,8 @@ class Proposer:
 
     def _propose(self, kind: str, sources: list[Story], found: list[cands.Candidate], targeted: tuple[str, ...],
                  min_lines: int, token, deadline, include_rejected: bool, context: str = "",
-                 same_need: bool | SameNeed = False, detail: Sequence[str] = ()) -> list[Proposal]:
+                 same_need: bool | SameNeed = False, detail: Sequence[str] = (),
+                 fixed: Sequence[tuple[str, str]] = ()) -> list[Proposal]:
         checkpoint(token, deadline)
         msgs = prompts.messages(kind, [source_text_with_markers(s) for s in sources], context=context)
         if self.config.engine.generate:
@@ -205,6 +207,10 @@ class Proposer:
             g = self.validator.check(c.stories, sources, targeted=targeted, source_codes=source_codes,
                                      keep_needs=kind == "merge", same_need=same_need,
                                      keep_benefit=kind in ("rewrite", "split"), detail=detail)
+            kept = [(code, words) for code, words in fixed if words in " ".join(c.stories)]
+            if g.accepted and kept:
+                g = replace(g, accepted=False, reasons=g.reasons + tuple(
+                    f"{code}: still has '{words}', which its fix changes" for code, words in kept))
             if not g.accepted:
                 log.info("%s proposal rejected (%s): %s", kind, c.origin, "; ".join(g.reasons))
             proposals.append(Proposal(kind, c.stories, tuple(s.id for s in sources), g, c.provenance, c.origin))

@@ -36,6 +36,7 @@ def test_a_word_capitalised_only_to_start_the_line_is_lower_case_mid_sentence():
     assert wish("The system must export reports to PDF") == "the system to export reports to PDF"
     assert wish("Search should be fast") == "to search fast"
     assert wish("All loans must be renewable online") == "all loans to be renewable online"
+    assert wish("Opening hours on public holidays") == "opening hours on public holidays"
     # a name or an acronym keeps its capitals
     assert wish("Google Maps should open in a new tab") == "Google Maps to open in a new tab"
     assert wish("PDF export must be fast") == "PDF export to be fast"

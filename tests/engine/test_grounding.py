@@ -166,3 +166,24 @@ def test_a_rewrite_may_leave_out_an_aside_of_the_benefit_but_not_the_benefit():
     found = proposer.propose_rewrite(s, include_rejected=True)
     assert not [p for p in found if p.accepted]
     assert any("drops the benefit" in r for p in found for r in p.reasons)
+
+
+def test_a_rewrite_that_keeps_what_a_backlog_rule_flags_is_refused():
+    """ST501 compares the story with its backlog, which no one-story rule sees: the refilled story that keeps
+    "I'd like to" fixes nothing, so only the fixed wording is offered."""
+    from storytransformer.engine.proposer import Proposer
+    from storytransformer.lint import Linter
+    from storytransformer.workspace import Workspace
+
+    ws = Workspace(Config())
+    ws.set_text("b.txt", "".join(f"As a member, I want to {verb} a loan, so that I keep reading.\n"
+                                     for verb in ("renew", "extend", "return", "pay"))
+                    + "As a librarian, I'd like to export the overdue loans, so that I can send reminders.\n")
+    findings = Linter(ws, use_disk_cache=False).check()
+    story = [s for s in ws.stories() if "I'd like" in s.text][0]
+    assert any(f.code == "ST501" and f.story_id == story.id for f in findings)
+    found = Proposer(Config(engine=EngineConfig(generate=False))).propose_rewrite(story, findings, include_rejected=True)
+    accepted = [p.text for p in found if p.accepted]
+    assert accepted == ["As a librarian, I want to export the overdue loans, so that I can send reminders."]
+    refused = [p for p in found if not p.accepted and "I'd like to" in p.text]
+    assert any("ST501: still has 'I'd like to', which its fix changes" in p.reasons for p in refused)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -195,3 +196,26 @@ def running_daemon(env: dict, runtime: str):
     finally:
         subprocess.run([sys.executable, "-m", "storytransformer", "daemon", "stop"], env=env, capture_output=True,
                        timeout=60)
+
+
+@dataclasses.dataclass(frozen=True)
+class OwnDaemon:
+    """A module's own daemon: the server environment with its runtime, state and cache folders, and the
+    client configuration that starts the real server in it. ``running()`` starts the daemon for the
+    module's tests (a module-scoped fixture) and stops it after them."""
+
+    runtime: str
+    env: dict
+    config: ClientServerConfig
+
+    @classmethod
+    def create(cls, prefix: str) -> "OwnDaemon":
+        state = tempfile.mkdtemp(prefix=prefix)
+        runtime = os.path.join(state, "run")
+        env = {**SERVER_ENV, "STORYTRANSFORMER_RUNTIME_DIR": runtime, "XDG_STATE_HOME": state,
+               "STORYTRANSFORMER_CACHE_DIR": os.path.join(state, "cache")}
+        return cls(runtime, env, ClientServerConfig(server_command=[sys.executable, "-m", "storytransformer", "lsp"],
+                                                    client_factory=make_client, server_env=env))
+
+    def running(self):
+        return running_daemon(self.env, self.runtime)

@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, start, until, uri
+from .conftest import OwnDaemon, open_doc, start, until, uri
 
-STATE = tempfile.mkdtemp(prefix="st-lsp-daemon-")
-RUNTIME = os.path.join(STATE, "run")
-ENV = {**SERVER_ENV, "STORYTRANSFORMER_RUNTIME_DIR": RUNTIME, "XDG_STATE_HOME": STATE,
-       "STORYTRANSFORMER_CACHE_DIR": os.path.join(STATE, "cache")}
-CONFIG = ClientServerConfig(server_command=[sys.executable, "-m", "storytransformer", "lsp"],
-                            client_factory=make_client, server_env=ENV)
+DAEMON = OwnDaemon.create("st-lsp-daemon-")
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def daemon():
-    with running_daemon(ENV, RUNTIME):
-        yield RUNTIME
+    with DAEMON.running():
+        yield DAEMON.runtime
 
 
-@pytest_lsp.fixture(config=CONFIG)
+@pytest_lsp.fixture(config=DAEMON.config)
 async def daemon_client(lsp_client: LanguageClient):
     yield
     await lsp_client.shutdown_session()

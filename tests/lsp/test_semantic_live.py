@@ -8,21 +8,15 @@ and again whenever the server sends ``workspace/diagnostic/refresh``; nothing el
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-import tempfile
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, scanned, start, until, uri
+from .conftest import OwnDaemon, open_doc, scanned, start, until, uri
 
-STATE = tempfile.mkdtemp(prefix="st-lsp-semantic-")
-RUNTIME = os.path.join(STATE, "run")
-ENV = {**SERVER_ENV, "STORYTRANSFORMER_RUNTIME_DIR": RUNTIME, "XDG_STATE_HOME": STATE,
-       "STORYTRANSFORMER_CACHE_DIR": os.path.join(STATE, "cache")}
+DAEMON = OwnDaemon.create("st-lsp-semantic-")
 SEMANTIC = ("ST603", "ST604")
 
 EXISTING = (
@@ -35,20 +29,16 @@ OTHER = (
 )
 PARAPHRASE = "As a visitor, I want to look up books in the catalogue, so that I can find something to read."
 
-
-CONFIG = ClientServerConfig(server_command=[sys.executable, "-m", "storytransformer", "lsp"],
-                            client_factory=make_client, server_env=ENV)
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def daemon():
-    with running_daemon(ENV, RUNTIME):
-        yield RUNTIME
+    with DAEMON.running():
+        yield DAEMON.runtime
 
 
-@pytest_lsp.fixture(config=CONFIG)
+@pytest_lsp.fixture(config=DAEMON.config)
 async def pulling(lsp_client: LanguageClient):
     yield
     await lsp_client.shutdown_session()

@@ -6,26 +6,18 @@ the line being typed is never offered as its own duplicate."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-import tempfile
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from storytransformer.story import Position, Range, Story
 from storytransformer_server.lsp.typing_duplicates import continuation, looks_like_story
 
-from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, replace_all, start, until, uri
+from .conftest import OwnDaemon, open_doc, replace_all, start, until, uri
 
-STATE = tempfile.mkdtemp(prefix="st-lsp-typing-")
-RUNTIME = os.path.join(STATE, "run")
-ENV = {**SERVER_ENV, "STORYTRANSFORMER_RUNTIME_DIR": RUNTIME, "XDG_STATE_HOME": STATE,
-       "STORYTRANSFORMER_CACHE_DIR": os.path.join(STATE, "cache")}
-CONFIG = ClientServerConfig(server_command=[sys.executable, "-m", "storytransformer", "lsp"],
-                            client_factory=make_client, server_env=ENV)
+DAEMON = OwnDaemon.create("st-lsp-typing-")
 
 LIBRARY = """\
 As a member, I want to renew a borrowed book online, so that I do not pay a late fee.
@@ -99,11 +91,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def daemon():
-    with running_daemon(ENV, RUNTIME):
-        yield RUNTIME
+    with DAEMON.running():
+        yield DAEMON.runtime
 
 
-@pytest_lsp.fixture(config=CONFIG)
+@pytest_lsp.fixture(config=DAEMON.config)
 async def typing_client(lsp_client: LanguageClient):
     yield
     await lsp_client.shutdown_session()

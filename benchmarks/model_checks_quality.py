@@ -12,6 +12,10 @@ held-out split is asked in full. P(yes) per question is kept in docs/benchmarks/
 (stories named by backlog and line, no text), so the tables can be rebuilt without the model (--from-cache).
 
     python benchmarks/model_checks_quality.py [--part tune|held_out|both] [--threads 1] [--from-cache]
+    python benchmarks/model_checks_quality.py --device cuda --model PATH.gguf --name model_checks-NAME
+
+``--model`` asks another model (engine.model: a directory or a .gguf file); ``--name`` keeps its tables and
+probabilities in their own files (NAME.md, NAME.json, NAME-probabilities-PART.json) beside the packaged model's.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from storytransformer.engine import judge
 from storytransformer.formats import read_source
 
 OUT = ROOT / "docs" / "benchmarks"
+NAME = "model_checks"  # the files written (--name)
 def cache_file(part: str) -> Path:
-    return OUT / f"model_checks-probabilities-{part}.json"
+    return OUT / f"{NAME}-probabilities-{part}.json"
 CRITERION = {"ST406": "full_sentence", "ST1002": "conceptually_sound", "ST1102": "independent",
              "ST1201": "conflict_free", "ST1301": "complete"}
 MIN_PRECISION = 0.5  # below this on the held-out split, a rule is not worth turning on
@@ -53,7 +58,8 @@ def sampled(name: str, line: int, code: str, gold, rate: float) -> bool:
     return random.Random(f"{name}:{line}:{code}").random() < rate
 
 
-def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, threads: int, device: str = "cpu") -> dict:
+def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, threads: int, device: str = "cpu",
+            model: str = "") -> dict:
     """P(yes) of every question about the sampled stories of ``backlogs`` (``rate`` 1: all), kept in ``cache``."""
     import torch
 
@@ -72,7 +78,7 @@ def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, thre
         if engine is None:
             from storytransformer.engine import create_engine
 
-            engine = create_engine(Config(engine=EngineConfig(generate=False, device=device)))
+            engine = create_engine(Config(engine=EngineConfig(generate=False, device=device, model=model)))
             t0 = time.perf_counter()
             engine.load()
             print(f"model loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
@@ -98,6 +104,7 @@ def command_flags(args) -> str:
     flags = [] if args.device == "cpu" else [f"--device {args.device}"]
     flags += [] if args.tune_rate == 0.15 else [f"--tune-rate {args.tune_rate:g}"]
     flags += [] if args.held_out_rate >= 1 else [f"--held-out-rate {args.held_out_rate:g}"]
+    flags += [f"--model {Path(args.model).name} --name {args.name}"] if args.model else []
     return "".join(" " + f for f in flags)
 
 
@@ -181,8 +188,14 @@ def main() -> int:
                     help="share of unlabelled held-out stories asked (default 1: all; less on a busy CPU)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on shared cores)")
     ap.add_argument("--device", default="cpu", help="engine.device for the model (default cpu; e.g. cuda)")
+    ap.add_argument("--model", default="", help="engine.model: another model to ask (default: the packaged one)")
+    ap.add_argument("--name", default="model_checks", help="the files written: NAME.md, NAME.json, NAME-probabilities-*")
     ap.add_argument("--from-cache", action="store_true", help="only rebuild the tables from the kept probabilities")
     args = ap.parse_args()
+    if args.model and args.name == "model_checks":
+        ap.error("--model needs its own --name (the packaged model's probabilities are kept under model_checks)")
+    global NAME
+    NAME = args.name
     if not REAL.is_dir():
         print("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)",
               file=sys.stderr)
@@ -197,7 +210,7 @@ def main() -> int:
     if not args.from_cache:
         for part in (["tune", "held_out"] if args.part == "both" else [args.part]):
             ask_all(part, parts[part], gold, args.tune_rate if part == "tune" else args.held_out_rate, cache, args.threads,
-                    args.device)
+                    args.device, args.model)
     tune_universe, held_universe = stories(parts["tune"]), stories(parts["held_out"])
 
     rows, result = [], {"date": time.strftime("%Y-%m-%d"), "model": cache.get("_model", ""),
@@ -258,8 +271,8 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "model_checks.json").write_text(json.dumps(result, indent=2) + "\n")
-    (OUT / "model_checks.md").write_text(text + "\n")
+    (OUT / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / f"{NAME}.md").write_text(text + "\n")
     return 0
 
 

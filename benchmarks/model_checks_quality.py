@@ -35,9 +35,13 @@ from storytransformer.engine import judge
 from storytransformer.formats import read_source
 
 OUT = ROOT / "docs" / "benchmarks"
-NAME = "model_checks"  # the files written (--name)
-def cache_file(part: str) -> Path:
-    return OUT / f"{NAME}-probabilities-{part}.json"
+
+
+def cache_file(name: str, part: str) -> Path:
+    """Where the P(yes) of the questions about one split are kept (``name``: the run's --name)."""
+    return OUT / f"{name}-probabilities-{part}.json"
+
+
 CRITERION = {"ST406": "full_sentence", "ST1002": "conceptually_sound", "ST1102": "independent",
              "ST1201": "conflict_free", "ST1301": "complete"}
 MIN_PRECISION = 0.5  # below this on the held-out split, a rule is not worth turning on
@@ -59,7 +63,7 @@ def sampled(name: str, line: int, code: str, gold, rate: float) -> bool:
 
 
 def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, threads: int, device: str = "cpu",
-            model: str = "") -> dict:
+            model: str = "", name: str = "model_checks") -> dict:
     """P(yes) of every question about the sampled stories of ``backlogs`` (``rate`` 1: all), kept in ``cache``."""
     import torch
 
@@ -90,12 +94,12 @@ def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, thre
         cache.setdefault("_questions", {})[name] = len(todo)
         print(f"{name}: {len(todo)} questions in {spent:.0f} s ({spent / len(todo):.2f} s each)", file=sys.stderr)
         mine = {k: v for k, v in cache.items() if k.startswith("_") or v["part"] == part}
-        cache_file(part).write_text(json.dumps(mine, indent=0, sort_keys=True) + "\n")
+        cache_file(name, part).write_text(json.dumps(mine, indent=0, sort_keys=True) + "\n")
     if engine is not None:
         cache["_model"] = judge._model_name(engine)
         cache["_device"] = describe_device(device, threads)
         mine = {k: v for k, v in cache.items() if k.startswith("_") or v["part"] == part}
-        cache_file(part).write_text(json.dumps(mine, indent=0, sort_keys=True) + "\n")
+        cache_file(name, part).write_text(json.dumps(mine, indent=0, sort_keys=True) + "\n")
     return cache
 
 
@@ -194,8 +198,6 @@ def main() -> int:
     args = ap.parse_args()
     if args.model and args.name == "model_checks":
         ap.error("--model needs its own --name (the packaged model's probabilities are kept under model_checks)")
-    global NAME
-    NAME = args.name
     if not REAL.is_dir():
         print("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)",
               file=sys.stderr)
@@ -204,13 +206,13 @@ def main() -> int:
     gold = read_labels("adjudicated")
     cache: dict = {}
     for part in ("tune", "held_out"):  # the held-out file last: its timings are the ones reported
-        if cache_file(part).is_file():
-            for k, v in json.loads(cache_file(part).read_text()).items():
+        if cache_file(args.name, part).is_file():
+            for k, v in json.loads(cache_file(args.name, part).read_text()).items():
                 cache[k] = {**cache.get(k, {}), **v} if k in ("_seconds", "_questions") else v
     if not args.from_cache:
         for part in (["tune", "held_out"] if args.part == "both" else [args.part]):
             ask_all(part, parts[part], gold, args.tune_rate if part == "tune" else args.held_out_rate, cache, args.threads,
-                    args.device, args.model)
+                    args.device, args.model, args.name)
     tune_universe, held_universe = stories(parts["tune"]), stories(parts["held_out"])
 
     rows, result = [], {"date": time.strftime("%Y-%m-%d"), "model": cache.get("_model", ""),
@@ -271,8 +273,8 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{NAME}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (OUT / f"{NAME}.md").write_text(text + "\n")
+    (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / f"{args.name}.md").write_text(text + "\n")
     return 0
 
 

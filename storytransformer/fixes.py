@@ -337,6 +337,7 @@ LINE_ENDS = re.compile(r"^(?P<wish>.*?\S),?\s+(?P<marker>so\s+that|in\s+order\s+
 # "As a member, need to renew loans": a wish whose "I want" is cut short, so the reader took it for the role
 WISH_IN_ROLE = re.compile(r",\s*(?:I\s+)?(?:would\s+like|want|need|wish)\b(?P<to>\s+to\b)?\s*", re.IGNORECASE)
 DETERMINERS = frozenset("a an the this that these those my our your their its his her every each all some any".split())
+LINE_START_WORDS = DETERMINERS | ACTION_VERBS  # capitalised at the start of a line only: lower case mid-sentence
 
 
 def clauses(text: str) -> list[str]:
@@ -359,7 +360,7 @@ def mid_sentence(clause: str) -> str:
     Maps") or an acronym keeps its capitals."""
     first, space, rest = clause.partition(" ")
     word = first.lower()
-    if first[:1].isupper() and first[1:].islower() and (word in DETERMINERS | ACTION_VERBS or word.endswith("ing")):
+    if first[:1].isupper() and first[1:].islower() and (word in LINE_START_WORDS or word.endswith("ing")):
         return first.lower() + space + rest
     return clause
 

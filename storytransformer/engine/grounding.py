@@ -28,6 +28,10 @@ A proposal is accepted only if
     has lost a need, whatever finding that removes. Only the ``detail`` a finding says to move out
     of the story (an aside after "such as", a bracket) may leave the ends.
 
+(f) for a rewrite (``fixed``): it no longer has the words a finding's quick fix takes out of the
+    source ("I'd like to" where ST501 asks for the backlog's "I want"): rules that compare a story
+    with its backlog cannot see their finding in one proposal, so (a) alone would let it stay.
+
 Whatever the model was told or tricked into saying, content it invented cannot pass (b), and
 an instruction smuggled into a source story cannot be copied into a proposal past (c).
 """
@@ -90,7 +94,8 @@ class Validator:
 
     def check(self, lines: Sequence[str], sources: Sequence[Story], *, targeted: Iterable[str] = (),
               source_codes: set[str] | None = None, keep_needs: bool = False, same_need: bool | SameNeed = False,
-              keep_benefit: bool = False, detail: Iterable[str] = ()) -> Grounding:
+              keep_benefit: bool = False, detail: Iterable[str] = (),
+              fixed: Iterable[tuple[str, str]] = ()) -> Grounding:
         reasons: list[str] = []
         lines = [line.strip() for line in lines]
         if not lines or any(not line for line in lines):
@@ -115,6 +120,8 @@ class Validator:
         still = sorted(set(targeted) & set(codes))
         if still:
             reasons.append(f"still has the finding(s) it should remove: {', '.join(still)}")
+        joined = " ".join(lines)
+        reasons.extend(f"{code}: still has '{words}', which its fix changes" for code, words in fixed if words in joined)
         new = sorted(set(codes) - source_codes - set(still) - refused)
         if new:
             reasons.append(f"introduces finding(s) the sources do not have: {', '.join(new)}")

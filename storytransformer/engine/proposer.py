@@ -206,11 +206,7 @@ class Proposer:
             c = replace(c, origin=origins[key])
             g = self.validator.check(c.stories, sources, targeted=targeted, source_codes=source_codes,
                                      keep_needs=kind == "merge", same_need=same_need,
-                                     keep_benefit=kind in ("rewrite", "split"), detail=detail)
-            kept = [(code, words) for code, words in fixed if words in " ".join(c.stories)]
-            if g.accepted and kept:
-                g = replace(g, accepted=False, reasons=g.reasons + tuple(
-                    f"{code}: still has '{words}', which its fix changes" for code, words in kept))
+                                     keep_benefit=kind in ("rewrite", "split"), detail=detail, fixed=fixed)
             if not g.accepted:
                 log.info("%s proposal rejected (%s): %s", kind, c.origin, "; ".join(g.reasons))
             proposals.append(Proposal(kind, c.stories, tuple(s.id for s in sources), g, c.provenance, c.origin))

@@ -187,3 +187,8 @@ def test_a_rewrite_that_keeps_what_a_backlog_rule_flags_is_refused():
     assert accepted == ["As a librarian, I want to export the overdue loans, so that I can send reminders."]
     refused = [p for p in found if not p.accepted and "I'd like to" in p.text]
     assert any("ST501: still has 'I'd like to', which its fix changes" in p.reasons for p in refused)
+    # the validator's own rule (f): the same words refused there, and a rewrite without them passes
+    validator = Validator(Config())
+    kept = validator.check([story.text], [story], fixed=[("ST501", "I'd like to")])
+    assert not kept.accepted and "ST501: still has 'I'd like to', which its fix changes" in kept.reasons
+    assert validator.check([accepted[0]], [story], fixed=[("ST501", "I'd like to")]).accepted

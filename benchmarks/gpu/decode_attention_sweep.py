@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from storytransformer.engine.fastgen import triton_decode as td  # noqa: E402
 
-KNOBS = ("WARPS", "BLOCK_N", "MIN_SLICE", "TARGET_PROGRAMS", "STAGES", "FP8_DOT", "FP8_LONG_BLOCK_N", "LOADS", "FP8_LOADS")
+KNOBS = ("WARPS", "BLOCK_N", "MIN_SLICE", "TARGET_PROGRAMS", "STAGES", "FP8_DOT", "FP8_LONG_BLOCK_N")
 
 
 def shipped() -> dict:
@@ -45,10 +45,9 @@ def grid(args) -> list[dict]:
     shapes = [tuple(int(x) for x in pair.split("x")) for pair in args.shapes.split(",")]
     # a plan's BLOCK_N is what it reads, whatever the cache's capacity (FP8_LONG_BLOCK_N off)
     out = [{"WARPS": w, "BLOCK_N": b, "MIN_SLICE": m, "TARGET_PROGRAMS": t, "STAGES": st, "FP8_DOT": dot,
-            "FP8_LONG_BLOCK_N": None, "LOADS": loads, "FP8_LOADS": loads}
-           for (w, b), m, t, st, dot, loads in itertools.product(shapes, ints(args.slices), ints(args.targets),
-                                                                 ints(args.stages), args.fp8_dot.split(","),
-                                                                 args.loads.split(","))]
+            "FP8_LONG_BLOCK_N": None}
+           for (w, b), m, t, st, dot in itertools.product(shapes, ints(args.slices), ints(args.targets),
+                                                          ints(args.stages), args.fp8_dot.split(","))]
     return [c for c in out if c["MIN_SLICE"] % 16 == 0]
 
 
@@ -65,8 +64,6 @@ def main() -> int:
     ap.add_argument("--replays", type=int, default=50)
     ap.add_argument("--fp8", action="store_true", help="the 8-bit cache (e4m3 keys and values, a scale a position)")
     ap.add_argument("--fp8-dot", default="f16", help="the 8-bit cache's product dtype: f16 (shipped), q (the query's: bf16)")
-    ap.add_argument("--loads", default="as_used", help="when a block's keys and values load (triton_decode.LOADS and "
-                    "FP8_LOADS): as_used, first, ahead")
     ap.add_argument("--contexts", default="4096,32768", help="valid lengths timed (comma-separated)")
     ap.add_argument("--capacity", type=int, default=32768 + 64, help="positions of each layer's cache")
     args = ap.parse_args()

@@ -31,8 +31,7 @@ launches every Triton kernel without programmatic dependent launch (fastgen/pdl.
 one with ``+normN`` runs the norms with N warps (4 otherwise); one with ``+programsN`` aims the attention slices at N
 programs (the plan until 2026-12-04 was 512; now two a multiprocessor, ``triton_decode.programs_for``); one
 with ``+fp8q`` (beside ``+fp8kv``) makes the 8-bit cache's attention products in bf16, as until 2026-12-04,
-instead of float16 (``triton_decode.FP8_DOT``); one with ``+loads_as_used`` / ``+loads_first`` /
-``+loads_ahead`` sets ``triton_decode.LOADS`` and ``FP8_LOADS`` (when the attention loads a block's keys and values).
+instead of float16 (``triton_decode.FP8_DOT``).
 """
 
 from __future__ import annotations
@@ -719,16 +718,13 @@ class Bench:
             tf.NORM_WARPS = int(norm.group(1)) if norm else 4
             programs = re.search(r"\+programs(\d+)", fmt)
             td.TARGET_PROGRAMS = int(programs.group(1)) if programs else None
-            shipped_dot, shipped_loads = td.FP8_DOT, (td.LOADS, td.FP8_LOADS)
+            shipped_dot = td.FP8_DOT
             td.FP8_DOT = "q" if "+fp8q" in fmt else shipped_dot  # +fp8q: the 8-bit cache's products in bf16
-            loads = re.search(r"\+loads_(as_used|first|ahead)\b", fmt)  # when the attention's blocks load
-            if loads:
-                td.LOADS = td.FP8_LOADS = loads.group(1)
             try:
                 decode_with(fmt)
             finally:
                 td.MERGE, td.SPREAD, pdl.ENABLED, tf.NORM_WARPS, td.TARGET_PROGRAMS = "triton", True, True, 4, None
-                td.FP8_DOT, (td.LOADS, td.FP8_LOADS) = shipped_dot, shipped_loads
+                td.FP8_DOT = shipped_dot
 
         caches = {}
 

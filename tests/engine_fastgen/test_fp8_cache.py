@@ -220,33 +220,3 @@ def test_fp8_decode_with_float16_products_matches_its_torch_reference_in_the_int
         assert triton_decode.block_for(S, False) == triton_decode.BLOCK_N  # a bf16 cache keeps its block
         print("ok")
     """))
-
-
-def test_decode_loading_blocks_first_or_ahead_gives_the_same_attention_in_the_interpreter():
-    """LOADS / FP8_LOADS "first" and "ahead" (the next block's keys and values loaded before the current block is
-    multiplied) compute the same softmax over the same positions as "as_used": for the 8-bit and a float32 cache,
-    slices of several blocks, lengths on and off block edges."""
-    interpret(_decode_over_an_fp8_cache(200, """
-        q1 = torch.randn(2, 8, 1, 32, generator=g).to(torch.bfloat16)
-        kf, vf = (torch.randn(2, 2, S, 32, generator=g) for _ in range(2))
-        triton_decode.TARGET_PROGRAMS = 8  # two slices a head: up to 2 blocks of 64 each
-        for n in (1, 64, 65, 190, 200):
-            length = torch.tensor([n])
-            out = {}
-            for order in triton_decode.LOAD_ORDERS:
-                triton_decode.LOADS = triton_decode.FP8_LOADS = order
-                out[order] = (decode_attention("triton", q1, kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale),
-                              decode_attention("triton", q1.float(), kf, vf, length, Cache))
-            for order in ("first", "ahead"):
-                assert all(torch.equal(a, b) for a, b in zip(out["as_used"], out[order])), (n, order)
-            want = decode_attention("matmul", q1.float(), kf, vf, length, Cache)
-            assert (out["ahead"][1] - want).abs().max() < 1e-5
-        triton_decode.FP8_LOADS = "soon"
-        try:
-            decode_attention("triton", q1, kv.k, kv.v, length, Cache, kv.k_scale, kv.v_scale)
-        except ValueError as e:
-            assert "FP8_LOADS" in str(e) and "soon" in str(e)
-        else:
-            raise AssertionError("an unknown load order was accepted")
-        print("ok")
-    """))

@@ -46,13 +46,6 @@ FP8_DOT = "f16"
 # 32k, and 11 % more at 4k. The plan follows the capacity, not the length, so a CUDA graph stays valid.
 FP8_LONG_BLOCK_N: int | None = 128
 FP8_LONG_CAPACITY = 32768
-# When a program loads a block's keys and values (FP8_LOADS: an 8-bit cache, LOADS: a bf16 or float32 one):
-# "as_used" (each just before its product), "first" (both at the block's start), "ahead" (the next block's
-# before the current block's products, so that one block's loads are in flight while the previous one is
-# multiplied: a slice is only a few blocks long, too few for the compiler's own pipelining to start).
-LOADS = "as_used"
-FP8_LOADS = "as_used"
-LOAD_ORDERS = ("as_used", "first", "ahead")
 
 
 @triton.jit
@@ -84,45 +77,6 @@ def _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, sta
 
 
 @triton.jit
-def _load_block(k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start, hi,
-                D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr):
-    """The keys, values and (FP8) scales of BLOCK_N positions from ``start``; those >= hi are not read."""
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, D)
-    pos = start + offs_n
-    ok = pos < hi
-    k = tl.load(k_base + pos[:, None] * stride_ks + offs_d[None, :], mask=ok[:, None], other=0.0)  # [N, D]
-    v = tl.load(v_base + pos[:, None] * stride_vs + offs_d[None, :], mask=ok[:, None], other=0.0)  # [N, D]
-    if FP8:
-        ks = tl.load(ks_base + pos, mask=ok, other=0.0)
-        vs = tl.load(vs_base + pos, mask=ok, other=0.0)
-    else:
-        ks = tl.zeros([BLOCK_N], tl.float32)
-        vs = tl.zeros([BLOCK_N], tl.float32)
-    return k, v, ks, vs
-
-
-@triton.jit
-def _attend_tiles(q, k, v, ks, vs, start, hi, sm_scale, m_i, l_i, acc, BLOCK_N: tl.constexpr, FP8: tl.constexpr):
-    """:func:`_attend_block` on tiles already loaded by :func:`_load_block`."""
-    ok = start + tl.arange(0, BLOCK_N) < hi
-    s = tl.dot(q, tl.trans(k.to(q.dtype))) * sm_scale  # [G_PAD, N] in float32
-    if FP8:
-        s = s * ks[None, :]
-    s = tl.where(ok[None, :], s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, 1))
-    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-    alpha = tl.exp(m_i - m_safe)
-    p = tl.exp(s - m_safe[:, None])
-    p = tl.where(ok[None, :], p, 0.0)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    if FP8:
-        p = p * vs[None, :]
-    acc = acc * alpha[:, None] + tl.dot(p.to(q.dtype), v.to(q.dtype))
-    return m_new, l_i, acc
-
-
-@triton.jit
 def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
                   stride_qb, stride_qh,
                   stride_kb, stride_kh, stride_ks,
@@ -133,7 +87,7 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
                   sm_scale, split_len, n_splits, n_kv_heads, SPREAD: tl.constexpr, MIN_SLICE: tl.constexpr,
                   DYNAMIC_LOOP: tl.constexpr, N_BLOCKS: tl.constexpr, G: tl.constexpr, G_PAD: tl.constexpr,
                   D: tl.constexpr, BLOCK_N: tl.constexpr, FP8: tl.constexpr, PDL: tl.constexpr = False,
-                  F16: tl.constexpr = False, LOADS: tl.constexpr = 0):
+                  F16: tl.constexpr = False):
     pdl.gate(PDL)
     bh = tl.program_id(0)
     split = tl.program_id(1)
@@ -160,34 +114,7 @@ def _split_kernel(Q, K, V, KS, VS, LEN, O, M, L,
     v_base = V + b * stride_vb + kvh * stride_vh
     ks_base = KS + b * stride_sb + kvh * stride_sh
     vs_base = VS + b * stride_sb + kvh * stride_sh
-    if LOADS == 2:  # "ahead": the next block's loads issued before the current block's products
-        k, v, ks, vs = _load_block(k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, lo, hi, D, BLOCK_N, FP8)
-        if DYNAMIC_LOOP:
-            for start in range(lo, hi, BLOCK_N):
-                k2, v2, ks2, vs2 = _load_block(k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start + BLOCK_N,
-                                               hi, D, BLOCK_N, FP8)
-                m_i, l_i, acc = _attend_tiles(q, k, v, ks, vs, start, hi, sm_scale, m_i, l_i, acc, BLOCK_N, FP8)
-                k, v, ks, vs = k2, v2, ks2, vs2
-        else:
-            for i in range(0, N_BLOCKS):
-                start = lo + i * BLOCK_N
-                k2, v2, ks2, vs2 = _load_block(k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start + BLOCK_N,
-                                               hi, D, BLOCK_N, FP8)
-                m_i, l_i, acc = _attend_tiles(q, k, v, ks, vs, start, hi, sm_scale, m_i, l_i, acc, BLOCK_N, FP8)
-                k, v, ks, vs = k2, v2, ks2, vs2
-    elif LOADS == 1:  # "first": both of a block's loads at its start
-        if DYNAMIC_LOOP:
-            for start in range(lo, hi, BLOCK_N):
-                k, v, ks, vs = _load_block(k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start, hi, D,
-                                           BLOCK_N, FP8)
-                m_i, l_i, acc = _attend_tiles(q, k, v, ks, vs, start, hi, sm_scale, m_i, l_i, acc, BLOCK_N, FP8)
-        else:
-            for i in range(0, N_BLOCKS):
-                k, v, ks, vs = _load_block(k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, lo + i * BLOCK_N,
-                                           hi, D, BLOCK_N, FP8)
-                m_i, l_i, acc = _attend_tiles(q, k, v, ks, vs, lo + i * BLOCK_N, hi, sm_scale, m_i, l_i, acc,
-                                              BLOCK_N, FP8)
-    elif DYNAMIC_LOOP:  # compiled: stop at the valid length
+    if DYNAMIC_LOOP:  # compiled: stop at the valid length
         for start in range(lo, hi, BLOCK_N):
             m_i, l_i, acc = _attend_block(q, k_base, v_base, ks_base, vs_base, stride_ks, stride_vs, start, hi,
                                           sm_scale, m_i, l_i, acc, D, BLOCK_N, FP8)
@@ -295,9 +222,6 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
         raise ValueError("triton decode needs the key and value scales laid out alike, positions contiguous")
     block_n = block_for(S, fp8) if block_n is None else block_n
     splits, split_len = plan_splits(S, B * Hkv, block_n, TARGET_PROGRAMS or programs_for(q.device))
-    loads = FP8_LOADS if fp8 else LOADS
-    if loads not in LOAD_ORDERS:
-        raise ValueError(f"triton decode: {'FP8_LOADS' if fp8 else 'LOADS'} must be one of {LOAD_ORDERS}, not {loads!r}")
     if MIN_SLICE % 16:
         raise ValueError(f"triton decode: MIN_SLICE must be a multiple of 16, not {MIN_SLICE}")
     tuning = {k: v for k, v in (("num_warps", WARPS), ("num_stages", STAGES)) if v is not None}
@@ -318,8 +242,7 @@ def flash_decode(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, leng
         1.0 / math.sqrt(D), split_len, splits, Hkv, SPREAD=SPREAD, MIN_SLICE=MIN_SLICE,
         DYNAMIC_LOOP=not INTERPRETED, N_BLOCKS=split_len // block_n if INTERPRETED else 0, G=G,
         G_PAD=max(16, triton.next_power_of_2(G)), D=D, BLOCK_N=block_n, FP8=fp8, PDL=on,
-        F16=fp8 and FP8_DOT == "f16" and q.dtype == torch.bfloat16,
-        LOADS=LOAD_ORDERS.index(loads), **tuning,
+        F16=fp8 and FP8_DOT == "f16" and q.dtype == torch.bfloat16, **tuning,
         **pdl.launch(on))
     merge = merge_splits_torch if MERGE == "torch" else merge_splits
     return merge(o, m, lse, q.dtype).reshape(B, Hq, 1, D)

@@ -34,7 +34,9 @@ from storytransformer.similarity.index import SimilarityIndex  # noqa: E402
 
 OUT = ROOT / "docs" / "benchmarks"
 QUESTIONS = {"same feature": "Do these two user stories ask for the same feature?",
-             "duplicate": "Is the second story a duplicate of the first one, written in other words?"}
+             "duplicate": "Is the second story a duplicate of the first one, written in other words?",
+             # worded on the tune pairs with Qwen2.5-Coder-1.5B (docs/benchmarks/larger_model_probe.md)
+             "redundant": "Do both stories ask for the same functionality, so that one of them is redundant?"}
 GATE = 0.60
 
 
@@ -47,11 +49,32 @@ def auc(positive: list[float], negative: list[float]) -> float | None:
     return float(roc_auc_score([1] * len(positive) + [0] * len(negative), [*positive, *negative]))
 
 
+def command(args) -> str:
+    """The command line of this run, naming a model of one's own by its file name only (no local paths)."""
+    parts = ["python benchmarks/similarity_lm_judge.py"]
+    if args.model:
+        parts.append(f"--model {Path(args.model).name}")
+    if args.device != "cpu":
+        parts.append(f"--device {args.device}")
+    if args.questions != ",".join(QUESTIONS):
+        parts.append(f"--questions {args.questions}")
+    if args.name != "similarity_lm_judge":
+        parts.append(f"--name {args.name}")
+    return " ".join(parts)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="", help="engine.model (default: the packaged SmolLM2-135M)")
     ap.add_argument("--device", default="cpu", help="engine.device (default cpu)")
+    ap.add_argument("--questions", default=",".join(QUESTIONS), help=f"which questions (of {', '.join(QUESTIONS)})")
+    ap.add_argument("--name", default="similarity_lm_judge",
+                    help="the results' file name under docs/benchmarks/ (NAME.md, NAME.json with every pair's P(yes))")
     args = ap.parse_args(argv)
+    unknown = set(args.questions.split(",")) - set(QUESTIONS)
+    if unknown:
+        ap.error(f"--questions: unknown {', '.join(sorted(unknown))} (known: {', '.join(QUESTIONS)})")
+    asked = {name: QUESTIONS[name] for name in args.questions.split(",")}
     if not REAL.is_dir():
         print("real backlogs not found at ../shared/data/backlogs/dalpiaz (relative to the repository root)", file=sys.stderr)
         return 2
@@ -72,7 +95,7 @@ def main(argv=None) -> int:
         ka, kb = keys[p["a"]], keys[p["b"] or p["id"]]
         a, b = index.story(ka), index.story(kb)
         row = {"id": p["id"], "part": p["part"], "label": p["label"], "whole": index.pair_scores(ka, kb).whole}
-        for name, ask in QUESTIONS.items():
+        for name, ask in asked.items():
             messages = [{"role": "system", "content": judge.SYSTEM},
                         {"role": "user", "content": f"<story>{delimit(a.text)}</story>\n<story>{delimit(b.text)}</story>\n"
                                                     f"{ask} Answer yes or no."}]
@@ -81,28 +104,28 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - started
     model = judge._model_name(engine)
     result = {"date": time.strftime("%Y-%m-%d"), "model": model, "device": args.device, "seconds": round(seconds, 1),
-              "questions": QUESTIONS, "auc": {}}
+              "questions": asked, "auc": {}, "pairs": rows}
     lines = ["# A language model as a judge of duplicate pairs", "",
-             f"{result['date']}. Command: `python benchmarks/similarity_lm_judge.py`"
-             f"{' --model ' + args.model if args.model else ''}{' --device ' + args.device if args.device != 'cpu' else ''}. "
-             f"Model: {model} on {args.device}; {len(rows)} labelled pairs, {2 * len(rows)} questions in {seconds:.0f} s.",
+             f"{result['date']}. Command: `{command(args)}`. "
+             f"Model: {model} on {args.device}; {len(rows)} labelled pairs, {len(asked) * len(rows)} questions in "
+             f"{seconds:.0f} s.",
              "AUC of P(yes) for pairs labelled duplicate against all others (0.5: chance), beside the packaged embedding",
              "model's whole-story cosine on the same pairs.", "",
-             "| pairs | part | n | duplicates | " + " | ".join(f"P(yes): {n}" for n in QUESTIONS) + " | whole cosine |",
-             "|---|---|---:|---:|" + "---:|" * (len(QUESTIONS) + 1)]
+             "| pairs | part | n | duplicates | " + " | ".join(f"P(yes): {n}" for n in asked) + " | whole cosine |",
+             "|---|---|---:|---:|" + "---:|" * (len(asked) + 1)]
     for region in ("all", f"whole >= {GATE}"):
         for part in ("tune", "held_out"):
             sub = [r for r in rows if r["part"] == part and (region == "all" or r["whole"] >= GATE)]
             pos = [r for r in sub if r["label"] == "duplicate"]
             neg = [r for r in sub if r["label"] != "duplicate"]
-            scores = {n: auc([r[n] for r in pos], [r[n] for r in neg]) for n in [*QUESTIONS, "whole"]}
+            scores = {n: auc([r[n] for r in pos], [r[n] for r in neg]) for n in [*asked, "whole"]}
             result["auc"][f"{region} / {part}"] = {"n": len(sub), "duplicates": len(pos), **scores}
             cells = " | ".join("-" if v is None else f"{v:.2f}" for v in scores.values())
             lines.append(f"| {region} | {part.replace('_', '-')} | {len(sub)} | {len(pos)} | {cells} |")
     text = "\n".join(lines)
     print(text)
-    (OUT / "similarity_lm_judge.md").write_text(text + "\n", "utf-8")
-    (OUT / "similarity_lm_judge.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    (OUT / f"{args.name}.md").write_text(text + "\n", "utf-8")
+    (OUT / f"{args.name}.json").write_text(json.dumps(result, indent=1) + "\n", "utf-8")
     return 0
 
 

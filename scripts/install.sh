@@ -6,6 +6,9 @@
 #   scripts/install.sh --second-judge   the same, plus the judge's second model (all-mpnet-base-v2, 418 MB,
 #                               in <environment>/share/storytransformer/; docs/similarity.md): prints the
 #                               similarity.second_model line to put in the configuration
+#   scripts/install.sh --judge-model    the same, plus the model that judges duplicate pairs under
+#                               check --model-checks (Qwen2.5-Coder-1.5B GGUF, 1.1 GB): prints the
+#                               engine.model line to put in the configuration
 # Then run .venv/bin/storytransformer (or .venv/bin/python -m storytransformer).
 # PYTHON=/path/to/python installs into that interpreter instead (it must accept pip installs,
 # e.g. an activated virtual environment); STORYTRANSFORMER_VENV=DIR puts the environment elsewhere.
@@ -51,5 +54,8 @@ if [[ "${1:-}" == "--test" ]]; then
 fi
 if [[ "${1:-}" == "--second-judge" ]]; then
   PY=$PY bash scripts/install-second-judge.sh
+fi
+if [[ "${1:-}" == "--judge-model" ]]; then
+  PY=$PY bash scripts/install-judge-model.sh
 fi
 echo "storytransformer installed for $("$PY" -c 'import sys; print(sys.executable)')" >&2

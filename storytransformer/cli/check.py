@@ -124,7 +124,7 @@ def _run_once(args: argparse.Namespace) -> int:
     findings, problems, n_files, n_stories = result.findings, result.problems, result.files, result.stories
     args.checked = {os.path.abspath(p) for p in result.contents if p != args.stdin_name}  # what --watch watches for
     if args.model_checks and result.workspace is not None:
-        findings = sorted(findings + model_checks.run(args, config, list(result.workspace.stories()), _say(err)),
+        findings = sorted(model_checks.run(args, config, list(result.workspace.stories()), _say(err), findings),
                           key=lambda f: f.sort_key())
     fixed, contents = result.fixed, result.contents
 

@@ -1,12 +1,16 @@
-"""The model checks: the five QUS defects no rule of words decides, judged by the configured language model.
+"""The model checks: the QUS defects no rule of words decides, judged by the configured language model.
 
 ST406 garbled-sentence and ST1002 ends-not-a-reason are asked per story; ST1102 hidden-dependency and
 ST1301 missing-step per story with its most related stories of the same file as context; ST1201
 conflicting-stories per candidate pair (the engine's conflict heuristic, or same role and shared
-words). Every question is yes/no and is *scored*, never generated: the verdict is the model's
-probability of "yes" against "no" (:func:`p_yes`), compared with a threshold per rule. Scoring is
-what a weak model still does usefully (its free text is not), and the threshold absorbs its bias
-towards one answer. Thresholds come from the tuning split (docs/benchmarks/model_checks.md).
+words); ST606 restated-duplicate per pair of near neighbours in the embedding index, the caller's
+``pairs``: the model is the second judge of the index's candidates. Pairs the index already calls
+semantic duplicates (ST603) are asked too, and where a model with measured cuts (:data:`TUNED`)
+answers below its ``keep`` cut the caller drops that ST603 finding (:attr:`JudgeResult.dropped`).
+Every question is yes/no and is *scored*, never generated: the verdict is the model's probability of
+"yes" against "no" (:func:`p_yes`), compared with a threshold per rule. Scoring is what a weak model
+still does usefully (its free text is not), and the threshold absorbs its bias towards one answer.
+Thresholds come from the tuning split (docs/benchmarks/model_checks.md).
 
 The run has a budget (at most ``max_questions`` questions, and a :class:`~.contract.Deadline`), and
 honours a :class:`~.contract.CancelToken`; what was not asked is said in :attr:`JudgeResult.note`.
@@ -60,6 +64,13 @@ QUESTIONS: dict[str, Question] = {q.code: q for q in (
              0.45508, "the story is not one grammatical sentence (words missing, in the wrong order, or a clause that "
                   "goes nowhere); rewrite it as 'As a <role>, I want <feature>, so that <reason>'",
              measured=PACKAGED + "precision 0.09, recall 0.15, F1 0.11 (flagging every story: F1 0.14)"),
+    Question("ST606", "pair",
+             "Do both stories ask for the same functionality, so that one of them is redundant?",
+             0.5, "this story asks for the same functionality as {other} in other words; merge the two or delete one",
+             measured="as the second judge of the embedding index's near pairs, with the model of scripts/install.sh "
+                      "--judge-model (Qwen2.5-Coder-1.5B) at its measured cuts: held-out duplicate pairs precision 0.97, "
+                      "recall 0.82 together with ST603 (ST603 alone 0.79 / 0.71; docs/similarity.md). The packaged "
+                      "SmolLM2-135M ranks the pairs at chance (AUC 0.51) and never reaches the default 0.5"),
     Question("ST1002", "story",
              "Is the part after 'so that' another feature or a requirement instead of the reason the user wants this?",
              0.28143, "the ends (after 'so that') is another feature or a requirement, not a reason; give the reason "
@@ -80,6 +91,33 @@ QUESTIONS: dict[str, Question] = {q.code: q for q in (
              measured=PACKAGED + "precision 0.01, recall 0.50, F1 0.02 (flagging every story: F1 0.02)"),
 )}
 MODEL_CODES = tuple(QUESTIONS)
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """A model's measured cuts for the duplicate pairs: ``add`` flags a pair the index did not call a
+    duplicate (ST606), ``keep`` is the least P(yes) at which an ST603 pair stays a duplicate."""
+
+    add: float
+    keep: float
+    measured: str
+
+
+# Chosen on the tune pairs only (benchmarks/labels/pairs/, docs/benchmarks/similarity_lm_judge-qwen1.5b.md), keyed
+# by the model file's name as scripts/install.sh --judge-model installs it. Held-out duplicates with these cuts:
+# precision 0.97, recall 0.82 (the index alone: 0.79 / 0.71).
+TUNED: dict[str, Cuts] = {
+    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf": Cuts(
+        add=0.62, keep=0.54,
+        measured="held-out duplicate pairs: precision 0.97, recall 0.82 with the index (the index alone 0.79 / 0.71)"),
+}
+
+
+def tuned_cuts(model_setting: str) -> Cuts | None:
+    """The measured cuts for ``engine.model`` (a path), or None for a model nobody measured here."""
+    from pathlib import PurePath
+
+    return TUNED.get(PurePath(model_setting).name.lower()) if model_setting else None
 CONTEXT_STORIES = 2  # related stories shown with a "context" question: more costs time and confuses a small model
 PAIRS_PER_STORY = 1  # candidate partners a story is asked about for conflicts
 MIN_PAIR_OVERLAP = 0.05  # shared content words (Jaccard) below which two stories are not asked about a conflict
@@ -92,6 +130,7 @@ class Ask:
     code: str
     story: Story
     others: tuple[Story, ...] = ()
+    flagged: bool = False  # ST606: the index already calls the pair a duplicate (ST603); asked to confirm it
 
     def messages(self) -> list[dict]:
         q = QUESTIONS[self.code]
@@ -118,6 +157,7 @@ class JudgeResult:
     seconds: float = 0.0
     error: str = ""
     probabilities: list[tuple[Ask, float]] = field(default_factory=list)
+    dropped: list[tuple[Story, Story, float]] = field(default_factory=list)  # ST603 pairs the model answered below keep
     next_unasked: str = ""  # file:line of the first story a question was left out for, when stopped early
 
     @property
@@ -192,7 +232,7 @@ def candidate_pairs(stories: Sequence[Story]) -> list[tuple[Story, Story]]:
 def plan(stories: Sequence[Story], codes: Iterable[str] = MODEL_CODES) -> list[Ask]:
     """Every question to ask about ``stories`` (one file's, or one backlog's), story by story, so a budget that
     runs out leaves whole stories unjudged rather than one rule everywhere."""
-    codes = [c for c in MODEL_CODES if c in set(codes)]
+    codes = [c for c in MODEL_CODES if c in set(codes) and c != "ST606"]  # ST606's pairs come from plan_pairs
     stories = [s for s in stories if s.text.strip() and not s.is_suppressed("*")]
     partners: dict[int, list[Story]] = {}
     if "ST1201" in codes:
@@ -215,13 +255,23 @@ def plan(stories: Sequence[Story], codes: Iterable[str] = MODEL_CODES) -> list[A
     return asks
 
 
-def plan_workspace(stories: Iterable[Story], codes: Iterable[str] = MODEL_CODES) -> list[Ask]:
-    """:func:`plan` per file: related stories and conflicts are looked for within a backlog file."""
+def plan_pairs(pairs: Iterable[tuple[Story, Story, bool]]) -> list[Ask]:
+    """ST606 questions about the caller's candidate pairs (story, its near neighbour, whether the index
+    already calls them duplicates), in the caller's order; suppressed stories are left out."""
+    return [Ask("ST606", b, (a,), flagged) for a, b, flagged in pairs
+            if not (a.is_suppressed("ST606") or b.is_suppressed("ST606"))]
+
+
+def plan_workspace(stories: Iterable[Story], codes: Iterable[str] = MODEL_CODES,
+                   pairs: Iterable[tuple[Story, Story, bool]] = ()) -> list[Ask]:
+    """:func:`plan` per file (related stories and conflicts are looked for within a backlog file), after the
+    duplicate pairs, which cross files and are the one model check measured to help (docs/similarity.md)."""
     by_file: dict[str, list[Story]] = {}
     for s in stories:
         by_file.setdefault(s.file, []).append(s)
     codes = list(codes)
-    return [a for f in sorted(by_file) for a in plan(by_file[f], codes)]
+    first = plan_pairs(pairs) if "ST606" in codes else []
+    return first + [a for f in sorted(by_file) for a in plan(by_file[f], codes)]
 
 
 # -- asking -----------------------------------------------------------------------------------------
@@ -257,12 +307,14 @@ def judge(engine, stories: Iterable[Story], *, codes: Iterable[str] = MODEL_CODE
           thresholds: dict[str, float] | None = None, max_questions: int = 200,
           deadline: Deadline | None = None, token: CancelToken | None = None,
           severity: Callable[[str], Severity] | None = None, root: str | None = None,
-          keep_probabilities: bool = False) -> JudgeResult:
-    """Ask the engine the model rules' questions about ``stories``, within the budget, and return the findings
-    of those answered "yes" (P(yes) at or above the rule's threshold). Engine errors end the run and are
-    reported in the result (the deterministic findings stand without it)."""
+          keep_probabilities: bool = False, pairs: Iterable[tuple[Story, Story, bool]] = (),
+          keep: float = 0.0) -> JudgeResult:
+    """Ask the engine the model rules' questions about ``stories`` (and ST606's about ``pairs``), within the
+    budget, and return the findings of those answered "yes" (P(yes) at or above the rule's threshold), and
+    the flagged pairs answered below ``keep`` (0: none). Engine errors end the run and are reported in the
+    result (the deterministic findings stand without it)."""
     t0 = time.perf_counter()
-    asks = plan_workspace(stories, codes)
+    asks = plan_workspace(stories, codes, pairs)
     out = JudgeResult(planned=len(asks), model=_model_name(engine))
     limits = {c: q.threshold for c, q in QUESTIONS.items()} | (thresholds or {})
     try:
@@ -272,12 +324,16 @@ def judge(engine, stories: Iterable[Story], *, codes: Iterable[str] = MODEL_CODE
             out.asked += 1
             if keep_probabilities:
                 out.probabilities.append((a, p))
+            if a.flagged:  # already a duplicate (ST603): the model may only take it back
+                if p < keep:
+                    out.dropped.append((a.others[0], a.story, p))
+                continue
             if p >= limits[a.code]:
                 f = finding(a, p, out.model, root)
                 if severity is not None:
                     f = replace(f, severity=severity(a.code))
                 out.findings.append(f)
-                if a.others and QUESTIONS[a.code].shape == "pair":  # a conflict is found on both stories
+                if a.others and QUESTIONS[a.code].shape == "pair":  # a conflict or duplicate is on both stories
                     other = replace(finding(Ask(a.code, a.others[0], (a.story,)), p, out.model, root),
                                     severity=f.severity)
                     out.findings.append(other)

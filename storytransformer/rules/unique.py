@@ -1,6 +1,7 @@
 """Unique: every story appears once in the whole workspace (exact and normalised duplicates).
 
-Semantic duplicates (same meaning, other words) come from the similarity index.
+Semantic duplicates (same meaning, other words) come from the similarity index (ST603), and, with
+``check --model-checks``, from the language model asked about the index's near pairs (ST606).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from functools import lru_cache
 from ..findings import Finding, Related, Severity
 from ..fixes import delete_story
 from ..places import story_place
-from .registry import Example, FixKind, rule
+from .registry import MODEL_SCOPE, Example, FixKind, declare, rule
 
 CRITERION = "unique"
 
@@ -53,6 +54,18 @@ def normalised_duplicate(story, ctx, workspace):
     near = [s for s in others if _squash(s.text) != _squash(story.text)]
     yield _finding(story, near, "ST602", "Duplicate: the same words", ctx, "keep one of them (or merge them)",
                    deletable=False)
+
+
+declare("ST606", "restated-duplicate", CRITERION, Severity.WARNING,
+        "Another story asks for the same functionality in other words, though the embedding index did not call the "
+        "two duplicates. Needs a language model: only `check --model-checks` runs it, as the second judge of each "
+        "story's nearest neighbours.",
+        scope=MODEL_SCOPE, default_on=False, merge_candidate=True,
+        fix="Merge the two stories into one, or delete one of them.",
+        examples=(Example("As a member, I want to extend the loan period of a borrowed book online.\n"
+                          "As a library user, I want to renew my loans from home.", flagged=True),
+                  Example("As a member, I want to extend the loan period of a borrowed book online.\n"
+                          "As a member, I want to reserve a book that is on loan.", flagged=False)))
 
 
 def _finding(story, others, code, what, ctx, how, deletable=True):

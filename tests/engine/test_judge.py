@@ -215,3 +215,61 @@ def test_an_untrusted_projects_remote_server_is_confirmed_before_model_checks_se
     assert asked.returncode == 2 and "not trusted to choose the remote model server" in asked.stderr
     plain_check = cli("check", "bakery.txt", "--no-semantic", cwd=tmp_path)  # no model: the settings are left out
     assert plain_check.returncode != 2 and "not trusted" not in plain_check.stderr
+
+
+# -- ST606: the model as the second judge of the index's near pairs --------------------------------
+
+LOANS = [
+    "As a member, I want to renew a borrowed book online.",
+    "As a reader, I want to extend my loan from home.",
+    "As a member, I want to pay a fine at the desk.",
+]
+
+
+def test_duplicate_pairs_are_asked_before_the_other_checks_and_a_yes_is_found_on_both_stories():
+    eng, backend = engine(trigger=("renew a borrowed", "extend my loan"))
+    s = stories(LOANS, "loans.txt")
+    result = judge.judge(eng, s, codes=["ST606", "ST406"], pairs=[(s[0], s[1], False), (s[0], s[2], False)])
+    assert "same functionality" in backend.contexts[0] and "same functionality" in backend.contexts[1]
+    assert result.asked == result.planned == 2 + 3  # two pairs, then ST406 on each story
+    found = {(f.code, f.range.start.line, tuple(r.range.start.line for r in f.related)) for f in result.findings}
+    assert found == {("ST606", 1, (0,)), ("ST606", 0, (1,))}
+    on_second = next(f for f in result.findings if f.range.start.line == 1)
+    assert "loans.txt:1" in on_second.message and on_second.criterion == "unique"
+
+
+def test_duplicates_are_asked_only_about_the_callers_pairs_and_only_when_selected():
+    s = stories(LOANS, "loans.txt")
+    assert judge.plan(s, ["ST606"]) == [] and judge.plan_workspace(s, ["ST606"]) == []
+    assert all(a.code == "ST406" for a in judge.plan_workspace(s, ["ST406"], [(s[0], s[1], False)]))
+
+
+def test_a_flagged_pair_answered_below_keep_is_dropped_and_one_at_or_above_it_stands():
+    eng, _ = engine(trigger=("renew a borrowed", "extend my loan"))  # yes for (0, 1): P(yes) about 0.94; no for (0, 2)
+    s = stories(LOANS, "loans.txt")
+    pairs = [(s[0], s[1], True), (s[0], s[2], True)]
+    result = judge.judge(eng, s, codes=["ST606"], pairs=pairs, keep=0.5)
+    assert result.findings == []  # a pair already flagged is never flagged twice
+    assert [(a.line, b.line) for a, b, _ in result.dropped] == [(0, 2)] and result.dropped[0][2] < 0.5
+    assert judge.judge(eng, s, codes=["ST606"], pairs=pairs).dropped == []  # keep 0 (a model without measured cuts)
+
+
+def test_measured_cuts_are_found_by_the_model_file_name_only():
+    cuts = judge.tuned_cuts("/models/Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf")
+    assert cuts is not None and cuts.keep < cuts.add
+    assert judge.tuned_cuts("/models/other.gguf") is None and judge.tuned_cuts("") is None
+
+
+def test_a_dropped_pair_takes_its_semantic_duplicate_findings_off_both_stories_and_no_other():
+    from storytransformer.cli.model_checks import _without_pairs
+    from storytransformer.findings import Finding, Related, Severity
+
+    a, b, c = stories(LOANS, "loans.txt")
+
+    def dup(s, *others):
+        return Finding.on(s, "ST603", "unique", Severity.WARNING, "dup",
+                          related=tuple(Related(o.file, o.range, o.id) for o in others))
+    findings = [dup(a, b, c), dup(b, a), dup(c, a), Finding.on(b, "ST406", "full-sentence", Severity.WARNING, "x")]
+    kept = _without_pairs(findings, "ST603", [(a, b, 0.3)])
+    assert [(f.code, f.range.start.line, [r.range.start.line for r in f.related]) for f in kept] == \
+        [("ST603", 0, [2]), ("ST603", 2, [0]), ("ST406", 1, [])]

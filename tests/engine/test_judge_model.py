@@ -70,3 +70,25 @@ def test_model_checks_at_the_tuned_thresholds_report_what_they_asked(backlog, mo
     assert "4 of 4 questions asked of SmolLM2-135M" in run.stderr, run.stderr
     for f in json.loads(run.stdout):
         assert f["code"] == "ST406" and "the model SmolLM2-135M" in f["message"]
+
+
+RESTATED = [
+    "As a member, I want to renew a borrowed book online, so that I can keep reading it.",
+    "As a library user, I want to extend the loan of a book I borrowed online, so that I can read it for longer.",
+    "As a caretaker, I want to order new light bulbs for the reading room.",
+]
+
+
+def test_the_model_judges_the_embedding_indexs_near_pairs_and_names_the_other_story(tmp_path, cold_engine, model_cache):
+    (tmp_path / "loans.txt").write_text("\n".join(RESTATED) + "\n")
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}", "STORYTRANSFORMER_CACHE_DIR": str(model_cache),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "storytransformer", "check", "loans.txt", "--format", "json",
+                          "--model-checks", "--select", "ST603,ST606", "--model-threshold", "ST606=0"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    # one near pair (lines 1 and 2; the caretaker's story is far from both), asked once, "yes" at threshold 0
+    assert "1 of 1 questions asked of SmolLM2-135M" in run.stderr, run.stderr
+    found = sorted((f["line"], f["related"][0]["line"]) for f in json.loads(run.stdout) if f["code"] == "ST606")
+    assert found == [(1, 2), (2, 1)]
+    f = next(f for f in json.loads(run.stdout) if f["code"] == "ST606" and f["line"] == 2)
+    assert "loans.txt:1" in f["message"] and "same functionality" in f["message"]

@@ -28,9 +28,9 @@ from ..markers import lead_role, means_with_subject, trailing_ends
 from ..story import Story
 from .needs import NeedCheck, Said, SameNeed, covers, keeps_every_need
 
-# Findings that say two stories ask for the same thing (exact, near and semantic duplicates): their
+# Findings that say two stories ask for the same thing (exact, near, semantic and model-judged duplicates): their
 # merge may keep one wording of a part and list the other's as said by it.
-SAME_NEED_CODES = frozenset({"ST601", "ST602", "ST603"})
+SAME_NEED_CODES = frozenset({"ST601", "ST602", "ST603", "ST606"})
 STOPWORDS = frozenset("a an the to of for and or in on at by with my our their its i we be able so that".split())
 # Words a means can start with that are no action ("I want the loader to ...", "I want my data kept"): two
 # such means share no verb whose objects could be joined.

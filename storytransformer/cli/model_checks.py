@@ -68,9 +68,10 @@ def selected_codes(config: Config) -> list[str]:
     return out
 
 
-def run(args, config: Config, stories, say, findings: list[Finding] = ()) -> list[Finding]:
+def run(args, config: Config, stories, say, findings: list[Finding] = (), engine=None) -> list[Finding]:
     """``findings`` (the deterministic check's) with the model findings on ``stories`` added and, with a measured
-    model, the semantic duplicates it takes back removed; unchanged when no engine is configured (said through ``say``)."""
+    model, the semantic duplicates it takes back removed; unchanged when no engine is configured (said through ``say``).
+    ``engine``: one already created for ``config`` (a caller checking many backlogs loads the model once)."""
     from ..engine import Deadline
     from ..engine.judge import availability, judge, tuned_cuts
     from ..lint import severity_of
@@ -93,7 +94,7 @@ def run(args, config: Config, stories, say, findings: list[Finding] = ()) -> lis
     from ..engine import create_engine
 
     try:
-        engine = create_engine(config)
+        engine = engine or create_engine(config)
     except Exception as e:  # a bad remote_url: named by the engine's own error
         say("warning", f"--model-checks: {e}; the model checks did not run")
         return findings

@@ -91,6 +91,11 @@ def run(args, config: Config, stories, say, findings: list[Finding] = (), engine
         say("warning", "--model-checks: the packaged SmolLM2-135M ranks these defects about as well as chance "
             "(docs/benchmarks/model_checks.md): treat its findings as hints, or configure a capable model "
             "(engine.model or engine.remote_url; scripts/install.sh --judge-model) and its thresholds (--model-threshold)")
+    unmeasured = [c for c in codes if c != "ST606" and c not in (args.thresholds or {})]
+    if config.engine.model and unmeasured:
+        say("warning", f"--model-checks: the thresholds of {', '.join(unmeasured)} were tuned for the packaged "
+            f"SmolLM2-135M, not for {config.engine.model}; treat those findings as hints, or set --model-threshold"
+            + (" (only ST606 is measured with this model: --select ST603,ST606)" if cuts else ""))
     from ..engine import create_engine
 
     try:

@@ -92,3 +92,14 @@ def test_the_model_judges_the_embedding_indexs_near_pairs_and_names_the_other_st
     assert found == [(1, 2), (2, 1)]
     f = next(f for f in json.loads(run.stdout) if f["code"] == "ST606" and f["line"] == 2)
     assert "loans.txt:1" in f["message"] and "same functionality" in f["message"]
+
+
+def test_a_model_of_ones_own_is_warned_that_the_thresholds_were_tuned_for_another(backlog, model_cache):
+    from storytransformer.engine.modelfiles import default_gguf
+
+    (backlog / "pyproject.toml").write_text(f'[tool.storytransformer.engine]\nmodel = "{default_gguf()}"\n')
+    run = check(backlog, model_cache, "--select", "ST406", "--model-budget", "1")
+    assert "the thresholds of ST406 were tuned for the packaged SmolLM2-135M, not for" in run.stderr, run.stderr
+    assert "1 of 4 questions asked" in run.stderr
+    quiet = check(backlog, model_cache, "--select", "ST406", "--model-budget", "1", "--model-threshold", "ST406=0.5")
+    assert "were tuned for the packaged" not in quiet.stderr and "1 of 4 questions asked" in quiet.stderr

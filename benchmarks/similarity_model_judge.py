@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from similarity_quality import REAL, load_pairs, predictions, workspace_of  # noqa: E402
+from similarity_quality import REAL, fmt, load_pairs, predictions, workspace_of  # noqa: E402
 from storytransformer.config import Config  # noqa: E402
 from storytransformer.engine.judge import TUNED  # noqa: E402
 from storytransformer.similarity.classify import Thresholds  # noqa: E402
@@ -52,10 +52,6 @@ def with_model(add: float, keep: float):
             return not (r["asked"] and r["p"] < keep)
         return r["asked"] and r["p"] >= add
     return decide
-
-
-def fmt(x) -> str:
-    return "-" if x is None else f"{x:.2f}"
 
 
 def main(argv=None) -> int:

@@ -116,7 +116,7 @@ class CheckOptions:
     write: bool = True  # with ``fix``: write fixed files (False: only compute them, ``--diff``)
     follow_symlinks: bool = False  # with ``fix``: write a link's target instead of refusing
     keep_index: bool = False  # keep the similarity index in the result (the report's clusters)
-    progress: Any = None  # a rich Progress (or, with keep_index, a ``f(done, total)``)
+    progress: Any = None  # a rich Progress or a ``f(done, total)``
 
 
 @dataclass
@@ -260,8 +260,9 @@ def _semantic(ws: Workspace, config: Config, options: CheckOptions, say: Say) ->
         index = None
         if options.keep_index:
             from .similarity import SimilarityIndex
+            from .similarity.workspace_findings import progress_callback
 
-            index = SimilarityIndex.build(ws.stories(), config.similarity, progress=options.progress)
+            index = SimilarityIndex.build(ws.stories(), config.similarity, progress=progress_callback(options.progress))
         found = semantic_findings(ws, config, progress=None if index is not None else options.progress, index=index)
     except Exception as e:
         say("warning", f"semantic check skipped: {e}")

@@ -124,7 +124,8 @@ def _run_once(args: argparse.Namespace) -> int:
     findings, problems, n_files, n_stories = result.findings, result.problems, result.files, result.stories
     args.checked = {os.path.abspath(p) for p in result.contents if p != args.stdin_name}  # what --watch watches for
     if args.model_checks and result.workspace is not None:
-        findings = sorted(model_checks.run(args, config, list(result.workspace.stories()), _say(err), findings),
+        findings = sorted(model_checks.run(args, config, list(result.workspace.stories()), _say(err), findings,
+                                                   index=result.index),
                           key=lambda f: f.sort_key())
     fixed, contents = result.fixed, result.contents
 
@@ -354,6 +355,7 @@ def _check(args, config, progress, err) -> CheckResult:
     texts = {args.stdin_name: sys.stdin.buffer.read()} if STDIN in args.paths else {}
     options = CheckOptions(semantic=not args.no_semantic, use_cache=not args.no_cache,
                            run_cache=not args.model_checks,  # the model checks need the stories, not a cached result
+                           keep_index=args.model_checks,  # and ST606 the index's near pairs
                            fix=args.policy if args.fix else None, write=not args.diff,
                            follow_symlinks=getattr(args, "follow_symlinks", False), progress=progress)
 

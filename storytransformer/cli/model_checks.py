@@ -68,10 +68,11 @@ def selected_codes(config: Config) -> list[str]:
     return out
 
 
-def run(args, config: Config, stories, say, findings: list[Finding] = (), engine=None) -> list[Finding]:
+def run(args, config: Config, stories, say, findings: list[Finding] = (), engine=None, index=None) -> list[Finding]:
     """``findings`` (the deterministic check's) with the model findings on ``stories`` added and, with a measured
     model, the semantic duplicates it takes back removed; unchanged when no engine is configured (said through ``say``).
-    ``engine``: one already created for ``config`` (a caller checking many backlogs loads the model once)."""
+    ``engine``: one already created for ``config`` (a caller checking many backlogs loads the model once);
+    ``index``: the check's similarity index of ``stories``, when it kept one (else ST606 builds it)."""
     from ..engine import Deadline
     from ..engine.judge import availability, judge, tuned_cuts
     from ..lint import severity_of
@@ -103,7 +104,7 @@ def run(args, config: Config, stories, say, findings: list[Finding] = (), engine
     except Exception as e:  # a bad remote_url: named by the engine's own error
         say("warning", f"--model-checks: {e}; the model checks did not run")
         return findings
-    pairs = _duplicate_pairs(args, config, stories, findings, say) if "ST606" in codes else []
+    pairs = _duplicate_pairs(args, config, stories, findings, say, index) if "ST606" in codes else []
     thresholds = ({"ST606": cuts.add} if cuts else {}) | (args.thresholds or {})
     result = judge(engine, stories, codes=codes, max_questions=args.model_budget, thresholds=thresholds,
                    deadline=Deadline.after(args.model_timeout), pairs=pairs, keep=cuts.keep if cuts else 0.0,
@@ -118,8 +119,9 @@ def run(args, config: Config, stories, say, findings: list[Finding] = (), engine
     return findings + result.findings
 
 
-def _duplicate_pairs(args, config: Config, stories, findings: list[Finding], say) -> list:
-    """ST606's candidates: (story, near neighbour, already an ST603 duplicate) from the embedding index."""
+def _duplicate_pairs(args, config: Config, stories, findings: list[Finding], say, index=None) -> list:
+    """ST606's candidates: (story, near neighbour, already an ST603 duplicate) from the embedding index
+    (the check's own, else one built here: the semantic rules may all be deselected)."""
     if getattr(args, "no_semantic", False):
         say("warning", "--model-checks: ST606 needs the embedding index, which --no-semantic turns off; not asked")
         return []
@@ -127,7 +129,7 @@ def _duplicate_pairs(args, config: Config, stories, findings: list[Finding], say
     from ..similarity.near_pairs import flagged_pairs, near_pairs
 
     try:
-        index = SimilarityIndex.build(stories, config.similarity)
+        index = index if index is not None else SimilarityIndex.build(stories, config.similarity)
     except Exception as e:  # the embedding model missing or broken: named by its own error
         say("warning", f"--model-checks: ST606 not asked: {e}")
         return []

@@ -58,7 +58,7 @@ def semantic_findings(workspace, config=None, paths: Iterable[str] | None = None
     on = enabled_codes(config)
     if not on or not getattr(config.similarity, "enabled", True):
         return []
-    report = _progress_callback(progress)
+    report = progress_callback(progress)
     if index is None:
         index = _reusable_index(workspace, config.similarity)
     if index is None:
@@ -141,7 +141,7 @@ def _remember(workspace, cfg, index) -> None:
         pass
 
 
-def _progress_callback(progress):
+def progress_callback(progress):
     """Accept a plain ``f(done, total)`` or a rich ``Progress`` (as the check command passes)."""
     if progress is None:
         return None

@@ -58,6 +58,10 @@ def command(args) -> str:
         parts.append(f"--device {args.device}")
     if args.questions != ",".join(QUESTIONS):
         parts.append(f"--questions {args.questions}")
+    if args.swapped:
+        parts.append("--swapped")
+    if args.min_whole > -1.0:
+        parts.append(f"--min-whole {args.min_whole:g}")
     if args.name != "similarity_lm_judge":
         parts.append(f"--name {args.name}")
     return " ".join(parts)
@@ -68,6 +72,10 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="", help="engine.model (default: the packaged SmolLM2-135M)")
     ap.add_argument("--device", default="cpu", help="engine.device (default cpu)")
     ap.add_argument("--questions", default=",".join(QUESTIONS), help=f"which questions (of {', '.join(QUESTIONS)})")
+    ap.add_argument("--swapped", action="store_true",
+                    help="put each pair's second story first (to measure and average out the order's effect)")
+    ap.add_argument("--min-whole", type=float, default=-1.0,
+                    help="ask only the pairs at this whole cosine or more (the judge asks near pairs at 0.60 or more)")
     ap.add_argument("--name", default="similarity_lm_judge",
                     help="the results' file name under docs/benchmarks/ (NAME.md, NAME.json with every pair's P(yes))")
     args = ap.parse_args(argv)
@@ -94,7 +102,11 @@ def main(argv=None) -> int:
     for p in pairs:
         ka, kb = keys[p["a"]], keys[p["b"] or p["id"]]
         a, b = index.story(ka), index.story(kb)
+        if args.swapped:
+            a, b = b, a
         row = {"id": p["id"], "part": p["part"], "label": p["label"], "whole": index.pair_scores(ka, kb).whole}
+        if row["whole"] < args.min_whole:
+            continue
         for name, ask in asked.items():
             messages = [{"role": "system", "content": judge.SYSTEM},
                         {"role": "user", "content": f"<story>{delimit(a.text)}</story>\n<story>{delimit(b.text)}</story>\n"
@@ -104,6 +116,7 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - started
     model = judge._model_name(engine)
     result = {"date": time.strftime("%Y-%m-%d"), "model": model, "device": args.device, "seconds": round(seconds, 1),
+              "swapped": args.swapped, "min_whole": args.min_whole,
               "questions": asked, "auc": {}, "pairs": rows}
     lines = ["# A language model as a judge of duplicate pairs", "",
              f"{result['date']}. Command: `{command(args)}`. "

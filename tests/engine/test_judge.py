@@ -261,7 +261,7 @@ def test_measured_cuts_are_found_by_the_model_file_name_only():
 
 
 def test_a_dropped_pair_takes_its_semantic_duplicate_findings_off_both_stories_and_no_other():
-    from storytransformer.cli.model_checks import _without_pairs
+    from storytransformer.model_checking import without_pairs as _without_pairs
     from storytransformer.findings import Finding, Related, Severity
 
     a, b, c = stories(LOANS, "loans.txt")

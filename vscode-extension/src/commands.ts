@@ -8,6 +8,7 @@ export const CLIENT_COMMANDS = {
   recheckWorkspace: "storytransformer.client.recheckWorkspace",
   loadModel: "storytransformer.client.loadModel",
   unloadModel: "storytransformer.client.unloadModel",
+  runModelChecks: "storytransformer.client.runModelChecks",
   openReport: "storytransformer.client.openReport",
 } as const;
 
@@ -17,4 +18,5 @@ export const SERVER_COMMANDS = {
   loadModel: "storytransformer.loadModel",
   unloadModel: "storytransformer.unloadModel",
   mergeStories: "storytransformer.mergeStories",
+  runModelChecks: "storytransformer.runModelChecks",
 } as const;

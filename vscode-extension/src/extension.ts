@@ -41,6 +41,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       return status;
     });
   }
+  // The server says what the checks found (a notification); the command's result is for scripts.
+  register(CLIENT_COMMANDS.runModelChecks, () => ctl.executeServerCommand(SERVER_COMMANDS.runModelChecks));
   register(CLIENT_COMMANDS.mergeSelectedStories, () => mergeSelectedStories(ctl));
   register(CLIENT_COMMANDS.openReport, () => openReport(ctl, output));
 

@@ -212,7 +212,13 @@ class EngineAdapter:
     async def propose(self, kind: ProposalKind, stories: Sequence[Story], findings: Sequence[Finding] = (), *,
                       config, token: CancelToken | None = None, deadline: Deadline | None = None) -> Outcome:
         """Proposals of ``kind`` on the engine thread, loading the model first: what passed
-        validation, what did not, and why none did.
+        validation, what did not, and why none did (see :meth:`call`)."""
+        return await self.call(lambda engine: engine.propose(kind, stories, findings, token=token, deadline=deadline),
+                               config=config, token=token, deadline=deadline)
+
+    async def call(self, work_on: Callable, *, config, token: CancelToken | None = None,
+                   deadline: Deadline | None = None):
+        """``work_on(engine)`` on the engine thread, the model loaded first; engine errors become daemon errors.
 
         A load this needs is announced (``engine/state``); an editor that must not count a first
         load against a short request deadline sends ``engine/load`` first. The engine is chosen
@@ -226,15 +232,14 @@ class EngineAdapter:
         self.last_used = time.monotonic()
         started = threading.Event()
 
-        def work() -> Outcome:
+        def work():
             started.set()
             self.queued -= 1
             if token is not None and token.cancelled:
                 raise DaemonError(CANCELLED, "cancelled before the model started")
             self.busy += 1
             try:
-                engine = self._select_and_load(config, token, deadline)
-                return engine.propose(kind, stories, findings, token=token, deadline=deadline)
+                return work_on(self._select_and_load(config, token, deadline))
             finally:
                 self.busy -= 1
                 self.last_used = time.monotonic()

@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 from .engine_adapter import EngineAdapter
 from .protocol import (ENGINE_STATE, INDEX_CHANGED, INVALID_PARAMS, NOT_FOUND, PROGRESS, PROTOCOL_VERSION,
                        UNAUTHORIZED, VERSION_MISMATCH, DaemonError, version_compatible)
+from .model_checks import ModelChecks
 from .similarity_adapter import SimilarityAdapter
 from .workspaces import Root, Roots, norm_path
 
@@ -107,6 +108,7 @@ class Service:
         self._opening: dict[str, asyncio.Future] = {}
         self.engine = EngineAdapter(on_state=lambda st: host.broadcast_threadsafe(ENGINE_STATE, st), run_cpu=host.run_cpu)
         self.similarity = SimilarityAdapter(on_ready=self._semantic_ready)
+        self.model_checks = ModelChecks(host, self.engine, self.similarity)
         self.watcher = None  # set by the server (needs the loop)
         self.methods: dict[str, Handler] = {
             "handshake": self.handshake,
@@ -118,6 +120,7 @@ class Service:
             "findings": self.findings,
             "similar": self.similar,
             "similar/typing": self.similar_typing,
+            "model/check": self.model_check,
             "propose/merge": self.propose_merge,
             "propose/rewrite": self.propose_rewrite,
             "propose/split": self.propose_split,
@@ -163,6 +166,7 @@ class Service:
             "roots": [await self.host.run_cpu(r.summary) for r in self.roots],
             "engine": (engine := await self.engine.status_async()),
             "similarity": self.similarity.status(),
+            "model_checks": {r.path: st for r in self.roots if (st := self.model_checks.status(r.path)) is not None},
             "memory_rss_bytes": rss_bytes(),
             "device": engine.get("device") or "none (no model loaded yet)",
             "socket": str(self.host.paths.socket),
@@ -206,6 +210,7 @@ class Service:
         if not root.clients and self.roots.by_path.get(root.path) is root:
             self.roots.by_path.pop(root.path, None)
             self.similarity.forget(root.path)
+            self.model_checks.forget(root.path)
             if self.watcher is not None:
                 self.watcher.unwatch(root.path)
             log.info("closed root %s (every client that asked for it had gone)", root.path)
@@ -225,6 +230,7 @@ class Service:
         if not root.clients and self.roots.by_path.get(root.path) is root:
             self.roots.by_path.pop(root.path, None)
             self.similarity.forget(root.path)
+            self.model_checks.forget(root.path)
             if self.watcher is not None and not root.single_file:
                 self.watcher.unwatch(root.path)
             log.info("closed root %s (no clients left)", root.path)
@@ -307,20 +313,51 @@ class Service:
         else:
             generation, wire, found = root.generation, [], []
         semantic, pending = False, False
+        extra: list = []
         if mode is not False and self.similarity.enabled_for(root):
             extra = await self.similarity.findings(root, path, wait=mode is True)
             if extra is None:
-                pending = True
+                pending, extra = True, []
             else:
                 semantic = True
-                if extra:
-                    found = wire + extra
+        if mode is not False and self.model_checks.kept.get(root.path):
+            extra = await self.host.run_cpu(_locked, root, self._with_model_findings, root, path, extra)
+        if extra:
+            found = wire + extra
         ov = root.overlays.get(path)
         problem = root.workspace.problems.get(path)
         return {"path": path, "version": ov.version if ov else None, "generation": generation,
                 "semantic": semantic, "semantic_pending": pending, "findings": found,
                 "problem": None if problem is None else {"message": problem.message, "line": problem.line,
                                                          "kind": problem.kind}}
+
+    def _with_model_findings(self, root, path: str, semantic: list) -> list:
+        from .wire import finding_to_wire
+
+        return (self.model_checks.without_taken_back(root, path, semantic)
+                + [finding_to_wire(f) for f in self.model_checks.findings_for(root, path)])
+
+    async def model_check(self, ctx: Context, params: dict) -> dict:
+        """Run the model checks on the root of ``path`` (a root or any file in it) with the resident model:
+        at most ``max_questions`` questions and ``seconds`` seconds; ``thresholds`` ({code: P(yes)}) for a
+        model whose own were measured. The findings are kept and added to ``findings`` replies from then on
+        (clients are told with ``index/changed {reason: "model"}``)."""
+        from storytransformer.model_checking import DEFAULT_QUESTIONS, DEFAULT_SECONDS, model_codes
+
+        root = self._root_for(norm_path(_str(params, "path")))
+        max_questions = _int(params, "max_questions", DEFAULT_QUESTIONS, 1, 1_000_000)
+        seconds = params.get("seconds", DEFAULT_SECONDS)
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 86_400:
+            raise DaemonError(INVALID_PARAMS, "'seconds' must be a number of seconds between 0 and 86400")
+        thresholds = params.get("thresholds") or {}
+        codes = model_codes()
+        if not isinstance(thresholds, dict) or any(
+                k not in codes or isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1
+                for k, v in thresholds.items()):
+            raise DaemonError(INVALID_PARAMS, f"'thresholds' must map model rule codes ({', '.join(codes)}) to a "
+                              "P(yes) between 0 and 1")
+        return await self.model_checks.run(root, ctx, max_questions=max_questions, seconds=float(seconds),
+                                           thresholds={k: float(v) for k, v in thresholds.items()})
 
     def _semantic_ready(self, root) -> None:
         """Fresh semantic findings for a root: clients refetch the files they show."""

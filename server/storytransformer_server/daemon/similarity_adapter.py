@@ -253,6 +253,32 @@ class SimilarityAdapter:
         hits.sort(key=lambda h: -h[1])
         return hits[:k]
 
+    async def duplicate_pairs(self, root) -> tuple[list, list]:
+        """(stories, ST606's candidate pairs) of ``root``, one snapshot: its index brought up to date first, the
+        pairs taken on the embedding thread (which owns the index) with the root's semantic findings."""
+        from storytransformer.model_checking import duplicate_pairs
+
+        from .wire import finding_from_wire
+
+        self.module()
+        for _ in range(3):  # the root may change while its index catches up; a few rounds, then the last snapshot
+            state = self._roots.get(root.path)
+            if state is not None and state.findings_generation == root.generation:
+                break
+            await asyncio.shield(self.refresh_soon(root))
+        state = self._roots.get(root.path)
+        if state is None or state.index is None:
+            raise DaemonError(SIMILARITY_UNAVAILABLE, f"no similarity index for {root.path}: {state.error if state else ''}")
+
+        def pairs():
+            with root.lock:
+                stories = list(root.workspace.stories())
+                config = root.config
+            found = [finding_from_wire(d) for wire in state.findings.values() for d in wire]
+            return stories, duplicate_pairs(stories, found, config, state.index)
+
+        return await self._run(pairs)
+
     async def typing(self, roots, text: str, path: str | None, line: int | None,
                      k: int | None = None) -> tuple[bool, list]:
         """(ready, matches): the stories of ``roots`` that already ask what the unfinished ``text`` (typed at

@@ -1,4 +1,5 @@
-"""``workspace/executeCommand``: re-check the workspace, merge stories, load/unload the model, engine status.
+"""``workspace/executeCommand``: re-check the workspace, merge stories, load/unload the model, engine status,
+run the model checks.
 
 The command names and the ``storytransformer/engineStatus`` notification are
 what the VS Code extension calls and listens for; keep them stable.
@@ -26,7 +27,9 @@ LOAD_MODEL = "storytransformer.loadModel"
 UNLOAD_MODEL = "storytransformer.unloadModel"
 MERGE = "storytransformer.mergeStories"
 ENGINE_STATUS = "storytransformer.engineStatus"
-COMMANDS = (RECHECK, LOAD_MODEL, UNLOAD_MODEL, MERGE, ENGINE_STATUS)
+RUN_MODEL_CHECKS = "storytransformer.runModelChecks"
+COMMANDS = (RECHECK, LOAD_MODEL, UNLOAD_MODEL, MERGE, ENGINE_STATUS, RUN_MODEL_CHECKS)
+MODEL_CHECK_SLACK_S = 60.0  # beyond the checks' own time limit: finding the near pairs, loading the model
 
 
 def story_refs(args: tuple) -> list[tuple[str, int]]:
@@ -70,6 +73,38 @@ def register(server: "ServerContext") -> None:
         status = await server.model.refresh_status(spawn=False)
         server.send_engine_status(status)
         return status.to_json()
+
+    @server.command(RUN_MODEL_CHECKS)
+    async def run_model_checks(*args) -> dict:
+        """The model checks (ST606 and the other model rules) on the first workspace root, by the daemon's
+        resident model; optional argument ``{max_questions, seconds}``. Their findings show with the
+        semantic ones in the open documents until the stories they are about are reworded."""
+        from storytransformer.model_checking import DEFAULT_QUESTIONS, DEFAULT_SECONDS
+
+        roots = server.core.roots
+        if not roots:
+            server.show("Run Model Checks: open a folder first (the checks look across its stories)",
+                        types.MessageType.Warning)
+            return {"ran": False, "reason": "no workspace folder"}
+        limits = args[0] if args and isinstance(args[0], dict) else {}
+        params = {"path": roots[0], "max_questions": int(limits.get("max_questions", DEFAULT_QUESTIONS)),
+                  "seconds": float(limits.get("seconds", DEFAULT_SECONDS))}
+        async with server.progress("StoryTransformer", "model checks") as report:
+            try:
+                await server.model.share(roots, [])
+                await server.model.ensure_loaded(roots[0], report)
+                report("asking the model (near pairs first)", None)
+                reply = await server.model.request("model/check", params, timeout=params["seconds"] + MODEL_CHECK_SLACK_S)
+            except ModelUnavailable as e:
+                log_failure("Run Model Checks", e)
+                server.show(failure_message("Run Model Checks", e), types.MessageType.Warning)
+                return {"ran": False, "reason": failure_reason(e)}
+        for note in reply.get("notes", ()) if isinstance(reply, dict) else ():
+            log.info("model checks: %s: %s", note.get("level"), note.get("message"))
+        summary = model_check_summary(reply)
+        server.show(summary, types.MessageType.Info if reply.get("ran") else types.MessageType.Warning)
+        server.semantic.refresh_open()
+        return {**reply, "summary": summary}
 
     @server.command(MERGE)
     async def merge(*args) -> dict:
@@ -117,6 +152,22 @@ def register(server: "ServerContext") -> None:
 
 
 APPLY = "Apply merge"
+
+
+def model_check_summary(reply: dict) -> str:
+    """One line for the user: what the model found, what it took back, and where it stopped if it did."""
+    if not reply.get("ran"):
+        notes = [n.get("message", "") for n in reply.get("notes", ()) if isinstance(n, dict)]
+        return "Model checks did not run: " + ("; ".join(notes) or "no reason given")
+    found, files = reply.get("findings", 0), len(reply.get("files") or {})
+    line = (f"Model checks ({reply.get('model')}): {found} finding{'s' if found != 1 else ''}"
+            + (f" in {files} file{'s' if files != 1 else ''}" if found else "")
+            + f"; {reply.get('asked', 0)} of {reply.get('planned', 0)} questions asked in {reply.get('seconds', 0):g} s")
+    if reply.get("taken_back"):
+        line += f"; {reply['taken_back']} semantic duplicate pair(s) taken back"
+    if reply.get("stopped"):
+        line += f" (stopped: {reply['stopped']}; the rest was not asked)"
+    return line
 
 
 async def confirm_merge(server: "ServerContext", text: str, count: int) -> bool:

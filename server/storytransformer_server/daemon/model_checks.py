@@ -1,0 +1,163 @@
+"""The model checks for the daemon's roots: run on request (``model/check``), kept with the stories' words.
+
+A run asks the resident model the model rules' questions about a root (ST606 first: the embedding
+index's near pairs, the one model check measured to help) within a budget of questions and seconds,
+on the engine thread, so it queues with proposals and never loads a second model.
+
+Its findings are kept per root with the words of every story they are about, not with the root's
+generation: an edit elsewhere does not throw an hour of CPU answers away, and a finding whose story
+or partner was reworded is left out until the next run. ``findings`` replies add the kept findings of
+the file asked for and leave out the semantic duplicates (ST603) the model took back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+from storytransformer import model_checking
+from storytransformer.findings import Finding, Related, shifted
+from storytransformer.story import Story
+
+from .protocol import INDEX_CHANGED, DaemonError
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (file, the story's text): a story as long as its words stay the same
+
+
+def key_of(s: Story) -> Key:
+    return (s.file, s.text)
+
+
+@dataclass
+class Kept:
+    """One root's latest run."""
+
+    findings: list[tuple[Finding, Key, tuple[Key, ...]]] = field(default_factory=list)  # finding, its story, related
+    dropped: set[frozenset] = field(default_factory=set)  # {key, key}: ST603 pairs the model took back
+    summary: dict = field(default_factory=dict)
+
+
+def _placed(where: dict[Key, list[Story]], key: Key, line: int) -> Story | None:
+    """The story with ``key``'s words nearest to ``line`` (its old place), if it is still there."""
+    found = where.get(key)
+    return min(found, key=lambda s: abs(s.range.start.line - line)) if found else None
+
+
+class ModelChecks:
+    def __init__(self, host, engine, similarity):
+        self.host = host  # run_cpu(), notify_root()
+        self.engine = engine
+        self.similarity = similarity
+        self.kept: dict[str, Kept] = {}  # root path -> its latest run
+
+    def forget(self, root_path: str) -> None:
+        self.kept.pop(root_path, None)
+
+    async def run(self, root, ctx, *, max_questions: int, seconds: float, thresholds: dict | None = None) -> dict:
+        """Ask the model about ``root``; keep and return what it found (a summary, the notes and the findings'
+        count per file). Clients showing the root's files are told to fetch their findings again."""
+        started = time.monotonic()
+        mod = self.engine.module()
+        token = ctx.engine_token(mod)
+        ctx.progress("Finding the near pairs", 0)
+        try:
+            stories, pairs = await self.similarity.duplicate_pairs(root)
+        except DaemonError as e:
+            log.info("model checks of %s without near pairs: %s", root.path, e.message)
+            stories, pairs = await self.host.run_cpu(lambda: _snapshot(root)), []
+        config = root.config
+        if not self.engine.loaded:
+            ctx.progress("Loading the language model", 5)
+        ctx.progress(f"Asking the model ({len(pairs)} near pairs)", 10)
+        outcome = await self.engine.call(
+            lambda engine: model_checking.run(config, stories, engine=engine, max_questions=max_questions,
+                                              seconds=seconds, thresholds=thresholds, token=token, root=root.path,
+                                              pairs=pairs),
+            config=config, token=token)
+        kept = Kept()
+        by_place = {(s.file, s.range.start.line): s for s in stories}
+        for f in outcome.findings:
+            subject = by_place.get((f.file, f.range.start.line))
+            if subject is None:
+                continue
+            others = tuple(key_of(by_place[(r.file, r.range.start.line)]) for r in f.related
+                           if (r.file, r.range.start.line) in by_place)
+            kept.findings.append((f, key_of(subject), others))
+        kept.dropped = {frozenset((key_of(a), key_of(b))) for a, b, _ in outcome.dropped}
+        result = outcome.result
+        kept.summary = {"ran": outcome.ran, "notes": [{"level": lv, "message": m} for lv, m in outcome.notes],
+                        "planned": result.planned if result else 0, "asked": result.asked if result else 0,
+                        "stopped": (result.stopped or None) if result else None, "pairs": len(pairs),
+                        "findings": len(outcome.findings), "taken_back": len(outcome.dropped),
+                        "model": result.model if result else None, "seconds": round(time.monotonic() - started, 1),
+                        "finished_at": time.time()}
+        self.kept[root.path] = kept
+        ctx.progress("Done", 100)
+        log.info("model checks of %s: %s", root.path, kept.summary)
+        self.host.notify_root(root, INDEX_CHANGED, {"root": root.path, "paths": [],
+                                                    "reason": "model", "generation": root.generation})
+        files: dict[str, int] = {}
+        for f, *_ in kept.findings:
+            files[f.file] = files.get(f.file, 0) + 1
+        return {**kept.summary, "files": files}
+
+    def status(self, root_path: str) -> dict | None:
+        kept = self.kept.get(root_path)
+        return None if kept is None else dict(kept.summary)
+
+    def findings_for(self, root, path: str) -> list[Finding]:
+        """The kept model findings of ``path`` whose story and partners still have their words, where they
+        are now (call with the root's lock held or from its CPU thread)."""
+        kept = self.kept.get(root.path)
+        if kept is None or not kept.findings:
+            return []
+        where: dict[Key, list[Story]] = {}
+        for s in root.workspace.stories():
+            where.setdefault(key_of(s), []).append(s)
+        out = []
+        for f, subject, others in kept.findings:
+            if f.file != path:
+                continue
+            here = _placed(where, subject, f.range.start.line)
+            if here is None:
+                continue
+            related, lost = [], False
+            for r, key in zip(f.related, others):
+                there = _placed(where, key, r.range.start.line)
+                if there is None:
+                    lost = True
+                    break
+                related.append(Related(there.file, there.range, there.id, r.message))
+            if lost:
+                continue
+            moved = shifted(f, here.range.start.line - f.range.start.line)
+            out.append(replace(moved, story_id=here.id, related=tuple(related)))
+        return out
+
+    def without_taken_back(self, root, path: str, wire: list[dict]) -> list[dict]:
+        """``wire`` (semantic findings of ``path``) less the ST603 pairs the model took back."""
+        kept = self.kept.get(root.path)
+        if kept is None or not kept.dropped or not any(d.get("code") == "ST603" for d in wire):
+            return wire
+        text_at: dict[tuple[str, int], str] = {(s.file, s.range.start.line): s.text for s in root.workspace.stories()}
+        out = []
+        for d in wire:
+            if d.get("code") == "ST603":
+                mine = (path, text_at.get((path, d["range"]["start"]["line"]), ""))
+                related = [r for r in d.get("related", ())
+                           if frozenset((mine, (r["file"], text_at.get((r["file"], r["range"]["start"]["line"]), ""))))
+                           not in kept.dropped]
+                if not related:
+                    continue
+                if len(related) != len(d.get("related", ())):
+                    d = {**d, "related": related}
+            out.append(d)
+        return out
+
+
+def _snapshot(root) -> list[Story]:
+    with root.lock:
+        return list(root.workspace.stories())

@@ -8,7 +8,7 @@ from lsprotocol import types
 from .conftest import codes, open_doc, published_for, start, until, uri
 
 COMMANDS = ["storytransformer.recheckWorkspace", "storytransformer.loadModel", "storytransformer.unloadModel",
-            "storytransformer.mergeStories", "storytransformer.engineStatus"]
+            "storytransformer.mergeStories", "storytransformer.engineStatus", "storytransformer.runModelChecks"]
 
 
 async def test_commands_are_advertised_and_engine_status_is_sent(client, workspace):

@@ -22,7 +22,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, start
+from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, start, until
 
 STATE = tempfile.mkdtemp(prefix="st-lsp-model-")
 RUNTIME = os.path.join(STATE, "run")
@@ -126,3 +126,27 @@ async def test_a_merge_that_cannot_keep_both_stories_says_so(daemon, model_clien
     assert "log out" in reason and "login.txt:2" in reason, reason  # the need it would lose, and whose
     shown = [m.message for m in model_client.messages if "Merge Stories" in m.message]
     assert shown == [f"StoryTransformer: Merge Stories: {reason}"], shown  # the whole reason, not "model unavailable"
+
+
+RESTATED = ("As a member, I want to renew a borrowed book online, so that I can keep reading it.\n"
+            "As a library user, I want to extend the loan of a book I borrowed online, so that I can read it for longer.\n"
+            "As a caretaker, I want to order new light bulbs for the reading room.\n")
+
+
+async def test_run_model_checks_shows_the_models_duplicates_in_the_open_document(daemon, model_client, tmp_path):
+    """The command asks the daemon's resident model about the index's one near pair (ST606 at threshold 0, so
+    the answer is a finding whatever it is worth): both stories get a diagnostic naming the other, and the
+    user is told what ran."""
+    (tmp_path / ".storytransformer.toml").write_text('select = ["ST603", "ST606"]\n\n[engine]\ndevice = "cpu"\n', "utf-8")
+    (tmp_path / "loans.txt").write_text(RESTATED, "utf-8")
+    await start(model_client, tmp_path, options={"daemon": {"spawn": False, "timeoutS": 120}})
+    u = open_doc(model_client, tmp_path / "loans.txt")
+    reply = await model_client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="storytransformer.runModelChecks", arguments=[{"thresholds": {"ST606": 0}}]))
+    assert reply["ran"] and reply["pairs"] == 1 and reply["findings"] == 2, reply
+    shown = [m.message for m in model_client.messages if "Model checks" in m.message]
+    assert shown and "2 findings in 1 file" in shown[-1] and "1 of 1 questions" in shown[-1], shown
+    found = await until(lambda: sorted((d.range.start.line, d.related_information[0].location.range.start.line)
+                                       for d in model_client.diagnostics.get(u, ()) if d.code == "ST606") or None,
+                        timeout=60, what="ST606 diagnostics")
+    assert found == [(0, 1), (1, 0)]

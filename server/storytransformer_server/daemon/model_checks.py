@@ -24,6 +24,7 @@ from .protocol import INDEX_CHANGED, DaemonError
 
 log = logging.getLogger(__name__)
 
+ANSWER_MARGIN_S = 3.0  # the questions stop this long before the request's deadline, so the answer gets out
 Key = tuple[str, str]  # (file, the story's text): a story as long as its words stay the same
 
 
@@ -58,7 +59,11 @@ class ModelChecks:
 
     async def run(self, root, ctx, *, max_questions: int, seconds: float, thresholds: dict | None = None) -> dict:
         """Ask the model about ``root``; keep and return what it found (a summary, the notes and the findings'
-        count per file). Clients showing the root's files are told to fetch their findings again."""
+        count per file). Clients showing the root's files are told to fetch their findings again.
+
+        The questions stop at ``seconds`` or a few seconds before the request's own deadline (the daemon's
+        ``request_deadline_s``), whichever comes first: what was answered by then is kept and the summary
+        says where it stopped."""
         started = time.monotonic()
         mod = self.engine.module()
         token = ctx.engine_token(mod)
@@ -72,11 +77,21 @@ class ModelChecks:
         if not self.engine.loaded:
             ctx.progress("Loading the language model", 5)
         ctx.progress(f"Asking the model ({len(pairs)} near pairs)", 10)
-        outcome = await self.engine.call(
-            lambda engine: model_checking.run(config, stories, engine=engine, max_questions=max_questions,
-                                              seconds=seconds, thresholds=thresholds, token=token, root=root.path,
-                                              pairs=pairs),
-            config=config, token=token)
+        deadline_at = getattr(ctx, "deadline_at", None)
+        capped = []
+
+        def ask(engine):
+            budget = seconds  # counted from now: the model is loaded, and the request's deadline may be near
+            if deadline_at is not None and deadline_at - time.monotonic() - ANSWER_MARGIN_S < budget:
+                budget = max(0.001, deadline_at - time.monotonic() - ANSWER_MARGIN_S)
+                capped.append(budget)
+            return model_checking.run(config, stories, engine=engine, max_questions=max_questions, seconds=budget,
+                                      thresholds=thresholds, token=token, root=root.path, pairs=pairs)
+
+        outcome = await self.engine.call(ask, config=config, token=token)
+        if capped:
+            outcome.notes.append(("note", f"the questions had {capped[0]:.0f} s, the time left before the daemon's "
+                                  "request deadline (request_deadline_s in its settings file)"))
         kept = Kept()
         by_place = {(s.file, s.range.start.line): s for s in stories}
         for f in outcome.findings:

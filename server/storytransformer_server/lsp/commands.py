@@ -8,6 +8,7 @@ what the VS Code extension calls and listens for; keep them stable.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -77,11 +78,12 @@ def register(server: "ServerContext") -> None:
     @server.command(RUN_MODEL_CHECKS)
     async def run_model_checks(*args) -> dict:
         """The model checks (ST606 and the other model rules) on the first workspace root, by the daemon's
-        resident model; optional argument ``{max_questions, seconds}``. Their findings show with the
+        resident model; optional argument ``{max_questions, seconds, thresholds}`` (thresholds: {code: P(yes)},
+        for a model whose own were measured). Their findings show with the
         semantic ones in the open documents until the stories they are about are reworded."""
         from storytransformer.model_checking import DEFAULT_QUESTIONS, DEFAULT_SECONDS
 
-        roots = server.core.roots
+        roots = server.core.roots or [os.path.normpath(os.path.abspath(r)) for r in server.roots()]  # before the scan
         if not roots:
             server.show("Run Model Checks: open a folder first (the checks look across its stories)",
                         types.MessageType.Warning)
@@ -89,6 +91,8 @@ def register(server: "ServerContext") -> None:
         limits = args[0] if args and isinstance(args[0], dict) else {}
         params = {"path": roots[0], "max_questions": int(limits.get("max_questions", DEFAULT_QUESTIONS)),
                   "seconds": float(limits.get("seconds", DEFAULT_SECONDS))}
+        if isinstance(limits.get("thresholds"), dict):
+            params["thresholds"] = limits["thresholds"]
         async with server.progress("StoryTransformer", "model checks") as report:
             try:
                 await server.model.share(roots, [])

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import model_checks
+
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="write a self-contained HTML report of a backlog's health",
@@ -27,6 +29,7 @@ def register(sub) -> None:
     p.add_argument("--model-seconds", type=float, default=120.0, metavar="S",
                    help="time the model may spend ranking merges, largest clusters first (default: 120); the clusters "
                         "it does not reach keep their deterministic grounded merge and say so")
+    model_checks.add_arguments(p)  # the same flags as check's
     p.add_argument("--no-estimate", action="store_true", help="leave out the size and cost panel (no tokenizer)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report's data as JSON")
@@ -47,12 +50,22 @@ def run(args: argparse.Namespace) -> int:
     if args.model_seconds < 0:
         print("storytransformer report: error: --model-seconds must be 0 or more", file=err)
         return 2
+    if args.model_budget < 1 or args.model_timeout <= 0:
+        print("storytransformer report: error: --model-budget and --model-timeout must be positive", file=err)
+        return 2
+    try:
+        thresholds = model_checks.thresholds(args.model_threshold)
+    except ValueError as e:
+        print(f"storytransformer report: error: {e}", file=err)
+        return 2
     loaded = load_for_command("report", args.config, args.paths, err)
     if loaded is None:
         return 2
     config, settings = loaded
     options = Options(semantic=not args.no_semantic, model=not args.no_model, generate=args.generate,
-                      max_merges=args.max_merges, model_seconds=args.model_seconds, estimate=not args.no_estimate, use_cache=not args.no_cache)
+                      max_merges=args.max_merges, model_seconds=args.model_seconds, estimate=not args.no_estimate, use_cache=not args.no_cache,
+                      model_checks=args.model_checks, model_check_questions=args.model_budget,
+                      model_check_seconds=args.model_timeout, model_check_thresholds=thresholds)
 
     def warn(message: str) -> None:
         print(f"storytransformer report: warning: {message}", file=err)

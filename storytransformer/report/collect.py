@@ -39,6 +39,10 @@ class Options:
     model_seconds: float = 120.0  # time for the model's ranking; clusters it does not reach keep the deterministic merge
     estimate: bool = True  # the size panel (loads the tokenizer)
     use_cache: bool = True
+    model_checks: bool = False  # also the model rules (ST606 first), as `check --model-checks` runs them
+    model_check_questions: int = 200
+    model_check_seconds: float = 300.0
+    model_check_thresholds: dict | None = None  # {code: P(yes)} for a model whose own were measured
 
 
 class Steps:
@@ -112,6 +116,8 @@ def build_report(paths: list[str], config, options: Options | None = None, *, se
     ws, findings, index = result.workspace, result.findings, result.index
     if options.semantic and not config.similarity.enabled:
         notes.append("Semantic duplicates are turned off in the configuration (similarity.enabled = false).")
+    if options.model_checks and ws is not None:
+        findings = _with_model_checks(ws, findings, index, config, options, steps, warn, notes)
     data = snapshot(ws, findings, paths, result.problems)
     data["semantic"] = index is not None
     data["clusters"], data["merges"], data["merge_summary"] = ([], None, None) if index is None else \
@@ -129,6 +135,34 @@ def build_report(paths: list[str], config, options: Options | None = None, *, se
     data["notes"] = notes
     data["timings"] = steps.finish()
     return data
+
+
+def _with_model_checks(ws, findings, index, config, options: Options, steps: Steps, warn, notes: list[str]) -> list:
+    """``findings`` with the model checks' added and the semantic duplicates the judge model takes back left
+    out (:mod:`..model_checking`); what ran and where it stopped goes in the report's notes."""
+    from .. import model_checking
+
+    steps.start("Model checks", step="asking the model")
+    engine = None
+    if model_checking.selected_codes(config):
+        try:
+            from ..engine import create_engine
+
+            engine = create_engine(config)
+        except Exception:  # noqa: BLE001 - the run says why, in its own words
+            engine = None
+    try:
+        outcome = model_checking.run(config, list(ws.stories()), findings, engine=engine, index=index,
+                                     semantic=index is not None, max_questions=options.model_check_questions,
+                                     seconds=options.model_check_seconds, thresholds=options.model_check_thresholds)
+    finally:
+        if engine is not None:
+            engine.unload()  # the merges' ranking loads its own: one model in memory at a time
+    for level, text in outcome.notes:
+        if level == "warning":
+            warn(f"model checks: {text}")
+        notes.append(f"Model checks: {text}.")
+    return sorted(outcome.applied_to(findings), key=Finding.sort_key)
 
 
 def snapshot(ws: Workspace, findings: list[Finding], paths: list[str], problems: list | None = None) -> dict:

@@ -15,7 +15,8 @@ CRITERION = "complete"
 
 declare("ST1301", "missing-step", CRITERION, Severity.INFO,
         "The story relies on an action or object that no story of the backlog provides ('edit my saved searches' "
-        "where no story saves one). Needs a language model: only `check --model-checks` runs it.",
+        "where no story saves one). Needs a language model: "
+        "`check --model-checks`, `report --model-checks` and the editor's Run Model Checks run it.",
         scope=MODEL_SCOPE, default_on=False,
         fix="Add the story for the missing step, or say in this story where the object comes from.",
         examples=(Example("As a visitor, I want to search the catalogue by title.\n"

@@ -43,7 +43,8 @@ def goal_as_means(story, ctx):
 # ends whose subject is "it" or "they" 20, 2 labelled).
 declare("ST1002", "ends-not-a-reason", CRITERION, Severity.INFO,
         "The ends is another feature or a requirement, not a reason ('so that I can also export it to PDF'), or the "
-        "parts are in the wrong slots. Needs a language model: only `check --model-checks` runs it.",
+        "parts are in the wrong slots. Needs a language model: "
+        "`check --model-checks`, `report --model-checks` and the editor's Run Model Checks run it.",
         scope=MODEL_SCOPE, default_on=False,
         fix="Move the feature into a story of its own and give the reason the user wants this one.",
         examples=(Example("As a moderator, I want to export a game, so that I can also print the estimates as PDF.",

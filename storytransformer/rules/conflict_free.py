@@ -16,7 +16,8 @@ CRITERION = "conflict-free"
 
 declare("ST1201", "conflicting-stories", CRITERION, Severity.WARNING,
         "Another story of the backlog contradicts this one (same role and object, opposite actions or rules). "
-        "Needs a language model: only `check --model-checks` runs it.",
+        "Needs a language model: "
+        "`check --model-checks`, `report --model-checks` and the editor's Run Model Checks run it.",
         scope=MODEL_SCOPE, default_on=False,
         fix="Decide which rule holds, then change or delete the other story.",
         examples=(Example("As a moderator, I want to show all estimates as soon as they are given.\n"

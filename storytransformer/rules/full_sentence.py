@@ -191,7 +191,8 @@ def run_on_sentence(story, ctx):
 # ("-tion", "-ment", ...) right after "want to" 3/1, "so I" before "so that" 5/1.
 declare("ST406", "garbled-sentence", CRITERION, Severity.WARNING,
         "The story is not one grammatical sentence in a way ST401-ST405 do not list (words missing, in the wrong "
-        "order, or a clause that goes nowhere). Needs a language model: only `check --model-checks` runs it.",
+        "order, or a clause that goes nowhere). Needs a language model: "
+        "`check --model-checks`, `report --model-checks` and the editor's Run Model Checks run it.",
         scope=MODEL_SCOPE, default_on=False,
         fix="Rewrite the story as one sentence: 'As a <role>, I want <feature>, so that <reason>.'",
         examples=(Example("As an older person, I want to games that train memory and movement.", flagged=True),

@@ -57,7 +57,8 @@ def refers_to_other_story(story, ctx):
 # Annotators mark only some ordinary follow-ups as dependencies; none of these is a rule.
 declare("ST1102", "hidden-dependency", CRITERION, Severity.INFO,
         "The story cannot be planned or built without another specific story that it does not name ('reset the "
-        "timer' where another story adds the timer). Needs a language model: only `check --model-checks` runs it.",
+        "timer' where another story adds the timer). Needs a language model: "
+        "`check --model-checks`, `report --model-checks` and the editor's Run Model Checks run it.",
         scope=MODEL_SCOPE, default_on=False,
         fix="Say what the story needs ('the two-minute timer of the estimation round') or merge it with the story "
             "it depends on.",

@@ -58,8 +58,9 @@ def normalised_duplicate(story, ctx, workspace):
 
 declare("ST606", "restated-duplicate", CRITERION, Severity.WARNING,
         "Another story asks for the same functionality in other words, though the embedding index did not call the "
-        "two duplicates. Needs a language model: only `check --model-checks` runs it, as the second judge of each "
-        "story's nearest neighbours.",
+        "two duplicates. Needs a language model: "
+        "`check --model-checks`, `report --model-checks` and the editor's Run Model Checks run it, as the second "
+        "judge of each story's nearest neighbours.",
         scope=MODEL_SCOPE, default_on=False, merge_candidate=True,
         fix="Merge the two stories into one, or delete one of them.",
         examples=(Example("As a member, I want to extend the loan period of a borrowed book online.\n"

@@ -103,3 +103,20 @@ def test_a_model_of_ones_own_is_warned_that_the_thresholds_were_tuned_for_anothe
     assert "1 of 4 questions asked" in run.stderr
     quiet = check(backlog, model_cache, "--select", "ST406", "--model-budget", "1", "--model-threshold", "ST406=0.5")
     assert "were tuned for the packaged" not in quiet.stderr and "1 of 4 questions asked" in quiet.stderr
+
+
+def test_the_report_runs_the_model_checks_and_lists_their_findings(tmp_path, cold_engine, model_cache):
+    (tmp_path / "loans.txt").write_text("\n".join(RESTATED) + "\n")
+    (tmp_path / ".storytransformer.toml").write_text('select = ["ST603", "ST606"]\n')
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}", "STORYTRANSFORMER_CACHE_DIR": str(model_cache),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "storytransformer", "report", "loans.txt", "-o", "r.html",
+                          "--json", "r.json", "--no-model", "--no-estimate", "--model-checks",
+                          "--model-threshold", "ST606=0"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    found = sorted((f["line"], f["related"][0]["line"]) for f in data["findings"] if f["code"] == "ST606")
+    assert found == [(1, 2), (2, 1)]
+    assert any("1 of 1 questions asked of SmolLM2-135M" in n for n in data["notes"]), data["notes"]
+    assert "ST606" in (tmp_path / "r.html").read_text()

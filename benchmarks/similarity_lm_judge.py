@@ -36,7 +36,10 @@ OUT = ROOT / "docs" / "benchmarks"
 QUESTIONS = {"same feature": "Do these two user stories ask for the same feature?",
              "duplicate": "Is the second story a duplicate of the first one, written in other words?",
              # worded on the tune pairs with Qwen2.5-Coder-1.5B (docs/benchmarks/larger_model_probe.md)
-             "redundant": "Do both stories ask for the same functionality, so that one of them is redundant?"}
+             "redundant": "Do both stories ask for the same functionality, so that one of them is redundant?",
+             # the labelling guideline's "overlap": merge-worthy, whether or not one of them is redundant
+             "merge": "Does most of what one story asks for also appear in the other, so that a backlog owner "
+                      "would merge them into one story?"}
 GATE = 0.60
 
 

@@ -11,7 +11,7 @@ The engine is imported only when the checks run: a plain check must work without
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from .config import Config
@@ -78,9 +78,11 @@ def duplicate_pairs(stories: Sequence[Story], findings: Sequence[Finding], confi
     return out
 
 
-def without_pairs(findings: list[Finding], code: str, pairs) -> list[Finding]:
+def without_pairs(findings: list[Finding], code: str, pairs, root: str | None = None) -> list[Finding]:
     """``findings`` less those of ``code`` that join a story of ``pairs`` to its partner (either way round);
-    a finding relating other stories too keeps them."""
+    a finding relating other stories too keeps them, and says only them."""
+    from .similarity.workspace_findings import trimmed
+
     gone = set()
     for a, b, *_ in pairs:
         ka, kb = (a.file, a.range.start.line), (b.file, b.range.start.line)
@@ -91,11 +93,11 @@ def without_pairs(findings: list[Finding], code: str, pairs) -> list[Finding]:
     for f in findings:
         if f.code == code:
             here = (f.file, f.range.start.line)
-            kept = tuple(r for r in f.related if (here, (r.file, r.range.start.line)) not in gone)
+            kept = [i for i, r in enumerate(f.related) if (here, (r.file, r.range.start.line)) not in gone]
             if not kept:
                 continue
             if len(kept) != len(f.related):
-                f = replace(f, related=kept)
+                f = trimmed(f, kept, root)
         out.append(f)
     return out
 

@@ -116,6 +116,40 @@ def relation_finding(story: Story, relation: Relation, others: list[tuple[Story,
                       related=related, data=data)
 
 
+def trimmed(finding: Finding, keep: list[int], root: str | None = None) -> Finding:
+    """``finding`` (of :func:`relation_finding`) naming only its related stories at the indexes ``keep``: the
+    message lists those, and the per-story data (``benefit_cosines``, ``means_cosines``) stays aligned with
+    ``related``. Used when a judge takes some of a story's pairs back (:mod:`..model_checking`)."""
+    import re
+    from dataclasses import replace
+
+    from ..places import place
+
+    related = tuple(finding.related[i] for i in keep)
+    data = dict(finding.data)
+    for key in ("benefit_cosines", "means_cosines"):
+        if isinstance(data.get(key), list) and len(data[key]) == len(finding.related):
+            data[key] = [data[key][i] for i in keep]
+    scores = []
+    for r in related:
+        m = re.match(r"similarity ([0-9.]+)", r.message)
+        scores.append(float(m.group(1)) if m else None)
+    if scores and scores[0] is not None:
+        data["similarity"] = scores[0]
+    try:
+        relation = Relation(data.get("relation"))
+    except ValueError:
+        return replace(finding, related=related, data=data)
+
+    def label(r) -> str:
+        where = place(r.file, r.range.start.line, root)
+        return f"{r.story_id} at {where}" if f"{r.story_id} at {where}" in finding.message else where
+
+    listed = ", ".join(label(r) + ("" if sc is None else f" ({sc:.2f})") for r, sc in zip(related[:MAX_LISTED], scores))
+    more = f" and {len(related) - MAX_LISTED} more" if len(related) > MAX_LISTED else ""
+    return replace(finding, related=related, data=data, message=f"{WHAT[relation]} {listed}{more}; {HOW[relation]}")
+
+
 _INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # workspace -> (settings, index)
 
 

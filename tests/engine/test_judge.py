@@ -3,6 +3,8 @@ around them where no model is needed (no engine configured, bad flags). The real
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import os
 import subprocess
@@ -273,3 +275,23 @@ def test_a_dropped_pair_takes_its_semantic_duplicate_findings_off_both_stories_a
     kept = _without_pairs(findings, "ST603", [(a, b, 0.3)])
     assert [(f.code, f.range.start.line, [r.range.start.line for r in f.related]) for f in kept] == \
         [("ST603", 0, [2]), ("ST603", 2, [0]), ("ST406", 1, [])]
+
+
+def test_a_semantic_duplicate_that_keeps_other_stories_says_only_them_and_keeps_their_data_aligned(tmp_path):
+    """The finding of the index (real, through semantic_findings' own builder) of a story with two duplicates,
+    one of them taken back: the message, the similarity and the per-story cosines are the kept story's."""
+    from storytransformer.findings import Severity
+    from storytransformer.model_checking import without_pairs
+    from storytransformer.similarity.classify import Relation
+    from storytransformer.similarity.workspace_findings import relation_finding
+
+    a, b, c = stories(LOANS, str(tmp_path / "loans.txt"))
+    f = relation_finding(a, Relation.DUPLICATE, [(b, 0.91), (c, 0.84)], {"ST603": Severity.WARNING}, frozenset(),
+                         str(tmp_path))
+    f = replace(f, data={**f.data, "benefit_cosines": [0.5, 0.25], "means_cosines": [0.75, 0.125]})
+    assert "loans.txt:2 (0.91), loans.txt:3 (0.84)" in f.message
+    (kept,) = without_pairs([f], "ST603", [(a, b, 0.3)], str(tmp_path))
+    assert [r.range.start.line for r in kept.related] == [2]
+    assert kept.message.startswith("Semantic duplicate of loans.txt:3 (0.84);") and "loans.txt:2" not in kept.message
+    assert kept.data["similarity"] == 0.84
+    assert kept.data["benefit_cosines"] == [0.25] and kept.data["means_cosines"] == [0.125]

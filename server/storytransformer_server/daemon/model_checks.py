@@ -21,6 +21,7 @@ from storytransformer.findings import Finding, Related, shifted
 from storytransformer.story import Story
 
 from .protocol import INDEX_CHANGED, DaemonError
+from .wire import finding_from_wire, finding_to_wire
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +163,16 @@ class ModelChecks:
         for d in wire:
             if d.get("code") == "ST603":
                 mine = (path, text_at.get((path, d["range"]["start"]["line"]), ""))
-                related = [r for r in d.get("related", ())
-                           if frozenset((mine, (r["file"], text_at.get((r["file"], r["range"]["start"]["line"]), ""))))
-                           not in kept.dropped]
-                if not related:
+                related = d.get("related", ())
+                keep = [i for i, r in enumerate(related)
+                        if frozenset((mine, (r["file"], text_at.get((r["file"], r["range"]["start"]["line"]), ""))))
+                        not in kept.dropped]
+                if not keep:
                     continue
-                if len(related) != len(d.get("related", ())):
-                    d = {**d, "related": related}
+                if len(keep) != len(related):
+                    from storytransformer.similarity.workspace_findings import trimmed  # the similarity extra
+
+                    d = finding_to_wire(trimmed(finding_from_wire(d), keep, root.path))
             out.append(d)
         return out
 

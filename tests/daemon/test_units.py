@@ -197,3 +197,39 @@ def test_settings_take_fractions_and_whole_numbers(tmp_path):
     f.write_text("max_message_bytes = 4096.5\n")
     with pytest.raises(SettingsError, match="max_message_bytes"):
         load_settings(f)
+
+
+def test_semantic_duplicates_the_model_took_back_leave_the_daemons_findings_by_the_stories_words(tmp_path):
+    """The daemon keeps the pairs the judge model took back by the stories' words: the semantic duplicate
+    between them is left out of a findings reply (the other story it names stays, and the message says only
+    it); a reworded story is judged again, so its pair comes back."""
+    from storytransformer.findings import Severity
+    from storytransformer.similarity.classify import Relation
+    from storytransformer.similarity.workspace_findings import relation_finding
+    from storytransformer_server.daemon.model_checks import Kept, ModelChecks, key_of
+    from storytransformer_server.daemon.workspaces import Root
+
+    text = ("As a member, I want to renew a borrowed book online.\n"
+            "As a reader, I want to extend my loan from home.\n"
+            "As a patron, I want to renew my loans on the website.\n")
+    (tmp_path / "loans.txt").write_text(text, "utf-8")
+    root = Root.open(str(tmp_path))
+    path = str(tmp_path / "loans.txt")
+    a, b, c = root.workspace.files[path].stories
+    checks = ModelChecks(host=None, engine=None, similarity=None)
+    checks.kept[root.path] = Kept(dropped={frozenset((key_of(a), key_of(b)))})
+
+    def wire_of(story, others):
+        return finding_to_wire(relation_finding(story, Relation.DUPLICATE, others, {"ST603": Severity.WARNING},
+                                                frozenset(), str(tmp_path)))
+
+    wire = [wire_of(a, [(b, 0.91), (c, 0.84)]), wire_of(b, [(a, 0.91)]), wire_of(c, [(a, 0.84)])]
+    kept = checks.without_taken_back(root, path, wire)
+    assert [(d["range"]["start"]["line"], [r["range"]["start"]["line"] for r in d["related"]]) for d in kept] == \
+        [(0, [2]), (2, [0])]
+    assert kept[0]["message"].startswith("Semantic duplicate of loans.txt:3 (0.84);")
+
+    root.set_overlay(path, "As a member, I want to print my loan history.\n" + text.split("\n", 1)[1], 1, client=1)
+    a2, b2, c2 = root.workspace.files[path].stories
+    wire = [wire_of(a2, [(b2, 0.6)]), wire_of(b2, [(a2, 0.6)])]
+    assert len(checks.without_taken_back(root, path, wire)) == 2  # reworded: no longer the pair taken back

@@ -108,6 +108,16 @@ TINY_FUSED = [("wqkv", 160, 256, True), ("wo", 128, 128, False), ("w13", 256, 12
 TINY_HEAD = ("head", 256, 128, False)
 
 
+def _truncated_silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    """silu(gate) * up as Triton's interpreter makes it inside the fused kernel: each float32 -> bf16 step
+    truncated, not rounded (tests/engine_fastgen/test_int4.py checks the kernel the same way)."""
+    def trunc(v):
+        return (v.float().view(torch.int32) & ~0xFFFF).view(torch.float32)
+
+    gate, up = gate_up.float().chunk(2, dim=-1)
+    return trunc(trunc(gate / (1 + torch.exp(-gate))) * up).to(torch.bfloat16)
+
+
 def load_modules():
     sys.path.insert(0, str(ROOT))
     try:
@@ -308,6 +318,8 @@ class Bench:
             gate_up = torch.randn(m, 2 * k, device=self.dev, generator=g).to(torch.bfloat16) * 2
             act = silu_mul(gate_up)
             want = act.float() @ ref_w.T
+            if self.args.tiny:  # Triton's interpreter truncates float32 to bf16 where the GPU rounds to nearest:
+                act = _truncated_silu_mul(gate_up)  # the unfused kernel gets the activations the fused one makes
             variants = [None] + ([DC(False, 64, 2, fused_sum=True, packed=4), DC(False, 128, 4, packed=5),
                                   DC(False, 64, 1, planes=True, masked=True, fused_sum=True)] if m == 1 else
                                  [DC(True, 128, 1, fused_sum=True)])
@@ -318,7 +330,8 @@ class Bench:
                     err = ((got - want).abs().max() / want.abs().max()).item()
                     same = ((got - plain).abs().max() / want.abs().max()).item()
                     row = {"matrix": f"{name} (swiglu)", "rows": m, "max_err_rel": err, "vs_unfused_rel": same,
-                           "ok": err < 1e-2 and same < 1e-3 and bool(torch.isfinite(got).all()),
+                           "ok": err < (2e-2 if self.args.tiny else 1e-2) and same < 1e-3
+                           and bool(torch.isfinite(got).all()),
                            "config": cfg.__dict__ if cfg is not None else "tuned", "repeat": repeat}
                     self.result["checks"].append(row)
                     if not row["ok"]:

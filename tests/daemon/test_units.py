@@ -233,3 +233,14 @@ def test_semantic_duplicates_the_model_took_back_leave_the_daemons_findings_by_t
     a2, b2, c2 = root.workspace.files[path].stories
     wire = [wire_of(a2, [(b2, 0.6)]), wire_of(b2, [(a2, 0.6)])]
     assert len(checks.without_taken_back(root, path, wire)) == 2  # reworded: no longer the pair taken back
+
+
+def test_a_model_check_has_the_deadline_of_its_own_time_budget_and_other_requests_the_daemons():
+    from storytransformer_server.daemon.service import Service
+
+    service = Service.__new__(Service)  # deadline_for reads no state
+    assert service.deadline_for("findings", {}, 120.0) == 120.0
+    assert service.deadline_for("model/check", {"seconds": 3600}, 120.0) == 3600 + Service.MODEL_CHECK_SLACK_S
+    assert service.deadline_for("model/check", {}, 120.0) == 300 + Service.MODEL_CHECK_SLACK_S
+    assert service.deadline_for("model/check", {"seconds": 1}, 600.0) == 600.0  # never shorter than the daemon's
+    assert service.deadline_for("model/check", {"seconds": "soon"}, 120.0) == 300 + Service.MODEL_CHECK_SLACK_S

@@ -62,9 +62,9 @@ class ModelChecks:
         """Ask the model about ``root``; keep and return what it found (a summary, the notes and the findings'
         count per file). Clients showing the root's files are told to fetch their findings again.
 
-        The questions stop at ``seconds`` or a few seconds before the request's own deadline (the daemon's
-        ``request_deadline_s``), whichever comes first: what was answered by then is kept and the summary
-        says where it stopped."""
+        The questions stop at ``seconds`` or a few seconds before the request's own deadline (``seconds`` and
+        some slack, or less when the client says so), whichever comes first: what was answered by then is kept
+        and the summary says where it stopped."""
         started = time.monotonic()
         mod = self.engine.module()
         token = ctx.engine_token(mod)
@@ -91,8 +91,8 @@ class ModelChecks:
 
         outcome = await self.engine.call(ask, config=config, token=token)
         if capped:
-            outcome.notes.append(("note", f"the questions had {capped[0]:.0f} s, the time left before the daemon's "
-                                  "request deadline (request_deadline_s in its settings file)"))
+            outcome.notes.append(("note", f"the questions had {capped[0]:.0f} s, the time left before the "
+                                  "request's deadline"))
         kept = Kept()
         by_place = {(s.file, s.range.start.line): s for s in stories}
         for f in outcome.findings:

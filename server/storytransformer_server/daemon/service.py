@@ -133,6 +133,20 @@ class Service:
         if os.environ.get(DEBUG_ENV) == "1":  # test hooks: a request that is slow on purpose
             self.methods["debug/sleep"] = self.debug_sleep
 
+    MODEL_CHECK_SLACK_S = 120.0  # beyond a model check's own seconds: the near pairs, loading the model
+
+    def deadline_for(self, method: str, params, default: float) -> float:
+        """The seconds a request may take: the daemon's ``request_deadline_s``, except for ``model/check``,
+        which a user starts on purpose with its own time budget (``seconds``) and watches through progress."""
+        if method == "model/check" and isinstance(params, dict):
+            seconds = params.get("seconds")
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 < seconds <= 86_400:
+                return max(default, float(seconds) + self.MODEL_CHECK_SLACK_S)
+            from storytransformer.model_checking import DEFAULT_SECONDS
+
+            return max(default, DEFAULT_SECONDS + self.MODEL_CHECK_SLACK_S)
+        return default
+
     # -- connection -------------------------------------------------------
     async def handshake(self, ctx: Context, params: dict) -> dict:
         theirs = params.get("protocol")

@@ -426,7 +426,7 @@ class DaemonServer:
                                              {"methods": sorted(self.service.methods)}))
         if self._stop.is_set() and req.method != "shutdown":
             return error(req.id, DaemonError(SHUTTING_DOWN, "the daemon is shutting down"))
-        limit = self.settings.request_deadline_s
+        limit = self.service.deadline_for(req.method, req.params, self.settings.request_deadline_s)
         if req.deadline_ms is not None:
             limit = min(limit, req.deadline_ms / 1000)
         ctx.deadline_at = time.monotonic() + limit

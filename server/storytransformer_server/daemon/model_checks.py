@@ -101,11 +101,14 @@ class ModelChecks:
                 continue
             others = tuple(key_of(by_place[(r.file, r.range.start.line)]) for r in f.related
                            if (r.file, r.range.start.line) in by_place)
+            if len(others) != len(f.related):  # a partner outside the snapshot: nothing to keep it by
+                continue
             kept.findings.append((f, key_of(subject), others))
         kept.dropped = {frozenset((key_of(a), key_of(b))) for a, b, _ in outcome.dropped}
         result = outcome.result
         kept.summary = {"ran": outcome.ran, "notes": [{"level": lv, "message": m} for lv, m in outcome.notes],
                         "planned": result.planned if result else 0, "asked": result.asked if result else 0,
+                        "asked_again": result.again if result else 0,
                         "stopped": (result.stopped or None) if result else None, "pairs": len(pairs),
                         "findings": len(outcome.findings), "taken_back": len(outcome.dropped),
                         "model": result.model if result else None, "seconds": round(time.monotonic() - started, 1),

@@ -166,7 +166,9 @@ def model_check_summary(reply: dict) -> str:
     found, files = reply.get("findings", 0), len(reply.get("files") or {})
     line = (f"Model checks ({reply.get('model')}): {found} finding{'s' if found != 1 else ''}"
             + (f" in {files} file{'s' if files != 1 else ''}" if found else "")
-            + f"; {reply.get('asked', 0)} of {reply.get('planned', 0)} questions asked in {reply.get('seconds', 0):g} s")
+            + f"; {reply.get('asked', 0)} of {reply.get('planned', 0)} questions asked"
+            + (f" ({reply['asked_again']} pairs again the other way round)" if reply.get("asked_again") else "")
+            + f" in {reply.get('seconds', 0):g} s")
     if reply.get("taken_back"):
         line += f"; {reply['taken_back']} semantic duplicate pair(s) taken back"
     if reply.get("stopped"):

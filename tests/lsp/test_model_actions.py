@@ -22,7 +22,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, start, until
+from .conftest import running_daemon, SERVER_ENV, make_client, open_doc, start, until, uri
 
 STATE = tempfile.mkdtemp(prefix="st-lsp-model-")
 RUNTIME = os.path.join(STATE, "run")
@@ -150,3 +150,25 @@ async def test_run_model_checks_shows_the_models_duplicates_in_the_open_document
                                        for d in model_client.diagnostics.get(u, ()) if d.code == "ST606") or None,
                         timeout=60, what="ST606 diagnostics")
     assert found == [(0, 1), (1, 0)]
+
+
+async def test_run_model_checks_asks_about_every_workspace_folder(daemon, model_client, tmp_path):
+    """Two workspace folders, one near pair each: both are asked, in one summary."""
+    from .conftest import NO_SPAWN, capabilities
+
+    folders = []
+    for name in ("east", "west"):
+        root = tmp_path / name
+        root.mkdir()
+        (root / ".storytransformer.toml").write_text('select = ["ST603", "ST606"]\n\n[engine]\ndevice = "cpu"\n', "utf-8")
+        (root / "loans.txt").write_text(RESTATED, "utf-8")
+        folders.append(root)
+    await model_client.initialize_session(types.InitializeParams(
+        capabilities=capabilities(), root_uri=uri(folders[0]),
+        workspace_folders=[types.WorkspaceFolder(uri=uri(f), name=f.name) for f in folders],
+        initialization_options={**NO_SPAWN, "daemon": {"spawn": False, "timeoutS": 120}}))
+    reply = await model_client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="storytransformer.runModelChecks", arguments=[{"thresholds": {"ST606": 0}}]))
+    assert reply["ran"] and [r["pairs"] for r in reply["roots"]] == [1, 1], reply
+    assert reply["findings"] == 4 and sorted(reply["files"]) == sorted(str(f / "loans.txt") for f in folders)
+    assert "4 findings in 2 files" in reply["summary"] and "2 of 2 questions" in reply["summary"]

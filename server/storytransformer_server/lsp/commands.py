@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -77,10 +78,10 @@ def register(server: "ServerContext") -> None:
 
     @server.command(RUN_MODEL_CHECKS)
     async def run_model_checks(*args) -> dict:
-        """The model checks (ST606 and the other model rules) on the first workspace root, by the daemon's
-        resident model; optional argument ``{max_questions, seconds, thresholds}`` (thresholds: {code: P(yes)},
-        for a model whose own were measured). Their findings show with the
-        semantic ones in the open documents until the stories they are about are reworded."""
+        """The model checks (ST606 and the other model rules) on every workspace folder in turn, by the
+        daemon's resident model, within one time budget; optional argument ``{max_questions, seconds,
+        thresholds}`` (thresholds: {code: P(yes)}, for a model whose own were measured). Their findings show
+        with the semantic ones in the open documents until the stories they are about are reworded."""
         from storytransformer.model_checking import DEFAULT_QUESTIONS, DEFAULT_SECONDS
 
         roots = server.core.roots or [os.path.normpath(os.path.abspath(r)) for r in server.roots()]  # before the scan
@@ -89,21 +90,33 @@ def register(server: "ServerContext") -> None:
                         types.MessageType.Warning)
             return {"ran": False, "reason": "no workspace folder"}
         limits = args[0] if args and isinstance(args[0], dict) else {}
-        params = {"path": roots[0], "max_questions": int(limits.get("max_questions", DEFAULT_QUESTIONS)),
-                  "seconds": float(limits.get("seconds", DEFAULT_SECONDS))}
-        if isinstance(limits.get("thresholds"), dict):
-            params["thresholds"] = limits["thresholds"]
+        questions = int(limits.get("max_questions", DEFAULT_QUESTIONS))
+        seconds = float(limits.get("seconds", DEFAULT_SECONDS))
+        started = time.monotonic()
+        replies: list[dict] = []
         async with server.progress("StoryTransformer", "model checks") as report:
             try:
                 await server.model.share(roots, [])
                 await server.model.ensure_loaded(roots[0], report)
-                report("asking the model (near pairs first)", None)
-                reply = await server.model.request("model/check", params, timeout=params["seconds"] + MODEL_CHECK_SLACK_S)
+                for root in roots:
+                    left = seconds - (time.monotonic() - started)
+                    asked = sum(r.get("asked", 0) + r.get("asked_again", 0) for r in replies)
+                    if left <= 0 or asked >= questions:
+                        replies.append({"root": root, "ran": False, "notes": [
+                            {"level": "warning", "message": f"{root}: not asked (the budget was spent)"}]})
+                        continue
+                    report(f"asking the model about {os.path.basename(root) or root} (near pairs first)", None)
+                    params = {"path": root, "max_questions": questions - asked, "seconds": left}
+                    if isinstance(limits.get("thresholds"), dict):
+                        params["thresholds"] = limits["thresholds"]
+                    reply = await server.model.request("model/check", params, timeout=left + MODEL_CHECK_SLACK_S)
+                    replies.append({"root": root, **(reply if isinstance(reply, dict) else {})})
             except ModelUnavailable as e:
                 log_failure("Run Model Checks", e)
                 server.show(failure_message("Run Model Checks", e), types.MessageType.Warning)
-                return {"ran": False, "reason": failure_reason(e)}
-        for note in reply.get("notes", ()) if isinstance(reply, dict) else ():
+                return {"ran": False, "reason": failure_reason(e), "roots": replies}
+        reply = combined(replies)
+        for note in reply["notes"]:
             log.info("model checks: %s: %s", note.get("level"), note.get("message"))
         summary = model_check_summary(reply)
         server.show(summary, types.MessageType.Info if reply.get("ran") else types.MessageType.Warning)
@@ -156,6 +169,23 @@ def register(server: "ServerContext") -> None:
 
 
 APPLY = "Apply merge"
+
+
+def combined(replies: list[dict]) -> dict:
+    """The daemon's ``model/check`` replies for several workspace folders as one (sums; the first model; the
+    first reason to stop), with each folder's own under ``roots``."""
+    out: dict = {"ran": any(r.get("ran") for r in replies), "files": {}, "notes": [], "stopped": None, "model": None,
+                 "roots": replies}
+    for key in ("findings", "asked", "asked_again", "planned", "pairs", "taken_back", "seconds"):
+        out[key] = sum(r.get(key) or 0 for r in replies)
+    for r in replies:
+        out["files"].update(r.get("files") or {})
+        out["notes"] += [n for n in r.get("notes") or () if isinstance(n, dict)]
+        out["model"] = out["model"] or r.get("model")
+    out["stopped"] = next((r["stopped"] for r in replies if r.get("stopped")), None) or \
+        ("budget" if out["ran"] and any(not r.get("ran") for r in replies) else None)
+    out["seconds"] = round(out["seconds"], 1)
+    return out
 
 
 def model_check_summary(reply: dict) -> str:

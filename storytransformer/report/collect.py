@@ -116,12 +116,14 @@ def build_report(paths: list[str], config, options: Options | None = None, *, se
     ws, findings, index = result.workspace, result.findings, result.index
     if options.semantic and not config.similarity.enabled:
         notes.append("Semantic duplicates are turned off in the configuration (similarity.enabled = false).")
+    resident = None  # the model checks' engine, loaded: the merges' ranking reuses it instead of loading again
     if options.model_checks and ws is not None:
-        findings = _with_model_checks(ws, findings, index, config, options, steps, warn, notes)
+        findings, resident = _with_model_checks(ws, findings, index, config, options, steps, warn, notes,
+                                                keep=options.model and index is not None)  # clusters to rank
     data = snapshot(ws, findings, paths, result.problems)
     data["semantic"] = index is not None
     data["clusters"], data["merges"], data["merge_summary"] = ([], None, None) if index is None else \
-        _clusters(ws, index, config, options, steps, warn, notes)
+        _clusters(ws, index, config, options, steps, warn, notes, resident)
     data["size"] = None
     if options.estimate:
         steps.start("Counting tokens", total=len(ws.files))
@@ -137,9 +139,11 @@ def build_report(paths: list[str], config, options: Options | None = None, *, se
     return data
 
 
-def _with_model_checks(ws, findings, index, config, options: Options, steps: Steps, warn, notes: list[str]) -> list:
-    """``findings`` with the model checks' added and the semantic duplicates the judge model takes back left
-    out (:mod:`..model_checking`); what ran and where it stopped goes in the report's notes."""
+def _with_model_checks(ws, findings, index, config, options: Options, steps: Steps, warn, notes: list[str],
+                       keep: bool):
+    """(``findings`` with the model checks' added and the semantic duplicates the judge model takes back left out
+    (:mod:`..model_checking`), the engine when it loaded and ``keep`` (merges to rank), else None); what ran and
+    where it stopped goes in the report's notes."""
     from .. import model_checking
 
     steps.start("Model checks", step="asking the model")
@@ -148,21 +152,20 @@ def _with_model_checks(ws, findings, index, config, options: Options, steps: Ste
         try:
             from ..engine import create_engine
 
-            engine = create_engine(config)
+            engine = create_engine(_ranking_config(config, options))  # scoring only here; the ranking's settings
         except Exception:  # noqa: BLE001 - the run says why, in its own words
             engine = None
-    try:
-        outcome = model_checking.run(config, list(ws.stories()), findings, engine=engine, index=index,
-                                     semantic=index is not None, max_questions=options.model_check_questions,
-                                     seconds=options.model_check_seconds, thresholds=options.model_check_thresholds)
-    finally:
-        if engine is not None:
-            engine.unload()  # the merges' ranking loads its own: one model in memory at a time
+    outcome = model_checking.run(config, list(ws.stories()), findings, engine=engine, index=index,
+                                 semantic=index is not None, max_questions=options.model_check_questions,
+                                 seconds=options.model_check_seconds, thresholds=options.model_check_thresholds)
+    if engine is not None and not (keep and outcome.ran and engine.loaded):
+        engine.unload()
+        engine = None
     for level, text in outcome.notes:
         if level == "warning":
             warn(f"model checks: {text}")
         notes.append(f"Model checks: {text}.")
-    return sorted(outcome.applied_to(findings), key=Finding.sort_key)
+    return sorted(outcome.applied_to(findings), key=Finding.sort_key), engine
 
 
 def snapshot(ws: Workspace, findings: list[Finding], paths: list[str], problems: list | None = None) -> dict:
@@ -206,8 +209,10 @@ def snapshot(ws: Workspace, findings: list[Finding], paths: list[str], problems:
     }
 
 
-def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: list[str]) -> tuple[list[dict], dict, dict]:
-    """Every cluster with its edges and its merge proposal (see :mod:`.merges`)."""
+def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: list[str],
+              resident=None) -> tuple[list[dict], dict, dict]:
+    """Every cluster with its edges and its merge proposal (see :mod:`.merges`); ``resident``: an engine already
+    loaded for the ranking (the model checks'), else one is loaded here."""
     from ..similarity.benefits import same_need_by_meaning
     from ..similarity.classify import Relation
     from .merges import NOT_PROPOSED_NOTE, MergeKind, cluster_merge, rank_all
@@ -220,7 +225,14 @@ def _clusters(ws, index, config, options: Options, steps: Steps, warn, notes: li
     proposer = _unranked(config)
     # The model loads (mostly reading and converting weights) while the deterministic merges, pure
     # Python, are built: on 2 cores that hides most of the load.
-    loading = _load_in_background(config, options, warn, notes, steps) if options.model and cap else None
+    loading = None
+    if resident is not None:
+        from concurrent.futures import Future
+
+        loading = Future()
+        loading.set_result((resident, {"ranked_by": resident.status().model, "generated": options.generate}))
+    elif options.model and cap:
+        loading = _load_in_background(config, options, warn, notes, steps)
     found = []
     duplicates = same_need_by_meaning(index.embedder)  # a benefit is set aside only for one that says it
     for c, e in zip(clusters[:cap], edges):
@@ -327,7 +339,7 @@ def _proposer(config, options: Options, warn, notes: list[str]):
     from ..engine import EngineError
     from ..engine.proposer import GroundedEngine
 
-    cfg = replace(config, engine=replace(config.engine, generate=options.generate))
+    cfg = _ranking_config(config, options)
     if options.model:
         try:
             from ..engine import create_engine
@@ -339,6 +351,11 @@ def _proposer(config, options: Options, warn, notes: list[str]):
             warn(f"language model not loaded, merges are not ranked: {e}")
             notes.append(f"Merge proposals are not ranked by a model: {e}")
     return GroundedEngine(cfg), {"ranked_by": None, "generated": False}
+
+
+def _ranking_config(config, options: Options):
+    """``config`` with the engine settings the merges' ranking uses (generation only with --generate)."""
+    return replace(config, engine=replace(config.engine, generate=options.generate))
 
 
 def _unranked(config):

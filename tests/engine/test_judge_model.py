@@ -120,3 +120,21 @@ def test_the_report_runs_the_model_checks_and_lists_their_findings(tmp_path, col
     assert found == [(1, 2), (2, 1)]
     assert any("1 of 1 questions asked of SmolLM2-135M" in n for n in data["notes"]), data["notes"]
     assert "ST606" in (tmp_path / "r.html").read_text()
+
+
+def test_the_reports_model_checks_and_merge_ranking_share_one_loaded_model(tmp_path, cold_engine, model_cache):
+    """With --model-checks and the ranking both on, the model loaded for the checks ranks the merges: no
+    second load in the background, and the cluster's merge is still ranked by it."""
+    (tmp_path / "loans.txt").write_text("\n".join([*RESTATED[:2], "As a member, I want to renew my borrowed books "
+                                                   "on the website, so that I can keep reading them.", RESTATED[2]]) + "\n")
+    (tmp_path / ".storytransformer.toml").write_text('select = ["ST603", "ST606"]\n')
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'server'}", "STORYTRANSFORMER_CACHE_DIR": str(model_cache),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "storytransformer", "report", "loans.txt", "-o", "r.html",
+                          "--json", "r.json", "--no-estimate", "--model-checks", "--model-threshold", "ST606=0"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["merge_summary"]["ranked_by_model"] == 1, data["merge_summary"]
+    assert "model load (in parallel)" not in data["timings"] and "asking the model" in data["timings"]
+    assert any("questions asked of SmolLM2-135M" in n for n in data["notes"]), data["notes"]

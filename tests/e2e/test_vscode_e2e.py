@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -458,6 +459,17 @@ def test_merge_selected_stories_replaces_two_stories_with_one(model_session: dic
     assert "As a visitor, I want to search events" in model_session["mergeQuestion"], model_session["mergeNotifications"]
     assert len(after) == 1, (after, model_session["mergeNotifications"])
     assert after[0].startswith("As a visitor, I want to search events"), after
+
+
+def test_run_model_checks_says_what_the_loaded_model_was_asked(model_session: dict) -> None:
+    """The palette command reaches the daemon's resident model and its summary comes back as a notification."""
+    message = model_session["modelChecksMessage"]
+    assert "Model checks (SmolLM2" in message, model_session
+    asked = re.search(r"(\d+) of (\d+) questions asked in [\d.]+ s", message)
+    assert asked, message
+    # Every question of the one merged story was asked (nothing cut short by the budget).
+    assert int(asked.group(2)) > 0 and asked.group(1) == asked.group(2), message
+    assert "stopped" not in message, message
 
 
 @pytest.fixture(scope="module")

@@ -152,6 +152,21 @@ async def test_run_model_checks_shows_the_models_duplicates_in_the_open_document
     assert found == [(0, 1), (1, 0)]
 
 
+async def test_run_model_checks_asks_about_the_unsaved_text_of_open_documents(daemon, model_client, tmp_path):
+    """On disk the file has one story; the editor's unsaved text adds its restatement above it. The model is
+    asked about the pair the user sees. (Semantic findings are off here, so that nothing else hands the daemon
+    the unsaved text before the command does.)"""
+    (tmp_path / ".storytransformer.toml").write_text('select = ["ST603", "ST606"]\n\n[engine]\ndevice = "cpu"\n', "utf-8")
+    first, second, third = RESTATED.splitlines(keepends=True)
+    (tmp_path / "loans.txt").write_text(first + third, "utf-8")
+    await start(model_client, tmp_path, options={"daemon": {"spawn": False, "timeoutS": 120}, "semantic": False})
+    open_doc(model_client, tmp_path / "loans.txt", text=third + second + first)
+    reply = await model_client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="storytransformer.runModelChecks", arguments=[{"thresholds": {"ST606": 0}}]))
+    assert reply["ran"] and reply["pairs"] == 1 and reply["findings"] == 2, reply
+    assert (tmp_path / "loans.txt").read_text("utf-8") == first + third  # nothing written
+
+
 async def test_run_model_checks_asks_about_every_workspace_folder(daemon, model_client, tmp_path):
     """Two workspace folders, one near pair each: both are asked, in one summary."""
     from .conftest import NO_SPAWN, capabilities

@@ -96,7 +96,9 @@ def register(server: "ServerContext") -> None:
         replies: list[dict] = []
         async with server.progress("StoryTransformer", "model checks") as report:
             try:
-                await server.model.share(roots, [])
+                # The open documents' unsaved text: the model is asked about the stories the user sees.
+                await server.model.share(roots, [(path, version, text)
+                                                 for path, (version, text) in list(server.core.overlays.items())])
                 await server.model.ensure_loaded(roots[0], report)
                 for root in roots:
                     left = seconds - (time.monotonic() - started)

@@ -268,7 +268,8 @@ async function watchStatus(done, seen) {
   return statusText();
 }
 
-/** Load Model and Unload Model through the palette, watching the status bar follow the engine. */
+/** Load Model, Merge Selected Stories, Run Model Checks and Unload Model through the palette, watching the
+ * status bar follow the engine. */
 async function modelScenario() {
   await openFile(opts.file);
   result.statusesBeforeLoad = [];
@@ -307,6 +308,16 @@ async function modelScenario() {
   result.editorAfterMerge = (await editorText()) === beforeMerge ? beforeMerge : await settledText(beforeMerge);
   result.mergeNotifications = await page.locator(".notification-toast").allInnerTexts();
   await shot("vscode-merge");
+
+  // Run Model Checks: the server asks the loaded model about the folder's stories and says what it found.
+  await runCommand("StoryTransformer: Run Model Checks");
+  result.modelChecksMessage = "";
+  for (const end = Date.now() + timeout; Date.now() < end && !result.modelChecksMessage; ) {
+    const texts = await page.locator(".notification-toast").allInnerTexts();
+    result.modelChecksMessage = texts.find((t) => t.includes("Model checks")) ?? "";
+    if (!result.modelChecksMessage) await page.waitForTimeout(250);
+  }
+  await shot("vscode-model-checks");
   result.statusesUnloading = [];
   await runCommand("StoryTransformer: Unload Model");
   result.statusUnloaded = await watchStatus((t) => t !== result.statusReady, result.statusesUnloading);

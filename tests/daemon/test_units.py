@@ -235,6 +235,36 @@ def test_semantic_duplicates_the_model_took_back_leave_the_daemons_findings_by_t
     assert len(checks.without_taken_back(root, path, wire)) == 2  # reworded: no longer the pair taken back
 
 
+def test_kept_model_findings_follow_a_partner_in_another_file_and_read_only_the_files_they_name(tmp_path, monkeypatch):
+    """A kept finding whose partner is in another file: found while both keep their words, gone once the partner
+    is reworded; the stories of files it does not name are never read for it."""
+    from storytransformer.findings import Severity
+    from storytransformer.similarity.classify import Relation
+    from storytransformer.similarity.workspace_findings import relation_finding
+    from storytransformer_server.daemon.model_checks import Kept, ModelChecks, key_of
+    from storytransformer_server.daemon.workspaces import Root
+
+    (tmp_path / "a.txt").write_text("As a member, I want to renew a borrowed book online.\n", "utf-8")
+    (tmp_path / "b.txt").write_text("As a caretaker, I want to order bulbs.\nAs a reader, I want to extend my loan.\n",
+                                    "utf-8")
+    (tmp_path / "c.txt").write_text("As a visitor, I want to see the opening hours.\n", "utf-8")
+    root = Root.open(str(tmp_path))
+    pa, pb, pc = (str(tmp_path / n) for n in ("a.txt", "b.txt", "c.txt"))
+    (a,), (_, b) = root.workspace.files[pa].stories, root.workspace.files[pb].stories
+    f = relation_finding(a, Relation.DUPLICATE, [(b, 0.9)], {"ST603": Severity.WARNING}, frozenset(), str(tmp_path))
+    checks = ModelChecks(host=None, engine=None, similarity=None)
+    checks.kept[root.path] = Kept(findings=[(f, key_of(a), (key_of(b),))])
+
+    monkeypatch.setattr(type(root.workspace), "stories", lambda ws: pytest.fail("every story of the root was read"))
+    found = checks.findings_for(root, pa)
+    assert [(x.range.start.line, [(r.file, r.range.start.line) for r in x.related]) for x in found] == [(0, [(pb, 1)])]
+    assert checks.findings_for(root, pc) == []
+
+    root.set_overlay(pb, "As a caretaker, I want to order bulbs.\nAs a reader, I want to print my loan history.\n", 1,
+                     client=1)
+    assert checks.findings_for(root, pa) == []  # the partner was reworded
+
+
 def test_a_model_check_has_the_deadline_of_its_own_time_budget_and_other_requests_the_daemons():
     from storytransformer_server.daemon.service import Service
 

@@ -131,15 +131,16 @@ class ModelChecks:
         """The kept model findings of ``path`` whose story and partners still have their words, where they
         are now (call with the root's lock held or from its CPU thread)."""
         kept = self.kept.get(root.path)
-        if kept is None or not kept.findings:
+        mine = [k for k in kept.findings if k[0].file == path] if kept is not None else []
+        if not mine:
             return []
+        # Only the files these findings name are read (the asked file and its partners' files), not every
+        # story of the root: this runs on each ``findings`` request, which edits make at typing speed.
         where: dict[Key, list[Story]] = {}
-        for s in root.workspace.stories():
+        for s in _stories_of(root, {path} | {key[0] for _, _, others in mine for key in others}):
             where.setdefault(key_of(s), []).append(s)
         out = []
-        for f, subject, others in kept.findings:
-            if f.file != path:
-                continue
+        for f, subject, others in mine:
             here = _placed(where, subject, f.range.start.line)
             if here is None:
                 continue
@@ -161,7 +162,8 @@ class ModelChecks:
         kept = self.kept.get(root.path)
         if kept is None or not kept.dropped or not any(d.get("code") == "ST603" for d in wire):
             return wire
-        text_at: dict[tuple[str, int], str] = {(s.file, s.range.start.line): s.text for s in root.workspace.stories()}
+        files = {path} | {r["file"] for d in wire if d.get("code") == "ST603" for r in d.get("related", ())}
+        text_at: dict[tuple[str, int], str] = {(s.file, s.range.start.line): s.text for s in _stories_of(root, files)}
         out = []
         for d in wire:
             if d.get("code") == "ST603":
@@ -178,6 +180,12 @@ class ModelChecks:
                     d = finding_to_wire(trimmed(finding_from_wire(d), keep, root.path))
             out.append(d)
         return out
+
+
+def _stories_of(root, paths) -> list[Story]:
+    """The stories of the files ``paths`` of ``root`` (those it has)."""
+    files = root.workspace.files
+    return [s for p in paths if p in files for s in files[p].stories]
 
 
 def _snapshot(root) -> list[Story]:

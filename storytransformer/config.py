@@ -127,6 +127,9 @@ class EngineConfig:
     fast_path: str = setting("auto", choices=("auto", "on", "off"))
     # the fast path's KV cache: bf16 (the model's dtype) | fp8 (e4m3 with scales: half the memory; CUDA only)
     kv_cache: str = setting("bf16", choices=("bf16", "fp8"))
+    # once the model checks ran on a folder, the daemon asks the resident model about the near pairs each edit
+    # makes (ST606): auto (a GPU or remote engine: a question takes milliseconds, not seconds) | on | off
+    model_checks_on_edit: str = setting("auto", choices=("auto", "on", "off"))
 
 
 @dataclass(frozen=True)

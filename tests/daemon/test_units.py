@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import struct
 
@@ -274,3 +275,30 @@ def test_a_model_check_has_the_deadline_of_its_own_time_budget_and_other_request
     assert service.deadline_for("model/check", {}, 120.0) == 300 + Service.MODEL_CHECK_SLACK_S
     assert service.deadline_for("model/check", {"seconds": 1}, 600.0) == 600.0  # never shorter than the daemon's
     assert service.deadline_for("model/check", {"seconds": "soon"}, 120.0) == 300 + Service.MODEL_CHECK_SLACK_S
+
+
+@pytest.mark.parametrize("setting, status, asks", [
+    ("auto", {"backend": "local", "device": "cuda:0"}, True),
+    ("auto", {"backend": "remote", "device": ""}, True),
+    ("auto", {"backend": "local", "device": "cpu"}, False),
+    ("on", {"backend": "local", "device": "cpu"}, True),
+    ("off", {"backend": "local", "device": "cuda:0"}, False),
+])
+def test_an_edits_near_pairs_are_asked_by_default_only_where_a_question_is_cheap(setting, status, asks):
+    """engine.model_checks_on_edit: "auto" asks after edits on a GPU or a remote engine, not on the CPU."""
+    from types import SimpleNamespace
+
+    from storytransformer.config import Config
+    from storytransformer_server.daemon.model_checks import ModelChecks
+
+    config = Config()
+    config.engine = dataclasses.replace(config.engine, model_checks_on_edit=setting)
+    checks = ModelChecks(host=None, engine=SimpleNamespace(status=lambda: status), similarity=None)
+    assert checks._on_edit(config) is asks
+
+
+def test_model_checks_on_edit_takes_only_its_values():
+    from storytransformer.config import ConfigError, from_table
+
+    with pytest.raises(ConfigError, match="model_checks_on_edit"):
+        from_table({"engine": {"model_checks_on_edit": "always"}}, ".storytransformer.toml")

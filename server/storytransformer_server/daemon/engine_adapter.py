@@ -56,6 +56,7 @@ def engine_key(config) -> str:
     if engine is None:
         return ""
     settings = dataclasses.asdict(engine) if dataclasses.is_dataclass(engine) else dict(vars(engine))
+    settings.pop("model_checks_on_edit", None)  # when the daemon asks, not which model answers
     model = settings.get("model") or ""
     root = str(getattr(config, "root", "")) if model and not os.path.isabs(model) else ""
     return json.dumps([settings, root], sort_keys=True, default=str)

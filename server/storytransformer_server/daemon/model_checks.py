@@ -8,6 +8,10 @@ Its findings are kept per root with the words of every story they are about, not
 generation: an edit elsewhere does not throw an hour of CPU answers away, and a finding whose story
 or partner was reworded is left out until the next run. ``findings`` replies add the kept findings of
 the file asked for and leave out the semantic duplicates (ST603) the model took back.
+
+After a run, each edit's new near pairs are asked too (``engine.model_checks_on_edit``; by default only
+where a question is cheap: a GPU or a remote engine), a few at a time on the engine thread, only while
+the model is resident: an edit never loads a model, and what a run left unasked stays for the next run.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from .wire import finding_from_wire, finding_to_wire
 log = logging.getLogger(__name__)
 
 ANSWER_MARGIN_S = 3.0  # the questions stop this long before the request's deadline, so the answer gets out
+EDIT_PAIRS = 8  # near pairs asked after one edit at most (a pasted block: the rest after the next edit or run)
+EDIT_SECONDS = 30.0  # and the time they may take
 Key = tuple[str, str]  # (file, the story's text): a story as long as its words stay the same
 
 
@@ -40,6 +46,9 @@ class Kept:
     findings: list[tuple[Finding, Key, tuple[Key, ...]]] = field(default_factory=list)  # finding, its story, related
     dropped: set[frozenset] = field(default_factory=set)  # {key, key}: ST603 pairs the model took back
     summary: dict = field(default_factory=dict)
+    asked: set[frozenset] = field(default_factory=set)  # {key, key}: near pairs the model answered (yes or no)
+    seen: set[frozenset] = field(default_factory=set)  # {key, key}: the run's near pairs, answered or not
+    thresholds: dict = field(default_factory=dict)  # the run's own, used again for the pairs edits make
 
 
 def _placed(where: dict[Key, list[Story]], key: Key, line: int) -> Story | None:
@@ -54,9 +63,12 @@ class ModelChecks:
         self.engine = engine
         self.similarity = similarity
         self.kept: dict[str, Kept] = {}  # root path -> its latest run
+        self._following: dict[str, object] = {}  # root path -> the task asking about an edit's near pairs
+        self._again: set[str] = set()  # roots edited again while their task ran
 
     def forget(self, root_path: str) -> None:
         self.kept.pop(root_path, None)
+        self._again.discard(root_path)
 
     async def run(self, root, ctx, *, max_questions: int, seconds: float, thresholds: dict | None = None) -> dict:
         """Ask the model about ``root``; keep and return what it found (a summary, the notes and the findings'
@@ -93,18 +105,11 @@ class ModelChecks:
         if capped:
             outcome.notes.append(("note", f"the questions had {capped[0]:.0f} s, the time left before the "
                                   "request's deadline"))
-        kept = Kept()
-        by_place = {(s.file, s.range.start.line): s for s in stories}
-        for f in outcome.findings:
-            subject = by_place.get((f.file, f.range.start.line))
-            if subject is None:
-                continue
-            others = tuple(key_of(by_place[(r.file, r.range.start.line)]) for r in f.related
-                           if (r.file, r.range.start.line) in by_place)
-            if len(others) != len(f.related):  # a partner outside the snapshot: nothing to keep it by
-                continue
-            kept.findings.append((f, key_of(subject), others))
+        kept = Kept(thresholds=dict(thresholds or {}))
+        kept.findings = _keyed(outcome.findings, stories)
         kept.dropped = {frozenset((key_of(a), key_of(b))) for a, b, _ in outcome.dropped}
+        kept.asked = _answered(pairs, outcome.result)
+        kept.seen = {frozenset((key_of(a), key_of(b))) for a, b, _ in pairs}
         result = outcome.result
         kept.summary = {"ran": outcome.ran, "notes": [{"level": lv, "message": m} for lv, m in outcome.notes],
                         "planned": result.planned if result else 0, "asked": result.asked if result else 0,
@@ -122,6 +127,79 @@ class ModelChecks:
         for f, *_ in kept.findings:
             files[f.file] = files.get(f.file, 0) + 1
         return {**kept.summary, "files": files}
+
+    # -- keeping up with edits ----------------------------------------------------------------------------
+    def edited(self, root) -> None:
+        """``root``'s semantic findings are fresh after an edit: ask about its new near pairs, in the background,
+        when a run of the model checks is kept for it, the model is resident and the setting allows it."""
+        kept = self.kept.get(root.path)
+        if kept is None or not kept.summary.get("ran") or not self.engine.loaded or not self._on_edit(root.config):
+            return
+        task = self._following.get(root.path)
+        if task is not None and not task.done():
+            self._again.add(root.path)  # the running round looks again when it ends
+            return
+        import asyncio
+
+        self._following[root.path] = asyncio.get_running_loop().create_task(self._follow(root),
+                                                                          name=f"model-checks:{root.path}")
+
+    def _on_edit(self, config) -> bool:
+        mode = config.engine.model_checks_on_edit
+        if mode != "auto":
+            return mode == "on"
+        status = self.engine.status()
+        return status.get("backend") == "remote" or not str(status.get("device", "cpu")).startswith("cpu")
+
+    async def _follow(self, root) -> None:
+        try:
+            while True:
+                self._again.discard(root.path)
+                asked = await self._ask_edited(root)
+                if root.path not in self._again or not asked:
+                    return
+        except Exception:  # noqa: BLE001 - a failed round must not take the daemon down; the next edit tries again
+            log.exception("model checks after an edit of %s failed", root.path)
+
+    async def _ask_edited(self, root) -> int:
+        """One round: the near pairs not yet answered (at most EDIT_PAIRS) asked and merged into the kept run."""
+        import copy
+
+        kept = self.kept.get(root.path)
+        if kept is None or not self.engine.loaded:
+            return 0
+        stories, pairs = await self.similarity.duplicate_pairs(root)
+        present = {key_of(s) for s in stories}
+        kept.asked = {k for k in kept.asked if k <= present}  # pairs of reworded stories are forgotten
+        known = kept.asked | kept.seen  # what the run left unasked waits for the next run
+        new = [p for p in pairs if frozenset((key_of(p[0]), key_of(p[1]))) not in known][:EDIT_PAIRS]
+        if not new:
+            return 0
+        config = copy.copy(root.config)
+        config.select, config.extend_select = ["ST606"], []  # ignore and severity still apply
+        token = self.engine.token()
+
+        def ask(engine):
+            return model_checking.run(config, stories, engine=engine, max_questions=2 * len(new),
+                                      seconds=EDIT_SECONDS, thresholds=kept.thresholds or None, token=token,
+                                      root=root.path, pairs=new)
+
+        outcome = await self.engine.call(ask, config=config, token=token)
+        if self.kept.get(root.path) is not kept or not outcome.ran:  # a new run replaced it meanwhile
+            return 0
+        kept.findings += _keyed(outcome.findings, stories)
+        kept.dropped |= {frozenset((key_of(a), key_of(b))) for a, b, _ in outcome.dropped}
+        answered = _answered(new, outcome.result)
+        kept.asked |= answered
+        kept.summary["after_edits"] = {
+            "asked": kept.summary.get("after_edits", {}).get("asked", 0) + len(answered),
+            "findings": kept.summary.get("after_edits", {}).get("findings", 0) + len(outcome.findings),
+            "taken_back": kept.summary.get("after_edits", {}).get("taken_back", 0) + len(outcome.dropped)}
+        log.info("model checks of %s after an edit: %d near pairs asked, %d findings", root.path, len(answered),
+                 len(outcome.findings))
+        self.host.notify_root(root, INDEX_CHANGED, {"root": root.path, "paths": [], "reason": "model",
+                                                    "generation": root.generation})
+        return len(answered)
 
     def status(self, root_path: str) -> dict | None:
         kept = self.kept.get(root_path)
@@ -180,6 +258,33 @@ class ModelChecks:
                     d = finding_to_wire(trimmed(finding_from_wire(d), keep, root.path))
             out.append(d)
         return out
+
+
+def _keyed(findings, stories) -> list[tuple[Finding, Key, tuple[Key, ...]]]:
+    """Each finding with the words of its story and of the stories it names (those outside ``stories`` are
+    left out: nothing to keep them by)."""
+    by_place = {(s.file, s.range.start.line): s for s in stories}
+    out = []
+    for f in findings:
+        subject = by_place.get((f.file, f.range.start.line))
+        if subject is None:
+            continue
+        others = tuple(key_of(by_place[(r.file, r.range.start.line)]) for r in f.related
+                       if (r.file, r.range.start.line) in by_place)
+        if len(others) == len(f.related):
+            out.append((f, key_of(subject), others))
+    return out
+
+
+def _answered(pairs, result) -> set[frozenset]:
+    """The near pairs a judge run answered: the duplicate questions come first, in ``pairs`` order (suppressed
+    pairs are never asked), so the first ``result.asked`` of them."""
+    if result is None:
+        return set()
+    from storytransformer.engine.judge import plan_pairs
+
+    asks = plan_pairs(pairs)[:result.asked]
+    return {frozenset((key_of(a.others[0]), key_of(a.story))) for a in asks}
 
 
 def _stories_of(root, paths) -> list[Story]:

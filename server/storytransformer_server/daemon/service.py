@@ -378,6 +378,7 @@ class Service:
         if self.roots.by_path.get(root.path) is root:
             self.host.notify_root(root, INDEX_CHANGED, {"root": root.path, "paths": [], "reason": "semantic",
                                                         "generation": root.generation})
+            self.model_checks.edited(root)  # the edit's new near pairs, when a run is kept and the model resident
 
     async def similar(self, ctx: Context, params: dict) -> dict:
         from .wire import story_to_wire

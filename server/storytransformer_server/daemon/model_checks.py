@@ -177,6 +177,8 @@ class ModelChecks:
             return 0
         config = copy.copy(root.config)
         config.select, config.extend_select = ["ST606"], []  # ignore and severity still apply
+        if not (self.engine.loaded and self.engine.matches(config)):  # unloaded or replaced meanwhile: never load
+            return 0
         token = self.engine.token()
 
         def ask(engine):

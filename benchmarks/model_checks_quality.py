@@ -63,14 +63,14 @@ def sampled(name: str, line: int, code: str, gold, rate: float) -> bool:
 
 
 def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, threads: int, device: str = "cpu",
-            model: str = "", name: str = "model_checks") -> dict:
+            model: str = "", name: str = "model_checks", codes=tuple(CRITERION)) -> dict:
     """P(yes) of every question about the sampled stories of ``backlogs`` (``rate`` 1: all), kept in ``cache``."""
     import torch
 
     torch.set_num_threads(threads)
     engine = None
     for name in backlogs:
-        asks = judge.plan(backlog_stories(name))
+        asks = judge.plan(backlog_stories(name), codes)
         if rate < 1:
             def wanted(a):
                 names = [a.story] + (list(a.others) if a.code == "ST1201" else [])
@@ -109,6 +109,7 @@ def command_flags(args) -> str:
     flags += [] if args.tune_rate == 0.15 else [f"--tune-rate {args.tune_rate:g}"]
     flags += [] if args.held_out_rate >= 1 else [f"--held-out-rate {args.held_out_rate:g}"]
     flags += [f"--model {Path(args.model).name} --name {args.name}"] if args.model else []
+    flags += [] if args.codes == ",".join(CRITERION) else [f"--codes {args.codes}"]
     return "".join(" " + f for f in flags)
 
 
@@ -195,7 +196,12 @@ def main() -> int:
     ap.add_argument("--model", default="", help="engine.model: another model to ask (default: the packaged one)")
     ap.add_argument("--name", default="model_checks", help="the files written: NAME.md, NAME.json, NAME-probabilities-*")
     ap.add_argument("--from-cache", action="store_true", help="only rebuild the tables from the kept probabilities")
+    ap.add_argument("--codes", default=",".join(CRITERION),
+                    help="the model rules asked and tabled, comma-separated (default: all five)")
     args = ap.parse_args()
+    codes = [c.strip().upper() for c in args.codes.split(",") if c.strip()]
+    if not codes or any(c not in CRITERION for c in codes):
+        ap.error(f"--codes takes some of {', '.join(CRITERION)}")
     if args.model and args.name == "model_checks":
         ap.error("--model needs its own --name (the packaged model's probabilities are kept under model_checks)")
     if not REAL.is_dir():
@@ -212,12 +218,14 @@ def main() -> int:
     if not args.from_cache:
         for part in (["tune", "held_out"] if args.part == "both" else [args.part]):
             ask_all(part, parts[part], gold, args.tune_rate if part == "tune" else args.held_out_rate, cache, args.threads,
-                    args.device, args.model, args.name)
+                    args.device, args.model, args.name, codes)
     tune_universe, held_universe = stories(parts["tune"]), stories(parts["held_out"])
 
     rows, result = [], {"date": time.strftime("%Y-%m-%d"), "model": cache.get("_model", ""),
                         "tune_rate": args.tune_rate, "held_out_rate": args.held_out_rate, "rules": {}}
     for code, criterion in CRITERION.items():
+        if code not in codes:
+            continue
         g = gold[criterion]
         in_sample = {s for s in tune_universe if sampled(s[0], s[1], code, gold, args.tune_rate)}
 

@@ -59,10 +59,11 @@ def selected_codes(config: Config) -> list[str]:
     return out
 
 
-def duplicate_pairs(stories: Sequence[Story], findings: Sequence[Finding], config: Config, index=None) -> list[Pair]:
+def duplicate_pairs(stories: Sequence[Story], findings: Sequence[Finding], config: Config, index=None,
+                    only=None) -> list[Pair]:
     """ST606's candidates: the embedding index's near pairs (``index``, else one built here), less those an
     exact or near-exact duplicate rule (ST601, ST602) joins (by its findings or by the same normalised words);
-    each marked when ST603 joins it."""
+    each marked when ST603 joins it. ``only``: the near pairs of the stories it accepts alone (near_pairs)."""
     from .similarity.index import SimilarityIndex
     from .similarity.near_pairs import flagged_pairs, near_pairs
     from .formats.base import normalise
@@ -71,7 +72,7 @@ def duplicate_pairs(stories: Sequence[Story], findings: Sequence[Finding], confi
     flagged = flagged_pairs(findings, "ST603")
     same = flagged_pairs(findings, "ST601") | flagged_pairs(findings, "ST602")
     out = []
-    for a, b, _ in near_pairs(index):
+    for a, b, _ in near_pairs(index, only=only):
         key = ((a.file, a.range.start.line), (b.file, b.range.start.line))
         if key not in same and normalise(a.text) != normalise(b.text):
             out.append((a, b, key in flagged))

@@ -8,7 +8,7 @@ gate costs little recall and keeps the questions to a few per story.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -19,26 +19,32 @@ PER_STORY = 3  # nearest neighbours kept per story
 BLOCK = 2048  # rows of the similarity matrix computed at once (bounds memory on large workspaces)
 
 
-def near_pairs(index, gate: float = GATE, per_story: int = PER_STORY) -> list[tuple[Story, Story, float]]:
+def near_pairs(index, gate: float = GATE, per_story: int = PER_STORY,
+               only: Callable[[Story], bool] | None = None) -> list[tuple[Story, Story, float]]:
     """(earlier story, later story, whole cosine) for each story's ``per_story`` nearest neighbours in the
     SimilarityIndex ``index`` at ``gate`` or above, each pair once, closest first. Stories with the same
-    text share a vector and are not paired here (exact duplicates are ST601's)."""
+    text share a vector and are not paired here (exact duplicates are ST601's). ``only``: the neighbours of
+    the stories it accepts alone (a few edited stories against the whole index, not every row)."""
     vectors, members = index.whole_rows()
     n = len(members)
     if n < 2 or per_story < 1:
         return []
     k = min(per_story, n - 1)
+    rows_wanted = np.arange(n) if only is None else \
+        np.array([i for i, m in enumerate(members) if any(only(s) for s in m)], dtype=np.int64)
     seen: dict[tuple[int, int], float] = {}
-    for start in range(0, n, BLOCK):
-        sims = vectors[start:start + BLOCK] @ vectors.T
+    for start in range(0, len(rows_wanted), BLOCK):
+        ids = rows_wanted[start:start + BLOCK]
+        sims = vectors[ids] @ vectors.T
         rows = np.arange(sims.shape[0])
-        sims[rows, rows + start] = -np.inf
+        sims[rows, ids] = -np.inf
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         for r, cols in enumerate(top):
+            i = int(ids[r])
             for c in cols.tolist():
                 cos = float(sims[r, c])
                 if cos >= gate:
-                    key = (min(r + start, c), max(r + start, c))
+                    key = (min(i, c), max(i, c))
                     seen[key] = cos
     out = []
     for (i, j), cos in seen.items():

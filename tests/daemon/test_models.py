@@ -249,6 +249,13 @@ async def test_after_a_run_an_edits_new_near_pairs_are_asked_where_the_setting_a
             status = await client.request("status")
             after = status["model_checks"][str(root)]["after_edits"]
             assert after["asked"] >= 1 and after["findings"] >= 2, after
+            # Lines moved, no words changed: nothing new to ask, the findings move with their stories.
+            states.clear()
+            await client.request("document/overlay", {"path": path, "text": "\n" + added, "version": 2})
+            assert await restated_lines() == [line + 1 for line in lines]
+            await asyncio.sleep(2)
+            assert not any(s.get("reason") == "model" for s in states), states
+            assert (await client.request("status"))["model_checks"][str(root)]["after_edits"] == after
         else:
             await asyncio.sleep(2)
             assert not any(s.get("reason") == "model" for s in states), states

@@ -36,3 +36,18 @@ def test_flagged_pairs_are_the_findings_stories_joined_both_ways(tmp_path):
     f = Finding.on(a, "ST603", "unique", Severity.WARNING, "dup", related=(Related(b.file, b.range, b.id),))
     got = flagged_pairs([f], "ST603")
     assert got == {((a.file, 0), (b.file, 1)), ((b.file, 1), (a.file, 0))} and flagged_pairs([f], "ST601") == set()
+
+
+def test_near_pairs_of_some_stories_are_their_own_nearest_neighbours(tmp_path, embedder):
+    """``only``: the pairs found from the accepted stories' rows alone (what an edit asks about)."""
+    more = LINES[:3] + ["As a patron, I want to prolong my book loans from home, so that I can finish them.",
+                        "As a caretaker, I want to replace the broken bulbs in the reading room."]
+    stories = read_source(str(tmp_path / "loans.txt"), "\n".join(more) + "\n", Config()).stories
+    index = SimilarityIndex.build(stories, SimilarityConfig(), embedder=embedder)
+    every = {(a.line, b.line): c for a, b, c in near_pairs(index, gate=-1.0, per_story=2)}
+    mine = near_pairs(index, gate=-1.0, per_story=2, only=lambda s: s.line == 3)
+    assert len(mine) == 2 and all(3 in (a.line, b.line) for a, b, _ in mine)
+    assert all(abs(every[(a.line, b.line)] - c) < 1e-5 for a, b, c in mine)  # the same cosines (float32 sums)
+    # line 3's two nearest are the two renewals, whatever the others' rows say
+    assert sorted(min(a.line, b.line) for a, b, _ in mine) == [0, 1]
+    assert near_pairs(index, only=lambda s: False) == []

@@ -48,6 +48,7 @@ class Kept:
     summary: dict = field(default_factory=dict)
     asked: set[frozenset] = field(default_factory=set)  # {key, key}: near pairs the model answered (yes or no)
     seen: set[frozenset] = field(default_factory=set)  # {key, key}: the run's near pairs, answered or not
+    stories: set = field(default_factory=set)  # the stories' keys the run and later rounds looked at
     thresholds: dict = field(default_factory=dict)  # the run's own, used again for the pairs edits make
 
 
@@ -110,6 +111,7 @@ class ModelChecks:
         kept.dropped = {frozenset((key_of(a), key_of(b))) for a, b, _ in outcome.dropped}
         kept.asked = _answered(pairs, outcome.result)
         kept.seen = {frozenset((key_of(a), key_of(b))) for a, b, _ in pairs}
+        kept.stories = {key_of(s) for s in stories}
         result = outcome.result
         kept.summary = {"ran": outcome.ran, "notes": [{"level": lv, "message": m} for lv, m in outcome.notes],
                         "planned": result.planned if result else 0, "asked": result.asked if result else 0,
@@ -168,12 +170,25 @@ class ModelChecks:
         kept = self.kept.get(root.path)
         if kept is None or not self.engine.loaded:
             return 0
-        stories, pairs = await self.similarity.duplicate_pairs(root)
+        looked = set(kept.stories)  # stories typed or reworded since are the ones asked about
+
+        def edited(stories):
+            return lambda s: key_of(s) not in looked
+
+        stories, pairs = await self.similarity.duplicate_pairs(root, only=edited)
         present = {key_of(s) for s in stories}
         kept.asked = {k for k in kept.asked if k <= present}  # pairs of reworded stories are forgotten
         known = kept.asked | kept.seen  # what the run left unasked waits for the next run
-        new = [p for p in pairs if frozenset((key_of(p[0]), key_of(p[1]))) not in known][:EDIT_PAIRS]
+        unknown = [p for p in pairs if frozenset((key_of(p[0]), key_of(p[1]))) not in known]
+        new = unknown[:EDIT_PAIRS]
+
+        def settle(answered: set) -> None:
+            """The stories looked at from now on: all present, less those with a pair still to ask."""
+            waiting = {k for a, b, _ in unknown for k in (key_of(a), key_of(b))
+                       if frozenset((key_of(a), key_of(b))) not in answered}
+            kept.stories = present - waiting
         if not new:
+            settle(set())
             return 0
         config = copy.copy(root.config)
         config.select, config.extend_select = ["ST606"], []  # ignore and severity still apply
@@ -193,6 +208,7 @@ class ModelChecks:
         kept.dropped |= {frozenset((key_of(a), key_of(b))) for a, b, _ in outcome.dropped}
         answered = _answered(new, outcome.result)
         kept.asked |= answered
+        settle(answered)
         kept.summary["after_edits"] = {
             "asked": kept.summary.get("after_edits", {}).get("asked", 0) + len(answered),
             "findings": kept.summary.get("after_edits", {}).get("findings", 0) + len(outcome.findings),

@@ -253,9 +253,10 @@ class SimilarityAdapter:
         hits.sort(key=lambda h: -h[1])
         return hits[:k]
 
-    async def duplicate_pairs(self, root) -> tuple[list, list]:
+    async def duplicate_pairs(self, root, only=None) -> tuple[list, list]:
         """(stories, ST606's candidate pairs) of ``root``, one snapshot: its index brought up to date first, the
-        pairs taken on the embedding thread (which owns the index) with the root's semantic findings."""
+        pairs taken on the embedding thread (which owns the index) with the root's semantic findings.
+        ``only(stories)``: a predicate on a story, made from the snapshot; only those stories' near pairs."""
         from storytransformer.model_checking import duplicate_pairs
 
         from .wire import finding_from_wire
@@ -274,8 +275,11 @@ class SimilarityAdapter:
             with root.lock:
                 stories = list(root.workspace.stories())
                 config = root.config
+            accept = only(stories) if only is not None else None
+            if accept is not None and not any(accept(s) for s in stories):
+                return stories, []  # nothing new: no pass over the index or the findings
             found = [finding_from_wire(d) for wire in state.findings.values() for d in wire]
-            return stories, duplicate_pairs(stories, found, config, state.index)
+            return stories, duplicate_pairs(stories, found, config, state.index, only=accept)
 
         return await self._run(pairs)
 

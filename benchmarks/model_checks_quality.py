@@ -69,12 +69,12 @@ def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, thre
 
     torch.set_num_threads(threads)
     engine = None
-    for name in backlogs:
-        asks = judge.plan(backlog_stories(name), codes)
+    for backlog in backlogs:
+        asks = judge.plan(backlog_stories(backlog), codes)
         if rate < 1:
             def wanted(a):
                 names = [a.story] + (list(a.others) if a.code == "ST1201" else [])
-                return any(sampled(name, s.line + 1, a.code, gold, rate) for s in names)
+                return any(sampled(backlog, s.line + 1, a.code, gold, rate) for s in names)
             asks = [a for a in asks if wanted(a)]
         todo = [a for a in asks if key(a) not in cache]
         if not todo:
@@ -90,9 +90,9 @@ def ask_all(part: str, backlogs: list[str], gold, rate: float, cache: dict, thre
         for a, p in judge.probabilities(engine, todo):
             cache[key(a)] = {"p": round(p, 5), "part": part}
         spent = time.perf_counter() - t0
-        cache.setdefault("_seconds", {})[name] = round(spent, 1)
-        cache.setdefault("_questions", {})[name] = len(todo)
-        print(f"{name}: {len(todo)} questions in {spent:.0f} s ({spent / len(todo):.2f} s each)", file=sys.stderr)
+        cache.setdefault("_seconds", {})[backlog] = round(spent, 1)
+        cache.setdefault("_questions", {})[backlog] = len(todo)
+        print(f"{backlog}: {len(todo)} questions in {spent:.0f} s ({spent / len(todo):.2f} s each)", file=sys.stderr)
         mine = {k: v for k, v in cache.items() if k.startswith("_") or v["part"] == part}
         cache_file(name, part).write_text(json.dumps(mine, indent=0, sort_keys=True) + "\n")
     if engine is not None:

@@ -69,9 +69,11 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
-def run(stories: int, edits: int, seed: int) -> dict:
+def run(stories: int, edits: int, seed: int, near_every: int = 5) -> dict:
     from storytransformer.config import Config
+    from storytransformer.model_checking import duplicate_pairs
     from storytransformer.similarity import semantic_findings
+    from storytransformer.similarity.near_pairs import near_pairs
     from storytransformer.similarity.incremental_findings import IncrementalFindings
     from storytransformer.similarity.index import SimilarityIndex
     from storytransformer.workspace import Workspace
@@ -99,6 +101,7 @@ def run(stories: int, edits: int, seed: int) -> dict:
         rows = []
         for n in range(edits):
             kind = EDIT_KINDS[n % len(EDIT_KINDS)]
+            before = {(s.file, s.text) for s in ws.stories()}
             for path in _edit(rng, files, kind):
                 ws.load(str(path))
             t0 = time.perf_counter()
@@ -114,13 +117,25 @@ def run(stories: int, edits: int, seed: int) -> dict:
             t4 = time.perf_counter()
             wire_full = [finding_to_wire(f) for f in full]
             t5 = time.perf_counter()
+            # The daemon's model round after an edit (a kept run of the model checks, the model resident): the
+            # near pairs of the stories typed or reworded since, from their files' semantic findings.
+            edited = [s for s in ws.stories() if (s.file, s.text) not in before]
+            mine = {s.file for s in edited}
+            own = duplicate_pairs(list(ws.stories()), [f for f in full if f.file in mine], config, index,
+                                  only=lambda s: (s.file, s.text) not in before) if edited else []
+            t6 = time.perf_counter()
+            every = near_pairs(index) if n < near_every else None  # what a whole run computes
+            t7 = time.perf_counter()
             stats = incremental.stats
             rows.append({"edit": kind, "sync_ms": _ms(t1 - t0), "pairs_ms": _ms(t2 - t1),
                          "incremental_ms": _ms(t3 - t2), "full_ms": _ms(t4 - t3), "full_wire_ms": _ms(t5 - t4),
                          "equal": incremental.findings() == full, "mode": stats.mode,
                          "stories_rebuilt": stats.recomputed_stories, "files_changed": len(changed),
                          "relinked_elsewhere": stats.relinked_elsewhere,
-                         "findings": len(full), "wire_files": len(wire_inc), "wire_findings": len(wire_full)})
+                         "findings": len(full), "wire_files": len(wire_inc), "wire_findings": len(wire_full),
+                         "edited_stories": len(edited), "edited_near_pairs": len(own), "edited_pairs_ms": _ms(t6 - t5),
+                         "every_near_pair_ms": _ms(t7 - t6) if every is not None else None,
+                         "every_near_pair": len(every) if every is not None else None})
             print(f"{n:3d} {kind:8s} sync {rows[-1]['sync_ms']:7.1f} pairs {rows[-1]['pairs_ms']:7.1f} "
                   f"incremental {rows[-1]['incremental_ms']:7.1f} full {rows[-1]['full_ms'] + rows[-1]['full_wire_ms']:8.1f} ms "
                   f"({stats.recomputed_stories} stories rebuilt, equal: {rows[-1]['equal']})", flush=True)
@@ -144,7 +159,11 @@ def run(stories: int, edits: int, seed: int) -> dict:
         r["full_total_ms"] = round(r["sync_ms"] + r["pairs_ms"] + r["full_ms"] + r["full_wire_ms"], 1)
         r["incremental_total_ms"] = round(r["sync_ms"] + r["pairs_ms"] + r["incremental_ms"], 1)
     summary = {k: {"median": med(k), "p95": p95(k), "max": max(r[k] for r in rows)} for k in
-               ("sync_ms", "pairs_ms", "full_ms", "full_wire_ms", "incremental_ms", "full_total_ms", "incremental_total_ms")}
+               ("sync_ms", "pairs_ms", "full_ms", "full_wire_ms", "incremental_ms", "full_total_ms", "incremental_total_ms",
+                "edited_pairs_ms")}
+    whole = [r["every_near_pair_ms"] for r in rows if r["every_near_pair_ms"] is not None]
+    summary["every_near_pair_ms"] = {"median": round(statistics.median(whole), 1), "max": max(whole),
+                                     "runs": len(whole), "pairs": rows[0]["every_near_pair"]}
     return {"stories": len(index), "files": len(files), "findings": len(first), "edits": edits,
             "equal": sum(r["equal"] for r in rows), "incremental_refreshes": sum(r["mode"] == "incremental" for r in rows),
             "index_build_s": round(build_s, 1), "first_full_findings_s": round(first_s, 2),
@@ -186,6 +205,13 @@ def markdown(result: dict, env: dict) -> str:
         f"took {result['index_build_s']} s, the first full computation of the findings {result['first_full_findings_s']} s. "
         f"The typing lookup's snapshot of the index (a copy of every whole-story vector, taken after each sync) "
         f"costs {result['typing_snapshot_ms']} ms on top.",
+        "",
+        "After a run of the model checks (the editor's Run Model Checks), the daemon asks the resident model about "
+        "the near pairs each edit makes. Finding them, for the stories typed or reworded by the edit against the "
+        f"whole index: median {s['edited_pairs_ms']['median']} ms, p95 {s['edited_pairs_ms']['p95']}, max "
+        f"{s['edited_pairs_ms']['max']}; every near pair of the workspace, as a whole run finds them "
+        f"({s['every_near_pair_ms']['pairs']:,} pairs, timed after the first {s['every_near_pair_ms']['runs']} edits): "
+        f"median {s['every_near_pair_ms']['median']} ms. Not included: the model's questions.",
         "",
         "The daemon builds the findings holding the workspace root's lock, so every other request on that root "
         "waited for the full build; the incremental refresh holds it for the relations and the affected findings "

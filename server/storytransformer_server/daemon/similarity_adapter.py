@@ -276,9 +276,13 @@ class SimilarityAdapter:
                 stories = list(root.workspace.stories())
                 config = root.config
             accept = only(stories) if only is not None else None
-            if accept is not None and not any(accept(s) for s in stories):
+            files = None if accept is None else {s.file for s in stories if accept(s)}
+            if files is not None and not files:
                 return stories, []  # nothing new: no pass over the index or the findings
-            found = [finding_from_wire(d) for wire in state.findings.values() for d in wire]
+            # A semantic duplicate names its partners, so the accepted stories' own files hold every ST603 pair
+            # that can join one of their near pairs.
+            found = [finding_from_wire(d) for path, wire in state.findings.items()
+                     if files is None or path in files for d in wire]
             return stories, duplicate_pairs(stories, found, config, state.index, only=accept)
 
         return await self._run(pairs)

@@ -167,6 +167,29 @@ async def test_run_model_checks_asks_about_the_unsaved_text_of_open_documents(da
     assert (tmp_path / "loans.txt").read_text("utf-8") == first + third  # nothing written
 
 
+async def test_after_run_model_checks_a_restatement_typed_in_gets_its_model_finding(daemon, model_client, tmp_path):
+    """model_checks_on_edit = "on" (here on the CPU): after the run, a third wording typed at the end of the file
+    is asked about against its nearest neighbours in the background, and its ST606 diagnostic appears without
+    another run."""
+    from .conftest import change_range
+
+    (tmp_path / ".storytransformer.toml").write_text(
+        'select = ["ST603", "ST606"]\n\n[engine]\ndevice = "cpu"\nmodel_checks_on_edit = "on"\n', "utf-8")
+    (tmp_path / "loans.txt").write_text(RESTATED, "utf-8")
+    await start(model_client, tmp_path, options={"daemon": {"spawn": False, "timeoutS": 120}})
+    u = open_doc(model_client, tmp_path / "loans.txt")
+    reply = await model_client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="storytransformer.runModelChecks", arguments=[{"thresholds": {"ST606": 0}}]))
+    assert reply["ran"] and reply["findings"] == 2, reply
+    change_range(model_client, u, 2, (3, 0), (3, 0),
+                 "As a patron, I want to prolong my book loans from home, so that I can finish reading them.\n")
+    found = await until(lambda: sorted({d.range.start.line for d in model_client.diagnostics.get(u, ())
+                                        if d.code == "ST606"}) if any(
+        d.code == "ST606" and d.range.start.line == 3 for d in model_client.diagnostics.get(u, ())) else None,
+        timeout=120, what="ST606 on the typed story")
+    assert 3 in found and ({0, 1} & set(found)), found
+
+
 async def test_run_model_checks_asks_about_every_workspace_folder(daemon, model_client, tmp_path):
     """Two workspace folders, one near pair each: both are asked, in one summary."""
     from .conftest import NO_SPAWN, capabilities

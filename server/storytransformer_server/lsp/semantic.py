@@ -102,6 +102,7 @@ class Semantic:
         self.held: dict[str, Held] = {}  # path -> the latest reply of the daemon
         self._carried: dict[str, tuple[int | None, tuple[Finding, ...]]] = {}  # path -> (version, carried)
         self._tasks: dict[str, tuple[int | None, asyncio.Task]] = {}  # path -> fetch in flight, for a version
+        self._again: set[str] = set()  # paths whose findings changed in the daemon while their fetch was in flight
         self._shared: dict[str, int | None] = {}  # path -> version of the text the daemon has from us
         self.started = False  # connected once: later fetches reconnect when the daemon went away
 
@@ -163,7 +164,10 @@ class Semantic:
         running = self._tasks.get(path)
         if running is not None:
             if running[0] == version and not running[1].done():
-                return  # already asking for this version (index/changed notifications come in bursts)
+                # already asking for this version (index/changed notifications come in bursts); its answer may
+                # predate this change (the model's findings after an edit), so one more fetch follows it
+                self._again.add(path)
+                return
             running[1].cancel()
         self._tasks[path] = (version, asyncio.get_running_loop().create_task(self._fetch(path, version)))
 
@@ -197,6 +201,9 @@ class Semantic:
             running = self._tasks.get(path)
             if running is not None and running[1] is asyncio.current_task():
                 del self._tasks[path]
+                if path in self._again:
+                    self._again.discard(path)
+                    asyncio.get_running_loop().call_soon(self.schedule, path, version)
         if not isinstance(reply, dict):
             return
         if reply.get("version") not in (None, version):

@@ -256,6 +256,18 @@ async def test_after_a_run_an_edits_new_near_pairs_are_asked_where_the_setting_a
             await asyncio.sleep(2)
             assert not any(s.get("reason") == "model" for s in states), states
             assert (await client.request("status"))["model_checks"][str(root)]["after_edits"] == after
+            # Reworded, then undone: the answers about the undone words are kept, not asked again nor doubled.
+            moved_lines = await restated_lines()
+            reworded = "\n" + added.replace("renew my borrowed books online", "renew the books I borrowed on the website")
+            await client.request("document/overlay", {"path": path, "text": reworded, "version": 3})
+            await restated_lines()
+            await wait_for(lambda: any(s.get("reason") == "model" for s in states), timeout=120)
+            asked = (await client.request("status"))["model_checks"][str(root)]["after_edits"]["asked"]
+            states.clear()
+            await client.request("document/overlay", {"path": path, "text": "\n" + added, "version": 4})
+            assert await restated_lines() == moved_lines
+            await asyncio.sleep(2)
+            assert (await client.request("status"))["model_checks"][str(root)]["after_edits"]["asked"] == asked
         else:
             await asyncio.sleep(2)
             assert not any(s.get("reason") == "model" for s in states), states

@@ -157,8 +157,8 @@ class ModelChecks:
         try:
             while True:
                 self._again.discard(root.path)
-                asked = await self._ask_edited(root)
-                if root.path not in self._again or not asked:
+                await self._ask_edited(root)
+                if root.path not in self._again:
                     return
         except Exception:  # noqa: BLE001 - a failed round must not take the daemon down; the next edit tries again
             log.exception("model checks after an edit of %s failed", root.path)
@@ -177,7 +177,7 @@ class ModelChecks:
 
         stories, pairs = await self.similarity.duplicate_pairs(root, only=edited)
         present = {key_of(s) for s in stories}
-        kept.asked = {k for k in kept.asked if k <= present}  # pairs of reworded stories are forgotten
+        # Answers are kept for words no longer present too: an undo brings them back without asking again.
         known = kept.asked | kept.seen  # what the run left unasked waits for the next run
         unknown = [p for p in pairs if frozenset((key_of(p[0]), key_of(p[1]))) not in known]
         new = unknown[:EDIT_PAIRS]
@@ -204,7 +204,8 @@ class ModelChecks:
         outcome = await self.engine.call(ask, config=config, token=token)
         if self.kept.get(root.path) is not kept or not outcome.ran:  # a new run replaced it meanwhile
             return 0
-        kept.findings += _keyed(outcome.findings, stories)
+        have = {(f.code, subject, others) for f, subject, others in kept.findings}
+        kept.findings += [k for k in _keyed(outcome.findings, stories) if (k[0].code, k[1], k[2]) not in have]
         kept.dropped |= {frozenset((key_of(a), key_of(b))) for a, b, _ in outcome.dropped}
         answered = _answered(new, outcome.result)
         kept.asked |= answered

@@ -163,19 +163,15 @@ class ModelChecks:
         except Exception:  # noqa: BLE001 - a failed round must not take the daemon down; the next edit tries again
             log.exception("model checks after an edit of %s failed", root.path)
 
-    async def _ask_edited(self, root) -> int:
+    async def _ask_edited(self, root) -> None:
         """One round: the near pairs not yet answered (at most EDIT_PAIRS) asked and merged into the kept run."""
         import copy
 
         kept = self.kept.get(root.path)
         if kept is None or not self.engine.loaded:
-            return 0
-        looked = set(kept.stories)  # stories typed or reworded since are the ones asked about
-
-        def edited(stories):
-            return lambda s: key_of(s) not in looked
-
-        stories, pairs = await self.similarity.duplicate_pairs(root, only=edited)
+            return
+        looked = kept.stories  # stories typed or reworded since are the ones asked about
+        stories, pairs = await self.similarity.duplicate_pairs(root, only=lambda s: key_of(s) not in looked)
         present = {key_of(s) for s in stories}
         # Answers are kept for words no longer present too: an undo brings them back without asking again.
         known = kept.asked | kept.seen  # what the run left unasked waits for the next run
@@ -189,11 +185,11 @@ class ModelChecks:
             kept.stories = present - waiting
         if not new:
             settle(set())
-            return 0
+            return
         config = copy.copy(root.config)
         config.select, config.extend_select = ["ST606"], []  # ignore and severity still apply
         if not (self.engine.loaded and self.engine.matches(config)):  # unloaded or replaced meanwhile: never load
-            return 0
+            return
         token = self.engine.token()
 
         def ask(engine):
@@ -203,7 +199,7 @@ class ModelChecks:
 
         outcome = await self.engine.call(ask, config=config, token=token)
         if self.kept.get(root.path) is not kept or not outcome.ran:  # a new run replaced it meanwhile
-            return 0
+            return
         have = {(f.code, subject, others) for f, subject, others in kept.findings}
         kept.findings += [k for k in _keyed(outcome.findings, stories) if (k[0].code, k[1], k[2]) not in have]
         kept.dropped |= {frozenset((key_of(a), key_of(b))) for a, b, _ in outcome.dropped}
@@ -218,7 +214,6 @@ class ModelChecks:
                  len(outcome.findings))
         self.host.notify_root(root, INDEX_CHANGED, {"root": root.path, "paths": [], "reason": "model",
                                                     "generation": root.generation})
-        return len(answered)
 
     def status(self, root_path: str) -> dict | None:
         kept = self.kept.get(root_path)

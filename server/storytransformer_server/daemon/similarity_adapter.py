@@ -256,7 +256,7 @@ class SimilarityAdapter:
     async def duplicate_pairs(self, root, only=None) -> tuple[list, list]:
         """(stories, ST606's candidate pairs) of ``root``, one snapshot: its index brought up to date first, the
         pairs taken on the embedding thread (which owns the index) with the root's semantic findings.
-        ``only(stories)``: a predicate on a story, made from the snapshot; only those stories' near pairs."""
+        ``only``: a predicate on a story; only the near pairs of the stories it accepts."""
         from storytransformer.model_checking import duplicate_pairs
 
         from .wire import finding_from_wire
@@ -275,15 +275,14 @@ class SimilarityAdapter:
             with root.lock:
                 stories = list(root.workspace.stories())
                 config = root.config
-            accept = only(stories) if only is not None else None
-            files = None if accept is None else {s.file for s in stories if accept(s)}
+            files = None if only is None else {s.file for s in stories if only(s)}
             if files is not None and not files:
                 return stories, []  # nothing new: no pass over the index or the findings
             # A semantic duplicate names its partners, so the accepted stories' own files hold every ST603 pair
             # that can join one of their near pairs.
             found = [finding_from_wire(d) for path, wire in state.findings.items()
                      if files is None or path in files for d in wire]
-            return stories, duplicate_pairs(stories, found, config, state.index, only=accept)
+            return stories, duplicate_pairs(stories, found, config, state.index, only=only)
 
         return await self._run(pairs)
 
